@@ -1,0 +1,48 @@
+# Spare — common tasks. `make demo` runs the main job; `make test` runs the tests (CI runs it through .ci/run).
+
+GO ?= go
+BIN := bin/spare
+
+.PHONY: build demo test race fuzz bench vet fmt-check clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/spare
+
+demo: build
+	bash scripts/demo.sh
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# The whole suite: formatting, vet, every test (real in-process CometBFT nodes included), the race detector on
+# the packages with concurrency, and a short run of every fuzz target.
+test: fmt-check vet
+	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -race -timeout 10m ./ledger/... ./client/... ./node/... ./provider/... ./runtime/... ./reqsig/... ./explorer/... ./audit/... ./proof/...
+	$(MAKE) fuzz
+
+# Fuzz budgets are counts of executions, about 10 s of each target on 2 cores (FUZZ=k runs k times as many).
+# A count rather than a duration: Go 1.26's fuzz coordinator can report a spurious "context deadline exceeded"
+# when a -fuzztime duration ends while a worker is busy (golang/go#75804, fixed in Go 1.27).
+FUZZ ?= 1
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeTx$$' -fuzztime $$((600000 * $(FUZZ)))x ./ledger/tx
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckTx$$' -fuzztime $$((100000 * $(FUZZ)))x ./ledger
+	$(GO) test -run '^$$' -fuzz '^FuzzVerifyHeaders$$' -fuzztime $$((200000 * $(FUZZ)))x ./reqsig
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $$((50000 * $(FUZZ)))x ./jobspec
+	$(GO) test -run '^$$' -fuzz '^FuzzRoutes$$' -fuzztime $$((20000 * $(FUZZ)))x ./explorer/web
+	$(GO) test -run '^$$' -fuzz '^FuzzLineChart$$' -fuzztime $$((20000 * $(FUZZ)))x ./explorer/svg
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeOpening$$' -fuzztime $$((200000 * $(FUZZ)))x ./proof
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeTranscript$$' -fuzztime $$((200000 * $(FUZZ)))x ./proof
+	$(GO) test -run '^$$' -fuzz '^FuzzVerifyOpening$$' -fuzztime $$((200000 * $(FUZZ)))x ./proof
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeTranscripts$$' -fuzztime $$((20000 * $(FUZZ)))x ./audit
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./ledger
+	$(GO) run ./bench/ledger
+
+clean:
+	rm -rf bin

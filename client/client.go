@@ -1,0 +1,216 @@
+// Package client is the Go SDK every Spare role uses to talk to a node: typed queries of the ledger, signed
+// transactions with nonce tracking and confirmed inclusion, and a block/event follower that reconnects and
+// catches up from any height.
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
+	ctypes "github.com/cometbft/cometbft/rpc/core/types"
+	jsonrpcclient "github.com/cometbft/cometbft/rpc/jsonrpc/client"
+
+	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/tx"
+)
+
+// ErrNotFound is returned by queries for objects that do not exist.
+var ErrNotFound = errors.New("not found")
+
+// Client talks to one node's RPC endpoint.
+type Client struct {
+	rpc    *rpchttp.HTTP
+	hc     *http.Client
+	url    string
+	log    *slog.Logger
+	poll   time.Duration
+	params *ledger.Params
+}
+
+// Options tune a Client.
+type Options struct {
+	Logger *slog.Logger
+	// Poll is how often the client looks for new blocks while waiting for inclusion or following the chain.
+	Poll time.Duration
+	// RequestTimeout bounds each RPC request (default 10 s).
+	RequestTimeout time.Duration
+}
+
+// New returns a client of the node at url (e.g. http://127.0.0.1:26657).
+func New(url string, opts Options) (*Client, error) {
+	if !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") && !strings.HasPrefix(url, "tcp://") {
+		return nil, fmt.Errorf("node address %q: want http://host:port", url)
+	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = 10 * time.Second
+	}
+	hc, err := jsonrpcclient.DefaultHTTPClient(url)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", url, err)
+	}
+	// A bound on every request: a node that stopped without closing its connections must not hang the caller.
+	hc.Timeout = opts.RequestTimeout
+	rpc, err := rpchttp.NewWithClient(url, "/websocket", hc)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", url, err)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Poll <= 0 {
+		opts.Poll = 50 * time.Millisecond
+	}
+	return &Client{rpc: rpc, hc: hc, url: url, log: opts.Logger, poll: opts.Poll}, nil
+}
+
+// dropConns closes idle connections after an error, so the next request dials afresh (a restarted node may
+// have left the old server answering on connections it did not close).
+func (c *Client) dropConns() { c.hc.CloseIdleConnections() }
+
+// CloseIdleConnections drops kept-alive connections, so the next request dials the node afresh (after an error:
+// a restarted node listens on a new socket).
+func (c *Client) CloseIdleConnections() { c.dropConns() }
+
+// URL is the node address.
+func (c *Client) URL() string { return c.url }
+
+// RPC exposes the underlying CometBFT RPC client.
+func (c *Client) RPC() *rpchttp.HTTP { return c.rpc }
+
+// NodeStatus returns CometBFT's status (chain id, latest height).
+func (c *Client) NodeStatus(ctx context.Context) (*ctypes.ResultStatus, error) {
+	st, err := c.rpc.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("node %s unreachable: %w", c.url, err)
+	}
+	return st, nil
+}
+
+// Query runs a ledger query (see ledger.Query* paths) and decodes the JSON answer into out.
+func (c *Client) Query(ctx context.Context, path string, req, out any) error {
+	var data []byte
+	if req != nil {
+		var err error
+		if data, err = json.Marshal(req); err != nil {
+			return err
+		}
+	}
+	var res rawQuery
+	if err := c.rawGet(ctx, "abci_query", queryParams(path, data), &res); err != nil {
+		return fmt.Errorf("query %s: node %s: %w", path, c.url, err)
+	}
+	switch res.Response.Code {
+	case 0:
+	case ledger.QueryCodeNotFound:
+		return fmt.Errorf("%s: %w", res.Response.Log, ErrNotFound)
+	default:
+		return fmt.Errorf("query %s: %s", path, res.Response.Log)
+	}
+	return json.Unmarshal(res.Response.Value, out)
+}
+
+// Typed queries.
+
+func (c *Client) Status(ctx context.Context) (ledger.Status, error) {
+	var s ledger.Status
+	return s, c.Query(ctx, ledger.QueryStatus, nil, &s)
+}
+
+func (c *Client) Params(ctx context.Context) (*ledger.Params, error) {
+	if c.params != nil {
+		return c.params, nil
+	}
+	var p ledger.Params
+	if err := c.Query(ctx, ledger.QueryParams, nil, &p); err != nil {
+		return nil, err
+	}
+	c.params = &p // fixed at genesis
+	return &p, nil
+}
+
+func (c *Client) Supply(ctx context.Context) (ledger.Supply, error) {
+	var s ledger.Supply
+	return s, c.Query(ctx, ledger.QuerySupply, nil, &s)
+}
+
+func (c *Client) Account(ctx context.Context, a tx.Address) (ledger.Account, error) {
+	var acc ledger.Account
+	return acc, c.Query(ctx, ledger.QueryAccount, ledger.AddressRequest{Address: a}, &acc)
+}
+
+// PendingAccount reads the account as the mempool sees it (next nonce after queued transactions).
+func (c *Client) PendingAccount(ctx context.Context, a tx.Address) (ledger.Account, error) {
+	var acc ledger.Account
+	return acc, c.Query(ctx, ledger.QueryAccount, ledger.AddressRequest{Address: a, Pending: true}, &acc)
+}
+
+func (c *Client) Provider(ctx context.Context, a tx.Address) (ledger.ProviderView, error) {
+	var p ledger.ProviderView
+	return p, c.Query(ctx, ledger.QueryProvider, ledger.AddressRequest{Address: a}, &p)
+}
+
+func (c *Client) Providers(ctx context.Context, r ledger.ListRequest) (ledger.List[ledger.ProviderView], error) {
+	var l ledger.List[ledger.ProviderView]
+	return l, c.Query(ctx, ledger.QueryProviders, r, &l)
+}
+
+func (c *Client) Order(ctx context.Context, id uint64) (ledger.Order, error) {
+	var o ledger.Order
+	return o, c.Query(ctx, ledger.QueryOrder, ledger.IDRequest{ID: id}, &o)
+}
+
+func (c *Client) Orders(ctx context.Context, r ledger.ListRequest) (ledger.List[ledger.Order], error) {
+	var l ledger.List[ledger.Order]
+	return l, c.Query(ctx, ledger.QueryOrders, r, &l)
+}
+
+func (c *Client) Bid(ctx context.Context, id uint64) (ledger.Bid, error) {
+	var b ledger.Bid
+	return b, c.Query(ctx, ledger.QueryBid, ledger.IDRequest{ID: id}, &b)
+}
+
+func (c *Client) Bids(ctx context.Context, r ledger.ListRequest) (ledger.List[ledger.Bid], error) {
+	var l ledger.List[ledger.Bid]
+	return l, c.Query(ctx, ledger.QueryBids, r, &l)
+}
+
+func (c *Client) Lease(ctx context.Context, id uint64) (ledger.LeaseView, error) {
+	var l ledger.LeaseView
+	return l, c.Query(ctx, ledger.QueryLease, ledger.IDRequest{ID: id}, &l)
+}
+
+func (c *Client) Leases(ctx context.Context, r ledger.ListRequest) (ledger.List[ledger.LeaseView], error) {
+	var l ledger.List[ledger.LeaseView]
+	return l, c.Query(ctx, ledger.QueryLeases, r, &l)
+}
+
+// Objects reads several objects in one query; those that do not exist are left out.
+func (c *Client) Objects(ctx context.Context, r ledger.ObjectsRequest) (ledger.Objects, error) {
+	var out ledger.Objects
+	return out, c.Query(ctx, ledger.QueryObjects, r, &out)
+}
+
+// Auditors reads the auditor set.
+func (c *Client) Auditors(ctx context.Context) ([]ledger.Auditor, error) {
+	var out []ledger.Auditor
+	return out, c.Query(ctx, ledger.QueryAuditors, nil, &out)
+}
+
+// Epoch reads an epoch's audit set and who attested it; nil for the current epoch.
+func (c *Client) Epoch(ctx context.Context, epoch *uint64) (ledger.EpochView, error) {
+	var out ledger.EpochView
+	return out, c.Query(ctx, ledger.QueryEpoch, ledger.EpochRequest{Epoch: epoch}, &out)
+}
+
+// Receipt reads the signed receipt of a completed lease.
+func (c *Client) Receipt(ctx context.Context, leaseID uint64) (tx.Receipt, error) {
+	var r tx.Receipt
+	return r, c.Query(ctx, ledger.QueryReceipt, ledger.IDRequest{ID: leaseID}, &r)
+}

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sparenet/spare/client"
+	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/tx"
+)
+
+type balanceRow struct {
+	Name    string     `json:"name,omitempty"`
+	Address tx.Address `json:"address"`
+	Balance uint64     `json:"balance"`
+	Nonce   uint64     `json:"nonce"`
+}
+
+func newBalanceCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "balance [NAME|ADDRESS]",
+		Short: "Show the balance of a key or address (all local keys when none is given)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var targets []balanceRow
+			if len(args) == 1 {
+				a, err := g.resolveAddress(args[0])
+				if err != nil {
+					return err
+				}
+				name := ""
+				if args[0] != a.String() {
+					name = args[0]
+				}
+				targets = append(targets, balanceRow{Name: name, Address: a})
+			} else {
+				kr, err := g.keyring()
+				if err != nil {
+					return err
+				}
+				infos, err := kr.List()
+				if err != nil {
+					return err
+				}
+				for _, i := range infos {
+					targets = append(targets, balanceRow{Name: i.Name, Address: i.Address})
+				}
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			for i := range targets {
+				acc, err := c.Account(cmd.Context(), targets[i].Address)
+				if err != nil {
+					return err
+				}
+				targets[i].Balance, targets[i].Nonce = acc.Balance, acc.Nonce
+			}
+			var out any = targets
+			if len(args) == 1 {
+				out = targets[0]
+			}
+			return g.print(out, func(w io.Writer) {
+				for _, t := range targets {
+					fmt.Fprintf(w, "%-12s %s  %s\n", t.Name, t.Address, client.FormatAmount(t.Balance))
+				}
+			})
+		},
+	}
+}
+
+type sendResult struct {
+	From   tx.Address `json:"from"`
+	To     tx.Address `json:"to"`
+	Amount uint64     `json:"amount"`
+	Fee    uint64     `json:"fee"`
+	Hash   string     `json:"tx_hash"`
+	Height int64      `json:"height"`
+}
+
+func newSendCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "send FROM TO AMOUNT",
+		Short: "Send tokens; waits until the transfer is in a block",
+		Long: `Send AMOUNT from the local key FROM to TO (a key name or a spare1... address).
+AMOUNT is in SPR (2.5 or 2.5spr) or micro-units (2500000uspr). The minimum fee is added and
+paid to the block's proposer.`,
+		Example: "  spare send tenant provider 12.5",
+		Args:    cobra.ExactArgs(3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			amount, err := client.ParseAmount(args[2])
+			if err != nil {
+				return err
+			}
+			to, err := g.resolveAddress(args[1])
+			if err != nil {
+				return fmt.Errorf("TO: %w", err)
+			}
+			kr, err := g.keyring()
+			if err != nil {
+				return err
+			}
+			signer, err := kr.Signer(args[0])
+			if err != nil {
+				return fmt.Errorf("FROM: %w", err)
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			res, err := c.NewSender(signer).Send(cmd.Context(), &tx.Send{To: to, Amount: amount})
+			if err != nil {
+				return err
+			}
+			p, _ := c.Params(cmd.Context())
+			out := sendResult{From: signer.Address(), To: to, Amount: amount, Fee: feeOf(p), Hash: res.Hash, Height: res.Height}
+			return g.print(out, func(w io.Writer) {
+				fmt.Fprintf(w, "sent %s from %s to %s (fee %s) in block %d, tx %s\n", client.FormatAmount(amount),
+					out.From, out.To, client.FormatAmount(out.Fee), out.Height, out.Hash)
+			})
+		},
+	}
+}
+
+func feeOf(p *ledger.Params) uint64 {
+	if p == nil {
+		return 0
+	}
+	return p.MinFee
+}

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sparenet/spare/provider"
+)
+
+// TestEveryCommandDocumented walks the command tree: every command has a short help line, and -o json is
+// available everywhere (a persistent flag of the root).
+func TestEveryCommandDocumented(t *testing.T) {
+	root := newRootCmd()
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.Hidden || c.Name() == "help" || c.Name() == "completion" || strings.HasPrefix(c.CommandPath(), "spare completion") {
+			return
+		}
+		if strings.TrimSpace(c.Short) == "" {
+			t.Errorf("%q has no short help", c.CommandPath())
+		}
+		if c.Flag("output") == nil && c.InheritedFlags().Lookup("output") == nil && c != root {
+			t.Errorf("%q has no -o/--output", c.CommandPath())
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+}
+
+func run(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	root := newRootCmd()
+	var out bytes.Buffer
+	globalsOf(root).out = &out
+	root.SetArgs(args)
+	root.SetOut(&out)
+	root.SetErr(&out)
+	err := root.Execute()
+	return out.String(), err
+}
+
+// TestBadInputNamesTheFix: flags and arguments from outside are validated with an error that names them.
+func TestBadInputNamesTheFix(t *testing.T) {
+	home := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--home", home, "-o", "yaml", "keys", "list"}, "--output"},
+		{[]string{"--home", home, "--keyring-backend", "os", "keys", "list"}, "--keyring-backend"},
+		{[]string{"--home", home, "--log-level", "loud", "keys", "list"}, "--log-level"},
+		{[]string{"--home", home, "--keyring-backend", "test", "send", "a", "b", "1.2.3"}, "amount"},
+		{[]string{"--home", home, "query", "order", "abc"}, "order id"},
+		{[]string{"--home", home, "query", "orders", "--limit", "5000"}, "--limit"},
+		{[]string{"--home", home, "testnet", "--validators", "0", "--dir", home}, "--validators"},
+		{[]string{"--home", home, "balance"}, "no --node given"},
+		{[]string{"--home", home, "verify", "abc"}, "lease id"},
+		{[]string{"--home", home, "explorer", "--listen", "nonsense"}, "no --node given"},
+		{[]string{"--home", home, "--keyring-backend", "test", "init", "--fund", "-5"}, "--fund"},
+	} {
+		_, err := run(t, tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want it to mention %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+func TestKeysJSON(t *testing.T) {
+	home := t.TempDir()
+	if _, err := run(t, "--home", home, "--keyring-backend", "test", "keys", "add", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, "--home", home, "--keyring-backend", "test", "keys", "list", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var infos []struct {
+		Name    string `json:"name"`
+		Address string `json:"address"`
+	}
+	if err := json.Unmarshal([]byte(out), &infos); err != nil || len(infos) != 1 || infos[0].Name != "alice" || !strings.HasPrefix(infos[0].Address, "spare1") {
+		t.Fatalf("keys list -o json: %q %v", out, err)
+	}
+}
+
+// TestProviderInitCPUOnly runs `spare provider init` on this machine (no GPU here: a CPU-only provider) and checks
+// what it wrote.
+func TestProviderInitCPUOnly(t *testing.T) {
+	home := t.TempDir()
+	out, err := run(t, "--home", home, "--keyring-backend", "test", "provider", "init", "--region", "eu-west",
+		"--host-uri", "https://gpu1.example.net:8443", "--node-url", "http://127.0.0.1:1", "--nvidia-smi", "/nonexistent/nvidia-smi", "-o", "json")
+	if err != nil {
+		t.Fatalf("provider init: %v\n%s", err, out)
+	}
+	var res providerInitResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("-o json: %v\n%s", err, out)
+	}
+	if res.Hardware.GPUCount() != 0 || res.Hardware.CPUMilli == 0 || res.Hardware.MemoryMiB == 0 || res.CertFingerprint.IsZero() {
+		t.Fatalf("init result: %+v", res)
+	}
+	cfg, err := provider.LoadConfig(res.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Region != "eu-west" || cfg.HostURI != "https://gpu1.example.net:8443" || cfg.Node != "http://127.0.0.1:1" {
+		t.Fatalf("config: %+v", cfg)
+	}
+	// A second init refuses to overwrite the operator's edits.
+	if _, err := run(t, "--home", home, "--keyring-backend", "test", "provider", "init"); err == nil || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("second init: %v", err)
+	}
+}

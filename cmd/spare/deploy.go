@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/sparenet/spare/client"
+	"github.com/sparenet/spare/jobspec"
+	"github.com/sparenet/spare/tenant"
+)
+
+// loadJob parses and compiles a job file: its manifest (files read relative to the file) and its order.
+func loadJob(path string) (*jobspec.Job, tenant.Job, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, tenant.Job{}, err
+	}
+	j, err := jobspec.Parse(path, data)
+	if err != nil {
+		return nil, tenant.Job{}, err
+	}
+	_, raw, err := j.Manifest(filepath.Dir(path))
+	if err != nil {
+		return nil, tenant.Job{}, err
+	}
+	return j, tenant.Job{Manifest: raw, Order: j.Order(raw)}, nil
+}
+
+func newDeployCmd(g *globals) *cobra.Command {
+	var from, outDir string
+	var detach, autoTopUp, choose bool
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "deploy FILE",
+		Short: "Run a job: order, auction, manifest to the winner, logs, verified outputs, receipt",
+		Long: `Validate the job file, deposit max price × duration in escrow and place the order; the ledger
+leases the best bid; the manifest goes to the winning provider over its pinned, signed API; logs
+stream here; on completion the outputs are downloaded to ./outputs/<lease>/ and checked against
+the provider's signed receipt. You pay only for what ran; the rest of the deposit comes back.
+When nobody bids, the command says why, per constraint, and cancels the order.`,
+		Example: "  spare deploy examples/hello.yaml\n  spare deploy job.yaml --detach -o json",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, job, err := loadJob(args[0])
+			if err != nil {
+				return err
+			}
+			t, err := g.tenantFor(from)
+			if err != nil {
+				return err
+			}
+			progress := os.Stderr
+			logs := io.Writer(g.out)
+			if g.output == "json" {
+				logs = os.Stderr // stdout carries the one JSON result
+			}
+			tty := term.IsTerminal(int(progress.Fd()))
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			res, err := t.Deploy(ctx, job, tenant.Options{Detach: detach, OutputsDir: outDir, Logs: logs, AutoTopUp: autoTopUp, Choose: choose,
+				NoBidTimeout: wait, Progress: func(e tenant.Event) {
+					if tty {
+						fmt.Fprintf(progress, "\033[2m[%6.2fs]\033[0m %-8s %s\n", e.At.Seconds(), e.Stage, e.Detail)
+					} else {
+						fmt.Fprintf(progress, "[%6.2fs] %-8s %s\n", e.At.Seconds(), e.Stage, e.Detail)
+					}
+				}})
+			if err != nil {
+				return err
+			}
+			return g.print(res, func(w io.Writer) {
+				if detach {
+					fmt.Fprintf(w, "lease %d is running on %s: spare logs %d -f\n", res.LeaseID, res.Provider, res.LeaseID)
+					return
+				}
+				code := "none"
+				if res.ExitCode != nil {
+					code = fmt.Sprint(*res.ExitCode)
+				}
+				fmt.Fprintf(w, "lease %d %s (exit code %s): cost %s at %s/h, refunded %s\n", res.LeaseID, res.State, code,
+					client.FormatAmount(res.Cost), client.FormatAmount(res.Price), client.FormatAmount(res.Refunded))
+				if res.Receipt != nil {
+					fmt.Fprintf(w, "receipt: lease %d, manifest %s, %d GPU-seconds, outputs root %s, signed by %s\n",
+						res.Receipt.LeaseID, res.Receipt.ManifestHash, res.Receipt.GPUSeconds, res.Receipt.OutputRoot, res.Provider)
+				}
+				if res.OutputsPath != "" {
+					fmt.Fprintf(w, "outputs: %d file(s) in %s (verified)\n", len(res.Outputs), res.OutputsPath)
+				}
+			})
+		},
+	}
+	addFrom(cmd, &from)
+	cmd.Flags().BoolVar(&detach, "detach", false, "return once the workload runs (then: spare logs LEASE -f)")
+	cmd.Flags().StringVar(&outDir, "outputs", "outputs", "directory for the outputs (files go to DIR/LEASE/)")
+	cmd.Flags().BoolVar(&autoTopUp, "auto-topup", false, "add to the deposit when it would run out before the job's duration")
+	cmd.Flags().DurationVar(&wait, "wait", 15*time.Second, "how long to wait for a bid before explaining and cancelling")
+	cmd.Flags().BoolVar(&choose, "choose", false, "pick the winner yourself by price, reputation and round-trip time (a 3-block auction) instead of the ledger's lowest price")
+	return cmd
+}
+
+func newJobspecCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "jobspec",
+		Short: "The job file format: print its JSON Schema, or check a file",
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "schema",
+		Short: "Print the JSON Schema of job files (for editors)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := g.out.Write(jobspec.Schema())
+			return err
+		},
+	}, &cobra.Command{
+		Use:   "check FILE",
+		Short: "Validate a job file and show what it would order, without deploying",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, job, err := loadJob(args[0])
+			if err != nil {
+				return err
+			}
+			o := job.Order
+			out := map[string]any{"file": args[0], "ok": true, "manifest_bytes": len(job.Manifest), "order": o}
+			return g.print(out, func(w io.Writer) {
+				fmt.Fprintf(w, "%s is valid: %d GPU, %d mCPU, %d MiB memory for %s; max %s/h, deposit %s; manifest %d bytes (%s)\n",
+					args[0], o.Resources.GPUCount, o.Resources.CPUMilli, o.Resources.MemoryMiB, time.Duration(o.DurationSec)*time.Second,
+					client.FormatAmount(o.MaxPricePerHour), client.FormatAmount(o.Deposit), len(job.Manifest), o.ManifestHash)
+			})
+		},
+	})
+	return cmd
+}

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sparenet/spare/certs"
+	"github.com/sparenet/spare/client"
+	"github.com/sparenet/spare/client/keyring"
+	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/tx"
+	"github.com/sparenet/spare/manifest"
+	"github.com/sparenet/spare/node"
+	"github.com/sparenet/spare/reqsig"
+)
+
+// proc is a `spare` subprocess with its output in a log file.
+type proc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	log  string
+}
+
+func startProc(t *testing.T, bin, logPath string, args ...string) *proc {
+	t.Helper()
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, done: make(chan struct{}), log: logPath}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { p.kill() })
+	return p
+}
+
+// kill sends SIGKILL to the process alone (not its group: workloads run in sessions of their own anyway).
+func (p *proc) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// TestProviderKill9MidLease runs `spare node` and `spare provider start` as processes, kills the provider with
+// SIGKILL while its workload runs, starts it again, and checks that the workload was still tracked, its log went
+// on, and the lease completed and was paid exactly.
+func TestProviderKill9MidLease(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs node and provider processes")
+	}
+	tmp := t.TempDir()
+	bin := crashBuildSpare(t, tmp)
+	home := filepath.Join(tmp, "home")
+	base, err := node.FreePorts(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb := []string{"--home", home, "--keyring-backend", "test"}
+	crashRun(t, bin, append(kb, "init", "--keys", "tenant,provider", "--fund", "100000",
+		"--rpc", fmt.Sprintf("tcp://127.0.0.1:%d", base), "--p2p", fmt.Sprintf("tcp://127.0.0.1:%d", base+1))...)
+	startProc(t, bin, filepath.Join(tmp, "node.log"), "node", "--home", home, "--log-level", "warn")
+	leases, err := os.MkdirTemp("/tmp", "spare-kill-leases-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(leases) })
+	_ = os.Chmod(leases, 0o711)
+	api := fmt.Sprintf("127.0.0.1:%d", base+2)
+	crashRun(t, bin, append(kb, "provider", "init", "--region", "eu-west", "--host-uri", "https://"+api, "--listen", api,
+		"--key", "provider", "--no-docker", "--nvidia-smi", "/nonexistent", "--leases-dir", leases)...)
+	provLog := filepath.Join(tmp, "provider.log")
+	prov := startProc(t, bin, provLog, append(kb, "provider", "start", "--log-level", "debug")...)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	c, err := client.New(fmt.Sprintf("http://127.0.0.1:%d", base), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := keyring.Open(filepath.Join(home, "keys"), keyring.Options{Backend: keyring.BackendTest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenant, _ := kr.Signer("tenant")
+	provKey, _ := kr.Signer("provider")
+	waitUntil(t, ctx, "provider registered", provLog, func() bool {
+		p, err := c.Provider(ctx, provKey.Address())
+		return err == nil && p.Stake >= p.RequiredStake
+	})
+
+	m := &manifest.Manifest{Version: 1, Run: `i=0; while [ $i -lt 40 ]; do i=$((i+1)); echo tick $i; sleep 0.1; done`,
+		Resources: tx.Resources{CPUMilli: 500, MemoryMiB: 128}, DurationSec: 120}
+	raw, _ := m.Encode()
+	res, err := c.NewSender(tenant).Send(ctx, &tx.CreateOrder{Resources: m.Resources, MaxPricePerHour: 100 * ledger.USPR,
+		ManifestHash: manifest.Hash(raw), Deposit: 10 * ledger.USPR, DurationSec: m.DurationSec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idStr, _ := res.Attr("order.created", "order_id")
+	orderID, _ := strconv.ParseUint(idStr, 10, 64)
+	var leaseID uint64
+	waitUntil(t, ctx, "the order to be leased", provLog, func() bool {
+		o, err := c.Order(ctx, orderID)
+		leaseID = o.LeaseID
+		return err == nil && o.State == ledger.OrderLeased
+	})
+
+	p, _ := c.Provider(ctx, provKey.Address())
+	hc := certs.PinnedHTTPClient(p.Info.CertFingerprint, 10*time.Second)
+	hc.Transport = &reqsig.Transport{Base: hc.Transport, Key: tenant.PrivateKey()}
+	call := func(method, path string, body []byte) (int, []byte) {
+		req, _ := http.NewRequest(method, "https://"+api+path, bytes.NewReader(body))
+		resp, err := hc.Do(req)
+		if err != nil {
+			return 0, []byte(err.Error())
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	waitUntil(t, ctx, "the manifest to be accepted", provLog, func() bool {
+		code, _ := call("PUT", fmt.Sprintf("/leases/%d/manifest", leaseID), raw)
+		return code == 200
+	})
+	logs := fmt.Sprintf("/leases/%d/logs", leaseID)
+	waitUntil(t, ctx, "the workload's first lines", provLog, func() bool {
+		_, b := call("GET", logs, nil)
+		return strings.Contains(string(b), "tick 5\n")
+	})
+	prov.kill() // SIGKILL: no shutdown code runs
+	time.Sleep(500 * time.Millisecond)
+	startProc(t, bin, provLog, append(kb, "provider", "start", "--log-level", "debug")...)
+
+	var l ledger.LeaseView
+	waitUntil(t, ctx, "the lease to complete", provLog, func() bool {
+		l, err = c.Lease(ctx, leaseID)
+		return err == nil && l.State == ledger.LeaseCompleted
+	})
+	if l.Receipt == nil || l.Receipt.ExitCode != 0 {
+		t.Fatalf("receipt: %+v", l.Receipt)
+	}
+	if want := l.Price * (l.EndedMs - l.StartedMs) / 3_600_000; l.Paid != want {
+		t.Fatalf("paid %d, want %d", l.Paid, want)
+	}
+	_, out := call("GET", logs, nil)
+	for i := 1; i <= 40; i++ {
+		if !strings.Contains(string(out), fmt.Sprintf("tick %d\n", i)) {
+			t.Fatalf("log lost line %d across the kill:\n%s", i, out)
+		}
+	}
+	if b, _ := os.ReadFile(provLog); !strings.Contains(string(b), "reattached to workload") {
+		t.Fatalf("the restarted daemon did not report reattaching:\n%s", crashTail(provLog, 30))
+	}
+	waitUntil(t, ctx, "the daemon to finish the lease", provLog, func() bool {
+		var st struct{ State string }
+		_, sb := call("GET", fmt.Sprintf("/leases/%d/status", leaseID), nil)
+		return json.Unmarshal(sb, &st) == nil && st.State == "done"
+	})
+}
+
+func waitUntil(t *testing.T, ctx context.Context, what, logPath string, ok func() bool) {
+	t.Helper()
+	for !ok() {
+		if ctx.Err() != nil {
+			t.Fatalf("timed out waiting for %s; provider log:\n%s", what, crashTail(logPath, 40))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

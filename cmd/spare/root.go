@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sparenet/spare/client"
+	"github.com/sparenet/spare/client/keyring"
+	"github.com/sparenet/spare/devnet"
+	"github.com/sparenet/spare/ledger/tx"
+	"github.com/sparenet/spare/node"
+)
+
+// globals are the flags every command shares.
+type globals struct {
+	home           string
+	output         string
+	nodeURL        string
+	keyringBackend string
+	logLevel       string
+	out            io.Writer
+	homeFromEnv    bool
+	key            string // default signing key of client commands (from the home's client.json)
+}
+
+type globalsKey struct{}
+
+func newRootCmd() *cobra.Command {
+	g := &globals{out: os.Stdout}
+	root := &cobra.Command{
+		Use:   "spare",
+		Short: "Spare: a decentralized marketplace for spare GPU compute",
+		Long: `Spare joins idle GPUs and AI developers through a shared ledger that no single company runs.
+
+Start a local single-validator network with 'spare init' and 'spare node', then use the keys,
+balance, send and query commands against it. Every command takes -o json.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			switch g.output {
+			case "text", "json":
+			default:
+				return fmt.Errorf("--output %q: use text or json", g.output)
+			}
+			switch g.keyringBackend {
+			case string(keyring.BackendFile), string(keyring.BackendTest):
+			default:
+				return fmt.Errorf("--keyring-backend %q: use file (encrypted) or test (unencrypted, for tests only)", g.keyringBackend)
+			}
+			if _, err := parseLevel(g.logLevel); err != nil {
+				return err
+			}
+			// A home made by `spare dev` says where its node is and which keyring and key to use.
+			if cc, err := devnet.LoadClientConfig(g.home); err == nil {
+				if !cmd.Flags().Changed("keyring-backend") {
+					g.keyringBackend = cc.KeyringBackend
+				}
+				if g.nodeURL == "" {
+					g.nodeURL = cc.Node
+				}
+				g.key = cc.Key
+			}
+			return nil
+		},
+	}
+	root.SetContext(context.WithValue(context.Background(), globalsKey{}, g))
+	f := root.PersistentFlags()
+	g.homeFromEnv = os.Getenv("SPARE_HOME") != ""
+	f.StringVar(&g.home, "home", defaultHome(), "directory of the node, keys and config (default: ~/.spare, or ~/.spare/dev when only 'spare dev' has run)")
+	f.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
+	f.StringVar(&g.nodeURL, "node", "", "node RPC address (default: the RPC address in the home's config.toml)")
+	f.StringVar(&g.keyringBackend, "keyring-backend", "file", "key storage: file (passphrase-encrypted) or test (unencrypted)")
+	f.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	root.AddCommand(newInitCmd(g), newNodeCmd(g), newTestnetCmd(g), newKeysCmd(g), newBalanceCmd(g), newSendCmd(g), newQueryCmd(g), newProviderCmd(g), newDevCmd(g), newExplorerCmd(g), newVerifyCmd(g), newAuditorCmd(g), newProofCmd(g),
+		newLeasesCmd(g), newStatusCmd(g), newLogsCmd(g), newCloseCmd(g), newTopUpCmd(g), newOutputsCmd(g), newOffersCmd(g), newDeployCmd(g), newJobspecCmd(g))
+	return root
+}
+
+func globalsOf(cmd *cobra.Command) *globals {
+	if cmd.Context() == nil {
+		return nil
+	}
+	g, _ := cmd.Context().Value(globalsKey{}).(*globals)
+	return g
+}
+
+// baseHome is $SPARE_HOME, else ~/.spare.
+func baseHome() string {
+	if h := os.Getenv("SPARE_HOME"); h != "" {
+		return h
+	}
+	dir, err := os.UserHomeDir()
+	if err != nil {
+		return ".spare"
+	}
+	return filepath.Join(dir, ".spare")
+}
+
+// defaultHome is the base home, unless it holds no node of its own and `spare dev` has made its network: then
+// client commands talk to the dev network.
+func defaultHome() string {
+	base := baseHome()
+	if _, err := os.Stat(filepath.Join(base, "config", "genesis.json")); err != nil {
+		if _, err := os.Stat(filepath.Join(base, "dev", devnet.ClientConfigFile)); err == nil {
+			return filepath.Join(base, "dev")
+		}
+	}
+	return base
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("--log-level %q: use debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// logger writes structured logs to stderr.
+func (g *globals) logger() *slog.Logger {
+	l, _ := parseLevel(g.logLevel)
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+func (g *globals) keysDir() string   { return filepath.Join(g.home, "keys") }
+func (g *globals) ledgerDir() string { return filepath.Join(g.home, "data", "ledger") }
+
+func (g *globals) keyring() (*keyring.Keyring, error) {
+	return keyring.Open(g.keysDir(), keyring.Options{
+		Backend:    keyring.Backend(g.keyringBackend),
+		Passphrase: passphrase(),
+	})
+}
+
+// passphrase reads SPARE_PASSPHRASE when set, else asks on the terminal.
+func passphrase() func(string) ([]byte, error) {
+	env := keyring.PassphraseFromEnv("SPARE_PASSPHRASE")
+	term := keyring.PassphraseFromTerminal()
+	return func(prompt string) ([]byte, error) {
+		if os.Getenv("SPARE_PASSPHRASE") != "" {
+			return env(prompt)
+		}
+		return term(prompt)
+	}
+}
+
+// client connects to --node, or to the RPC address of the home's node.
+func (g *globals) client() (*client.Client, error) {
+	url := g.nodeURL
+	if url == "" {
+		conf, err := node.LoadConfig(g.home)
+		if err != nil {
+			return nil, fmt.Errorf("no --node given and no node config in %s (%v): pass --node http://host:26657 or --home", g.home, err)
+		}
+		url = strings.Replace(conf.RPC.ListenAddress, "tcp://", "http://", 1)
+		url = strings.Replace(url, "0.0.0.0", "127.0.0.1", 1)
+	}
+	return client.New(url, client.Options{Logger: g.logger()})
+}
+
+// resolveAddress takes a key name or a bech32 address.
+func (g *globals) resolveAddress(s string) (tx.Address, error) {
+	if strings.HasPrefix(s, tx.HRP+"1") {
+		return tx.ParseAddress(s)
+	}
+	kr, err := g.keyring()
+	if err != nil {
+		return tx.Address{}, err
+	}
+	info, err := kr.Show(s)
+	if err != nil {
+		if errors.Is(err, keyring.ErrNotFound) {
+			return tx.Address{}, fmt.Errorf("%q is neither a key in %s nor a spare1... address: see 'spare keys list'", s, g.keysDir())
+		}
+		return tx.Address{}, err
+	}
+	return info.Address, nil
+}
+
+// print writes v as JSON with -o json, else calls text.
+func (g *globals) print(v any, text func(w io.Writer)) error {
+	if g.output == "json" {
+		enc := json.NewEncoder(g.out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	text(g.out)
+	return nil
+}
+
+func printJSONError(w io.Writer, err error) {
+	out := map[string]any{"error": err.Error()}
+	var te *tx.Error
+	if errors.As(err, &te) {
+		out["code"] = uint32(te.Code)
+		out["code_name"] = te.Code.String()
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(out)
+}

@@ -1,0 +1,109 @@
+package web
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"maps"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/sparenet/spare/client"
+)
+
+var funcs = template.FuncMap{
+	"spr":  func(v uint64) string { return client.FormatAmount(v) },
+	"sprh": func(v uint64) string { return client.FormatAmount(v) + "/h" },
+	"ms": func(v int64) string {
+		if v <= 0 {
+			return "—"
+		}
+		return time.UnixMilli(v).UTC().Format("2006-01-02 15:04:05 UTC")
+	},
+	"short": func(s string) string {
+		if len(s) <= 16 {
+			return s
+		}
+		return s[:10] + "…" + s[len(s)-4:]
+	},
+	"ppm": func(v uint64) string { return strconv.FormatFloat(float64(v)/1e4, 'f', 1, 64) + " %" },
+	"uptime": func(v int64) string {
+		if v < 0 {
+			return "not judged yet"
+		}
+		return strconv.FormatFloat(float64(v)/1e4, 'f', 1, 64) + " %"
+	},
+	"f1":  func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) },
+	"dur": func(sec uint64) string { return (time.Duration(sec) * time.Second).String() },
+	"u64": func(p *uint64) uint64 {
+		if p == nil {
+			return 0
+		}
+		return *p
+	},
+	// setq returns the current query with key set to value (and offset dropped): a link that changes one filter.
+	"setq": func(q url.Values, pairs ...string) string {
+		out := url.Values{}
+		for k, v := range q {
+			out[k] = v
+		}
+		out.Del("offset")
+		for i := 0; i+1 < len(pairs); i += 2 {
+			if pairs[i+1] == "" {
+				out.Del(pairs[i])
+			} else {
+				out.Set(pairs[i], pairs[i+1])
+			}
+		}
+		return "?" + out.Encode()
+	},
+	"pretty": func(raw json.RawMessage) string {
+		var buf bytes.Buffer
+		if err := json.Indent(&buf, raw, "", "  "); err != nil {
+			return string(raw)
+		}
+		return buf.String()
+	},
+	// attrHref links an event attribute to the page of what it names.
+	"attrHref": func(k, v string) string {
+		switch k {
+		case "provider":
+			return "/providers/" + url.PathEscape(v)
+		case "tenant", "from", "to", "closed_by":
+			return "/accounts/" + url.PathEscape(v)
+		case "lease_id":
+			return "/leases/" + url.PathEscape(v)
+		case "order_id":
+			return "/orders/" + url.PathEscape(v)
+		}
+		return ""
+	},
+	"sortKeys": func(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) },
+	"add":      func(a, b int) int { return a + b },
+	"gops":     func(v uint64) float64 { return float64(v) / 1e9 },
+	"plus":     func(a, b int64) int64 { return a + b },
+	"deref": func(p *int64) int64 {
+		if p == nil {
+			return 0
+		}
+		return *p
+	},
+	"str": func(v any) string { return fmt.Sprint(v) },
+}
+
+func (s *Server) parseTemplates() error {
+	s.tmpl = map[string]*template.Template{}
+	names := []string{"overview", "providers", "provider", "orders", "order", "leases", "lease", "blocks", "block",
+		"tx", "accounts", "account", "events", "search", "error"}
+	for _, n := range names {
+		t, err := template.New(n).Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/parts.html", "templates/"+n+".html")
+		if err != nil {
+			return fmt.Errorf("explorer template %s: %w", n, err)
+		}
+		s.tmpl[n] = t
+	}
+	return nil
+}

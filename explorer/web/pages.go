@@ -1,0 +1,739 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sparenet/spare/explorer/index"
+	"github.com/sparenet/spare/explorer/svg"
+	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/tx"
+)
+
+// pageRoutes lists every page; each is also served as JSON under /api.
+func (s *Server) pageRoutes() []route {
+	return []route{
+		{"/{$}", "overview", s.loadOverview},
+		{"/providers", "providers", s.loadProviders},
+		{"/providers/{address}", "provider", s.loadProvider},
+		{"/orders", "orders", s.loadOrders},
+		{"/orders/{id}", "order", s.loadOrder},
+		{"/leases", "leases", s.loadLeases},
+		{"/leases/{id}", "lease", s.loadLease},
+		{"/blocks", "blocks", s.loadBlocks},
+		{"/blocks/{height}", "block", s.loadBlock},
+		{"/txs/{hash}", "tx", s.loadTx},
+		{"/accounts", "accounts", s.loadAccounts},
+		{"/accounts/{address}", "account", s.loadAccount},
+		{"/events", "events", s.loadEvents},
+		{"/search", "search", s.loadSearch},
+	}
+}
+
+// Pager links a list's neighbouring pages, keeping the other query parameters.
+type Pager struct {
+	Prev, Next string
+	From, To   int
+	Total      int
+}
+
+func pagerOf[T any](r *http.Request, l index.List[T]) Pager {
+	p := Pager{Total: l.Total, From: l.Offset + 1, To: l.Offset + len(l.Items)}
+	if len(l.Items) == 0 {
+		p.From = 0
+	}
+	at := func(off int) string {
+		q := r.URL.Query()
+		q.Set("offset", strconv.Itoa(off))
+		return r.URL.Path + "?" + q.Encode()
+	}
+	if l.Offset > 0 {
+		p.Prev = at(max(l.Offset-l.Limit, 0))
+	}
+	if l.Offset+len(l.Items) < l.Total {
+		p.Next = at(l.Offset + l.Limit)
+	}
+	return p
+}
+
+// Validator is one validator of the network, as the node reports it.
+type Validator struct {
+	Address string `json:"address"`
+	Power   int64  `json:"voting_power"`
+}
+
+// OverviewView is the overview page.
+type OverviewView struct {
+	index.Overview
+	Validators      []Validator         `json:"validators"`
+	PriceIndex      []index.PriceSeries `json:"price_index"`
+	RecentProviders []index.Provider    `json:"recent_providers"`
+	RecentLeases    []index.Lease       `json:"recent_leases"`
+	RecentBlocks    []index.Block       `json:"recent_blocks"`
+	PriceChart      template.HTML       `json:"-"`
+	TxChart         template.HTML       `json:"-"`
+	GPUChart        template.HTML       `json:"-"`
+}
+
+func (s *Server) loadOverview(r *http.Request) (any, error) {
+	if err := known(r); err != nil {
+		return nil, err
+	}
+	return s.memo(r.Context(), "overview", func() (any, error) {
+		ctx := r.Context()
+		var v OverviewView
+		var err error
+		if v.Overview, err = s.db.Overview(ctx); err != nil {
+			return nil, err
+		}
+		v.Validators = s.validators(ctx)
+		if v.PriceIndex, err = s.db.PriceIndex(ctx, 24); err != nil {
+			return nil, err
+		}
+		provs, err := s.db.Providers(ctx, index.ProviderFilter{Sort: "registered"}, index.Page{Limit: 8})
+		if err != nil {
+			return nil, err
+		}
+		leases, err := s.db.Leases(ctx, index.ObjectFilter{}, index.Page{Limit: 10})
+		if err != nil {
+			return nil, err
+		}
+		if v.RecentBlocks, err = s.db.RecentBlocks(ctx, 100); err != nil {
+			return nil, err
+		}
+		v.RecentProviders, v.RecentLeases = provs.Items, leases.Items
+		v.PriceChart = priceChart(v.PriceIndex)
+		v.TxChart = txChart(v.RecentBlocks)
+		v.GPUChart = gpuChart(v.GPUs)
+		if len(v.RecentBlocks) > 10 {
+			v.RecentBlocks = slices.Clone(v.RecentBlocks[len(v.RecentBlocks)-10:])
+		}
+		slices.Reverse(v.RecentBlocks)
+		return v, nil
+	})
+}
+
+func (s *Server) loadPriceIndex(r *http.Request) (any, error) {
+	if err := known(r, "buckets"); err != nil {
+		return nil, err
+	}
+	n, err := intParam(r, "buckets", 24, 200)
+	if err != nil {
+		return nil, err
+	}
+	return s.db.PriceIndex(r.Context(), n)
+}
+
+func (s *Server) validators(ctx context.Context) []Validator {
+	if s.c == nil {
+		return []Validator{}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	res, err := s.c.RPC().Validators(ctx, nil, nil, nil)
+	if err != nil {
+		s.log.Warn("validators", "err", err)
+		return []Validator{}
+	}
+	out := make([]Validator, 0, len(res.Validators))
+	for _, v := range res.Validators {
+		out = append(out, Validator{Address: v.Address.String(), Power: v.VotingPower})
+	}
+	return out
+}
+
+func sprFloat(uspr uint64) float64 { return float64(uspr) / float64(ledger.USPR) }
+
+func priceChart(ps []index.PriceSeries) template.HTML {
+	var series []svg.Series
+	for _, p := range ps {
+		s := svg.Series{Name: p.Model, Href: "/providers?model=" + url.QueryEscape(p.Model)}
+		for _, pt := range p.Points {
+			s.Points = append(s.Points, svg.Point{X: pt.StartMs, Y: sprFloat(pt.Median)})
+		}
+		series = append(series, s)
+	}
+	return svg.LineChart(series, svg.Options{Title: "Median price per GPU-hour, by model", YLabel: "SPR / GPU-hour", TimeX: true})
+}
+
+func txChart(blocks []index.Block) template.HTML {
+	s := svg.Series{Name: "transactions per block"}
+	for _, b := range blocks {
+		s.Points = append(s.Points, svg.Point{X: b.TimeMs, Y: float64(b.Txs)})
+	}
+	return svg.LineChart([]svg.Series{s}, svg.Options{Title: "Transactions per block (last 100 blocks)", YLabel: "txs", TimeX: true})
+}
+
+func gpuChart(gpus []index.ModelCount) template.HTML {
+	var bars []svg.Bar
+	for _, g := range gpus {
+		label := g.Model
+		if label == "" {
+			label = "(any)"
+		}
+		bars = append(bars, svg.Bar{Label: label, Value: float64(g.Online), Href: "/providers?model=" + url.QueryEscape(g.Model)})
+	}
+	return svg.BarChart(bars, svg.Options{Title: "GPUs online by model", YLabel: "GPUs"})
+}
+
+// ProvidersView is the providers table.
+type ProvidersView struct {
+	index.List[index.Provider]
+	Filter index.ProviderFilter `json:"filter"`
+	Sorts  []string             `json:"-"`
+	Pager  Pager                `json:"-"`
+	Query  url.Values           `json:"-"`
+}
+
+func (s *Server) loadProviders(r *http.Request) (any, error) {
+	if err := known(r, "model", "region", "status", "verified", "sort", "order"); err != nil {
+		return nil, err
+	}
+	p, err := page(r)
+	if err != nil {
+		return nil, err
+	}
+	q := r.URL.Query()
+	f := index.ProviderFilter{Model: q.Get("model"), Region: q.Get("region"), Status: q.Get("status"), Verified: q.Get("verified"), Sort: q.Get("sort")}
+	switch q.Get("order") {
+	case "", "desc":
+	case "asc":
+		f.Asc = true
+	default:
+		return nil, badRequest("order %q: use asc or desc", q.Get("order"))
+	}
+	if err := f.Validate(); err != nil {
+		return nil, badRequest("%v", err)
+	}
+	l, err := s.db.Providers(r.Context(), f, p)
+	if err != nil {
+		return nil, err
+	}
+	return ProvidersView{List: l, Filter: f, Sorts: index.ProviderSorts, Pager: pagerOf(r, l), Query: q}, nil
+}
+
+// ProviderView is a provider's page.
+type ProviderView struct {
+	index.Provider
+	Balance       *uint64                   `json:"balance,omitempty"` // live from the node
+	Leases        index.List[index.Lease]   `json:"leases"`
+	Payments      index.List[index.Payment] `json:"payments"`
+	Bids          index.List[index.Bid]     `json:"bids"`
+	Events        index.List[index.Event]   `json:"events"`
+	Earnings      []index.Sum               `json:"earnings"`
+	EarningsChart template.HTML             `json:"-"`
+}
+
+func (s *Server) loadProvider(r *http.Request) (any, error) {
+	if err := known(r); err != nil {
+		return nil, err
+	}
+	addr, err := addrParam(r.PathValue("address"), "provider address")
+	if err != nil {
+		return nil, err
+	}
+	ctx := r.Context()
+	p, err := s.db.Provider(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	v := ProviderView{Provider: p, Balance: s.balance(ctx, addr)}
+	if v.Leases, err = s.db.Leases(ctx, index.ObjectFilter{Provider: addr}, index.Page{Limit: 20}); err != nil {
+		return nil, err
+	}
+	if v.Payments, err = s.db.Payments(ctx, addr, 0, index.Page{Limit: 20}); err != nil {
+		return nil, err
+	}
+	if v.Bids, err = s.db.Bids(ctx, 0, addr, index.Page{Limit: 20}); err != nil {
+		return nil, err
+	}
+	if v.Events, err = s.db.Events(ctx, index.EventFilter{Kind: "account", Ref: addr}, index.Page{Limit: 20}); err != nil {
+		return nil, err
+	}
+	if v.Earnings, err = s.db.Earnings(ctx, addr, 30); err != nil {
+		return nil, err
+	}
+	var bars []svg.Bar
+	for _, e := range v.Earnings {
+		bars = append(bars, svg.Bar{Label: time.UnixMilli(e.StartMs).UTC().Format("Jan 2 15:04"), Value: sprFloat(e.Amount)})
+	}
+	v.EarningsChart = svg.BarChart(bars, svg.Options{Title: "Earnings over time (net of the network's take)", YLabel: "SPR"})
+	return v, nil
+}
+
+func (s *Server) balance(ctx context.Context, addr string) *uint64 {
+	if s.c == nil {
+		return nil
+	}
+	pa, err := tx.ParseAddress(addr)
+	if err != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	acc, err := s.c.Account(ctx, pa)
+	if err != nil {
+		return nil
+	}
+	return &acc.Balance
+}
+
+// ListView is a filtered list page.
+type ListView[T any] struct {
+	index.List[T]
+	Filter index.ObjectFilter `json:"filter"`
+	States []string           `json:"-"`
+	Pager  Pager              `json:"-"`
+}
+
+func objectFilter(r *http.Request, states []string, provider bool) (index.ObjectFilter, error) {
+	names := []string{"state", "tenant"}
+	if provider {
+		names = append(names, "provider")
+	}
+	if err := known(r, names...); err != nil {
+		return index.ObjectFilter{}, err
+	}
+	q := r.URL.Query()
+	f := index.ObjectFilter{State: q.Get("state")}
+	if f.State != "" && !slices.Contains(states, f.State) {
+		return f, badRequest("state %q: use one of %s", f.State, strings.Join(states, ", "))
+	}
+	var err error
+	if f.Tenant, err = addrParam(q.Get("tenant"), "tenant"); err != nil {
+		return f, err
+	}
+	if f.Provider, err = addrParam(q.Get("provider"), "provider"); err != nil {
+		return f, err
+	}
+	return f, nil
+}
+
+func (s *Server) loadOrders(r *http.Request) (any, error) {
+	f, err := objectFilter(r, index.OrderStates, false)
+	if err != nil {
+		return nil, err
+	}
+	p, err := page(r)
+	if err != nil {
+		return nil, err
+	}
+	l, err := s.db.Orders(r.Context(), f, p)
+	if err != nil {
+		return nil, err
+	}
+	return ListView[index.Order]{List: l, Filter: f, States: index.OrderStates, Pager: pagerOf(r, l)}, nil
+}
+
+// OrderView is an order's page.
+type OrderView struct {
+	index.Order
+	Bids   index.List[index.Bid]   `json:"bids"`
+	Lease  *index.Lease            `json:"lease,omitempty"`
+	Events index.List[index.Event] `json:"events"`
+}
+
+func (s *Server) loadOrder(r *http.Request) (any, error) {
+	if err := known(r); err != nil {
+		return nil, err
+	}
+	id, err := idParam(r, "id", "order")
+	if err != nil {
+		return nil, err
+	}
+	ctx := r.Context()
+	o, err := s.db.Order(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	v := OrderView{Order: o}
+	if v.Bids, err = s.db.Bids(ctx, id, "", index.Page{Limit: index.MaxLimit}); err != nil {
+		return nil, err
+	}
+	if o.LeaseID != 0 {
+		if l, err := s.db.Lease(ctx, o.LeaseID); err == nil {
+			v.Lease = &l
+		}
+	}
+	v.Events, err = s.db.Events(ctx, index.EventFilter{Kind: "order", Ref: strconv.FormatUint(id, 10)}, index.Page{Limit: 50})
+	return v, err
+}
+
+func (s *Server) loadLeases(r *http.Request) (any, error) {
+	f, err := objectFilter(r, index.LeaseStates, true)
+	if err != nil {
+		return nil, err
+	}
+	p, err := page(r)
+	if err != nil {
+		return nil, err
+	}
+	l, err := s.db.Leases(r.Context(), f, p)
+	if err != nil {
+		return nil, err
+	}
+	return ListView[index.Lease]{List: l, Filter: f, States: index.LeaseStates, Pager: pagerOf(r, l)}, nil
+}
+
+// LeaseView is a lease's page.
+type LeaseView struct {
+	index.Lease
+	Payments index.List[index.Payment] `json:"payments"`
+	Events   index.List[index.Event]   `json:"events"`
+	Receipt  json.RawMessage           `json:"receipt,omitempty"`
+}
+
+func (s *Server) loadLease(r *http.Request) (any, error) {
+	if err := known(r); err != nil {
+		return nil, err
+	}
+	id, err := idParam(r, "id", "lease")
+	if err != nil {
+		return nil, err
+	}
+	ctx := r.Context()
+	l, err := s.db.Lease(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	v := LeaseView{Lease: l}
+	var lv struct {
+		Receipt json.RawMessage `json:"receipt"`
+	}
+	if json.Unmarshal(l.Ledger, &lv) == nil && len(lv.Receipt) > 0 && string(lv.Receipt) != "null" {
+		v.Receipt = lv.Receipt
+	}
+	if v.Payments, err = s.db.Payments(ctx, "", id, index.Page{Limit: index.MaxLimit}); err != nil {
+		return nil, err
+	}
+	v.Events, err = s.db.Events(ctx, index.EventFilter{Kind: "lease", Ref: strconv.FormatUint(id, 10)}, index.Page{Limit: 100})
+	return v, err
+}
+
+// BlocksView is the blocks list.
+type BlocksView struct {
+	index.List[index.Block]
+	Pager Pager `json:"-"`
+}
+
+func (s *Server) loadBlocks(r *http.Request) (any, error) {
+	if err := known(r); err != nil {
+		return nil, err
+	}
+	p, err := page(r)
+	if err != nil {
+		return nil, err
+	}
+	l, err := s.db.Blocks(r.Context(), p)
+	if err != nil {
+		return nil, err
+	}
+	return BlocksView{List: l, Pager: pagerOf(r, l)}, nil
+}
+
+// BlockView is a block's page.
+type BlockView struct {
+	index.Block
+	Transactions index.List[index.Tx]    `json:"transactions"`
+	BlockEvents  index.List[index.Event] `json:"events"`
+	Pager        Pager                   `json:"-"`
+}
+
+func (s *Server) loadBlock(r *http.Request) (any, error) {
+	if err := known(r); err != nil {
+		return nil, err
+	}
+	h, err := strconv.ParseInt(r.PathValue("height"), 10, 64)
+	if err != nil || h <= 0 {
+		return nil, badRequest("block height %q: use a positive whole number", r.PathValue("height"))
+	}
+	p, err := page(r)
+	if err != nil {
+		return nil, err
+	}
+	ctx := r.Context()
+	b, err := s.db.Block(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	v := BlockView{Block: b}
+	if v.Transactions, err = s.db.Txs(ctx, index.TxFilter{Height: h}, p); err != nil {
+		return nil, err
+	}
+	v.Pager = pagerOf(r, v.Transactions)
+	v.BlockEvents, err = s.db.Events(ctx, index.EventFilter{Height: h}, index.Page{Limit: index.MaxLimit})
+	return v, err
+}
+
+// TxView is a transaction's page.
+type TxView struct {
+	index.Tx
+	Events index.List[index.Event] `json:"events"`
+}
+
+func (s *Server) loadTx(r *http.Request) (any, error) {
+	if err := known(r); err != nil {
+		return nil, err
+	}
+	h := r.PathValue("hash")
+	if b, err := hex.DecodeString(h); err != nil || len(b) != 32 {
+		return nil, badRequest("transaction hash %q: want 64 hex digits", h)
+	}
+	ctx := r.Context()
+	t, err := s.db.Tx(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	v := TxView{Tx: t}
+	v.Events, err = s.db.Events(ctx, index.EventFilter{TxHash: t.Hash}, index.Page{Limit: index.MaxLimit})
+	return v, err
+}
+
+// AccountsView is the accounts list.
+type AccountsView struct {
+	index.List[index.Account]
+	Pager Pager `json:"-"`
+}
+
+func (s *Server) loadAccounts(r *http.Request) (any, error) {
+	if err := known(r); err != nil {
+		return nil, err
+	}
+	p, err := page(r)
+	if err != nil {
+		return nil, err
+	}
+	l, err := s.db.Accounts(r.Context(), p)
+	if err != nil {
+		return nil, err
+	}
+	return AccountsView{List: l, Pager: pagerOf(r, l)}, nil
+}
+
+// AccountView is an address's page.
+type AccountView struct {
+	index.Account
+	Balance  *uint64                 `json:"balance,omitempty"` // live from the node
+	Provider bool                    `json:"provider"`
+	Txs      index.List[index.Tx]    `json:"txs"`
+	Events   index.List[index.Event] `json:"events"`
+	Orders   index.List[index.Order] `json:"orders"`
+	Leases   index.List[index.Lease] `json:"leases"` // as tenant
+}
+
+func (s *Server) loadAccount(r *http.Request) (any, error) {
+	if err := known(r); err != nil {
+		return nil, err
+	}
+	addr, err := addrParam(r.PathValue("address"), "address")
+	if err != nil {
+		return nil, err
+	}
+	ctx := r.Context()
+	a, err := s.db.Account(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	v := AccountView{Account: a, Balance: s.balance(ctx, addr)}
+	if _, err := s.db.Provider(ctx, addr); err == nil {
+		v.Provider = true
+	}
+	if v.Txs, err = s.db.Txs(ctx, index.TxFilter{Signer: addr}, index.Page{Limit: 20}); err != nil {
+		return nil, err
+	}
+	if v.Events, err = s.db.Events(ctx, index.EventFilter{Kind: "account", Ref: addr}, index.Page{Limit: 20}); err != nil {
+		return nil, err
+	}
+	if v.Orders, err = s.db.Orders(ctx, index.ObjectFilter{Tenant: addr}, index.Page{Limit: 20}); err != nil {
+		return nil, err
+	}
+	v.Leases, err = s.db.Leases(ctx, index.ObjectFilter{Tenant: addr}, index.Page{Limit: 20})
+	return v, err
+}
+
+// EventsView lists events naming an object: what a figure is made of.
+type EventsView struct {
+	index.List[index.Event]
+	Filter index.EventFilter `json:"filter"`
+	Pager  Pager             `json:"-"`
+}
+
+var refKinds = []string{"account", "provider", "order", "bid", "lease"}
+
+func (s *Server) loadEvents(r *http.Request) (any, error) {
+	if err := known(r, "kind", "ref", "type", "height"); err != nil {
+		return nil, err
+	}
+	q := r.URL.Query()
+	f := index.EventFilter{Kind: q.Get("kind"), Ref: q.Get("ref"), Type: q.Get("type")}
+	if (f.Kind == "") != (f.Ref == "") {
+		return nil, badRequest("kind and ref go together: e.g. kind=lease&ref=7 or kind=account&ref=spare1...")
+	}
+	if f.Kind != "" && !slices.Contains(refKinds, f.Kind) {
+		return nil, badRequest("kind %q: use one of %s", f.Kind, strings.Join(refKinds, ", "))
+	}
+	switch f.Kind {
+	case "account", "provider":
+		a, err := addrParam(f.Ref, "ref")
+		if err != nil {
+			return nil, err
+		}
+		f.Ref = a
+	case "order", "bid", "lease":
+		if n, err := strconv.ParseUint(f.Ref, 10, 64); err != nil || n == 0 {
+			return nil, badRequest("ref %q: a %s id is a positive whole number", f.Ref, f.Kind)
+		}
+	}
+	if v := q.Get("height"); v != "" {
+		h, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || h <= 0 {
+			return nil, badRequest("height %q: use a positive whole number", v)
+		}
+		f.Height = h
+	}
+	if f.Type != "" && !validEventType(f.Type) {
+		return nil, badRequest("type %q: an event type is like lease.paid or provider.registered", f.Type)
+	}
+	p, err := page(r)
+	if err != nil {
+		return nil, err
+	}
+	l, err := s.db.Events(r.Context(), f, p)
+	if err != nil {
+		return nil, err
+	}
+	return EventsView{List: l, Filter: f, Pager: pagerOf(r, l)}, nil
+}
+
+func validEventType(t string) bool {
+	if len(t) > 64 {
+		return false
+	}
+	for _, c := range t {
+		if !(c >= 'a' && c <= 'z' || c == '.' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// SearchView is what a search found.
+type SearchView struct {
+	Query   string   `json:"query"`
+	Matches []string `json:"matches"` // paths of the pages that match
+}
+
+func (s *Server) loadSearch(r *http.Request) (any, error) {
+	if err := known(r, "q"); err != nil {
+		return nil, err
+	}
+	q := strings.TrimSpace(r.URL.Query().Get("q"))
+	if q == "" {
+		return nil, badRequest("q is empty: search for an address, a tx hash, a block height, or an order or lease id")
+	}
+	if len(q) > 128 {
+		return nil, badRequest("q is %d characters: nothing searchable is that long", len(q))
+	}
+	ctx := r.Context()
+	v := SearchView{Query: q, Matches: []string{}}
+	if a, err := tx.ParseAddress(q); err == nil {
+		if _, err := s.db.Provider(ctx, a.String()); err == nil {
+			v.Matches = append(v.Matches, "/providers/"+a.String()) // its page links to the account
+		} else if _, err := s.db.Account(ctx, a.String()); err == nil {
+			v.Matches = append(v.Matches, "/accounts/"+a.String())
+		}
+	} else if b, err := hex.DecodeString(q); err == nil && len(b) == 32 {
+		if t, err := s.db.Tx(ctx, q); err == nil {
+			v.Matches = append(v.Matches, "/txs/"+t.Hash)
+		}
+	} else if n, err := strconv.ParseUint(strings.TrimPrefix(q, "#"), 10, 63); err == nil && n > 0 {
+		if _, err := s.db.Block(ctx, int64(n)); err == nil {
+			v.Matches = append(v.Matches, fmt.Sprintf("/blocks/%d", n))
+		}
+		if _, err := s.db.Order(ctx, n); err == nil {
+			v.Matches = append(v.Matches, fmt.Sprintf("/orders/%d", n))
+		}
+		if _, err := s.db.Lease(ctx, n); err == nil {
+			v.Matches = append(v.Matches, fmt.Sprintf("/leases/%d", n))
+		}
+	} else {
+		return nil, badRequest("%q is not an address (spare1...), a 64-digit tx hash, or a number", q)
+	}
+	return v, nil
+}
+
+// page renders a route as HTML; with the header X-Partial (sent by live.js) only the <main> content.
+func (s *Server) page(rt route) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v, err := rt.load(r)
+		if err != nil {
+			code, msg := status(err)
+			if code == http.StatusInternalServerError {
+				s.log.Error("page", "path", r.URL.Path, "err", err)
+			}
+			s.renderError(w, r, code, msg)
+			return
+		}
+		if sv, ok := v.(SearchView); ok && len(sv.Matches) == 1 && r.Header.Get("X-Partial") == "" {
+			http.Redirect(w, r, sv.Matches[0], http.StatusSeeOther)
+			return
+		}
+		s.render(w, r, http.StatusOK, rt.tmpl, v)
+	}
+}
+
+// pageData is what every template receives.
+type pageData struct {
+	Title string
+	Path  string
+	Live  bool
+	V     any
+	Error string
+}
+
+func (s *Server) render(w http.ResponseWriter, r *http.Request, code int, name string, v any) {
+	t := s.tmpl[name]
+	d := pageData{Title: titles[name], Path: r.URL.Path, Live: s.ix != nil, V: v}
+	var buf bytes.Buffer
+	tname := "layout"
+	if r.Header.Get("X-Partial") != "" {
+		tname = "main"
+	}
+	if err := t.ExecuteTemplate(&buf, tname, d); err != nil {
+		s.log.Error("render", "page", name, "err", err)
+		if !errors.Is(err, context.Canceled) {
+			http.Error(w, "internal error rendering the page", http.StatusInternalServerError)
+		}
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Vary", "X-Partial") // the same URL answers a whole page or its <main> only
+	w.WriteHeader(code)
+	_, _ = w.Write(buf.Bytes())
+}
+
+func (s *Server) renderError(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	t := s.tmpl["error"]
+	var buf bytes.Buffer
+	_ = t.ExecuteTemplate(&buf, "layout", pageData{Title: http.StatusText(code), Path: r.URL.Path, Error: msg, V: code})
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(code)
+	_, _ = w.Write(buf.Bytes())
+}
+
+var titles = map[string]string{
+	"overview": "Overview", "providers": "Providers", "provider": "Provider", "orders": "Orders", "order": "Order",
+	"leases": "Leases", "lease": "Lease", "blocks": "Blocks", "block": "Block", "tx": "Transaction",
+	"accounts": "Accounts", "account": "Account", "events": "Events", "search": "Search",
+}

@@ -1,0 +1,4 @@
+package jobspec
+
+// ParseSPR is parseSPR, for the external test that compares it with client.ParseAmount.
+var ParseSPR = parseSPR

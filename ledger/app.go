@@ -1,0 +1,336 @@
+// Package ledger is the Spare ledger: a deterministic ABCI++ application holding accounts, providers, orders,
+// bids, leases and escrow. It knows nothing of providers' machines, HTTP or tenants' jobs; it only checks and
+// applies signed transactions, in block order, with block time.
+//
+// Files: app.go (ABCI), exec.go (transaction execution, end-of-block work), bank.go, provider.go, market.go
+// (orders, bids, auctions), escrow.go (leases, lazy settlement), feasible.go (hardware/constraint checks shared
+// with clients), query.go, invariant.go, objects.go (state objects and key layout), params.go (params, genesis).
+package ledger
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+	cmted25519 "github.com/cometbft/cometbft/crypto/ed25519"
+
+	"github.com/sparenet/spare/ledger/store"
+	"github.com/sparenet/spare/ledger/tx"
+)
+
+// AppVersion is reported to CometBFT in Info.
+const AppVersion uint64 = 1
+
+const codespace = "spare"
+
+const (
+	keyChainID  = "chain_id"
+	keyLastTime = "last_time_ms"
+)
+
+// Options tune an App.
+type Options struct {
+	// CheckInvariants recomputes every supply component from the state after each block and panics on any
+	// difference. It costs O(state) per block: for tests.
+	CheckInvariants bool
+	Logger          *slog.Logger
+}
+
+// App is the ABCI application. It is safe for concurrent use by CometBFT's separate connections: consensus
+// (InitChain, FinalizeBlock, Commit), mempool (CheckTx) and query (Info, Query).
+type App struct {
+	abci.BaseApplication
+	opts  Options
+	log   *slog.Logger
+	store *store.Store
+	sigs  *sigCache
+
+	mu      sync.Mutex // consensus connection state
+	working *store.Batch
+	height  int64
+	hash    []byte
+
+	checkMu    sync.Mutex
+	check      *store.Batch
+	checkH     int64
+	checkTime  uint64
+	checkChain string
+}
+
+var _ abci.Application = (*App)(nil)
+
+// New returns an App over st.
+func New(st *store.Store, opts Options) *App {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &App{opts: opts, log: opts.Logger, store: st, sigs: newSigCache(200_000)}
+	a.resetCheck()
+	return a
+}
+
+func (a *App) resetCheck() {
+	b := a.store.Begin()
+	a.checkMu.Lock()
+	a.check = b
+	a.checkH = a.store.Height() + 1
+	a.checkTime = lastTime(b)
+	a.checkChain = chainIDOf(b)
+	a.checkMu.Unlock()
+}
+
+func lastTime(kv store.KV) uint64 {
+	if b, ok := kv.Get(keyLastTime); ok {
+		return unbe64(string(b))
+	}
+	return 0
+}
+
+func chainIDOf(kv store.KV) string {
+	b, _ := kv.Get(keyChainID)
+	return string(b)
+}
+
+// Info tells CometBFT where the app's state stands, so it replays only the blocks after it.
+func (a *App) Info(context.Context, *abci.RequestInfo) (*abci.ResponseInfo, error) {
+	return &abci.ResponseInfo{
+		Data:             "spare",
+		Version:          "1",
+		AppVersion:       AppVersion,
+		LastBlockHeight:  a.store.Height(),
+		LastBlockAppHash: a.store.AppHash(),
+	}, nil
+}
+
+// InitChain loads the genesis app_state: params and funded accounts.
+func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.ResponseInitChain, error) {
+	g, err := ParseGenesis(req.AppStateBytes)
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.working = a.store.Begin()
+	c := &ctx{kv: a.working, chainID: req.ChainId, params: &g.Params}
+	c.kv.Set(keyChainID, []byte(req.ChainId))
+	c.kv.Set(keyParams, encParams(&g.Params))
+	sup := &Supply{}
+	for _, acc := range g.Accounts {
+		c.setAccount(&Account{Address: acc.Address, Balance: acc.Balance})
+		sup.Genesis += acc.Balance
+	}
+	sup.Balances = sup.Genesis
+	c.setSupply(sup)
+	for _, a := range g.Auditors {
+		c.setAuditor(a)
+	}
+	hash := a.working.AppHash(req.InitialHeight - 1)
+	// Let the mempool see the genesis state before block 1 commits it.
+	check := a.working.Fork()
+	a.checkMu.Lock()
+	a.check, a.checkH, a.checkTime, a.checkChain = check, req.InitialHeight, 0, req.ChainId
+	a.checkMu.Unlock()
+	a.log.Info("genesis loaded", "chain_id", req.ChainId, "accounts", len(g.Accounts), "supply", sup.Genesis)
+	return &abci.ResponseInitChain{AppHash: hash}, nil
+}
+
+// CheckTx validates a transaction for the mempool against a scratch copy of the state that accumulates the
+// mempool's transactions; committed state is never touched.
+func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.ResponseCheckTx, error) {
+	t, err := a.decodeVerified(req.Tx)
+	if err == nil {
+		a.checkMu.Lock()
+		c := &ctx{kv: a.check, chainID: a.checkChain, height: a.checkH, timeMs: a.checkTime, params: loadParams(a.check), quiet: true}
+		err = execTx(c, t, false)
+		a.checkMu.Unlock()
+	}
+	if err != nil {
+		code := tx.CodeOf(err)
+		return &abci.ResponseCheckTx{Code: uint32(code), Log: err.Error(), Codespace: codespace}, nil
+	}
+	return &abci.ResponseCheckTx{Code: abci.CodeTypeOK}, nil
+}
+
+// decodeVerified decodes raw and checks its signature, using the cache of signatures already verified.
+func (a *App) decodeVerified(raw []byte) (*tx.Tx, error) {
+	t, err := tx.Decode(raw)
+	if err != nil {
+		return nil, err
+	}
+	key := sha256.Sum256(raw)
+	if a.sigs.has(key) {
+		return t, nil
+	}
+	if !cmted25519.PubKey(t.Body.PubKey).VerifySignature(t.BodyBytes, t.Signature) {
+		return nil, tx.Errorf(tx.CodeBadSignature, "signature does not verify for signer %s", t.Signer())
+	}
+	a.sigs.add(key)
+	return t, nil
+}
+
+// FinalizeBlock executes a decided block: its transactions in order, then the ledger's own end-of-block work.
+func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (*abci.ResponseFinalizeBlock, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.working == nil {
+		a.working = a.store.Begin()
+	}
+	c := &ctx{
+		kv:      a.working,
+		chainID: chainIDOf(a.working),
+		height:  req.Height,
+		timeMs:  uint64(req.Time.UnixMilli()),
+		params:  loadParams(a.working),
+	}
+	copy(c.proposer[:], req.ProposerAddress)
+	if prev := lastTime(a.working); c.timeMs < prev {
+		c.timeMs = prev // BFT time is monotonic; guard anyway so settlement never runs backwards
+	}
+	decoded := a.verifyBlock(req.Txs)
+	defer func() {
+		for _, d := range decoded {
+			a.sigs.take(d.key) // included: never checked again
+		}
+	}()
+	results := make([]*abci.ExecTxResult, len(req.Txs))
+	for i := range req.Txs {
+		t, err := decoded[i].tx, decoded[i].err
+		c.events = nil
+		if err == nil {
+			err = execTx(c, t, true)
+		}
+		res := &abci.ExecTxResult{Code: uint32(tx.CodeOf(err)), Events: c.events}
+		if err != nil {
+			res.Log = err.Error()
+			res.Codespace = codespace
+		}
+		results[i] = res
+	}
+	c.events = nil
+	c.endBlock()
+	c.kv.Set(keyLastTime, []byte(be64(c.timeMs)))
+	if a.opts.CheckInvariants {
+		if err := CheckInvariants(a.working); err != nil {
+			panic(fmt.Sprintf("ledger: height %d: %v", req.Height, err))
+		}
+	} else if s := c.supply(); !s.Holds() {
+		panic(fmt.Sprintf("ledger: height %d: supply invariant broken: %+v", req.Height, *s))
+	}
+	a.height = req.Height
+	a.hash = a.working.AppHash(req.Height)
+	return &abci.ResponseFinalizeBlock{TxResults: results, Events: c.events, AppHash: a.hash}, nil
+}
+
+type decodedTx struct {
+	tx  *tx.Tx
+	err error
+	key [32]byte // SHA-256 of the raw transaction: its name in the signature cache
+}
+
+// ProcessProposal rejects a proposed block holding a transaction that cannot be decoded or whose signature fails:
+// no honest mempool would have let it through, and every validator reaches the same verdict. Signatures verified
+// here are cached for FinalizeBlock.
+func (a *App) ProcessProposal(_ context.Context, req *abci.RequestProcessProposal) (*abci.ResponseProcessProposal, error) {
+	for i, d := range a.verifyBlock(req.Txs) {
+		if d.err != nil {
+			a.log.Warn("rejecting proposal", "height", req.Height, "tx_index", i, "err", d.err)
+			return &abci.ResponseProcessProposal{Status: abci.ResponseProcessProposal_REJECT}, nil
+		}
+	}
+	return &abci.ResponseProcessProposal{Status: abci.ResponseProcessProposal_ACCEPT}, nil
+}
+
+// verifyBlock decodes a block's transactions and verifies, in one batch, the signatures not already verified
+// (falling back to one by one only when the batch fails). Verified signatures are added to the cache.
+func (a *App) verifyBlock(txs [][]byte) []decodedTx {
+	out := make([]decodedTx, len(txs))
+	var pending []int
+	for i, raw := range txs {
+		t, err := tx.Decode(raw)
+		out[i] = decodedTx{tx: t, err: err, key: sha256.Sum256(raw)}
+		if err != nil || a.sigs.has(out[i].key) {
+			continue
+		}
+		pending = append(pending, i)
+	}
+	if len(pending) == 0 {
+		return out
+	}
+	ok := make([]bool, len(pending))
+	if len(pending) > 1 {
+		bv := cmted25519.NewBatchVerifier()
+		for _, i := range pending {
+			t := out[i].tx
+			if err := bv.Add(cmted25519.PubKey(t.Body.PubKey), t.BodyBytes, t.Signature); err != nil {
+				break
+			}
+		}
+		if all, _ := bv.Verify(); all {
+			for j := range ok {
+				ok[j] = true
+			}
+		}
+	}
+	for j, i := range pending {
+		t := out[i].tx
+		if !ok[j] && !cmted25519.PubKey(t.Body.PubKey).VerifySignature(t.BodyBytes, t.Signature) {
+			out[i] = decodedTx{err: tx.Errorf(tx.CodeBadSignature, "signature does not verify for signer %s", t.Signer()), key: out[i].key}
+			continue
+		}
+		a.sigs.add(out[i].key)
+	}
+	return out
+}
+
+// Commit persists the block's state atomically and resets the mempool's scratch state.
+func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.working == nil {
+		return &abci.ResponseCommit{}, nil
+	}
+	if err := a.store.Commit(a.working, a.height, a.hash); err != nil {
+		return nil, err
+	}
+	a.working = nil
+	a.resetCheck()
+	return &abci.ResponseCommit{}, nil
+}
+
+// sigCache remembers transactions whose signature verified, so a signature is checked once across CheckTx,
+// recheck and FinalizeBlock. Entries are dropped when their transaction is included in a block.
+type sigCache struct {
+	mu  sync.Mutex
+	max int
+	m   map[[32]byte]struct{}
+}
+
+func newSigCache(max int) *sigCache { return &sigCache{max: max, m: make(map[[32]byte]struct{})} }
+
+func (s *sigCache) has(k [32]byte) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.m[k]
+	return ok
+}
+
+func (s *sigCache) add(k [32]byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.m) >= s.max {
+		clear(s.m) // a full cache only costs re-verification
+	}
+	s.m[k] = struct{}{}
+}
+
+// take reports whether k was cached and forgets it.
+func (s *sigCache) take(k [32]byte) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.m[k]
+	delete(s.m, k)
+	return ok
+}

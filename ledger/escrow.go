@@ -1,0 +1,303 @@
+package ledger
+
+import (
+	"bytes"
+	"crypto/ed25519"
+
+	"github.com/sparenet/spare/ledger/tx"
+)
+
+// Escrow and lazy settlement. A lease's deposit sits in escrow. Nothing is paid per block: what the provider has
+// earned is computed when the lease is touched, always from the start,
+//
+//	earned(t) = floor(price × (min(t, end) − started) / 1h)
+//
+// so rounding never accumulates. end = started + min(duration, the time the deposit lasts); active leases are
+// indexed by end, and each block visits only the leases whose end falls in it.
+
+const msPerHour = 3_600_000
+
+func (c *ctx) lease(id uint64) (*Lease, error) {
+	b, ok := c.kv.Get(idKey(pLease, id))
+	if !ok {
+		return nil, tx.Errorf(tx.CodeNotFound, "lease %d not found", id)
+	}
+	return mustDecode(decLease(b)), nil
+}
+
+func (c *ctx) setLease(l *Lease) { c.kv.Set(idKey(pLease, l.ID), encLease(l)) }
+
+// EndMs is when billing of an active lease stops: its duration, or the moment its deposit is used up.
+func (l *Lease) EndMs() uint64 {
+	byDuration := l.DurationSec * 1000
+	byDeposit := mulDiv(l.Deposit, msPerHour, l.Price)
+	return l.StartedMs + min(byDuration, byDeposit)
+}
+
+// EarnedAt is the gross amount earned by time t (ms), never more than the deposit.
+func (l *Lease) EarnedAt(t uint64) uint64 {
+	if l.State != LeaseActive && l.State != LeaseClosed && l.State != LeaseCompleted || l.StartedMs == 0 {
+		return l.Paid
+	}
+	end := min(t, l.EndMs())
+	if l.EndedMs != 0 {
+		end = min(end, l.EndedMs)
+	}
+	if end <= l.StartedMs {
+		return 0
+	}
+	return min(mulDiv(l.Price, end-l.StartedMs, msPerHour), l.Deposit)
+}
+
+func takeOf(gross, ratePPM uint64) uint64 { return mulDiv(gross, ratePPM, tx.PPM) }
+
+func (c *ctx) createLease(o *Order, b *Bid) error {
+	b.State = BidWon
+	c.setBid(b)
+	c.emit("bid.closed", "bid_id", b.ID, "order_id", o.ID, "provider", b.Provider, "state", b.State)
+	l := &Lease{
+		ID: c.nextID("lease"), OrderID: o.ID, BidID: b.ID, Tenant: o.Tenant, Provider: b.Provider, Price: b.Price,
+		DurationSec: o.DurationSec, State: LeasePending, CreatedHeight: c.height,
+		StartDeadline: c.height + int64(c.params.StartTimeoutBlocks), Deposit: o.Deposit,
+	}
+	o.LeaseID = l.ID
+	c.closeOrder(o, OrderLeased)
+	c.setLease(l)
+	c.kv.Set(ownedKey(pLeaseByTenant, l.Tenant, l.ID), nil)
+	c.kv.Set(ownedKey(pLeaseByProv, l.Provider, l.ID), nil)
+	c.kv.Set(pairKey(pLeaseStartDL, uint64(l.StartDeadline), l.ID), nil)
+	c.emit("lease.created", "lease_id", l.ID, "order_id", o.ID, "bid_id", b.ID,
+		"tenant", l.Tenant, "provider", l.Provider, "price", l.Price,
+		"start_deadline", l.StartDeadline)
+	return nil
+}
+
+// providerLease loads a lease that signer serves and that is in state want.
+func (c *ctx) providerLease(signer tx.Address, id uint64, want LeaseState) (*Lease, error) {
+	l, err := c.lease(id)
+	if err != nil {
+		return nil, err
+	}
+	if l.Provider != signer {
+		return nil, tx.Errorf(tx.CodeUnauthorized, "lease %d is served by %s", l.ID, l.Provider)
+	}
+	if l.State != want {
+		return nil, tx.Errorf(tx.CodeBadLeaseState, "lease %d is %s, not %s", l.ID, l.State, want)
+	}
+	return l, nil
+}
+
+func (c *ctx) leaseStarted(signer tx.Address, m *tx.LeaseStarted) error {
+	l, err := c.providerLease(signer, m.ID, LeasePending)
+	if err != nil {
+		return err
+	}
+	p, err := c.mustProvider(signer)
+	if err != nil {
+		return err
+	}
+	if p.Status == ProviderJailed {
+		return tx.Errorf(tx.CodeProviderJailed, "provider %s is jailed", signer)
+	}
+	c.kv.Delete(pairKey(pLeaseStartDL, uint64(l.StartDeadline), l.ID))
+	l.State = LeaseActive
+	l.StartedMs = c.timeMs
+	c.setLease(l)
+	c.kv.Set(pairKey(pLeaseDepletion, l.EndMs(), l.ID), nil)
+	c.emit("lease.started", "lease_id", l.ID, "provider", signer, "tenant", l.Tenant,
+		"started_ms", l.StartedMs, "end_ms", l.EndMs())
+	return nil
+}
+
+// settle pays the provider what the lease earned up to time t and not yet paid, minus the take.
+func (c *ctx) settle(l *Lease, t uint64) error {
+	earned := l.EarnedAt(t)
+	if earned <= l.Paid {
+		return nil
+	}
+	gross := earned - l.Paid
+	takeTotal := takeOf(earned, c.params.TakeRatePPM)
+	take := takeTotal - l.Take
+	l.Paid, l.Take = earned, takeTotal
+	c.move(inEscrow, inPool, take)
+	if err := c.credit(l.Provider, gross-take, inEscrow); err != nil {
+		return err
+	}
+	c.emit("lease.paid", "lease_id", l.ID, "provider", l.Provider, "amount", gross-take,
+		"take", take, "paid_total", l.Paid)
+	return nil
+}
+
+// endLease stops billing at time t, pays what was earned, refunds the rest and drops the lease's indexes.
+func (c *ctx) endLease(l *Lease, t uint64, state LeaseState, by tx.Address, reason string) error {
+	switch l.State {
+	case LeasePending:
+		c.kv.Delete(pairKey(pLeaseStartDL, uint64(l.StartDeadline), l.ID))
+	case LeaseActive:
+		c.kv.Delete(pairKey(pLeaseDepletion, l.EndMs(), l.ID))
+		if err := c.settle(l, t); err != nil {
+			return err
+		}
+		l.EndedMs = min(t, l.EndMs())
+	default:
+		return tx.Errorf(tx.CodeBadLeaseState, "lease %d is already %s", l.ID, l.State)
+	}
+	refund := l.Deposit - l.Paid
+	if err := c.credit(l.Tenant, refund, inEscrow); err != nil {
+		return err
+	}
+	l.Refunded = refund
+	l.State = state
+	l.ClosedBy = by
+	l.CloseReason = reason
+	c.setLease(l)
+	c.emit("lease.closed", "lease_id", l.ID, "provider", l.Provider, "tenant", l.Tenant,
+		"state", state, "reason", reason, "paid", l.Paid, "refund", refund)
+	return nil
+}
+
+func (c *ctx) closeLease(signer tx.Address, m *tx.CloseLease) error {
+	l, err := c.lease(m.ID)
+	if err != nil {
+		return err
+	}
+	if signer != l.Tenant && signer != l.Provider {
+		return tx.Errorf(tx.CodeUnauthorized, "lease %d is between %s and %s", l.ID, l.Tenant, l.Provider)
+	}
+	reason := m.Reason
+	if reason == "" {
+		reason = "closed by tenant"
+		if signer == l.Provider {
+			reason = "closed by provider"
+		}
+	}
+	// A provider ending a running lease broke its promise; closing one that never started (say, the tenant sent
+	// no manifest) costs the tenant nothing: the deposit is refunded in full.
+	if signer == l.Provider && signer != l.Tenant && l.State == LeaseActive {
+		c.providerFailed(l.Provider)
+	}
+	return c.endLease(l, c.timeMs, LeaseClosed, signer, reason)
+}
+
+func (c *ctx) providerFailed(a tx.Address) {
+	if p, ok := c.provider(a); ok {
+		p.Failed++
+		c.setProvider(p)
+	}
+}
+
+func (c *ctx) completeLease(signer tx.Address, m *tx.CompleteLease) error {
+	rc := m.Receipt
+	l, err := c.providerLease(signer, rc.LeaseID, LeaseActive)
+	if err != nil {
+		return err
+	}
+	o, err := c.order(l.OrderID)
+	if err != nil {
+		return err
+	}
+	if rc.ChainID != c.chainID {
+		return tx.Errorf(tx.CodeBadReceipt, "receipt chain_id %q, this network is %q", rc.ChainID, c.chainID)
+	}
+	if !bytes.Equal(rc.ManifestHash[:], o.ManifestHash[:]) {
+		return tx.Errorf(tx.CodeBadReceipt, "receipt manifest hash differs from order %d's", o.ID)
+	}
+	p, err := c.mustProvider(signer)
+	if err != nil {
+		return err
+	}
+	if !ed25519.Verify(p.PubKey, rc.SignBytes(), rc.Signature) {
+		return tx.Errorf(tx.CodeBadReceipt, "receipt signature does not verify with provider %s's key", signer)
+	}
+	p.Completed++
+	c.setProvider(p)
+	c.kv.Set(idKey(pReceipt, l.ID), encReceipt(&rc))
+	c.emit("lease.completed", "lease_id", l.ID, "provider", signer, "exit_code", rc.ExitCode)
+	return c.endLease(l, c.timeMs, LeaseCompleted, signer, "completed")
+}
+
+func (c *ctx) topUp(signer tx.Address, m *tx.TopUp) error {
+	l, err := c.lease(m.LeaseID)
+	if err != nil {
+		return err
+	}
+	if l.State != LeasePending && l.State != LeaseActive {
+		return tx.Errorf(tx.CodeBadLeaseState, "lease %d is %s", l.ID, l.State)
+	}
+	deposit, err := addChecked("deposit", l.Deposit, m.Amount)
+	if err != nil {
+		return err
+	}
+	if err := c.debit(signer, m.Amount, inEscrow); err != nil {
+		return err
+	}
+	if l.State == LeaseActive {
+		c.kv.Delete(pairKey(pLeaseDepletion, l.EndMs(), l.ID))
+	}
+	l.Deposit = deposit
+	if l.State == LeaseActive {
+		c.kv.Set(pairKey(pLeaseDepletion, l.EndMs(), l.ID), nil)
+	}
+	c.setLease(l)
+	c.emit("lease.topped_up", "lease_id", l.ID, "from", signer, "amount", m.Amount,
+		"deposit", l.Deposit, "end_ms", l.EndMs())
+	return nil
+}
+
+func (c *ctx) withdraw(signer tx.Address, m *tx.Withdraw) error {
+	l, err := c.providerLease(signer, m.ID, LeaseActive)
+	if err != nil {
+		return err
+	}
+	if l.EarnedAt(c.timeMs) <= l.Paid {
+		return tx.Errorf(tx.CodeNothingToWithdraw, "lease %d has earned nothing since the last withdrawal", l.ID)
+	}
+	if err := c.settle(l, c.timeMs); err != nil {
+		return err
+	}
+	c.setLease(l)
+	return nil
+}
+
+// endDepletedLeases closes the active leases whose billing ends by this block's time; the index is ordered by
+// end time, so the cost is proportional to the leases that end, not to the leases that run.
+func (c *ctx) endDepletedLeases() {
+	var due []uint64
+	c.kv.Iterate(pLeaseDepletion, pLeaseDepletion+be64(c.timeMs+1), func(k string, _ []byte) bool {
+		due = append(due, unbe64(k[len(pLeaseDepletion)+8:]))
+		return true
+	})
+	for _, id := range due {
+		l, err := c.lease(id)
+		if err != nil {
+			panic("ledger: depletion index without lease")
+		}
+		reason := "duration reached"
+		if l.EndMs() < l.StartedMs+l.DurationSec*1000 {
+			reason = "deposit exhausted"
+		}
+		if err := c.endLease(l, l.EndMs(), LeaseClosed, tx.Address{}, reason); err != nil {
+			panic("ledger: " + err.Error())
+		}
+	}
+}
+
+// expireUnstartedLeases closes pending leases past their start deadline with a full refund; the provider's
+// record counts a failure.
+func (c *ctx) expireUnstartedLeases() {
+	var due []uint64
+	c.kv.Iterate(pLeaseStartDL, pLeaseStartDL+be64(uint64(c.height)+1), func(k string, _ []byte) bool {
+		due = append(due, unbe64(k[len(pLeaseStartDL)+8:]))
+		return true
+	})
+	for _, id := range due {
+		l, err := c.lease(id)
+		if err != nil {
+			panic("ledger: start index without lease")
+		}
+		c.providerFailed(l.Provider)
+		if err := c.endLease(l, c.timeMs, LeaseClosed, tx.Address{}, "not started in time"); err != nil {
+			panic("ledger: " + err.Error())
+		}
+	}
+}

@@ -1,0 +1,122 @@
+package ledger
+
+import (
+	"github.com/sparenet/spare/ledger/store"
+	"github.com/sparenet/spare/ledger/tx"
+)
+
+// execTx runs a decoded, signature-checked transaction against kv in one overlay: fee and nonce first, then every
+// message; all or nothing. When a message fails and feeStays is set (FinalizeBlock: the transaction is in a block
+// and must pay), the overlay is dropped and only the fee and nonce are applied again; in CheckTx the transaction
+// is simply rejected.
+func execTx(c *ctx, t *tx.Tx, feeStays bool) error {
+	if err := t.Body.ValidateBasic(c.chainID); err != nil {
+		return err
+	}
+	signer := t.Signer()
+	o := store.NewOverlay(c.kv)
+	x := &ctx{kv: o, chainID: c.chainID, height: c.height, timeMs: c.timeMs, params: c.params, proposer: c.proposer, quiet: c.quiet}
+	if err := x.chargeFee(signer, t); err != nil {
+		return err
+	}
+	for i, m := range t.Body.Msgs {
+		if err := x.dispatch(signer, t, m); err != nil {
+			if feeStays {
+				f := &ctx{kv: store.NewOverlay(c.kv), chainID: c.chainID, params: c.params, proposer: c.proposer, quiet: c.quiet}
+				if ferr := f.chargeFee(signer, t); ferr != nil {
+					panic("ledger: fee charged once cannot fail the second time: " + ferr.Error())
+				}
+				f.kv.(*store.Overlay).Write()
+				c.events = append(c.events, f.events...)
+			}
+			if e, ok := err.(*tx.Error); ok {
+				return tx.Errorf(e.Code, "msgs[%d] %s: %s", i, m.Type(), e.Msg)
+			}
+			return err
+		}
+	}
+	o.Write()
+	c.events = append(c.events, x.events...)
+	return nil
+}
+
+func (c *ctx) chargeFee(signer tx.Address, t *tx.Tx) error {
+	acc := c.account(signer)
+	if t.Body.Nonce != acc.Nonce {
+		return tx.Errorf(tx.CodeBadNonce, "nonce %d, account %s expects %d", t.Body.Nonce, signer, acc.Nonce)
+	}
+	if t.Body.Fee < c.params.MinFee {
+		return tx.Errorf(tx.CodeFeeTooLow, "fee %d uspr below the minimum %d", t.Body.Fee, c.params.MinFee)
+	}
+	if acc.Balance < t.Body.Fee {
+		return tx.Errorf(tx.CodeInsufficientFunds, "%s has %d uspr, fee is %d", signer, acc.Balance, t.Body.Fee)
+	}
+	acc.Balance -= t.Body.Fee
+	acc.Nonce++
+	c.setAccount(acc)
+	if t.Body.Fee == 0 {
+		return nil
+	}
+	if c.proposer.IsZero() {
+		// CheckTx: nobody is paid yet; the fee simply leaves the balance.
+		c.move(inBalances, inPool, t.Body.Fee)
+		return nil
+	}
+	prop := c.account(c.proposer) // balance to balance: the supply record does not change
+	prop.Balance += t.Body.Fee    // cannot overflow: bounded by the supply
+	c.setAccount(prop)
+	c.emit("fee.paid", "from", signer, "to", c.proposer, "amount", t.Body.Fee)
+	return nil
+}
+
+func (c *ctx) dispatch(signer tx.Address, t *tx.Tx, m tx.Msg) error {
+	switch m := m.(type) {
+	case *tx.Send:
+		return c.send(signer, m)
+	case *tx.RegisterProvider:
+		return c.registerProvider(signer, t.Body.PubKey, m)
+	case *tx.UpdateProvider:
+		return c.updateProvider(signer, m)
+	case *tx.Bond:
+		return c.bond(signer, m)
+	case *tx.Unbond:
+		return c.unbond(signer, m)
+	case *tx.CreateOrder:
+		return c.createOrder(signer, m)
+	case *tx.CancelOrder:
+		return c.cancelOrder(signer, m)
+	case *tx.PlaceBid:
+		return c.placeBid(signer, m)
+	case *tx.WithdrawBid:
+		return c.withdrawBid(signer, m)
+	case *tx.AcceptBid:
+		return c.acceptBid(signer, m)
+	case *tx.LeaseStarted:
+		return c.leaseStarted(signer, m)
+	case *tx.CloseLease:
+		return c.closeLease(signer, m)
+	case *tx.CompleteLease:
+		return c.completeLease(signer, m)
+	case *tx.TopUp:
+		return c.topUp(signer, m)
+	case *tx.Withdraw:
+		return c.withdraw(signer, m)
+	case *tx.Attest:
+		return c.attest(signer, m)
+	case *tx.Unjail:
+		return c.unjail(signer)
+	case *tx.AttestHardware:
+		return c.attestHardware(signer, m)
+	}
+	return tx.Errorf(tx.CodeUnknownMsgType, "message type %s has no handler", m.Type())
+}
+
+// endBlock runs the ledger's own work for a block, after its transactions, in a fixed order.
+func (c *ctx) endBlock() {
+	c.closeAuctions()         // bids placed in this block take part in auctions closing in it
+	c.expireOrders()          // then orders still unmatched at their expiry are refunded
+	c.expireUnstartedLeases() // leases that never started are refunded
+	c.endDepletedLeases()     // active leases whose time or deposit ran out are closed
+	c.matureUnbondings()      // stake whose unbonding period ended returns to its owner
+	c.epochWork()             // audit sets at an epoch's start, verdicts (close, slash, jail) at its end
+}

@@ -1,0 +1,70 @@
+package ledger
+
+import (
+	"fmt"
+
+	"github.com/sparenet/spare/ledger/store"
+)
+
+// CheckInvariants recomputes every component of the supply from the objects in kv and compares it with the
+// supply record: balances from accounts, escrow from open orders and unfinished leases, stake and unbonding
+// from providers, the pool from every lease's take plus fees collected outside a block. O(state).
+func CheckInvariants(kv store.KV) error {
+	c := &ctx{kv: kv}
+	s := c.supply()
+	if !s.Holds() {
+		return fmt.Errorf("supply record does not add up: %+v", *s)
+	}
+	var got Supply
+	kv.Iterate(pAccount, prefixEnd(pAccount), func(k string, v []byte) bool {
+		got.Balances += mustDecode(decAccount([20]byte{}, v)).Balance
+		return true
+	})
+	var slashed uint64
+	kv.Iterate(pProvider, prefixEnd(pProvider), func(k string, v []byte) bool {
+		p := mustDecode(decProvider(v))
+		got.Staked += p.Stake
+		got.Unbonding += p.Unbonding
+		slashed += p.Slashed
+		return true
+	})
+	var unbondEntries uint64
+	kv.Iterate(pUnbond, prefixEnd(pUnbond), func(k string, v []byte) bool {
+		unbondEntries += unbe64(string(v))
+		return true
+	})
+	kv.Iterate(pOrder, prefixEnd(pOrder), func(k string, v []byte) bool {
+		o := mustDecode(decOrder(v))
+		if o.State == OrderOpen {
+			got.Escrow += o.Deposit
+		}
+		return true
+	})
+	var take uint64
+	var unbalanced *Lease
+	kv.Iterate(pLease, prefixEnd(pLease), func(k string, v []byte) bool {
+		l := mustDecode(decLease(v))
+		if l.State == LeasePending || l.State == LeaseActive {
+			got.Escrow += l.Deposit - l.Paid
+		} else if l.Paid+l.Refunded != l.Deposit && unbalanced == nil {
+			unbalanced = l
+		}
+		take += l.Take
+		return true
+	})
+	switch {
+	case unbalanced != nil:
+		return fmt.Errorf("lease %d ended with paid %d + refunded %d != deposit %d", unbalanced.ID, unbalanced.Paid, unbalanced.Refunded, unbalanced.Deposit)
+	case got.Balances != s.Balances:
+		return fmt.Errorf("balances: accounts hold %d, supply says %d", got.Balances, s.Balances)
+	case got.Staked != s.Staked:
+		return fmt.Errorf("staked: providers hold %d, supply says %d", got.Staked, s.Staked)
+	case got.Unbonding != s.Unbonding || unbondEntries != s.Unbonding:
+		return fmt.Errorf("unbonding: providers %d, entries %d, supply %d", got.Unbonding, unbondEntries, s.Unbonding)
+	case got.Escrow != s.Escrow:
+		return fmt.Errorf("escrow: orders and leases hold %d, supply says %d", got.Escrow, s.Escrow)
+	case take+slashed != s.Pool:
+		return fmt.Errorf("pool: leases' take %d + providers' slashed stake %d = %d, supply says %d", take, slashed, take+slashed, s.Pool)
+	}
+	return nil
+}

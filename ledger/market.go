@@ -1,0 +1,273 @@
+package ledger
+
+import (
+	"github.com/sparenet/spare/ledger/tx"
+)
+
+func (c *ctx) order(id uint64) (*Order, error) {
+	b, ok := c.kv.Get(idKey(pOrder, id))
+	if !ok {
+		return nil, tx.Errorf(tx.CodeNotFound, "order %d not found", id)
+	}
+	return mustDecode(decOrder(b)), nil
+}
+
+func (c *ctx) setOrder(o *Order) { c.kv.Set(idKey(pOrder, o.ID), encOrder(o)) }
+
+func (c *ctx) bid(id uint64) (*Bid, error) {
+	b, ok := c.kv.Get(idKey(pBid, id))
+	if !ok {
+		return nil, tx.Errorf(tx.CodeNotFound, "bid %d not found", id)
+	}
+	return mustDecode(decBid(b)), nil
+}
+
+func (c *ctx) setBid(b *Bid) { c.kv.Set(idKey(pBid, b.ID), encBid(b)) }
+
+func (c *ctx) createOrder(tenant tx.Address, m *tx.CreateOrder) error {
+	window := m.BidWindow
+	if window == 0 {
+		window = c.params.BidWindowBlocks
+	}
+	if window > c.params.MaxBidWindowBlocks {
+		return tx.Errorf(tx.CodeInvalidMsg, "bid_window_blocks %d above the chain's maximum %d", window, c.params.MaxBidWindowBlocks)
+	}
+	ttl := m.TTL
+	if ttl == 0 {
+		ttl = c.params.OrderTTLBlocks
+	}
+	if ttl > c.params.MaxOrderTTLBlocks {
+		return tx.Errorf(tx.CodeInvalidMsg, "ttl_blocks %d above the chain's maximum %d", ttl, c.params.MaxOrderTTLBlocks)
+	}
+	if ttl <= window {
+		return tx.Errorf(tx.CodeInvalidMsg, "ttl_blocks %d must exceed bid_window_blocks %d", ttl, window)
+	}
+	if err := c.debit(tenant, m.Deposit, inEscrow); err != nil {
+		return err
+	}
+	o := &Order{
+		ID: c.nextID("order"), Tenant: tenant, Resources: m.Resources, Constraints: m.Constraints,
+		MaxPricePerHour: m.MaxPricePerHour, ManifestHash: m.ManifestHash, Deposit: m.Deposit,
+		DurationSec: m.DurationSec, State: OrderOpen, CreatedHeight: c.height,
+		WindowEnd: c.height + int64(window), ExpiresHeight: c.height + int64(ttl),
+	}
+	c.setOrder(o)
+	c.kv.Set(ownedKey(pOrderByTenant, tenant, o.ID), nil)
+	c.kv.Set(idKey(pOrderOpen, o.ID), nil)
+	c.kv.Set(pairKey(pOrderAuction, uint64(o.WindowEnd), o.ID), nil)
+	c.kv.Set(pairKey(pOrderExpiry, uint64(o.ExpiresHeight), o.ID), nil)
+	c.emit("order.created", "order_id", o.ID, "tenant", tenant,
+		"max_price", o.MaxPricePerHour, "gpus", uint64(o.Resources.GPUCount),
+		"deposit", o.Deposit, "window_end", o.WindowEnd, "expires", o.ExpiresHeight)
+	return nil
+}
+
+// closeOrder takes an open order out of the market: drops its indexes and settles its open bids as lost.
+func (c *ctx) closeOrder(o *Order, state OrderState) {
+	o.State = state
+	c.setOrder(o)
+	c.kv.Delete(idKey(pOrderOpen, o.ID))
+	c.kv.Delete(pairKey(pOrderAuction, uint64(o.WindowEnd), o.ID))
+	c.kv.Delete(pairKey(pOrderExpiry, uint64(o.ExpiresHeight), o.ID))
+	for _, b := range c.openBids(o.ID) {
+		b.State = BidLost
+		c.setBid(b)
+		c.emit("bid.closed", "bid_id", b.ID, "order_id", o.ID, "provider", b.Provider, "state", b.State)
+	}
+}
+
+// openBids lists an order's open bids in id order.
+func (c *ctx) openBids(orderID uint64) []*Bid {
+	var ids []uint64
+	start := idKey(pBidByOrder, orderID)
+	c.kv.Iterate(start, prefixEnd(start), func(k string, _ []byte) bool {
+		ids = append(ids, unbe64(k[len(start):]))
+		return true
+	})
+	var out []*Bid
+	for _, id := range ids {
+		b, err := c.bid(id)
+		if err != nil {
+			panic("ledger: bid index without bid")
+		}
+		if b.State == BidOpen {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func (c *ctx) refundOrder(o *Order) error {
+	return c.credit(o.Tenant, o.Deposit, inEscrow)
+}
+
+func (c *ctx) cancelOrder(signer tx.Address, m *tx.CancelOrder) error {
+	o, err := c.order(m.ID)
+	if err != nil {
+		return err
+	}
+	if o.Tenant != signer {
+		return tx.Errorf(tx.CodeUnauthorized, "order %d belongs to %s", o.ID, o.Tenant)
+	}
+	if o.State != OrderOpen {
+		return tx.Errorf(tx.CodeOrderNotOpen, "order %d is %s", o.ID, o.State)
+	}
+	c.closeOrder(o, OrderCancelled)
+	if err := c.refundOrder(o); err != nil {
+		return err
+	}
+	c.emit("order.cancelled", "order_id", o.ID, "tenant", o.Tenant, "refund", o.Deposit)
+	return nil
+}
+
+func (c *ctx) placeBid(signer tx.Address, m *tx.PlaceBid) error {
+	o, err := c.order(m.OrderID)
+	if err != nil {
+		return err
+	}
+	if o.State != OrderOpen {
+		return tx.Errorf(tx.CodeOrderNotOpen, "order %d is %s", o.ID, o.State)
+	}
+	if o.Tenant == signer {
+		return tx.Errorf(tx.CodeSelfDeal, "order %d is your own", o.ID)
+	}
+	p, err := c.mustProvider(signer)
+	if err != nil {
+		return err
+	}
+	if err := c.canServe(p); err != nil {
+		return err
+	}
+	if m.Price > o.MaxPricePerHour {
+		return tx.Errorf(tx.CodeBidAboveMax, "price %d uspr/h above the order's maximum %d", m.Price, o.MaxPricePerHour)
+	}
+	if r := Feasible(p, o.Resources, o.Constraints); r != ReasonOK {
+		return tx.Errorf(tx.CodeInfeasible, "provider %s does not satisfy order %d: %s", signer, o.ID, r)
+	}
+	for _, b := range c.openBids(o.ID) {
+		if b.Provider == signer {
+			return tx.Errorf(tx.CodeDuplicateBid, "bid %d is already open on order %d: withdraw it first", b.ID, o.ID)
+		}
+	}
+	b := &Bid{ID: c.nextID("bid"), OrderID: o.ID, Provider: signer, Price: m.Price, State: BidOpen, CreatedHeight: c.height}
+	c.setBid(b)
+	c.kv.Set(pairKey(pBidByOrder, o.ID, b.ID), nil)
+	c.kv.Set(ownedKey(pBidByProvider, signer, b.ID), nil)
+	c.emit("bid.placed", "bid_id", b.ID, "order_id", o.ID, "provider", signer, "price", b.Price)
+	// After an auction window closed with no bids, the first acceptable bid wins at once.
+	if c.height > o.WindowEnd {
+		return c.createLease(o, b)
+	}
+	return nil
+}
+
+func (c *ctx) withdrawBid(signer tx.Address, m *tx.WithdrawBid) error {
+	b, err := c.bid(m.ID)
+	if err != nil {
+		return err
+	}
+	if b.Provider != signer {
+		return tx.Errorf(tx.CodeUnauthorized, "bid %d belongs to %s", b.ID, b.Provider)
+	}
+	if b.State != BidOpen {
+		return tx.Errorf(tx.CodeBidNotOpen, "bid %d is %s", b.ID, b.State)
+	}
+	b.State = BidWithdrawn
+	c.setBid(b)
+	c.emit("bid.closed", "bid_id", b.ID, "order_id", b.OrderID, "provider", b.Provider, "state", b.State)
+	return nil
+}
+
+func (c *ctx) acceptBid(signer tx.Address, m *tx.AcceptBid) error {
+	b, err := c.bid(m.ID)
+	if err != nil {
+		return err
+	}
+	o, err := c.order(b.OrderID)
+	if err != nil {
+		return err
+	}
+	if o.Tenant != signer {
+		return tx.Errorf(tx.CodeUnauthorized, "bid %d is on order %d of %s, not yours", b.ID, o.ID, o.Tenant)
+	}
+	if o.State != OrderOpen {
+		return tx.Errorf(tx.CodeOrderNotOpen, "order %d is %s", o.ID, o.State)
+	}
+	if b.State != BidOpen {
+		return tx.Errorf(tx.CodeBidNotOpen, "bid %d is %s", b.ID, b.State)
+	}
+	p, err := c.mustProvider(b.Provider)
+	if err != nil {
+		return err
+	}
+	if err := c.canServe(p); err != nil {
+		return err
+	}
+	return c.createLease(o, b)
+}
+
+// closeAuctions leases the best open bid of every order whose bid window ends in this block: lowest price, then
+// higher reputation, then lower provider address. Orders with no bids stay open; the first acceptable bid wins.
+func (c *ctx) closeAuctions() {
+	start := pOrderAuction
+	end := pOrderAuction + be64(uint64(c.height)+1)
+	var due []uint64
+	c.kv.Iterate(start, end, func(k string, _ []byte) bool {
+		due = append(due, unbe64(k[len(pOrderAuction)+8:]))
+		return true
+	})
+	for _, id := range due {
+		o, err := c.order(id)
+		if err != nil {
+			panic("ledger: auction index without order")
+		}
+		c.kv.Delete(pairKey(pOrderAuction, uint64(o.WindowEnd), o.ID))
+		var best *Bid
+		var bestRep uint64
+		for _, b := range c.openBids(o.ID) {
+			p, ok := c.provider(b.Provider)
+			if !ok || c.canServe(p) != nil {
+				continue // jailed or unbonded since bidding
+			}
+			rep := p.ReputationPPM()
+			if best == nil || b.Price < best.Price ||
+				b.Price == best.Price && (rep > bestRep || rep == bestRep && string(b.Provider[:]) < string(best.Provider[:])) {
+				best, bestRep = b, rep
+			}
+		}
+		c.emit("auction.closed", "order_id", o.ID, "winner_bid", bidID(best))
+		if best != nil {
+			if err := c.createLease(o, best); err != nil {
+				panic("ledger: auction lease: " + err.Error())
+			}
+		}
+	}
+}
+
+func bidID(b *Bid) uint64 {
+	if b == nil {
+		return 0
+	}
+	return b.ID
+}
+
+// expireOrders refunds orders that reach their expiry height unmatched.
+func (c *ctx) expireOrders() {
+	prefixEndH := pOrderExpiry + be64(uint64(c.height)+1)
+	var due []uint64
+	c.kv.Iterate(pOrderExpiry, prefixEndH, func(k string, _ []byte) bool {
+		due = append(due, unbe64(k[len(pOrderExpiry)+8:]))
+		return true
+	})
+	for _, id := range due {
+		o, err := c.order(id)
+		if err != nil {
+			panic("ledger: expiry index without order")
+		}
+		c.closeOrder(o, OrderExpired)
+		if err := c.refundOrder(o); err != nil {
+			panic("ledger: " + err.Error())
+		}
+		c.emit("order.expired", "order_id", o.ID, "tenant", o.Tenant, "refund", o.Deposit)
+	}
+}

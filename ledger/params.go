@@ -1,0 +1,175 @@
+package ledger
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/sparenet/spare/ledger/tx"
+)
+
+// USPR is the number of micro-units (uspr) in one SPR.
+const USPR = 1_000_000
+
+// Params are the chain's economic and timing rules, fixed at genesis.
+type Params struct {
+	MinFee             uint64 `json:"min_fee"`               // uspr per transaction, paid to the block proposer
+	TakeRatePPM        uint64 `json:"take_rate_ppm"`         // share of each lease payment to the network pool
+	StakeBase          uint64 `json:"stake_base"`            // minimum bonded stake of any provider
+	StakePerGPU        uint64 `json:"stake_per_gpu"`         // added per declared GPU
+	UnbondingPeriodSec uint64 `json:"unbonding_period_sec"`  // stake stays slashable this long after Unbond
+	BidWindowBlocks    uint64 `json:"bid_window_blocks"`     // default auction window
+	MaxBidWindowBlocks uint64 `json:"max_bid_window_blocks"` // upper bound a tenant may ask for
+	OrderTTLBlocks     uint64 `json:"order_ttl_blocks"`      // default: an unmatched order expires (refund) after this
+	MaxOrderTTLBlocks  uint64 `json:"max_order_ttl_blocks"`
+	StartTimeoutBlocks uint64 `json:"start_timeout_blocks"` // a lease not started by then closes with a full refund
+	// Liveness. Every EpochBlocks blocks the auditors challenge every provider not jailed and attest who answered;
+	// 0 turns auditing off. A provider is down for an epoch when auditors holding two thirds of the auditor weight
+	// say so; down while holding leases, it loses SlashDowntimePPM of its stake (bonded and unbonding) and the
+	// leases close; down JailAfterDownEpochs epochs in a row, it is jailed for at least UnjailCooldownSec.
+	EpochBlocks         uint64 `json:"epoch_blocks"`
+	SlashDowntimePPM    uint64 `json:"slash_downtime_ppm"`
+	JailAfterDownEpochs uint64 `json:"jail_after_down_epochs"`
+	UnjailCooldownSec   uint64 `json:"unjail_cooldown_sec"`
+	// Proof of GPU: a provider that auditors holding two thirds of the weight find failing its challenge loses
+	// SlashProofPPM of its stake and is jailed.
+	SlashProofPPM uint64 `json:"slash_proof_ppm"`
+}
+
+// DefaultParams are the parameters `spare init` writes.
+func DefaultParams() Params {
+	return Params{
+		MinFee:              1_000,  // 0.001 SPR
+		TakeRatePPM:         20_000, // 2%
+		StakeBase:           100 * USPR,
+		StakePerGPU:         50 * USPR,
+		UnbondingPeriodSec:  7 * 24 * 3600,
+		BidWindowBlocks:     1,
+		MaxBidWindowBlocks:  600,
+		OrderTTLBlocks:      3_000,
+		MaxOrderTTLBlocks:   1_000_000,
+		StartTimeoutBlocks:  300,
+		EpochBlocks:         300,    // 30 s at 100 ms blocks
+		SlashDowntimePPM:    10_000, // 1%
+		JailAfterDownEpochs: 3,
+		UnjailCooldownSec:   600,
+		SlashProofPPM:       50_000, // 5%
+	}
+}
+
+// Validate checks the parameters for sense.
+func (p Params) Validate() error {
+	switch {
+	case p.TakeRatePPM > tx.PPM:
+		return fmt.Errorf("params.take_rate_ppm %d: at most %d (100%%)", p.TakeRatePPM, tx.PPM)
+	case p.BidWindowBlocks == 0:
+		return fmt.Errorf("params.bid_window_blocks is 0: at least 1")
+	case p.MaxBidWindowBlocks < p.BidWindowBlocks:
+		return fmt.Errorf("params.max_bid_window_blocks %d below bid_window_blocks %d", p.MaxBidWindowBlocks, p.BidWindowBlocks)
+	case p.OrderTTLBlocks <= p.BidWindowBlocks:
+		return fmt.Errorf("params.order_ttl_blocks %d must exceed bid_window_blocks %d", p.OrderTTLBlocks, p.BidWindowBlocks)
+	case p.MaxOrderTTLBlocks < p.OrderTTLBlocks:
+		return fmt.Errorf("params.max_order_ttl_blocks %d below order_ttl_blocks %d", p.MaxOrderTTLBlocks, p.OrderTTLBlocks)
+	case p.StartTimeoutBlocks == 0:
+		return fmt.Errorf("params.start_timeout_blocks is 0: at least 1")
+	case p.SlashProofPPM > tx.PPM:
+		return fmt.Errorf("params.slash_proof_ppm %d: at most %d (100%%)", p.SlashProofPPM, tx.PPM)
+	case p.SlashDowntimePPM > tx.PPM:
+		return fmt.Errorf("params.slash_downtime_ppm %d: at most %d (100%%)", p.SlashDowntimePPM, tx.PPM)
+	case p.EpochBlocks == 1:
+		return fmt.Errorf("params.epoch_blocks 1: auditors need at least 2 blocks to probe and attest (0 turns auditing off)")
+	}
+	return nil
+}
+
+// RequiredStake is the minimum bonded stake for a provider declaring gpus GPUs.
+func (p Params) RequiredStake(gpus uint64) uint64 {
+	return p.StakeBase + p.StakePerGPU*gpus
+}
+
+func encParams(p *Params) []byte {
+	w := tx.NewWriter(64)
+	for _, v := range []uint64{p.MinFee, p.TakeRatePPM, p.StakeBase, p.StakePerGPU, p.UnbondingPeriodSec,
+		p.BidWindowBlocks, p.MaxBidWindowBlocks, p.OrderTTLBlocks, p.MaxOrderTTLBlocks, p.StartTimeoutBlocks,
+		p.EpochBlocks, p.SlashDowntimePPM, p.JailAfterDownEpochs, p.UnjailCooldownSec, p.SlashProofPPM} {
+		w.Uvarint(v)
+	}
+	return w.Bytes()
+}
+
+func decParams(b []byte) (*Params, error) {
+	p := &Params{}
+	r := tx.NewReader(b)
+	for _, f := range []*uint64{&p.MinFee, &p.TakeRatePPM, &p.StakeBase, &p.StakePerGPU, &p.UnbondingPeriodSec,
+		&p.BidWindowBlocks, &p.MaxBidWindowBlocks, &p.OrderTTLBlocks, &p.MaxOrderTTLBlocks, &p.StartTimeoutBlocks} {
+		*f = r.Uvarint("params")
+	}
+	if r.Remaining() > 0 { // state written before the liveness params has none: auditing stays off
+		for _, f := range []*uint64{&p.EpochBlocks, &p.SlashDowntimePPM, &p.JailAfterDownEpochs, &p.UnjailCooldownSec} {
+			*f = r.Uvarint("params")
+		}
+	}
+	if r.Remaining() > 0 {
+		p.SlashProofPPM = r.Uvarint("params")
+	}
+	return p, r.Done("params")
+}
+
+// GenesisAccount is a funded account at genesis.
+type GenesisAccount struct {
+	Address tx.Address `json:"address"`
+	Balance uint64     `json:"balance"`
+}
+
+// GenesisAuditor is a member of the auditor set and its weight (validators in a network).
+type GenesisAuditor struct {
+	Address tx.Address `json:"address"`
+	Weight  uint64     `json:"weight"`
+}
+
+// Genesis is the ledger's part of genesis.json (app_state).
+type Genesis struct {
+	Params   Params           `json:"params"`
+	Accounts []GenesisAccount `json:"accounts"`
+	Auditors []GenesisAuditor `json:"auditors,omitempty"`
+}
+
+// ParseGenesis decodes and validates app_state.
+func ParseGenesis(b []byte) (*Genesis, error) {
+	var g Genesis
+	if err := json.Unmarshal(b, &g); err != nil {
+		return nil, fmt.Errorf("genesis app_state: %w", err)
+	}
+	if err := g.Params.Validate(); err != nil {
+		return nil, fmt.Errorf("genesis: %w", err)
+	}
+	seen := map[tx.Address]bool{}
+	var total uint64
+	for i, a := range g.Accounts {
+		if a.Address.IsZero() {
+			return nil, fmt.Errorf("genesis accounts[%d]: zero address", i)
+		}
+		if seen[a.Address] {
+			return nil, fmt.Errorf("genesis accounts[%d]: %s listed twice", i, a.Address)
+		}
+		seen[a.Address] = true
+		if total+a.Balance < total {
+			return nil, fmt.Errorf("genesis accounts: total supply overflows")
+		}
+		total += a.Balance
+	}
+	seenAud := map[tx.Address]bool{}
+	var weight uint64
+	for i, a := range g.Auditors {
+		switch {
+		case a.Address.IsZero():
+			return nil, fmt.Errorf("genesis auditors[%d]: zero address", i)
+		case seenAud[a.Address]:
+			return nil, fmt.Errorf("genesis auditors[%d]: %s listed twice", i, a.Address)
+		case a.Weight == 0 || a.Weight > 1<<40:
+			return nil, fmt.Errorf("genesis auditors[%d]: weight %d: use 1..2^40", i, a.Weight)
+		}
+		seenAud[a.Address] = true
+		weight += a.Weight
+	}
+	return &g, nil
+}

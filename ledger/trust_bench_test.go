@@ -1,0 +1,93 @@
+package ledger
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/sparenet/spare/ledger/tx"
+)
+
+// BenchmarkLivenessEpoch measures what liveness costs the ledger with 10,000 providers and 4 auditors: the
+// block that fixes an epoch's audit set, the block carrying the 4 attestations (one bitmap each), and the
+// block that tallies the epoch before. Each iteration is one epoch of 3 blocks; every provider is up.
+// Reported: milliseconds for each of those blocks and the size of one attestation transaction.
+func BenchmarkLivenessEpoch(b *testing.B) {
+	const providers, auditors = 10_000, 4
+	params := testParams()
+	params.EpochBlocks = 3
+	auds := map[string]uint64{}
+	funded := map[string]uint64{}
+	for i := range auditors {
+		name := fmt.Sprintf("a%d", i)
+		auds[name], funded[name] = 1, 1<<40
+	}
+	c := newChainWith(b, params, funded, auds)
+	c.app.opts.CheckInvariants = false
+	c.block(time.Second) // commit genesis before writing state directly
+	// Providers, bonded at their required stake, written through the state directly (setup, not measured).
+	c.app.mu.Lock()
+	c.app.working = c.app.store.Begin()
+	x := &ctx{kv: c.app.working, chainID: testChain, height: c.height + 1, timeMs: uint64(c.now.UnixMilli()), params: loadParams(c.app.working)}
+	sup := x.supply()
+	hw := tx.Hardware{GPUs: []tx.GPUGroup{{Model: "H100", VRAMMiB: 81920, Count: 8}}, CPUMilli: 64000, MemoryMiB: 512 << 10, DiskMiB: 1 << 20}
+	for i := range providers {
+		k := newKey(fmt.Sprintf("prov-%d", i))
+		p := &Provider{Owner: k.addr, PubKey: k.priv.Public().(ed25519.PublicKey), Status: ProviderActive, Stake: params.RequiredStake(8),
+			Info: tx.ProviderInfo{HostURI: "https://p.example.net:8443", CertFingerprint: sha256.Sum256([]byte{byte(i)}), Region: "eu", Hardware: hw}}
+		x.setProvider(p)
+		sup.Genesis += p.Stake
+		sup.Staked += p.Stake
+	}
+	x.setSupply(sup)
+	c.app.mu.Unlock()
+	for c.height%int64(params.EpochBlocks) != 0 { // finish the current epoch
+		c.block(time.Second)
+	}
+	var start, attest, tally time.Duration
+	var txBytes int
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		c.block(time.Second) // first block of the epoch: the audit set is fixed
+		start += time.Since(t0)
+		v := c.epoch(nil)
+		if len(v.Providers) != providers {
+			b.Fatalf("audit set of %d", len(v.Providers))
+		}
+		up := make([]byte, (providers+7)/8)
+		for j := range up {
+			up[j] = 0xff
+		}
+		if providers%8 != 0 {
+			up[len(up)-1] = 0xff >> (8 - providers%8)
+		}
+		var txs [][]byte
+		for name := range auds {
+			raw := c.sign(name, &tx.Attest{Epoch: v.Epoch, Up: up})
+			txBytes = len(raw)
+			if _, err := c.app.decodeVerified(raw); err != nil { // as CheckTx would have, before the block
+				b.Fatal(err)
+			}
+			txs = append(txs, raw)
+		}
+		t0 = time.Now()
+		res := c.block(time.Second, txs...)
+		attest += time.Since(t0)
+		for _, r := range res.TxResults {
+			if r.Code != 0 {
+				b.Fatalf("attest: %s", r.Log)
+			}
+		}
+		t0 = time.Now()
+		c.block(time.Second) // last block: the epoch before is tallied
+		tally += time.Since(t0)
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(start.Microseconds())/1000/n, "ms/start-block")
+	b.ReportMetric(float64(attest.Microseconds())/1000/n, "ms/attest-block")
+	b.ReportMetric(float64(tally.Microseconds())/1000/n, "ms/tally-block")
+	b.ReportMetric(float64(txBytes), "bytes/attest-tx")
+}

@@ -1,0 +1,488 @@
+package tx
+
+import (
+	"fmt"
+	"net/url"
+)
+
+// MsgType numbers a message kind on the wire. Numbers are only appended, never reused.
+type MsgType uint64
+
+const (
+	TypeSend             MsgType = 1
+	TypeRegisterProvider MsgType = 2
+	TypeUpdateProvider   MsgType = 3
+	TypeBond             MsgType = 4
+	TypeUnbond           MsgType = 5
+	TypeCreateOrder      MsgType = 6
+	TypeCancelOrder      MsgType = 7
+	TypePlaceBid         MsgType = 8
+	TypeWithdrawBid      MsgType = 9
+	TypeAcceptBid        MsgType = 10
+	TypeLeaseStarted     MsgType = 11
+	TypeCloseLease       MsgType = 12
+	TypeCompleteLease    MsgType = 13
+	TypeTopUp            MsgType = 14
+	TypeWithdraw         MsgType = 15
+	TypeAttest           MsgType = 16
+	TypeUnjail           MsgType = 17
+	TypeAttestHardware   MsgType = 18
+)
+
+var msgNames = map[MsgType]string{
+	TypeSend: "send", TypeRegisterProvider: "register_provider", TypeUpdateProvider: "update_provider",
+	TypeBond: "bond", TypeUnbond: "unbond", TypeCreateOrder: "create_order", TypeCancelOrder: "cancel_order",
+	TypePlaceBid: "place_bid", TypeWithdrawBid: "withdraw_bid", TypeAcceptBid: "accept_bid",
+	TypeLeaseStarted: "lease_started", TypeCloseLease: "close_lease", TypeCompleteLease: "complete_lease",
+	TypeTopUp: "top_up", TypeWithdraw: "withdraw", TypeAttest: "attest", TypeUnjail: "unjail",
+	TypeAttestHardware: "attest_hardware",
+}
+
+func (t MsgType) String() string {
+	if n, ok := msgNames[t]; ok {
+		return n
+	}
+	return fmt.Sprintf("msg_%d", uint64(t))
+}
+
+// Msg is one action inside a transaction.
+type Msg interface {
+	Type() MsgType
+	ValidateBasic() error
+	encode(w *Writer)
+	decode(r *Reader)
+}
+
+// EncodeMsg writes a message as type, length, payload.
+func EncodeMsg(w *Writer, m Msg) {
+	w.Uvarint(uint64(m.Type()))
+	inner := NewWriter(64)
+	m.encode(inner)
+	w.Blob(inner.Bytes())
+}
+
+// DecodeMsg reads one message; unknown types are rejected with CodeUnknownMsgType.
+func DecodeMsg(r *Reader) (Msg, error) {
+	t := MsgType(r.Uvarint("msg.type"))
+	payload := r.Raw("msg.payload", r.Len("msg.length", MaxTxBytes))
+	if err := r.Err(); err != nil {
+		return nil, Errorf(CodeDecode, "%v", err)
+	}
+	m := newMsg(t)
+	if m == nil {
+		return nil, Errorf(CodeUnknownMsgType, "message type %d is not known to this node", uint64(t))
+	}
+	pr := NewReader(payload)
+	m.decode(pr)
+	if err := pr.Done(t.String()); err != nil {
+		return nil, Errorf(CodeDecode, "%v", err)
+	}
+	return m, nil
+}
+
+func newMsg(t MsgType) Msg {
+	switch t {
+	case TypeSend:
+		return &Send{}
+	case TypeRegisterProvider:
+		return &RegisterProvider{}
+	case TypeUpdateProvider:
+		return &UpdateProvider{}
+	case TypeBond:
+		return &Bond{}
+	case TypeUnbond:
+		return &Unbond{}
+	case TypeCreateOrder:
+		return &CreateOrder{}
+	case TypeCancelOrder:
+		return &CancelOrder{}
+	case TypePlaceBid:
+		return &PlaceBid{}
+	case TypeWithdrawBid:
+		return &WithdrawBid{}
+	case TypeAcceptBid:
+		return &AcceptBid{}
+	case TypeLeaseStarted:
+		return &LeaseStarted{}
+	case TypeCloseLease:
+		return &CloseLease{}
+	case TypeCompleteLease:
+		return &CompleteLease{}
+	case TypeTopUp:
+		return &TopUp{}
+	case TypeWithdraw:
+		return &Withdraw{}
+	case TypeAttest:
+		return &Attest{}
+	case TypeUnjail:
+		return &Unjail{}
+	case TypeAttestHardware:
+		return &AttestHardware{}
+	}
+	return nil
+}
+
+func positive(field string, v uint64) error {
+	if v == 0 {
+		return Errorf(CodeInvalidMsg, "%s must be positive", field)
+	}
+	return nil
+}
+
+func nonzeroID(field string, v uint64) error {
+	if v == 0 {
+		return Errorf(CodeInvalidMsg, "%s is 0: ids start at 1", field)
+	}
+	return nil
+}
+
+// Send moves tokens between accounts.
+type Send struct {
+	To     Address `json:"to"`
+	Amount uint64  `json:"amount"`
+}
+
+func (*Send) Type() MsgType { return TypeSend }
+func (m *Send) ValidateBasic() error {
+	if m.To.IsZero() {
+		return Errorf(CodeInvalidMsg, "to is the zero address")
+	}
+	return positive("amount", m.Amount)
+}
+func (m *Send) encode(w *Writer) { w.Address(m.To); w.Uvarint(m.Amount) }
+func (m *Send) decode(r *Reader) { m.To = r.Address("to"); m.Amount = r.Uvarint("amount") }
+
+// ProviderInfo is what a provider declares about itself.
+type ProviderInfo struct {
+	HostURI         string   `json:"host_uri"`
+	CertFingerprint Hash     `json:"cert_fingerprint"` // SHA-256 of the TLS certificate (DER)
+	Region          string   `json:"region"`
+	Zone            string   `json:"zone"`
+	Hardware        Hardware `json:"hardware"`
+	Docker          bool     `json:"docker"` // runs container images (the docker runtime)
+}
+
+// Validate checks the declaration.
+func (p *ProviderInfo) Validate() error {
+	if p.HostURI == "" || len(p.HostURI) > MaxURILen {
+		return Errorf(CodeInvalidMsg, "host_uri must be 1..%d bytes, e.g. https://gpu1.example.net:8443", MaxURILen)
+	}
+	u, err := url.Parse(p.HostURI)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.Path != "" && u.Path != "/" || u.RawQuery != "" {
+		return Errorf(CodeInvalidMsg, "host_uri %q: want https://host[:port]", p.HostURI)
+	}
+	if p.CertFingerprint.IsZero() {
+		return Errorf(CodeInvalidMsg, "cert_fingerprint is empty: give the SHA-256 of the TLS certificate")
+	}
+	if err := validName("region", p.Region, true); err != nil {
+		return err
+	}
+	if err := validName("zone", p.Zone, false); err != nil {
+		return err
+	}
+	return p.Hardware.Validate()
+}
+
+// EncodeProviderInfo writes p.
+func EncodeProviderInfo(w *Writer, p *ProviderInfo) {
+	w.String(p.HostURI)
+	w.Raw(p.CertFingerprint[:])
+	w.String(p.Region)
+	w.String(p.Zone)
+	EncodeHardware(w, p.Hardware)
+	w.Bool(p.Docker)
+}
+
+// DecodeProviderInfo reads p.
+func DecodeProviderInfo(r *Reader, p *ProviderInfo) {
+	p.HostURI = r.String("host_uri", MaxURILen)
+	p.CertFingerprint = r.Hash("cert_fingerprint")
+	p.Region = r.String("region", MaxNameLen)
+	p.Zone = r.String("zone", MaxNameLen)
+	p.Hardware = DecodeHardware(r)
+	p.Docker = r.Bool("docker")
+}
+
+// RegisterProvider makes the signer's account a provider.
+type RegisterProvider struct{ ProviderInfo }
+
+func (*RegisterProvider) Type() MsgType          { return TypeRegisterProvider }
+func (m *RegisterProvider) ValidateBasic() error { return m.Validate() }
+func (m *RegisterProvider) encode(w *Writer)     { EncodeProviderInfo(w, &m.ProviderInfo) }
+func (m *RegisterProvider) decode(r *Reader)     { DecodeProviderInfo(r, &m.ProviderInfo) }
+
+// UpdateProvider replaces the signer's provider declaration.
+type UpdateProvider struct{ ProviderInfo }
+
+func (*UpdateProvider) Type() MsgType          { return TypeUpdateProvider }
+func (m *UpdateProvider) ValidateBasic() error { return m.Validate() }
+func (m *UpdateProvider) encode(w *Writer)     { EncodeProviderInfo(w, &m.ProviderInfo) }
+func (m *UpdateProvider) decode(r *Reader)     { DecodeProviderInfo(r, &m.ProviderInfo) }
+
+// Bond moves tokens from the provider's balance to its stake.
+type Bond struct {
+	Amount uint64 `json:"amount"`
+}
+
+func (*Bond) Type() MsgType          { return TypeBond }
+func (m *Bond) ValidateBasic() error { return positive("amount", m.Amount) }
+func (m *Bond) encode(w *Writer)     { w.Uvarint(m.Amount) }
+func (m *Bond) decode(r *Reader)     { m.Amount = r.Uvarint("amount") }
+
+// Unbond starts returning stake; it stays slashable until the unbonding period ends.
+type Unbond struct {
+	Amount uint64 `json:"amount"`
+}
+
+func (*Unbond) Type() MsgType          { return TypeUnbond }
+func (m *Unbond) ValidateBasic() error { return positive("amount", m.Amount) }
+func (m *Unbond) encode(w *Writer)     { w.Uvarint(m.Amount) }
+func (m *Unbond) decode(r *Reader)     { m.Amount = r.Uvarint("amount") }
+
+// CreateOrder asks for resources and deposits escrow.
+type CreateOrder struct {
+	Resources       Resources   `json:"resources"`
+	Constraints     Constraints `json:"constraints"`
+	MaxPricePerHour uint64      `json:"max_price_per_hour"` // uspr per hour for the whole lease
+	ManifestHash    Hash        `json:"manifest_hash"`
+	Deposit         uint64      `json:"deposit"`           // uspr moved into escrow now
+	DurationSec     uint64      `json:"duration_sec"`      // the lease ends by then
+	BidWindow       uint64      `json:"bid_window_blocks"` // 0 = the chain's default
+	TTL             uint64      `json:"ttl_blocks"`        // order expires after this many blocks; 0 = default
+}
+
+// MaxDurationSec bounds a lease's duration (one year).
+const MaxDurationSec = 365 * 24 * 3600
+
+func (*CreateOrder) Type() MsgType { return TypeCreateOrder }
+func (m *CreateOrder) ValidateBasic() error {
+	if err := m.Resources.Validate(); err != nil {
+		return err
+	}
+	if err := m.Constraints.Validate(); err != nil {
+		return err
+	}
+	if err := positive("max_price_per_hour", m.MaxPricePerHour); err != nil {
+		return err
+	}
+	if err := positive("deposit", m.Deposit); err != nil {
+		return err
+	}
+	if m.DurationSec == 0 || m.DurationSec > MaxDurationSec {
+		return Errorf(CodeInvalidMsg, "duration_sec %d: must be 1..%d", m.DurationSec, MaxDurationSec)
+	}
+	if m.ManifestHash.IsZero() {
+		return Errorf(CodeInvalidMsg, "manifest_hash is empty: give the SHA-256 of the job manifest")
+	}
+	return nil
+}
+func (m *CreateOrder) encode(w *Writer) {
+	EncodeResources(w, m.Resources)
+	EncodeConstraints(w, m.Constraints)
+	w.Uvarint(m.MaxPricePerHour)
+	w.Raw(m.ManifestHash[:])
+	w.Uvarint(m.Deposit)
+	w.Uvarint(m.DurationSec)
+	w.Uvarint(m.BidWindow)
+	w.Uvarint(m.TTL)
+}
+func (m *CreateOrder) decode(r *Reader) {
+	m.Resources = DecodeResources(r)
+	m.Constraints = DecodeConstraints(r)
+	m.MaxPricePerHour = r.Uvarint("max_price_per_hour")
+	m.ManifestHash = r.Hash("manifest_hash")
+	m.Deposit = r.Uvarint("deposit")
+	m.DurationSec = r.Uvarint("duration_sec")
+	m.BidWindow = r.Uvarint("bid_window")
+	m.TTL = r.Uvarint("ttl")
+}
+
+// CancelOrder withdraws an open order and refunds its deposit.
+type CancelOrder struct {
+	ID uint64 `json:"id"`
+}
+
+func (m *CancelOrder) encode(w *Writer) { w.Uvarint(m.ID) }
+func (m *CancelOrder) decode(r *Reader) { m.ID = r.Uvarint("id") }
+
+func (*CancelOrder) Type() MsgType          { return TypeCancelOrder }
+func (m *CancelOrder) ValidateBasic() error { return nonzeroID("id (order)", m.ID) }
+
+// PlaceBid offers to serve an order at a price.
+type PlaceBid struct {
+	OrderID uint64 `json:"order_id"`
+	Price   uint64 `json:"price_per_hour"`
+}
+
+func (*PlaceBid) Type() MsgType { return TypePlaceBid }
+func (m *PlaceBid) ValidateBasic() error {
+	if err := nonzeroID("order_id", m.OrderID); err != nil {
+		return err
+	}
+	return positive("price_per_hour", m.Price)
+}
+func (m *PlaceBid) encode(w *Writer) { w.Uvarint(m.OrderID); w.Uvarint(m.Price) }
+func (m *PlaceBid) decode(r *Reader) { m.OrderID = r.Uvarint("order_id"); m.Price = r.Uvarint("price") }
+
+// WithdrawBid takes back an open bid.
+type WithdrawBid struct {
+	ID uint64 `json:"id"`
+}
+
+func (m *WithdrawBid) encode(w *Writer) { w.Uvarint(m.ID) }
+func (m *WithdrawBid) decode(r *Reader) { m.ID = r.Uvarint("id") }
+
+func (*WithdrawBid) Type() MsgType          { return TypeWithdrawBid }
+func (m *WithdrawBid) ValidateBasic() error { return nonzeroID("id (bid)", m.ID) }
+
+// AcceptBid lets the tenant pick a bid before the auction closes.
+type AcceptBid struct {
+	ID uint64 `json:"id"`
+}
+
+func (m *AcceptBid) encode(w *Writer) { w.Uvarint(m.ID) }
+func (m *AcceptBid) decode(r *Reader) { m.ID = r.Uvarint("id") }
+
+func (*AcceptBid) Type() MsgType          { return TypeAcceptBid }
+func (m *AcceptBid) ValidateBasic() error { return nonzeroID("id (bid)", m.ID) }
+
+// LeaseStarted is the provider's confirmation that the workload runs; billing starts at this block's time.
+type LeaseStarted struct {
+	ID uint64 `json:"id"`
+}
+
+func (m *LeaseStarted) encode(w *Writer) { w.Uvarint(m.ID) }
+func (m *LeaseStarted) decode(r *Reader) { m.ID = r.Uvarint("id") }
+
+func (*LeaseStarted) Type() MsgType          { return TypeLeaseStarted }
+func (m *LeaseStarted) ValidateBasic() error { return nonzeroID("id (lease)", m.ID) }
+
+// CloseLease ends a lease early, by the tenant or the provider.
+type CloseLease struct {
+	ID     uint64 `json:"id"`
+	Reason string `json:"reason"`
+}
+
+func (*CloseLease) Type() MsgType { return TypeCloseLease }
+func (m *CloseLease) ValidateBasic() error {
+	if len(m.Reason) > MaxReasonLen {
+		return Errorf(CodeInvalidMsg, "reason is %d bytes, limit %d", len(m.Reason), MaxReasonLen)
+	}
+	return nonzeroID("id (lease)", m.ID)
+}
+func (m *CloseLease) encode(w *Writer) { w.Uvarint(m.ID); w.String(m.Reason) }
+func (m *CloseLease) decode(r *Reader) {
+	m.ID = r.Uvarint("id")
+	m.Reason = r.String("reason", MaxReasonLen)
+}
+
+// CompleteLease ends a lease with the provider's signed receipt.
+type CompleteLease struct {
+	Receipt Receipt `json:"receipt"`
+}
+
+func (*CompleteLease) Type() MsgType { return TypeCompleteLease }
+func (m *CompleteLease) ValidateBasic() error {
+	if err := nonzeroID("receipt.lease_id", m.Receipt.LeaseID); err != nil {
+		return err
+	}
+	if len(m.Receipt.Signature) != SignatureLen {
+		return Errorf(CodeBadReceipt, "receipt.signature is %d bytes, want %d", len(m.Receipt.Signature), SignatureLen)
+	}
+	if m.Receipt.EndMs < m.Receipt.StartMs {
+		return Errorf(CodeBadReceipt, "receipt ends (%d) before it starts (%d)", m.Receipt.EndMs, m.Receipt.StartMs)
+	}
+	return nil
+}
+func (m *CompleteLease) encode(w *Writer) { EncodeReceipt(w, m.Receipt) }
+func (m *CompleteLease) decode(r *Reader) { m.Receipt = DecodeReceipt(r) }
+
+// TopUp adds to a lease's escrow.
+type TopUp struct {
+	LeaseID uint64 `json:"lease_id"`
+	Amount  uint64 `json:"amount"`
+}
+
+func (*TopUp) Type() MsgType { return TypeTopUp }
+func (m *TopUp) ValidateBasic() error {
+	if err := nonzeroID("lease_id", m.LeaseID); err != nil {
+		return err
+	}
+	return positive("amount", m.Amount)
+}
+func (m *TopUp) encode(w *Writer) { w.Uvarint(m.LeaseID); w.Uvarint(m.Amount) }
+func (m *TopUp) decode(r *Reader) { m.LeaseID = r.Uvarint("lease_id"); m.Amount = r.Uvarint("amount") }
+
+// Withdraw pays the provider what a running lease has earned so far.
+type Withdraw struct {
+	ID uint64 `json:"id"`
+}
+
+func (m *Withdraw) encode(w *Writer) { w.Uvarint(m.ID) }
+func (m *Withdraw) decode(r *Reader) { m.ID = r.Uvarint("id") }
+
+func (*Withdraw) Type() MsgType          { return TypeWithdraw }
+func (m *Withdraw) ValidateBasic() error { return nonzeroID("id (lease)", m.ID) }
+
+// MaxBitmapBytes bounds an attestation's bitmap (a bit per audited provider).
+const MaxBitmapBytes = 1 << 16
+
+// Attest is an auditor's verdict on an epoch: bit i of Up is set when the i-th provider of the epoch's audit
+// set (sorted by address) answered the auditor's liveness challenge.
+type Attest struct {
+	Epoch uint64 `json:"epoch"`
+	Up    []byte `json:"up"`
+}
+
+func (*Attest) Type() MsgType { return TypeAttest }
+func (m *Attest) ValidateBasic() error {
+	if len(m.Up) > MaxBitmapBytes {
+		return Errorf(CodeInvalidMsg, "up bitmap is %d bytes, limit %d", len(m.Up), MaxBitmapBytes)
+	}
+	return nil
+}
+func (m *Attest) encode(w *Writer) { w.Uvarint(m.Epoch); w.Blob(m.Up) }
+func (m *Attest) decode(r *Reader) { m.Epoch = r.Uvarint("epoch"); m.Up = r.Blob("up", MaxBitmapBytes) }
+
+// Unjail returns a jailed provider to service once its cooldown has passed.
+type Unjail struct{}
+
+func (*Unjail) Type() MsgType        { return TypeUnjail }
+func (*Unjail) ValidateBasic() error { return nil }
+func (*Unjail) encode(*Writer)       {}
+func (*Unjail) decode(*Reader)       {}
+
+// AttestHardware is an auditor's verdict on a provider's proof-of-GPU challenge in an epoch: whether every
+// device it declares answered correctly before the deadline of the class it claims, and the throughput
+// measured (int8 operations per second over all its devices).
+type AttestHardware struct {
+	Epoch     uint64  `json:"epoch"`
+	Provider  Address `json:"provider"`
+	Passed    bool    `json:"passed"`
+	Class     string  `json:"class"` // the device class challenged, e.g. "h100-pcie" or "cpu"
+	OpsPerSec uint64  `json:"ops_per_sec"`
+	// Transcript is the SHA-256 of the auditor's transcript file (package proof: every device's seed,
+	// parameters, root, opened rows and times), zero when the provider answered nothing to record.
+	Transcript Hash `json:"transcript"`
+}
+
+func (*AttestHardware) Type() MsgType { return TypeAttestHardware }
+func (m *AttestHardware) ValidateBasic() error {
+	if m.Provider.IsZero() {
+		return Errorf(CodeInvalidMsg, "provider is empty")
+	}
+	return validName("class", m.Class, true)
+}
+func (m *AttestHardware) encode(w *Writer) {
+	w.Uvarint(m.Epoch)
+	w.Address(m.Provider)
+	w.Bool(m.Passed)
+	w.String(m.Class)
+	w.Uvarint(m.OpsPerSec)
+	w.Raw(m.Transcript[:])
+}
+func (m *AttestHardware) decode(r *Reader) {
+	m.Epoch, m.Provider, m.Passed = r.Uvarint("epoch"), r.Address("provider"), r.Bool("passed")
+	m.Class, m.OpsPerSec = r.String("class", MaxNameLen), r.Uvarint("ops_per_sec")
+	m.Transcript = r.Hash("transcript")
+}

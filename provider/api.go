@@ -1,0 +1,272 @@
+package provider
+
+import (
+	"github.com/sparenet/spare/liveness"
+
+	"archive/tar"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/sparenet/spare/ledger/tx"
+	"github.com/sparenet/spare/manifest"
+	"github.com/sparenet/spare/merkle"
+	"github.com/sparenet/spare/reqsig"
+	"github.com/sparenet/spare/runtime"
+)
+
+// The tenant API. Every lease route is signed by the tenant's key (package reqsig) and authorized against the
+// lease: a tenant sees only its own leases (403 otherwise). Errors are JSON {"error", "code"}.
+//
+//	PUT  /leases/{id}/manifest   the job; its SHA-256 must equal the order's manifest hash
+//	GET  /leases/{id}/status     the lease as this provider sees it
+//	GET  /leases/{id}/logs       the workload's output; ?follow=1 streams until it ends
+//	GET  /leases/{id}/outputs    a tar of the output files (after the workload ended), with the receipt's root
+//	POST /leases/{id}/stop       stop the workload; the lease completes with a receipt
+//	POST /challenge              liveness: {"nonce": hex} -> the nonce signed with the provider key (no auth)
+//	POST /proof                  proof of GPU: challenges -> roots and opened rows (signed by a ledger auditor)
+//	GET  /offer                  free capacity and prices now, for `spare offers` (no auth)
+
+// Status is the answer of GET /leases/{id}/status.
+type Status struct {
+	LeaseID     uint64          `json:"lease_id"`
+	State       LeaseState      `json:"state"`
+	Runtime     string          `json:"runtime,omitempty"`
+	GPUs        []string        `json:"gpus,omitempty"`
+	Result      *runtime.Result `json:"result,omitempty"`
+	Receipt     *tx.Receipt     `json:"receipt,omitempty"`
+	OutputFiles []merkle.File   `json:"output_files,omitempty"`
+	Reason      string          `json:"reason,omitempty"`
+}
+
+// ChallengeRequest and ChallengeResponse are the liveness challenge's wire format (package liveness).
+type (
+	ChallengeRequest  = liveness.Request
+	ChallengeResponse = liveness.Response
+)
+
+// maxManifest bounds PUT bodies (the manifest's own limit).
+const maxManifest = manifest.MaxBytes
+
+// Handler returns the tenant API.
+func (d *Daemon) Handler(v *reqsig.Verifier) http.Handler {
+	mux := http.NewServeMux()
+	lease := func(h func(w http.ResponseWriter, r *http.Request, tenant tx.Address, id uint64, body []byte)) http.Handler {
+		return v.Middleware(maxManifest, func(w http.ResponseWriter, r *http.Request, tenant tx.Address, body []byte) {
+			id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+			if err != nil || id == 0 {
+				reqsig.WriteError(w, http.StatusBadRequest, "bad_request", "lease id must be a positive number")
+				return
+			}
+			h(w, r, tenant, id, body)
+		})
+	}
+	mux.Handle("PUT /leases/{id}/manifest", lease(d.putManifest))
+	mux.Handle("GET /leases/{id}/status", lease(d.getStatus))
+	mux.Handle("GET /leases/{id}/logs", lease(d.getLogs))
+	mux.Handle("GET /leases/{id}/outputs", lease(d.getOutputs))
+	mux.Handle("POST /leases/{id}/stop", lease(d.postStop))
+	mux.HandleFunc("POST /challenge", d.postChallenge)
+	mux.Handle("POST /proof", v.Middleware(1<<16, d.postProof))
+	mux.HandleFunc("GET /offer", d.getOffer)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		reqsig.WriteError(w, http.StatusNotFound, "not_found", "no such route: see the provider API in docs/provider.md")
+	})
+	return mux
+}
+
+// writeErr maps daemon errors to statuses. Unexpected errors are logged and reported without detail.
+func (d *Daemon) writeErr(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, ErrLeaseNotFound):
+		reqsig.WriteError(w, http.StatusNotFound, "not_found", err.Error())
+	case errors.Is(err, ErrNotYourLease):
+		reqsig.WriteError(w, http.StatusForbidden, reqsig.CodeForbidden, "this lease belongs to another tenant")
+	case errors.Is(err, ErrBadManifest):
+		reqsig.WriteError(w, http.StatusBadRequest, "bad_manifest", err.Error())
+	case errors.Is(err, ErrStartFailed):
+		reqsig.WriteError(w, http.StatusServiceUnavailable, "start_failed", err.Error())
+	case errors.Is(err, ErrLeaseState):
+		reqsig.WriteError(w, http.StatusConflict, "bad_state", err.Error())
+	default:
+		d.log.Error("tenant API", "err", err)
+		reqsig.WriteError(w, http.StatusInternalServerError, reqsig.CodeInternal, "internal error")
+	}
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (d *Daemon) putManifest(w http.ResponseWriter, r *http.Request, tenant tx.Address, id uint64, body []byte) {
+	l, err := d.AcceptManifest(r.Context(), tenant, id, body)
+	if err != nil {
+		d.log.Info("manifest refused", "lease", id, "err", err)
+		d.writeErr(w, err)
+		return
+	}
+	writeJSON(w, d.status(l))
+}
+
+func (d *Daemon) lookup(tenant tx.Address, id uint64) (*LeaseRecord, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.authorized(tenant, id)
+}
+
+func (d *Daemon) status(l *LeaseRecord) Status {
+	return Status{LeaseID: l.LeaseID, State: l.State, Runtime: l.Runtime, GPUs: l.Reservation.GPUs, Result: l.Result,
+		Receipt: l.Receipt, OutputFiles: l.OutputFiles, Reason: l.EndReason}
+}
+
+func (d *Daemon) getStatus(w http.ResponseWriter, r *http.Request, tenant tx.Address, id uint64, _ []byte) {
+	l, err := d.lookup(tenant, id)
+	if err != nil {
+		d.writeErr(w, err)
+		return
+	}
+	writeJSON(w, d.status(l))
+}
+
+// getLogs sends the log file; with follow it keeps sending what is appended until the workload has ended.
+func (d *Daemon) getLogs(w http.ResponseWriter, r *http.Request, tenant tx.Address, id uint64, _ []byte) {
+	l, err := d.lookup(tenant, id)
+	if err != nil {
+		d.writeErr(w, err)
+		return
+	}
+	f, err := os.Open(filepath.Join(d.leaseDir(id), "log"))
+	if err != nil && !os.IsNotExist(err) {
+		d.writeErr(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	follow := r.URL.Query().Get("follow") == "1" || r.URL.Query().Get("follow") == "true"
+	flusher, _ := w.(http.Flusher)
+	buf := make([]byte, 32<<10)
+	for {
+		if f == nil { // the workload has not written anything yet
+			if f, err = os.Open(filepath.Join(d.leaseDir(id), "log")); err != nil {
+				f = nil
+			}
+		}
+		if f != nil {
+			for {
+				n, rerr := f.Read(buf)
+				if n > 0 {
+					if _, werr := w.Write(buf[:n]); werr != nil {
+						f.Close()
+						return
+					}
+				}
+				if rerr != nil {
+					break
+				}
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+		if !follow {
+			break
+		}
+		l, _ = d.lookup(tenant, id)
+		if l == nil || l.State == LeaseDone || l.State == LeaseFinishing {
+			if f != nil { // drain what the workload wrote last
+				_, _ = io.Copy(w, f)
+			}
+			break
+		}
+		select {
+		case <-r.Context().Done():
+			if f != nil {
+				f.Close()
+			}
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if f != nil {
+		f.Close()
+	}
+}
+
+// getOutputs streams the output files as a tar, in path order. The receipt's root is in a header, so the
+// tenant can check what it received.
+func (d *Daemon) getOutputs(w http.ResponseWriter, r *http.Request, tenant tx.Address, id uint64, _ []byte) {
+	l, err := d.lookup(tenant, id)
+	if err != nil {
+		d.writeErr(w, err)
+		return
+	}
+	if l.Receipt == nil {
+		d.writeErr(w, errors.Join(ErrLeaseState, errors.New("outputs are ready once the workload has ended")))
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-tar")
+	w.Header().Set("X-Spare-Output-Root", l.Receipt.OutputRoot.String())
+	tw := tar.NewWriter(w)
+	work := filepath.Join(d.leaseDir(id), "work")
+	for _, f := range l.OutputFiles {
+		src, err := os.Open(filepath.Join(work, filepath.FromSlash(f.Path)))
+		if err != nil {
+			return // the connection breaks; the tenant's root check fails loudly
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: f.Path, Mode: 0o644, Size: f.Size, Typeflag: tar.TypeReg}); err != nil {
+			src.Close()
+			return
+		}
+		_, err = io.CopyN(tw, src, f.Size)
+		src.Close()
+		if err != nil {
+			return
+		}
+	}
+	_ = tw.Close()
+}
+
+func (d *Daemon) postStop(w http.ResponseWriter, r *http.Request, tenant tx.Address, id uint64, _ []byte) {
+	if err := d.StopLease(r.Context(), tenant, id); err != nil {
+		d.writeErr(w, err)
+		return
+	}
+	writeJSON(w, map[string]any{"lease_id": id, "stopping": true})
+}
+
+func (d *Daemon) postChallenge(w http.ResponseWriter, r *http.Request) {
+	var req ChallengeRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, 4096))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		reqsig.WriteError(w, http.StatusBadRequest, "bad_request", "want {\"nonce\": \"<hex>\"}")
+		return
+	}
+	nonce, err := hex.DecodeString(req.Nonce)
+	if err != nil || len(nonce) < liveness.MinNonce || len(nonce) > liveness.MaxNonce {
+		reqsig.WriteError(w, http.StatusBadRequest, "bad_request", "nonce: 16 to 64 bytes in hex")
+		return
+	}
+	writeJSON(w, ChallengeResponse{Provider: d.Address(), PubKey: d.signer.PubKey(), Signature: d.sign(liveness.SignBytes(nonce))})
+}
+
+// Serve runs the tenant API over TLS on ln's address until ctx ends.
+func Serve(ctx context.Context, srv *http.Server, certFile, keyFile string) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServeTLS(certFile, keyFile) }()
+	select {
+	case <-ctx.Done():
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(shutdown)
+	case err := <-errc:
+		return err
+	}
+}

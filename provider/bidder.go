@@ -1,0 +1,170 @@
+package provider
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"strings"
+
+	"github.com/sparenet/spare/client"
+	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/tx"
+)
+
+// Explain tells why this provider would not bid on order o with its current free capacity and standing, using
+// the ledger's own feasibility check on the free (not the declared) hardware. ReasonOK means it would.
+func (d *Daemon) Explain(me ledger.ProviderView, o *ledger.Order) ledger.Reason {
+	p := me.Provider
+	p.Info.Hardware = d.capacity.Free()
+	p.Info.Docker = d.runtimes["docker"] != nil
+	return ledger.Feasible(&p, o.Resources, o.Constraints)
+}
+
+// PriceInput is what a pricing script receives on stdin.
+type PriceInput struct {
+	Order ledger.Order `json:"order"`
+	GPUs  []GPUConfig  `json:"gpus"` // the GPUs this provider would assign
+}
+
+// price is the lease price per hour in uspr for order o on the chosen GPUs, or ok=false to not bid.
+func (d *Daemon) price(ctx context.Context, o *ledger.Order, gpus []GPUConfig) (uint64, bool, error) {
+	p := d.cfg.Prices
+	if p.Script != "" {
+		return d.scriptPrice(ctx, o, gpus)
+	}
+	var total uint64
+	for _, g := range gpus {
+		v, ok := p.gpuPrice(g.Model)
+		if !ok {
+			return 0, false, nil
+		}
+		total += v
+	}
+	cpu, _ := client.ParseAmount(p.CPUHour)
+	mem, _ := client.ParseAmount(p.MemoryGiBHour)
+	total += o.Resources.CPUMilli * cpu / 1000
+	total += o.Resources.MemoryMiB * mem / 1024
+	return max(total, 1), true, nil
+}
+
+// scriptPrice runs the configured pricing script: order JSON on stdin, price in SPR (or "none") on stdout,
+// within the timeout.
+func (d *Daemon) scriptPrice(ctx context.Context, o *ledger.Order, gpus []GPUConfig) (uint64, bool, error) {
+	in, err := json.Marshal(PriceInput{Order: *o, GPUs: gpus})
+	if err != nil {
+		return 0, false, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.Prices.ScriptTimeout.Duration)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, d.cfg.Prices.Script)
+	cmd.Stdin = bytes.NewReader(in)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return 0, false, fmt.Errorf("pricing script %s: no answer within %s", d.cfg.Prices.Script, d.cfg.Prices.ScriptTimeout.Duration)
+		}
+		return 0, false, fmt.Errorf("pricing script %s: %v: %s", d.cfg.Prices.Script, err, strings.TrimSpace(errb.String()))
+	}
+	answer := strings.TrimSpace(out.String())
+	if answer == "none" {
+		return 0, false, nil
+	}
+	v, err := client.ParseAmount(answer)
+	if err != nil || v == 0 {
+		return 0, false, fmt.Errorf("pricing script %s printed %q: want a positive price in SPR per hour, or none", d.cfg.Prices.Script, answer)
+	}
+	return v, true, nil
+}
+
+// considerOrder bids on an open order when free capacity, standing and price allow. The resources are reserved
+// (and the reservation saved) before the bid is sent; a rejected bid releases them.
+func (d *Daemon) considerOrder(ctx context.Context, orderID uint64) {
+	log := d.log.With("order", orderID)
+	o, err := d.c.Order(ctx, orderID)
+	if err != nil {
+		log.Warn("cannot read order", "err", err)
+		return
+	}
+	if o.State != ledger.OrderOpen || o.Tenant == d.Address() {
+		return
+	}
+	if prev, _ := d.store.Bid(orderID); prev != nil {
+		return // already bidding (e.g. seen again after a restart)
+	}
+	me, err := d.c.Provider(ctx, d.Address())
+	if err != nil {
+		log.Warn("cannot read own provider record", "err", err)
+		return
+	}
+	if n := d.activeLeases(); n >= d.cfg.Limits.MaxLeases {
+		log.Info("not bidding: at max_leases", "leases", n)
+		return
+	}
+	if r := d.Explain(me, &o); r != ledger.ReasonOK {
+		log.Debug("not bidding: infeasible", "reason", r)
+		return
+	}
+	res, gpus, err := d.capacity.Reserve(orderID, o.Resources)
+	if err != nil {
+		log.Debug("not bidding", "reason", err)
+		return
+	}
+	price, ok, err := d.price(ctx, &o, gpus)
+	switch {
+	case err != nil:
+		log.Warn("not bidding: pricing failed", "err", err)
+	case !ok:
+		log.Info("not bidding: no price for this order")
+	case price > o.MaxPricePerHour:
+		log.Info("not bidding: our price is above the order's maximum", "price", price, "max", o.MaxPricePerHour)
+		ok = false
+	}
+	if err != nil || !ok {
+		d.capacity.ReleaseOrder(orderID)
+		return
+	}
+	rec := &BidRecord{OrderID: orderID, Price: price, Reservation: res, Tenant: o.Tenant}
+	if err := d.store.PutBid(rec); err != nil {
+		d.capacity.ReleaseOrder(orderID)
+		log.Error("cannot save bid", "err", err)
+		return
+	}
+	if _, err := d.sender.Send(ctx, &tx.PlaceBid{OrderID: orderID, Price: price}); err != nil {
+		log.Info("bid not placed", "err", err)
+		d.bidLost(orderID)
+		return
+	}
+	log.Info("bid placed", "price", client.FormatAmount(price)+"/h", "gpus", len(gpus))
+}
+
+// bidPlaced records the ledger's id for our bid on order.
+func (d *Daemon) bidPlaced(orderID, bidID uint64) {
+	if rec, _ := d.store.Bid(orderID); rec != nil && rec.BidID == 0 {
+		rec.BidID = bidID
+		_ = d.store.PutBid(rec)
+	}
+}
+
+// bidLost releases what our bid on order reserved.
+func (d *Daemon) bidLost(orderID uint64) {
+	if rec, _ := d.store.Bid(orderID); rec == nil {
+		return
+	}
+	if err := d.store.DeleteBid(orderID); err != nil {
+		d.log.Error("cannot delete bid", "order", orderID, "err", err)
+	}
+	d.capacity.ReleaseOrder(orderID)
+}
+
+func (d *Daemon) activeLeases() int {
+	n := 0
+	for k := range d.capacity.Snapshot() {
+		if strings.HasPrefix(k, "lease/") {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,264 @@
+package provider
+
+import (
+	"bytes"
+	"fmt"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	toml "github.com/pelletier/go-toml/v2"
+
+	"github.com/sparenet/spare/client"
+	"github.com/sparenet/spare/inventory"
+	"github.com/sparenet/spare/ledger/tx"
+)
+
+// ConfigFile is the provider's configuration file name inside its home.
+const ConfigFile = "provider.toml"
+
+// Duration is a time.Duration written as "90s", "2m" in the config file.
+type Duration struct{ time.Duration }
+
+// MarshalText writes Go duration syntax.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText reads Go duration syntax.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("duration %q: use Go syntax like 90s, 2m or 1h", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// Config is provider.toml.
+type Config struct {
+	// Node is the RPC address of a validator.
+	Node string `toml:"node"`
+	// Key is the name of the provider's key in the home's keyring.
+	Key string `toml:"key"`
+	// Region and Zone place the provider for tenants' placement constraints.
+	Region string `toml:"region"`
+	Zone   string `toml:"zone"`
+	// HostURI is the public https address tenants reach (recorded on the ledger).
+	HostURI string `toml:"host_uri"`
+	// Listen is the local address of the tenant API.
+	Listen string `toml:"listen"`
+	// Runtime runs jobs that name no container image: "process".
+	Runtime string `toml:"runtime"`
+	// Docker offers the docker runtime for jobs that name an image (a Docker engine must answer).
+	Docker bool `toml:"docker"`
+	// LeasesDir holds one private directory per lease. Workloads run as per-lease users when the daemon runs
+	// as root, so every directory above it must be traversable by others (mode o+x). Default: the data
+	// directory's "leases" when not root, /var/lib/spare/leases when root.
+	LeasesDir string `toml:"leases_dir"`
+	// UIDBase places the per-lease users of the process runtime (daemon as root): UIDBase + lease id mod
+	// 1,000,000. Two daemons on one machine (or dev networks, whose lease ids all start at 1) need different
+	// bases. 0: the runtime's default.
+	UIDBase uint32 `toml:"uid_base"`
+	// Stake to keep bonded, in SPR ("auto" = the chain's minimum for the declared hardware).
+	Stake string `toml:"stake"`
+	// Prices, in SPR.
+	Prices Prices `toml:"prices"`
+	// Limits on what this machine offers and how the daemon behaves.
+	Limits Limits `toml:"limits"`
+	// Hardware is what `spare provider init` detected; edit to offer less than the machine has.
+	Hardware HardwareConfig `toml:"hardware"`
+	// ProofSolver is the program that answers auditors' proof-of-GPU challenges on a GPU, one per device, with
+	// that device alone visible (e.g. ["/usr/bin/python3", "/opt/spare/torch_solver.py"]; protocol in package
+	// proof). Empty: the built-in CPU solver, which meets only a CPU's deadline.
+	ProofSolver []string `toml:"proof_solver"`
+}
+
+// Prices is the pricing table, or an external script.
+type Prices struct {
+	// GPUHour maps a GPU model (as detected, e.g. "H100") to SPR per GPU-hour.
+	GPUHour map[string]string `toml:"gpu_hour"`
+	// DefaultGPUHour prices models missing from GPUHour; empty = do not bid on them.
+	DefaultGPUHour string `toml:"default_gpu_hour"`
+	// CPUHour is SPR per CPU core-hour; MemoryGiBHour per GiB-hour of memory.
+	CPUHour       string `toml:"cpu_hour"`
+	MemoryGiBHour string `toml:"memory_gib_hour"`
+	// Script, when set, prices each order instead of the table: it gets the order as JSON on stdin and prints
+	// the lease price per hour in SPR (or "none" to skip the order) on stdout.
+	Script        string   `toml:"script"`
+	ScriptTimeout Duration `toml:"script_timeout"`
+}
+
+// Limits bound the daemon.
+type Limits struct {
+	MaxLeases       int      `toml:"max_leases"`       // concurrent leases
+	ManifestTimeout Duration `toml:"manifest_timeout"` // a won lease without a manifest by then is closed
+	WithdrawEvery   Duration `toml:"withdraw_every"`   // earnings of running leases are withdrawn this often
+	MaxLogBytes     int64    `toml:"max_log_bytes"`    // per lease; output beyond it is dropped
+}
+
+// HardwareConfig is the offered hardware.
+type HardwareConfig struct {
+	GPUs      []GPUConfig `toml:"gpus"`
+	CPUCores  uint64      `toml:"cpu_cores"`
+	MemoryMiB uint64      `toml:"memory_mib"`
+	DiskMiB   uint64      `toml:"disk_mib"`
+}
+
+// GPUConfig is one GPU offered.
+type GPUConfig struct {
+	Index     int    `toml:"index"`
+	UUID      string `toml:"uuid"`
+	Model     string `toml:"model"`
+	MemoryMiB uint64 `toml:"memory_mib"`
+}
+
+// DefaultConfig is the starting point `spare provider init` fills in.
+func DefaultConfig() Config {
+	return Config{
+		Node: "http://127.0.0.1:26657", Key: "provider", Region: "local", Listen: "127.0.0.1:8443",
+		HostURI: "https://127.0.0.1:8443", Runtime: "process", Stake: "auto",
+		Prices: Prices{GPUHour: map[string]string{}, DefaultGPUHour: "1", CPUHour: "0.02", MemoryGiBHour: "0.005",
+			ScriptTimeout: Duration{2 * time.Second}},
+		Limits: Limits{MaxLeases: 16, ManifestTimeout: Duration{2 * time.Minute}, WithdrawEvery: Duration{10 * time.Minute},
+			MaxLogBytes: 64 << 20},
+	}
+}
+
+// LoadConfig reads and validates home/provider.toml. Unknown keys are errors.
+func LoadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("provider config: %w (run 'spare provider init' first)", err)
+	}
+	c := DefaultConfig()
+	d := toml.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&c); err != nil {
+		return nil, fmt.Errorf("provider config %s: %w", path, err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("provider config %s: %w", path, err)
+	}
+	return &c, nil
+}
+
+// Save writes the config (mode 0600).
+func (c *Config) Save(path string) error {
+	b, err := toml.Marshal(c)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o600)
+}
+
+// Validate checks every field and names the one at fault.
+func (c *Config) Validate() error {
+	if _, err := client.New(c.Node, client.Options{}); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	if c.Key == "" {
+		return fmt.Errorf("key is empty: name the provider's key in the keyring")
+	}
+	info := tx.ProviderInfo{HostURI: c.HostURI, CertFingerprint: tx.Hash{1}, Region: c.Region, Zone: c.Zone, Hardware: c.Hardware.Ledger()}
+	if err := info.Validate(); err != nil {
+		return fmt.Errorf("%v (fields host_uri, region, zone, [hardware])", err)
+	}
+	if _, err := url.Parse(c.HostURI); err != nil {
+		return fmt.Errorf("host_uri: %w", err)
+	}
+	if c.Listen == "" {
+		return fmt.Errorf("listen is empty: give host:port for the tenant API")
+	}
+	if c.Runtime != "process" {
+		return fmt.Errorf("runtime %q: jobs without an image run in the process runtime; set runtime = \"process\" (and docker = true to also run images)", c.Runtime)
+	}
+	if c.Stake != "auto" {
+		if _, err := client.ParseAmount(c.Stake); err != nil {
+			return fmt.Errorf("stake: %w (or \"auto\")", err)
+		}
+	}
+	for model, p := range c.Prices.GPUHour {
+		if _, err := client.ParseAmount(p); err != nil {
+			return fmt.Errorf("prices.gpu_hour.%s: %w", model, err)
+		}
+	}
+	for name, p := range map[string]string{"default_gpu_hour": c.Prices.DefaultGPUHour, "cpu_hour": c.Prices.CPUHour, "memory_gib_hour": c.Prices.MemoryGiBHour} {
+		if p == "" && name == "default_gpu_hour" {
+			continue
+		}
+		if _, err := client.ParseAmount(p); err != nil {
+			return fmt.Errorf("prices.%s: %w", name, err)
+		}
+	}
+	if c.Prices.Script != "" && c.Prices.ScriptTimeout.Duration <= 0 {
+		return fmt.Errorf("prices.script_timeout must be positive")
+	}
+	if c.Limits.MaxLeases < 1 {
+		return fmt.Errorf("limits.max_leases %d: at least 1", c.Limits.MaxLeases)
+	}
+	if c.Limits.ManifestTimeout.Duration <= 0 || c.Limits.WithdrawEvery.Duration <= 0 {
+		return fmt.Errorf("limits.manifest_timeout and limits.withdraw_every must be positive")
+	}
+	seen := map[string]bool{}
+	for i, g := range c.Hardware.GPUs {
+		if g.UUID == "" || seen[g.UUID] {
+			return fmt.Errorf("hardware.gpus[%d]: uuid %q empty or repeated", i, g.UUID)
+		}
+		seen[g.UUID] = true
+	}
+	return nil
+}
+
+// Ledger is the hardware as declared on the ledger: identical GPUs grouped, sorted by model then memory.
+func (h HardwareConfig) Ledger() tx.Hardware {
+	type key struct {
+		model string
+		mem   uint64
+	}
+	counts := map[key]uint32{}
+	for _, g := range h.GPUs {
+		counts[key{g.Model, g.MemoryMiB}]++
+	}
+	var out tx.Hardware
+	for k, n := range counts {
+		out.GPUs = append(out.GPUs, tx.GPUGroup{Model: k.model, VRAMMiB: k.mem, Count: n})
+	}
+	sort.Slice(out.GPUs, func(i, j int) bool {
+		a, b := out.GPUs[i], out.GPUs[j]
+		return a.Model < b.Model || a.Model == b.Model && a.VRAMMiB < b.VRAMMiB
+	})
+	out.CPUMilli = h.CPUCores * 1000
+	out.MemoryMiB = h.MemoryMiB
+	out.DiskMiB = h.DiskMiB
+	return out
+}
+
+// gpuPrice is the uspr per GPU-hour of model, or false when the provider does not price it.
+func (p Prices) gpuPrice(model string) (uint64, bool) {
+	for m, v := range p.GPUHour {
+		if strings.EqualFold(m, model) {
+			a, _ := client.ParseAmount(v)
+			return a, true
+		}
+	}
+	if p.DefaultGPUHour == "" {
+		return 0, false
+	}
+	a, _ := client.ParseAmount(p.DefaultGPUHour)
+	return a, true
+}
+
+// ConfigFromInventory is DefaultConfig offering what was detected: every GPU, all cores, and 90% of the memory
+// and of the data directory's free disk (a margin for the system and the daemon).
+func ConfigFromInventory(inv *inventory.Inventory) Config {
+	c := DefaultConfig()
+	for _, g := range inv.GPUs {
+		c.Hardware.GPUs = append(c.Hardware.GPUs, GPUConfig{Index: g.Index, UUID: g.UUID, Model: g.Model, MemoryMiB: g.MemoryMiB})
+	}
+	c.Hardware.CPUCores = uint64(max(inv.CPUCores, 1))
+	c.Hardware.MemoryMiB = inv.MemoryMiB * 9 / 10
+	c.Hardware.DiskMiB = inv.DiskFreeMiB * 9 / 10
+	c.Docker = inv.Docker
+	return c
+}

@@ -1,0 +1,574 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/sparenet/spare/client"
+	"github.com/sparenet/spare/inventory"
+	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/tx"
+	"github.com/sparenet/spare/manifest"
+	"github.com/sparenet/spare/merkle"
+	"github.com/sparenet/spare/runtime"
+)
+
+// The life of a lease on this provider:
+//
+//	lease.created → awaiting_manifest → (PUT manifest, hash checked) → starting → workload runs → LeaseStarted
+//	→ running → workload exits → outputs hashed, receipt signed → finishing → CompleteLease → done
+//
+// A lease with no manifest by the deadline is closed (the tenant is refunded in full). lease.closed from the
+// ledger (the tenant closed it, or its deposit ran out) stops the workload. Every state is saved before the
+// step it leads to, so a restarted daemon picks each lease up where it was.
+
+func (d *Daemon) leaseDir(id uint64) string {
+	return filepath.Join(d.leasesDir, strconv.FormatUint(id, 10))
+}
+
+func (d *Daemon) spec(l *LeaseRecord, m *manifest.Manifest) runtime.Spec {
+	dir := d.leaseDir(l.LeaseID)
+	env := []string{"SPARE_LEASE_ID=" + strconv.FormatUint(l.LeaseID, 10)}
+	env = append(env, gpuEnv(d.capacity.GPUsByUUID(l.Reservation.GPUs))...)
+	if m != nil {
+		for k, v := range m.Env {
+			env = append(env, k+"="+v)
+		}
+	}
+	s := runtime.Spec{LeaseID: l.LeaseID, Dir: dir, WorkDir: filepath.Join(dir, "work"), LogPath: filepath.Join(dir, "log"),
+		Env: env, GPUs: l.Reservation.GPUs, CPUMilli: l.Reservation.CPUMilli, MemoryBytes: l.Reservation.MemoryMiB << 20,
+		Timeout: time.Duration(l.DurationSec) * time.Second}
+	if m != nil {
+		s.Command, s.Image = m.Run, m.Image
+	}
+	return s
+}
+
+// gpuEnv exposes exactly the assigned GPUs (by UUID); with none, no GPU is visible.
+func gpuEnv(gpus []GPUConfig) []string {
+	inv := make([]inventory.GPU, len(gpus))
+	for i, g := range gpus {
+		inv[i] = inventory.GPU{Index: g.Index, UUID: g.UUID, Model: g.Model, MemoryMiB: g.MemoryMiB}
+	}
+	return inventory.IsolationEnv(inv)
+}
+
+// leaseCreated takes over a won order: the bid's reservation becomes the lease's, and the lease waits for its
+// manifest.
+func (d *Daemon) leaseCreated(ctx context.Context, leaseID, orderID uint64) {
+	if rec, _ := d.store.Lease(leaseID); rec != nil {
+		return // seen before a restart
+	}
+	bid, _ := d.store.Bid(orderID)
+	res, ok := d.capacity.Promote(orderID, leaseID)
+	if !ok && bid != nil {
+		res = bid.Reservation
+		d.capacity.Restore(leaseKey(leaseID), res)
+	}
+	l, err := d.c.Lease(ctx, leaseID)
+	if err != nil {
+		d.log.Error("cannot read won lease", "lease", leaseID, "err", err)
+		return
+	}
+	o, err := d.c.Order(ctx, orderID)
+	if err != nil {
+		d.log.Error("cannot read won order", "order", orderID, "err", err)
+		return
+	}
+	rec := &LeaseRecord{LeaseID: leaseID, OrderID: orderID, Tenant: l.Tenant, Price: l.Price, DurationSec: l.DurationSec,
+		ManifestHash: o.ManifestHash, Reservation: res, State: LeaseAwaitingManifest,
+		ManifestDeadline: d.now().Add(d.cfg.Limits.ManifestTimeout.Duration)}
+	// A directory left by an earlier chain's lease with the same id holds nothing of this lease.
+	if err := os.RemoveAll(d.leaseDir(leaseID)); err != nil {
+		d.log.Error("cannot clear the lease directory", "lease", leaseID, "err", err)
+		return
+	}
+	if err := d.store.PutLease(rec); err != nil {
+		d.log.Error("cannot save lease", "lease", leaseID, "err", err)
+		return
+	}
+	_ = d.store.DeleteBid(orderID)
+	d.log.Info("lease won: waiting for the manifest", "lease", leaseID, "tenant", l.Tenant, "price", client.FormatAmount(l.Price)+"/h")
+}
+
+// Errors the tenant API maps to statuses.
+var (
+	ErrLeaseNotFound = errors.New("lease not found")
+	ErrNotYourLease  = errors.New("lease belongs to another tenant")
+	ErrBadManifest   = errors.New("bad manifest")
+	ErrLeaseState    = errors.New("lease is not in a state that allows this")
+	ErrStartFailed   = errors.New("the provider could not start the workload; the lease is closed and the deposit refunded")
+)
+
+// AcceptManifest checks body against the order's manifest hash, unpacks it and starts the workload.
+func (d *Daemon) AcceptManifest(ctx context.Context, tenant tx.Address, leaseID uint64, body []byte) (*LeaseRecord, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	l, err := d.authorized(tenant, leaseID)
+	if err != nil {
+		return nil, err
+	}
+	if l.State != LeaseAwaitingManifest {
+		return nil, fmt.Errorf("%w: lease %d is %s", ErrLeaseState, leaseID, l.State)
+	}
+	if got := manifest.Hash(body); got != l.ManifestHash {
+		return nil, fmt.Errorf("%w: its SHA-256 %s differs from the order's manifest hash %s", ErrBadManifest, got, l.ManifestHash)
+	}
+	m, err := manifest.Decode(body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadManifest, err)
+	}
+	o, err := d.c.Order(ctx, l.OrderID)
+	if err != nil {
+		return nil, err
+	}
+	if !sameResources(m.Resources, o.Resources) || m.DurationSec != o.DurationSec {
+		return nil, fmt.Errorf("%w: its resources or duration differ from the order's", ErrBadManifest)
+	}
+	if len(m.Ports) > 0 {
+		// Exposing services through the provider's host arrives with routing; never accept and ignore them.
+		return nil, fmt.Errorf("%w: ports are not served by this provider version", ErrBadManifest)
+	}
+	rtName := "process"
+	if m.Image != "" {
+		rtName = "docker"
+	}
+	rt := d.runtimes[rtName]
+	if rt == nil {
+		return nil, fmt.Errorf("%w: it needs the %s runtime, which this provider does not run", ErrBadManifest, rtName)
+	}
+	spec := d.spec(l, m)
+	if err := unpack(spec, body, m); err != nil {
+		return nil, fmt.Errorf("unpack manifest: %w", err)
+	}
+	if err := fetchInputs(ctx, spec, m, int64(l.Reservation.DiskMiB)<<20); err != nil {
+		_ = os.RemoveAll(spec.Dir) // a corrected manifest can't be sent (the hash is fixed), but leave no data behind
+		return nil, fmt.Errorf("%w: %v", ErrBadManifest, err)
+	}
+	l.State, l.Runtime, l.Outputs = LeaseStarting, rtName, m.Outputs
+	if err := d.store.PutLease(l); err != nil {
+		return nil, err
+	}
+	w, err := rt.Start(ctx, spec)
+	if err != nil {
+		l.State, l.EndReason = LeaseFinishing, "workload failed to start: "+err.Error()
+		_ = d.store.PutLease(l)
+		d.spawn(d.life, func(ctx context.Context) { d.closeLease(ctx, l.LeaseID, l.EndReason) })
+		d.log.Error("workload failed to start", "lease", l.LeaseID, "err", err)
+		return nil, ErrStartFailed
+	}
+	l.WorkloadState = w.State()
+	l.State = LeaseRunning
+	if err := d.store.PutLease(l); err != nil {
+		return nil, err
+	}
+	d.watch(d.life, l.LeaseID, w)
+	d.spawn(d.life, func(ctx context.Context) {
+		time.Sleep(time.Duration(testLeaseStartedDelay.Load()))
+		if _, err := d.sender.Send(ctx, &tx.LeaseStarted{ID: l.LeaseID}); err != nil && !client.IsCode(err, tx.CodeBadLeaseState) {
+			d.log.Error("LeaseStarted not accepted", "lease", l.LeaseID, "err", err)
+		}
+	})
+	d.log.Info("workload started", "lease", l.LeaseID, "runtime", rtName)
+	return l, nil
+}
+
+// testLeaseStartedDelay holds back the LeaseStarted sent after a start, so that tests can make a workload end
+// before its lease is started on the ledger. Zero outside tests.
+var testLeaseStartedDelay atomic.Int64 // nanoseconds
+
+func sameResources(a, b tx.Resources) bool {
+	if a.GPUCount != b.GPUCount || a.GPUMinVRAMMiB != b.GPUMinVRAMMiB || a.CPUMilli != b.CPUMilli ||
+		a.MemoryMiB != b.MemoryMiB || a.DiskMiB != b.DiskMiB || len(a.GPUModels) != len(b.GPUModels) {
+		return false
+	}
+	for i := range a.GPUModels {
+		if a.GPUModels[i] != b.GPUModels[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// authorized loads a lease and checks that tenant owns it. Callers hold d.mu.
+func (d *Daemon) authorized(tenant tx.Address, leaseID uint64) (*LeaseRecord, error) {
+	l, err := d.store.Lease(leaseID)
+	if err != nil {
+		return nil, err
+	}
+	if l == nil {
+		return nil, fmt.Errorf("%w: %d", ErrLeaseNotFound, leaseID)
+	}
+	if l.Tenant != tenant {
+		return nil, ErrNotYourLease
+	}
+	return l, nil
+}
+
+// unpack writes the manifest and its files into the lease's directory.
+func unpack(s runtime.Spec, raw []byte, m *manifest.Manifest) error {
+	if err := os.MkdirAll(s.WorkDir, 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(s.Dir, "manifest.json"), raw, 0o600); err != nil {
+		return err
+	}
+	for _, f := range m.Files {
+		p := filepath.Join(s.WorkDir, filepath.FromSlash(filepath.Clean(f.Path)))
+		if !strings.HasPrefix(p, s.WorkDir+string(filepath.Separator)) {
+			return fmt.Errorf("file %q leaves the work directory", f.Path)
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		mode := os.FileMode(f.Mode)
+		if mode == 0 {
+			mode = 0o644
+		}
+		if err := os.WriteFile(p, f.Data, mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// watch waits for a workload in the background and completes its lease when it ends.
+func (d *Daemon) watch(ctx context.Context, leaseID uint64, w runtime.Workload) {
+	d.workloads[leaseID] = w
+	d.spawn(ctx, func(ctx context.Context) {
+		res, err := w.Wait(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				d.log.Error("waiting for workload", "lease", leaseID, "err", err)
+			}
+			return // the daemon is stopping: the workload runs on, a restarted daemon reattaches
+		}
+		d.finish(ctx, leaseID, res)
+	})
+}
+
+// finish hashes the outputs, signs the receipt and completes the lease on the ledger.
+func (d *Daemon) finish(ctx context.Context, leaseID uint64, res runtime.Result) {
+	d.mu.Lock()
+	delete(d.workloads, leaseID)
+	l, err := d.store.Lease(leaseID)
+	if err != nil || l == nil {
+		d.mu.Unlock()
+		return
+	}
+	spec := d.spec(l, nil)
+	files, err := collectOutputs(spec.WorkDir, l.Outputs)
+	if err != nil {
+		d.log.Warn("collecting outputs", "lease", leaseID, "err", err)
+	}
+	root, _ := merkle.Root(files)
+	m, _ := os.ReadFile(filepath.Join(spec.Dir, "manifest.json"))
+	if res.EndedAt.Before(res.StartedAt) {
+		res.EndedAt = res.StartedAt // a receipt that ends before it starts is refused by the ledger
+	}
+	gpuSec := uint64(len(l.Reservation.GPUs)) * uint64(res.EndedAt.Sub(res.StartedAt)/time.Second)
+	rc := tx.Receipt{ChainID: d.chainID, LeaseID: leaseID, ManifestHash: manifest.Hash(m), StartMs: uint64(res.StartedAt.UnixMilli()),
+		EndMs: uint64(res.EndedAt.UnixMilli()), ExitCode: int64(res.ExitCode), GPUSeconds: gpuSec, OutputRoot: root}
+	rc.Signature = d.sign(rc.SignBytes())
+	l.Result, l.OutputFiles, l.Receipt, l.State = &res, files, &rc, LeaseFinishing
+	if l.EndReason == "" {
+		l.EndReason = res.Reason
+	}
+	_ = d.store.PutLease(l)
+	d.mu.Unlock()
+	d.log.Info("workload ended", "lease", leaseID, "exit_code", res.ExitCode, "reason", res.Reason, "outputs", len(files))
+	d.complete(ctx, l)
+}
+
+// complete sends CompleteLease (or learns the lease already ended on the ledger) and releases the resources.
+// One attempt runs at a time per lease; a failed one is retried by housekeeping. A workload can end before its
+// LeaseStarted is in a block (a job that exits at once), and the ledger completes only started leases, so a
+// pending lease is started first. A receipt the ledger refuses for good (bad_receipt, say) is not retried
+// forever: the lease is closed with the refusal as its reason.
+func (d *Daemon) complete(ctx context.Context, l *LeaseRecord) {
+	d.mu.Lock()
+	if d.completing[l.LeaseID] {
+		d.mu.Unlock()
+		return
+	}
+	d.completing[l.LeaseID] = true
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		delete(d.completing, l.LeaseID)
+		d.mu.Unlock()
+	}()
+	lv, err := d.c.Lease(ctx, l.LeaseID)
+	if err != nil {
+		d.log.Error("reading the lease before completing it; will retry", "lease", l.LeaseID, "err", err)
+		return
+	}
+	switch lv.State {
+	case ledger.LeaseCompleted, ledger.LeaseClosed:
+		d.log.Info("lease had already ended on the ledger", "lease", l.LeaseID, "state", lv.State)
+		d.done(l)
+		return
+	case ledger.LeasePending:
+		if _, err := d.sender.Send(ctx, &tx.LeaseStarted{ID: l.LeaseID}); err != nil && !client.IsCode(err, tx.CodeBadLeaseState) {
+			if permanent(err) {
+				d.refused(ctx, l, "LeaseStarted", err)
+				return
+			}
+			d.log.Error("LeaseStarted before CompleteLease failed; will retry", "lease", l.LeaseID, "err", err)
+			return
+		}
+	}
+	if _, err := d.sender.Send(ctx, &tx.CompleteLease{Receipt: *l.Receipt}); err != nil {
+		switch {
+		case client.IsCode(err, tx.CodeBadLeaseState):
+			// The lease changed state meanwhile; the next attempt reads it again.
+			d.log.Warn("lease state changed while completing; will look again", "lease", l.LeaseID, "err", err)
+		case permanent(err):
+			d.refused(ctx, l, "CompleteLease", err)
+		default:
+			d.log.Error("CompleteLease failed; will retry", "lease", l.LeaseID, "err", err)
+		}
+		return
+	}
+	d.done(l)
+}
+
+// permanent tells a refusal that sending again cannot change (the receipt itself is wrong, the provider is
+// jailed or no longer serves the lease) from a transient failure (the node unreachable, a fee to top up).
+func permanent(err error) bool {
+	for _, c := range []tx.Code{tx.CodeBadReceipt, tx.CodeUnauthorized, tx.CodeNotFound, tx.CodeInvalidMsg,
+		tx.CodeProviderJailed, tx.CodeDecode, tx.CodeTxTooLarge} {
+		if client.IsCode(err, c) {
+			return true
+		}
+	}
+	return false
+}
+
+// refused closes a lease whose completion the ledger refused for good, so that it does not run on to its
+// duration: the tenant gets back what was not earned, and the reason says why.
+func (d *Daemon) refused(ctx context.Context, l *LeaseRecord, what string, err error) {
+	d.log.Error(what+" refused by the ledger; closing the lease", "lease", l.LeaseID, "err", err)
+	d.closeLease(ctx, l.LeaseID, what+" refused: "+err.Error())
+}
+
+// done marks a lease finished here and frees what it held.
+func (d *Daemon) done(l *LeaseRecord) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	l.State = LeaseDone
+	_ = d.store.PutLease(l)
+	d.capacity.ReleaseLease(l.LeaseID)
+	d.log.Info("lease done", "lease", l.LeaseID)
+}
+
+// collectOutputs hashes the files under the output paths (files or directories) of workDir.
+func collectOutputs(workDir string, outputs []string) ([]merkle.File, error) {
+	var files []merkle.File
+	seen := map[string]bool{}
+	for _, o := range outputs {
+		base := filepath.Join(workDir, filepath.FromSlash(filepath.Clean(o)))
+		err := filepath.WalkDir(base, func(p string, e fs.DirEntry, err error) error {
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					return nil // an output the job did not write
+				}
+				return err
+			}
+			if !e.Type().IsRegular() {
+				return nil // directories are walked; links and devices are not outputs
+			}
+			rel, err := filepath.Rel(workDir, p)
+			if err != nil || strings.HasPrefix(rel, "..") {
+				return nil
+			}
+			rel = filepath.ToSlash(rel)
+			if seen[rel] {
+				return nil
+			}
+			f, err := merkle.HashFile(p, rel)
+			if err != nil {
+				return err
+			}
+			files = append(files, f)
+			seen[rel] = true
+			return nil
+		})
+		if err != nil {
+			return files, err
+		}
+	}
+	return files, merkle.Sort(files)
+}
+
+// leaseClosed reacts to the ledger ending a lease we serve (tenant close, deposit exhausted, start timeout).
+func (d *Daemon) leaseClosed(ctx context.Context, leaseID uint64, reason string) {
+	d.mu.Lock()
+	l, _ := d.store.Lease(leaseID)
+	w := d.workloads[leaseID]
+	if l == nil || l.State == LeaseDone {
+		d.mu.Unlock()
+		return
+	}
+	if l.EndReason == "" {
+		l.EndReason = "lease closed on the ledger: " + reason
+	}
+	if w == nil {
+		l.State = LeaseDone
+		_ = d.store.PutLease(l)
+		d.capacity.ReleaseLease(leaseID)
+		d.mu.Unlock()
+		return
+	}
+	_ = d.store.PutLease(l)
+	d.mu.Unlock()
+	d.log.Info("lease closed on the ledger: stopping the workload", "lease", leaseID, "reason", reason)
+	if err := w.Stop(ctx); err != nil {
+		d.log.Error("stopping workload", "lease", leaseID, "err", err)
+	}
+}
+
+// StopLease stops a lease's workload at the tenant's request; the lease then completes with a receipt.
+func (d *Daemon) StopLease(ctx context.Context, tenant tx.Address, leaseID uint64) error {
+	d.mu.Lock()
+	l, err := d.authorized(tenant, leaseID)
+	w := d.workloads[leaseID]
+	d.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if l.State != LeaseRunning || w == nil {
+		return fmt.Errorf("%w: lease %d is %s", ErrLeaseState, leaseID, l.State)
+	}
+	return w.Stop(ctx)
+}
+
+// closeLease closes a lease we cannot serve (no manifest, failed start) and releases it.
+func (d *Daemon) closeLease(ctx context.Context, leaseID uint64, reason string) {
+	if _, err := d.sender.Send(ctx, &tx.CloseLease{ID: leaseID, Reason: reason}); err != nil && !client.IsCode(err, tx.CodeBadLeaseState) {
+		d.log.Error("CloseLease failed; will retry", "lease", leaseID, "err", err)
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if l, _ := d.store.Lease(leaseID); l != nil {
+		l.State, l.EndReason = LeaseDone, reason
+		_ = d.store.PutLease(l)
+	}
+	d.capacity.ReleaseLease(leaseID)
+	d.log.Info("lease closed", "lease", leaseID, "reason", reason)
+}
+
+// reconcile brings local state in line with the ledger after a (re)start: bids on orders that are no longer open
+// are released, running workloads are reattached, finished leases are completed.
+func (d *Daemon) reconcile(ctx context.Context) error {
+	bids, err := d.store.Bids()
+	if err != nil {
+		return err
+	}
+	for _, b := range bids {
+		o, err := d.c.Order(ctx, b.OrderID)
+		if err == nil && o.State != ledger.OrderOpen && !(o.State == ledger.OrderLeased && d.ownsLease(ctx, o.LeaseID)) {
+			d.bidLost(b.OrderID)
+		}
+	}
+	leases, err := d.store.Leases()
+	if err != nil {
+		return err
+	}
+	for i := range leases {
+		l := &leases[i]
+		switch l.State {
+		case LeaseRunning, LeaseStarting:
+			rt := d.runtimes[l.Runtime]
+			if rt == nil || l.WorkloadState == nil {
+				d.spawn(ctx, func(ctx context.Context) { d.closeLease(ctx, l.LeaseID, "workload lost in a provider restart") })
+				continue
+			}
+			w, err := rt.Reattach(ctx, d.spec(l, nil), l.WorkloadState)
+			if err != nil {
+				d.log.Warn("workload not found after restart", "lease", l.LeaseID, "err", err)
+				d.spawn(ctx, func(ctx context.Context) { d.closeLease(ctx, l.LeaseID, "workload lost in a provider restart") })
+				continue
+			}
+			d.log.Info("reattached to workload", "lease", l.LeaseID)
+			d.mu.Lock()
+			d.watch(d.life, l.LeaseID, w)
+			d.mu.Unlock()
+			if lv, err := d.c.Lease(ctx, l.LeaseID); err == nil && lv.State == ledger.LeasePending {
+				d.spawn(ctx, func(ctx context.Context) { _, _ = d.sender.Send(ctx, &tx.LeaseStarted{ID: l.LeaseID}) })
+			}
+		case LeaseFinishing:
+			if l.Receipt != nil {
+				d.spawn(ctx, func(ctx context.Context) { d.complete(ctx, l) })
+			}
+		}
+	}
+	return nil
+}
+
+func (d *Daemon) ownsLease(ctx context.Context, leaseID uint64) bool {
+	l, err := d.c.Lease(ctx, leaseID)
+	return err == nil && l.Provider == d.Address()
+}
+
+// housekeeping closes leases whose manifest never came and withdraws earnings of running leases periodically.
+func (d *Daemon) housekeeping(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	lastWithdraw := d.now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		leases, err := d.store.Leases()
+		if err != nil {
+			continue
+		}
+		withdraw := d.now().Sub(lastWithdraw) >= d.cfg.Limits.WithdrawEvery.Duration
+		for _, l := range leases {
+			switch {
+			case l.State == LeaseAwaitingManifest && d.now().After(l.ManifestDeadline):
+				d.closeLease(ctx, l.LeaseID, "no manifest received in time")
+			case l.State == LeaseRunning && withdraw:
+				if _, err := d.sender.Send(ctx, &tx.Withdraw{ID: l.LeaseID}); err != nil && !client.IsCode(err, tx.CodeNothingToWithdraw) {
+					d.log.Warn("withdraw failed", "lease", l.LeaseID, "err", err)
+				}
+			case l.State == LeaseFinishing && l.Receipt != nil:
+				d.complete(ctx, &l)
+			}
+		}
+		if withdraw {
+			lastWithdraw = d.now()
+			d.unjailIfDue(ctx)
+		}
+	}
+}
+
+// unjailIfDue sends Unjail when the auditors jailed this provider and the cooldown has passed: a daemon that
+// runs again is answering its challenges, and stays in service only as long as it does.
+func (d *Daemon) unjailIfDue(ctx context.Context) {
+	p, err := d.c.Provider(ctx, d.Address())
+	if err != nil || p.Status != ledger.ProviderJailed {
+		return
+	}
+	st, err := d.c.Status(ctx)
+	if err != nil || st.TimeMs < p.JailedUntilMs {
+		return
+	}
+	if _, err := d.sender.Send(ctx, &tx.Unjail{}); err != nil && !client.IsCode(err, tx.CodeNotJailed) {
+		d.log.Warn("unjail failed", "err", err)
+		return
+	}
+	d.log.Info("unjailed: back in service after the auditors' jail", "jailed_until_ms", p.JailedUntilMs)
+}

@@ -1,0 +1,336 @@
+// Package provider is the provider daemon (`spare provider start`): it registers the machine's hardware on the
+// ledger and keeps its stake bonded, follows the chain's events, bids on orders its free capacity can serve,
+// receives each won lease's manifest over its HTTPS tenant API, runs the workload through a runtime, and
+// completes the lease with a signed receipt over the outputs. Its state lives in a local bbolt store so that a
+// restart loses no bid, lease or event.
+//
+// Files: config.go (provider.toml), capacity.go (free vs reserved hardware), store.go (bbolt), bidder.go
+// (feasibility and pricing), leases.go (lease lifecycle), api.go (tenant API), provider.go (wiring, event loop).
+package provider
+
+import (
+	"github.com/sparenet/spare/liveness"
+
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/sparenet/spare/client"
+	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/tx"
+	"github.com/sparenet/spare/runtime"
+)
+
+// Signer is the provider's key: it signs transactions, receipts and liveness challenges.
+type Signer interface {
+	client.Signer
+}
+
+// Options wire a Daemon.
+type Options struct {
+	Config   *Config
+	DataDir  string // leases' directories and the local store live here
+	Signer   Signer
+	Client   *client.Client
+	Runtimes map[string]runtime.Runtime // by name; the config's runtime must be present
+	// CertFingerprint is the SHA-256 of the TLS certificate the tenant API serves (recorded on the ledger).
+	CertFingerprint tx.Hash
+	Logger          *slog.Logger
+	Now             func() time.Time
+}
+
+// Daemon is a running provider.
+type Daemon struct {
+	cfg       *Config
+	dataDir   string
+	leasesDir string
+	signer    Signer
+	c         *client.Client
+	sender    *client.Sender
+	runtimes  map[string]runtime.Runtime
+	fp        tx.Hash
+	log       *slog.Logger
+	now       func() time.Time
+	store     *Store
+	capacity  *Capacity
+	chainID   string
+
+	life context.Context // ends at Close: background work (waiting on workloads, sending txs) stops with it
+	end  context.CancelFunc
+
+	mu         sync.Mutex
+	workloads  map[uint64]runtime.Workload // running leases
+	completing map[uint64]bool             // CompleteLease in flight
+
+	audMu    sync.Mutex // the ledger's auditor set, for /proof
+	auditors []tx.Address
+	audAt    time.Time
+	bg       sync.WaitGroup
+}
+
+// New opens the daemon's store and restores its reservations.
+func New(o Options) (*Daemon, error) {
+	if o.Config == nil || o.Signer == nil || o.Client == nil {
+		return nil, errors.New("provider: Config, Signer and Client are required")
+	}
+	if _, ok := o.Runtimes[o.Config.Runtime]; !ok {
+		return nil, fmt.Errorf("provider: runtime %q is not available on this machine", o.Config.Runtime)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	leases, err := prepareLeasesDir(o.Config.LeasesDir, o.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	// One subdirectory per provider key: lease ids restart with every chain, and several daemons (or dev
+	// networks) may share the leases directory.
+	leases = filepath.Join(leases, o.Signer.Address().String())
+	if err := os.MkdirAll(leases, 0o711); err != nil {
+		return nil, fmt.Errorf("leases_dir: %w", err)
+	}
+	if err := os.Chmod(leases, 0o711); err != nil {
+		return nil, fmt.Errorf("leases_dir: %w", err)
+	}
+	st, err := OpenStore(filepath.Join(o.DataDir, "provider.db"))
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{cfg: o.Config, dataDir: o.DataDir, leasesDir: leases, signer: o.Signer, c: o.Client, sender: o.Client.NewSender(o.Signer),
+		runtimes: o.Runtimes, fp: o.CertFingerprint, log: o.Logger, now: o.Now, store: st,
+		capacity: NewCapacity(o.Config.Hardware), workloads: map[uint64]runtime.Workload{}, completing: map[uint64]bool{}}
+	d.life, d.end = context.WithCancel(context.Background())
+	bids, err := st.Bids()
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	for _, b := range bids {
+		d.capacity.Restore(orderKey(b.OrderID), b.Reservation)
+	}
+	recs, err := st.Leases()
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	for _, l := range recs {
+		if l.State != LeaseDone {
+			d.capacity.Restore(leaseKey(l.LeaseID), l.Reservation)
+		}
+	}
+	return d, nil
+}
+
+// Close stops the daemon's background work and releases the store. Running workloads keep running; a new
+// daemon reattaches to them.
+func (d *Daemon) Close() error {
+	d.end()
+	d.bg.Wait()
+	return d.store.Close()
+}
+
+// Address is the provider's account.
+func (d *Daemon) Address() tx.Address { return d.signer.Address() }
+
+// Capacity exposes the capacity tracker (status, tests).
+func (d *Daemon) Capacity() *Capacity { return d.capacity }
+
+// Store exposes the local store (status, tests).
+func (d *Daemon) Store() *Store { return d.store }
+
+// Register makes the ledger's record of this provider match the config (register or update) and bonds the
+// configured stake.
+func (d *Daemon) Register(ctx context.Context) error {
+	st, err := d.c.NodeStatus(ctx)
+	if err != nil {
+		return err
+	}
+	d.chainID = st.NodeInfo.Network
+	params, err := d.c.Params(ctx)
+	if err != nil {
+		return err
+	}
+	info := tx.ProviderInfo{HostURI: d.cfg.HostURI, CertFingerprint: d.fp, Region: d.cfg.Region, Zone: d.cfg.Zone,
+		Hardware: d.cfg.Hardware.Ledger(), Docker: d.runtimes["docker"] != nil}
+	var msgs []tx.Msg
+	cur, err := d.c.Provider(ctx, d.Address())
+	switch {
+	case errors.Is(err, client.ErrNotFound):
+		msgs = append(msgs, &tx.RegisterProvider{ProviderInfo: info})
+	case err != nil:
+		return err
+	case !sameInfo(cur.Info, info):
+		msgs = append(msgs, &tx.UpdateProvider{ProviderInfo: info})
+	}
+	want := params.RequiredStake(info.Hardware.GPUCount())
+	if d.cfg.Stake != "auto" {
+		want, _ = client.ParseAmount(d.cfg.Stake)
+	}
+	if cur.Stake < want {
+		msgs = append(msgs, &tx.Bond{Amount: want - cur.Stake})
+	}
+	if len(msgs) == 0 {
+		d.log.Info("provider already registered and bonded", "provider", d.Address(), "stake", cur.Stake)
+		return nil
+	}
+	if _, err := d.sender.Send(ctx, msgs...); err != nil {
+		return fmt.Errorf("register provider: %w", err)
+	}
+	d.log.Info("provider registered", "provider", d.Address(), "host", info.HostURI, "gpus", info.Hardware.GPUCount(),
+		"stake", client.FormatAmount(want))
+	return nil
+}
+
+func sameInfo(a, b tx.ProviderInfo) bool {
+	if a.HostURI != b.HostURI || a.CertFingerprint != b.CertFingerprint || a.Region != b.Region || a.Zone != b.Zone ||
+		a.Docker != b.Docker || len(a.Hardware.GPUs) != len(b.Hardware.GPUs) || a.Hardware.CPUMilli != b.Hardware.CPUMilli ||
+		a.Hardware.MemoryMiB != b.Hardware.MemoryMiB || a.Hardware.DiskMiB != b.Hardware.DiskMiB {
+		return false
+	}
+	for i := range a.Hardware.GPUs {
+		if a.Hardware.GPUs[i] != b.Hardware.GPUs[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Run registers the provider, reconciles its local state with the ledger, reattaches to running workloads and
+// then follows the chain until ctx ends. Blocks are processed in order; the last processed height is saved
+// after each, so a restart resumes exactly where it stopped.
+func (d *Daemon) Run(ctx context.Context) error {
+	// Until the provider is registered and bonded, keep trying: the node may still be starting, or the account
+	// may still need funds for the stake.
+	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
+		err := d.Register(ctx)
+		if err == nil {
+			break
+		}
+		d.log.Warn("cannot register yet; retrying", "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+	from, err := d.store.Height()
+	if err != nil {
+		return err
+	}
+	if from == 0 {
+		st, err := d.c.NodeStatus(ctx)
+		if err != nil {
+			return err
+		}
+		from = st.SyncInfo.LatestBlockHeight // a new provider bids on orders from now on
+	}
+	if err := d.reconcile(ctx); err != nil {
+		return err
+	}
+	d.bg.Add(1)
+	go func() { defer d.bg.Done(); d.housekeeping(ctx) }()
+	err = d.c.Follow(ctx, from+1, func(b client.Block) error {
+		for _, e := range b.Events {
+			if e.Code != 0 {
+				continue // a failed transaction changed nothing
+			}
+			d.handle(ctx, e)
+		}
+		return d.store.SetHeight(b.Height)
+	})
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func attrID(e client.Event, key string) uint64 {
+	v, _ := strconv.ParseUint(e.Attrs[key], 10, 64)
+	return v
+}
+
+// handle reacts to one ledger event. Slow work (transactions, workloads) runs in the background.
+func (d *Daemon) handle(ctx context.Context, e client.Event) {
+	me := d.Address().String()
+	switch e.Type {
+	case "order.created":
+		d.spawn(ctx, func(ctx context.Context) { d.considerOrder(ctx, attrID(e, "order_id")) })
+	case "bid.placed":
+		if e.Attrs["provider"] == me {
+			d.bidPlaced(attrID(e, "order_id"), attrID(e, "bid_id"))
+		}
+	case "bid.closed":
+		if e.Attrs["provider"] == me && e.Attrs["state"] != ledger.BidWon.String() {
+			d.bidLost(attrID(e, "order_id"))
+		}
+	case "lease.created":
+		if e.Attrs["provider"] == me {
+			d.leaseCreated(ctx, attrID(e, "lease_id"), attrID(e, "order_id"))
+		}
+	case "lease.closed":
+		if e.Attrs["provider"] == me {
+			d.leaseClosed(ctx, attrID(e, "lease_id"), e.Attrs["reason"])
+		}
+	}
+}
+
+func (d *Daemon) spawn(ctx context.Context, f func(context.Context)) {
+	d.bg.Add(1)
+	go func() { defer d.bg.Done(); f(ctx) }()
+}
+
+// sign signs bytes with the provider key.
+func (d *Daemon) sign(b []byte) []byte { return d.signer.Sign(b) }
+
+// VerifyChallenge checks a liveness answer (for auditors and tests).
+func VerifyChallenge(pub ed25519.PublicKey, nonce, sig []byte) bool {
+	return liveness.Verify(pub, nonce, sig)
+}
+
+// prepareLeasesDir creates the directory that holds the leases' directories. When the daemon runs as root the
+// workloads run as other users, which must be able to reach their own directory: every directory above it must
+// be traversable by others.
+func prepareLeasesDir(dir, dataDir string) (string, error) {
+	root := os.Geteuid() == 0
+	if dir == "" {
+		dir = filepath.Join(dataDir, "leases")
+		if root {
+			dir = "/var/lib/spare/leases"
+		}
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return "", fmt.Errorf("leases_dir: %w", err)
+	}
+	if !root {
+		return dir, nil
+	}
+	if err := os.Chmod(dir, 0o711); err != nil {
+		return "", fmt.Errorf("leases_dir: %w", err)
+	}
+	for p := dir; ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return "", fmt.Errorf("leases_dir: %w", err)
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			return "", fmt.Errorf("leases_dir %s: %s (mode %o) is not traversable by the workloads' users: choose a leases_dir under a directory like /var/lib/spare", dir, p, fi.Mode().Perm())
+		}
+		if p == filepath.Dir(p) {
+			return dir, nil
+		}
+	}
+}

@@ -1,0 +1,78 @@
+package provider
+
+import (
+	"context"
+
+	"github.com/sparenet/spare/client"
+	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/tx"
+)
+
+// Report is `spare provider status`: the provider as the ledger records it, with what its open bids and
+// running leases reserve of the offered hardware.
+type Report struct {
+	Provider  ledger.ProviderView `json:"provider"`
+	Offered   tx.Hardware         `json:"offered"`
+	Reserved  tx.Resources        `json:"reserved"` // sum over open bids and pending or active leases
+	OpenBids  []ledger.Bid        `json:"open_bids"`
+	Leases    []ledger.LeaseView  `json:"leases"`    // pending or active
+	Earned    uint64              `json:"earned"`    // paid to the provider so far, take deducted
+	Unsettled uint64              `json:"unsettled"` // earned by running leases, not yet withdrawn
+}
+
+// StatusFromLedger builds a Report from ledger queries; it needs no access to the daemon.
+func StatusFromLedger(ctx context.Context, c *client.Client, addr tx.Address, offered HardwareConfig) (*Report, error) {
+	pv, err := c.Provider(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	r := &Report{Provider: pv, Offered: offered.Ledger(), OpenBids: []ledger.Bid{}, Leases: []ledger.LeaseView{}}
+	reserve := func(orderID uint64) error {
+		o, err := c.Order(ctx, orderID)
+		if err != nil {
+			return err
+		}
+		r.Reserved.GPUCount += o.Resources.GPUCount
+		r.Reserved.CPUMilli += o.Resources.CPUMilli
+		r.Reserved.MemoryMiB += o.Resources.MemoryMiB
+		r.Reserved.DiskMiB += o.Resources.DiskMiB
+		return nil
+	}
+	for after := ""; ; {
+		page, err := c.Bids(ctx, ledger.ListRequest{Provider: addr, After: after, Limit: ledger.MaxPageLimit})
+		if err != nil {
+			return nil, err
+		}
+		for _, b := range page.Items {
+			if b.State == ledger.BidOpen {
+				r.OpenBids = append(r.OpenBids, b)
+				if err := reserve(b.OrderID); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if after = page.Next; after == "" {
+			break
+		}
+	}
+	for after := ""; ; {
+		page, err := c.Leases(ctx, ledger.ListRequest{Provider: addr, After: after, Limit: ledger.MaxPageLimit})
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range page.Items {
+			r.Earned += l.Paid - l.Take
+			if l.State == ledger.LeasePending || l.State == ledger.LeaseActive {
+				r.Leases = append(r.Leases, l)
+				r.Unsettled += l.Unpaid
+				if err := reserve(l.OrderID); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if after = page.Next; after == "" {
+			break
+		}
+	}
+	return r, nil
+}

@@ -1,0 +1,139 @@
+// Command workload is the test workload of runtime/docker's tests. It is compiled statically into an image built
+// FROM scratch, installed both as /workload (the image's entrypoint) and as /bin/sh, so that the runtime's
+// "/bin/sh -c COMMAND" form works in an image without a shell: invoked as "sh -c 'a b c'" it splits the command on
+// white space and runs the same actions as "/workload a b c".
+//
+// Actions, run in order:
+//
+//	out TEXT           print TEXT on stdout
+//	err TEXT           print TEXT on stderr
+//	lines N            print "line 1" ... "line N" on stdout
+//	ticks N DUR        print "tick 1" ... "tick N" on stdout (odd ones) and stderr (even ones), DUR apart
+//	write PATH TEXT    create PATH's directory and write TEXT (and a newline) to PATH
+//	env                print every environment variable as "ENV KEY=VALUE"
+//	id                 print "UID u GID g"
+//	alloc MB           allocate and touch MB MiB, printing progress
+//	sleep DUR          sleep
+//	trap               on SIGTERM, print "got SIGTERM" and exit 143
+//	exit CODE          exit with CODE
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	args := os.Args[1:]
+	if filepath.Base(os.Args[0]) == "sh" {
+		if len(args) != 2 || args[0] != "-c" {
+			fail("usage: sh -c COMMAND")
+		}
+		args = strings.Fields(args[1])
+	}
+	for len(args) > 0 {
+		op := args[0]
+		args = args[1:]
+		need := func(n int) []string {
+			if len(args) < n {
+				fail(op + ": missing argument")
+			}
+			a := args[:n]
+			args = args[n:]
+			return a
+		}
+		switch op {
+		case "out":
+			fmt.Fprintln(os.Stdout, need(1)[0])
+		case "err":
+			fmt.Fprintln(os.Stderr, need(1)[0])
+		case "lines":
+			n := atoi(need(1)[0])
+			for i := 1; i <= n; i++ {
+				fmt.Printf("line %d\n", i)
+			}
+		case "ticks":
+			a := need(2)
+			n, d := atoi(a[0]), dur(a[1])
+			for i := 1; i <= n; i++ {
+				w := os.Stdout
+				if i%2 == 0 {
+					w = os.Stderr
+				}
+				fmt.Fprintf(w, "tick %d\n", i)
+				if i < n {
+					time.Sleep(d)
+				}
+			}
+		case "write":
+			a := need(2)
+			if err := os.MkdirAll(filepath.Dir(a[0]), 0o755); err != nil {
+				fail(err.Error())
+			}
+			if err := os.WriteFile(a[0], []byte(a[1]+"\n"), 0o644); err != nil {
+				fail(err.Error())
+			}
+		case "env":
+			for _, kv := range os.Environ() {
+				fmt.Println("ENV " + kv)
+			}
+		case "id":
+			fmt.Printf("UID %d GID %d\n", os.Getuid(), os.Getgid())
+		case "alloc":
+			mb := atoi(need(1)[0])
+			var keep [][]byte
+			for i := 1; i <= mb; i++ {
+				b := make([]byte, 1<<20)
+				for j := range b {
+					b[j] = byte(i + j)
+				}
+				keep = append(keep, b)
+				if i%16 == 0 {
+					fmt.Printf("allocated %d MiB\n", i)
+				}
+			}
+			fmt.Printf("allocated %d MiB in total\n", len(keep))
+		case "sleep":
+			time.Sleep(dur(need(1)[0]))
+		case "trap":
+			c := make(chan os.Signal, 1)
+			signal.Notify(c, syscall.SIGTERM)
+			go func() {
+				<-c
+				fmt.Println("got SIGTERM")
+				os.Exit(143)
+			}()
+		case "exit":
+			os.Exit(atoi(need(1)[0]))
+		default:
+			fail("unknown action " + strconv.Quote(op))
+		}
+	}
+}
+
+func atoi(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		fail(err.Error())
+	}
+	return n
+}
+
+func dur(s string) time.Duration {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		fail(err.Error())
+	}
+	return d
+}
+
+func fail(msg string) {
+	fmt.Fprintln(os.Stderr, "workload: "+msg)
+	os.Exit(100)
+}

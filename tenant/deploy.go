@@ -1,0 +1,495 @@
+package tenant
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sparenet/spare/client"
+	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/tx"
+	"github.com/sparenet/spare/merkle"
+)
+
+// Job is what Deploy sends: the encoded manifest and the order that carries its hash.
+type Job struct {
+	Manifest []byte
+	Order    tx.CreateOrder
+}
+
+// Event is one step of a deploy, for a progress display.
+type Event struct {
+	Stage  string        `json:"stage"` // order, bid, lease, manifest, started, output, ended, outputs
+	Detail string        `json:"detail"`
+	At     time.Duration `json:"at"` // since the deploy began
+}
+
+// Options tune Deploy.
+type Options struct {
+	// Detach returns once the workload runs, without waiting for its end.
+	Detach bool
+	// OutputsDir receives the outputs under <lease id>/. Default "outputs".
+	OutputsDir string
+	// Logs receives the workload's output as it is produced (nil: discarded).
+	Logs io.Writer
+	// Progress is called at each stage (nil: nothing).
+	Progress func(Event)
+	// NoBidTimeout is how long to wait for a lease before explaining why nobody bid and cancelling the order.
+	NoBidTimeout time.Duration
+	// AutoTopUp adds to the deposit when the lease would run dry before its duration ends.
+	AutoTopUp bool
+	// Choose makes the tenant pick the winner itself, one block before the auction window (the order's
+	// BidWindow, at least 2 blocks) closes: the bid with the best Score (price, the provider's reputation and
+	// the round-trip time from here to its host). Without it the ledger closes the auction: lowest price wins.
+	Choose bool
+}
+
+// Timings are the stages of a deploy, measured from its start.
+type Timings struct {
+	OrderCommitted time.Duration `json:"order_committed"`
+	FirstBid       time.Duration `json:"first_bid,omitempty"`
+	Leased         time.Duration `json:"leased"`
+	ManifestSent   time.Duration `json:"manifest_sent"`
+	Started        time.Duration `json:"started"`
+	FirstOutput    time.Duration `json:"first_output,omitempty"`
+	Ended          time.Duration `json:"ended,omitempty"`
+}
+
+// Result is a deploy's outcome.
+type Result struct {
+	OrderID     uint64      `json:"order_id"`
+	LeaseID     uint64      `json:"lease_id"`
+	Provider    tx.Address  `json:"provider"`
+	Price       uint64      `json:"price_per_hour"`
+	Cost        uint64      `json:"cost"` // paid to the provider (take included)
+	Refunded    uint64      `json:"refunded"`
+	ExitCode    *int64      `json:"exit_code,omitempty"`
+	State       string      `json:"state"`
+	Reason      string      `json:"reason,omitempty"`
+	Receipt     *tx.Receipt `json:"receipt,omitempty"`
+	OutputsPath string      `json:"outputs_path,omitempty"`
+	Outputs     []string    `json:"outputs,omitempty"`
+	Timings     Timings     `json:"timings"`
+}
+
+// Deploy runs a job: CreateOrder with the deposit, wait for the auction's lease, send the manifest to the
+// winning provider, stream the logs, and on completion download the outputs and verify them against the
+// provider's signed receipt.
+func (t *Tenant) Deploy(ctx context.Context, job Job, o Options) (*Result, error) {
+	t0 := time.Now()
+	emit := func(stage, format string, args ...any) time.Duration {
+		at := since(t0)
+		if o.Progress != nil {
+			o.Progress(Event{Stage: stage, Detail: fmt.Sprintf(format, args...), At: at})
+		}
+		return at
+	}
+	if o.OutputsDir == "" {
+		o.OutputsDir = "outputs"
+	}
+	if o.NoBidTimeout <= 0 {
+		o.NoBidTimeout = 15 * time.Second
+	}
+	res := &Result{}
+	if o.Choose && job.Order.BidWindow < 2 {
+		job.Order.BidWindow = 3
+	}
+	sent, err := t.sender.Send(ctx, &job.Order)
+	if err != nil {
+		return nil, fmt.Errorf("create order: %w", err)
+	}
+	idStr, _ := sent.Attr("order.created", "order_id")
+	res.OrderID, _ = strconv.ParseUint(idStr, 10, 64)
+	res.Timings.OrderCommitted = emit("order", "order %d committed in block %d, deposit %s", res.OrderID, sent.Height, client.FormatAmount(job.Order.Deposit))
+
+	lease, err := t.awaitLease(ctx, res, sent.Height, o, emit)
+	if err != nil {
+		return res, err
+	}
+	res.LeaseID, res.Provider, res.Price = lease.ID, lease.Provider, lease.Price
+	res.Timings.Leased = emit("lease", "lease %d with provider %s at %s/h", lease.ID, lease.Provider, client.FormatAmount(lease.Price))
+
+	if err := t.SendManifest(ctx, lease.ID, job.Manifest); err != nil {
+		return res, err
+	}
+	res.Timings.ManifestSent = emit("manifest", "manifest sent (%d bytes)", len(job.Manifest))
+	if err := t.waitLease(ctx, lease.ID, func(l ledger.LeaseView) bool { return l.State != ledger.LeasePending }); err != nil {
+		return res, err
+	}
+	res.Timings.Started = emit("started", "workload running; billing started")
+	if o.Detach {
+		res.State = "active"
+		return res, nil
+	}
+	if o.AutoTopUp {
+		tctx, stopTopUp := context.WithCancel(ctx)
+		defer stopTopUp()
+		go t.autoTopUp(tctx, lease.ID, func() { emit("topup", "deposit topped up to keep the lease running to its duration") })
+	}
+	logs := &firstLine{w: o.Logs, onFirst: func() { res.Timings.FirstOutput = emit("output", "first output") }}
+	if err := t.StreamLogs(ctx, lease.ID, true, logs); err != nil {
+		t.log.Warn("log stream ended early", "lease", lease.ID, "err", err)
+	}
+	var end ledger.LeaseView
+	err = t.waitLease(ctx, lease.ID, func(l ledger.LeaseView) bool {
+		end = l
+		return l.State == ledger.LeaseCompleted || l.State == ledger.LeaseClosed
+	})
+	if err != nil {
+		return res, err
+	}
+	res.Timings.Ended = emit("ended", "lease %s: %s", end.State, end.CloseReason)
+	res.State, res.Reason, res.Cost, res.Refunded, res.Receipt = end.State.String(), end.CloseReason, end.Paid, end.Refunded, end.Receipt
+	if end.Receipt != nil {
+		code := end.Receipt.ExitCode
+		res.ExitCode = &code
+		dir, files, err := t.FetchOutputs(ctx, lease.ID, o.OutputsDir)
+		if err != nil {
+			return res, err
+		}
+		res.OutputsPath, res.Outputs = dir, files
+		emit("outputs", "%d output file(s) in %s, verified against the receipt", len(files), dir)
+	}
+	return res, nil
+}
+
+// awaitLease follows the chain from the order's block until a lease is created for it. Without one by the
+// timeout, it explains why and cancels the order (the deposit is refunded).
+func (t *Tenant) awaitLease(ctx context.Context, res *Result, from int64, o Options, emit func(string, string, ...any) time.Duration) (ledger.LeaseView, error) {
+	wctx, cancel := context.WithTimeout(ctx, o.NoBidTimeout)
+	defer cancel()
+	var leaseID uint64
+	want := strconv.FormatUint(res.OrderID, 10)
+	errFound := errors.New("found")
+	var windowEnd int64
+	if o.Choose {
+		if ord, err := t.c.Order(ctx, res.OrderID); err == nil {
+			windowEnd = ord.WindowEnd
+		}
+	}
+	var bids []scoredBid
+	accepted := false
+	err := t.c.Follow(wctx, from, func(b client.Block) error {
+		if o.Choose && !accepted && len(bids) > 0 && b.Height >= windowEnd-1 {
+			accepted = true
+			best := bids[0]
+			for _, c := range bids[1:] {
+				if c.Score < best.Score {
+					best = c
+				}
+			}
+			emit("choose", "accepting bid %d of %s: score %d (price %s/h, rtt %s, reputation %.2f)", best.BidID, best.Provider,
+				best.Score, client.FormatAmount(best.Price), best.RTT.Round(time.Millisecond), float64(best.ReputationPPM)/1e6)
+			go func() {
+				if _, err := t.sender.Send(ctx, &tx.AcceptBid{ID: best.BidID}); err != nil {
+					t.log.Info("accept bid", "bid", best.BidID, "err", err) // the ledger may have closed the auction first
+				}
+			}()
+		}
+		for _, e := range b.Events {
+			if e.Attrs["order_id"] != want || e.Code != 0 {
+				continue
+			}
+			switch e.Type {
+			case "bid.placed":
+				at := emit("bid", "bid from %s at %s/h", e.Attrs["provider"], client.FormatAmount(parseU(e.Attrs["price"])))
+				if res.Timings.FirstBid == 0 {
+					res.Timings.FirstBid = at
+				}
+				if o.Choose {
+					bids = append(bids, t.score(ctx, parseU(e.Attrs["bid_id"]), e.Attrs["provider"], parseU(e.Attrs["price"])))
+				}
+			case "lease.created":
+				leaseID = parseU(e.Attrs["lease_id"])
+				return errFound
+			case "order.expired", "order.cancelled":
+				return fmt.Errorf("order %d %s", res.OrderID, strings.TrimPrefix(e.Type, "order."))
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, errFound) {
+		return t.c.Lease(ctx, leaseID)
+	}
+	if ctx.Err() != nil {
+		return ledger.LeaseView{}, ctx.Err()
+	}
+	// Nobody bid (in time): say why, and take the deposit back.
+	order, _ := t.c.Order(ctx, res.OrderID)
+	ex, xerr := t.Explain(ctx, order.Resources, order.Constraints)
+	if _, cerr := t.sender.Send(ctx, &tx.CancelOrder{ID: res.OrderID}); cerr != nil && !client.IsCode(cerr, tx.CodeOrderNotOpen) {
+		t.log.Warn("cancel order", "order", res.OrderID, "err", cerr)
+	}
+	if xerr != nil {
+		return ledger.LeaseView{}, fmt.Errorf("%w within %s (order %d cancelled, deposit refunded)", ErrNoOffers, o.NoBidTimeout, res.OrderID)
+	}
+	return ledger.LeaseView{}, fmt.Errorf("%w within %s: %s (order %d cancelled, deposit refunded)", ErrNoOffers, o.NoBidTimeout, ex, res.OrderID)
+}
+
+func parseU(s string) uint64 { v, _ := strconv.ParseUint(s, 10, 64); return v }
+
+// waitLease polls a lease until done says so.
+func (t *Tenant) waitLease(ctx context.Context, id uint64, done func(ledger.LeaseView) bool) error {
+	for {
+		l, err := t.c.Lease(ctx, id)
+		if err == nil && done(l) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// SendManifest puts the manifest to the lease's provider, waiting briefly for the provider to learn of the lease.
+func (t *Tenant) SendManifest(ctx context.Context, leaseID uint64, manifest []byte) error {
+	l, err := t.c.Lease(ctx, leaseID)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := t.call(ctx, l.Provider, "PUT", fmt.Sprintf("/leases/%d/manifest", leaseID), bytes.NewReader(manifest))
+		if err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		var ae *APIError
+		if !errors.As(err, &ae) || ae.Status != 404 || time.Now().After(deadline) {
+			return fmt.Errorf("send manifest: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// StreamLogs copies a lease's logs to w; with follow it returns when the workload has ended.
+func (t *Tenant) StreamLogs(ctx context.Context, leaseID uint64, follow bool, w io.Writer) error {
+	l, err := t.c.Lease(ctx, leaseID)
+	if err != nil {
+		return err
+	}
+	path := fmt.Sprintf("/leases/%d/logs", leaseID)
+	if follow {
+		path += "?follow=1"
+	}
+	resp, err := t.call(ctx, l.Provider, "GET", path, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if w == nil {
+		w = io.Discard
+	}
+	_, err = io.Copy(w, resp.Body)
+	return err
+}
+
+// FetchOutputs downloads a completed lease's outputs into dir/<lease>/, and verifies them: the files' Merkle root
+// must equal the root in the provider's receipt, and the receipt's signature must verify with the provider's key
+// on the ledger. It returns the directory and the files' paths.
+func (t *Tenant) FetchOutputs(ctx context.Context, leaseID uint64, dir string) (string, []string, error) {
+	l, err := t.c.Lease(ctx, leaseID)
+	if err != nil {
+		return "", nil, err
+	}
+	if l.Receipt == nil {
+		return "", nil, fmt.Errorf("lease %d has no receipt (it is %s): nothing to verify outputs against", leaseID, l.State)
+	}
+	p, err := t.c.Provider(ctx, l.Provider)
+	if err != nil {
+		return "", nil, err
+	}
+	if !ed25519.Verify(p.PubKey, l.Receipt.SignBytes(), l.Receipt.Signature) {
+		return "", nil, fmt.Errorf("lease %d: the receipt's signature does not verify with provider %s's key", leaseID, l.Provider)
+	}
+	resp, err := t.call(ctx, l.Provider, "GET", fmt.Sprintf("/leases/%d/outputs", leaseID), nil)
+	if err != nil {
+		return "", nil, err
+	}
+	defer resp.Body.Close()
+	out := filepath.Join(dir, strconv.FormatUint(leaseID, 10))
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return "", nil, err
+	}
+	var files []merkle.File
+	var names []string
+	tr := tar.NewReader(resp.Body)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return "", nil, fmt.Errorf("outputs of lease %d: %w", leaseID, err)
+		}
+		clean := filepath.Clean(filepath.FromSlash(h.Name))
+		if h.Typeflag != tar.TypeReg || filepath.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, ".."+string(filepath.Separator)) {
+			return "", nil, fmt.Errorf("outputs of lease %d: refusing entry %q", leaseID, h.Name)
+		}
+		dst := filepath.Join(out, clean)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return "", nil, err
+		}
+		f, err := os.Create(dst)
+		if err != nil {
+			return "", nil, err
+		}
+		sum := sha256.New()
+		n, err := io.Copy(io.MultiWriter(f, sum), tr)
+		f.Close()
+		if err != nil {
+			return "", nil, err
+		}
+		var hsum tx.Hash
+		copy(hsum[:], sum.Sum(nil))
+		files = append(files, merkle.File{Path: h.Name, SHA256: hsum, Size: n})
+		names = append(names, h.Name)
+	}
+	root, err := merkle.Root(files)
+	if err != nil {
+		return "", nil, err
+	}
+	if root != l.Receipt.OutputRoot {
+		return "", nil, fmt.Errorf("lease %d: downloaded outputs hash to %s, the signed receipt says %s", leaseID, root, l.Receipt.OutputRoot)
+	}
+	return out, names, nil
+}
+
+// autoTopUp watches a running lease and tops its deposit up whenever it would run out before the duration.
+func (t *Tenant) autoTopUp(ctx context.Context, leaseID uint64, done func()) {
+	for {
+		l, err := t.c.Lease(ctx, leaseID)
+		if err == nil && l.State != ledger.LeaseActive && l.State != ledger.LeasePending {
+			return
+		}
+		if err == nil && l.State == ledger.LeaseActive && t.topUpIfLow(ctx, l) {
+			done()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// topUpIfLow adds enough for a tenth of the duration when the deposit runs out before the duration ends and
+// less than a tenth of the duration's worth remains. It reports whether it topped up.
+func (t *Tenant) topUpIfLow(ctx context.Context, l ledger.LeaseView) bool {
+	durEnd := l.StartedMs + l.DurationSec*1000
+	now := uint64(time.Now().UnixMilli())
+	if l.EndMs >= durEnd || l.EndMs > now+l.DurationSec*100 { // runs to its duration, or more than 10% left
+		return false
+	}
+	amount := max(l.Price*l.DurationSec/36_000, 1) // a tenth of the duration at the lease's price
+	if _, err := t.sender.Send(ctx, &tx.TopUp{LeaseID: l.ID, Amount: amount}); err != nil {
+		t.log.Warn("auto top-up failed", "lease", l.ID, "err", err)
+		return false
+	}
+	return true
+}
+
+// firstLine forwards writes and calls onFirst when the first newline passes.
+type firstLine struct {
+	w       io.Writer
+	onFirst func()
+	once    sync.Once
+}
+
+func (f *firstLine) Write(p []byte) (int, error) {
+	if bytes.IndexByte(p, '\n') >= 0 {
+		f.once.Do(f.onFirst)
+	}
+	if f.w == nil {
+		return len(p), nil
+	}
+	return f.w.Write(p)
+}
+
+// RTT measures the TCP connect time to a provider's host: a cheap proxy for network distance.
+func RTT(ctx context.Context, hostURI string) (time.Duration, error) {
+	u, err := url.Parse(hostURI)
+	if err != nil {
+		return 0, err
+	}
+	d := net.Dialer{Timeout: 2 * time.Second}
+	t0 := time.Now()
+	c, err := d.DialContext(ctx, "tcp", u.Host)
+	if err != nil {
+		return 0, err
+	}
+	c.Close()
+	return time.Since(t0), nil
+}
+
+// ProviderStatus asks the lease's provider how it sees the lease (state, result, receipt, outputs).
+func (t *Tenant) ProviderStatus(ctx context.Context, leaseID uint64) (map[string]any, error) {
+	l, err := t.c.Lease(ctx, leaseID)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := t.call(ctx, l.Provider, "GET", fmt.Sprintf("/leases/%d/status", leaseID), nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var st map[string]any
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// scoredBid is a bid with what the tenant knows of its provider.
+type scoredBid struct {
+	BidID         uint64
+	Provider      string
+	Price         uint64
+	RTT           time.Duration
+	ReputationPPM uint64
+	Score         uint64 // lower is better
+}
+
+// Score ranks a bid for the tenant: the price, raised by 1% per 10 ms of round-trip time (capped at 1 s) and
+// divided by the provider's reputation (at least 0.5). Lower is better.
+func Score(price uint64, rtt time.Duration, reputationPPM uint64) uint64 {
+	ms := min(uint64(rtt/time.Millisecond), 1000)
+	adj := price * (1000 + ms) / 1000
+	rep := max(reputationPPM, 500_000)
+	return adj * 1_000_000 / rep
+}
+
+func (t *Tenant) score(ctx context.Context, bidID uint64, provider string, price uint64) scoredBid {
+	sb := scoredBid{BidID: bidID, Provider: provider, Price: price, ReputationPPM: 500_000}
+	if addr, err := tx.ParseAddress(provider); err == nil {
+		if p, err := t.c.Provider(ctx, addr); err == nil {
+			sb.ReputationPPM = p.ReputationPPM
+			rctx, cancel := context.WithTimeout(ctx, time.Second)
+			if rtt, err := RTT(rctx, p.Info.HostURI); err == nil {
+				sb.RTT = rtt
+			} else {
+				sb.RTT = time.Second // unreachable: the worst
+			}
+			cancel()
+		}
+	}
+	sb.Score = Score(price, sb.RTT, sb.ReputationPPM)
+	return sb
+}

@@ -1,0 +1,241 @@
+// Package tenant is the tenant's side of Spare as a Go SDK: deploy a job (order, auction, manifest, logs,
+// outputs verified against the signed receipt), explain why nobody bids, and manage leases. The `spare deploy`
+// family of commands is a thin layer over it.
+package tenant
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sparenet/spare/certs"
+	"github.com/sparenet/spare/client"
+	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/tx"
+	"github.com/sparenet/spare/offers"
+	"github.com/sparenet/spare/reqsig"
+)
+
+// Key is the tenant's account key: it signs transactions and requests to providers.
+type Key interface {
+	client.Signer
+	PrivateKey() ed25519.PrivateKey
+}
+
+// Tenant acts for one key against one node.
+type Tenant struct {
+	c      *client.Client
+	key    Key
+	sender *client.Sender
+	log    *slog.Logger
+}
+
+// New returns a Tenant.
+func New(c *client.Client, key Key, log *slog.Logger) *Tenant {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Tenant{c: c, key: key, sender: c.NewSender(key), log: log}
+}
+
+// Address is the tenant's account.
+func (t *Tenant) Address() tx.Address { return t.key.Address() }
+
+// Client is the node client.
+func (t *Tenant) Client() *client.Client { return t.c }
+
+// Sender submits the tenant's transactions.
+func (t *Tenant) Sender() *client.Sender { return t.sender }
+
+// providerHTTP returns an HTTP client that pins the provider's certificate (from the ledger) and signs every
+// request with the tenant's key, and the provider's base URL.
+func (t *Tenant) providerHTTP(ctx context.Context, provider tx.Address) (*http.Client, string, error) {
+	p, err := t.c.Provider(ctx, provider)
+	if err != nil {
+		return nil, "", err
+	}
+	hc := certs.PinnedHTTPClient(p.Info.CertFingerprint, 0)
+	hc.Transport = &reqsig.Transport{Base: hc.Transport, Key: t.key.PrivateKey()}
+	return hc, strings.TrimSuffix(p.Info.HostURI, "/"), nil
+}
+
+// APIError is an error answer of a provider's tenant API.
+type APIError struct {
+	Status int
+	Code   string
+	Msg    string
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("provider: %s (HTTP %d, %s)", e.Msg, e.Status, e.Code)
+}
+
+// call makes one signed request to the provider of a lease.
+func (t *Tenant) call(ctx context.Context, provider tx.Address, method, path string, body io.Reader) (*http.Response, error) {
+	hc, base, err := t.providerHTTP(ctx, provider)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, method, base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("provider %s: %w", base, err)
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		var eb reqsig.ErrorBody
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		if json.Unmarshal(b, &eb) != nil || eb.Error == "" {
+			eb.Error = strings.TrimSpace(string(b))
+		}
+		return nil, &APIError{Status: resp.StatusCode, Code: eb.Code, Msg: eb.Error}
+	}
+	return resp, nil
+}
+
+// Explanation says why no provider serves an order: how many providers each constraint excluded.
+type Explanation struct {
+	Providers int            `json:"providers"`
+	Excluded  map[string]int `json:"excluded"` // reason -> count
+	Feasible  int            `json:"feasible"` // providers that satisfy everything the ledger can check
+}
+
+var reasonText = map[string]string{
+	string(ledger.ReasonGPUModel):   "lack a GPU of the model asked for",
+	string(ledger.ReasonGPUVRAM):    "lack GPUs with enough memory",
+	string(ledger.ReasonGPUCount):   "have too few matching GPUs",
+	string(ledger.ReasonCPU):        "lack CPU cores",
+	string(ledger.ReasonMemory):     "lack memory",
+	string(ledger.ReasonDisk):       "lack disk",
+	string(ledger.ReasonRegion):     "are outside your regions",
+	string(ledger.ReasonDenied):     "are on your deny list",
+	string(ledger.ReasonUnverified): "are not verified",
+	string(ledger.ReasonReputation): "are below your minimum reputation",
+	string(ledger.ReasonRuntime):    "do not run container images",
+	"jailed":                        "are jailed",
+	"stake":                         "have too little stake bonded",
+}
+
+// String renders e.g. "14 providers: 9 lack the GPU model, 3 are outside your regions, 2 are jailed".
+func (e Explanation) String() string {
+	if e.Providers == 0 {
+		return "no providers are registered on this network"
+	}
+	type kv struct {
+		k string
+		n int
+	}
+	var parts []kv
+	for k, n := range e.Excluded {
+		parts = append(parts, kv{k, n})
+	}
+	sort.Slice(parts, func(i, j int) bool {
+		return parts[i].n > parts[j].n || parts[i].n == parts[j].n && parts[i].k < parts[j].k
+	})
+	var out []string
+	for _, p := range parts {
+		out = append(out, fmt.Sprintf("%d %s", p.n, reasonText[p.k]))
+	}
+	if e.Feasible > 0 {
+		out = append(out, fmt.Sprintf("%d could serve it but did not bid (busy, or their price is above your maximum)", e.Feasible))
+	}
+	noun := "providers"
+	if e.Providers == 1 {
+		noun = "provider"
+	}
+	return fmt.Sprintf("%d %s: %s", e.Providers, noun, strings.Join(out, ", "))
+}
+
+// Explain checks every registered provider against the order with the ledger's own feasibility function.
+func (t *Tenant) Explain(ctx context.Context, r tx.Resources, c tx.Constraints) (Explanation, error) {
+	e := Explanation{Excluded: map[string]int{}}
+	params, err := t.c.Params(ctx)
+	if err != nil {
+		return e, err
+	}
+	for after := ""; ; {
+		page, err := t.c.Providers(ctx, ledger.ListRequest{After: after, Limit: ledger.MaxPageLimit})
+		if err != nil {
+			return e, err
+		}
+		for _, p := range page.Items {
+			e.Providers++
+			switch {
+			case p.Status == ledger.ProviderJailed:
+				e.Excluded["jailed"]++
+			case p.Stake < params.RequiredStake(p.Info.Hardware.GPUCount()):
+				e.Excluded["stake"]++
+			default:
+				pp := p.Provider
+				if reason := ledger.Feasible(&pp, r, c); reason != ledger.ReasonOK {
+					e.Excluded[string(reason)]++
+				} else {
+					e.Feasible++
+				}
+			}
+		}
+		if after = page.Next; after == "" {
+			return e, nil
+		}
+	}
+}
+
+// ErrNoOffers is returned by Deploy when nobody bid; the error's text carries the explanation.
+var ErrNoOffers = errors.New("no provider bid on the order")
+
+func since(t0 time.Time) time.Duration { return time.Since(t0).Round(time.Millisecond) }
+
+// Candidates lists every registered provider with its live offer (GET /offer over its pinned certificate) and
+// the round-trip time to it; a provider that does not answer within timeout has no offer.
+func (t *Tenant) Candidates(ctx context.Context, timeout time.Duration) ([]offers.Candidate, error) {
+	var provs []ledger.ProviderView
+	for after := ""; ; {
+		page, err := t.c.Providers(ctx, ledger.ListRequest{After: after, Limit: ledger.MaxPageLimit})
+		if err != nil {
+			return nil, err
+		}
+		provs = append(provs, page.Items...)
+		if after = page.Next; after == "" {
+			break
+		}
+	}
+	cands := make([]offers.Candidate, len(provs))
+	var wg sync.WaitGroup
+	for i, p := range provs {
+		cands[i].Provider = p
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			if rtt, err := RTT(cctx, p.Info.HostURI); err == nil {
+				cands[i].RTT = rtt
+			}
+			hc := certs.PinnedHTTPClient(p.Info.CertFingerprint, timeout)
+			req, _ := http.NewRequestWithContext(cctx, "GET", strings.TrimSuffix(p.Info.HostURI, "/")+"/offer", nil)
+			resp, err := hc.Do(req)
+			if err != nil {
+				return
+			}
+			defer resp.Body.Close()
+			var o offers.Offer
+			if resp.StatusCode == 200 && json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&o) == nil {
+				cands[i].Offer = &o
+			}
+		}()
+	}
+	wg.Wait()
+	return cands, nil
+}
