@@ -214,3 +214,9 @@ func (c *Client) Receipt(ctx context.Context, leaseID uint64) (tx.Receipt, error
 	var r tx.Receipt
 	return r, c.Query(ctx, ledger.QueryReceipt, ledger.IDRequest{ID: leaseID}, &r)
 }
+
+// Verification reads a replicated order's comparison of its runs.
+func (c *Client) Verification(ctx context.Context, orderID uint64) (ledger.VerificationView, error) {
+	var v ledger.VerificationView
+	return v, c.Query(ctx, ledger.QueryVerify, ledger.IDRequest{ID: orderID}, &v)
+}

@@ -51,7 +51,30 @@ func (l *Lease) EarnedAt(t uint64) uint64 {
 
 func takeOf(gross, ratePPM uint64) uint64 { return mulDiv(gross, ratePPM, tx.PPM) }
 
-func (c *ctx) createLease(o *Order, b *Bid) error {
+// createLeases leases an open order to its winning bids — one, or one per replica — and closes it. A referee
+// order's lease joins its group's runs.
+func (c *ctx) createLeases(o *Order, bids []*Bid) error {
+	v, grouped := c.groupOf(o)
+	for _, b := range bids {
+		l := c.createLease(o, b)
+		if o.LeaseID == 0 {
+			o.LeaseID = l.ID
+		}
+		if grouped {
+			v.Leases = append(v.Leases, l.ID)
+		}
+	}
+	if grouped && o.RefereeFor == 0 {
+		v.State = VerifyRunning
+	}
+	if grouped {
+		c.setVerification(v)
+	}
+	c.closeOrder(o, OrderLeased)
+	return nil
+}
+
+func (c *ctx) createLease(o *Order, b *Bid) *Lease {
 	b.State = BidWon
 	c.setBid(b)
 	c.emit("bid.closed", "bid_id", b.ID, "order_id", o.ID, "provider", b.Provider, "state", b.State)
@@ -60,8 +83,6 @@ func (c *ctx) createLease(o *Order, b *Bid) error {
 		DurationSec: o.DurationSec, State: LeasePending, CreatedHeight: c.height,
 		StartDeadline: c.height + int64(c.params.StartTimeoutBlocks), Deposit: o.Deposit,
 	}
-	o.LeaseID = l.ID
-	c.closeOrder(o, OrderLeased)
 	c.setLease(l)
 	c.kv.Set(ownedKey(pLeaseByTenant, l.Tenant, l.ID), nil)
 	c.kv.Set(ownedKey(pLeaseByProv, l.Provider, l.ID), nil)
@@ -69,7 +90,7 @@ func (c *ctx) createLease(o *Order, b *Bid) error {
 	c.emit("lease.created", "lease_id", l.ID, "order_id", o.ID, "bid_id", b.ID,
 		"tenant", l.Tenant, "provider", l.Provider, "price", l.Price,
 		"start_deadline", l.StartDeadline)
-	return nil
+	return l
 }
 
 // providerLease loads a lease that signer serves and that is in state want.
@@ -135,14 +156,21 @@ func (c *ctx) endLease(l *Lease, t uint64, state LeaseState, by tx.Address, reas
 		c.kv.Delete(pairKey(pLeaseStartDL, uint64(l.StartDeadline), l.ID))
 	case LeaseActive:
 		c.kv.Delete(pairKey(pLeaseDepletion, l.EndMs(), l.ID))
-		if err := c.settle(l, t); err != nil {
-			return err
+		if state != LeaseCompleted || !c.isReplica(l) {
+			if err := c.settle(l, t); err != nil {
+				return err
+			}
 		}
 		l.EndedMs = min(t, l.EndMs())
 	default:
 		return tx.Errorf(tx.CodeBadLeaseState, "lease %d is already %s", l.ID, l.State)
 	}
-	refund := l.Deposit - l.Paid
+	// A replica's earnings wait in escrow for the comparison of the runs (verify.go); everything else settles.
+	v, grouped := c.leaseGroup(l)
+	if grouped && state == LeaseCompleted {
+		l.Held = l.EarnedAt(t) - l.Paid
+	}
+	refund := l.Deposit - l.Paid - l.Held
 	if err := c.credit(l.Tenant, refund, inEscrow); err != nil {
 		return err
 	}
@@ -152,7 +180,10 @@ func (c *ctx) endLease(l *Lease, t uint64, state LeaseState, by tx.Address, reas
 	l.CloseReason = reason
 	c.setLease(l)
 	c.emit("lease.closed", "lease_id", l.ID, "provider", l.Provider, "tenant", l.Tenant,
-		"state", state, "reason", reason, "paid", l.Paid, "refund", refund)
+		"state", state, "reason", reason, "paid", l.Paid, "refund", refund, "held", l.Held)
+	if grouped {
+		c.judge(v)
+	}
 	return nil
 }
 
@@ -177,6 +208,12 @@ func (c *ctx) closeLease(signer tx.Address, m *tx.CloseLease) error {
 		c.providerFailed(l.Provider)
 	}
 	return c.endLease(l, c.timeMs, LeaseClosed, signer, reason)
+}
+
+// isReplica reports whether a lease is a run of a replicated order (a referee run included).
+func (c *ctx) isReplica(l *Lease) bool {
+	_, ok := c.leaseGroup(l)
+	return ok
 }
 
 func (c *ctx) providerFailed(a tx.Address) {
@@ -248,6 +285,9 @@ func (c *ctx) withdraw(signer tx.Address, m *tx.Withdraw) error {
 	l, err := c.providerLease(signer, m.ID, LeaseActive)
 	if err != nil {
 		return err
+	}
+	if c.isReplica(l) {
+		return tx.Errorf(tx.CodeReplicated, "lease %d is a run of a replicated order: it is paid once the runs' results are compared, not before", l.ID)
 	}
 	if l.EarnedAt(c.timeMs) <= l.Paid {
 		return tx.Errorf(tx.CodeNothingToWithdraw, "lease %d has earned nothing since the last withdrawal", l.ID)

@@ -83,6 +83,8 @@ func (c *ctx) dispatch(signer tx.Address, t *tx.Tx, m tx.Msg) error {
 		return c.unbond(signer, m)
 	case *tx.CreateOrder:
 		return c.createOrder(signer, m)
+	case *tx.CreateReplicatedOrder:
+		return c.createReplicatedOrder(signer, m)
 	case *tx.CancelOrder:
 		return c.cancelOrder(signer, m)
 	case *tx.PlaceBid:

@@ -36,8 +36,12 @@ func CheckInvariants(kv store.KV) error {
 	kv.Iterate(pOrder, prefixEnd(pOrder), func(k string, v []byte) bool {
 		o := mustDecode(decOrder(v))
 		if o.State == OrderOpen {
-			got.Escrow += o.Deposit
+			got.Escrow += o.Escrowed()
 		}
+		return true
+	})
+	kv.Iterate(pVerify, prefixEnd(pVerify), func(k string, v []byte) bool {
+		got.Escrow += mustDecode(decVerification(v)).Reserve
 		return true
 	})
 	var take uint64
@@ -46,15 +50,16 @@ func CheckInvariants(kv store.KV) error {
 		l := mustDecode(decLease(v))
 		if l.State == LeasePending || l.State == LeaseActive {
 			got.Escrow += l.Deposit - l.Paid
-		} else if l.Paid+l.Refunded != l.Deposit && unbalanced == nil {
+		} else if l.Paid+l.Refunded+l.Held != l.Deposit && unbalanced == nil {
 			unbalanced = l
 		}
+		got.Escrow += l.Held
 		take += l.Take
 		return true
 	})
 	switch {
 	case unbalanced != nil:
-		return fmt.Errorf("lease %d ended with paid %d + refunded %d != deposit %d", unbalanced.ID, unbalanced.Paid, unbalanced.Refunded, unbalanced.Deposit)
+		return fmt.Errorf("lease %d ended with paid %d + refunded %d + held %d != deposit %d", unbalanced.ID, unbalanced.Paid, unbalanced.Refunded, unbalanced.Held, unbalanced.Deposit)
 	case got.Balances != s.Balances:
 		return fmt.Errorf("balances: accounts hold %d, supply says %d", got.Balances, s.Balances)
 	case got.Staked != s.Staked:

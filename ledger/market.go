@@ -1,6 +1,10 @@
 package ledger
 
 import (
+	"bytes"
+	"cmp"
+	"slices"
+
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -25,41 +29,52 @@ func (c *ctx) bid(id uint64) (*Bid, error) {
 func (c *ctx) setBid(b *Bid) { c.kv.Set(idKey(pBid, b.ID), encBid(b)) }
 
 func (c *ctx) createOrder(tenant tx.Address, m *tx.CreateOrder) error {
+	_, err := c.openOrder(tenant, m, m.Deposit, 0)
+	return err
+}
+
+// openOrder escrows the given amount and opens an order for replicas runs (0: a plain single-run order).
+func (c *ctx) openOrder(tenant tx.Address, m *tx.CreateOrder, escrow uint64, replicas uint32) (*Order, error) {
 	window := m.BidWindow
 	if window == 0 {
 		window = c.params.BidWindowBlocks
 	}
 	if window > c.params.MaxBidWindowBlocks {
-		return tx.Errorf(tx.CodeInvalidMsg, "bid_window_blocks %d above the chain's maximum %d", window, c.params.MaxBidWindowBlocks)
+		return nil, tx.Errorf(tx.CodeInvalidMsg, "bid_window_blocks %d above the chain's maximum %d", window, c.params.MaxBidWindowBlocks)
 	}
 	ttl := m.TTL
 	if ttl == 0 {
 		ttl = c.params.OrderTTLBlocks
 	}
 	if ttl > c.params.MaxOrderTTLBlocks {
-		return tx.Errorf(tx.CodeInvalidMsg, "ttl_blocks %d above the chain's maximum %d", ttl, c.params.MaxOrderTTLBlocks)
+		return nil, tx.Errorf(tx.CodeInvalidMsg, "ttl_blocks %d above the chain's maximum %d", ttl, c.params.MaxOrderTTLBlocks)
 	}
 	if ttl <= window {
-		return tx.Errorf(tx.CodeInvalidMsg, "ttl_blocks %d must exceed bid_window_blocks %d", ttl, window)
+		return nil, tx.Errorf(tx.CodeInvalidMsg, "ttl_blocks %d must exceed bid_window_blocks %d", ttl, window)
 	}
-	if err := c.debit(tenant, m.Deposit, inEscrow); err != nil {
-		return err
+	if err := c.debit(tenant, escrow, inEscrow); err != nil {
+		return nil, err
 	}
 	o := &Order{
 		ID: c.nextID("order"), Tenant: tenant, Resources: m.Resources, Constraints: m.Constraints,
 		MaxPricePerHour: m.MaxPricePerHour, ManifestHash: m.ManifestHash, Deposit: m.Deposit,
 		DurationSec: m.DurationSec, State: OrderOpen, CreatedHeight: c.height,
-		WindowEnd: c.height + int64(window), ExpiresHeight: c.height + int64(ttl),
+		WindowEnd: c.height + int64(window), ExpiresHeight: c.height + int64(ttl), Replicas: replicas,
 	}
+	c.indexOrder(o)
+	c.emit("order.created", "order_id", o.ID, "tenant", tenant,
+		"max_price", o.MaxPricePerHour, "gpus", uint64(o.Resources.GPUCount),
+		"deposit", o.Deposit, "window_end", o.WindowEnd, "expires", o.ExpiresHeight, "replicas", uint64(max(1, replicas)))
+	return o, nil
+}
+
+// indexOrder stores a new open order and its indexes.
+func (c *ctx) indexOrder(o *Order) {
 	c.setOrder(o)
-	c.kv.Set(ownedKey(pOrderByTenant, tenant, o.ID), nil)
+	c.kv.Set(ownedKey(pOrderByTenant, o.Tenant, o.ID), nil)
 	c.kv.Set(idKey(pOrderOpen, o.ID), nil)
 	c.kv.Set(pairKey(pOrderAuction, uint64(o.WindowEnd), o.ID), nil)
 	c.kv.Set(pairKey(pOrderExpiry, uint64(o.ExpiresHeight), o.ID), nil)
-	c.emit("order.created", "order_id", o.ID, "tenant", tenant,
-		"max_price", o.MaxPricePerHour, "gpus", uint64(o.Resources.GPUCount),
-		"deposit", o.Deposit, "window_end", o.WindowEnd, "expires", o.ExpiresHeight)
-	return nil
 }
 
 // closeOrder takes an open order out of the market: drops its indexes and settles its open bids as lost.
@@ -97,8 +112,12 @@ func (c *ctx) openBids(orderID uint64) []*Bid {
 	return out
 }
 
+// refundOrder returns an open order's escrow (and a replicated order's referee reserve) to its tenant.
 func (c *ctx) refundOrder(o *Order) error {
-	return c.credit(o.Tenant, o.Deposit, inEscrow)
+	if err := c.credit(o.Tenant, o.Escrowed(), inEscrow); err != nil {
+		return err
+	}
+	return c.orderEnded(o)
 }
 
 func (c *ctx) cancelOrder(signer tx.Address, m *tx.CancelOrder) error {
@@ -116,7 +135,7 @@ func (c *ctx) cancelOrder(signer tx.Address, m *tx.CancelOrder) error {
 	if err := c.refundOrder(o); err != nil {
 		return err
 	}
-	c.emit("order.cancelled", "order_id", o.ID, "tenant", o.Tenant, "refund", o.Deposit)
+	c.emit("order.cancelled", "order_id", o.ID, "tenant", o.Tenant, "refund", o.Escrowed())
 	return nil
 }
 
@@ -149,14 +168,19 @@ func (c *ctx) placeBid(signer tx.Address, m *tx.PlaceBid) error {
 			return tx.Errorf(tx.CodeDuplicateBid, "bid %d is already open on order %d: withdraw it first", b.ID, o.ID)
 		}
 	}
+	if v, ok := c.groupOf(o); ok && c.runsBy(v, signer) {
+		return tx.Errorf(tx.CodeReplicated, "order %d is a referee run of order %d, which you already run: a referee must be another provider", o.ID, v.OrderID)
+	}
 	b := &Bid{ID: c.nextID("bid"), OrderID: o.ID, Provider: signer, Price: m.Price, State: BidOpen, CreatedHeight: c.height}
 	c.setBid(b)
 	c.kv.Set(pairKey(pBidByOrder, o.ID, b.ID), nil)
 	c.kv.Set(ownedKey(pBidByProvider, signer, b.ID), nil)
 	c.emit("bid.placed", "bid_id", b.ID, "order_id", o.ID, "provider", signer, "price", b.Price)
-	// After an auction window closed with no bids, the first acceptable bid wins at once.
+	// After an auction window closed without enough bids, the first acceptable bids win at once.
 	if c.height > o.WindowEnd {
-		return c.createLease(o, b)
+		if best := c.bestBids(o); len(best) > 0 {
+			return c.createLeases(o, best)
+		}
 	}
 	return nil
 }
@@ -193,6 +217,9 @@ func (c *ctx) acceptBid(signer tx.Address, m *tx.AcceptBid) error {
 	if o.State != OrderOpen {
 		return tx.Errorf(tx.CodeOrderNotOpen, "order %d is %s", o.ID, o.State)
 	}
+	if o.Replicas > 1 {
+		return tx.Errorf(tx.CodeReplicated, "order %d runs on %d providers: its auction picks them all at once; wait for the bid window to close", o.ID, o.Replicas)
+	}
 	if b.State != BidOpen {
 		return tx.Errorf(tx.CodeBidNotOpen, "bid %d is %s", b.ID, b.State)
 	}
@@ -203,11 +230,11 @@ func (c *ctx) acceptBid(signer tx.Address, m *tx.AcceptBid) error {
 	if err := c.canServe(p); err != nil {
 		return err
 	}
-	return c.createLease(o, b)
+	return c.createLeases(o, []*Bid{b})
 }
 
-// closeAuctions leases the best open bid of every order whose bid window ends in this block: lowest price, then
-// higher reputation, then lower provider address. Orders with no bids stay open; the first acceptable bid wins.
+// closeAuctions leases the best open bids of every order whose bid window ends in this block (one bid, or one
+// per replica: see bestBids). Orders without enough bids stay open; the first acceptable bids then win.
 func (c *ctx) closeAuctions() {
 	start := pOrderAuction
 	end := pOrderAuction + be64(uint64(c.height)+1)
@@ -222,26 +249,54 @@ func (c *ctx) closeAuctions() {
 			panic("ledger: auction index without order")
 		}
 		c.kv.Delete(pairKey(pOrderAuction, uint64(o.WindowEnd), o.ID))
-		var best *Bid
-		var bestRep uint64
-		for _, b := range c.openBids(o.ID) {
-			p, ok := c.provider(b.Provider)
-			if !ok || c.canServe(p) != nil {
-				continue // jailed or unbonded since bidding
-			}
-			rep := p.ReputationPPM()
-			if best == nil || b.Price < best.Price ||
-				b.Price == best.Price && (rep > bestRep || rep == bestRep && string(b.Provider[:]) < string(best.Provider[:])) {
-				best, bestRep = b, rep
-			}
+		best := c.bestBids(o)
+		var winner *Bid
+		if len(best) > 0 {
+			winner = best[0]
 		}
-		c.emit("auction.closed", "order_id", o.ID, "winner_bid", bidID(best))
-		if best != nil {
-			if err := c.createLease(o, best); err != nil {
+		c.emit("auction.closed", "order_id", o.ID, "winner_bid", bidID(winner), "winners", uint64(len(best)))
+		if len(best) > 0 {
+			if err := c.createLeases(o, best); err != nil {
 				panic("ledger: auction lease: " + err.Error())
 			}
 		}
 	}
+}
+
+// bestBids picks an order's winning open bids — lowest price, then higher reputation, then lower provider
+// address — among providers still able to serve: one, or one per replica (distinct providers, since a
+// provider has one open bid per order). It is empty until there are that many.
+func (c *ctx) bestBids(o *Order) []*Bid {
+	type cand struct {
+		b   *Bid
+		rep uint64
+	}
+	var cands []cand
+	for _, b := range c.openBids(o.ID) {
+		p, ok := c.provider(b.Provider)
+		if !ok || c.canServe(p) != nil {
+			continue // jailed or unbonded since bidding
+		}
+		cands = append(cands, cand{b, p.ReputationPPM()})
+	}
+	need := int(max(1, o.Replicas))
+	if len(cands) < need {
+		return nil
+	}
+	slices.SortFunc(cands, func(x, y cand) int {
+		if r := cmp.Compare(x.b.Price, y.b.Price); r != 0 {
+			return r
+		}
+		if r := cmp.Compare(y.rep, x.rep); r != 0 {
+			return r
+		}
+		return bytes.Compare(x.b.Provider[:], y.b.Provider[:])
+	})
+	out := make([]*Bid, need)
+	for i := range out {
+		out[i] = cands[i].b
+	}
+	return out
 }
 
 func bidID(b *Bid) uint64 {
@@ -268,6 +323,6 @@ func (c *ctx) expireOrders() {
 		if err := c.refundOrder(o); err != nil {
 			panic("ledger: " + err.Error())
 		}
-		c.emit("order.expired", "order_id", o.ID, "tenant", o.Tenant, "refund", o.Deposit)
+		c.emit("order.expired", "order_id", o.ID, "tenant", o.Tenant, "refund", o.Escrowed())
 	}
 }

@@ -106,8 +106,13 @@ type Order struct {
 	CreatedHeight   int64          `json:"created_height"`
 	WindowEnd       int64          `json:"bid_window_end"` // the auction closes at the end of this block
 	ExpiresHeight   int64          `json:"expires_height"`
-	LeaseID         uint64         `json:"lease_id,omitempty"`
+	LeaseID         uint64         `json:"lease_id,omitempty"`    // the (first) lease made from it
+	Replicas        uint32         `json:"replicas,omitempty"`    // >1: a replicated order (see Verification)
+	RefereeFor      uint64         `json:"referee_for,omitempty"` // a referee run ordered for that replicated order
 }
+
+// Escrowed is what an open order holds in escrow: its deposit for every run it will lease.
+func (o *Order) Escrowed() uint64 { return o.Deposit * uint64(max(1, o.Replicas)) }
 
 // BidState is where a bid is in its life.
 type BidState uint8
@@ -173,6 +178,7 @@ type Lease struct {
 	Refunded      uint64     `json:"refunded"`
 	CloseReason   string     `json:"close_reason,omitempty"`
 	ClosedBy      tx.Address `json:"closed_by,omitempty"`
+	Held          uint64     `json:"held,omitempty"` // a replica's earnings kept in escrow until the runs are compared
 }
 
 // Supply is every component of the token supply. Invariant:
@@ -217,6 +223,7 @@ const (
 	pEpochSet       = "es/" // epoch -> the audit set: provider addresses, sorted
 	pAttest         = "at/" // epoch | auditor -> up bitmap
 	pHWAttest       = "ah/" // epoch | provider | auditor -> proof-of-GPU verdict
+	pVerify         = "v/"  // replicated order -> Verification
 	keyParams       = "params"
 	keySupply       = "supply"
 	keySeq          = "seq/" // + name
@@ -324,6 +331,8 @@ func encOrder(o *Order) []byte {
 	w.Uvarint(uint64(o.WindowEnd))
 	w.Uvarint(uint64(o.ExpiresHeight))
 	w.Uvarint(o.LeaseID)
+	w.Uvarint(uint64(o.Replicas))
+	w.Uvarint(o.RefereeFor)
 	return w.Bytes()
 }
 
@@ -343,6 +352,10 @@ func decOrder(b []byte) (*Order, error) {
 	o.WindowEnd = int64(r.Uvarint("window_end"))
 	o.ExpiresHeight = int64(r.Uvarint("expires_height"))
 	o.LeaseID = r.Uvarint("lease_id")
+	if r.Remaining() > 0 { // written before replication existed: a single-run order
+		o.Replicas = r.U32("replicas")
+		o.RefereeFor = r.Uvarint("referee_for")
+	}
 	return o, r.Done("order")
 }
 
@@ -389,6 +402,7 @@ func encLease(l *Lease) []byte {
 	w.Uvarint(l.Refunded)
 	w.String(l.CloseReason)
 	w.Address(l.ClosedBy)
+	w.Uvarint(l.Held)
 	return w.Bytes()
 }
 
@@ -413,6 +427,9 @@ func decLease(b []byte) (*Lease, error) {
 	l.Refunded = r.Uvarint("refunded")
 	l.CloseReason = r.String("close_reason", tx.MaxReasonLen)
 	l.ClosedBy = r.Address("closed_by")
+	if r.Remaining() > 0 { // written before replication existed: nothing held
+		l.Held = r.Uvarint("held")
+	}
 	return l, r.Done("lease")
 }
 

@@ -33,6 +33,9 @@ type Params struct {
 	// Proof of GPU: a provider that auditors holding two thirds of the weight find failing its challenge loses
 	// SlashProofPPM of its stake and is jailed.
 	SlashProofPPM uint64 `json:"slash_proof_ppm"`
+	// Redundant execution: a replica whose output root a majority of the runs contradicts is unpaid and loses
+	// SlashMismatchPPM of its stake.
+	SlashMismatchPPM uint64 `json:"slash_mismatch_ppm"`
 }
 
 // DefaultParams are the parameters `spare init` writes.
@@ -52,7 +55,8 @@ func DefaultParams() Params {
 		SlashDowntimePPM:    10_000, // 1%
 		JailAfterDownEpochs: 3,
 		UnjailCooldownSec:   600,
-		SlashProofPPM:       50_000, // 5%
+		SlashProofPPM:       50_000,  // 5%
+		SlashMismatchPPM:    100_000, // 10%
 	}
 }
 
@@ -73,6 +77,8 @@ func (p Params) Validate() error {
 		return fmt.Errorf("params.start_timeout_blocks is 0: at least 1")
 	case p.SlashProofPPM > tx.PPM:
 		return fmt.Errorf("params.slash_proof_ppm %d: at most %d (100%%)", p.SlashProofPPM, tx.PPM)
+	case p.SlashMismatchPPM > tx.PPM:
+		return fmt.Errorf("params.slash_mismatch_ppm %d: at most %d (100%%)", p.SlashMismatchPPM, tx.PPM)
 	case p.SlashDowntimePPM > tx.PPM:
 		return fmt.Errorf("params.slash_downtime_ppm %d: at most %d (100%%)", p.SlashDowntimePPM, tx.PPM)
 	case p.EpochBlocks == 1:
@@ -90,7 +96,7 @@ func encParams(p *Params) []byte {
 	w := tx.NewWriter(64)
 	for _, v := range []uint64{p.MinFee, p.TakeRatePPM, p.StakeBase, p.StakePerGPU, p.UnbondingPeriodSec,
 		p.BidWindowBlocks, p.MaxBidWindowBlocks, p.OrderTTLBlocks, p.MaxOrderTTLBlocks, p.StartTimeoutBlocks,
-		p.EpochBlocks, p.SlashDowntimePPM, p.JailAfterDownEpochs, p.UnjailCooldownSec, p.SlashProofPPM} {
+		p.EpochBlocks, p.SlashDowntimePPM, p.JailAfterDownEpochs, p.UnjailCooldownSec, p.SlashProofPPM, p.SlashMismatchPPM} {
 		w.Uvarint(v)
 	}
 	return w.Bytes()
@@ -110,6 +116,9 @@ func decParams(b []byte) (*Params, error) {
 	}
 	if r.Remaining() > 0 {
 		p.SlashProofPPM = r.Uvarint("params")
+	}
+	if r.Remaining() > 0 { // state written before redundant execution: mismatches cost no stake
+		p.SlashMismatchPPM = r.Uvarint("params")
 	}
 	return p, r.Done("params")
 }

@@ -36,6 +36,7 @@ const (
 	QueryObjects   = "objects"
 	QueryAuditors  = "auditors"
 	QueryEpoch     = "epoch"
+	QueryVerify    = "verification"
 )
 
 // EpochRequest names an epoch; without one, the current epoch.
@@ -221,6 +222,15 @@ func runQuery(kv store.KV, height int64, path string, data []byte) (any, error) 
 			e = *er.Epoch
 		}
 		return c.epochView(e, height)
+	case QueryVerify:
+		if err := decodeReq(data, &idr); err != nil {
+			return nil, err
+		}
+		v, ok := c.verification(idr.ID)
+		if !ok {
+			return nil, fmt.Errorf("order %d is not a replicated order: %w", idr.ID, errNotFound)
+		}
+		return c.verificationView(v), nil
 	case QueryObjects:
 		var or ObjectsRequest
 		if err := decodeReq(data, &or); err != nil {
@@ -228,7 +238,7 @@ func runQuery(kv store.KV, height int64, path string, data []byte) (any, error) 
 		}
 		return c.objects(or)
 	}
-	return nil, fmt.Errorf("unknown query path %q: one of status, params, supply, account, provider, providers, order, orders, bid, bids, lease, leases, receipt, objects, auditors, epoch", path)
+	return nil, fmt.Errorf("unknown query path %q: one of status, params, supply, account, provider, providers, order, orders, bid, bids, lease, leases, receipt, objects, auditors, epoch, verification", path)
 }
 
 func (c *ctx) objects(r ObjectsRequest) (Objects, error) {

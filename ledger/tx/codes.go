@@ -45,6 +45,7 @@ const (
 	CodeDuplicateAttest   Code = 32 // this auditor already attested this epoch
 	CodeNotJailed         Code = 33 // Unjail from a provider that is not jailed
 	CodeJailCooldown      Code = 34 // Unjail before the jail's cooldown ended
+	CodeReplicated        Code = 35 // not allowed on a replicated order or lease (payment held until roots compare)
 )
 
 var codeNames = map[Code]string{
@@ -60,6 +61,7 @@ var codeNames = map[Code]string{
 	CodeUnbondingTooLarge: "unbond_too_large", CodeNothingToWithdraw: "nothing_to_withdraw",
 	CodeInternal: "internal", CodeNotAuditor: "not_auditor", CodeBadEpoch: "bad_epoch",
 	CodeDuplicateAttest: "duplicate_attest", CodeNotJailed: "not_jailed", CodeJailCooldown: "jail_cooldown",
+	CodeReplicated: "replicated",
 }
 
 // String is the code's stable name.

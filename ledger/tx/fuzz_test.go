@@ -35,6 +35,24 @@ func sampleMsgs() []Msg {
 		&CompleteLease{Receipt: Receipt{ChainID: "c", LeaseID: 3, ManifestHash: h, StartMs: 1, EndMs: 2, ExitCode: -1, GPUSeconds: 9, OutputRoot: h, Signature: make([]byte, 64)}},
 		&TopUp{LeaseID: 3, Amount: 9},
 		&Withdraw{ID: 3},
+		&Attest{Epoch: 4, Up: []byte{0xa5, 0x01}},
+		&Unjail{},
+		&AttestHardware{Epoch: 4, Provider: a, Passed: true, Class: "h100-pcie", OpsPerSec: 1 << 50, Transcript: h},
+		&CreateReplicatedOrder{CreateOrder: CreateOrder{Resources: Resources{GPUCount: 1, CPUMilli: 1000}, MaxPricePerHour: 9,
+			ManifestHash: h, Deposit: 10, DurationSec: 60}, Replicas: 3},
+	}
+}
+
+// TestSampleMsgsCoverEveryType keeps the round-trip test and the fuzz seeds complete as message types are added.
+func TestSampleMsgsCoverEveryType(t *testing.T) {
+	seen := map[MsgType]bool{}
+	for _, m := range sampleMsgs() {
+		seen[m.Type()] = true
+	}
+	for typ := range msgNames {
+		if !seen[typ] {
+			t.Errorf("sampleMsgs has no %s", typ)
+		}
 	}
 }
 

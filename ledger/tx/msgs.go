@@ -27,6 +27,7 @@ const (
 	TypeAttest           MsgType = 16
 	TypeUnjail           MsgType = 17
 	TypeAttestHardware   MsgType = 18
+	TypeCreateReplicated MsgType = 19
 )
 
 var msgNames = map[MsgType]string{
@@ -35,7 +36,7 @@ var msgNames = map[MsgType]string{
 	TypePlaceBid: "place_bid", TypeWithdrawBid: "withdraw_bid", TypeAcceptBid: "accept_bid",
 	TypeLeaseStarted: "lease_started", TypeCloseLease: "close_lease", TypeCompleteLease: "complete_lease",
 	TypeTopUp: "top_up", TypeWithdraw: "withdraw", TypeAttest: "attest", TypeUnjail: "unjail",
-	TypeAttestHardware: "attest_hardware",
+	TypeAttestHardware: "attest_hardware", TypeCreateReplicated: "create_replicated_order",
 }
 
 func (t MsgType) String() string {
@@ -118,6 +119,8 @@ func newMsg(t MsgType) Msg {
 		return &Unjail{}
 	case TypeAttestHardware:
 		return &AttestHardware{}
+	case TypeCreateReplicated:
+		return &CreateReplicatedOrder{}
 	}
 	return nil
 }
@@ -295,6 +298,36 @@ func (m *CreateOrder) decode(r *Reader) {
 	m.DurationSec = r.Uvarint("duration_sec")
 	m.BidWindow = r.Uvarint("bid_window")
 	m.TTL = r.Uvarint("ttl")
+}
+
+// MaxReplicas bounds how many providers one replicated order runs the job on.
+const MaxReplicas = 8
+
+// CreateReplicatedOrder is a CreateOrder for a deterministic job that runs on Replicas distinct providers at
+// once; the ledger compares their output roots before anyone is paid. Deposit is per run: the tenant escrows
+// Deposit × (Replicas + 1), the extra one paying a referee run should the roots disagree (refunded if not).
+type CreateReplicatedOrder struct {
+	CreateOrder
+	Replicas uint32 `json:"replicas"` // 2..MaxReplicas
+}
+
+func (*CreateReplicatedOrder) Type() MsgType { return TypeCreateReplicated }
+func (m *CreateReplicatedOrder) ValidateBasic() error {
+	if m.Replicas < 2 || m.Replicas > MaxReplicas {
+		return Errorf(CodeInvalidMsg, "replicas %d: must be 2..%d (one run needs no replication: use create_order)", m.Replicas, MaxReplicas)
+	}
+	if m.Deposit > ^uint64(0)/uint64(m.Replicas+1) {
+		return Errorf(CodeOverflow, "deposit %d × %d runs overflows", m.Deposit, m.Replicas+1)
+	}
+	return m.CreateOrder.ValidateBasic()
+}
+func (m *CreateReplicatedOrder) encode(w *Writer) {
+	m.CreateOrder.encode(w)
+	w.Uvarint(uint64(m.Replicas))
+}
+func (m *CreateReplicatedOrder) decode(r *Reader) {
+	m.CreateOrder.decode(r)
+	m.Replicas = r.U32("replicas")
 }
 
 // CancelOrder withdraws an open order and refunds its deposit.

@@ -1,0 +1,239 @@
+package ledger
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/sparenet/spare/ledger/tx"
+)
+
+const testRunPrice = 3_600_000 // uspr per hour: 1 uspr per ms of run
+
+func replicatedOrder(replicas uint32, deposit uint64) *tx.CreateReplicatedOrder {
+	return &tx.CreateReplicatedOrder{CreateOrder: *gpuOrder(testRunPrice, deposit, 3600), Replicas: replicas}
+}
+
+// complete sends name's signed receipt for a lease with the given result ("" closes it without one instead).
+func (c *chain) completeWith(name string, leaseID uint64, root string, exit int64) {
+	c.t.Helper()
+	if root == "" {
+		c.do(name, &tx.CloseLease{ID: leaseID, Reason: "gave up"})
+		return
+	}
+	l := c.lease(leaseID)
+	var o Order
+	c.query(QueryOrder, IDRequest{ID: l.OrderID}, &o)
+	rc := tx.Receipt{ChainID: testChain, LeaseID: leaseID, ManifestHash: o.ManifestHash, StartMs: l.StartedMs,
+		EndMs: uint64(c.now.UnixMilli()), ExitCode: exit, OutputRoot: sha256.Sum256([]byte(root))}
+	rc.Signature = ed25519.Sign(c.keys[name].priv, rc.SignBytes())
+	c.do(name, &tx.CompleteLease{Receipt: rc})
+}
+
+func (c *chain) verification(orderID uint64) VerificationView {
+	var v VerificationView
+	c.query(QueryVerify, IDRequest{ID: orderID}, &v)
+	return v
+}
+
+// TestReplicatedVerdicts runs a replicated order to its verdict for each pattern of results and checks who is
+// paid (exactly what the run earned), who is outvoted (unpaid, slashed, counted failed) and that the tenant gets
+// back everything else, reserve included. The supply invariant is recomputed after every block.
+func TestReplicatedVerdicts(t *testing.T) {
+	const deposit = 1_000_000
+	for _, tc := range []struct {
+		name     string
+		results  []string // per replica, by bid price order; "" = closed without a result
+		referee  string   // the referee's result; "expire" = nobody takes the referee order; "-" = none expected
+		state    VerifyState
+		paid     []int // runs (index in the group's leases) paid what they earned
+		outvoted []int
+	}{
+		{"pair agrees", []string{"A", "A"}, "-", VerifyAgreed, []int{0, 1}, nil},
+		{"corrupt replica outvoted by the referee", []string{"A", "B"}, "A", VerifyAgreed, []int{0, 2}, []int{1}},
+		{"corrupt first replica", []string{"B", "A"}, "A", VerifyAgreed, []int{1, 2}, []int{0}},
+		{"three results, no majority", []string{"A", "B"}, "C", VerifyInconclusive, []int{0, 1, 2}, nil},
+		{"referee never runs", []string{"A", "B"}, "expire", VerifyInconclusive, []int{0, 1}, nil},
+		{"one replica gives up", []string{"A", ""}, "A", VerifyAgreed, []int{0, 2}, nil},
+		{"three replicas, one corrupt", []string{"A", "B", "A"}, "-", VerifyAgreed, []int{0, 2}, []int{1}},
+		{"exit code differs", []string{"A", "A:1"}, "A", VerifyAgreed, []int{0, 2}, []int{1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			params := testParams()
+			params.OrderTTLBlocks = 20
+			funded := map[string]uint64{"tenant": 1000 * USPR}
+			for i := 1; i <= 5; i++ {
+				funded[fmt.Sprintf("p%d", i)] = 1000 * USPR
+			}
+			c := newChain(t, params, funded)
+			fee := params.MinFee
+			for i := 1; i <= 5; i++ {
+				c.registerBonded(fmt.Sprintf("p%d", i))
+			}
+			r := uint32(len(tc.results))
+			tenant0 := c.balance("tenant")
+			c.do("tenant", replicatedOrder(r, deposit))
+			if got := c.balance("tenant"); got != tenant0-fee-deposit*uint64(r+1) {
+				t.Fatalf("escrowed %d, want deposit × %d runs", tenant0-fee-got, r+1)
+			}
+			// Replica i bids i+1 uspr/h below the maximum; p5 also bids, highest: it is left out.
+			var bids [][]byte
+			for i := range r {
+				bids = append(bids, c.sign(fmt.Sprintf("p%d", i+1), &tx.PlaceBid{OrderID: 1, Price: testRunPrice - 10 + uint64(i)}))
+			}
+			bids = append(bids, c.sign("p5", &tx.PlaceBid{OrderID: 1, Price: testRunPrice}))
+			c.block(time.Second, bids...)
+			v := c.verification(1)
+			if v.State != VerifyRunning || len(v.Runs) != int(r) {
+				t.Fatalf("after the auction: %+v", v)
+			}
+			var starts [][]byte
+			for i, run := range v.Runs {
+				if run.Provider != c.addr(fmt.Sprintf("p%d", i+1)) {
+					t.Fatalf("run %d went to %s", i, run.Provider)
+				}
+				starts = append(starts, c.sign(fmt.Sprintf("p%d", i+1), &tx.LeaseStarted{ID: run.LeaseID}))
+			}
+			c.block(time.Second, starts...)
+			before := map[string]uint64{}
+			stake := map[string]uint64{}
+			for i := 1; i <= 5; i++ {
+				name := fmt.Sprintf("p%d", i)
+				before[name], stake[name] = c.balance(name), c.provider(name).Stake
+			}
+			tenant1 := c.balance("tenant")
+			c.fail(tx.CodeReplicated, "p1", &tx.Withdraw{ID: v.Runs[0].LeaseID})
+			c.now = c.now.Add(time.Minute)
+			for i, res := range tc.results {
+				root, exit := res, int64(0)
+				if res == "A:1" {
+					root, exit = "A", 1
+				}
+				c.completeWith(fmt.Sprintf("p%d", i+1), v.Runs[i].LeaseID, root, exit)
+			}
+			v = c.verification(1)
+			switch tc.referee {
+			case "-":
+				if v.RefereeOrder != 0 {
+					t.Fatalf("a referee was ordered: %+v", v)
+				}
+			default:
+				if v.State != VerifyReferee || v.RefereeOrder == 0 || v.Reserve != 0 {
+					t.Fatalf("no referee ordered: %+v", v)
+				}
+				// A provider already running the job may not referee it.
+				c.fail(tx.CodeReplicated, "p1", &tx.PlaceBid{OrderID: v.RefereeOrder, Price: testRunPrice})
+				if tc.referee == "expire" {
+					for range params.OrderTTLBlocks + 1 {
+						c.block(time.Second)
+					}
+					break
+				}
+				c.do("p5", &tx.PlaceBid{OrderID: v.RefereeOrder, Price: testRunPrice - 1})
+				c.block(time.Second) // the referee's auction closes
+				v = c.verification(1)
+				if len(v.Runs) != int(r)+1 || !v.Runs[r].Referee || v.Runs[r].Provider != c.addr("p5") {
+					t.Fatalf("referee run: %+v", v)
+				}
+				c.do("p5", &tx.LeaseStarted{ID: v.Runs[r].LeaseID})
+				c.now = c.now.Add(time.Minute)
+				c.completeWith("p5", v.Runs[r].LeaseID, tc.referee, 0)
+			}
+			v = c.verification(1)
+			if v.State != tc.state || v.Reserve != 0 {
+				t.Fatalf("verdict %s, want %s: %+v", v.State, tc.state, v)
+			}
+			if tc.state == VerifyAgreed && v.Root != sha256.Sum256([]byte("A")) {
+				t.Fatalf("majority root %x", v.Root)
+			}
+			var paidTotal uint64
+			for i, run := range v.Runs {
+				name := fmt.Sprintf("p%d", i+1)
+				if run.Referee {
+					name = "p5"
+				}
+				l := c.lease(run.LeaseID)
+				fees := uint64(1) // CompleteLease or CloseLease
+				if run.Referee {
+					fees = 3 // PlaceBid, LeaseStarted, CompleteLease
+				}
+				if l.Held != 0 || l.Paid+l.Refunded != l.Deposit {
+					t.Fatalf("run %d not settled: %+v", i, l.Lease)
+				}
+				earned := l.Price * (l.EndedMs - l.StartedMs) / msPerHour
+				switch {
+				case slices.Contains(tc.paid, i):
+					if l.Paid != earned || run.Outvoted {
+						t.Fatalf("run %d paid %d, earned %d (outvoted %v)", i, l.Paid, earned, run.Outvoted)
+					}
+				case slices.Contains(tc.outvoted, i):
+					if l.Paid != 0 || l.Refunded != l.Deposit || !run.Outvoted {
+						t.Fatalf("outvoted run %d: %+v", i, l.Lease)
+					}
+					p := c.provider(name)
+					if want := stake[name] - stake[name]/10; p.Stake != want || p.Failed != 1 || p.Completed != 0 {
+						t.Fatalf("outvoted %s: stake %d (want %d), failed %d, completed %d", name, p.Stake, want, p.Failed, p.Completed)
+					}
+				case tc.results[i] == "":
+					// Gave up: paid for the time it ran by the ordinary rules, and counted failed.
+					if l.Paid != earned || c.provider(name).Failed != 1 {
+						t.Fatalf("run %d that gave up: %+v", i, l.Lease)
+					}
+				default:
+					t.Fatalf("run %d not expected", i)
+				}
+				if got, want := c.balance(name), before[name]-fees*fee+l.Paid-l.Take; got != want {
+					t.Fatalf("%s balance %d, want %d", name, got, want)
+				}
+				if !slices.Contains(tc.outvoted, i) && c.provider(name).Stake != stake[name] {
+					t.Fatalf("%s slashed without being outvoted", name)
+				}
+				paidTotal += l.Paid
+			}
+			// The tenant paid exactly what the paid runs earned; everything else (reserve included) came back.
+			if got, want := c.balance("tenant"), tenant1+deposit*uint64(r+1)-paidTotal; got != want {
+				t.Fatalf("tenant balance %d, want %d (paid %d)", got, want, paidTotal)
+			}
+		})
+	}
+}
+
+// TestReplicatedAuction: a replicated order leases only when it has a bid per replica, from distinct providers;
+// it cannot be accepted bid by bid; cancelling it refunds every run's deposit and the reserve.
+func TestReplicatedAuction(t *testing.T) {
+	c := newChain(t, testParams(), map[string]uint64{"tenant": 1000 * USPR, "p1": 1000 * USPR, "p2": 1000 * USPR})
+	fee := c.app.params().MinFee
+	c.registerBonded("p1")
+	c.registerBonded("p2")
+	before := c.balance("tenant")
+	c.do("tenant", replicatedOrder(2, 5*USPR))
+	c.do("p1", &tx.PlaceBid{OrderID: 1, Price: testRunPrice}) // the window closes with one bid: still open
+	var o Order
+	c.query(QueryOrder, IDRequest{ID: 1}, &o)
+	if o.State != OrderOpen || o.Replicas != 2 || o.Escrowed() != 10*USPR {
+		t.Fatalf("order with one bid: %+v", o)
+	}
+	c.fail(tx.CodeReplicated, "tenant", &tx.AcceptBid{ID: 1})
+	c.fail(tx.CodeDuplicateBid, "p1", &tx.PlaceBid{OrderID: 1, Price: testRunPrice})
+	c.do("p2", &tx.PlaceBid{OrderID: 1, Price: testRunPrice}) // the second bid leases both at once
+	v := c.verification(1)
+	if v.State != VerifyRunning || len(v.Runs) != 2 || v.Runs[0].Provider == v.Runs[1].Provider || v.Reserve != 5*USPR {
+		t.Fatalf("after the second bid: %+v", v)
+	}
+
+	// Cancelled while open: everything back.
+	c.do("tenant", replicatedOrder(2, 5*USPR))
+	c.do("tenant", &tx.CancelOrder{ID: 2})
+	if v := c.verification(2); v.State != VerifyCancelled || v.Reserve != 0 {
+		t.Fatalf("cancelled: %+v", v)
+	}
+	if got, want := c.balance("tenant"), before-3*fee-3*5*USPR; got != want {
+		t.Fatalf("tenant %d, want %d (only order 1's runs and reserve escrowed)", got, want)
+	}
+	c.fail(tx.CodeInvalidMsg, "tenant", replicatedOrder(1, USPR))
+	c.fail(tx.CodeInvalidMsg, "tenant", replicatedOrder(tx.MaxReplicas+1, USPR))
+	c.fail(tx.CodeOverflow, "tenant", replicatedOrder(3, 1<<63))
+}
