@@ -76,7 +76,39 @@ type Options struct {
 	NoDocker  bool          // do not offer the docker runtime even when an engine answers
 	// Explorer is the address the explorer serves on ("" for none); its index is kept in the home.
 	Explorer string
+	// Providers is how many provider daemons run on this machine (default 1, at most MaxProviders), each with
+	// its own key, stake, API port and lease directory; replicated jobs need at least two, a referee a third.
+	// A resumed home keeps the number it was made with.
+	Providers int
+	// Provider, when set, adjusts provider i's configuration and runtimes before it starts (tests use it to
+	// price providers apart or to inject faults, such as a runtime that corrupts outputs).
+	Provider func(i int, cfg *provider.Config, rts map[string]runtime.Runtime)
 	Logger   *slog.Logger
+}
+
+// MaxProviders bounds Options.Providers.
+const MaxProviders = 8
+
+// ProviderKey is the key (and, below the home, the directory) of dev provider i: "provider", "provider-2", ...
+func ProviderKey(i int) string {
+	if i == 0 {
+		return "provider"
+	}
+	return fmt.Sprintf("provider-%d", i+1)
+}
+
+// providerConfigPath is where provider i's configuration lives in a home.
+func providerConfigPath(home string, i int) string {
+	if i == 0 {
+		return filepath.Join(home, provider.ConfigFile)
+	}
+	return filepath.Join(home, ProviderKey(i), provider.ConfigFile)
+}
+
+// ProviderInfo is one dev provider.
+type ProviderInfo struct {
+	Address tx.Address `json:"address"`
+	API     string     `json:"api"`
 }
 
 // Info is what a running dev network tells its user.
@@ -93,6 +125,8 @@ type Info struct {
 	CertFingerprint tx.Hash    `json:"cert_fingerprint"`
 	Explorer        string     `json:"explorer,omitempty"` // the explorer's URL
 	Auditor         tx.Address `json:"auditor,omitzero"`   // the in-process auditor's key
+	// Providers lists every provider daemon (the first is Provider above).
+	Providers []ProviderInfo `json:"providers"`
 }
 
 // Run starts the dev network and blocks until ctx ends, then stops everything cleanly. ready is called once
@@ -116,11 +150,28 @@ func Run(ctx context.Context, o Options, ready func(Info)) error {
 	if err != nil {
 		return err
 	}
+	if o.Providers < 0 || o.Providers > MaxProviders {
+		return fmt.Errorf("providers %d: run 1 to %d providers", o.Providers, MaxProviders)
+	}
 	info := Info{Home: o.Home, ChainID: ChainID}
 	if _, err := os.Stat(filepath.Join(o.Home, "config", "genesis.json")); err == nil {
 		info.Resumed = true
-	} else if err := initHome(o, kr); err != nil {
-		return err
+		made := 0
+		for made < MaxProviders {
+			if _, err := os.Stat(providerConfigPath(o.Home, made)); err != nil {
+				break
+			}
+			made++
+		}
+		if o.Providers != 0 && o.Providers != made {
+			return fmt.Errorf("providers %d: the dev network in %s was made with %d (their keys are funded at genesis): run it with %d, or start over with --reset", o.Providers, o.Home, made, made)
+		}
+		o.Providers = made
+	} else {
+		o.Providers = max(o.Providers, 1)
+		if err := initHome(o, kr); err != nil {
+			return err
+		}
 	}
 
 	st, err := store.Open(filepath.Join(o.Home, "data", "ledger"))
@@ -143,60 +194,29 @@ func Run(ctx context.Context, o Options, ready func(Info)) error {
 		return err
 	}
 
-	cfg, err := provider.LoadConfig(filepath.Join(o.Home, provider.ConfigFile))
-	if err != nil {
-		return err
-	}
-	cfg.Node = info.RPC
-	signer, err := kr.Signer(cfg.Key)
-	if err != nil {
-		return err
-	}
 	tenantInfo, _ := kr.Show("tenant")
-	info.Provider, info.Tenant = signer.Address(), tenantInfo.Address
-	tlsDir := filepath.Join(o.Home, "provider", "tls")
-	cert, fp, err := certs.LoadKeyPair(filepath.Join(tlsDir, "cert.pem"), filepath.Join(tlsDir, "key.pem"))
-	if err != nil {
-		return err
-	}
-	info.CertFingerprint = fp
-	rts := map[string]runtime.Runtime{"process": process.New(process.Config{UIDBase: cfg.UIDBase})}
-	if cfg.Docker {
-		d := &docker.Runtime{}
-		if err := d.Available(ctx); err == nil {
-			rts["docker"] = d
-		} else {
-			o.Logger.Warn("docker runtime off: the engine does not answer", "err", err)
-			cfg.Docker = false
-		}
-	}
-	for name := range rts {
-		info.Runtimes = append(info.Runtimes, name)
-	}
-	info.GPUs = len(cfg.Hardware.GPUs)
-	d, err := provider.New(provider.Options{Config: cfg, DataDir: filepath.Join(o.Home, "provider"), Signer: signer, Client: c,
-		Runtimes: rts, CertFingerprint: fp, Logger: o.Logger.With("module", "provider")})
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("provider API %s: %w", cfg.Listen, err)
-	}
-	info.ProviderAPI = cfg.HostURI
-	srv := &http.Server{Handler: d.Handler(&reqsig.Verifier{}), ReadHeaderTimeout: 10 * time.Second,
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}
-	go func() {
-		if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			o.Logger.Error("provider API", "err", err)
-		}
-	}()
-	defer srv.Close()
+	info.Tenant = tenantInfo.Address
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	done := make(chan error, 1)
-	go func() { done <- d.Run(runCtx) }()
+	done := make(chan error, o.Providers)
+	var daemons []*devProvider
+	defer func() {
+		stop()
+		for _, d := range daemons {
+			d.close()
+		}
+	}()
+	for i := range o.Providers {
+		d, err := startProvider(runCtx, o, kr, c, i, done)
+		if err != nil {
+			return err
+		}
+		daemons = append(daemons, d)
+		info.Providers = append(info.Providers, ProviderInfo{Address: d.addr, API: d.api})
+		if i == 0 {
+			info.Provider, info.ProviderAPI, info.CertFingerprint, info.Runtimes, info.GPUs = d.addr, d.api, d.fp, d.runtimes, d.gpus
+		}
+	}
 	// The network's auditor (the dev validator's): challenges the provider every epoch and attests.
 	if as, err := kr.Signer("auditor"); err == nil {
 		a := audit.NewAuditor(c, as, o.Logger.With("module", "auditor"))
@@ -212,27 +232,25 @@ func Run(ctx context.Context, o Options, ready func(Info)) error {
 		e, err := explorer.Start(runCtx, explorer.Options{Client: c, DB: filepath.Join(o.Home, "explorer", "index.db"),
 			Listen: o.Explorer, Logger: o.Logger})
 		if err != nil {
-			stop()
-			<-done
 			return err
 		}
 		defer e.Close()
 		info.Explorer = e.URL
 	}
-	// Ready once the provider is registered and bonded.
-	for {
-		p, err := c.Provider(ctx, signer.Address())
-		if err == nil && p.Stake >= p.RequiredStake {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			stop()
-			<-done
-			return nil
-		case err := <-done:
-			return fmt.Errorf("provider stopped: %v", err)
-		case <-time.After(50 * time.Millisecond):
+	// Ready once every provider is registered and bonded.
+	for _, d := range daemons {
+		for {
+			p, err := c.Provider(ctx, d.addr)
+			if err == nil && p.Stake >= p.RequiredStake {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case err := <-done:
+				return fmt.Errorf("provider stopped: %v", err)
+			case <-time.After(50 * time.Millisecond):
+			}
 		}
 	}
 	if ready != nil {
@@ -245,23 +263,110 @@ func Run(ctx context.Context, o Options, ready func(Info)) error {
 			return fmt.Errorf("provider stopped: %w", err)
 		}
 	}
-	stop()
-	<-done
 	return nil
+}
+
+// devProvider is one running provider daemon of the dev network.
+type devProvider struct {
+	addr     tx.Address
+	api      string
+	fp       tx.Hash
+	runtimes []string
+	gpus     int
+	close    func() // after the run context is cancelled: waits for the daemon, closes its API and store
+}
+
+// startProvider starts dev provider i: its daemon (reporting its end on done) and its API server.
+func startProvider(ctx context.Context, o Options, kr *keyring.Keyring, c *client.Client, i int, done chan<- error) (*devProvider, error) {
+	cfg, err := provider.LoadConfig(providerConfigPath(o.Home, i))
+	if err != nil {
+		return nil, err
+	}
+	cfg.Node = c.URL()
+	signer, err := kr.Signer(cfg.Key)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(o.Home, ProviderKey(i))
+	if i == 0 {
+		dir = filepath.Join(o.Home, "provider")
+	}
+	cert, fp, err := certs.LoadKeyPair(filepath.Join(dir, "tls", "cert.pem"), filepath.Join(dir, "tls", "key.pem"))
+	if err != nil {
+		return nil, err
+	}
+	rts := map[string]runtime.Runtime{"process": process.New(process.Config{UIDBase: cfg.UIDBase})}
+	if cfg.Docker {
+		d := &docker.Runtime{}
+		if err := d.Available(ctx); err == nil {
+			rts["docker"] = d
+		} else {
+			o.Logger.Warn("docker runtime off: the engine does not answer", "err", err)
+			cfg.Docker = false
+		}
+	}
+	if o.Provider != nil {
+		o.Provider(i, cfg, rts)
+	}
+	dp := &devProvider{addr: signer.Address(), api: cfg.HostURI, fp: fp, gpus: len(cfg.Hardware.GPUs)}
+	for name := range rts {
+		dp.runtimes = append(dp.runtimes, name)
+	}
+	log := o.Logger.With("module", "provider")
+	if i > 0 {
+		log = log.With("provider", ProviderKey(i))
+	}
+	d, err := provider.New(provider.Options{Config: cfg, DataDir: dir, Signer: signer, Client: c,
+		Runtimes: rts, CertFingerprint: fp, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("provider API %s: %w", cfg.Listen, err)
+	}
+	srv := &http.Server{Handler: d.Handler(&reqsig.Verifier{}), ReadHeaderTimeout: 10 * time.Second,
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}
+	go func() {
+		if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			o.Logger.Error("provider API", "err", err)
+		}
+	}()
+	ended := make(chan struct{})
+	go func() {
+		err := d.Run(ctx)
+		close(ended)
+		done <- err
+	}()
+	dp.close = func() {
+		<-ended
+		srv.Close()
+		d.Close()
+	}
+	return dp, nil
 }
 
 // initHome creates keys, genesis, node config and the provider's config and certificate.
 func initHome(o Options, kr *keyring.Keyring) error {
 	g := ledger.Genesis{Params: ledger.DefaultParams()}
 	g.Params.EpochBlocks = EpochBlocks
-	for _, name := range []string{"auditor", "provider", "tenant"} {
+	names := []string{"auditor", "tenant"}
+	for i := range o.Providers {
+		names = append(names, ProviderKey(i))
+	}
+	for _, name := range names {
 		k, err := kr.Show(name)
 		if err != nil {
 			if k, err = kr.Add(name); err != nil {
 				return err
 			}
 		}
-		g.Accounts = append(g.Accounts, ledger.GenesisAccount{Address: k.Address, Balance: Funded[name]})
+		balance, ok := Funded[name]
+		if !ok {
+			balance = Funded["provider"]
+		}
+		g.Accounts = append(g.Accounts, ledger.GenesisAccount{Address: k.Address, Balance: balance})
 		if name == "auditor" {
 			g.Auditors = append(g.Auditors, ledger.GenesisAuditor{Address: k.Address, Weight: 1})
 		}
@@ -270,7 +375,7 @@ func initHome(o Options, kr *keyring.Keyring) error {
 	if err != nil {
 		return err
 	}
-	base, err := node.FreePorts(2)
+	base, err := node.FreePorts(2 + o.Providers)
 	if err != nil {
 		return err
 	}
@@ -278,7 +383,21 @@ func initHome(o Options, kr *keyring.Keyring) error {
 		RPCListen: fmt.Sprintf("tcp://127.0.0.1:%d", base), P2PListen: fmt.Sprintf("tcp://127.0.0.1:%d", base+1)}); err != nil {
 		return err
 	}
+	for i := range o.Providers {
+		if err := initProvider(o, i, base+2+i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// initProvider writes dev provider i's configuration (its hardware detected on this machine, its API on port)
+// and TLS certificate.
+func initProvider(o Options, i, port int) error {
 	provDir := filepath.Join(o.Home, "provider")
+	if i > 0 {
+		provDir = filepath.Join(o.Home, ProviderKey(i))
+	}
 	if err := os.MkdirAll(provDir, 0o700); err != nil {
 		return err
 	}
@@ -288,22 +407,26 @@ func initHome(o Options, kr *keyring.Keyring) error {
 	}
 	// A failing nvidia-smi leaves the GPUs out: the dev network still runs, CPU-only, and says so.
 	for _, w := range inv.Warnings {
-		o.Logger.Info("hardware", "note", w)
+		if i == 0 {
+			o.Logger.Info("hardware", "note", w)
+		}
 	}
 	if err != nil {
 		o.Logger.Warn("hardware detection incomplete", "err", err)
 	}
 	cfg := provider.ConfigFromInventory(inv)
+	cfg.Key = ProviderKey(i)
 	cfg.Docker = cfg.Docker && !o.NoDocker
 	cfg.Region = "local"
-	cfg.Listen = fmt.Sprintf("127.0.0.1:%d", base+2)
+	cfg.Listen = fmt.Sprintf("127.0.0.1:%d", port)
 	cfg.HostURI = "https://" + cfg.Listen
 	if os.Geteuid() == 0 {
-		cfg.LeasesDir = "/var/lib/spare/dev-leases"
+		cfg.LeasesDir = filepath.Join("/var/lib/spare/dev-leases", ProviderKey(i))
 	}
 	cfg.Limits.WithdrawEvery = provider.Duration{Duration: time.Minute}
 	// Every dev chain numbers its leases from 1: give each home its own range of lease users, so a workload
-	// left running by an earlier dev network never holds a new lease's user.
+	// left running by an earlier dev network never holds a new lease's user. Providers of one chain never
+	// serve the same lease id.
 	h := fnv.New32a()
 	h.Write([]byte(o.Home))
 	cfg.UIDBase = 3_000_000_000 + (h.Sum32()%1000)*1_000_000
@@ -313,7 +436,7 @@ func initHome(o Options, kr *keyring.Keyring) error {
 	if _, _, err := certs.LoadOrGenerate(filepath.Join(provDir, "tls"), []string{"127.0.0.1", "localhost"}, 10*365*24*time.Hour); err != nil {
 		return err
 	}
-	return cfg.Save(filepath.Join(o.Home, provider.ConfigFile))
+	return cfg.Save(providerConfigPath(o.Home, i))
 }
 
 func writeClientConfig(home, rpc string) error {

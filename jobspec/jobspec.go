@@ -22,8 +22,9 @@
 // the whole lease is price.max × GPUs (or × cores), and that covers everything the provider charges (CPU and
 // memory included). See MinVRAMMiB for how vram is matched.
 //
-// cluster and verify.replicas above 1 are parsed and checked but are not served by the network yet: a file that
-// uses them is refused with an error saying so, rather than running without them.
+// verify.replicas above 1 runs the job on that many providers at once and pays them only if their results
+// agree (the ledger's redundant execution). cluster is parsed and checked but not served by the network yet: a
+// file that uses it is refused with an error saying so, rather than running without it.
 package jobspec
 
 import (
@@ -76,8 +77,8 @@ type Job struct {
 	Duration  time.Duration // whole seconds, 1s..365 days
 	Price     Price
 	Placement Placement
-	// Cluster and Verify are nil when the file has no such block. Parse refuses a file that asks for a cluster
-	// or for more than one replica: the network does not serve them yet.
+	// Cluster and Verify are nil when the file has no such block. Parse refuses a file that asks for a cluster:
+	// the network does not serve clusters yet.
 	Cluster *Cluster
 	Verify  *Verify
 
@@ -129,9 +130,18 @@ type Cluster struct {
 	MaxRTT time.Duration
 }
 
-// Verify asks for the job to run on several providers and the output roots compared (not served yet beyond 1).
+// Verify asks for the job to run on several providers at once and their results (output root and exit code)
+// compared by the ledger before anyone is paid. The job must be deterministic: same inputs, same output bytes.
 type Verify struct {
 	Replicas int
+}
+
+// Replicas is how many providers run the job at once: verify.replicas, or 1.
+func (j *Job) Replicas() uint32 {
+	if j.Verify == nil || j.Verify.Replicas < 1 {
+		return 1
+	}
+	return uint32(j.Verify.Replicas)
 }
 
 type pos struct{ line, col int }

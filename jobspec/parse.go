@@ -805,10 +805,6 @@ func (p *parser) combinations(root *yaml.Node, j *Job) {
 		l, c := p.at("cluster", root)
 		p.errAt(l, c, "cluster", "not supported by this version of spare yet: remove the cluster: block and run the job on one provider")
 	}
-	if j.Verify != nil && j.Verify.Replicas > 1 {
-		l, c := p.at("verify", root)
-		p.errAt(l, c, "verify", "not supported by this version of spare yet: remove the verify: block (replicas: 1 runs the job once)")
-	}
 	// Inputs that land on the same path.
 	dst := map[string]int{}
 	for i, in := range j.Inputs {
@@ -824,7 +820,10 @@ func (p *parser) combinations(root *yaml.Node, j *Job) {
 	if len(p.errs) == 0 {
 		perHour, ok := maxPricePerHour(j.Price.MaxUSPR, j.Resources)
 		if ok {
-			_, ok = deposit(perHour, uint64(j.Duration/time.Second))
+			var dep uint64
+			dep, ok = deposit(perHour, uint64(j.Duration/time.Second))
+			// A replicated job escrows the deposit once per replica and once more for a referee run.
+			ok = ok && dep <= ^uint64(0)/uint64(j.Replicas()+1)
 		}
 		if !ok {
 			l, c := p.at("price.max", root)

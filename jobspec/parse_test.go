@@ -215,7 +215,9 @@ func TestFieldForms(t *testing.T) {
 		{"run: x\ninputs: [{url: 'https://h/d.tar', sha256: " + testSum + ", path: in/}]\n", func(j *Job) bool {
 			return j.Inputs[0].Path == "in/"
 		}},
-		{"run: x\nverify: {}\n", func(j *Job) bool { return j.Verify != nil && j.Verify.Replicas == 1 }},
+		{"run: x\nverify: {}\n", func(j *Job) bool { return j.Verify != nil && j.Verify.Replicas == 1 && j.Replicas() == 1 }},
+		{"run: x\nverify: {replicas: 3}\n", func(j *Job) bool { return j.Replicas() == 3 }},
+		{"run: x\n", func(j *Job) bool { return j.Verify == nil && j.Replicas() == 1 }},
 		{"---\nrun: x\n", func(j *Job) bool { return j.Run == "x" }},
 		{"run: x\n...\n", func(j *Job) bool { return j.Run == "x" }},
 		{"name: 2024\nrun: x\n", func(j *Job) bool { return j.Name == "2024" }},
@@ -408,7 +410,6 @@ func TestErrors(t *testing.T) {
 		{"run: x\ncluster: {nodes: 2, max_rtt: 1h}\n", 2, "cluster.max_rtt", []string{"at most 10s"}},
 		{"run: x\ncluster: {nodes: 2, max_rtt: 5}\n", 2, "cluster.max_rtt", []string{"did you mean 5s?"}},
 		{"run: x\ncluster: {nodes: 100}\n", 2, "cluster.nodes", []string{"limit 64"}},
-		{"run: x\nverify:\n  replicas: 2\n", 2, "verify", []string{"not supported by this version of spare yet", "replicas: 1"}},
 		{"run: x\nverify: {replicas: 0}\n", 2, "verify.replicas", []string{"2 or more", "remove the verify: block"}},
 		{"run: x\nverify: {replicas: 100}\n", 2, "verify.replicas", []string{"limit 8"}},
 		{"run: x\nports: [8000]\nverify: {replicas: 2}\n", 3, "verify.replicas", []string{"with ports", "remove verify"}},
@@ -460,7 +461,7 @@ price: {max: 0}
 ports: [8000]
 `
 	list := parseErrors(t, src)
-	wantLines := []int{1, 1, 2, 5, 6, 7, 8}
+	wantLines := []int{1, 2, 5, 6, 7, 8}
 	var got []int
 	for _, e := range list {
 		got = append(got, e.Line)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
 
 	"github.com/sparenet/spare/client"
@@ -93,6 +94,12 @@ func (d *Daemon) considerOrder(ctx context.Context, orderID uint64) {
 	}
 	if prev, _ := d.store.Bid(orderID); prev != nil {
 		return // already bidding (e.g. seen again after a restart)
+	}
+	if o.RefereeFor != 0 { // a referee must be a provider that does not run the job already
+		if v, err := d.c.Verification(ctx, o.RefereeFor); err != nil || slices.ContainsFunc(v.Runs, func(r ledger.RunView) bool { return r.Provider == d.Address() }) {
+			log.Debug("not bidding: referee run of a job we run", "err", err)
+			return
+		}
 	}
 	me, err := d.c.Provider(ctx, d.Address())
 	if err != nil {

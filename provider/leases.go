@@ -541,7 +541,8 @@ func (d *Daemon) housekeeping(ctx context.Context) {
 			case l.State == LeaseAwaitingManifest && d.now().After(l.ManifestDeadline):
 				d.closeLease(ctx, l.LeaseID, "no manifest received in time")
 			case l.State == LeaseRunning && withdraw:
-				if _, err := d.sender.Send(ctx, &tx.Withdraw{ID: l.LeaseID}); err != nil && !client.IsCode(err, tx.CodeNothingToWithdraw) {
+				if _, err := d.sender.Send(ctx, &tx.Withdraw{ID: l.LeaseID}); err != nil &&
+					!client.IsCode(err, tx.CodeNothingToWithdraw) && !client.IsCode(err, tx.CodeReplicated) { // a replica is paid after the comparison
 					d.log.Warn("withdraw failed", "lease", l.LeaseID, "err", err)
 				}
 			case l.State == LeaseFinishing && l.Receipt != nil:

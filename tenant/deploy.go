@@ -29,6 +29,9 @@ import (
 type Job struct {
 	Manifest []byte
 	Order    tx.CreateOrder
+	// Replicas above 1 runs the job on that many providers at once and pays only the runs whose results agree
+	// (verify.replicas in a job file); Order.Deposit is then per run.
+	Replicas uint32
 }
 
 // Event is one step of a deploy, for a progress display.
@@ -84,6 +87,11 @@ type Result struct {
 	OutputsPath string      `json:"outputs_path,omitempty"`
 	Outputs     []string    `json:"outputs,omitempty"`
 	Timings     Timings     `json:"timings"`
+	// A replicated job: how many replicas, the ledger's verdict (agreed, inconclusive) and every run, the
+	// referee's included. LeaseID, Provider, Receipt and the outputs are then those of a winning run.
+	Replicas uint32      `json:"replicas,omitempty"`
+	Verdict  string      `json:"verdict,omitempty"`
+	Runs     []RunResult `json:"runs,omitempty"`
 }
 
 // Deploy runs a job: CreateOrder with the deposit, wait for the auction's lease, send the manifest to the
@@ -105,6 +113,9 @@ func (t *Tenant) Deploy(ctx context.Context, job Job, o Options) (*Result, error
 		o.NoBidTimeout = 15 * time.Second
 	}
 	res := &Result{}
+	if job.Replicas > 1 {
+		return t.deployReplicated(ctx, job, o, res, emit)
+	}
 	if o.Choose && job.Order.BidWindow < 2 {
 		job.Order.BidWindow = 3
 	}

@@ -20,14 +20,18 @@ import (
 )
 
 // startDev runs `spare dev` in this process and returns the tenant SDK for its funded tenant key.
-func startDev(t *testing.T) (*tenant.Tenant, devnet.Info) {
+func startDev(t *testing.T, adjust ...func(*devnet.Options)) (*tenant.Tenant, devnet.Info) {
 	t.Helper()
 	home := filepath.Join(t.TempDir(), "dev")
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan devnet.Info, 1)
 	done := make(chan error, 1)
+	o := devnet.Options{Home: home, NoDocker: true, BlockTime: 100 * time.Millisecond}
+	for _, f := range adjust {
+		f(&o)
+	}
 	go func() {
-		done <- devnet.Run(ctx, devnet.Options{Home: home, NoDocker: true, BlockTime: 100 * time.Millisecond}, func(i devnet.Info) { ready <- i })
+		done <- devnet.Run(ctx, o, func(i devnet.Info) { ready <- i })
 	}()
 	var info devnet.Info
 	select {

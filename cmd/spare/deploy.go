@@ -30,7 +30,7 @@ func loadJob(path string) (*jobspec.Job, tenant.Job, error) {
 	if err != nil {
 		return nil, tenant.Job{}, err
 	}
-	return j, tenant.Job{Manifest: raw, Order: j.Order(raw)}, nil
+	return j, tenant.Job{Manifest: raw, Order: j.Order(raw), Replicas: j.Replicas()}, nil
 }
 
 func newDeployCmd(g *globals) *cobra.Command {
@@ -90,6 +90,23 @@ When nobody bids, the command says why, per constraint, and cancels the order.`,
 					fmt.Fprintf(w, "receipt: lease %d, manifest %s, %d GPU-seconds, outputs root %s, signed by %s\n",
 						res.Receipt.LeaseID, res.Receipt.ManifestHash, res.Receipt.GPUSeconds, res.Receipt.OutputRoot, res.Provider)
 				}
+				if res.Verdict != "" {
+					fmt.Fprintf(w, "verdict: %s over %d runs (%d replicas)\n", res.Verdict, len(res.Runs), res.Replicas)
+					for _, r := range res.Runs {
+						what := "no result"
+						if r.OutputRoot != nil {
+							what = fmt.Sprintf("root %s exit %d", *r.OutputRoot, *r.ExitCode)
+						}
+						role := ""
+						if r.Referee {
+							role = " (referee)"
+						}
+						if r.Outvoted {
+							role += " OUTVOTED: unpaid, slashed"
+						}
+						fmt.Fprintf(w, "  lease %d %s %s: %s, paid %s%s\n", r.LeaseID, r.Provider, r.State, what, client.FormatAmount(r.Paid), role)
+					}
+				}
 				if res.OutputsPath != "" {
 					fmt.Fprintf(w, "outputs: %d file(s) in %s (verified)\n", len(res.Outputs), res.OutputsPath)
 				}
@@ -128,11 +145,15 @@ func newJobspecCmd(g *globals) *cobra.Command {
 				return err
 			}
 			o := job.Order
-			out := map[string]any{"file": args[0], "ok": true, "manifest_bytes": len(job.Manifest), "order": o}
+			out := map[string]any{"file": args[0], "ok": true, "manifest_bytes": len(job.Manifest), "order": o, "replicas": job.Replicas}
 			return g.print(out, func(w io.Writer) {
 				fmt.Fprintf(w, "%s is valid: %d GPU, %d mCPU, %d MiB memory for %s; max %s/h, deposit %s; manifest %d bytes (%s)\n",
 					args[0], o.Resources.GPUCount, o.Resources.CPUMilli, o.Resources.MemoryMiB, time.Duration(o.DurationSec)*time.Second,
 					client.FormatAmount(o.MaxPricePerHour), client.FormatAmount(o.Deposit), len(job.Manifest), o.ManifestHash)
+				if job.Replicas > 1 {
+					fmt.Fprintf(w, "runs on %d providers at once, paid only where the results agree; escrow %s (a deposit per run and one for a referee)\n",
+						job.Replicas, client.FormatAmount(o.Deposit*uint64(job.Replicas+1)))
+				}
 			})
 		},
 	})

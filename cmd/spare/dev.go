@@ -18,12 +18,14 @@ import (
 func newDevCmd(g *globals) *cobra.Command {
 	var reset, noDocker bool
 	var nvsmi, explorerAddr string
+	var providers int
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run a whole Spare network in this process: validator, provider on this machine, auditor, explorer, funded keys",
 		Long: `Run a validator (≈200 ms blocks), a provider daemon on this machine (its GPUs if any, else CPU; the
 docker runtime when a Docker engine answers), an auditor that checks the provider's liveness every
-epoch, and the network explorer, in one process, with funded keys "tenant" and "provider". State is
+epoch, and the network explorer, in one process, with funded keys "tenant" and "provider"
+(--providers N runs N provider daemons, keys "provider", "provider-2"...). State is
 kept in ~/.spare/dev (or --home); a second 'spare dev' resumes the same chain, --reset starts over. Every client command (deploy, leases, balance...) finds this network and the
 tenant key with no flags. Ctrl-C stops everything cleanly.`,
 		Example: "  spare dev\n  spare deploy examples/hello.yaml   # in another terminal",
@@ -35,7 +37,7 @@ tenant key with no flags. Ctrl-C stops everything cleanly.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return devnet.Run(ctx, devnet.Options{Home: home, Reset: reset, NvidiaSMI: nvsmi, NoDocker: noDocker, Explorer: explorerAddr, Logger: g.logger()}, func(info devnet.Info) {
+			return devnet.Run(ctx, devnet.Options{Home: home, Reset: reset, NvidiaSMI: nvsmi, NoDocker: noDocker, Explorer: explorerAddr, Providers: providers, Logger: g.logger()}, func(info devnet.Info) {
 				sort.Strings(info.Runtimes)
 				_ = g.print(info, func(w io.Writer) {
 					state := "new chain"
@@ -46,6 +48,9 @@ tenant key with no flags. Ctrl-C stops everything cleanly.`,
 					fmt.Fprintf(w, "  home          %s\n", info.Home)
 					fmt.Fprintf(w, "  rpc           %s\n", info.RPC)
 					fmt.Fprintf(w, "  provider      %s at %s (%d GPU, runtimes: %s)\n", info.Provider, info.ProviderAPI, info.GPUs, strings.Join(info.Runtimes, ", "))
+					for _, p := range info.Providers[min(1, len(info.Providers)):] {
+						fmt.Fprintf(w, "  provider      %s at %s (same machine)\n", p.Address, p.API)
+					}
 					fmt.Fprintf(w, "  tenant key    %s (funded)\n", info.Tenant)
 					if !info.Auditor.IsZero() {
 						fmt.Fprintf(w, "  auditor       %s (challenges the provider every %d blocks)\n", info.Auditor, devnet.EpochBlocks)
@@ -60,6 +65,7 @@ tenant key with no flags. Ctrl-C stops everything cleanly.`,
 	}
 	cmd.Flags().BoolVar(&reset, "reset", false, "delete the dev network's state and start a new chain")
 	cmd.Flags().BoolVar(&noDocker, "no-docker", false, "do not offer the docker runtime")
+	cmd.Flags().IntVar(&providers, "providers", 0, fmt.Sprintf("provider daemons to run on this machine, 1 to %d (replicated jobs need 2, a referee 3); default 1, or what the resumed network was made with", devnet.MaxProviders))
 	cmd.Flags().StringVar(&nvsmi, "nvidia-smi", "nvidia-smi", "nvidia-smi program to detect GPUs with")
 	cmd.Flags().StringVar(&explorerAddr, "explorer", "127.0.0.1:8080", `address of the network explorer ("" for none)`)
 	return cmd
