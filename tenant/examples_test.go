@@ -31,7 +31,7 @@ func loadExample(t *testing.T, name string) tenant.Job {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tenant.Job{Manifest: raw, Order: j.Order(raw)}
+	return tenant.Job{Manifest: raw, Order: j.Order(raw), Replicas: j.Replicas()}
 }
 
 // TestExamplesOnDev deploys every example on `spare dev`: the CPU ones run and their outputs verify; the GPU one
