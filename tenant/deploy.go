@@ -22,6 +22,7 @@ import (
 	"github.com/sparenet/spare/client"
 	"github.com/sparenet/spare/ledger"
 	"github.com/sparenet/spare/ledger/tx"
+	"github.com/sparenet/spare/match"
 	"github.com/sparenet/spare/merkle"
 )
 
@@ -478,13 +479,10 @@ type scoredBid struct {
 	Score         uint64 // lower is better
 }
 
-// Score ranks a bid for the tenant: the price, raised by 1% per 10 ms of round-trip time (capped at 1 s) and
-// divided by the provider's reputation (at least 0.5). Lower is better.
+// Score ranks a bid for the tenant (match.Score): the price, raised by 1% per 10 ms of round-trip time (capped at
+// 1 s) and divided by the provider's reputation (at least 0.5). Lower is better.
 func Score(price uint64, rtt time.Duration, reputationPPM uint64) uint64 {
-	ms := min(uint64(rtt/time.Millisecond), 1000)
-	adj := price * (1000 + ms) / 1000
-	rep := max(reputationPPM, 500_000)
-	return adj * 1_000_000 / rep
+	return match.Score(price, uint64(rtt/time.Microsecond), reputationPPM)
 }
 
 func (t *Tenant) score(ctx context.Context, bidID uint64, provider string, price uint64) scoredBid {

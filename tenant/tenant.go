@@ -21,6 +21,7 @@ import (
 	"github.com/sparenet/spare/client"
 	"github.com/sparenet/spare/ledger"
 	"github.com/sparenet/spare/ledger/tx"
+	"github.com/sparenet/spare/match"
 	"github.com/sparenet/spare/offers"
 	"github.com/sparenet/spare/reqsig"
 )
@@ -124,8 +125,8 @@ var reasonText = map[string]string{
 	string(ledger.ReasonUnverified): "are not verified",
 	string(ledger.ReasonReputation): "are below your minimum reputation",
 	string(ledger.ReasonRuntime):    "do not run container images",
-	"jailed":                        "are jailed",
-	"stake":                         "have too little stake bonded",
+	string(match.ReasonJailed):      "are jailed",
+	string(match.ReasonUnderBonded): "have too little stake bonded",
 }
 
 // String renders e.g. "14 providers: 9 lack the GPU model, 3 are outside your regions, 2 are jailed".
@@ -170,20 +171,14 @@ func (t *Tenant) Explain(ctx context.Context, r tx.Resources, c tx.Constraints) 
 		if err != nil {
 			return e, err
 		}
+		o := match.Order{Resources: r, Constraints: c}
 		for _, p := range page.Items {
 			e.Providers++
-			switch {
-			case p.Status == ledger.ProviderJailed:
-				e.Excluded["jailed"]++
-			case p.Stake < params.RequiredStake(p.Info.Hardware.GPUCount()):
-				e.Excluded["stake"]++
-			default:
-				pp := p.Provider
-				if reason := ledger.Feasible(&pp, r, c); reason != ledger.ReasonOK {
-					e.Excluded[string(reason)]++
-				} else {
-					e.Feasible++
-				}
+			mp := ledger.MatchProvider(&p.Provider, params)
+			if reason := match.Feasible(&o, &mp); reason != match.ReasonOK {
+				e.Excluded[string(reason)]++
+			} else {
+				e.Feasible++
 			}
 		}
 		if after = page.Next; after == "" {

@@ -1,0 +1,233 @@
+package match
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/sparenet/spare/ledger/tx"
+)
+
+// Member is a candidate for a cluster: a provider that bid, and its price.
+type Member struct {
+	Address tx.Address
+	Price   uint64
+}
+
+// Link is a measured round trip between two members (indexes into the candidates), in microseconds.
+type Link struct {
+	A, B      int
+	RTTMicros uint32
+}
+
+// ClusterResult is a chosen set and what finding it cost.
+type ClusterResult struct {
+	Members []int  // indexes into the candidates, cheapest first; nil when no set fits
+	Price   uint64 // the sum of their prices
+	Steps   int    // search nodes visited
+	Exact   bool   // the search finished: no cheaper set exists. False: the step budget ran out first
+}
+
+// DefaultClusterBudget bounds a cluster search (search nodes visited); the ledger uses it so that an auction's
+// cost has a ceiling whatever the bids.
+const DefaultClusterBudget = 200_000
+
+// Cluster picks n distinct candidates whose every pair has a link with RTT ≤ maxRTT, minimising the sum of their
+// prices (ties: the set whose members, sorted, come first by TieBreak order). Pairs without a link are too far.
+//
+// Algorithm: the compatibility graph (an edge per link within the bound) is first reduced to its (n−1)-core:
+// a vertex with fewer than n−1 compatible neighbours is in no n-clique, so it is removed, repeatedly. The
+// survivors are sorted by price and searched depth first, cheapest first, for an n-clique of least total
+// price (branch and bound). Each level keeps the candidates compatible with all chosen so far, as a sorted
+// list; a branch is cut when the chosen prices plus the cheapest prices still compatible cannot beat the best
+// set found. Because candidates are tried cheapest first, the first complete set is usually the optimum and
+// the bound then ends the search after few steps. Cost: O(L + V log V) to build and reduce the graph (V
+// candidates, L links), then O(steps × d) for the search, d the largest degree; steps are bounded by budget
+// (0 = DefaultClusterBudget), after which the best set found so far is returned with Exact false. The
+// worst case of an exact search is exponential (minimum-weight clique is NP-hard); sparse latency graphs,
+// where each provider measures a bounded number of peers, keep it small in practice (BENCHMARKS.md).
+func Cluster(orderID uint64, n int, maxRTT uint32, cands []Member, links []Link, budget int) ClusterResult {
+	if budget <= 0 {
+		budget = DefaultClusterBudget
+	}
+	if n <= 0 || n > len(cands) {
+		return ClusterResult{Exact: true}
+	}
+	if n == 1 {
+		best := -1
+		for i := range cands {
+			if best < 0 || less(orderID, cands, i, best) {
+				best = i
+			}
+		}
+		return ClusterResult{Members: []int{best}, Price: cands[best].Price, Steps: len(cands), Exact: true}
+	}
+	// Compatibility graph within the bound; a pair measured several times counts at its worst.
+	norm := make([]Link, 0, len(links))
+	for _, l := range links {
+		if l.A == l.B || l.A < 0 || l.B < 0 || l.A >= len(cands) || l.B >= len(cands) {
+			continue
+		}
+		norm = append(norm, Link{min(l.A, l.B), max(l.A, l.B), l.RTTMicros})
+	}
+	slices.SortFunc(norm, func(x, y Link) int {
+		if c := cmp.Compare(x.A, y.A); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(x.B, y.B); c != 0 {
+			return c
+		}
+		return cmp.Compare(y.RTTMicros, x.RTTMicros) // worst first
+	})
+	adj := make([][]int, len(cands))
+	for i, l := range norm {
+		if i > 0 && norm[i-1].A == l.A && norm[i-1].B == l.B {
+			continue // the worst measurement of the pair came first
+		}
+		if l.RTTMicros <= maxRTT {
+			adj[l.A] = append(adj[l.A], l.B)
+			adj[l.B] = append(adj[l.B], l.A)
+		}
+	}
+	// (n−1)-core.
+	deg := make([]int, len(cands))
+	alive := make([]bool, len(cands))
+	var queue []int
+	for i := range cands {
+		deg[i], alive[i] = len(adj[i]), true
+		if deg[i] < n-1 {
+			queue = append(queue, i)
+			alive[i] = false
+		}
+	}
+	for len(queue) > 0 {
+		v := queue[len(queue)-1]
+		queue = queue[:len(queue)-1]
+		for _, u := range adj[v] {
+			if alive[u] {
+				if deg[u]--; deg[u] < n-1 {
+					alive[u] = false
+					queue = append(queue, u)
+				}
+			}
+		}
+	}
+	// Survivors by price (then tie-break): position = rank; neighbour lists as sorted ranks.
+	var order []int
+	for i := range cands {
+		if alive[i] {
+			order = append(order, i)
+		}
+	}
+	if len(order) < n {
+		return ClusterResult{Steps: len(cands), Exact: true}
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		if less(orderID, cands, a, b) {
+			return -1
+		}
+		if less(orderID, cands, b, a) {
+			return 1
+		}
+		return 0
+	})
+	rank := make([]int, len(cands))
+	for r, i := range order {
+		rank[i] = r
+	}
+	price := make([]uint64, len(order))
+	nbr := make([][]int, len(order))
+	for r, i := range order {
+		price[r] = cands[i].Price
+		for _, u := range adj[i] {
+			if alive[u] {
+				nbr[r] = append(nbr[r], rank[u])
+			}
+		}
+		slices.Sort(nbr[r])
+	}
+	s := &search{n: n, price: price, nbr: nbr, budget: budget, bestPrice: ^uint64(0)}
+	all := make([]int, len(order))
+	for r := range all {
+		all[r] = r
+	}
+	s.dfs(all, nil, 0)
+	res := ClusterResult{Steps: s.steps, Exact: s.steps < budget}
+	if s.best != nil {
+		for _, r := range s.best {
+			res.Members = append(res.Members, order[r])
+		}
+		res.Price = s.bestPrice
+	}
+	return res
+}
+
+// less orders candidates by price, then by TieBreak.
+func less(orderID uint64, cands []Member, a, b int) bool {
+	if c := cmp.Compare(cands[a].Price, cands[b].Price); c != 0 {
+		return c < 0
+	}
+	ta, tb := TieBreak(orderID, cands[a].Address), TieBreak(orderID, cands[b].Address)
+	if ta != tb {
+		return ta < tb
+	}
+	return string(cands[a].Address[:]) < string(cands[b].Address[:])
+}
+
+type search struct {
+	n         int
+	price     []uint64
+	nbr       [][]int
+	budget    int
+	steps     int
+	best      []int
+	bestPrice uint64
+}
+
+// dfs extends chosen (ranks, ascending) with candidates from cand (ranks compatible with all chosen, ascending).
+func (s *search) dfs(cand, chosen []int, sum uint64) {
+	need := s.n - len(chosen)
+	if need == 0 {
+		if sum < s.bestPrice {
+			s.best, s.bestPrice = slices.Clone(chosen), sum
+		}
+		return
+	}
+	for k := 0; k+need <= len(cand); k++ {
+		if s.steps >= s.budget {
+			return
+		}
+		s.steps++
+		// Bound: the cheapest `need` candidates from here on (cand is sorted by price).
+		lb := sum
+		for _, r := range cand[k : k+need] {
+			lb += s.price[r]
+		}
+		if lb >= s.bestPrice {
+			return // every later k has a bound at least as large
+		}
+		v := cand[k]
+		next := intersect(cand[k+1:], s.nbr[v])
+		if len(next) < need-1 {
+			continue
+		}
+		s.dfs(next, append(chosen, v), sum+s.price[v])
+	}
+}
+
+// intersect returns the ranks in both sorted lists.
+func intersect(a, b []int) []int {
+	out := make([]int, 0, min(len(a), len(b)))
+	for i, j := 0, 0; i < len(a) && j < len(b); {
+		switch {
+		case a[i] < b[j]:
+			i++
+		case a[i] > b[j]:
+			j++
+		default:
+			out = append(out, a[i])
+			i++
+			j++
+		}
+	}
+	return out
+}
