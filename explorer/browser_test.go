@@ -158,11 +158,14 @@ func TestBrowserLiveUpdates(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Follow the provider's link to its page.
-	if err := chromedp.Do(bctx,
-		chromedp.Click(chromedp.CSS(provRow+` a`)),
-		chromedp.WaitVisible(chromedp.Search(`//h2[contains(., "Hardware: declared and verified")]`)),
-	); err != nil {
+	// Follow the provider's link to its page. The click runs in the page's own JavaScript: live updates replace
+	// the table's nodes at any moment, so a node id looked up first and clicked after can be gone by then.
+	clicked, err := chromedp.Run(bctx, chromedp.Evaluate[string](`(() => { const a = document.querySelector(`+
+		strconv.Quote(provRow+` a`)+`); if (!a) return "missing"; a.click(); return "clicked" })()`))
+	if err != nil || clicked != "clicked" {
+		t.Fatalf("click the provider link: %q %v", clicked, err)
+	}
+	if err := chromedp.Do(bctx, chromedp.WaitVisible(chromedp.Search(`//h2[contains(., "Hardware: declared and verified")]`))); err != nil {
 		t.Fatalf("follow the provider link: %v", err)
 	}
 	h1, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS(`h1`)))

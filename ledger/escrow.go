@@ -55,6 +55,7 @@ func takeOf(gross, ratePPM uint64) uint64 { return mulDiv(gross, ratePPM, tx.PPM
 // order's lease joins its group's runs.
 func (c *ctx) createLeases(o *Order, bids []*Bid) error {
 	v, grouped := c.groupOf(o)
+	var ids []uint64
 	for _, b := range bids {
 		l := c.createLease(o, b)
 		if o.LeaseID == 0 {
@@ -63,6 +64,10 @@ func (c *ctx) createLeases(o *Order, bids []*Bid) error {
 		if grouped {
 			v.Leases = append(v.Leases, l.ID)
 		}
+		ids = append(ids, l.ID)
+	}
+	if o.Nodes > 1 {
+		c.clusterLeased(o, ids)
 	}
 	if grouped && o.RefereeFor == 0 {
 		v.State = VerifyRunning
@@ -184,6 +189,7 @@ func (c *ctx) endLease(l *Lease, t uint64, state LeaseState, by tx.Address, reas
 	if grouped {
 		c.judge(v)
 	}
+	c.memberEnded(l)
 	return nil
 }
 

@@ -85,6 +85,10 @@ func (c *ctx) dispatch(signer tx.Address, t *tx.Tx, m tx.Msg) error {
 		return c.createOrder(signer, m)
 	case *tx.CreateReplicatedOrder:
 		return c.createReplicatedOrder(signer, m)
+	case *tx.CreateClusterOrder:
+		return c.createClusterOrder(signer, m)
+	case *tx.PublishLatency:
+		return c.publishLatency(signer, m)
 	case *tx.CancelOrder:
 		return c.cancelOrder(signer, m)
 	case *tx.PlaceBid:

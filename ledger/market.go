@@ -217,8 +217,8 @@ func (c *ctx) acceptBid(signer tx.Address, m *tx.AcceptBid) error {
 	if o.State != OrderOpen {
 		return tx.Errorf(tx.CodeOrderNotOpen, "order %d is %s", o.ID, o.State)
 	}
-	if o.Replicas > 1 {
-		return tx.Errorf(tx.CodeReplicated, "order %d runs on %d providers: its auction picks them all at once; wait for the bid window to close", o.ID, o.Replicas)
+	if o.Leases() > 1 {
+		return tx.Errorf(tx.CodeReplicated, "order %d runs on %d providers: its auction picks them all at once; wait for the bid window to close", o.ID, o.Leases())
 	}
 	if b.State != BidOpen {
 		return tx.Errorf(tx.CodeBidNotOpen, "bid %d is %s", b.ID, b.State)
@@ -279,9 +279,16 @@ func (c *ctx) bestBids(o *Order) []*Bid {
 		}
 		cands = append(cands, cand{b, p.ReputationPPM()})
 	}
-	need := int(max(1, o.Replicas))
+	need := o.Leases()
 	if len(cands) < need {
 		return nil
+	}
+	if o.Nodes > 1 {
+		bids := make([]*Bid, len(cands))
+		for i, cd := range cands {
+			bids[i] = cd.b
+		}
+		return c.clusterBids(o, bids)
 	}
 	slices.SortFunc(cands, func(x, y cand) int {
 		if r := cmp.Compare(x.b.Price, y.b.Price); r != 0 {

@@ -109,10 +109,14 @@ type Order struct {
 	LeaseID         uint64         `json:"lease_id,omitempty"`    // the (first) lease made from it
 	Replicas        uint32         `json:"replicas,omitempty"`    // >1: a replicated order (see Verification)
 	RefereeFor      uint64         `json:"referee_for,omitempty"` // a referee run ordered for that replicated order
+	Nodes           uint32         `json:"nodes,omitempty"`       // >1: a cluster order (see Cluster)
 }
 
-// Escrowed is what an open order holds in escrow: its deposit for every run it will lease.
-func (o *Order) Escrowed() uint64 { return o.Deposit * uint64(max(1, o.Replicas)) }
+// Leases is how many leases the order makes at once: one per replica or cluster member, else one.
+func (o *Order) Leases() int { return int(max(1, o.Replicas, o.Nodes)) }
+
+// Escrowed is what an open order holds in escrow: its deposit for every lease it will make.
+func (o *Order) Escrowed() uint64 { return o.Deposit * uint64(o.Leases()) }
 
 // BidState is where a bid is in its life.
 type BidState uint8
@@ -224,6 +228,8 @@ const (
 	pAttest         = "at/" // epoch | auditor -> up bitmap
 	pHWAttest       = "ah/" // epoch | provider | auditor -> proof-of-GPU verdict
 	pVerify         = "v/"  // replicated order -> Verification
+	pCluster        = "cl/" // cluster order -> Cluster
+	pLatency        = "rt/" // provider -> its latest published round trips
 	keyParams       = "params"
 	keySupply       = "supply"
 	keySeq          = "seq/" // + name
@@ -333,6 +339,7 @@ func encOrder(o *Order) []byte {
 	w.Uvarint(o.LeaseID)
 	w.Uvarint(uint64(o.Replicas))
 	w.Uvarint(o.RefereeFor)
+	w.Uvarint(uint64(o.Nodes))
 	return w.Bytes()
 }
 
@@ -355,6 +362,9 @@ func decOrder(b []byte) (*Order, error) {
 	if r.Remaining() > 0 { // written before replication existed: a single-run order
 		o.Replicas = r.U32("replicas")
 		o.RefereeFor = r.Uvarint("referee_for")
+	}
+	if r.Remaining() > 0 { // written before clusters existed
+		o.Nodes = r.U32("nodes")
 	}
 	return o, r.Done("order")
 }

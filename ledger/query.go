@@ -37,6 +37,8 @@ const (
 	QueryAuditors  = "auditors"
 	QueryEpoch     = "epoch"
 	QueryVerify    = "verification"
+	QueryCluster   = "cluster"
+	QueryLatency   = "latency"
 )
 
 // EpochRequest names an epoch; without one, the current epoch.
@@ -231,6 +233,24 @@ func runQuery(kv store.KV, height int64, path string, data []byte) (any, error) 
 			return nil, fmt.Errorf("order %d is not a replicated order: %w", idr.ID, errNotFound)
 		}
 		return c.verificationView(v), nil
+	case QueryCluster:
+		if err := decodeReq(data, &idr); err != nil {
+			return nil, err
+		}
+		cl, ok := c.cluster(idr.ID)
+		if !ok {
+			return nil, fmt.Errorf("order %d is not a cluster order: %w", idr.ID, errNotFound)
+		}
+		return c.clusterView(cl), nil
+	case QueryLatency:
+		if err := decodeReq(data, &ar); err != nil {
+			return nil, err
+		}
+		l, ok := c.latency(ar.Address)
+		if !ok {
+			return nil, fmt.Errorf("provider %s has published no latency: %w", ar.Address, errNotFound)
+		}
+		return l, nil
 	case QueryObjects:
 		var or ObjectsRequest
 		if err := decodeReq(data, &or); err != nil {
@@ -238,7 +258,7 @@ func runQuery(kv store.KV, height int64, path string, data []byte) (any, error) 
 		}
 		return c.objects(or)
 	}
-	return nil, fmt.Errorf("unknown query path %q: one of status, params, supply, account, provider, providers, order, orders, bid, bids, lease, leases, receipt, objects, auditors, epoch, verification", path)
+	return nil, fmt.Errorf("unknown query path %q: one of status, params, supply, account, provider, providers, order, orders, bid, bids, lease, leases, receipt, objects, auditors, epoch, verification, cluster, latency", path)
 }
 
 func (c *ctx) objects(r ObjectsRequest) (Objects, error) {

@@ -152,9 +152,10 @@ func (c *ctx) createReplicatedOrder(tenant tx.Address, m *tx.CreateReplicatedOrd
 	return nil
 }
 
-// orderEnded refunds a group's reserve when its replicated order ends unleased, and judges a group whose
-// referee order ended unleased.
+// orderEnded marks a cluster order that ended unleased, refunds a group's reserve when its replicated order ends
+// unleased, and judges a group whose referee order ended unleased.
 func (c *ctx) orderEnded(o *Order) error {
+	c.clusterOrderEnded(o)
 	v, ok := c.groupOf(o)
 	if !ok {
 		return nil

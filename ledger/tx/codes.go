@@ -45,7 +45,8 @@ const (
 	CodeDuplicateAttest   Code = 32 // this auditor already attested this epoch
 	CodeNotJailed         Code = 33 // Unjail from a provider that is not jailed
 	CodeJailCooldown      Code = 34 // Unjail before the jail's cooldown ended
-	CodeReplicated        Code = 35 // not allowed on a replicated order or lease (payment held until roots compare)
+	CodeReplicated        Code = 35 // not allowed on a replicated or cluster order, or on a replica's lease
+	CodeRateLimited       Code = 36 // sent again before the minimum interval (latency summaries)
 )
 
 var codeNames = map[Code]string{
@@ -61,7 +62,7 @@ var codeNames = map[Code]string{
 	CodeUnbondingTooLarge: "unbond_too_large", CodeNothingToWithdraw: "nothing_to_withdraw",
 	CodeInternal: "internal", CodeNotAuditor: "not_auditor", CodeBadEpoch: "bad_epoch",
 	CodeDuplicateAttest: "duplicate_attest", CodeNotJailed: "not_jailed", CodeJailCooldown: "jail_cooldown",
-	CodeReplicated: "replicated",
+	CodeReplicated: "replicated", CodeRateLimited: "rate_limited",
 }
 
 // String is the code's stable name.

@@ -40,6 +40,9 @@ func sampleMsgs() []Msg {
 		&AttestHardware{Epoch: 4, Provider: a, Passed: true, Class: "h100-pcie", OpsPerSec: 1 << 50, Transcript: h},
 		&CreateReplicatedOrder{CreateOrder: CreateOrder{Resources: Resources{GPUCount: 1, CPUMilli: 1000}, MaxPricePerHour: 9,
 			ManifestHash: h, Deposit: 10, DurationSec: 60}, Replicas: 3},
+		&PublishLatency{Samples: []LatencySample{{Peer: Address{1}, RTTMicros: 180}, {Peer: a, RTTMicros: 4200}}},
+		&CreateClusterOrder{CreateOrder: CreateOrder{Resources: Resources{GPUCount: 8, CPUMilli: 1000}, MaxPricePerHour: 9,
+			ManifestHash: h, Deposit: 10, DurationSec: 60}, Nodes: 4, MaxRTTMicros: 5000, OnFailure: OnFailureClose},
 	}
 }
 

@@ -28,6 +28,8 @@ const (
 	TypeUnjail           MsgType = 17
 	TypeAttestHardware   MsgType = 18
 	TypeCreateReplicated MsgType = 19
+	TypePublishLatency   MsgType = 20
+	TypeCreateCluster    MsgType = 21
 )
 
 var msgNames = map[MsgType]string{
@@ -37,6 +39,7 @@ var msgNames = map[MsgType]string{
 	TypeLeaseStarted: "lease_started", TypeCloseLease: "close_lease", TypeCompleteLease: "complete_lease",
 	TypeTopUp: "top_up", TypeWithdraw: "withdraw", TypeAttest: "attest", TypeUnjail: "unjail",
 	TypeAttestHardware: "attest_hardware", TypeCreateReplicated: "create_replicated_order",
+	TypePublishLatency: "publish_latency", TypeCreateCluster: "create_cluster_order",
 }
 
 func (t MsgType) String() string {
@@ -121,6 +124,10 @@ func newMsg(t MsgType) Msg {
 		return &AttestHardware{}
 	case TypeCreateReplicated:
 		return &CreateReplicatedOrder{}
+	case TypePublishLatency:
+		return &PublishLatency{}
+	case TypeCreateCluster:
+		return &CreateClusterOrder{}
 	}
 	return nil
 }
@@ -328,6 +335,105 @@ func (m *CreateReplicatedOrder) encode(w *Writer) {
 func (m *CreateReplicatedOrder) decode(r *Reader) {
 	m.CreateOrder.decode(r)
 	m.Replicas = r.U32("replicas")
+}
+
+// Cluster limits.
+const (
+	MaxClusterNodes  = 32
+	MaxLatencyPeers  = 32
+	MaxRTTMicros     = 10_000_000 // 10 s: anything slower is not worth recording
+	OnFailureClose   = 1          // one member's lease failing closes the others
+	OnFailureRestart = 2          // reserved: replacing a failed member is not served yet
+)
+
+// CreateClusterOrder is a CreateOrder for Nodes members on distinct providers, leased all at once or not at
+// all, whose every pair has a published round trip within MaxRTTMicros. Resources and Deposit are per member:
+// the tenant escrows Deposit × Nodes. OnFailure says what one member's failure does (OnFailureClose).
+type CreateClusterOrder struct {
+	CreateOrder
+	Nodes        uint32 `json:"nodes"`
+	MaxRTTMicros uint32 `json:"max_rtt_us"`
+	OnFailure    uint8  `json:"on_failure"`
+}
+
+func (*CreateClusterOrder) Type() MsgType { return TypeCreateCluster }
+func (m *CreateClusterOrder) ValidateBasic() error {
+	switch {
+	case m.Nodes < 2 || m.Nodes > MaxClusterNodes:
+		return Errorf(CodeInvalidMsg, "nodes %d: a cluster has 2..%d members (one member: use create_order)", m.Nodes, MaxClusterNodes)
+	case m.MaxRTTMicros == 0 || m.MaxRTTMicros > MaxRTTMicros:
+		return Errorf(CodeInvalidMsg, "max_rtt_us %d: must be 1..%d", m.MaxRTTMicros, MaxRTTMicros)
+	case m.OnFailure == OnFailureRestart:
+		return Errorf(CodeInvalidMsg, "on_failure restart is not served yet: use close (%d)", OnFailureClose)
+	case m.OnFailure != OnFailureClose:
+		return Errorf(CodeInvalidMsg, "on_failure %d: must be %d (close)", m.OnFailure, OnFailureClose)
+	case m.Deposit > ^uint64(0)/uint64(m.Nodes):
+		return Errorf(CodeOverflow, "deposit %d × %d members overflows", m.Deposit, m.Nodes)
+	}
+	return m.CreateOrder.ValidateBasic()
+}
+func (m *CreateClusterOrder) encode(w *Writer) {
+	m.CreateOrder.encode(w)
+	w.Uvarint(uint64(m.Nodes))
+	w.Uvarint(uint64(m.MaxRTTMicros))
+	w.Byte(m.OnFailure)
+}
+func (m *CreateClusterOrder) decode(r *Reader) {
+	m.CreateOrder.decode(r)
+	m.Nodes = r.U32("nodes")
+	m.MaxRTTMicros = r.U32("max_rtt_us")
+	m.OnFailure = r.Byte("on_failure")
+}
+
+// LatencySample is one measured round trip to another provider.
+type LatencySample struct {
+	Peer      Address `json:"peer"`
+	RTTMicros uint32  `json:"rtt_us"`
+}
+
+// PublishLatency is a provider's latest round-trip measurements to other providers, replacing its previous
+// ones: at most MaxLatencyPeers, distinct, sorted by peer address (one canonical form).
+type PublishLatency struct {
+	Samples []LatencySample `json:"samples"`
+}
+
+func (*PublishLatency) Type() MsgType { return TypePublishLatency }
+func (m *PublishLatency) ValidateBasic() error {
+	if len(m.Samples) > MaxLatencyPeers {
+		return Errorf(CodeInvalidMsg, "samples: %d peers, at most %d (keep the nearest)", len(m.Samples), MaxLatencyPeers)
+	}
+	for i, s := range m.Samples {
+		if s.RTTMicros > MaxRTTMicros {
+			return Errorf(CodeInvalidMsg, "samples[%d].rtt_us %d above %d", i, s.RTTMicros, MaxRTTMicros)
+		}
+		if s.Peer.IsZero() {
+			return Errorf(CodeInvalidMsg, "samples[%d].peer is empty", i)
+		}
+		if i > 0 && string(m.Samples[i-1].Peer[:]) >= string(s.Peer[:]) {
+			return Errorf(CodeInvalidMsg, "samples[%d]: peers must be distinct and sorted by address", i)
+		}
+	}
+	return nil
+}
+
+// EncodeTo writes the samples in their canonical form (the ledger stores them so).
+func (m *PublishLatency) EncodeTo(w *Writer) { m.encode(w) }
+
+// DecodeFrom reads samples written by EncodeTo.
+func (m *PublishLatency) DecodeFrom(r *Reader) { m.decode(r) }
+
+func (m *PublishLatency) encode(w *Writer) {
+	w.Uvarint(uint64(len(m.Samples)))
+	for _, s := range m.Samples {
+		w.Address(s.Peer)
+		w.Uvarint(uint64(s.RTTMicros))
+	}
+}
+func (m *PublishLatency) decode(r *Reader) {
+	n := r.Count("samples", MaxLatencyPeers)
+	for i := 0; i < n && r.Err() == nil; i++ {
+		m.Samples = append(m.Samples, LatencySample{Peer: r.Address("peer"), RTTMicros: r.U32("rtt_us")})
+	}
 }
 
 // CancelOrder withdraws an open order and refunds its deposit.

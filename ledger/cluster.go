@@ -1,0 +1,308 @@
+package ledger
+
+import (
+	"fmt"
+
+	"github.com/sparenet/spare/ledger/tx"
+	"github.com/sparenet/spare/match"
+)
+
+// Clusters. A cluster order (CreateClusterOrder) asks for Nodes members on distinct providers whose every pair
+// has a published round trip within MaxRTTMicros. Providers bid per member as on any order; the auction
+// leases, all at once or not at all, the cheapest set of bidders that fits the bound (match.Cluster, bounded
+// search). Until such a set exists the order stays open and each new bid after the window tries again. One
+// escrow holds Deposit per member; each member's lease is paid its own price. Ranks follow the set's order,
+// cheapest first: rank 0 hosts the rendezvous (MASTER_ADDR).
+//
+// Round trips come from the providers themselves: each publishes its latest measurements to up to
+// tx.MaxLatencyPeers other providers (PublishLatency), at most once every LatencyIntervalBlocks. A pair counts
+// only when both of its providers measured it, at the worse of the two measurements: one provider alone cannot
+// claim to be near another. Any other pair is too far.
+//
+// Failure (OnFailureClose): a member's lease that ends without completing — closed by either side, not
+// started in time, or closed by the auditors' down verdict — closes every other running member at once,
+// each billed to now by the ordinary rules, so refunds are exact.
+
+// LatencyIntervalBlocks is the least number of blocks between two PublishLatency of one provider.
+const LatencyIntervalBlocks = 20
+
+// ClusterState is where a cluster order is.
+type ClusterState uint8
+
+const (
+	ClusterLeasing   ClusterState = 1 // the order is open
+	ClusterRunning   ClusterState = 2 // members leased
+	ClusterFailed    ClusterState = 3 // a member failed: the others were closed
+	ClusterDone      ClusterState = 4 // every member ended by completing
+	ClusterCancelled ClusterState = 5 // the order ended unleased
+)
+
+func (s ClusterState) String() string {
+	return [...]string{"unknown", "leasing", "running", "failed", "done", "cancelled"}[min(int(s), 5)]
+}
+
+// MarshalText renders the state name in JSON.
+func (s ClusterState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText parses a state name.
+func (s *ClusterState) UnmarshalText(b []byte) (err error) {
+	*s, err = parseEnum("cluster state", b, map[string]ClusterState{"leasing": ClusterLeasing, "running": ClusterRunning,
+		"failed": ClusterFailed, "done": ClusterDone, "cancelled": ClusterCancelled})
+	return err
+}
+
+// Cluster is a cluster order's members.
+type Cluster struct {
+	OrderID      uint64       `json:"order_id"`
+	Nodes        uint32       `json:"nodes"`
+	MaxRTTMicros uint32       `json:"max_rtt_us"`
+	OnFailure    uint8        `json:"on_failure"`
+	Leases       []uint64     `json:"leases"` // by rank
+	State        ClusterState `json:"state"`
+	FailedLease  uint64       `json:"failed_lease,omitempty"`
+	SearchSteps  uint64       `json:"search_steps,omitempty"` // what choosing the set cost
+}
+
+func encCluster(cl *Cluster) []byte {
+	w := tx.NewWriter(64)
+	w.Uvarint(cl.OrderID)
+	w.Uvarint(uint64(cl.Nodes))
+	w.Uvarint(uint64(cl.MaxRTTMicros))
+	w.Byte(cl.OnFailure)
+	w.Uvarint(uint64(len(cl.Leases)))
+	for _, id := range cl.Leases {
+		w.Uvarint(id)
+	}
+	w.Byte(byte(cl.State))
+	w.Uvarint(cl.FailedLease)
+	w.Uvarint(cl.SearchSteps)
+	return w.Bytes()
+}
+
+func decCluster(b []byte) (*Cluster, error) {
+	r := tx.NewReader(b)
+	cl := &Cluster{OrderID: r.Uvarint("order_id"), Nodes: r.U32("nodes"), MaxRTTMicros: r.U32("max_rtt"), OnFailure: r.Byte("on_failure")}
+	n := r.Count("leases", tx.MaxClusterNodes)
+	for i := 0; i < n && r.Err() == nil; i++ {
+		cl.Leases = append(cl.Leases, r.Uvarint("lease"))
+	}
+	cl.State = ClusterState(r.Byte("state"))
+	cl.FailedLease = r.Uvarint("failed_lease")
+	cl.SearchSteps = r.Uvarint("search_steps")
+	return cl, r.Done("cluster")
+}
+
+func (c *ctx) cluster(orderID uint64) (*Cluster, bool) {
+	b, ok := c.kv.Get(idKey(pCluster, orderID))
+	if !ok {
+		return nil, false
+	}
+	return mustDecode(decCluster(b)), true
+}
+
+func (c *ctx) setCluster(cl *Cluster) { c.kv.Set(idKey(pCluster, cl.OrderID), encCluster(cl)) }
+
+// Latency is a provider's latest published round trips.
+type Latency struct {
+	Provider tx.Address         `json:"provider"`
+	Height   int64              `json:"height"`
+	Samples  []tx.LatencySample `json:"samples"`
+}
+
+func encLatency(l *Latency) []byte {
+	w := tx.NewWriter(16 + 24*len(l.Samples))
+	w.Uvarint(uint64(l.Height))
+	(&tx.PublishLatency{Samples: l.Samples}).EncodeTo(w)
+	return w.Bytes()
+}
+
+func decLatency(a tx.Address, b []byte) (*Latency, error) {
+	r := tx.NewReader(b)
+	l := &Latency{Provider: a, Height: int64(r.Uvarint("height"))}
+	var m tx.PublishLatency
+	m.DecodeFrom(r)
+	l.Samples = m.Samples
+	return l, r.Done("latency")
+}
+
+func (c *ctx) latency(a tx.Address) (*Latency, bool) {
+	b, ok := c.kv.Get(addrKey(pLatency, a))
+	if !ok {
+		return nil, false
+	}
+	return mustDecode(decLatency(a, b)), true
+}
+
+func (c *ctx) publishLatency(signer tx.Address, m *tx.PublishLatency) error {
+	if _, err := c.mustProvider(signer); err != nil {
+		return err
+	}
+	for i, s := range m.Samples {
+		if s.Peer == signer {
+			return tx.Errorf(tx.CodeInvalidMsg, "samples[%d]: a provider does not measure itself", i)
+		}
+	}
+	if prev, ok := c.latency(signer); ok && c.height < prev.Height+LatencyIntervalBlocks {
+		return tx.Errorf(tx.CodeRateLimited, "latency published at height %d: the next may come at height %d", prev.Height, prev.Height+LatencyIntervalBlocks)
+	}
+	l := &Latency{Provider: signer, Height: c.height, Samples: m.Samples}
+	c.kv.Set(addrKey(pLatency, signer), encLatency(l))
+	c.emit("latency.published", "provider", signer, "peers", uint64(len(m.Samples)))
+	return nil
+}
+
+func (c *ctx) createClusterOrder(tenant tx.Address, m *tx.CreateClusterOrder) error {
+	total, err := mulChecked("deposit", m.Deposit, uint64(m.Nodes))
+	if err != nil {
+		return err
+	}
+	o, err := c.openOrder(tenant, &m.CreateOrder, total, 0)
+	if err != nil {
+		return err
+	}
+	o.Nodes = m.Nodes
+	c.setOrder(o)
+	c.setCluster(&Cluster{OrderID: o.ID, Nodes: m.Nodes, MaxRTTMicros: m.MaxRTTMicros, OnFailure: m.OnFailure, State: ClusterLeasing})
+	c.emit("cluster.opened", "order_id", o.ID, "tenant", tenant, "nodes", uint64(m.Nodes), "max_rtt_us", uint64(m.MaxRTTMicros))
+	return nil
+}
+
+// clusterBids picks, among an order's eligible open bids, the cheapest set of Nodes whose pairwise published
+// round trips fit the bound, in rank order; nil when none fits yet.
+func (c *ctx) clusterBids(o *Order, bids []*Bid) []*Bid {
+	cl, ok := c.cluster(o.ID)
+	if !ok {
+		panic("ledger: cluster order without its cluster")
+	}
+	members := make([]match.Member, len(bids))
+	at := make(map[tx.Address]int, len(bids)) // lookups only, never iterated
+	for i, b := range bids {
+		members[i] = match.Member{Address: b.Provider, Price: b.Price}
+		at[b.Provider] = i
+	}
+	// A pair counts only when both sides measured it (one provider alone cannot claim to be near another), at
+	// the worse of the two.
+	measured := make([]map[tx.Address]uint32, len(bids)) // lookups only
+	for i, b := range bids {
+		if l, ok := c.latency(b.Provider); ok {
+			measured[i] = make(map[tx.Address]uint32, len(l.Samples))
+			for _, s := range l.Samples {
+				measured[i][s.Peer] = s.RTTMicros
+			}
+		}
+	}
+	var links []match.Link
+	for i, b := range bids {
+		l, ok := c.latency(b.Provider)
+		if !ok {
+			continue
+		}
+		for _, s := range l.Samples {
+			j, ok := at[s.Peer]
+			if !ok || j < i || measured[j] == nil {
+				continue
+			}
+			if back, ok := measured[j][b.Provider]; ok {
+				links = append(links, match.Link{A: i, B: j, RTTMicros: max(s.RTTMicros, back)})
+			}
+		}
+	}
+	res := match.Cluster(o.ID, int(cl.Nodes), cl.MaxRTTMicros, members, links, match.DefaultClusterBudget)
+	cl.SearchSteps += uint64(res.Steps)
+	c.setCluster(cl)
+	if res.Members == nil {
+		return nil
+	}
+	out := make([]*Bid, len(res.Members))
+	for k, i := range res.Members {
+		out[k] = bids[i]
+	}
+	return out
+}
+
+// clusterLeased records a cluster's members, in rank order.
+func (c *ctx) clusterLeased(o *Order, leases []uint64) {
+	cl, ok := c.cluster(o.ID)
+	if !ok {
+		return
+	}
+	cl.Leases, cl.State = leases, ClusterRunning
+	c.setCluster(cl)
+	c.emit("cluster.leased", "order_id", o.ID, "tenant", o.Tenant, "nodes", uint64(cl.Nodes), "master_lease", leases[0])
+}
+
+// clusterOrderEnded marks a cluster order that ended unleased.
+func (c *ctx) clusterOrderEnded(o *Order) {
+	if cl, ok := c.cluster(o.ID); ok && cl.State == ClusterLeasing {
+		cl.State = ClusterCancelled
+		c.setCluster(cl)
+	}
+}
+
+// memberEnded applies the failure policy when a member's lease ends otherwise than by completing, and marks
+// the cluster done when every member has completed.
+func (c *ctx) memberEnded(l *Lease) {
+	o, err := c.order(l.OrderID)
+	if err != nil || o.Nodes < 2 {
+		return
+	}
+	cl, ok := c.cluster(o.ID)
+	if !ok || cl.State != ClusterRunning {
+		return
+	}
+	if l.State != LeaseCompleted {
+		cl.State, cl.FailedLease = ClusterFailed, l.ID
+		c.setCluster(cl) // before closing the others: their ends find the cluster failed and stop here
+		reason := fmt.Sprintf("cluster member lease %d ended: %s", l.ID, l.CloseReason)
+		for _, id := range cl.Leases {
+			m, err := c.lease(id)
+			if err != nil || id == l.ID || m.State != LeasePending && m.State != LeaseActive {
+				continue
+			}
+			if err := c.endLease(m, c.timeMs, LeaseClosed, tx.Address{}, reason); err != nil {
+				panic("ledger: " + err.Error())
+			}
+		}
+		c.emit("cluster.failed", "order_id", o.ID, "tenant", o.Tenant, "lease_id", l.ID, "reason", l.CloseReason)
+		return
+	}
+	for _, id := range cl.Leases {
+		if m, err := c.lease(id); err != nil || m.State != LeaseCompleted {
+			return
+		}
+	}
+	cl.State = ClusterDone
+	c.setCluster(cl)
+	c.emit("cluster.done", "order_id", o.ID, "tenant", o.Tenant)
+}
+
+// ClusterView is a cluster with its members' leases and hosts, in rank order.
+type ClusterView struct {
+	Cluster
+	Members []ClusterMember `json:"members"`
+}
+
+// ClusterMember is one rank of a cluster.
+type ClusterMember struct {
+	Rank     int        `json:"rank"`
+	LeaseID  uint64     `json:"lease_id"`
+	Provider tx.Address `json:"provider"`
+	HostURI  string     `json:"host_uri"`
+	State    LeaseState `json:"state"`
+}
+
+func (c *ctx) clusterView(cl *Cluster) ClusterView {
+	v := ClusterView{Cluster: *cl, Members: []ClusterMember{}}
+	for r, id := range cl.Leases {
+		l, err := c.lease(id)
+		if err != nil {
+			continue
+		}
+		m := ClusterMember{Rank: r, LeaseID: id, Provider: l.Provider, State: l.State}
+		if p, ok := c.provider(l.Provider); ok {
+			m.HostURI = p.Info.HostURI
+		}
+		v.Members = append(v.Members, m)
+	}
+	return v
+}
