@@ -220,3 +220,15 @@ func (c *Client) Verification(ctx context.Context, orderID uint64) (ledger.Verif
 	var v ledger.VerificationView
 	return v, c.Query(ctx, ledger.QueryVerify, ledger.IDRequest{ID: orderID}, &v)
 }
+
+// Cluster reads a cluster order's members by rank.
+func (c *Client) Cluster(ctx context.Context, orderID uint64) (ledger.ClusterView, error) {
+	var v ledger.ClusterView
+	return v, c.Query(ctx, ledger.QueryCluster, ledger.IDRequest{ID: orderID}, &v)
+}
+
+// Latency reads a provider's published round trips.
+func (c *Client) Latency(ctx context.Context, provider tx.Address) (ledger.Latency, error) {
+	var l ledger.Latency
+	return l, c.Query(ctx, ledger.QueryLatency, ledger.AddressRequest{Address: provider}, &l)
+}

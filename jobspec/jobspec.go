@@ -23,8 +23,8 @@
 // memory included). See MinVRAMMiB for how vram is matched.
 //
 // verify.replicas above 1 runs the job on that many providers at once and pays them only if their results
-// agree (the ledger's redundant execution). cluster is parsed and checked but not served by the network yet: a
-// file that uses it is refused with an error saying so, rather than running without it.
+// agree (the ledger's redundant execution). cluster runs it on several providers at once as one job, with the
+// rendezvous environment torchrun expects.
 package jobspec
 
 import (
@@ -49,7 +49,7 @@ const (
 	MaxPorts               = 64
 	MaxInputs              = 64
 	MaxNameBytes           = 128
-	MaxClusterNodes        = 64
+	MaxClusterNodes        = 32
 	MaxVerifyReplicas      = 8
 	MaxDurationSec         = tx.MaxDurationSec
 	maxRTTLimit            = 10 * time.Second
@@ -77,8 +77,7 @@ type Job struct {
 	Duration  time.Duration // whole seconds, 1s..365 days
 	Price     Price
 	Placement Placement
-	// Cluster and Verify are nil when the file has no such block. Parse refuses a file that asks for a cluster:
-	// the network does not serve clusters yet.
+	// Cluster and Verify are nil when the file has no such block.
 	Cluster *Cluster
 	Verify  *Verify
 
@@ -124,16 +123,29 @@ type Placement struct {
 	MinReputationPPM uint32 // min_reputation × 1,000,000
 }
 
-// Cluster asks for several providers as one cluster (not served yet).
+// Cluster asks for several providers as one cluster, leased all at once, whose every pair has a published
+// round trip within MaxRTT (default DefaultMaxRTT). OnFailure is "close" (the only policy served).
 type Cluster struct {
-	Nodes  int
-	MaxRTT time.Duration
+	Nodes     int
+	MaxRTT    time.Duration
+	OnFailure string
 }
+
+// DefaultMaxRTT is a cluster's round-trip bound when the file gives none.
+const DefaultMaxRTT = 5 * time.Millisecond
 
 // Verify asks for the job to run on several providers at once and their results (output root and exit code)
 // compared by the ledger before anyone is paid. The job must be deterministic: same inputs, same output bytes.
 type Verify struct {
 	Replicas int
+}
+
+// Nodes is how many providers one cluster lease spans: cluster.nodes, or 1.
+func (j *Job) Nodes() uint32 {
+	if j.Cluster == nil || j.Cluster.Nodes < 1 {
+		return 1
+	}
+	return uint32(j.Cluster.Nodes)
 }
 
 // Replicas is how many providers run the job at once: verify.replicas, or 1.

@@ -27,7 +27,7 @@ var (
 	priceKeys     = []string{"max"}
 	placementKeys = []string{"regions", "providers", "verified", "min_reputation"}
 	providersKeys = []string{"deny"}
-	clusterKeys   = []string{"nodes", "max_rtt"}
+	clusterKeys   = []string{"nodes", "max_rtt", "on_failure"}
 	verifyKeys    = []string{"replicas"}
 )
 
@@ -660,7 +660,7 @@ func (p *parser) placement(v *yaml.Node, f string, j *Job) {
 }
 
 func (p *parser) cluster(v *yaml.Node, f string, j *Job) {
-	c := &Cluster{}
+	c := &Cluster{MaxRTT: DefaultMaxRTT, OnFailure: "close"}
 	p.mapping(v, f, clusterKeys, nil, "cluster: {nodes: 4, max_rtt: 5ms}", func(key string, v *yaml.Node, f string) {
 		switch key {
 		case "nodes":
@@ -687,6 +687,17 @@ func (p *parser) cluster(v *yaml.Node, f string, j *Job) {
 				p.errf(n, f, "%s is not a round-trip time between cluster nodes: give at most %s, e.g. 5ms", n.Value, maxRTTLimit)
 			default:
 				c.MaxRTT = d
+			}
+		case "on_failure":
+			n, ok := p.scalar(v, f, "on_failure: close")
+			switch {
+			case !ok:
+			case n.Value == "close":
+				c.OnFailure = n.Value
+			case n.Value == "restart":
+				p.errf(n, f, "restart is not served by this version of spare yet: use close (one member failing ends the cluster, with exact refunds)")
+			default:
+				p.errf(n, f, "%q: write close", n.Value)
 			}
 		}
 	})
@@ -801,9 +812,9 @@ func (p *parser) combinations(root *yaml.Node, j *Job) {
 		l, c := p.at("verify.replicas", root)
 		p.errAt(l, c, "verify.replicas", "%d replicas with ports: a service cannot be run twice and compared: remove verify (or ports)", j.Verify.Replicas)
 	}
-	if j.Cluster != nil {
-		l, c := p.at("cluster", root)
-		p.errAt(l, c, "cluster", "not supported by this version of spare yet: remove the cluster: block and run the job on one provider")
+	if j.Cluster != nil && j.Verify != nil && j.Verify.Replicas > 1 {
+		l, c := p.at("verify", root)
+		p.errAt(l, c, "verify", "a cluster cannot be replicated by this version of spare: remove verify (or cluster)")
 	}
 	// Inputs that land on the same path.
 	dst := map[string]int{}
@@ -823,7 +834,7 @@ func (p *parser) combinations(root *yaml.Node, j *Job) {
 			var dep uint64
 			dep, ok = deposit(perHour, uint64(j.Duration/time.Second))
 			// A replicated job escrows the deposit once per replica and once more for a referee run.
-			ok = ok && dep <= ^uint64(0)/uint64(j.Replicas()+1)
+			ok = ok && dep <= ^uint64(0)/uint64(j.Replicas()+1) && dep <= ^uint64(0)/uint64(j.Nodes())
 		}
 		if !ok {
 			l, c := p.at("price.max", root)

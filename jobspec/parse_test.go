@@ -217,6 +217,10 @@ func TestFieldForms(t *testing.T) {
 		}},
 		{"run: x\nverify: {}\n", func(j *Job) bool { return j.Verify != nil && j.Verify.Replicas == 1 && j.Replicas() == 1 }},
 		{"run: x\nverify: {replicas: 3}\n", func(j *Job) bool { return j.Replicas() == 3 }},
+		{"run: x\ncluster: {nodes: 3}\n", func(j *Job) bool {
+			return j.Nodes() == 3 && j.Cluster.MaxRTT == DefaultMaxRTT && j.Cluster.OnFailure == "close"
+		}},
+		{"run: x\ncluster: {nodes: 2, max_rtt: 800us, on_failure: close}\n", func(j *Job) bool { return j.Cluster.MaxRTT == 800*time.Microsecond }},
 		{"run: x\n", func(j *Job) bool { return j.Verify == nil && j.Replicas() == 1 }},
 		{"---\nrun: x\n", func(j *Job) bool { return j.Run == "x" }},
 		{"run: x\n...\n", func(j *Job) bool { return j.Run == "x" }},
@@ -404,12 +408,14 @@ func TestErrors(t *testing.T) {
 		{"run: x\nplacement: {min_reputation: -0.5}\n", 2, "placement.min_reputation", []string{"between 0 and 1"}},
 		{"run: x\nplacement: {min_reputation: 0.1234567}\n", 2, "placement.min_reputation", []string{"at most 6 decimals"}},
 		// cluster, verify
-		{"run: x\ncluster:\n  nodes: 4\n  max_rtt: 5ms\n", 2, "cluster", []string{"not supported by this version of spare yet", "remove the cluster: block"}},
+		{"run: x\ncluster: {nodes: 2, on_failure: restart}\n", 2, "cluster.on_failure", []string{"not served", "use close"}},
+		{"run: x\ncluster: {nodes: 2, on_failure: retry}\n", 2, "cluster.on_failure", []string{"write close"}},
+		{"run: x\ncluster: {nodes: 2}\nverify: {replicas: 2}\n", 3, "verify", []string{"cannot be replicated"}},
 		{"run: x\ncluster: {nodes: 1}\n", 2, "cluster.nodes", []string{"at least 2 nodes"}},
 		{"run: x\ncluster: {max_rtt: 5ms}\n", 2, "cluster.nodes", []string{"missing", "nodes: 4"}},
 		{"run: x\ncluster: {nodes: 2, max_rtt: 1h}\n", 2, "cluster.max_rtt", []string{"at most 10s"}},
 		{"run: x\ncluster: {nodes: 2, max_rtt: 5}\n", 2, "cluster.max_rtt", []string{"did you mean 5s?"}},
-		{"run: x\ncluster: {nodes: 100}\n", 2, "cluster.nodes", []string{"limit 64"}},
+		{"run: x\ncluster: {nodes: 100}\n", 2, "cluster.nodes", []string{"limit 32"}},
 		{"run: x\nverify: {replicas: 0}\n", 2, "verify.replicas", []string{"2 or more", "remove the verify: block"}},
 		{"run: x\nverify: {replicas: 100}\n", 2, "verify.replicas", []string{"limit 8"}},
 		{"run: x\nports: [8000]\nverify: {replicas: 2}\n", 3, "verify.replicas", []string{"with ports", "remove verify"}},

@@ -347,7 +347,7 @@ func TestSchemaAgreesWithParse(t *testing.T) {
 		"run: x\nresources: {cpu: 500m}\nprice: {max: 1500uspr}\n",
 		"run: x\nduration: 1h30m\nplacement: {min_reputation: 1, verified: false}\n",
 		"run: x\nenv: {A: 1, B: true, C: text}\nports: [80]\n",
-		"run: x\ncluster: {nodes: 2, max_rtt: 5ms}\nverify: {replicas: 2}\n", // Parse refuses the cluster as not served yet
+		"run: x\ncluster: {nodes: 2, max_rtt: 5ms}\nverify: {replicas: 2}\n", // Parse refuses replicating a cluster
 	}
 	for _, src := range good {
 		if errs := v.check(t, []byte(src)); len(errs) > 0 {

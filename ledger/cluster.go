@@ -20,7 +20,8 @@ import (
 // claim to be near another. Any other pair is too far.
 //
 // Failure (OnFailureClose): a member's lease that ends without completing — closed by either side, not
-// started in time, or closed by the auditors' down verdict — closes every other running member at once,
+// started in time, or closed by the auditors' down verdict — or completes with a non-zero exit code (a
+// crashed rank leaves the others waiting in their collectives) closes every other running member at once,
 // each billed to now by the ordinary rules, so refunds are exact.
 
 // LatencyIntervalBlocks is the least number of blocks between two PublishLatency of one provider.
@@ -250,10 +251,18 @@ func (c *ctx) memberEnded(l *Lease) {
 	if !ok || cl.State != ClusterRunning {
 		return
 	}
-	if l.State != LeaseCompleted {
+	why := l.CloseReason
+	if l.State == LeaseCompleted {
+		if b, ok := c.kv.Get(idKey(pReceipt, l.ID)); ok {
+			if rc := mustDecode(decReceipt(b)); rc.ExitCode != 0 {
+				why = fmt.Sprintf("its workload exited with code %d", rc.ExitCode)
+			}
+		}
+	}
+	if l.State != LeaseCompleted || why != l.CloseReason {
 		cl.State, cl.FailedLease = ClusterFailed, l.ID
 		c.setCluster(cl) // before closing the others: their ends find the cluster failed and stop here
-		reason := fmt.Sprintf("cluster member lease %d ended: %s", l.ID, l.CloseReason)
+		reason := fmt.Sprintf("cluster member lease %d ended: %s", l.ID, why)
 		for _, id := range cl.Leases {
 			m, err := c.lease(id)
 			if err != nil || id == l.ID || m.State != LeasePending && m.State != LeaseActive {
@@ -263,7 +272,7 @@ func (c *ctx) memberEnded(l *Lease) {
 				panic("ledger: " + err.Error())
 			}
 		}
-		c.emit("cluster.failed", "order_id", o.ID, "tenant", o.Tenant, "lease_id", l.ID, "reason", l.CloseReason)
+		c.emit("cluster.failed", "order_id", o.ID, "tenant", o.Tenant, "lease_id", l.ID, "reason", why)
 		return
 	}
 	for _, id := range cl.Leases {

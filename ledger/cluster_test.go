@@ -49,7 +49,7 @@ func clusterOrder(nodes uint32, maxRTT uint32, deposit uint64) *tx.CreateCluster
 // TestClusterOrder: the auction leases the cheapest set whose round trips fit, all at once and ranked cheapest
 // first; the far cheap provider is left out; one member failing closes the others with exact refunds.
 func TestClusterOrder(t *testing.T) {
-	for _, ending := range []string{"member closes", "all complete"} {
+	for _, ending := range []string{"member closes", "member crashes", "all complete"} {
 		t.Run(ending, func(t *testing.T) {
 			funded := map[string]uint64{"tenant": 1000 * USPR}
 			for i := 1; i <= 4; i++ {
@@ -93,9 +93,12 @@ func TestClusterOrder(t *testing.T) {
 			c.block(time.Second, starts...)
 			c.now = c.now.Add(10 * time.Minute)
 			tenant1 := c.balance("tenant")
-			if ending == "member closes" {
+			switch ending {
+			case "member closes":
 				c.do("p2", &tx.CloseLease{ID: v.Members[1].LeaseID, Reason: "gpu fell off the bus"})
-			} else {
+			case "member crashes":
+				c.completeWith("p2", v.Members[1].LeaseID, "partial", 137)
+			default:
 				for r, m := range v.Members {
 					c.completeWith(fmt.Sprintf("p%d", r+1), m.LeaseID, "out", 0)
 				}
@@ -112,12 +115,13 @@ func TestClusterOrder(t *testing.T) {
 				}
 				paid += l.Paid
 			}
-			if ending == "member closes" {
+			if ending != "all complete" {
 				if v.State != ClusterFailed || v.FailedLease != v.Members[1].LeaseID {
 					t.Fatalf("cluster: %+v", v)
 				}
-				if l := c.lease(v.Members[0].LeaseID); !strings.Contains(l.CloseReason, "gpu fell off the bus") {
-					t.Fatalf("rank 0 close reason %q", l.CloseReason)
+				want := map[string]string{"member closes": "gpu fell off the bus", "member crashes": "exited with code 137"}[ending]
+				if l := c.lease(v.Members[0].LeaseID); l.State != LeaseClosed || !strings.Contains(l.CloseReason, want) {
+					t.Fatalf("rank 0: %s, close reason %q", l.State, l.CloseReason)
 				}
 			} else if v.State != ClusterDone {
 				t.Fatalf("cluster: %+v", v)

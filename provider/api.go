@@ -25,7 +25,8 @@ import (
 // The tenant API. Every lease route is signed by the tenant's key (package reqsig) and authorized against the
 // lease: a tenant sees only its own leases (403 otherwise). Errors are JSON {"error", "code"}.
 //
-//	PUT  /leases/{id}/manifest   the job; its SHA-256 must equal the order's manifest hash
+//	PUT  /leases/{id}/manifest   the job; its SHA-256 must equal the order's manifest hash. A cluster member
+//	                             of rank > 0 needs ?master_port= (what rank 0's answer gave)
 //	GET  /leases/{id}/status     the lease as this provider sees it
 //	GET  /leases/{id}/logs       the workload's output; ?follow=1 streams until it ends
 //	GET  /leases/{id}/outputs    a tar of the output files (after the workload ended), with the receipt's root
@@ -44,6 +45,9 @@ type Status struct {
 	Receipt     *tx.Receipt     `json:"receipt,omitempty"`
 	OutputFiles []merkle.File   `json:"output_files,omitempty"`
 	Reason      string          `json:"reason,omitempty"`
+	// A cluster member's rank and the rendezvous port (rank 0 gives it; the tenant passes it to the others).
+	Rank       *int `json:"rank,omitempty"`
+	MasterPort int  `json:"master_port,omitempty"`
 }
 
 // ChallengeRequest and ChallengeResponse are the liveness challenge's wire format (package liveness).
@@ -107,7 +111,16 @@ func writeJSON(w http.ResponseWriter, v any) {
 }
 
 func (d *Daemon) putManifest(w http.ResponseWriter, r *http.Request, tenant tx.Address, id uint64, body []byte) {
-	l, err := d.AcceptManifest(r.Context(), tenant, id, body)
+	masterPort := 0
+	if q := r.URL.Query().Get("master_port"); q != "" {
+		p, err := strconv.Atoi(q)
+		if err != nil || p < 1 || p > 65535 {
+			reqsig.WriteError(w, http.StatusBadRequest, "bad_request", "master_port "+strconv.Quote(q)+": a port 1..65535")
+			return
+		}
+		masterPort = p
+	}
+	l, err := d.AcceptManifest(r.Context(), tenant, id, body, masterPort)
 	if err != nil {
 		d.log.Info("manifest refused", "lease", id, "err", err)
 		d.writeErr(w, err)
@@ -124,7 +137,7 @@ func (d *Daemon) lookup(tenant tx.Address, id uint64) (*LeaseRecord, error) {
 
 func (d *Daemon) status(l *LeaseRecord) Status {
 	return Status{LeaseID: l.LeaseID, State: l.State, Runtime: l.Runtime, GPUs: l.Reservation.GPUs, Result: l.Result,
-		Receipt: l.Receipt, OutputFiles: l.OutputFiles, Reason: l.EndReason}
+		Receipt: l.Receipt, OutputFiles: l.OutputFiles, Reason: l.EndReason, Rank: l.Rank, MasterPort: l.MasterPort}
 }
 
 func (d *Daemon) getStatus(w http.ResponseWriter, r *http.Request, tenant tx.Address, id uint64, _ []byte) {

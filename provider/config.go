@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -72,6 +73,27 @@ type Config struct {
 	// that device alone visible (e.g. ["/usr/bin/python3", "/opt/spare/torch_solver.py"]; protocol in package
 	// proof). Empty: the built-in CPU solver, which meets only a CPU's deadline.
 	ProofSolver []string `toml:"proof_solver"`
+	// ClusterPorts is the range, "FIRST-LAST", from which this provider gives the rendezvous port
+	// (MASTER_PORT) to a cluster job whose rank 0 it runs. Other members connect to it at the host of
+	// host_uri, so the range must be open to them.
+	ClusterPorts string `toml:"cluster_ports"`
+	// LatencyEvery is how often the daemon re-measures round trips to the other providers of its region and
+	// publishes them (sooner when new providers appear); cluster orders are placed on them.
+	LatencyEvery Duration `toml:"latency_every"`
+}
+
+// ClusterPortRange parses ClusterPorts.
+func (c *Config) ClusterPortRange() (first, last int, err error) {
+	a, b, ok := strings.Cut(c.ClusterPorts, "-")
+	if !ok {
+		b = a
+	}
+	first, err1 := strconv.Atoi(strings.TrimSpace(a))
+	last, err2 := strconv.Atoi(strings.TrimSpace(b))
+	if err1 != nil || err2 != nil || first < 1024 || last > 65535 || first > last {
+		return 0, 0, fmt.Errorf("cluster_ports %q: write FIRST-LAST, ports 1024..65535 (e.g. 29500-29599)", c.ClusterPorts)
+	}
+	return first, last, nil
 }
 
 // Prices is the pricing table, or an external script.
@@ -122,6 +144,7 @@ func DefaultConfig() Config {
 			ScriptTimeout: Duration{2 * time.Second}},
 		Limits: Limits{MaxLeases: 16, ManifestTimeout: Duration{2 * time.Minute}, WithdrawEvery: Duration{10 * time.Minute},
 			MaxLogBytes: 64 << 20},
+		ClusterPorts: "29500-29599", LatencyEvery: Duration{10 * time.Minute},
 	}
 }
 
@@ -199,6 +222,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.ManifestTimeout.Duration <= 0 || c.Limits.WithdrawEvery.Duration <= 0 {
 		return fmt.Errorf("limits.manifest_timeout and limits.withdraw_every must be positive")
+	}
+	if _, _, err := c.ClusterPortRange(); err != nil {
+		return err
+	}
+	if c.LatencyEvery.Duration < time.Second {
+		return fmt.Errorf("latency_every %s: at least 1s", c.LatencyEvery.Duration)
 	}
 	seen := map[string]bool{}
 	for i, g := range c.Hardware.GPUs {

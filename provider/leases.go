@@ -43,6 +43,7 @@ func (d *Daemon) spec(l *LeaseRecord, m *manifest.Manifest) runtime.Spec {
 			env = append(env, k+"="+v)
 		}
 	}
+	env = append(env, l.Rendezvous...) // after the job's own: a cluster's rendezvous cannot be overridden
 	s := runtime.Spec{LeaseID: l.LeaseID, Dir: dir, WorkDir: filepath.Join(dir, "work"), LogPath: filepath.Join(dir, "log"),
 		Env: env, GPUs: l.Reservation.GPUs, CPUMilli: l.Reservation.CPUMilli, MemoryBytes: l.Reservation.MemoryMiB << 20,
 		Timeout: time.Duration(l.DurationSec) * time.Second}
@@ -109,7 +110,9 @@ var (
 )
 
 // AcceptManifest checks body against the order's manifest hash, unpacks it and starts the workload.
-func (d *Daemon) AcceptManifest(ctx context.Context, tenant tx.Address, leaseID uint64, body []byte) (*LeaseRecord, error) {
+// A cluster member gets its rendezvous environment (see rendezvous); masterPort is rank 0's port, required from
+// the other ranks.
+func (d *Daemon) AcceptManifest(ctx context.Context, tenant tx.Address, leaseID uint64, body []byte, masterPort int) (*LeaseRecord, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	l, err := d.authorized(tenant, leaseID)
@@ -140,6 +143,14 @@ func (d *Daemon) AcceptManifest(ctx context.Context, tenant tx.Address, leaseID 
 	rtName := "process"
 	if m.Image != "" {
 		rtName = "docker"
+	}
+	if o.Nodes > 1 {
+		if rtName == "docker" {
+			return nil, fmt.Errorf("%w: cluster jobs run with the process runtime for now (their rendezvous port is the host's); drop image", ErrBadManifest)
+		}
+		if err := d.rendezvous(ctx, l, o.ID, masterPort); err != nil {
+			return nil, err
+		}
 	}
 	rt := d.runtimes[rtName]
 	if rt == nil {

@@ -237,8 +237,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.reconcile(ctx); err != nil {
 		return err
 	}
-	d.bg.Add(1)
+	d.bg.Add(2)
 	go func() { defer d.bg.Done(); d.housekeeping(ctx) }()
+	go func() { defer d.bg.Done(); d.publishLatency(ctx) }()
 	err = d.c.Follow(ctx, from+1, func(b client.Block) error {
 		for _, e := range b.Events {
 			if e.Code != 0 {

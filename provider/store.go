@@ -62,6 +62,11 @@ type LeaseRecord struct {
 	OutputFiles      []merkle.File   `json:"output_files,omitempty"`
 	Receipt          *tx.Receipt     `json:"receipt,omitempty"`
 	EndReason        string          `json:"end_reason,omitempty"`
+	// Rendezvous is a cluster member's environment (RANK, WORLD_SIZE, MASTER_ADDR, ...); MasterPort the port
+	// this provider gave as rank 0.
+	Rendezvous []string `json:"rendezvous,omitempty"`
+	Rank       *int     `json:"rank,omitempty"`
+	MasterPort int      `json:"master_port,omitempty"`
 }
 
 // Store is the daemon's bbolt database.

@@ -33,6 +33,15 @@ type Job struct {
 	// Replicas above 1 runs the job on that many providers at once and pays only the runs whose results agree
 	// (verify.replicas in a job file); Order.Deposit is then per run.
 	Replicas uint32
+	// Cluster, when set, leases that many providers at once as one job (cluster: in a job file); Order's
+	// resources and deposit are then per member.
+	Cluster *Cluster
+}
+
+// Cluster is a cluster job's shape.
+type Cluster struct {
+	Nodes        uint32
+	MaxRTTMicros uint32
 }
 
 // Event is one step of a deploy, for a progress display.
@@ -93,6 +102,8 @@ type Result struct {
 	Replicas uint32      `json:"replicas,omitempty"`
 	Verdict  string      `json:"verdict,omitempty"`
 	Runs     []RunResult `json:"runs,omitempty"`
+	// A cluster job: its state (done, failed) and every member by rank.
+	Members []MemberResult `json:"members,omitempty"`
 }
 
 // Deploy runs a job: CreateOrder with the deposit, wait for the auction's lease, send the manifest to the
@@ -116,6 +127,9 @@ func (t *Tenant) Deploy(ctx context.Context, job Job, o Options) (*Result, error
 	res := &Result{}
 	if job.Replicas > 1 {
 		return t.deployReplicated(ctx, job, o, res, emit)
+	}
+	if job.Cluster != nil {
+		return t.deployCluster(ctx, job, o, res, emit)
 	}
 	if o.Choose && job.Order.BidWindow < 2 {
 		job.Order.BidWindow = 3

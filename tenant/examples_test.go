@@ -31,7 +31,11 @@ func loadExample(t *testing.T, name string) tenant.Job {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tenant.Job{Manifest: raw, Order: j.Order(raw), Replicas: j.Replicas()}
+	job := tenant.Job{Manifest: raw, Order: j.Order(raw), Replicas: j.Replicas()}
+	if j.Cluster != nil {
+		job.Cluster = &tenant.Cluster{Nodes: j.Nodes(), MaxRTTMicros: uint32(j.Cluster.MaxRTT / time.Microsecond)}
+	}
+	return job
 }
 
 // TestExamplesOnDev deploys every example on `spare dev`: the CPU ones run and their outputs verify; the GPU one

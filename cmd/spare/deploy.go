@@ -30,7 +30,11 @@ func loadJob(path string) (*jobspec.Job, tenant.Job, error) {
 	if err != nil {
 		return nil, tenant.Job{}, err
 	}
-	return j, tenant.Job{Manifest: raw, Order: j.Order(raw), Replicas: j.Replicas()}, nil
+	job := tenant.Job{Manifest: raw, Order: j.Order(raw), Replicas: j.Replicas()}
+	if j.Cluster != nil {
+		job.Cluster = &tenant.Cluster{Nodes: j.Nodes(), MaxRTTMicros: uint32(j.Cluster.MaxRTT / time.Microsecond)}
+	}
+	return j, job, nil
 }
 
 func newDeployCmd(g *globals) *cobra.Command {
@@ -106,6 +110,18 @@ When nobody bids, the command says why, per constraint, and cancels the order.`,
 						}
 						fmt.Fprintf(w, "  lease %d %s %s: %s, paid %s%s\n", r.LeaseID, r.Provider, r.State, what, client.FormatAmount(r.Paid), role)
 					}
+				}
+				if len(res.Members) > 0 {
+					fmt.Fprintf(w, "cluster %s: %d members\n", res.State, len(res.Members))
+					for _, m := range res.Members {
+						code := "none"
+						if m.ExitCode != nil {
+							code = fmt.Sprint(*m.ExitCode)
+						}
+						fmt.Fprintf(w, "  rank %d lease %d %s %s (exit code %s), paid %s, outputs %s %s\n", m.Rank, m.LeaseID, m.Provider,
+							m.State, code, client.FormatAmount(m.Paid), m.OutputsPath, m.Reason)
+					}
+					return
 				}
 				if res.OutputsPath != "" {
 					fmt.Fprintf(w, "outputs: %d file(s) in %s (verified)\n", len(res.Outputs), res.OutputsPath)

@@ -1,0 +1,159 @@
+package tenant_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sparenet/spare/devnet"
+	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/tenant"
+)
+
+// devCluster runs `spare dev` with three providers and waits until each has published its round trips to the
+// two others (what cluster orders are placed on).
+func devCluster(t *testing.T) (*tenant.Tenant, devnet.Info) {
+	t.Helper()
+	tn, info := startDev(t, func(o *devnet.Options) { o.Providers = 3 })
+	ctx := context.Background()
+	deadline := time.Now().Add(60 * time.Second)
+	for _, p := range info.Providers {
+		for {
+			l, err := tn.Client().Latency(ctx, p.Address)
+			if err == nil && len(l.Samples) == len(info.Providers)-1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("provider %s has not published its round trips: %+v %v", p.Address, l, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	return tn, info
+}
+
+// exactCosts checks that every member was paid exactly price × billed time and refunded the rest.
+func exactCosts(t *testing.T, tn *tenant.Tenant, res *tenant.Result) {
+	t.Helper()
+	var cost uint64
+	for _, m := range res.Members {
+		l, err := tn.Client().Lease(context.Background(), m.LeaseID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := l.Price * (l.EndedMs - l.StartedMs) / 3_600_000; l.Paid != want || l.Paid+l.Refunded != l.Deposit || m.Paid != l.Paid {
+			t.Fatalf("rank %d: paid %d (want %d), refunded %d of %d", m.Rank, l.Paid, want, l.Refunded, l.Deposit)
+		}
+		cost += l.Paid
+	}
+	if res.Cost != cost {
+		t.Fatalf("result cost %d, members were paid %d", res.Cost, cost)
+	}
+}
+
+// TestClusterOnDev deploys examples/cluster.yaml on three dev providers: two are leased at once, each member gets
+// its rank and the rendezvous, rank 1 reaches rank 0 through MASTER_ADDR:MASTER_PORT, the logs merge with rank
+// prefixes, both members' outputs are fetched and verified, and each is paid exactly what it ran.
+func TestClusterOnDev(t *testing.T) {
+	tn, info := devCluster(t)
+	ctx := context.Background()
+	job := loadExample(t, "cluster.yaml")
+	if job.Cluster == nil || job.Cluster.Nodes != 2 || job.Cluster.MaxRTTMicros != 5000 {
+		t.Fatalf("examples/cluster.yaml: %+v", job.Cluster)
+	}
+	var logs bytes.Buffer
+	var stages []string
+	res, err := tn.Deploy(ctx, job, tenant.Options{Logs: &logs, OutputsDir: t.TempDir(), Progress: func(e tenant.Event) { stages = append(stages, e.Stage+": "+e.Detail) }})
+	if err != nil {
+		t.Fatalf("%v\n%s\n%s", err, strings.Join(stages, "\n"), logs.String())
+	}
+	if res.State != "done" || len(res.Members) != 2 || res.Members[0].Provider == res.Members[1].Provider {
+		t.Fatalf("result %+v\n%s\n%s", res, strings.Join(stages, "\n"), logs.String())
+	}
+	known := map[string]bool{}
+	for _, p := range info.Providers {
+		known[p.Address.String()] = true
+	}
+	for _, m := range res.Members {
+		if !known[m.Provider.String()] || m.ExitCode == nil || *m.ExitCode != 0 {
+			t.Fatalf("member %+v", m)
+		}
+	}
+	for _, want := range []string{"[rank 0] rank 0 of 2; rendezvous 127.0.0.1:", "[rank 1] rank 1 of 2", "[rank 0] rank 0 got: hello from rank 1 of 2", "[rank 1] rank 1 got: welcome, 1"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Fatalf("logs lack %q:\n%s", want, logs.String())
+		}
+	}
+	got, err := os.ReadFile(filepath.Join(res.Members[0].OutputsPath, "out", "messages.txt"))
+	if err != nil || string(got) != "hello from rank 1 of 2\n" {
+		t.Fatalf("rank 0 outputs %q %v", got, err)
+	}
+	got, err = os.ReadFile(filepath.Join(res.Members[1].OutputsPath, "out", "answer.txt"))
+	if err != nil || string(got) != "welcome, 1\n" {
+		t.Fatalf("rank 1 outputs %q %v", got, err)
+	}
+	exactCosts(t, tn, res)
+}
+
+// TestClusterMemberFailure: rank 1's workload is killed mid-run; its lease ends with exit code 137, the ledger
+// closes rank 0's lease at that moment (on_failure: close), its provider stops the workload, and both are paid
+// exactly what they ran, the rest refunded.
+func TestClusterMemberFailure(t *testing.T) {
+	tn, _ := devCluster(t)
+	ctx := context.Background()
+	job := cpuJob(t, `if [ "$RANK" = 1 ]; then sleep 1; echo rank 1 dies; kill -9 $$; fi; echo rank 0 waits; sleep 60`, 10*ledger.USPR, ledger.USPR)
+	job.Cluster = &tenant.Cluster{Nodes: 2, MaxRTTMicros: 5000}
+	var logs bytes.Buffer
+	t0 := time.Now()
+	res, err := tn.Deploy(ctx, job, tenant.Options{Logs: &logs, OutputsDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, logs.String())
+	}
+	if res.State != "failed" || len(res.Members) != 2 || time.Since(t0) > 40*time.Second {
+		t.Fatalf("result %+v after %s\n%s", res, time.Since(t0), logs.String())
+	}
+	if m := res.Members[1]; m.State != "completed" || m.ExitCode == nil || *m.ExitCode != 137 {
+		t.Fatalf("rank 1: %+v", m)
+	}
+	if m := res.Members[0]; m.State != "closed" || !strings.Contains(m.Reason, "exited with code 137") {
+		t.Fatalf("rank 0: %+v", m)
+	}
+	if !strings.Contains(logs.String(), "[rank 1] rank 1 dies") || !strings.Contains(logs.String(), "[rank 0] rank 0 waits") {
+		t.Fatalf("logs:\n%s", logs.String())
+	}
+	exactCosts(t, tn, res)
+}
+
+// TestDDPOnDev runs examples/ddp.yaml: a real torch.distributed rendezvous (gloo, env://) across two members,
+// all_reduce summing 1 + 2 on both.
+func TestDDPOnDev(t *testing.T) {
+	if out, err := exec.Command("/usr/bin/python3", "-c", "import torch").CombinedOutput(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI needs PyTorch for /usr/bin/python3 (apt-get install -y python3-torch): %s", out)
+		}
+		t.Skipf("no PyTorch for /usr/bin/python3: %s", bytes.TrimSpace(out))
+	}
+	tn, _ := devCluster(t)
+	var logs bytes.Buffer
+	res, err := tn.Deploy(context.Background(), loadExample(t, "ddp.yaml"), tenant.Options{Logs: &logs, OutputsDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, logs.String())
+	}
+	if res.State != "done" || len(res.Members) != 2 {
+		t.Fatalf("result %+v\nlogs:\n%s", res, logs.String())
+	}
+	for _, m := range res.Members {
+		got, err := os.ReadFile(filepath.Join(m.OutputsPath, "out", "allreduce.txt"))
+		if err != nil || string(got) != "3\n" {
+			t.Fatalf("rank %d all_reduce %q %v\n%s", m.Rank, got, err, logs.String())
+		}
+	}
+	if !strings.Contains(logs.String(), "[rank 1] rank 1 of 2: all_reduce sum = 3") {
+		t.Fatalf("logs:\n%s", logs.String())
+	}
+}
