@@ -130,7 +130,7 @@ func TestNoOffersExplained(t *testing.T) {
 	job.Order.ManifestHash = manifest.Hash(job.Manifest)
 	before, _ := tn.Client().Account(ctx, tn.Address())
 	_, err := tn.Deploy(ctx, job, tenant.Options{NoBidTimeout: 2 * time.Second})
-	if !errors.Is(err, tenant.ErrNoOffers) || !strings.Contains(err.Error(), "1 provider: 1 lack") {
+	if !errors.Is(err, tenant.ErrNoOffers) || !strings.Contains(err.Error(), "1 provider: 1 lack a GPU of the model asked for ("+info.Provider.String()+")") {
 		t.Fatalf("err = %v", err)
 	}
 	after, _ := tn.Client().Account(ctx, tn.Address())

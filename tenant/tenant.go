@@ -108,9 +108,10 @@ func (t *Tenant) call(ctx context.Context, provider tx.Address, method, path str
 
 // Explanation says why no provider serves an order: how many providers each constraint excluded.
 type Explanation struct {
-	Providers int            `json:"providers"`
-	Excluded  map[string]int `json:"excluded"` // reason -> count
-	Feasible  int            `json:"feasible"` // providers that satisfy everything the ledger can check
+	Providers int                     `json:"providers"`
+	Excluded  map[string]int          `json:"excluded"` // reason -> count
+	Who       map[string][]tx.Address `json:"who"`      // reason -> the providers it excluded
+	Feasible  int                     `json:"feasible"` // providers that satisfy everything the ledger can check
 }
 
 var reasonText = map[string]string{
@@ -129,7 +130,8 @@ var reasonText = map[string]string{
 	string(match.ReasonUnderBonded): "have too little stake bonded",
 }
 
-// String renders e.g. "14 providers: 9 lack the GPU model, 3 are outside your regions, 2 are jailed".
+// String renders e.g. "14 providers: 9 lack the GPU model, 3 are outside your regions, 2 are jailed (spare1…,
+// spare1…)": a reason that excluded at most three providers names them.
 func (e Explanation) String() string {
 	if e.Providers == 0 {
 		return "no providers are registered on this network"
@@ -147,7 +149,15 @@ func (e Explanation) String() string {
 	})
 	var out []string
 	for _, p := range parts {
-		out = append(out, fmt.Sprintf("%d %s", p.n, reasonText[p.k]))
+		part := fmt.Sprintf("%d %s", p.n, reasonText[p.k])
+		if who := e.Who[p.k]; len(who) > 0 && len(who) <= 3 {
+			names := make([]string, len(who))
+			for i, a := range who {
+				names[i] = a.String()
+			}
+			part += " (" + strings.Join(names, ", ") + ")"
+		}
+		out = append(out, part)
 	}
 	if e.Feasible > 0 {
 		out = append(out, fmt.Sprintf("%d could serve it but did not bid (busy, or their price is above your maximum)", e.Feasible))
@@ -161,7 +171,7 @@ func (e Explanation) String() string {
 
 // Explain checks every registered provider against the order with the ledger's own feasibility function.
 func (t *Tenant) Explain(ctx context.Context, r tx.Resources, c tx.Constraints) (Explanation, error) {
-	e := Explanation{Excluded: map[string]int{}}
+	e := Explanation{Excluded: map[string]int{}, Who: map[string][]tx.Address{}}
 	params, err := t.c.Params(ctx)
 	if err != nil {
 		return e, err
@@ -177,6 +187,7 @@ func (t *Tenant) Explain(ctx context.Context, r tx.Resources, c tx.Constraints) 
 			mp := ledger.MatchProvider(&p.Provider, params)
 			if reason := match.Feasible(&o, &mp); reason != match.ReasonOK {
 				e.Excluded[string(reason)]++
+				e.Who[string(reason)] = append(e.Who[string(reason)], p.Owner)
 			} else {
 				e.Feasible++
 			}

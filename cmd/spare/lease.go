@@ -148,11 +148,14 @@ func newStatusCmd(g *globals) *cobra.Command {
 
 func newLogsCmd(g *globals) *cobra.Command {
 	var from string
-	var follow bool
+	var follow, member bool
 	cmd := &cobra.Command{
 		Use:   "logs LEASE",
-		Short: "Print a lease's workload output (-f follows until it ends)",
-		Args:  cobra.ExactArgs(1),
+		Short: "Print a lease's workload output (-f follows until it ends); a cluster member's shows every rank's",
+		Long: `Print a lease's workload output; -f follows it until the workload ends. For a member of a cluster
+order, every member's output is merged, each line prefixed with "[rank N] " (--member shows this
+lease's alone).`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseLeaseArg(args[0])
 			if err != nil {
@@ -162,9 +165,17 @@ func newLogsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if !member {
+				if l, err := t.Client().Lease(cmd.Context(), id); err == nil {
+					if _, err := t.Client().Cluster(cmd.Context(), l.OrderID); err == nil {
+						return t.StreamClusterLogs(cmd.Context(), l.OrderID, follow, g.out)
+					}
+				}
+			}
 			return t.StreamLogs(cmd.Context(), id, follow, g.out)
 		},
 	}
+	cmd.Flags().BoolVar(&member, "member", false, "for a cluster member: this lease's output only, not every rank's")
 	addFrom(cmd, &from)
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep streaming until the workload ends")
 	return cmd
