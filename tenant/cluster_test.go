@@ -3,6 +3,8 @@ package tenant_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,9 +19,9 @@ import (
 
 // devCluster runs `spare dev` with three providers and waits until each has published its round trips to the
 // two others (what cluster orders are placed on).
-func devCluster(t *testing.T) (*tenant.Tenant, devnet.Info) {
+func devCluster(t *testing.T, adjust ...func(*devnet.Options)) (*tenant.Tenant, devnet.Info) {
 	t.Helper()
-	tn, info := startDev(t, func(o *devnet.Options) { o.Providers = 3 })
+	tn, info := startDev(t, append(adjust, func(o *devnet.Options) { o.Providers = 3 })...)
 	ctx := context.Background()
 	deadline := time.Now().Add(60 * time.Second)
 	for _, p := range info.Providers {
@@ -60,7 +62,7 @@ func exactCosts(t *testing.T, tn *tenant.Tenant, res *tenant.Result) {
 // its rank and the rendezvous, rank 1 reaches rank 0 through MASTER_ADDR:MASTER_PORT, the logs merge with rank
 // prefixes, both members' outputs are fetched and verified, and each is paid exactly what it ran.
 func TestClusterOnDev(t *testing.T) {
-	tn, info := devCluster(t)
+	tn, info := devCluster(t, func(o *devnet.Options) { o.Explorer = "127.0.0.1:0" })
 	ctx := context.Background()
 	job := loadExample(t, "cluster.yaml")
 	if job.Cluster == nil || job.Cluster.Nodes != 2 || job.Cluster.MaxRTTMicros != 5000 {
@@ -98,6 +100,19 @@ func TestClusterOnDev(t *testing.T) {
 		t.Fatalf("rank 1 outputs %q %v", got, err)
 	}
 	exactCosts(t, tn, res)
+
+	// The explorer shows each provider's published round trips.
+	resp, err := http.Get(info.Explorer + "/api/providers/" + info.Providers[0].Address.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var page struct {
+		Latency *ledger.Latency `json:"latency"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil || page.Latency == nil || len(page.Latency.Samples) != 2 {
+		t.Fatalf("explorer provider page latency: %+v %v", page.Latency, err)
+	}
 }
 
 // TestClusterMemberFailure: rank 1's workload is killed mid-run; its lease ends with exit code 137, the ledger

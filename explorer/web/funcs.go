@@ -84,6 +84,7 @@ var funcs = template.FuncMap{
 	"sortKeys": func(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) },
 	"add":      func(a, b int) int { return a + b },
 	"gops":     func(v uint64) float64 { return float64(v) / 1e9 },
+	"rttms":    func(us uint32) string { return strconv.FormatFloat(float64(us)/1000, 'f', 2, 64) },
 	"plus":     func(a, b int64) int64 { return a + b },
 	"deref": func(p *int64) int64 {
 		if p == nil {

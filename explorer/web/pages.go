@@ -227,6 +227,7 @@ func (s *Server) loadProviders(r *http.Request) (any, error) {
 type ProviderView struct {
 	index.Provider
 	Balance       *uint64                   `json:"balance,omitempty"` // live from the node
+	Latency       *ledger.Latency           `json:"latency,omitempty"` // its published round trips, live from the node
 	Leases        index.List[index.Lease]   `json:"leases"`
 	Payments      index.List[index.Payment] `json:"payments"`
 	Bids          index.List[index.Bid]     `json:"bids"`
@@ -248,7 +249,7 @@ func (s *Server) loadProvider(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := ProviderView{Provider: p, Balance: s.balance(ctx, addr)}
+	v := ProviderView{Provider: p, Balance: s.balance(ctx, addr), Latency: s.latency(ctx, addr)}
 	if v.Leases, err = s.db.Leases(ctx, index.ObjectFilter{Provider: addr}, index.Page{Limit: 20}); err != nil {
 		return nil, err
 	}
@@ -270,6 +271,24 @@ func (s *Server) loadProvider(r *http.Request) (any, error) {
 	}
 	v.EarningsChart = svg.BarChart(bars, svg.Options{Title: "Earnings over time (net of the network's take)", YLabel: "SPR"})
 	return v, nil
+}
+
+// latency reads a provider's published round trips from the node (nil without a node or a publication).
+func (s *Server) latency(ctx context.Context, addr string) *ledger.Latency {
+	if s.c == nil {
+		return nil
+	}
+	pa, err := tx.ParseAddress(addr)
+	if err != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	l, err := s.c.Latency(ctx, pa)
+	if err != nil {
+		return nil
+	}
+	return &l
 }
 
 func (s *Server) balance(ctx context.Context, addr string) *uint64 {
