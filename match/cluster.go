@@ -3,6 +3,7 @@ package match
 import (
 	"cmp"
 	"slices"
+	"strings"
 
 	"github.com/sparenet/spare/ledger/tx"
 )
@@ -40,8 +41,8 @@ const DefaultClusterBudget = 200_000
 // price (branch and bound). Each level keeps the candidates compatible with all chosen so far, as a sorted
 // list; a branch is cut when the chosen prices plus the cheapest prices still compatible cannot beat the best
 // set found. Because candidates are tried cheapest first, the first complete set is usually the optimum and
-// the bound then ends the search after few steps. Cost: O(L + V log V) to build and reduce the graph (V
-// candidates, L links), then O(steps × d) for the search, d the largest degree; steps are bounded by budget
+// the bound then ends the search after few steps. Cost: O(L log d + V log V) to build and reduce the graph (V
+// candidates, L links, d the largest degree), then O(steps × d log V) for the search; steps are bounded by budget
 // (0 = DefaultClusterBudget), after which the best set found so far is returned with Exact false. The
 // worst case of an exact search is exponential (minimum-weight clique is NP-hard); sparse latency graphs,
 // where each provider measures a bounded number of peers, keep it small in practice (BENCHMARKS.md).
@@ -61,32 +62,61 @@ func Cluster(orderID uint64, n int, maxRTT uint32, cands []Member, links []Link,
 		}
 		return ClusterResult{Members: []int{best}, Price: cands[best].Price, Steps: len(cands), Exact: true}
 	}
-	// Compatibility graph within the bound; a pair measured several times counts at its worst.
-	norm := make([]Link, 0, len(links))
-	for _, l := range links {
-		if l.A == l.B || l.A < 0 || l.B < 0 || l.A >= len(cands) || l.B >= len(cands) {
-			continue
-		}
-		norm = append(norm, Link{min(l.A, l.B), max(l.A, l.B), l.RTTMicros})
+	// Compatibility graph within the bound; a pair measured several times counts at its worst. Links are
+	// grouped by their smaller end (a counting pass, no global sort), then each group is sorted on its own.
+	type half struct {
+		b   int
+		rtt uint32
 	}
-	slices.SortFunc(norm, func(x, y Link) int {
-		if c := cmp.Compare(x.A, y.A); c != 0 {
-			return c
+	count := make([]int, len(cands)+1)
+	for _, l := range links {
+		if l.A != l.B && l.A >= 0 && l.B >= 0 && l.A < len(cands) && l.B < len(cands) {
+			count[min(l.A, l.B)+1]++
 		}
-		if c := cmp.Compare(x.B, y.B); c != 0 {
-			return c
+	}
+	for i := 1; i < len(count); i++ {
+		count[i] += count[i-1]
+	}
+	halves := make([]half, count[len(cands)])
+	fill := slices.Clone(count[:len(cands)])
+	for _, l := range links {
+		if l.A != l.B && l.A >= 0 && l.B >= 0 && l.A < len(cands) && l.B < len(cands) {
+			a := min(l.A, l.B)
+			halves[fill[a]] = half{max(l.A, l.B), l.RTTMicros}
+			fill[a]++
 		}
-		return cmp.Compare(y.RTTMicros, x.RTTMicros) // worst first
-	})
+	}
+	edges := make([][2]int, 0, len(halves))
+	deg0 := make([]int, len(cands))
+	for a := range cands {
+		group := halves[count[a]:count[a+1]]
+		slices.SortFunc(group, func(x, y half) int {
+			if c := cmp.Compare(x.b, y.b); c != 0 {
+				return c
+			}
+			return cmp.Compare(y.rtt, x.rtt) // worst first
+		})
+		for i, h := range group {
+			if i > 0 && group[i-1].b == h.b {
+				continue // the worst measurement of the pair came first
+			}
+			if h.rtt <= maxRTT {
+				edges = append(edges, [2]int{a, h.b})
+				deg0[a]++
+				deg0[h.b]++
+			}
+		}
+	}
+	// Adjacency lists carved from one array (no per-list growth).
 	adj := make([][]int, len(cands))
-	for i, l := range norm {
-		if i > 0 && norm[i-1].A == l.A && norm[i-1].B == l.B {
-			continue // the worst measurement of the pair came first
-		}
-		if l.RTTMicros <= maxRTT {
-			adj[l.A] = append(adj[l.A], l.B)
-			adj[l.B] = append(adj[l.B], l.A)
-		}
+	store := make([]int, 2*len(edges))
+	for i, off := 0, 0; i < len(cands); i++ {
+		adj[i] = store[off : off : off+deg0[i]]
+		off += deg0[i]
+	}
+	for _, e := range edges {
+		adj[e[0]] = append(adj[e[0]], e[1])
+		adj[e[1]] = append(adj[e[1]], e[0])
 	}
 	// (n−1)-core.
 	deg := make([]int, len(cands))
@@ -121,14 +151,18 @@ func Cluster(orderID uint64, n int, maxRTT uint32, cands []Member, links []Link,
 	if len(order) < n {
 		return ClusterResult{Steps: len(cands), Exact: true}
 	}
+	tie := make([]uint64, len(cands)) // TieBreak once per survivor, not per comparison
+	for _, i := range order {
+		tie[i] = TieBreak(orderID, cands[i].Address)
+	}
 	slices.SortFunc(order, func(a, b int) int {
-		if less(orderID, cands, a, b) {
-			return -1
+		if c := cmp.Compare(cands[a].Price, cands[b].Price); c != 0 {
+			return c
 		}
-		if less(orderID, cands, b, a) {
-			return 1
+		if c := cmp.Compare(tie[a], tie[b]); c != 0 {
+			return c
 		}
-		return 0
+		return strings.Compare(string(cands[a].Address[:]), string(cands[b].Address[:]))
 	})
 	rank := make([]int, len(cands))
 	for r, i := range order {
@@ -136,16 +170,19 @@ func Cluster(orderID uint64, n int, maxRTT uint32, cands []Member, links []Link,
 	}
 	price := make([]uint64, len(order))
 	nbr := make([][]int, len(order))
+	nstore := make([]int, 0, 2*len(edges))
 	for r, i := range order {
 		price[r] = cands[i].Price
+		start := len(nstore)
 		for _, u := range adj[i] {
 			if alive[u] {
-				nbr[r] = append(nbr[r], rank[u])
+				nstore = append(nstore, rank[u])
 			}
 		}
+		nbr[r] = nstore[start:len(nstore):len(nstore)]
 		slices.Sort(nbr[r])
 	}
-	s := &search{n: n, price: price, nbr: nbr, budget: budget, bestPrice: ^uint64(0)}
+	s := &search{n: n, price: price, nbr: nbr, budget: budget, bestPrice: ^uint64(0), bufs: make([][]int, n)}
 	all := make([]int, len(order))
 	for r := range all {
 		all[r] = r
@@ -174,6 +211,7 @@ func less(orderID uint64, cands []Member, a, b int) bool {
 }
 
 type search struct {
+	bufs      [][]int // one candidate list per depth, reused
 	n         int
 	price     []uint64
 	nbr       [][]int
@@ -206,7 +244,8 @@ func (s *search) dfs(cand, chosen []int, sum uint64) {
 			return // every later k has a bound at least as large
 		}
 		v := cand[k]
-		next := intersect(cand[k+1:], s.nbr[v])
+		next := intersect(s.bufs[len(chosen)][:0], cand[k+1:], s.nbr[v])
+		s.bufs[len(chosen)] = next
 		if len(next) < need-1 {
 			continue
 		}
@@ -214,9 +253,27 @@ func (s *search) dfs(cand, chosen []int, sum uint64) {
 	}
 }
 
-// intersect returns the ranks in both sorted lists.
-func intersect(a, b []int) []int {
-	out := make([]int, 0, min(len(a), len(b)))
+// intersect appends to out the ranks in both sorted lists: a merge, or, when one list is far longer (the first
+// level's candidates against a neighbour list), a binary search of each short-list entry in the long one.
+func intersect(out, a, b []int) []int {
+	if len(a) < len(b) {
+		a, b = b, a
+	}
+	if len(a) > 16*len(b) {
+		lo := 0
+		for _, x := range b {
+			i, found := slices.BinarySearch(a[lo:], x)
+			lo += i
+			if found {
+				out = append(out, x)
+				lo++
+			}
+			if lo >= len(a) {
+				break
+			}
+		}
+		return out
+	}
 	for i, j := 0, 0; i < len(a) && j < len(b); {
 		switch {
 		case a[i] < b[j]:

@@ -106,12 +106,14 @@ func withinMax(o *Order, price uint64) bool {
 // offer that prices that model above 0; and one for CPU-only orders, holding every offer with CPUHour > 0. Each
 // bucket is sorted by unit price, then address bytes, then offer index (a stable key: the order within a price
 // does not affect results), and is also split, in the same order, into one list per exact region string, so an
-// order restricted to regions reads only their lists. Build cost: O(E log E) time and O(E) memory (two entries
-// of 16 bytes per element), E = the number of (offer, priced model) pairs plus the CPU sellers, i.e. about
-// N × (models per offer + 1) for N offers; with 10,000 offers it is a few milliseconds (BENCHMARKS.md).
+// order restricted to regions reads only their lists. Each list records the most GPUs of its model, GPU memory,
+// CPU, memory and disk any of its providers has, so an order asking for more skips it. Build cost: O(E log E) time
+// and O(E) memory (two entries of 16 bytes per element), E = the number of (offer, priced model) pairs plus the
+// CPU sellers, i.e. about N × (models per offer + 1) for N offers; 5–10 ms for 10,000 offers on a 2-core machine
+// (BENCHMARKS.md).
 //
-// An Index keeps the offers slice it was built from; neither the slice nor the offers (prices, hardware,
-// standing) may change while it is used. It is immutable, so Match may be called concurrently.
+// An Index keeps the offers slice it was built from; neither the slice nor the offers (prices, hardware, standing)
+// may change while it is used. It is immutable, so Match may be called concurrently.
 type Index struct {
 	offers []Offer
 	models []string // sorted; gpu[i] is models[i]'s bucket
@@ -120,9 +122,17 @@ type Index struct {
 }
 
 type bucket struct {
-	all      []entry
-	regions  []string  // distinct exact region strings, sorted
-	byRegion [][]entry // byRegion[i]: the entries whose provider is in regions[i], in bucket order
+	all      list
+	regions  []string // distinct exact region strings, sorted
+	byRegion []list   // byRegion[i]: the entries whose provider is in regions[i], in bucket order
+}
+
+// list is a run of entries in bucket order and the most any of their providers has: an order asking for more
+// fails a stage (or, for GPUs, cannot be priced) at every one of them, so the list is not read.
+type list struct {
+	es                            []entry
+	maxGPUs, maxVRAM              uint64 // of the bucket's model (GPU buckets)
+	maxCPU, maxMemory, maxDiskMiB uint64
 }
 
 type entry struct {
@@ -156,13 +166,13 @@ func NewIndex(offers []Offer) *Index {
 		for j := range es {
 			es[j].model = int32(i)
 		}
-		x.gpu[i] = x.newBucket(es)
+		x.gpu[i] = x.newBucket(es, m)
 	}
-	x.cpu = x.newBucket(cpu)
+	x.cpu = x.newBucket(cpu, "")
 	return x
 }
 
-func (x *Index) newBucket(es []entry) bucket {
+func (x *Index) newBucket(es []entry, model string) bucket {
 	slices.SortFunc(es, func(a, b entry) int {
 		if c := cmp.Compare(a.unit, b.unit); c != 0 {
 			return c
@@ -172,7 +182,7 @@ func (x *Index) newBucket(es []entry) bucket {
 		}
 		return cmp.Compare(a.idx, b.idx)
 	})
-	b := bucket{all: es}
+	b := bucket{}
 	pos := map[string]int{}
 	for _, e := range es {
 		r := x.offers[e.idx].Provider.Region
@@ -185,50 +195,78 @@ func (x *Index) newBucket(es []entry) bucket {
 	for i, r := range b.regions {
 		pos[r] = i
 	}
-	b.byRegion = make([][]entry, len(b.regions))
+	b.byRegion = make([]list, len(b.regions))
 	for _, e := range es {
-		i := pos[x.offers[e.idx].Provider.Region]
-		b.byRegion[i] = append(b.byRegion[i], e)
+		p := &x.offers[e.idx].Provider
+		b.all.add(e, p, model)
+		b.byRegion[pos[p.Region]].add(e, p, model)
 	}
 	return b
 }
 
+func (l *list) add(e entry, p *Provider, model string) {
+	l.es = append(l.es, e)
+	var gpus, vram uint64
+	if model != "" {
+		for _, g := range p.Hardware.GPUs {
+			if strings.EqualFold(g.Model, model) {
+				gpus += uint64(g.Count)
+				vram = max(vram, g.VRAMMiB)
+			}
+		}
+	}
+	l.maxGPUs, l.maxVRAM = max(l.maxGPUs, gpus), max(l.maxVRAM, vram)
+	l.maxCPU, l.maxMemory = max(l.maxCPU, p.Hardware.CPUMilli), max(l.maxMemory, p.Hardware.MemoryMiB)
+	l.maxDiskMiB = max(l.maxDiskMiB, p.Hardware.DiskMiB)
+}
+
+// serves: some provider of the list may serve the order (a necessary condition only).
+func (l *list) serves(o *Order) bool {
+	r := &o.Resources
+	if len(l.es) == 0 || r.CPUMilli > l.maxCPU || r.MemoryMiB > l.maxMemory || r.DiskMiB > l.maxDiskMiB {
+		return false
+	}
+	return r.GPUCount == 0 || uint64(r.GPUCount) <= l.maxGPUs && r.GPUMinVRAMMiB <= l.maxVRAM
+}
+
 // lists appends the bucket's lists an order reads: every region list the order's regions allow (compared
-// case-insensitively, as in the region stage), or the whole bucket when it names no region.
+// case-insensitively, as in the region stage), or the whole bucket when it names no region; less any list none
+// of whose providers has the hardware the order asks for.
 func (b *bucket) lists(o *Order, out [][]entry) [][]entry {
 	if len(o.Constraints.Regions) == 0 {
-		if len(b.all) > 0 {
-			out = append(out, b.all)
+		if b.all.serves(o) {
+			out = append(out, b.all.es)
 		}
 		return out
 	}
 	for i, r := range b.regions {
-		if containsFold(o.Constraints.Regions, r) {
-			out = append(out, b.byRegion[i])
+		if containsFold(o.Constraints.Regions, r) && b.byRegion[i].serves(o) {
+			out = append(out, b.byRegion[i].es)
 		}
 	}
 	return out
 }
 
 // Match returns the k cheapest providers for the order (every one when k ≤ 0): those that pass every stage
-// (Stages, standing included), that PriceFor prices, within MaxPricePerHour when it is set; ordered by price,
-// then TieBreak(o.ID, address), then address bytes, then offer index. The result equals NaiveMatch's.
+// (Stages, standing included), that PriceFor prices, within MaxPricePerHour when it is set; ordered by price, then
+// TieBreak(o.ID, address), then address bytes, then offer index. The result equals NaiveMatch's.
 //
 // Algorithm: the order reads the lists of the buckets it can be priced in: for a GPU order, the buckets of the
-// models it allows (all models when it names none); for a CPU-only order, the CPU bucket; within each, the
-// lists of the regions it allows, or the whole bucket. It merges them in ascending unit price (a heap of
-// cursors). Because an order's price is the unit price times a factor fixed by the order (its GPU count, or its
-// cores), ascending unit price is ascending price. An entry of a GPU bucket counts only when its model is the
-// one PriceFor prices the provider in (the least qualifying unit price, then model name), so each provider
-// counts once, at its price; the stages then decide. The scan stops at the first entry whose price overflows,
-// exceeds MaxPricePerHour, or exceeds the k-th feasible price found: entries of equal price are still read,
-// since TieBreak may rank them first. The feasible ones are then sorted and cut to k.
+// models it allows (all models when it names none); for a CPU-only order, the CPU bucket; within each, the lists
+// of the regions it allows, or the whole bucket; less the lists whose largest machine is too small. It merges them
+// in ascending unit price (a heap of cursors). Because an order's price is the unit price times a factor fixed by
+// the order (its GPU count, or its cores), ascending unit price is ascending price. An entry of a GPU bucket
+// counts only when its model is the one PriceFor prices the provider in (the least qualifying unit price, then
+// model name), so each provider counts once, at its price; the stages then decide. The scan stops at the first
+// entry whose price overflows, exceeds MaxPricePerHour, or exceeds the k-th feasible price found: entries of equal
+// price are still read, since TieBreak may rank them first. The feasible ones are then sorted and cut to k.
 //
-// Cost: O(S × (log B + c)) for S entries read, B lists merged and c the cost of one provider's stages and
-// price (a few hundred nanoseconds), plus O(F log F) to rank the F ≤ k + (ties at the k-th price) found.
-// S is about k divided by the share of the read providers that are feasible and priced; when fewer than k are
-// feasible within the price bound, S is every entry of the lists up to the bound, so an infeasible order with
-// no price bound reads every provider selling its models in its regions (NaiveMatch reads all N).
+// Cost: O(S × (log B + c)) for S entries read, B lists merged and c the cost of one provider's stages and price (a
+// few hundred nanoseconds), plus O(F log F) to rank the F ≤ k + (ties at the k-th price) found. S is about k
+// divided by the share of the read providers that are feasible and priced; when fewer than k are feasible within
+// the price bound, S is every entry of the lists up to the bound, so an infeasible order with no price bound reads
+// every provider selling its models in its regions, unless no list has a large enough machine (NaiveMatch reads
+// all N).
 func (x *Index) Match(o *Order, k int) []Ranked {
 	var lists [][]entry
 	gpu := o.Resources.GPUCount > 0

@@ -65,7 +65,7 @@ func drawOrder(rt *rapid.T) Order {
 			MinReputationPPM: uint32(rapid.SampledFrom([]int{0, 0, 500_000, 900_000}).Draw(rt, "orep"))}}
 	if rapid.IntRange(0, 2).Draw(rt, "gpu order") > 0 {
 		o.Resources.GPUCount = uint32(rapid.IntRange(1, 8).Draw(rt, "gpus"))
-		o.Resources.GPUMinVRAMMiB = uint64(rapid.SampledFrom([]int{0, 0, 30000, 50000}).Draw(rt, "ovram"))
+		o.Resources.GPUMinVRAMMiB = uint64(rapid.SampledFrom([]int{0, 0, 24576, 30000, 40960, 50000, 81920, 90000}).Draw(rt, "ovram"))
 		for range rapid.IntRange(0, 2).Draw(rt, "models") {
 			o.Resources.GPUModels = append(o.Resources.GPUModels, rapid.SampledFrom([]string{"H100", "A100", "RTX4090", "h100", "L4"}).Draw(rt, "omodel"))
 		}
@@ -91,7 +91,7 @@ func TestIndexMatchesNaive(t *testing.T) {
 			offers[i] = drawOffer(rt)
 		}
 		x := NewIndex(offers)
-		for range 3 {
+		for range 8 {
 			o := drawOrder(rt)
 			k := rapid.IntRange(0, 6).Draw(rt, "k")
 			got, want := x.Match(&o, k), NaiveMatch(offers, &o, k)
@@ -205,7 +205,7 @@ func TestMatchTable(t *testing.T) {
 		gpu(4, "eu", "A100", 8, 8),  // 4
 		gpu(5, "eu", "H100", 8, 20), // 5: same price as 1
 		gpu(6, "eu", "H100", 8, 1),  // 6: jailed
-		{Provider: Provider{Address: addr(7), Region: "eu", Hardware: tx.Hardware{CPUMilli: 4000, MemoryMiB: 8192}}, CPUHour: 2}, // 7
+		{Provider: Provider{Address: addr(7), Region: "eu", Hardware: tx.Hardware{CPUMilli: 4000, MemoryMiB: 8192}}, CPUHour: 2},  // 7
 		{Provider: Provider{Address: addr(8), Region: "us", Hardware: tx.Hardware{CPUMilli: 64000, MemoryMiB: 8192}}, CPUHour: 1}, // 8
 	}
 	offers[6].Provider.Jailed = true
