@@ -426,6 +426,7 @@ func initProvider(o Options, i, port int) error {
 	cfg.Limits.WithdrawEvery = provider.Duration{Duration: time.Minute}
 	// The providers share this machine: each gives rendezvous ports from its own range.
 	cfg.ClusterPorts = fmt.Sprintf("%d-%d", 29500+100*i, 29599+100*i)
+	cfg.ServicePorts = fmt.Sprintf("%d-%d", 31000+100*i, 31099+100*i)
 	// Every dev chain numbers its leases from 1: give each home its own range of lease users, so a workload
 	// left running by an earlier dev network never holds a new lease's user. Providers of one chain never
 	// serve the same lease id.

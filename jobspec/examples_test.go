@@ -66,7 +66,8 @@ func TestExamples(t *testing.T) {
 			}
 			// A cluster example needs its rendezvous (RANK, MASTER_ADDR...): tenant's tests run it on a dev
 			// network of several providers instead.
-			if !j.IsGPU() && j.Cluster == nil {
+			// A service runs until stopped: tenant's tests deploy it and fetch from its endpoint.
+			if !j.IsGPU() && j.Cluster == nil && len(j.Ports) == 0 {
 				runLocally(t, m)
 			}
 		})

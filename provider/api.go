@@ -48,6 +48,8 @@ type Status struct {
 	// A cluster member's rank and the rendezvous port (rank 0 gives it; the tenant passes it to the others).
 	Rank       *int `json:"rank,omitempty"`
 	MasterPort int  `json:"master_port,omitempty"`
+	// Endpoints are where the job's declared ports are reachable: port -> host:port.
+	Endpoints map[string]string `json:"endpoints,omitempty"`
 }
 
 // ChallengeRequest and ChallengeResponse are the liveness challenge's wire format (package liveness).
@@ -137,7 +139,8 @@ func (d *Daemon) lookup(tenant tx.Address, id uint64) (*LeaseRecord, error) {
 
 func (d *Daemon) status(l *LeaseRecord) Status {
 	return Status{LeaseID: l.LeaseID, State: l.State, Runtime: l.Runtime, GPUs: l.Reservation.GPUs, Result: l.Result,
-		Receipt: l.Receipt, OutputFiles: l.OutputFiles, Reason: l.EndReason, Rank: l.Rank, MasterPort: l.MasterPort}
+		Receipt: l.Receipt, OutputFiles: l.OutputFiles, Reason: l.EndReason, Rank: l.Rank, MasterPort: l.MasterPort,
+		Endpoints: d.endpoints(l)}
 }
 
 func (d *Daemon) getStatus(w http.ResponseWriter, r *http.Request, tenant tx.Address, id uint64, _ []byte) {

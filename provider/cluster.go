@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/sparenet/spare/runtime"
 )
 
 // rendezvous fills a cluster member's environment from the ledger's record of the cluster, as torchrun and
@@ -56,22 +58,36 @@ func (d *Daemon) rendezvous(ctx context.Context, l *LeaseRecord, orderID uint64,
 	return nil
 }
 
-// freeClusterPort is the first port of cluster_ports that no running member of this provider was given and
-// that can be bound now. Called with d.mu held.
+// freeClusterPort is a free port of cluster_ports (see freePorts). Called with d.mu held.
 func (d *Daemon) freeClusterPort() (int, error) {
 	first, last, err := d.cfg.ClusterPortRange()
 	if err != nil {
 		return 0, err
 	}
+	ports, err := d.freePorts(first, last, 1)
+	if err != nil {
+		return 0, fmt.Errorf("%w: no free port in cluster_ports %s for the rendezvous", ErrStartFailed, d.cfg.ClusterPorts)
+	}
+	return ports[0], nil
+}
+
+// freePorts picks n ports of [first, last] that no unfinished lease of this provider holds (as rendezvous or
+// service port) and that can be bound now, lowest first. Called with d.mu held.
+func (d *Daemon) freePorts(first, last, n int) ([]int, error) {
 	taken := map[int]bool{}
 	if leases, err := d.store.Leases(); err == nil {
 		for _, l := range leases {
-			if l.MasterPort != 0 && l.State != LeaseDone {
-				taken[l.MasterPort] = true
+			if l.State == LeaseDone {
+				continue
+			}
+			taken[l.MasterPort] = true
+			for _, p := range l.Ports {
+				taken[p.Host] = true
 			}
 		}
 	}
-	for p := first; p <= last; p++ {
+	var out []int
+	for p := first; p <= last && len(out) < n; p++ {
 		if taken[p] {
 			continue
 		}
@@ -80,9 +96,62 @@ func (d *Daemon) freeClusterPort() (int, error) {
 			continue
 		}
 		ln.Close()
-		return p, nil
+		out = append(out, p)
 	}
-	return 0, fmt.Errorf("%w: no free port in cluster_ports %s for the rendezvous", ErrStartFailed, d.cfg.ClusterPorts)
+	if len(out) < n {
+		return nil, fmt.Errorf("%d free ports wanted in %d-%d, %d found", n, first, last, len(out))
+	}
+	return out, nil
+}
+
+// servicePorts gives each declared port a host port of service_ports. Called with d.mu held.
+func (d *Daemon) servicePorts(declared []uint16) ([]runtime.PortMap, error) {
+	first, last, err := d.cfg.ServicePortRange()
+	if err != nil {
+		return nil, err
+	}
+	hosts, err := d.freePorts(first, last, len(declared))
+	if err != nil {
+		return nil, fmt.Errorf("%w: service_ports %s: %v", ErrStartFailed, d.cfg.ServicePorts, err)
+	}
+	out := make([]runtime.PortMap, len(declared))
+	for i, p := range declared {
+		out[i] = runtime.PortMap{Port: p, Host: hosts[i]}
+	}
+	return out, nil
+}
+
+// portEnv tells a workload where its service ports are: PORT (the first) and SPARE_PORT_<declared> for each.
+// A process binds the host port itself; a container listens on the declared port, published on the host one.
+func portEnv(ports []runtime.PortMap, container bool) []string {
+	var env []string
+	for i, p := range ports {
+		v := p.Host
+		if container {
+			v = int(p.Port)
+		}
+		if i == 0 {
+			env = append(env, "PORT="+strconv.Itoa(v))
+		}
+		env = append(env, fmt.Sprintf("SPARE_PORT_%d=%d", p.Port, v))
+	}
+	return env
+}
+
+// endpoints are the addresses tenants reach a lease's services at: declared port -> host:port.
+func (d *Daemon) endpoints(l *LeaseRecord) map[string]string {
+	if len(l.Ports) == 0 {
+		return nil
+	}
+	host, err := hostOf(d.cfg.HostURI)
+	if err != nil {
+		return nil
+	}
+	out := map[string]string{}
+	for _, p := range l.Ports {
+		out[strconv.Itoa(int(p.Port))] = net.JoinHostPort(host, strconv.Itoa(p.Host))
+	}
+	return out
 }
 
 // hostOf is the host of a provider's https URI.

@@ -77,6 +77,9 @@ type Config struct {
 	// (MASTER_PORT) to a cluster job whose rank 0 it runs. Other members connect to it at the host of
 	// host_uri, so the range must be open to them.
 	ClusterPorts string `toml:"cluster_ports"`
+	// ServicePorts is the range, "FIRST-LAST", of host ports given to the ports a job declares (services such
+	// as an inference endpoint). Tenants reach them at the host of host_uri, so the range must be open.
+	ServicePorts string `toml:"service_ports"`
 	// LatencyEvery is how often the daemon re-measures round trips to the other providers of its region and
 	// publishes them (sooner when new providers appear); cluster orders are placed on them.
 	LatencyEvery Duration `toml:"latency_every"`
@@ -84,14 +87,23 @@ type Config struct {
 
 // ClusterPortRange parses ClusterPorts.
 func (c *Config) ClusterPortRange() (first, last int, err error) {
-	a, b, ok := strings.Cut(c.ClusterPorts, "-")
+	return portRange("cluster_ports", c.ClusterPorts)
+}
+
+// ServicePortRange parses ServicePorts.
+func (c *Config) ServicePortRange() (first, last int, err error) {
+	return portRange("service_ports", c.ServicePorts)
+}
+
+func portRange(key, v string) (first, last int, err error) {
+	a, b, ok := strings.Cut(v, "-")
 	if !ok {
 		b = a
 	}
 	first, err1 := strconv.Atoi(strings.TrimSpace(a))
 	last, err2 := strconv.Atoi(strings.TrimSpace(b))
 	if err1 != nil || err2 != nil || first < 1024 || last > 65535 || first > last {
-		return 0, 0, fmt.Errorf("cluster_ports %q: write FIRST-LAST, ports 1024..65535 (e.g. 29500-29599)", c.ClusterPorts)
+		return 0, 0, fmt.Errorf("%s %q: write FIRST-LAST, ports 1024..65535 (e.g. 29500-29599)", key, v)
 	}
 	return first, last, nil
 }
@@ -144,7 +156,7 @@ func DefaultConfig() Config {
 			ScriptTimeout: Duration{2 * time.Second}},
 		Limits: Limits{MaxLeases: 16, ManifestTimeout: Duration{2 * time.Minute}, WithdrawEvery: Duration{10 * time.Minute},
 			MaxLogBytes: 64 << 20},
-		ClusterPorts: "29500-29599", LatencyEvery: Duration{10 * time.Minute},
+		ClusterPorts: "29500-29599", ServicePorts: "31000-31999", LatencyEvery: Duration{10 * time.Minute},
 	}
 }
 
@@ -224,6 +236,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("limits.manifest_timeout and limits.withdraw_every must be positive")
 	}
 	if _, _, err := c.ClusterPortRange(); err != nil {
+		return err
+	}
+	if _, _, err := c.ServicePortRange(); err != nil {
 		return err
 	}
 	if c.LatencyEvery.Duration < time.Second {

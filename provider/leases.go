@@ -44,9 +44,10 @@ func (d *Daemon) spec(l *LeaseRecord, m *manifest.Manifest) runtime.Spec {
 		}
 	}
 	env = append(env, l.Rendezvous...) // after the job's own: a cluster's rendezvous cannot be overridden
+	env = append(env, portEnv(l.Ports, l.Runtime == "docker")...)
 	s := runtime.Spec{LeaseID: l.LeaseID, Dir: dir, WorkDir: filepath.Join(dir, "work"), LogPath: filepath.Join(dir, "log"),
 		Env: env, GPUs: l.Reservation.GPUs, CPUMilli: l.Reservation.CPUMilli, MemoryBytes: l.Reservation.MemoryMiB << 20,
-		Timeout: time.Duration(l.DurationSec) * time.Second}
+		Timeout: time.Duration(l.DurationSec) * time.Second, Ports: l.Ports}
 	if m != nil {
 		s.Command, s.Image = m.Run, m.Image
 	}
@@ -136,13 +137,16 @@ func (d *Daemon) AcceptManifest(ctx context.Context, tenant tx.Address, leaseID 
 	if !sameResources(m.Resources, o.Resources) || m.DurationSec != o.DurationSec {
 		return nil, fmt.Errorf("%w: its resources or duration differ from the order's", ErrBadManifest)
 	}
-	if len(m.Ports) > 0 {
-		// Exposing services through the provider's host arrives with routing; never accept and ignore them.
-		return nil, fmt.Errorf("%w: ports are not served by this provider version", ErrBadManifest)
-	}
 	rtName := "process"
 	if m.Image != "" {
 		rtName = "docker"
+	}
+	if len(m.Ports) > 0 && len(l.Ports) == 0 {
+		ports, err := d.servicePorts(m.Ports)
+		if err != nil {
+			return nil, err
+		}
+		l.Ports = ports
 	}
 	if o.Nodes > 1 {
 		if rtName == "docker" {
@@ -156,6 +160,7 @@ func (d *Daemon) AcceptManifest(ctx context.Context, tenant tx.Address, leaseID 
 	if rt == nil {
 		return nil, fmt.Errorf("%w: it needs the %s runtime, which this provider does not run", ErrBadManifest, rtName)
 	}
+	l.Runtime = rtName // spec reads it (a container's ports are its declared ones)
 	spec := d.spec(l, m)
 	if err := unpack(spec, body, m); err != nil {
 		return nil, fmt.Errorf("unpack manifest: %w", err)

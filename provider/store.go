@@ -67,6 +67,8 @@ type LeaseRecord struct {
 	Rendezvous []string `json:"rendezvous,omitempty"`
 	Rank       *int     `json:"rank,omitempty"`
 	MasterPort int      `json:"master_port,omitempty"`
+	// Ports are the job's service ports and the host ports that serve them.
+	Ports []runtime.PortMap `json:"ports,omitempty"`
 }
 
 // Store is the daemon's bbolt database.

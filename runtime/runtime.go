@@ -35,6 +35,16 @@ type Spec struct {
 	MemoryBytes uint64
 	// Timeout is the wall-clock limit: the lease's duration.
 	Timeout time.Duration
+	// Ports are the service ports the job declared and the host ports they are reachable at. A container's
+	// port is published on its host port; a process (host network) is told its host ports in Env and binds
+	// them itself.
+	Ports []PortMap
+}
+
+// PortMap is a declared service port and the host port that serves it.
+type PortMap struct {
+	Port uint16 `json:"port"`
+	Host int    `json:"host"`
 }
 
 // Result is how a workload ended.

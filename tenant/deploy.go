@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -104,6 +105,9 @@ type Result struct {
 	Runs     []RunResult `json:"runs,omitempty"`
 	// A cluster job: its state (done, failed) and every member by rank.
 	Members []MemberResult `json:"members,omitempty"`
+	// A service (a job with ports): where each declared port is served (port -> host:port). Deploy returns
+	// once they answer; the lease runs until its duration or spare close.
+	Endpoints map[string]string `json:"endpoints,omitempty"`
 }
 
 // Deploy runs a job: CreateOrder with the deposit, wait for the auction's lease, send the manifest to the
@@ -131,6 +135,11 @@ func (t *Tenant) Deploy(ctx context.Context, job Job, o Options) (*Result, error
 	if job.Cluster != nil {
 		return t.deployCluster(ctx, job, o, res, emit)
 	}
+	service := isService(job)
+	if service && !o.Choose {
+		o.Choose = true // a service is placed by score, its round trip from here included
+		emit("route", "a service: choosing among the bids by price, reputation and round-trip time from here")
+	}
 	if o.Choose && job.Order.BidWindow < 2 {
 		job.Order.BidWindow = 3
 	}
@@ -157,6 +166,17 @@ func (t *Tenant) Deploy(ctx context.Context, job Job, o Options) (*Result, error
 		return res, err
 	}
 	res.Timings.Started = emit("started", "workload running; billing started")
+	if service {
+		eps, err := t.awaitEndpoints(ctx, lease.ID, 60*time.Second)
+		res.Endpoints, res.State = eps, "active"
+		if err != nil {
+			return res, err
+		}
+		for _, port := range slices.Sorted(mapsKeys(eps)) {
+			emit("endpoint", "port %s is served at %s", port, eps[port])
+		}
+		return res, nil
+	}
 	if o.Detach {
 		res.State = "active"
 		return res, nil

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -48,7 +50,9 @@ func newDeployCmd(g *globals) *cobra.Command {
 leases the best bid; the manifest goes to the winning provider over its pinned, signed API; logs
 stream here; on completion the outputs are downloaded to ./outputs/<lease>/ and checked against
 the provider's signed receipt. You pay only for what ran; the rest of the deposit comes back.
-When nobody bids, the command says why, per constraint, and cancels the order.`,
+When nobody bids, the command says why, per constraint, and cancels the order. A job with ports is a
+service: it is placed by price, reputation and round-trip time from here, and the command returns once
+its endpoints answer, printing them. verify.replicas and cluster jobs run on several providers at once.`,
 		Example: "  spare deploy examples/hello.yaml\n  spare deploy job.yaml --detach -o json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -80,6 +84,13 @@ When nobody bids, the command says why, per constraint, and cancels the order.`,
 				return err
 			}
 			return g.print(res, func(w io.Writer) {
+				if len(res.Endpoints) > 0 {
+					fmt.Fprintf(w, "lease %d serves on %s until its duration or 'spare close %d':\n", res.LeaseID, res.Provider, res.LeaseID)
+					for _, port := range slices.Sorted(maps.Keys(res.Endpoints)) {
+						fmt.Fprintf(w, "  port %s → %s (http://%s)\n", port, res.Endpoints[port], res.Endpoints[port])
+					}
+					return
+				}
 				if detach {
 					fmt.Fprintf(w, "lease %d is running on %s: spare logs %d -f\n", res.LeaseID, res.Provider, res.LeaseID)
 					return

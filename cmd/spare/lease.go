@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -112,7 +114,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 	var from string
 	cmd := &cobra.Command{
 		Use:   "status LEASE",
-		Short: "Show a lease: ledger state, cost so far, provider, receipt",
+		Short: "Show a lease: ledger state, cost so far, provider, a service's endpoints, receipt",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseLeaseArg(args[0])
@@ -127,8 +129,20 @@ func newStatusCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.print(l, func(w io.Writer) {
+			// A running service's endpoints come from its provider.
+			var eps map[string]string
+			if l.State == ledger.LeaseActive || l.State == ledger.LeasePending {
+				eps, _ = t.Endpoints(cmd.Context(), id)
+			}
+			out := struct {
+				ledger.LeaseView
+				Endpoints map[string]string `json:"endpoints,omitempty"`
+			}{l, eps}
+			return g.print(out, func(w io.Writer) {
 				fmt.Fprintf(w, "lease %d: %s, provider %s, %s/h\n", l.ID, l.State, l.Provider, client.FormatAmount(l.Price))
+				for _, port := range slices.Sorted(maps.Keys(eps)) {
+					fmt.Fprintf(w, "  port %s is served at %s (http://%s)\n", port, eps[port], eps[port])
+				}
 				fmt.Fprintf(w, "  deposit %s, earned so far %s, refunded %s\n", client.FormatAmount(l.Deposit), client.FormatAmount(l.EarnedAt), client.FormatAmount(l.Refunded))
 				if l.CloseReason != "" {
 					fmt.Fprintf(w, "  ended: %s\n", l.CloseReason)

@@ -69,6 +69,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
 	"github.com/sparenet/spare/runtime"
@@ -248,6 +249,14 @@ func containerConfig(s runtime.Spec, user string, deadline time.Time, stopSecond
 		User:        user,
 		StopTimeout: &stopSeconds,
 	}
+	for _, pm := range s.Ports {
+		if cfg.ExposedPorts == nil {
+			cfg.ExposedPorts = network.PortSet{}
+		}
+		if port, err := network.ParsePort(strconv.Itoa(int(pm.Port)) + "/tcp"); err == nil {
+			cfg.ExposedPorts[port] = struct{}{}
+		}
+	}
 	if s.Command != "" {
 		cfg.Entrypoint = []string{"/bin/sh", "-c"}
 		cfg.Cmd = []string{s.Command}
@@ -280,6 +289,16 @@ func (r *Runtime) hostConfig(s runtime.Spec, workDir string) *container.HostConf
 			NanoCPUs:  int64(s.CPUMilli) * 1_000_000,
 			PidsLimit: &pids,
 		},
+	}
+	for _, pm := range s.Ports { // published on every host address: the service is the lease's purpose
+		port, err := network.ParsePort(strconv.Itoa(int(pm.Port)) + "/tcp")
+		if err != nil {
+			continue
+		}
+		if hc.PortBindings == nil {
+			hc.PortBindings = network.PortMap{}
+		}
+		hc.PortBindings[port] = []network.PortBinding{{HostPort: strconv.Itoa(pm.Host)}}
 	}
 	if s.MemoryBytes > 0 {
 		hc.Memory = int64(s.MemoryBytes)

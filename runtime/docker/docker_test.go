@@ -12,11 +12,14 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+
+	"github.com/moby/moby/api/types/network"
 
 	"github.com/sparenet/spare/runtime"
 )
@@ -271,5 +274,28 @@ func TestCursorRecord(t *testing.T) {
 	}
 	if (cursor{Bytes: 10, Offset: 100}).skip(130) != 40 || (cursor{Bytes: 10, Offset: 100}).skip(50) != 10 {
 		t.Fatal("skip")
+	}
+}
+
+// TestServicePortsPublished: each declared port is exposed and published on its host port, over TCP.
+func TestServicePortsPublished(t *testing.T) {
+	r := &Runtime{}
+	s := runtime.Spec{LeaseID: 9, Image: "svc:1", Ports: []runtime.PortMap{{Port: 8000, Host: 31005}, {Port: 9090, Host: 31006}}}
+	hc := r.hostConfig(s, "/w")
+	if len(hc.PortBindings) != 2 {
+		t.Fatalf("PortBindings = %+v", hc.PortBindings)
+	}
+	for _, pm := range s.Ports {
+		port, _ := network.ParsePort(strconv.Itoa(int(pm.Port)) + "/tcp")
+		b := hc.PortBindings[port]
+		if len(b) != 1 || b[0].HostPort != strconv.Itoa(pm.Host) {
+			t.Fatalf("port %d bound to %+v", pm.Port, b)
+		}
+	}
+	if cfg := containerConfig(s, "", time.Time{}, 10); len(cfg.ExposedPorts) != 2 {
+		t.Fatalf("ExposedPorts = %+v", cfg.ExposedPorts)
+	}
+	if hc = r.hostConfig(runtime.Spec{LeaseID: 9}, "/w"); hc.PortBindings != nil {
+		t.Fatalf("a job without ports publishes %+v", hc.PortBindings)
 	}
 }

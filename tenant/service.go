@@ -1,0 +1,77 @@
+package tenant
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"time"
+
+	"github.com/sparenet/spare/manifest"
+)
+
+// isService reports whether a job declares ports: a service (an inference endpoint, say) rather than a batch
+// job. Deploy places a service by the bids' scores, round-trip time from here included (Options.Choose), and
+// returns once its endpoints answer instead of waiting for it to end.
+func isService(job Job) bool {
+	m, err := manifest.Decode(job.Manifest)
+	return err == nil && len(m.Ports) > 0
+}
+
+// Endpoints reads where a lease's declared ports are reachable (port -> host:port), from its provider.
+func (t *Tenant) Endpoints(ctx context.Context, leaseID uint64) (map[string]string, error) {
+	st, err := t.ProviderStatus(ctx, leaseID)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	if eps, ok := st["endpoints"].(map[string]any); ok {
+		for k, v := range eps {
+			if s, ok := v.(string); ok {
+				out[k] = s
+			}
+		}
+	}
+	return out, nil
+}
+
+// awaitEndpoints waits until every endpoint of a running service accepts TCP connections.
+func (t *Tenant) awaitEndpoints(ctx context.Context, leaseID uint64, timeout time.Duration) (map[string]string, error) {
+	deadline := time.Now().Add(timeout)
+	var eps map[string]string
+	var lastErr error
+	for time.Now().Before(deadline) {
+		eps, lastErr = t.Endpoints(ctx, leaseID)
+		if lastErr == nil && len(eps) > 0 {
+			up := 0
+			for _, port := range slices.Sorted(mapsKeys(eps)) {
+				c, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", eps[port])
+				if err != nil {
+					lastErr = fmt.Errorf("port %s at %s: %w", port, eps[port], err)
+					break
+				}
+				c.Close()
+				up++
+			}
+			if up == len(eps) {
+				return eps, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return eps, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return eps, fmt.Errorf("lease %d: the service's endpoints did not answer within %s: %v (spare logs %d shows its output)", leaseID, timeout, lastErr, leaseID)
+}
+
+func mapsKeys(m map[string]string) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
