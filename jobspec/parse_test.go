@@ -105,7 +105,7 @@ func TestDefaultName(t *testing.T) {
 	}
 }
 
-// fullJob is JOBSPEC.md's example with real values, cluster and verify left out (not served yet).
+// fullJob is JOBSPEC.md's example with real values, cluster and verify left out (they need several providers).
 var fullJob = `name: finetune-resnet            # shown in lists
 run: python train.py --epochs 3
 image: spare/train:1.0
