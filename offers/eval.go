@@ -10,6 +10,7 @@ import (
 
 	"github.com/sparenet/spare/ledger"
 	"github.com/sparenet/spare/ledger/tx"
+	"github.com/sparenet/spare/match"
 )
 
 // Candidate is a provider from the ledger with the offer it published.
@@ -168,10 +169,12 @@ func (q Query) narrows(t Term) bool {
 // evalOne returns the candidate's row, or the index of the term that rejects it, or a Reason.
 func evalOne(q Query, c Candidate) (Row, int, string) {
 	p := c.Provider
-	if p.Status == ledger.ProviderJailed {
+	// Standing: package match's stages, the ones the ledger and the tenant's explanation run.
+	mp := match.Provider{Address: p.Owner, Jailed: p.Status == ledger.ProviderJailed, UnderBonded: p.Stake < p.RequiredStake}
+	switch match.Check(match.Standing, &match.Order{}, &mp) {
+	case match.ReasonJailed:
 		return Row{}, -1, ReasonJailed
-	}
-	if p.Stake < p.RequiredStake {
+	case match.ReasonUnderBonded:
 		return Row{}, -1, ReasonUnderBonded
 	}
 	o := c.Offer
