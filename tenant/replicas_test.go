@@ -51,13 +51,13 @@ func (w *corruptWorkload) Wait(ctx context.Context) (runtime.Result, error) {
 	return r, err
 }
 
-// devReplicas runs `spare dev` with three providers priced apart (provider i at (1+i)/100 SPR per core-hour, so the
+// devReplicas runs `spare dev` with three providers priced apart (provider i at 0.05 + i/100 SPR per core-hour, so the
 // auction's pick is known); those in corrupt return altered outputs.
 func devReplicas(t *testing.T, corrupt ...int) (*tenant.Tenant, devnet.Info) {
 	return startDev(t, func(o *devnet.Options) {
 		o.Providers = 3
 		o.Provider = func(i int, cfg *provider.Config, rts map[string]runtime.Runtime) {
-			cfg.Prices.CPUHour = []string{"0.01", "0.02", "0.03"}[i]
+			cfg.Prices.CPUHour = []string{"0.05", "0.06", "0.07"}[i]
 			cfg.Prices.MemoryGiBHour = "0"
 			for _, c := range corrupt {
 				if c == i {
@@ -68,7 +68,7 @@ func devReplicas(t *testing.T, corrupt ...int) (*tenant.Tenant, devnet.Info) {
 	})
 }
 
-const deterministicRun = "sleep 1; mkdir -p out; echo replicated > out/result.txt; seq 1 100 | sha256sum >> out/result.txt"
+const deterministicRun = "sleep 2; mkdir -p out; echo replicated > out/result.txt; seq 1 100 | sha256sum >> out/result.txt"
 
 // TestReplicatedHonestPair deploys examples/verified.yaml (verify.replicas 2) on two honest providers: both
 // run the job, the ledger finds their output roots equal, both are paid what they earned, the reserve comes
