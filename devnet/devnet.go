@@ -206,6 +206,16 @@ func Run(ctx context.Context, o Options, ready func(Info)) error {
 			d.close()
 		}
 	}()
+	// The auditor's round-trip port, before the providers start measuring.
+	if as, err := kr.Signer("auditor"); err == nil {
+		ln, err := listenAuditorRTT(o.Home, as.Address())
+		switch {
+		case err != nil:
+			o.Logger.Warn("auditor round-trip port", "err", err)
+		case ln != nil:
+			go audit.ServeRTT(runCtx, ln)
+		}
+	}
 	for i := range o.Providers {
 		d, err := startProvider(runCtx, o, kr, c, i, done)
 		if err != nil {
@@ -326,7 +336,7 @@ func startProvider(ctx context.Context, o Options, kr *keyring.Keyring, c *clien
 		d.Close()
 		return nil, fmt.Errorf("provider API %s: %w", cfg.Listen, err)
 	}
-	srv := &http.Server{Handler: d.Handler(&reqsig.Verifier{}), ReadHeaderTimeout: 10 * time.Second,
+	srv := &http.Server{Handler: d.Handler(&reqsig.Verifier{}), ReadHeaderTimeout: 10 * time.Second, ErrorLog: provider.ServerErrorLog(log),
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}
 	go func() {
 		if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -351,6 +361,10 @@ func startProvider(ctx context.Context, o Options, kr *keyring.Keyring, c *clien
 func initHome(o Options, kr *keyring.Keyring) error {
 	g := ledger.Genesis{Params: ledger.DefaultParams()}
 	g.Params.EpochBlocks = EpochBlocks
+	base, err := node.FreePorts(3 + o.Providers) // RPC, P2P, the providers' APIs, the auditor's round-trip port
+	if err != nil {
+		return err
+	}
 	names := []string{"auditor", "tenant"}
 	for i := range o.Providers {
 		names = append(names, ProviderKey(i))
@@ -368,14 +382,11 @@ func initHome(o Options, kr *keyring.Keyring) error {
 		}
 		g.Accounts = append(g.Accounts, ledger.GenesisAccount{Address: k.Address, Balance: balance})
 		if name == "auditor" {
-			g.Auditors = append(g.Auditors, ledger.GenesisAuditor{Address: k.Address, Weight: 1})
+			g.Auditors = append(g.Auditors, ledger.GenesisAuditor{Address: k.Address, Weight: 1,
+				Host: fmt.Sprintf("127.0.0.1:%d", base+2+o.Providers)})
 		}
 	}
 	state, err := json.Marshal(g)
-	if err != nil {
-		return err
-	}
-	base, err := node.FreePorts(2 + o.Providers)
 	if err != nil {
 		return err
 	}
@@ -445,4 +456,26 @@ func initProvider(o Options, i, port int) error {
 func writeClientConfig(home, rpc string) error {
 	b, _ := json.MarshalIndent(ClientConfig{Node: rpc, KeyringBackend: string(keyring.BackendTest), Key: "tenant"}, "", "  ")
 	return os.WriteFile(filepath.Join(home, ClientConfigFile), b, 0o600)
+}
+
+// listenAuditorRTT opens the auditor's round-trip port named in the home's genesis (a home made before
+// auditors had hosts has none: nil). It is opened before the providers start, so their first measurement finds
+// it.
+func listenAuditorRTT(home string, me tx.Address) (net.Listener, error) {
+	b, err := os.ReadFile(filepath.Join(home, "config", "genesis.json"))
+	if err != nil {
+		return nil, err
+	}
+	var doc struct {
+		AppState ledger.Genesis `json:"app_state"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("genesis: %w", err)
+	}
+	for _, a := range doc.AppState.Auditors {
+		if a.Address == me && a.Host != "" {
+			return net.Listen("tcp", a.Host)
+		}
+	}
+	return nil, nil
 }

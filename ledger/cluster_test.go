@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -156,4 +157,34 @@ func TestClusterWaitsForAFit(t *testing.T) {
 	c.fail(tx.CodeNotProvider, "nobody", &tx.PublishLatency{})
 	c.fail(tx.CodeInvalidMsg, "p2", &tx.PublishLatency{Samples: []tx.LatencySample{{Peer: c.addr("p2"), RTTMicros: 1}}})
 	c.fail(tx.CodeInvalidMsg, "p2", &tx.CreateClusterOrder{CreateOrder: *gpuOrder(1, 1, 60), Nodes: 2, MaxRTTMicros: 1, OnFailure: tx.OnFailureRestart})
+}
+
+// TestGenesisAuditorHosts: an auditor's host is optional, must be host:port, and reaches the auditors query.
+func TestGenesisAuditorHosts(t *testing.T) {
+	a, b := newKey("aud-a").addr, newKey("aud-b").addr
+	for _, tc := range []struct {
+		host string
+		ok   bool
+	}{{"", true}, {"127.0.0.1:26700", true}, {"auditor.example.net:443", true}, {"no-port", false}, {":80", false}, {"h:0", false}, {"h:70000", false}} {
+		g := Genesis{Params: DefaultParams(), Auditors: []GenesisAuditor{{Address: a, Weight: 1, Host: tc.host}, {Address: b, Weight: 2}}}
+		raw, _ := json.Marshal(g)
+		_, err := ParseGenesis(raw)
+		if (err == nil) != tc.ok {
+			t.Fatalf("host %q: err %v", tc.host, err)
+		}
+	}
+	c := newChainWith(t, testParams(), map[string]uint64{"x": 1}, nil)
+	c.mutate(func(cx *ctx) {
+		cx.setAuditor(GenesisAuditor{Address: a, Weight: 3, Host: "10.0.0.1:26700"})
+		cx.setAuditor(GenesisAuditor{Address: b, Weight: 2})
+	})
+	var auds []Auditor
+	c.query(QueryAuditors, nil, &auds)
+	got := map[tx.Address]Auditor{}
+	for _, x := range auds {
+		got[x.Address] = x
+	}
+	if got[a].Host != "10.0.0.1:26700" || got[a].Weight != 3 || got[b].Host != "" || got[b].Weight != 2 {
+		t.Fatalf("auditors %+v", auds)
+	}
 }

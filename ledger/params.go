@@ -3,6 +3,8 @@ package ledger
 import (
 	"encoding/json"
 	"fmt"
+	"net"
+	"strconv"
 
 	"github.com/sparenet/spare/ledger/tx"
 )
@@ -129,10 +131,13 @@ type GenesisAccount struct {
 	Balance uint64     `json:"balance"`
 }
 
-// GenesisAuditor is a member of the auditor set and its weight (validators in a network).
+// GenesisAuditor is a member of the auditor set and its weight (validators in a network). Host, when given, is
+// the "host:port" where the auditor accepts TCP connections (`spare auditor --listen`): providers measure their
+// round trips to it and publish them with their peers', a fixed point of the latency map.
 type GenesisAuditor struct {
 	Address tx.Address `json:"address"`
 	Weight  uint64     `json:"weight"`
+	Host    string     `json:"host,omitempty"`
 }
 
 // Genesis is the ledger's part of genesis.json (app_state).
@@ -176,9 +181,24 @@ func ParseGenesis(b []byte) (*Genesis, error) {
 			return nil, fmt.Errorf("genesis auditors[%d]: %s listed twice", i, a.Address)
 		case a.Weight == 0 || a.Weight > 1<<40:
 			return nil, fmt.Errorf("genesis auditors[%d]: weight %d: use 1..2^40", i, a.Weight)
+		case a.Host != "" && !validHostPort(a.Host):
+			return nil, fmt.Errorf("genesis auditors[%d]: host %q: write host:port (at most %d bytes), or leave it out", i, a.Host, tx.MaxURILen)
 		}
 		seenAud[a.Address] = true
 		weight += a.Weight
 	}
 	return &g, nil
+}
+
+// validHostPort accepts "host:port" with a non-empty host and a port 1..65535.
+func validHostPort(s string) bool {
+	if len(s) > tx.MaxURILen {
+		return false
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || host == "" {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 1 && n <= 65535
 }

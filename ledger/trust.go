@@ -24,6 +24,7 @@ import (
 type Auditor struct {
 	Address tx.Address `json:"address"`
 	Weight  uint64     `json:"weight"`
+	Host    string     `json:"host,omitempty"` // where providers measure their round trip to it
 }
 
 // EpochView is an epoch's audit set and what was attested for it.
@@ -48,7 +49,8 @@ func (c *ctx) auditors() ([]Auditor, uint64) {
 	c.kv.Iterate(pAuditor, prefixEnd(pAuditor), func(k string, v []byte) bool {
 		var a Auditor
 		copy(a.Address[:], k[len(pAuditor):])
-		a.Weight = unbe64(string(v))
+		a.Weight = unbe64(string(v[:8]))
+		a.Host = string(v[8:]) // empty for state written before auditors had hosts
 		out = append(out, a)
 		total += a.Weight
 		return true
@@ -57,7 +59,7 @@ func (c *ctx) auditors() ([]Auditor, uint64) {
 }
 
 func (c *ctx) setAuditor(a GenesisAuditor) {
-	c.kv.Set(addrKey(pAuditor, a.Address), []byte(be64(a.Weight)))
+	c.kv.Set(addrKey(pAuditor, a.Address), []byte(be64(a.Weight)+a.Host))
 }
 
 // auditSet is an epoch's audit set and the time of its first block.

@@ -2,6 +2,9 @@ package provider
 
 import (
 	"github.com/sparenet/spare/liveness"
+	"log"
+	"log/slog"
+	"strings"
 
 	"archive/tar"
 	"context"
@@ -285,4 +288,23 @@ func Serve(ctx context.Context, srv *http.Server, certFile, keyFile string) erro
 	case err := <-errc:
 		return err
 	}
+}
+
+// ServerErrorLog is the tenant API server's error log: connections that close before or during the TLS
+// handshake (round-trip probes from tenants and other providers connect and close at once) at debug level,
+// anything else as a warning.
+func ServerErrorLog(l *slog.Logger) *log.Logger {
+	return log.New(serverLogWriter{l}, "", 0)
+}
+
+type serverLogWriter struct{ l *slog.Logger }
+
+func (w serverLogWriter) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	if strings.Contains(msg, "TLS handshake error") {
+		w.l.Debug("tenant API", "err", msg)
+	} else {
+		w.l.Warn("tenant API", "err", msg)
+	}
+	return len(p), nil
 }

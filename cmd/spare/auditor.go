@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -20,7 +21,7 @@ func newAuditorCmd(g *globals) *cobra.Command {
 	var key string
 	var timeout time.Duration
 	var proofs bool
-	var transcripts string
+	var transcripts, listen string
 	cmd := &cobra.Command{
 		Use:   "auditor",
 		Short: "Run an auditor: challenge every provider each epoch and attest who answered",
@@ -34,7 +35,10 @@ slashes stake; a streak of down epochs jails the provider (docs/ledger.md).
 With --proofs (the default) it also sends proof-of-GPU challenges, unannounced: every declared device at
 once, sized so that the claimed class finishes in time and the next class down cannot. It challenges
 unverified providers every epoch and verified ones now and then. Passing verifies the provider; failing
-(a missed deadline, a wrong row) slashes and jails it.`,
+(a missed deadline, a wrong row) slashes and jails it.
+
+With --listen it accepts TCP connections there (and closes them at once): providers measure their round
+trip to the host the auditor set names for it at genesis, and publish it with their peers'.`,
 		Example: "  spare auditor --key auditor",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -66,6 +70,17 @@ unverified providers every epoch and verified ones now and then. Passing verifie
 			}); err != nil {
 				return err
 			}
+			if listen != "" {
+				ln, err := net.Listen("tcp", listen)
+				if err != nil {
+					return fmt.Errorf("--listen %s: %w", listen, err)
+				}
+				go func() {
+					if err := audit.ServeRTT(ctx, ln); err != nil {
+						g.logger().Warn("round-trip listener stopped", "err", err)
+					}
+				}()
+			}
 			if err := a.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 				return err
 			}
@@ -75,6 +90,7 @@ unverified providers every epoch and verified ones now and then. Passing verifie
 	cmd.Flags().StringVar(&key, "key", "auditor", "auditor key (name or address) in the keyring")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "how long a provider has to answer a liveness challenge")
 	cmd.Flags().BoolVar(&proofs, "proofs", true, "also challenge providers' declared devices with proof of GPU")
+	cmd.Flags().StringVar(&listen, "listen", "", "accept TCP connections here so providers can measure their round trip to this auditor (its genesis host)")
 	cmd.Flags().StringVar(&transcripts, "transcripts", "", "directory to keep proof-of-GPU transcripts in (default <home>/auditor/transcripts); 'spare proof verify FILE' re-checks one")
 	return cmd
 }

@@ -195,7 +195,7 @@ workloads keep running and a restarted daemon reattaches to them.`,
 			if err != nil {
 				return fmt.Errorf("tenant API: %w", err)
 			}
-			srv := &http.Server{Handler: d.Handler(v), ReadHeaderTimeout: 10 * time.Second}
+			srv := &http.Server{Handler: d.Handler(v), ReadHeaderTimeout: 10 * time.Second, ErrorLog: provider.ServerErrorLog(g.logger())}
 			srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{tlsCert}, MinVersion: tls.VersionTLS12}
 			go func() {
 				if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {

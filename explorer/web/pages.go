@@ -227,7 +227,7 @@ func (s *Server) loadProviders(r *http.Request) (any, error) {
 type ProviderView struct {
 	index.Provider
 	Balance       *uint64                   `json:"balance,omitempty"` // live from the node
-	Latency       *ledger.Latency           `json:"latency,omitempty"` // its published round trips, live from the node
+	Latency       *LatencyView              `json:"latency,omitempty"` // its published round trips, live from the node
 	Leases        index.List[index.Lease]   `json:"leases"`
 	Payments      index.List[index.Payment] `json:"payments"`
 	Bids          index.List[index.Bid]     `json:"bids"`
@@ -273,8 +273,21 @@ func (s *Server) loadProvider(r *http.Request) (any, error) {
 	return v, nil
 }
 
+// LatencyView is a provider's published round trips, each peer marked as a provider or an auditor.
+type LatencyView struct {
+	Height  int64        `json:"height"`
+	Samples []LatencyRow `json:"samples"`
+}
+
+// LatencyRow is one published round trip.
+type LatencyRow struct {
+	Peer      tx.Address `json:"peer"`
+	RTTMicros uint32     `json:"rtt_us"`
+	Auditor   bool       `json:"auditor,omitempty"`
+}
+
 // latency reads a provider's published round trips from the node (nil without a node or a publication).
-func (s *Server) latency(ctx context.Context, addr string) *ledger.Latency {
+func (s *Server) latency(ctx context.Context, addr string) *LatencyView {
 	if s.c == nil {
 		return nil
 	}
@@ -288,7 +301,13 @@ func (s *Server) latency(ctx context.Context, addr string) *ledger.Latency {
 	if err != nil {
 		return nil
 	}
-	return &l
+	auds, _ := s.c.Auditors(ctx)
+	v := &LatencyView{Height: l.Height, Samples: []LatencyRow{}}
+	for _, smp := range l.Samples {
+		v.Samples = append(v.Samples, LatencyRow{Peer: smp.Peer, RTTMicros: smp.RTTMicros,
+			Auditor: slices.ContainsFunc(auds, func(a ledger.Auditor) bool { return a.Address == smp.Peer })})
+	}
+	return v
 }
 
 func (s *Server) balance(ctx context.Context, addr string) *uint64 {
