@@ -324,7 +324,7 @@ func startProvider(ctx context.Context, o Options, kr *keyring.Keyring, c *clien
 	}
 	log := o.Logger.With("module", "provider")
 	if i > 0 {
-		log = log.With("provider", ProviderKey(i))
+		log = log.With("daemon", ProviderKey(i))
 	}
 	d, err := provider.New(provider.Options{Config: cfg, DataDir: dir, Signer: signer, Client: c,
 		Runtimes: rts, CertFingerprint: fp, Logger: log})

@@ -104,8 +104,12 @@ func (t *Tenant) deployCluster(ctx context.Context, job Job, o Options, res *Res
 		if err != nil {
 			return res, err
 		}
-		mr := MemberResult{Rank: m.Rank, LeaseID: m.LeaseID, Provider: m.Provider, State: l.State.String(), Reason: l.CloseReason, Paid: l.Paid}
+		mr := MemberResult{Rank: m.Rank, LeaseID: m.LeaseID, Provider: m.Provider, State: l.State.String(), Paid: l.Paid}
+		if l.State != ledger.LeaseCompleted {
+			mr.Reason = l.CloseReason
+		}
 		res.Cost += l.Paid
+		res.Price += l.Price // the cluster's price per hour: every member's
 		res.Refunded += l.Refunded
 		if l.Receipt != nil {
 			code := l.Receipt.ExitCode

@@ -53,7 +53,7 @@ tenant key with no flags. Ctrl-C stops everything cleanly.`,
 					}
 					fmt.Fprintf(w, "  tenant key    %s (funded)\n", info.Tenant)
 					if !info.Auditor.IsZero() {
-						fmt.Fprintf(w, "  auditor       %s (challenges the provider every %d blocks)\n", info.Auditor, devnet.EpochBlocks)
+						fmt.Fprintf(w, "  auditor       %s (challenges the providers every %d blocks)\n", info.Auditor, devnet.EpochBlocks)
 					}
 					if info.Explorer != "" {
 						fmt.Fprintf(w, "  explorer      %s\n", info.Explorer)

@@ -54,7 +54,7 @@ func newQueryCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "query",
 		Aliases: []string{"q"},
-		Short:   "Read the ledger: accounts, providers, orders, bids, leases, receipts, params, supply",
+		Short:   "Read the ledger: accounts, providers, orders, bids, leases, receipts, verifications, clusters, round trips, params, supply",
 	}
 	byID := func(name, what string, get func(c *client.Client, cmd *cobra.Command, id uint64) (any, error)) *cobra.Command {
 		return &cobra.Command{
@@ -106,6 +106,15 @@ func newQueryCmd(g *globals) *cobra.Command {
 		byID("lease", "lease", func(c *client.Client, cmd *cobra.Command, id uint64) (any, error) { return c.Lease(cmd.Context(), id) }),
 		byID("receipt", "lease's receipt", func(c *client.Client, cmd *cobra.Command, id uint64) (any, error) {
 			return c.Receipt(cmd.Context(), id)
+		}),
+		byID("verification", "replicated order's comparison of its runs", func(c *client.Client, cmd *cobra.Command, id uint64) (any, error) {
+			return c.Verification(cmd.Context(), id)
+		}),
+		byID("cluster", "cluster order's members by rank", func(c *client.Client, cmd *cobra.Command, id uint64) (any, error) {
+			return c.Cluster(cmd.Context(), id)
+		}),
+		byAddress("latency", "Show a provider's published round trips to its peers", func(c *client.Client, cmd *cobra.Command, a tx.Address) (any, error) {
+			return c.Latency(cmd.Context(), a)
 		}),
 		byAddress("account", "Show an account (balance, nonce)", func(c *client.Client, cmd *cobra.Command, a tx.Address) (any, error) {
 			return c.Account(cmd.Context(), a)
