@@ -28,7 +28,7 @@ func populate(b *testing.B, c *chain, n int) {
 		o, _ := x.order(id)
 		bd := &Bid{ID: x.nextID("bid"), OrderID: id, Provider: prov, Price: USPR, State: BidOpen, CreatedHeight: x.height}
 		x.setBid(bd)
-		if err := x.createLease(o, bd); err != nil {
+		if err := x.createLeases(o, []*Bid{bd}); err != nil {
 			b.Fatal(err)
 		}
 		if err := x.leaseStarted(prov, &tx.LeaseStarted{ID: id}); err != nil {
