@@ -3,7 +3,7 @@
 GO ?= go
 BIN := bin/spare
 
-.PHONY: build demo test race fuzz bench vet fmt-check clean
+.PHONY: build demo test race fuzz bench bench-smoke vet fmt-check clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/spare
@@ -18,11 +18,16 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # The whole suite: formatting, vet, every test (real in-process CometBFT nodes included), the race detector on
-# the packages with concurrency, and a short run of every fuzz target.
+# the packages with concurrency, one iteration of every benchmark (so their setup cannot rot unnoticed), and a
+# short run of every fuzz target.
 test: fmt-check vet
 	$(GO) test -count=1 -timeout 20m ./...
-	$(GO) test -count=1 -race -timeout 10m ./ledger/... ./client/... ./node/... ./provider/... ./runtime/... ./reqsig/... ./explorer/... ./audit/... ./proof/...
+	$(GO) test -count=1 -race -timeout 10m ./ledger/... ./client/... ./node/... ./provider/... ./runtime/... ./reqsig/... ./explorer/... ./audit/... ./proof/... ./match/...
+	$(MAKE) bench-smoke
 	$(MAKE) fuzz
+
+bench-smoke:
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 10m ./...
 
 # Fuzz budgets are counts of executions, about 10 s of each target on 2 cores (FUZZ=k runs k times as many).
 # A count rather than a duration: Go 1.26's fuzz coordinator can report a spurious "context deadline exceeded"
