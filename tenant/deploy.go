@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -172,7 +173,7 @@ func (t *Tenant) Deploy(ctx context.Context, job Job, o Options) (*Result, error
 		if err != nil {
 			return res, err
 		}
-		for _, port := range slices.Sorted(mapsKeys(eps)) {
+		for _, port := range slices.Sorted(maps.Keys(eps)) {
 			emit("endpoint", "port %s is served at %s", port, eps[port])
 		}
 		return res, nil

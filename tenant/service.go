@@ -3,6 +3,7 @@ package tenant
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"time"
@@ -44,7 +45,7 @@ func (t *Tenant) awaitEndpoints(ctx context.Context, leaseID uint64, timeout tim
 		eps, lastErr = t.Endpoints(ctx, leaseID)
 		if lastErr == nil && len(eps) > 0 {
 			up := 0
-			for _, port := range slices.Sorted(mapsKeys(eps)) {
+			for _, port := range slices.Sorted(maps.Keys(eps)) {
 				c, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", eps[port])
 				if err != nil {
 					lastErr = fmt.Errorf("port %s at %s: %w", port, eps[port], err)
@@ -64,14 +65,4 @@ func (t *Tenant) awaitEndpoints(ctx context.Context, leaseID uint64, timeout tim
 		}
 	}
 	return eps, fmt.Errorf("lease %d: the service's endpoints did not answer within %s: %v (spare logs %d shows its output)", leaseID, timeout, lastErr, leaseID)
-}
-
-func mapsKeys(m map[string]string) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }

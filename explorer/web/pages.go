@@ -288,43 +288,44 @@ type LatencyRow struct {
 
 // latency reads a provider's published round trips from the node (nil without a node or a publication).
 func (s *Server) latency(ctx context.Context, addr string) *LatencyView {
-	if s.c == nil {
-		return nil
-	}
-	pa, err := tx.ParseAddress(addr)
-	if err != nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	l, err := s.c.Latency(ctx, pa)
-	if err != nil {
-		return nil
-	}
-	auds, _ := s.c.Auditors(ctx)
-	v := &LatencyView{Height: l.Height, Samples: []LatencyRow{}}
-	for _, smp := range l.Samples {
-		v.Samples = append(v.Samples, LatencyRow{Peer: smp.Peer, RTTMicros: smp.RTTMicros,
-			Auditor: slices.ContainsFunc(auds, func(a ledger.Auditor) bool { return a.Address == smp.Peer })})
-	}
+	var v *LatencyView
+	s.fromNode(ctx, addr, func(ctx context.Context, pa tx.Address) {
+		l, err := s.c.Latency(ctx, pa)
+		if err != nil {
+			return
+		}
+		auds, _ := s.c.Auditors(ctx)
+		v = &LatencyView{Height: l.Height, Samples: []LatencyRow{}}
+		for _, smp := range l.Samples {
+			v.Samples = append(v.Samples, LatencyRow{Peer: smp.Peer, RTTMicros: smp.RTTMicros,
+				Auditor: slices.ContainsFunc(auds, func(a ledger.Auditor) bool { return a.Address == smp.Peer })})
+		}
+	})
 	return v
 }
 
-func (s *Server) balance(ctx context.Context, addr string) *uint64 {
+// fromNode runs read against the node for an address, within 2 s; nothing without a node or a valid address.
+func (s *Server) fromNode(ctx context.Context, addr string, read func(context.Context, tx.Address)) {
 	if s.c == nil {
-		return nil
+		return
 	}
 	pa, err := tx.ParseAddress(addr)
 	if err != nil {
-		return nil
+		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	acc, err := s.c.Account(ctx, pa)
-	if err != nil {
-		return nil
-	}
-	return &acc.Balance
+	read(ctx, pa)
+}
+
+func (s *Server) balance(ctx context.Context, addr string) *uint64 {
+	var out *uint64
+	s.fromNode(ctx, addr, func(ctx context.Context, pa tx.Address) {
+		if acc, err := s.c.Account(ctx, pa); err == nil {
+			out = &acc.Balance
+		}
+	})
+	return out
 }
 
 // ListView is a filtered list page.
