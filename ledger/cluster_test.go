@@ -188,3 +188,57 @@ func TestGenesisAuditorHosts(t *testing.T) {
 		t.Fatalf("auditors %+v", auds)
 	}
 }
+
+// TestClusterMemberDown: the auditors find one member's provider down; its lease is closed (billed to the down
+// epoch's start) and it is slashed, and the other member is closed in the same block, billed to that moment.
+func TestClusterMemberDown(t *testing.T) {
+	params := testParams()
+	params.EpochBlocks, params.SlashDowntimePPM = 12, 100_000
+	c := newChainWith(t, params, map[string]uint64{"tenant": 1000 * USPR, "p1": 2000 * USPR, "p2": 2000 * USPR, "a1": USPR},
+		map[string]uint64{"a1": 1})
+	c.registerBonded("p1")
+	c.registerBonded("p2")
+	c.publishRTTs(map[string]map[string]uint32{"p1": {"p2": 500}, "p2": {"p1": 700}})
+	c.do("tenant", clusterOrder(2, 1_000, USPR))
+	c.block(time.Second, c.sign("p1", &tx.PlaceBid{OrderID: 1, Price: testRunPrice}), c.sign("p2", &tx.PlaceBid{OrderID: 1, Price: testRunPrice}))
+	v := c.clusterView(1)
+	if v.State != ClusterRunning {
+		t.Fatalf("cluster %+v", v)
+	}
+	c.block(time.Second, c.sign("p1", &tx.LeaseStarted{ID: v.Members[0].LeaseID}), c.sign("p2", &tx.LeaseStarted{ID: v.Members[1].LeaseID}))
+	e := c.nextEpoch()
+	epochStart := uint64(c.now.UnixMilli())
+	down := v.Members[1].Provider // a1 (all the weight) finds it down
+	up := "p1"
+	if c.addr("p1") == down {
+		up = "p2"
+	}
+	if got := c.results(c.sign("a1", &tx.Attest{Epoch: e.Epoch, Up: c.bitmap(e, up)})); got[0] != 0 {
+		t.Fatalf("attest: %v", got)
+	}
+	stake := func() uint64 {
+		var p ProviderView
+		c.query(QueryProvider, AddressRequest{Address: down}, &p)
+		return p.Stake
+	}
+	before := stake()
+	for !c.epoch(&e.Epoch).Tallied {
+		c.block(time.Second)
+	}
+	talliedMs := uint64(c.now.UnixMilli())
+	v = c.clusterView(1)
+	if v.State != ClusterFailed || v.FailedLease != v.Members[1].LeaseID {
+		t.Fatalf("cluster after the down verdict: %+v", v)
+	}
+	failed, other := c.lease(v.Members[1].LeaseID), c.lease(v.Members[0].LeaseID)
+	if failed.State != LeaseClosed || failed.EndedMs != epochStart || failed.Paid != failed.Price*(epochStart-failed.StartedMs)/msPerHour {
+		t.Fatalf("down member: %+v (epoch start %d)", failed.Lease, epochStart)
+	}
+	if other.State != LeaseClosed || other.EndedMs != talliedMs || other.Paid != other.Price*(talliedMs-other.StartedMs)/msPerHour ||
+		!strings.Contains(other.CloseReason, "cluster member lease") {
+		t.Fatalf("other member: %+v (tallied at %d)", other.Lease, talliedMs)
+	}
+	if got := stake(); got != before-before/10 {
+		t.Fatalf("down provider's stake %d, want %d", got, before-before/10)
+	}
+}
