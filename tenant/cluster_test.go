@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -111,6 +113,17 @@ func TestClusterOnDev(t *testing.T) {
 		t.Fatalf("rank 1 outputs %q %v", got, err)
 	}
 	exactCosts(t, tn, res)
+
+	// The explorer's order page shows the cluster's members.
+	if resp, err := http.Get(info.Explorer + "/orders/" + strconv.FormatUint(res.OrderID, 10)); err != nil {
+		t.Fatal(err)
+	} else {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), `id="members"`) || !strings.Contains(string(body), "/leases/"+strconv.FormatUint(res.Members[1].LeaseID, 10)) {
+			t.Fatalf("order page: %d\n%s", resp.StatusCode, body)
+		}
+	}
 
 	// The explorer shows each provider's published round trips.
 	resp, err := http.Get(info.Explorer + "/api/providers/" + info.Providers[0].Address.String())

@@ -2,8 +2,11 @@ package tenant_test
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -55,7 +58,7 @@ func (w *corruptWorkload) Wait(ctx context.Context) (runtime.Result, error) {
 // auction's pick is known); those in corrupt return altered outputs.
 func devReplicas(t *testing.T, corrupt ...int) (*tenant.Tenant, devnet.Info) {
 	return startDev(t, func(o *devnet.Options) {
-		o.Providers = 3
+		o.Providers, o.Explorer = 3, "127.0.0.1:0"
 		o.Provider = func(i int, cfg *provider.Config, rts map[string]runtime.Runtime) {
 			cfg.Prices.CPUHour = []string{"0.05", "0.06", "0.07"}[i]
 			cfg.Prices.MemoryGiBHour = "0"
@@ -151,5 +154,17 @@ func TestReplicatedCorruptOutvoted(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(res.OutputsPath, "out", "result.txt"))
 	if err != nil || strings.Contains(string(b), "corrupted") {
 		t.Fatalf("outputs %q %v", b, err)
+	}
+	// Anyone sees the dispute on the explorer's order page: the runs, the referee, who was outvoted.
+	resp, err := http.Get(info.Explorer + "/orders/" + strconv.FormatUint(res.OrderID, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`id="runs"`, "verdict <span class=\"state agreed\">agreed</span>", "<strong>outvoted</strong>", "referee run"} {
+		if resp.StatusCode != 200 || !strings.Contains(string(page), want) {
+			t.Fatalf("order page (%d) lacks %q:\n%s", resp.StatusCode, want, page)
+		}
 	}
 }

@@ -381,6 +381,11 @@ type OrderView struct {
 	Bids   index.List[index.Bid]   `json:"bids"`
 	Lease  *index.Lease            `json:"lease,omitempty"`
 	Events index.List[index.Event] `json:"events"`
+	// Live from the node: a replicated order's comparison of its runs, a cluster order's members, and for a
+	// referee run the order it referees.
+	Verification *ledger.VerificationView `json:"verification,omitempty"`
+	Cluster      *ledger.ClusterView      `json:"cluster,omitempty"`
+	RefereeFor   uint64                   `json:"referee_for,omitempty"`
 }
 
 func (s *Server) loadOrder(r *http.Request) (any, error) {
@@ -406,6 +411,20 @@ func (s *Server) loadOrder(r *http.Request) (any, error) {
 		}
 	}
 	v.Events, err = s.db.Events(ctx, index.EventFilter{Kind: "order", Ref: strconv.FormatUint(id, 10)}, index.Page{Limit: 50})
+	var lo ledger.Order
+	if json.Unmarshal(o.Ledger, &lo) == nil {
+		v.RefereeFor = lo.RefereeFor
+		if s.c != nil && (lo.Replicas > 1 || lo.Nodes > 1) {
+			nctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			if vv, err := s.c.Verification(nctx, id); err == nil && lo.Replicas > 1 {
+				v.Verification = &vv
+			}
+			if cv, err := s.c.Cluster(nctx, id); err == nil && lo.Nodes > 1 {
+				v.Cluster = &cv
+			}
+		}
+	}
 	return v, err
 }
 
