@@ -14,8 +14,9 @@ import (
 //   - a result that a strict majority of the runs with a result share, at least two of them, wins: its runs
 //     are paid, every run with another result is unpaid (its earnings go back to the tenant), loses
 //     params.SlashMismatchPPM of its stake and counts as a failed lease;
-//   - without such a majority the ledger orders one referee run from another provider, paid from the reserve
-//     the tenant escrowed with the order, and judges again when it has ended;
+//   - without such a majority, if one more agreeing result would make one, the ledger orders one referee run
+//     from another provider, paid from the reserve the tenant escrowed with the order, and judges again when
+//     it has ended;
 //   - still none (or no referee could run): inconclusive. Every run with a result is paid and nobody is
 //     slashed, since nobody can be shown wrong.
 //
@@ -224,7 +225,10 @@ func (c *ctx) judge(v *Verification) {
 	// Sorted by count, most first; ties keep the order the results came in (deterministic).
 	slices.SortStableFunc(tally, func(a, b vote) int { return cmp.Compare(b.n, a.n) })
 	majority := len(tally) > 0 && tally[0].n >= 2 && 2*tally[0].n > with
-	if !majority && v.RefereeOrder == 0 && v.Reserve > 0 {
+	// A referee can only help when one more vote for the leading result would make it a majority: not with no
+	// result at all, nor with several results tied too widely (say 1-1-1 of three replicas).
+	refereeCanDecide := len(tally) > 0 && tally[0].n+1 >= 2 && 2*(tally[0].n+1) > with+1
+	if !majority && refereeCanDecide && v.RefereeOrder == 0 && v.Reserve > 0 {
 		c.orderReferee(v, leases[0])
 		return
 	}

@@ -60,6 +60,8 @@ func TestReplicatedVerdicts(t *testing.T) {
 		{"one replica gives up", []string{"A", ""}, "A", VerifyAgreed, []int{0, 2}, nil},
 		{"three replicas, one corrupt", []string{"A", "B", "A"}, "-", VerifyAgreed, []int{0, 2}, []int{1}},
 		{"exit code differs", []string{"A", "A:1"}, "A", VerifyAgreed, []int{0, 2}, []int{1}},
+		{"no result at all: no referee", []string{"", ""}, "-", VerifyInconclusive, nil, nil},
+		{"three-way tie: a referee cannot decide", []string{"A", "B", "C"}, "-", VerifyInconclusive, []int{0, 1, 2}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			params := testParams()
