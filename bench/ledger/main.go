@@ -48,6 +48,7 @@ import (
 
 	"github.com/sparenet/spare/bench/kvbaseline"
 	"github.com/sparenet/spare/client"
+	"github.com/sparenet/spare/internal/benchenv"
 	"github.com/sparenet/spare/ledger"
 	"github.com/sparenet/spare/ledger/store"
 	"github.com/sparenet/spare/node"
@@ -231,7 +232,7 @@ func run(cfg Config) (*Report, error) {
 	}
 	rep := &Report{
 		Date:    time.Now().UTC().Format(time.RFC3339),
-		Machine: machine(),
+		Machine: benchenv.Machine(),
 		Go:      runtime.Version(),
 		Config: configJSON{Duration: cfg.Duration.String(), Warmup: cfg.Warmup.String(), Workers: cfg.Workers,
 			Providers: cfg.Providers, BlockTime: cfg.BlockTime.String(), MaxInflight: cfg.MaxInflight,
@@ -417,14 +418,14 @@ func runApp(cfg Config, app string) (*AppResult, error) {
 			return nil, err
 		}
 	}
-	cpu0 := sampleCPU()
+	cpu0 := benchenv.SampleCPU()
 	start := time.Now()
 	e.winStart.Store(start.UnixNano())
 	cfg.logf("%s: measuring for %s", app, cfg.Duration)
 	time.Sleep(cfg.Duration)
 	end := time.Now()
 	e.winEnd.Store(end.UnixNano())
-	res.CPUSelf, res.CPUOthers = cpuCores(cpu0, sampleCPU())
+	res.CPUSelf, res.CPUOthers = benchenv.Cores(cpu0, benchenv.SampleCPU())
 	if prof != nil {
 		pprof.StopCPUProfile()
 		prof.Close()
@@ -570,23 +571,6 @@ func spareSetup(ctx context.Context, e *engine, m *spareMarket) error {
 		g.total = 0
 	}
 	return nil
-}
-
-func machine() string {
-	cpu := ""
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				cpu = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	s := fmt.Sprintf("%s/%s, %d CPUs (GOMAXPROCS %d)", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0))
-	if cpu != "" {
-		s += ", " + cpu
-	}
-	return s
 }
 
 func printTable(w io.Writer, rep *Report) {

@@ -48,12 +48,11 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
+	"github.com/sparenet/spare/internal/benchenv"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/match"
 )
@@ -213,7 +212,7 @@ func fatal(err error) {
 }
 
 func run(cfg Config, log io.Writer) *Report {
-	rep := &Report{Date: time.Now().UTC().Format(time.RFC3339), Machine: machine(), Go: runtime.Version(), Config: cfg}
+	rep := &Report{Date: time.Now().UTC().Format(time.RFC3339), Machine: benchenv.Machine(), Go: runtime.Version(), Config: cfg}
 	r := rand.New(rand.NewPCG(cfg.Seed, 0x5ba4e))
 	t0 := time.Now()
 	w := newWorld(r, cfg.Providers, cfg.Peers)
@@ -224,11 +223,12 @@ func run(cfg Config, log io.Writer) *Report {
 	fmt.Fprintf(log, "state: %d providers, %d links, %d open orders, generated in %s\n", len(w.offers), len(w.links), len(book),
 		time.Since(t0).Round(time.Millisecond))
 
-	c0 := sampleCPU()
+	c0 := benchenv.SampleCPU()
 	rep.Single = single(w, book[:cfg.Orders], cfg.K, log)
-	c1 := sampleCPU()
+	c1 := benchenv.SampleCPU()
 	rep.Cluster = clusters(w, r, cfg, log)
-	rep.Single.CPUOthers, rep.Cluster.CPUOthers = othersCores(c0, c1), othersCores(c1, sampleCPU())
+	_, rep.Single.CPUOthers = benchenv.Cores(c0, c1)
+	_, rep.Cluster.CPUOthers = benchenv.Cores(c1, benchenv.SampleCPU())
 	rep.Targets = []Target{
 		{Name: "single-node match p99 (index, k=" + fmt.Sprint(cfg.K) + ")", LimitUs: 1000, Measured: rep.Single.Index.P99Us},
 		{Name: fmt.Sprintf("cluster N=%d p99", cfg.ClusterN), LimitUs: 50_000, Measured: rep.Cluster.Cluster.P99Us},
@@ -723,23 +723,6 @@ func ratio(a, b float64) float64 {
 	return a / b
 }
 
-func machine() string {
-	cpu := ""
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				cpu = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	s := fmt.Sprintf("%s/%s, %d CPUs (GOMAXPROCS %d)", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0))
-	if cpu != "" {
-		s += ", " + cpu
-	}
-	return s
-}
-
 func printReport(w io.Writer, rep *Report) {
 	s, c := rep.Single, rep.Cluster
 	fmt.Fprintf(w, "single-node match, top k=%d, %d providers, %d of %d open orders (%d GPU, %d CPU-only; %d unmatched, %d with fewer than k)\n",
@@ -786,53 +769,4 @@ func printReport(w io.Writer, rep *Report) {
 	}
 	fmt.Fprintf(w, "%s; %s; seed %d; CPU cores used by other processes: %.2f (single-node), %.2f (cluster)\n", rep.Machine,
 		rep.Go, rep.Config.Seed, s.CPUOthers, c.CPUOthers)
-}
-
-// cpuSample is this process's CPU time and the machine's busy and total jiffies at one instant, so the report
-// can say how much CPU other processes took while it measured (figures taken on a busy machine are not
-// comparable).
-type cpuSample struct {
-	at          time.Time
-	self        time.Duration
-	busy, total uint64
-	ok          bool
-}
-
-func sampleCPU() cpuSample {
-	s := cpuSample{at: time.Now()}
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		s.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return s
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 5 || f[0] != "cpu" {
-		return s
-	}
-	for i, v := range f[1:min(len(f), 9)] { // user … steal; guest time is counted in user already
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			return s
-		}
-		s.total += n
-		if i != 3 && i != 4 { // idle, iowait
-			s.busy += n
-		}
-	}
-	s.ok = true
-	return s
-}
-
-// othersCores is the CPU, in cores, that other processes used between a and b (-1: unknown).
-func othersCores(a, b cpuSample) float64 {
-	wall := b.at.Sub(a.at).Seconds()
-	if !a.ok || !b.ok || wall <= 0 || b.total <= a.total {
-		return -1
-	}
-	machine := float64(b.busy-a.busy) / float64(b.total-a.total) * float64(runtime.NumCPU())
-	return max(0, machine-(b.self-a.self).Seconds()/wall)
 }
