@@ -3,7 +3,6 @@ package tenant
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -42,8 +41,7 @@ func (t *Tenant) deployCluster(ctx context.Context, job Job, o Options, res *Res
 	if err != nil {
 		return nil, fmt.Errorf("create order: %w", err)
 	}
-	idStr, _ := sent.Attr("order.created", "order_id")
-	res.OrderID, _ = strconv.ParseUint(idStr, 10, 64)
+	res.OrderID = createdOrder(sent)
 	res.Timings.OrderCommitted = emit("order", "cluster order %d committed in block %d: %d members within %s round trip, %s escrowed",
 		res.OrderID, sent.Height, nodes, time.Duration(job.Cluster.MaxRTTMicros)*time.Microsecond, client.FormatAmount(job.Order.Deposit*uint64(nodes)))
 
@@ -132,77 +130,51 @@ func (t *Tenant) deployCluster(ctx context.Context, job Job, o Options, res *Res
 	return res, nil
 }
 
-// awaitCluster waits until the auction has leased every member. Without that by the timeout, it explains and
-// cancels the order.
+// awaitCluster waits until the auction has leased every member. Without that by the timeout, it cancels the
+// order and explains.
 func (t *Tenant) awaitCluster(ctx context.Context, res *Result, job Job, o Options) (ledger.ClusterView, error) {
-	deadline := time.Now().Add(o.NoBidTimeout)
-	for time.Now().Before(deadline) {
-		cv, err := t.c.Cluster(ctx, res.OrderID)
-		if err == nil && cv.State == ledger.ClusterRunning && len(cv.Members) == int(job.Cluster.Nodes) {
-			return cv, nil
+	var cv ledger.ClusterView
+	leased := func() (bool, error) {
+		var err error
+		if cv, err = t.c.Cluster(ctx, res.OrderID); err != nil {
+			return false, nil
 		}
-		if err == nil && cv.State == ledger.ClusterCancelled {
-			return cv, fmt.Errorf("cluster order %d ended before it was leased", res.OrderID)
+		if cv.State == ledger.ClusterCancelled {
+			return false, fmt.Errorf("cluster order %d ended before it was leased", res.OrderID)
 		}
-		select {
-		case <-ctx.Done():
-			return ledger.ClusterView{}, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+		return cv.State == ledger.ClusterRunning && len(cv.Members) == int(job.Cluster.Nodes), nil
 	}
-	ex, xerr := t.Explain(ctx, job.Order.Resources, job.Order.Constraints)
-	if _, cerr := t.sender.Send(ctx, &tx.CancelOrder{ID: res.OrderID}); cerr != nil {
-		if cv, err := t.c.Cluster(ctx, res.OrderID); err == nil && cv.State == ledger.ClusterRunning {
-			return cv, nil // leased at the last moment
+	if done, err := poll(ctx, o.NoBidTimeout, leased); done || err != nil {
+		return cv, err
+	}
+	if !t.cancelUnserved(ctx, res.OrderID) {
+		if done, err := leased(); done || err != nil {
+			return cv, err
 		}
-		t.log.Warn("cancel order", "order", res.OrderID, "err", cerr)
 	}
 	bids, _ := t.c.Bids(ctx, ledger.ListRequest{OrderID: res.OrderID, Limit: ledger.MaxPageLimit})
-	msg := fmt.Sprintf("%v: %d providers whose published round trips are all within %s are needed within %s; %d bid",
-		ErrNoOffers, job.Cluster.Nodes, time.Duration(job.Cluster.MaxRTTMicros)*time.Microsecond, o.NoBidTimeout, len(bids.Items))
-	if xerr == nil {
-		msg += "; " + ex.String()
-	}
-	return ledger.ClusterView{}, fmt.Errorf("%w (order %d cancelled, deposit refunded)", errors.New(msg), res.OrderID)
+	need := fmt.Sprintf("%d providers whose published round trips are all within %s; %d bid",
+		job.Cluster.Nodes, time.Duration(job.Cluster.MaxRTTMicros)*time.Microsecond, len(bids.Items))
+	return ledger.ClusterView{}, t.noOffersError(ctx, res.OrderID, job.Order.Resources, job.Order.Constraints, o.NoBidTimeout, need)
 }
 
 // sendClusterManifest puts the manifest to a member (with rank 0's port for the others) and returns the
 // rendezvous port the provider reports.
 func (t *Tenant) sendClusterManifest(ctx context.Context, leaseID uint64, manifest []byte, masterPort int) (int, error) {
-	path := fmt.Sprintf("/leases/%d/manifest", leaseID)
+	query := ""
 	if masterPort != 0 {
-		path += "?master_port=" + strconv.Itoa(masterPort)
+		query = "master_port=" + strconv.Itoa(masterPort)
 	}
-	l, err := t.c.Lease(ctx, leaseID)
-	if err != nil {
+	var st struct {
+		MasterPort int `json:"master_port"`
+	}
+	if err := t.putManifest(ctx, leaseID, query, manifest, &st); err != nil {
 		return 0, err
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := t.call(ctx, l.Provider, "PUT", path, bytes.NewReader(manifest))
-		if err == nil {
-			defer resp.Body.Close()
-			var st struct {
-				MasterPort int `json:"master_port"`
-			}
-			if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st); err != nil {
-				return 0, err
-			}
-			if masterPort == 0 && st.MasterPort == 0 {
-				return 0, fmt.Errorf("lease %d: the provider gave no rendezvous port", leaseID)
-			}
-			return max(st.MasterPort, masterPort), nil
-		}
-		var ae *APIError
-		if !errors.As(err, &ae) || ae.Status != 404 || time.Now().After(deadline) {
-			return 0, fmt.Errorf("send manifest: %w", err)
-		}
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
+	if masterPort == 0 && st.MasterPort == 0 {
+		return 0, fmt.Errorf("lease %d: the provider gave no rendezvous port", leaseID)
 	}
+	return max(st.MasterPort, masterPort), nil
 }
 
 // StreamClusterLogs copies every member's logs to w, each line prefixed with "[rank N] "; with follow it

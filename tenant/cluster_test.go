@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -212,5 +213,24 @@ func TestDDPOnDev(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "[rank 1] rank 1 of 2: all_reduce sum = 3") {
 		t.Fatalf("logs:\n%s", logs.String())
+	}
+}
+
+// TestClusterNoFittingSet: a cluster larger than the network is never leased; deploy gives up at the timeout
+// with ErrNoOffers saying what was needed, and cancels the order so the deposit comes back.
+func TestClusterNoFittingSet(t *testing.T) {
+	tn, _ := devCluster(t)
+	ctx := context.Background()
+	before, _ := tn.Client().Account(ctx, tn.Address())
+	params, _ := tn.Client().Params(ctx)
+	job := cpuJob(t, "true", ledger.USPR, ledger.USPR)
+	job.Cluster = &tenant.Cluster{Nodes: 4, MaxRTTMicros: 5000}
+	_, err := tn.Deploy(ctx, job, tenant.Options{NoBidTimeout: 2 * time.Second})
+	if !errors.Is(err, tenant.ErrNoOffers) || !strings.Contains(err.Error(), "4 providers whose published round trips are all within 5ms; 3 bid") {
+		t.Fatalf("err = %v", err)
+	}
+	after, _ := tn.Client().Account(ctx, tn.Address())
+	if before.Balance-after.Balance != 2*params.MinFee { // create + cancel
+		t.Fatalf("tenant lost %d", before.Balance-after.Balance)
 	}
 }

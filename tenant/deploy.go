@@ -148,8 +148,7 @@ func (t *Tenant) Deploy(ctx context.Context, job Job, o Options) (*Result, error
 	if err != nil {
 		return nil, fmt.Errorf("create order: %w", err)
 	}
-	idStr, _ := sent.Attr("order.created", "order_id")
-	res.OrderID, _ = strconv.ParseUint(idStr, 10, 64)
+	res.OrderID = createdOrder(sent)
 	res.Timings.OrderCommitted = emit("order", "order %d committed in block %d, deposit %s", res.OrderID, sent.Height, client.FormatAmount(job.Order.Deposit))
 
 	lease, err := t.awaitLease(ctx, res, sent.Height, o, emit)
@@ -275,19 +274,23 @@ func (t *Tenant) awaitLease(ctx context.Context, res *Result, from int64, o Opti
 	if ctx.Err() != nil {
 		return ledger.LeaseView{}, ctx.Err()
 	}
-	// Nobody bid (in time): say why, and take the deposit back.
+	// Nobody bid (in time): take the deposit back and say why.
 	order, _ := t.c.Order(ctx, res.OrderID)
-	ex, xerr := t.Explain(ctx, order.Resources, order.Constraints)
-	if _, cerr := t.sender.Send(ctx, &tx.CancelOrder{ID: res.OrderID}); cerr != nil && !client.IsCode(cerr, tx.CodeOrderNotOpen) {
-		t.log.Warn("cancel order", "order", res.OrderID, "err", cerr)
+	if !t.cancelUnserved(ctx, res.OrderID) {
+		if order, err := t.c.Order(ctx, res.OrderID); err == nil && order.LeaseID != 0 {
+			return t.c.Lease(ctx, order.LeaseID) // leased at the last moment
+		}
 	}
-	if xerr != nil {
-		return ledger.LeaseView{}, fmt.Errorf("%w within %s (order %d cancelled, deposit refunded)", ErrNoOffers, o.NoBidTimeout, res.OrderID)
-	}
-	return ledger.LeaseView{}, fmt.Errorf("%w within %s: %s (order %d cancelled, deposit refunded)", ErrNoOffers, o.NoBidTimeout, ex, res.OrderID)
+	return ledger.LeaseView{}, t.noOffersError(ctx, res.OrderID, order.Resources, order.Constraints, o.NoBidTimeout, "")
 }
 
 func parseU(s string) uint64 { v, _ := strconv.ParseUint(s, 10, 64); return v }
+
+// createdOrder is the id of the order a CreateOrder (or its replicated or cluster form) created.
+func createdOrder(sent *client.Result) uint64 {
+	id, _ := sent.Attr("order.created", "order_id")
+	return parseU(id)
+}
 
 // waitLease polls a lease until done says so.
 func (t *Tenant) waitLease(ctx context.Context, id uint64, done func(ledger.LeaseView) bool) error {
@@ -306,16 +309,29 @@ func (t *Tenant) waitLease(ctx context.Context, id uint64, done func(ledger.Leas
 
 // SendManifest puts the manifest to the lease's provider, waiting briefly for the provider to learn of the lease.
 func (t *Tenant) SendManifest(ctx context.Context, leaseID uint64, manifest []byte) error {
+	return t.putManifest(ctx, leaseID, "", manifest, nil)
+}
+
+// putManifest puts the manifest (with query, e.g. "master_port=N") to the lease's provider, retrying while the
+// provider has not yet learnt of the lease (404, up to 15 s), and decodes its answer into into (nil: ignored).
+func (t *Tenant) putManifest(ctx context.Context, leaseID uint64, query string, manifest []byte, into any) error {
 	l, err := t.c.Lease(ctx, leaseID)
 	if err != nil {
 		return err
 	}
+	path := fmt.Sprintf("/leases/%d/manifest", leaseID)
+	if query != "" {
+		path += "?" + query
+	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		resp, err := t.call(ctx, l.Provider, "PUT", fmt.Sprintf("/leases/%d/manifest", leaseID), bytes.NewReader(manifest))
+		resp, err := t.call(ctx, l.Provider, "PUT", path, bytes.NewReader(manifest))
 		if err == nil {
-			resp.Body.Close()
-			return nil
+			defer resp.Body.Close()
+			if into == nil {
+				return nil
+			}
+			return json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(into)
 		}
 		var ae *APIError
 		if !errors.As(err, &ae) || ae.Status != 404 || time.Now().After(deadline) {
@@ -327,6 +343,50 @@ func (t *Tenant) SendManifest(ctx context.Context, leaseID uint64, manifest []by
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// poll calls check every 100 ms until it reports done or fails, ctx ends, or timeout passes (done false).
+func poll(ctx context.Context, timeout time.Duration, check func() (bool, error)) (bool, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		if done, err := check(); done || err != nil {
+			return done, err
+		}
+		if time.Now().After(deadline) {
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// cancelUnserved cancels an order that nobody (or no fitting set of providers) took in time, so its escrow
+// comes back. It reports false when the order was leased meanwhile (it is no longer open).
+func (t *Tenant) cancelUnserved(ctx context.Context, orderID uint64) bool {
+	_, err := t.sender.Send(ctx, &tx.CancelOrder{ID: orderID})
+	if client.IsCode(err, tx.CodeOrderNotOpen) {
+		return false
+	}
+	if err != nil {
+		t.log.Warn("cancel order", "order", orderID, "err", err)
+	}
+	return true
+}
+
+// noOffersError is ErrNoOffers for a cancelled order: what was needed (need, may be empty) and the
+// per-constraint explanation of the providers that could not serve it.
+func (t *Tenant) noOffersError(ctx context.Context, orderID uint64, r tx.Resources, c tx.Constraints, within time.Duration, need string) error {
+	why := need
+	if ex, err := t.Explain(ctx, r, c); err == nil {
+		why = strings.TrimPrefix(why+"; "+ex.String(), "; ")
+	}
+	if why == "" {
+		return fmt.Errorf("%w within %s (order %d cancelled, deposit refunded)", ErrNoOffers, within, orderID)
+	}
+	return fmt.Errorf("%w within %s: %s (order %d cancelled, deposit refunded)", ErrNoOffers, within, why, orderID)
 }
 
 // StreamLogs copies a lease's logs to w; with follow it returns when the workload has ended.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -36,8 +35,7 @@ func (t *Tenant) deployReplicated(ctx context.Context, job Job, o Options, res *
 	if err != nil {
 		return nil, fmt.Errorf("create order: %w", err)
 	}
-	idStr, _ := sent.Attr("order.created", "order_id")
-	res.OrderID, _ = strconv.ParseUint(idStr, 10, 64)
+	res.OrderID = createdOrder(sent)
 	res.Replicas = job.Replicas
 	res.Timings.OrderCommitted = emit("order", "order %d committed in block %d: %d replicas, %s escrowed (a deposit per run and one for a referee)",
 		res.OrderID, sent.Height, job.Replicas, client.FormatAmount(job.Order.Deposit*uint64(job.Replicas+1)))
@@ -158,41 +156,30 @@ func (t *Tenant) deployReplicated(ctx context.Context, job Job, o Options, res *
 	return res, nil
 }
 
-// awaitRuns waits until the auction has leased every replica. Without that by the timeout, it explains and
-// cancels the order (every deposit and the reserve are refunded).
+// awaitRuns waits until the auction has leased every replica. Without that by the timeout, it cancels the
+// order (every deposit and the reserve are refunded) and explains.
 func (t *Tenant) awaitRuns(ctx context.Context, res *Result, job Job, o Options) (ledger.VerificationView, error) {
-	deadline := time.Now().Add(o.NoBidTimeout)
-	for {
-		v, err := t.c.Verification(ctx, res.OrderID)
-		switch {
-		case err == nil && v.State == ledger.VerifyCancelled:
-			return v, fmt.Errorf("order %d ended before its runs were leased", res.OrderID)
-		case err == nil && len(v.Runs) >= int(job.Replicas):
-			return v, nil
+	var v ledger.VerificationView
+	leased := func() (bool, error) {
+		var err error
+		if v, err = t.c.Verification(ctx, res.OrderID); err != nil {
+			return false, nil
 		}
-		if time.Now().After(deadline) {
-			break
+		if v.State == ledger.VerifyCancelled {
+			return false, fmt.Errorf("order %d ended before its runs were leased", res.OrderID)
 		}
-		select {
-		case <-ctx.Done():
-			return ledger.VerificationView{}, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		return len(v.Runs) >= int(job.Replicas), nil
+	}
+	if done, err := poll(ctx, o.NoBidTimeout, leased); done || err != nil {
+		return v, err
+	}
+	if !t.cancelUnserved(ctx, res.OrderID) {
+		if done, err := leased(); done || err != nil {
+			return v, err
 		}
 	}
-	ex, xerr := t.Explain(ctx, job.Order.Resources, job.Order.Constraints)
-	if _, cerr := t.sender.Send(ctx, &tx.CancelOrder{ID: res.OrderID}); cerr != nil {
-		if client.IsCode(cerr, tx.CodeOrderNotOpen) { // leased at the last moment
-			if v, err := t.c.Verification(ctx, res.OrderID); err == nil && len(v.Runs) >= int(job.Replicas) {
-				return v, nil
-			}
-		}
-		t.log.Warn("cancel order", "order", res.OrderID, "err", cerr)
-	}
-	msg := fmt.Sprintf("%v: %d distinct providers are needed within %s", ErrNoOffers, job.Replicas, o.NoBidTimeout)
-	if xerr == nil {
-		msg += ": " + ex.String()
-	}
-	return ledger.VerificationView{}, fmt.Errorf("%w (order %d cancelled, deposits refunded)", errors.New(msg), res.OrderID)
+	need := fmt.Sprintf("%d distinct providers", job.Replicas)
+	return ledger.VerificationView{}, t.noOffersError(ctx, res.OrderID, job.Order.Resources, job.Order.Constraints, o.NoBidTimeout, need)
 }
 
 // shipRuns sends the manifest, concurrently, to every run not sent yet.
