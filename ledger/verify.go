@@ -3,6 +3,7 @@ package ledger
 import (
 	"cmp"
 	"slices"
+	"strconv"
 
 	"github.com/sparenet/spare/ledger/tx"
 )
@@ -290,7 +291,7 @@ func (c *ctx) unpay(l *Lease) error {
 		c.setProvider(p)
 	}
 	c.emit("lease.outvoted", "lease_id", l.ID, "provider", l.Provider, "tenant", l.Tenant, "refund", refund)
-	c.slash(l.Provider, c.params.SlashMismatchPPM, "outvoted on replicated order "+uitoa(l.OrderID))
+	c.slash(l.Provider, c.params.SlashMismatchPPM, "outvoted on replicated order "+strconv.FormatUint(l.OrderID, 10))
 	return nil
 }
 
@@ -315,19 +316,6 @@ func (c *ctx) orderReferee(v *Verification, like *Lease) {
 		"max_price", o.MaxPricePerHour, "gpus", uint64(o.Resources.GPUCount),
 		"deposit", o.Deposit, "window_end", o.WindowEnd, "expires", o.ExpiresHeight, "referee_for", v.OrderID)
 	c.emit("verify.referee", "order_id", v.OrderID, "referee_order", o.ID, "tenant", o.Tenant, "lease_id", like.ID)
-}
-
-func uitoa(v uint64) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + v%10)
-		v /= 10
-		if v == 0 {
-			return string(b[i:])
-		}
-	}
 }
 
 // VerificationView is a replicated order's comparison with each run's result.

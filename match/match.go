@@ -33,7 +33,6 @@ const (
 	ReasonUnverified  Reason = "unverified"
 	ReasonReputation  Reason = "reputation"
 	ReasonRuntime     Reason = "runtime" // the job needs the docker runtime
-	ReasonPrice       Reason = "price"   // its price is above the order's maximum
 )
 
 // Provider is what matching knows of a provider: its hardware (declared, or free capacity when the caller

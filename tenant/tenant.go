@@ -106,28 +106,26 @@ func (t *Tenant) call(ctx context.Context, provider tx.Address, method, path str
 	return resp, nil
 }
 
-// Explanation says why no provider serves an order: how many providers each constraint excluded.
+// Explanation says why no provider serves an order: how many providers each constraint excluded, and which
+// (package match's explanation, with the text users read).
 type Explanation struct {
-	Providers int                     `json:"providers"`
-	Excluded  map[string]int          `json:"excluded"` // reason -> count
-	Who       map[string][]tx.Address `json:"who"`      // reason -> the providers it excluded
-	Feasible  int                     `json:"feasible"` // providers that satisfy everything the ledger can check
+	match.Explanation
 }
 
-var reasonText = map[string]string{
-	string(ledger.ReasonGPUModel):   "lack a GPU of the model asked for",
-	string(ledger.ReasonGPUVRAM):    "lack GPUs with enough memory",
-	string(ledger.ReasonGPUCount):   "have too few matching GPUs",
-	string(ledger.ReasonCPU):        "lack CPU cores",
-	string(ledger.ReasonMemory):     "lack memory",
-	string(ledger.ReasonDisk):       "lack disk",
-	string(ledger.ReasonRegion):     "are outside your regions",
-	string(ledger.ReasonDenied):     "are on your deny list",
-	string(ledger.ReasonUnverified): "are not verified",
-	string(ledger.ReasonReputation): "are below your minimum reputation",
-	string(ledger.ReasonRuntime):    "do not run container images",
-	string(match.ReasonJailed):      "are jailed",
-	string(match.ReasonUnderBonded): "have too little stake bonded",
+var reasonText = map[match.Reason]string{
+	ledger.ReasonGPUModel:   "lack a GPU of the model asked for",
+	ledger.ReasonGPUVRAM:    "lack GPUs with enough memory",
+	ledger.ReasonGPUCount:   "have too few matching GPUs",
+	ledger.ReasonCPU:        "lack CPU cores",
+	ledger.ReasonMemory:     "lack memory",
+	ledger.ReasonDisk:       "lack disk",
+	ledger.ReasonRegion:     "are outside your regions",
+	ledger.ReasonDenied:     "are on your deny list",
+	ledger.ReasonUnverified: "are not verified",
+	ledger.ReasonReputation: "are below your minimum reputation",
+	ledger.ReasonRuntime:    "do not run container images",
+	match.ReasonJailed:      "are jailed",
+	match.ReasonUnderBonded: "have too little stake bonded",
 }
 
 // String renders e.g. "14 providers: 9 lack the GPU model, 3 are outside your regions, 2 are jailed (spare1…,
@@ -137,7 +135,7 @@ func (e Explanation) String() string {
 		return "no providers are registered on this network"
 	}
 	type kv struct {
-		k string
+		k match.Reason
 		n int
 	}
 	var parts []kv
@@ -169,33 +167,26 @@ func (e Explanation) String() string {
 	return fmt.Sprintf("%d %s: %s", e.Providers, noun, strings.Join(out, ", "))
 }
 
-// Explain checks every registered provider against the order with the ledger's own feasibility function.
+// Explain checks every registered provider against the order with package match's stages, the ledger's own.
 func (t *Tenant) Explain(ctx context.Context, r tx.Resources, c tx.Constraints) (Explanation, error) {
-	e := Explanation{Excluded: map[string]int{}, Who: map[string][]tx.Address{}}
 	params, err := t.c.Params(ctx)
 	if err != nil {
-		return e, err
+		return Explanation{}, err
 	}
+	var ps []match.Provider
 	for after := ""; ; {
 		page, err := t.c.Providers(ctx, ledger.ListRequest{After: after, Limit: ledger.MaxPageLimit})
 		if err != nil {
-			return e, err
+			return Explanation{}, err
 		}
-		o := match.Order{Resources: r, Constraints: c}
 		for _, p := range page.Items {
-			e.Providers++
-			mp := ledger.MatchProvider(&p.Provider, params)
-			if reason := match.Feasible(&o, &mp); reason != match.ReasonOK {
-				e.Excluded[string(reason)]++
-				e.Who[string(reason)] = append(e.Who[string(reason)], p.Owner)
-			} else {
-				e.Feasible++
-			}
+			ps = append(ps, ledger.MatchProvider(&p.Provider, params))
 		}
 		if after = page.Next; after == "" {
-			return e, nil
+			break
 		}
 	}
+	return Explanation{match.Explain(match.Stages, &match.Order{Resources: r, Constraints: c}, ps)}, nil
 }
 
 // ErrNoOffers is returned by Deploy when nobody bid; the error's text carries the explanation.
