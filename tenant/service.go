@@ -38,31 +38,27 @@ func (t *Tenant) Endpoints(ctx context.Context, leaseID uint64) (map[string]stri
 
 // awaitEndpoints waits until every endpoint of a running service accepts TCP connections.
 func (t *Tenant) awaitEndpoints(ctx context.Context, leaseID uint64, timeout time.Duration) (map[string]string, error) {
-	deadline := time.Now().Add(timeout)
 	var eps map[string]string
 	var lastErr error
-	for time.Now().Before(deadline) {
-		eps, lastErr = t.Endpoints(ctx, leaseID)
-		if lastErr == nil && len(eps) > 0 {
-			up := 0
-			for _, port := range slices.Sorted(maps.Keys(eps)) {
-				c, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", eps[port])
-				if err != nil {
-					lastErr = fmt.Errorf("port %s at %s: %w", port, eps[port], err)
-					break
-				}
-				c.Close()
-				up++
-			}
-			if up == len(eps) {
-				return eps, nil
-			}
+	up, err := poll(ctx, timeout, func() (bool, error) {
+		if eps, lastErr = t.Endpoints(ctx, leaseID); lastErr != nil || len(eps) == 0 {
+			return false, nil
 		}
-		select {
-		case <-ctx.Done():
-			return eps, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
+		for _, port := range slices.Sorted(maps.Keys(eps)) {
+			c, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", eps[port])
+			if err != nil {
+				lastErr = fmt.Errorf("port %s at %s: %w", port, eps[port], err)
+				return false, nil
+			}
+			c.Close()
 		}
+		return true, nil
+	})
+	switch {
+	case err != nil:
+		return eps, err
+	case !up:
+		return eps, fmt.Errorf("lease %d: the service's endpoints did not answer within %s: %v (spare logs %d shows its output)", leaseID, timeout, lastErr, leaseID)
 	}
-	return eps, fmt.Errorf("lease %d: the service's endpoints did not answer within %s: %v (spare logs %d shows its output)", leaseID, timeout, lastErr, leaseID)
+	return eps, nil
 }
