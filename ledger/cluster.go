@@ -242,9 +242,8 @@ func (c *ctx) clusterOrderEnded(o *Order) {
 
 // memberEnded applies the failure policy when a member's lease ends otherwise than by completing, and marks
 // the cluster done when every member has completed.
-func (c *ctx) memberEnded(l *Lease) {
-	o, err := c.order(l.OrderID)
-	if err != nil || o.Nodes < 2 {
+func (c *ctx) memberEnded(l *Lease, o *Order) {
+	if o.Nodes < 2 {
 		return
 	}
 	cl, ok := c.cluster(o.ID)

@@ -156,12 +156,18 @@ func (c *ctx) settle(l *Lease, t uint64) error {
 
 // endLease stops billing at time t, pays what was earned, refunds the rest and drops the lease's indexes.
 func (c *ctx) endLease(l *Lease, t uint64, state LeaseState, by tx.Address, reason string) error {
+	// The order tells whether the lease is a replica's run (its pay is held) or a cluster member's.
+	o, err := c.order(l.OrderID)
+	if err != nil {
+		return err
+	}
+	v, grouped := c.groupOf(o)
 	switch l.State {
 	case LeasePending:
 		c.kv.Delete(pairKey(pLeaseStartDL, uint64(l.StartDeadline), l.ID))
 	case LeaseActive:
 		c.kv.Delete(pairKey(pLeaseDepletion, l.EndMs(), l.ID))
-		if state != LeaseCompleted || !c.isReplica(l) {
+		if state != LeaseCompleted || !grouped {
 			if err := c.settle(l, t); err != nil {
 				return err
 			}
@@ -171,7 +177,6 @@ func (c *ctx) endLease(l *Lease, t uint64, state LeaseState, by tx.Address, reas
 		return tx.Errorf(tx.CodeBadLeaseState, "lease %d is already %s", l.ID, l.State)
 	}
 	// A replica's earnings wait in escrow for the comparison of the runs (verify.go); everything else settles.
-	v, grouped := c.leaseGroup(l)
 	if grouped && state == LeaseCompleted {
 		l.Held = l.EarnedAt(t) - l.Paid
 	}
@@ -189,7 +194,7 @@ func (c *ctx) endLease(l *Lease, t uint64, state LeaseState, by tx.Address, reas
 	if grouped {
 		c.judge(v)
 	}
-	c.memberEnded(l)
+	c.memberEnded(l, o)
 	return nil
 }
 
