@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/sparenet/spare/audit"
@@ -200,8 +201,10 @@ func Run(ctx context.Context, o Options, ready func(Info)) error {
 	defer stop()
 	done := make(chan error, o.Providers)
 	var daemons []*devProvider
+	var bg sync.WaitGroup // the auditor and its round-trip listener: waited for, so nothing writes to the home after Run
 	defer func() {
 		stop()
+		bg.Wait()
 		for _, d := range daemons {
 			d.close()
 		}
@@ -213,7 +216,7 @@ func Run(ctx context.Context, o Options, ready func(Info)) error {
 		case err != nil:
 			o.Logger.Warn("auditor round-trip port", "err", err)
 		case ln != nil:
-			go audit.ServeRTT(runCtx, ln)
+			bg.Go(func() { _ = audit.ServeRTT(runCtx, ln) })
 		}
 	}
 	for i := range o.Providers {
@@ -232,11 +235,11 @@ func Run(ctx context.Context, o Options, ready func(Info)) error {
 		a := audit.NewAuditor(c, as, o.Logger.With("module", "auditor"))
 		a.TranscriptDir = filepath.Join(o.Home, "auditor", "transcripts")
 		info.Auditor = as.Address()
-		go func() {
+		bg.Go(func() {
 			if err := a.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
 				o.Logger.Warn("auditor stopped", "err", err)
 			}
-		}()
+		})
 	}
 	if o.Explorer != "" {
 		e, err := explorer.Start(runCtx, explorer.Options{Client: c, DB: filepath.Join(o.Home, "explorer", "index.db"),
