@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/match"
@@ -19,10 +20,21 @@ import (
 // only when both of its providers measured it, at the worse of the two measurements: one provider alone cannot
 // claim to be near another. Any other pair is too far.
 //
-// Failure (OnFailureClose): a member's lease that ends without completing — closed by either side, not
-// started in time, or closed by the auditors' down verdict — or completes with a non-zero exit code (a
-// crashed rank leaves the others waiting in their collectives) closes every other running member at once,
-// each billed to now by the ordinary rules, so refunds are exact.
+// Failure: a member's lease that ends without completing — closed by either side, not started in time, or
+// closed by the auditors' down verdict — or completes with a non-zero exit code (a crashed rank leaves the
+// others waiting in their collectives) closes every other running member at once, each billed to now by the
+// ordinary rules, so refunds are exact. With OnFailureClose the cluster then ends, failed.
+//
+// Restart (OnFailureRestart): as a distributed job restarts every rank from its last checkpoint when one rank
+// dies (torchrun's elastic restarts do the same), the whole cluster is leased again. The tenant escrowed
+// Deposit × Nodes once more for each of MaxRestarts; after the others are closed, that reserve funds a new
+// cluster order for the same job — the next generation: a new order id, the same resources, price bound and
+// round-trip bound — and the failed member's provider, and every earlier generation's failed one, may not bid
+// on it (CodeExcluded). The old cluster records its successor (next_order), the new one its predecessor. A
+// failure the tenant caused (the tenant closed a member) or a member running out of its duration or deposit is
+// not restarted: a new run would end the same way. When no restart is left, or the new order ends unleased,
+// the cluster ends failed or cancelled as with OnFailureClose, and the unspent reserve goes back to the tenant.
+// Members learn their generation as SPARE_RESTART_COUNT.
 
 // LatencyIntervalBlocks is the least number of blocks between two PublishLatency of one provider.
 const LatencyIntervalBlocks = 20
@@ -36,10 +48,11 @@ const (
 	ClusterFailed    ClusterState = 3 // a member failed: the others were closed
 	ClusterDone      ClusterState = 4 // every member ended by completing
 	ClusterCancelled ClusterState = 5 // the order ended unleased
+	ClusterRestarted ClusterState = 6 // a member failed: the others were closed and NextOrder leases the cluster again
 )
 
 func (s ClusterState) String() string {
-	return [...]string{"unknown", "leasing", "running", "failed", "done", "cancelled"}[min(int(s), 5)]
+	return [...]string{"unknown", "leasing", "running", "failed", "done", "cancelled", "restarted"}[min(int(s), 6)]
 }
 
 // MarshalText renders the state name in JSON.
@@ -48,7 +61,7 @@ func (s ClusterState) MarshalText() ([]byte, error) { return []byte(s.String()),
 // UnmarshalText parses a state name.
 func (s *ClusterState) UnmarshalText(b []byte) (err error) {
 	*s, err = parseEnum("cluster state", b, map[string]ClusterState{"leasing": ClusterLeasing, "running": ClusterRunning,
-		"failed": ClusterFailed, "done": ClusterDone, "cancelled": ClusterCancelled})
+		"failed": ClusterFailed, "done": ClusterDone, "cancelled": ClusterCancelled, "restarted": ClusterRestarted})
 	return err
 }
 
@@ -62,6 +75,13 @@ type Cluster struct {
 	State        ClusterState `json:"state"`
 	FailedLease  uint64       `json:"failed_lease,omitempty"`
 	SearchSteps  uint64       `json:"search_steps,omitempty"` // what choosing the set cost
+	// Restarts (OnFailureRestart only).
+	Generation   uint32       `json:"generation,omitempty"`    // 0 for the tenant's order, n for its n-th restart
+	RestartsLeft uint32       `json:"restarts_left,omitempty"` // how many more times a failure may restart it
+	Reserve      uint64       `json:"reserve,omitempty"`       // escrow kept for those restarts
+	PrevOrder    uint64       `json:"prev_order,omitempty"`    // the generation this one restarts
+	NextOrder    uint64       `json:"next_order,omitempty"`    // the generation that restarted this one
+	Excluded     []tx.Address `json:"excluded,omitempty"`      // providers whose member failed an earlier generation
 }
 
 func encCluster(cl *Cluster) []byte {
@@ -77,6 +97,15 @@ func encCluster(cl *Cluster) []byte {
 	w.Byte(byte(cl.State))
 	w.Uvarint(cl.FailedLease)
 	w.Uvarint(cl.SearchSteps)
+	w.Uvarint(uint64(cl.Generation))
+	w.Uvarint(uint64(cl.RestartsLeft))
+	w.Uvarint(cl.Reserve)
+	w.Uvarint(cl.PrevOrder)
+	w.Uvarint(cl.NextOrder)
+	w.Uvarint(uint64(len(cl.Excluded)))
+	for _, a := range cl.Excluded {
+		w.Address(a)
+	}
 	return w.Bytes()
 }
 
@@ -90,6 +119,14 @@ func decCluster(b []byte) (*Cluster, error) {
 	cl.State = ClusterState(r.Byte("state"))
 	cl.FailedLease = r.Uvarint("failed_lease")
 	cl.SearchSteps = r.Uvarint("search_steps")
+	if r.Remaining() > 0 { // written before restarts existed
+		cl.Generation, cl.RestartsLeft = r.U32("generation"), r.U32("restarts_left")
+		cl.Reserve, cl.PrevOrder, cl.NextOrder = r.Uvarint("reserve"), r.Uvarint("prev_order"), r.Uvarint("next_order")
+		n := r.Count("excluded", tx.MaxClusterRestarts)
+		for i := 0; i < n && r.Err() == nil; i++ {
+			cl.Excluded = append(cl.Excluded, r.Address("excluded"))
+		}
+	}
 	return cl, r.Done("cluster")
 }
 
@@ -153,7 +190,11 @@ func (c *ctx) publishLatency(signer tx.Address, m *tx.PublishLatency) error {
 }
 
 func (c *ctx) createClusterOrder(tenant tx.Address, m *tx.CreateClusterOrder) error {
-	total, err := mulChecked("deposit", m.Deposit, uint64(m.Nodes))
+	run, err := mulChecked("deposit", m.Deposit, uint64(m.Nodes))
+	if err != nil {
+		return err
+	}
+	total, err := mulChecked("deposit", run, 1+uint64(m.MaxRestarts))
 	if err != nil {
 		return err
 	}
@@ -163,9 +204,21 @@ func (c *ctx) createClusterOrder(tenant tx.Address, m *tx.CreateClusterOrder) er
 	}
 	o.Nodes = m.Nodes
 	c.setOrder(o)
-	c.setCluster(&Cluster{OrderID: o.ID, Nodes: m.Nodes, MaxRTTMicros: m.MaxRTTMicros, OnFailure: m.OnFailure, State: ClusterLeasing})
-	c.emit("cluster.opened", "order_id", o.ID, "tenant", tenant, "nodes", uint64(m.Nodes), "max_rtt_us", uint64(m.MaxRTTMicros))
+	c.setCluster(&Cluster{OrderID: o.ID, Nodes: m.Nodes, MaxRTTMicros: m.MaxRTTMicros, OnFailure: m.OnFailure, State: ClusterLeasing,
+		RestartsLeft: uint32(m.MaxRestarts), Reserve: total - run})
+	c.emit("cluster.opened", "order_id", o.ID, "tenant", tenant, "nodes", uint64(m.Nodes), "max_rtt_us", uint64(m.MaxRTTMicros),
+		"max_restarts", uint64(m.MaxRestarts), "reserve", total-run)
 	return nil
+}
+
+// excludedFrom reports whether a provider may not bid on a cluster order (its member failed an earlier
+// generation of the same job).
+func (c *ctx) excludedFrom(o *Order, a tx.Address) bool {
+	if o.Nodes < 2 {
+		return false
+	}
+	cl, ok := c.cluster(o.ID)
+	return ok && slices.Contains(cl.Excluded, a)
 }
 
 // clusterBids picks, among an order's eligible open bids, the cheapest set of Nodes whose pairwise published
@@ -232,12 +285,32 @@ func (c *ctx) clusterLeased(o *Order, leases []uint64) {
 	c.emit("cluster.leased", "order_id", o.ID, "tenant", o.Tenant, "nodes", uint64(cl.Nodes), "master_lease", leases[0])
 }
 
-// clusterOrderEnded marks a cluster order that ended unleased.
-func (c *ctx) clusterOrderEnded(o *Order) {
-	if cl, ok := c.cluster(o.ID); ok && cl.State == ClusterLeasing {
-		cl.State = ClusterCancelled
-		c.setCluster(cl)
+// clusterOrderEnded marks a cluster order that ended unleased and refunds its reserve.
+func (c *ctx) clusterOrderEnded(o *Order) error {
+	cl, ok := c.cluster(o.ID)
+	if !ok || cl.State != ClusterLeasing {
+		return nil
 	}
+	cl.State = ClusterCancelled
+	if err := c.refundReserve(cl, o.Tenant); err != nil {
+		return err
+	}
+	c.setCluster(cl)
+	c.emit("cluster.cancelled", "order_id", o.ID, "tenant", o.Tenant, "generation", uint64(cl.Generation))
+	return nil
+}
+
+// refundReserve gives a cluster's unspent restart reserve back to the tenant (the caller saves cl).
+func (c *ctx) refundReserve(cl *Cluster, tenant tx.Address) error {
+	if cl.Reserve == 0 {
+		return nil
+	}
+	if err := c.credit(tenant, cl.Reserve, inEscrow); err != nil {
+		return err
+	}
+	c.emit("cluster.reserve_refunded", "order_id", cl.OrderID, "tenant", tenant, "amount", cl.Reserve)
+	cl.Reserve = 0
+	return nil
 }
 
 // memberEnded applies the failure policy when a member's lease ends otherwise than by completing, and marks
@@ -258,30 +331,73 @@ func (c *ctx) memberEnded(l *Lease, o *Order) {
 			}
 		}
 	}
-	if l.State != LeaseCompleted || why != l.CloseReason {
-		cl.State, cl.FailedLease = ClusterFailed, l.ID
-		c.setCluster(cl) // before closing the others: their ends find the cluster failed and stop here
-		reason := fmt.Sprintf("cluster member lease %d ended: %s", l.ID, why)
+	if l.State == LeaseCompleted && why == l.CloseReason {
 		for _, id := range cl.Leases {
-			m, err := c.lease(id)
-			if err != nil || id == l.ID || m.State != LeasePending && m.State != LeaseActive {
-				continue
-			}
-			if err := c.endLease(m, c.timeMs, LeaseClosed, tx.Address{}, reason); err != nil {
-				panic("ledger: " + err.Error())
+			if m, err := c.lease(id); err != nil || m.State != LeaseCompleted {
+				return
 			}
 		}
-		c.emit("cluster.failed", "order_id", o.ID, "tenant", o.Tenant, "lease_id", l.ID, "reason", why)
+		cl.State = ClusterDone
+		c.must(c.refundReserve(cl, o.Tenant))
+		c.setCluster(cl)
+		c.emit("cluster.done", "order_id", o.ID, "tenant", o.Tenant, "generation", uint64(cl.Generation))
 		return
 	}
-	for _, id := range cl.Leases {
-		if m, err := c.lease(id); err != nil || m.State != LeaseCompleted {
-			return
-		}
+	// A failure the tenant caused, or a member out of time or deposit, would end a new run the same way.
+	restart := cl.OnFailure == tx.OnFailureRestart && cl.RestartsLeft > 0 && cl.Reserve >= o.Escrowed() &&
+		l.ClosedBy != l.Tenant && !(l.State == LeaseClosed && l.StartedMs != 0 && l.EndedMs == l.EndMs())
+	cl.State, cl.FailedLease = ClusterFailed, l.ID
+	if restart {
+		cl.State = ClusterRestarted
 	}
-	cl.State = ClusterDone
+	c.setCluster(cl) // before closing the others: their ends find the cluster no longer running and stop here
+	reason := fmt.Sprintf("cluster member lease %d ended: %s", l.ID, why)
+	if restart {
+		reason += "; the cluster restarts"
+	}
+	for _, id := range cl.Leases {
+		m, err := c.lease(id)
+		if err != nil || id == l.ID || m.State != LeasePending && m.State != LeaseActive {
+			continue
+		}
+		c.must(c.endLease(m, c.timeMs, LeaseClosed, tx.Address{}, reason))
+	}
+	cl, _ = c.cluster(o.ID)
+	if !restart {
+		c.must(c.refundReserve(cl, o.Tenant))
+		c.setCluster(cl)
+		c.emit("cluster.failed", "order_id", o.ID, "tenant", o.Tenant, "lease_id", l.ID, "reason", why, "generation", uint64(cl.Generation))
+		return
+	}
+	c.restartCluster(cl, o, l, why)
+}
+
+// restartCluster opens the next generation of a failed cluster: a new cluster order for the same job, funded by
+// the reserve, on which the failed member's provider (and earlier generations' failed ones) may not bid.
+func (c *ctx) restartCluster(cl *Cluster, o *Order, failed *Lease, why string) {
+	next := &Order{
+		ID: c.nextID("order"), Tenant: o.Tenant, Resources: o.Resources, Constraints: o.Constraints,
+		MaxPricePerHour: o.MaxPricePerHour, ManifestHash: o.ManifestHash, Deposit: o.Deposit,
+		DurationSec: o.DurationSec, State: OrderOpen, CreatedHeight: c.height,
+		WindowEnd: c.height + int64(c.params.BidWindowBlocks), ExpiresHeight: c.height + int64(c.params.OrderTTLBlocks),
+		Nodes: o.Nodes,
+	}
+	excluded := cl.Excluded
+	if !slices.Contains(excluded, failed.Provider) {
+		excluded = append(slices.Clone(excluded), failed.Provider)
+	}
+	nc := &Cluster{OrderID: next.ID, Nodes: cl.Nodes, MaxRTTMicros: cl.MaxRTTMicros, OnFailure: cl.OnFailure, State: ClusterLeasing,
+		Generation: cl.Generation + 1, RestartsLeft: cl.RestartsLeft - 1, Reserve: cl.Reserve - next.Escrowed(),
+		PrevOrder: o.ID, Excluded: excluded}
+	cl.Reserve, cl.NextOrder = 0, next.ID // the reserve's escrow now backs the new order and its successors
 	c.setCluster(cl)
-	c.emit("cluster.done", "order_id", o.ID, "tenant", o.Tenant)
+	c.setCluster(nc)
+	c.indexOrder(next)
+	c.emit("order.created", "order_id", next.ID, "tenant", next.Tenant,
+		"max_price", next.MaxPricePerHour, "gpus", uint64(next.Resources.GPUCount),
+		"deposit", next.Deposit, "window_end", next.WindowEnd, "expires", next.ExpiresHeight, "nodes", uint64(next.Nodes), "restart_of", o.ID)
+	c.emit("cluster.restarted", "order_id", o.ID, "tenant", o.Tenant, "lease_id", failed.ID, "reason", why,
+		"next_order", next.ID, "generation", uint64(nc.Generation), "restarts_left", uint64(nc.RestartsLeft), "excluded", failed.Provider)
 }
 
 // ClusterView is a cluster with its members' leases and hosts, in rank order.
@@ -313,4 +429,12 @@ func (c *ctx) clusterView(cl *Cluster) ClusterView {
 		v.Members = append(v.Members, m)
 	}
 	return v
+}
+
+// must panics on an error that a consistent state cannot produce (FinalizeBlock recovers it as an invariant
+// failure).
+func (c *ctx) must(err error) {
+	if err != nil {
+		panic("ledger: " + err.Error())
+	}
 }

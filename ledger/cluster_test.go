@@ -156,7 +156,158 @@ func TestClusterWaitsForAFit(t *testing.T) {
 	}
 	c.fail(tx.CodeNotProvider, "nobody", &tx.PublishLatency{})
 	c.fail(tx.CodeInvalidMsg, "p2", &tx.PublishLatency{Samples: []tx.LatencySample{{Peer: c.addr("p2"), RTTMicros: 1}}})
-	c.fail(tx.CodeInvalidMsg, "p2", &tx.CreateClusterOrder{CreateOrder: *gpuOrder(1, 1, 60), Nodes: 2, MaxRTTMicros: 1, OnFailure: tx.OnFailureRestart})
+	for _, bad := range []*tx.CreateClusterOrder{
+		{CreateOrder: *gpuOrder(1, 1, 60), Nodes: 2, MaxRTTMicros: 1, OnFailure: tx.OnFailureRestart},                 // no restarts
+		{CreateOrder: *gpuOrder(1, 1, 60), Nodes: 2, MaxRTTMicros: 1, OnFailure: tx.OnFailureRestart, MaxRestarts: 4}, // too many
+		{CreateOrder: *gpuOrder(1, 1, 60), Nodes: 2, MaxRTTMicros: 1, OnFailure: tx.OnFailureClose, MaxRestarts: 1},   // restarts without restart
+		{CreateOrder: *gpuOrder(1, 1, 60), Nodes: 2, MaxRTTMicros: 1, OnFailure: 3},
+	} {
+		c.fail(tx.CodeInvalidMsg, "p2", bad)
+	}
+}
+
+// TestClusterRestart: with on_failure restart, a member's failure closes the others and opens the next
+// generation from the reserve, on which the failed provider may not bid; each run pays exactly what ran and the
+// unspent reserve comes back at the end. A failure the tenant causes is not restarted; a restart nobody takes
+// ends cancelled with the reserve refunded.
+func TestClusterRestart(t *testing.T) {
+	for _, ending := range []string{"restart completes", "restarts exhausted", "tenant closes", "restart unleased"} {
+		t.Run(ending, func(t *testing.T) {
+			funded := map[string]uint64{"tenant": 1000 * USPR}
+			for i := 1; i <= 4; i++ {
+				funded[fmt.Sprintf("p%d", i)] = 1000 * USPR
+			}
+			c := newChain(t, testParams(), funded)
+			fee := c.app.params().MinFee
+			for i := 1; i <= 4; i++ {
+				c.registerBonded(fmt.Sprintf("p%d", i))
+			}
+			all := map[string]map[string]uint32{}
+			for i := 1; i <= 4; i++ {
+				all[fmt.Sprintf("p%d", i)] = map[string]uint32{}
+				for j := 1; j <= 4; j++ {
+					if i != j {
+						all[fmt.Sprintf("p%d", i)][fmt.Sprintf("p%d", j)] = 500
+					}
+				}
+			}
+			c.publishRTTs(all)
+			tenant0 := c.balance("tenant")
+			m := clusterOrder(2, 1_000, USPR)
+			m.OnFailure, m.MaxRestarts = tx.OnFailureRestart, 1
+			c.do("tenant", m)
+			txs := uint64(1)
+			if got := tenant0 - c.balance("tenant"); got != fee+4*USPR {
+				t.Fatalf("escrowed %d, want deposit × 2 members × 2 runs", got-fee)
+			}
+			run := func(order uint64, bidders ...string) ClusterView {
+				t.Helper()
+				var bids [][]byte
+				for i, p := range bidders {
+					bids = append(bids, c.sign(p, &tx.PlaceBid{OrderID: order, Price: testRunPrice - uint64(10*i)}))
+				}
+				c.block(time.Second, bids...)
+				for c.clusterView(order).State == ClusterLeasing && c.height < 100 {
+					c.block(time.Second)
+				}
+				v := c.clusterView(order)
+				if v.State != ClusterRunning {
+					t.Fatalf("cluster %d: %+v", order, v)
+				}
+				var starts [][]byte
+				for _, m := range v.Members {
+					starts = append(starts, c.sign(c.name(m.Provider), &tx.LeaseStarted{ID: m.LeaseID}))
+				}
+				c.block(time.Second, starts...)
+				c.now = c.now.Add(10 * time.Minute)
+				return v
+			}
+			first := run(1, "p1", "p2")
+			if first.Reserve != 2*USPR || first.RestartsLeft != 1 {
+				t.Fatalf("first generation: %+v", first)
+			}
+			if ending == "tenant closes" {
+				c.do("tenant", &tx.CloseLease{ID: first.Members[0].LeaseID})
+				txs++
+				if v := c.clusterView(1); v.State != ClusterFailed || v.NextOrder != 0 || v.Reserve != 0 {
+					t.Fatalf("closed by the tenant: %+v", v)
+				}
+				c.checkPaidExactly(tenant0, fee*txs, first)
+				return
+			}
+			failing := c.name(first.Members[1].Provider)
+			c.completeWith(failing, first.Members[1].LeaseID, "partial", 137)
+			v := c.clusterView(1)
+			if v.State != ClusterRestarted || v.NextOrder == 0 || v.Reserve != 0 || v.FailedLease != first.Members[1].LeaseID {
+				t.Fatalf("after the failure: %+v", v)
+			}
+			if l := c.lease(first.Members[0].LeaseID); l.State != LeaseClosed || !strings.Contains(l.CloseReason, "restarts") {
+				t.Fatalf("other member: %+v", l.Lease)
+			}
+			next := c.clusterView(v.NextOrder)
+			if next.State != ClusterLeasing || next.Generation != 1 || next.PrevOrder != 1 || next.RestartsLeft != 0 ||
+				next.Reserve != 0 || !slices.Equal(next.Excluded, []tx.Address{first.Members[1].Provider}) {
+				t.Fatalf("next generation: %+v", next)
+			}
+			if o := c.order(v.NextOrder); o.State != OrderOpen || o.Nodes != 2 || o.Deposit != USPR {
+				t.Fatalf("next order: %+v", o)
+			}
+			c.fail(tx.CodeExcluded, failing, &tx.PlaceBid{OrderID: v.NextOrder, Price: testRunPrice})
+			if ending == "restart unleased" {
+				for c.order(v.NextOrder).State == OrderOpen {
+					c.block(time.Second)
+				}
+				if n := c.clusterView(v.NextOrder); n.State != ClusterCancelled {
+					t.Fatalf("unleased restart: %+v", n)
+				}
+				c.checkPaidExactly(tenant0, fee, first)
+				return
+			}
+			others := []string{"p1", "p2", "p3", "p4"}
+			others = slices.DeleteFunc(others, func(p string) bool { return p == failing })
+			second := run(v.NextOrder, others...)
+			for _, m := range second.Members {
+				if m.Provider == first.Members[1].Provider {
+					t.Fatalf("the failed provider was leased again: %+v", second)
+				}
+			}
+			if ending == "restarts exhausted" {
+				c.do(c.name(second.Members[0].Provider), &tx.CloseLease{ID: second.Members[0].LeaseID, Reason: "gpu fell off the bus"})
+				if n := c.clusterView(v.NextOrder); n.State != ClusterFailed || n.NextOrder != 0 {
+					t.Fatalf("second failure with no restart left: %+v", n)
+				}
+			} else {
+				for _, m := range second.Members {
+					c.completeWith(c.name(m.Provider), m.LeaseID, "out", 0)
+				}
+				if n := c.clusterView(v.NextOrder); n.State != ClusterDone {
+					t.Fatalf("second generation: %+v", n)
+				}
+			}
+			c.checkPaidExactly(tenant0, fee, first, second)
+		})
+	}
+}
+
+// checkPaidExactly: the tenant paid its fees and exactly what the generations' members earned, nothing more.
+func (c *chain) checkPaidExactly(tenant0, fees uint64, gens ...ClusterView) {
+	c.t.Helper()
+	var paid uint64
+	for _, g := range gens {
+		for _, m := range g.Members {
+			l := c.lease(m.LeaseID)
+			if l.State == LeaseActive || l.State == LeasePending || l.Paid+l.Refunded != l.Deposit {
+				c.t.Fatalf("lease %d: %+v", m.LeaseID, l.Lease)
+			}
+			if want := l.Price * (l.EndedMs - l.StartedMs) / msPerHour; l.Paid != want {
+				c.t.Fatalf("lease %d paid %d, want %d", m.LeaseID, l.Paid, want)
+			}
+			paid += l.Paid
+		}
+	}
+	if got, want := c.balance("tenant"), tenant0-fees-paid; got != want {
+		c.t.Fatalf("tenant %d, want %d (paid %d)", got, want, paid)
+	}
 }
 
 // TestGenesisAuditorHosts: an auditor's host is optional, must be host:port, and reaches the auditors query.
@@ -191,7 +342,14 @@ func TestGenesisAuditorHosts(t *testing.T) {
 
 // TestClusterMemberDown: the auditors find one member's provider down; its lease is closed (billed to the down
 // epoch's start) and it is slashed, and the other member is closed in the same block, billed to that moment.
+// With on_failure restart the next generation's order opens in that block, closed to the down provider.
 func TestClusterMemberDown(t *testing.T) {
+	for _, policy := range []uint8{tx.OnFailureClose, tx.OnFailureRestart} {
+		t.Run(fmt.Sprint("on_failure ", policy), func(t *testing.T) { testClusterMemberDown(t, policy) })
+	}
+}
+
+func testClusterMemberDown(t *testing.T, policy uint8) {
 	params := testParams()
 	params.EpochBlocks, params.SlashDowntimePPM = 12, 100_000
 	c := newChainWith(t, params, map[string]uint64{"tenant": 1000 * USPR, "p1": 2000 * USPR, "p2": 2000 * USPR, "a1": USPR},
@@ -199,7 +357,11 @@ func TestClusterMemberDown(t *testing.T) {
 	c.registerBonded("p1")
 	c.registerBonded("p2")
 	c.publishRTTs(map[string]map[string]uint32{"p1": {"p2": 500}, "p2": {"p1": 700}})
-	c.do("tenant", clusterOrder(2, 1_000, USPR))
+	m := clusterOrder(2, 1_000, USPR)
+	if m.OnFailure = policy; policy == tx.OnFailureRestart {
+		m.MaxRestarts = 2
+	}
+	c.do("tenant", m)
 	c.block(time.Second, c.sign("p1", &tx.PlaceBid{OrderID: 1, Price: testRunPrice}), c.sign("p2", &tx.PlaceBid{OrderID: 1, Price: testRunPrice}))
 	v := c.clusterView(1)
 	if v.State != ClusterRunning {
@@ -227,8 +389,16 @@ func TestClusterMemberDown(t *testing.T) {
 	}
 	talliedMs := uint64(c.now.UnixMilli())
 	v = c.clusterView(1)
-	if v.State != ClusterFailed || v.FailedLease != v.Members[1].LeaseID {
+	want := map[uint8]ClusterState{tx.OnFailureClose: ClusterFailed, tx.OnFailureRestart: ClusterRestarted}[policy]
+	if v.State != want || v.FailedLease != v.Members[1].LeaseID {
 		t.Fatalf("cluster after the down verdict: %+v", v)
+	}
+	if policy == tx.OnFailureRestart {
+		next := c.clusterView(v.NextOrder)
+		if next.State != ClusterLeasing || next.RestartsLeft != 1 || next.Reserve != 2*USPR || !slices.Equal(next.Excluded, []tx.Address{down}) {
+			t.Fatalf("next generation: %+v", next)
+		}
+		c.fail(tx.CodeExcluded, c.name(down), &tx.PlaceBid{OrderID: v.NextOrder, Price: testRunPrice})
 	}
 	failed, other := c.lease(v.Members[1].LeaseID), c.lease(v.Members[0].LeaseID)
 	if failed.State != LeaseClosed || failed.EndedMs != epochStart || failed.Paid != failed.Price*(epochStart-failed.StartedMs)/msPerHour {

@@ -67,6 +67,17 @@ func newChainWith(t testing.TB, params Params, funded map[string]uint64, auditor
 
 func (c *chain) addr(name string) tx.Address { return c.keys[name].addr }
 
+// name is the key name of an address.
+func (c *chain) name(a tx.Address) string {
+	for n, k := range c.keys {
+		if k.addr == a {
+			return n
+		}
+	}
+	c.t.Fatalf("no key for %s", a)
+	return ""
+}
+
 // sign builds a signed tx from name with the next nonce.
 func (c *chain) sign(name string, msgs ...tx.Msg) []byte {
 	k := c.keys[name]
@@ -148,6 +159,12 @@ func (c *chain) lease(id uint64) LeaseView {
 	var l LeaseView
 	c.query(QueryLease, IDRequest{ID: id}, &l)
 	return l
+}
+
+func (c *chain) order(id uint64) Order {
+	var o Order
+	c.query(QueryOrder, IDRequest{ID: id}, &o)
+	return o
 }
 
 func (c *chain) supply() Supply {

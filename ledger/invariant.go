@@ -44,6 +44,10 @@ func CheckInvariants(kv store.KV) error {
 		got.Escrow += mustDecode(decVerification(v)).Reserve
 		return true
 	})
+	kv.Iterate(pCluster, prefixEnd(pCluster), func(k string, v []byte) bool {
+		got.Escrow += mustDecode(decCluster(v)).Reserve
+		return true
+	})
 	var take uint64
 	var unbalanced *Lease
 	kv.Iterate(pLease, prefixEnd(pLease), func(k string, v []byte) bool {

@@ -150,6 +150,9 @@ func (c *ctx) placeBid(signer tx.Address, m *tx.PlaceBid) error {
 	if o.Tenant == signer {
 		return tx.Errorf(tx.CodeSelfDeal, "order %d is your own", o.ID)
 	}
+	if c.excludedFrom(o, signer) {
+		return tx.Errorf(tx.CodeExcluded, "order %d restarts a cluster whose member on %s failed: another provider must take its place", o.ID, signer)
+	}
 	p, err := c.mustProvider(signer)
 	if err != nil {
 		return err

@@ -16,6 +16,8 @@ func FuzzDecodeState(f *testing.F) {
 	f.Add(uint8(1), encLease(&Lease{ID: 4, OrderID: 3, Tenant: a, Provider: a, Deposit: 9, Held: 5, State: LeaseCompleted, CloseReason: "x"}))
 	f.Add(uint8(2), encVerification(&Verification{OrderID: 3, Replicas: 2, Leases: []uint64{4, 5, 6}, RefereeOrder: 7, State: VerifyAgreed, ExitCode: -1}))
 	f.Add(uint8(3), encCluster(&Cluster{OrderID: 3, Nodes: 2, MaxRTTMicros: 5000, OnFailure: 1, Leases: []uint64{4, 5}, State: ClusterRunning}))
+	f.Add(uint8(3), encCluster(&Cluster{OrderID: 9, Nodes: 2, MaxRTTMicros: 5000, OnFailure: 2, Leases: []uint64{4, 5}, State: ClusterLeasing,
+		Generation: 1, RestartsLeft: 1, Reserve: 7, PrevOrder: 3, Excluded: []tx.Address{{1}}}))
 	f.Add(uint8(4), encLatency(&Latency{Height: 9, Samples: []tx.LatencySample{{Peer: a, RTTMicros: 300}}}))
 	f.Fuzz(func(t *testing.T, kind uint8, b []byte) {
 		var enc func() []byte

@@ -157,7 +157,9 @@ func (c *ctx) createReplicatedOrder(tenant tx.Address, m *tx.CreateReplicatedOrd
 // orderEnded marks a cluster order that ended unleased, refunds a group's reserve when its replicated order ends
 // unleased, and judges a group whose referee order ended unleased.
 func (c *ctx) orderEnded(o *Order) error {
-	c.clusterOrderEnded(o)
+	if err := c.clusterOrderEnded(o); err != nil {
+		return err
+	}
 	v, ok := c.groupOf(o)
 	if !ok {
 		return nil

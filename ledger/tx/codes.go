@@ -47,6 +47,7 @@ const (
 	CodeJailCooldown      Code = 34 // Unjail before the jail's cooldown ended
 	CodeReplicated        Code = 35 // not allowed on a replicated or cluster order, or on a replica's lease
 	CodeRateLimited       Code = 36 // sent again before the minimum interval (latency summaries)
+	CodeExcluded          Code = 37 // a bid on a restarted cluster from a provider whose member failed an earlier run
 )
 
 var codeNames = map[Code]string{
@@ -63,6 +64,7 @@ var codeNames = map[Code]string{
 	CodeInternal: "internal", CodeNotAuditor: "not_auditor", CodeBadEpoch: "bad_epoch",
 	CodeDuplicateAttest: "duplicate_attest", CodeNotJailed: "not_jailed", CodeJailCooldown: "jail_cooldown",
 	CodeReplicated: "replicated", CodeRateLimited: "rate_limited",
+	CodeExcluded: "excluded",
 }
 
 // String is the code's stable name.

@@ -43,6 +43,8 @@ func sampleMsgs() []Msg {
 		&PublishLatency{Samples: []LatencySample{{Peer: Address{1}, RTTMicros: 180}, {Peer: a, RTTMicros: 4200}}},
 		&CreateClusterOrder{CreateOrder: CreateOrder{Resources: Resources{GPUCount: 8, CPUMilli: 1000}, MaxPricePerHour: 9,
 			ManifestHash: h, Deposit: 10, DurationSec: 60}, Nodes: 4, MaxRTTMicros: 5000, OnFailure: OnFailureClose},
+		&CreateClusterOrder{CreateOrder: CreateOrder{Resources: Resources{GPUCount: 1, CPUMilli: 1000}, MaxPricePerHour: 9,
+			ManifestHash: h, Deposit: 10, DurationSec: 60}, Nodes: 2, MaxRTTMicros: 5000, OnFailure: OnFailureRestart, MaxRestarts: 2},
 	}
 }
 

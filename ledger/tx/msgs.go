@@ -339,21 +339,25 @@ func (m *CreateReplicatedOrder) decode(r *Reader) {
 
 // Cluster limits.
 const (
-	MaxClusterNodes  = 32
-	MaxLatencyPeers  = 32
-	MaxRTTMicros     = 10_000_000 // 10 s: anything slower is not worth recording
-	OnFailureClose   = 1          // one member's lease failing closes the others
-	OnFailureRestart = 2          // reserved: replacing a failed member is not served yet
+	MaxClusterNodes    = 32
+	MaxLatencyPeers    = 32
+	MaxRTTMicros       = 10_000_000 // 10 s: anything slower is not worth recording
+	OnFailureClose     = 1          // one member's lease failing closes the others
+	OnFailureRestart   = 2          // one member's failure closes the others and leases the cluster again
+	MaxClusterRestarts = 3
 )
 
 // CreateClusterOrder is a CreateOrder for Nodes members on distinct providers, leased all at once or not at
 // all, whose every pair has a published round trip within MaxRTTMicros. Resources and Deposit are per member:
-// the tenant escrows Deposit × Nodes. OnFailure says what one member's failure does (OnFailureClose).
+// the tenant escrows Deposit × Nodes, and as much again for each of MaxRestarts. OnFailure says what one
+// member's failure does: OnFailureClose closes the others; OnFailureRestart (with MaxRestarts 1..3) also
+// leases a new set of members, at most MaxRestarts times.
 type CreateClusterOrder struct {
 	CreateOrder
 	Nodes        uint32 `json:"nodes"`
 	MaxRTTMicros uint32 `json:"max_rtt_us"`
 	OnFailure    uint8  `json:"on_failure"`
+	MaxRestarts  uint8  `json:"max_restarts,omitempty"`
 }
 
 func (*CreateClusterOrder) Type() MsgType { return TypeCreateCluster }
@@ -363,12 +367,14 @@ func (m *CreateClusterOrder) ValidateBasic() error {
 		return Errorf(CodeInvalidMsg, "nodes %d: a cluster has 2..%d members (one member: use create_order)", m.Nodes, MaxClusterNodes)
 	case m.MaxRTTMicros == 0 || m.MaxRTTMicros > MaxRTTMicros:
 		return Errorf(CodeInvalidMsg, "max_rtt_us %d: must be 1..%d", m.MaxRTTMicros, MaxRTTMicros)
-	case m.OnFailure == OnFailureRestart:
-		return Errorf(CodeInvalidMsg, "on_failure restart is not served yet: use close (%d)", OnFailureClose)
-	case m.OnFailure != OnFailureClose:
-		return Errorf(CodeInvalidMsg, "on_failure %d: must be %d (close)", m.OnFailure, OnFailureClose)
-	case m.Deposit > ^uint64(0)/uint64(m.Nodes):
-		return Errorf(CodeOverflow, "deposit %d × %d members overflows", m.Deposit, m.Nodes)
+	case m.OnFailure != OnFailureClose && m.OnFailure != OnFailureRestart:
+		return Errorf(CodeInvalidMsg, "on_failure %d: must be %d (close) or %d (restart)", m.OnFailure, OnFailureClose, OnFailureRestart)
+	case m.OnFailure == OnFailureClose && m.MaxRestarts != 0:
+		return Errorf(CodeInvalidMsg, "max_restarts %d: a cluster that closes on failure is never restarted; use on_failure %d (restart) or max_restarts 0", m.MaxRestarts, OnFailureRestart)
+	case m.OnFailure == OnFailureRestart && (m.MaxRestarts == 0 || m.MaxRestarts > MaxClusterRestarts):
+		return Errorf(CodeInvalidMsg, "max_restarts %d: a cluster that restarts on failure needs 1..%d", m.MaxRestarts, MaxClusterRestarts)
+	case m.Deposit > ^uint64(0)/(uint64(m.Nodes)*(1+uint64(m.MaxRestarts))):
+		return Errorf(CodeOverflow, "deposit %d × %d members × %d runs overflows", m.Deposit, m.Nodes, 1+m.MaxRestarts)
 	}
 	return m.CreateOrder.ValidateBasic()
 }
@@ -377,12 +383,14 @@ func (m *CreateClusterOrder) encode(w *Writer) {
 	w.Uvarint(uint64(m.Nodes))
 	w.Uvarint(uint64(m.MaxRTTMicros))
 	w.Byte(m.OnFailure)
+	w.Byte(m.MaxRestarts)
 }
 func (m *CreateClusterOrder) decode(r *Reader) {
 	m.CreateOrder.decode(r)
 	m.Nodes = r.U32("nodes")
 	m.MaxRTTMicros = r.U32("max_rtt_us")
 	m.OnFailure = r.Byte("on_failure")
+	m.MaxRestarts = r.Byte("max_restarts")
 }
 
 // LatencySample is one measured round trip to another provider.
