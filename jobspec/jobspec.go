@@ -50,6 +50,7 @@ const (
 	MaxInputs              = 64
 	MaxNameBytes           = 128
 	MaxClusterNodes        = 32
+	MaxClusterRestarts     = 3
 	MaxVerifyReplicas      = 8
 	MaxDurationSec         = tx.MaxDurationSec
 	maxRTTLimit            = 10 * time.Second
@@ -124,11 +125,13 @@ type Placement struct {
 }
 
 // Cluster asks for several providers as one cluster, leased all at once, whose every pair has a published
-// round trip within MaxRTT (default DefaultMaxRTT). OnFailure is "close" (the only policy served).
+// round trip within MaxRTT (default DefaultMaxRTT). OnFailure is "close" (default: one member failing ends the
+// cluster) or "restart" (the cluster is leased again on other providers, up to MaxRestarts times, default 1).
 type Cluster struct {
-	Nodes     int
-	MaxRTT    time.Duration
-	OnFailure string
+	Nodes       int
+	MaxRTT      time.Duration
+	OnFailure   string
+	MaxRestarts int // 0 with close
 }
 
 // DefaultMaxRTT is a cluster's round-trip bound when the file gives none.

@@ -27,7 +27,7 @@ var (
 	priceKeys     = []string{"max"}
 	placementKeys = []string{"regions", "providers", "verified", "min_reputation"}
 	providersKeys = []string{"deny"}
-	clusterKeys   = []string{"nodes", "max_rtt", "on_failure"}
+	clusterKeys   = []string{"nodes", "max_rtt", "on_failure", "max_restarts"}
 	verifyKeys    = []string{"replicas"}
 )
 
@@ -692,18 +692,31 @@ func (p *parser) cluster(v *yaml.Node, f string, j *Job) {
 			n, ok := p.scalar(v, f, "on_failure: close")
 			switch {
 			case !ok:
-			case n.Value == "close":
+			case n.Value == "close" || n.Value == "restart":
 				c.OnFailure = n.Value
-			case n.Value == "restart":
-				p.errf(n, f, "restart is not served by this version of spare yet: use close (one member failing ends the cluster, with exact refunds)")
 			default:
-				p.errf(n, f, "%q: write close", n.Value)
+				p.errf(n, f, "%q: write close (one member failing ends the cluster) or restart (the cluster is leased again, up to max_restarts times)", n.Value)
+			}
+		case "max_restarts":
+			n, ok := p.integer(v, f, "max_restarts: 1", -1<<31, 1<<31)
+			switch {
+			case !ok:
+			case n < 1 || n > MaxClusterRestarts:
+				p.errf(resolve(v), f, "is %d: give 1 to %d", n, MaxClusterRestarts)
+			default:
+				c.MaxRestarts = int(n)
 			}
 		}
 	})
 	if resolve(v).Kind == yaml.MappingNode {
 		if _, ok := p.pos[join(f, "nodes")]; !ok {
 			p.errf(resolve(v), join(f, "nodes"), "missing: say how many providers, e.g. nodes: 4")
+		}
+		if pos, ok := p.pos[join(f, "max_restarts")]; ok && c.OnFailure != "restart" {
+			p.errAt(pos.line, pos.col, join(f, "max_restarts"), "applies only with on_failure: restart: add it, or remove max_restarts")
+		}
+		if c.OnFailure == "restart" && c.MaxRestarts == 0 {
+			c.MaxRestarts = 1
 		}
 		j.Cluster = c
 	}

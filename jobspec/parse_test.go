@@ -221,6 +221,8 @@ func TestFieldForms(t *testing.T) {
 			return j.Nodes() == 3 && j.Cluster.MaxRTT == DefaultMaxRTT && j.Cluster.OnFailure == "close"
 		}},
 		{"run: x\ncluster: {nodes: 2, max_rtt: 800us, on_failure: close}\n", func(j *Job) bool { return j.Cluster.MaxRTT == 800*time.Microsecond }},
+		{"run: x\ncluster: {nodes: 2, on_failure: restart}\n", func(j *Job) bool { return j.Cluster.OnFailure == "restart" && j.Cluster.MaxRestarts == 1 }},
+		{"run: x\ncluster: {nodes: 2, on_failure: restart, max_restarts: 3}\n", func(j *Job) bool { return j.Cluster.MaxRestarts == 3 }},
 		{"run: x\n", func(j *Job) bool { return j.Verify == nil && j.Replicas() == 1 }},
 		{"---\nrun: x\n", func(j *Job) bool { return j.Run == "x" }},
 		{"run: x\n...\n", func(j *Job) bool { return j.Run == "x" }},
@@ -408,8 +410,9 @@ func TestErrors(t *testing.T) {
 		{"run: x\nplacement: {min_reputation: -0.5}\n", 2, "placement.min_reputation", []string{"between 0 and 1"}},
 		{"run: x\nplacement: {min_reputation: 0.1234567}\n", 2, "placement.min_reputation", []string{"at most 6 decimals"}},
 		// cluster, verify
-		{"run: x\ncluster: {nodes: 2, on_failure: restart}\n", 2, "cluster.on_failure", []string{"not served", "use close"}},
-		{"run: x\ncluster: {nodes: 2, on_failure: retry}\n", 2, "cluster.on_failure", []string{"write close"}},
+		{"run: x\ncluster: {nodes: 2, on_failure: retry}\n", 2, "cluster.on_failure", []string{"write close", "or restart"}},
+		{"run: x\ncluster: {nodes: 2, on_failure: restart, max_restarts: 4}\n", 2, "cluster.max_restarts", []string{"is 4", "1 to 3"}},
+		{"run: x\ncluster: {nodes: 2, max_restarts: 2}\n", 2, "cluster.max_restarts", []string{"only with on_failure: restart"}},
 		{"run: x\ncluster: {nodes: 2}\nverify: {replicas: 2}\n", 3, "verify", []string{"cannot be replicated"}},
 		{"run: x\ncluster: {nodes: 1}\n", 2, "cluster.nodes", []string{"at least 2 nodes"}},
 		{"run: x\ncluster: {max_rtt: 5ms}\n", 2, "cluster.nodes", []string{"missing", "nodes: 4"}},

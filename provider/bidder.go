@@ -101,22 +101,33 @@ func (d *Daemon) considerOrder(ctx context.Context, orderID uint64) {
 			return
 		}
 	}
+	if o.Nodes > 1 { // a restarted cluster is closed to the providers whose member failed before
+		if cv, err := d.c.Cluster(ctx, orderID); err != nil || slices.Contains(cv.Excluded, d.Address()) {
+			log.Debug("not bidding: excluded from this cluster's restart", "err", err)
+			return
+		}
+	}
 	me, err := d.c.Provider(ctx, d.Address())
 	if err != nil {
 		log.Warn("cannot read own provider record", "err", err)
 		return
 	}
 	if n := d.activeLeases(); n >= d.cfg.Limits.MaxLeases {
-		log.Info("not bidding: at max_leases", "leases", n)
+		log.Info("not bidding for now: at max_leases", "leases", n)
+		d.deferred.add(orderID)
 		return
 	}
 	if r := d.Explain(me, &o); r != ledger.ReasonOK {
 		log.Debug("not bidding: infeasible", "reason", r)
+		if ledger.Feasible(&me.Provider, o.Resources, o.Constraints) == ledger.ReasonOK {
+			d.deferred.add(orderID) // the declared hardware fits: what is busy now may free in time
+		}
 		return
 	}
 	res, gpus, err := d.capacity.Reserve(orderID, o.Resources)
 	if err != nil {
-		log.Debug("not bidding", "reason", err)
+		log.Debug("not bidding for now", "reason", err)
+		d.deferred.add(orderID)
 		return
 	}
 	price, ok, err := d.price(ctx, &o, gpus)

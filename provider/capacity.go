@@ -25,6 +25,8 @@ type Capacity struct {
 	mu    sync.Mutex
 	total HardwareConfig
 	held  map[string]Reservation // "order/<id>" (open bid) or "lease/<id>"
+	// OnFree, when set, is called (without the lock held) after a reservation is released.
+	OnFree func()
 }
 
 // NewCapacity starts with nothing reserved.
@@ -143,17 +145,19 @@ func (c *Capacity) Promote(order, lease uint64) (Reservation, bool) {
 }
 
 // ReleaseOrder frees the reservation of a lost, withdrawn or expired bid on order.
-func (c *Capacity) ReleaseOrder(order uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.held, orderKey(order))
-}
+func (c *Capacity) ReleaseOrder(order uint64) { c.release(orderKey(order)) }
 
 // ReleaseLease frees an ended lease's reservation.
-func (c *Capacity) ReleaseLease(lease uint64) {
+func (c *Capacity) ReleaseLease(lease uint64) { c.release(leaseKey(lease)) }
+
+func (c *Capacity) release(key string) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.held, leaseKey(lease))
+	_, held := c.held[key]
+	delete(c.held, key)
+	c.mu.Unlock()
+	if held && c.OnFree != nil {
+		c.OnFree()
+	}
 }
 
 // GPUsByUUID returns the configured GPUs with those UUIDs, in the given order.

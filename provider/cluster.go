@@ -13,8 +13,8 @@ import (
 
 // rendezvous fills a cluster member's environment from the ledger's record of the cluster, as torchrun and
 // NCCL expect: RANK and WORLD_SIZE, MASTER_ADDR (the host of rank 0's provider) and MASTER_PORT, LOCAL_RANK 0
-// and LOCAL_WORLD_SIZE 1 (one process per member), SPARE_PEERS (every member's host, by rank) and
-// SPARE_CLUSTER_ORDER. Rank 0 takes a free port from cluster_ports; the others are told it by the tenant.
+// and LOCAL_WORLD_SIZE 1 (one process per member), SPARE_PEERS (every member's host, by rank),
+// SPARE_CLUSTER_ORDER and SPARE_RESTART_COUNT (0, or which restart of the cluster this is). Rank 0 takes a free port from cluster_ports; the others are told it by the tenant.
 // Called with d.mu held.
 func (d *Daemon) rendezvous(ctx context.Context, l *LeaseRecord, orderID uint64, masterPort int) error {
 	cv, err := d.c.Cluster(ctx, orderID)
@@ -53,7 +53,7 @@ func (d *Daemon) rendezvous(ctx context.Context, l *LeaseRecord, orderID uint64,
 	l.Rendezvous = []string{
 		"RANK=" + strconv.Itoa(rank), "WORLD_SIZE=" + strconv.Itoa(int(cv.Nodes)), "LOCAL_RANK=0", "LOCAL_WORLD_SIZE=1",
 		"MASTER_ADDR=" + peers[0], "MASTER_PORT=" + strconv.Itoa(masterPort), "SPARE_PEERS=" + strings.Join(peers, ","),
-		"SPARE_CLUSTER_ORDER=" + strconv.FormatUint(orderID, 10),
+		"SPARE_CLUSTER_ORDER=" + strconv.FormatUint(orderID, 10), "SPARE_RESTART_COUNT=" + strconv.FormatUint(uint64(cv.Generation), 10),
 	}
 	return nil
 }

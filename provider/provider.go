@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sparenet/spare/client"
@@ -67,6 +68,9 @@ type Daemon struct {
 
 	mu         sync.Mutex
 	workloads  map[uint64]runtime.Workload // running leases
+	deferred   deferredOrders              // orders to consider again when capacity frees (deferred.go)
+	retrying   sync.Mutex                  // held by the pass over deferred orders
+	retryAgain atomic.Bool                 // capacity freed during a pass: run another
 	completing map[uint64]bool             // CompleteLease in flight
 
 	audMu    sync.Mutex // the ledger's auditor set, for /proof
@@ -110,6 +114,7 @@ func New(o Options) (*Daemon, error) {
 		runtimes: o.Runtimes, fp: o.CertFingerprint, log: o.Logger, now: o.Now, store: st,
 		capacity: NewCapacity(o.Config.Hardware), workloads: map[uint64]runtime.Workload{}, completing: map[uint64]bool{}}
 	d.life, d.end = context.WithCancel(context.Background())
+	d.capacity.OnFree = d.capacityFreed
 	bids, err := st.Bids()
 	if err != nil {
 		st.Close()

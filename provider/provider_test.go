@@ -595,3 +595,25 @@ func TestInstantExitCompletes(t *testing.T) {
 		}
 	}
 }
+
+// TestBusyProviderBidsOnceFree: an order that arrives while the provider is at max_leases gets no bid then; once
+// the running lease ends and its capacity is released, the provider considers the order again, bids, and (the
+// auction window long past) wins it at once.
+func TestBusyProviderBidsOnceFree(t *testing.T) {
+	e := startEnvWith(t, func(c *provider.Config) { c.Limits.MaxLeases = 1 })
+	m1, raw1 := job("sleep 2", 1)
+	first := e.leaseOf(e.order("tenant", m1, raw1, 10*spr))
+	e.manifestOK("tenant", first, raw1)
+	m2, raw2 := job("echo second", 1)
+	second := e.order("tenant", m2, raw2, 10*spr)
+	time.Sleep(500 * time.Millisecond)
+	if bids, err := e.c.Bids(context.Background(), ledger.ListRequest{OrderID: second}); err != nil || len(bids.Items) != 0 {
+		t.Fatalf("bids while busy: %+v %v", bids.Items, err)
+	}
+	if l := e.waitLeaseEnded(first); l.State != ledger.LeaseCompleted {
+		t.Fatalf("first lease: %+v", l)
+	}
+	if e.leaseOf(second) == 0 {
+		t.Fatal("the second order was not leased once the provider was free")
+	}
+}

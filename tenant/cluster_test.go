@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -232,5 +233,70 @@ func TestClusterNoFittingSet(t *testing.T) {
 	after, _ := tn.Client().Account(ctx, tn.Address())
 	if before.Balance-after.Balance != 2*params.MinFee { // create + cancel
 		t.Fatalf("tenant lost %d", before.Balance-after.Balance)
+	}
+}
+
+// TestClusterRestartOnDev deploys examples/cluster_restart.yaml on three dev providers: rank 1 crashes on the
+// first run; the ledger closes rank 0 and opens the next generation, on which the crashed member's provider may
+// not bid; the survivor (once its workload has stopped) and the third provider are leased; deploy sends them
+// the job again and they exchange their hello. Every run is paid exactly what it ran and the unspent reserve
+// comes back: the tenant pays the fee and the members' pay, nothing more.
+func TestClusterRestartOnDev(t *testing.T) {
+	tn, info := devCluster(t, func(o *devnet.Options) { o.Explorer = "127.0.0.1:0" })
+	ctx := context.Background()
+	job := loadExample(t, "cluster_restart.yaml")
+	if job.Cluster == nil || job.Cluster.Restarts != 1 {
+		t.Fatalf("examples/cluster_restart.yaml: %+v", job.Cluster)
+	}
+	before, _ := tn.Client().Account(ctx, tn.Address())
+	params, _ := tn.Client().Params(ctx)
+	var logs bytes.Buffer
+	var stages []string
+	res, err := tn.Deploy(ctx, job, tenant.Options{Logs: &logs, OutputsDir: t.TempDir(), Progress: func(e tenant.Event) { stages = append(stages, e.Stage+": "+e.Detail) }})
+	trace := func() string { return strings.Join(stages, "\n") + "\n" + logs.String() }
+	if err != nil {
+		t.Fatalf("%v\n%s", err, trace())
+	}
+	if res.State != "done" || res.Restarts != 1 || len(res.Members) != 4 || res.LastOrder == res.OrderID {
+		t.Fatalf("result %+v\n%s", res, trace())
+	}
+	first, second := res.Members[:2], res.Members[2:]
+	if m := first[1]; m.Generation != 0 || m.ExitCode == nil || *m.ExitCode != 137 {
+		t.Fatalf("first run, rank 1: %+v", m)
+	}
+	if m := first[0]; m.State != "closed" || !strings.Contains(m.Reason, "exited with code 137; the cluster restarts") {
+		t.Fatalf("first run, rank 0: %+v", m)
+	}
+	for _, m := range second {
+		if m.Generation != 1 || m.OrderID != res.LastOrder || m.ExitCode == nil || *m.ExitCode != 0 || m.Provider == first[1].Provider {
+			t.Fatalf("restart, rank %d: %+v (crashed provider %s)", m.Rank, m, first[1].Provider)
+		}
+	}
+	got, err := os.ReadFile(filepath.Join(second[0].OutputsPath, "out", "messages.txt"))
+	if err != nil || string(got) != "hello from rank 1 of 2\n" {
+		t.Fatalf("restart rank 0 outputs %q %v\n%s", got, err, trace())
+	}
+	for _, want := range []string{"[rank 1] rank 1 crashes", "[rank 0, restart 1] rank 0 of 2, restart 1", "[rank 0, restart 1] rank 0 got: hello from rank 1 of 2"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Fatalf("logs lack %q:\n%s", want, trace())
+		}
+	}
+	exactCosts(t, tn, res)
+	after, _ := tn.Client().Account(ctx, tn.Address())
+	if spent := before.Balance - after.Balance; spent != params.MinFee+res.Cost {
+		t.Fatalf("tenant spent %d, want the fee %d + the members' pay %d", spent, params.MinFee, res.Cost)
+	}
+	if escrowed := job.Order.Deposit * 2 * 2; res.Refunded != escrowed-res.Cost {
+		t.Fatalf("refunded %d of %d escrowed, cost %d", res.Refunded, escrowed, res.Cost)
+	}
+	// The explorer's order page links the first run to its restart.
+	resp, err := http.Get(info.Explorer + "/orders/" + strconv.FormatUint(res.OrderID, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := fmt.Sprintf(`restarted as <a href="/orders/%d">`, res.LastOrder); resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+		t.Fatalf("order page lacks %q: %d\n%s", want, resp.StatusCode, body)
 	}
 }

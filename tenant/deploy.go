@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/sparenet/spare/client"
+	"github.com/sparenet/spare/jobspec"
 	"github.com/sparenet/spare/ledger"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/match"
@@ -44,6 +45,9 @@ type Job struct {
 type Cluster struct {
 	Nodes        uint32
 	MaxRTTMicros uint32
+	// Restarts above 0 (on_failure: restart in a job file) leases the cluster again, on other providers than
+	// the failed member's, when a member fails: at most that many times. 0 closes it (on_failure: close).
+	Restarts uint8
 }
 
 // Event is one step of a deploy, for a progress display.
@@ -104,8 +108,11 @@ type Result struct {
 	Replicas uint32      `json:"replicas,omitempty"`
 	Verdict  string      `json:"verdict,omitempty"`
 	Runs     []RunResult `json:"runs,omitempty"`
-	// A cluster job: its state (done, failed) and every member by rank.
-	Members []MemberResult `json:"members,omitempty"`
+	// A cluster job: its state (done, failed, cancelled) and every member by rank, of every generation when
+	// it restarted (Restarts times; the last generation's order is LastOrder).
+	Members   []MemberResult `json:"members,omitempty"`
+	Restarts  int            `json:"restarts,omitempty"`
+	LastOrder uint64         `json:"last_order,omitempty"`
 	// A service (a job with ports): where each declared port is served (port -> host:port). Deploy returns
 	// once they answer; the lease runs until its duration or spare close.
 	Endpoints map[string]string `json:"endpoints,omitempty"`
@@ -596,4 +603,13 @@ func (t *Tenant) score(ctx context.Context, bidID uint64, provider string, price
 	}
 	sb.Score = Score(price, sb.RTT, sb.ReputationPPM)
 	return sb
+}
+
+// JobFrom is the Job for a parsed job file and its encoded manifest (from j.Manifest).
+func JobFrom(j *jobspec.Job, manifest []byte) Job {
+	job := Job{Manifest: manifest, Order: j.Order(manifest), Replicas: j.Replicas()}
+	if j.Cluster != nil {
+		job.Cluster = &Cluster{Nodes: j.Nodes(), MaxRTTMicros: uint32(j.Cluster.MaxRTT / time.Microsecond), Restarts: uint8(j.Cluster.MaxRestarts)}
+	}
+	return job
 }

@@ -31,11 +31,7 @@ func loadExample(t *testing.T, name string) tenant.Job {
 	if err != nil {
 		t.Fatal(err)
 	}
-	job := tenant.Job{Manifest: raw, Order: j.Order(raw), Replicas: j.Replicas()}
-	if j.Cluster != nil {
-		job.Cluster = &tenant.Cluster{Nodes: j.Nodes(), MaxRTTMicros: uint32(j.Cluster.MaxRTT / time.Microsecond)}
-	}
-	return job
+	return tenant.JobFrom(j, raw)
 }
 
 // TestExamplesOnDev deploys every example on `spare dev`: the CPU ones run and their outputs verify; the GPU one

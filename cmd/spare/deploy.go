@@ -32,11 +32,7 @@ func loadJob(path string) (*jobspec.Job, tenant.Job, error) {
 	if err != nil {
 		return nil, tenant.Job{}, err
 	}
-	job := tenant.Job{Manifest: raw, Order: j.Order(raw), Replicas: j.Replicas()}
-	if j.Cluster != nil {
-		job.Cluster = &tenant.Cluster{Nodes: j.Nodes(), MaxRTTMicros: uint32(j.Cluster.MaxRTT / time.Microsecond)}
-	}
-	return j, job, nil
+	return j, tenant.JobFrom(j, raw), nil
 }
 
 func newDeployCmd(g *globals) *cobra.Command {
@@ -123,13 +119,24 @@ its endpoints answer, printing them. verify.replicas and cluster jobs run on sev
 					}
 				}
 				if len(res.Members) > 0 {
-					fmt.Fprintf(w, "cluster %s: %d members\n", res.State, len(res.Members))
+					restarts := ""
+					if res.Restarts > 0 {
+						restarts = fmt.Sprintf(" after %d restart(s); last order %d", res.Restarts, res.LastOrder)
+					}
+					fmt.Fprintf(w, "cluster %s%s: %d members\n", res.State, restarts, len(res.Members))
 					for _, m := range res.Members {
 						code := "none"
 						if m.ExitCode != nil {
 							code = fmt.Sprint(*m.ExitCode)
 						}
-						fmt.Fprintf(w, "  rank %d lease %d %s %s (exit code %s), paid %s, outputs %s %s\n", m.Rank, m.LeaseID, m.Provider,
+						gen := ""
+						if res.Restarts > 0 {
+							gen = fmt.Sprintf(" (restart %d)", m.Generation)
+							if m.Generation == 0 {
+								gen = " (first run)"
+							}
+						}
+						fmt.Fprintf(w, "  rank %d%s lease %d %s %s (exit code %s), paid %s, outputs %s %s\n", m.Rank, gen, m.LeaseID, m.Provider,
 							m.State, code, client.FormatAmount(m.Paid), m.OutputsPath, m.Reason)
 					}
 					return
