@@ -3,49 +3,17 @@ package provider_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/sparenet/spare/internal/testimage"
 	"github.com/sparenet/spare/ledger"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/manifest"
 	"github.com/sparenet/spare/provider"
-	"github.com/sparenet/spare/runtime/docker"
 )
 
-// buildImage builds a FROM-scratch image holding runtime/docker's static test workload (also as /bin/sh) with
-// the docker CLI, and returns its tag. Without a Docker engine the test is skipped, except under CI=true.
-func buildImage(t *testing.T) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := (&docker.Runtime{}).Available(ctx); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true but no Docker engine: %v", err)
-		}
-		t.Skipf("no Docker engine: %v", err)
-	}
-	dir := t.TempDir()
-	build := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, "workload"), "../runtime/docker/testdata/workload")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	df := "FROM scratch\nCOPY workload /workload\nCOPY workload /bin/sh\nENTRYPOINT [\"/workload\"]\n"
-	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	tag := fmt.Sprintf("spare-provider-test:%d", os.Getpid())
-	if out, err := exec.CommandContext(ctx, "docker", "build", "-q", "-t", tag, dir).CombinedOutput(); err != nil {
-		t.Fatalf("docker build: %v\n%s", err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", tag).Run() })
-	return tag
-}
+func buildImage(t *testing.T) string { return testimage.Build(t) }
 
 // TestProviderRunsImageJob: a job naming an image is served by a provider that offers the docker runtime; the
 // container's output lands in the lease's outputs and the receipt.

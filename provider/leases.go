@@ -44,10 +44,12 @@ func (d *Daemon) spec(l *LeaseRecord, m *manifest.Manifest) runtime.Spec {
 		}
 	}
 	env = append(env, l.Rendezvous...) // after the job's own: a cluster's rendezvous cannot be overridden
-	env = append(env, portEnv(l.Ports, l.Runtime == "docker")...)
+	// A cluster member's container shares the host's network: its collectives connect to each member's host.
+	hostNet := l.Rank != nil
+	env = append(env, portEnv(l.Ports, l.Runtime == "docker" && !hostNet)...)
 	s := runtime.Spec{LeaseID: l.LeaseID, Dir: dir, WorkDir: filepath.Join(dir, "work"), LogPath: filepath.Join(dir, "log"),
 		Env: env, GPUs: l.Reservation.GPUs, CPUMilli: l.Reservation.CPUMilli, MemoryBytes: l.Reservation.MemoryMiB << 20,
-		Timeout: time.Duration(l.DurationSec) * time.Second, Ports: l.Ports}
+		Timeout: time.Duration(l.DurationSec) * time.Second, Ports: l.Ports, HostNetwork: hostNet}
 	if m != nil {
 		s.Command, s.Image = m.Run, m.Image
 	}
@@ -149,9 +151,6 @@ func (d *Daemon) AcceptManifest(ctx context.Context, tenant tx.Address, leaseID 
 		l.Ports = ports
 	}
 	if o.Nodes > 1 {
-		if rtName == "docker" {
-			return nil, fmt.Errorf("%w: cluster jobs run with the process runtime for now (their rendezvous port is the host's); drop image", ErrBadManifest)
-		}
 		if err := d.rendezvous(ctx, l, o.ID, masterPort); err != nil {
 			return nil, err
 		}

@@ -39,6 +39,10 @@ type Spec struct {
 	// port is published on its host port; a process (host network) is told its host ports in Env and binds
 	// them itself.
 	Ports []PortMap
+	// HostNetwork puts a container in the host's network namespace, as a process is (cluster members:
+	// torch.distributed's collectives connect to every member's host on ports they pick themselves). Its ports
+	// are then not published: it binds its host ports itself. The process runtime always runs this way.
+	HostNetwork bool
 }
 
 // PortMap is a declared service port and the host port that serves it.

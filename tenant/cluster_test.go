@@ -17,8 +17,10 @@ import (
 	"time"
 
 	"github.com/sparenet/spare/devnet"
+	"github.com/sparenet/spare/internal/testimage"
 	"github.com/sparenet/spare/ledger"
 	"github.com/sparenet/spare/ledger/tx"
+	"github.com/sparenet/spare/manifest"
 	"github.com/sparenet/spare/tenant"
 )
 
@@ -299,4 +301,37 @@ func TestClusterRestartOnDev(t *testing.T) {
 	if want := fmt.Sprintf(`restarted as <a href="/orders/%d">`, res.LastOrder); resp.StatusCode != 200 || !strings.Contains(string(body), want) {
 		t.Fatalf("order page lacks %q: %d\n%s", want, resp.StatusCode, body)
 	}
+}
+
+// TestDockerClusterOnDev: a cluster job naming an image runs each member in a container in the host's network
+// namespace; rank 1's container reaches rank 0's at MASTER_ADDR:MASTER_PORT (rank 0's provider's host and the
+// port it gave), and rank 0 writes what it received to its outputs.
+func TestDockerClusterOnDev(t *testing.T) {
+	tag := testimage.Build(t)
+	tn, _ := devCluster(t, func(o *devnet.Options) { o.NoDocker = false })
+	m := &manifest.Manifest{Version: 1, Image: tag, Run: "rendezvous", Outputs: []string{"out/"},
+		Resources: tx.Resources{CPUMilli: 500, MemoryMiB: 128}, DurationSec: 60}
+	raw, err := m.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := tenant.Job{Manifest: raw, Order: tx.CreateOrder{Resources: m.Resources, Constraints: tx.Constraints{Docker: true},
+		MaxPricePerHour: 10 * ledger.USPR, ManifestHash: manifest.Hash(raw), Deposit: ledger.USPR, DurationSec: m.DurationSec},
+		Cluster: &tenant.Cluster{Nodes: 2, MaxRTTMicros: 5000}}
+	var logs bytes.Buffer
+	res, err := tn.Deploy(context.Background(), job, tenant.Options{Logs: &logs, OutputsDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, logs.String())
+	}
+	if res.State != "done" || len(res.Members) != 2 {
+		t.Fatalf("result %+v\n%s", res, logs.String())
+	}
+	got, err := os.ReadFile(filepath.Join(res.Members[0].OutputsPath, "out", "messages.txt"))
+	if err != nil || string(got) != "hello from rank 1\n" {
+		t.Fatalf("rank 0 outputs %q %v\n%s", got, err, logs.String())
+	}
+	if !strings.Contains(logs.String(), "[rank 1] rank 1 sent its hello") {
+		t.Fatalf("logs:\n%s", logs.String())
+	}
+	exactCosts(t, tn, res)
 }

@@ -19,7 +19,9 @@
 //   - Isolation: not privileged, every capability dropped (CapDrop ALL, none added), no-new-privileges, a
 //     private IPC namespace, a PID limit (Runtime.PidsLimit), and a user-defined bridge network of its own,
 //     spare-lease-<id>, created with the container and removed with it, so that leases cannot reach each other
-//     (they can reach the outside and the host's addresses, unless Runtime.InternalNetwork is set). The root
+//     (they can reach the outside and the host's addresses, unless Runtime.InternalNetwork is set). A
+//     Spec.HostNetwork workload (a cluster member) gets the host's network namespace instead, as a process
+//     does: no network of its own and nothing published; every other isolation above still holds. The root
 //     file system is writable unless Runtime.ReadOnlyRootFS is set (then /tmp is a tmpfs).
 //   - Resources: NanoCPUs = CPUMilli×10⁶, Memory = MemorySwap = MemoryBytes (no swap); zero means no limit.
 //   - GPUs: a device request for exactly Spec.GPUs (driver "nvidia", their UUIDs, capability "gpu") when any
@@ -250,6 +252,9 @@ func containerConfig(s runtime.Spec, user string, deadline time.Time, stopSecond
 		StopTimeout: &stopSeconds,
 	}
 	for _, pm := range s.Ports {
+		if s.HostNetwork {
+			break // bound on the host by the workload itself
+		}
 		if cfg.ExposedPorts == nil {
 			cfg.ExposedPorts = network.PortSet{}
 		}
@@ -290,9 +295,12 @@ func (r *Runtime) hostConfig(s runtime.Spec, workDir string) *container.HostConf
 			PidsLimit: &pids,
 		},
 	}
+	if s.HostNetwork {
+		hc.NetworkMode = network.NetworkHost
+	}
 	for _, pm := range s.Ports { // published on every host address: the service is the lease's purpose
 		port, err := network.ParsePort(strconv.Itoa(int(pm.Port)) + "/tcp")
-		if err != nil {
+		if err != nil || s.HostNetwork {
 			continue
 		}
 		if hc.PortBindings == nil {
@@ -445,18 +453,21 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Workload, 
 	if err := removeStale(ctx, cli, s.LeaseID); err != nil {
 		return nil, err
 	}
-	netID, err := r.ensureNetwork(ctx, cli, s.LeaseID)
-	if err != nil {
-		return nil, err
+	st := state{Name: LeaseName(s.LeaseID)}
+	if !s.HostNetwork {
+		netID, err := r.ensureNetwork(ctx, cli, s.LeaseID)
+		if err != nil {
+			return nil, err
+		}
+		st.NetworkID, st.NetworkName = netID, LeaseName(s.LeaseID)
 	}
-	st := state{Name: LeaseName(s.LeaseID), NetworkID: netID, NetworkName: LeaseName(s.LeaseID)}
 	undo := func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if st.ContainerID != "" {
 			_, _ = cli.ContainerRemove(cctx, st.ContainerID, client.ContainerRemoveOptions{Force: true})
 		}
-		_, _ = cli.NetworkRemove(cctx, netID, client.NetworkRemoveOptions{})
+		_ = removeNetwork(cctx, cli, st.NetworkID, st.NetworkName)
 	}
 	if s.Timeout > 0 {
 		st.Deadline = time.Now().Add(s.Timeout).UTC()

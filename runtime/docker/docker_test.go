@@ -298,4 +298,13 @@ func TestServicePortsPublished(t *testing.T) {
 	if hc = r.hostConfig(runtime.Spec{LeaseID: 9}, "/w"); hc.PortBindings != nil {
 		t.Fatalf("a job without ports publishes %+v", hc.PortBindings)
 	}
+	// A cluster member shares the host's network: nothing is published, every other isolation stays.
+	s.HostNetwork = true
+	hc = r.hostConfig(s, "/w")
+	if hc.NetworkMode != "host" || hc.PortBindings != nil || len(hc.CapDrop) != 1 || hc.IpcMode != "private" || hc.Privileged {
+		t.Fatalf("host network config %+v", hc)
+	}
+	if cfg := containerConfig(s, "", time.Time{}, 10); len(cfg.ExposedPorts) != 0 {
+		t.Fatalf("host network ExposedPorts = %+v", cfg.ExposedPorts)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -327,6 +328,47 @@ func TestRun(t *testing.T) {
 	if res2 := wait(t, w2, time.Second); !res2.EndedAt.Equal(res.EndedAt) || res2.ExitCode != 3 {
 		t.Fatalf("reattached result %+v != %+v", res2, res)
 	}
+}
+
+// TestHostNetwork: a cluster member's container (HostNetwork) listens on MASTER_PORT in the host's network
+// namespace, where a peer on the host reaches it; no lease network is created.
+func TestHostNetwork(t *testing.T) {
+	t.Parallel()
+	cli := engine(t)
+	s := lease(t, cli, "rendezvous")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	s.HostNetwork = true
+	s.Env = []string{"RANK=0", "WORLD_SIZE=2", "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + port}
+	w, err := newRuntime(t).Start(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.NetworkInspect(context.Background(), LeaseName(s.LeaseID), client.NetworkInspectOptions{}); !cerrdefs.IsNotFound(err) {
+		t.Fatalf("a host-network workload got a lease network (err %v)", err)
+	}
+	var c net.Conn
+	for end := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if c, err = net.Dial("tcp", "127.0.0.1:"+port); err == nil {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("nothing listens on the host's port %s: %v\n%s", port, err, readLog(t, s))
+		}
+	}
+	fmt.Fprintf(c, "hello from rank 1\n")
+	c.Close()
+	if res := wait(t, w, 30*time.Second); res.ExitCode != 0 {
+		t.Fatalf("result %+v\n%s", res, readLog(t, s))
+	}
+	if log := readLog(t, s); !strings.Contains(log, "rank 0 got: hello from rank 1") {
+		t.Fatalf("log:\n%s", log)
+	}
+	assertGone(t, cli, s)
 }
 
 // TestEnv: the image's entrypoint and cmd when Command is empty; exactly Spec.Env, nothing of the host's.

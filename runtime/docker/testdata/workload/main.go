@@ -16,10 +16,16 @@
 //	sleep DUR          sleep
 //	trap               on SIGTERM, print "got SIGTERM" and exit 143
 //	exit CODE          exit with CODE
+//	rendezvous         as a cluster member (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT): rank 0 listens on
+//	                   MASTER_PORT and prints "rank 0 got: LINE" for each other rank's hello (and writes them to
+//	                   out/messages.txt); the others connect to MASTER_ADDR:MASTER_PORT (retrying for 60 s) and
+//	                   say "hello from rank N"
 package main
 
 import (
+	"bufio"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -111,9 +117,55 @@ func main() {
 			}()
 		case "exit":
 			os.Exit(atoi(need(1)[0]))
+		case "rendezvous":
+			rendezvous()
 		default:
 			fail("unknown action " + strconv.Quote(op))
 		}
+	}
+}
+
+func rendezvous() {
+	rank, world := atoi(os.Getenv("RANK")), atoi(os.Getenv("WORLD_SIZE"))
+	master := net.JoinHostPort(os.Getenv("MASTER_ADDR"), os.Getenv("MASTER_PORT"))
+	fmt.Printf("rank %d of %d; rendezvous %s\n", rank, world, master)
+	if rank == 0 {
+		ln, err := net.Listen("tcp", ":"+os.Getenv("MASTER_PORT"))
+		if err != nil {
+			fail(err.Error())
+		}
+		var got []string
+		for i := 1; i < world; i++ {
+			c, err := ln.Accept()
+			if err != nil {
+				fail(err.Error())
+			}
+			line, _ := bufio.NewReader(c).ReadString('\n')
+			c.Close()
+			got = append(got, strings.TrimSpace(line))
+			fmt.Printf("rank 0 got: %s\n", got[len(got)-1])
+		}
+		if err := os.MkdirAll("out", 0o755); err != nil {
+			fail(err.Error())
+		}
+		if err := os.WriteFile("out/messages.txt", []byte(strings.Join(got, "\n")+"\n"), 0o644); err != nil {
+			fail(err.Error())
+		}
+		return
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", master, 5*time.Second)
+		if err == nil {
+			fmt.Fprintf(c, "hello from rank %d\n", rank)
+			c.Close()
+			fmt.Printf("rank %d sent its hello\n", rank)
+			return
+		}
+		if time.Now().After(deadline) {
+			fail(err.Error())
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
