@@ -431,8 +431,8 @@ func (c *ctx) clusterView(cl *Cluster) ClusterView {
 	return v
 }
 
-// must panics on an error that a consistent state cannot produce (FinalizeBlock recovers it as an invariant
-// failure).
+// must panics on an error that a consistent state cannot produce, as the ledger does for every broken invariant:
+// a validator stops rather than commit a state that differs from the others'.
 func (c *ctx) must(err error) {
 	if err != nil {
 		panic("ledger: " + err.Error())

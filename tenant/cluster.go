@@ -54,7 +54,7 @@ func (t *Tenant) deployCluster(ctx context.Context, job Job, o Options, res *Res
 	res.OrderID = createdOrder(sent)
 	restarts := ""
 	if cl.Restarts > 0 {
-		restarts = fmt.Sprintf(" (%d for the cluster, as much again for each of up to %d restarts)", job.Order.Deposit*uint64(cl.Nodes), cl.Restarts)
+		restarts = fmt.Sprintf(" (%s for the cluster, as much again for each of up to %d restarts)", client.FormatAmount(job.Order.Deposit*uint64(cl.Nodes)), cl.Restarts)
 	}
 	res.Timings.OrderCommitted = emit("order", "cluster order %d committed in block %d: %d members within %s round trip, %s escrowed%s",
 		res.OrderID, sent.Height, cl.Nodes, time.Duration(cl.MaxRTTMicros)*time.Microsecond,
