@@ -41,8 +41,9 @@ const DefaultClusterBudget = 200_000
 // price (branch and bound). Each level keeps the candidates compatible with all chosen so far, as a sorted
 // list; a branch is cut when the chosen prices plus the cheapest prices still compatible cannot beat the best
 // set found. Because candidates are tried cheapest first, the first complete set is usually the optimum and
-// the bound then ends the search after few steps. Cost: O(L log d + V log V) to build and reduce the graph (V
-// candidates, L links, d the largest degree), then O(steps × d log V) for the search; steps are bounded by budget
+// the bound then ends the search after few steps. Cost: O(L + V log V) to build and reduce the graph and rank
+// the survivors (V candidates, L links; no sort over links), then O(steps × d log V) for the search (d the
+// largest degree); steps are bounded by budget
 // (0 = DefaultClusterBudget), after which the best set found so far is returned with Exact false. The
 // worst case of an exact search is exponential (minimum-weight clique is NP-hard); sparse latency graphs,
 // where each provider measures a bounded number of peers, keep it small in practice (BENCHMARKS.md).
@@ -63,14 +64,16 @@ func Cluster(orderID uint64, n int, maxRTT uint32, cands []Member, links []Link,
 		return ClusterResult{Members: []int{best}, Price: cands[best].Price, Steps: len(cands), Exact: true}
 	}
 	// Compatibility graph within the bound; a pair measured several times counts at its worst. Links are
-	// grouped by their smaller end (a counting pass, no global sort), then each group is sorted on its own.
+	// grouped by their smaller end (a counting pass, no sort); within a group, a stamp per other end finds
+	// each pair's worst measurement in two linear passes.
 	type half struct {
 		b   int
 		rtt uint32
 	}
+	valid := func(l Link) bool { return l.A != l.B && l.A >= 0 && l.B >= 0 && l.A < len(cands) && l.B < len(cands) }
 	count := make([]int, len(cands)+1)
 	for _, l := range links {
-		if l.A != l.B && l.A >= 0 && l.B >= 0 && l.A < len(cands) && l.B < len(cands) {
+		if valid(l) {
 			count[min(l.A, l.B)+1]++
 		}
 	}
@@ -80,7 +83,7 @@ func Cluster(orderID uint64, n int, maxRTT uint32, cands []Member, links []Link,
 	halves := make([]half, count[len(cands)])
 	fill := slices.Clone(count[:len(cands)])
 	for _, l := range links {
-		if l.A != l.B && l.A >= 0 && l.B >= 0 && l.A < len(cands) && l.B < len(cands) {
+		if valid(l) {
 			a := min(l.A, l.B)
 			halves[fill[a]] = half{max(l.A, l.B), l.RTTMicros}
 			fill[a]++
@@ -88,19 +91,24 @@ func Cluster(orderID uint64, n int, maxRTT uint32, cands []Member, links []Link,
 	}
 	edges := make([][2]int, 0, len(halves))
 	deg0 := make([]int, len(cands))
+	stamp := fill // reused: stamp[b] == a+1 while b's worst round trip from a is being collected
+	clear(stamp)
+	worst := make([]uint32, len(cands))
 	for a := range cands {
 		group := halves[count[a]:count[a+1]]
-		slices.SortFunc(group, func(x, y half) int {
-			if c := cmp.Compare(x.b, y.b); c != 0 {
-				return c
+		for _, h := range group {
+			if stamp[h.b] != a+1 {
+				stamp[h.b], worst[h.b] = a+1, h.rtt
+			} else {
+				worst[h.b] = max(worst[h.b], h.rtt)
 			}
-			return cmp.Compare(y.rtt, x.rtt) // worst first
-		})
-		for i, h := range group {
-			if i > 0 && group[i-1].b == h.b {
-				continue // the worst measurement of the pair came first
+		}
+		for _, h := range group {
+			if stamp[h.b] != a+1 {
+				continue // the pair's edge is already out (or it was too far)
 			}
-			if h.rtt <= maxRTT {
+			stamp[h.b] = -1
+			if worst[h.b] <= maxRTT {
 				edges = append(edges, [2]int{a, h.b})
 				deg0[a]++
 				deg0[h.b]++
@@ -141,46 +149,61 @@ func Cluster(orderID uint64, n int, maxRTT uint32, cands []Member, links []Link,
 			}
 		}
 	}
-	// Survivors by price (then tie-break): position = rank; neighbour lists as sorted ranks.
-	var order []int
+	// Survivors by price (then tie-break): position = rank. Sorted as compact keys (price, TieBreak, index)
+	// rather than through the candidates: one TieBreak per survivor, and no indirection per comparison.
+	type key struct {
+		price, tie uint64
+		i          int
+	}
+	var keys []key
 	for i := range cands {
 		if alive[i] {
-			order = append(order, i)
+			keys = append(keys, key{cands[i].Price, TieBreak(orderID, cands[i].Address), i})
 		}
 	}
-	if len(order) < n {
+	if len(keys) < n {
 		return ClusterResult{Steps: len(cands), Exact: true}
 	}
-	tie := make([]uint64, len(cands)) // TieBreak once per survivor, not per comparison
-	for _, i := range order {
-		tie[i] = TieBreak(orderID, cands[i].Address)
-	}
-	slices.SortFunc(order, func(a, b int) int {
-		if c := cmp.Compare(cands[a].Price, cands[b].Price); c != 0 {
+	slices.SortFunc(keys, func(x, y key) int {
+		if c := cmp.Compare(x.price, y.price); c != 0 {
 			return c
 		}
-		if c := cmp.Compare(tie[a], tie[b]); c != 0 {
+		if c := cmp.Compare(x.tie, y.tie); c != 0 {
 			return c
 		}
-		return strings.Compare(string(cands[a].Address[:]), string(cands[b].Address[:]))
+		return strings.Compare(string(cands[x.i].Address[:]), string(cands[y.i].Address[:]))
 	})
+	order := make([]int, len(keys))
 	rank := make([]int, len(cands))
-	for r, i := range order {
-		rank[i] = r
+	price := make([]uint64, len(keys))
+	for r, k := range keys {
+		order[r], rank[k.i], price[r] = k.i, r, k.price
 	}
-	price := make([]uint64, len(order))
+	// Neighbour lists as ranks, each ascending without a sort: ranks are appended in increasing order, each
+	// survivor r adding itself to its neighbours' lists.
 	nbr := make([][]int, len(order))
-	nstore := make([]int, 0, 2*len(edges))
+	total := 0
 	for r, i := range order {
-		price[r] = cands[i].Price
-		start := len(nstore)
+		d := 0
 		for _, u := range adj[i] {
 			if alive[u] {
-				nstore = append(nstore, rank[u])
+				d++
 			}
 		}
-		nbr[r] = nstore[start:len(nstore):len(nstore)]
-		slices.Sort(nbr[r])
+		deg[r] = d // deg is free again: now by rank
+		total += d
+	}
+	nstore := make([]int, total)
+	for r, off := 0, 0; r < len(order); r++ {
+		nbr[r] = nstore[off : off : off+deg[r]]
+		off += deg[r]
+	}
+	for r, i := range order {
+		for _, u := range adj[i] {
+			if alive[u] {
+				nbr[rank[u]] = append(nbr[rank[u]], r)
+			}
+		}
 	}
 	s := &search{n: n, price: price, nbr: nbr, budget: budget, bestPrice: ^uint64(0), bufs: make([][]int, n)}
 	all := make([]int, len(order))
