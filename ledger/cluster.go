@@ -31,8 +31,9 @@ import (
 // cluster order for the same job — the next generation: a new order id, the same resources, price bound and
 // round-trip bound — and the failed member's provider, and every earlier generation's failed one, may not bid
 // on it (CodeExcluded). The old cluster records its successor (next_order), the new one its predecessor. A
-// failure the tenant caused (the tenant closed a member) or a member running out of its duration or deposit is
-// not restarted: a new run would end the same way. When no restart is left, or the new order ends unleased,
+// failure the tenant caused (the tenant closed a member; a provider closed a member that never started, for no
+// manifest came or it was refused) or a member running out of its duration or deposit is not restarted: a new
+// run would end the same way. When no restart is left, or the new order ends unleased,
 // the cluster ends failed or cancelled as with OnFailureClose, and the unspent reserve goes back to the tenant.
 // Members learn their generation as SPARE_RESTART_COUNT.
 
@@ -343,9 +344,12 @@ func (c *ctx) memberEnded(l *Lease, o *Order) {
 		c.emit("cluster.done", "order_id", o.ID, "tenant", o.Tenant, "generation", uint64(cl.Generation))
 		return
 	}
-	// A failure the tenant caused, or a member out of time or deposit, would end a new run the same way.
-	restart := cl.OnFailure == tx.OnFailureRestart && cl.RestartsLeft > 0 && cl.Reserve >= o.Escrowed() &&
-		l.ClosedBy != l.Tenant && !(l.State == LeaseClosed && l.StartedMs != 0 && l.EndedMs == l.EndMs())
+	// A failure the tenant caused would end a new run the same way: the tenant closed a member, or a provider
+	// closed a member that never started (no manifest came, or the provider refused it). So would a member that
+	// ran out of its duration or deposit.
+	tenantSide := l.ClosedBy == l.Tenant || l.StartedMs == 0 && l.ClosedBy == l.Provider
+	exhausted := l.State == LeaseClosed && l.StartedMs != 0 && l.EndedMs == l.EndMs()
+	restart := cl.OnFailure == tx.OnFailureRestart && cl.RestartsLeft > 0 && cl.Reserve >= o.Escrowed() && !tenantSide && !exhausted
 	cl.State, cl.FailedLease = ClusterFailed, l.ID
 	if restart {
 		cl.State = ClusterRestarted

@@ -171,7 +171,7 @@ func TestClusterWaitsForAFit(t *testing.T) {
 // unspent reserve comes back at the end. A failure the tenant causes is not restarted; a restart nobody takes
 // ends cancelled with the reserve refunded.
 func TestClusterRestart(t *testing.T) {
-	for _, ending := range []string{"restart completes", "restarts exhausted", "tenant closes", "restart unleased"} {
+	for _, ending := range []string{"restart completes", "restarts exhausted", "tenant closes", "no manifest", "restart unleased"} {
 		t.Run(ending, func(t *testing.T) {
 			funded := map[string]uint64{"tenant": 1000 * USPR}
 			for i := 1; i <= 4; i++ {
@@ -200,7 +200,7 @@ func TestClusterRestart(t *testing.T) {
 			if got := tenant0 - c.balance("tenant"); got != fee+4*USPR {
 				t.Fatalf("escrowed %d, want deposit × 2 members × 2 runs", got-fee)
 			}
-			run := func(order uint64, bidders ...string) ClusterView {
+			run := func(order uint64, start bool, bidders ...string) ClusterView {
 				t.Helper()
 				var bids [][]byte
 				for i, p := range bidders {
@@ -214,6 +214,9 @@ func TestClusterRestart(t *testing.T) {
 				if v.State != ClusterRunning {
 					t.Fatalf("cluster %d: %+v", order, v)
 				}
+				if !start {
+					return v
+				}
 				var starts [][]byte
 				for _, m := range v.Members {
 					starts = append(starts, c.sign(c.name(m.Provider), &tx.LeaseStarted{ID: m.LeaseID}))
@@ -222,7 +225,7 @@ func TestClusterRestart(t *testing.T) {
 				c.now = c.now.Add(10 * time.Minute)
 				return v
 			}
-			first := run(1, "p1", "p2")
+			first := run(1, ending != "no manifest", "p1", "p2")
 			if first.Reserve != 2*USPR || first.RestartsLeft != 1 {
 				t.Fatalf("first generation: %+v", first)
 			}
@@ -233,6 +236,14 @@ func TestClusterRestart(t *testing.T) {
 					t.Fatalf("closed by the tenant: %+v", v)
 				}
 				c.checkPaidExactly(tenant0, fee*txs, first)
+				return
+			}
+			if ending == "no manifest" { // a provider closes its member that never started: the tenant's side
+				c.do(c.name(first.Members[1].Provider), &tx.CloseLease{ID: first.Members[1].LeaseID, Reason: "no manifest within 10m"})
+				if v := c.clusterView(1); v.State != ClusterFailed || v.NextOrder != 0 || v.Reserve != 0 {
+					t.Fatalf("a member closed before it started: %+v", v)
+				}
+				c.checkPaidExactly(tenant0, fee, first)
 				return
 			}
 			failing := c.name(first.Members[1].Provider)
@@ -265,7 +276,7 @@ func TestClusterRestart(t *testing.T) {
 			}
 			others := []string{"p1", "p2", "p3", "p4"}
 			others = slices.DeleteFunc(others, func(p string) bool { return p == failing })
-			second := run(v.NextOrder, others...)
+			second := run(v.NextOrder, true, others...)
 			for _, m := range second.Members {
 				if m.Provider == first.Members[1].Provider {
 					t.Fatalf("the failed provider was leased again: %+v", second)
