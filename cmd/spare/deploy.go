@@ -136,8 +136,15 @@ its endpoints answer, printing them. verify.replicas and cluster jobs run on sev
 								gen = " (first run)"
 							}
 						}
-						fmt.Fprintf(w, "  rank %d%s lease %d %s %s (exit code %s), paid %s, outputs %s %s\n", m.Rank, gen, m.LeaseID, m.Provider,
-							m.State, code, client.FormatAmount(m.Paid), m.OutputsPath, m.Reason)
+						outputs := "no outputs"
+						if m.OutputsPath != "" {
+							outputs = "outputs " + m.OutputsPath
+						}
+						if m.Reason != "" {
+							outputs += ": " + m.Reason
+						}
+						fmt.Fprintf(w, "  rank %d%s lease %d %s %s (exit code %s), paid %s, %s\n", m.Rank, gen, m.LeaseID, m.Provider,
+							m.State, code, client.FormatAmount(m.Paid), outputs)
 					}
 					return
 				}
