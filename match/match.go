@@ -7,9 +7,12 @@
 package match
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"math/bits"
+	"slices"
 	"strings"
 
 	"github.com/sparenet/spare/ledger/tx"
@@ -171,6 +174,61 @@ func Explain(stages []Stage, o *Order, ps []Provider) Explanation {
 		e.Who[r] = append(e.Who[r], ps[i].Address)
 	}
 	return e
+}
+
+var phrases = map[Reason]string{
+	ReasonJailed:      "are jailed",
+	ReasonUnderBonded: "have too little stake bonded",
+	ReasonGPUModel:    "lack a GPU of the model asked for",
+	ReasonGPUVRAM:     "lack GPUs with enough memory",
+	ReasonGPUCount:    "have too few matching GPUs",
+	ReasonCPU:         "lack CPU cores",
+	ReasonMemory:      "lack memory",
+	ReasonDisk:        "lack disk",
+	ReasonRegion:      "are outside your regions",
+	ReasonDenied:      "are on your deny list",
+	ReasonUnverified:  "are not verified",
+	ReasonReputation:  "are below your minimum reputation",
+	ReasonRuntime:     "do not run container images",
+}
+
+// Phrase is what the reason says of the providers it excluded, as in "3 lack CPU cores".
+func (r Reason) Phrase() string {
+	if p, ok := phrases[r]; ok {
+		return p
+	}
+	return "excluded (" + string(r) + ")"
+}
+
+// Parts renders each exclusion as "N <phrase>", the most frequent first (ties by reason), naming the providers
+// of a reason that excluded at most three. phrase gives a reason's text (nil: Reason.Phrase).
+func (e Explanation) Parts(phrase func(Reason) string) []string {
+	if phrase == nil {
+		phrase = Reason.Phrase
+	}
+	reasons := make([]Reason, 0, len(e.Excluded))
+	for r := range e.Excluded {
+		reasons = append(reasons, r)
+	}
+	slices.SortFunc(reasons, func(a, b Reason) int {
+		if c := cmp.Compare(e.Excluded[b], e.Excluded[a]); c != 0 {
+			return c
+		}
+		return strings.Compare(string(a), string(b))
+	})
+	out := make([]string, 0, len(reasons))
+	for _, r := range reasons {
+		part := fmt.Sprintf("%d %s", e.Excluded[r], phrase(r))
+		if who := e.Who[r]; len(who) > 0 && len(who) <= 3 {
+			names := make([]string, len(who))
+			for i, a := range who {
+				names[i] = a.String()
+			}
+			part += " (" + strings.Join(names, ", ") + ")"
+		}
+		out = append(out, part)
+	}
+	return out
 }
 
 // Score ranks an offer for a tenant: the price, raised by 1% per 10 ms of round-trip time (capped at 1 s), and

@@ -8,7 +8,8 @@
 //
 //	gpu=H100,A100 gpus>=2 vram>=80 price<=2.5 region!=us-east verified=true
 //
-// Files: offers.go (the Offer a provider publishes), query.go (Parse), eval.go (Eval, Sort, Explanation).
+// Files: offers.go (the Offer a provider publishes), query.go (Parse), eval.go (Eval, Sort, Explanation),
+// job.go (EvalJob: the offers for one job, with package match's stages and the bidder's own price, Quote).
 package offers
 
 import (

@@ -29,25 +29,19 @@ type PriceInput struct {
 	GPUs  []GPUConfig  `json:"gpus"` // the GPUs this provider would assign
 }
 
-// price is the lease price per hour in uspr for order o on the chosen GPUs, or ok=false to not bid.
+// price is the lease price per hour in uspr for order o on the chosen GPUs, or ok=false to not bid. Without a
+// pricing script it is offers.Prices.Quote on the published table: exactly what `spare offers --job` quotes.
 func (d *Daemon) price(ctx context.Context, o *ledger.Order, gpus []GPUConfig) (uint64, bool, error) {
 	p := d.cfg.Prices
 	if p.Script != "" {
 		return d.scriptPrice(ctx, o, gpus)
 	}
-	var total uint64
-	for _, g := range gpus {
-		v, ok := p.gpuPrice(g.Model)
-		if !ok {
-			return 0, false, nil
-		}
-		total += v
+	models := make([]string, len(gpus))
+	for i, g := range gpus {
+		models[i] = g.Model
 	}
-	cpu, _ := client.ParseAmount(p.CPUHour)
-	mem, _ := client.ParseAmount(p.MemoryGiBHour)
-	total += o.Resources.CPUMilli * cpu / 1000
-	total += o.Resources.MemoryMiB * mem / 1024
-	return max(total, 1), true, nil
+	v, ok := p.offer().Quote(models, o.Resources)
+	return v, ok, nil
 }
 
 // scriptPrice runs the configured pricing script: order JSON on stdin, price in SPR (or "none") on stdout,

@@ -278,21 +278,6 @@ func (h HardwareConfig) Ledger() tx.Hardware {
 	return out
 }
 
-// gpuPrice is the uspr per GPU-hour of model, or false when the provider does not price it.
-func (p Prices) gpuPrice(model string) (uint64, bool) {
-	for m, v := range p.GPUHour {
-		if strings.EqualFold(m, model) {
-			a, _ := client.ParseAmount(v)
-			return a, true
-		}
-	}
-	if p.DefaultGPUHour == "" {
-		return 0, false
-	}
-	a, _ := client.ParseAmount(p.DefaultGPUHour)
-	return a, true
-}
-
 // ConfigFromInventory is DefaultConfig offering what was detected: every GPU, all cores, and 90% of the memory
 // and of the data directory's free disk (a margin for the system and the daemon).
 func ConfigFromInventory(inv *inventory.Inventory) Config {

@@ -16,6 +16,8 @@ import (
 	"github.com/sparenet/spare/ledger"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/manifest"
+	"github.com/sparenet/spare/match"
+	"github.com/sparenet/spare/offers"
 	"github.com/sparenet/spare/tenant"
 )
 
@@ -76,17 +78,29 @@ func cpuJob(t *testing.T, run string, maxPrice, deposit uint64) tenant.Job {
 // TestDeployOnDev deploys a CPU job on `spare dev`: logs stream, outputs land in outputs/<lease>/ verified
 // against the signed receipt, and the tenant pays exactly price × runtime plus fees.
 func TestDeployOnDev(t *testing.T) {
-	tn, _ := startDev(t)
+	tn, info := startDev(t)
 	ctx := context.Background()
 	before, _ := tn.Client().Account(ctx, tn.Address())
 	params, _ := tn.Client().Params(ctx)
 	var logs bytes.Buffer
 	var stages []string
 	out := t.TempDir()
-	res, err := tn.Deploy(ctx, cpuJob(t, "echo hello from a spare machine; mkdir -p out; echo 42 > out/answer.txt", ledger.USPR, ledger.USPR),
-		tenant.Options{Logs: &logs, OutputsDir: out, Progress: func(e tenant.Event) { stages = append(stages, e.Stage) }})
+	job := cpuJob(t, "echo hello from a spare machine; mkdir -p out; echo 42 > out/answer.txt", ledger.USPR, ledger.USPR)
+	// What `spare offers --job` quotes is what the provider bids.
+	cands, err := tn.Candidates(ctx, 3*time.Second)
 	if err != nil {
 		t.Fatal(err)
+	}
+	quotes, ex := offers.EvalJob(match.Order{Resources: job.Order.Resources, Constraints: job.Order.Constraints, MaxPricePerHour: job.Order.MaxPricePerHour}, cands)
+	if len(quotes) != 1 || quotes[0].Provider != info.Provider || quotes[0].Price == nil || ex.Feasible != 1 {
+		t.Fatalf("offers for the job: %+v, %s", quotes, ex)
+	}
+	res, err := tn.Deploy(ctx, job, tenant.Options{Logs: &logs, OutputsDir: out, Progress: func(e tenant.Event) { stages = append(stages, e.Stage) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Price != *quotes[0].Price {
+		t.Fatalf("the provider bid %d, its offer quoted %d", res.Price, *quotes[0].Price)
 	}
 	if !strings.Contains(logs.String(), "hello from a spare machine") {
 		t.Fatalf("logs: %q", logs.String())

@@ -12,7 +12,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -112,51 +111,13 @@ type Explanation struct {
 	match.Explanation
 }
 
-var reasonText = map[match.Reason]string{
-	ledger.ReasonGPUModel:   "lack a GPU of the model asked for",
-	ledger.ReasonGPUVRAM:    "lack GPUs with enough memory",
-	ledger.ReasonGPUCount:   "have too few matching GPUs",
-	ledger.ReasonCPU:        "lack CPU cores",
-	ledger.ReasonMemory:     "lack memory",
-	ledger.ReasonDisk:       "lack disk",
-	ledger.ReasonRegion:     "are outside your regions",
-	ledger.ReasonDenied:     "are on your deny list",
-	ledger.ReasonUnverified: "are not verified",
-	ledger.ReasonReputation: "are below your minimum reputation",
-	ledger.ReasonRuntime:    "do not run container images",
-	match.ReasonJailed:      "are jailed",
-	match.ReasonUnderBonded: "have too little stake bonded",
-}
-
 // String renders e.g. "14 providers: 9 lack the GPU model, 3 are outside your regions, 2 are jailed (spare1…,
 // spare1…)": a reason that excluded at most three providers names them.
 func (e Explanation) String() string {
 	if e.Providers == 0 {
 		return "no providers are registered on this network"
 	}
-	type kv struct {
-		k match.Reason
-		n int
-	}
-	var parts []kv
-	for k, n := range e.Excluded {
-		parts = append(parts, kv{k, n})
-	}
-	sort.Slice(parts, func(i, j int) bool {
-		return parts[i].n > parts[j].n || parts[i].n == parts[j].n && parts[i].k < parts[j].k
-	})
-	var out []string
-	for _, p := range parts {
-		part := fmt.Sprintf("%d %s", p.n, reasonText[p.k])
-		if who := e.Who[p.k]; len(who) > 0 && len(who) <= 3 {
-			names := make([]string, len(who))
-			for i, a := range who {
-				names[i] = a.String()
-			}
-			part += " (" + strings.Join(names, ", ") + ")"
-		}
-		out = append(out, part)
-	}
+	out := e.Parts(nil)
 	if e.Feasible > 0 {
 		out = append(out, fmt.Sprintf("%d could serve it but did not bid (busy, or their price is above your maximum)", e.Feasible))
 	}

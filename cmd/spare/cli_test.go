@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -63,6 +64,8 @@ func TestBadInputNamesTheFix(t *testing.T) {
 		{[]string{"--home", home, "verify", "abc"}, "lease id"},
 		{[]string{"--home", home, "explorer", "--listen", "nonsense"}, "no --node given"},
 		{[]string{"--home", home, "--keyring-backend", "test", "init", "--fund", "-5"}, "--fund"},
+		{[]string{"--home", home, "offers", "cpu>=1", "--job", "job.yaml"}, "not both"},
+		{[]string{"--home", home, "offers", "--job", filepath.Join(home, "missing.yaml")}, "missing.yaml"},
 	} {
 		_, err := run(t, tc.args...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

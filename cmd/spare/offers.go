@@ -1,16 +1,26 @@
 package main
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/sparenet/spare/client"
+	"github.com/sparenet/spare/match"
 	"github.com/sparenet/spare/offers"
 )
+
+type jobOffersResult struct {
+	Job         string                `json:"job"`
+	Offers      []offers.JobRow       `json:"offers"`
+	Explanation offers.JobExplanation `json:"explanation"`
+}
 
 type offersResult struct {
 	Query       string             `json:"query"`
@@ -19,20 +29,31 @@ type offersResult struct {
 }
 
 func newOffersCmd(g *globals) *cobra.Command {
-	var sortKey string
+	var sortKey, jobFile string
 	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "offers [QUERY]",
+		Use:   "offers [QUERY | --job FILE]",
 		Short: "Search live capacity: providers' free GPUs, CPUs and prices, filtered and sorted",
 		Long: "Ask every provider on the ledger for its free capacity and prices now, keep those that satisfy every\n" +
 			"term of the query, and sort them. Unknown fields, operators or units are errors: no filter is ever\n" +
-			"dropped. When nothing matches, the command says which term excluded how many providers.\n\n" + offers.Help,
-		Example: "  spare offers 'gpu=H100 vram>=80 price<=2.5 region=eu-west' --sort price\n  spare offers 'cpu>=4' -o json",
+			"dropped. When nothing matches, the command says which term excluded how many providers.\n\n" + offers.Help +
+			"\nWith --job FILE instead of a query: the providers that could take that job now, each with the price it\n" +
+			"would bid for it (its price table on the GPUs it would assign), ranked as 'spare deploy --choose' ranks\n" +
+			"bids (price, round trip, reputation), and why each other provider could not: the ledger's own checks on\n" +
+			"the provider's free capacity, then the job's maximum price. For a cluster or replicated job, the\n" +
+			"resources and the price are per member.\n",
+		Example: "  spare offers 'gpu=H100 vram>=80 price<=2.5 region=eu-west' --sort price\n  spare offers 'cpu>=4' -o json\n  spare offers --job examples/train.yaml",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			q := ""
 			if len(args) == 1 {
 				q = args[0]
+			}
+			if jobFile != "" {
+				if q != "" {
+					return fmt.Errorf("give a query or --job FILE, not both: a job file already says what it needs")
+				}
+				return g.jobOffers(cmd, jobFile, timeout)
 			}
 			query, err := offers.Parse(q)
 			if err != nil {
@@ -80,7 +101,61 @@ func newOffersCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVar(&sortKey, "sort", "price", "sort by price, gpus, vram, reputation, rtt or region")
+	cmd.Flags().StringVar(&sortKey, "sort", "price", "sort by price, gpus, vram, reputation, rtt or region (a query's offers)")
+	cmd.Flags().StringVar(&jobFile, "job", "", "list the offers for this job file instead of a query, ranked as deploy --choose ranks bids")
 	cmd.Flags().DurationVar(&timeout, "timeout", 3*time.Second, "how long to wait for each provider's offer")
 	return cmd
+}
+
+// jobOffers prints the providers that could take the job in path now (offers.EvalJob).
+func (g *globals) jobOffers(cmd *cobra.Command, path string, timeout time.Duration) error {
+	j, job, err := loadJob(path)
+	if err != nil {
+		return err
+	}
+	t, err := g.tenantFor("")
+	if err != nil {
+		return err
+	}
+	cands, err := t.Candidates(cmd.Context(), timeout)
+	if err != nil {
+		return err
+	}
+	// No order exists yet: ties are broken on the manifest's hash, so the same job ranks the same way.
+	h := job.Order.ManifestHash
+	o := match.Order{ID: binary.BigEndian.Uint64(h[:8]), Resources: job.Order.Resources, Constraints: job.Order.Constraints,
+		MaxPricePerHour: job.Order.MaxPricePerHour}
+	rows, ex := offers.EvalJob(o, cands)
+	if rows == nil {
+		rows = []offers.JobRow{}
+	}
+	return g.print(jobOffersResult{Job: path, Offers: rows, Explanation: ex}, func(w io.Writer) {
+		if len(rows) == 0 {
+			fmt.Fprintf(w, "no provider could take %s now: %s\n", path, ex)
+			return
+		}
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "PROVIDER\tREGION\tGPUS\tPRICE/H\tSCORE\tREP\tRTT")
+		for _, r := range rows {
+			gpus := "-"
+			if len(r.GPUModels) > 0 {
+				gpus = fmt.Sprintf("%d× %s", len(r.GPUModels), strings.Join(slices.Compact(slices.Clone(r.GPUModels)), "+"))
+			}
+			price, score := "?", "?"
+			if r.Price != nil {
+				price, score = client.FormatAmount(*r.Price), client.FormatAmount(r.Score)
+			}
+			if r.Indicative {
+				price += "*"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.2f\t%s\n", r.Provider, r.Region, gpus, price, score,
+				float64(r.ReputationPPM)/1e6, time.Duration(r.RTT).Round(time.Millisecond))
+		}
+		tw.Flush()
+		per := ""
+		if n := max(j.Nodes(), j.Replicas()); n > 1 {
+			per = fmt.Sprintf(" per member (the job needs %d providers)", n)
+		}
+		fmt.Fprintf(w, "%s; prices per hour%s (* indicative: the provider prices by script); score: price adjusted for round trip and reputation, lower is better\n", ex, per)
+	})
 }
