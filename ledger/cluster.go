@@ -379,27 +379,17 @@ func (c *ctx) memberEnded(l *Lease, o *Order) {
 // restartCluster opens the next generation of a failed cluster: a new cluster order for the same job, funded by
 // the reserve, on which the failed member's provider (and earlier generations' failed ones) may not bid.
 func (c *ctx) restartCluster(cl *Cluster, o *Order, failed *Lease, why string) {
-	next := &Order{
-		ID: c.nextID("order"), Tenant: o.Tenant, Resources: o.Resources, Constraints: o.Constraints,
-		MaxPricePerHour: o.MaxPricePerHour, ManifestHash: o.ManifestHash, Deposit: o.Deposit,
-		DurationSec: o.DurationSec, State: OrderOpen, CreatedHeight: c.height,
-		WindowEnd: c.height + int64(c.params.BidWindowBlocks), ExpiresHeight: c.height + int64(c.params.OrderTTLBlocks),
-		Nodes: o.Nodes,
-	}
+	reserve := cl.Reserve - o.Escrowed() // the next generation escrows what this one did
+	next := c.openFollowUp(o, o.Deposit, func(n *Order) { n.Nodes = o.Nodes }, "nodes", uint64(o.Nodes), "restart_of", o.ID)
 	excluded := cl.Excluded
 	if !slices.Contains(excluded, failed.Provider) {
 		excluded = append(slices.Clone(excluded), failed.Provider)
 	}
 	nc := &Cluster{OrderID: next.ID, Nodes: cl.Nodes, MaxRTTMicros: cl.MaxRTTMicros, OnFailure: cl.OnFailure, State: ClusterLeasing,
-		Generation: cl.Generation + 1, RestartsLeft: cl.RestartsLeft - 1, Reserve: cl.Reserve - next.Escrowed(),
-		PrevOrder: o.ID, Excluded: excluded}
+		Generation: cl.Generation + 1, RestartsLeft: cl.RestartsLeft - 1, Reserve: reserve, PrevOrder: o.ID, Excluded: excluded}
 	cl.Reserve, cl.NextOrder = 0, next.ID // the reserve's escrow now backs the new order and its successors
 	c.setCluster(cl)
 	c.setCluster(nc)
-	c.indexOrder(next)
-	c.emit("order.created", "order_id", next.ID, "tenant", next.Tenant,
-		"max_price", next.MaxPricePerHour, "gpus", uint64(next.Resources.GPUCount),
-		"deposit", next.Deposit, "window_end", next.WindowEnd, "expires", next.ExpiresHeight, "nodes", uint64(next.Nodes), "restart_of", o.ID)
 	c.emit("cluster.restarted", "order_id", o.ID, "tenant", o.Tenant, "lease_id", failed.ID, "reason", why,
 		"next_order", next.ID, "generation", uint64(nc.Generation), "restarts_left", uint64(nc.RestartsLeft), "excluded", failed.Provider)
 }

@@ -43,6 +43,19 @@ func (c *chain) clusterView(orderID uint64) ClusterView {
 	return v
 }
 
+// fourProviders is a chain with a funded tenant and four bonded providers, p1 to p4.
+func fourProviders(t *testing.T) *chain {
+	funded := map[string]uint64{"tenant": 1000 * USPR}
+	for i := 1; i <= 4; i++ {
+		funded[fmt.Sprintf("p%d", i)] = 1000 * USPR
+	}
+	c := newChain(t, testParams(), funded)
+	for i := 1; i <= 4; i++ {
+		c.registerBonded(fmt.Sprintf("p%d", i))
+	}
+	return c
+}
+
 func clusterOrder(nodes uint32, maxRTT uint32, deposit uint64) *tx.CreateClusterOrder {
 	return &tx.CreateClusterOrder{CreateOrder: *gpuOrder(testRunPrice, deposit, 3600), Nodes: nodes, MaxRTTMicros: maxRTT, OnFailure: tx.OnFailureClose}
 }
@@ -52,15 +65,8 @@ func clusterOrder(nodes uint32, maxRTT uint32, deposit uint64) *tx.CreateCluster
 func TestClusterOrder(t *testing.T) {
 	for _, ending := range []string{"member closes", "member crashes", "all complete"} {
 		t.Run(ending, func(t *testing.T) {
-			funded := map[string]uint64{"tenant": 1000 * USPR}
-			for i := 1; i <= 4; i++ {
-				funded[fmt.Sprintf("p%d", i)] = 1000 * USPR
-			}
-			c := newChain(t, testParams(), funded)
+			c := fourProviders(t)
 			fee := c.app.params().MinFee
-			for i := 1; i <= 4; i++ {
-				c.registerBonded(fmt.Sprintf("p%d", i))
-			}
 			c.publishRTTs(map[string]map[string]uint32{
 				"p1": {"p2": 900, "p3": 1200, "p4": 40_000},
 				"p2": {"p1": 1100, "p3": 800},
@@ -173,15 +179,8 @@ func TestClusterWaitsForAFit(t *testing.T) {
 func TestClusterRestart(t *testing.T) {
 	for _, ending := range []string{"restart completes", "restarts exhausted", "tenant closes", "no manifest", "restart unleased"} {
 		t.Run(ending, func(t *testing.T) {
-			funded := map[string]uint64{"tenant": 1000 * USPR}
-			for i := 1; i <= 4; i++ {
-				funded[fmt.Sprintf("p%d", i)] = 1000 * USPR
-			}
-			c := newChain(t, testParams(), funded)
+			c := fourProviders(t)
 			fee := c.app.params().MinFee
-			for i := 1; i <= 4; i++ {
-				c.registerBonded(fmt.Sprintf("p%d", i))
-			}
 			all := map[string]map[string]uint32{}
 			for i := 1; i <= 4; i++ {
 				all[fmt.Sprintf("p%d", i)] = map[string]uint32{}

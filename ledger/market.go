@@ -68,6 +68,24 @@ func (c *ctx) openOrder(tenant tx.Address, m *tx.CreateOrder, escrow uint64, rep
 	return o, nil
 }
 
+// openFollowUp opens an order for the same job as parent (resources, constraints, price bound, manifest and
+// duration) with deposit per lease, backed by escrow the tenant already holds in a reserve: a referee run, or a
+// cluster's next generation. mark sets what makes it one; attrs go on its order.created event.
+func (c *ctx) openFollowUp(parent *Order, deposit uint64, mark func(*Order), attrs ...any) *Order {
+	o := &Order{
+		ID: c.nextID("order"), Tenant: parent.Tenant, Resources: parent.Resources, Constraints: parent.Constraints,
+		MaxPricePerHour: parent.MaxPricePerHour, ManifestHash: parent.ManifestHash, Deposit: deposit,
+		DurationSec: parent.DurationSec, State: OrderOpen, CreatedHeight: c.height,
+		WindowEnd: c.height + int64(c.params.BidWindowBlocks), ExpiresHeight: c.height + int64(c.params.OrderTTLBlocks),
+	}
+	mark(o)
+	c.indexOrder(o)
+	c.emit("order.created", append([]any{"order_id", o.ID, "tenant", o.Tenant,
+		"max_price", o.MaxPricePerHour, "gpus", uint64(o.Resources.GPUCount),
+		"deposit", o.Deposit, "window_end", o.WindowEnd, "expires", o.ExpiresHeight}, attrs...)...)
+	return o
+}
+
 // indexOrder stores a new open order and its indexes.
 func (c *ctx) indexOrder(o *Order) {
 	c.setOrder(o)

@@ -304,19 +304,9 @@ func (c *ctx) orderReferee(v *Verification, like *Lease) {
 	if err != nil {
 		panic("ledger: verification without its order")
 	}
-	o := &Order{
-		ID: c.nextID("order"), Tenant: parent.Tenant, Resources: parent.Resources, Constraints: parent.Constraints,
-		MaxPricePerHour: parent.MaxPricePerHour, ManifestHash: parent.ManifestHash, Deposit: v.Reserve,
-		DurationSec: parent.DurationSec, State: OrderOpen, CreatedHeight: c.height,
-		WindowEnd: c.height + int64(c.params.BidWindowBlocks), ExpiresHeight: c.height + int64(c.params.OrderTTLBlocks),
-		RefereeFor: v.OrderID,
-	}
-	c.indexOrder(o) // the reserve's escrow now backs this open order
-	v.Reserve, v.RefereeOrder, v.State = 0, o.ID, VerifyReferee
+	o := c.openFollowUp(parent, v.Reserve, func(o *Order) { o.RefereeFor = v.OrderID }, "referee_for", v.OrderID)
+	v.Reserve, v.RefereeOrder, v.State = 0, o.ID, VerifyReferee // the reserve's escrow now backs this open order
 	c.setVerification(v)
-	c.emit("order.created", "order_id", o.ID, "tenant", o.Tenant,
-		"max_price", o.MaxPricePerHour, "gpus", uint64(o.Resources.GPUCount),
-		"deposit", o.Deposit, "window_end", o.WindowEnd, "expires", o.ExpiresHeight, "referee_for", v.OrderID)
 	c.emit("verify.referee", "order_id", v.OrderID, "referee_order", o.ID, "tenant", o.Tenant, "lease_id", like.ID)
 }
 

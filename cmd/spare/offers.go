@@ -59,11 +59,7 @@ func newOffersCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			t, err := g.tenantFor("")
-			if err != nil {
-				return err
-			}
-			cands, err := t.Candidates(cmd.Context(), timeout)
+			cands, err := g.candidates(cmd, timeout)
 			if err != nil {
 				return err
 			}
@@ -113,11 +109,7 @@ func (g *globals) jobOffers(cmd *cobra.Command, path string, timeout time.Durati
 	if err != nil {
 		return err
 	}
-	t, err := g.tenantFor("")
-	if err != nil {
-		return err
-	}
-	cands, err := t.Candidates(cmd.Context(), timeout)
+	cands, err := g.candidates(cmd, timeout)
 	if err != nil {
 		return err
 	}
@@ -158,4 +150,13 @@ func (g *globals) jobOffers(cmd *cobra.Command, path string, timeout time.Durati
 		}
 		fmt.Fprintf(w, "%s; prices per hour%s (* indicative: the provider prices by script); score: price adjusted for round trip and reputation, lower is better\n", ex, per)
 	})
+}
+
+// candidates is every registered provider with its live offer.
+func (g *globals) candidates(cmd *cobra.Command, timeout time.Duration) ([]offers.Candidate, error) {
+	t, err := g.tenantFor("")
+	if err != nil {
+		return nil, err
+	}
+	return t.Candidates(cmd.Context(), timeout)
 }
