@@ -252,6 +252,10 @@ func TestClusterRestartOnDev(t *testing.T) {
 	}
 	before, _ := tn.Client().Account(ctx, tn.Address())
 	params, _ := tn.Client().Params(ctx)
+	// Detached, nobody would send the job to a restarted generation: refused before any order is made.
+	if _, err := tn.Deploy(ctx, job, tenant.Options{Detach: true}); err == nil || !strings.Contains(err.Error(), "drop --detach") {
+		t.Fatalf("detached restartable cluster: %v", err)
+	}
 	var logs bytes.Buffer
 	var stages []string
 	res, err := tn.Deploy(ctx, job, tenant.Options{Logs: &logs, OutputsDir: t.TempDir(), Progress: func(e tenant.Event) { stages = append(stages, e.Stage+": "+e.Detail) }})
