@@ -95,6 +95,10 @@ func (d *Daemon) considerOrder(ctx context.Context, orderID uint64) {
 			return
 		}
 	}
+	if o.Nodes > 1 && o.Constraints.Docker && !d.cfg.ClusterContainers {
+		log.Debug("not bidding: cluster members in containers are off here (cluster_containers = false)")
+		return
+	}
 	if o.Nodes > 1 { // a restarted cluster is closed to the providers whose member failed before
 		if cv, err := d.c.Cluster(ctx, orderID); err != nil || slices.Contains(cv.Excluded, d.Address()) {
 			log.Debug("not bidding: excluded from this cluster's restart", "err", err)

@@ -53,6 +53,10 @@ type Config struct {
 	Runtime string `toml:"runtime"`
 	// Docker offers the docker runtime for jobs that name an image (a Docker engine must answer).
 	Docker bool `toml:"docker"`
+	// ClusterContainers lets a cluster member that names an image run in a container in the host's network
+	// namespace (its collectives connect to every member's host). False: this provider takes cluster members
+	// without an image only; the other container isolation is unchanged either way.
+	ClusterContainers bool `toml:"cluster_containers"`
 	// LeasesDir holds one private directory per lease. Workloads run as per-lease users when the daemon runs
 	// as root, so every directory above it must be traversable by others (mode o+x). Default: the data
 	// directory's "leases" when not root, /var/lib/spare/leases when root.
@@ -157,6 +161,7 @@ func DefaultConfig() Config {
 		Limits: Limits{MaxLeases: 16, ManifestTimeout: Duration{2 * time.Minute}, WithdrawEvery: Duration{10 * time.Minute},
 			MaxLogBytes: 64 << 20},
 		ClusterPorts: "29500-29599", ServicePorts: "31000-31999", LatencyEvery: Duration{10 * time.Minute},
+		ClusterContainers: true,
 	}
 }
 

@@ -3,14 +3,18 @@ package provider_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sparenet/spare/internal/testimage"
 	"github.com/sparenet/spare/ledger"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/manifest"
 	"github.com/sparenet/spare/provider"
+	"github.com/sparenet/spare/runtime/docker"
 )
 
 func buildImage(t *testing.T) string { return testimage.Build(t) }
@@ -48,5 +52,43 @@ func TestProviderRunsImageJob(t *testing.T) {
 	code, st, _ := e.do(e.tenantClient("tenant", nil), "GET", fmt.Sprintf("/leases/%d/status", leaseID), nil)
 	if code != 200 || !strings.Contains(string(st), `"runtime":"docker"`) || !strings.Contains(string(st), "out/result.txt") {
 		t.Fatalf("status %d: %s", code, st)
+	}
+}
+
+// TestClusterContainersOff: with cluster_containers = false the daemon bids on a cluster order for a job
+// without an image, and not on one for an image.
+func TestClusterContainersOff(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := (&docker.Runtime{}).Available(ctx); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true but no Docker engine: %v", err)
+		}
+		t.Skipf("no Docker engine: %v", err)
+	}
+	e := startEnvWith(t, func(c *provider.Config) { c.Docker, c.ClusterContainers = true, false })
+	m, raw := job("true", 1)
+	send := func(docker bool) uint64 {
+		res, err := e.c.NewSender(e.net.Keys["tenant"]).Send(ctx, &tx.CreateClusterOrder{CreateOrder: tx.CreateOrder{Resources: m.Resources,
+			Constraints: tx.Constraints{Docker: docker}, MaxPricePerHour: 10 * spr, ManifestHash: manifest.Hash(raw), Deposit: 10 * spr,
+			DurationSec: 60}, Nodes: 2, MaxRTTMicros: 5000, OnFailure: tx.OnFailureClose})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := res.Attr("order.created", "order_id")
+		n, _ := strconv.ParseUint(id, 10, 64)
+		return n
+	}
+	image, process := send(true), send(false)
+	bids := func(order uint64) int {
+		l, err := e.c.Bids(ctx, ledger.ListRequest{OrderID: order})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(l.Items)
+	}
+	e.waitFor(5*time.Second, "a bid on the process cluster order", func() bool { return bids(process) == 1 })
+	if n := bids(image); n != 0 {
+		t.Fatalf("%d bids on the cluster order for an image", n)
 	}
 }

@@ -151,6 +151,9 @@ func (d *Daemon) AcceptManifest(ctx context.Context, tenant tx.Address, leaseID 
 		l.Ports = ports
 	}
 	if o.Nodes > 1 {
+		if rtName == "docker" && !d.cfg.ClusterContainers {
+			return nil, fmt.Errorf("%w: this provider runs cluster members without an image only (cluster_containers = false); drop image", ErrBadManifest)
+		}
 		if err := d.rendezvous(ctx, l, o.ID, masterPort); err != nil {
 			return nil, err
 		}
