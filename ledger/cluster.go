@@ -366,7 +366,6 @@ func (c *ctx) memberEnded(l *Lease, o *Order) {
 		}
 		c.must(c.endLease(m, c.timeMs, LeaseClosed, tx.Address{}, reason))
 	}
-	cl, _ = c.cluster(o.ID)
 	if !restart {
 		c.must(c.refundReserve(cl, o.Tenant))
 		c.setCluster(cl)

@@ -157,8 +157,7 @@ func (d *Daemon) getStatus(w http.ResponseWriter, r *http.Request, tenant tx.Add
 
 // getLogs sends the log file; with follow it keeps sending what is appended until the workload has ended.
 func (d *Daemon) getLogs(w http.ResponseWriter, r *http.Request, tenant tx.Address, id uint64, _ []byte) {
-	l, err := d.lookup(tenant, id)
-	if err != nil {
+	if _, err := d.lookup(tenant, id); err != nil {
 		d.writeErr(w, err)
 		return
 	}
@@ -197,7 +196,7 @@ func (d *Daemon) getLogs(w http.ResponseWriter, r *http.Request, tenant tx.Addre
 		if !follow {
 			break
 		}
-		l, _ = d.lookup(tenant, id)
+		l, _ := d.lookup(tenant, id)
 		if l == nil || l.State == LeaseDone || l.State == LeaseFinishing {
 			if f != nil { // drain what the workload wrote last
 				_, _ = io.Copy(w, f)

@@ -150,6 +150,9 @@ func (t *Tenant) runGeneration(ctx context.Context, order uint64, job Job, o Opt
 			res.State = "active"
 			return cv, nil
 		}
+		if o.AutoTopUp {
+			defer t.autoTopUpAll(ctx, memberLeases(cv), emit)()
+		}
 		if err := t.StreamClusterLogs(ctx, order, true, logs); err != nil {
 			t.log.Warn("log stream ended early", "order", order, "err", err)
 		}
@@ -170,6 +173,7 @@ func (t *Tenant) runGeneration(ctx context.Context, order uint64, job Job, o Opt
 // collectMembers adds a generation's members to the result, with their pay, and downloads and verifies the
 // outputs of each one that ended with a receipt.
 func (t *Tenant) collectMembers(ctx context.Context, cv ledger.ClusterView, o Options, res *Result) error {
+	res.Price = 0 // the cluster's price per hour: every member's, of the last generation
 	for _, m := range cv.Members {
 		l, err := t.c.Lease(ctx, m.LeaseID)
 		if err != nil {
@@ -180,6 +184,7 @@ func (t *Tenant) collectMembers(ctx context.Context, cv ledger.ClusterView, o Op
 			mr.Reason = l.CloseReason
 		}
 		res.Cost += l.Paid
+		res.Price += l.Price
 		if l.Receipt != nil {
 			code := l.Receipt.ExitCode
 			mr.ExitCode = &code
@@ -197,14 +202,15 @@ func (t *Tenant) collectMembers(ctx context.Context, cv ledger.ClusterView, o Op
 		}
 		res.Members = append(res.Members, mr)
 	}
-	res.Price = 0 // the cluster's price per hour: every member's, of the last generation
-	for _, m := range res.Members {
-		if m.Generation == int(cv.Generation) {
-			l, _ := t.c.Lease(ctx, m.LeaseID)
-			res.Price += l.Price
-		}
-	}
 	return nil
+}
+
+func memberLeases(cv ledger.ClusterView) []uint64 {
+	ids := make([]uint64, len(cv.Members))
+	for i, m := range cv.Members {
+		ids[i] = m.LeaseID
+	}
+	return ids
 }
 
 func memberReason(res *Result, leaseID uint64) string {

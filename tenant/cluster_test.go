@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -338,4 +339,36 @@ func TestDockerClusterOnDev(t *testing.T) {
 		t.Fatalf("logs:\n%s", logs.String())
 	}
 	exactCosts(t, tn, res)
+}
+
+// TestClusterAutoTopUp: --auto-topup keeps every member's deposit topped up, so a cluster whose deposits would
+// run out long before its work ends still completes.
+func TestClusterAutoTopUp(t *testing.T) {
+	tn, _ := devCluster(t)
+	// At ≈10,625 uspr/h, 10 uspr last ≈3.4 s: too little for 6 s of work in a 15 s lease without top-ups.
+	job := cpuJob(t, "sleep 6; echo finished", ledger.USPR, 10)
+	m, _ := manifestOf(job)
+	m.DurationSec = 15
+	job = rejob(t, job, m)
+	job.Cluster = &tenant.Cluster{Nodes: 2, MaxRTTMicros: 5000}
+	var mu sync.Mutex
+	toppedUp := map[string]bool{}
+	res, err := tn.Deploy(context.Background(), job, tenant.Options{AutoTopUp: true, OutputsDir: t.TempDir(), Progress: func(e tenant.Event) {
+		if e.Stage == "topup" {
+			mu.Lock()
+			toppedUp[strings.Fields(e.Detail)[1]] = true // "lease N topped up ..."
+			mu.Unlock()
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.State != "done" || len(toppedUp) != 2 {
+		t.Fatalf("result %+v, leases topped up %v", res, toppedUp)
+	}
+	for _, m := range res.Members {
+		if m.ExitCode == nil || *m.ExitCode != 0 {
+			t.Fatalf("member %+v", m)
+		}
+	}
 }

@@ -189,9 +189,7 @@ func (t *Tenant) Deploy(ctx context.Context, job Job, o Options) (*Result, error
 		return res, nil
 	}
 	if o.AutoTopUp {
-		tctx, stopTopUp := context.WithCancel(ctx)
-		defer stopTopUp()
-		go t.autoTopUp(tctx, lease.ID, func() { emit("topup", "deposit topped up to keep the lease running to its duration") })
+		defer t.autoTopUpAll(ctx, []uint64{lease.ID}, emit)()
 	}
 	logs := &firstLine{w: o.Logs, onFirst: func() { res.Timings.FirstOutput = emit("output", "first output") }}
 	if err := t.StreamLogs(ctx, lease.ID, true, logs); err != nil {
@@ -490,6 +488,15 @@ func (t *Tenant) FetchOutputs(ctx context.Context, leaseID uint64, dir string) (
 }
 
 // autoTopUp watches a running lease and tops its deposit up whenever it would run out before the duration.
+// autoTopUpAll keeps each lease's deposit topped up (autoTopUp) until the returned stop is called.
+func (t *Tenant) autoTopUpAll(ctx context.Context, leases []uint64, emit func(string, string, ...any) time.Duration) (stop func()) {
+	tctx, stop := context.WithCancel(ctx)
+	for _, id := range leases {
+		go t.autoTopUp(tctx, id, func() { emit("topup", "lease %d topped up to keep it running to its duration", id) })
+	}
+	return stop
+}
+
 func (t *Tenant) autoTopUp(ctx context.Context, leaseID uint64, done func()) {
 	for {
 		l, err := t.c.Lease(ctx, leaseID)

@@ -65,11 +65,11 @@ func (t *Tenant) deployReplicated(ctx context.Context, job Job, o Options, res *
 		return res, nil
 	}
 	if o.AutoTopUp {
-		tctx, stopTopUp := context.WithCancel(ctx)
-		defer stopTopUp()
-		for _, r := range v.Runs {
-			go t.autoTopUp(tctx, r.LeaseID, func() { emit("topup", "lease %d topped up to keep it running to its duration", r.LeaseID) })
+		ids := make([]uint64, len(v.Runs))
+		for i, r := range v.Runs {
+			ids[i] = r.LeaseID
 		}
+		defer t.autoTopUpAll(ctx, ids, emit)()
 	}
 	logs := &firstLine{w: o.Logs, onFirst: func() { res.Timings.FirstOutput = emit("output", "first output (lease %d)", res.LeaseID) }}
 	if err := t.StreamLogs(ctx, res.LeaseID, true, logs); err != nil {
