@@ -85,3 +85,32 @@ type Workload interface {
 
 // ErrGone is returned by Reattach when the workload cannot be found.
 var ErrGone = errors.New("runtime: workload gone")
+
+// Isolation guarantees a runtime may or may not be able to give on a host. The provider daemon refuses to offer
+// a runtime that lacks a required one (Required) unless the operator accepted that risk in provider.toml, and
+// `spare provider doctor` reports them all.
+const (
+	GuaranteeMemory     = "memory"        // one memory limit for all of a lease's processes together (a cgroup)
+	GuaranteePids       = "pids"          // one process-count limit for the lease (a cgroup, or a per-lease uid's RLIMIT_NPROC)
+	GuaranteeCPU        = "cpu"           // the lease's CPU share is enforced (a cgroup cpu controller)
+	GuaranteeUser       = "user"          // the workload runs as a uid of its own, never the daemon's or another lease's
+	GuaranteePrivateTmp = "private_tmp"   // private /tmp, /var/tmp and /dev/shm, sized, gone when the lease ends
+	GuaranteePIDNS      = "pid_namespace" // the workload sees only its own processes; all die with it
+	GuaranteeNoNewPrivs = "no_new_privs"  // setuid programs and file capabilities give nothing
+	GuaranteeSeccomp    = "seccomp"       // a system-call filter close to Docker's default profile
+	GuaranteeFilesystem = "filesystem"    // the host's files are read-only and the provider's own are hidden
+)
+
+// Guarantee is one isolation property on this host: whether it holds, by what mechanism, or what is missing.
+type Guarantee struct {
+	Name      string `json:"name"`
+	OK        bool   `json:"ok"`
+	Mechanism string `json:"mechanism,omitempty"` // how it is enforced, when OK ("cgroup v1 memory.limit_in_bytes")
+	Missing   string `json:"missing,omitempty"`   // when not OK: what the host lacks and how to provide it
+	Required  bool   `json:"required"`            // without it the daemon does not offer this runtime (unless accepted)
+}
+
+// Prober is implemented by runtimes that can report which guarantees they give on this host.
+type Prober interface {
+	Guarantees(ctx context.Context) []Guarantee
+}
