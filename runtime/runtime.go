@@ -33,6 +33,13 @@ type Spec struct {
 	// Limits. Zero means no limit for that resource.
 	CPUMilli    uint64
 	MemoryBytes uint64
+	// DiskBytes is the lease's disk: it sizes the private /tmp (and bounds any one file the workload writes).
+	// The provider daemon watches the total under WorkDir and ends a lease that exceeds it.
+	DiskBytes uint64
+	// HidePaths are host paths the workload must not see at all even where file permissions would let it (the
+	// provider's home: keys, config, state). A runtime with a mount namespace covers them with an empty
+	// read-only directory.
+	HidePaths []string
 	// Timeout is the wall-clock limit: the lease's duration.
 	Timeout time.Duration
 	// Ports are the service ports the job declared and the host ports they are reachable at. A container's
