@@ -2,7 +2,6 @@ package tx
 
 import (
 	"fmt"
-	"net/url"
 )
 
 // MsgType numbers a message kind on the wire. Numbers are only appended, never reused.
@@ -174,12 +173,8 @@ type ProviderInfo struct {
 
 // Validate checks the declaration.
 func (p *ProviderInfo) Validate() error {
-	if p.HostURI == "" || len(p.HostURI) > MaxURILen {
-		return Errorf(CodeInvalidMsg, "host_uri must be 1..%d bytes, e.g. https://gpu1.example.net:8443", MaxURILen)
-	}
-	u, err := url.Parse(p.HostURI)
-	if err != nil || u.Scheme != "https" || u.Host == "" || u.Path != "" && u.Path != "/" || u.RawQuery != "" {
-		return Errorf(CodeInvalidMsg, "host_uri %q: want https://host[:port]", p.HostURI)
+	if err := ValidHostURI(p.HostURI); err != nil {
+		return err
 	}
 	if p.CertFingerprint.IsZero() {
 		return Errorf(CodeInvalidMsg, "cert_fingerprint is empty: give the SHA-256 of the TLS certificate")
