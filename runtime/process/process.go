@@ -160,8 +160,13 @@ type Config struct {
 	// StopGrace is how long Stop and a timeout wait after SIGTERM before SIGKILL. Default 5 s.
 	StopGrace time.Duration
 	// CgroupRoot is the cgroup v2 directory under which lease cgroups are made; it is created if missing. Empty:
-	// MOUNT/spare where MOUNT is the cgroup2 mount (see detectCgroup). "none": no cgroups, rlimits only.
+	// MOUNT/spare where MOUNT is the cgroup2 mount (see detectCgroup). "none": no cgroups, rlimits only. The
+	// controllers it lacks are taken from cgroup v1 hierarchies where mounted, under V1MOUNT/NAME where NAME is
+	// its last element (spare by default).
 	CgroupRoot string
+	// Sandbox is "" (auto: a root daemon runs each workload in the namespace sandbox where this host supports
+	// it, see Guarantees) or "off" (never: plain processes, for comparison and for hosts without namespaces).
+	Sandbox string
 	// MaxProcs is pids.max, or RLIMIT_NPROC without the pids controller (root only). Default 4096.
 	MaxProcs uint64
 	// MemoryRlimit is the resource limiting memory without the cgroup memory controller: unix.RLIMIT_AS
@@ -175,12 +180,18 @@ type Config struct {
 type Runtime struct {
 	cfg Config
 
-	once      sync.Once
-	root      bool          // the daemon runs as root: per-lease uids
-	cg        *cgroupParent // nil: no cgroups
-	cgWhy     string        // why cg is nil
-	prlimit   string        // the prlimit(1) binary that sets rlimits, when prlimit(2) from the daemon cannot
-	noRlimits string        // why no rlimit can be set, when neither works
+	once  sync.Once
+	root  bool          // the daemon runs as root: per-lease uids
+	cg    *cgroupParent // nil: no cgroups
+	cgWhy string        // why cg is nil
+	v1    *cgroupV1     // cgroup v1 hierarchies for the controllers cg lacks; nil: none
+	v1Why string        // what v1 lacks
+
+	sbOnce    sync.Once
+	sbOK      bool   // workloads run in the namespace sandbox
+	sbWhy     string // why not
+	prlimit   string // the prlimit(1) binary that sets rlimits, when prlimit(2) from the daemon cannot
+	noRlimits string // why no rlimit can be set, when neither works
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -195,6 +206,20 @@ func (r *Runtime) init() {
 	r.once.Do(func() {
 		r.root = os.Geteuid() == 0
 		r.cg, r.cgWhy = detectCgroup(r.cfg.CgroupRoot)
+		if r.cfg.CgroupRoot != "none" {
+			// Hybrid and legacy hosts: the controllers the v2 parent lacks come from cgroup v1 hierarchies.
+			var missing []string
+			for _, c := range wantControllers {
+				if r.cg == nil || !r.cg.ctrl[c] {
+					missing = append(missing, c)
+				}
+			}
+			name := "spare"
+			if r.cfg.CgroupRoot != "" {
+				name = filepath.Base(filepath.Clean(r.cfg.CgroupRoot))
+			}
+			r.v1, r.v1Why = detectCgroupV1(name, missing)
+		}
 		// prlimit(2) on a process of another uid needs CAP_SYS_RESOURCE, which root lacks in a default Docker
 		// container, for one. Then the workload sets its own limits (lowering is always allowed) with
 		// util-linux's prlimit(1) before it execs the wrapper.
@@ -218,34 +243,53 @@ func (r *Runtime) Mechanism() string {
 	var b strings.Builder
 	if r.root {
 		fmt.Fprintf(&b, "per-lease uid %d+id%%%d; ", r.uidBase(), r.uidRange())
-	} else {
-		fmt.Fprintf(&b, "daemon's own uid %d (not root: no per-lease isolation); ", os.Getuid())
-	}
-	if r.cg == nil {
-		fmt.Fprintf(&b, "no cgroup (%s); rlimits: memory, core", r.cgWhy)
-		if r.root {
-			b.WriteString(", nproc")
+		if ok, why := r.sandbox(); ok {
+			b.WriteString("sandbox: mount, pid and ipc namespaces, read-only host, private /tmp /var/tmp /dev/shm /dev, no_new_privs, seccomp; ")
+		} else {
+			fmt.Fprintf(&b, "NO sandbox (%s); ", why)
 		}
-		b.WriteString(r.rlimitVia())
-		return b.String()
+	} else {
+		fmt.Fprintf(&b, "daemon's own uid %d (not root: no per-lease isolation, no sandbox); ", os.Getuid())
 	}
-	fmt.Fprintf(&b, "cgroup v2 under %s (controllers: %s)", r.cg.path, r.cg.controllers())
+	switch {
+	case r.cg != nil:
+		fmt.Fprintf(&b, "cgroup v2 under %s (controllers: %s)", r.cg.path, r.cg.controllers())
+	default:
+		fmt.Fprintf(&b, "no cgroup v2 (%s)", r.cgWhy)
+	}
+	if r.v1 != nil {
+		fmt.Fprintf(&b, "; cgroup v1 %s under %s", r.v1.controllers(), r.v1.parent[strings.Split(r.v1.controllers(), ",")[0]])
+	}
 	var rl []string
-	if !r.cg.ctrl["memory"] {
+	if r.ctrlVia("memory") == "" {
 		rl = append(rl, "memory")
 	}
-	if !r.cg.ctrl["pids"] && r.root {
+	if r.ctrlVia("pids") == "" && r.root {
 		rl = append(rl, "nproc")
 	}
 	rl = append(rl, "core")
 	fmt.Fprintf(&b, "; rlimits: %s%s", strings.Join(rl, ", "), r.rlimitVia())
-	if !r.cg.ctrl["cpu"] {
+	if r.ctrlVia("cpu") == "" {
 		b.WriteString("; CPU not limited")
 	}
 	return b.String()
 }
 
+// ctrlVia says which cgroup version gives controller c to lease cgroups: "v2", "v1" or "" (none).
+func (r *Runtime) ctrlVia(c string) string {
+	switch {
+	case r.cg != nil && r.cg.ctrl[c]:
+		return "v2"
+	case r.v1.has(c):
+		return "v1"
+	}
+	return ""
+}
+
 func (r *Runtime) rlimitVia() string {
+	if ok, _ := r.sandbox(); ok {
+		return " (set by the sandbox init)"
+	}
 	switch {
 	case r.noRlimits != "":
 		return " UNAVAILABLE (" + r.noRlimits + ")"
@@ -361,6 +405,8 @@ type wstate struct {
 	BootID     string    `json:"boot_id,omitempty"`
 	PGID       int       `json:"pgid"`                 // = session id = PID
 	Cgroup     string    `json:"cgroup,omitempty"`     // file system path of the lease cgroup
+	CgroupV1   []string  `json:"cgroup_v1,omitempty"`  // its cgroup v1 directories (memory first)
+	Sandboxed  bool      `json:"sandboxed,omitempty"`  // namespace sandbox: the wrapper is PID 1 of its namespace
 	CgroupRel  string    `json:"cgroup_rel,omitempty"` // as /proc/PID/cgroup shows it
 	UID        int       `json:"uid"`
 	GID        int       `json:"gid"`
@@ -376,9 +422,9 @@ type wstate struct {
 }
 
 type rlimit struct {
-	res  int
-	name string
-	v    uint64
+	Res  int    `json:"res"`
+	Name string `json:"name"`
+	V    uint64 `json:"v"`
 }
 
 // Start launches the workload; see the package documentation.
@@ -428,6 +474,11 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Workload, 
 	memMech := ""
 	rls := []rlimit{{unix.RLIMIT_CORE, "core", 0}}
 	var cgDir, cgRel string
+	var v1Dirs []string
+	sandboxed, sandboxWhy := false, ""
+	if r.root && r.cfg.Sandbox != "off" {
+		sandboxed, sandboxWhy = r.sandbox()
+	}
 	if r.cg != nil {
 		l := leaseLimits{cpuMilli: s.CPUMilli, pids: r.maxProcs()}
 		if s.MemoryBytes > 0 && r.cg.ctrl["memory"] {
@@ -439,6 +490,25 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Workload, 
 		cgRel = strings.TrimPrefix(cgDir, r.cg.mount)
 		limits = append(limits, "cgroup "+cgDir+" ("+r.cg.controllers()+")")
 	}
+	if r.v1 != nil {
+		l := leaseLimits{cpuMilli: s.CPUMilli, pids: r.maxProcs()}
+		if s.MemoryBytes > 0 && memMech == "" && r.v1.has("memory") {
+			l.memory, memMech = s.MemoryBytes, "cgroup"
+		}
+		if v1Dirs, err = r.v1.createLease(leaseCgroupName(s.LeaseID, s.Dir), l); err != nil {
+			_ = removeCgroup(cgDir, 0)
+			return nil, err
+		}
+		sw := ""
+		if l.memory > 0 && !r.v1.memsw {
+			sw = ", swap not limited: no swap accounting"
+		}
+		limits = append(limits, "cgroup v1 "+strings.Join(v1Dirs, " ")+sw)
+	}
+	cleanupCgroups := func() {
+		_ = removeCgroup(cgDir, 0)
+		_ = removeCgroupsV1(v1Dirs, 0)
+	}
 	if s.MemoryBytes > 0 && memMech == "" {
 		name := "as"
 		if r.memRlimit() == unix.RLIMIT_DATA {
@@ -447,29 +517,63 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Workload, 
 		rls = append(rls, rlimit{r.memRlimit(), name, s.MemoryBytes})
 		memMech = "rlimit"
 	}
-	if id.isolated && (r.cg == nil || !r.cg.ctrl["pids"]) {
+	if id.isolated && r.ctrlVia("pids") == "" {
 		rls = append(rls, rlimit{unix.RLIMIT_NPROC, "nproc", r.maxProcs()})
 	}
-	if r.noRlimits != "" {
-		_ = removeCgroup(cgDir, 0)
+	if s.DiskBytes > 0 {
+		rls = append(rls, rlimit{unix.RLIMIT_FSIZE, "fsize", s.DiskBytes})
+	}
+	if r.noRlimits != "" && !sandboxed {
+		cleanupCgroups()
 		return nil, fmt.Errorf("process: cannot set resource limits: %s", r.noRlimits)
 	}
 	var rn []string
 	for _, l := range rls {
-		rn = append(rn, l.name)
+		rn = append(rn, l.Name)
 	}
-	limits = append(limits, "rlimit "+strings.Join(rn, ",")+r.rlimitVia())
+	if sandboxed {
+		limits = append(limits, "rlimit "+strings.Join(rn, ",")+" (set by the sandbox init)", "sandbox")
+	} else {
+		limits = append(limits, "rlimit "+strings.Join(rn, ",")+r.rlimitVia())
+		if r.root && r.cfg.Sandbox != "off" {
+			limits = append(limits, "no sandbox: "+sandboxWhy)
+		}
+	}
 
 	var cgfd *os.File
 	if cgDir != "" {
 		if cgfd, err = os.Open(cgDir); err != nil {
-			_ = removeCgroup(cgDir, 0)
+			cleanupCgroups()
 			return nil, fmt.Errorf("process: %w", err)
 		}
 		defer cgfd.Close()
 	}
+	var sbc *sandboxChild
+	if sandboxed {
+		if sbc, err = newSandboxChild(); err != nil {
+			cleanupCgroups()
+			return nil, err
+		}
+		defer sbc.close()
+	}
 	newCmd := func(intoCgroup bool) *exec.Cmd {
 		attr := &syscall.SysProcAttr{Setsid: true}
+		if sbc != nil {
+			// The sandbox init runs as root in its new namespaces and drops privileges itself.
+			attr.Cloneflags = sandboxCloneFlags
+			if intoCgroup {
+				attr.UseCgroupFD, attr.CgroupFD = true, int(cgfd.Fd())
+			}
+			return &exec.Cmd{
+				Path:        "/proc/self/exe",
+				Args:        []string{"spare-sandbox"},
+				Env:         []string{sandboxEnv + "=1"},
+				Stdout:      logf,
+				Stderr:      logf,
+				ExtraFiles:  []*os.File{statusf, gateR, sbc.child}, // fd 3, 4, 5
+				SysProcAttr: attr,
+			}
+		}
 		if id.isolated {
 			attr.Credential = &syscall.Credential{Uid: uint32(id.uid), Gid: uint32(id.gid), Groups: []uint32{}}
 		}
@@ -480,7 +584,7 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Workload, 
 		if r.prlimit != "" {
 			pa := []string{r.prlimit}
 			for _, l := range rls {
-				pa = append(pa, fmt.Sprintf("--%s=%d:%d", l.name, l.v, l.v))
+				pa = append(pa, fmt.Sprintf("--%s=%d:%d", l.Name, l.V, l.V))
 			}
 			path, args = r.prlimit, append(append(pa, "--"), args...)
 		}
@@ -505,7 +609,7 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Workload, 
 		err = cmd.Start()
 	}
 	if err != nil {
-		_ = removeCgroup(cgDir, 0)
+		cleanupCgroups()
 		if id.isolated && errors.Is(err, fs.ErrPermission) {
 			return nil, fmt.Errorf("process: start as uid %d: %w (the directories above %s must be searchable by others, o+x)", id.uid, err, s.Dir)
 		}
@@ -517,8 +621,28 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Workload, 
 		_ = gateW.Close()
 		_ = cmd.Wait()
 		signalCgroup(cgDir, unix.SIGKILL)
+		signalCgroupsV1(v1Dirs, unix.SIGKILL)
 		_ = removeCgroup(cgDir, 2*time.Second)
+		_ = removeCgroupsV1(v1Dirs, 2*time.Second)
 		return nil, err
+	}
+	if sbc != nil {
+		gpus, _ := gpuDevices(s.GPUs)
+		reply, err := sbc.run(sandboxConfig{
+			UID: id.uid, GID: id.gid, WorkDir: s.WorkDir, HidePaths: s.HidePaths,
+			DiskBytes: s.DiskBytes, MemoryBytes: s.MemoryBytes, Devices: gpus, Rlimits: rls,
+			Args: []string{shell, "-c", wrapper, "spare-workload", s.Command}, Env: buildEnv(s),
+		}, sandboxTimeout)
+		if err == nil && reply != "" {
+			err = fmt.Errorf("process: %s", reply)
+		}
+		if err != nil {
+			return fail(err)
+		}
+	}
+	// Into the v1 cgroups before the go-ahead: the wrapper waits for it, and what it runs inherits them.
+	if err := addV1(v1Dirs, pid); err != nil {
+		return fail(err)
 	}
 	if cgDir != "" && !movedIn {
 		if err := writeFile(filepath.Join(cgDir, "cgroup.procs"), strconv.Itoa(pid)); err != nil {
@@ -526,11 +650,11 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Workload, 
 		}
 	}
 	for _, l := range rls {
-		if r.prlimit != "" {
+		if r.prlimit != "" || sbc != nil {
 			break // the workload set them itself before it ran the wrapper
 		}
-		if err := unix.Prlimit(pid, l.res, &unix.Rlimit{Cur: l.v, Max: l.v}, nil); err != nil {
-			return fail(fmt.Errorf("process: prlimit %s: %w", l.name, err))
+		if err := unix.Prlimit(pid, l.Res, &unix.Rlimit{Cur: l.V, Max: l.V}, nil); err != nil {
+			return fail(fmt.Errorf("process: prlimit %s: %w", l.Name, err))
 		}
 	}
 	ps, err := readStat(pid)
@@ -545,7 +669,7 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Workload, 
 
 	st := wstate{
 		V: stateVersion, PID: pid, StartTicks: ps.start, BootID: bootID(), PGID: pid,
-		Cgroup: cgDir, CgroupRel: cgRel, UID: id.uid, GID: id.gid, Isolated: id.isolated,
+		Cgroup: cgDir, CgroupRel: cgRel, CgroupV1: v1Dirs, Sandboxed: sbc != nil, UID: id.uid, GID: id.gid, Isolated: id.isolated,
 		StartedAt: startedAt, Limits: strings.Join(limits, "; "), MemoryMech: memMech, Memory: s.MemoryBytes,
 		LogPath: s.LogPath, LogOffset: logOffset, RunDir: runDir,
 	}
@@ -744,12 +868,13 @@ func (r *Runtime) Reattach(ctx context.Context, s runtime.Spec, state []byte) (r
 		go w.monitor(exited, m)
 		return w, nil
 	}
-	if _, _, ok := readStatus(st.RunDir); ok || m.Reason != "" || oomKills(st.Cgroup) > 0 {
+	if _, _, ok := readStatus(st.RunDir); ok || m.Reason != "" || oomKills(st.Cgroup)+oomKillsV1(st.CgroupV1) > 0 {
 		w.finish(exitInfo{}, m.Reason)
 		return w, nil
 	}
 	w.killAll(unix.SIGKILL, false, false)
 	_ = removeCgroup(st.Cgroup, 2*time.Second)
+	_ = removeCgroupsV1(st.CgroupV1, 2*time.Second)
 	return nil, runtime.ErrGone
 }
 

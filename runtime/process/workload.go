@@ -145,6 +145,7 @@ func (w *Workload) killAll(sig unix.Signal, group, session bool) {
 		}
 	}
 	signalCgroup(w.st.Cgroup, sig)
+	signalCgroupsV1(w.st.CgroupV1, sig)
 	if w.st.Isolated {
 		signalUID(w.st.UID, sig, sig == unix.SIGKILL)
 	}
@@ -222,6 +223,12 @@ func (w *Workload) finish(ei exitInfo, reason string) {
 			res.ExitCode = 128 + int(unix.SIGKILL) // memory.oom.group: the OOM killer took the wrapper too
 		}
 		why = append(why, fmt.Sprintf("OOM-killed: memory limit %d bytes (cgroup memory.events oom_kill %d)", w.st.Memory, n))
+	} else if n := oomKillsV1(w.st.CgroupV1); n > 0 {
+		res.OOMKilled = true
+		if res.ExitCode == -1 {
+			res.ExitCode = 128 + int(unix.SIGKILL)
+		}
+		why = append(why, fmt.Sprintf("OOM-killed: memory limit %d bytes (cgroup v1 memory.oom_control oom_kill %d)", w.st.Memory, n))
 	} else if w.st.MemoryMech == "rlimit" && reason == "" && res.ExitCode != 0 && res.ExitCode != -1 {
 		switch {
 		case res.ExitCode == 128+int(unix.SIGKILL):
@@ -240,6 +247,7 @@ func (w *Workload) finish(ei exitInfo, reason string) {
 		_ = writeAtomic(filepath.Join(w.st.RunDir, resultName), b)
 	}
 	_ = removeCgroup(w.st.Cgroup, 2*time.Second)
+	_ = removeCgroupsV1(w.st.CgroupV1, 2*time.Second)
 	w.res = res
 	close(w.done)
 }
