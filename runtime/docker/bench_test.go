@@ -39,7 +39,7 @@ const benchCommand = "out first-line"
 func BenchmarkStartToFirstLine(b *testing.B) {
 	cli := engine(b)
 	image := testImage(b, cli)
-	r := &Runtime{StopTimeout: 2 * time.Second}
+	r := &Runtime{StopTimeout: 2 * time.Second, Images: []string{testRepo}}
 	defer r.Close()
 	ctx := context.Background()
 	root := b.TempDir()

@@ -3,30 +3,53 @@
 // # The container
 //
 // One container per lease, named spare-lease-<id> and labelled spare.managed=true, spare.lease=<id> and
-// spare.deadline=<RFC 3339 time or empty>, created from Spec.Image, which must already be in the engine's image
-// store: the runtime never pulls unless Runtime.Pull is set, and fails with an error naming the image (matching
-// ErrImageNotFound) otherwise.
+// spare.deadline=<RFC 3339 time or empty>.
 //
+//   - Image: Spec.Image must be allowed by Runtime.Images (CheckAllowlist: "*", a repository, repository:tag or
+//     repository@digest; empty allows nothing), or Start fails matching ErrImageNotAllowed, before anything
+//     else. It must be in the engine's store under that name (not merely an image ID prefix the engine would
+//     also resolve), or else be pulled, anonymously, with progress logged and within Runtime.PullTimeout,
+//     from a registry listed in Runtime.Registries; with no registries listed the runtime never pulls, and
+//     with the image's registry not listed it refuses before any network call (ErrRegistryNotAllowed). The
+//     container is created from the image ID that was checked.
 //   - Command: a non-empty Spec.Command runs as Entrypoint ["/bin/sh", "-c"], Cmd [Spec.Command], replacing the
 //     image's entrypoint and command; the image must then have /bin/sh. An empty Spec.Command runs the image's
 //     own ENTRYPOINT and CMD.
-//   - Files: Spec.WorkDir is bind-mounted read-write at /work, the working directory, so that outputs written
-//     under /work land on the host. The workload runs as the user and group owning Spec.WorkDir (so that it can
-//     write there without capabilities, and its files belong to the provider), or as the image's USER when
-//     Runtime.ImageUser is set.
+//   - User: when the daemon runs as root, each lease runs as its own uid and gid, LeaseUID: UIDBase + LeaseID
+//     mod UIDRange (2,000,000,000 + id mod 1,000,000 by default, as runtime/process), numerically, so with no
+//     supplementary groups and never the image's USER or root. Before the start, Spec.WorkDir and everything
+//     in it is given to that uid:gid (Lchown, walking without following symbolic links) and made mode 0700.
+//     A workload therefore cannot leave a root-owned file in the work dir, and with no capabilities it cannot
+//     chown one to root or keep a setuid bit across a chown; a setuid file of its own uid gives nothing inside
+//     (no-new-privileges). Docker's bind mounts take no nosuid or nodev option: the work dir on the host is
+//     mounted as its file system is. A daemon that is not root runs the workload as its own uid (never 0),
+//     and cannot give leases uids of their own (Guarantees says so).
+//   - Files: Spec.WorkDir is bind-mounted read-write at /work (private propagation), the working directory,
+//     so that outputs written under /work land on the host. The root file system is read-only unless
+//     Runtime.WritableRootFS; /tmp and /var/tmp are private tmpfs of Spec.DiskBytes each (DefaultTmpBytes when
+//     zero), /run one of at most 16 MiB, /dev/shm is sized half of Spec.MemoryBytes (DefaultShmBytes without a
+//     memory limit), all nosuid and nodev, in RAM, counted against the memory limit and gone with the
+//     container. Nothing of the host is mounted. With WritableRootFS the container's writable layer is not
+//     bounded by this runtime (the provider daemon's disk watch covers only the work dir).
 //   - Environment: exactly Spec.Env; the engine adds only the image's own ENV defaults and PATH, HOSTNAME and
 //     HOME when they are not set. Nothing of the provider's environment is passed.
-//   - Isolation: not privileged, every capability dropped (CapDrop ALL, none added), no-new-privileges, a
-//     private IPC namespace, a PID limit (Runtime.PidsLimit), and a user-defined bridge network of its own,
-//     spare-lease-<id>, created with the container and removed with it, so that leases cannot reach each other
-//     (they can reach the outside and the host's addresses, unless Runtime.InternalNetwork is set). A
-//     Spec.HostNetwork workload (a cluster member) gets the host's network namespace instead, as a process
-//     does: no network of its own and nothing published; every other isolation above still holds. The root
-//     file system is writable unless Runtime.ReadOnlyRootFS is set (then /tmp is a tmpfs).
+//   - Isolation: not privileged, every capability dropped (CapDrop ALL, none added), no-new-privileges, the
+//     engine's default seccomp profile (no seccomp option is ever passed, so never "unconfined"), a PID
+//     namespace of its own (the workload sees only its processes), a private IPC namespace, a PID limit
+//     (Runtime.PidsLimit), and a user-defined bridge network of its own, spare-lease-<id>, created with the
+//     container and removed with it, so that leases cannot reach each other (they can reach the outside and
+//     the host's addresses, unless Runtime.InternalNetwork is set). A Spec.HostNetwork workload (a cluster
+//     member) gets the host's network namespace instead, as a process does: no network of its own and
+//     nothing published; every other isolation above still holds. This is Kubernetes' "restricted" pod
+//     security profile: non-root, no privilege escalation, all capabilities dropped, the runtime's default
+//     seccomp profile, no host namespaces (but the network of cluster members) and no host paths.
 //   - Resources: NanoCPUs = CPUMilli×10⁶, Memory = MemorySwap = MemoryBytes (no swap); zero means no limit.
 //   - GPUs: a device request for exactly Spec.GPUs (driver "nvidia", their UUIDs, capability "gpu") when any
 //     are assigned, none otherwise. This needs the NVIDIA container toolkit on the host.
 //   - Logs: the engine's json-file driver (64 MiB × 4 files kept); the runtime copies them to Spec.LogPath.
+//
+// Guarantees (runtime.Prober) reports which of these the host's engine actually enforces (from docker info:
+// cgroup version, memory, swap and pids limits, seccomp, userns-remap, rootless).
 //
 // # Logs
 //
@@ -61,11 +84,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -88,6 +112,14 @@ const (
 const (
 	DefaultStopTimeout = 10 * time.Second
 	DefaultPidsLimit   = 4096
+	DefaultUIDBase     = 2_000_000_000
+	DefaultUIDRange    = 1_000_000
+	// DefaultTmpBytes sizes each of /tmp and /var/tmp when Spec.DiskBytes is zero.
+	DefaultTmpBytes = 256 << 20
+	// DefaultShmBytes sizes /dev/shm when Spec.MemoryBytes is zero (otherwise it is half of it).
+	DefaultShmBytes = 64 << 20
+	// runBytes caps /run.
+	runBytes = 16 << 20
 )
 
 // Files the runtime keeps in Spec.Dir.
@@ -115,18 +147,29 @@ type Runtime struct {
 	// PidsLimit caps the number of processes and threads in a container. Zero: DefaultPidsLimit; negative: no
 	// limit.
 	PidsLimit int64
-	// ReadOnlyRootFS makes the container's root file system read-only (/work stays writable, /tmp is a
-	// 64 MiB tmpfs). Off by default: many images write elsewhere.
-	ReadOnlyRootFS bool
-	// ImageUser runs the workload as the image's USER instead of the owner of Spec.WorkDir. The image's user
-	// must then be able to write /work, without capabilities.
-	ImageUser bool
+	// WritableRootFS leaves the container's root file system writable. Off by default: the root is read-only
+	// (/work, /tmp, /var/tmp, /run and /dev/shm stay writable), so that a workload cannot grow the container's
+	// writable layer, which no limit bounds, and cannot alter its image's files. Some images need it.
+	WritableRootFS bool
 	// Init runs the engine's init (docker-init) as PID 1 to forward signals and reap zombies.
 	Init bool
 	// InternalNetwork makes the lease's network internal: no access outside it.
 	InternalNetwork bool
-	// Pull pulls a missing image (anonymously) instead of failing.
-	Pull bool
+	// UIDBase and UIDRange place the per-lease uid and gid a container runs as when the daemon runs as root:
+	// UIDBase + LeaseID mod UIDRange (never 0). Zero: DefaultUIDBase and DefaultUIDRange, as runtime/process.
+	// The range must not overlap real users, and be larger than the spread of lease ids live at once.
+	UIDBase  uint32
+	UIDRange uint32
+	// Images is the allowlist of images this runtime may run (entries as CheckAllowlist describes; "*" allows
+	// every image). Empty: none. The provider sets it from docker_images in provider.toml.
+	Images []string
+	// Registries are the registries a missing image may be pulled from (anonymously), e.g. "docker.io",
+	// "ghcr.io". Empty: the runtime never pulls, and an image must be loaded or built on the provider first.
+	Registries []string
+	// PullTimeout bounds one pull. Zero: DefaultPullTimeout.
+	PullTimeout time.Duration
+	// Logger receives pull progress. Nil: slog.Default().
+	Logger *slog.Logger
 
 	once   sync.Once
 	cli    *client.Client
@@ -233,9 +276,9 @@ func labels(leaseID uint64) map[string]string {
 	return map[string]string{LabelManaged: "true", LabelLease: strconv.FormatUint(leaseID, 10)}
 }
 
-// containerConfig is the container configuration for s: command, environment, working directory, labels.
-// user is the --user value ("" for the image's).
-func containerConfig(s runtime.Spec, user string, deadline time.Time, stopSeconds int) *container.Config {
+// containerConfig is the container configuration for s: image (imageID, the one Start checked), command,
+// environment, working directory, labels. user is the --user value, "UID:GID".
+func containerConfig(s runtime.Spec, imageID, user string, deadline time.Time, stopSeconds int) *container.Config {
 	l := labels(s.LeaseID)
 	l[LabelDeadline] = ""
 	if !deadline.IsZero() {
@@ -244,7 +287,7 @@ func containerConfig(s runtime.Spec, user string, deadline time.Time, stopSecond
 	env := make([]string, len(s.Env))
 	copy(env, s.Env)
 	cfg := &container.Config{
-		Image:       s.Image,
+		Image:       imageID,
 		Env:         env,
 		WorkingDir:  "/work",
 		Labels:      l,
@@ -273,19 +316,35 @@ func containerConfig(s runtime.Spec, user string, deadline time.Time, stopSecond
 // s.WorkDir made absolute.
 func (r *Runtime) hostConfig(s runtime.Spec, workDir string) *container.HostConfig {
 	pids := r.pidsLimit()
+	tmp := tmpBytes(s)
 	hc := &container.HostConfig{
 		Mounts: []mount.Mount{{
 			Type:   mount.TypeBind,
 			Source: workDir,
 			Target: "/work",
+			// Not propagated either way: nothing the host mounts later under the work dir shows up inside.
+			BindOptions: &mount.BindOptions{Propagation: mount.PropagationRPrivate},
 		}},
-		NetworkMode:    container.NetworkMode(LeaseName(s.LeaseID)),
-		RestartPolicy:  container.RestartPolicy{Name: container.RestartPolicyDisabled},
-		Privileged:     false,
-		CapDrop:        []string{"ALL"},
-		SecurityOpt:    []string{"no-new-privileges:true"},
-		IpcMode:        container.IPCModePrivate,
-		ReadonlyRootfs: r.ReadOnlyRootFS,
+		NetworkMode:   container.NetworkMode(LeaseName(s.LeaseID)),
+		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled},
+		Privileged:    false,
+		CapDrop:       []string{"ALL"},
+		// No seccomp option: the engine's default profile applies (never "seccomp=unconfined"); Guarantees
+		// reports whether the engine has seccomp.
+		SecurityOpt: []string{"no-new-privileges:true"},
+		IpcMode:     container.IPCModePrivate,
+		PidMode:     "", // a PID namespace of its own (the engine's default, kept explicitly)
+		UTSMode:     "",
+		UsernsMode:  "",
+		// The root is read-only unless WritableRootFS; the places programs expect to write are private tmpfs:
+		// sized, in RAM (they count against the memory limit), gone with the container.
+		ReadonlyRootfs: !r.WritableRootFS,
+		Tmpfs: map[string]string{
+			"/tmp":     tmpfsOpts(tmp),
+			"/var/tmp": tmpfsOpts(tmp),
+			"/run":     tmpfsOpts(min(tmp, runBytes)),
+		},
+		ShmSize: shmBytes(s),
 		LogConfig: container.LogConfig{
 			Type:   "json-file",
 			Config: map[string]string{"max-size": "64m", "max-file": "4"},
@@ -310,10 +369,7 @@ func (r *Runtime) hostConfig(s runtime.Spec, workDir string) *container.HostConf
 	}
 	if s.MemoryBytes > 0 {
 		hc.Memory = int64(s.MemoryBytes)
-		hc.MemorySwap = int64(s.MemoryBytes)
-	}
-	if r.ReadOnlyRootFS {
-		hc.Tmpfs = map[string]string{"/tmp": "rw,nosuid,nodev,size=64m"}
+		hc.MemorySwap = int64(s.MemoryBytes) // memory + swap = memory: no swap
 	}
 	if r.Init {
 		t := true
@@ -327,6 +383,27 @@ func (r *Runtime) hostConfig(s runtime.Spec, workDir string) *container.HostConf
 		}}
 	}
 	return hc
+}
+
+// tmpBytes sizes each of /tmp and /var/tmp: the lease's disk, or DefaultTmpBytes.
+func tmpBytes(s runtime.Spec) uint64 {
+	if s.DiskBytes > 0 {
+		return s.DiskBytes
+	}
+	return DefaultTmpBytes
+}
+
+// shmBytes sizes /dev/shm: half the lease's memory (it is memory, and counts against the limit), or
+// DefaultShmBytes without a memory limit.
+func shmBytes(s runtime.Spec) int64 {
+	if s.MemoryBytes > 0 {
+		return int64(max(s.MemoryBytes/2, 1<<20))
+	}
+	return DefaultShmBytes
+}
+
+func tmpfsOpts(size uint64) string {
+	return "rw,exec,nosuid,nodev,mode=1777,size=" + strconv.FormatUint(max(size, 1<<20), 10)
 }
 
 func checkSpec(s runtime.Spec) error {
@@ -343,41 +420,58 @@ func checkSpec(s runtime.Spec) error {
 	return nil
 }
 
-// userFor is the user the workload runs as: the owner of the work directory, or the image's.
-func (r *Runtime) userFor(workDir string) (string, error) {
-	if r.ImageUser {
-		return "", nil
+// LeaseUID is the uid (and gid) of a lease's container when the daemon runs as root: base + leaseID mod rng
+// (DefaultUIDBase and DefaultUIDRange for zeros).
+func LeaseUID(base, rng uint32, leaseID uint64) (int, error) {
+	if base == 0 {
+		base = DefaultUIDBase
 	}
-	fi, err := os.Stat(workDir)
-	if err != nil {
-		return "", fmt.Errorf("docker: work dir: %w", err)
+	if rng == 0 {
+		rng = DefaultUIDRange
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return "", nil
+	if uint64(base)+uint64(rng) > 1<<32-2 { // (uid_t)-1 means "no change" to chown
+		return 0, fmt.Errorf("docker: uid range %d+%d overflows: lower UIDBase or UIDRange", base, rng)
 	}
-	return fmt.Sprintf("%d:%d", st.Uid, st.Gid), nil
+	return int(uint64(base) + leaseID%uint64(rng)), nil
 }
 
-// ensureImage checks that the image is in the engine's store, pulling it when r.Pull is set.
-func (r *Runtime) ensureImage(ctx context.Context, cli *client.Client, image string) error {
-	_, err := cli.ImageInspect(ctx, image)
-	if err == nil {
-		return nil
+// identity is the uid and gid the workload of s runs as: the lease's own (see LeaseUID) when the daemon runs as
+// root, which then owns Spec.WorkDir and everything in it; otherwise the daemon's, never 0.
+func (r *Runtime) identity(s runtime.Spec) (uid, gid int, err error) {
+	if os.Geteuid() != 0 {
+		uid, gid = os.Geteuid(), os.Getegid()
+	} else if uid, err = LeaseUID(r.UIDBase, r.UIDRange, s.LeaseID); err != nil {
+		return 0, 0, err
+	} else {
+		gid = uid
 	}
-	if !cerrdefs.IsNotFound(err) {
-		return fmt.Errorf("docker: inspect image %q: %w", image, err)
+	if uid == 0 || gid == 0 {
+		return 0, 0, fmt.Errorf("docker: lease %d would run as uid %d gid %d: root is never used (check UIDBase)", s.LeaseID, uid, gid)
 	}
-	if !r.Pull {
-		return fmt.Errorf("docker: image %q: %w (this runtime does not pull; load or build it on the provider first)", image, ErrImageNotFound)
-	}
-	resp, err := cli.ImagePull(ctx, image, client.ImagePullOptions{})
+	return uid, gid, nil
+}
+
+// chownWorkDir gives workDir and everything under it to uid:gid, never following a symbolic link (each is
+// changed itself), and makes workDir 0700. workDir itself must be a directory, not a link to one.
+func chownWorkDir(workDir string, uid, gid int) error {
+	fi, err := os.Lstat(workDir)
 	if err != nil {
-		return fmt.Errorf("docker: pull %q: %w", image, err)
+		return fmt.Errorf("docker: work dir: %w", err)
 	}
-	defer resp.Close()
-	if err := resp.Wait(ctx); err != nil {
-		return fmt.Errorf("docker: pull %q: %w", image, err)
+	if !fi.IsDir() {
+		return fmt.Errorf("docker: work dir %s is not a directory (%s)", workDir, fi.Mode().Type())
+	}
+	err = filepath.WalkDir(workDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, gid)
+	})
+	if err != nil {
+		return fmt.Errorf("docker: give the work dir to the lease's uid %d: %w", uid, err)
+	}
+	if err := os.Chmod(workDir, 0o700); err != nil {
+		return fmt.Errorf("docker: work dir: %w", err)
 	}
 	return nil
 }
@@ -437,11 +531,12 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Workload, 
 	if err != nil {
 		return nil, fmt.Errorf("docker: work dir: %w", err)
 	}
-	user, err := r.userFor(workDir)
+	uid, gid, err := r.identity(s)
 	if err != nil {
 		return nil, err
 	}
-	if err := r.ensureImage(ctx, cli, s.Image); err != nil {
+	imageID, err := r.resolveImage(ctx, cli, s.Image)
+	if err != nil {
 		return nil, err
 	}
 	// A fresh start: what an earlier attempt may have left in Dir is not this run's.
@@ -452,6 +547,11 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Workload, 
 	}
 	if err := removeStale(ctx, cli, s.LeaseID); err != nil {
 		return nil, err
+	}
+	if os.Geteuid() == 0 {
+		if err := chownWorkDir(workDir, uid, gid); err != nil {
+			return nil, err
+		}
 	}
 	st := state{Name: LeaseName(s.LeaseID)}
 	if !s.HostNetwork {
@@ -474,7 +574,7 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Workload, 
 	}
 	created, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name:       st.Name,
-		Config:     containerConfig(s, user, st.Deadline, r.stopSeconds()),
+		Config:     containerConfig(s, imageID, fmt.Sprintf("%d:%d", uid, gid), st.Deadline, r.stopSeconds()),
 		HostConfig: r.hostConfig(s, workDir),
 	})
 	if err != nil {

@@ -69,12 +69,12 @@ func TestHostConfigGPUs(t *testing.T) {
 	if hc.DeviceRequests != nil || hc.Memory != 0 || hc.MemorySwap != 0 || hc.NanoCPUs != 0 {
 		t.Fatalf("unlimited spec: %+v", hc.Resources)
 	}
-	if hc.ReadonlyRootfs || hc.Tmpfs != nil || hc.Init != nil {
-		t.Fatal("read-only root and init are options")
+	if !hc.ReadonlyRootfs || hc.Init != nil {
+		t.Fatal("the root is read-only and init off by default")
 	}
-	r = &Runtime{ReadOnlyRootFS: true, Init: true, PidsLimit: -1}
+	r = &Runtime{WritableRootFS: true, Init: true, PidsLimit: -1}
 	hc = r.hostConfig(runtime.Spec{LeaseID: 8}, "/w")
-	if !hc.ReadonlyRootfs || hc.Tmpfs["/tmp"] == "" || hc.Init == nil || !*hc.Init || *hc.PidsLimit != -1 {
+	if hc.ReadonlyRootfs || hc.Tmpfs["/tmp"] == "" || hc.Init == nil || !*hc.Init || *hc.PidsLimit != -1 {
 		t.Fatalf("options: ro=%v tmpfs=%v init=%v pids=%d", hc.ReadonlyRootfs, hc.Tmpfs, hc.Init, *hc.PidsLimit)
 	}
 }
@@ -82,11 +82,11 @@ func TestHostConfigGPUs(t *testing.T) {
 func TestContainerConfigCommand(t *testing.T) {
 	s := runtime.Spec{LeaseID: 42, Image: "img:1", Command: "echo hi > out", Env: []string{"A=1", "B=2"}}
 	dl := time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC)
-	cfg := containerConfig(s, "1000:1000", dl, 10)
+	cfg := containerConfig(s, "sha256:0123", "1000:1000", dl, 10)
 	if !slices.Equal(cfg.Entrypoint, []string{"/bin/sh", "-c"}) || !slices.Equal(cfg.Cmd, []string{"echo hi > out"}) {
 		t.Fatalf("Entrypoint=%v Cmd=%v", cfg.Entrypoint, cfg.Cmd)
 	}
-	if !slices.Equal(cfg.Env, s.Env) || cfg.WorkingDir != "/work" || cfg.User != "1000:1000" || cfg.Image != "img:1" {
+	if !slices.Equal(cfg.Env, s.Env) || cfg.WorkingDir != "/work" || cfg.User != "1000:1000" || cfg.Image != "sha256:0123" {
 		t.Fatalf("config: %+v", cfg)
 	}
 	want := map[string]string{LabelManaged: "true", LabelLease: "42", LabelDeadline: "2030-01-02T03:04:05.000000006Z"}
@@ -94,7 +94,7 @@ func TestContainerConfigCommand(t *testing.T) {
 		t.Fatalf("Labels = %v", cfg.Labels)
 	}
 	s.Command = ""
-	cfg = containerConfig(s, "", time.Time{}, 10)
+	cfg = containerConfig(s, "sha256:0123", "1:1", time.Time{}, 10)
 	if cfg.Entrypoint != nil || cfg.Cmd != nil {
 		t.Fatalf("empty command must keep the image's entrypoint and cmd: %v %v", cfg.Entrypoint, cfg.Cmd)
 	}
@@ -102,7 +102,7 @@ func TestContainerConfigCommand(t *testing.T) {
 		t.Fatal("no deadline")
 	}
 	s.Env = nil
-	if cfg := containerConfig(s, "", time.Time{}, 10); cfg.Env == nil || len(cfg.Env) != 0 {
+	if cfg := containerConfig(s, "sha256:0123", "1:1", time.Time{}, 10); cfg.Env == nil || len(cfg.Env) != 0 {
 		t.Fatalf("Env = %#v, want empty and non-nil", cfg.Env)
 	}
 }
@@ -292,7 +292,7 @@ func TestServicePortsPublished(t *testing.T) {
 			t.Fatalf("port %d bound to %+v", pm.Port, b)
 		}
 	}
-	if cfg := containerConfig(s, "", time.Time{}, 10); len(cfg.ExposedPorts) != 2 {
+	if cfg := containerConfig(s, "sha256:0123", "1:1", time.Time{}, 10); len(cfg.ExposedPorts) != 2 {
 		t.Fatalf("ExposedPorts = %+v", cfg.ExposedPorts)
 	}
 	if hc = r.hostConfig(runtime.Spec{LeaseID: 9}, "/w"); hc.PortBindings != nil {
@@ -304,7 +304,7 @@ func TestServicePortsPublished(t *testing.T) {
 	if hc.NetworkMode != "host" || hc.PortBindings != nil || len(hc.CapDrop) != 1 || hc.IpcMode != "private" || hc.Privileged {
 		t.Fatalf("host network config %+v", hc)
 	}
-	if cfg := containerConfig(s, "", time.Time{}, 10); len(cfg.ExposedPorts) != 0 {
+	if cfg := containerConfig(s, "sha256:0123", "1:1", time.Time{}, 10); len(cfg.ExposedPorts) != 0 {
 		t.Fatalf("host network ExposedPorts = %+v", cfg.ExposedPorts)
 	}
 }

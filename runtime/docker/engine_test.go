@@ -37,6 +37,9 @@ import (
 
 const hostSecret = "SPARE_DOCKER_TEST_HOST_SECRET"
 
+// testRepo is the test image's repository, the one entry of the tests' allowlist.
+const testRepo = "spare-test-workload"
+
 var (
 	imageOnce sync.Once
 	imageTag  string
@@ -136,7 +139,7 @@ func buildImage(cli *client.Client) (string, error) {
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
 	// The random part keeps concurrent test runs from removing each other's image.
-	tag := "spare-test-workload:" + hex.EncodeToString(sum[:6]) + "-" + hex.EncodeToString(rnd[:])
+	tag := testRepo + ":" + hex.EncodeToString(sum[:6]) + "-" + hex.EncodeToString(rnd[:])
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	res, err := cli.ImageBuild(ctx, &ctxTar, client.ImageBuildOptions{
@@ -204,7 +207,7 @@ func lease(t *testing.T, cli *client.Client, command string) runtime.Spec {
 }
 
 func newRuntime(t *testing.T) *Runtime {
-	r := &Runtime{StopTimeout: 2 * time.Second}
+	r := &Runtime{StopTimeout: 2 * time.Second, Images: []string{testRepo}}
 	t.Cleanup(func() { r.Close() })
 	return r
 }
@@ -270,18 +273,19 @@ func TestAvailable(t *testing.T) {
 	}
 }
 
-// TestRun: logs (stdout and stderr) in LogPath, the output file on the host owned by the work dir's owner, the
-// exit code, cleanup, and a result that survives the Runtime.
+// TestRun: logs (stdout and stderr) in LogPath, the output file on the host owned by the lease's uid (as root;
+// the daemon's uid otherwise), the exit code, cleanup, and a result that survives the Runtime.
 func TestRun(t *testing.T) {
 	t.Parallel()
 	cli := engine(t)
 	s := lease(t, cli, "lines 3 err to-stderr id write /work/out/result.txt hello exit 3")
 	uid, gid := os.Getuid(), os.Getgid()
-	if uid == 0 { // as root, check that the workload runs as the work dir's owner, not root
-		uid, gid = 65534, 65534
-		if err := os.Chown(s.WorkDir, uid, gid); err != nil {
+	if uid == 0 { // as root: the lease's own uid, never root
+		var err error
+		if uid, err = LeaseUID(0, 0, s.LeaseID); err != nil {
 			t.Fatal(err)
 		}
+		gid = uid
 	}
 	r := newRuntime(t)
 	w, err := r.Start(context.Background(), s)
@@ -441,7 +445,6 @@ func TestLimitsAndStop(t *testing.T) {
 	s.Env = []string{"X=1"}
 	r := newRuntime(t)
 	r.PidsLimit = 64
-	r.ReadOnlyRootFS = true
 	w, err := r.Start(context.Background(), s)
 	if err != nil {
 		t.Fatal(err)
@@ -656,7 +659,7 @@ func TestReattachGone(t *testing.T) {
 	ctx := context.Background()
 	c, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name:   LeaseName(s.LeaseID),
-		Config: containerConfig(s, "", time.Time{}, 1),
+		Config: containerConfig(s, s.Image, "", time.Time{}, 1),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -673,7 +676,7 @@ func TestMissingImage(t *testing.T) {
 	t.Parallel()
 	cli := engine(t)
 	s := lease(t, cli, "out hi")
-	s.Image = "spare-test-no-such-image:missing"
+	s.Image = testRepo + ":no-such-tag-" + strconv.FormatUint(s.LeaseID, 10)
 	_, err := newRuntime(t).Start(context.Background(), s)
 	if !errors.Is(err, ErrImageNotFound) || !strings.Contains(err.Error(), s.Image) {
 		t.Fatalf("Start with a missing image: %v", err)

@@ -16,6 +16,13 @@
 //	sleep DUR          sleep
 //	trap               on SIGTERM, print "got SIGTERM" and exit 143
 //	exit CODE          exit with CODE
+//	groups             print "GROUPS g1 g2 ..." (the supplementary groups)
+//	status             print the Seccomp, NoNewPrivs, CapEff and Groups lines of /proc/self/status
+//	ps                 print "PROC pid cmdline" for every process visible in /proc, then "PROCS n"
+//	fill PATH MB       write MB MiB to PATH: prints "filled PATH MB MiB", or "fill PATH stopped after N MiB: ERR"
+//	                   (and goes on with the next action)
+//	setuid PATH        write PATH, try to chown it to root and to make it setuid (and setgid): prints "setuid PATH
+//	                   chown: ERR|ok chmod: ERR|ok mode MODE uid UID" (and goes on)
 //	rendezvous         as a cluster member (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT): rank 0 listens on
 //	                   MASTER_PORT and prints "rank 0 got: LINE" for each other rank's hello (and writes them to
 //	                   out/messages.txt); the others connect to MASTER_ADDR:MASTER_PORT (retrying for 60 s) and
@@ -117,12 +124,100 @@ func main() {
 			}()
 		case "exit":
 			os.Exit(atoi(need(1)[0]))
+		case "groups":
+			g, err := os.Getgroups()
+			if err != nil {
+				fail(err.Error())
+			}
+			fmt.Print("GROUPS")
+			for _, x := range g {
+				fmt.Printf(" %d", x)
+			}
+			fmt.Println()
+		case "status":
+			b, err := os.ReadFile("/proc/self/status")
+			if err != nil {
+				fail(err.Error())
+			}
+			for _, line := range strings.Split(string(b), "\n") {
+				for _, k := range []string{"Seccomp:", "NoNewPrivs:", "CapEff:", "Groups:"} {
+					if strings.HasPrefix(line, k) {
+						fmt.Println(strings.Join(strings.Fields(line), " "))
+					}
+				}
+			}
+		case "ps":
+			ents, err := os.ReadDir("/proc")
+			if err != nil {
+				fail(err.Error())
+			}
+			n := 0
+			for _, e := range ents {
+				if _, err := strconv.Atoi(e.Name()); err != nil {
+					continue
+				}
+				cmd, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+				fmt.Printf("PROC %s %s\n", e.Name(), strings.ReplaceAll(strings.TrimRight(string(cmd), "\x00"), "\x00", " "))
+				n++
+			}
+			fmt.Printf("PROCS %d\n", n)
+		case "fill":
+			a := need(2)
+			fill(a[0], atoi(a[1]))
+		case "setuid":
+			setuid(need(1)[0])
 		case "rendezvous":
 			rendezvous()
 		default:
 			fail("unknown action " + strconv.Quote(op))
 		}
 	}
+}
+
+func fill(path string, mb int) {
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Printf("fill %s stopped after 0 MiB: %v\n", path, err)
+		return
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for i := range buf {
+		buf[i] = byte(i)
+	}
+	for i := 0; i < mb; i++ {
+		if _, err := f.Write(buf); err != nil {
+			fmt.Printf("fill %s stopped after %d MiB: %v\n", path, i, err)
+			return
+		}
+	}
+	if err := f.Sync(); err != nil {
+		fmt.Printf("fill %s stopped after %d MiB: %v\n", path, mb, err)
+		return
+	}
+	fmt.Printf("filled %s %d MiB\n", path, mb)
+}
+
+func setuid(path string) {
+	res := func(err error) string {
+		if err != nil {
+			return strings.ReplaceAll(err.Error(), " ", "_")
+		}
+		return "ok"
+	}
+	if err := os.WriteFile(path, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		fmt.Printf("setuid %s write: %v\n", path, err)
+		return
+	}
+	errChown := os.Chown(path, 0, 0)
+	errChmod := os.Chmod(path, 0o755|os.ModeSetuid|os.ModeSetgid)
+	fi, err := os.Stat(path)
+	if err != nil {
+		fmt.Printf("setuid %s stat: %v\n", path, err)
+		return
+	}
+	fmt.Printf("setuid %s chown: %s chmod: %s mode %v uid %d\n", path, res(errChown), res(errChmod), fi.Mode(),
+		fi.Sys().(*syscall.Stat_t).Uid)
 }
 
 func rendezvous() {
