@@ -53,6 +53,9 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if testCgroupRoot != "" {
 		_ = removeCgroup(testCgroupRoot, 2*time.Second)
+		for _, m := range v1Mounts() {
+			_ = removeCgroupsV1([]string{filepath.Join(m, filepath.Base(testCgroupRoot))}, 2*time.Second)
+		}
 	}
 	os.Exit(code)
 }

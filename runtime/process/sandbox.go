@@ -154,9 +154,15 @@ func sandboxSetup(c *sandboxConfig) error {
 	var hidden []string
 	for _, p := range c.HidePaths {
 		p = filepath.Clean(p)
+		if !filepath.IsAbs(p) || p == "/" {
+			return fmt.Errorf("cannot hide %q: not an absolute path below /", p)
+		}
 		fi, err := os.Stat(p)
-		if err != nil || !filepath.IsAbs(p) || p == "/" {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 			continue // absent from this view (under /tmp, say): nothing to hide
+		}
+		if err != nil {
+			return fmt.Errorf("cannot hide %s: %w", p, err)
 		}
 		if fi.IsDir() {
 			if err := mountTmpfs(p, 0o755, 1<<20, unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC); err != nil {
