@@ -195,18 +195,25 @@ func sandboxSetup(c *sandboxConfig) error {
 			return fmt.Errorf("rlimit %s: %w", l.Name, err)
 		}
 	}
-	// Syscall's Setgroups, Setgid and Setuid apply to every thread of the process.
-	if err := syscall.Setgroups(nil); err != nil {
-		return fmt.Errorf("setgroups: %w", err)
+	// The credentials of this thread only (the raw calls, not syscall.Setuid, which stops every thread of the
+	// process to change them all: milliseconds): the Go runtime's other threads stay root until the exec, which
+	// ends them, and run nothing of the tenant's in the meantime. Only this thread goes on, locked.
+	if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, 0, 0, 0); e != 0 {
+		return fmt.Errorf("setgroups: %w", e)
 	}
-	if err := syscall.Setgid(c.GID); err != nil {
-		return fmt.Errorf("setgid %d: %w", c.GID, err)
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(c.GID), uintptr(c.GID), uintptr(c.GID)); e != 0 {
+		return fmt.Errorf("setresgid %d: %w", c.GID, e)
 	}
-	if err := syscall.Setuid(c.UID); err != nil {
-		return fmt.Errorf("setuid %d: %w", c.UID, err)
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(c.UID), uintptr(c.UID), uintptr(c.UID)); e != 0 {
+		return fmt.Errorf("setresuid %d: %w", c.UID, e)
 	}
-	if os.Getuid() != c.UID || os.Geteuid() != c.UID || os.Getgid() != c.GID {
+	ru, eu, su := unix.Getresuid()
+	rg, eg, sg := unix.Getresgid()
+	if ru != c.UID || eu != c.UID || su != c.UID || rg != c.GID || eg != c.GID || sg != c.GID {
 		return errors.New("privileges were not dropped")
+	}
+	if n, err := unix.Getgroups(); err != nil || len(n) != 0 {
+		return fmt.Errorf("supplementary groups remain: %v %v", n, err)
 	}
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("no_new_privs: %w", err)
