@@ -21,6 +21,25 @@
 // exit code, 128+n when a signal n killed it, as sh reports it. The wrapper traps SIGTERM, SIGINT and SIGHUP
 // with a no-op so that a Stop delivers SIGTERM to the command and still records how it ended.
 //
+// # Sandbox
+//
+// A root daemon runs each workload in a sandbox (sandbox.go; docs/sandbox.md lists what it enforces and how),
+// where the host allows it (see Guarantees; Config.Sandbox = "off" turns it off). The daemon then starts
+// not the wrapper but a re-execution of its own binary (/proc/self/exe) in new mount, PID and IPC namespaces;
+// this package's init function recognizes it (a private environment variable) and, before any main runs,
+// receives its instructions over a socket, makes every mount private, makes the host's whole tree read-only,
+// nosuid and nodev (mount_setattr with AT_RECURSIVE), mounts a new /proc (the lease's processes only, /proc/sys
+// read-only), a minimal /dev (null, zero, full, random, urandom, tty, a private devpts, the lease's GPUs only),
+// private tmpfs on /tmp and /var/tmp (Spec.DiskBytes each) and /dev/shm (Spec.MemoryBytes), covers each of
+// Spec.HidePaths with an empty read-only tmpfs, puts back the work dir at its own path, writable (a clone of its
+// mount taken first, so this works under a hidden path or /tmp too), sets the rlimits, drops to the lease's uid
+// and gid with no supplementary groups, sets no_new_privs and a seccomp filter (seccomp.go) and execs the
+// wrapper. The wrapper is then PID 1 of the lease's PID namespace: sh's wait reaps the orphans re-parented to
+// it, its traps let the daemon's SIGTERM through (PID 1 gets only the signals it handles, and SIGKILL from the
+// daemon), and when it exits the kernel kills every process left in the namespace, setsid or not. The init
+// answers over the socket with an error, or closes it by exec'ing; Start waits for that, so a sandbox that
+// cannot be built makes Start fail, never run the workload with less.
+//
 // # Users
 //
 // When the daemon runs as root, each lease runs as its own unprivileged uid and gid, Config.UIDBase +
@@ -32,7 +51,7 @@
 // reach, as is every other lease's directory. The directories above Spec.Dir must be searchable (o+x) for the
 // lease's uid to reach its WorkDir.
 //
-// When the daemon does not run as root, the workload runs as the daemon's own user: Spec.Dir is made 0700, but
+// When the daemon does not run as root, there is no sandbox, and the workload runs as the daemon's own user: Spec.Dir is made 0700, but
 // isolation then rests entirely on the OS user the provider chose: the workload can read whatever that user
 // can (the provider's key included) and signal its processes. Run the daemon as root, or as a dedicated user
 // with nothing else, for untrusted tenants.
@@ -47,10 +66,20 @@
 // where memory, cpu and pids are bound to v1), the cgroup still tracks every process of the workload so that
 // cgroup.kill ends all of them.
 //
+// The controllers the v2 parent lacks come from cgroup v1 where its hierarchies are mounted writable
+// (cgroupv1.go): V1MOUNT/NAME/lease-ID in the memory, pids and cpu hierarchies, with memory.limit_in_bytes =
+// MemoryBytes and memory.memsw.limit_in_bytes the same where swap accounting exists (else swap is not limited,
+// and Limits and Guarantees say so), pids.max and cpu.cfs_quota_us/cpu.cfs_period_us. The daemon moves the
+// wrapper in while it waits for the go-ahead; OOM kills are counted by memory.oom_control's oom_kill; v1 has
+// no cgroup.kill and no memory.oom.group: the runtime kills process by process (and the PID namespace ends
+// them all at once). Either way the memory limit is one limit for all of the lease's processes together, tmpfs
+// pages written to its /tmp and /dev/shm included.
+//
 // Whatever a cgroup cannot do falls back to resource limits (rlimits), always in place before the tenant's
 // command runs: Config.MemoryRlimit (RLIMIT_AS by default) = MemoryBytes, RLIMIT_NPROC = Config.MaxProcs (as
 // root only: the count is per uid, and only a per-lease uid makes it mean anything), and always
-// RLIMIT_CORE = 0. The daemon sets them with prlimit(2) on the wrapper while it waits for the go-ahead. Root
+// RLIMIT_CORE = 0, and RLIMIT_FSIZE = DiskBytes when set (no single file, the log included, may outgrow the
+// lease's disk). In the sandbox the init sets them on itself. Otherwise the daemon sets them with prlimit(2) on the wrapper while it waits for the go-ahead. Root
 // without CAP_SYS_RESOURCE (a default Docker container, for one) may not do that to another uid's process;
 // the workload then starts as util-linux's prlimit(1), which lowers its own limits (always allowed) and execs
 // the wrapper. With neither, Start fails rather than run a workload unlimited. CPUMilli has no rlimit
@@ -66,13 +95,14 @@
 // Spec.Timeout is enforced by the runtime from the deadline recorded at Start, after a reattach too. A
 // timeout and Stop both send SIGTERM to every process of the workload, wait Config.StopGrace (5 s by default)
 // for the command to end, then SIGKILL everything. Whenever the command ends, for whatever reason, whatever is
-// left of the workload is SIGKILLed, so no orphan survives it: its process group and session, its cgroup
-// (cgroup.kill) and, as root, every process of the lease's uid, which catches processes that left the
-// session with setsid(2). Without root and without a cgroup, only the session can be found, and a process that
-// called setsid(2) escapes.
+// left of the workload is SIGKILLed, so no orphan survives it: in the sandbox the kernel does it as the
+// wrapper, PID 1 of the lease's namespace, exits; then the runtime signals its process group and session, its
+// cgroups (cgroup.kill in v2, each process of cgroup.procs in v1) and, as root, every process of the lease's
+// uid, which catches processes that left the session with setsid(2). Without root and without a cgroup, only
+// the session can be found, and a process that called setsid(2) escapes.
 //
-// Result.OOMKilled is exact with the cgroup memory controller: memory.events of the lease cgroup counts an
-// oom_kill. With the rlimit fallback it is a heuristic, and says so in Result.Reason: an allocation beyond
+// Result.OOMKilled is exact with the cgroup memory controller: memory.events of the lease cgroup (v2), or
+// memory.oom_control of its v1 memory cgroup, counts an oom_kill. With the rlimit fallback it is a heuristic, and says so in Result.Reason: an allocation beyond
 // RLIMIT_AS fails (malloc returns NULL, mmap fails with ENOMEM) rather than killing anything, and the program
 // decides what to do; OOMKilled is then set when the command exited non-zero and the output it logged in this
 // run ends with a typical allocation-failure message ("memory exhausted", "out of memory", "cannot allocate
@@ -92,9 +122,11 @@
 //
 // # GPUs
 //
-// GPU isolation here is by environment only: CUDA_VISIBLE_DEVICES and NVIDIA_VISIBLE_DEVICES. A hostile
-// workload can ignore them and open any /dev/nvidia* device it has permission for; restrict device node
-// permissions (or use the docker runtime) where tenants are untrusted.
+// In the sandbox, /dev holds /dev/nvidiaN only for the lease's GPUs (Spec.GPUs are UUIDs, mapped to minors
+// through /proc/driver/nvidia/gpus/*/information), plus nvidiactl and nvidia-uvm*; a UUID that cannot be
+// mapped gets no device, and Limits says so. Without the sandbox, GPU isolation is by environment only:
+// CUDA_VISIBLE_DEVICES and NVIDIA_VISIBLE_DEVICES, which a hostile workload can ignore and open any
+// /dev/nvidia* device it has permission for.
 package process
 
 import (
@@ -627,7 +659,10 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Workload, 
 		return nil, err
 	}
 	if sbc != nil {
-		gpus, _ := gpuDevices(s.GPUs)
+		gpus, unmapped := gpuDevices(s.GPUs)
+		if len(unmapped) > 0 {
+			limits = append(limits, "GPUs without a device node (not exposed): "+strings.Join(unmapped, ","))
+		}
 		reply, err := sbc.run(sandboxConfig{
 			UID: id.uid, GID: id.gid, WorkDir: s.WorkDir, HidePaths: s.HidePaths,
 			DiskBytes: s.DiskBytes, MemoryBytes: s.MemoryBytes, Devices: gpus, Rlimits: rls,

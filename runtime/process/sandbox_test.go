@@ -477,3 +477,75 @@ func TestSeccompProgram(t *testing.T) {
 		t.Errorf("no rule for %v", want)
 	}
 }
+
+// A sandboxed workload whose daemon died is found again from its state (v1 cgroups included): its OOM kill
+// after the restart is reported, and its cgroups are removed at the end.
+func TestReattachSandboxedOOM(t *testing.T) {
+	t.Parallel()
+	r := sandboxRuntime(t)
+	s := leaseSpec(t, 112, "echo started; sleep 1; head -c 300000000 /dev/zero | tail")
+	s.MemoryBytes = 64 << 20
+	job := helperJob{Config: testConfig(), Specs: []runtime.Spec{s}, Out: filepath.Join(t.TempDir(), "states")}
+	jf := filepath.Join(t.TempDir(), "job")
+	b, _ := json.Marshal(job)
+	if err := os.WriteFile(jf, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	helper := exec.Command(os.Args[0], "-test.run=^$")
+	helper.Env = append(os.Environ(), helperEnv+"="+jf)
+	if out, err := helper.CombinedOutput(); err != nil {
+		t.Fatalf("helper daemon: %v\n%s", err, out)
+	}
+	var states []json.RawMessage
+	if b, err := os.ReadFile(job.Out); err != nil || json.Unmarshal(b, &states) != nil || len(states) != 1 {
+		t.Fatalf("states %s: %v", b, err)
+	}
+	var st wstate
+	if err := json.Unmarshal(states[0], &st); err != nil {
+		t.Fatal(err)
+	}
+	if !st.Sandboxed || (r.v1.has("memory") && len(st.CgroupV1) == 0) {
+		t.Fatalf("state %s", states[0])
+	}
+	w, err := r.Reattach(ctxT(t, 5*time.Second), s, states[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := wait(t, w)
+	if !res.OOMKilled {
+		t.Errorf("result %+v; log %q", res, readLog(t, s))
+	}
+	for _, d := range st.CgroupV1 {
+		if _, err := os.Stat(d); err == nil {
+			t.Errorf("cgroup %s left behind", d)
+		}
+	}
+}
+
+// State written before the v1 and sandbox fields existed still decodes and finishes.
+func TestReattachOldState(t *testing.T) {
+	t.Parallel()
+	r := New(testConfig())
+	s := leaseSpec(t, 113, "true")
+	run := filepath.Join(s.Dir, runDirName)
+	if err := os.MkdirAll(run, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(run, statusName), []byte("exit 4\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := exec.Command("true")
+	if err := c.Run(); err != nil {
+		t.Fatal(err)
+	}
+	old := fmt.Sprintf(`{"v":1,"pid":%d,"start_ticks":1,"boot_id":%q,"pgid":%[1]d,"uid":0,"gid":0,"isolated":false,`+
+		`"started_at":"2026-01-01T00:00:00Z","limits":"rlimit as,core","memory_mech":"rlimit","log_path":%q,"log_offset":0,"run_dir":%q}`,
+		c.Process.Pid, bootID(), s.LogPath, run)
+	w, err := r.Reattach(context.Background(), s, []byte(old))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := wait(t, w); res.ExitCode != 4 {
+		t.Errorf("result %+v", res)
+	}
+}
