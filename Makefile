@@ -45,6 +45,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeTranscript$$' -fuzztime $$((200000 * $(FUZZ)))x ./proof
 	$(GO) test -run '^$$' -fuzz '^FuzzVerifyOpening$$' -fuzztime $$((200000 * $(FUZZ)))x ./proof
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeTranscripts$$' -fuzztime $$((20000 * $(FUZZ)))x ./audit
+	$(GO) test -run '^$$' -fuzz '^FuzzString$$' -fuzztime $$((20000 * $(FUZZ)))x ./termsafe
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./ledger

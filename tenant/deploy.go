@@ -1,11 +1,9 @@
 package tenant
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,8 +11,6 @@ import (
 	"maps"
 	"net"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,7 +22,6 @@ import (
 	"github.com/sparenet/spare/ledger"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/match"
-	"github.com/sparenet/spare/merkle"
 )
 
 // Job is what Deploy sends: the encoded manifest and the order that carries its hash.
@@ -416,9 +411,13 @@ func (t *Tenant) StreamLogs(ctx context.Context, leaseID uint64, follow bool, w 
 	return err
 }
 
-// FetchOutputs downloads a completed lease's outputs into dir/<lease>/, and verifies them: the files' Merkle root
-// must equal the root in the provider's receipt, and the receipt's signature must verify with the provider's key
-// on the ledger. It returns the directory and the files' paths.
+// FetchOutputs downloads a completed lease's outputs into dir/<lease>/, and verifies them first. The receipt's
+// signature must verify with the provider's key on the ledger; the provider's list of output files (its lease
+// status: paths, sizes, SHA-256) must hash to the receipt's root and fit the disk the order paid for; the tar must
+// hold exactly those files, as regular files, each once, of the listed size and hash. The files go to a
+// temporary directory inside dir and move to dir/<lease>/ only once all of that holds; otherwise nothing in dir
+// changes and the error (wrapping ErrOutputs) says what the provider did wrong. It returns the directory and the
+// files' paths.
 func (t *Tenant) FetchOutputs(ctx context.Context, leaseID uint64, dir string) (string, []string, error) {
 	l, err := t.c.Lease(ctx, leaseID)
 	if err != nil {
@@ -434,57 +433,31 @@ func (t *Tenant) FetchOutputs(ctx context.Context, leaseID uint64, dir string) (
 	if !ed25519.Verify(p.PubKey, l.Receipt.SignBytes(), l.Receipt.Signature) {
 		return "", nil, fmt.Errorf("lease %d: the receipt's signature does not verify with provider %s's key", leaseID, l.Provider)
 	}
+	var maxBytes int64
+	if o, err := t.c.Order(ctx, l.OrderID); err != nil {
+		return "", nil, err
+	} else if o.Resources.DiskMiB > 0 && o.Resources.DiskMiB < 1<<40 {
+		maxBytes = int64(o.Resources.DiskMiB) << 20
+	}
+	st, err := t.call(ctx, l.Provider, "GET", fmt.Sprintf("/leases/%d/status", leaseID), nil)
+	if err != nil {
+		return "", nil, err
+	}
+	list, err := decodeDeclared(leaseID, st.Body)
+	st.Body.Close()
+	if err != nil {
+		return "", nil, err
+	}
+	declared, total, err := checkDeclared(leaseID, list, l.Receipt.OutputRoot, maxBytes)
+	if err != nil {
+		return "", nil, err
+	}
 	resp, err := t.call(ctx, l.Provider, "GET", fmt.Sprintf("/leases/%d/outputs", leaseID), nil)
 	if err != nil {
 		return "", nil, err
 	}
 	defer resp.Body.Close()
-	out := filepath.Join(dir, strconv.FormatUint(leaseID, 10))
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return "", nil, err
-	}
-	var files []merkle.File
-	var names []string
-	tr := tar.NewReader(resp.Body)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return "", nil, fmt.Errorf("outputs of lease %d: %w", leaseID, err)
-		}
-		clean := filepath.Clean(filepath.FromSlash(h.Name))
-		if h.Typeflag != tar.TypeReg || filepath.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, ".."+string(filepath.Separator)) {
-			return "", nil, fmt.Errorf("outputs of lease %d: refusing entry %q", leaseID, h.Name)
-		}
-		dst := filepath.Join(out, clean)
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return "", nil, err
-		}
-		f, err := os.Create(dst)
-		if err != nil {
-			return "", nil, err
-		}
-		sum := sha256.New()
-		n, err := io.Copy(io.MultiWriter(f, sum), tr)
-		f.Close()
-		if err != nil {
-			return "", nil, err
-		}
-		var hsum tx.Hash
-		copy(hsum[:], sum.Sum(nil))
-		files = append(files, merkle.File{Path: h.Name, SHA256: hsum, Size: n})
-		names = append(names, h.Name)
-	}
-	root, err := merkle.Root(files)
-	if err != nil {
-		return "", nil, err
-	}
-	if root != l.Receipt.OutputRoot {
-		return "", nil, fmt.Errorf("lease %d: downloaded outputs hash to %s, the signed receipt says %s", leaseID, root, l.Receipt.OutputRoot)
-	}
-	return out, names, nil
+	return receiveOutputs(leaseID, resp.Body, declared, total, l.Receipt.OutputRoot, dir)
 }
 
 // autoTopUp watches a running lease and tops its deposit up whenever it would run out before the duration.

@@ -23,6 +23,7 @@ import (
 	"github.com/sparenet/spare/match"
 	"github.com/sparenet/spare/offers"
 	"github.com/sparenet/spare/reqsig"
+	"github.com/sparenet/spare/termsafe"
 )
 
 // Key is the tenant's account key: it signs transactions and requests to providers.
@@ -75,8 +76,10 @@ type APIError struct {
 	Msg    string
 }
 
+// Error shows the provider's words without control characters or escape sequences (package termsafe): they end
+// up on the tenant's terminal.
 func (e *APIError) Error() string {
-	return fmt.Sprintf("provider: %s (HTTP %d, %s)", e.Msg, e.Status, e.Code)
+	return termsafe.String(fmt.Sprintf("provider: %s (HTTP %d, %s)", e.Msg, e.Status, e.Code))
 }
 
 // call makes one signed request to the provider of a lease.

@@ -11,11 +11,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/sparenet/spare/client"
 	"github.com/sparenet/spare/jobspec"
 	"github.com/sparenet/spare/tenant"
+	"github.com/sparenet/spare/termsafe"
 )
 
 // loadJob parses and compiles a job file: its manifest (files read relative to the file) and its order.
@@ -65,13 +65,16 @@ its endpoints answer, printing them. verify.replicas and cluster jobs run on sev
 			if g.output == "json" {
 				logs = os.Stderr // stdout carries the one JSON result
 			}
-			tty := term.IsTerminal(int(progress.Fd()))
+			// The workload's output is the provider's bytes: on a terminal, without escape sequences.
+			logs, flushLogs := g.forTerminal(logs)
+			defer flushLogs()
+			tty := g.isTerminal(progress)
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
 			res, err := t.Deploy(ctx, job, tenant.Options{Detach: detach, OutputsDir: outDir, Logs: logs, AutoTopUp: autoTopUp, Choose: choose,
 				NoBidTimeout: wait, Progress: func(e tenant.Event) {
-					if tty {
-						fmt.Fprintf(progress, "\033[2m[%6.2fs]\033[0m %-8s %s\n", e.At.Seconds(), e.Stage, e.Detail)
+					if tty { // details quote the provider and the ledger (reasons, endpoints, errors)
+						fmt.Fprintf(progress, "\033[2m[%6.2fs]\033[0m %-8s %s\n", e.At.Seconds(), e.Stage, termsafe.String(e.Detail))
 					} else {
 						fmt.Fprintf(progress, "[%6.2fs] %-8s %s\n", e.At.Seconds(), e.Stage, e.Detail)
 					}

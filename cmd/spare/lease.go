@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -168,7 +169,9 @@ func newLogsCmd(g *globals) *cobra.Command {
 		Short: "Print a lease's workload output (-f follows until it ends); a cluster member's shows every rank's",
 		Long: `Print a lease's workload output; -f follows it until the workload ends. For a member of a cluster
 order, every member's output is merged, each line prefixed with "[rank N] " (--member shows this
-lease's alone).`,
+lease's alone). On a terminal, escape sequences and control characters in the output are removed
+(a lone carriage return becomes a line break); piped, redirected or with -o json the bytes are
+exactly the provider's.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseLeaseArg(args[0])
@@ -179,14 +182,19 @@ lease's alone).`,
 			if err != nil {
 				return err
 			}
+			// On a terminal the provider's bytes lose their escape sequences; -o json and pipes get them unchanged.
+			out, flush := g.out, func() error { return nil }
+			if g.output != "json" {
+				out, flush = g.forTerminal(g.out)
+			}
 			if !member {
 				if l, err := t.Client().Lease(cmd.Context(), id); err == nil {
 					if _, err := t.Client().Cluster(cmd.Context(), l.OrderID); err == nil {
-						return t.StreamClusterLogs(cmd.Context(), l.OrderID, follow, g.out)
+						return errors.Join(t.StreamClusterLogs(cmd.Context(), l.OrderID, follow, out), flush())
 					}
 				}
 			}
-			return t.StreamLogs(cmd.Context(), id, follow, g.out)
+			return errors.Join(t.StreamLogs(cmd.Context(), id, follow, out), flush())
 		},
 	}
 	cmd.Flags().BoolVar(&member, "member", false, "for a cluster member: this lease's output only, not every rank's")

@@ -18,6 +18,7 @@ import (
 	"github.com/sparenet/spare/devnet"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/node"
+	"github.com/sparenet/spare/termsafe"
 )
 
 // globals are the flags every command shares.
@@ -30,12 +31,14 @@ type globals struct {
 	out            io.Writer
 	homeFromEnv    bool
 	key            string // default signing key of client commands (from the home's client.json)
+	// isTerminal says whether a writer is a terminal (termsafe.IsTerminal; tests replace it).
+	isTerminal func(io.Writer) bool
 }
 
 type globalsKey struct{}
 
 func newRootCmd() *cobra.Command {
-	g := &globals{out: os.Stdout}
+	g := &globals{out: os.Stdout, isTerminal: termsafe.IsTerminal}
 	root := &cobra.Command{
 		Use:   "spare",
 		Short: "Spare: a decentralized marketplace for spare GPU compute",
@@ -186,15 +189,28 @@ func (g *globals) resolveAddress(s string) (tx.Address, error) {
 	return info.Address, nil
 }
 
-// print writes v as JSON with -o json, else calls text.
+// print writes v as JSON with -o json, else calls text (through termsafe on a terminal: the text may quote what
+// a provider or the ledger holds, a close reason, an endpoint, a host).
 func (g *globals) print(v any, text func(w io.Writer)) error {
 	if g.output == "json" {
 		enc := json.NewEncoder(g.out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)
 	}
-	text(g.out)
-	return nil
+	w, flush := g.forTerminal(g.out)
+	text(w)
+	return flush()
+}
+
+// forTerminal returns w itself, or, when w is a terminal, w through a termsafe.Writer: text a provider wrote (a
+// workload's logs, its errors) may carry escape sequences that rewrite the screen, the window title or the
+// clipboard. Bytes bound for a pipe or a file pass unchanged. flush ends the stream.
+func (g *globals) forTerminal(w io.Writer) (_ io.Writer, flush func() error) {
+	if g.isTerminal == nil || !g.isTerminal(w) {
+		return w, func() error { return nil }
+	}
+	s := termsafe.NewWriter(w)
+	return s, s.Flush
 }
 
 func printJSONError(w io.Writer, err error) {
