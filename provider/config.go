@@ -57,6 +57,15 @@ type Config struct {
 	// namespace (its collectives connect to every member's host). False: this provider takes cluster members
 	// without an image only; the other container isolation is unchanged either way.
 	ClusterContainers bool `toml:"cluster_containers"`
+	// DockerImages are the images tenants may run in the docker runtime (see ImageAllowed): a repository
+	// ("docker.io/library/python", or "python": any tag or digest of it), repository:tag (that tag),
+	// repository@sha256:… (that digest only), or "*" (every image the engine has or can pull, the provider's
+	// own private ones included). Empty with docker = true is an error. Default: DefaultDockerImages.
+	DockerImages []string `toml:"docker_images"`
+	// DockerRegistries are the registries an allowed image missing from the engine is pulled from
+	// (anonymously), e.g. ["docker.io", "ghcr.io"]. Empty (the default): never pull; put images on the
+	// machine with `spare provider images load FILE.tar` (or docker pull) first.
+	DockerRegistries []string `toml:"docker_registries"`
 	// LeasesDir holds one private directory per lease. Workloads run as per-lease users when the daemon runs
 	// as root, so every directory above it must be traversable by others (mode o+x). Default: the data
 	// directory's "leases" when not root, /var/lib/spare/leases when root.
@@ -161,7 +170,7 @@ func DefaultConfig() Config {
 		Limits: Limits{MaxLeases: 16, ManifestTimeout: Duration{2 * time.Minute}, WithdrawEvery: Duration{10 * time.Minute},
 			MaxLogBytes: 64 << 20},
 		ClusterPorts: "29500-29599", ServicePorts: "31000-31999", LatencyEvery: Duration{10 * time.Minute},
-		ClusterContainers: true,
+		ClusterContainers: true, DockerImages: DefaultDockerImages(),
 	}
 }
 
@@ -212,6 +221,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Runtime != "process" {
 		return fmt.Errorf("runtime %q: jobs without an image run in the process runtime; set runtime = \"process\" (and docker = true to also run images)", c.Runtime)
+	}
+	if err := c.validateDockerImages(); err != nil {
+		return err
 	}
 	if c.Stake != "auto" {
 		if _, err := client.ParseAmount(c.Stake); err != nil {

@@ -35,6 +35,7 @@ func newProviderCmd(g *globals) *cobra.Command {
 		Short: "Offer this machine's GPUs (or CPUs) on the market: init, start, status",
 	}
 	cmd.AddCommand(newProviderInitCmd(g), newProviderStartCmd(g), newProviderStatusCmd(g))
+	cmd.AddCommand(newProviderImagesCmd(g))
 	return cmd
 }
 
@@ -261,7 +262,7 @@ func availableRuntimes(ctx context.Context, cfg *provider.Config, log *slog.Logg
 	log.Info("process runtime", "limits", p.Mechanism())
 	rts := map[string]runtime.Runtime{"process": p}
 	if cfg.Docker {
-		d := &docker.Runtime{}
+		d := &docker.Runtime{UIDBase: cfg.UIDBase, Images: cfg.DockerImages, Registries: cfg.DockerRegistries, Logger: log}
 		if err := d.Available(ctx); err != nil {
 			return nil, fmt.Errorf("docker = true in provider.toml, but: %w (start the engine, or set docker = false)", err)
 		}
