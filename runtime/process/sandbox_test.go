@@ -549,3 +549,15 @@ func TestReattachOldState(t *testing.T) {
 		t.Errorf("result %+v", res)
 	}
 }
+
+// The wrapper, PID 1 of the namespace, reaps the orphans re-parented to it while the command runs.
+func TestSandboxReapsOrphans(t *testing.T) {
+	t.Parallel()
+	r := sandboxRuntime(t)
+	s := leaseSpec(t, 114, `for i in 1 2 3 4 5; do sh -c 'true & exit 0'; sh -c 'sleep 0.1 & exit 0'; done; sleep 1
+echo zombies=$(ps -e -o stat= | grep -c '^Z')`)
+	res, log := runLease(t, r, s)
+	if v := logValues(log); v["zombies"] != "0" || res.ExitCode != 0 {
+		t.Errorf("result %+v; log %q", res, log)
+	}
+}
