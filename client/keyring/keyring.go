@@ -13,6 +13,8 @@
 // key of a file written by the other backend (ErrBackendMismatch), so a test
 // key is never silently treated as encrypted, nor the other way around.
 //
+// A passphrase that encrypts a new key has at least MinPassphraseLen characters.
+//
 // Public information (List, Show) never needs the passphrase. The
 // passphrase function of Options is called only when needed: twice (entry
 // and confirmation) when Add or Import creates an encrypted key, once when
@@ -34,6 +36,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/chacha20poly1305"
 	"golang.org/x/crypto/scrypt"
@@ -87,7 +90,13 @@ var (
 	ErrNoPassphrase = errors.New("a passphrase is needed but no passphrase source is configured")
 	// ErrPassphraseMismatch is returned when the confirmation of a new passphrase differs.
 	ErrPassphraseMismatch = errors.New("passphrases do not match")
+	// ErrPassphraseTooShort is returned when a new key's passphrase has fewer than MinPassphraseLen characters.
+	ErrPassphraseTooShort = fmt.Errorf("use at least %d characters", MinPassphraseLen)
 )
+
+// MinPassphraseLen is the fewest characters (Unicode code points) a passphrase that encrypts a new key may have.
+// Keys encrypted before the rule still decrypt with their passphrase, whatever its length.
+const MinPassphraseLen = 12
 
 // Options configures Open.
 type Options struct {
@@ -607,8 +616,9 @@ func (k *Keyring) newPassphrase(name string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keyring: read passphrase: %w", err)
 	}
-	if len(p1) == 0 {
-		return nil, errors.New("keyring: empty passphrase refused (the test backend stores keys unencrypted, for tests only)")
+	if n := utf8.RuneCount(p1); n < MinPassphraseLen {
+		wipe(p1)
+		return nil, fmt.Errorf("keyring: key %q: the passphrase has %d characters: %w (a few words make a good one)", name, n, ErrPassphraseTooShort)
 	}
 	p2, err := k.pass(fmt.Sprintf("Repeat passphrase for key %q: ", name))
 	if err != nil {

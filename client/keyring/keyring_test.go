@@ -21,6 +21,9 @@ import (
 
 const testN = 1 << 4 // fast scrypt for tests
 
+// testPass is long enough for a new key (MinPassphraseLen).
+const testPass = "correct horse battery"
+
 // fixedPass returns a passphrase function that always answers pass and
 // counts its calls.
 func fixedPass(pass string, calls *atomic.Int32) func(string) ([]byte, error) {
@@ -165,7 +168,7 @@ func TestEmptyList(t *testing.T) {
 func TestSignVerify(t *testing.T) {
 	for _, b := range backends {
 		t.Run(string(b), func(t *testing.T) {
-			kr := openKR(t, t.TempDir(), b, "pw")
+			kr := openKR(t, t.TempDir(), b, testPass)
 			in, err := kr.Add("signer")
 			if err != nil {
 				t.Fatal(err)
@@ -201,7 +204,7 @@ func TestImport(t *testing.T) {
 	}
 	for _, b := range backends {
 		t.Run(string(b), func(t *testing.T) {
-			kr := openKR(t, t.TempDir(), b, "pw")
+			kr := openKR(t, t.TempDir(), b, testPass)
 			in, err := kr.Import("imported", priv)
 			if err != nil {
 				t.Fatal(err)
@@ -233,17 +236,18 @@ func TestImport(t *testing.T) {
 
 func TestWrongPassphrase(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := openKR(t, dir, BackendFile, "right").Add("k"); err != nil {
+	if _, err := openKR(t, dir, BackendFile, "right passphrase").Add("k"); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
 		pass    string
 		wantErr error
 	}{
-		{"right", nil},
-		{"wrong", ErrWrongPassphrase},
+		{"right passphrase", nil},
+		{"wrong passphrase", ErrWrongPassphrase},
 		{"", ErrWrongPassphrase},
-		{"right ", ErrWrongPassphrase},
+		{"right passphrase ", ErrWrongPassphrase},
+		{"right", ErrWrongPassphrase}, // shorter than a new one may be: still just wrong when unlocking
 	}
 	for _, tc := range tests {
 		t.Run(tc.pass, func(t *testing.T) {
@@ -276,7 +280,7 @@ func TestPassphraseCalls(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(string(tc.backend), func(t *testing.T) {
 			var calls atomic.Int32
-			kr, err := Open(t.TempDir(), Options{Backend: tc.backend, Passphrase: fixedPass("pw", &calls), ScryptN: testN})
+			kr, err := Open(t.TempDir(), Options{Backend: tc.backend, Passphrase: fixedPass(testPass, &calls), ScryptN: testN})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -308,9 +312,9 @@ func TestNewPassphraseErrors(t *testing.T) {
 	var n atomic.Int32
 	mismatch := func(string) ([]byte, error) {
 		if n.Add(1)%2 == 1 {
-			return []byte("one"), nil
+			return []byte("passphrase one"), nil
 		}
-		return []byte("two"), nil
+		return []byte("passphrase two"), nil
 	}
 	failing := func(string) ([]byte, error) { return nil, errors.New("no tty") }
 	tests := []struct {
@@ -320,7 +324,9 @@ func TestNewPassphraseErrors(t *testing.T) {
 	}{
 		{"nil func", nil, ErrNoPassphrase},
 		{"mismatch", mismatch, ErrPassphraseMismatch},
-		{"empty", fixedPass("", nil), nil},
+		{"empty", fixedPass("", nil), ErrPassphraseTooShort},
+		{"eleven characters", fixedPass("elevenchars", nil), ErrPassphraseTooShort},
+		{"eleven runes, more bytes", fixedPass("ééééééééééé", nil), ErrPassphraseTooShort},
 		{"source fails", failing, nil},
 	}
 	for _, tc := range tests {
@@ -348,7 +354,7 @@ func TestFileMode(t *testing.T) {
 	for _, b := range backends {
 		t.Run(string(b), func(t *testing.T) {
 			dir := t.TempDir()
-			kr := openKR(t, dir, b, "pw")
+			kr := openKR(t, dir, b, testPass)
 			if _, err := kr.Add("k"); err != nil {
 				t.Fatal(err)
 			}
@@ -425,11 +431,11 @@ func TestBackendMismatch(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(string(tc.write)+"->"+string(tc.read), func(t *testing.T) {
 			dir := t.TempDir()
-			if _, err := openKR(t, dir, tc.write, "pw").Add("k"); err != nil {
+			if _, err := openKR(t, dir, tc.write, testPass).Add("k"); err != nil {
 				t.Fatal(err)
 			}
 			var calls atomic.Int32
-			kr, err := Open(dir, Options{Backend: tc.read, Passphrase: fixedPass("pw", &calls), ScryptN: testN})
+			kr, err := Open(dir, Options{Backend: tc.read, Passphrase: fixedPass(testPass, &calls), ScryptN: testN})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -460,12 +466,12 @@ func TestBackendFieldTampered(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(string(tc.write)+" claims "+string(tc.claim), func(t *testing.T) {
 			dir := t.TempDir()
-			if _, err := openKR(t, dir, tc.write, "pw").Add("k"); err != nil {
+			if _, err := openKR(t, dir, tc.write, testPass).Add("k"); err != nil {
 				t.Fatal(err)
 			}
 			p := filepath.Join(dir, "k.key")
 			editJSON(t, p, func(m map[string]any) { m["backend"] = string(tc.claim) })
-			kr := openKR(t, dir, tc.claim, "pw")
+			kr := openKR(t, dir, tc.claim, testPass)
 			if _, err := kr.Signer("k"); err == nil || !strings.Contains(err.Error(), "corrupted") {
 				t.Errorf("Signer: err = %v, want corrupted key file", err)
 			}
@@ -500,7 +506,7 @@ func TestTamperedFile(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			kr := openKR(t, dir, BackendFile, "pw")
+			kr := openKR(t, dir, BackendFile, testPass)
 			if _, err := kr.Add("k"); err != nil {
 				t.Fatal(err)
 			}
@@ -515,7 +521,7 @@ func TestTamperedFile(t *testing.T) {
 
 func TestRenamedFileRefused(t *testing.T) {
 	dir := t.TempDir()
-	kr := openKR(t, dir, BackendFile, "pw")
+	kr := openKR(t, dir, BackendFile, testPass)
 	if _, err := kr.Add("a"); err != nil {
 		t.Fatal(err)
 	}
@@ -534,7 +540,7 @@ func TestEncryptedFileHidesSeed(t *testing.T) {
 	}
 	seed := priv.Seed()
 	dir := t.TempDir()
-	kr := openKR(t, dir, BackendFile, "pw")
+	kr := openKR(t, dir, BackendFile, testPass)
 	if _, err := kr.Import("k", priv); err != nil {
 		t.Fatal(err)
 	}
@@ -579,7 +585,7 @@ func TestDefaultScryptN(t *testing.T) {
 		t.Skip("slow scrypt")
 	}
 	dir := t.TempDir()
-	kr, err := Open(dir, Options{Passphrase: fixedPass("pw", nil)})
+	kr, err := Open(dir, Options{Passphrase: fixedPass(testPass, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -596,7 +602,7 @@ func TestDefaultScryptN(t *testing.T) {
 		t.Errorf("crypto params = %+v", c)
 	}
 	// A keyring opened with a different N still decrypts with the recorded one.
-	kr2 := openKR(t, dir, BackendFile, "pw")
+	kr2 := openKR(t, dir, BackendFile, testPass)
 	if _, err := kr2.Signer("k"); err != nil {
 		t.Error(err)
 	}
@@ -727,7 +733,7 @@ func TestPassphraseFromEnv(t *testing.T) {
 	}
 
 	// End to end through the keyring.
-	t.Setenv(v, "env-pass")
+	t.Setenv(v, "env passphrase")
 	dir := t.TempDir()
 	kr, err := Open(dir, Options{Passphrase: f, ScryptN: testN})
 	if err != nil {
@@ -739,7 +745,7 @@ func TestPassphraseFromEnv(t *testing.T) {
 	if _, err := kr.Signer("k"); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv(v, "other")
+	t.Setenv(v, "other passphrase")
 	if _, err := kr.Signer("k"); !errors.Is(err, ErrWrongPassphrase) {
 		t.Errorf("err = %v, want ErrWrongPassphrase", err)
 	}

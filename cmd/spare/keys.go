@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 
@@ -13,6 +14,11 @@ func newKeysCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "keys",
 		Short: "Manage the ed25519 keys in --home/keys (passphrase-encrypted unless --keyring-backend test)",
+		Long: `Manage the ed25519 account keys in --home/keys. Keys are encrypted with a passphrase of at least 12
+characters (SPARE_PASSPHRASE, or a prompt on the terminal). --keyring-backend test stores them
+unencrypted, for throwaway test networks only: every command that uses such keys outside a home made
+by 'spare dev' says so on stderr. 'spare keys add' never falls back to the dev network's home
+(~/.spare/dev): to add a key there on purpose, name it with --home.`,
 	}
 	cmd.AddCommand(
 		&cobra.Command{
@@ -26,6 +32,9 @@ func newKeysCmd(g *globals) *cobra.Command {
 					return err
 				}
 				info, err := kr.Add(args[0])
+				if errors.Is(err, keyring.ErrPassphraseTooShort) {
+					return fmt.Errorf("%w: set SPARE_PASSPHRASE, or type it at the prompt, with at least %d characters", err, keyring.MinPassphraseLen)
+				}
 				if err != nil {
 					return err
 				}

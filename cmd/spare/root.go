@@ -33,12 +33,22 @@ type globals struct {
 	key            string // default signing key of client commands (from the home's client.json)
 	// isTerminal says whether a writer is a terminal (termsafe.IsTerminal; tests replace it).
 	isTerminal func(io.Writer) bool
+	stderr     io.Writer // warnings (os.Stderr; tests replace it)
+	devHome    bool      // the home is one `spare dev` made (it holds client.json)
+	command    string    // the running command's path, e.g. "spare keys add"
+	warned     bool      // the unencrypted-keys warning was given
+}
+
+// keyWriting are the commands that create keys or run a real node or provider on them: they never fall back to
+// the dev network's home, whose keys are stored unencrypted.
+var keyWriting = map[string]bool{
+	"spare keys add": true, "spare init": true, "spare provider init": true, "spare provider start": true,
 }
 
 type globalsKey struct{}
 
 func newRootCmd() *cobra.Command {
-	g := &globals{out: os.Stdout, isTerminal: termsafe.IsTerminal}
+	g := &globals{out: os.Stdout, isTerminal: termsafe.IsTerminal, stderr: os.Stderr}
 	root := &cobra.Command{
 		Use:   "spare",
 		Short: "Spare: a decentralized marketplace for spare GPU compute",
@@ -62,8 +72,18 @@ balance, send and query commands against it. Every command takes -o json.`,
 			if _, err := parseLevel(g.logLevel); err != nil {
 				return err
 			}
-			// A home made by `spare dev` says where its node is and which keyring and key to use.
+			g.command = cmd.CommandPath()
+			// A home made by `spare dev` says where its node is and which keyring and key to use. Its keys are
+			// unencrypted: it is used by default only for the commands that work on the dev network; a command
+			// that creates keys or runs a real provider or node there must be given it explicitly.
 			if cc, err := devnet.LoadClientConfig(g.home); err == nil {
+				g.devHome = true
+				explicit := cmd.Flags().Changed("home") || g.homeFromEnv && g.home == baseHome()
+				if !explicit && keyWriting[g.command] {
+					return fmt.Errorf("%s is the home 'spare dev' made, and its keys are stored unencrypted: '%s' does not use it unless told to. "+
+						"For real keys (encrypted with a passphrase) pass --home DIR with another directory; to work on the dev network on purpose, pass --home %s",
+						g.home, g.command, g.home)
+				}
 				if !cmd.Flags().Changed("keyring-backend") {
 					g.keyringBackend = cc.KeyringBackend
 				}
@@ -138,10 +158,35 @@ func (g *globals) keysDir() string   { return filepath.Join(g.home, "keys") }
 func (g *globals) ledgerDir() string { return filepath.Join(g.home, "data", "ledger") }
 
 func (g *globals) keyring() (*keyring.Keyring, error) {
-	return keyring.Open(g.keysDir(), keyring.Options{
+	kr, err := keyring.Open(g.keysDir(), keyring.Options{
 		Backend:    keyring.Backend(g.keyringBackend),
 		Passphrase: passphrase(),
 	})
+	if err != nil {
+		return nil, err
+	}
+	g.warnUnencrypted()
+	return kr, nil
+}
+
+// warnUnencrypted says loudly on stderr, once, that the keys in use are stored unencrypted: whenever the test
+// backend is used outside a home made by `spare dev`, and whenever a key is created in one.
+func (g *globals) warnUnencrypted() {
+	if g.warned || g.keyringBackend != string(keyring.BackendTest) || g.devHome && !keyWriting[g.command] {
+		return
+	}
+	g.warned = true
+	w := g.stderr
+	if w == nil {
+		w = os.Stderr
+	}
+	where := "outside a 'spare dev' home"
+	if g.devHome {
+		where = "in a 'spare dev' home"
+	}
+	fmt.Fprintf(w, "WARNING: the keys in %s are stored UNENCRYPTED (test keyring backend, %s): anyone who can read that "+
+		"directory can spend their funds. Use them only on throwaway test networks; keep real keys in the default, "+
+		"passphrase-encrypted backend (leave out --keyring-backend test and pass --home DIR).\n", g.keysDir(), where)
 }
 
 // passphrase reads SPARE_PASSPHRASE when set, else asks on the terminal.
