@@ -74,7 +74,10 @@ func checkDeclared(leaseID uint64, files []merkle.File, root tx.Hash, maxBytes i
 		if _, dup := byPath[f.Path]; dup {
 			return nil, 0, outputsError(leaseID, "the provider lists output %q twice", f.Path)
 		}
-		if f.Size < 0 || f.Size > maxBytes && maxBytes > 0 {
+		if f.Size < 0 {
+			return nil, 0, outputsError(leaseID, "the provider lists output %q with %d bytes", f.Path, f.Size)
+		}
+		if maxBytes > 0 && f.Size > maxBytes {
 			return nil, 0, outputsError(leaseID, "the provider lists output %q with %d bytes, more than the %d bytes of disk the order paid for", f.Path, f.Size, maxBytes)
 		}
 		if total += f.Size; maxBytes > 0 && total > maxBytes {
