@@ -1,11 +1,9 @@
 package process
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -55,35 +53,30 @@ func probeSandbox(uid int) error {
 	if err := os.Chown(dir, uid, uid); err != nil {
 		return fmt.Errorf("sandbox probe: %w", err)
 	}
-	sbc, err := newSandboxChild()
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("sandbox probe: %w", err)
+	}
+	defer null.Close()
+	sbc, err := spawnSandbox()
 	if err != nil {
 		return err
 	}
 	defer sbc.close()
-	var out bytes.Buffer
-	cmd := &exec.Cmd{
-		Path: "/proc/self/exe", Args: []string{"spare-sandbox-probe"}, Env: []string{sandboxEnv + "=1"},
-		Stdout: &out, Stderr: &out,
-		ExtraFiles:  []*os.File{nil, nil, sbc.child},
-		SysProcAttr: &syscall.SysProcAttr{Setsid: true, Cloneflags: sandboxCloneFlags},
-	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("cannot create mount, pid and ipc namespaces: %w", err)
-	}
 	reply, err := sbc.run(sandboxConfig{
 		UID: uid, GID: uid, WorkDir: dir, DiskBytes: 1 << 20, MemoryBytes: 1 << 20,
 		Rlimits: []rlimit{{unix.RLIMIT_CORE, "core", 0}}, Args: []string{shell}, Probe: true,
-	}, sandboxTimeout)
+	}, [4]*os.File{null, null, null, null}, sandboxTimeout)
 	if err != nil {
-		_ = cmd.Process.Kill()
+		_ = sbc.cmd.Process.Kill()
 	}
-	werr := cmd.Wait()
+	werr := sbc.cmd.Wait()
 	switch {
 	case err != nil:
 		return err
 	case reply != "ok":
 		if reply == "" {
-			reply = fmt.Sprintf("no answer (%v; %s)", werr, strings.TrimSpace(out.String()))
+			reply = fmt.Sprintf("no answer (%v)", werr)
 		}
 		return fmt.Errorf("sandbox probe: %s", reply)
 	case werr != nil:

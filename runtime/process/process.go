@@ -25,9 +25,10 @@
 //
 // A root daemon runs each workload in a sandbox (sandbox.go; docs/sandbox.md lists what it enforces and how),
 // where the host allows it (see Guarantees; Config.Sandbox = "off" turns it off). The daemon then starts
-// not the wrapper but a re-execution of its own binary (/proc/self/exe) in new mount, PID and IPC namespaces;
-// this package's init function recognizes it (a private environment variable) and, before any main runs,
-// receives its instructions over a socket, makes every mount private, makes the host's whole tree read-only,
+// not the wrapper but a re-execution of its own binary (/proc/self/exe) in new mount, PID and IPC namespaces,
+// one ahead of time (the binary's start-up is then off a lease's start), which waits on a socket; this
+// package's init function recognizes it (a private environment variable) and, before main runs, receives the
+// workload's stdio and instructions over the socket, makes every mount private, makes the host's whole tree read-only,
 // nosuid and nodev (mount_setattr with AT_RECURSIVE), mounts a new /proc (the lease's processes only, /proc/sys
 // read-only), a minimal /dev (null, zero, full, random, urandom, tty, a private devpts, the lease's GPUs only),
 // private tmpfs on /tmp and /var/tmp (Spec.DiskBytes each) and /dev/shm (Spec.MemoryBytes), covers each of
@@ -222,8 +223,10 @@ type Runtime struct {
 	sbOnce    sync.Once
 	sbOK      bool   // workloads run in the namespace sandbox
 	sbWhy     string // why not
-	prlimit   string // the prlimit(1) binary that sets rlimits, when prlimit(2) from the daemon cannot
-	noRlimits string // why no rlimit can be set, when neither works
+	poolMu    sync.Mutex
+	pool      *sandboxChild // a sandbox init started ahead, waiting for its instructions
+	prlimit   string        // the prlimit(1) binary that sets rlimits, when prlimit(2) from the daemon cannot
+	noRlimits string        // why no rlimit can be set, when neither works
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -580,32 +583,8 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Workload, 
 		}
 		defer cgfd.Close()
 	}
-	var sbc *sandboxChild
-	if sandboxed {
-		if sbc, err = newSandboxChild(); err != nil {
-			cleanupCgroups()
-			return nil, err
-		}
-		defer sbc.close()
-	}
 	newCmd := func(intoCgroup bool) *exec.Cmd {
 		attr := &syscall.SysProcAttr{Setsid: true}
-		if sbc != nil {
-			// The sandbox init runs as root in its new namespaces and drops privileges itself.
-			attr.Cloneflags = sandboxCloneFlags
-			if intoCgroup {
-				attr.UseCgroupFD, attr.CgroupFD = true, int(cgfd.Fd())
-			}
-			return &exec.Cmd{
-				Path:        "/proc/self/exe",
-				Args:        []string{"spare-sandbox"},
-				Env:         []string{sandboxEnv + "=1"},
-				Stdout:      logf,
-				Stderr:      logf,
-				ExtraFiles:  []*os.File{statusf, gateR, sbc.child}, // fd 3, 4, 5
-				SysProcAttr: attr,
-			}
-		}
 		if id.isolated {
 			attr.Credential = &syscall.Credential{Uid: uint32(id.uid), Gid: uint32(id.gid), Groups: []uint32{}}
 		}
@@ -631,10 +610,24 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Workload, 
 			SysProcAttr: attr,
 		}
 	}
-	cmd := newCmd(cgfd != nil)
-	err = cmd.Start()
-	movedIn := cgfd != nil
-	if err != nil && cgfd != nil {
+	var sbc *sandboxChild
+	var cmd *exec.Cmd
+	movedIn := false
+	if sandboxed {
+		// A sandbox init started ahead of time (its Go start-up, and the daemon binary's package
+		// initialization, is then off the start's path), or a new one. It is moved into the cgroups once it
+		// has exec'd the wrapper, which then waits for the go-ahead.
+		sbc, err = r.takeSandbox()
+		if err == nil {
+			defer sbc.close()
+			cmd = sbc.cmd
+		}
+	} else {
+		cmd = newCmd(cgfd != nil)
+		err = cmd.Start()
+		movedIn = cgfd != nil
+	}
+	if err != nil && cgfd != nil && !sandboxed {
 		// No clone3/CLONE_INTO_CGROUP (Linux < 5.7, a seccomp filter): start it outside and move it in before
 		// the go-ahead.
 		cmd, movedIn = newCmd(false), false
@@ -667,7 +660,7 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Workload, 
 			UID: id.uid, GID: id.gid, WorkDir: s.WorkDir, HidePaths: s.HidePaths,
 			DiskBytes: s.DiskBytes, MemoryBytes: s.MemoryBytes, Devices: gpus, Rlimits: rls,
 			Args: []string{shell, "-c", wrapper, "spare-workload", s.Command}, Env: buildEnv(s),
-		}, sandboxTimeout)
+		}, [4]*os.File{logf, logf, statusf, gateR}, sandboxTimeout)
 		if err == nil && reply != "" {
 			err = fmt.Errorf("process: %s", reply)
 		}

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -77,6 +79,9 @@ func sandboxMain() {
 		os.Exit(126)
 	}
 	unix.CloseOnExec(sandboxFD)
+	if err := receiveStdio(); err != nil {
+		fail(err)
+	}
 	var c sandboxConfig
 	if err := json.NewDecoder(io.LimitReader(ctl, 64<<20)).Decode(&c); err != nil {
 		fail(fmt.Errorf("config: %w", err))
@@ -96,6 +101,43 @@ func sandboxMain() {
 	}
 	err := syscall.Exec(c.Args[0], c.Args, c.Env)
 	fail(fmt.Errorf("exec %s: %w", c.Args[0], err))
+}
+
+// receiveStdio waits for the daemon's first message: one byte with the workload's stdout, stderr, status file
+// and go-ahead pipe (SCM_RIGHTS), which become fds 1 to 4 (3 and 4 hold /dev/null until then, so that nothing
+// of the Go runtime's took them); stdin is /dev/null.
+func receiveStdio() error {
+	buf := make([]byte, 1)
+	oob := make([]byte, unix.CmsgSpace(4*4))
+	n, oobn, _, _, err := unix.Recvmsg(sandboxFD, buf, oob, unix.MSG_CMSG_CLOEXEC)
+	for err == unix.EINTR {
+		n, oobn, _, _, err = unix.Recvmsg(sandboxFD, buf, oob, unix.MSG_CMSG_CLOEXEC)
+	}
+	if err != nil {
+		return fmt.Errorf("receive stdio: %w", err)
+	}
+	if n == 0 {
+		os.Exit(0) // the daemon went away, or no longer needs this init
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return fmt.Errorf("receive stdio: %d control messages (%v)", len(msgs), err)
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 4 {
+		return fmt.Errorf("receive stdio: %d descriptors (%v)", len(fds), err)
+	}
+	null, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open /dev/null: %w", err)
+	}
+	for i, fd := range append([]int{null}, fds...) {
+		if err := unix.Dup3(fd, i, 0); err != nil {
+			return fmt.Errorf("dup3 %d: %w", i, err)
+		}
+		unix.Close(fd)
+	}
+	return nil
 }
 
 // sandboxSetup builds the workload's view and drops privileges; on return the calling thread runs as the
@@ -207,9 +249,12 @@ func sandboxSetup(c *sandboxConfig) error {
 	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(c.UID), uintptr(c.UID), uintptr(c.UID)); e != 0 {
 		return fmt.Errorf("setresuid %d: %w", c.UID, e)
 	}
+	// Getresuid and Getresgid return C ints: ids at or above 2³¹ (spare dev's lease uids are above
+	// 3,000,000,000) come back negative, so compare as uid_t.
 	ru, eu, su := unix.Getresuid()
 	rg, eg, sg := unix.Getresgid()
-	if ru != c.UID || eu != c.UID || su != c.UID || rg != c.GID || eg != c.GID || sg != c.GID {
+	u, gi := uint32(c.UID), uint32(c.GID)
+	if uint32(ru) != u || uint32(eu) != u || uint32(su) != u || uint32(rg) != gi || uint32(eg) != gi || uint32(sg) != gi {
 		return errors.New("privileges were not dropped")
 	}
 	if n, err := unix.Getgroups(); err != nil || len(n) != 0 {
@@ -325,38 +370,106 @@ func probeInside(c *sandboxConfig) error {
 	return errors.Join(errs...)
 }
 
-// sandboxChild is the daemon's end of a starting sandbox.
+// sandboxChild is the daemon's end of a sandbox init: started, waiting for its instructions.
 type sandboxChild struct {
+	cmd    *exec.Cmd
 	parent *os.File // the daemon's end of the control socket
-	child  *os.File // the child's end (fd 5 there); closed once the child started
 }
 
-func newSandboxChild() (*sandboxChild, error) {
+// spawnSandbox starts a sandbox init in its new namespaces; it waits for run.
+func spawnSandbox() (*sandboxChild, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("process: sandbox socket: %w", err)
 	}
-	if err := unix.SetNonblock(fds[0], true); err != nil {
-		unix.Close(fds[0])
-		unix.Close(fds[1])
-		return nil, fmt.Errorf("process: sandbox socket: %w", err)
+	parent, child := os.NewFile(uintptr(fds[0]), "sandbox"), os.NewFile(uintptr(fds[1]), "sandbox-child")
+	defer child.Close()
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		parent.Close()
+		return nil, fmt.Errorf("process: %w", err)
 	}
-	return &sandboxChild{parent: os.NewFile(uintptr(fds[0]), "sandbox"), child: os.NewFile(uintptr(fds[1]), "sandbox-child")}, nil
+	defer null.Close()
+	cmd := &exec.Cmd{
+		Path: "/proc/self/exe", Args: []string{"spare-sandbox"}, Env: []string{sandboxEnv + "=1"},
+		ExtraFiles: []*os.File{null, null, child}, // fd 3, 4 (placeholders), 5
+		// As root, in its new namespaces: the init drops privileges itself.
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true, Cloneflags: sandboxCloneFlags},
+	}
+	if err := cmd.Start(); err != nil {
+		parent.Close()
+		return nil, fmt.Errorf("process: start the sandbox (mount, pid and ipc namespaces): %w", err)
+	}
+	return &sandboxChild{cmd: cmd, parent: parent}, nil
 }
 
-func (s *sandboxChild) close() {
+// alive reports whether the init still waits (it exits when the daemon's end closes, or on a signal).
+func (s *sandboxChild) alive() bool {
+	var info unix.Siginfo
+	err := unix.Waitid(unix.P_PID, s.cmd.Process.Pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+	if err != nil {
+		return false
+	}
+	// si_pid (after si_signo, si_errno, si_code) is 0 when no child changed state.
+	return (*struct{ signo, errno, code, pid int32 })(unsafe.Pointer(&info)).pid == 0
+}
+
+// discard ends an unused init: it reads EOF and exits.
+func (s *sandboxChild) discard() {
 	s.parent.Close()
-	s.child.Close()
+	go s.cmd.Wait()
 }
 
-// run sends the configuration to the started child and waits until it exec'd (nil), failed (its error), or
-// timeout passed.
-func (s *sandboxChild) run(c sandboxConfig, timeout time.Duration) (string, error) {
-	s.child.Close()
-	_ = s.parent.SetDeadline(time.Now().Add(timeout))
+func (s *sandboxChild) close() { s.parent.Close() }
+
+// takeSandbox returns a started sandbox init, the one started ahead when it is still there, and starts the
+// next one in the background.
+func (r *Runtime) takeSandbox() (*sandboxChild, error) {
+	r.poolMu.Lock()
+	s := r.pool
+	r.pool = nil
+	r.poolMu.Unlock()
+	go r.refillSandbox()
+	if s != nil && s.alive() {
+		return s, nil
+	}
+	if s != nil {
+		s.discard()
+	}
+	return spawnSandbox()
+}
+
+func (r *Runtime) refillSandbox() {
+	s, err := spawnSandbox()
+	if err != nil {
+		return
+	}
+	r.poolMu.Lock()
+	if r.pool == nil {
+		r.pool, s = s, nil
+	}
+	r.poolMu.Unlock()
+	if s != nil {
+		s.discard()
+	}
+}
+
+// run sends the workload's stdio and the configuration to the init and waits until it exec'd (""), failed
+// (its error), or timeout passed.
+func (s *sandboxChild) run(c sandboxConfig, stdio [4]*os.File, timeout time.Duration) (string, error) {
 	b, err := json.Marshal(c)
 	if err != nil {
 		return "", err
+	}
+	fds := make([]int, len(stdio))
+	for i, f := range stdio {
+		fds[i] = int(f.Fd())
+	}
+	// The socket stays blocking: a timer ends the wait instead, by killing the init.
+	t := time.AfterFunc(timeout, func() { _ = s.cmd.Process.Kill() })
+	defer t.Stop()
+	if err := unix.Sendmsg(int(s.parent.Fd()), []byte{1}, unix.UnixRights(fds...), nil, 0); err != nil {
+		return "", fmt.Errorf("process: sandbox: send stdio: %w", err)
 	}
 	if _, err := s.parent.Write(b); err != nil {
 		return "", fmt.Errorf("process: sandbox: send configuration: %w", err)
@@ -364,6 +477,9 @@ func (s *sandboxChild) run(c sandboxConfig, timeout time.Duration) (string, erro
 	reply, err := io.ReadAll(io.LimitReader(s.parent, 1<<16))
 	if err != nil {
 		return "", fmt.Errorf("process: sandbox: %w", err)
+	}
+	if len(reply) == 0 && !t.Stop() {
+		return "", fmt.Errorf("process: sandbox: no answer in %v", timeout)
 	}
 	return string(reply), nil
 }
