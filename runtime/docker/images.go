@@ -302,21 +302,28 @@ type progress struct {
 }
 
 func (p *progress) update(m jsonstream.Message) {
-	if m.ID != "" && m.Progress != nil && (m.Progress.Units == "" || m.Progress.Units == "bytes") {
+	if m.ID != "" {
 		if p.layers == nil {
 			p.layers = map[string]*jsonstream.Progress{}
 		}
-		if _, ok := p.layers[m.ID]; !ok {
-			p.order = append(p.order, m.ID)
+		l := p.layers[m.ID]
+		switch {
+		case m.Status == "Downloading" && m.Progress != nil && (m.Progress.Units == "" || m.Progress.Units == "bytes"):
+			if l == nil {
+				l = &jsonstream.Progress{}
+				p.layers[m.ID] = l
+				p.order = append(p.order, m.ID)
+			}
+			l.Current = m.Progress.Current
+			if m.Progress.Total > 0 {
+				l.Total = m.Progress.Total
+			}
+		case l != nil && (m.Status == "Download complete" || m.Status == "Pull complete"):
+			l.Current = max(l.Current, l.Total)
 		}
-		pr := *m.Progress
-		if old := p.layers[m.ID]; old != nil && pr.Total == 0 {
-			pr.Total = old.Total
+		if m.Status != "Downloading" && m.Status != "Extracting" && p.log != nil {
+			p.log.Debug("docker: layer", "layer", m.ID, "status", m.Status)
 		}
-		p.layers[m.ID] = &pr
-	}
-	if m.Status != "" && m.Progress == nil && m.ID != "" && p.log != nil {
-		p.log.Debug("docker: layer", "layer", m.ID, "status", m.Status)
 	}
 	if p.log != nil && time.Since(p.last) >= p.every && len(p.layers) > 0 {
 		p.last = time.Now()

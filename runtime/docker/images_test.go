@@ -268,10 +268,13 @@ func (f *fakeEngine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.pulls = append(f.pulls, ref)
 		enc := json.NewEncoder(w)
 		enc.Encode(map[string]any{"status": "Pulling from " + ref, "id": "1"})
-		for i := int64(1); i <= 4; i++ {
+		for i := int64(1); i <= 3; i++ {
 			enc.Encode(map[string]any{"status": "Downloading", "id": "layer-a", "progressDetail": map[string]int64{"current": i << 20, "total": 4 << 20}})
 			enc.Encode(map[string]any{"status": "Downloading", "id": "layer-b", "progressDetail": map[string]int64{"current": i << 10, "total": 4 << 10}})
 		}
+		enc.Encode(map[string]any{"status": "Download complete", "id": "layer-a", "progressDetail": map[string]int64{}})
+		enc.Encode(map[string]any{"status": "Extracting", "id": "layer-a", "progressDetail": map[string]int64{"current": 1 << 20, "total": 4 << 20}})
+		enc.Encode(map[string]any{"status": "Pull complete", "id": "layer-a", "progressDetail": map[string]int64{}})
 		if f.fail != "" {
 			enc.Encode(map[string]any{"errorDetail": map[string]string{"message": f.fail}, "error": f.fail})
 			return
@@ -333,7 +336,7 @@ func TestPullRefusedBeforeNetwork(t *testing.T) {
 	if !slices.Equal(f.pulls, []string{image, image}) {
 		t.Fatalf("pulls %v", f.pulls)
 	}
-	want := fmt.Sprintf("bytes=%d of=%d", 4<<20+4<<10, 4<<20+4<<10)
+	want := fmt.Sprintf("bytes=%d of=%d", 4<<20+3<<10, 4<<20+4<<10) // layer-a complete, layer-b at 3 KiB of 4
 	if !strings.Contains(logs.String(), "pulled image") || !strings.Contains(logs.String(), want) {
 		t.Fatalf("pull log, want %q:\n%s", want, logs.String())
 	}
