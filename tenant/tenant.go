@@ -94,7 +94,7 @@ func (t *Tenant) call(ctx context.Context, provider tx.Address, method, path str
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("provider %s: %w", base, err)
+		return nil, fmt.Errorf("provider %s: %w", termsafe.String(base), err) // a host_uri stored before the ledger checked it may hold anything
 	}
 	if resp.StatusCode >= 300 {
 		defer resp.Body.Close()
