@@ -11,6 +11,7 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -26,6 +27,7 @@ import (
 // test image of engine_test.go:
 //
 //	go test -run '^$' -bench 'StartToFirstLine|DirectContainer' -benchtime 20x -count 3 ./runtime/docker
+//	go test -run '^$' -bench 'StartVsDirect' -benchtime 30x ./runtime/docker
 //
 // Both run the same workload, "/bin/sh -c 'out first-line'" (the static test binary printing one line), and time
 // from just before the first engine call until that line is seen; removal is untimed.
@@ -118,6 +120,78 @@ func BenchmarkDirectContainer(b *testing.B) {
 	b.ReportMetric(ms(steps[0], n), "create-ms/op")
 	b.ReportMetric(ms(steps[1], n), "start-ms/op")
 	b.ReportMetric(ms(steps[2], n), "line-ms/op")
+}
+
+// BenchmarkStartVsDirect alternates the two paths above, one of each per iteration, so that both see the same
+// load on a shared machine, and reports the medians of each and of the paired differences (added-ms). Removal
+// is untimed, as above.
+func BenchmarkStartVsDirect(b *testing.B) {
+	cli := engine(b)
+	image := testImage(b, cli)
+	r := &Runtime{StopTimeout: 2 * time.Second, Images: []string{testRepo}}
+	defer r.Close()
+	ctx := context.Background()
+	root := b.TempDir()
+	var rt, direct, added []float64
+	n := 0
+	for ; b.Loop(); n++ {
+		b.StopTimer()
+		s := benchLease(b, root, n, image)
+		t0 := time.Now()
+		w, err := r.Start(ctx, s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := waitFirstLine(s.LogPath, 30*time.Second); err != nil {
+			removeLease(cli, s.LeaseID)
+			b.Fatal(err)
+		}
+		dr := time.Since(t0)
+		wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		res, err := w.Wait(wctx)
+		cancel()
+		if err != nil || res.ExitCode != 0 {
+			b.Fatalf("Wait: %+v %v", res, err)
+		}
+		if leaked := removeLease(cli, s.LeaseID); leaked != "" {
+			b.Errorf("left after Wait: %s", leaked)
+		}
+		if err := os.RemoveAll(s.Dir); err != nil {
+			b.Fatal(err)
+		}
+
+		var steps [3]time.Duration
+		t1 := time.Now()
+		line, id, err := directFirstLine(ctx, cli, image, &steps)
+		dd := time.Since(t1)
+		if id != "" {
+			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			_, _ = cli.ContainerRemove(rctx, id, client.ContainerRemoveOptions{Force: true})
+			cancel()
+		}
+		if err != nil || line != "first-line\n" {
+			b.Fatalf("direct: %q %v", line, err)
+		}
+		rt = append(rt, float64(dr)/1e6)
+		direct = append(direct, float64(dd)/1e6)
+		added = append(added, float64(dr-dd)/1e6)
+		b.StartTimer()
+	}
+	b.ReportMetric(median(rt), "runtime-ms")
+	b.ReportMetric(median(direct), "direct-ms")
+	b.ReportMetric(median(added), "added-ms")
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	v = slices.Clone(v)
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
 // ms is the mean of n durations adding up to d, in milliseconds.
