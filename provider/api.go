@@ -64,26 +64,61 @@ type (
 // maxManifest bounds PUT bodies (the manifest's own limit).
 const maxManifest = manifest.MaxBytes
 
-// Handler returns the tenant API.
+// Handler returns the tenant API. Every signed route is authenticated from its headers, then authorized
+// (the lease is the signer's; the signer is an auditor), and only then is its body read, up to the route's
+// limit: a manifest's size on PUT /leases/{id}/manifest, nothing on the other lease routes, 64 KiB on
+// POST /proof (see reqsig.Middleware).
 func (d *Daemon) Handler(v *reqsig.Verifier) http.Handler {
 	mux := http.NewServeMux()
-	lease := func(h func(w http.ResponseWriter, r *http.Request, tenant tx.Address, id uint64, body []byte)) http.Handler {
-		return v.Middleware(maxManifest, func(w http.ResponseWriter, r *http.Request, tenant tx.Address, body []byte) {
-			id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
-			if err != nil || id == 0 {
+	leaseID := func(r *http.Request) (uint64, error) {
+		id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+		if err != nil || id == 0 {
+			return 0, &reqsig.Error{Status: http.StatusBadRequest, Code: "bad_request", Msg: "lease id must be a positive number"}
+		}
+		return id, nil
+	}
+	// ownsLease answers 400/404/403 before any body byte is read (the handlers check again: a lease's
+	// state may change between the two).
+	ownsLease := func(r *http.Request, tenant tx.Address) error {
+		id, err := leaseID(r)
+		if err != nil {
+			return err
+		}
+		switch _, err := d.lookup(tenant, id); {
+		case err == nil:
+			return nil
+		case errors.Is(err, ErrLeaseNotFound):
+			return &reqsig.Error{Status: http.StatusNotFound, Code: "not_found", Msg: err.Error()}
+		case errors.Is(err, ErrNotYourLease):
+			return &reqsig.Error{Status: http.StatusForbidden, Code: reqsig.CodeForbidden, Msg: "this lease belongs to another tenant"}
+		default:
+			d.log.Error("tenant API: lease lookup", "err", err)
+			return &reqsig.Error{Status: http.StatusInternalServerError, Code: reqsig.CodeInternal, Msg: "internal error"}
+		}
+	}
+	lease := func(maxBody int64, h func(w http.ResponseWriter, r *http.Request, tenant tx.Address, id uint64, body []byte)) http.Handler {
+		return v.Middleware(maxBody, ownsLease, func(w http.ResponseWriter, r *http.Request, tenant tx.Address, body []byte) {
+			id, err := leaseID(r)
+			if err != nil {
 				reqsig.WriteError(w, http.StatusBadRequest, "bad_request", "lease id must be a positive number")
 				return
 			}
 			h(w, r, tenant, id, body)
 		})
 	}
-	mux.Handle("PUT /leases/{id}/manifest", lease(d.putManifest))
-	mux.Handle("GET /leases/{id}/status", lease(d.getStatus))
-	mux.Handle("GET /leases/{id}/logs", lease(d.getLogs))
-	mux.Handle("GET /leases/{id}/outputs", lease(d.getOutputs))
-	mux.Handle("POST /leases/{id}/stop", lease(d.postStop))
+	auditor := func(r *http.Request, signer tx.Address) error {
+		if !d.isAuditor(r.Context(), signer) {
+			return &reqsig.Error{Status: http.StatusForbidden, Code: reqsig.CodeForbidden, Msg: "only the ledger's auditors may send proof-of-GPU challenges"}
+		}
+		return nil
+	}
+	mux.Handle("PUT /leases/{id}/manifest", lease(maxManifest, d.putManifest))
+	mux.Handle("GET /leases/{id}/status", lease(0, d.getStatus))
+	mux.Handle("GET /leases/{id}/logs", lease(0, d.getLogs))
+	mux.Handle("GET /leases/{id}/outputs", lease(0, d.getOutputs))
+	mux.Handle("POST /leases/{id}/stop", lease(0, d.postStop))
 	mux.HandleFunc("POST /challenge", d.postChallenge)
-	mux.Handle("POST /proof", v.Middleware(1<<16, d.postProof))
+	mux.Handle("POST /proof", v.Middleware(1<<16, auditor, d.postProof))
 	mux.HandleFunc("GET /offer", d.getOffer)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		reqsig.WriteError(w, http.StatusNotFound, "not_found", "no such route: see the provider API in docs/provider.md")

@@ -1,12 +1,13 @@
 // Package reqsig signs and verifies the HTTP requests tenants send to a
 // provider's API with their ed25519 account keys.
 //
-// A signed request carries four headers:
+// A signed request carries five headers:
 //
-//	X-Spare-Pubkey     base64 (standard, padded) of the 32-byte ed25519 public key
-//	X-Spare-Timestamp  Unix time in milliseconds, canonical decimal
-//	X-Spare-Nonce      16 random bytes, 32 lower-case hex digits
-//	X-Spare-Signature  base64 (standard, padded) of the 64-byte ed25519 signature
+//	X-Spare-Pubkey       base64 (standard, padded) of the 32-byte ed25519 public key
+//	X-Spare-Timestamp    Unix time in milliseconds, canonical decimal
+//	X-Spare-Nonce        16 random bytes, 32 lower-case hex digits
+//	X-Spare-Body-SHA256  64 lower-case hex digits: SHA-256 of the body (of "" when none)
+//	X-Spare-Signature    base64 (standard, padded) of the 64-byte ed25519 signature
 //
 // The signature covers this byte string (see SigningString), every field on
 // its own line with no trailing newline:
@@ -14,7 +15,7 @@
 //	spare-request-v1
 //	METHOD                     r.Method, exactly as sent (case-sensitive)
 //	REQUEST-URI                r.URL.RequestURI(): escaped path and raw query
-//	BODY-SHA256                lower-case hex SHA-256 of the body (of "" when none)
+//	BODY-SHA256                as in X-Spare-Body-SHA256
 //	TIMESTAMP                  as in X-Spare-Timestamp
 //	NONCE                      as in X-Spare-Nonce
 //	HOST                       the request's host, normalised (see NormalizeHost)
@@ -23,6 +24,16 @@
 // as malformed), and all but the last are newline-free by construction, so
 // the encoding is unambiguous. The first line separates these signatures from
 // every other use of an account key (transactions sign other bytes).
+//
+// The body's digest travels in a header so that a server can authenticate a
+// request, and authorize it, before it reads a single byte of the body:
+// Middleware checks the headers, the timestamp, the host, the signature and
+// the nonce, then asks the route's authorization hook, and only then reads
+// the body (up to the route's limit) and checks it against the signed digest
+// (400 "body_mismatch" when it differs). A client without a key, or with a
+// key that may not use the route, cannot make the server read or buffer its
+// body. A request without X-Spare-Body-SHA256 is refused as malformed: every
+// client of this protocol (Sign, Transport) sends it.
 //
 // The host binds a request to the provider it was meant for, so that a
 // malicious provider cannot replay a tenant's request against another
@@ -39,7 +50,9 @@
 // clock and remembers each accepted (public key, nonce) until the request's
 // own timestamp is more than MaxSkew in the past — after that the request
 // would be rejected as expired anyway, so memory stays bounded by the
-// request rate over 2×MaxSkew. See Verifier for the hard cap.
+// request rate over 2×MaxSkew. See Verifier for the hard cap. Middleware
+// records the nonce once the headers verify, before the authorization hook
+// and the body: a signed request is used up even when it is refused later.
 package reqsig
 
 import (
@@ -70,6 +83,7 @@ const (
 	HeaderTimestamp = "X-Spare-Timestamp"
 	HeaderNonce     = "X-Spare-Nonce"
 	HeaderSignature = "X-Spare-Signature"
+	HeaderBody      = "X-Spare-Body-SHA256"
 )
 
 // Domain is the first line of every signing string.
@@ -96,6 +110,7 @@ const (
 	CodeOverloaded   = "overloaded"    // 503: the replay cache is full; retry later
 	CodeTooLarge     = "too_large"     // 413: body over the middleware's limit
 	CodeBadBody      = "bad_body"      // 400: the body could not be read
+	CodeBodyMismatch = "body_mismatch" // 400: the body's SHA-256 differs from the signed X-Spare-Body-SHA256
 	CodeForbidden    = "forbidden"     // 403: for authorization layers (WriteError)
 	CodeInternal     = "internal"      // 500
 )
@@ -167,7 +182,7 @@ func clientHost(req *http.Request) string {
 	return ""
 }
 
-// Sign sets the four X-Spare-* headers of req, signing it with priv at time
+// Sign sets the five X-Spare-* headers of req, signing it with priv at time
 // now. body must be exactly the bytes req will send (nil or empty for none);
 // Sign neither reads nor sets req.Body. Each call draws a fresh nonce, so a
 // request must be signed again before it is sent again.
@@ -195,7 +210,8 @@ func Sign(req *http.Request, body []byte, priv ed25519.PrivateKey, now time.Time
 	}
 	nonce := hex.EncodeToString(n[:])
 	ts := strconv.FormatInt(now.UnixMilli(), 10)
-	sig := ed25519.Sign(priv, SigningString(method, uri, bodyDigest(body), ts, nonce, host))
+	digest := bodyDigest(body)
+	sig := ed25519.Sign(priv, SigningString(method, uri, digest, ts, nonce, host))
 	if req.Header == nil {
 		req.Header = make(http.Header)
 	}
@@ -203,6 +219,7 @@ func Sign(req *http.Request, body []byte, priv ed25519.PrivateKey, now time.Time
 	req.Header.Set(HeaderPubkey, base64.StdEncoding.EncodeToString(pub))
 	req.Header.Set(HeaderTimestamp, ts)
 	req.Header.Set(HeaderNonce, nonce)
+	req.Header.Set(HeaderBody, digest)
 	req.Header.Set(HeaderSignature, base64.StdEncoding.EncodeToString(sig))
 	return nil
 }
@@ -370,23 +387,74 @@ func isLowerHex(s string) bool {
 // body, already read) and returns the signer's account address. On failure the
 // error is an *Error carrying the status and code to answer with. Checks, in
 // order: headers present and canonical, timestamp within ±MaxSkew, host
-// (when Hosts is set), signature, and finally the nonce, which is recorded
-// only once everything else has passed.
+// (when Hosts is set), signature, the body against the signed digest
+// (400 "body_mismatch"), and finally the nonce, which is recorded only once
+// everything else has passed.
 func (v *Verifier) Verify(r *http.Request, body []byte) (tx.Address, error) {
-	signer, err := v.verify(r, body)
+	s, err := v.check(r)
+	if err == nil {
+		err = checkBody(body, s.digest)
+	}
+	if err == nil {
+		err = v.remember(s.key, s.exp, s.nowMs)
+	}
 	if err != nil {
 		return tx.Address{}, err // a non-nil *Error; never a typed nil
 	}
-	return signer, nil
+	return s.signer, nil
 }
 
-func (v *Verifier) verify(r *http.Request, body []byte) (tx.Address, *Error) {
-	var vals [4]string
+// VerifyHeaders checks everything but the body — headers present and
+// canonical, timestamp, host, the signature over the digest that
+// X-Spare-Body-SHA256 declares — records the nonce, and returns the signer and
+// that digest. The caller must then check the body it reads against the
+// digest (CheckBody) before acting on it. Errors are *Error values.
+func (v *Verifier) VerifyHeaders(r *http.Request) (signer tx.Address, bodySHA256 [32]byte, err error) {
+	s, e := v.check(r)
+	if e == nil {
+		e = v.remember(s.key, s.exp, s.nowMs)
+	}
+	if e != nil {
+		return tx.Address{}, [32]byte{}, e
+	}
+	return s.signer, s.digest, nil
+}
+
+// CheckBody reports, as a 400 "body_mismatch" *Error, whether body's SHA-256
+// differs from the digest VerifyHeaders returned.
+func CheckBody(body []byte, bodySHA256 [32]byte) error {
+	if e := checkBody(body, bodySHA256); e != nil {
+		return e
+	}
+	return nil
+}
+
+func checkBody(body []byte, digest [32]byte) *Error {
+	if sha256.Sum256(body) != digest {
+		return errorf(http.StatusBadRequest, CodeBodyMismatch,
+			"the body's SHA-256 differs from the signed %s header (the body was altered or truncated in transit)", HeaderBody)
+	}
+	return nil
+}
+
+// verifiedReq is what check established about a request whose nonce is not yet recorded.
+type verifiedReq struct {
+	signer tx.Address
+	digest [32]byte // the body's SHA-256, as signed
+	key    replayKey
+	exp    int64 // when the nonce may be forgotten, Unix ms
+	nowMs  int64
+}
+
+var headerNames = [...]string{HeaderPubkey, HeaderTimestamp, HeaderNonce, HeaderBody, HeaderSignature}
+
+func (v *Verifier) check(r *http.Request) (verifiedReq, *Error) {
+	var vals [len(headerNames)]string
 	present := 0
-	for i, name := range []string{HeaderPubkey, HeaderTimestamp, HeaderNonce, HeaderSignature} {
+	for i, name := range headerNames {
 		val, ok, err := header(r, name)
 		if err != nil {
-			return tx.Address{}, err
+			return verifiedReq{}, err
 		}
 		if ok {
 			present++
@@ -394,33 +462,42 @@ func (v *Verifier) verify(r *http.Request, body []byte) (tx.Address, *Error) {
 		vals[i] = val
 	}
 	if present == 0 {
-		return tx.Address{}, errorf(http.StatusUnauthorized, CodeUnsigned,
-			"request is not signed (%s, %s, %s and %s headers required)", HeaderPubkey, HeaderTimestamp, HeaderNonce, HeaderSignature)
+		return verifiedReq{}, errorf(http.StatusUnauthorized, CodeUnsigned,
+			"request is not signed (%s headers required)", strings.Join(headerNames[:], ", "))
 	}
-	pubS, tsS, nonceS, sigS := vals[0], vals[1], vals[2], vals[3]
-	for i, name := range []string{HeaderPubkey, HeaderTimestamp, HeaderNonce, HeaderSignature} {
+	pubS, tsS, nonceS, bodyS, sigS := vals[0], vals[1], vals[2], vals[3], vals[4]
+	for i, name := range headerNames {
 		if vals[i] == "" {
-			return tx.Address{}, errorf(http.StatusUnauthorized, CodeMalformed, "%s header missing or empty", name)
+			if name == HeaderBody {
+				return verifiedReq{}, errorf(http.StatusUnauthorized, CodeMalformed,
+					"%s header missing or empty: it carries the signed SHA-256 of the body, which is checked before the body is read (a client that predates it must be upgraded)", name)
+			}
+			return verifiedReq{}, errorf(http.StatusUnauthorized, CodeMalformed, "%s header missing or empty", name)
 		}
 	}
 	pub, e := decodeB64(HeaderPubkey, pubS, ed25519.PublicKeySize)
 	if e != nil {
-		return tx.Address{}, e
+		return verifiedReq{}, e
 	}
 	if tx.SmallOrderKey(pub) {
-		return tx.Address{}, errorf(http.StatusUnauthorized, CodeMalformed, "%s is a small-order (weak) key", HeaderPubkey)
+		return verifiedReq{}, errorf(http.StatusUnauthorized, CodeMalformed, "%s is a small-order (weak) key", HeaderPubkey)
 	}
 	sig, e := decodeB64(HeaderSignature, sigS, ed25519.SignatureSize)
 	if e != nil {
-		return tx.Address{}, e
+		return verifiedReq{}, e
 	}
 	ts, err := strconv.ParseInt(tsS, 10, 64)
 	if err != nil || ts < 0 || strconv.FormatInt(ts, 10) != tsS {
-		return tx.Address{}, errorf(http.StatusUnauthorized, CodeMalformed, "%s must be Unix milliseconds in canonical decimal", HeaderTimestamp)
+		return verifiedReq{}, errorf(http.StatusUnauthorized, CodeMalformed, "%s must be Unix milliseconds in canonical decimal", HeaderTimestamp)
 	}
 	if len(nonceS) != 2*NonceSize || !isLowerHex(nonceS) {
-		return tx.Address{}, errorf(http.StatusUnauthorized, CodeMalformed, "%s must be %d lower-case hex digits", HeaderNonce, 2*NonceSize)
+		return verifiedReq{}, errorf(http.StatusUnauthorized, CodeMalformed, "%s must be %d lower-case hex digits", HeaderNonce, 2*NonceSize)
 	}
+	var digest [32]byte
+	if len(bodyS) != 2*len(digest) || !isLowerHex(bodyS) {
+		return verifiedReq{}, errorf(http.StatusUnauthorized, CodeMalformed, "%s must be %d lower-case hex digits (the body's SHA-256)", HeaderBody, 2*len(digest))
+	}
+	hex.Decode(digest[:], []byte(bodyS)) // validated above
 
 	nowMs := v.now().UnixMilli()
 	skewMs := v.skew().Milliseconds()
@@ -429,37 +506,34 @@ func (v *Verifier) verify(r *http.Request, body []byte) (tx.Address, *Error) {
 		if d < 0 {
 			dir, d = "in the future", -d
 		}
-		return tx.Address{}, errorf(http.StatusUnauthorized, CodeExpired,
+		return verifiedReq{}, errorf(http.StatusUnauthorized, CodeExpired,
 			"timestamp is %v %s, allowed skew is %v (check the client's clock)", time.Duration(d)*time.Millisecond, dir, v.skew())
 	}
 
 	if r.URL == nil {
-		return tx.Address{}, errorf(http.StatusUnauthorized, CodeMalformed, "request has no URL")
+		return verifiedReq{}, errorf(http.StatusUnauthorized, CodeMalformed, "request has no URL")
 	}
 	uri := r.URL.RequestURI()
 	for _, f := range [][2]string{{"method", r.Method}, {"request URI", uri}, {"host", r.Host}} {
 		if err := checkField(f[0], f[1]); err != nil {
-			return tx.Address{}, errorf(http.StatusUnauthorized, CodeMalformed, "%v", err)
+			return verifiedReq{}, errorf(http.StatusUnauthorized, CodeMalformed, "%v", err)
 		}
 	}
 	if len(v.Hosts) > 0 && !v.hostAllowed(r.Host) {
-		return tx.Address{}, errorf(http.StatusMisdirectedRequest, CodeWrongHost,
+		return verifiedReq{}, errorf(http.StatusMisdirectedRequest, CodeWrongHost,
 			"request is addressed to host %q, which this provider does not serve", NormalizeHost(r.Host))
 	}
 
-	msg := SigningString(r.Method, uri, bodyDigest(body), tsS, nonceS, r.Host)
+	msg := SigningString(r.Method, uri, bodyS, tsS, nonceS, r.Host)
 	if !ed25519.Verify(ed25519.PublicKey(pub), msg, sig) {
-		return tx.Address{}, errorf(http.StatusUnauthorized, CodeBadSignature,
+		return verifiedReq{}, errorf(http.StatusUnauthorized, CodeBadSignature,
 			"signature does not match the request and %s", HeaderPubkey)
 	}
 
-	var k replayKey
-	copy(k.pub[:], pub)
-	hex.Decode(k.nonce[:], []byte(nonceS)) // validated above
-	if e := v.remember(k, ts+skewMs, nowMs); e != nil {
-		return tx.Address{}, e
-	}
-	return tx.AddressOf(ed25519.PublicKey(pub)), nil
+	s := verifiedReq{signer: tx.AddressOf(ed25519.PublicKey(pub)), digest: digest, exp: ts + skewMs, nowMs: nowMs}
+	copy(s.key.pub[:], pub)
+	hex.Decode(s.key.nonce[:], []byte(nonceS)) // validated above
+	return s, nil
 }
 
 func (v *Verifier) hostAllowed(host string) bool {
@@ -524,15 +598,50 @@ func (v *Verifier) Len() int {
 	return len(v.queue)
 }
 
-// Middleware reads the request body (at most maxBody bytes: 413 "too_large"
-// past it), verifies the signature, and calls next with the signer's address
-// and the body; r.Body is replaced by a reader over the same bytes. On
-// failure it answers with WriteError and the *Error's status and code
-// (401 responses also carry a WWW-Authenticate header, 503 a Retry-After).
-func (v *Verifier) Middleware(maxBody int64, next func(w http.ResponseWriter, r *http.Request, signer tx.Address, body []byte)) http.Handler {
+// Authorize decides whether the verified signer may use the route r names,
+// before any byte of the body is read. An *Error is answered with its status
+// and code; any other error with 403 "forbidden" and the error's text, which
+// the client sees.
+type Authorize func(r *http.Request, signer tx.Address) error
+
+// Middleware authenticates a request before it reads its body, then calls
+// next with the signer's address and the body. In order:
+//
+//  1. the headers, timestamp, host, signature (over the digest that
+//     X-Spare-Body-SHA256 declares) and nonce, as VerifyHeaders;
+//  2. authorize, when not nil (e.g. "does this signer own this lease?");
+//  3. the body, at most maxBody bytes (413 "too_large" past it, at once when
+//     Content-Length says so; 0 allows no body), checked against the signed
+//     digest (400 "body_mismatch").
+//
+// Nothing of the body is read before step 3, so an unsigned or unauthorized
+// request costs the server its headers only. r.Body is replaced by a reader
+// over the body passed to next. Failures are answered with WriteError and the
+// *Error's status and code (401 responses also carry a WWW-Authenticate
+// header, 503 a Retry-After).
+func (v *Verifier) Middleware(maxBody int64, authorize Authorize, next func(w http.ResponseWriter, r *http.Request, signer tx.Address, body []byte)) http.Handler {
+	maxBody = max(maxBody, 0)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		signer, digest, err := v.VerifyHeaders(r)
+		if err != nil {
+			refuseUnread(w, r)
+			writeErr(w, err)
+			return
+		}
+		if authorize != nil {
+			if err := authorize(r, signer); err != nil {
+				var e *Error
+				if !errors.As(err, &e) {
+					e = &Error{Status: http.StatusForbidden, Code: CodeForbidden, Msg: err.Error()}
+				}
+				refuseUnread(w, r)
+				writeErr(w, e)
+				return
+			}
+		}
 		if r.ContentLength > maxBody {
-			WriteError(w, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("request body over %d bytes", maxBody))
+			refuseUnread(w, r)
+			WriteError(w, http.StatusRequestEntityTooLarge, CodeTooLarge, tooLarge(maxBody))
 			return
 		}
 		var body []byte
@@ -541,7 +650,7 @@ func (v *Verifier) Middleware(maxBody int64, next func(w http.ResponseWriter, r 
 			if err != nil {
 				var mbe *http.MaxBytesError
 				if errors.As(err, &mbe) {
-					WriteError(w, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("request body over %d bytes", maxBody))
+					WriteError(w, http.StatusRequestEntityTooLarge, CodeTooLarge, tooLarge(maxBody))
 				} else {
 					WriteError(w, http.StatusBadRequest, CodeBadBody, "could not read the request body")
 				}
@@ -549,24 +658,44 @@ func (v *Verifier) Middleware(maxBody int64, next func(w http.ResponseWriter, r 
 			}
 			body = b
 		}
-		signer, err := v.Verify(r, body)
-		if err != nil {
-			var e *Error
-			if !errors.As(err, &e) {
-				e = &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Msg: "internal error"}
-			}
-			switch e.Status {
-			case http.StatusUnauthorized:
-				w.Header().Set("WWW-Authenticate", `Spare-Ed25519 realm="spare"`)
-			case http.StatusServiceUnavailable:
-				w.Header().Set("Retry-After", "1")
-			}
-			WriteError(w, e.Status, e.Code, e.Msg)
+		if err := checkBody(body, digest); err != nil {
+			writeErr(w, err)
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		next(w, r, signer, body)
 	})
+}
+
+// refuseUnread marks a refusal answered before the request's body was read: an HTTP/1 connection is closed
+// after the answer. Otherwise net/http would first read (and discard) up to 256 KiB of the refused body,
+// waiting for a client that may never send it, before it answers at all. (HTTP/2 resets the stream instead.)
+func refuseUnread(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 && r.ContentLength != 0 {
+		w.Header().Set("Connection", "close")
+	}
+}
+
+func tooLarge(maxBody int64) string {
+	if maxBody == 0 {
+		return "this route takes no request body"
+	}
+	return fmt.Sprintf("request body over %d bytes, this route's limit", maxBody)
+}
+
+// writeErr answers with err's status and code (500 when err is not an *Error).
+func writeErr(w http.ResponseWriter, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		e = &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Msg: "internal error"}
+	}
+	switch e.Status {
+	case http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Spare-Ed25519 realm="spare"`)
+	case http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", "1")
+	}
+	WriteError(w, e.Status, e.Code, e.Msg)
 }
 
 // ErrorBody is the JSON body of every error response.

@@ -66,7 +66,7 @@ const testMaxBody = 1 << 10
 
 func newServer(t *testing.T, v *Verifier) *httptest.Server {
 	t.Helper()
-	srv := httptest.NewServer(v.Middleware(testMaxBody, echoHandler))
+	srv := httptest.NewServer(v.Middleware(testMaxBody, nil, echoHandler))
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -136,6 +136,7 @@ func TestDocumentedFormat(t *testing.T) {
 	r.Header.Set("X-Spare-Pubkey", base64.StdEncoding.EncodeToString(k.Public().(ed25519.PublicKey)))
 	r.Header.Set("X-Spare-Timestamp", ts)
 	r.Header.Set("X-Spare-Nonce", nonce)
+	r.Header.Set("X-Spare-Body-SHA256", hex.EncodeToString(sum[:]))
 	r.Header.Set("X-Spare-Signature", base64.StdEncoding.EncodeToString(ed25519.Sign(k, []byte(msg))))
 	v := &Verifier{Now: clk.Now, Hosts: []string{"provider.example"}}
 	signer, err := v.Verify(r, body)
@@ -179,10 +180,23 @@ func TestMiddleware(t *testing.T) {
 			mutate: func(r *http.Request, _ *string) { r.Host = "127.0.0.1:1" }}, // signed with the real port
 
 		{name: "unsigned", method: "GET", path: "/v1/leases", unsigned: true, status: 401, code: CodeUnsigned},
-		{name: "tampered body", method: "PUT", path: "/v1/jobs/9", body: `{"gpus":1}`, status: 401, code: CodeBadSignature,
+		{name: "tampered body", method: "PUT", path: "/v1/jobs/9", body: `{"gpus":1}`, status: 400, code: CodeBodyMismatch,
 			mutate: func(_ *http.Request, b *string) { *b = `{"gpus":8}` }},
-		{name: "body dropped", method: "PUT", path: "/v1/jobs/9", body: `{"gpus":1}`, status: 401, code: CodeBadSignature,
+		{name: "body dropped", method: "PUT", path: "/v1/jobs/9", body: `{"gpus":1}`, status: 400, code: CodeBodyMismatch,
 			mutate: func(_ *http.Request, b *string) { *b = "" }},
+		{name: "body added", method: "PUT", path: "/v1/jobs/9", status: 400, code: CodeBodyMismatch,
+			mutate: func(_ *http.Request, b *string) { *b = `{"gpus":8}` }},
+		{name: "tampered body and its digest", method: "PUT", path: "/v1/jobs/9", body: `{"gpus":1}`, status: 401, code: CodeBadSignature,
+			mutate: func(r *http.Request, b *string) {
+				*b = `{"gpus":8}`
+				r.Header.Set(HeaderBody, bodyDigest([]byte(*b)))
+			}},
+		{name: "missing body digest", method: "GET", path: "/", status: 401, code: CodeMalformed,
+			mutate: func(r *http.Request, _ *string) { r.Header.Del(HeaderBody) }},
+		{name: "upper-case body digest", method: "GET", path: "/", status: 401, code: CodeMalformed,
+			mutate: func(r *http.Request, _ *string) { r.Header.Set(HeaderBody, strings.ToUpper(r.Header.Get(HeaderBody))) }},
+		{name: "short body digest", method: "GET", path: "/", status: 401, code: CodeMalformed,
+			mutate: func(r *http.Request, _ *string) { r.Header.Set(HeaderBody, r.Header.Get(HeaderBody)[2:]) }},
 		{name: "tampered path", method: "DELETE", path: "/v1/jobs/9", status: 401, code: CodeBadSignature,
 			mutate: func(r *http.Request, _ *string) { r.URL.Path = "/v1/jobs/10" }},
 		{name: "tampered query", method: "GET", path: "/v1/logs?job=9", status: 401, code: CodeBadSignature,
@@ -460,7 +474,7 @@ func TestTransport(t *testing.T) {
 	v := &Verifier{Now: clk.Now}
 	var hits atomic.Int64
 	mux := http.NewServeMux()
-	mux.Handle("/", v.Middleware(testMaxBody, func(w http.ResponseWriter, r *http.Request, s tx.Address, body []byte) {
+	mux.Handle("/", v.Middleware(testMaxBody, nil, func(w http.ResponseWriter, r *http.Request, s tx.Address, body []byte) {
 		hits.Add(1)
 		if r.URL.Path == "/redirect" {
 			http.Redirect(w, r, "/echo?from=redirect", http.StatusTemporaryRedirect) // 307: the body is re-sent
@@ -690,6 +704,7 @@ func TestSmallOrderKeys(t *testing.T) {
 			r.Header.Set(HeaderPubkey, base64.StdEncoding.EncodeToString(pub))
 			r.Header.Set(HeaderTimestamp, ts)
 			r.Header.Set(HeaderNonce, nonce)
+			r.Header.Set(HeaderBody, bodyDigest(nil))
 			r.Header.Set(HeaderSignature, base64.StdEncoding.EncodeToString(forgedSig))
 			var e *Error
 			if _, err := (&Verifier{Now: clk.Now}).Verify(r, nil); !errors.As(err, &e) || e.Code != CodeMalformed {
