@@ -8,5 +8,5 @@ const (
 	offArg0Low = offArg0
 )
 
-// deniedArch are the arm64-only calls refused (none: arm64 never had the legacy ones).
-var deniedArch = []uintptr{unix.SYS_NFSSERVCTL}
+// deniedArch are the arm64-only calls refused (arm64 never had the legacy x86 ones).
+var deniedArch = []uintptr{unix.SYS_NFSSERVCTL, unix.SYS_KEXEC_FILE_LOAD}
