@@ -242,6 +242,13 @@ func signalCgroupsV1(dirs []string, sig unix.Signal) {
 
 // oomKillsV1 returns the oom_kill count of memory.oom_control (Linux ≥ 4.13) of the lease's memory cgroup.
 func oomKillsV1(dirs []string) uint64 {
+	n, _ := oomControlV1(dirs)
+	return n
+}
+
+// oomControlV1 returns the oom_kill count, and false where the kernel does not count OOM kills (before 4.13):
+// memory.failcnt (the times the limit was hit) is then all there is.
+func oomControlV1(dirs []string) (uint64, bool) {
 	for _, dir := range dirs {
 		b, err := os.ReadFile(filepath.Join(dir, "memory.oom_control"))
 		if err != nil {
@@ -250,8 +257,20 @@ func oomKillsV1(dirs []string) uint64 {
 		for line := range strings.SplitSeq(string(b), "\n") {
 			if v, ok := strings.CutPrefix(line, "oom_kill "); ok {
 				n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-				return n
+				return n, true
 			}
+		}
+		return 0, false
+	}
+	return 0, true
+}
+
+// failcntV1 returns memory.failcnt of the lease's memory cgroup (0 without one).
+func failcntV1(dirs []string) uint64 {
+	for _, dir := range dirs {
+		if b, err := os.ReadFile(filepath.Join(dir, "memory.failcnt")); err == nil {
+			n, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+			return n
 		}
 	}
 	return 0

@@ -153,7 +153,7 @@ func sandboxSetup(c *sandboxConfig) error {
 		return fmt.Errorf("make mounts private: %w", err)
 	}
 	// A writable copy of the work dir's mount, detached until everything above it is in place.
-	wfd, err := unix.OpenTree(unix.AT_FDCWD, work, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	wfd, err := unix.OpenTree(unix.AT_FDCWD, work, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_SYMLINK_NOFOLLOW)
 	if err != nil {
 		return fmt.Errorf("open_tree %s: %w", work, err)
 	}
@@ -249,8 +249,8 @@ func sandboxSetup(c *sandboxConfig) error {
 	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(c.UID), uintptr(c.UID), uintptr(c.UID)); e != 0 {
 		return fmt.Errorf("setresuid %d: %w", c.UID, e)
 	}
-	// Getresuid and Getresgid return C ints: ids at or above 2³¹ (spare dev's lease uids are above
-	// 3,000,000,000) come back negative, so compare as uid_t.
+	// Getresuid and Getresgid return C ints: ids at or above 2³¹ (uid_base may place them there) come back
+	// negative, so compare as uid_t.
 	ru, eu, su := unix.Getresuid()
 	rg, eg, sg := unix.Getresgid()
 	u, gi := uint32(c.UID), uint32(c.GID)

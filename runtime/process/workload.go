@@ -46,6 +46,9 @@ type exitInfo struct {
 	killed bool      // this daemon sent SIGKILL at the end of a grace period
 }
 
+// UID is the user every process of the workload runs as, when it is the lease's own (runtime.Owner).
+func (w *Workload) UID() (int, bool) { return w.st.UID, w.st.Isolated }
+
 // State returns the JSON the daemon persists for Reattach.
 func (w *Workload) State() []byte {
 	b, _ := json.Marshal(w.st)
@@ -223,12 +226,15 @@ func (w *Workload) finish(ei exitInfo, reason string) {
 			res.ExitCode = 128 + int(unix.SIGKILL) // memory.oom.group: the OOM killer took the wrapper too
 		}
 		why = append(why, fmt.Sprintf("OOM-killed: memory limit %d bytes (cgroup memory.events oom_kill %d)", w.st.Memory, n))
-	} else if n := oomKillsV1(w.st.CgroupV1); n > 0 {
+	} else if n, counted := oomControlV1(w.st.CgroupV1); n > 0 {
 		res.OOMKilled = true
 		if res.ExitCode == -1 {
 			res.ExitCode = 128 + int(unix.SIGKILL)
 		}
 		why = append(why, fmt.Sprintf("OOM-killed: memory limit %d bytes (cgroup v1 memory.oom_control oom_kill %d)", w.st.Memory, n))
+	} else if f := failcntV1(w.st.CgroupV1); !counted && f > 0 && reason == "" && res.ExitCode == 128+int(unix.SIGKILL) {
+		res.OOMKilled = true
+		why = append(why, fmt.Sprintf("probably out of memory (heuristic: SIGKILL the runtime did not send, and the cgroup v1 memory limit of %d bytes was hit %d times; this kernel does not count OOM kills)", w.st.Memory, f))
 	} else if w.st.MemoryMech == "rlimit" && reason == "" && res.ExitCode != 0 && res.ExitCode != -1 {
 		switch {
 		case res.ExitCode == 128+int(unix.SIGKILL):
