@@ -438,6 +438,9 @@ func initProvider(o Options, i, port int) error {
 		cfg.LeasesDir = filepath.Join("/var/lib/spare/dev-leases", ProviderKey(i))
 	}
 	cfg.Limits.WithdrawEvery = provider.Duration{Duration: time.Minute}
+	// Dev jobs fetch their inputs from servers on this machine: allow loopback and private addresses, which a
+	// real provider refuses (inputs.go).
+	cfg.Inputs.AllowPrivate = true
 	// The providers share this machine: each gives rendezvous ports from its own range.
 	cfg.ClusterPorts = fmt.Sprintf("%d-%d", 29500+100*i, 29599+100*i)
 	cfg.ServicePorts = fmt.Sprintf("%d-%d", 31000+100*i, 31099+100*i)

@@ -96,6 +96,8 @@ type Config struct {
 	// LatencyEvery is how often the daemon re-measures round trips to the other providers of its region and
 	// publishes them (sooner when new providers appear); cluster orders are placed on them.
 	LatencyEvery Duration `toml:"latency_every"`
+	// Inputs bounds the download of a job's inputs: addresses (public only by default), redirects, time (inputs.go).
+	Inputs InputsConfig `toml:"inputs"`
 }
 
 // ClusterPortRange parses ClusterPorts.
@@ -171,6 +173,7 @@ func DefaultConfig() Config {
 			MaxLogBytes: 64 << 20},
 		ClusterPorts: "29500-29599", ServicePorts: "31000-31999", LatencyEvery: Duration{10 * time.Minute},
 		ClusterContainers: true, DockerImages: DefaultDockerImages(),
+		Inputs: DefaultInputsConfig(),
 	}
 }
 
@@ -256,6 +259,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if _, _, err := c.ServicePortRange(); err != nil {
+		return err
+	}
+	if err := c.Inputs.Validate(); err != nil {
 		return err
 	}
 	if c.LatencyEvery.Duration < time.Second {

@@ -167,7 +167,7 @@ func (d *Daemon) AcceptManifest(ctx context.Context, tenant tx.Address, leaseID 
 	if err := unpack(spec, body, m); err != nil {
 		return nil, fmt.Errorf("unpack manifest: %w", err)
 	}
-	if err := fetchInputs(ctx, spec, m, int64(l.Reservation.DiskMiB)<<20); err != nil {
+	if err := fetchInputsIn(ctx, spec.WorkDir, m, int64(l.Reservation.DiskMiB)<<20, d.inputOptions()); err != nil {
 		_ = os.RemoveAll(spec.Dir) // a corrected manifest can't be sent (the hash is fixed), but leave no data behind
 		return nil, fmt.Errorf("%w: %v", ErrBadManifest, err)
 	}

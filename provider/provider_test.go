@@ -534,7 +534,7 @@ func TestInputsFetchedAndChecked(t *testing.T) {
 	data := []byte("labels,1,2,3\n")
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(data) }))
 	defer srv.Close()
-	e := startEnv(t)
+	e := startEnvWith(t, func(c *provider.Config) { c.Inputs.AllowPrivate = true }) // the input server is on 127.0.0.1
 	for _, tc := range []struct {
 		name string
 		sum  tx.Hash
