@@ -213,8 +213,13 @@ func TestAttackAggregateMemory(t *testing.T) {
 	r := sandboxRuntime(t)
 	// tail holds its whole input when it has no newline, then writes it out: wc prints 67108864 for each
 	// process that got its 64 MiB.
-	// The reader sleeps first, so that every tail holds its 64 MiB at the same time.
-	s := leaseSpec(t, 101, `for i in 1 2 3 4 5 6 7 8; do (head -c 67108864 /dev/zero | tail | (sleep 3; wc -c)) & done; wait; echo done`)
+	// Each reader waits for the release, given once every head has finished (its tail holds its 64 MiB, or
+	// was killed): the survivors then hold their 64 MiB at the same time.
+	s := leaseSpec(t, 101, `for i in 1 2 3 4 5 6 7 8; do
+  ( (head -c 67108864 /dev/zero; : > h.$i) | tail | (until [ -e release ]; do sleep 0.05; done; wc -c) ) &
+done
+until [ "$(ls h.* 2>/dev/null | wc -l)" -eq 8 ]; do sleep 0.05; done
+: > release; wait; echo done`)
 	s.MemoryBytes = 128 << 20
 	res, log := runLease(t, r, s)
 	full := strings.Count(log, "67108864")
