@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestOOMControlV1(t *testing.T) {
@@ -72,5 +74,47 @@ func TestCreateLeaseV1(t *testing.T) {
 		if _, err := os.Stat(d); err == nil {
 			t.Errorf("%s left behind", d)
 		}
+	}
+}
+
+// GPUs by UUID map to their /dev/nvidiaN through the driver's information files; an unknown UUID gets none.
+func TestGPUDevices(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mknod needs root")
+	}
+	proc, dev := t.TempDir(), t.TempDir()
+	for _, g := range []struct{ bus, uuid, minor string }{
+		{"0000:17:00.0", "GPU-aaaa-1111", "0"}, {"0000:65:00.0", "GPU-bbbb-2222", "3"},
+	} {
+		d := filepath.Join(proc, "gpus", g.bus)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		info := "Model: \t\t NVIDIA H100\nIRQ:   \t\t 0\nGPU UUID: \t " + g.uuid + "\nDevice Minor: \t " + g.minor + "\n"
+		if err := os.WriteFile(filepath.Join(d, "information"), []byte(info), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, minor := range map[string]uint32{"nvidia0": 0, "nvidia3": 3, "nvidiactl": 255} {
+		if err := unix.Mknod(filepath.Join(dev, name), unix.S_IFCHR|0o666, int(unix.Mkdev(195, minor))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nodes, missing := gpuDevicesIn(proc, dev, []string{"GPU-BBBB-2222", "GPU-cccc-3333"})
+	got := map[string]uint32{}
+	for _, n := range nodes {
+		got[n.Path] = n.Minor
+		if n.Major != 195 || n.Mode != 0o666 {
+			t.Errorf("node %+v", n)
+		}
+	}
+	if len(got) != 2 || got["nvidia3"] != 3 || got["nvidiactl"] != 255 {
+		t.Errorf("nodes %v: want nvidia3 and nvidiactl only", nodes)
+	}
+	if len(missing) != 1 || missing[0] != "GPU-cccc-3333" {
+		t.Errorf("missing %v", missing)
+	}
+	if nodes, missing := gpuDevicesIn(t.TempDir(), dev, []string{"GPU-aaaa-1111"}); len(nodes) != 0 || len(missing) != 1 {
+		t.Errorf("no driver: %v %v", nodes, missing)
 	}
 }

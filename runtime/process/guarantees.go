@@ -214,11 +214,16 @@ func gpuNote() string {
 // gpuDevices returns the device nodes of the lease's GPUs (by UUID, mapped to /dev/nvidiaN through
 // /proc/driver/nvidia/gpus/*/information) plus the driver's shared nodes, and the UUIDs it could not map.
 func gpuDevices(uuids []string) ([]devNode, []string) {
+	return gpuDevicesIn("/proc/driver/nvidia", "/dev", uuids)
+}
+
+// gpuDevicesIn is gpuDevices with the driver's /proc directory and /dev elsewhere (for tests).
+func gpuDevicesIn(procDir, devDir string, uuids []string) ([]devNode, []string) {
 	if len(uuids) == 0 {
 		return nil, nil
 	}
 	minors := map[string]uint64{}
-	files, _ := filepath.Glob("/proc/driver/nvidia/gpus/*/information")
+	files, _ := filepath.Glob(filepath.Join(procDir, "gpus", "*", "information"))
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -243,7 +248,7 @@ func gpuDevices(uuids []string) ([]devNode, []string) {
 	}
 	var nodes []devNode
 	add := func(name string) bool {
-		fi, err := os.Stat("/dev/" + name)
+		fi, err := os.Stat(filepath.Join(devDir, name))
 		if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
 			return false
 		}
