@@ -321,6 +321,17 @@ func startProvider(ctx context.Context, o Options, kr *keyring.Keyring, c *clien
 	if o.Provider != nil {
 		o.Provider(i, cfg, rts)
 	}
+	// spare dev runs the developer's own jobs on the developer's own machine: where this host cannot give a
+	// guarantee a real provider needs, the dev provider accepts that risk, loudly, instead of refusing to run.
+	for _, ri := range provider.CheckIsolation(ctx, cfg.Isolation, rts).Runtimes {
+		for _, m := range ri.Missing {
+			cfg.Isolation.AcceptRisks = append(cfg.Isolation.AcceptRisks, ri.Runtime+":"+m)
+		}
+		if len(ri.Missing) > 0 {
+			o.Logger.Warn("this host cannot isolate jobs as a provider for strangers must: spare dev accepts the risk (a real provider refuses; see spare provider doctor)",
+				"runtime", ri.Runtime, "missing", ri.Missing)
+		}
+	}
 	dp := &devProvider{addr: signer.Address(), api: cfg.HostURI, fp: fp, gpus: len(cfg.Hardware.GPUs)}
 	for name := range rts {
 		dp.runtimes = append(dp.runtimes, name)
@@ -330,7 +341,7 @@ func startProvider(ctx context.Context, o Options, kr *keyring.Keyring, c *clien
 		log = log.With("daemon", ProviderKey(i))
 	}
 	d, err := provider.New(provider.Options{Config: cfg, DataDir: dir, Signer: signer, Client: c,
-		Runtimes: rts, CertFingerprint: fp, Logger: log})
+		Runtimes: rts, CertFingerprint: fp, Logger: log, Hide: []string{o.Home}})
 	if err != nil {
 		return nil, err
 	}
@@ -339,8 +350,8 @@ func startProvider(ctx context.Context, o Options, kr *keyring.Keyring, c *clien
 		d.Close()
 		return nil, fmt.Errorf("provider API %s: %w", cfg.Listen, err)
 	}
-	srv := &http.Server{Handler: d.Handler(&reqsig.Verifier{}), ReadHeaderTimeout: 10 * time.Second, ErrorLog: provider.ServerErrorLog(log),
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}
+	srv := provider.NewServer(d.Handler(&reqsig.Verifier{}), provider.ServerErrorLog(log), provider.ServerLimits{})
+	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	go func() {
 		if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			o.Logger.Error("provider API", "err", err)
@@ -449,10 +460,13 @@ func initProvider(o Options, i, port int) error {
 	// serve the same lease id.
 	h := fnv.New32a()
 	h.Write([]byte(o.Home))
-	cfg.UIDBase = 3_000_000_000 + (h.Sum32()%1000)*1_000_000
+	cfg.UIDBase = 1_000_000_000 + (h.Sum32()%1000)*1_000_000 // below 2³¹: Docker refuses larger uids
 	if cfg.Hardware.DiskMiB == 0 {
 		cfg.Hardware.DiskMiB = 1024
 	}
+	// spare dev runs the developer's own jobs: any image on this machine may run (a real provider lists the
+	// images strangers may run in docker_images).
+	cfg.DockerImages = []string{"*"}
 	if _, _, err := certs.LoadOrGenerate(filepath.Join(provDir, "tls"), []string{"127.0.0.1", "localhost"}, 10*365*24*time.Hour); err != nil {
 		return err
 	}

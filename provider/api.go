@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -47,7 +48,9 @@ type Status struct {
 	Result      *runtime.Result `json:"result,omitempty"`
 	Receipt     *tx.Receipt     `json:"receipt,omitempty"`
 	OutputFiles []merkle.File   `json:"output_files,omitempty"`
-	Reason      string          `json:"reason,omitempty"`
+	// OutputsLeftOut: outputs the receipt does not cover, and why (links, over the lease's disk...).
+	OutputsLeftOut []string `json:"outputs_left_out,omitempty"`
+	Reason         string   `json:"reason,omitempty"`
 	// A cluster member's rank and the rendezvous port (rank 0 gives it; the tenant passes it to the others).
 	Rank       *int `json:"rank,omitempty"`
 	MasterPort int  `json:"master_port,omitempty"`
@@ -67,7 +70,7 @@ const maxManifest = manifest.MaxBytes
 // Handler returns the tenant API. Every signed route is authenticated from its headers, then authorized
 // (the lease is the signer's; the signer is an auditor), and only then is its body read, up to the route's
 // limit: a manifest's size on PUT /leases/{id}/manifest, nothing on the other lease routes, 64 KiB on
-// POST /proof (see reqsig.Middleware).
+// POST /proof (see reqsig.Middleware). Serve it with NewServer, which adds the timeouts and connection caps.
 func (d *Daemon) Handler(v *reqsig.Verifier) http.Handler {
 	mux := http.NewServeMux()
 	leaseID := func(r *http.Request) (uint64, error) {
@@ -106,13 +109,18 @@ func (d *Daemon) Handler(v *reqsig.Verifier) http.Handler {
 			h(w, r, tenant, id, body)
 		})
 	}
+	// The manifest's answer comes once its inputs are fetched: give the response that long to be written.
+	putManifest := func(w http.ResponseWriter, r *http.Request, tenant tx.Address, id uint64, body []byte) {
+		extendWriteDeadlineBy(w, r, d.inputOptions().Timeout)
+		d.putManifest(w, r, tenant, id, body)
+	}
 	auditor := func(r *http.Request, signer tx.Address) error {
 		if !d.isAuditor(r.Context(), signer) {
 			return &reqsig.Error{Status: http.StatusForbidden, Code: reqsig.CodeForbidden, Msg: "only the ledger's auditors may send proof-of-GPU challenges"}
 		}
 		return nil
 	}
-	mux.Handle("PUT /leases/{id}/manifest", lease(maxManifest, d.putManifest))
+	mux.Handle("PUT /leases/{id}/manifest", lease(maxManifest, putManifest))
 	mux.Handle("GET /leases/{id}/status", lease(0, d.getStatus))
 	mux.Handle("GET /leases/{id}/logs", lease(0, d.getLogs))
 	mux.Handle("GET /leases/{id}/outputs", lease(0, d.getOutputs))
@@ -170,14 +178,12 @@ func (d *Daemon) putManifest(w http.ResponseWriter, r *http.Request, tenant tx.A
 }
 
 func (d *Daemon) lookup(tenant tx.Address, id uint64) (*LeaseRecord, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	return d.authorized(tenant, id)
 }
 
 func (d *Daemon) status(l *LeaseRecord) Status {
 	return Status{LeaseID: l.LeaseID, State: l.State, Runtime: l.Runtime, GPUs: l.Reservation.GPUs, Result: l.Result,
-		Receipt: l.Receipt, OutputFiles: l.OutputFiles, Reason: l.EndReason, Rank: l.Rank, MasterPort: l.MasterPort,
+		Receipt: l.Receipt, OutputFiles: l.OutputFiles, OutputsLeftOut: l.OutputsLeftOut, Reason: l.EndReason, Rank: l.Rank, MasterPort: l.MasterPort,
 		Endpoints: d.endpoints(l)}
 }
 
@@ -190,13 +196,15 @@ func (d *Daemon) getStatus(w http.ResponseWriter, r *http.Request, tenant tx.Add
 	writeJSON(w, d.status(l))
 }
 
-// getLogs sends the log file; with follow it keeps sending what is appended until the workload has ended.
+// getLogs sends the log file; with follow it keeps sending what is appended until the workload has ended. At
+// most limits.max_log_bytes are sent, then a line saying so. The log is opened without following a link.
 func (d *Daemon) getLogs(w http.ResponseWriter, r *http.Request, tenant tx.Address, id uint64, _ []byte) {
 	if _, err := d.lookup(tenant, id); err != nil {
 		d.writeErr(w, err)
 		return
 	}
-	f, err := os.Open(filepath.Join(d.leaseDir(id), "log"))
+	logPath := filepath.Join(d.leaseDir(id), "log")
+	f, err := openLog(logPath)
 	if err != nil && !os.IsNotExist(err) {
 		d.writeErr(w, err)
 		return
@@ -204,51 +212,66 @@ func (d *Daemon) getLogs(w http.ResponseWriter, r *http.Request, tenant tx.Addre
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	follow := r.URL.Query().Get("follow") == "1" || r.URL.Query().Get("follow") == "true"
 	flusher, _ := w.(http.Flusher)
-	buf := make([]byte, 32<<10)
-	for {
-		if f == nil { // the workload has not written anything yet
-			if f, err = os.Open(filepath.Join(d.leaseDir(id), "log")); err != nil {
-				f = nil
+	left := d.cfg.Limits.MaxLogBytes
+	send := func(b []byte) bool {
+		if int64(len(b)) > left {
+			b = b[:left]
+		}
+		left -= int64(len(b))
+		extendWriteDeadline(w, r) // a stream is cut only when the client stops reading (httpserver.go)
+		if _, err := w.Write(b); err != nil {
+			return false
+		}
+		if left == 0 {
+			_, _ = fmt.Fprintf(w, "\n[spare: log truncated at %d bytes by the provider (limits.max_log_bytes)]\n", d.cfg.Limits.MaxLogBytes)
+			return false
+		}
+		return true
+	}
+	drain := func() bool { // false: stop sending
+		buf := make([]byte, 32<<10)
+		for {
+			n, rerr := f.Read(buf)
+			if n > 0 && !send(buf[:n]) {
+				return false
+			}
+			if rerr != nil {
+				return true
 			}
 		}
+	}
+	defer func() {
 		if f != nil {
-			for {
-				n, rerr := f.Read(buf)
-				if n > 0 {
-					if _, werr := w.Write(buf[:n]); werr != nil {
-						f.Close()
-						return
-					}
-				}
-				if rerr != nil {
-					break
-				}
+			f.Close()
+		}
+	}()
+	for {
+		if f == nil { // the workload has not written anything yet
+			f, _ = openLog(logPath)
+		}
+		if f != nil {
+			if !drain() {
+				return
 			}
 			if flusher != nil {
 				flusher.Flush()
 			}
 		}
 		if !follow {
-			break
+			return
 		}
 		l, _ := d.lookup(tenant, id)
 		if l == nil || l.State == LeaseDone || l.State == LeaseFinishing {
-			if f != nil { // drain what the workload wrote last
-				_, _ = io.Copy(w, f)
+			if f != nil { // what the workload wrote last
+				drain()
 			}
-			break
+			return
 		}
 		select {
 		case <-r.Context().Done():
-			if f != nil {
-				f.Close()
-			}
 			return
 		case <-time.After(100 * time.Millisecond):
 		}
-	}
-	if f != nil {
-		f.Close()
 	}
 }
 
@@ -264,12 +287,22 @@ func (d *Daemon) getOutputs(w http.ResponseWriter, r *http.Request, tenant tx.Ad
 		d.writeErr(w, errors.Join(ErrLeaseState, errors.New("outputs are ready once the workload has ended")))
 		return
 	}
+	if l.Removed {
+		d.writeErr(w, errors.Join(ErrLeaseState, fmt.Errorf("the outputs were removed %s after the lease ended (this provider's limits.keep_lease_data)", d.cfg.Limits.KeepLeaseData.Duration)))
+		return
+	}
+	t, err := openWorkTree(filepath.Join(d.leaseDir(id), "work"))
+	if err != nil {
+		d.writeErr(w, err)
+		return
+	}
+	defer t.Close()
 	w.Header().Set("Content-Type", "application/x-tar")
 	w.Header().Set("X-Spare-Output-Root", l.Receipt.OutputRoot.String())
-	tw := tar.NewWriter(w)
-	work := filepath.Join(d.leaseDir(id), "work")
+	tw := tar.NewWriter(streamWriter(w, r)) // the write deadline extended before each write (httpserver.go)
 	for _, f := range l.OutputFiles {
-		src, err := os.Open(filepath.Join(work, filepath.FromSlash(f.Path)))
+		// Opened beneath the work directory with no link followed, as when it was hashed.
+		src, _, err := t.openFile(f.Path)
 		if err != nil {
 			return // the connection breaks; the tenant's root check fails loudly
 		}

@@ -15,7 +15,7 @@ import (
 // NCCL expect: RANK and WORLD_SIZE, MASTER_ADDR (the host of rank 0's provider) and MASTER_PORT, LOCAL_RANK 0
 // and LOCAL_WORLD_SIZE 1 (one process per member), SPARE_PEERS (every member's host, by rank),
 // SPARE_CLUSTER_ORDER and SPARE_RESTART_COUNT (0, or which restart of the cluster this is). Rank 0 takes a free port from cluster_ports; the others are told it by the tenant.
-// Called with d.mu held.
+// Called with the lease's lock held.
 func (d *Daemon) rendezvous(ctx context.Context, l *LeaseRecord, orderID uint64, masterPort int) error {
 	cv, err := d.c.Cluster(ctx, orderID)
 	if err != nil {
@@ -40,7 +40,7 @@ func (d *Daemon) rendezvous(ctx context.Context, l *LeaseRecord, orderID uint64,
 	case rank == 0 && l.MasterPort != 0:
 		masterPort = l.MasterPort // the manifest came before and its start failed half-way: keep the port
 	case rank == 0:
-		if masterPort, err = d.freeClusterPort(); err != nil {
+		if masterPort, err = d.freeClusterPort(l.LeaseID); err != nil {
 			return err
 		}
 	case masterPort == 0:
@@ -58,13 +58,13 @@ func (d *Daemon) rendezvous(ctx context.Context, l *LeaseRecord, orderID uint64,
 	return nil
 }
 
-// freeClusterPort is a free port of cluster_ports (see freePorts). Called with d.mu held.
-func (d *Daemon) freeClusterPort() (int, error) {
+// freeClusterPort is a free port of cluster_ports (see freePorts), claimed for lease.
+func (d *Daemon) freeClusterPort(lease uint64) (int, error) {
 	first, last, err := d.cfg.ClusterPortRange()
 	if err != nil {
 		return 0, err
 	}
-	ports, err := d.freePorts(first, last, 1)
+	ports, err := d.freePorts(lease, first, last, 1)
 	if err != nil {
 		return 0, fmt.Errorf("%w: no free port in cluster_ports %s for the rendezvous", ErrStartFailed, d.cfg.ClusterPorts)
 	}
@@ -72,18 +72,31 @@ func (d *Daemon) freeClusterPort() (int, error) {
 }
 
 // freePorts picks n ports of [first, last] that no unfinished lease of this provider holds (as rendezvous or
-// service port) and that can be bound now, lowest first. Called with d.mu held.
-func (d *Daemon) freePorts(first, last, n int) ([]int, error) {
+// service port, saved or claimed by a manifest being accepted) and that can be bound now, lowest first, and
+// claims them for lease. Manifests of several leases are accepted at once: d.portMu makes the pick and the claim
+// one step.
+func (d *Daemon) freePorts(lease uint64, first, last, n int) ([]int, error) {
+	d.portMu.Lock()
+	defer d.portMu.Unlock()
 	taken := map[int]bool{}
+	unfinished := map[uint64]bool{}
 	if leases, err := d.store.Leases(); err == nil {
 		for _, l := range leases {
 			if l.State == LeaseDone {
 				continue
 			}
+			unfinished[l.LeaseID] = true
 			taken[l.MasterPort] = true
 			for _, p := range l.Ports {
 				taken[p.Host] = true
 			}
+		}
+	}
+	for p, owner := range d.claimed {
+		if unfinished[owner] && owner != lease {
+			taken[p] = true
+		} else {
+			delete(d.claimed, p) // its lease ended (or asks again)
 		}
 	}
 	var out []int
@@ -101,16 +114,19 @@ func (d *Daemon) freePorts(first, last, n int) ([]int, error) {
 	if len(out) < n {
 		return nil, fmt.Errorf("%d free ports wanted in %d-%d, %d found", n, first, last, len(out))
 	}
+	for _, p := range out {
+		d.claimed[p] = lease
+	}
 	return out, nil
 }
 
-// servicePorts gives each declared port a host port of service_ports. Called with d.mu held.
-func (d *Daemon) servicePorts(declared []uint16) ([]runtime.PortMap, error) {
+// servicePorts gives each declared port of lease a host port of service_ports.
+func (d *Daemon) servicePorts(lease uint64, declared []uint16) ([]runtime.PortMap, error) {
 	first, last, err := d.cfg.ServicePortRange()
 	if err != nil {
 		return nil, err
 	}
-	hosts, err := d.freePorts(first, last, len(declared))
+	hosts, err := d.freePorts(lease, first, last, len(declared))
 	if err != nil {
 		return nil, fmt.Errorf("%w: service_ports %s: %v", ErrStartFailed, d.cfg.ServicePorts, err)
 	}

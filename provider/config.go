@@ -80,6 +80,8 @@ type Config struct {
 	Prices Prices `toml:"prices"`
 	// Limits on what this machine offers and how the daemon behaves.
 	Limits Limits `toml:"limits"`
+	// Isolation is the policy on guarantees this host cannot give (isolation.go).
+	Isolation IsolationConfig `toml:"isolation"`
 	// Hardware is what `spare provider init` detected; edit to offer less than the machine has.
 	Hardware HardwareConfig `toml:"hardware"`
 	// ProofSolver is the program that answers auditors' proof-of-GPU challenges on a GPU, one per device, with
@@ -143,7 +145,15 @@ type Limits struct {
 	MaxLeases       int      `toml:"max_leases"`       // concurrent leases
 	ManifestTimeout Duration `toml:"manifest_timeout"` // a won lease without a manifest by then is closed
 	WithdrawEvery   Duration `toml:"withdraw_every"`   // earnings of running leases are withdrawn this often
-	MaxLogBytes     int64    `toml:"max_log_bytes"`    // per lease; output beyond it is dropped
+	// MaxLogBytes is the most of a lease's log the tenant API serves (the first bytes, then a marker line). The
+	// whole log counts against the lease's disk.
+	MaxLogBytes int64 `toml:"max_log_bytes"`
+	// DiskCheckEvery is how often the daemon measures each running lease's disk (work directory and log): a
+	// lease over its disk is stopped with the reason "disk limit".
+	DiskCheckEvery Duration `toml:"disk_check_every"`
+	// KeepLeaseData is how long a finished lease's directory (work files, outputs, log) is kept for the tenant
+	// to fetch; it is removed after that.
+	KeepLeaseData Duration `toml:"keep_lease_data"`
 }
 
 // HardwareConfig is the offered hardware.
@@ -170,7 +180,7 @@ func DefaultConfig() Config {
 		Prices: Prices{GPUHour: map[string]string{}, DefaultGPUHour: "1", CPUHour: "0.02", MemoryGiBHour: "0.005",
 			ScriptTimeout: Duration{2 * time.Second}},
 		Limits: Limits{MaxLeases: 16, ManifestTimeout: Duration{2 * time.Minute}, WithdrawEvery: Duration{10 * time.Minute},
-			MaxLogBytes: 64 << 20},
+			MaxLogBytes: 64 << 20, DiskCheckEvery: Duration{2 * time.Second}, KeepLeaseData: Duration{24 * time.Hour}},
 		ClusterPorts: "29500-29599", ServicePorts: "31000-31999", LatencyEvery: Duration{10 * time.Minute},
 		ClusterContainers: true, DockerImages: DefaultDockerImages(),
 		Inputs: DefaultInputsConfig(),
@@ -254,6 +264,24 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.ManifestTimeout.Duration <= 0 || c.Limits.WithdrawEvery.Duration <= 0 {
 		return fmt.Errorf("limits.manifest_timeout and limits.withdraw_every must be positive")
+	}
+	if c.Limits.MaxLogBytes < 4096 {
+		return fmt.Errorf("limits.max_log_bytes %d: at least 4096 (64 MiB is the default)", c.Limits.MaxLogBytes)
+	}
+	if d := c.Limits.DiskCheckEvery.Duration; d < 100*time.Millisecond || d > time.Minute {
+		return fmt.Errorf("limits.disk_check_every %s: between 100ms and 1m (a lease can write fast: 2s is the default)", d)
+	}
+	if c.Limits.KeepLeaseData.Duration < time.Minute {
+		return fmt.Errorf("limits.keep_lease_data %s: at least 1m, so that tenants can fetch their outputs (24h is the default)", c.Limits.KeepLeaseData.Duration)
+	}
+	if err := c.Isolation.Validate(); err != nil {
+		return err
+	}
+	if c.UIDBase != 0 && c.UIDBase < 65536 {
+		return fmt.Errorf("uid_base %d: at least 65536, so that per-lease users never meet system users; 0 means 2000000000", c.UIDBase)
+	}
+	if c.Docker && uint64(c.UIDBase)+1_000_000 > 1<<31-1 {
+		return fmt.Errorf("uid_base %d: at most 2146483647 with docker = true (Docker refuses uids of 2³¹ and more); 0 means 2000000000", c.UIDBase)
 	}
 	if _, _, err := c.ClusterPortRange(); err != nil {
 		return err

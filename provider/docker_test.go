@@ -23,7 +23,7 @@ func buildImage(t *testing.T) string { return testimage.Build(t) }
 // container's output lands in the lease's outputs and the receipt.
 func TestProviderRunsImageJob(t *testing.T) {
 	tag := buildImage(t)
-	e := startEnvWith(t, func(c *provider.Config) { c.Docker = true })
+	e := startEnvWith(t, func(c *provider.Config) { c.Docker, c.DockerImages = true, []string{tag} })
 	ctx := context.Background()
 	m := &manifest.Manifest{Version: 1, Image: tag, Run: "out hello-from-container write out/result.txt done",
 		Outputs: []string{"out/"}, Resources: tx.Resources{CPUMilli: 500, MemoryMiB: 256}, DurationSec: 60}

@@ -4,11 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -49,7 +48,8 @@ func (d *Daemon) spec(l *LeaseRecord, m *manifest.Manifest) runtime.Spec {
 	env = append(env, portEnv(l.Ports, l.Runtime == "docker" && !hostNet)...)
 	s := runtime.Spec{LeaseID: l.LeaseID, Dir: dir, WorkDir: filepath.Join(dir, "work"), LogPath: filepath.Join(dir, "log"),
 		Env: env, GPUs: l.Reservation.GPUs, CPUMilli: l.Reservation.CPUMilli, MemoryBytes: l.Reservation.MemoryMiB << 20,
-		Timeout: time.Duration(l.DurationSec) * time.Second, Ports: l.Ports, HostNetwork: hostNet}
+		Timeout: time.Duration(l.DurationSec) * time.Second, Ports: l.Ports, HostNetwork: hostNet,
+		DiskBytes: uint64(d.diskBytes(l)), HidePaths: d.hide}
 	if m != nil {
 		s.Command, s.Image = m.Run, m.Image
 	}
@@ -116,8 +116,8 @@ var (
 // A cluster member gets its rendezvous environment (see rendezvous); masterPort is rank 0's port, required from
 // the other ranks.
 func (d *Daemon) AcceptManifest(ctx context.Context, tenant tx.Address, leaseID uint64, body []byte, masterPort int) (*LeaseRecord, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	unlock := d.lockLease(leaseID) // this lease only: fetching its inputs holds up nobody else
+	defer unlock()
 	l, err := d.authorized(tenant, leaseID)
 	if err != nil {
 		return nil, err
@@ -132,6 +132,17 @@ func (d *Daemon) AcceptManifest(ctx context.Context, tenant tx.Address, leaseID 
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadManifest, err)
 	}
+	// A lease closed on the ledger while its manifest is being accepted (inputs still downloading) stops here.
+	ctx, cancel := context.WithCancel(ctx)
+	d.mu.Lock()
+	d.accepting[leaseID] = cancel
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		delete(d.accepting, leaseID)
+		d.mu.Unlock()
+		cancel()
+	}()
 	o, err := d.c.Order(ctx, l.OrderID)
 	if err != nil {
 		return nil, err
@@ -142,9 +153,12 @@ func (d *Daemon) AcceptManifest(ctx context.Context, tenant tx.Address, leaseID 
 	rtName := "process"
 	if m.Image != "" {
 		rtName = "docker"
+		if err := d.cfg.ImageAllowed(m.Image); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadManifest, err)
+		}
 	}
 	if len(m.Ports) > 0 && len(l.Ports) == 0 {
-		ports, err := d.servicePorts(m.Ports)
+		ports, err := d.servicePorts(l.LeaseID, m.Ports)
 		if err != nil {
 			return nil, err
 		}
@@ -167,8 +181,11 @@ func (d *Daemon) AcceptManifest(ctx context.Context, tenant tx.Address, leaseID 
 	if err := unpack(spec, body, m); err != nil {
 		return nil, fmt.Errorf("unpack manifest: %w", err)
 	}
-	if err := fetchInputsIn(ctx, spec.WorkDir, m, int64(l.Reservation.DiskMiB)<<20, d.inputOptions()); err != nil {
+	if err := fetchInputsIn(ctx, spec.WorkDir, m, d.diskBytes(l), d.inputOptions()); err != nil {
 		_ = os.RemoveAll(spec.Dir) // a corrected manifest can't be sent (the hash is fixed), but leave no data behind
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w: lease %d was closed while its inputs were fetched", ErrLeaseState, leaseID)
+		}
 		return nil, fmt.Errorf("%w: %v", ErrBadManifest, err)
 	}
 	l.State, l.Runtime, l.Outputs = LeaseStarting, rtName, m.Outputs
@@ -216,7 +233,7 @@ func sameResources(a, b tx.Resources) bool {
 	return true
 }
 
-// authorized loads a lease and checks that tenant owns it. Callers hold d.mu.
+// authorized loads a lease and checks that tenant owns it.
 func (d *Daemon) authorized(tenant tx.Address, leaseID uint64) (*LeaseRecord, error) {
 	l, err := d.store.Lease(leaseID)
 	if err != nil {
@@ -231,7 +248,8 @@ func (d *Daemon) authorized(tenant tx.Address, leaseID uint64) (*LeaseRecord, er
 	return l, nil
 }
 
-// unpack writes the manifest and its files into the lease's directory.
+// unpack writes the manifest and its files into the lease's directory, every file created beneath the work
+// directory (os.Root: no path of the manifest can leave it, through ".." or a link), none overwritten.
 func unpack(s runtime.Spec, raw []byte, m *manifest.Manifest) error {
 	if err := os.MkdirAll(s.WorkDir, 0o700); err != nil {
 		return err
@@ -239,19 +257,34 @@ func unpack(s runtime.Spec, raw []byte, m *manifest.Manifest) error {
 	if err := os.WriteFile(filepath.Join(s.Dir, "manifest.json"), raw, 0o600); err != nil {
 		return err
 	}
+	root, err := os.OpenRoot(s.WorkDir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
 	for _, f := range m.Files {
-		p := filepath.Join(s.WorkDir, filepath.FromSlash(filepath.Clean(f.Path)))
-		if !strings.HasPrefix(p, s.WorkDir+string(filepath.Separator)) {
+		rel := filepath.FromSlash(path.Clean(f.Path))
+		if !filepath.IsLocal(rel) {
 			return fmt.Errorf("file %q leaves the work directory", f.Path)
 		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
+		if dir := filepath.Dir(rel); dir != "." {
+			if err := root.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
 		}
-		mode := os.FileMode(f.Mode)
+		mode := os.FileMode(f.Mode) & 0o777 // never setuid, setgid or sticky
 		if mode == 0 {
 			mode = 0o644
 		}
-		if err := os.WriteFile(p, f.Data, mode); err != nil {
+		w, err := root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(f.Data)
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -260,7 +293,9 @@ func unpack(s runtime.Spec, raw []byte, m *manifest.Manifest) error {
 
 // watch waits for a workload in the background and completes its lease when it ends.
 func (d *Daemon) watch(ctx context.Context, leaseID uint64, w runtime.Workload) {
+	d.mu.Lock()
 	d.workloads[leaseID] = w
+	d.mu.Unlock()
 	d.spawn(ctx, func(ctx context.Context) {
 		res, err := w.Wait(ctx)
 		if err != nil {
@@ -273,19 +308,26 @@ func (d *Daemon) watch(ctx context.Context, leaseID uint64, w runtime.Workload) 
 	})
 }
 
-// finish hashes the outputs, signs the receipt and completes the lease on the ledger.
+// finish hashes the outputs, signs the receipt and completes the lease on the ledger. Hashing is bounded by the
+// lease's disk and runs under this lease's lock only.
 func (d *Daemon) finish(ctx context.Context, leaseID uint64, res runtime.Result) {
 	d.mu.Lock()
 	delete(d.workloads, leaseID)
+	d.mu.Unlock()
+	unlock := d.lockLease(leaseID)
 	l, err := d.store.Lease(leaseID)
 	if err != nil || l == nil {
-		d.mu.Unlock()
+		unlock()
 		return
 	}
 	spec := d.spec(l, nil)
-	files, err := collectOutputs(spec.WorkDir, l.Outputs)
+	files, skipped, err := collectOutputs(ctx, spec.WorkDir, l.Outputs, outputLimits{Bytes: d.diskBytes(l), Files: maxOutputFiles})
 	if err != nil {
 		d.log.Warn("collecting outputs", "lease", leaseID, "err", err)
+		if ctx.Err() != nil {
+			unlock()
+			return // the daemon is stopping: a restarted one collects them again
+		}
 	}
 	root, _ := merkle.Root(files)
 	m, _ := os.ReadFile(filepath.Join(spec.Dir, "manifest.json"))
@@ -296,13 +338,13 @@ func (d *Daemon) finish(ctx context.Context, leaseID uint64, res runtime.Result)
 	rc := tx.Receipt{ChainID: d.chainID, LeaseID: leaseID, ManifestHash: manifest.Hash(m), StartMs: uint64(res.StartedAt.UnixMilli()),
 		EndMs: uint64(res.EndedAt.UnixMilli()), ExitCode: int64(res.ExitCode), GPUSeconds: gpuSec, OutputRoot: root}
 	rc.Signature = d.sign(rc.SignBytes())
-	l.Result, l.OutputFiles, l.Receipt, l.State = &res, files, &rc, LeaseFinishing
+	l.Result, l.OutputFiles, l.OutputsLeftOut, l.Receipt, l.State = &res, files, skipped, &rc, LeaseFinishing
 	if l.EndReason == "" {
 		l.EndReason = res.Reason
 	}
 	_ = d.store.PutLease(l)
-	d.mu.Unlock()
-	d.log.Info("workload ended", "lease", leaseID, "exit_code", res.ExitCode, "reason", res.Reason, "outputs", len(files))
+	unlock()
+	d.log.Info("workload ended", "lease", leaseID, "exit_code", res.ExitCode, "reason", res.Reason, "outputs", len(files), "left_out", len(skipped))
 	d.complete(ctx, l)
 }
 
@@ -380,74 +422,42 @@ func (d *Daemon) refused(ctx context.Context, l *LeaseRecord, what string, err e
 
 // done marks a lease finished here and frees what it held.
 func (d *Daemon) done(l *LeaseRecord) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	l.State = LeaseDone
+	unlock := d.lockLease(l.LeaseID)
+	defer unlock()
+	l.State, l.DoneAt = LeaseDone, d.now()
 	_ = d.store.PutLease(l)
 	d.capacity.ReleaseLease(l.LeaseID)
 	d.log.Info("lease done", "lease", l.LeaseID)
 }
 
-// collectOutputs hashes the files under the output paths (files or directories) of workDir.
-func collectOutputs(workDir string, outputs []string) ([]merkle.File, error) {
-	var files []merkle.File
-	seen := map[string]bool{}
-	for _, o := range outputs {
-		base := filepath.Join(workDir, filepath.FromSlash(filepath.Clean(o)))
-		err := filepath.WalkDir(base, func(p string, e fs.DirEntry, err error) error {
-			if err != nil {
-				if errors.Is(err, fs.ErrNotExist) {
-					return nil // an output the job did not write
-				}
-				return err
-			}
-			if !e.Type().IsRegular() {
-				return nil // directories are walked; links and devices are not outputs
-			}
-			rel, err := filepath.Rel(workDir, p)
-			if err != nil || strings.HasPrefix(rel, "..") {
-				return nil
-			}
-			rel = filepath.ToSlash(rel)
-			if seen[rel] {
-				return nil
-			}
-			f, err := merkle.HashFile(p, rel)
-			if err != nil {
-				return err
-			}
-			files = append(files, f)
-			seen[rel] = true
-			return nil
-		})
-		if err != nil {
-			return files, err
-		}
-	}
-	return files, merkle.Sort(files)
-}
-
 // leaseClosed reacts to the ledger ending a lease we serve (tenant close, deposit exhausted, start timeout).
 func (d *Daemon) leaseClosed(ctx context.Context, leaseID uint64, reason string) {
 	d.mu.Lock()
+	if cancel := d.accepting[leaseID]; cancel != nil {
+		cancel() // its inputs are still downloading: stop that first, so the lease's lock comes free
+	}
+	d.mu.Unlock()
+	unlock := d.lockLease(leaseID)
 	l, _ := d.store.Lease(leaseID)
+	d.mu.Lock()
 	w := d.workloads[leaseID]
+	d.mu.Unlock()
 	if l == nil || l.State == LeaseDone {
-		d.mu.Unlock()
+		unlock()
 		return
 	}
 	if l.EndReason == "" {
 		l.EndReason = "lease closed on the ledger: " + reason
 	}
 	if w == nil {
-		l.State = LeaseDone
+		l.State, l.DoneAt = LeaseDone, d.now()
 		_ = d.store.PutLease(l)
 		d.capacity.ReleaseLease(leaseID)
-		d.mu.Unlock()
+		unlock()
 		return
 	}
 	_ = d.store.PutLease(l)
-	d.mu.Unlock()
+	unlock()
 	d.log.Info("lease closed on the ledger: stopping the workload", "lease", leaseID, "reason", reason)
 	if err := w.Stop(ctx); err != nil {
 		d.log.Error("stopping workload", "lease", leaseID, "err", err)
@@ -456,8 +466,8 @@ func (d *Daemon) leaseClosed(ctx context.Context, leaseID uint64, reason string)
 
 // StopLease stops a lease's workload at the tenant's request; the lease then completes with a receipt.
 func (d *Daemon) StopLease(ctx context.Context, tenant tx.Address, leaseID uint64) error {
-	d.mu.Lock()
 	l, err := d.authorized(tenant, leaseID)
+	d.mu.Lock()
 	w := d.workloads[leaseID]
 	d.mu.Unlock()
 	if err != nil {
@@ -475,10 +485,10 @@ func (d *Daemon) closeLease(ctx context.Context, leaseID uint64, reason string) 
 		d.log.Error("CloseLease failed; will retry", "lease", leaseID, "err", err)
 		return
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	unlock := d.lockLease(leaseID)
+	defer unlock()
 	if l, _ := d.store.Lease(leaseID); l != nil {
-		l.State, l.EndReason = LeaseDone, reason
+		l.State, l.EndReason, l.DoneAt = LeaseDone, reason, d.now()
 		_ = d.store.PutLease(l)
 	}
 	d.capacity.ReleaseLease(leaseID)
@@ -518,9 +528,7 @@ func (d *Daemon) reconcile(ctx context.Context) error {
 				continue
 			}
 			d.log.Info("reattached to workload", "lease", l.LeaseID)
-			d.mu.Lock()
 			d.watch(d.life, l.LeaseID, w)
-			d.mu.Unlock()
 			if lv, err := d.c.Lease(ctx, l.LeaseID); err == nil && lv.State == ledger.LeasePending {
 				d.spawn(ctx, func(ctx context.Context) { _, _ = d.sender.Send(ctx, &tx.LeaseStarted{ID: l.LeaseID}) })
 			}
@@ -538,11 +546,12 @@ func (d *Daemon) ownsLease(ctx context.Context, leaseID uint64) bool {
 	return err == nil && l.Provider == d.Address()
 }
 
-// housekeeping closes leases whose manifest never came and withdraws earnings of running leases periodically.
+// housekeeping closes leases whose manifest never came, withdraws earnings of running leases periodically and
+// removes finished leases' data after the retention period.
 func (d *Daemon) housekeeping(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	lastWithdraw := d.now()
+	lastWithdraw, lastCleanup := d.now(), time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -570,6 +579,10 @@ func (d *Daemon) housekeeping(ctx context.Context) {
 		if withdraw {
 			lastWithdraw = d.now()
 			d.unjailIfDue(ctx)
+		}
+		if d.now().Sub(lastCleanup) >= time.Minute {
+			lastCleanup = d.now()
+			d.removeExpired()
 		}
 	}
 }

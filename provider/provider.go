@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -45,6 +46,9 @@ type Options struct {
 	CertFingerprint tx.Hash
 	Logger          *slog.Logger
 	Now             func() time.Time
+	// Hide are directories workloads must not see even where file modes would let them: the Spare home (keys,
+	// configuration). DataDir is always hidden. A runtime with a mount namespace covers them (runtime.Spec.HidePaths).
+	Hide []string
 }
 
 // Daemon is a running provider.
@@ -57,6 +61,8 @@ type Daemon struct {
 	sender    *client.Sender
 	runtimes  map[string]runtime.Runtime
 	fp        tx.Hash
+	hide      []string // runtime.Spec.HidePaths
+	isolation IsolationReport
 	log       *slog.Logger
 	now       func() time.Time
 	store     *Store
@@ -66,12 +72,17 @@ type Daemon struct {
 	life context.Context // ends at Close: background work (waiting on workloads, sending txs) stops with it
 	end  context.CancelFunc
 
-	mu         sync.Mutex
-	workloads  map[uint64]runtime.Workload // running leases
-	deferred   deferredOrders              // orders to consider again when capacity frees (deferred.go)
-	retrying   sync.Mutex                  // held by the pass over deferred orders
-	retryAgain atomic.Bool                 // capacity freed during a pass: run another
-	completing map[uint64]bool             // CompleteLease in flight
+	mu         sync.Mutex                    // guards the maps below; never held across I/O (locks.go)
+	leaseLocks map[uint64]*leaseLock         // one lock per lease being worked on
+	accepting  map[uint64]context.CancelFunc // manifests being accepted (inputs fetched): cancelled when the lease closes
+	workloads  map[uint64]runtime.Workload   // running leases
+	deferred   deferredOrders                // orders to consider again when capacity frees (deferred.go)
+	retrying   sync.Mutex                    // held by the pass over deferred orders
+	retryAgain atomic.Bool                   // capacity freed during a pass: run another
+	completing map[uint64]bool               // CompleteLease in flight
+
+	portMu  sync.Mutex     // picking and claiming host ports (cluster.go)
+	claimed map[int]uint64 // host port -> the lease whose manifest claimed it, until saved with the lease
 
 	audMu    sync.Mutex // the ledger's auditor set, for /proof
 	auditors []tx.Address
@@ -93,6 +104,24 @@ func New(o Options) (*Daemon, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	// Offer only the runtimes that can isolate tenants here (or whose risks the operator accepted).
+	iso := CheckIsolation(context.Background(), o.Config.Isolation, o.Runtimes)
+	rts := map[string]runtime.Runtime{}
+	for name, rt := range o.Runtimes {
+		ri, _ := iso.Runtime(name)
+		switch {
+		case ri.Offered:
+			rts[name] = rt
+			if len(ri.Accepted) > 0 {
+				o.Logger.Warn("runtime offered with risks the operator accepted: tenants' jobs are less isolated", "runtime", name, "accepted", ri.Accepted)
+			}
+		case name == o.Config.Runtime:
+			return nil, fmt.Errorf("provider: %w", ri.RefusalError())
+		default:
+			o.Logger.Warn("runtime not offered", "runtime", name, "err", ri.RefusalError())
+		}
+	}
+	o.Runtimes = rts
 	leases, err := prepareLeasesDir(o.Config.LeasesDir, o.DataDir)
 	if err != nil {
 		return nil, err
@@ -112,7 +141,17 @@ func New(o Options) (*Daemon, error) {
 	}
 	d := &Daemon{cfg: o.Config, dataDir: o.DataDir, leasesDir: leases, signer: o.Signer, c: o.Client, sender: o.Client.NewSender(o.Signer),
 		runtimes: o.Runtimes, fp: o.CertFingerprint, log: o.Logger, now: o.Now, store: st,
-		capacity: NewCapacity(o.Config.Hardware), workloads: map[uint64]runtime.Workload{}, completing: map[uint64]bool{}}
+		capacity: NewCapacity(o.Config.Hardware), workloads: map[uint64]runtime.Workload{}, completing: map[uint64]bool{},
+		leaseLocks: map[uint64]*leaseLock{}, accepting: map[uint64]context.CancelFunc{}, claimed: map[int]uint64{}}
+	d.isolation = iso
+	for _, p := range append([]string{o.DataDir}, o.Hide...) {
+		if p == "" {
+			continue
+		}
+		if abs, err := filepath.Abs(p); err == nil && !slices.Contains(d.hide, abs) {
+			d.hide = append(d.hide, abs)
+		}
+	}
 	d.life, d.end = context.WithCancel(context.Background())
 	d.capacity.OnFree = d.capacityFreed
 	bids, err := st.Bids()
@@ -146,6 +185,9 @@ func (d *Daemon) Close() error {
 
 // Address is the provider's account.
 func (d *Daemon) Address() tx.Address { return d.signer.Address() }
+
+// Isolation is what each runtime guarantees on this host and which are offered.
+func (d *Daemon) Isolation() IsolationReport { return d.isolation }
 
 // Capacity exposes the capacity tracker (status, tests).
 func (d *Daemon) Capacity() *Capacity { return d.capacity }
@@ -242,8 +284,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.reconcile(ctx); err != nil {
 		return err
 	}
-	d.bg.Add(2)
+	d.bg.Add(3)
 	go func() { defer d.bg.Done(); d.housekeeping(ctx) }()
+	go func() { defer d.bg.Done(); d.watchLimits(ctx) }()
 	go func() { defer d.bg.Done(); d.publishLatency(ctx) }()
 	err = d.c.Follow(ctx, from+1, func(b client.Block) error {
 		for _, e := range b.Events {
@@ -285,7 +328,9 @@ func (d *Daemon) handle(ctx context.Context, e client.Event) {
 		}
 	case "lease.closed":
 		if e.Attrs["provider"] == me {
-			d.leaseClosed(ctx, attrID(e, "lease_id"), e.Attrs["reason"])
+			// In the background: stopping a workload takes its grace period, and the follower must not wait.
+			id, reason := attrID(e, "lease_id"), e.Attrs["reason"]
+			d.spawn(ctx, func(ctx context.Context) { d.leaseClosed(ctx, id, reason) })
 		}
 	}
 }

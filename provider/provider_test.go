@@ -501,7 +501,7 @@ func TestMemoryLimitKillsAndProviderBidsAgain(t *testing.T) {
 
 // testProcessConfig gives this test process its own range of lease uids, so that tests of other packages running
 // at the same time (with lease ids starting at 1 too) never share a uid with ours.
-var testProcessConfig = process.Config{UIDBase: 2_500_000_000 + uint32(os.Getpid()%1000)*100_000, UIDRange: 100_000}
+var testProcessConfig = process.Config{UIDBase: 1_500_000_000 + uint32(os.Getpid()%1000)*100_000, UIDRange: 100_000} // below 2³¹ for Docker
 
 // TestNoManifestClosesLease: a won lease whose manifest never comes is closed by the provider, the tenant is
 // refunded in full, and the provider's record shows no failure (it never started).
@@ -523,7 +523,7 @@ func TestNoManifestClosesLease(t *testing.T) {
 func runtimesFor(cfg *provider.Config) map[string]runtime.Runtime {
 	rts := map[string]runtime.Runtime{"process": process.New(testProcessConfig)}
 	if cfg.Docker {
-		rts["docker"] = &docker.Runtime{}
+		rts["docker"] = &docker.Runtime{Images: cfg.DockerImages, UIDBase: testProcessConfig.UIDBase, UIDRange: testProcessConfig.UIDRange}
 	}
 	return rts
 }

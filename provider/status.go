@@ -18,6 +18,8 @@ type Report struct {
 	Leases    []ledger.LeaseView  `json:"leases"`    // pending or active
 	Earned    uint64              `json:"earned"`    // paid to the provider so far, take deducted
 	Unsettled uint64              `json:"unsettled"` // earned by running leases, not yet withdrawn
+	// Isolation is what each runtime guarantees on this machine (filled by the CLI, which runs here).
+	Isolation *IsolationReport `json:"isolation,omitempty"`
 }
 
 // StatusFromLedger builds a Report from ledger queries; it needs no access to the daemon.

@@ -60,8 +60,14 @@ type LeaseRecord struct {
 	Outputs          []string        `json:"outputs,omitempty"`
 	Result           *runtime.Result `json:"result,omitempty"`
 	OutputFiles      []merkle.File   `json:"output_files,omitempty"`
-	Receipt          *tx.Receipt     `json:"receipt,omitempty"`
-	EndReason        string          `json:"end_reason,omitempty"`
+	// OutputsLeftOut says which outputs the receipt does not cover and why (a link, over the lease's disk...).
+	OutputsLeftOut []string `json:"outputs_left_out,omitempty"`
+	// DoneAt is when the lease ended here; its directory is removed limits.keep_lease_data later.
+	DoneAt time.Time `json:"done_at,omitzero"`
+	// Removed: the lease's directory (work files, outputs, log) was removed after the retention period.
+	Removed   bool        `json:"removed,omitempty"`
+	Receipt   *tx.Receipt `json:"receipt,omitempty"`
+	EndReason string      `json:"end_reason,omitempty"`
 	// Rendezvous is a cluster member's environment (RANK, WORLD_SIZE, MASTER_ADDR, ...); MasterPort the port
 	// this provider gave as rank 0.
 	Rendezvous []string `json:"rendezvous,omitempty"`

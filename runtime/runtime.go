@@ -90,6 +90,12 @@ type Workload interface {
 	Stop(ctx context.Context) error
 }
 
+// Owner is implemented by workloads that run in the host's network namespace as a user of their own: uid is
+// the owner of every socket the workload opens, so the daemon can tell which lease listens on a port.
+type Owner interface {
+	UID() (uid int, own bool)
+}
+
 // ErrGone is returned by Reattach when the workload cannot be found.
 var ErrGone = errors.New("runtime: workload gone")
 

@@ -32,9 +32,9 @@ import (
 func newProviderCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "provider",
-		Short: "Offer this machine's GPUs (or CPUs) on the market: init, start, status",
+		Short: "Offer this machine's GPUs (or CPUs) on the market: init, start, status, doctor",
 	}
-	cmd.AddCommand(newProviderInitCmd(g), newProviderStartCmd(g), newProviderStatusCmd(g))
+	cmd.AddCommand(newProviderInitCmd(g), newProviderStartCmd(g), newProviderStatusCmd(g), newProviderDoctorCmd(g))
 	cmd.AddCommand(newProviderImagesCmd(g))
 	return cmd
 }
@@ -49,7 +49,9 @@ type providerInitResult struct {
 	CertFingerprint tx.Hash              `json:"cert_fingerprint"`
 	Inventory       *inventory.Inventory `json:"inventory"`
 	Hardware        tx.Hardware          `json:"hardware"`
-	Next            string               `json:"next"`
+	// Isolation is what `spare provider doctor` reports for this config.
+	Isolation *provider.IsolationReport `json:"isolation,omitempty"`
+	Next      string                    `json:"next"`
 }
 
 func newProviderInitCmd(g *globals) *cobra.Command {
@@ -109,6 +111,10 @@ HOME/keys and a self-signed TLS certificate whose fingerprint tenants pin.`,
 			}
 			res := providerInitResult{Config: g.providerConfigPath(), Provider: info.Address, CertFingerprint: fp, Inventory: inv,
 				Hardware: cfg.Hardware.Ledger(), Next: fmt.Sprintf("spare provider start --home %s", g.home)}
+			if rts, err := availableRuntimes(cmd.Context(), &cfg, slog.New(slog.DiscardHandler)); err == nil {
+				rep := provider.CheckIsolation(cmd.Context(), cfg.Isolation, rts)
+				res.Isolation = &rep
+			}
 			return g.print(res, func(w io.Writer) {
 				fmt.Fprintf(w, "Found: %d GPU(s), %d CPU cores, %d MiB memory, %d MiB free disk, docker: %v\n",
 					len(inv.GPUs), inv.CPUCores, inv.MemoryMiB, inv.DiskFreeMiB, inv.Docker)
@@ -121,6 +127,9 @@ HOME/keys and a self-signed TLS certificate whose fingerprint tenants pin.`,
 				fmt.Fprintf(w, "Provider key %s: %s\n", key, info.Address)
 				fmt.Fprintf(w, "TLS certificate fingerprint (goes on the ledger): %s\n", fp)
 				fmt.Fprintf(w, "Wrote %s (docker runtime offered: %v, region %s, host %s): edit prices and limits there.\n", res.Config, cfg.Docker, region, hostURI)
+				if res.Isolation != nil {
+					printIsolation(w, *res.Isolation, nil)
+				}
 				fmt.Fprintf(w, "Next: fund %s with enough SPR for the stake and fees, then: %s\n", info.Address, res.Next)
 			})
 		},
@@ -183,7 +192,7 @@ workloads keep running and a restarted daemon reattaches to them.`,
 				return err
 			}
 			d, err := provider.New(provider.Options{Config: cfg, DataDir: g.providerDir(), Signer: signer, Client: c,
-				Runtimes: runtimes, CertFingerprint: fp, Logger: log})
+				Runtimes: runtimes, CertFingerprint: fp, Logger: log, Hide: []string{g.home}})
 			if err != nil {
 				return err
 			}
@@ -196,7 +205,7 @@ workloads keep running and a restarted daemon reattaches to them.`,
 			if err != nil {
 				return fmt.Errorf("tenant API: %w", err)
 			}
-			srv := &http.Server{Handler: d.Handler(v), ReadHeaderTimeout: 10 * time.Second, ErrorLog: provider.ServerErrorLog(g.logger())}
+			srv := provider.NewServer(d.Handler(v), provider.ServerErrorLog(g.logger()), provider.ServerLimits{})
 			srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{tlsCert}, MinVersion: tls.VersionTLS12}
 			go func() {
 				if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -238,6 +247,10 @@ leases reserve, what is free, and what it has earned. Works whether or not the d
 			if err != nil {
 				return err
 			}
+			if rts, err := availableRuntimes(cmd.Context(), cfg, slog.New(slog.DiscardHandler)); err == nil {
+				rep := provider.CheckIsolation(cmd.Context(), cfg.Isolation, rts)
+				st.Isolation = &rep
+			}
 			return g.print(st, func(w io.Writer) {
 				fmt.Fprintf(w, "provider %s (%s), stake %s, reputation %.3f\n", addr, st.Provider.Status,
 					client.FormatAmount(st.Provider.Stake), float64(st.Provider.ReputationPPM)/1e6)
@@ -249,6 +262,9 @@ leases reserve, what is free, and what it has earned. Works whether or not the d
 					client.FormatAmount(st.Earned), client.FormatAmount(st.Unsettled))
 				for _, l := range st.Leases {
 					fmt.Fprintf(w, "  lease %d  %s  %s/h  tenant %s\n", l.ID, l.State, client.FormatAmount(l.Price), l.Tenant)
+				}
+				if st.Isolation != nil {
+					printIsolation(w, *st.Isolation, nil)
 				}
 			})
 		},
