@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -252,4 +253,32 @@ s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); print("bound", sys.argv[1],
 			t.Fatalf("reason %q (log %q): the job held a service port it was not given", st.Reason, logs)
 		}
 	})
+}
+
+// TestFinishedLeaseDataRemoved: a finished lease's directory (its outputs, log and work files) is kept for
+// limits.keep_lease_data, then removed; the tenant API then says the outputs were removed and why.
+func TestFinishedLeaseDataRemoved(t *testing.T) {
+	var skew atomic.Int64
+	clock := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	e := startEnvOpts(t, envOpts{now: clock, mutate: func(c *provider.Config) {
+		c.Limits.KeepLeaseData = provider.Duration{Duration: time.Hour}
+	}})
+	leaseID := e.runJob("tenant", cpuJob("mkdir -p out; echo kept > out/a"))
+	dir := filepath.Join(e.leases, e.net.Keys["prov"].Address().String(), fmt.Sprint(leaseID))
+	if len(e.outputsTar("tenant", leaseID)) != 1 {
+		t.Fatal("outputs not served while kept")
+	}
+	time.Sleep(1500 * time.Millisecond) // housekeeping passes: within the hour, nothing goes
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("the lease's directory went before keep_lease_data: %v", err)
+	}
+	skew.Store(int64(61 * time.Minute))
+	e.waitFor(30*time.Second, "the finished lease's directory to be removed", func() bool {
+		_, err := os.Stat(dir)
+		return os.IsNotExist(err)
+	})
+	code, body, _ := e.do(e.tenantClient("tenant", nil), "GET", fmt.Sprintf("/leases/%d/outputs", leaseID), nil)
+	if code != http.StatusConflict || !strings.Contains(string(body), "removed") {
+		t.Fatalf("outputs after removal: %d %s", code, body)
+	}
 }

@@ -71,6 +71,7 @@ type envOpts struct {
 	mutate   func(*provider.Config)
 	params   *ledger.Params
 	auditors map[string]uint64 // funded with 1000 SPR each
+	now      func() time.Time  // the daemon's clock (default time.Now)
 }
 
 func startEnvOpts(t testing.TB, o envOpts) *env {
@@ -122,7 +123,7 @@ func startEnvOpts(t testing.TB, o envOpts) *env {
 	addr := ln.Addr().String()
 	e.start = func() {
 		d, err := provider.New(provider.Options{Config: &cfg, DataDir: dataDir, Signer: n.Keys["prov"], Client: c,
-			Runtimes: runtimesFor(&cfg), CertFingerprint: e.fp, Logger: testLogger()})
+			Runtimes: runtimesFor(&cfg), CertFingerprint: e.fp, Logger: testLogger(), Now: o.now})
 		if err != nil {
 			t.Fatal(err)
 		}
