@@ -67,6 +67,10 @@ type (
 // maxManifest bounds PUT bodies (the manifest's own limit).
 const maxManifest = manifest.MaxBytes
 
+// manifestUploadsPerLease is how many manifest bodies of one lease may be received at once (a retry while the
+// first is answered, not a pile of 16 MiB bodies).
+const manifestUploadsPerLease = 2
+
 // Handler returns the tenant API. Every signed route is authenticated from its headers, then authorized
 // (the lease is the signer's; the signer is an auditor), and only then is its body read, up to the route's
 // limit: a manifest's size on PUT /leases/{id}/manifest, nothing on the other lease routes, 64 KiB on
@@ -80,27 +84,49 @@ func (d *Daemon) Handler(v *reqsig.Verifier) http.Handler {
 		}
 		return id, nil
 	}
-	// ownsLease answers 400/404/403 before any body byte is read (the handlers check again: a lease's
+	// signersLease answers 400/404/403 before any body byte is read (the handlers check again: a lease's
 	// state may change between the two).
-	ownsLease := func(r *http.Request, tenant tx.Address) error {
+	signersLease := func(r *http.Request, tenant tx.Address) (*LeaseRecord, error) {
 		id, err := leaseID(r)
+		if err != nil {
+			return nil, err
+		}
+		switch l, err := d.lookup(tenant, id); {
+		case err == nil:
+			return l, nil
+		case errors.Is(err, ErrLeaseNotFound):
+			return nil, &reqsig.Error{Status: http.StatusNotFound, Code: "not_found", Msg: err.Error()}
+		case errors.Is(err, ErrNotYourLease):
+			return nil, &reqsig.Error{Status: http.StatusForbidden, Code: reqsig.CodeForbidden, Msg: "this lease belongs to another tenant"}
+		default:
+			d.log.Error("tenant API: lease lookup", "err", err)
+			return nil, &reqsig.Error{Status: http.StatusInternalServerError, Code: reqsig.CodeInternal, Msg: "internal error"}
+		}
+	}
+	ownsLease := func(r *http.Request, tenant tx.Address) error {
+		_, err := signersLease(r, tenant)
+		return err
+	}
+	// A manifest (up to 16 MiB) is read only for a lease of the signer's that still awaits it, and at most
+	// manifestUploadsPerLease at once: a tenant cannot pile up manifest bodies in the daemon's memory.
+	uploads := newKeyedLimit(manifestUploadsPerLease)
+	awaitsManifest := func(r *http.Request, tenant tx.Address) error {
+		l, err := signersLease(r, tenant)
 		if err != nil {
 			return err
 		}
-		switch _, err := d.lookup(tenant, id); {
-		case err == nil:
-			return nil
-		case errors.Is(err, ErrLeaseNotFound):
-			return &reqsig.Error{Status: http.StatusNotFound, Code: "not_found", Msg: err.Error()}
-		case errors.Is(err, ErrNotYourLease):
-			return &reqsig.Error{Status: http.StatusForbidden, Code: reqsig.CodeForbidden, Msg: "this lease belongs to another tenant"}
-		default:
-			d.log.Error("tenant API: lease lookup", "err", err)
-			return &reqsig.Error{Status: http.StatusInternalServerError, Code: reqsig.CodeInternal, Msg: "internal error"}
+		if l.State != LeaseAwaitingManifest {
+			return &reqsig.Error{Status: http.StatusConflict, Code: "bad_state",
+				Msg: fmt.Sprintf("lease %d is %s: a lease takes its manifest once, while it awaits it", l.LeaseID, l.State)}
 		}
+		if !takeSlot(uploads, r, l.LeaseID) {
+			return &reqsig.Error{Status: http.StatusTooManyRequests, Code: "busy",
+				Msg: fmt.Sprintf("%d manifests for lease %d are being received already: wait for their answers", manifestUploadsPerLease, l.LeaseID)}
+		}
+		return nil
 	}
-	lease := func(maxBody int64, h func(w http.ResponseWriter, r *http.Request, tenant tx.Address, id uint64, body []byte)) http.Handler {
-		return v.Middleware(maxBody, ownsLease, func(w http.ResponseWriter, r *http.Request, tenant tx.Address, body []byte) {
+	lease := func(maxBody int64, authorize reqsig.Authorize, h func(w http.ResponseWriter, r *http.Request, tenant tx.Address, id uint64, body []byte)) http.Handler {
+		return v.Middleware(maxBody, authorize, func(w http.ResponseWriter, r *http.Request, tenant tx.Address, body []byte) {
 			id, err := leaseID(r)
 			if err != nil {
 				reqsig.WriteError(w, http.StatusBadRequest, "bad_request", "lease id must be a positive number")
@@ -120,11 +146,11 @@ func (d *Daemon) Handler(v *reqsig.Verifier) http.Handler {
 		}
 		return nil
 	}
-	mux.Handle("PUT /leases/{id}/manifest", lease(maxManifest, putManifest))
-	mux.Handle("GET /leases/{id}/status", lease(0, d.getStatus))
-	mux.Handle("GET /leases/{id}/logs", lease(0, d.getLogs))
-	mux.Handle("GET /leases/{id}/outputs", lease(0, d.getOutputs))
-	mux.Handle("POST /leases/{id}/stop", lease(0, d.postStop))
+	mux.Handle("PUT /leases/{id}/manifest", withSlot(uploads, lease(maxManifest, awaitsManifest, putManifest)))
+	mux.Handle("GET /leases/{id}/status", lease(0, ownsLease, d.getStatus))
+	mux.Handle("GET /leases/{id}/logs", lease(0, ownsLease, d.getLogs))
+	mux.Handle("GET /leases/{id}/outputs", lease(0, ownsLease, d.getOutputs))
+	mux.Handle("POST /leases/{id}/stop", lease(0, ownsLease, d.postStop))
 	mux.HandleFunc("POST /challenge", d.postChallenge)
 	mux.Handle("POST /proof", v.Middleware(1<<16, auditor, d.postProof))
 	mux.HandleFunc("GET /offer", d.getOffer)

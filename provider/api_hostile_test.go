@@ -256,6 +256,50 @@ func TestHostileTenantAPI(t *testing.T) {
 		}
 	})
 
+	t.Run("manifest bodies in flight, per lease", func(t *testing.T) {
+		api := serveAPI(t, e, provider.ServerLimits{})
+		// The server asks for the body (100 Continue) only once the request is authorized and holds a place.
+		start := func() (net.Conn, *bufio.Reader) {
+			c := api.raw(t)
+			r := httptest.NewRequest("PUT", api.url(manifestPath), nil)
+			if err := reqsig.Sign(r, raw, tenant, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			var b bytes.Buffer
+			fmt.Fprintf(&b, "PUT %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\nExpect: 100-continue\r\n", manifestPath, api.addr, len(raw))
+			r.Header.Write(&b)
+			b.WriteString("\r\n")
+			if _, err := c.Write(b.Bytes()); err != nil {
+				t.Fatal(err)
+			}
+			c.SetReadDeadline(time.Now().Add(20 * time.Second))
+			return c, bufio.NewReader(c)
+		}
+		var held []net.Conn
+		for i := 0; i < 2; i++ {
+			c, br := start()
+			if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusContinue {
+				t.Fatalf("upload %d: %v %v, want 100 Continue", i, resp, err)
+			}
+			held = append(held, c)
+		}
+		_, br := start()
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("a third manifest body in flight: %d, want 429 before its body", resp.StatusCode)
+		}
+		held[0].Close() // its place is given back once the server has seen it go
+		e.waitFor(20*time.Second, "a place for another upload", func() bool {
+			_, br := start()
+			resp, err := http.ReadResponse(br, nil)
+			return err == nil && resp.StatusCode == http.StatusContinue
+		})
+	})
+
 	t.Run("an honest tenant's stream outlives the write timeout", func(t *testing.T) {
 		api := serveAPI(t, e, provider.ServerLimits{WriteTimeout: 300 * time.Millisecond})
 		hc := api.client(tenant)
@@ -268,6 +312,13 @@ func TestHostileTenantAPI(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != 200 {
 			t.Fatalf("manifest: %d %s", resp.StatusCode, b)
+		}
+		// Received once: another manifest body is refused from the head alone.
+		again := api.raw(t)
+		head(t, again, api.addr, "PUT", manifestPath, tenant, []byte("never sent"), 16<<20)
+		again.SetReadDeadline(time.Now().Add(20 * time.Second))
+		if resp, err := http.ReadResponse(bufio.NewReader(again), nil); err != nil || resp.StatusCode != http.StatusConflict {
+			t.Fatalf("a manifest for a started lease: %v %v, want 409 before its body", resp, err)
 		}
 		resp, err = hc.Get(api.url(fmt.Sprintf("/leases/%d/logs?follow=1", leaseID)))
 		if err != nil {

@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"context"
 	"io"
 	"log"
 	"net"
@@ -281,4 +282,63 @@ type deadlineWriter struct {
 func (d *deadlineWriter) Write(p []byte) (int, error) {
 	extendWriteDeadline(d.w, d.r)
 	return d.w.Write(p)
+}
+
+// keyedLimit counts what is in progress per key (uploads per lease), at most max each.
+type keyedLimit struct {
+	max int
+	mu  sync.Mutex
+	n   map[uint64]int
+}
+
+func newKeyedLimit(max int) *keyedLimit { return &keyedLimit{max: max, n: map[uint64]int{}} }
+
+// acquire takes a place for key, false when key holds its maximum.
+func (k *keyedLimit) acquire(key uint64) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.n[key] >= k.max {
+		return false
+	}
+	k.n[key]++
+	return true
+}
+
+func (k *keyedLimit) release(key uint64) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.n[key]--; k.n[key] <= 0 {
+		delete(k.n, key)
+	}
+}
+
+// heldSlot travels in a request's context from a route's wrapper to its authorization hook, which records
+// the place it took, so that the wrapper gives it back once the request is done.
+type heldSlot struct {
+	key  uint64
+	held bool
+}
+
+type heldSlotKey struct{}
+
+// withSlot runs next with a heldSlot in the request's context and releases the place it took, if any.
+func withSlot(k *keyedLimit, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := &heldSlot{}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), heldSlotKey{}, s)))
+		if s.held {
+			k.release(s.key)
+		}
+	})
+}
+
+// takeSlot takes a place for key in the slot withSlot put in r's context; false when key holds its maximum
+// (or r did not come through withSlot).
+func takeSlot(k *keyedLimit, r *http.Request, key uint64) bool {
+	s, _ := r.Context().Value(heldSlotKey{}).(*heldSlot)
+	if s == nil || s.held || !k.acquire(key) {
+		return false
+	}
+	s.key, s.held = key, true
+	return true
 }
