@@ -461,7 +461,7 @@ func fetchError(ctx context.Context, err error) error {
 	if errors.As(err, &ue) {
 		return ue.Err // the URL is already in the caller's message
 	}
-	return err
+	return pathOnly(err) // e.g. a write error: not the provider's directory names
 }
 
 // createBeneath creates rel (clean, relative, slash-separated) beneath root as a new file (O_EXCL), making its
