@@ -321,13 +321,20 @@ func (d *Daemon) finish(ctx context.Context, leaseID uint64, res runtime.Result)
 		return
 	}
 	spec := d.spec(l, nil)
-	files, skipped, err := collectOutputs(ctx, spec.WorkDir, l.Outputs, outputLimits{Bytes: d.diskBytes(l), Files: maxOutputFiles})
+	limit := d.diskBytes(l)
+	hctx, cancel := context.WithTimeout(ctx, hashTime(limit))
+	files, skipped, err := collectOutputs(hctx, spec.WorkDir, l.Outputs, outputLimits{Bytes: limit, Files: maxOutputFiles})
+	cancel()
 	if err != nil {
 		d.log.Warn("collecting outputs", "lease", leaseID, "err", err)
 		if ctx.Err() != nil {
 			unlock()
 			return // the daemon is stopping: a restarted one collects them again
 		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			skipped = append(skipped, fmt.Sprintf("hashing stopped after %s: the outputs not yet hashed are left out", hashTime(limit)))
+		}
+		_ = merkle.Sort(files)
 	}
 	root, _ := merkle.Root(files)
 	m, _ := os.ReadFile(filepath.Join(spec.Dir, "manifest.json"))

@@ -21,6 +21,12 @@ func (d *Daemon) diskBytes(l *LeaseRecord) int64 {
 	return int64(l.Reservation.DiskMiB) << 20
 }
 
+// hashTime bounds the hashing of a lease's outputs: a minute, plus its disk read at 20 MiB/s (far below what any
+// disk does, so only a machine in trouble reaches it).
+func hashTime(diskBytes int64) time.Duration {
+	return time.Minute + time.Duration(diskBytes/(20<<20))*time.Second
+}
+
 // watchLimits measures every running lease's disk every limits.disk_check_every and stops a lease over it, with
 // the reason "disk limit" (the tenant is paid back what did not run and gets the receipt of what did). Between
 // two checks a lease can write faster than the check sees; the process runtime also bounds each file
