@@ -1,9 +1,11 @@
 package provider_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -90,5 +92,51 @@ func TestClusterContainersOff(t *testing.T) {
 	e.waitFor(5*time.Second, "a bid on the process cluster order", func() bool { return bids(process) == 1 })
 	if n := bids(image); n != 0 {
 		t.Fatalf("%d bids on the cluster order for an image", n)
+	}
+}
+
+// TestHostileDockerOutputsThroughLinks: the symlink escape from a container. The job links / and a secret
+// directory of the host into /work and names paths through the links as outputs: inside the container the link
+// is the container's root, but the daemon reads outputs on the host, where it would be the host's. Nothing but
+// the job's own file is hashed or served.
+func TestHostileDockerOutputsThroughLinks(t *testing.T) {
+	tag := buildImage(t)
+	secretDir, err := os.MkdirTemp("/tmp", "spare-secret-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(secretDir)
+	secret := []byte("provider-private-key-material\n")
+	if err := os.WriteFile(filepath.Join(secretDir, "key"), secret, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := startEnvWith(t, func(c *provider.Config) { c.Docker, c.DockerImages = true, []string{tag} })
+	m := &manifest.Manifest{Version: 1, Image: tag,
+		Run:       fmt.Sprintf("symlink / r symlink %s out-secrets write out/fine.txt mine", secretDir),
+		Outputs:   []string{"r" + secretDir + "/", "r/etc/shadow", "r/etc/passwd", "out-secrets/", "out/"},
+		Resources: tx.Resources{CPUMilli: 500, MemoryMiB: 256}, DurationSec: 60}
+	raw, err := m.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.c.NewSender(e.net.Keys["tenant"]).Send(context.Background(), &tx.CreateOrder{Resources: m.Resources,
+		MaxPricePerHour: 10 * spr, ManifestHash: manifest.Hash(raw), Deposit: spr, DurationSec: 60, Constraints: tx.Constraints{Docker: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := res.Attr("order.created", "order_id")
+	orderID, _ := strconv.ParseUint(id, 10, 64)
+	leaseID := e.leaseOf(orderID)
+	e.manifestOK("tenant", leaseID, raw)
+	e.waitLeaseEnded(leaseID)
+	e.waitFor(30*time.Second, "the receipt", func() bool { return e.status("tenant", leaseID).Receipt != nil })
+	st := e.status("tenant", leaseID)
+	if len(st.OutputFiles) != 1 || st.OutputFiles[0].Path != "out/fine.txt" {
+		t.Fatalf("outputs hashed: %+v (only out/fine.txt is the job's own); left out: %q", st.OutputFiles, st.OutputsLeftOut)
+	}
+	for name, b := range e.outputsTar("tenant", leaseID) {
+		if name != "out/fine.txt" || bytes.Equal(b, secret) {
+			t.Fatalf("served %s (%d bytes): a file from outside the work directory", name, len(b))
+		}
 	}
 }

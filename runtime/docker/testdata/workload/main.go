@@ -166,6 +166,11 @@ func main() {
 			fill(a[0], atoi(a[1]))
 		case "setuid":
 			setuid(need(1)[0])
+		case "symlink": // symlink TARGET NAME: a link to anything (the attack on outputs)
+			a := need(2)
+			if err := os.Symlink(a[0], a[1]); err != nil {
+				fail("symlink: " + err.Error())
+			}
 		case "rendezvous":
 			rendezvous()
 		default:
