@@ -310,7 +310,7 @@ func startProvider(ctx context.Context, o Options, kr *keyring.Keyring, c *clien
 	}
 	rts := map[string]runtime.Runtime{"process": process.New(process.Config{UIDBase: cfg.UIDBase})}
 	if cfg.Docker {
-		d := &docker.Runtime{UIDBase: cfg.UIDBase, Images: cfg.DockerImages, Registries: cfg.DockerRegistries, Logger: o.Logger}
+		d := &docker.Runtime{UIDBase: cfg.UIDBase, Images: cfg.DockerImages, Registries: cfg.DockerRegistries, Logger: o.Logger, Scope: cfg.DockerScope()}
 		if err := d.Available(ctx); err == nil {
 			rts["docker"] = d
 		} else {

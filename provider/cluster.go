@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"strconv"
@@ -72,7 +73,7 @@ func (d *Daemon) freeClusterPort(lease uint64) (int, error) {
 }
 
 // freePorts picks n ports of [first, last] that no unfinished lease of this provider holds (as rendezvous or
-// service port, saved or claimed by a manifest being accepted) and that can be bound now, lowest first, and
+// service port, saved or claimed by a manifest being accepted) and that can be bound now, from a random place, and
 // claims them for lease. Manifests of several leases are accepted at once: d.portMu makes the pick and the claim
 // one step.
 func (d *Daemon) freePorts(lease uint64, first, last, n int) ([]int, error) {
@@ -99,8 +100,13 @@ func (d *Daemon) freePorts(lease uint64, first, last, n int) ([]int, error) {
 			delete(d.claimed, p) // its lease ended (or asks again)
 		}
 	}
+	// From a random place in the range: a co-tenant cannot tell which port the next lease gets and bind it first
+	// (it would be stopped for it, ports.go, but the lease would have lost its port meanwhile).
 	var out []int
-	for p := first; p <= last && len(out) < n; p++ {
+	span := last - first + 1
+	start := rand.IntN(span)
+	for i := 0; i < span && len(out) < n; i++ {
+		p := first + (start+i)%span
 		if taken[p] {
 			continue
 		}

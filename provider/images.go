@@ -3,6 +3,7 @@ package provider
 import (
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/distribution/reference"
 
@@ -54,4 +55,14 @@ func (c *Config) ImageAllowed(image string) error {
 		repo = n.Name()
 	}
 	return fmt.Errorf("%w; this provider runs only the images listed in docker_images in provider.toml (to run it, add %q or its digest there)", err, repo)
+}
+
+// DockerScope names this daemon's containers and networks apart from other daemons' on the same engine
+// (docker.Runtime.Scope): its uid_base, which two daemons on one machine must not share. Empty with the
+// default base.
+func (c *Config) DockerScope() string {
+	if c.UIDBase == 0 {
+		return ""
+	}
+	return "u" + strconv.FormatUint(uint64(c.UIDBase), 10)
 }

@@ -524,7 +524,8 @@ func TestNoManifestClosesLease(t *testing.T) {
 func runtimesFor(cfg *provider.Config) map[string]runtime.Runtime {
 	rts := map[string]runtime.Runtime{"process": process.New(testProcessConfig)}
 	if cfg.Docker {
-		rts["docker"] = &docker.Runtime{Images: cfg.DockerImages, UIDBase: testProcessConfig.UIDBase, UIDRange: testProcessConfig.UIDRange}
+		rts["docker"] = &docker.Runtime{Images: cfg.DockerImages, UIDBase: testProcessConfig.UIDBase, UIDRange: testProcessConfig.UIDRange,
+			Scope: fmt.Sprint("t", testProcessConfig.UIDBase)} // apart from other test processes' lease 1
 	}
 	return rts
 }

@@ -278,7 +278,7 @@ func availableRuntimes(ctx context.Context, cfg *provider.Config, log *slog.Logg
 	log.Info("process runtime", "limits", p.Mechanism())
 	rts := map[string]runtime.Runtime{"process": p}
 	if cfg.Docker {
-		d := &docker.Runtime{UIDBase: cfg.UIDBase, Images: cfg.DockerImages, Registries: cfg.DockerRegistries, Logger: log}
+		d := &docker.Runtime{UIDBase: cfg.UIDBase, Images: cfg.DockerImages, Registries: cfg.DockerRegistries, Logger: log, Scope: cfg.DockerScope()}
 		if err := d.Available(ctx); err != nil {
 			return nil, fmt.Errorf("docker = true in provider.toml, but: %w (start the engine, or set docker = false)", err)
 		}

@@ -106,6 +106,7 @@ const (
 	LabelManaged  = "spare.managed"
 	LabelLease    = "spare.lease"
 	LabelDeadline = "spare.deadline"
+	LabelScope    = "spare.scope" // Runtime.Scope, when set
 )
 
 // Defaults of the Runtime's options.
@@ -155,6 +156,11 @@ type Runtime struct {
 	Init bool
 	// InternalNetwork makes the lease's network internal: no access outside it.
 	InternalNetwork bool
+	// Scope keeps the containers and networks of several daemons on one engine apart (lease ids restart with
+	// every chain: two dev networks, or tests running at once, both have a lease 1): they are named
+	// spare-SCOPE-lease-ID and labelled spare.scope=SCOPE, and this runtime finds only its own. Empty:
+	// spare-lease-ID, unlabelled.
+	Scope string
 	// UIDBase and UIDRange place the per-lease uid and gid a container runs as when the daemon runs as root:
 	// UIDBase + LeaseID mod UIDRange (never 0). Zero: DefaultUIDBase and DefaultUIDRange, as runtime/process.
 	// The range must not overlap real users, and be larger than the spread of lease ids live at once.
@@ -276,6 +282,23 @@ func labels(leaseID uint64) map[string]string {
 	return map[string]string{LabelManaged: "true", LabelLease: strconv.FormatUint(leaseID, 10)}
 }
 
+// leaseName is the name of a lease's container and network in this runtime's scope.
+func (r *Runtime) leaseName(leaseID uint64) string {
+	if r.Scope == "" {
+		return LeaseName(leaseID)
+	}
+	return "spare-" + r.Scope + "-lease-" + strconv.FormatUint(leaseID, 10)
+}
+
+// scopedLabels are labels(leaseID) and the scope's label.
+func (r *Runtime) scopedLabels(leaseID uint64) map[string]string {
+	l := labels(leaseID)
+	if r.Scope != "" {
+		l[LabelScope] = r.Scope
+	}
+	return l
+}
+
 // containerConfig is the container configuration for s: image (imageID, the one Start checked), command,
 // environment, working directory, labels. user is the --user value, "UID:GID".
 func containerConfig(s runtime.Spec, imageID, user string, deadline time.Time, stopSeconds int) *container.Config {
@@ -325,7 +348,7 @@ func (r *Runtime) hostConfig(s runtime.Spec, workDir string) *container.HostConf
 			// Not propagated either way: nothing the host mounts later under the work dir shows up inside.
 			BindOptions: &mount.BindOptions{Propagation: mount.PropagationRPrivate},
 		}},
-		NetworkMode:   container.NetworkMode(LeaseName(s.LeaseID)),
+		NetworkMode:   container.NetworkMode(r.leaseName(s.LeaseID)),
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled},
 		Privileged:    false,
 		CapDrop:       []string{"ALL"},
@@ -478,7 +501,7 @@ func chownWorkDir(workDir string, uid, gid int) error {
 
 // ensureNetwork creates the lease's network, or reuses one of ours left by an interrupted Start.
 func (r *Runtime) ensureNetwork(ctx context.Context, cli *client.Client, leaseID uint64) (string, error) {
-	name := LeaseName(leaseID)
+	name := r.leaseName(leaseID)
 	if n, err := cli.NetworkInspect(ctx, name, client.NetworkInspectOptions{}); err == nil {
 		if n.Network.Name == name && n.Network.Labels[LabelLease] == strconv.FormatUint(leaseID, 10) {
 			return n.Network.ID, nil
@@ -490,7 +513,7 @@ func (r *Runtime) ensureNetwork(ctx context.Context, cli *client.Client, leaseID
 	res, err := cli.NetworkCreate(ctx, name, client.NetworkCreateOptions{
 		Driver:   "bridge",
 		Internal: r.InternalNetwork,
-		Labels:   labels(leaseID),
+		Labels:   r.scopedLabels(leaseID),
 	})
 	if err != nil {
 		return "", fmt.Errorf("docker: create network %s: %w", name, err)
@@ -499,8 +522,8 @@ func (r *Runtime) ensureNetwork(ctx context.Context, cli *client.Client, leaseID
 }
 
 // removeStale removes a container of this lease left by an interrupted Start (the daemon had no state for it).
-func removeStale(ctx context.Context, cli *client.Client, leaseID uint64) error {
-	name := LeaseName(leaseID)
+func (r *Runtime) removeStale(ctx context.Context, cli *client.Client, leaseID uint64) error {
+	name := r.leaseName(leaseID)
 	c, err := cli.ContainerInspect(ctx, name, client.ContainerInspectOptions{})
 	if cerrdefs.IsNotFound(err) {
 		return nil
@@ -508,7 +531,8 @@ func removeStale(ctx context.Context, cli *client.Client, leaseID uint64) error 
 	if err != nil {
 		return fmt.Errorf("docker: inspect container %s: %w", name, err)
 	}
-	if c.Container.Config == nil || c.Container.Config.Labels[LabelLease] != strconv.FormatUint(leaseID, 10) {
+	if c.Container.Config == nil || c.Container.Config.Labels[LabelLease] != strconv.FormatUint(leaseID, 10) ||
+		c.Container.Config.Labels[LabelScope] != r.Scope {
 		return fmt.Errorf("docker: a container named %s exists and is not this lease's", name)
 	}
 	_, err = cli.ContainerRemove(ctx, c.Container.ID, client.ContainerRemoveOptions{Force: true})
@@ -545,7 +569,7 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Workload, 
 			return nil, fmt.Errorf("docker: %w", err)
 		}
 	}
-	if err := removeStale(ctx, cli, s.LeaseID); err != nil {
+	if err := r.removeStale(ctx, cli, s.LeaseID); err != nil {
 		return nil, err
 	}
 	if os.Geteuid() == 0 {
@@ -553,13 +577,13 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Workload, 
 			return nil, err
 		}
 	}
-	st := state{Name: LeaseName(s.LeaseID)}
+	st := state{Name: r.leaseName(s.LeaseID)}
 	if !s.HostNetwork {
 		netID, err := r.ensureNetwork(ctx, cli, s.LeaseID)
 		if err != nil {
 			return nil, err
 		}
-		st.NetworkID, st.NetworkName = netID, LeaseName(s.LeaseID)
+		st.NetworkID, st.NetworkName = netID, r.leaseName(s.LeaseID)
 	}
 	undo := func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -572,9 +596,13 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Workload, 
 	if s.Timeout > 0 {
 		st.Deadline = time.Now().Add(s.Timeout).UTC()
 	}
+	cfg := containerConfig(s, imageID, fmt.Sprintf("%d:%d", uid, gid), st.Deadline, r.stopSeconds())
+	if r.Scope != "" {
+		cfg.Labels[LabelScope] = r.Scope
+	}
 	created, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name:       st.Name,
-		Config:     containerConfig(s, imageID, fmt.Sprintf("%d:%d", uid, gid), st.Deadline, r.stopSeconds()),
+		Config:     cfg,
 		HostConfig: r.hostConfig(s, workDir),
 	})
 	if err != nil {
@@ -622,8 +650,8 @@ func (r *Runtime) Reattach(ctx context.Context, s runtime.Spec, stateBytes []byt
 		}
 	}
 	if st.Name == "" {
-		st.Name = LeaseName(s.LeaseID)
-		st.NetworkName = LeaseName(s.LeaseID)
+		st.Name = r.leaseName(s.LeaseID)
+		st.NetworkName = r.leaseName(s.LeaseID)
 	}
 	// Ended while we were away, and already cleaned up: the saved result.
 	if res, ok, err := readResult(filepath.Join(s.Dir, resultFile)); err != nil {
@@ -633,7 +661,7 @@ func (r *Runtime) Reattach(ctx context.Context, s runtime.Spec, stateBytes []byt
 		_ = w.cleanup(ctx) // in case the daemon died between saving the result and cleaning up; Stop retries
 		return w, nil
 	}
-	c, err := findContainer(ctx, cli, st.ContainerID, s.LeaseID)
+	c, err := findContainer(ctx, cli, st.ContainerID, s.LeaseID, r.Scope)
 	if err != nil {
 		return nil, err
 	}
@@ -667,7 +695,7 @@ func (r *Runtime) Reattach(ctx context.Context, s runtime.Spec, stateBytes []byt
 }
 
 // findContainer inspects the container by id, or else looks for the lease's by label. nil when there is none.
-func findContainer(ctx context.Context, cli *client.Client, id string, leaseID uint64) (*container.InspectResponse, error) {
+func findContainer(ctx context.Context, cli *client.Client, id string, leaseID uint64, scope string) (*container.InspectResponse, error) {
 	if id != "" {
 		c, err := cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 		if err == nil {
@@ -685,6 +713,9 @@ func findContainer(ctx context.Context, cli *client.Client, id string, leaseID u
 	}
 	var newest *container.Summary
 	for i := range list.Items {
+		if list.Items[i].Labels[LabelScope] != scope {
+			continue // another daemon's lease of the same number
+		}
 		if newest == nil || list.Items[i].Created > newest.Created {
 			newest = &list.Items[i]
 		}
