@@ -50,6 +50,18 @@ func (d *Daemon) spec(l *LeaseRecord, m *manifest.Manifest) runtime.Spec {
 		Env: env, GPUs: l.Reservation.GPUs, CPUMilli: l.Reservation.CPUMilli, MemoryBytes: l.Reservation.MemoryMiB << 20,
 		Timeout: time.Duration(l.DurationSec) * time.Second, Ports: l.Ports, HostNetwork: hostNet,
 		DiskBytes: uint64(d.diskBytes(l)), HidePaths: d.hide}
+	// On the host's network a lease may bind, of this provider's port ranges, only the ports it was given.
+	for _, r := range []func() (int, int, error){d.cfg.ServicePortRange, d.cfg.ClusterPortRange} {
+		if a, b, err := r(); err == nil {
+			s.BindRanges = append(s.BindRanges, [2]int{a, b})
+		}
+	}
+	for _, p := range l.Ports {
+		s.BindAllowed = append(s.BindAllowed, p.Host)
+	}
+	if l.MasterPort != 0 {
+		s.BindAllowed = append(s.BindAllowed, l.MasterPort)
+	}
 	if m != nil {
 		s.Command, s.Image = m.Run, m.Image
 	}

@@ -46,6 +46,12 @@ type Spec struct {
 	// port is published on its host port; a process (host network) is told its host ports in Env and binds
 	// them itself.
 	Ports []PortMap
+	// BindRanges are host port ranges (the provider's service and cluster ports) in which a workload on the
+	// host's network may bind only BindAllowed (its own service ports, its rendezvous port). The process
+	// runtime enforces them with a cgroup BPF bind filter where the host has cgroup v2; a container with a
+	// network of its own binds in its own namespace.
+	BindRanges  [][2]int
+	BindAllowed []int
 	// HostNetwork puts a container in the host's network namespace, as a process is (cluster members:
 	// torch.distributed's collectives connect to every member's host on ports they pick themselves). Its ports
 	// are then not published: it binds its host ports itself. The process runtime always runs this way.

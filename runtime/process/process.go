@@ -524,6 +524,14 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Workload, 
 		}
 		cgRel = strings.TrimPrefix(cgDir, r.cg.mount)
 		limits = append(limits, "cgroup "+cgDir+" ("+r.cg.controllers()+")")
+		if len(s.BindRanges) > 0 {
+			// Ports of the provider's ranges that are not the lease's: refused from the first instruction on.
+			if err := attachBindFilter(cgDir, s.BindRanges, s.BindAllowed); err != nil {
+				limits = append(limits, "no bind filter ("+err.Error()+")")
+			} else {
+				limits = append(limits, "bind filter")
+			}
+		}
 	}
 	if r.v1 != nil {
 		l := leaseLimits{cpuMilli: s.CPUMilli, pids: r.maxProcs()}
