@@ -139,3 +139,16 @@ func quoteList(rt string, names []string) string {
 	}
 	return strings.Join(q, ", ")
 }
+
+// guaranteeSummary lists a runtime's guarantees in one line: "memory pids cpu ... -seccomp" (missing ones marked).
+func guaranteeSummary(ri RuntimeIsolation) string {
+	parts := make([]string, 0, len(ri.Guarantees))
+	for _, g := range ri.Guarantees {
+		if g.OK {
+			parts = append(parts, g.Name)
+		} else {
+			parts = append(parts, "-"+g.Name)
+		}
+	}
+	return strings.Join(parts, " ")
+}

@@ -112,6 +112,7 @@ func New(o Options) (*Daemon, error) {
 		switch {
 		case ri.Offered:
 			rts[name] = rt
+			o.Logger.Info("runtime offered", "runtime", name, "guarantees", guaranteeSummary(ri))
 			if len(ri.Accepted) > 0 {
 				o.Logger.Warn("runtime offered with risks the operator accepted: tenants' jobs are less isolated", "runtime", name, "accepted", ri.Accepted)
 			}
