@@ -97,7 +97,10 @@ type Result struct {
 	Receipt     *tx.Receipt `json:"receipt,omitempty"`
 	OutputsPath string      `json:"outputs_path,omitempty"`
 	Outputs     []string    `json:"outputs,omitempty"`
-	Timings     Timings     `json:"timings"`
+	// OutputsLeftOut are the provider's notes on outputs its receipt does not cover (a link, a file over the
+	// lease's disk...), sanitized.
+	OutputsLeftOut []string `json:"outputs_left_out,omitempty"`
+	Timings        Timings  `json:"timings"`
 	// A replicated job: how many replicas, the ledger's verdict (agreed, inconclusive) and every run, the
 	// referee's included. LeaseID, Provider, Receipt and the outputs are then those of a winning run.
 	Replicas uint32      `json:"replicas,omitempty"`
@@ -203,12 +206,15 @@ func (t *Tenant) Deploy(ctx context.Context, job Job, o Options) (*Result, error
 	if end.Receipt != nil {
 		code := end.Receipt.ExitCode
 		res.ExitCode = &code
-		dir, files, err := t.FetchOutputs(ctx, lease.ID, o.OutputsDir)
+		dir, files, leftOut, err := t.fetchOutputs(ctx, lease.ID, o.OutputsDir)
 		if err != nil {
 			return res, err
 		}
-		res.OutputsPath, res.Outputs = dir, files
+		res.OutputsPath, res.Outputs, res.OutputsLeftOut = dir, files, leftOut
 		emit("outputs", "%d output file(s) in %s, verified against the receipt", len(files), dir)
+		if len(leftOut) > 0 {
+			emit("outputs", "the provider left %d output(s) out of its receipt: %s", len(leftOut), strings.Join(leftOut, "; "))
+		}
 	}
 	return res, nil
 }
@@ -419,45 +425,54 @@ func (t *Tenant) StreamLogs(ctx context.Context, leaseID uint64, follow bool, w 
 // changes and the error (wrapping ErrOutputs) says what the provider did wrong. It returns the directory and the
 // files' paths.
 func (t *Tenant) FetchOutputs(ctx context.Context, leaseID uint64, dir string) (string, []string, error) {
+	path, files, _, err := t.fetchOutputs(ctx, leaseID, dir)
+	return path, files, err
+}
+
+// fetchOutputs is FetchOutputs, and the provider's notes on the outputs it left out of its receipt.
+func (t *Tenant) fetchOutputs(ctx context.Context, leaseID uint64, dir string) (path string, files, leftOut []string, err error) {
 	l, err := t.c.Lease(ctx, leaseID)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	if l.Receipt == nil {
-		return "", nil, fmt.Errorf("lease %d has no receipt (it is %s): nothing to verify outputs against", leaseID, l.State)
+		return "", nil, nil, fmt.Errorf("lease %d has no receipt (it is %s): nothing to verify outputs against", leaseID, l.State)
 	}
 	p, err := t.c.Provider(ctx, l.Provider)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	if !ed25519.Verify(p.PubKey, l.Receipt.SignBytes(), l.Receipt.Signature) {
-		return "", nil, fmt.Errorf("lease %d: the receipt's signature does not verify with provider %s's key", leaseID, l.Provider)
+		return "", nil, nil, fmt.Errorf("lease %d: the receipt's signature does not verify with provider %s's key", leaseID, l.Provider)
 	}
 	var maxBytes int64
 	if o, err := t.c.Order(ctx, l.OrderID); err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	} else if o.Resources.DiskMiB > 0 && o.Resources.DiskMiB < 1<<40 {
 		maxBytes = int64(o.Resources.DiskMiB) << 20
 	}
 	st, err := t.call(ctx, l.Provider, "GET", fmt.Sprintf("/leases/%d/status", leaseID), nil)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
-	list, err := decodeDeclared(leaseID, st.Body)
+	status, err := decodeStatus(leaseID, st.Body)
 	st.Body.Close()
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
+	list := status.OutputFiles
+	leftOut = status.OutputsLeftOut
 	declared, total, err := checkDeclared(leaseID, list, l.Receipt.OutputRoot, maxBytes)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	resp, err := t.call(ctx, l.Provider, "GET", fmt.Sprintf("/leases/%d/outputs", leaseID), nil)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	defer resp.Body.Close()
-	return receiveOutputs(leaseID, resp.Body, declared, total, l.Receipt.OutputRoot, dir)
+	path, files, err = receiveOutputs(leaseID, resp.Body, declared, total, l.Receipt.OutputRoot, dir)
+	return path, files, leftOut, err
 }
 
 // autoTopUp watches a running lease and tops its deposit up whenever it would run out before the duration.

@@ -199,3 +199,30 @@ func TestDeployChooses(t *testing.T) {
 		t.Fatalf("stages:\n%s\nresult %+v", strings.Join(stages, "\n"), res)
 	}
 }
+
+// TestDeployReportsOutputsLeftOut: a job that links / into its work directory and names paths through the link
+// as outputs gets none of them (the provider opens nothing through a link), and the deploy says which outputs
+// the provider left out of its receipt and why, instead of only "0 files".
+func TestDeployReportsOutputsLeftOut(t *testing.T) {
+	tn, _ := startDev(t)
+	m := &manifest.Manifest{Version: 1, Run: "ln -s / r; mkdir -p out; echo mine > out/a", Outputs: []string{"r/etc/shadow", "out/"},
+		Resources: tx.Resources{CPUMilli: 500, MemoryMiB: 128}, DurationSec: 60}
+	raw, err := m.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := tenant.Job{Manifest: raw, Order: tx.CreateOrder{Resources: m.Resources, MaxPricePerHour: ledger.USPR,
+		ManifestHash: manifest.Hash(raw), Deposit: ledger.USPR, DurationSec: m.DurationSec}}
+	var progress []string
+	res, err := tn.Deploy(context.Background(), job, tenant.Options{OutputsDir: t.TempDir(),
+		Progress: func(e tenant.Event) { progress = append(progress, e.Detail) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Outputs) != 1 || len(res.OutputsLeftOut) != 1 || !strings.Contains(res.OutputsLeftOut[0], "r/etc/shadow") {
+		t.Fatalf("outputs %v, left out %q", res.Outputs, res.OutputsLeftOut)
+	}
+	if !strings.Contains(strings.Join(progress, "\n"), "left 1 output(s) out of its receipt: r/etc/shadow") {
+		t.Fatalf("progress does not say what was left out:\n%s", strings.Join(progress, "\n"))
+	}
+}

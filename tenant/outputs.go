@@ -40,22 +40,44 @@ func outputsError(leaseID uint64, format string, args ...any) error {
 // declaredOutputs is the part of the provider's GET /leases/{id}/status answer that lists the outputs.
 type declaredOutputs struct {
 	OutputFiles []merkle.File `json:"output_files"`
+	// OutputsLeftOut are outputs the provider did not commit to (links, files over the lease's disk...), each
+	// with its reason: provider text, shown sanitized.
+	OutputsLeftOut []string `json:"outputs_left_out"`
 }
+
+// maxLeftOutNotes bounds the provider's notes on outputs it left out that the tenant keeps.
+const maxLeftOutNotes = 16
 
 // decodeDeclared reads the provider's status answer, bounded in size.
 func decodeDeclared(leaseID uint64, r io.Reader) ([]merkle.File, error) {
+	d, err := decodeStatus(leaseID, r)
+	return d.OutputFiles, err
+}
+
+// decodeStatus reads the provider's status answer, bounded in size; the notes on outputs left out are
+// sanitized and bounded.
+func decodeStatus(leaseID uint64, r io.Reader) (declaredOutputs, error) {
 	b, err := io.ReadAll(io.LimitReader(r, maxStatusBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("lease %d: reading the provider's status: %w", leaseID, err)
+		return declaredOutputs{}, fmt.Errorf("lease %d: reading the provider's status: %w", leaseID, err)
 	}
 	if len(b) > maxStatusBytes {
-		return nil, outputsError(leaseID, "the provider's status answer is larger than %d bytes", maxStatusBytes)
+		return declaredOutputs{}, outputsError(leaseID, "the provider's status answer is larger than %d bytes", maxStatusBytes)
 	}
 	var st declaredOutputs
 	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, outputsError(leaseID, "the provider's status answer does not decode: %v", err)
+		return declaredOutputs{}, outputsError(leaseID, "the provider's status answer does not decode: %v", err)
 	}
-	return st.OutputFiles, nil
+	if len(st.OutputsLeftOut) > maxLeftOutNotes {
+		st.OutputsLeftOut = st.OutputsLeftOut[:maxLeftOutNotes]
+	}
+	for i, n := range st.OutputsLeftOut {
+		if len(n) > 512 {
+			n = n[:512] + "…"
+		}
+		st.OutputsLeftOut[i] = termsafe.String(n)
+	}
+	return st, nil
 }
 
 // checkDeclared checks the provider's list of output files against the signed receipt's root and the rules a
