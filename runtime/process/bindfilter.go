@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	goruntime "runtime"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -96,49 +97,115 @@ func bindFilterProgram(ranges [][2]int, allowed []int) []bpfInsn {
 	return p
 }
 
-// attachBindFilter loads the filter and attaches it to the cgroup v2 directory cgDir for IPv4 and IPv6 binds.
-func attachBindFilter(cgDir string, ranges [][2]int, allowed []int) error {
-	prog := bindFilterProgram(ranges, allowed)
-	code := make([]byte, 0, 8*len(prog))
-	for _, i := range prog {
-		code = append(code, i.bytes()...)
+// bindPrograms keeps the loaded filters by their ports: most leases (no service ports) share one pair, and
+// loading and verifying a program costs more than attaching it. A program stays loaded while it is cached.
+type bindPrograms struct {
+	mu    sync.Mutex
+	progs map[string][2]int // "ranges|allowed" -> program fds for INET4_BIND, INET6_BIND
+}
+
+// attachBindFilter attaches the filter for ranges and allowed to the cgroup v2 directory cgDir, for IPv4 and
+// IPv6 binds.
+func (b *bindPrograms) attach(cgDir string, ranges [][2]int, allowed []int) error {
+	key := fmt.Sprint(ranges, "|", allowed)
+	b.mu.Lock()
+	fds, ok := b.progs[key]
+	if !ok {
+		var err error
+		if fds, err = loadBindFilter(ranges, allowed); err != nil {
+			b.mu.Unlock()
+			return err
+		}
+		if b.progs == nil {
+			b.progs = map[string][2]int{}
+		}
+		if len(b.progs) >= 256 { // leases with their own service ports: do not keep them all
+			for k, v := range b.progs {
+				unix.Close(v[0])
+				unix.Close(v[1])
+				delete(b.progs, k)
+			}
+		}
+		b.progs[key] = fds
 	}
+	b.mu.Unlock()
 	cg, err := os.Open(cgDir)
 	if err != nil {
 		return err
 	}
 	defer cg.Close()
-	license := []byte("GPL\x00")
-	for _, at := range []uint32{bpfCgroupInet4Bind, bpfCgroupInet6Bind} {
-		logBuf := make([]byte, 4096)
-		load := struct {
-			progType, insnCnt  uint32
-			insns, license     uint64
-			logLevel, logSize  uint32
-			logBuf             uint64
-			kernVersion, flags uint32
-			name               [16]byte
-			ifindex, expected  uint32
-		}{progType: bpfProgTypeCgroupSockAddr, insnCnt: uint32(len(prog)),
-			insns: uint64(uintptr(unsafe.Pointer(&code[0]))), license: uint64(uintptr(unsafe.Pointer(&license[0]))),
-			logLevel: 1, logSize: uint32(len(logBuf)), logBuf: uint64(uintptr(unsafe.Pointer(&logBuf[0]))), expected: at}
-		copy(load.name[:], "spare_bind")
-		fd, _, errno := unix.Syscall(unix.SYS_BPF, bpfProgLoad, uintptr(unsafe.Pointer(&load)), unsafe.Sizeof(load))
-		if errno != 0 {
-			return fmt.Errorf("load the bind filter: %w (%s)", errno, cstring(logBuf))
-		}
+	for i, at := range []uint32{bpfCgroupInet4Bind, bpfCgroupInet6Bind} {
 		attach := struct{ target, prog, attachType, flags, replace uint32 }{
-			target: uint32(cg.Fd()), prog: uint32(fd), attachType: at}
-		_, _, errno = unix.Syscall(unix.SYS_BPF, bpfProgAttach, uintptr(unsafe.Pointer(&attach)), unsafe.Sizeof(attach))
-		unix.Close(int(fd)) // the attachment holds the program
-		goruntime.KeepAlive(logBuf)
+			target: uint32(cg.Fd()), prog: uint32(fds[i]), attachType: at}
+		_, _, errno := unix.Syscall(unix.SYS_BPF, bpfProgAttach, uintptr(unsafe.Pointer(&attach)), unsafe.Sizeof(attach))
 		if errno != 0 {
 			return fmt.Errorf("attach the bind filter to %s: %w", cgDir, errno)
 		}
 	}
+	return nil
+}
+
+// attachBindFilter loads the filter and attaches it to cgDir (uncached).
+func attachBindFilter(cgDir string, ranges [][2]int, allowed []int) error {
+	var b bindPrograms
+	defer func() {
+		for _, v := range b.progs {
+			unix.Close(v[0])
+			unix.Close(v[1])
+		}
+	}()
+	return b.attach(cgDir, ranges, allowed)
+}
+
+// loadBindFilter loads the filter twice, for the two attach types (a CGROUP_SOCK_ADDR program names its own).
+func loadBindFilter(ranges [][2]int, allowed []int) (fds [2]int, err error) {
+	prog := bindFilterProgram(ranges, allowed)
+	code := make([]byte, 0, 8*len(prog))
+	for _, i := range prog {
+		code = append(code, i.bytes()...)
+	}
+	license := []byte("GPL\x00")
+	for n, at := range []uint32{bpfCgroupInet4Bind, bpfCgroupInet6Bind} {
+		fd, err := bpfLoad(code, len(prog), license, at, nil)
+		if err != nil {
+			logBuf := make([]byte, 4096) // again, for the verifier's reason
+			_, err = bpfLoad(code, len(prog), license, at, logBuf)
+			if n == 1 {
+				unix.Close(fds[0])
+			}
+			return fds, fmt.Errorf("load the bind filter: %w (%s)", err, cstring(logBuf))
+		}
+		fds[n] = fd
+	}
 	goruntime.KeepAlive(code)
 	goruntime.KeepAlive(license)
-	return nil
+	return fds, nil
+}
+
+func bpfLoad(code []byte, n int, license []byte, attachType uint32, logBuf []byte) (int, error) {
+	load := struct {
+		progType, insnCnt  uint32
+		insns, license     uint64
+		logLevel, logSize  uint32
+		logBuf             uint64
+		kernVersion, flags uint32
+		name               [16]byte
+		ifindex, expected  uint32
+	}{progType: bpfProgTypeCgroupSockAddr, insnCnt: uint32(n),
+		insns: uint64(uintptr(unsafe.Pointer(&code[0]))), license: uint64(uintptr(unsafe.Pointer(&license[0]))),
+		expected: attachType}
+	if len(logBuf) > 0 {
+		load.logLevel, load.logSize, load.logBuf = 1, uint32(len(logBuf)), uint64(uintptr(unsafe.Pointer(&logBuf[0])))
+	}
+	copy(load.name[:], "spare_bind")
+	fd, _, errno := unix.Syscall(unix.SYS_BPF, bpfProgLoad, uintptr(unsafe.Pointer(&load)), unsafe.Sizeof(load))
+	goruntime.KeepAlive(code)
+	goruntime.KeepAlive(license)
+	goruntime.KeepAlive(logBuf)
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(fd), nil
 }
 
 func cstring(b []byte) string {

@@ -211,7 +211,8 @@ type Config struct {
 
 // Runtime is the process runtime. Use New; the zero value works too, with Config's defaults.
 type Runtime struct {
-	cfg Config
+	cfg  Config
+	bind bindPrograms // loaded bind filters (bindfilter.go)
 
 	once  sync.Once
 	root  bool          // the daemon runs as root: per-lease uids
@@ -526,7 +527,7 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Workload, 
 		limits = append(limits, "cgroup "+cgDir+" ("+r.cg.controllers()+")")
 		if len(s.BindRanges) > 0 {
 			// Ports of the provider's ranges that are not the lease's: refused from the first instruction on.
-			if err := attachBindFilter(cgDir, s.BindRanges, s.BindAllowed); err != nil {
+			if err := r.bind.attach(cgDir, s.BindRanges, s.BindAllowed); err != nil {
 				limits = append(limits, "no bind filter ("+err.Error()+")")
 			} else {
 				limits = append(limits, "bind filter")
