@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -101,15 +100,7 @@ func TestClusterContainersOff(t *testing.T) {
 // the job's own file is hashed or served.
 func TestHostileDockerOutputsThroughLinks(t *testing.T) {
 	tag := buildImage(t)
-	secretDir, err := os.MkdirTemp("/tmp", "spare-secret-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(secretDir)
-	secret := []byte("provider-private-key-material\n")
-	if err := os.WriteFile(filepath.Join(secretDir, "key"), secret, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	secretDir, secret := hostSecret(t)
 	e := startEnvWith(t, func(c *provider.Config) { c.Docker, c.DockerImages = true, []string{tag} })
 	m := &manifest.Manifest{Version: 1, Image: tag,
 		Run:       fmt.Sprintf("symlink / r symlink %s out-secrets write out/fine.txt mine", secretDir),

@@ -82,19 +82,27 @@ func (e *env) outputsTar(tenant string, leaseID uint64) map[string][]byte {
 	}
 }
 
+// hostSecret is a file of the host outside any lease (world-readable: only the daemon's way of opening it may
+// keep it from a job), and its content.
+func hostSecret(t *testing.T) (dir string, content []byte) {
+	t.Helper()
+	dir, err := os.MkdirTemp("/tmp", "spare-secret-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	content = []byte("provider-private-key-material\n")
+	if err := os.WriteFile(filepath.Join(dir, "key"), content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir, content
+}
+
 // TestHostileOutputsThroughLinks: a job links / (and a secret directory of the host) into its work directory
 // and names paths through the links as outputs — the provider's files, /etc/shadow, the daemon's environment.
 // Nothing but the job's own file is hashed or served; the receipt says what was left out.
 func TestHostileOutputsThroughLinks(t *testing.T) {
-	secretDir, err := os.MkdirTemp("/tmp", "spare-secret-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(secretDir)
-	secret := []byte("provider-private-key-material\n")
-	if err := os.WriteFile(filepath.Join(secretDir, "key"), secret, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	secretDir, secret := hostSecret(t)
 	e := startEnv(t)
 	m := cpuJob(fmt.Sprintf(`ln -s / r; mkdir -p out; ln -s %s out/secrets; ln -s /etc/passwd out/passwd; echo mine > out/fine.txt`, secretDir))
 	m.Outputs = []string{"r" + secretDir + "/", "r/etc/shadow", "r/etc/passwd", "r/proc/self/environ", "out/"}
