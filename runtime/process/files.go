@@ -18,13 +18,17 @@ import (
 // The runtime's own files in DIR/.process: written atomically, read without following links.
 
 // writeAtomic replaces file with data (temporary file, fsync, rename).
-func writeAtomic(file string, data []byte) error {
+func writeAtomic(file string, data []byte) error { return writeReplace(file, data, true) }
+
+// writeReplace replaces file with data through a temporary file and a rename, synced to disk first when sync
+// is set (a copy for operators need not be: it costs milliseconds on a lease's start).
+func writeReplace(file string, data []byte, sync bool) error {
 	f, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".*")
 	if err != nil {
 		return err
 	}
 	_, err = f.Write(data)
-	if err == nil {
+	if err == nil && sync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {

@@ -716,7 +716,7 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Workload, 
 	w := newWorkload(r, st)
 	w.cmd = cmd
 	if b, err := json.Marshal(st); err == nil {
-		_ = writeAtomic(filepath.Join(runDir, stateName), b)
+		_ = writeReplace(filepath.Join(runDir, stateName), b, false) // the daemon keeps the real one (State)
 	}
 	exited := make(chan exitInfo, 1)
 	go func() {
