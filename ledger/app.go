@@ -142,16 +142,22 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.ResponseCheckTx, error) {
 	t, err := a.decodeVerified(req.Tx)
 	if err == nil {
-		a.checkMu.Lock()
-		c := &ctx{kv: a.check, chainID: a.checkChain, height: a.checkH, timeMs: a.checkTime, params: loadParams(a.check), quiet: true}
-		err = execTx(c, t, false)
-		a.checkMu.Unlock()
+		err = a.checkExec(t)
 	}
 	if err != nil {
 		code := tx.CodeOf(err)
 		return &abci.ResponseCheckTx{Code: uint32(code), Log: err.Error(), Codespace: codespace}, nil
 	}
 	return &abci.ResponseCheckTx{Code: abci.CodeTypeOK}, nil
+}
+
+// checkExec runs t against the mempool's scratch state. The lock is released however execTx ends: a panic
+// recovered above must not leave every later CheckTx and Commit waiting for it.
+func (a *App) checkExec(t *tx.Tx) error {
+	a.checkMu.Lock()
+	defer a.checkMu.Unlock()
+	c := &ctx{kv: a.check, chainID: a.checkChain, height: a.checkH, timeMs: a.checkTime, params: loadParams(a.check), quiet: true}
+	return execTx(c, t, false)
 }
 
 // decodeVerified decodes raw and checks its signature, using the cache of signatures already verified.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sparenet/spare/ledger/tx"
 )
@@ -420,5 +421,66 @@ func testClusterMemberDown(t *testing.T, policy uint8) {
 	}
 	if got := stake(); got != before-before/10 {
 		t.Fatalf("down provider's stake %d, want %d", got, before-before/10)
+	}
+}
+
+// TestClusterLongCloseReasonDoesNotPoisonState: a tenant closes one member of a running cluster with a reason of
+// the largest size allowed. The others are closed quoting it; what is stored stays within the decoder's bound, so
+// every later read of those leases works, later blocks commit, and the mempool still checks transactions.
+// (Before, the quoted reason was stored over the bound and every read of the other member panicked.)
+func TestClusterLongCloseReasonDoesNotPoisonState(t *testing.T) {
+	c := fourProviders(t)
+	c.publishRTTs(map[string]map[string]uint32{"p1": {"p2": 900}, "p2": {"p1": 1100}})
+	c.do("tenant", clusterOrder(2, 5_000, USPR))
+	c.block(time.Second, c.sign("p1", &tx.PlaceBid{OrderID: 1, Price: testRunPrice}), c.sign("p2", &tx.PlaceBid{OrderID: 1, Price: testRunPrice}))
+	v := c.clusterView(1)
+	if v.State != ClusterRunning || len(v.Members) != 2 {
+		t.Fatalf("cluster: %+v", v)
+	}
+	c.block(time.Second, c.sign(c.name(v.Members[0].Provider), &tx.LeaseStarted{ID: v.Members[0].LeaseID}),
+		c.sign(c.name(v.Members[1].Provider), &tx.LeaseStarted{ID: v.Members[1].LeaseID}))
+	reason := strings.Repeat("é", tx.MaxReasonLen/2) // 256 bytes of two-byte runes: a cut must fall between them
+	c.do("tenant", &tx.CloseLease{ID: v.Members[0].LeaseID, Reason: reason})
+	other := c.lease(v.Members[1].LeaseID) // panicked before
+	if other.State != LeaseClosed || len(other.CloseReason) > tx.MaxReasonLen || !utf8.ValidString(other.CloseReason) ||
+		!strings.HasPrefix(other.CloseReason, fmt.Sprintf("cluster member lease %d ended: é", v.Members[0].LeaseID)) ||
+		!strings.HasSuffix(other.CloseReason, "…") {
+		t.Fatalf("other member's reason (%d bytes): %q", len(other.CloseReason), other.CloseReason)
+	}
+	if closed := c.lease(v.Members[0].LeaseID); closed.CloseReason != reason {
+		t.Fatalf("the closed member's own reason: %q", closed.CloseReason)
+	}
+	for i := 0; i < 3; i++ {
+		c.block(time.Second)
+	}
+	c.do("tenant", &tx.Send{To: c.addr("p1"), Amount: 1}) // CheckTx and FinalizeBlock still work
+}
+
+// TestCheckTxReleasesItsLockOnPanic: when a transaction's check panics (here on a stored object over its bound,
+// planted in the mempool's state as the bug above did), the panic does not keep the mempool's lock: the next
+// CheckTx and Commit go on.
+func TestCheckTxReleasesItsLockOnPanic(t *testing.T) {
+	c := fourProviders(t)
+	c.do("tenant", clusterOrder(2, 5_000, USPR))
+	bad := &Lease{ID: 99, Tenant: c.addr("tenant"), CloseReason: strings.Repeat("x", tx.MaxReasonLen+30)}
+	c.app.checkMu.Lock()
+	(&ctx{kv: c.app.check}).setLease(bad) // what the old code stored
+	c.app.checkMu.Unlock()
+	func() {
+		defer func() { _ = recover() }() // as the ABCI server does
+		c.check(c.sign("tenant", &tx.CloseLease{ID: 99}))
+	}()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if code, log := c.check(c.sign("p3", &tx.Send{To: c.addr("p1"), Amount: 1})); code != 0 {
+			t.Errorf("a later CheckTx: %d %s", code, log)
+		}
+		c.block(time.Second)
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("CheckTx and Commit wait forever for the lock a panicking check held")
 	}
 }

@@ -3,6 +3,7 @@ package ledger
 import (
 	"bytes"
 	"crypto/ed25519"
+	"unicode/utf8"
 
 	"github.com/sparenet/spare/ledger/tx"
 )
@@ -187,6 +188,9 @@ func (c *ctx) endLease(l *Lease, t uint64, state LeaseState, by tx.Address, reas
 	l.Refunded = refund
 	l.State = state
 	l.ClosedBy = by
+	// The one place a close reason is stored: bounded here, whatever composed it (a cluster member's reason quotes
+	// the tenant's own, up to MaxReasonLen already), so that it always decodes again.
+	reason = boundText(reason, tx.MaxReasonLen)
 	l.CloseReason = reason
 	c.setLease(l)
 	c.emit("lease.closed", "lease_id", l.ID, "provider", l.Provider, "tenant", l.Tenant,
@@ -351,4 +355,17 @@ func (c *ctx) expireUnstartedLeases() {
 			panic("ledger: " + err.Error())
 		}
 	}
+}
+
+// boundText cuts s to at most n bytes at a UTF-8 boundary, ending in "…" when it was cut.
+func boundText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const ell = "…"
+	cut := n - len(ell)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + ell
 }
