@@ -10,7 +10,6 @@ import (
 	"path"
 	"sort"
 	"strings"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -317,7 +316,7 @@ func diskUsage(ctx context.Context, dir string, maxEntries int) (bytes int64, en
 func openLog(p string) (*os.File, error) {
 	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: p, Err: syscall.Errno(err.(unix.Errno))}
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {

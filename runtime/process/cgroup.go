@@ -42,25 +42,10 @@ func (p *cgroupParent) controllers() string {
 // cgroup2Mount returns the mount point of the cgroup v2 hierarchy, preferring /sys/fs/cgroup (unified hosts)
 // then /sys/fs/cgroup/unified (hybrid hosts), else the first one in /proc/self/mountinfo.
 func cgroup2Mount() (string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	var mounts []string
+	err := cgroupMounts("cgroup2", func(mountPoint string, _ []string) { mounts = append(mounts, mountPoint) })
 	if err != nil {
 		return "", err
-	}
-	defer f.Close()
-	var mounts []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		// 41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		if !ok {
-			continue
-		}
-		pf, qf := strings.Fields(pre), strings.Fields(post)
-		if len(pf) < 5 || len(qf) < 1 || qf[0] != "cgroup2" || pf[3] != "/" {
-			continue
-		}
-		mounts = append(mounts, unescapeMount(pf[4]))
 	}
 	for _, pref := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
 		for _, m := range mounts {
@@ -73,6 +58,36 @@ func cgroup2Mount() (string, error) {
 		return mounts[0], nil
 	}
 	return "", errors.New("no cgroup2 mount")
+}
+
+// cgroupMounts calls found with the mount point and super options of every mount of the whole hierarchy (its
+// root, "/") of file system type fstype ("cgroup2", or "cgroup" for v1) in /proc/self/mountinfo.
+func cgroupMounts(fstype string, found func(mountPoint string, opts []string)) error {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		// 41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+		// 35 25 0:30 / /sys/fs/cgroup/memory rw,relatime shared:14 - cgroup cgroup rw,memory
+		pre, post, ok := strings.Cut(sc.Text(), " - ")
+		if !ok {
+			continue
+		}
+		pf, qf := strings.Fields(pre), strings.Fields(post)
+		if len(pf) < 5 || len(qf) < 1 || qf[0] != fstype || pf[3] != "/" {
+			continue
+		}
+		var opts []string
+		if len(qf) >= 3 {
+			opts = strings.Split(qf[2], ",")
+		}
+		found(unescapeMount(pf[4]), opts)
+	}
+	return sc.Err()
 }
 
 // unescapeMount undoes the octal escapes (\040 for a space...) of /proc/self/mountinfo.

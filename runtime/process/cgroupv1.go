@@ -1,7 +1,6 @@
 package process
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -23,33 +22,18 @@ type cgroupV1 struct {
 
 // v1Mounts returns the mount point of each cgroup v1 hierarchy that carries one of wantControllers.
 func v1Mounts() map[string]string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
 	out := map[string]string{}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		// 35 25 0:30 / /sys/fs/cgroup/memory rw,relatime shared:14 - cgroup cgroup rw,memory
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		if !ok {
-			continue
-		}
-		pf, qf := strings.Fields(pre), strings.Fields(post)
-		if len(pf) < 5 || len(qf) < 3 || qf[0] != "cgroup" || pf[3] != "/" {
-			continue
-		}
-		for _, o := range strings.Split(qf[2], ",") {
+	err := cgroupMounts("cgroup", func(mountPoint string, opts []string) {
+		for _, o := range opts {
 			for _, c := range wantControllers {
-				if o == c {
-					if _, dup := out[c]; !dup {
-						out[c] = unescapeMount(pf[4])
-					}
+				if _, dup := out[c]; o == c && !dup {
+					out[c] = mountPoint
 				}
 			}
 		}
+	})
+	if err != nil {
+		return nil
 	}
 	return out
 }
