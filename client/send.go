@@ -129,7 +129,14 @@ func (s *Sender) submit(ctx context.Context, msgs []tx.Msg) ([]byte, error) {
 		s.nonce, s.known = acc.Nonce, true
 	}
 	for attempt := 0; ; attempt++ {
-		body := tx.EncodeBody(tx.Body{ChainID: s.chainID, PubKey: s.signer.PubKey(), Nonce: s.nonce, Fee: fee, Msgs: msgs})
+		b := tx.Body{ChainID: s.chainID, PubKey: s.signer.PubKey(), Nonce: s.nonce, Fee: fee, Msgs: msgs}
+		if err := b.ValidateBasic(s.chainID); err != nil {
+			return nil, err // what the node would answer, said before signing
+		}
+		body, err := tx.EncodeBodyChecked(b)
+		if err != nil {
+			return nil, tx.Errorf(tx.CodeInvalidMsg, "%v", err)
+		}
 		raw := tx.Assemble(body, s.signer.Sign(body))
 		res, err := s.c.rpc.BroadcastTxSync(ctx, raw)
 		if err != nil {

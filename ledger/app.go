@@ -10,8 +10,10 @@ package ledger
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 
 	abci "github.com/cometbft/cometbft/abci/types"
@@ -151,13 +153,28 @@ func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.Respon
 	return &abci.ResponseCheckTx{Code: abci.CodeTypeOK}, nil
 }
 
-// checkExec runs t against the mempool's scratch state. The lock is released however execTx ends: a panic
-// recovered above must not leave every later CheckTx and Commit waiting for it.
+// checkExec runs t against the mempool's scratch state. The lock is released however it ends, and a panic
+// (execTx recovers its own; this covers reading the params) rejects the transaction rather than leave every later
+// CheckTx and Commit waiting.
 func (a *App) checkExec(t *tx.Tx) error {
 	a.checkMu.Lock()
 	defer a.checkMu.Unlock()
-	c := &ctx{kv: a.check, chainID: a.checkChain, height: a.checkH, timeMs: a.checkTime, params: loadParams(a.check), quiet: true}
-	return execTx(c, t, false)
+	err := guard(func() error {
+		c := &ctx{kv: a.check, chainID: a.checkChain, height: a.checkH, timeMs: a.checkTime, params: loadParams(a.check), quiet: true}
+		return execTx(c, t, false)
+	})
+	a.logPanic(err, "check_tx", a.checkH, t)
+	return err
+}
+
+// logPanic logs, with its stack, a transaction that panicked.
+func (a *App) logPanic(err error, where string, height int64, t *tx.Tx) {
+	var p *Panicked
+	if errors.As(err, &p) {
+		h := t.Hash()
+		a.log.Error("transaction panicked: reverted", "where", where, "height", height, "tx", fmt.Sprintf("%X", h[:]),
+			"signer", t.Signer(), "err", p.Err.Msg, "stack", string(p.Stack))
+	}
 }
 
 // decodeVerified decodes raw and checks its signature, using the cache of signatures already verified.
@@ -178,9 +195,20 @@ func (a *App) decodeVerified(raw []byte) (*tx.Tx, error) {
 }
 
 // FinalizeBlock executes a decided block: its transactions in order, then the ledger's own end-of-block work.
-func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (*abci.ResponseFinalizeBlock, error) {
+// A transaction that panics fails alone (execTx). A panic anywhere else — the end-of-block work, the supply
+// invariant — returns an error naming the height and the stage: CometBFT then stops this validator rather than
+// commit a state it could not compute, and the block's changes are dropped.
+func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (resp *abci.ResponseFinalizeBlock, err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	stage := "starting the block"
+	defer func() {
+		if r := recover(); r != nil {
+			a.log.Error("block execution panicked: stopping", "height", req.Height, "stage", stage, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			a.working = nil
+			resp, err = nil, stageError(req.Height, stage, r)
+		}
+	}()
 	if a.working == nil {
 		a.working = a.store.Begin()
 	}
@@ -206,7 +234,10 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 		t, err := decoded[i].tx, decoded[i].err
 		c.events = nil
 		if err == nil {
+			h := t.Hash()
+			stage = fmt.Sprintf("transaction %d (%X)", i, h[:])
 			err = execTx(c, t, true)
+			a.logPanic(err, "finalize_block", req.Height, t)
 		}
 		res := &abci.ExecTxResult{Code: uint32(tx.CodeOf(err)), Events: c.events}
 		if err != nil {
@@ -216,7 +247,9 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 		results[i] = res
 	}
 	c.events = nil
+	stage = "the end-of-block work"
 	c.endBlock()
+	stage = "the invariant check"
 	c.kv.Set(keyLastTime, []byte(be64(c.timeMs)))
 	if a.opts.CheckInvariants {
 		if err := CheckInvariants(a.working); err != nil {

@@ -91,7 +91,7 @@ func encCluster(cl *Cluster) []byte {
 	w.Uvarint(uint64(cl.Nodes))
 	w.Uvarint(uint64(cl.MaxRTTMicros))
 	w.Byte(cl.OnFailure)
-	w.Uvarint(uint64(len(cl.Leases)))
+	w.List("leases", len(cl.Leases), tx.MaxClusterNodes)
 	for _, id := range cl.Leases {
 		w.Uvarint(id)
 	}
@@ -103,11 +103,11 @@ func encCluster(cl *Cluster) []byte {
 	w.Uvarint(cl.Reserve)
 	w.Uvarint(cl.PrevOrder)
 	w.Uvarint(cl.NextOrder)
-	w.Uvarint(uint64(len(cl.Excluded)))
+	w.List("excluded", len(cl.Excluded), tx.MaxClusterRestarts)
 	for _, a := range cl.Excluded {
 		w.Address(a)
 	}
-	return w.Bytes()
+	return sealed(w, "cluster")
 }
 
 func decCluster(b []byte) (*Cluster, error) {
@@ -152,7 +152,7 @@ func encLatency(l *Latency) []byte {
 	w := tx.NewWriter(16 + 24*len(l.Samples))
 	w.Uvarint(uint64(l.Height))
 	(&tx.PublishLatency{Samples: l.Samples}).EncodeTo(w)
-	return w.Bytes()
+	return sealed(w, "latency")
 }
 
 func decLatency(a tx.Address, b []byte) (*Latency, error) {
@@ -355,7 +355,9 @@ func (c *ctx) memberEnded(l *Lease, o *Order) {
 		cl.State = ClusterRestarted
 	}
 	c.setCluster(cl) // before closing the others: their ends find the cluster no longer running and stop here
-	reason := fmt.Sprintf("cluster member lease %d ended: %s", l.ID, why)
+	// The others' reason names the failed member's lease, whose own record keeps the reason its closer wrote; it
+	// quotes only text the ledger composed itself, so it has a fixed bound whatever a tenant or provider wrote.
+	reason := fmt.Sprintf("cluster member lease %d failed: %s", l.ID, ledgerText(l, why))
 	if restart {
 		reason += "; the cluster restarts"
 	}
@@ -373,6 +375,18 @@ func (c *ctx) memberEnded(l *Lease, o *Order) {
 		return
 	}
 	c.restartCluster(cl, o, l, why)
+}
+
+// ledgerText says why a member's lease ended in the ledger's own words: its exit code, the ledger's own close
+// reason (not started in time, duration reached, deposit exhausted, provider down), or who closed it.
+func ledgerText(l *Lease, why string) string {
+	switch {
+	case why != l.CloseReason, l.ClosedBy.IsZero():
+		return why
+	case l.ClosedBy == l.Tenant:
+		return "closed by the tenant"
+	}
+	return "closed by its provider"
 }
 
 // restartCluster opens the next generation of a failed cluster: a new cluster order for the same job, funded by

@@ -1,6 +1,9 @@
 package ledger
 
 import (
+	"fmt"
+	"runtime/debug"
+
 	"github.com/sparenet/spare/ledger/store"
 	"github.com/sparenet/spare/ledger/tx"
 )
@@ -9,6 +12,11 @@ import (
 // message; all or nothing. When a message fails and feeStays is set (FinalizeBlock: the transaction is in a block
 // and must pay), the overlay is dropped and only the fee and nonce are applied again; in CheckTx the transaction
 // is simply rejected.
+//
+// A panic while the transaction runs (a broken invariant, or a value over a stored field's bound) fails the
+// transaction alone, with CodeInternal: its overlay is dropped, so the state is exactly what it was before it,
+// and every validator reaches the same verdict by running the same code. The block goes on; the error carries
+// the stack for the operator's log (see Panicked). A transaction cannot halt the chain this way.
 func execTx(c *ctx, t *tx.Tx, feeStays bool) error {
 	if err := t.Body.ValidateBasic(c.chainID); err != nil {
 		return err
@@ -16,28 +24,61 @@ func execTx(c *ctx, t *tx.Tx, feeStays bool) error {
 	signer := t.Signer()
 	o := store.NewOverlay(c.kv)
 	x := &ctx{kv: o, chainID: c.chainID, height: c.height, timeMs: c.timeMs, params: c.params, proposer: c.proposer, quiet: c.quiet}
-	if err := x.chargeFee(signer, t); err != nil {
-		return err
-	}
-	for i, m := range t.Body.Msgs {
-		if err := x.dispatch(signer, t, m); err != nil {
-			if feeStays {
-				f := &ctx{kv: store.NewOverlay(c.kv), chainID: c.chainID, params: c.params, proposer: c.proposer, quiet: c.quiet}
-				if ferr := f.chargeFee(signer, t); ferr != nil {
-					panic("ledger: fee charged once cannot fail the second time: " + ferr.Error())
-				}
-				f.kv.(*store.Overlay).Write()
-				c.events = append(c.events, f.events...)
-			}
-			if e, ok := err.(*tx.Error); ok {
-				return tx.Errorf(e.Code, "msgs[%d] %s: %s", i, m.Type(), e.Msg)
-			}
+	charged := false
+	err := guard(func() error {
+		if err := x.chargeFee(signer, t); err != nil {
 			return err
 		}
+		charged = true
+		for i, m := range t.Body.Msgs {
+			if err := x.dispatch(signer, t, m); err != nil {
+				if e, ok := err.(*tx.Error); ok {
+					return tx.Errorf(e.Code, "msgs[%d] %s: %s", i, m.Type(), e.Msg)
+				}
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if charged && feeStays {
+			f := &ctx{kv: store.NewOverlay(c.kv), chainID: c.chainID, params: c.params, proposer: c.proposer, quiet: c.quiet}
+			if ferr := f.chargeFee(signer, t); ferr != nil {
+				panic("ledger: fee charged once cannot fail the second time: " + ferr.Error())
+			}
+			f.kv.(*store.Overlay).Write()
+			c.events = append(c.events, f.events...)
+		}
+		return err
 	}
 	o.Write()
 	c.events = append(c.events, x.events...)
 	return nil
+}
+
+// Panicked is the error of a transaction whose execution panicked: CodeInternal, the panic's value, and the
+// stack (for the log only: it is not part of the transaction's result).
+type Panicked struct {
+	Err   *tx.Error
+	Stack []byte
+}
+
+func (p *Panicked) Error() string { return p.Err.Error() }
+func (p *Panicked) Unwrap() error { return p.Err }
+
+// guard runs f, turning a panic into a *Panicked error.
+func guard(f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &Panicked{Err: tx.Errorf(tx.CodeInternal, "reverted: executing it hit a broken ledger invariant (%v); the state is as before it", r), Stack: debug.Stack()}
+		}
+	}()
+	return f()
+}
+
+// stageError names where a block's execution stopped.
+func stageError(height int64, stage string, r any) error {
+	return fmt.Errorf("ledger: height %d: %s panicked: %v: this validator stops rather than commit a state it could not compute; the stack is in its log", height, stage, r)
 }
 
 func (c *ctx) chargeFee(signer tx.Address, t *tx.Tx) error {

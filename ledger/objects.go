@@ -260,13 +260,24 @@ func prefixEnd(p string) string {
 	return ""
 }
 
-// Encodings.
+// Encodings. Every encoder enforces the bounds its decoder reads with (tx.Writer's Str, Fixed, List) and ends in
+// sealed: a value over a bound would make every later read of the object fail, so it is never stored.
+
+// sealed returns what w wrote, or panics when an encoder was handed a value its decoder refuses. The panic stops
+// the block before anything is committed (FinalizeBlock names the height and the transaction); CheckTx and
+// queries answer with an error.
+func sealed(w *tx.Writer, what string) []byte {
+	if err := w.Err(); err != nil {
+		panic(fmt.Sprintf("ledger: storing %s: %v", what, err))
+	}
+	return w.Bytes()
+}
 
 func encAccount(a *Account) []byte {
 	w := tx.NewWriter(16)
 	w.Uvarint(a.Balance)
 	w.Uvarint(a.Nonce)
-	return w.Bytes()
+	return sealed(w, "account")
 }
 
 func decAccount(addr tx.Address, b []byte) (*Account, error) {
@@ -278,7 +289,7 @@ func decAccount(addr tx.Address, b []byte) (*Account, error) {
 func encProvider(p *Provider) []byte {
 	w := tx.NewWriter(160)
 	w.Address(p.Owner)
-	w.Raw(p.PubKey)
+	w.Fixed("pubkey", p.PubKey, ed25519.PublicKeySize)
 	tx.EncodeProviderInfo(w, &p.Info)
 	w.Byte(byte(p.Status))
 	w.Uvarint(p.Stake)
@@ -292,10 +303,10 @@ func encProvider(p *Provider) []byte {
 	w.Uvarint(p.DownStreak)
 	w.Uvarint(p.JailedUntilMs)
 	w.Uvarint(p.Slashed)
-	w.String(p.VerifiedClass)
+	w.Str("verified_class", p.VerifiedClass, tx.MaxNameLen)
 	w.Uvarint(p.VerifiedOps)
 	w.Uvarint(uint64(p.VerifiedHeight))
-	return w.Bytes()
+	return sealed(w, "provider")
 }
 
 func decProvider(b []byte) (*Provider, error) {
@@ -340,7 +351,7 @@ func encOrder(o *Order) []byte {
 	w.Uvarint(uint64(o.Replicas))
 	w.Uvarint(o.RefereeFor)
 	w.Uvarint(uint64(o.Nodes))
-	return w.Bytes()
+	return sealed(w, "order")
 }
 
 func decOrder(b []byte) (*Order, error) {
@@ -377,7 +388,7 @@ func encBid(bd *Bid) []byte {
 	w.Uvarint(bd.Price)
 	w.Byte(byte(bd.State))
 	w.Uvarint(uint64(bd.CreatedHeight))
-	return w.Bytes()
+	return sealed(w, "bid")
 }
 
 func decBid(b []byte) (*Bid, error) {
@@ -410,10 +421,10 @@ func encLease(l *Lease) []byte {
 	w.Uvarint(l.Paid)
 	w.Uvarint(l.Take)
 	w.Uvarint(l.Refunded)
-	w.String(l.CloseReason)
+	w.Str("close_reason", l.CloseReason, tx.MaxReasonLen)
 	w.Address(l.ClosedBy)
 	w.Uvarint(l.Held)
-	return w.Bytes()
+	return sealed(w, "lease")
 }
 
 func decLease(b []byte) (*Lease, error) {
@@ -448,7 +459,7 @@ func encSupply(s *Supply) []byte {
 	for _, v := range []uint64{s.Genesis, s.Minted, s.Burned, s.Balances, s.Escrow, s.Staked, s.Unbonding, s.Pool} {
 		w.Uvarint(v)
 	}
-	return w.Bytes()
+	return sealed(w, "supply")
 }
 
 func decSupply(b []byte) (*Supply, error) {
@@ -463,7 +474,7 @@ func decSupply(b []byte) (*Supply, error) {
 func encReceipt(rc *tx.Receipt) []byte {
 	w := tx.NewWriter(200)
 	tx.EncodeReceipt(w, *rc)
-	return w.Bytes()
+	return sealed(w, "receipt")
 }
 
 func decReceipt(b []byte) (*tx.Receipt, error) {

@@ -101,7 +101,7 @@ func encParams(p *Params) []byte {
 		p.EpochBlocks, p.SlashDowntimePPM, p.JailAfterDownEpochs, p.UnjailCooldownSec, p.SlashProofPPM, p.SlashMismatchPPM} {
 		w.Uvarint(v)
 	}
-	return w.Bytes()
+	return sealed(w, "params")
 }
 
 func decParams(b []byte) (*Params, error) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
@@ -129,8 +130,19 @@ type LeaseView struct {
 
 var errNotFound = errors.New("not found")
 
-// Query answers a read of the committed state.
-func (a *App) Query(_ context.Context, req *abci.RequestQuery) (*abci.ResponseQuery, error) {
+// QueryCodeInternal is the code of a query that hit a broken invariant (an unreadable stored object).
+const QueryCodeInternal uint32 = 3
+
+// Query answers a read of the committed state. A panic answers this query with QueryCodeInternal and is logged;
+// the next query is served as usual.
+func (a *App) Query(_ context.Context, req *abci.RequestQuery) (resp *abci.ResponseQuery, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			a.log.Error("query panicked", "path", req.Path, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			resp, err = &abci.ResponseQuery{Code: QueryCodeInternal, Codespace: codespace,
+				Log: fmt.Sprintf("query %s: the ledger could not read what it stored (%v); this is a bug: report it with the node's log", req.Path, r)}, nil
+		}
+	}()
 	if strings.TrimPrefix(req.Path, "/") == QueryAccount {
 		var ar AddressRequest
 		if err := decodeReq(req.Data, &ar); err == nil && ar.Pending {
@@ -449,9 +461,9 @@ func (c *ctx) listProviders(r ListRequest, limit int) (any, error) {
 
 func (a *App) pendingAccount(addr tx.Address) (*abci.ResponseQuery, error) {
 	a.checkMu.Lock()
+	defer a.checkMu.Unlock() // released even if the account does not decode
 	acc := (&ctx{kv: a.check}).account(addr)
 	h := a.checkH - 1
-	a.checkMu.Unlock()
 	b, err := json.Marshal(acc)
 	return &abci.ResponseQuery{Value: b, Height: h}, err
 }

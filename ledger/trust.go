@@ -68,20 +68,23 @@ type auditSet struct {
 	providers []tx.Address
 }
 
+// maxAuditSet bounds an audit set: one bit per provider in an auditor's bitmap (tx.MaxBitmapBytes).
+const maxAuditSet = tx.MaxBitmapBytes * 8
+
 func encAuditSet(s auditSet) []byte {
 	w := tx.NewWriter(len(s.providers)*tx.AddressLen + 16)
 	w.Uvarint(s.startMs)
-	w.Uvarint(uint64(len(s.providers)))
+	w.List("providers", len(s.providers), maxAuditSet)
 	for _, a := range s.providers {
 		w.Address(a)
 	}
-	return w.Bytes()
+	return sealed(w, "audit set")
 }
 
 func decAuditSet(b []byte) (auditSet, error) {
 	r := tx.NewReader(b)
 	s := auditSet{startMs: r.Uvarint("start_ms")}
-	n := r.Count("providers", len(b)/tx.AddressLen+1)
+	n := r.Count("providers", maxAuditSet)
 	s.providers = make([]tx.Address, 0, n)
 	for range n {
 		s.providers = append(s.providers, r.Address("provider"))
@@ -110,7 +113,9 @@ func (c *ctx) epochWork() {
 			if p := mustDecode(decProvider(v)); c.canServe(p) == nil { // bonded and not jailed
 				set.providers = append(set.providers, p.Owner)
 			}
-			return true
+			// An auditor's bitmap has a bit for at most maxAuditSet providers (half a million): beyond that the
+			// set would need splitting across epochs, which no network this size is near.
+			return len(set.providers) < maxAuditSet
 		})
 		c.kv.Set(idKey(pEpochSet, e), encAuditSet(set))
 		c.emit("epoch.started", "epoch", e, "providers", len(set.providers), "height", c.height)
@@ -364,9 +369,9 @@ type hwVerdict struct {
 func encHWVerdict(v hwVerdict) []byte {
 	w := tx.NewWriter(32)
 	w.Bool(v.passed)
-	w.String(v.class)
+	w.Str("class", v.class, tx.MaxNameLen)
 	w.Uvarint(v.ops)
-	return w.Bytes()
+	return sealed(w, "hardware verdict")
 }
 
 func decHWVerdict(b []byte) (hwVerdict, error) {

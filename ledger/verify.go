@@ -67,7 +67,7 @@ func encVerification(v *Verification) []byte {
 	w := tx.NewWriter(96)
 	w.Uvarint(v.OrderID)
 	w.Uvarint(uint64(v.Replicas))
-	w.Uvarint(uint64(len(v.Leases)))
+	w.List("leases", len(v.Leases), tx.MaxReplicas+1)
 	for _, id := range v.Leases {
 		w.Uvarint(id)
 	}
@@ -77,7 +77,7 @@ func encVerification(v *Verification) []byte {
 	w.Raw(v.Root[:])
 	w.Varint(v.ExitCode)
 	w.Uvarint(v.DecidedMs)
-	return w.Bytes()
+	return sealed(w, "verification")
 }
 
 func decVerification(b []byte) (*Verification, error) {

@@ -48,19 +48,29 @@ func (t *Tx) VerifySignature() bool {
 	return ed25519.Verify(t.Body.PubKey, t.BodyBytes, t.Signature)
 }
 
-// EncodeBody returns the canonical body bytes.
+// EncodeBody returns the canonical body bytes. A body its decoder would refuse still encodes (the node rejects
+// it, naming the field); EncodeBodyChecked says why first.
 func EncodeBody(b Body) []byte {
+	body, _ := EncodeBodyChecked(b)
+	return body
+}
+
+// EncodeBodyChecked returns the canonical body bytes, or the first field over a bound that DecodeBody enforces.
+func EncodeBodyChecked(b Body) ([]byte, error) {
 	w := NewWriter(128)
-	w.String(b.ChainID)
-	w.Raw(b.PubKey)
+	w.Str("chain_id", b.ChainID, MaxChainIDLen)
+	w.Fixed("pubkey", b.PubKey, ed25519.PublicKeySize)
 	w.Uvarint(b.Nonce)
 	w.Uvarint(b.Fee)
-	w.String(b.Memo)
-	w.Uvarint(uint64(len(b.Msgs)))
+	w.Str("memo", b.Memo, MaxMemoLen)
+	w.List("msgs", len(b.Msgs), MaxMsgsPerTx)
 	for _, m := range b.Msgs {
 		EncodeMsg(w, m)
 	}
-	return w.Bytes()
+	if w.Err() == nil && w.Len() > MaxTxBytes-SignatureLen-8 {
+		w.fail("body", "%d bytes, a transaction holds at most %d", w.Len(), MaxTxBytes)
+	}
+	return w.Bytes(), w.Err()
 }
 
 // Assemble frames signed body bytes: version byte, length-prefixed body, 64-byte signature.

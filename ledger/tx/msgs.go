@@ -61,6 +61,9 @@ func EncodeMsg(w *Writer, m Msg) {
 	w.Uvarint(uint64(m.Type()))
 	inner := NewWriter(64)
 	m.encode(inner)
+	if inner.err != nil && w.err == nil {
+		w.err = fmt.Errorf("%s: %w", m.Type(), inner.err)
+	}
 	w.Blob(inner.Bytes())
 }
 
@@ -190,10 +193,10 @@ func (p *ProviderInfo) Validate() error {
 
 // EncodeProviderInfo writes p.
 func EncodeProviderInfo(w *Writer, p *ProviderInfo) {
-	w.String(p.HostURI)
+	w.Str("host_uri", p.HostURI, MaxURILen)
 	w.Raw(p.CertFingerprint[:])
-	w.String(p.Region)
-	w.String(p.Zone)
+	w.Str("region", p.Region, MaxNameLen)
+	w.Str("zone", p.Zone, MaxNameLen)
 	EncodeHardware(w, p.Hardware)
 	w.Bool(p.Docker)
 }
@@ -426,7 +429,7 @@ func (m *PublishLatency) EncodeTo(w *Writer) { m.encode(w) }
 func (m *PublishLatency) DecodeFrom(r *Reader) { m.decode(r) }
 
 func (m *PublishLatency) encode(w *Writer) {
-	w.Uvarint(uint64(len(m.Samples)))
+	w.List("samples", len(m.Samples), MaxLatencyPeers)
 	for _, s := range m.Samples {
 		w.Address(s.Peer)
 		w.Uvarint(uint64(s.RTTMicros))
@@ -512,7 +515,7 @@ func (m *CloseLease) ValidateBasic() error {
 	}
 	return nonzeroID("id (lease)", m.ID)
 }
-func (m *CloseLease) encode(w *Writer) { w.Uvarint(m.ID); w.String(m.Reason) }
+func (m *CloseLease) encode(w *Writer) { w.Uvarint(m.ID); w.Str("reason", m.Reason, MaxReasonLen) }
 func (m *CloseLease) decode(r *Reader) {
 	m.ID = r.Uvarint("id")
 	m.Reason = r.String("reason", MaxReasonLen)
@@ -583,7 +586,7 @@ func (m *Attest) ValidateBasic() error {
 	}
 	return nil
 }
-func (m *Attest) encode(w *Writer) { w.Uvarint(m.Epoch); w.Blob(m.Up) }
+func (m *Attest) encode(w *Writer) { w.Uvarint(m.Epoch); w.BlobMax("up", m.Up, MaxBitmapBytes) }
 func (m *Attest) decode(r *Reader) { m.Epoch = r.Uvarint("epoch"); m.Up = r.Blob("up", MaxBitmapBytes) }
 
 // Unjail returns a jailed provider to service once its cooldown has passed.
@@ -619,7 +622,7 @@ func (m *AttestHardware) encode(w *Writer) {
 	w.Uvarint(m.Epoch)
 	w.Address(m.Provider)
 	w.Bool(m.Passed)
-	w.String(m.Class)
+	w.Str("class", m.Class, MaxNameLen)
 	w.Uvarint(m.OpsPerSec)
 	w.Raw(m.Transcript[:])
 }

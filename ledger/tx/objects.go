@@ -190,9 +190,9 @@ func (c Constraints) Validate() error {
 
 // EncodeHardware writes the canonical encoding.
 func EncodeHardware(w *Writer, h Hardware) {
-	w.Uvarint(uint64(len(h.GPUs)))
+	w.List("hardware.gpus", len(h.GPUs), MaxListLen)
 	for _, g := range h.GPUs {
-		w.String(g.Model)
+		w.Str("gpu.model", g.Model, MaxNameLen)
 		w.Uvarint(g.VRAMMiB)
 		w.Uvarint(uint64(g.Count))
 	}
@@ -221,9 +221,9 @@ func DecodeHardware(r *Reader) Hardware {
 // EncodeResources writes the canonical encoding.
 func EncodeResources(w *Writer, x Resources) {
 	w.Uvarint(uint64(x.GPUCount))
-	w.Uvarint(uint64(len(x.GPUModels)))
+	w.List("resources.gpu_models", len(x.GPUModels), MaxListLen)
 	for _, m := range x.GPUModels {
-		w.String(m)
+		w.Str("gpu_model", m, MaxNameLen)
 	}
 	w.Uvarint(x.GPUMinVRAMMiB)
 	w.Uvarint(x.CPUMilli)
@@ -248,11 +248,11 @@ func DecodeResources(r *Reader) Resources {
 
 // EncodeConstraints writes the canonical encoding.
 func EncodeConstraints(w *Writer, c Constraints) {
-	w.Uvarint(uint64(len(c.Regions)))
+	w.List("constraints.regions", len(c.Regions), MaxListLen)
 	for _, s := range c.Regions {
-		w.String(s)
+		w.Str("region", s, MaxNameLen)
 	}
-	w.Uvarint(uint64(len(c.Deny)))
+	w.List("constraints.deny", len(c.Deny), MaxListLen)
 	for _, a := range c.Deny {
 		w.Address(a)
 	}
@@ -280,7 +280,7 @@ func DecodeConstraints(r *Reader) Constraints {
 
 // EncodeReceipt writes a receipt including its signature.
 func EncodeReceipt(w *Writer, rc Receipt) {
-	w.String(rc.ChainID)
+	w.Str("receipt.chain_id", rc.ChainID, MaxChainIDLen)
 	w.Uvarint(rc.LeaseID)
 	w.Raw(rc.ManifestHash[:])
 	w.Uvarint(rc.StartMs)
@@ -288,7 +288,7 @@ func EncodeReceipt(w *Writer, rc Receipt) {
 	w.Varint(rc.ExitCode)
 	w.Uvarint(rc.GPUSeconds)
 	w.Raw(rc.OutputRoot[:])
-	w.Blob(rc.Signature)
+	w.BlobMax("receipt.signature", rc.Signature, SignatureLen)
 }
 
 // DecodeReceipt reads a receipt written by EncodeReceipt.

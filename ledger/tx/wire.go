@@ -14,14 +14,63 @@ import (
 // ErrDecode is wrapped by every decoding error.
 var ErrDecode = errors.New("decode")
 
-// Writer appends canonical encodings to a byte slice.
-type Writer struct{ buf []byte }
+// Writer appends canonical encodings to a byte slice. An encoder enforces the same bounds as its decoder (Str,
+// BlobMax, Fixed, List): a value its decoder would refuse is recorded as the Writer's error, so that nothing is
+// written that cannot be read back.
+type Writer struct {
+	buf []byte
+	err error
+}
 
 // NewWriter returns a Writer with room for n bytes.
 func NewWriter(n int) *Writer { return &Writer{buf: make([]byte, 0, n)} }
 
 // Bytes returns the encoded bytes.
 func (w *Writer) Bytes() []byte { return w.buf }
+
+// Len is the number of bytes written so far.
+func (w *Writer) Len() int { return len(w.buf) }
+
+// Err is the first bound an encoder broke, or nil.
+func (w *Writer) Err() error { return w.err }
+
+func (w *Writer) fail(field, format string, args ...any) {
+	if w.err == nil {
+		w.err = fmt.Errorf("encode: %s: %s", field, fmt.Sprintf(format, args...))
+	}
+}
+
+// Str appends a length-prefixed string that its decoder reads with the same max (Reader.String).
+func (w *Writer) Str(field, s string, max int) {
+	if len(s) > max {
+		w.fail(field, "%d bytes, limit %d", len(s), max)
+	}
+	w.String(s)
+}
+
+// BlobMax appends a length-prefixed byte string that its decoder reads with the same max (Reader.Blob).
+func (w *Writer) BlobMax(field string, b []byte, max int) {
+	if len(b) > max {
+		w.fail(field, "%d bytes, limit %d", len(b), max)
+	}
+	w.Blob(b)
+}
+
+// Fixed appends b, which must be exactly n bytes (Reader.Raw with n).
+func (w *Writer) Fixed(field string, b []byte, n int) {
+	if len(b) != n {
+		w.fail(field, "%d bytes, want %d", len(b), n)
+	}
+	w.Raw(b)
+}
+
+// List appends the length of a list that its decoder reads with the same max (Reader.Count).
+func (w *Writer) List(field string, n, max int) {
+	if n > max {
+		w.fail(field, "%d entries, limit %d", n, max)
+	}
+	w.Uvarint(uint64(n))
+}
 
 // Uvarint appends v as a minimal unsigned varint.
 func (w *Writer) Uvarint(v uint64) { w.buf = binary.AppendUvarint(w.buf, v) }
