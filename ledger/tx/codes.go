@@ -48,6 +48,9 @@ const (
 	CodeReplicated        Code = 35 // not allowed on a replicated or cluster order, or on a replica's lease
 	CodeRateLimited       Code = 36 // sent again before the minimum interval (latency summaries)
 	CodeExcluded          Code = 37 // a bid on a restarted cluster from a provider whose member failed an earlier run
+	CodeBidsFull          Code = 38 // the order holds its maximum of open bids and this one is not cheaper than the dearest
+	CodeNotCommitted      Code = 39 // a replica's result revealed before its commitment, or not matching it
+	CodeRevealClosed      Code = 40 // a reveal before the reveal phase opened or after it closed
 )
 
 var codeNames = map[Code]string{
@@ -64,7 +67,7 @@ var codeNames = map[Code]string{
 	CodeInternal: "internal", CodeNotAuditor: "not_auditor", CodeBadEpoch: "bad_epoch",
 	CodeDuplicateAttest: "duplicate_attest", CodeNotJailed: "not_jailed", CodeJailCooldown: "jail_cooldown",
 	CodeReplicated: "replicated", CodeRateLimited: "rate_limited",
-	CodeExcluded: "excluded",
+	CodeExcluded: "excluded", CodeBidsFull: "bids_full", CodeNotCommitted: "not_committed", CodeRevealClosed: "reveal_closed",
 }
 
 // String is the code's stable name.
