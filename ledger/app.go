@@ -143,28 +143,31 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 // mempool's transactions; committed state is never touched.
 func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.ResponseCheckTx, error) {
 	t, err := a.decodeVerified(req.Tx)
+	var used uint64
 	if err == nil {
-		err = a.checkExec(t)
+		used, err = a.checkExec(t)
 	}
 	if err != nil {
 		code := tx.CodeOf(err)
-		return &abci.ResponseCheckTx{Code: uint32(code), Log: err.Error(), Codespace: codespace}, nil
+		return &abci.ResponseCheckTx{Code: uint32(code), Log: err.Error(), Codespace: codespace, GasUsed: int64(used)}, nil
 	}
-	return &abci.ResponseCheckTx{Code: abci.CodeTypeOK}, nil
+	return &abci.ResponseCheckTx{Code: abci.CodeTypeOK, GasUsed: int64(used)}, nil
 }
 
 // checkExec runs t against the mempool's scratch state. The lock is released however it ends, and a panic
 // (execTx recovers its own; this covers reading the params) rejects the transaction rather than leave every later
 // CheckTx and Commit waiting.
-func (a *App) checkExec(t *tx.Tx) error {
+func (a *App) checkExec(t *tx.Tx) (uint64, error) {
 	a.checkMu.Lock()
 	defer a.checkMu.Unlock()
-	err := guard(func() error {
+	var used uint64
+	err := guard(func() (err error) {
 		c := &ctx{kv: a.check, chainID: a.checkChain, height: a.checkH, timeMs: a.checkTime, params: loadParams(a.check), quiet: true}
-		return execTx(c, t, false)
+		used, err = execTx(c, t, false)
+		return err
 	})
 	a.logPanic(err, "check_tx", a.checkH, t)
-	return err
+	return used, err
 }
 
 // logPanic logs, with its stack, a transaction that panicked.
@@ -233,13 +236,14 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 	for i := range req.Txs {
 		t, err := decoded[i].tx, decoded[i].err
 		c.events = nil
+		var used uint64
 		if err == nil {
 			h := t.Hash()
 			stage = fmt.Sprintf("transaction %d (%X)", i, h[:])
-			err = execTx(c, t, true)
+			used, err = execTx(c, t, true)
 			a.logPanic(err, "finalize_block", req.Height, t)
 		}
-		res := &abci.ExecTxResult{Code: uint32(tx.CodeOf(err)), Events: c.events}
+		res := &abci.ExecTxResult{Code: uint32(tx.CodeOf(err)), Events: c.events, GasUsed: int64(min(used, 1<<62))}
 		if err != nil {
 			res.Log = err.Error()
 			res.Codespace = codespace

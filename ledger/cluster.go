@@ -263,6 +263,7 @@ func (c *ctx) clusterBids(o *Order, bids []*Bid) []*Bid {
 		}
 	}
 	res := match.Cluster(o.ID, int(cl.Nodes), cl.MaxRTTMicros, members, links, match.DefaultClusterBudget)
+	c.gas.consume(gasSearchStep * uint64(res.Steps))
 	cl.SearchSteps += uint64(res.Steps)
 	c.setCluster(cl)
 	if res.Members == nil {

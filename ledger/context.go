@@ -22,7 +22,8 @@ type ctx struct {
 	params   *Params
 	proposer tx.Address // receives fees; zero in CheckTx
 	events   []abci.Event
-	quiet    bool // CheckTx: events would be thrown away, so none are built
+	quiet    bool      // CheckTx: events would be thrown away, so none are built
+	gas      *gasMeter // the running transaction's; nil in end-of-block work
 }
 
 // indexedAttrs are the event attributes CometBFT's tx indexer keeps, so transactions can be searched by the

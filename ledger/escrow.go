@@ -3,7 +3,6 @@ package ledger
 import (
 	"bytes"
 	"crypto/ed25519"
-	"unicode/utf8"
 
 	"github.com/sparenet/spare/ledger/tx"
 )
@@ -81,9 +80,7 @@ func (c *ctx) createLeases(o *Order, bids []*Bid) error {
 }
 
 func (c *ctx) createLease(o *Order, b *Bid) *Lease {
-	b.State = BidWon
-	c.setBid(b)
-	c.emit("bid.closed", "bid_id", b.ID, "order_id", o.ID, "provider", b.Provider, "state", b.State)
+	c.closeBid(b, BidWon, "")
 	l := &Lease{
 		ID: c.nextID("lease"), OrderID: o.ID, BidID: b.ID, Tenant: o.Tenant, Provider: b.Provider, Price: b.Price,
 		DurationSec: o.DurationSec, State: LeasePending, CreatedHeight: c.height,
@@ -190,7 +187,7 @@ func (c *ctx) endLease(l *Lease, t uint64, state LeaseState, by tx.Address, reas
 	l.ClosedBy = by
 	// The one place a close reason is stored: bounded here, whatever composed it (a cluster member's reason quotes
 	// the tenant's own, up to MaxReasonLen already), so that it always decodes again.
-	reason = boundText(reason, tx.MaxReasonLen)
+	reason = tx.PlainText(reason, tx.MaxReasonLen)
 	l.CloseReason = reason
 	c.setLease(l)
 	c.emit("lease.closed", "lease_id", l.ID, "provider", l.Provider, "tenant", l.Tenant,
@@ -327,6 +324,9 @@ func (c *ctx) endDepletedLeases() {
 		if err != nil {
 			panic("ledger: depletion index without lease")
 		}
+		if l.State != LeaseActive {
+			continue // closed earlier in this loop: a cluster member whose partner's end closed it too
+		}
 		reason := "duration reached"
 		if l.EndMs() < l.StartedMs+l.DurationSec*1000 {
 			reason = "deposit exhausted"
@@ -350,22 +350,12 @@ func (c *ctx) expireUnstartedLeases() {
 		if err != nil {
 			panic("ledger: start index without lease")
 		}
+		if l.State != LeasePending {
+			continue // closed earlier in this loop (a cluster member's partner)
+		}
 		c.providerFailed(l.Provider)
 		if err := c.endLease(l, c.timeMs, LeaseClosed, tx.Address{}, "not started in time"); err != nil {
 			panic("ledger: " + err.Error())
 		}
 	}
-}
-
-// boundText cuts s to at most n bytes at a UTF-8 boundary, ending in "…" when it was cut.
-func boundText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	const ell = "…"
-	cut := n - len(ell)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + ell
 }

@@ -17,15 +17,17 @@ import (
 // transaction alone, with CodeInternal: its overlay is dropped, so the state is exactly what it was before it,
 // and every validator reaches the same verdict by running the same code. The block goes on; the error carries
 // the stack for the operator's log (see Panicked). A transaction cannot halt the chain this way.
-func execTx(c *ctx, t *tx.Tx, feeStays bool) error {
+func execTx(c *ctx, t *tx.Tx, feeStays bool) (gasUsed uint64, err error) {
 	if err := t.Body.ValidateBasic(c.chainID); err != nil {
-		return err
+		return 0, err
 	}
 	signer := t.Signer()
 	o := store.NewOverlay(c.kv)
-	x := &ctx{kv: o, chainID: c.chainID, height: c.height, timeMs: c.timeMs, params: c.params, proposer: c.proposer, quiet: c.quiet}
+	meter := &gasMeter{limit: ^uint64(0)}
+	x := &ctx{kv: gasKV{o, meter}, chainID: c.chainID, height: c.height, timeMs: c.timeMs, params: c.params, proposer: c.proposer, quiet: c.quiet, gas: meter}
 	charged := false
-	err := guard(func() error {
+	err = guard(func() error {
+		meter.consume(gasTxByte*uint64(len(t.Raw)) + gasSigVerify)
 		if err := x.chargeFee(signer, t); err != nil {
 			return err
 		}
@@ -49,11 +51,11 @@ func execTx(c *ctx, t *tx.Tx, feeStays bool) error {
 			f.kv.(*store.Overlay).Write()
 			c.events = append(c.events, f.events...)
 		}
-		return err
+		return meter.used, err
 	}
 	o.Write()
 	c.events = append(c.events, x.events...)
-	return nil
+	return meter.used, nil
 }
 
 // Panicked is the error of a transaction whose execution panicked: CodeInternal, the panic's value, and the
@@ -70,6 +72,10 @@ func (p *Panicked) Unwrap() error { return p.Err }
 func guard(f func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
+			if oog, ok := r.(outOfGas); ok {
+				err = tx.Errorf(tx.CodeOutOfGas, "out of gas: used %d of the limit %d; the messages were reverted and the fee is paid", oog.used, oog.limit)
+				return
+			}
 			err = &Panicked{Err: tx.Errorf(tx.CodeInternal, "reverted: executing it hit a broken ledger invariant (%v); the state is as before it", r), Stack: debug.Stack()}
 		}
 	}()

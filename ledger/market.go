@@ -103,13 +103,35 @@ func (c *ctx) closeOrder(o *Order, state OrderState) {
 	c.kv.Delete(pairKey(pOrderAuction, uint64(o.WindowEnd), o.ID))
 	c.kv.Delete(pairKey(pOrderExpiry, uint64(o.ExpiresHeight), o.ID))
 	for _, b := range c.openBids(o.ID) {
-		b.State = BidLost
-		c.setBid(b)
-		c.emit("bid.closed", "bid_id", b.ID, "order_id", o.ID, "provider", b.Provider, "state", b.State)
+		c.closeBid(b, BidLost, "")
 	}
 }
 
-// openBids lists an order's open bids in id order.
+// closeBid ends an open bid (won, lost or withdrawn) and takes it out of the order's indexes, so that the work
+// of later bids on the order is proportional to its open bids, never to its history.
+func (c *ctx) closeBid(b *Bid, state BidState, why string) {
+	b.State = state
+	c.setBid(b)
+	c.kv.Delete(pairKey(pBidByOrder, b.OrderID, b.ID))
+	c.kv.Delete(bidOfProviderKey(b.OrderID, b.Provider))
+	attrs := []any{"bid_id", b.ID, "order_id", b.OrderID, "provider", b.Provider, "state", b.State}
+	if why != "" {
+		attrs = append(attrs, "reason", why)
+	}
+	c.emit("bid.closed", attrs...)
+}
+
+func bidOfProviderKey(orderID uint64, p tx.Address) string {
+	return pBidOfProvider + be64(orderID) + string(p[:])
+}
+
+// maxOpenBids is how many open bids an order holds at once: params.MaxBidsPerOrder, and at least two per lease
+// it makes so that a cluster or replicated order can always be filled.
+func (c *ctx) maxOpenBids(o *Order) int {
+	return max(int(min(c.params.MaxBidsPerOrder, 1<<16)), 2*o.Leases())
+}
+
+// openBids lists an order's open bids in id order (at most maxOpenBids of them).
 func (c *ctx) openBids(orderID uint64) []*Bid {
 	var ids []uint64
 	start := idKey(pBidByOrder, orderID)
@@ -184,17 +206,30 @@ func (c *ctx) placeBid(signer tx.Address, m *tx.PlaceBid) error {
 	if r := Feasible(p, o.Resources, o.Constraints); r != ReasonOK {
 		return tx.Errorf(tx.CodeInfeasible, "provider %s does not satisfy order %d: %s", signer, o.ID, r)
 	}
-	for _, b := range c.openBids(o.ID) {
-		if b.Provider == signer {
-			return tx.Errorf(tx.CodeDuplicateBid, "bid %d is already open on order %d: withdraw it first", b.ID, o.ID)
-		}
+	if id, ok := c.kv.Get(bidOfProviderKey(o.ID, signer)); ok {
+		return tx.Errorf(tx.CodeDuplicateBid, "bid %d is already open on order %d: withdraw it first", unbe64(string(id)), o.ID)
 	}
 	if v, ok := c.groupOf(o); ok && c.runsBy(v, signer) {
 		return tx.Errorf(tx.CodeReplicated, "order %d is a referee run of order %d, which you already run: a referee must be another provider", o.ID, v.OrderID)
 	}
+	// A full order takes a new bid only if it is cheaper than its dearest open bid, which it displaces: filling an
+	// order's bid slots with dear bids cannot keep cheaper providers out.
+	if open := c.openBids(o.ID); len(open) >= c.maxOpenBids(o) {
+		dearest := open[0]
+		for _, b := range open[1:] {
+			if b.Price > dearest.Price || b.Price == dearest.Price && b.ID > dearest.ID {
+				dearest = b
+			}
+		}
+		if m.Price >= dearest.Price {
+			return tx.Errorf(tx.CodeBidsFull, "order %d holds its maximum of %d open bids: bid below %d uspr/h (its dearest) or wait", o.ID, len(open), dearest.Price)
+		}
+		c.closeBid(dearest, BidLost, "outbid")
+	}
 	b := &Bid{ID: c.nextID("bid"), OrderID: o.ID, Provider: signer, Price: m.Price, State: BidOpen, CreatedHeight: c.height}
 	c.setBid(b)
 	c.kv.Set(pairKey(pBidByOrder, o.ID, b.ID), nil)
+	c.kv.Set(bidOfProviderKey(o.ID, signer), []byte(be64(b.ID)))
 	c.kv.Set(ownedKey(pBidByProvider, signer, b.ID), nil)
 	c.emit("bid.placed", "bid_id", b.ID, "order_id", o.ID, "provider", signer, "price", b.Price)
 	// After an auction window closed without enough bids, the first acceptable bids win at once.
@@ -217,9 +252,7 @@ func (c *ctx) withdrawBid(signer tx.Address, m *tx.WithdrawBid) error {
 	if b.State != BidOpen {
 		return tx.Errorf(tx.CodeBidNotOpen, "bid %d is %s", b.ID, b.State)
 	}
-	b.State = BidWithdrawn
-	c.setBid(b)
-	c.emit("bid.closed", "bid_id", b.ID, "order_id", b.OrderID, "provider", b.Provider, "state", b.State)
+	c.closeBid(b, BidWithdrawn, "")
 	return nil
 }
 

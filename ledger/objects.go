@@ -215,7 +215,8 @@ const (
 	pOrderAuction   = "oa/" // windowEnd | order
 	pOrderExpiry    = "ox/" // expiresHeight | order
 	pBid            = "b/"
-	pBidByOrder     = "bo/"
+	pBidByOrder     = "bo/" // order | bid: open bids only
+	pBidOfProvider  = "bq/" // order | provider -> bid: a provider's open bid on an order (the duplicate check)
 	pBidByProvider  = "bp/"
 	pLease          = "l/"
 	pLeaseByTenant  = "lt/"

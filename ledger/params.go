@@ -38,6 +38,9 @@ type Params struct {
 	// Redundant execution: a replica whose output root a majority of the runs contradicts is unpaid and loses
 	// SlashMismatchPPM of its stake.
 	SlashMismatchPPM uint64 `json:"slash_mismatch_ppm"`
+	// MaxBidsPerOrder bounds an order's open bids (at least two per lease it makes are always allowed); when full,
+	// a new bid must undercut the dearest, which it displaces.
+	MaxBidsPerOrder uint64 `json:"max_bids_per_order"`
 }
 
 // DefaultParams are the parameters `spare init` writes.
@@ -59,6 +62,7 @@ func DefaultParams() Params {
 		UnjailCooldownSec:   600,
 		SlashProofPPM:       50_000,  // 5%
 		SlashMismatchPPM:    100_000, // 10%
+		MaxBidsPerOrder:     20,      // as Akash caps bids per order
 	}
 }
 
@@ -83,6 +87,8 @@ func (p Params) Validate() error {
 		return fmt.Errorf("params.slash_mismatch_ppm %d: at most %d (100%%)", p.SlashMismatchPPM, tx.PPM)
 	case p.SlashDowntimePPM > tx.PPM:
 		return fmt.Errorf("params.slash_downtime_ppm %d: at most %d (100%%)", p.SlashDowntimePPM, tx.PPM)
+	case p.MaxBidsPerOrder == 0 || p.MaxBidsPerOrder > 1<<16:
+		return fmt.Errorf("params.max_bids_per_order %d: use 1..65536 (20 is the default)", p.MaxBidsPerOrder)
 	case p.EpochBlocks == 1:
 		return fmt.Errorf("params.epoch_blocks 1: auditors need at least 2 blocks to probe and attest (0 turns auditing off)")
 	}
@@ -98,7 +104,8 @@ func encParams(p *Params) []byte {
 	w := tx.NewWriter(64)
 	for _, v := range []uint64{p.MinFee, p.TakeRatePPM, p.StakeBase, p.StakePerGPU, p.UnbondingPeriodSec,
 		p.BidWindowBlocks, p.MaxBidWindowBlocks, p.OrderTTLBlocks, p.MaxOrderTTLBlocks, p.StartTimeoutBlocks,
-		p.EpochBlocks, p.SlashDowntimePPM, p.JailAfterDownEpochs, p.UnjailCooldownSec, p.SlashProofPPM, p.SlashMismatchPPM} {
+		p.EpochBlocks, p.SlashDowntimePPM, p.JailAfterDownEpochs, p.UnjailCooldownSec, p.SlashProofPPM, p.SlashMismatchPPM,
+		p.MaxBidsPerOrder} {
 		w.Uvarint(v)
 	}
 	return sealed(w, "params")
@@ -121,6 +128,10 @@ func decParams(b []byte) (*Params, error) {
 	}
 	if r.Remaining() > 0 { // state written before redundant execution: mismatches cost no stake
 		p.SlashMismatchPPM = r.Uvarint("params")
+	}
+	p.MaxBidsPerOrder = DefaultParams().MaxBidsPerOrder // state written before the cap: the default cap
+	if r.Remaining() > 0 {
+		p.MaxBidsPerOrder = r.Uvarint("params")
 	}
 	return p, r.Done("params")
 }
@@ -152,6 +163,9 @@ func ParseGenesis(b []byte) (*Genesis, error) {
 	var g Genesis
 	if err := json.Unmarshal(b, &g); err != nil {
 		return nil, fmt.Errorf("genesis app_state: %w", err)
+	}
+	if g.Params.MaxBidsPerOrder == 0 { // a genesis written before the cap existed
+		g.Params.MaxBidsPerOrder = DefaultParams().MaxBidsPerOrder
 	}
 	if err := g.Params.Validate(); err != nil {
 		return nil, fmt.Errorf("genesis: %w", err)

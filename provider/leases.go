@@ -500,6 +500,7 @@ func (d *Daemon) StopLease(ctx context.Context, tenant tx.Address, leaseID uint6
 
 // closeLease closes a lease we cannot serve (no manifest, failed start) and releases it.
 func (d *Daemon) closeLease(ctx context.Context, leaseID uint64, reason string) {
+	reason = tx.PlainText(reason, tx.MaxReasonLen) // an error's text may hold newlines, or run long
 	if _, err := d.sender.Send(ctx, &tx.CloseLease{ID: leaseID, Reason: reason}); err != nil && !client.IsCode(err, tx.CodeBadLeaseState) {
 		d.log.Error("CloseLease failed; will retry", "lease", leaseID, "err", err)
 		return

@@ -51,6 +51,7 @@ const (
 	CodeBidsFull          Code = 38 // the order holds its maximum of open bids and this one is not cheaper than the dearest
 	CodeNotCommitted      Code = 39 // a replica's result revealed before its commitment, or not matching it
 	CodeRevealClosed      Code = 40 // a reveal before the reveal phase opened or after it closed
+	CodeOutOfGas          Code = 41 // the transaction ran past its gas limit: reverted, fee paid
 )
 
 var codeNames = map[Code]string{
@@ -67,7 +68,7 @@ var codeNames = map[Code]string{
 	CodeInternal: "internal", CodeNotAuditor: "not_auditor", CodeBadEpoch: "bad_epoch",
 	CodeDuplicateAttest: "duplicate_attest", CodeNotJailed: "not_jailed", CodeJailCooldown: "jail_cooldown",
 	CodeReplicated: "replicated", CodeRateLimited: "rate_limited",
-	CodeExcluded: "excluded", CodeBidsFull: "bids_full", CodeNotCommitted: "not_committed", CodeRevealClosed: "reveal_closed",
+	CodeExcluded: "excluded", CodeBidsFull: "bids_full", CodeNotCommitted: "not_committed", CodeRevealClosed: "reveal_closed", CodeOutOfGas: "out_of_gas",
 }
 
 // String is the code's stable name.

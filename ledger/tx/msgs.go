@@ -513,6 +513,9 @@ func (m *CloseLease) ValidateBasic() error {
 	if len(m.Reason) > MaxReasonLen {
 		return Errorf(CodeInvalidMsg, "reason is %d bytes, limit %d", len(m.Reason), MaxReasonLen)
 	}
+	if err := plainText("reason", m.Reason); err != nil {
+		return err
+	}
 	return nonzeroID("id (lease)", m.ID)
 }
 func (m *CloseLease) encode(w *Writer) { w.Uvarint(m.ID); w.Str("reason", m.Reason, MaxReasonLen) }

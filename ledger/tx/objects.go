@@ -3,6 +3,8 @@ package tx
 import (
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Field limits shared by messages and state.
@@ -87,6 +89,42 @@ func (rc *Receipt) SignBytes() []byte {
 	w.Uvarint(rc.GPUSeconds)
 	w.Raw(rc.OutputRoot[:])
 	return w.Bytes()
+}
+
+// plainText accepts valid UTF-8 without control characters: text every reader shows as it was written (a
+// terminal or a JSON encoder would otherwise rewrite it, or be steered by it).
+func plainText(field, s string) error {
+	if !utf8.ValidString(s) {
+		return Errorf(CodeInvalidMsg, "%s is not valid UTF-8: write plain text", field)
+	}
+	for i, r := range s {
+		if unicode.IsControl(r) {
+			return Errorf(CodeInvalidMsg, "%s has a control character (%U) at byte %d: write plain text on one line", field, r, i)
+		}
+	}
+	return nil
+}
+
+// PlainText makes s acceptable as a reason: control characters become spaces, invalid UTF-8 becomes U+FFFD, and
+// it is cut at a character boundary to at most max bytes (ending in "…" when cut).
+func PlainText(s string, max int) string {
+	var b strings.Builder
+	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
+		if unicode.IsControl(r) {
+			r = ' '
+		}
+		b.WriteRune(r)
+	}
+	s = b.String()
+	if len(s) <= max {
+		return s
+	}
+	const ell = "…"
+	cut := max - len(ell)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + ell
 }
 
 func validName(field, s string, required bool) error {

@@ -1,0 +1,162 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+
+	"github.com/sparenet/spare/ledger/tx"
+)
+
+// gasOf runs raw through CheckTx and returns the gas it used; it must pass. CheckTx runs against the same state a
+// block would, and uses the transaction's nonce, so the caller commits raw afterwards (or rolls the nonce back).
+func (c *chain) gasOf(raw []byte) uint64 {
+	c.t.Helper()
+	res, err := c.app.CheckTx(context.Background(), &abci.RequestCheckTx{Tx: raw})
+	if err != nil || res.Code != 0 {
+		c.t.Fatalf("CheckTx: %v %d %s", err, res.Code, res.Log)
+	}
+	return uint64(res.GasUsed)
+}
+
+// manyProviders is a chain with a tenant and n bonded providers p1..pn.
+func manyProviders(t *testing.T, n int, params Params) *chain {
+	t.Helper()
+	funded := map[string]uint64{"tenant": 100_000 * USPR, "bystander": 100_000 * USPR}
+	for i := 1; i <= n; i++ {
+		funded[fmt.Sprintf("p%d", i)] = 10_000 * USPR
+	}
+	c := newChain(t, params, funded)
+	var regs, bonds [][]byte
+	for i := 1; i <= n; i++ {
+		name := fmt.Sprintf("p%d", i)
+		regs = append(regs, c.sign(name, &tx.RegisterProvider{ProviderInfo: providerInfo(name)}))
+	}
+	c.block(time.Second, regs...)
+	for i := 1; i <= n; i++ {
+		bonds = append(bonds, c.sign(fmt.Sprintf("p%d", i), &tx.Bond{Amount: params.RequiredStake(8)}))
+	}
+	c.block(time.Second, bonds...)
+	return c
+}
+
+// TestNoMessageCostGrowsWithUntouchedState: the gas of a bid, a withdrawal, an order, a cancellation and a send is
+// the same on a young chain and after a storm of history — a thousand bids placed and withdrawn on the same
+// order (finding 4: withdrawn bids stayed in the order's index, and every later bid decoded all of them), and
+// hundreds of other orders with bids. Only the few bytes by which ids grow may differ.
+func TestNoMessageCostGrowsWithUntouchedState(t *testing.T) {
+	p := testParams()
+	p.MaxBidWindowBlocks = 10_000
+	p.BidWindowBlocks = 5_000
+	p.OrderTTLBlocks, p.MaxOrderTTLBlocks = 10_000, 10_000
+	c := manyProviders(t, 6, p)
+	c.do("tenant", gpuOrder(testRunPrice, USPR, 3600)) // order 1: the one every measurement bids on
+	c.do("p2", &tx.PlaceBid{OrderID: 1, Price: testRunPrice}, &tx.WithdrawBid{ID: 1}) // the first bid ever creates the bid sequence
+	bidSeq := uint64(1)
+	measure := func() map[string]uint64 {
+		out := map[string]uint64{}
+		// Each measured transaction is committed right after, so the next one sees a consistent state.
+		raw := c.sign("p1", &tx.PlaceBid{OrderID: 1, Price: testRunPrice})
+		out["place_bid"] = c.gasOf(raw)
+		c.block(time.Second, raw)
+		bidSeq++
+		raw = c.sign("p1", &tx.WithdrawBid{ID: bidSeq})
+		out["withdraw_bid"] = c.gasOf(raw)
+		c.block(time.Second, raw)
+		raw = c.sign("bystander", gpuOrder(testRunPrice, USPR, 3600))
+		out["create_order"] = c.gasOf(raw)
+		c.block(time.Second, raw)
+		raw = c.sign("bystander", &tx.CancelOrder{ID: c.lastOrderID()})
+		out["cancel_order"] = c.gasOf(raw)
+		c.block(time.Second, raw)
+		raw = c.sign("bystander", &tx.Send{To: c.addr("tenant"), Amount: 1})
+		out["send"] = c.gasOf(raw)
+		c.block(time.Second, raw)
+		return out
+	}
+	young := measure()
+
+	// The storm: every provider bids and withdraws on order 1, over and over, in blocks of many transactions; the
+	// tenant opens other orders that collect bids.
+	for round := 0; round < 25; round++ {
+		var txs [][]byte
+		for i := 2; i <= 6; i++ {
+			bidSeq++
+			txs = append(txs, c.sign(fmt.Sprintf("p%d", i), &tx.PlaceBid{OrderID: 1, Price: testRunPrice}, &tx.WithdrawBid{ID: bidSeq}))
+		}
+		for k := 0; k < 8; k++ {
+			txs = append(txs, c.sign("tenant", gpuOrder(testRunPrice, 1000, 60)))
+		}
+		res := c.block(time.Second, txs...)
+		for i, r := range res.TxResults {
+			if r.Code != 0 {
+				t.Fatalf("storm round %d tx %d: %d %s", round, i, r.Code, r.Log)
+			}
+		}
+		first := c.lastOrderID() - 7
+		txs = nil
+		for k := uint64(0); k < 8; k++ {
+			for i := 2; i <= 3; i++ {
+				bidSeq++
+				txs = append(txs, c.sign(fmt.Sprintf("p%d", i), &tx.PlaceBid{OrderID: first + k, Price: testRunPrice}))
+			}
+		}
+		c.block(time.Second, txs...)
+	}
+	old := measure()
+	for msg, g := range young {
+		if o := old[msg]; o > g+g/50 || o+g/50 < g {
+			t.Errorf("%s: %d gas on a young chain, %d after the storm: its cost depends on state it does not touch", msg, g, o)
+		}
+	}
+	t.Logf("gas young %v, after the storm %v", young, old)
+}
+
+// lastOrderID is the id of the newest order.
+func (c *chain) lastOrderID() uint64 {
+	v, _ := c.app.store.View()
+	b, ok := v.Get(keySeq + "order")
+	if !ok {
+		return 0
+	}
+	return unbe64(string(b))
+}
+
+// TestOrderBidsAreBounded: an order holds at most max_bids_per_order open bids. A full order refuses a bid that
+// does not undercut its dearest (bids_full); a cheaper bid displaces the dearest, which is lost. Withdrawn bids
+// free their slot. Filling an order's slots with dear bids cannot keep a cheaper provider out.
+func TestOrderBidsAreBounded(t *testing.T) {
+	p := testParams()
+	p.MaxBidsPerOrder = 3
+	p.BidWindowBlocks = 100
+	c := manyProviders(t, 6, p)
+	c.do("tenant", gpuOrder(testRunPrice, USPR, 3600))
+	c.do("p1", &tx.PlaceBid{OrderID: 1, Price: testRunPrice})
+	c.do("p2", &tx.PlaceBid{OrderID: 1, Price: testRunPrice - 1})
+	c.do("p3", &tx.PlaceBid{OrderID: 1, Price: testRunPrice - 2})
+	c.fail(tx.CodeBidsFull, "p4", &tx.PlaceBid{OrderID: 1, Price: testRunPrice})
+	c.do("p4", &tx.PlaceBid{OrderID: 1, Price: testRunPrice - 3}) // displaces p1's bid 1, the dearest
+	var b Bid
+	c.query(QueryBid, IDRequest{ID: 1}, &b)
+	if b.State != BidLost {
+		t.Fatalf("the displaced bid: %+v", b)
+	}
+	c.do("p2", &tx.WithdrawBid{ID: 2})
+	c.do("p5", &tx.PlaceBid{OrderID: 1, Price: testRunPrice}) // a withdrawal freed a slot
+	c.fail(tx.CodeDuplicateBid, "p5", &tx.PlaceBid{OrderID: 1, Price: testRunPrice - 5})
+	c.do("p1", &tx.PlaceBid{OrderID: 1, Price: testRunPrice - 4}) // p1 may bid again: its old bid was lost
+	var bids List[Bid]
+	c.query(QueryBids, ListRequest{OrderID: 1, Limit: MaxPageLimit}, &bids)
+	open := 0
+	for _, b := range bids.Items {
+		if b.State == BidOpen {
+			open++
+		}
+	}
+	if open != 3 {
+		t.Fatalf("%d open bids, want 3: %+v", open, bids.Items)
+	}
+}
