@@ -52,6 +52,14 @@ func CheckReceipt(in ReceiptInput) ReceiptReport {
 		r.Checks = append(r.Checks, Check{Name: name, OK: ok, Detail: fmt.Sprintf(format, a...)})
 		r.OK = r.OK && ok
 	}
+	if rc == nil && l.State == ledger.LeaseCompleted {
+		group := in.Order.ID
+		if in.Order.RefereeFor != 0 {
+			group = in.Order.RefereeFor
+		}
+		add("receipt on the ledger", false, "lease %d is completed with no receipt yet: a run of a replicated order commits its result first and reveals its receipt once every run has committed or ended ('spare query verification %d' shows each run's commit state)", l.ID, group)
+		return r
+	}
 	if rc == nil {
 		add("receipt on the ledger", false, "lease %d is %s: only a completed lease has a receipt", l.ID, l.State)
 		return r

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
@@ -26,12 +27,16 @@ var ErrNotFound = errors.New("not found")
 
 // Client talks to one node's RPC endpoint.
 type Client struct {
-	rpc    *rpchttp.HTTP
-	hc     *http.Client
-	url    string
-	log    *slog.Logger
-	poll   time.Duration
-	params *ledger.Params
+	rpc  *rpchttp.HTTP
+	hc   *http.Client
+	url  string
+	log  *slog.Logger
+	poll time.Duration
+
+	mu          sync.Mutex // guards what is read once and kept: fixed at genesis
+	params      *ledger.Params
+	maxGas      uint64
+	maxGasKnown bool
 }
 
 // Options tune a Client.
@@ -102,6 +107,35 @@ func (c *Client) Query(ctx context.Context, path string, req, out any) error {
 			return err
 		}
 	}
+	return c.queryData(ctx, path, data, out)
+}
+
+// MaxGas is the chain's block gas limit (0: none), fixed at genesis and read once.
+func (c *Client) MaxGas(ctx context.Context) (uint64, error) {
+	c.mu.Lock()
+	known, max := c.maxGasKnown, c.maxGas
+	c.mu.Unlock()
+	if known {
+		return max, nil
+	}
+	st, err := c.Status(ctx)
+	if err != nil {
+		return 0, err
+	}
+	c.mu.Lock()
+	c.maxGasKnown, c.maxGas = true, st.MaxGas
+	c.mu.Unlock()
+	return st.MaxGas, nil
+}
+
+// Simulate runs a signed transaction against the node's mempool state without keeping anything, and says what
+// it would do: the gas it used and its result code.
+func (c *Client) Simulate(ctx context.Context, raw []byte) (ledger.Simulation, error) {
+	var s ledger.Simulation
+	return s, c.queryData(ctx, ledger.QuerySimulate, raw, &s)
+}
+
+func (c *Client) queryData(ctx context.Context, path string, data []byte, out any) error {
 	var res rawQuery
 	if err := c.rawGet(ctx, "abci_query", queryParams(path, data), &res); err != nil {
 		return fmt.Errorf("query %s: node %s: %w", path, c.url, err)
@@ -124,15 +158,20 @@ func (c *Client) Status(ctx context.Context) (ledger.Status, error) {
 }
 
 func (c *Client) Params(ctx context.Context) (*ledger.Params, error) {
-	if c.params != nil {
-		return c.params, nil
+	c.mu.Lock()
+	p := c.params
+	c.mu.Unlock()
+	if p != nil {
+		return p, nil
 	}
-	var p ledger.Params
-	if err := c.Query(ctx, ledger.QueryParams, nil, &p); err != nil {
+	p = &ledger.Params{}
+	if err := c.Query(ctx, ledger.QueryParams, nil, p); err != nil {
 		return nil, err
 	}
-	c.params = &p // fixed at genesis
-	return &p, nil
+	c.mu.Lock()
+	c.params = p // fixed at genesis
+	c.mu.Unlock()
+	return p, nil
 }
 
 func (c *Client) Supply(ctx context.Context) (ledger.Supply, error) {

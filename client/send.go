@@ -13,8 +13,16 @@ import (
 
 	abci "github.com/cometbft/cometbft/abci/types"
 
+	"github.com/sparenet/spare/ledger"
 	"github.com/sparenet/spare/ledger/tx"
 )
+
+// DefaultGasAdjustment is the margin on a simulated gas estimate: state can change between the simulation and the
+// block (another bid on the same order, say), and a transaction that runs out of gas still pays its fee.
+const DefaultGasAdjustment = 1.3
+
+// simulationGas is the gas limit a transaction is simulated with when the chain sets no block gas limit.
+const simulationGas = 1 << 40
 
 // maxGapWaits bounds how many times (one poll interval each) a submission waits for an earlier transaction of
 // the same sender to close a nonce gap before reusing the nonce.
@@ -35,11 +43,14 @@ type Signer interface {
 
 // Result is a transaction included in a block.
 type Result struct {
-	Hash   string       `json:"hash"`
-	Height int64        `json:"height"`
-	Code   tx.Code      `json:"code"`
-	Log    string       `json:"log,omitempty"`
-	Events []abci.Event `json:"events,omitempty"`
+	Hash      string       `json:"hash"`
+	Height    int64        `json:"height"`
+	Code      tx.Code      `json:"code"`
+	Log       string       `json:"log,omitempty"`
+	Fee       uint64       `json:"fee"`        // uspr paid, whatever the outcome
+	GasWanted int64        `json:"gas_wanted"` // the transaction's gas limit
+	GasUsed   int64        `json:"gas_used"`
+	Events    []abci.Event `json:"events,omitempty"`
 }
 
 // Attr returns the first value of attribute key on an event of type typ.
@@ -64,8 +75,14 @@ type Sender struct {
 	signer Signer
 	// Rebroadcast is how many new blocks to wait for a missing transaction before sending it again.
 	Rebroadcast int64
-	// Fee overrides the chain's minimum fee when larger.
+	// Fee overrides the fee the gas asks for when larger.
 	Fee uint64
+	// Gas is each transaction's gas limit; 0 estimates it by simulating the transaction first (the Cosmos CLI's
+	// --gas auto) and multiplying what it used by GasAdjustment.
+	Gas           uint64
+	GasAdjustment float64
+	// GasPrice is the price offered, in uspr per million gas; 0 offers the chain's floor (params.min_gas_price).
+	GasPrice uint64
 
 	mu       sync.Mutex
 	nonce    uint64
@@ -76,7 +93,7 @@ type Sender struct {
 
 // NewSender returns a Sender for signer.
 func (c *Client) NewSender(signer Signer) *Sender {
-	return &Sender{c: c, signer: signer, Rebroadcast: 3, inflight: map[uint64][]byte{}}
+	return &Sender{c: c, signer: signer, Rebroadcast: 3, GasAdjustment: DefaultGasAdjustment, inflight: map[uint64][]byte{}}
 }
 
 // Address is the sender's account.
@@ -120,7 +137,7 @@ func (s *Sender) submit(ctx context.Context, msgs []tx.Msg) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	fee := max(params.MinFee, s.Fee)
+	price := max(s.GasPrice, params.MinGasPrice)
 	if !s.known {
 		acc, err := s.c.PendingAccount(ctx, s.signer.Address())
 		if err != nil {
@@ -129,10 +146,15 @@ func (s *Sender) submit(ctx context.Context, msgs []tx.Msg) ([]byte, error) {
 		s.nonce, s.known = acc.Nonce, true
 	}
 	for attempt := 0; ; attempt++ {
-		b := tx.Body{ChainID: s.chainID, PubKey: s.signer.PubKey(), Nonce: s.nonce, Fee: fee, Msgs: msgs}
+		b := tx.Body{ChainID: s.chainID, PubKey: s.signer.PubKey(), Nonce: s.nonce, Msgs: msgs}
 		if err := b.ValidateBasic(s.chainID); err != nil {
 			return nil, err // what the node would answer, said before signing
 		}
+		gas, err := s.gasFor(ctx, b, params, price)
+		if err != nil {
+			return nil, err
+		}
+		b.GasLimit, b.Fee = gas, max(s.Fee, ledger.FeeFor(params, gas, price))
 		body, err := tx.EncodeBodyChecked(b)
 		if err != nil {
 			return nil, tx.Errorf(tx.CodeInvalidMsg, "%v", err)
@@ -155,6 +177,42 @@ func (s *Sender) submit(ctx context.Context, msgs []tx.Msg) ([]byte, error) {
 			return nil, err
 		}
 	}
+}
+
+// gasFor is the gas limit for body: the Sender's Gas, or a simulation's figure with the adjustment — and never
+// less than the gas the min_fee already pays for at this price, since declaring it costs nothing more and covers
+// a state that changed between the simulation and the block (a bid that closes an auction, say). A simulation
+// that fails is the answer: the node would refuse the transaction the same way.
+func (s *Sender) gasFor(ctx context.Context, b tx.Body, params *ledger.Params, price uint64) (uint64, error) {
+	if s.Gas > 0 {
+		return s.Gas, nil
+	}
+	b.GasLimit = simulationGas
+	if max, err := s.c.MaxGas(ctx); err != nil {
+		return 0, err
+	} else if max > 0 {
+		b.GasLimit = max
+	}
+	body, err := tx.EncodeBodyChecked(b)
+	if err != nil {
+		return 0, tx.Errorf(tx.CodeInvalidMsg, "%v", err)
+	}
+	sim, err := s.c.Simulate(ctx, tx.Assemble(body, s.signer.Sign(body)))
+	if err != nil {
+		return 0, err
+	}
+	if sim.Code != 0 {
+		return 0, rejection(sim.Code, "spare", sim.Log)
+	}
+	adj := s.GasAdjustment
+	if adj < 1 {
+		adj = DefaultGasAdjustment
+	}
+	gas := uint64(float64(sim.GasUsed)*adj) + 1
+	if price > 0 {
+		gas = max(gas, params.MinFee/price*1_000_000+(params.MinFee%price)*1_000_000/price)
+	}
+	return min(gas, b.GasLimit), nil
 }
 
 // resync handles a nonce the node refused. If the node expects a later nonce, another process used the key: jump
@@ -235,7 +293,11 @@ func (c *Client) WaitTx(ctx context.Context, raw []byte, rebroadcast int64) (*Re
 	for {
 		res, err := c.rpc.Tx(ctx, sum[:], false)
 		if err == nil {
-			r := &Result{Hash: hash, Height: res.Height, Code: tx.Code(res.TxResult.Code), Log: res.TxResult.Log, Events: res.TxResult.Events}
+			r := &Result{Hash: hash, Height: res.Height, Code: tx.Code(res.TxResult.Code), Log: res.TxResult.Log, Events: res.TxResult.Events,
+				GasWanted: res.TxResult.GasWanted, GasUsed: res.TxResult.GasUsed}
+			if t, err := tx.Decode(raw); err == nil {
+				r.Fee = t.Body.Fee
+			}
 			if r.Code != 0 {
 				return r, rejection(res.TxResult.Code, res.TxResult.Codespace, res.TxResult.Log)
 			}

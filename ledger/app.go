@@ -31,6 +31,7 @@ const codespace = "spare"
 const (
 	keyChainID  = "chain_id"
 	keyLastTime = "last_time_ms"
+	keyMaxGas   = "max_gas" // the consensus params' block gas limit, from genesis; absent: none
 )
 
 // Options tune an App.
@@ -39,6 +40,10 @@ type Options struct {
 	// difference. It costs O(state) per block: for tests.
 	CheckInvariants bool
 	Logger          *slog.Logger
+	// MinGasPrice is this node's own floor on the gas price of transactions it lets into its mempool, in uspr per
+	// million gas; the chain's params.min_gas_price applies when it is lower. It is not consensus: blocks are
+	// judged by the chain's floor alone.
+	MinGasPrice uint64
 }
 
 // App is the ABCI application. It is safe for concurrent use by CometBFT's separate connections: consensus
@@ -119,6 +124,9 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 	c := &ctx{kv: a.working, chainID: req.ChainId, params: &g.Params}
 	c.kv.Set(keyChainID, []byte(req.ChainId))
 	c.kv.Set(keyParams, encParams(&g.Params))
+	if cp := req.ConsensusParams; cp != nil && cp.Block != nil && cp.Block.MaxGas > 0 {
+		c.kv.Set(keyMaxGas, []byte(be64(uint64(cp.Block.MaxGas))))
+	}
 	sup := &Supply{}
 	for _, acc := range g.Accounts {
 		c.setAccount(&Account{Address: acc.Address, Balance: acc.Balance})
@@ -149,9 +157,12 @@ func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.Respon
 	}
 	if err != nil {
 		code := tx.CodeOf(err)
-		return &abci.ResponseCheckTx{Code: uint32(code), Log: err.Error(), Codespace: codespace, GasUsed: int64(used)}, nil
+		return &abci.ResponseCheckTx{Code: uint32(code), Log: err.Error(), Codespace: codespace, GasUsed: gasInt(used)}, nil
 	}
-	return &abci.ResponseCheckTx{Code: abci.CodeTypeOK, GasUsed: int64(used)}, nil
+	// GasWanted is what CometBFT counts against the block's gas limit when it fills a block from the mempool: the
+	// gas the transaction used here, the best estimate of what it will use in the block (its declared limit is
+	// only a ceiling; FinalizeBlock meters the block by what its transactions actually use).
+	return &abci.ResponseCheckTx{Code: abci.CodeTypeOK, GasWanted: gasInt(used), GasUsed: gasInt(used)}, nil
 }
 
 // checkExec runs t against the mempool's scratch state. The lock is released however it ends, and a panic
@@ -163,12 +174,38 @@ func (a *App) checkExec(t *tx.Tx) (uint64, error) {
 	var used uint64
 	err := guard(func() (err error) {
 		c := &ctx{kv: a.check, chainID: a.checkChain, height: a.checkH, timeMs: a.checkTime, params: loadParams(a.check), quiet: true}
-		used, err = execTx(c, t, false)
+		if err := a.admit(c, t); err != nil {
+			return err
+		}
+		used, err = execTx(c, t, false, ^uint64(0))
 		return err
 	})
 	a.logPanic(err, "check_tx", a.checkH, t)
 	return used, err
 }
+
+// admit checks what the mempool asks of a transaction's gas before running it: a limit within the block's, that
+// covers at least its own bytes and signature, and a fee at this node's gas price.
+func (a *App) admit(c *ctx, t *tx.Tx) error {
+	if max := maxGas(c.kv); max > 0 && t.Body.GasLimit > max {
+		return tx.Errorf(tx.CodeOutOfGas, "gas limit %d above the block's %d: split the messages over several transactions", t.Body.GasLimit, max)
+	}
+	price := max(a.opts.MinGasPrice, c.params.MinGasPrice)
+	if need := FeeFor(c.params, t.Body.GasLimit, price); t.Body.Fee < need {
+		return tx.Errorf(tx.CodeFeeTooLow, "fee %d uspr below %d: this node asks %d uspr per million gas for a gas limit of %d (and at least the min_fee %d)",
+			t.Body.Fee, need, price, t.Body.GasLimit, c.params.MinFee)
+	}
+	return nil
+}
+
+func maxGas(kv store.KV) uint64 {
+	if b, ok := kv.Get(keyMaxGas); ok {
+		return unbe64(string(b))
+	}
+	return 0
+}
+
+func gasInt(g uint64) int64 { return int64(min(g, 1<<62)) }
 
 // logPanic logs, with its stack, a transaction that panicked.
 func (a *App) logPanic(err error, where string, height int64, t *tx.Tx) {
@@ -223,6 +260,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 		params:  loadParams(a.working),
 	}
 	copy(c.proposer[:], req.ProposerAddress)
+	copy(c.seed[:], req.Hash)
 	if prev := lastTime(a.working); c.timeMs < prev {
 		c.timeMs = prev // BFT time is monotonic; guard anyway so settlement never runs backwards
 	}
@@ -233,6 +271,10 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 		}
 	}()
 	results := make([]*abci.ExecTxResult, len(req.Txs))
+	blockLeft := maxGas(a.working)
+	if blockLeft == 0 {
+		blockLeft = ^uint64(0)
+	}
 	for i := range req.Txs {
 		t, err := decoded[i].tx, decoded[i].err
 		c.events = nil
@@ -240,10 +282,14 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 		if err == nil {
 			h := t.Hash()
 			stage = fmt.Sprintf("transaction %d (%X)", i, h[:])
-			used, err = execTx(c, t, true)
+			used, err = execTx(c, t, true, blockLeft)
+			blockLeft -= used
 			a.logPanic(err, "finalize_block", req.Height, t)
 		}
-		res := &abci.ExecTxResult{Code: uint32(tx.CodeOf(err)), Events: c.events, GasUsed: int64(min(used, 1<<62))}
+		res := &abci.ExecTxResult{Code: uint32(tx.CodeOf(err)), Events: c.events, GasUsed: gasInt(used)}
+		if t != nil {
+			res.GasWanted = gasInt(t.Body.GasLimit)
+		}
 		if err != nil {
 			res.Log = err.Error()
 			res.Codespace = codespace
@@ -273,10 +319,23 @@ type decodedTx struct {
 	key [32]byte // SHA-256 of the raw transaction: its name in the signature cache
 }
 
-// ProcessProposal rejects a proposed block holding a transaction that cannot be decoded or whose signature fails:
-// no honest mempool would have let it through, and every validator reaches the same verdict. Signatures verified
-// here are cached for FinalizeBlock.
+// ProcessProposal rejects a proposed block holding a transaction that cannot be decoded or whose signature fails
+// (no honest mempool would have let it through, and every validator reaches the same verdict), or whose
+// transactions' bytes and signatures alone cost more than the block's gas: that is checked first, from their
+// sizes, so that a proposer cannot make every validator verify megabytes of signatures. Signatures verified here
+// are cached for FinalizeBlock, which bounds the rest of the block's work by its gas.
 func (a *App) ProcessProposal(_ context.Context, req *abci.RequestProcessProposal) (*abci.ResponseProcessProposal, error) {
+	view, _ := a.store.View()
+	if limit := maxGas(view); limit > 0 {
+		var total uint64
+		for i, raw := range req.Txs {
+			if total += intrinsicGasOf(len(raw)); total > limit {
+				a.log.Warn("rejecting proposal: its transactions' bytes and signatures alone are over the block gas limit",
+					"height", req.Height, "tx_index", i, "limit", limit)
+				return &abci.ResponseProcessProposal{Status: abci.ResponseProcessProposal_REJECT}, nil
+			}
+		}
+	}
 	for i, d := range a.verifyBlock(req.Txs) {
 		if d.err != nil {
 			a.log.Warn("rejecting proposal", "height", req.Height, "tx_index", i, "err", d.err)

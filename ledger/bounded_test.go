@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,7 +54,7 @@ func TestNoMessageCostGrowsWithUntouchedState(t *testing.T) {
 	p.BidWindowBlocks = 5_000
 	p.OrderTTLBlocks, p.MaxOrderTTLBlocks = 10_000, 10_000
 	c := manyProviders(t, 6, p)
-	c.do("tenant", gpuOrder(testRunPrice, USPR, 3600)) // order 1: the one every measurement bids on
+	c.do("tenant", gpuOrder(testRunPrice, USPR, 3600))                                // order 1: the one every measurement bids on
 	c.do("p2", &tx.PlaceBid{OrderID: 1, Price: testRunPrice}, &tx.WithdrawBid{ID: 1}) // the first bid ever creates the bid sequence
 	bidSeq := uint64(1)
 	measure := func() map[string]uint64 {
@@ -158,5 +159,37 @@ func TestOrderBidsAreBounded(t *testing.T) {
 	}
 	if open != 3 {
 		t.Fatalf("%d open bids, want 3: %+v", open, bids.Items)
+	}
+}
+
+// TestBlockGasBoundsTheBlock: the block's gas limit bounds what its transactions actually use, whatever they
+// declared: once it is used up, the rest of the block is not run and pays nothing. A proposed block whose
+// transactions' bytes and signatures alone cost more is rejected before any signature is verified.
+func TestBlockGasBoundsTheBlock(t *testing.T) {
+	c := newChain(t, testParams(), map[string]uint64{"a": USPR, "b": USPR, "c": USPR})
+	c.block(time.Second)
+	send := func(from string) []byte { return c.sign(from, &tx.Send{To: newKey("x").addr, Amount: 1}) }
+	probe := send("a")
+	one := c.gasOf(probe)
+	c.plant(keyMaxGas, []byte(be64(one*2+one/2))) // room for two and a half sends
+	res := c.block(time.Second, probe, send("b"), send("c"))
+	if res.TxResults[0].Code != 0 || res.TxResults[1].Code != 0 {
+		t.Fatalf("the first two: %v %v", res.TxResults[0].Log, res.TxResults[1].Log)
+	}
+	if r := res.TxResults[2]; tx.Code(r.Code) != tx.CodeOutOfGas || !strings.Contains(r.Log, "block's gas is used up") {
+		t.Fatalf("the third: %d %s", r.Code, r.Log)
+	}
+	if got := c.balance("c"); got != USPR {
+		t.Fatalf("the transaction left out paid: balance %d", got)
+	}
+	var big [][]byte
+	for i := 0; i < 3; i++ {
+		big = append(big, make([]byte, 100)) // garbage: rejected on size before anything is decoded or verified
+	}
+	c.plant(keyMaxGas, []byte(be64(2*intrinsicGasOf(100))))
+	c.block(time.Second)
+	pp, err := c.app.ProcessProposal(context.Background(), &abci.RequestProcessProposal{Txs: big, Height: c.height + 1})
+	if err != nil || pp.Status != abci.ResponseProcessProposal_REJECT {
+		t.Fatalf("an oversized proposal: %v %v", err, pp.Status)
 	}
 }

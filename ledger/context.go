@@ -24,6 +24,8 @@ type ctx struct {
 	events   []abci.Event
 	quiet    bool      // CheckTx: events would be thrown away, so none are built
 	gas      *gasMeter // the running transaction's; nil in end-of-block work
+	simulate bool      // a simulation: the fee need not cover the gas limit (the client does not know it yet)
+	seed     [32]byte  // the block's hash (FinalizeBlock only): the seed of the ledger's draws (see draw)
 }
 
 // indexedAttrs are the event attributes CometBFT's tx indexer keeps, so transactions can be searched by the
@@ -34,6 +36,7 @@ var indexedAttrs = map[string]bool{"order_id": true, "bid_id": true, "lease_id":
 // emit records an event from key/value pairs. Values are formatted here, and only when events are kept:
 // strings as they are, integers in decimal, anything else (addresses, states) by its String method.
 func (c *ctx) emit(typ string, kv ...any) {
+	c.gas.consume(gasEventFlat + gasEventAttr*uint64(len(kv)/2)) // charged in CheckTx too: gas is the same everywhere
 	if c.quiet {
 		return
 	}
@@ -199,6 +202,15 @@ func mulChecked(field string, a, b uint64) (uint64, error) {
 		return 0, tx.Errorf(tx.CodeOverflow, "%s: %d x %d overflows 64 bits", field, a, b)
 	}
 	return lo, nil
+}
+
+// satAdd is a+b, saturating at MaxUint64.
+func satAdd(a, b uint64) uint64 {
+	s, carry := bits.Add64(a, b, 0)
+	if carry != 0 {
+		return ^uint64(0)
+	}
+	return s
 }
 
 // mulDiv returns floor(a*b/d) exactly (128-bit intermediate), saturating at MaxUint64.

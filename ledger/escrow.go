@@ -154,6 +154,12 @@ func (c *ctx) settle(l *Lease, t uint64) error {
 
 // endLease stops billing at time t, pays what was earned, refunds the rest and drops the lease's indexes.
 func (c *ctx) endLease(l *Lease, t uint64, state LeaseState, by tx.Address, reason string) error {
+	return c.endRun(l, t, state, by, reason, false)
+}
+
+// endRun is endLease; unpaid ends a run of a replicated order that committed no result by the end of its
+// billing: it earns nothing, and its whole deposit goes back to the tenant.
+func (c *ctx) endRun(l *Lease, t uint64, state LeaseState, by tx.Address, reason string, unpaid bool) error {
 	// The order tells whether the lease is a replica's run (its pay is held) or a cluster member's.
 	o, err := c.order(l.OrderID)
 	if err != nil {
@@ -165,7 +171,7 @@ func (c *ctx) endLease(l *Lease, t uint64, state LeaseState, by tx.Address, reas
 		c.kv.Delete(pairKey(pLeaseStartDL, uint64(l.StartDeadline), l.ID))
 	case LeaseActive:
 		c.kv.Delete(pairKey(pLeaseDepletion, l.EndMs(), l.ID))
-		if state != LeaseCompleted || !grouped {
+		if !unpaid && (state != LeaseCompleted || !grouped) {
 			if err := c.settle(l, t); err != nil {
 				return err
 			}
@@ -193,7 +199,7 @@ func (c *ctx) endLease(l *Lease, t uint64, state LeaseState, by tx.Address, reas
 	c.emit("lease.closed", "lease_id", l.ID, "provider", l.Provider, "tenant", l.Tenant,
 		"state", state, "reason", reason, "paid", l.Paid, "refund", refund, "held", l.Held)
 	if grouped {
-		c.judge(v)
+		c.advance(v)
 	}
 	c.memberEnded(l, o)
 	return nil
@@ -217,7 +223,7 @@ func (c *ctx) closeLease(signer tx.Address, m *tx.CloseLease) error {
 	// A provider ending a running lease broke its promise; closing one that never started (say, the tenant sent
 	// no manifest) costs the tenant nothing: the deposit is refunded in full.
 	if signer == l.Provider && signer != l.Tenant && l.State == LeaseActive {
-		c.providerFailed(l.Provider)
+		c.providerFailed(l.Provider, l.Deposit)
 	}
 	return c.endLease(l, c.timeMs, LeaseClosed, signer, reason)
 }
@@ -228,9 +234,12 @@ func (c *ctx) isReplica(l *Lease) bool {
 	return ok
 }
 
-func (c *ctx) providerFailed(a tx.Address) {
+// providerFailed counts a failed lease against a provider's record, weighted by value: the lease's deposit, what
+// the tenant committed to it.
+func (c *ctx) providerFailed(a tx.Address, value uint64) {
 	if p, ok := c.provider(a); ok {
 		p.Failed++
+		p.FailedValue = satAdd(p.FailedValue, value)
 		c.setProvider(p)
 	}
 }
@@ -245,24 +254,40 @@ func (c *ctx) completeLease(signer tx.Address, m *tx.CompleteLease) error {
 	if err != nil {
 		return err
 	}
-	if rc.ChainID != c.chainID {
-		return tx.Errorf(tx.CodeBadReceipt, "receipt chain_id %q, this network is %q", rc.ChainID, c.chainID)
+	// A run's receipt is public once it lands: another run could copy its result. Runs commit, then reveal.
+	if v, grouped := c.groupOf(o); grouped {
+		return tx.Errorf(tx.CodeReplicated, "lease %d is a run of replicated order %d: send commit_result with the hash of its result (tx.ResultCommitment, with a secret random salt) now, then reveal_result with the receipt and the salt once the reveal phase opens", l.ID, v.OrderID)
 	}
-	if !bytes.Equal(rc.ManifestHash[:], o.ManifestHash[:]) {
-		return tx.Errorf(tx.CodeBadReceipt, "receipt manifest hash differs from order %d's", o.ID)
-	}
-	p, err := c.mustProvider(signer)
+	p, err := c.checkReceipt(signer, &rc, o)
 	if err != nil {
 		return err
 	}
-	if !ed25519.Verify(p.PubKey, rc.SignBytes(), rc.Signature) {
-		return tx.Errorf(tx.CodeBadReceipt, "receipt signature does not verify with provider %s's key", signer)
-	}
 	p.Completed++
+	p.EarnedValue = satAdd(p.EarnedValue, l.EarnedAt(c.timeMs)) // what the tenant pays for it, to the uspr
 	c.setProvider(p)
 	c.kv.Set(idKey(pReceipt, l.ID), encReceipt(&rc))
 	c.emit("lease.completed", "lease_id", l.ID, "provider", signer, "exit_code", rc.ExitCode)
 	return c.endLease(l, c.timeMs, LeaseCompleted, signer, "completed")
+}
+
+// checkReceipt checks a receipt for a lease of order o signed by its provider: this network's, for the order's
+// manifest, its signature valid under the provider's key. It returns the provider.
+func (c *ctx) checkReceipt(signer tx.Address, rc *tx.Receipt, o *Order) (*Provider, error) {
+	if rc.ChainID != c.chainID {
+		return nil, tx.Errorf(tx.CodeBadReceipt, "receipt chain_id %q, this network is %q", rc.ChainID, c.chainID)
+	}
+	if !bytes.Equal(rc.ManifestHash[:], o.ManifestHash[:]) {
+		return nil, tx.Errorf(tx.CodeBadReceipt, "receipt manifest hash differs from order %d's", o.ID)
+	}
+	p, err := c.mustProvider(signer)
+	if err != nil {
+		return nil, err
+	}
+	c.gas.consume(gasSigVerify)
+	if !ed25519.Verify(p.PubKey, rc.SignBytes(), rc.Signature) {
+		return nil, tx.Errorf(tx.CodeBadReceipt, "receipt signature does not verify with provider %s's key", signer)
+	}
+	return p, nil
 }
 
 func (c *ctx) topUp(signer tx.Address, m *tx.TopUp) error {
@@ -331,6 +356,10 @@ func (c *ctx) endDepletedLeases() {
 		if l.EndMs() < l.StartedMs+l.DurationSec*1000 {
 			reason = "deposit exhausted"
 		}
+		if v, grouped := c.leaseGroup(l); grouped { // a run of a replicated order: its commit deadline passed
+			c.commitMissed(l, v, reason)
+			continue
+		}
 		if err := c.endLease(l, l.EndMs(), LeaseClosed, tx.Address{}, reason); err != nil {
 			panic("ledger: " + err.Error())
 		}
@@ -353,7 +382,7 @@ func (c *ctx) expireUnstartedLeases() {
 		if l.State != LeasePending {
 			continue // closed earlier in this loop (a cluster member's partner)
 		}
-		c.providerFailed(l.Provider)
+		c.providerFailed(l.Provider, l.Deposit)
 		if err := c.endLease(l, c.timeMs, LeaseClosed, tx.Address{}, "not started in time"); err != nil {
 			panic("ledger: " + err.Error())
 		}

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"fmt"
+	"math/bits"
 	"runtime/debug"
 
 	"github.com/sparenet/spare/ledger/store"
@@ -17,22 +18,36 @@ import (
 // transaction alone, with CodeInternal: its overlay is dropped, so the state is exactly what it was before it,
 // and every validator reaches the same verdict by running the same code. The block goes on; the error carries
 // the stack for the operator's log (see Panicked). A transaction cannot halt the chain this way.
-func execTx(c *ctx, t *tx.Tx, feeStays bool) (gasUsed uint64, err error) {
+//
+// blockLeft is the gas the block has left (FinalizeBlock: its gas limit less what the transactions before used):
+// a transaction runs with the smaller of its own limit and that, and one that finds less left than its own bytes
+// and signature cost is not run at all and pays nothing. Actual work, not declared limits, is what fills a block.
+func execTx(c *ctx, t *tx.Tx, feeStays bool, blockLeft uint64) (gasUsed uint64, err error) {
 	if err := t.Body.ValidateBasic(c.chainID); err != nil {
 		return 0, err
 	}
+	need := intrinsicGas(t)
+	if t.Body.GasLimit < need { // refused as a fee too low is: nothing is charged
+		return 0, tx.Errorf(tx.CodeOutOfGas, "gas limit %d below the %d its bytes and signature cost before any message runs", t.Body.GasLimit, need)
+	}
+	if blockLeft < need {
+		return 0, tx.Errorf(tx.CodeOutOfGas, "the block's gas is used up (%d left): send it again for a later block", blockLeft)
+	}
 	signer := t.Signer()
 	o := store.NewOverlay(c.kv)
-	meter := &gasMeter{limit: ^uint64(0)}
-	x := &ctx{kv: gasKV{o, meter}, chainID: c.chainID, height: c.height, timeMs: c.timeMs, params: c.params, proposer: c.proposer, quiet: c.quiet, gas: meter}
+	meter := &gasMeter{limit: min(t.Body.GasLimit, blockLeft)}
+	x := &ctx{kv: o, chainID: c.chainID, height: c.height, timeMs: c.timeMs, params: c.params, proposer: c.proposer, quiet: c.quiet, simulate: c.simulate, seed: c.seed}
 	charged := false
 	err = guard(func() error {
-		meter.consume(gasTxByte*uint64(len(t.Raw)) + gasSigVerify)
+		// The fee is charged before metering starts, so a transaction that runs out of gas at once still pays.
 		if err := x.chargeFee(signer, t); err != nil {
 			return err
 		}
 		charged = true
+		x.kv, x.gas = gasKV{o, meter}, meter
+		meter.consume(intrinsicGas(t))
 		for i, m := range t.Body.Msgs {
+			meter.consume(gasPerMsg)
 			if err := x.dispatch(signer, t, m); err != nil {
 				if e, ok := err.(*tx.Error); ok {
 					return tx.Errorf(e.Code, "msgs[%d] %s: %s", i, m.Type(), e.Msg)
@@ -87,13 +102,33 @@ func stageError(height int64, stage string, r any) error {
 	return fmt.Errorf("ledger: height %d: %s panicked: %v: this validator stops rather than commit a state it could not compute; the stack is in its log", height, stage, r)
 }
 
+// intrinsicGas is what a transaction costs before any message runs: its bytes and its signature.
+func intrinsicGas(t *tx.Tx) uint64 { return intrinsicGasOf(len(t.Raw)) }
+
+func intrinsicGasOf(size int) uint64 { return gasTxByte*uint64(size) + gasSigVerify }
+
+// FeeFor is the least fee a transaction with this gas limit may pay at a gas price in uspr per million gas (the
+// chain's params.min_gas_price, or a node's own): the gas at that price, rounded up, and at least params.min_fee.
+func FeeFor(p *Params, gasLimit, pricePerMgas uint64) uint64 {
+	hi, lo := bits.Mul64(gasLimit, pricePerMgas)
+	if hi >= 1_000_000 {
+		return ^uint64(0)
+	}
+	q, r := bits.Div64(hi, lo, 1_000_000)
+	if r != 0 {
+		q++
+	}
+	return max(q, p.MinFee)
+}
+
 func (c *ctx) chargeFee(signer tx.Address, t *tx.Tx) error {
 	acc := c.account(signer)
-	if t.Body.Nonce != acc.Nonce {
+	if t.Body.Nonce != acc.Nonce && !c.simulate { // a simulation measures gas: the nonce changes none
 		return tx.Errorf(tx.CodeBadNonce, "nonce %d, account %s expects %d", t.Body.Nonce, signer, acc.Nonce)
 	}
-	if t.Body.Fee < c.params.MinFee {
-		return tx.Errorf(tx.CodeFeeTooLow, "fee %d uspr below the minimum %d", t.Body.Fee, c.params.MinFee)
+	if need := FeeFor(c.params, t.Body.GasLimit, c.params.MinGasPrice); t.Body.Fee < need && !c.simulate {
+		return tx.Errorf(tx.CodeFeeTooLow, "fee %d uspr below %d: the minimum %d, or gas limit %d at the chain's gas price of %d uspr per million gas",
+			t.Body.Fee, need, c.params.MinFee, t.Body.GasLimit, c.params.MinGasPrice)
 	}
 	if acc.Balance < t.Body.Fee {
 		return tx.Errorf(tx.CodeInsufficientFunds, "%s has %d uspr, fee is %d", signer, acc.Balance, t.Body.Fee)
@@ -150,6 +185,10 @@ func (c *ctx) dispatch(signer tx.Address, t *tx.Tx, m tx.Msg) error {
 		return c.closeLease(signer, m)
 	case *tx.CompleteLease:
 		return c.completeLease(signer, m)
+	case *tx.CommitResult:
+		return c.commitResult(signer, m)
+	case *tx.RevealResult:
+		return c.revealResult(signer, m)
 	case *tx.TopUp:
 		return c.topUp(signer, m)
 	case *tx.Withdraw:
@@ -170,6 +209,7 @@ func (c *ctx) endBlock() {
 	c.expireOrders()          // then orders still unmatched at their expiry are refunded
 	c.expireUnstartedLeases() // leases that never started are refunded
 	c.endDepletedLeases()     // active leases whose time or deposit ran out are closed
+	c.closeDueReveals()       // replicated orders' reveal phases that end in this block close, and are judged
 	c.matureUnbondings()      // stake whose unbonding period ended returns to its owner
 	c.epochWork()             // audit sets at an epoch's start, verdicts (close, slash, jail) at its end
 }

@@ -11,20 +11,27 @@ import (
 // meant to be about a nanosecond of a validator's time on a 2-core machine (see BENCHMARKS.md), except for new
 // state, which is priced for what it costs every node afterwards rather than now.
 const (
-	gasTxByte       = 10     // per byte of the raw transaction (gossip, decoding, storage in blocks)
-	gasSigVerify    = 60_000 // an ed25519 verification (the transaction's, a receipt's)
+	gasTxByte       = 10      // per byte of the raw transaction (gossip, decoding, storage in blocks)
+	gasSigVerify    = 100_000 // an ed25519 verification (the transaction's, a receipt's), decoding included
+	gasPerMsg       = 5_000   // dispatching a message, encoding what it stores, building its events
 	gasReadFlat     = 1_000
 	gasReadPerByte  = 3
-	gasWriteFlat    = 2_000
+	gasWriteFlat    = 10_000
 	gasWritePerByte = 30
-	gasNewKey       = 20_000 // a key that did not exist
-	gasNewByte      = 600    // per byte of a new key and its value
-	gasDeleteFlat   = 1_000
+	gasNewKey       = 12_000 // a key that did not exist
+	gasNewByte      = 100    // per byte of a new key and its value: 33 times a rewritten byte
+	gasDeleteFlat   = 8_000
 	gasIterFlat     = 1_000 // starting an iteration
 	gasIterNextFlat = 300   // each entry visited
 	gasIterPerByte  = 3
-	gasSearchStep   = 50 // one step of a cluster's placement search
+	gasSearchStep   = 50    // one step of a cluster's placement search
+	gasEventFlat    = 4_000 // an event (built and kept in the block's results even if the state is untouched)
+	gasEventAttr    = 1_000 // each of its attributes
 )
+
+// DefaultBlockMaxGas is the block gas limit `spare init`, `spare testnet` and `spare dev` write into genesis
+// (consensus params block.max_gas). BenchmarkWorstBlock measures the dearest block an attacker can build at it.
+const DefaultBlockMaxGas = 200_000_000
 
 // gasMeter counts a transaction's gas against its limit.
 type gasMeter struct {

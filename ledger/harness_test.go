@@ -83,8 +83,13 @@ func (c *chain) sign(name string, msgs ...tx.Msg) []byte {
 	k := c.keys[name]
 	n := c.nonces[k.addr]
 	c.nonces[k.addr] = n + 1
-	return tx.Sign(tx.Body{ChainID: testChain, Nonce: n, Fee: c.app.params().MinFee, Msgs: msgs}, k.priv)
+	p := c.app.params()
+	return tx.Sign(tx.Body{ChainID: testChain, Nonce: n, Fee: FeeFor(p, testGas, p.MinGasPrice), GasLimit: testGas, Msgs: msgs}, k.priv)
 }
+
+// testGas is the gas limit of the harness's transactions: at the default gas price its fee is the min_fee, so
+// balances move by min_fee per transaction as before gas existed.
+const testGas = 2_000_000
 
 func (a *App) params() *Params {
 	v, _ := a.store.View()

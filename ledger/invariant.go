@@ -40,8 +40,11 @@ func CheckInvariants(kv store.KV) error {
 		}
 		return true
 	})
+	var rewarded uint64
 	kv.Iterate(pVerify, prefixEnd(pVerify), func(k string, v []byte) bool {
-		got.Escrow += mustDecode(decVerification(v)).Reserve
+		vf := mustDecode(decVerification(v))
+		got.Escrow += vf.Reserve
+		rewarded += vf.Rewarded
 		return true
 	})
 	kv.Iterate(pCluster, prefixEnd(pCluster), func(k string, v []byte) bool {
@@ -72,8 +75,9 @@ func CheckInvariants(kv store.KV) error {
 		return fmt.Errorf("unbonding: providers %d, entries %d, supply %d", got.Unbonding, unbondEntries, s.Unbonding)
 	case got.Escrow != s.Escrow:
 		return fmt.Errorf("escrow: orders and leases hold %d, supply says %d", got.Escrow, s.Escrow)
-	case take+slashed != s.Pool:
-		return fmt.Errorf("pool: leases' take %d + providers' slashed stake %d = %d, supply says %d", take, slashed, take+slashed, s.Pool)
+	case take+slashed-rewarded != s.Pool:
+		return fmt.Errorf("pool: leases' take %d + providers' slashed stake %d - rewards to honest runs %d = %d, supply says %d",
+			take, slashed, rewarded, take+slashed-rewarded, s.Pool)
 	}
 	return nil
 }

@@ -237,7 +237,8 @@ func TestOrderExpiryAndStartTimeoutRefund(t *testing.T) {
 	}
 	var pv ProviderView
 	c.query(QueryProvider, AddressRequest{Address: c.addr("p1")}, &pv)
-	if pv.Failed != 1 || pv.ReputationPPM != 333_333 {
+	// The record weighs the failed lease by its deposit: (100 SPR) / (100 SPR + 5 SPR + 100 SPR).
+	if pv.Failed != 1 || pv.FailedValue != 5*spr || pv.ReputationPPM != 487_804 {
 		t.Fatalf("provider after failure: %+v", pv)
 	}
 }

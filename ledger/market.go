@@ -3,6 +3,8 @@ package ledger
 import (
 	"bytes"
 	"cmp"
+	"crypto/sha256"
+	"encoding/binary"
 	"slices"
 
 	"github.com/sparenet/spare/ledger/tx"
@@ -112,7 +114,7 @@ func (c *ctx) closeOrder(o *Order, state OrderState) {
 func (c *ctx) closeBid(b *Bid, state BidState, why string) {
 	b.State = state
 	c.setBid(b)
-	c.kv.Delete(pairKey(pBidByOrder, b.OrderID, b.ID))
+	c.kv.Delete(pairKey(pBidOpen, b.OrderID, b.ID))
 	c.kv.Delete(bidOfProviderKey(b.OrderID, b.Provider))
 	attrs := []any{"bid_id", b.ID, "order_id", b.OrderID, "provider", b.Provider, "state", b.State}
 	if why != "" {
@@ -134,7 +136,7 @@ func (c *ctx) maxOpenBids(o *Order) int {
 // openBids lists an order's open bids in id order (at most maxOpenBids of them).
 func (c *ctx) openBids(orderID uint64) []*Bid {
 	var ids []uint64
-	start := idKey(pBidByOrder, orderID)
+	start := idKey(pBidOpen, orderID)
 	c.kv.Iterate(start, prefixEnd(start), func(k string, _ []byte) bool {
 		ids = append(ids, unbe64(k[len(start):]))
 		return true
@@ -229,11 +231,14 @@ func (c *ctx) placeBid(signer tx.Address, m *tx.PlaceBid) error {
 	b := &Bid{ID: c.nextID("bid"), OrderID: o.ID, Provider: signer, Price: m.Price, State: BidOpen, CreatedHeight: c.height}
 	c.setBid(b)
 	c.kv.Set(pairKey(pBidByOrder, o.ID, b.ID), nil)
+	c.kv.Set(pairKey(pBidOpen, o.ID, b.ID), nil)
 	c.kv.Set(bidOfProviderKey(o.ID, signer), []byte(be64(b.ID)))
 	c.kv.Set(ownedKey(pBidByProvider, signer, b.ID), nil)
 	c.emit("bid.placed", "bid_id", b.ID, "order_id", o.ID, "provider", signer, "price", b.Price)
-	// After an auction window closed without enough bids, the first acceptable bids win at once.
-	if c.height > o.WindowEnd {
+	// After an auction window closed without enough bids, the first acceptable bids win at once — except on the
+	// orders whose runs the ledger draws (see drawn): there a late bid waits for the next draw, so that being
+	// first after a window is no way to be picked.
+	if c.height > o.WindowEnd && !drawn(o) {
 		if best := c.bestBids(o); len(best) > 0 {
 			return c.createLeases(o, best)
 		}
@@ -274,6 +279,9 @@ func (c *ctx) acceptBid(signer tx.Address, m *tx.AcceptBid) error {
 	if o.Leases() > 1 {
 		return tx.Errorf(tx.CodeReplicated, "order %d runs on %d providers: its auction picks them all at once; wait for the bid window to close", o.ID, o.Leases())
 	}
+	if drawn(o) {
+		return tx.Errorf(tx.CodeReplicated, "order %d is a referee run of order %d: the ledger draws its provider, not the tenant", o.ID, o.RefereeFor)
+	}
 	if b.State != BidOpen {
 		return tx.Errorf(tx.CodeBidNotOpen, "bid %d is %s", b.ID, b.State)
 	}
@@ -309,6 +317,14 @@ func (c *ctx) closeAuctions() {
 			winner = best[0]
 		}
 		c.emit("auction.closed", "order_id", o.ID, "winner_bid", bidID(winner), "winners", uint64(len(best)))
+		if len(best) == 0 && drawn(o) && o.ExpiresHeight > c.height+1 {
+			// Not enough bids for a draw yet: draw again after another window (the order still expires on time).
+			window := max(1, o.WindowEnd-o.CreatedHeight)
+			o.WindowEnd = min(c.height+window, o.ExpiresHeight-1)
+			c.setOrder(o)
+			c.kv.Set(pairKey(pOrderAuction, uint64(o.WindowEnd), o.ID), nil)
+			continue
+		}
 		if len(best) > 0 {
 			if err := c.createLeases(o, best); err != nil {
 				panic("ledger: auction lease: " + err.Error())
@@ -344,6 +360,16 @@ func (c *ctx) bestBids(o *Order) []*Bid {
 		}
 		return c.clusterBids(o, bids)
 	}
+	if drawn(o) {
+		bids := make([]*Bid, len(cands))
+		stakes := make([]uint64, len(cands))
+		for i, cd := range cands {
+			bids[i] = cd.b
+			p, _ := c.provider(cd.b.Provider)
+			stakes[i] = p.Stake
+		}
+		return c.draw(o, bids, stakes, need)
+	}
 	slices.SortFunc(cands, func(x, y cand) int {
 		if r := cmp.Compare(x.b.Price, y.b.Price); r != 0 {
 			return r
@@ -356,6 +382,37 @@ func (c *ctx) bestBids(o *Order) []*Bid {
 	out := make([]*Bid, need)
 	for i := range out {
 		out[i] = cands[i].b
+	}
+	return out
+}
+
+// drawn reports whether the ledger draws an order's providers rather than auctioning them: the runs of a
+// replicated order and a referee run, whose providers judge each other. Were they chosen by price, a tenant
+// with Sybil providers bidding the least would pick its own replicas and referee, and through them the verdict.
+func drawn(o *Order) bool { return o.Replicas > 1 || o.RefereeFor != 0 }
+
+// draw picks need of the bids (in bid id order), without replacement, each with a chance proportional to its
+// provider's bonded stake — Sybils gain nothing by splitting a stake over many accounts, and each must bond the
+// minimum. The randomness is SHA-256 over the block's hash, the order's id and the pick's number: see
+// docs/ledger.md ("Who runs a replicated order") for what a block proposer can and cannot do with it.
+func (c *ctx) draw(o *Order, bids []*Bid, stakes []uint64, need int) []*Bid {
+	out := make([]*Bid, 0, need)
+	for pick := 0; pick < need && len(bids) > 0; pick++ {
+		var total uint64
+		for _, s := range stakes {
+			total += s // bounded by the supply
+		}
+		h := sha256.Sum256(append(append([]byte("spare/draw\x00"), c.seed[:]...), be64(o.ID)+be64(uint64(pick))...))
+		r := binary.BigEndian.Uint64(h[:8]) % total
+		i := 0
+		for ; i < len(stakes)-1 && r >= stakes[i]; i++ {
+			r -= stakes[i]
+		}
+		out = append(out, bids[i])
+		c.emit("draw.picked", "order_id", o.ID, "bid_id", bids[i].ID, "provider", bids[i].Provider, "pick", pick,
+			"stake", stakes[i], "of_stake", total)
+		bids = append(bids[:i:i], bids[i+1:]...)
+		stakes = append(stakes[:i:i], stakes[i+1:]...)
 	}
 	return out
 }

@@ -59,14 +59,23 @@ type Provider struct {
 	VerifiedClass    string            `json:"verified_class,omitempty"`       // the device class its proof of GPU passed as
 	VerifiedOps      uint64            `json:"verified_ops_per_sec,omitempty"` // int8 ops/s measured then (median of the passing auditors)
 	VerifiedHeight   int64             `json:"verified_height,omitempty"`
+	EarnedValue      uint64            `json:"earned_value"` // uspr paid for its completed leases (gross): what its record is weighted by
+	FailedValue      uint64            `json:"failed_value"` // uspr of deposits on the leases it failed
 }
 
-// ReputationPPM is derived only from ledger records, in parts per million: the lease record
-// (completed+1)/(completed+failed+2), times the uptime (epochs up+1)/(epochs up+down+1), times the share of its
-// stake slashing has left it, (stake+unbonding)/(stake+unbonding+slashed) — downtime with leases and failed
-// proofs of GPU both slash.
+// reputationPrior is the value a provider's lease record starts with on each side (completed and failed): the
+// record moves only as value paid for completed work moves it, not as the number of leases does.
+const reputationPrior = 100 * USPR
+
+// ReputationPPM is derived only from ledger records, in parts per million: the lease record weighted by value,
+// (earned+P)/(earned+failed+2P) with earned the uspr paid for its completed leases, failed the deposits of the
+// leases it failed and P = reputationPrior (100 SPR); times the uptime (epochs up+1)/(epochs up+down+1); times the
+// share of its stake slashing has left it, (stake+unbonding)/(stake+unbonding+slashed) — downtime with leases and
+// failed proofs of GPU both slash. Raising the record costs what was paid for it: a provider renting to itself
+// pays the take rate on every uspr (docs/ledger.md, "What reputation costs").
 func (p *Provider) ReputationPPM() uint64 {
-	leases := (p.Completed + 1) * tx.PPM / (p.Completed + p.Failed + 2)
+	earned := satAdd(p.EarnedValue, reputationPrior)
+	leases := mulDiv(earned, tx.PPM, satAdd(satAdd(earned, p.FailedValue), reputationPrior))
 	rep := leases * (p.EpochsUp + 1) / (p.EpochsUp + p.EpochsDown + 1)
 	if p.Slashed > 0 {
 		held := p.Stake + p.Unbonding
@@ -215,7 +224,8 @@ const (
 	pOrderAuction   = "oa/" // windowEnd | order
 	pOrderExpiry    = "ox/" // expiresHeight | order
 	pBid            = "b/"
-	pBidByOrder     = "bo/" // order | bid: open bids only
+	pBidByOrder     = "bo/" // order | bid: every bid, for queries (messages never iterate it)
+	pBidOpen        = "bx/" // order | bid: open bids only (at most max_bids_per_order per order)
 	pBidOfProvider  = "bq/" // order | provider -> bid: a provider's open bid on an order (the duplicate check)
 	pBidByProvider  = "bp/"
 	pLease          = "l/"
@@ -307,6 +317,8 @@ func encProvider(p *Provider) []byte {
 	w.Str("verified_class", p.VerifiedClass, tx.MaxNameLen)
 	w.Uvarint(p.VerifiedOps)
 	w.Uvarint(uint64(p.VerifiedHeight))
+	w.Uvarint(p.EarnedValue)
+	w.Uvarint(p.FailedValue)
 	return sealed(w, "provider")
 }
 
@@ -330,6 +342,9 @@ func decProvider(b []byte) (*Provider, error) {
 	if r.Remaining() > 0 {
 		p.VerifiedClass, p.VerifiedOps = r.String("verified_class", tx.MaxNameLen), r.Uvarint("verified_ops")
 		p.VerifiedHeight = int64(r.Uvarint("verified_height"))
+	}
+	if r.Remaining() > 0 { // written before the record was weighted by value: no value yet
+		p.EarnedValue, p.FailedValue = r.Uvarint("earned_value"), r.Uvarint("failed_value")
 	}
 	return p, r.Done("provider")
 }

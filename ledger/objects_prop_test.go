@@ -69,7 +69,8 @@ func TestStateObjectsRoundTripAtTheirBounds(t *testing.T) {
 				Status: ProviderStatus(rapid.Byte().Draw(t, "status")), Stake: u64.Draw(t, "stake"), Unbonding: u64.Draw(t, "unb"),
 				RegisteredHeight: i64.Draw(t, "reg"), Completed: u64.Draw(t, "done"), Failed: u64.Draw(t, "failed"), Verified: rapid.Bool().Draw(t, "v"),
 				EpochsUp: u64.Draw(t, "up"), EpochsDown: u64.Draw(t, "down"), DownStreak: u64.Draw(t, "streak"), JailedUntilMs: u64.Draw(t, "jail"),
-				Slashed: u64.Draw(t, "slashed"), VerifiedClass: str(t, "class", tx.MaxNameLen), VerifiedOps: u64.Draw(t, "ops"), VerifiedHeight: i64.Draw(t, "vh")}
+				Slashed: u64.Draw(t, "slashed"), VerifiedClass: str(t, "class", tx.MaxNameLen), VerifiedOps: u64.Draw(t, "ops"), VerifiedHeight: i64.Draw(t, "vh"),
+				EarnedValue: u64.Draw(t, "earned"), FailedValue: u64.Draw(t, "failedv")}
 			p.Info.Hardware = tx.Hardware{CPUMilli: u64.Draw(t, "cpu"), MemoryMiB: u64.Draw(t, "mem"), DiskMiB: u64.Draw(t, "disk")}
 			for i := count(t, "groups", tx.MaxListLen); i > 0; i-- {
 				p.Info.Hardware.GPUs = append(p.Info.Hardware.GPUs, tx.GPUGroup{Model: str(t, "model", tx.MaxNameLen), VRAMMiB: u64.Draw(t, "vram"), Count: u32.Draw(t, "n")})
@@ -106,11 +107,17 @@ func TestStateObjectsRoundTripAtTheirBounds(t *testing.T) {
 		},
 		"verification": func(t *rapid.T) (any, func() (any, error)) {
 			v := &Verification{OrderID: u64.Draw(t, "o"), Replicas: u32.Draw(t, "r"), RefereeOrder: u64.Draw(t, "ref"), Reserve: u64.Draw(t, "res"),
-				State: VerifyState(rapid.Byte().Draw(t, "s")), Root: hash(t, "root"), ExitCode: rapid.Int64().Draw(t, "exit"), DecidedMs: u64.Draw(t, "d")}
+				State: VerifyState(rapid.Byte().Draw(t, "s")), Root: hash(t, "root"), ExitCode: rapid.Int64().Draw(t, "exit"), DecidedMs: u64.Draw(t, "d"),
+				RevealOpen: rapid.Bool().Draw(t, "open"), RevealDeadline: i64.Draw(t, "deadline")}
 			for i := count(t, "leases", tx.MaxReplicas+1); i > 0; i-- {
 				v.Leases = append(v.Leases, u64.Draw(t, "lease"))
 			}
 			return v, func() (any, error) { return decVerification(encVerification(v)) }
+		},
+		"commitment": func(t *rapid.T) (any, func() (any, error)) {
+			m := &Commitment{LeaseID: u64.Draw(t, "l"), OrderID: u64.Draw(t, "o"), Commitment: hash(t, "c"), Height: i64.Draw(t, "h"),
+				State: RunCommit(rapid.Byte().Draw(t, "s"))}
+			return m, func() (any, error) { return decCommitment(encCommitment(m)) }
 		},
 		"cluster": func(t *rapid.T) (any, func() (any, error)) {
 			cl := &Cluster{OrderID: u64.Draw(t, "o"), Nodes: u32.Draw(t, "n"), MaxRTTMicros: u32.Draw(t, "rtt"), OnFailure: rapid.Byte().Draw(t, "f"),

@@ -41,6 +41,15 @@ type Params struct {
 	// MaxBidsPerOrder bounds an order's open bids (at least two per lease it makes are always allowed); when full,
 	// a new bid must undercut the dearest, which it displaces.
 	MaxBidsPerOrder uint64 `json:"max_bids_per_order"`
+	// RevealBlocks is how long a replicated order's reveal phase stays open: from the block in which no run can
+	// still commit (each committed its result or ended) to the end of the RevealBlocks-th block after it. A run
+	// that committed and did not reveal by then has no vote and is unpaid. (A run's commit deadline is the end of
+	// its own billing, its duration or deposit, which the depletion sweep already enforces.)
+	RevealBlocks uint64 `json:"reveal_blocks"`
+	// MinGasPrice is the chain's floor on the gas price, in uspr per million gas: a transaction's fee must cover
+	// its gas limit at this price (and be at least MinFee). Each node may ask more of the transactions it lets
+	// into its mempool (`spare node --min-gas-price`).
+	MinGasPrice uint64 `json:"min_gas_price"`
 }
 
 // DefaultParams are the parameters `spare init` writes.
@@ -63,6 +72,8 @@ func DefaultParams() Params {
 		SlashProofPPM:       50_000,  // 5%
 		SlashMismatchPPM:    100_000, // 10%
 		MaxBidsPerOrder:     20,      // as Akash caps bids per order
+		RevealBlocks:        600,     // 60 s at 100 ms blocks: a provider polls every second
+		MinGasPrice:         500,     // 0.0005 uspr per gas: 2,000,000 gas cost the min_fee
 	}
 }
 
@@ -89,6 +100,10 @@ func (p Params) Validate() error {
 		return fmt.Errorf("params.slash_downtime_ppm %d: at most %d (100%%)", p.SlashDowntimePPM, tx.PPM)
 	case p.MaxBidsPerOrder == 0 || p.MaxBidsPerOrder > 1<<16:
 		return fmt.Errorf("params.max_bids_per_order %d: use 1..65536 (20 is the default)", p.MaxBidsPerOrder)
+	case p.RevealBlocks == 0 || p.RevealBlocks > 1<<32:
+		return fmt.Errorf("params.reveal_blocks %d: use 1..%d (600 is the default): a replica needs at least one block to reveal its committed result", p.RevealBlocks, uint64(1)<<32)
+	case p.MinGasPrice > tx.PPM*USPR:
+		return fmt.Errorf("params.min_gas_price %d uspr per million gas: at most %d (1 SPR per gas)", p.MinGasPrice, tx.PPM*USPR)
 	case p.EpochBlocks == 1:
 		return fmt.Errorf("params.epoch_blocks 1: auditors need at least 2 blocks to probe and attest (0 turns auditing off)")
 	}
@@ -105,7 +120,7 @@ func encParams(p *Params) []byte {
 	for _, v := range []uint64{p.MinFee, p.TakeRatePPM, p.StakeBase, p.StakePerGPU, p.UnbondingPeriodSec,
 		p.BidWindowBlocks, p.MaxBidWindowBlocks, p.OrderTTLBlocks, p.MaxOrderTTLBlocks, p.StartTimeoutBlocks,
 		p.EpochBlocks, p.SlashDowntimePPM, p.JailAfterDownEpochs, p.UnjailCooldownSec, p.SlashProofPPM, p.SlashMismatchPPM,
-		p.MaxBidsPerOrder} {
+		p.MaxBidsPerOrder, p.RevealBlocks, p.MinGasPrice} {
 		w.Uvarint(v)
 	}
 	return sealed(w, "params")
@@ -132,6 +147,13 @@ func decParams(b []byte) (*Params, error) {
 	p.MaxBidsPerOrder = DefaultParams().MaxBidsPerOrder // state written before the cap: the default cap
 	if r.Remaining() > 0 {
 		p.MaxBidsPerOrder = r.Uvarint("params")
+	}
+	p.RevealBlocks = DefaultParams().RevealBlocks // state written before commit-reveal: the default window
+	if r.Remaining() > 0 {
+		p.RevealBlocks = r.Uvarint("params")
+	}
+	if r.Remaining() > 0 { // state written before gas: no floor beyond min_fee
+		p.MinGasPrice = r.Uvarint("params")
 	}
 	return p, r.Done("params")
 }
@@ -166,6 +188,9 @@ func ParseGenesis(b []byte) (*Genesis, error) {
 	}
 	if g.Params.MaxBidsPerOrder == 0 { // a genesis written before the cap existed
 		g.Params.MaxBidsPerOrder = DefaultParams().MaxBidsPerOrder
+	}
+	if g.Params.RevealBlocks == 0 { // a genesis written before commit-reveal existed
+		g.Params.RevealBlocks = DefaultParams().RevealBlocks
 	}
 	if err := g.Params.Validate(); err != nil {
 		return nil, fmt.Errorf("genesis: %w", err)

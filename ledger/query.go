@@ -40,7 +40,16 @@ const (
 	QueryVerify    = "verification"
 	QueryCluster   = "cluster"
 	QueryLatency   = "latency"
+	QuerySimulate  = "simulate" // Data: a signed transaction; runs it on a copy of the mempool's state
 )
+
+// Simulation is what running a transaction would do now, against the mempool's state: the gas it used (a client
+// sets its gas limit from this, with a margin) and its result. Nothing is kept.
+type Simulation struct {
+	GasUsed uint64 `json:"gas_used"`
+	Code    uint32 `json:"code"`
+	Log     string `json:"log,omitempty"`
+}
 
 // EpochRequest names an epoch; without one, the current epoch.
 type EpochRequest struct {
@@ -110,6 +119,7 @@ type Status struct {
 	ChainID string `json:"chain_id"`
 	Height  int64  `json:"height"`
 	TimeMs  uint64 `json:"time_ms"`
+	MaxGas  uint64 `json:"max_gas,omitempty"` // the block gas limit; a transaction's gas limit may not exceed it
 }
 
 // ProviderView is a provider with derived figures.
@@ -143,6 +153,9 @@ func (a *App) Query(_ context.Context, req *abci.RequestQuery) (resp *abci.Respo
 				Log: fmt.Sprintf("query %s: the ledger could not read what it stored (%v); this is a bug: report it with the node's log", req.Path, r)}, nil
 		}
 	}()
+	if strings.TrimPrefix(req.Path, "/") == QuerySimulate {
+		return a.simulate(req.Data)
+	}
 	if strings.TrimPrefix(req.Path, "/") == QueryAccount {
 		var ar AddressRequest
 		if err := decodeReq(req.Data, &ar); err == nil && ar.Pending {
@@ -188,7 +201,7 @@ func runQuery(kv store.KV, height int64, path string, data []byte) (any, error) 
 	var lr ListRequest
 	switch path {
 	case QueryStatus:
-		return Status{ChainID: chainIDOf(kv), Height: height, TimeMs: lastTime(kv)}, nil
+		return Status{ChainID: chainIDOf(kv), Height: height, TimeMs: lastTime(kv), MaxGas: maxGas(kv)}, nil
 	case QueryParams:
 		return c.params, nil
 	case QuerySupply:
@@ -457,6 +470,30 @@ func (c *ctx) listProviders(r ListRequest, limit int) (any, error) {
 		return true
 	})
 	return out, nil
+}
+
+// simulate runs a transaction on a copy of the mempool's state, with its signature unchecked (a client simulates
+// before it knows the fee it will sign) but charged for. Its gas limit caps the run as in a block.
+func (a *App) simulate(raw []byte) (*abci.ResponseQuery, error) {
+	t, err := tx.Decode(raw)
+	if err != nil {
+		return &abci.ResponseQuery{Code: QueryCodeBadRequest, Log: err.Error(), Codespace: codespace}, nil
+	}
+	a.checkMu.Lock()
+	fork, h := a.check.Fork(), a.checkH-1
+	c := &ctx{kv: fork, chainID: a.checkChain, height: a.checkH, timeMs: a.checkTime, params: loadParams(a.check), quiet: true, simulate: true}
+	a.checkMu.Unlock()
+	var used uint64
+	err = guard(func() (err error) {
+		used, err = execTx(c, t, false, ^uint64(0))
+		return err
+	})
+	out := Simulation{GasUsed: used, Code: uint32(tx.CodeOf(err))}
+	if err != nil {
+		out.Log = err.Error()
+	}
+	b, err := json.Marshal(out)
+	return &abci.ResponseQuery{Value: b, Height: h}, err
 }
 
 func (a *App) pendingAccount(addr tx.Address) (*abci.ResponseQuery, error) {

@@ -62,7 +62,7 @@ func TestBadTransactionsRejected(t *testing.T) {
 	tenant := c.keys["tenant"]
 
 	signed := func(mutate func(b *tx.Body)) []byte {
-		b := tx.Body{ChainID: testChain, Nonce: c.nonces[tenant.addr], Fee: fee, Msgs: []tx.Msg{&tx.Send{To: c.addr("other"), Amount: 1}}}
+		b := tx.Body{ChainID: testChain, Nonce: c.nonces[tenant.addr], Fee: fee, GasLimit: testGas, Msgs: []tx.Msg{&tx.Send{To: c.addr("other"), Amount: 1}}}
 		mutate(&b)
 		return tx.Sign(b, tenant.priv)
 	}
@@ -84,6 +84,8 @@ func TestBadTransactionsRejected(t *testing.T) {
 		{"replayed nonce", replayed, tx.CodeBadNonce},
 		{"future nonce", signed(func(b *tx.Body) { b.Nonce += 5 }), tx.CodeBadNonce},
 		{"fee too low", signed(func(b *tx.Body) { b.Fee = fee - 1 }), tx.CodeFeeTooLow},
+		{"fee below its gas at the chain's price", signed(func(b *tx.Body) { b.GasLimit = 10 * testGas }), tx.CodeFeeTooLow},
+		{"gas limit below its own bytes", signed(func(b *tx.Body) { b.GasLimit = 1000 }), tx.CodeOutOfGas},
 		{"oversize", oversize, tx.CodeTxTooLarge},
 		{"garbage", []byte{tx.Version, 0xff, 0xff}, tx.CodeDecode},
 		{"unknown version", append([]byte{9}, badSig[1:]...), tx.CodeBadVersion},

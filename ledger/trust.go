@@ -134,7 +134,7 @@ func (c *ctx) attest(signer tx.Address, m *tx.Attest) error {
 		return tx.Errorf(tx.CodeBadEpoch, "auditing is off on this chain (params.epoch_blocks is 0)")
 	}
 	cur := c.epochOf(c.height)
-	if m.Epoch != cur && m.Epoch+1 != cur {
+	if m.Epoch != cur && (cur == 0 || m.Epoch != cur-1) {
 		return tx.Errorf(tx.CodeBadEpoch, "epoch %d is not open: attest the current epoch %d or the one before", m.Epoch, cur)
 	}
 	es, ok := c.epochSet(m.Epoch)
@@ -250,7 +250,7 @@ func (c *ctx) providerDown(a tx.Address, e, epochStartMs uint64) {
 			continue
 		}
 		if l.State == LeaseActive {
-			c.providerFailed(a)
+			c.providerFailed(a, l.Deposit)
 		}
 		end := max(epochStartMs, l.StartedMs)
 		if err := c.endLease(l, end, LeaseClosed, tx.Address{}, fmt.Sprintf("provider down in epoch %d (auditors)", e)); err != nil {
@@ -271,12 +271,15 @@ func (c *ctx) providerDown(a tx.Address, e, epochStartMs uint64) {
 
 // slash takes ppm of a provider's stake — bonded first, then unbonding entries, soonest to mature first — into
 // the network pool.
-func (c *ctx) slash(a tx.Address, ppm uint64, reason string) {
+func (c *ctx) slash(a tx.Address, ppm uint64, reason string) { c.slashUpTo(a, ppm, ^uint64(0), reason) }
+
+// slashUpTo slashes as slash does, but never more than limit, and says how much it took.
+func (c *ctx) slashUpTo(a tx.Address, ppm, limit uint64, reason string) uint64 {
 	p, ok := c.provider(a)
 	if !ok || ppm == 0 {
-		return
+		return 0
 	}
-	want := mulDiv(p.Stake+p.Unbonding, ppm, tx.PPM)
+	want := min(mulDiv(p.Stake+p.Unbonding, ppm, tx.PPM), limit)
 	fromStake := min(want, p.Stake)
 	p.Stake -= fromStake
 	c.move(inStaked, inPool, fromStake)
@@ -314,6 +317,7 @@ func (c *ctx) slash(a tx.Address, ppm uint64, reason string) {
 	p.Slashed += taken
 	c.setProvider(p)
 	c.emit("provider.slashed", "provider", a, "amount", taken, "stake", p.Stake, "unbonding", p.Unbonding, "reason", reason)
+	return taken
 }
 
 func (c *ctx) unjail(signer tx.Address) error {
@@ -387,7 +391,7 @@ func (c *ctx) attestHardware(signer tx.Address, m *tx.AttestHardware) error {
 	if c.params.EpochBlocks == 0 {
 		return tx.Errorf(tx.CodeBadEpoch, "auditing is off on this chain (params.epoch_blocks is 0)")
 	}
-	if cur := c.epochOf(c.height); m.Epoch != cur && m.Epoch+1 != cur {
+	if cur := c.epochOf(c.height); m.Epoch != cur && (cur == 0 || m.Epoch != cur-1) { // no wrap-around: epoch 2^64-1 is not "the one before 0"
 		return tx.Errorf(tx.CodeBadEpoch, "epoch %d is not open: attest the current epoch %d or the one before", m.Epoch, cur)
 	}
 	if _, err := c.mustProvider(m.Provider); err != nil {

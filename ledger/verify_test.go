@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,6 +33,39 @@ func (c *chain) completeWith(name string, leaseID uint64, root string, exit int6
 		EndMs: uint64(c.now.UnixMilli()), ExitCode: exit, OutputRoot: sha256.Sum256([]byte(root))}
 	rc.Signature = ed25519.Sign(c.keys[name].priv, rc.SignBytes())
 	c.do(name, &tx.CompleteLease{Receipt: rc})
+}
+
+// testResult reads a result as the tests write it: "A" is output root SHA-256("A") with exit code 0, "A:1" the
+// same root with exit code 1.
+func testResult(res string) (tx.Hash, int64) {
+	root, exit, _ := strings.Cut(res, ":")
+	code, _ := strconv.ParseInt(exit, 10, 64)
+	return sha256.Sum256([]byte(root)), code
+}
+
+// runReceipt is name's signed receipt for a lease with the given result.
+func (c *chain) runReceipt(name string, leaseID uint64, res string) tx.Receipt {
+	l := c.lease(leaseID)
+	o := c.order(l.OrderID)
+	root, exit := testResult(res)
+	rc := tx.Receipt{ChainID: testChain, LeaseID: leaseID, ManifestHash: o.ManifestHash, StartMs: l.StartedMs,
+		EndMs: uint64(c.now.UnixMilli()), ExitCode: exit, OutputRoot: root}
+	rc.Signature = ed25519.Sign(c.keys[name].priv, rc.SignBytes())
+	return rc
+}
+
+// testSalt is a salt of name's for a lease (any 32 bytes the others cannot guess do).
+func testSalt(name string, leaseID uint64) [32]byte {
+	return sha256.Sum256([]byte(fmt.Sprintf("salt %s %d", name, leaseID)))
+}
+
+// commitRun commits name's result for a run of a replicated order, and returns the reveal that opens it.
+func (c *chain) commitRun(name string, leaseID uint64, res string) *tx.RevealResult {
+	c.t.Helper()
+	rc := c.runReceipt(name, leaseID, res)
+	salt := testSalt(name, leaseID)
+	c.do(name, &tx.CommitResult{LeaseID: leaseID, Commitment: tx.ResultCommitment(rc.OutputRoot, rc.ExitCode, c.addr(name), salt)})
+	return &tx.RevealResult{Receipt: rc, Salt: salt}
 }
 
 func (c *chain) verification(orderID uint64) VerificationView {
@@ -81,23 +116,21 @@ func TestReplicatedVerdicts(t *testing.T) {
 			if got := c.balance("tenant"); got != tenant0-fee-deposit*uint64(r+1) {
 				t.Fatalf("escrowed %d, want deposit × %d runs", tenant0-fee-got, r+1)
 			}
-			// Replica i bids i+1 uspr/h below the maximum; p5 also bids, highest: it is left out.
+			// p1..pr bid; the ledger draws the runs among them (TestReplicasAreDrawn), so run i goes to names[i].
 			var bids [][]byte
 			for i := range r {
 				bids = append(bids, c.sign(fmt.Sprintf("p%d", i+1), &tx.PlaceBid{OrderID: 1, Price: testRunPrice - 10 + uint64(i)}))
 			}
-			bids = append(bids, c.sign("p5", &tx.PlaceBid{OrderID: 1, Price: testRunPrice}))
 			c.block(time.Second, bids...)
 			v := c.verification(1)
 			if v.State != VerifyRunning || len(v.Runs) != int(r) {
 				t.Fatalf("after the auction: %+v", v)
 			}
 			var starts [][]byte
+			names := map[int]string{}
 			for i, run := range v.Runs {
-				if run.Provider != c.addr(fmt.Sprintf("p%d", i+1)) {
-					t.Fatalf("run %d went to %s", i, run.Provider)
-				}
-				starts = append(starts, c.sign(fmt.Sprintf("p%d", i+1), &tx.LeaseStarted{ID: run.LeaseID}))
+				names[i] = c.name(run.Provider)
+				starts = append(starts, c.sign(names[i], &tx.LeaseStarted{ID: run.LeaseID}))
 			}
 			c.block(time.Second, starts...)
 			before := map[string]uint64{}
@@ -107,14 +140,28 @@ func TestReplicatedVerdicts(t *testing.T) {
 				before[name], stake[name] = c.balance(name), c.provider(name).Stake
 			}
 			tenant1 := c.balance("tenant")
-			c.fail(tx.CodeReplicated, "p1", &tx.Withdraw{ID: v.Runs[0].LeaseID})
+			c.fail(tx.CodeReplicated, names[0], &tx.Withdraw{ID: v.Runs[0].LeaseID})
 			c.now = c.now.Add(time.Minute)
+			// Every run commits (or gives up) first; the reveal phase opens with the last, and each reveals.
+			reveals := map[int]*tx.RevealResult{}
 			for i, res := range tc.results {
-				root, exit := res, int64(0)
-				if res == "A:1" {
-					root, exit = "A", 1
+				name := names[i]
+				if res == "" {
+					c.do(name, &tx.CloseLease{ID: v.Runs[i].LeaseID, Reason: "gave up"})
+					continue
 				}
-				c.completeWith(fmt.Sprintf("p%d", i+1), v.Runs[i].LeaseID, root, exit)
+				if i > 0 && reveals[0] != nil { // the phase is not open while a run still runs
+					c.fail(tx.CodeRevealClosed, names[0], reveals[0])
+				}
+				reveals[i] = c.commitRun(name, v.Runs[i].LeaseID, res)
+			}
+			if v = c.verification(1); len(reveals) > 0 && (v.Phase != "reveal" || !v.RevealOpen) {
+				t.Fatalf("every run committed or ended, the reveal phase is not open: %+v", v)
+			}
+			for i := range tc.results {
+				if r := reveals[i]; r != nil {
+					c.do(names[i], r)
+				}
 			}
 			v = c.verification(1)
 			switch tc.referee {
@@ -142,7 +189,11 @@ func TestReplicatedVerdicts(t *testing.T) {
 				}
 				c.do("p5", &tx.LeaseStarted{ID: v.Runs[r].LeaseID})
 				c.now = c.now.Add(time.Minute)
-				c.completeWith("p5", v.Runs[r].LeaseID, tc.referee, 0)
+				reveal := c.commitRun("p5", v.Runs[r].LeaseID, tc.referee)
+				if v := c.verification(1); v.Phase != "reveal" || v.Runs[r].Commit != CommitCommitted {
+					t.Fatalf("the referee committed: %+v", v)
+				}
+				c.do("p5", reveal)
 			}
 			v = c.verification(1)
 			if v.State != tc.state || v.Reserve != 0 {
@@ -151,16 +202,33 @@ func TestReplicatedVerdicts(t *testing.T) {
 			if tc.state == VerifyAgreed && v.Root != sha256.Sum256([]byte("A")) {
 				t.Fatalf("majority root %x", v.Root)
 			}
+			// An outvoted run's provider loses a tenth of its stake, never more than the lease's value (its
+			// deposit); half of that goes to the providers of the runs that agreed, in equal shares.
+			slashOf := func(name string) uint64 { return min(stake[name]/10, deposit) }
+			var slashedTotal uint64
+			for _, i := range tc.outvoted {
+				slashedTotal += slashOf(names[i])
+			}
+			reward := uint64(0)
+			if len(tc.outvoted) > 0 {
+				reward = slashedTotal / 2 / uint64(len(tc.paid))
+			}
+			if v.Rewarded != reward*uint64(len(tc.paid)) {
+				t.Fatalf("rewarded %d, want %d", v.Rewarded, reward*uint64(len(tc.paid)))
+			}
 			var paidTotal uint64
 			for i, run := range v.Runs {
-				name := fmt.Sprintf("p%d", i+1)
+				name := names[i]
 				if run.Referee {
 					name = "p5"
 				}
 				l := c.lease(run.LeaseID)
-				fees := uint64(1) // CompleteLease or CloseLease
+				fees := uint64(2) // CommitResult and RevealResult
+				if tc.results[min(i, len(tc.results)-1)] == "" && !run.Referee {
+					fees = 1 // CloseLease
+				}
 				if run.Referee {
-					fees = 3 // PlaceBid, LeaseStarted, CompleteLease
+					fees = 4 // PlaceBid, LeaseStarted, CommitResult, RevealResult
 				}
 				if l.Held != 0 || l.Paid+l.Refunded != l.Deposit {
 					t.Fatalf("run %d not settled: %+v", i, l.Lease)
@@ -176,7 +244,7 @@ func TestReplicatedVerdicts(t *testing.T) {
 						t.Fatalf("outvoted run %d: %+v", i, l.Lease)
 					}
 					p := c.provider(name)
-					if want := stake[name] - stake[name]/10; p.Stake != want || p.Failed != 1 || p.Completed != 0 {
+					if want := stake[name] - slashOf(name); p.Stake != want || p.Failed != 1 || p.Completed != 0 {
 						t.Fatalf("outvoted %s: stake %d (want %d), failed %d, completed %d", name, p.Stake, want, p.Failed, p.Completed)
 					}
 				case tc.results[i] == "":
@@ -187,7 +255,11 @@ func TestReplicatedVerdicts(t *testing.T) {
 				default:
 					t.Fatalf("run %d not expected", i)
 				}
-				if got, want := c.balance(name), before[name]-fees*fee+l.Paid-l.Take; got != want {
+				rewarded := uint64(0)
+				if slices.Contains(tc.paid, i) {
+					rewarded = reward
+				}
+				if got, want := c.balance(name), before[name]-fees*fee+l.Paid-l.Take+rewarded; got != want {
 					t.Fatalf("%s balance %d, want %d", name, got, want)
 				}
 				if !slices.Contains(tc.outvoted, i) && c.provider(name).Stake != stake[name] {

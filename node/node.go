@@ -44,6 +44,8 @@ import (
 	"github.com/cometbft/cometbft/privval"
 	"github.com/cometbft/cometbft/proxy"
 	"github.com/cometbft/cometbft/types"
+
+	"github.com/sparenet/spare/ledger"
 )
 
 // Defaults applied to zero-valued Options / TestnetOptions fields.
@@ -59,6 +61,9 @@ const (
 	// BlockMaxBytes is the genesis block size limit (4 MiB; CometBFT's own
 	// default is ≈53 MiB, sized for post-quantum signatures).
 	BlockMaxBytes = 4 << 20
+	// BlockMaxGas is the genesis block gas limit: what the ledger's most expensive block at this limit costs to
+	// execute on a 2-core machine is in BENCHMARKS.md ("worst block").
+	BlockMaxGas = ledger.DefaultBlockMaxGas
 )
 
 // Options describe a single-validator home created by Init.
@@ -221,7 +226,7 @@ func newConfig(home, moniker string, blockTime time.Duration, rpcListen, p2pList
 // Init creates a single-validator home: config/config.toml (written from the
 // options, so users can edit it), priv validator key and state, node key, and
 // genesis.json naming this validator (power 10) with consensus params block
-// MaxBytes 4 MiB, MaxGas -1 and CometBFT's default evidence params.
+// MaxBytes 4 MiB, MaxGas BlockMaxGas and CometBFT's default evidence params.
 // It fails if home already has a genesis file.
 func Init(home string, opts Options) error {
 	o, err := opts.withDefaults()
@@ -376,7 +381,7 @@ func checkPVFiles(keyFile, stateFile string, needState bool) error {
 func newGenesis(chainID string, t time.Time, appState json.RawMessage, vals []types.GenesisValidator) *types.GenesisDoc {
 	params := types.DefaultConsensusParams()
 	params.Block.MaxBytes = BlockMaxBytes
-	params.Block.MaxGas = -1
+	params.Block.MaxGas = BlockMaxGas
 	params.Evidence = types.DefaultEvidenceParams()
 	var state json.RawMessage
 	if len(appState) > 0 {

@@ -190,7 +190,7 @@ func TestSingleNodeCommitsTx(t *testing.T) {
 	if gen.ChainID != "spare-test" || len(gen.Validators) != 1 || gen.Validators[0].Power != ValidatorPower {
 		t.Fatalf("genesis: chain %q, validators %+v", gen.ChainID, gen.Validators)
 	}
-	if gen.ConsensusParams.Block.MaxBytes != 4<<20 || gen.ConsensusParams.Block.MaxGas != -1 {
+	if gen.ConsensusParams.Block.MaxBytes != 4<<20 || gen.ConsensusParams.Block.MaxGas != BlockMaxGas {
 		t.Fatalf("block params %+v", gen.ConsensusParams.Block)
 	}
 	var compact bytes.Buffer

@@ -287,7 +287,7 @@ func (d *Daemon) getLogs(w http.ResponseWriter, r *http.Request, tenant tx.Addre
 			return
 		}
 		l, _ := d.lookup(tenant, id)
-		if l == nil || l.State == LeaseDone || l.State == LeaseFinishing {
+		if l == nil || l.State == LeaseDone || l.State == LeaseFinishing || l.State == LeaseRevealing {
 			if f != nil { // what the workload wrote last
 				drain()
 			}

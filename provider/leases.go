@@ -2,11 +2,13 @@ package provider
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -24,6 +26,10 @@ import (
 //
 //	lease.created → awaiting_manifest → (PUT manifest, hash checked) → starting → workload runs → LeaseStarted
 //	→ running → workload exits → outputs hashed, receipt signed → finishing → CompleteLease → done
+//
+// A run of a replicated order (or of its referee order) does not publish its result when it ends, so that no
+// other run can copy it: finishing → CommitResult (the hash of the result with a fresh random salt, saved first)
+// → revealing → once every run of its group has committed or ended, RevealResult (receipt and salt) → done.
 //
 // A lease with no manifest by the deadline is closed (the tenant is refunded in full). lease.closed from the
 // ledger (the tenant closed it, or its deposit ran out) stops the workload. Every state is saved before the
@@ -367,31 +373,33 @@ func (d *Daemon) finish(ctx context.Context, leaseID uint64, res runtime.Result)
 	d.complete(ctx, l)
 }
 
-// complete sends CompleteLease (or learns the lease already ended on the ledger) and releases the resources.
-// One attempt runs at a time per lease; a failed one is retried by housekeeping. A workload can end before its
-// LeaseStarted is in a block (a job that exits at once), and the ledger completes only started leases, so a
-// pending lease is started first. A receipt the ledger refuses for good (bad_receipt, say) is not retried
-// forever: the lease is closed with the refusal as its reason.
+// complete sends CompleteLease (or learns the lease already ended on the ledger) and releases the resources;
+// for a run of a replicated order it commits the result instead (commit). One attempt runs at a time per lease;
+// a failed one is retried by housekeeping. A workload can end before its LeaseStarted is in a block (a job that
+// exits at once), and the ledger completes only started leases, so a pending lease is started first. A receipt
+// the ledger refuses for good (bad_receipt, say) is not retried forever: the lease is closed with the refusal as
+// its reason.
 func (d *Daemon) complete(ctx context.Context, l *LeaseRecord) {
-	d.mu.Lock()
-	if d.completing[l.LeaseID] {
-		d.mu.Unlock()
+	if !d.inFlight(l.LeaseID) {
 		return
 	}
-	d.completing[l.LeaseID] = true
-	d.mu.Unlock()
-	defer func() {
-		d.mu.Lock()
-		delete(d.completing, l.LeaseID)
-		d.mu.Unlock()
-	}()
+	defer d.landed(l.LeaseID)
 	lv, err := d.c.Lease(ctx, l.LeaseID)
 	if err != nil {
 		d.log.Error("reading the lease before completing it; will retry", "lease", l.LeaseID, "err", err)
 		return
 	}
+	group, err := d.groupOf(ctx, l)
+	if err != nil {
+		d.log.Error("reading the lease's order before completing it; will retry", "lease", l.LeaseID, "err", err)
+		return
+	}
 	switch lv.State {
 	case ledger.LeaseCompleted, ledger.LeaseClosed:
+		if lv.State == ledger.LeaseCompleted && group != 0 && l.Salt != nil {
+			d.committed(l) // our CommitResult is in a block: the reply was lost, or the daemon restarted since
+			return
+		}
 		d.log.Info("lease had already ended on the ledger", "lease", l.LeaseID, "state", lv.State)
 		d.done(l)
 		return
@@ -405,6 +413,10 @@ func (d *Daemon) complete(ctx context.Context, l *LeaseRecord) {
 			return
 		}
 	}
+	if group != 0 {
+		d.commit(ctx, l, group)
+		return
+	}
 	if _, err := d.sender.Send(ctx, &tx.CompleteLease{Receipt: *l.Receipt}); err != nil {
 		switch {
 		case client.IsCode(err, tx.CodeBadLeaseState):
@@ -417,6 +429,157 @@ func (d *Daemon) complete(ctx context.Context, l *LeaseRecord) {
 		}
 		return
 	}
+	d.done(l)
+}
+
+// inFlight claims a lease's completion (or reveal) for one attempt; false when one is already under way.
+func (d *Daemon) inFlight(id uint64) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.completing[id] {
+		return false
+	}
+	d.completing[id] = true
+	return true
+}
+
+func (d *Daemon) landed(id uint64) {
+	d.mu.Lock()
+	delete(d.completing, id)
+	d.mu.Unlock()
+}
+
+// groupOf is the replicated order whose comparison a lease's run belongs to (its own order if replicated, the
+// order it referees otherwise), or 0 for a plain lease.
+func (d *Daemon) groupOf(ctx context.Context, l *LeaseRecord) (uint64, error) {
+	if l.Group != 0 {
+		return l.Group, nil
+	}
+	o, err := d.c.Order(ctx, l.OrderID)
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case o.Replicas > 1:
+		return o.ID, nil
+	case o.RefereeFor != 0:
+		return o.RefereeFor, nil
+	}
+	return 0, nil
+}
+
+// commit sends a replicated run's CommitResult: the hash of its result (output root, exit code), this provider's
+// address and a random salt. The salt is drawn once and saved before the commitment is sent, so that a retry
+// sends the same commitment and a restarted daemon can still reveal it.
+func (d *Daemon) commit(ctx context.Context, l *LeaseRecord, group uint64) {
+	unlock := d.lockLease(l.LeaseID)
+	cur, err := d.store.Lease(l.LeaseID)
+	if err != nil || cur == nil || cur.State != LeaseFinishing || cur.Receipt == nil {
+		unlock()
+		return // ended here meanwhile
+	}
+	if cur.Salt == nil {
+		var salt tx.Hash
+		if _, err := rand.Read(salt[:]); err != nil {
+			unlock()
+			d.log.Error("drawing a salt for the result's commitment; will retry", "lease", l.LeaseID, "err", err)
+			return
+		}
+		cur.Salt, cur.Group = &salt, group
+		if err := d.store.PutLease(cur); err != nil {
+			unlock()
+			d.log.Error("saving the salt before committing; will retry", "lease", l.LeaseID, "err", err)
+			return
+		}
+	}
+	*l = *cur
+	unlock()
+	commitment := tx.ResultCommitment(l.Receipt.OutputRoot, l.Receipt.ExitCode, d.Address(), *l.Salt)
+	if _, err := d.sender.Send(ctx, &tx.CommitResult{LeaseID: l.LeaseID, Commitment: commitment}); err != nil {
+		switch {
+		case client.IsCode(err, tx.CodeBadLeaseState):
+			d.log.Warn("lease state changed while committing; will look again", "lease", l.LeaseID, "err", err)
+		case permanent(err):
+			d.refused(ctx, l, "CommitResult", err)
+		default:
+			d.log.Error("CommitResult failed; will retry", "lease", l.LeaseID, "err", err)
+		}
+		return
+	}
+	d.committed(l)
+}
+
+// committed records that a run's result is committed on the ledger: its workload has ended, so its resources are
+// free; it waits (housekeeping) for the reveal phase.
+func (d *Daemon) committed(l *LeaseRecord) {
+	unlock := d.lockLease(l.LeaseID)
+	defer unlock()
+	cur, _ := d.store.Lease(l.LeaseID)
+	if cur == nil || cur.State == LeaseDone {
+		return
+	}
+	cur.State = LeaseRevealing
+	_ = d.store.PutLease(cur)
+	*l = *cur
+	d.capacity.ReleaseLease(l.LeaseID)
+	d.log.Info("result committed: revealed once every run of the replicated order has committed or ended", "lease", l.LeaseID, "order", l.Group)
+}
+
+// reveal sends a committed run's RevealResult once its group's reveal phase is open, and ends the lease here when
+// it is revealed or can no longer be (the phase closed without it). Housekeeping calls it until then.
+func (d *Daemon) reveal(ctx context.Context, l *LeaseRecord) {
+	if l.Salt == nil || l.Receipt == nil || !d.inFlight(l.LeaseID) {
+		return
+	}
+	defer d.landed(l.LeaseID)
+	v, err := d.c.Verification(ctx, l.Group)
+	if err != nil {
+		d.log.Warn("reading the replicated order's comparison; will retry", "lease", l.LeaseID, "order", l.Group, "err", err)
+		return
+	}
+	i := slices.IndexFunc(v.Runs, func(r ledger.RunView) bool { return r.LeaseID == l.LeaseID })
+	if i < 0 {
+		d.log.Error("the replicated order does not list this run; giving up its reveal", "lease", l.LeaseID, "order", l.Group)
+		d.endReveal(l, "not a run of replicated order "+strconv.FormatUint(l.Group, 10))
+		return
+	}
+	switch run := v.Runs[i]; {
+	case run.Commit == ledger.CommitRevealed:
+		d.endReveal(l, "")
+		return
+	case run.Commit != ledger.CommitCommitted:
+		d.log.Error("the result can no longer be revealed", "lease", l.LeaseID, "commit", run.Commit)
+		d.endReveal(l, "result not revealed: "+run.Commit.String())
+		return
+	case !v.RevealOpen:
+		return // other runs may still commit
+	}
+	if _, err := d.sender.Send(ctx, &tx.RevealResult{Receipt: *l.Receipt, Salt: *l.Salt}); err != nil {
+		switch {
+		case client.IsCode(err, tx.CodeRevealClosed), client.IsCode(err, tx.CodeBadLeaseState):
+			d.log.Warn("reveal not taken now; will look again", "lease", l.LeaseID, "err", err)
+		case client.IsCode(err, tx.CodeNotCommitted) || permanent(err):
+			d.log.Error("RevealResult refused by the ledger", "lease", l.LeaseID, "err", err)
+			d.endReveal(l, "RevealResult refused: "+err.Error())
+		default:
+			d.log.Error("RevealResult failed; will retry", "lease", l.LeaseID, "err", err)
+		}
+		return
+	}
+	d.log.Info("result revealed", "lease", l.LeaseID, "order", l.Group, "output_root", l.Receipt.OutputRoot)
+	d.endReveal(l, "")
+}
+
+// endReveal ends a committed run here: revealed, or (with a reason) no longer revealable.
+func (d *Daemon) endReveal(l *LeaseRecord, reason string) {
+	unlock := d.lockLease(l.LeaseID)
+	if cur, _ := d.store.Lease(l.LeaseID); cur != nil {
+		*l = *cur
+	}
+	if reason != "" {
+		l.EndReason = reason
+	}
+	unlock()
 	d.done(l)
 }
 
@@ -463,6 +626,10 @@ func (d *Daemon) leaseClosed(ctx context.Context, leaseID uint64, reason string)
 	d.mu.Unlock()
 	if l == nil || l.State == LeaseDone {
 		unlock()
+		return
+	}
+	if l.Salt != nil && (l.State == LeaseFinishing || l.State == LeaseRevealing) {
+		unlock() // a replicated run's result being committed or revealed: commit and reveal read the ledger
 		return
 	}
 	if l.EndReason == "" {
@@ -594,6 +761,8 @@ func (d *Daemon) housekeeping(ctx context.Context) {
 				}
 			case l.State == LeaseFinishing && l.Receipt != nil:
 				d.complete(ctx, &l)
+			case l.State == LeaseRevealing:
+				d.reveal(ctx, &l)
 			}
 		}
 		if withdraw {

@@ -169,7 +169,7 @@ func New(o Options) (*Daemon, error) {
 		return nil, err
 	}
 	for _, l := range recs {
-		if l.State != LeaseDone {
+		if l.State != LeaseDone && l.State != LeaseRevealing { // a committed run's workload has ended
 			d.capacity.Restore(leaseKey(l.LeaseID), l.Reservation)
 		}
 	}

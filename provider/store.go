@@ -41,6 +41,7 @@ const (
 	LeaseStarting         LeaseState = "starting" // manifest accepted, workload being started
 	LeaseRunning          LeaseState = "running"
 	LeaseFinishing        LeaseState = "finishing" // workload ended, receipt being submitted
+	LeaseRevealing        LeaseState = "revealing" // a replicated run's result committed; revealed once its group's reveal phase opens
 	LeaseDone             LeaseState = "done"      // completed or closed on the ledger; resources released
 )
 
@@ -75,6 +76,11 @@ type LeaseRecord struct {
 	MasterPort int      `json:"master_port,omitempty"`
 	// Ports are the job's service ports and the host ports that serve them.
 	Ports []runtime.PortMap `json:"ports,omitempty"`
+	// A run of a replicated order (or of its referee order) commits to its result before revealing it. Group is
+	// the replicated order whose comparison it belongs to; Salt the secret its commitment was made with, saved
+	// before CommitResult is sent, so that a restarted daemon can still reveal.
+	Group uint64   `json:"group,omitempty"`
+	Salt  *tx.Hash `json:"salt,omitempty"`
 }
 
 // Store is the daemon's bbolt database.

@@ -14,14 +14,17 @@ import (
 
 // RunResult is one run of a replicated job.
 type RunResult struct {
-	LeaseID    uint64     `json:"lease_id"`
-	Provider   tx.Address `json:"provider"`
-	Referee    bool       `json:"referee,omitempty"`
-	State      string     `json:"state"`
-	OutputRoot *tx.Hash   `json:"output_root,omitempty"`
-	ExitCode   *int64     `json:"exit_code,omitempty"`
-	Paid       uint64     `json:"paid"`
-	Outvoted   bool       `json:"outvoted,omitempty"`
+	LeaseID  uint64     `json:"lease_id"`
+	Provider tx.Address `json:"provider"`
+	Referee  bool       `json:"referee,omitempty"`
+	State    string     `json:"state"`
+	// Commit is where the run stands in commit-reveal: revealed (its result counts), missed (committed, not
+	// revealed in time), none (ended without committing), committed or awaiting while the comparison runs.
+	Commit     string   `json:"commit"`
+	OutputRoot *tx.Hash `json:"output_root,omitempty"`
+	ExitCode   *int64   `json:"exit_code,omitempty"`
+	Paid       uint64   `json:"paid"`
+	Outvoted   bool     `json:"outvoted,omitempty"`
 }
 
 // deployReplicated runs a job on job.Replicas providers at once (CreateReplicatedOrder), sends the manifest to
@@ -78,9 +81,21 @@ func (t *Tenant) deployReplicated(ctx context.Context, job Job, o Options, res *
 
 	// Follow the comparison: ship the job to a referee if the ledger orders one, until the verdict.
 	refereeSaid := false
+	committed := map[uint64]bool{}
+	revealFrom := int64(0) // the deadline of the reveal phase last told (a referee's round has its own)
 	for {
 		v, err = t.c.Verification(ctx, res.OrderID)
 		if err == nil {
+			for _, r := range v.Runs {
+				if r.Commit != ledger.CommitAwaiting && r.Commit != ledger.CommitNone && !committed[r.LeaseID] {
+					committed[r.LeaseID] = true
+					emit("commit", "lease %d (provider %s) committed its result (a salted hash: nothing of it is public yet)", r.LeaseID, r.Provider)
+				}
+			}
+			if v.RevealDeadline != 0 && v.RevealDeadline != revealFrom { // a phase opened (it may have closed since)
+				revealFrom = v.RevealDeadline
+				emit("reveal", "every run committed or ended: the results are revealed, by block %d at the latest", v.RevealDeadline)
+			}
 			if v.State == ledger.VerifyReferee && !refereeSaid {
 				refereeSaid = true
 				emit("referee", "results differ: the ledger ordered a referee run (order %d), paid from the reserve", v.RefereeOrder)
@@ -103,7 +118,7 @@ func (t *Tenant) deployReplicated(ctx context.Context, job Job, o Options, res *
 	res.State = v.State.String()
 	var from *ledger.RunView
 	for _, r := range v.Runs {
-		rr := RunResult{LeaseID: r.LeaseID, Provider: r.Provider, Referee: r.Referee, State: r.State.String(), Paid: r.Paid, Outvoted: r.Outvoted}
+		rr := RunResult{LeaseID: r.LeaseID, Provider: r.Provider, Referee: r.Referee, State: r.State.String(), Commit: r.Commit.String(), Paid: r.Paid, Outvoted: r.Outvoted}
 		if r.Result {
 			root, code := r.OutputRoot, r.ExitCode
 			rr.OutputRoot, rr.ExitCode = &root, &code
@@ -134,8 +149,13 @@ func (t *Tenant) deployReplicated(ctx context.Context, job Job, o Options, res *
 		res.Reason = "no majority among the runs' results"
 	}
 	for _, r := range v.Runs {
-		if r.Outvoted {
+		switch {
+		case r.Outvoted:
 			emit("verdict", "lease %d (provider %s) was outvoted: output root %s; unpaid and slashed", r.LeaseID, r.Provider, r.OutputRoot)
+		case r.Commit == ledger.CommitMissed:
+			emit("verdict", "lease %d (provider %s) committed a result but did not reveal it in time: no vote, unpaid", r.LeaseID, r.Provider)
+		case r.Commit == ledger.CommitNone && r.State == ledger.LeaseClosed:
+			emit("verdict", "lease %d (provider %s) ended without committing a result: no vote", r.LeaseID, r.Provider)
 		}
 	}
 	if from == nil {

@@ -130,7 +130,10 @@ type spareGen struct {
 }
 
 func newSpareMarket(chainID string, workers, providers int, mix map[string]float64) *spareMarket {
-	m := &spareMarket{chainID: chainID, fee: ledger.DefaultParams().MinFee, mix: mix, owner: map[string]*spareGen{}}
+	p := ledger.DefaultParams()
+	// A fixed gas limit, as a client that does not simulate sends: every transaction of the mix fits it, and at the
+	// default gas price it costs the min_fee. Blocks fill by the gas transactions use, not by this.
+	m := &spareMarket{chainID: chainID, fee: ledger.FeeFor(&p, benchGas, p.MinGasPrice), mix: mix, owner: map[string]*spareGen{}}
 	for w := range workers {
 		g := &spareGen{id: w, m: m, rng: rand.New(rand.NewPCG(uint64(w), 42)), issued: map[string]int{},
 			leases: map[uint64]*leaseSt{}}
@@ -158,8 +161,11 @@ func (m *spareMarket) genesis() (json.RawMessage, error) {
 }
 
 func (g *spareGen) sign(k *skey, msgs ...tx.Msg) []byte {
-	return tx.Sign(tx.Body{ChainID: g.m.chainID, Nonce: k.nonce, Fee: g.m.fee, Msgs: msgs}, k.priv)
+	return tx.Sign(tx.Body{ChainID: g.m.chainID, Nonce: k.nonce, Fee: g.m.fee, GasLimit: benchGas, Msgs: msgs}, k.priv)
 }
+
+// benchGas is every benchmark transaction's gas limit.
+const benchGas = 2_000_000
 
 func hardware() tx.Hardware {
 	return tx.Hardware{GPUs: []tx.GPUGroup{{Model: "H100", VRAMMiB: 81920, Count: 8}}, CPUMilli: 64000,

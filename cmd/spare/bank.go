@@ -7,7 +7,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sparenet/spare/client"
-	"github.com/sparenet/spare/ledger"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -73,12 +72,14 @@ func newBalanceCmd(g *globals) *cobra.Command {
 }
 
 type sendResult struct {
-	From   tx.Address `json:"from"`
-	To     tx.Address `json:"to"`
-	Amount uint64     `json:"amount"`
-	Fee    uint64     `json:"fee"`
-	Hash   string     `json:"tx_hash"`
-	Height int64      `json:"height"`
+	From     tx.Address `json:"from"`
+	To       tx.Address `json:"to"`
+	Amount   uint64     `json:"amount"`
+	Fee      uint64     `json:"fee"`
+	GasLimit int64      `json:"gas_limit"`
+	GasUsed  int64      `json:"gas_used"`
+	Hash     string     `json:"tx_hash"`
+	Height   int64      `json:"height"`
 }
 
 func newSendCmd(g *globals) *cobra.Command {
@@ -111,23 +112,20 @@ paid to the block's proposer.`,
 			if err != nil {
 				return err
 			}
-			res, err := c.NewSender(signer).Send(cmd.Context(), &tx.Send{To: to, Amount: amount})
+			s := c.NewSender(signer)
+			if err := g.gasOptions(s); err != nil {
+				return err
+			}
+			res, err := s.Send(cmd.Context(), &tx.Send{To: to, Amount: amount})
 			if err != nil {
 				return err
 			}
-			p, _ := c.Params(cmd.Context())
-			out := sendResult{From: signer.Address(), To: to, Amount: amount, Fee: feeOf(p), Hash: res.Hash, Height: res.Height}
+			out := sendResult{From: signer.Address(), To: to, Amount: amount, Fee: res.Fee, GasLimit: res.GasWanted, GasUsed: res.GasUsed,
+				Hash: res.Hash, Height: res.Height}
 			return g.print(out, func(w io.Writer) {
-				fmt.Fprintf(w, "sent %s from %s to %s (fee %s) in block %d, tx %s\n", client.FormatAmount(amount),
-					out.From, out.To, client.FormatAmount(out.Fee), out.Height, out.Hash)
+				fmt.Fprintf(w, "sent %s from %s to %s (fee %s for %d gas, %d used) in block %d, tx %s\n", client.FormatAmount(amount),
+					out.From, out.To, client.FormatAmount(out.Fee), out.GasLimit, out.GasUsed, out.Height, out.Hash)
 			})
 		},
 	}
-}
-
-func feeOf(p *ledger.Params) uint64 {
-	if p == nil {
-		return 0
-	}
-	return p.MinFee
 }

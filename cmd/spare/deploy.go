@@ -107,9 +107,14 @@ its endpoints answer, printing them. verify.replicas and cluster jobs run on sev
 				if res.Verdict != "" {
 					fmt.Fprintf(w, "verdict: %s over %d runs (%d replicas)\n", res.Verdict, len(res.Runs), res.Replicas)
 					for _, r := range res.Runs {
-						what := "no result"
-						if r.OutputRoot != nil {
-							what = fmt.Sprintf("root %s exit %d", *r.OutputRoot, *r.ExitCode)
+						what := "no result (" + r.Commit + ")"
+						switch {
+						case r.OutputRoot != nil:
+							what = fmt.Sprintf("revealed root %s exit %d", *r.OutputRoot, *r.ExitCode)
+						case r.Commit == "missed":
+							what = "committed, not revealed in time: no vote"
+						case r.Commit == "none":
+							what = "no result committed: no vote"
 						}
 						role := ""
 						if r.Referee {

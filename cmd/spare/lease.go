@@ -39,7 +39,11 @@ func (g *globals) tenantFor(from string) (*tenant.Tenant, error) {
 	if err != nil {
 		return nil, err
 	}
-	return tenant.New(c, signer, g.logger()), nil
+	t := tenant.New(c, signer, g.logger())
+	if err := g.gasOptions(t.Sender()); err != nil {
+		return nil, err
+	}
+	return t, nil
 }
 
 func addFrom(cmd *cobra.Command, from *string) {
@@ -135,10 +139,26 @@ func newStatusCmd(g *globals) *cobra.Command {
 			if l.State == ledger.LeaseActive || l.State == ledger.LeasePending {
 				eps, _ = t.Endpoints(cmd.Context(), id)
 			}
+			// A run of a replicated order: where its result stands in commit-reveal.
+			var run *replicaRun
+			if o, err := t.Client().Order(cmd.Context(), l.OrderID); err == nil && (o.Replicas > 1 || o.RefereeFor != 0) {
+				group := o.ID
+				if o.RefereeFor != 0 {
+					group = o.RefereeFor
+				}
+				if v, err := t.Client().Verification(cmd.Context(), group); err == nil {
+					for _, r := range v.Runs {
+						if r.LeaseID == id {
+							run = &replicaRun{Order: group, Commit: r.Commit, Phase: v.Phase, RevealDeadline: v.RevealDeadline, Verdict: v.State}
+						}
+					}
+				}
+			}
 			out := struct {
 				ledger.LeaseView
 				Endpoints map[string]string `json:"endpoints,omitempty"`
-			}{l, eps}
+				Replica   *replicaRun       `json:"replica,omitempty"`
+			}{l, eps, run}
 			return g.print(out, func(w io.Writer) {
 				fmt.Fprintf(w, "lease %d: %s, provider %s, %s/h\n", l.ID, l.State, l.Provider, client.FormatAmount(l.Price))
 				for _, port := range slices.Sorted(maps.Keys(eps)) {
@@ -151,6 +171,13 @@ func newStatusCmd(g *globals) *cobra.Command {
 				if l.Receipt != nil {
 					fmt.Fprintf(w, "  receipt: exit code %d, outputs root %s\n", l.Receipt.ExitCode, l.Receipt.OutputRoot)
 				}
+				if run != nil {
+					fmt.Fprintf(w, "  run of replicated order %d (%s): result %s", run.Order, run.Verdict, run.Commit)
+					if run.Phase == "reveal" {
+						fmt.Fprintf(w, ", reveal phase open until block %d", run.RevealDeadline)
+					}
+					fmt.Fprintln(w)
+				}
 				if warn := lowDepositWarning(l); warn != "" {
 					fmt.Fprintln(w, warn)
 				}
@@ -159,6 +186,16 @@ func newStatusCmd(g *globals) *cobra.Command {
 	}
 	addFrom(cmd, &from)
 	return cmd
+}
+
+// replicaRun is where a run of a replicated order stands: its result's commit state (awaiting, committed,
+// revealed, missed, none), its group's phase and verdict.
+type replicaRun struct {
+	Order          uint64             `json:"order"`
+	Commit         ledger.RunCommit   `json:"commit"`
+	Phase          string             `json:"phase,omitempty"`
+	RevealDeadline int64              `json:"reveal_deadline,omitempty"`
+	Verdict        ledger.VerifyState `json:"verdict"`
 }
 
 func newLogsCmd(g *globals) *cobra.Command {

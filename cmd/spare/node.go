@@ -14,7 +14,8 @@ import (
 )
 
 func newNodeCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var minGasPrice uint64
+	cmd := &cobra.Command{
 		Use:   "node",
 		Short: "Run a validator: CometBFT with the Spare ledger, in this process",
 		Long: `Run a validator node from --home (made by 'spare init' or 'spare testnet').
@@ -30,7 +31,7 @@ Ctrl-C or SIGTERM; after any crash, restarting replays the missing blocks to the
 				return err
 			}
 			defer st.Close()
-			app := ledger.New(st, ledger.Options{Logger: log.With("module", "ledger")})
+			app := ledger.New(st, ledger.Options{Logger: log.With("module", "ledger"), MinGasPrice: minGasPrice})
 			n, err := node.Start(g.home, app, log.With("module", "comet"))
 			if err != nil {
 				return err
@@ -46,4 +47,6 @@ Ctrl-C or SIGTERM; after any crash, restarting replays the missing blocks to the
 			return n.Stop()
 		},
 	}
+	cmd.Flags().Uint64Var(&minGasPrice, "min-gas-price", 0, "the least gas price, in uspr per million gas, of transactions this node lets into its mempool (the chain's params.min_gas_price when higher)")
+	return cmd
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -37,6 +38,10 @@ type globals struct {
 	devHome    bool      // the home is one `spare dev` made (it holds client.json)
 	command    string    // the running command's path, e.g. "spare keys add"
 	warned     bool      // the unencrypted-keys warning was given
+	// Gas of the transactions a client command sends (--gas, --gas-adjustment, --gas-prices).
+	gas           string
+	gasAdjustment float64
+	gasPrice      uint64
 }
 
 // keyWriting are the commands that create keys or run a real node or provider on them: they never fall back to
@@ -103,9 +108,31 @@ balance, send and query commands against it. Every command takes -o json.`,
 	f.StringVar(&g.nodeURL, "node", "", "node RPC address (default: the RPC address in the home's config.toml)")
 	f.StringVar(&g.keyringBackend, "keyring-backend", "file", "key storage: file (passphrase-encrypted) or test (unencrypted)")
 	f.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&g.gas, "gas", "auto", "gas limit of each transaction sent: auto (simulate it first and add --gas-adjustment) or a number")
+	f.Float64Var(&g.gasAdjustment, "gas-adjustment", client.DefaultGasAdjustment, "with --gas auto, the simulated gas is multiplied by this (at least 1)")
+	f.Uint64Var(&g.gasPrice, "gas-prices", 0, "gas price offered, in uspr per million gas (default: the chain's floor, params.min_gas_price; a node may ask more)")
 	root.AddCommand(newInitCmd(g), newNodeCmd(g), newTestnetCmd(g), newKeysCmd(g), newBalanceCmd(g), newSendCmd(g), newQueryCmd(g), newProviderCmd(g), newDevCmd(g), newExplorerCmd(g), newVerifyCmd(g), newAuditorCmd(g), newProofCmd(g),
 		newLeasesCmd(g), newStatusCmd(g), newLogsCmd(g), newCloseCmd(g), newTopUpCmd(g), newOutputsCmd(g), newOffersCmd(g), newDeployCmd(g), newJobspecCmd(g))
 	return root
+}
+
+// gasOptions applies --gas, --gas-adjustment and --gas-prices to a sender.
+func (g *globals) gasOptions(s *client.Sender) error {
+	switch {
+	case g.gas == "auto":
+		s.Gas = 0
+	default:
+		n, err := strconv.ParseUint(g.gas, 10, 64)
+		if err != nil || n == 0 {
+			return fmt.Errorf("--gas %q: write auto (estimate by simulation) or a gas limit such as 300000", g.gas)
+		}
+		s.Gas = n
+	}
+	if g.gasAdjustment < 1 || g.gasAdjustment > 10 {
+		return fmt.Errorf("--gas-adjustment %g: use a margin between 1 and 10 (1.3 is the default)", g.gasAdjustment)
+	}
+	s.GasAdjustment, s.GasPrice = g.gasAdjustment, g.gasPrice
+	return nil
 }
 
 func globalsOf(cmd *cobra.Command) *globals {

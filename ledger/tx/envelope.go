@@ -6,8 +6,9 @@ import (
 	"fmt"
 )
 
-// Version is the transaction format version, the first byte of every transaction.
-const Version byte = 1
+// Version is the transaction format version, the first byte of every transaction. Version 2 added the gas limit
+// to the body; version 1 transactions are refused (CodeBadVersion).
+const Version byte = 2
 
 // Limits on a transaction, enforced before anything else is read.
 const (
@@ -18,14 +19,16 @@ const (
 	SignatureLen  = ed25519.SignatureSize
 )
 
-// Body is what a signer signs: who, which network, which nonce, what fee, which messages.
+// Body is what a signer signs: who, which network, which nonce, what fee for how much gas, which messages. The
+// fee is charged in full, even when the messages fail or run out of gas.
 type Body struct {
-	ChainID string
-	PubKey  ed25519.PublicKey
-	Nonce   uint64
-	Fee     uint64
-	Memo    string
-	Msgs    []Msg
+	ChainID  string
+	PubKey   ed25519.PublicKey
+	Nonce    uint64
+	Fee      uint64
+	GasLimit uint64 // the most gas its messages may use; the fee must cover it at the gas price
+	Memo     string
+	Msgs     []Msg
 }
 
 // Tx is a decoded transaction. BodyBytes are the exact bytes that were signed and transmitted; the signature is
@@ -62,6 +65,7 @@ func EncodeBodyChecked(b Body) ([]byte, error) {
 	w.Fixed("pubkey", b.PubKey, ed25519.PublicKeySize)
 	w.Uvarint(b.Nonce)
 	w.Uvarint(b.Fee)
+	w.Uvarint(b.GasLimit)
 	w.Str("memo", b.Memo, MaxMemoLen)
 	w.List("msgs", len(b.Msgs), MaxMsgsPerTx)
 	for _, m := range b.Msgs {
@@ -98,7 +102,7 @@ func Decode(raw []byte) (*Tx, error) {
 		return nil, Errorf(CodeDecode, "empty transaction")
 	}
 	if raw[0] != Version {
-		return nil, Errorf(CodeBadVersion, "format version %d, this node reads version %d", raw[0], Version)
+		return nil, Errorf(CodeBadVersion, "format version %d, this node reads version %d: use a spare client of the same release", raw[0], Version)
 	}
 	r := NewReader(raw[1:])
 	bodyLen := r.Len("body length", MaxTxBytes)
@@ -126,6 +130,7 @@ func DecodeBody(b []byte) (Body, error) {
 	body.PubKey = append(ed25519.PublicKey(nil), r.Raw("pubkey", ed25519.PublicKeySize)...)
 	body.Nonce = r.Uvarint("nonce")
 	body.Fee = r.Uvarint("fee")
+	body.GasLimit = r.Uvarint("gas_limit")
 	body.Memo = r.String("memo", MaxMemoLen)
 	n := r.Count("msgs", MaxMsgsPerTx+1)
 	if r.Err() == nil && n > MaxMsgsPerTx {
@@ -165,5 +170,5 @@ func (b *Body) ValidateBasic(chainID string) error {
 
 // String is a short description for logs.
 func (t *Tx) String() string {
-	return fmt.Sprintf("tx{signer=%s nonce=%d msgs=%d}", t.Signer(), t.Body.Nonce, len(t.Body.Msgs))
+	return fmt.Sprintf("tx{signer=%s nonce=%d gas_limit=%d msgs=%d}", t.Signer(), t.Body.Nonce, t.Body.GasLimit, len(t.Body.Msgs))
 }

@@ -45,6 +45,9 @@ func sampleMsgs() []Msg {
 			ManifestHash: h, Deposit: 10, DurationSec: 60}, Nodes: 4, MaxRTTMicros: 5000, OnFailure: OnFailureClose},
 		&CreateClusterOrder{CreateOrder: CreateOrder{Resources: Resources{GPUCount: 1, CPUMilli: 1000}, MaxPricePerHour: 9,
 			ManifestHash: h, Deposit: 10, DurationSec: 60}, Nodes: 2, MaxRTTMicros: 5000, OnFailure: OnFailureRestart, MaxRestarts: 2},
+		&CommitResult{LeaseID: 3, Commitment: ResultCommitment(h, -1, a, [32]byte{9})},
+		&RevealResult{Receipt: Receipt{ChainID: "c", LeaseID: 3, ManifestHash: h, StartMs: 1, EndMs: 2, ExitCode: -1, GPUSeconds: 9, OutputRoot: h, Signature: make([]byte, 64)},
+			Salt: [32]byte{9, 8, 7}},
 	}
 }
 
@@ -96,7 +99,7 @@ func TestDecodeRejectsNonCanonical(t *testing.T) {
 			c = append(c, b[1]|0x80, 0)
 			return append(c, b[2:]...)
 		},
-		"bad version": func(b []byte) []byte { c := append([]byte{}, b...); c[0] = 2; return c },
+		"bad version": func(b []byte) []byte { c := append([]byte{}, b...); c[0] = 1; return c }, // before gas limits
 		"oversize":    func(b []byte) []byte { return make([]byte, MaxTxBytes+1) },
 	} {
 		if _, err := Decode(mut(append([]byte{}, raw...))); err == nil {

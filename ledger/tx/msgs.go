@@ -1,6 +1,7 @@
 package tx
 
 import (
+	"crypto/sha256"
 	"fmt"
 )
 
@@ -29,6 +30,8 @@ const (
 	TypeCreateReplicated MsgType = 19
 	TypePublishLatency   MsgType = 20
 	TypeCreateCluster    MsgType = 21
+	TypeCommitResult     MsgType = 22
+	TypeRevealResult     MsgType = 23
 )
 
 var msgNames = map[MsgType]string{
@@ -39,6 +42,7 @@ var msgNames = map[MsgType]string{
 	TypeTopUp: "top_up", TypeWithdraw: "withdraw", TypeAttest: "attest", TypeUnjail: "unjail",
 	TypeAttestHardware: "attest_hardware", TypeCreateReplicated: "create_replicated_order",
 	TypePublishLatency: "publish_latency", TypeCreateCluster: "create_cluster_order",
+	TypeCommitResult: "commit_result", TypeRevealResult: "reveal_result",
 }
 
 func (t MsgType) String() string {
@@ -130,6 +134,10 @@ func newMsg(t MsgType) Msg {
 		return &PublishLatency{}
 	case TypeCreateCluster:
 		return &CreateClusterOrder{}
+	case TypeCommitResult:
+		return &CommitResult{}
+	case TypeRevealResult:
+		return &RevealResult{}
 	}
 	return nil
 }
@@ -529,21 +537,99 @@ type CompleteLease struct {
 	Receipt Receipt `json:"receipt"`
 }
 
-func (*CompleteLease) Type() MsgType { return TypeCompleteLease }
-func (m *CompleteLease) ValidateBasic() error {
-	if err := nonzeroID("receipt.lease_id", m.Receipt.LeaseID); err != nil {
+func (*CompleteLease) Type() MsgType          { return TypeCompleteLease }
+func (m *CompleteLease) ValidateBasic() error { return m.Receipt.validateBasic() }
+
+// validateBasic checks what a receipt must be whatever the lease: a lease id, a signature of the right size,
+// an end not before its start.
+func (rc *Receipt) validateBasic() error {
+	if err := nonzeroID("receipt.lease_id", rc.LeaseID); err != nil {
 		return err
 	}
-	if len(m.Receipt.Signature) != SignatureLen {
-		return Errorf(CodeBadReceipt, "receipt.signature is %d bytes, want %d", len(m.Receipt.Signature), SignatureLen)
+	if len(rc.Signature) != SignatureLen {
+		return Errorf(CodeBadReceipt, "receipt.signature is %d bytes, want %d", len(rc.Signature), SignatureLen)
 	}
-	if m.Receipt.EndMs < m.Receipt.StartMs {
-		return Errorf(CodeBadReceipt, "receipt ends (%d) before it starts (%d)", m.Receipt.EndMs, m.Receipt.StartMs)
+	if rc.EndMs < rc.StartMs {
+		return Errorf(CodeBadReceipt, "receipt ends (%d) before it starts (%d)", rc.EndMs, rc.StartMs)
 	}
 	return nil
 }
 func (m *CompleteLease) encode(w *Writer) { EncodeReceipt(w, m.Receipt) }
 func (m *CompleteLease) decode(r *Reader) { m.Receipt = DecodeReceipt(r) }
+
+// Commit, then reveal. A run of a replicated order (or of its referee order) does not publish its result when it
+// ends: it commits to it first (CommitResult), and reveals it (RevealResult, the signed receipt and the salt) only
+// once every run of its group has committed or ended, so that no run can copy another's result and be paid for
+// it.
+
+const resultCommitDomain = "spare-result-commit-v1"
+
+// ResultCommitment is what a run commits to: SHA-256 over a domain tag, the output root, the exit code, the
+// provider's address and a 32-byte secret salt. The address binds the commitment to its provider (another
+// provider copying it cannot open it); the salt, drawn at random and kept secret until the reveal, keeps anyone
+// from testing guesses of the result against it.
+func ResultCommitment(root Hash, exit int64, provider Address, salt [32]byte) Hash {
+	w := NewWriter(len(resultCommitDomain) + 1 + 32 + 10 + AddressLen + 32)
+	w.String(resultCommitDomain)
+	w.Raw(root[:])
+	w.Varint(exit)
+	w.Address(provider)
+	w.Raw(salt[:])
+	return sha256.Sum256(w.Bytes())
+}
+
+// CommitResult ends a run of a replicated (or referee) order with a commitment to its result
+// (ResultCommitment), in place of CompleteLease: billing stops, the earnings are held, and the result is revealed
+// later with RevealResult.
+type CommitResult struct {
+	LeaseID    uint64 `json:"lease_id"`
+	Commitment Hash   `json:"commitment"`
+}
+
+func (*CommitResult) Type() MsgType { return TypeCommitResult }
+func (m *CommitResult) ValidateBasic() error {
+	if err := nonzeroID("lease_id", m.LeaseID); err != nil {
+		return err
+	}
+	if m.Commitment.IsZero() {
+		return Errorf(CodeInvalidMsg, "commitment is empty: send tx.ResultCommitment(output root, exit code, your address, a random 32-byte salt)")
+	}
+	return nil
+}
+func (m *CommitResult) encode(w *Writer) {
+	w.Uvarint(m.LeaseID)
+	w.Fixed("commitment", m.Commitment[:], len(m.Commitment))
+}
+func (m *CommitResult) decode(r *Reader) {
+	m.LeaseID = r.Uvarint("lease_id")
+	m.Commitment = r.Hash("commitment")
+}
+
+// RevealResult opens a run's commitment: the signed receipt (checked as CompleteLease checks it) and the salt
+// the commitment was made with.
+type RevealResult struct {
+	Receipt Receipt  `json:"receipt"`
+	Salt    [32]byte `json:"salt"`
+}
+
+func (*RevealResult) Type() MsgType { return TypeRevealResult }
+func (m *RevealResult) ValidateBasic() error {
+	if err := m.Receipt.validateBasic(); err != nil {
+		return err
+	}
+	if m.Salt == [32]byte{} {
+		return Errorf(CodeInvalidMsg, "salt is all zeros: a commitment needs a secret random salt (32 bytes from a CSPRNG), drawn before commit_result")
+	}
+	return nil
+}
+func (m *RevealResult) encode(w *Writer) {
+	EncodeReceipt(w, m.Receipt)
+	w.Fixed("salt", m.Salt[:], len(m.Salt))
+}
+func (m *RevealResult) decode(r *Reader) {
+	m.Receipt = DecodeReceipt(r)
+	copy(m.Salt[:], r.Raw("salt", len(m.Salt)))
+}
 
 // TopUp adds to a lease's escrow.
 type TopUp struct {

@@ -1,0 +1,183 @@
+package ledger
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+
+	"github.com/sparenet/spare/ledger/tx"
+)
+
+// BenchmarkWorstBlock: an attacker's dearest block at the block gas limit (DefaultBlockMaxGas). For each kind of
+// transaction, a block holds as many as the limit lets in, each with the tightest gas limit (what it uses), from
+// signers the node has never seen (a proposer's own transactions: no signature in the cache), and is timed
+// through ProcessProposal, FinalizeBlock and Commit — what a validator does with a block. The kind with the
+// highest ms/block is the worst block; BENCHMARKS.md reports it against the 100 ms block time.
+//
+//	go test -run '^$' -bench WorstBlock -benchtime 3x ./ledger
+func BenchmarkWorstBlock(b *testing.B) {
+	maxRegion := strings.Repeat("r", tx.MaxNameLen)
+	bigOrder := func() *tx.CreateOrder {
+		o := gpuOrder(testRunPrice, 1000, 3600)
+		for i := 0; i < tx.MaxListLen; i++ {
+			o.Constraints.Regions = append(o.Constraints.Regions, fmt.Sprintf("%s%02d", maxRegion[:tx.MaxNameLen-2], i))
+			o.Constraints.Deny = append(o.Constraints.Deny, newKey(fmt.Sprint("deny", i)).addr)
+		}
+		o.Resources.GPUModels = nil
+		for i := 0; i < tx.MaxListLen; i++ {
+			o.Resources.GPUModels = append(o.Resources.GPUModels, fmt.Sprintf("%s%02d", strings.Repeat("M", tx.MaxNameLen-2), i))
+		}
+		o.Resources.GPUModels[0] = "H100"
+		return o
+	}
+	const orders, bidders = 400, 24
+	kinds := []struct {
+		name string
+		// setup prepares the state; gen returns the i-th transaction of the block.
+		setup func(c *chain)
+		gen   func(c *chain, i int) []byte
+	}{
+		{"send", nil, func(c *chain, i int) []byte {
+			return c.sign(fmt.Sprint("s", i%200), &tx.Send{To: c.addr("tenant"), Amount: 1})
+		}},
+		{"send x64 msgs", nil, func(c *chain, i int) []byte {
+			msgs := make([]tx.Msg, tx.MaxMsgsPerTx)
+			for k := range msgs {
+				msgs[k] = &tx.Send{To: newKey(fmt.Sprint("to", i, k)).addr, Amount: 1}
+			}
+			return c.sign(fmt.Sprint("s", i%200), msgs...)
+		}},
+		{"create_order, every list at its maximum", nil, func(c *chain, i int) []byte {
+			return c.sign(fmt.Sprint("s", i%200), bigOrder())
+		}},
+		{"place_bid on a full order (displaces its dearest)", func(c *chain) { fullOrders(b, c, orders, bidders-4) },
+			func(c *chain, i int) []byte {
+				// providers 21..24 each undercut on every order, in turn
+				return c.sign(fmt.Sprint("p", bidders-3+i%4), &tx.PlaceBid{OrderID: uint64(i/4%orders + 1), Price: testRunPrice - 100 - uint64(i)})
+			}},
+		{"cancel_order with a full bid list", func(c *chain) { fullOrders(b, c, orders*4, bidders-4) },
+			func(c *chain, i int) []byte { return c.sign("tenant", &tx.CancelOrder{ID: uint64(i + 1)}) }},
+		{"withdraw_bid", func(c *chain) { fullOrders(b, c, orders, bidders-4) },
+			func(c *chain, i int) []byte {
+				// bid ids run order by order, provider by provider (fullOrders)
+				return c.sign(fmt.Sprint("p", i%(bidders-4)+1), &tx.WithdrawBid{ID: uint64(i + 1)})
+			}},
+	}
+	for _, k := range kinds {
+		b.Run(k.name, func(b *testing.B) {
+			for n := 0; n < b.N; n++ {
+				b.StopTimer()
+				funded := map[string]uint64{"tenant": 1 << 60}
+				for i := 0; i < 200; i++ {
+					funded[fmt.Sprint("s", i)] = 1 << 50
+				}
+				for i := 1; i <= bidders; i++ {
+					funded[fmt.Sprint("p", i)] = 1 << 50
+				}
+				p := testParams()
+				p.BidWindowBlocks, p.MaxBidWindowBlocks = 500, 1000
+				c := newChain(b, p, funded)
+				c.app.opts.CheckInvariants = false
+				c.block(time.Second) // commit genesis
+				c.plant(keyMaxGas, []byte(be64(DefaultBlockMaxGas)))
+				var regs [][]byte
+				for i := 1; i <= bidders; i++ {
+					name := fmt.Sprint("p", i)
+					regs = append(regs, c.sign(name, &tx.RegisterProvider{ProviderInfo: providerInfo(name)}, &tx.Bond{Amount: p.RequiredStake(8)}))
+				}
+				c.block(time.Second, regs...)
+				if k.setup != nil {
+					k.setup(c)
+				}
+				// Each transaction's gas limit is what the first one of its kind uses (simulated), so the block
+				// holds as many as the limit allows.
+				probe := c.withGas(k.gen(c, 0), DefaultBlockMaxGas)
+				pt, _ := tx.Decode(probe)
+				c.nonces[pt.Signer()]-- // only simulated: the nonce is used again
+				var sim Simulation
+				res, _ := c.app.Query(context.Background(), &abci.RequestQuery{Path: QuerySimulate, Data: probe})
+				if err := json.Unmarshal(res.Value, &sim); err != nil || sim.Code != 0 {
+					b.Fatalf("simulating %s: %v %+v", k.name, err, sim)
+				}
+				gas := sim.GasUsed * 11 / 10
+				var txs [][]byte
+				var total, bytes uint64
+				for i := 0; ; i++ {
+					raw := c.withGas(k.gen(c, i), gas)
+					if total+gas > DefaultBlockMaxGas || bytes+uint64(len(raw)) > 4<<20 {
+						break
+					}
+					total += gas
+					bytes += uint64(len(raw))
+					txs = append(txs, raw)
+				}
+				c.height++
+				c.now = c.now.Add(time.Second)
+				b.StartTimer()
+				start := time.Now()
+				pp, err := c.app.ProcessProposal(context.Background(), &abci.RequestProcessProposal{Txs: txs, Height: c.height})
+				if err != nil || pp.Status != abci.ResponseProcessProposal_ACCEPT {
+					b.Fatalf("proposal: %v %v", err, pp)
+				}
+				tPP := time.Since(start)
+				fb, err := c.app.FinalizeBlock(context.Background(), &abci.RequestFinalizeBlock{Height: c.height, Time: c.now, Txs: txs, ProposerAddress: c.proposer.addr[:]})
+				if err != nil {
+					b.Fatal(err)
+				}
+				tFB := time.Since(start)
+				if _, err := c.app.Commit(context.Background(), &abci.RequestCommit{}); err != nil {
+					b.Fatal(err)
+				}
+				elapsed := time.Since(start)
+				b.ReportMetric(float64(tPP.Microseconds())/1000, "ms-proposal")
+				b.ReportMetric(float64((tFB-tPP).Microseconds())/1000, "ms-finalize")
+				b.StopTimer()
+				var used uint64
+				for i, r := range fb.TxResults {
+					if r.Code != 0 {
+						b.Fatalf("tx %d of %d: %s", i, len(txs), r.Log)
+					}
+					used += uint64(r.GasUsed)
+				}
+				b.ReportMetric(float64(elapsed.Microseconds())/1000, "ms/block")
+				b.ReportMetric(float64(len(txs)), "txs/block")
+				b.ReportMetric(float64(used)/float64(elapsed.Nanoseconds()), "gas/ns")
+			}
+		})
+	}
+}
+
+// withGas signs raw's body again with another gas limit and the fee it needs.
+func (c *chain) withGas(raw []byte, gas uint64) []byte {
+	t, err := tx.Decode(raw)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	p := c.app.params()
+	t.Body.GasLimit, t.Body.Fee = gas, FeeFor(p, gas, p.MinGasPrice)
+	return tx.Sign(t.Body, c.keys[c.name(t.Signer())].priv)
+}
+
+// fullOrders opens n orders of the tenant and has providers p1..pk bid on each, directly through the handlers.
+func fullOrders(b *testing.B, c *chain, n, k int) {
+	c.app.mu.Lock()
+	c.app.working = c.app.store.Begin()
+	x := &ctx{kv: c.app.working, chainID: testChain, height: c.height + 1, timeMs: uint64(c.now.UnixMilli()), params: loadParams(c.app.working)}
+	for i := 0; i < n; i++ {
+		if err := x.createOrder(c.addr("tenant"), gpuOrder(testRunPrice, 1000, 3600)); err != nil {
+			b.Fatal(err)
+		}
+		for j := 1; j <= k; j++ {
+			if err := x.placeBid(c.addr(fmt.Sprint("p", j)), &tx.PlaceBid{OrderID: uint64(i + 1), Price: testRunPrice - uint64(j)}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	c.app.mu.Unlock()
+	c.block(time.Second)
+}
