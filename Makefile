@@ -37,6 +37,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeTx$$' -fuzztime $$((600000 * $(FUZZ)))x ./ledger/tx
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckTx$$' -fuzztime $$((100000 * $(FUZZ)))x ./ledger
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeState$$' -fuzztime $$((50000 * $(FUZZ)))x ./ledger
+	$(GO) test -run '^$$' -fuzz '^FuzzFinalizeBlock$$' -fuzztime $$((1000 * $(FUZZ)))x ./ledger
 	$(GO) test -run '^$$' -fuzz '^FuzzVerifyHeaders$$' -fuzztime $$((200000 * $(FUZZ)))x ./reqsig
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $$((50000 * $(FUZZ)))x ./jobspec
 	$(GO) test -run '^$$' -fuzz '^FuzzRoutes$$' -fuzztime $$((20000 * $(FUZZ)))x ./explorer/web

@@ -218,6 +218,7 @@ const (
 	pAccount        = "a/"
 	pProvider       = "p/"
 	pUnbond         = "ub/" // completeMs | provider | seq -> amount
+	pUnbondOwner    = "uo/" // provider | completeMs | seq: a provider's unbonding entries (what a slash visits)
 	pOrder          = "o/"
 	pOrderByTenant  = "ot/"
 	pOrderOpen      = "oo/"

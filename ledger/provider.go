@@ -79,6 +79,7 @@ func (c *ctx) unbond(signer tx.Address, m *tx.Unbond) error {
 	completeMs := c.timeMs + p.unbondingMs(c.params)
 	seq := c.nextID("unbond")
 	c.kv.Set(pUnbond+be64(completeMs)+string(signer[:])+be64(seq), []byte(be64(m.Amount)))
+	c.kv.Set(pUnbondOwner+string(signer[:])+be64(completeMs)+be64(seq), nil)
 	c.emit("provider.unbonding", "provider", signer, "amount", m.Amount,
 		"complete_ms", completeMs, "stake", p.Stake)
 	return nil
@@ -105,6 +106,8 @@ func (c *ctx) matureUnbondings() {
 	})
 	for _, e := range due {
 		c.kv.Delete(e.key)
+		rest := e.key[len(pUnbond):] // completeMs | owner | seq
+		c.kv.Delete(pUnbondOwner + rest[8:8+tx.AddressLen] + rest[:8] + rest[8+tx.AddressLen:])
 		p, ok := c.provider(e.owner)
 		if !ok {
 			panic("ledger: unbonding entry without provider")

@@ -289,12 +289,14 @@ func (c *ctx) slashUpTo(a tx.Address, ppm, limit uint64, reason string) uint64 {
 			key    string
 			amount uint64
 		}
+		// Only this provider's entries, soonest to mature first: the owner index, not every unbonding entry.
 		var mine []entry
-		c.kv.Iterate(pUnbond, prefixEnd(pUnbond), func(k string, v []byte) bool {
-			var owner tx.Address
-			copy(owner[:], k[len(pUnbond)+8:])
-			if owner == a {
-				mine = append(mine, entry{k, unbe64(string(v))})
+		own := pUnbondOwner + string(a[:])
+		c.kv.Iterate(own, prefixEnd(own), func(k string, _ []byte) bool {
+			rest := k[len(own):] // completeMs | seq
+			key := pUnbond + rest[:8] + string(a[:]) + rest[8:]
+			if v, ok := c.kv.Get(key); ok {
+				mine = append(mine, entry{key, unbe64(string(v))})
 			}
 			return true
 		})
@@ -302,6 +304,8 @@ func (c *ctx) slashUpTo(a tx.Address, ppm, limit uint64, reason string) uint64 {
 			take := min(rest, en.amount)
 			if take == en.amount {
 				c.kv.Delete(en.key)
+				r := en.key[len(pUnbond):]
+				c.kv.Delete(pUnbondOwner + r[8:8+tx.AddressLen] + r[:8] + r[8+tx.AddressLen:])
 			} else {
 				c.kv.Set(en.key, []byte(be64(en.amount-take)))
 			}
