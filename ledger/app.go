@@ -242,8 +242,13 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	stage := "starting the block"
+	var decoded []decodedTx
+	txAt := -1 // the transaction running, named only if it panics (no formatting per transaction)
 	defer func() {
 		if r := recover(); r != nil {
+			if txAt >= 0 {
+				stage = fmt.Sprintf("transaction %d (%X)", txAt, decoded[txAt].key[:])
+			}
 			a.log.Error("block execution panicked: stopping", "height", req.Height, "stage", stage, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			a.working = nil
 			resp, err = nil, stageError(req.Height, stage, r)
@@ -264,7 +269,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 	if prev := lastTime(a.working); c.timeMs < prev {
 		c.timeMs = prev // BFT time is monotonic; guard anyway so settlement never runs backwards
 	}
-	decoded := a.verifyBlock(req.Txs)
+	decoded = a.verifyBlock(req.Txs)
 	defer func() {
 		for _, d := range decoded {
 			a.sigs.take(d.key) // included: never checked again
@@ -280,8 +285,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 		c.events = nil
 		var used uint64
 		if err == nil {
-			h := t.Hash()
-			stage = fmt.Sprintf("transaction %d (%X)", i, h[:])
+			txAt = i
 			used, err = execTx(c, t, true, blockLeft)
 			blockLeft -= used
 			a.logPanic(err, "finalize_block", req.Height, t)
@@ -297,6 +301,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 		results[i] = res
 	}
 	c.events = nil
+	txAt = -1
 	stage = "the end-of-block work"
 	c.endBlock()
 	stage = "the invariant check"
