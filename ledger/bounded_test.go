@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -191,5 +192,41 @@ func TestBlockGasBoundsTheBlock(t *testing.T) {
 	pp, err := c.app.ProcessProposal(context.Background(), &abci.RequestProcessProposal{Txs: big, Height: c.height + 1})
 	if err != nil || pp.Status != abci.ResponseProcessProposal_REJECT {
 		t.Fatalf("an oversized proposal: %v %v", err, pp.Status)
+	}
+}
+
+// TestSimulateKeepsNothing: the simulate query measures a transaction as CheckTx would (the same gas), whatever
+// its nonce or fee, and keeps nothing: the mempool's state and the committed one are as before. Garbage is a bad
+// request, not a panic.
+func TestSimulateKeepsNothing(t *testing.T) {
+	c := newChain(t, testParams(), map[string]uint64{"a": USPR})
+	c.block(time.Second)
+	simulate := func(raw []byte) Simulation {
+		t.Helper()
+		res, err := c.app.Query(context.Background(), &abci.RequestQuery{Path: QuerySimulate, Data: raw})
+		if err != nil || res.Code != 0 {
+			t.Fatalf("simulate: %v %+v", err, res)
+		}
+		var s Simulation
+		if err := json.Unmarshal(res.Value, &s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	raw := c.sign("a", &tx.Send{To: newKey("x").addr, Amount: 5})
+	sim := simulate(raw)
+	ahead := c.sign("a", &tx.Send{To: newKey("x").addr, Amount: 5}) // nonce 1 while the account expects 0
+	if s := simulate(ahead); s.Code != 0 || s.GasUsed != sim.GasUsed {
+		t.Fatalf("a simulation with a later nonce: %+v, want the gas of %+v", s, sim)
+	}
+	if got := c.balance("a"); got != USPR {
+		t.Fatalf("a simulation moved the balance: %d", got)
+	}
+	if gas := c.gasOf(raw); gas != sim.GasUsed || sim.Code != 0 {
+		t.Fatalf("CheckTx used %d gas, the simulation said %+v", gas, sim)
+	}
+	res, err := c.app.Query(context.Background(), &abci.RequestQuery{Path: QuerySimulate, Data: []byte{tx.Version, 0xff}})
+	if err != nil || res.Code != QueryCodeBadRequest {
+		t.Fatalf("simulating garbage: %v %+v", err, res)
 	}
 }

@@ -7,9 +7,11 @@ import (
 // Gas. Every transaction is metered as it runs: each read, write, deleted key and iteration step on the state,
 // the bytes it reads and writes, the signatures it verifies and its own size. Bytes a transaction adds to the
 // state cost far more than compute, since every node keeps them for as long as they live: a new key costs
-// gasNewKey plus gasNewByte per byte, against gasWriteFlat plus gasWritePerByte to overwrite one. One unit is
-// meant to be about a nanosecond of a validator's time on a 2-core machine (see BENCHMARKS.md), except for new
-// state, which is priced for what it costs every node afterwards rather than now.
+// gasNewKey plus gasNewByte per byte, against gasWriteFlat plus gasWritePerByte to overwrite one. Every kind of work is
+// priced at 4 gas or more per nanosecond it takes a validator on a 2-core machine, so that a block at
+// DefaultBlockMaxGas runs in at most half of a 100 ms block time (BenchmarkWorstBlock, BENCHMARKS.md); new state
+// is priced far above that, for what it costs every node afterwards rather than now. Not yet so priced: a step of
+// a cluster's placement search (≈ 400 ns for 50 gas; see issue 12's notes).
 const (
 	gasTxByte       = 10      // per byte of the raw transaction (gossip, decoding, storage in blocks)
 	gasSigVerify    = 100_000 // an ed25519 verification (the transaction's, a receipt's), decoding included

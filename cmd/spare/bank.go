@@ -113,9 +113,7 @@ paid to the block's proposer.`,
 				return err
 			}
 			s := c.NewSender(signer)
-			if err := g.gasOptions(s); err != nil {
-				return err
-			}
+			g.gasOptions(s)
 			res, err := s.Send(cmd.Context(), &tx.Send{To: to, Amount: amount})
 			if err != nil {
 				return err

@@ -40,9 +40,7 @@ func (g *globals) tenantFor(from string) (*tenant.Tenant, error) {
 		return nil, err
 	}
 	t := tenant.New(c, signer, g.logger())
-	if err := g.gasOptions(t.Sender()); err != nil {
-		return nil, err
-	}
+	g.gasOptions(t.Sender())
 	return t, nil
 }
 

@@ -40,6 +40,7 @@ type globals struct {
 	warned     bool      // the unencrypted-keys warning was given
 	// Gas of the transactions a client command sends (--gas, --gas-adjustment, --gas-prices).
 	gas           string
+	gasLimit      uint64 // --gas as a number; 0 for auto
 	gasAdjustment float64
 	gasPrice      uint64
 }
@@ -75,6 +76,9 @@ balance, send and query commands against it. Every command takes -o json.`,
 				return fmt.Errorf("--keyring-backend %q: use file (encrypted) or test (unencrypted, for tests only)", g.keyringBackend)
 			}
 			if _, err := parseLevel(g.logLevel); err != nil {
+				return err
+			}
+			if err := g.parseGas(); err != nil {
 				return err
 			}
 			g.command = cmd.CommandPath()
@@ -116,23 +120,25 @@ balance, send and query commands against it. Every command takes -o json.`,
 	return root
 }
 
-// gasOptions applies --gas, --gas-adjustment and --gas-prices to a sender.
-func (g *globals) gasOptions(s *client.Sender) error {
-	switch {
-	case g.gas == "auto":
-		s.Gas = 0
-	default:
+// parseGas checks --gas and --gas-adjustment before the command does anything.
+func (g *globals) parseGas() error {
+	g.gasLimit = 0
+	if g.gas != "auto" {
 		n, err := strconv.ParseUint(g.gas, 10, 64)
 		if err != nil || n == 0 {
 			return fmt.Errorf("--gas %q: write auto (estimate by simulation) or a gas limit such as 300000", g.gas)
 		}
-		s.Gas = n
+		g.gasLimit = n
 	}
 	if g.gasAdjustment < 1 || g.gasAdjustment > 10 {
 		return fmt.Errorf("--gas-adjustment %g: use a margin between 1 and 10 (1.3 is the default)", g.gasAdjustment)
 	}
-	s.GasAdjustment, s.GasPrice = g.gasAdjustment, g.gasPrice
 	return nil
+}
+
+// gasOptions applies --gas, --gas-adjustment and --gas-prices (checked by parseGas) to a sender.
+func (g *globals) gasOptions(s *client.Sender) {
+	s.Gas, s.GasAdjustment, s.GasPrice = g.gasLimit, g.gasAdjustment, g.gasPrice
 }
 
 func globalsOf(cmd *cobra.Command) *globals {

@@ -108,6 +108,9 @@ func plainText(field, s string) error {
 // PlainText makes s acceptable as a reason: control characters become spaces, invalid UTF-8 becomes U+FFFD, and
 // it is cut at a character boundary to at most max bytes (ending in "…" when cut).
 func PlainText(s string, max int) string {
+	if len(s) <= max && plainText("", s) == nil {
+		return s // already plain and short: what the ledger composes itself, every time a lease ends
+	}
 	var b strings.Builder
 	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
 		if unicode.IsControl(r) {
