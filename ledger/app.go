@@ -303,7 +303,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 	c.events = nil
 	txAt = -1
 	stage = "the end-of-block work"
-	c.endBlock()
+	c.endBlock(blockLeft)
 	stage = "the invariant check"
 	c.kv.Set(keyLastTime, []byte(be64(c.timeMs)))
 	if a.opts.CheckInvariants {

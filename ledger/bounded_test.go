@@ -24,6 +24,20 @@ func (c *chain) gasOf(raw []byte) uint64 {
 	return uint64(res.GasUsed)
 }
 
+// simulate runs raw through the simulate query: nothing is kept, nonces included.
+func (c *chain) simulate(raw []byte) Simulation {
+	c.t.Helper()
+	res, err := c.app.Query(context.Background(), &abci.RequestQuery{Path: QuerySimulate, Data: raw})
+	if err != nil || res.Code != 0 {
+		c.t.Fatalf("simulate: %v %+v", err, res)
+	}
+	var s Simulation
+	if err := json.Unmarshal(res.Value, &s); err != nil {
+		c.t.Fatal(err)
+	}
+	return s
+}
+
 // manyProviders is a chain with a tenant and n bonded providers p1..pn.
 func manyProviders(t *testing.T, n int, params Params) *chain {
 	t.Helper()
@@ -201,18 +215,7 @@ func TestBlockGasBoundsTheBlock(t *testing.T) {
 func TestSimulateKeepsNothing(t *testing.T) {
 	c := newChain(t, testParams(), map[string]uint64{"a": USPR})
 	c.block(time.Second)
-	simulate := func(raw []byte) Simulation {
-		t.Helper()
-		res, err := c.app.Query(context.Background(), &abci.RequestQuery{Path: QuerySimulate, Data: raw})
-		if err != nil || res.Code != 0 {
-			t.Fatalf("simulate: %v %+v", err, res)
-		}
-		var s Simulation
-		if err := json.Unmarshal(res.Value, &s); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	simulate := c.simulate
 	raw := c.sign("a", &tx.Send{To: newKey("x").addr, Amount: 5})
 	sim := simulate(raw)
 	ahead := c.sign("a", &tx.Send{To: newKey("x").addr, Amount: 5}) // nonce 1 while the account expects 0
@@ -229,4 +232,100 @@ func TestSimulateKeepsNothing(t *testing.T) {
 	if err != nil || res.Code != QueryCodeBadRequest {
 		t.Fatalf("simulating garbage: %v %+v", err, res)
 	}
+}
+
+// TestEndOfBlockWorkIsBounded: a thousand orders made to fall due in the same block (their auctions, then their
+// expiries) are handled over several blocks, each within its share of the block's gas, oldest first; an order
+// past its expiry but not yet swept takes no bid; in the end every order expired with its deposit refunded.
+// Before, every due entry of every sweep ran in the block it fell due in, however many there were.
+func TestEndOfBlockWorkIsBounded(t *testing.T) {
+	p := testParams()
+	p.BidWindowBlocks, p.OrderTTLBlocks = 2, 3
+	c := newChain(t, p, map[string]uint64{"tenant": 100_000 * USPR, "p1": 1000 * USPR})
+	c.registerBonded("p1")
+	const orders = 1024
+	k := c.keys["tenant"]
+	var txs [][]byte
+	for i := 0; i < orders/tx.MaxMsgsPerTx; i++ {
+		msgs := make([]tx.Msg, tx.MaxMsgsPerTx)
+		for j := range msgs {
+			msgs[j] = gpuOrder(testRunPrice, 1000, 3600)
+		}
+		const gas = 40_000_000
+		txs = append(txs, tx.Sign(tx.Body{ChainID: testChain, Nonce: c.nonces[k.addr], Fee: FeeFor(c.app.params(), gas, p.MinGasPrice),
+			GasLimit: gas, Msgs: msgs}, k.priv))
+		c.nonces[k.addr]++
+	}
+	tenant0 := c.balance("tenant")
+	res := c.block(time.Second, txs...)
+	var fees uint64
+	for i, r := range res.TxResults {
+		if r.Code != 0 {
+			t.Fatalf("tx %d: %s", i, r.Log)
+		}
+		fees += FeeFor(c.app.params(), 40_000_000, p.MinGasPrice)
+	}
+	const first = 1 // the first order's id
+	expiresAt := c.height + int64(p.OrderTTLBlocks)
+	// A block gas limit of 20,000,000: each of the six sweeps gets 1/6 of the floor plus 1/6 of what is left.
+	c.plant(keyMaxGas, []byte(be64(20_000_000)))
+	count := func(r *abci.ResponseFinalizeBlock, typ string) (n int, ids []uint64) {
+		for _, e := range r.Events {
+			if e.Type != typ {
+				continue
+			}
+			n++
+			for _, a := range e.Attributes {
+				if a.Key == "order_id" {
+					var id uint64
+					fmt.Sscan(a.Value, &id)
+					ids = append(ids, id)
+				}
+			}
+		}
+		return n, ids
+	}
+	auctions, expired, blocks := 0, 0, 0
+	var last uint64
+	refused := false
+	for expired < orders {
+		if blocks++; blocks > 200 {
+			t.Fatalf("after 200 blocks: %d auctions closed, %d orders expired", auctions, expired)
+		}
+		r := c.block(time.Second)
+		a, _ := count(r, "auction.closed")
+		e, ids := count(r, "order.expired")
+		if a == orders || e == orders {
+			t.Fatalf("block %d did all %d due auctions or expiries at once: the sweeps are not bounded", c.height, orders)
+		}
+		if c.height >= expiresAt && a+e == 0 {
+			t.Fatalf("block %d: a backlog and no progress", c.height)
+		}
+		for _, id := range ids { // oldest first
+			if id <= last {
+				t.Fatalf("order %d expired after order %d", id, last)
+			}
+			last = id
+		}
+		auctions, expired = auctions+a, expired+e
+		if c.height > expiresAt && expired < orders && !refused {
+			open := first + uint64(expired) // the next to expire: still open, past its expiry
+			if o := c.order(open); o.State != OrderOpen {
+				t.Fatalf("order %d: %s", open, o.State)
+			}
+			raw := c.sign("p1", &tx.PlaceBid{OrderID: open, Price: testRunPrice})
+			if code, log := c.check(raw); code != tx.CodeOrderNotOpen || !strings.Contains(log, "expired at the end of block") {
+				t.Fatalf("bid on an expired order awaiting its sweep: %d %s", code, log)
+			}
+			c.nonces[c.addr("p1")]--
+			refused = true
+		}
+	}
+	if !refused || blocks < 4 {
+		t.Fatalf("the backlog took %d blocks; refused a late bid: %v", blocks, refused)
+	}
+	if got, want := c.balance("tenant"), tenant0-fees; got != want {
+		t.Fatalf("tenant %d after every refund, want %d", got, want)
+	}
+	t.Logf("%d auctions and %d expiries over %d blocks", auctions, expired, blocks)
 }

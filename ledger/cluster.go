@@ -262,7 +262,7 @@ func (c *ctx) clusterBids(o *Order, bids []*Bid) []*Bid {
 			}
 		}
 	}
-	res := match.Cluster(o.ID, int(cl.Nodes), cl.MaxRTTMicros, members, links, match.DefaultClusterBudget)
+	res := match.Cluster(o.ID, int(cl.Nodes), cl.MaxRTTMicros, members, links, ClusterSearchBudget)
 	c.gas.consume(gasSearchStep * uint64(res.Steps))
 	cl.SearchSteps += uint64(res.Steps)
 	c.setCluster(cl)

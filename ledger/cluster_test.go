@@ -67,7 +67,7 @@ func TestClusterOrder(t *testing.T) {
 	for _, ending := range []string{"member closes", "member crashes", "all complete"} {
 		t.Run(ending, func(t *testing.T) {
 			c := fourProviders(t)
-			fee := c.app.params().MinFee
+			fee := c.feeFor(clusterOrder(3, 5_000, USPR))
 			c.publishRTTs(map[string]map[string]uint32{
 				"p1": {"p2": 900, "p3": 1200, "p4": 40_000},
 				"p2": {"p1": 1100, "p3": 800},
@@ -181,7 +181,7 @@ func TestClusterRestart(t *testing.T) {
 	for _, ending := range []string{"restart completes", "restarts exhausted", "tenant closes", "no manifest", "restart unleased"} {
 		t.Run(ending, func(t *testing.T) {
 			c := fourProviders(t)
-			fee := c.app.params().MinFee
+			minFee := c.app.params().MinFee
 			all := map[string]map[string]uint32{}
 			for i := 1; i <= 4; i++ {
 				all[fmt.Sprintf("p%d", i)] = map[string]uint32{}
@@ -196,7 +196,7 @@ func TestClusterRestart(t *testing.T) {
 			m := clusterOrder(2, 1_000, USPR)
 			m.OnFailure, m.MaxRestarts = tx.OnFailureRestart, 1
 			c.do("tenant", m)
-			txs := uint64(1)
+			fee := c.feeFor(m) // the cluster order's: it prepays a placement search per generation
 			if got := tenant0 - c.balance("tenant"); got != fee+4*USPR {
 				t.Fatalf("escrowed %d, want deposit × 2 members × 2 runs", got-fee)
 			}
@@ -231,11 +231,10 @@ func TestClusterRestart(t *testing.T) {
 			}
 			if ending == "tenant closes" {
 				c.do("tenant", &tx.CloseLease{ID: first.Members[0].LeaseID})
-				txs++
 				if v := c.clusterView(1); v.State != ClusterFailed || v.NextOrder != 0 || v.Reserve != 0 {
 					t.Fatalf("closed by the tenant: %+v", v)
 				}
-				c.checkPaidExactly(tenant0, fee*txs, first)
+				c.checkPaidExactly(tenant0, fee+minFee, first)
 				return
 			}
 			if ending == "no manifest" { // a provider closes its member that never started: the tenant's side
@@ -481,5 +480,47 @@ func TestCheckTxReleasesItsLockOnPanic(t *testing.T) {
 	case <-done:
 	case <-time.After(30 * time.Second):
 		t.Fatal("CheckTx and Commit wait forever for the lock a panicking check held")
+	}
+}
+
+// TestClusterSearchIsPaid: a cluster order prepays a whole placement search per generation it may run (its
+// auction runs at the end of a block, out of any transaction's gas), and a bid that runs a search pays each step.
+// Before, the end-of-block search was free and a step cost a fortieth of its time.
+func TestClusterSearchIsPaid(t *testing.T) {
+	c := newChain(t, testParams(), map[string]uint64{"tenant": 1000 * USPR, "p1": 1000 * USPR, "p2": 1000 * USPR, "p3": 1000 * USPR})
+	for _, p := range []string{"p1", "p2", "p3"} {
+		c.registerBonded(p)
+	}
+	c.publishRTTs(map[string]map[string]uint32{"p1": {"p2": 9_000, "p3": 300}, "p2": {"p1": 100}, "p3": {"p1": 200}})
+	gasOf := func(name string, m tx.Msg) uint64 {
+		s := c.simulate(c.sign(name, m))
+		c.nonces[c.addr(name)]--
+		if s.Code != 0 {
+			t.Fatalf("%T: %s", m, s.Log)
+		}
+		return s.GasUsed
+	}
+	plain := clusterOrder(2, 5_000, USPR)
+	restarting := clusterOrder(2, 5_000, USPR)
+	restarting.OnFailure, restarting.MaxRestarts = tx.OnFailureRestart, tx.MaxClusterRestarts
+	search := uint64(gasSearchStep * ClusterSearchBudget)
+	g0, g3 := gasOf("tenant", plain), gasOf("tenant", restarting)
+	if g0 < search || g3-g0 < tx.MaxClusterRestarts*search || g3-g0 > tx.MaxClusterRestarts*search+100_000 {
+		t.Fatalf("cluster order gas %d, with %d restarts %d: want a search (%d gas) prepaid per generation", g0, tx.MaxClusterRestarts, g3, search)
+	}
+	c.do("tenant", plain)
+	c.block(time.Second)
+	c.block(time.Second) // the bid window closes with no bid: later bids search at once
+	c.do("p1", &tx.PlaceBid{OrderID: 1, Price: testRunPrice})
+	before := c.clusterView(1).SearchSteps
+	bid := &tx.PlaceBid{OrderID: 1, Price: testRunPrice}
+	withSearch := gasOf("p2", bid)
+	c.do("p2", bid)
+	steps := c.clusterView(1).SearchSteps - before
+	if steps == 0 || withSearch < steps*gasSearchStep {
+		t.Fatalf("a bid that searched %d steps used %d gas, want at least %d", steps, withSearch, steps*gasSearchStep)
+	}
+	if v := c.clusterView(1); v.State != ClusterLeasing {
+		t.Fatalf("leased a pair 9 ms apart: %+v", v)
 	}
 }

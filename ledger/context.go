@@ -23,9 +23,10 @@ type ctx struct {
 	proposer tx.Address // receives fees; zero in CheckTx
 	events   []abci.Event
 	quiet    bool      // CheckTx: events would be thrown away, so none are built
-	gas      *gasMeter // the running transaction's; nil in end-of-block work
+	gas      *gasMeter // the running transaction's or end-of-block sweep's; nil in CheckTx's checks before metering
 	simulate bool      // a simulation: the fee need not cover the gas limit (the client does not know it yet)
 	seed     [32]byte  // the block's hash (FinalizeBlock only): the seed of the ledger's draws (see draw)
+	budget   uint64    // the running end-of-block sweep's share of the block's gas (see endBlock)
 }
 
 // indexedAttrs are the event attributes CometBFT's tx indexer keeps, so transactions can be searched by the

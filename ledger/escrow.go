@@ -123,6 +123,9 @@ func (c *ctx) leaseStarted(signer tx.Address, m *tx.LeaseStarted) error {
 	if p.Status == ProviderJailed {
 		return tx.Errorf(tx.CodeProviderJailed, "provider %s is jailed", signer)
 	}
+	if c.height > l.StartDeadline {
+		return tx.Errorf(tx.CodeBadLeaseState, "lease %d had to start by block %d: it is being refunded", l.ID, l.StartDeadline)
+	}
 	c.kv.Delete(pairKey(pLeaseStartDL, uint64(l.StartDeadline), l.ID))
 	l.State = LeaseActive
 	l.StartedMs = c.timeMs
@@ -342,9 +345,12 @@ func (c *ctx) endDepletedLeases() {
 	var due []uint64
 	c.kv.Iterate(pLeaseDepletion, pLeaseDepletion+be64(c.timeMs+1), func(k string, _ []byte) bool {
 		due = append(due, unbe64(k[len(pLeaseDepletion)+8:]))
-		return true
+		return c.due(len(due))
 	})
-	for _, id := range due {
+	for n, id := range due {
+		if !c.due(n) {
+			break
+		}
 		l, err := c.lease(id)
 		if err != nil {
 			panic("ledger: depletion index without lease")
@@ -372,9 +378,12 @@ func (c *ctx) expireUnstartedLeases() {
 	var due []uint64
 	c.kv.Iterate(pLeaseStartDL, pLeaseStartDL+be64(uint64(c.height)+1), func(k string, _ []byte) bool {
 		due = append(due, unbe64(k[len(pLeaseStartDL)+8:]))
-		return true
+		return c.due(len(due))
 	})
-	for _, id := range due {
+	for n, id := range due {
+		if !c.due(n) {
+			break
+		}
 		l, err := c.lease(id)
 		if err != nil {
 			panic("ledger: start index without lease")

@@ -47,7 +47,7 @@ func execTx(c *ctx, t *tx.Tx, feeStays bool, blockLeft uint64) (gasUsed uint64, 
 		x.kv, x.gas = gasKV{o, meter}, meter
 		meter.consume(intrinsicGas(t))
 		for i, m := range t.Body.Msgs {
-			meter.consume(gasPerMsg)
+			meter.consume(gasPerMsg + prepaidGas(m))
 			if err := x.dispatch(signer, t, m); err != nil {
 				if e, ok := err.(*tx.Error); ok {
 					return tx.Errorf(e.Code, "msgs[%d] %s: %s", i, m.Type(), e.Msg)
@@ -203,13 +203,42 @@ func (c *ctx) dispatch(signer tx.Address, t *tx.Tx, m tx.Msg) error {
 	return tx.Errorf(tx.CodeUnknownMsgType, "message type %s has no handler", m.Type())
 }
 
-// endBlock runs the ledger's own work for a block, after its transactions, in a fixed order.
-func (c *ctx) endBlock() {
-	c.closeAuctions()         // bids placed in this block take part in auctions closing in it
-	c.expireOrders()          // then orders still unmatched at their expiry are refunded
-	c.expireUnstartedLeases() // leases that never started are refunded
-	c.endDepletedLeases()     // active leases whose time or deposit ran out are closed
-	c.closeDueReveals()       // replicated orders' reveal phases that end in this block close, and are judged
-	c.matureUnbondings()      // stake whose unbonding period ended returns to its owner
-	c.epochWork()             // audit sets at an epoch's start, verdicts (close, slash, jail) at its end
+// endBlock runs the ledger's own work for a block, after its transactions, in a fixed order. The work is metered
+// in gas like a transaction's and bounded: left is what the block's transactions left of its gas limit, and
+// each sweep takes an equal share of it plus endBlockFloor's, so that due work always advances even in a full
+// block. A sweep that reaches its share stops; what it leaves stays in its index, keyed by when it fell due,
+// and goes first in the next block. Everything done late is done as of when it was due (a lease is paid to its
+// end, not to the block that closes it), and what a due entry guards is checked by height in the transactions
+// too (no bid on an expired order, no start after the deadline, no reveal after the phase), so a backlog
+// changes when the ledger's work is recorded, never what it decides.
+func (c *ctx) endBlock(left uint64) {
+	sweeps := []func(){
+		c.closeAuctions,         // bids placed in this block take part in auctions closing in it
+		c.expireOrders,          // then orders still unmatched at their expiry are refunded
+		c.expireUnstartedLeases, // leases that never started are refunded
+		c.endDepletedLeases,     // active leases whose time or deposit ran out are closed
+		c.closeDueReveals,       // replicated orders' reveal phases that end in this block close, and are judged
+		c.matureUnbondings,      // stake whose unbonding period ended returns to its owner
+	}
+	kv := c.kv
+	for i, sweep := range sweeps {
+		meter := &gasMeter{limit: ^uint64(0)} // never stops a sweep midway: the sweep checks its share itself
+		c.kv, c.gas = gasKV{kv, meter}, meter
+		c.budget = endBlockFloor/uint64(len(sweeps)) + left/uint64(len(sweeps)-i)
+		sweep()
+		left -= min(left, meter.used)
+	}
+	c.kv, c.gas, c.budget = kv, nil, 0
+	c.epochWork() // audit sets at an epoch's start, verdicts (close, slash, jail) at its end: bounded by the stake
 }
+
+// endBlockFloor is the least gas the end-of-block sweeps share in a block whose transactions used all its gas
+// (≈ 5 ms at the gas calibration; BenchmarkWorstBlock measures a full block with a backlog behind it).
+const endBlockFloor = 20_000_000
+
+// endSweepBatch bounds the due entries a sweep reads from its index in one block.
+const endSweepBatch = 1024
+
+// due reports whether an end-of-block sweep may take on its n-th due entry: it has read fewer than endSweepBatch
+// and its work so far is under its share of the block's gas. What it leaves waits for the next block.
+func (c *ctx) due(n int) bool { return n < endSweepBatch && (c.gas == nil || c.gas.used < c.budget) }

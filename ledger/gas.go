@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"github.com/sparenet/spare/ledger/store"
+	"github.com/sparenet/spare/ledger/tx"
 )
 
 // Gas. Every transaction is metered as it runs: each read, write, deleted key and iteration step on the state,
@@ -10,8 +11,8 @@ import (
 // gasNewKey plus gasNewByte per byte, against gasWriteFlat plus gasWritePerByte to overwrite one. Every kind of work is
 // priced at 4 gas or more per nanosecond it takes a validator on a 2-core machine, so that a block at
 // DefaultBlockMaxGas runs in at most half of a 100 ms block time (BenchmarkWorstBlock, BENCHMARKS.md); new state
-// is priced far above that, for what it costs every node afterwards rather than now. Not yet so priced: a step of
-// a cluster's placement search (≈ 400 ns for 50 gas; see issue 12's notes).
+// is priced far above that, for what it costs every node afterwards rather than now. Work the ledger does later
+// for a message, at the end of a block, is paid up front by prepaidGas.
 const (
 	gasTxByte       = 10      // per byte of the raw transaction (gossip, decoding, storage in blocks)
 	gasSigVerify    = 100_000 // an ed25519 verification (the transaction's, a receipt's), decoding included
@@ -21,12 +22,12 @@ const (
 	gasWriteFlat    = 10_000
 	gasWritePerByte = 30
 	gasNewKey       = 12_000 // a key that did not exist
-	gasNewByte      = 100    // per byte of a new key and its value: 33 times a rewritten byte
+	gasNewByte      = 100    // per byte of a new key and its value: over 3 times a rewritten byte
 	gasDeleteFlat   = 8_000
 	gasIterFlat     = 1_000 // starting an iteration
 	gasIterNextFlat = 300   // each entry visited
 	gasIterPerByte  = 3
-	gasSearchStep   = 50    // one step of a cluster's placement search
+	gasSearchStep   = 600   // one step of a cluster's placement search (≈ 130 ns: match.BenchmarkClusterSearchStep)
 	gasEventFlat    = 4_000 // an event (built and kept in the block's results even if the state is untouched)
 	gasEventAttr    = 1_000 // each of its attributes
 )
@@ -34,6 +35,23 @@ const (
 // DefaultBlockMaxGas is the block gas limit `spare init`, `spare testnet` and `spare dev` write into genesis
 // (consensus params block.max_gas). BenchmarkWorstBlock measures the dearest block an attacker can build at it.
 const DefaultBlockMaxGas = 200_000_000
+
+// ClusterSearchBudget bounds one placement search of a cluster order (steps: sets of providers tried). With at
+// most max_bids_per_order candidates the search finds the cheapest fitting set of most real orders well within
+// it (the hardest of 2,000 random 20-bid orders takes 771 steps); past it the cheapest set found so far wins.
+// At gasSearchStep a whole search costs 3,000,000 gas (≈ 0.65 ms).
+const ClusterSearchBudget = 5_000
+
+// prepaidGas is the gas a message pays up front for work the ledger does for it later, at the end of a block, out
+// of no transaction's gas: a cluster order pays one whole placement search for each generation it may run (the
+// auction that leases it and each restart's). The end-of-block work is bounded by the block's gas anyway (see
+// endBlock); prepaying it makes the one who causes it pay for it.
+func prepaidGas(m tx.Msg) uint64 {
+	if co, ok := m.(*tx.CreateClusterOrder); ok {
+		return gasSearchStep * ClusterSearchBudget * (1 + uint64(co.MaxRestarts))
+	}
+	return 0
+}
 
 // gasMeter counts a transaction's gas against its limit.
 type gasMeter struct {

@@ -83,13 +83,28 @@ func (c *chain) sign(name string, msgs ...tx.Msg) []byte {
 	k := c.keys[name]
 	n := c.nonces[k.addr]
 	c.nonces[k.addr] = n + 1
-	p := c.app.params()
-	return tx.Sign(tx.Body{ChainID: testChain, Nonce: n, Fee: FeeFor(p, testGas, p.MinGasPrice), GasLimit: testGas, Msgs: msgs}, k.priv)
+	gas := txGas(msgs...)
+	return tx.Sign(tx.Body{ChainID: testChain, Nonce: n, Fee: c.feeFor(msgs...), GasLimit: gas, Msgs: msgs}, k.priv)
 }
 
-// testGas is the gas limit of the harness's transactions: at the default gas price its fee is the min_fee, so
-// balances move by min_fee per transaction as before gas existed.
+// testGas is the gas limit of the harness's transactions, plus what their messages prepay (txGas): at the
+// default gas price its fee is the min_fee, so balances move by min_fee per transaction as before gas existed,
+// except for cluster orders, which prepay their placement searches.
 const testGas = 2_000_000
+
+func txGas(msgs ...tx.Msg) uint64 {
+	gas := uint64(testGas)
+	for _, m := range msgs {
+		gas += prepaidGas(m)
+	}
+	return gas
+}
+
+// feeFor is the fee the harness pays for a transaction of msgs.
+func (c *chain) feeFor(msgs ...tx.Msg) uint64 {
+	p := c.app.params()
+	return FeeFor(p, txGas(msgs...), p.MinGasPrice)
+}
 
 func (a *App) params() *Params {
 	v, _ := a.store.View()

@@ -181,13 +181,25 @@ func (c *ctx) cancelOrder(signer tx.Address, m *tx.CancelOrder) error {
 	return nil
 }
 
+// biddable reports whether an order takes bids: open, and not past its expiry (an order expires at the end of
+// its expiry block, even when a backlog of end-of-block work records it later: see endBlock).
+func (c *ctx) biddable(o *Order) error {
+	if o.State != OrderOpen {
+		return tx.Errorf(tx.CodeOrderNotOpen, "order %d is %s", o.ID, o.State)
+	}
+	if c.height > o.ExpiresHeight {
+		return tx.Errorf(tx.CodeOrderNotOpen, "order %d expired at the end of block %d", o.ID, o.ExpiresHeight)
+	}
+	return nil
+}
+
 func (c *ctx) placeBid(signer tx.Address, m *tx.PlaceBid) error {
 	o, err := c.order(m.OrderID)
 	if err != nil {
 		return err
 	}
-	if o.State != OrderOpen {
-		return tx.Errorf(tx.CodeOrderNotOpen, "order %d is %s", o.ID, o.State)
+	if err := c.biddable(o); err != nil {
+		return err
 	}
 	if o.Tenant == signer {
 		return tx.Errorf(tx.CodeSelfDeal, "order %d is your own", o.ID)
@@ -273,8 +285,8 @@ func (c *ctx) acceptBid(signer tx.Address, m *tx.AcceptBid) error {
 	if o.Tenant != signer {
 		return tx.Errorf(tx.CodeUnauthorized, "bid %d is on order %d of %s, not yours", b.ID, o.ID, o.Tenant)
 	}
-	if o.State != OrderOpen {
-		return tx.Errorf(tx.CodeOrderNotOpen, "order %d is %s", o.ID, o.State)
+	if err := c.biddable(o); err != nil {
+		return err
 	}
 	if o.Leases() > 1 {
 		return tx.Errorf(tx.CodeReplicated, "order %d runs on %d providers: its auction picks them all at once; wait for the bid window to close", o.ID, o.Leases())
@@ -303,14 +315,20 @@ func (c *ctx) closeAuctions() {
 	var due []uint64
 	c.kv.Iterate(start, end, func(k string, _ []byte) bool {
 		due = append(due, unbe64(k[len(pOrderAuction)+8:]))
-		return true
+		return c.due(len(due))
 	})
-	for _, id := range due {
+	for n, id := range due {
+		if !c.due(n) {
+			break
+		}
 		o, err := c.order(id)
 		if err != nil {
 			panic("ledger: auction index without order")
 		}
 		c.kv.Delete(pairKey(pOrderAuction, uint64(o.WindowEnd), o.ID))
+		if o.State != OrderOpen || o.ExpiresHeight < c.height {
+			continue // a backlog held its auction past a block that leased, cancelled or expired it
+		}
 		best := c.bestBids(o)
 		var winner *Bid
 		if len(best) > 0 {
@@ -430,9 +448,12 @@ func (c *ctx) expireOrders() {
 	var due []uint64
 	c.kv.Iterate(pOrderExpiry, prefixEndH, func(k string, _ []byte) bool {
 		due = append(due, unbe64(k[len(pOrderExpiry)+8:]))
-		return true
+		return c.due(len(due))
 	})
-	for _, id := range due {
+	for n, id := range due {
+		if !c.due(n) {
+			break
+		}
 		o, err := c.order(id)
 		if err != nil {
 			panic("ledger: expiry index without order")

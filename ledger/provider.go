@@ -102,9 +102,12 @@ func (c *ctx) matureUnbondings() {
 		copy(e.owner[:], k[len(pUnbond)+8:])
 		e.amount = unbe64(string(v))
 		due = append(due, e)
-		return true
+		return c.due(len(due))
 	})
-	for _, e := range due {
+	for n, e := range due {
+		if !c.due(n) {
+			break
+		}
 		c.kv.Delete(e.key)
 		rest := e.key[len(pUnbond):] // completeMs | owner | seq
 		c.kv.Delete(pUnbondOwner + rest[8:8+tx.AddressLen] + rest[:8] + rest[8+tx.AddressLen:])

@@ -340,9 +340,12 @@ func (c *ctx) closeDueReveals() {
 	var due []uint64
 	c.kv.Iterate(pRevealDL, pRevealDL+be64(uint64(c.height)+1), func(k string, _ []byte) bool {
 		due = append(due, unbe64(k[len(pRevealDL)+8:]))
-		return true
+		return c.due(len(due))
 	})
-	for _, id := range due {
+	for n, id := range due {
+		if !c.due(n) {
+			break
+		}
 		v, ok := c.verification(id)
 		if !ok || !v.RevealOpen {
 			panic("ledger: reveal deadline index without an open reveal phase")

@@ -28,8 +28,8 @@ type ClusterResult struct {
 	Exact   bool   // the search finished: no cheaper set exists. False: the step budget ran out first
 }
 
-// DefaultClusterBudget bounds a cluster search (search nodes visited); the ledger uses it so that an auction's
-// cost has a ceiling whatever the bids.
+// DefaultClusterBudget bounds a cluster search (search nodes visited) when the caller names none. The ledger
+// names its own, smaller one (ledger.ClusterSearchBudget), whose every step it charges as gas.
 const DefaultClusterBudget = 200_000
 
 // Cluster picks n distinct candidates whose every pair has a link with RTT ≤ maxRTT, minimising the sum of their

@@ -1,6 +1,7 @@
 package match
 
 import (
+	"math/rand/v2"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -192,4 +193,39 @@ func TestScore(t *testing.T) {
 			t.Errorf("Score(%d, %d µs, %d) = %d, want %d", tc.price, tc.rtt, tc.rep, got, tc.want)
 		}
 	}
+}
+
+// BenchmarkClusterSearchStep measures what one step of a cluster search costs, on the searches the ledger runs:
+// 20 candidates (max_bids_per_order); of 2,000 random graphs (fixed seed), the one whose search takes the most
+// steps (771: none fits). The ledger prices a step at 600 gas (ledger/gas.go: at least 4 gas per ns).
+func BenchmarkClusterSearchStep(b *testing.B) {
+	const n = 20
+	rng := rand.New(rand.NewPCG(1, 2))
+	var cands []Member
+	var links []Link
+	want, most := 0, 0
+	for range 2000 {
+		c := make([]Member, n)
+		for i := range c {
+			c[i] = Member{Address: addr(i), Price: uint64(1000 + rng.IntN(50))}
+		}
+		p, w := 0.5+0.5*rng.Float64(), 3+rng.IntN(14)
+		var l []Link
+		for i := 0; i < n; i++ {
+			for j := i + 1; j < n; j++ {
+				if rng.Float64() < p {
+					l = append(l, Link{A: i, B: j, RTTMicros: 500}, Link{A: j, B: i, RTTMicros: 400})
+				}
+			}
+		}
+		if s := Cluster(7, w, 1_000, c, l, 0).Steps; s > most {
+			cands, links, want, most = c, l, w, s
+		}
+	}
+	steps := 0
+	for b.Loop() {
+		steps += Cluster(7, want, 1_000, cands, links, 5_000).Steps
+	}
+	b.ReportMetric(float64(most), "steps/op")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(steps), "ns/step")
 }
