@@ -128,6 +128,7 @@ func advParams(profile int) Params {
 		p.EpochBlocks, p.SlashDowntimePPM, p.JailAfterDownEpochs, p.UnjailCooldownSec = 2, tx.PPM, 1, 0
 		p.SlashProofPPM, p.SlashMismatchPPM, p.RevealBlocks, p.MinGasPrice, p.MaxBidsPerOrder = tx.PPM, tx.PPM, 1, 0, 1
 	}
+	p.RetentionBlocks = MinRetentionBlocks // the shortest window: TestRetentionBoundsState waits it out
 	return p
 }
 

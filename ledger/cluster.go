@@ -139,7 +139,12 @@ func (c *ctx) cluster(orderID uint64) (*Cluster, bool) {
 	return mustDecode(decCluster(b)), true
 }
 
-func (c *ctx) setCluster(cl *Cluster) { c.kv.Set(idKey(pCluster, cl.OrderID), encCluster(cl)) }
+func (c *ctx) setCluster(cl *Cluster) {
+	c.kv.Set(idKey(pCluster, cl.OrderID), encCluster(cl))
+	if cl.State != ClusterLeasing && cl.State != ClusterRunning && cl.Reserve == 0 {
+		c.retire(cl.OrderID)
+	}
+}
 
 // Latency is a provider's latest published round trips.
 type Latency struct {

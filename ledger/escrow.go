@@ -1,6 +1,8 @@
 package ledger
 
 import (
+	"fmt"
+
 	"bytes"
 	"crypto/ed25519"
 
@@ -20,12 +22,17 @@ const msPerHour = 3_600_000
 func (c *ctx) lease(id uint64) (*Lease, error) {
 	b, ok := c.kv.Get(idKey(pLease, id))
 	if !ok {
-		return nil, tx.Errorf(tx.CodeNotFound, "lease %d not found", id)
+		return nil, c.gone("lease", "lease", id, fmt.Sprintf("/api/leases/%d", id))
 	}
 	return mustDecode(decLease(b)), nil
 }
 
-func (c *ctx) setLease(l *Lease) { c.kv.Set(idKey(pLease, l.ID), encLease(l)) }
+func (c *ctx) setLease(l *Lease) {
+	c.kv.Set(idKey(pLease, l.ID), encLease(l))
+	if l.ended() {
+		c.retire(l.OrderID)
+	}
+}
 
 // EndMs is when billing of an active lease stops: its duration, or the moment its deposit is used up.
 func (l *Lease) EndMs() uint64 {

@@ -219,6 +219,7 @@ func (c *ctx) endBlock(left uint64) {
 		c.endDepletedLeases,     // active leases whose time or deposit ran out are closed
 		c.closeDueReveals,       // replicated orders' reveal phases that end in this block close, and are judged
 		c.matureUnbondings,      // stake whose unbonding period ended returns to its owner
+		c.pruneRetired,          // orders finished params.retention_blocks ago leave the state, with all made for them
 	}
 	kv := c.kv
 	for i, sweep := range sweeps {

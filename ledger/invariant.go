@@ -64,6 +64,7 @@ func CheckInvariants(kv store.KV) error {
 		take += l.Take
 		return true
 	})
+	pr := loadPruned(kv)
 	switch {
 	case unbalanced != nil:
 		return fmt.Errorf("lease %d ended with paid %d + refunded %d + held %d != deposit %d", unbalanced.ID, unbalanced.Paid, unbalanced.Refunded, unbalanced.Held, unbalanced.Deposit)
@@ -75,9 +76,9 @@ func CheckInvariants(kv store.KV) error {
 		return fmt.Errorf("unbonding: providers %d, entries %d, supply %d", got.Unbonding, unbondEntries, s.Unbonding)
 	case got.Escrow != s.Escrow:
 		return fmt.Errorf("escrow: orders and leases hold %d, supply says %d", got.Escrow, s.Escrow)
-	case take+slashed-rewarded != s.Pool:
-		return fmt.Errorf("pool: leases' take %d + providers' slashed stake %d - rewards to honest runs %d = %d, supply says %d",
-			take, slashed, rewarded, take+slashed-rewarded, s.Pool)
+	case take+pr.Take+slashed-rewarded-pr.Rewarded != s.Pool:
+		return fmt.Errorf("pool: leases' take %d + pruned leases' take %d + providers' slashed stake %d - rewards to honest runs %d - pruned rewards %d = %d, supply says %d",
+			take, pr.Take, slashed, rewarded, pr.Rewarded, take+pr.Take+slashed-rewarded-pr.Rewarded, s.Pool)
 	}
 	return nil
 }

@@ -1,6 +1,8 @@
 package ledger
 
 import (
+	"fmt"
+
 	"bytes"
 	"cmp"
 	"crypto/sha256"
@@ -13,17 +15,22 @@ import (
 func (c *ctx) order(id uint64) (*Order, error) {
 	b, ok := c.kv.Get(idKey(pOrder, id))
 	if !ok {
-		return nil, tx.Errorf(tx.CodeNotFound, "order %d not found", id)
+		return nil, c.gone("order", "order", id, fmt.Sprintf("/api/orders/%d", id))
 	}
 	return mustDecode(decOrder(b)), nil
 }
 
-func (c *ctx) setOrder(o *Order) { c.kv.Set(idKey(pOrder, o.ID), encOrder(o)) }
+func (c *ctx) setOrder(o *Order) {
+	c.kv.Set(idKey(pOrder, o.ID), encOrder(o))
+	if o.State != OrderOpen && o.LeaseID == 0 { // an order that made leases finishes with its last lease
+		c.retire(o.ID)
+	}
+}
 
 func (c *ctx) bid(id uint64) (*Bid, error) {
 	b, ok := c.kv.Get(idKey(pBid, id))
 	if !ok {
-		return nil, tx.Errorf(tx.CodeNotFound, "bid %d not found", id)
+		return nil, c.gone("bid", "bid", id, "/api/orders/{its order} (its order's bids)")
 	}
 	return mustDecode(decBid(b)), nil
 }

@@ -50,7 +50,14 @@ type Params struct {
 	// its gas limit at this price (and be at least MinFee). Each node may ask more of the transactions it lets
 	// into its mempool (`spare node --min-gas-price`).
 	MinGasPrice uint64 `json:"min_gas_price"`
+	// RetentionBlocks is how long a finished order and everything made for it (bids, leases, receipts,
+	// commitments, its verification and cluster record) stay in the state before they are pruned; the explorer
+	// keeps the history. 0 keeps everything (an archive chain).
+	RetentionBlocks uint64 `json:"retention_blocks"`
 }
+
+// MinRetentionBlocks is the shortest retention window a chain may set (other than 0: keep everything).
+const MinRetentionBlocks = 100
 
 // DefaultParams are the parameters `spare init` writes.
 func DefaultParams() Params {
@@ -74,6 +81,7 @@ func DefaultParams() Params {
 		MaxBidsPerOrder:     20,      // as Akash caps bids per order
 		RevealBlocks:        600,     // 60 s at 100 ms blocks: a provider polls every second
 		MinGasPrice:         500,     // 0.0005 uspr per gas: 2,000,000 gas cost the min_fee
+		RetentionBlocks:     864_000, // a day at 100 ms blocks
 	}
 }
 
@@ -104,6 +112,8 @@ func (p Params) Validate() error {
 		return fmt.Errorf("params.reveal_blocks %d: use 1..%d (600 is the default): a replica needs at least one block to reveal its committed result", p.RevealBlocks, uint64(1)<<32)
 	case p.MinGasPrice > tx.PPM*USPR:
 		return fmt.Errorf("params.min_gas_price %d uspr per million gas: at most %d (1 SPR per gas)", p.MinGasPrice, tx.PPM*USPR)
+	case p.RetentionBlocks != 0 && (p.RetentionBlocks < MinRetentionBlocks || p.RetentionBlocks > 1<<40):
+		return fmt.Errorf("params.retention_blocks %d: use 0 (keep everything) or %d..%d (864000 is the default): a tenant must have time to read its results", p.RetentionBlocks, MinRetentionBlocks, uint64(1)<<40)
 	case p.EpochBlocks == 1:
 		return fmt.Errorf("params.epoch_blocks 1: auditors need at least 2 blocks to probe and attest (0 turns auditing off)")
 	}
@@ -120,7 +130,7 @@ func encParams(p *Params) []byte {
 	for _, v := range []uint64{p.MinFee, p.TakeRatePPM, p.StakeBase, p.StakePerGPU, p.UnbondingPeriodSec,
 		p.BidWindowBlocks, p.MaxBidWindowBlocks, p.OrderTTLBlocks, p.MaxOrderTTLBlocks, p.StartTimeoutBlocks,
 		p.EpochBlocks, p.SlashDowntimePPM, p.JailAfterDownEpochs, p.UnjailCooldownSec, p.SlashProofPPM, p.SlashMismatchPPM,
-		p.MaxBidsPerOrder, p.RevealBlocks, p.MinGasPrice} {
+		p.MaxBidsPerOrder, p.RevealBlocks, p.MinGasPrice, p.RetentionBlocks} {
 		w.Uvarint(v)
 	}
 	return sealed(w, "params")
@@ -154,6 +164,9 @@ func decParams(b []byte) (*Params, error) {
 	}
 	if r.Remaining() > 0 { // state written before gas: no floor beyond min_fee
 		p.MinGasPrice = r.Uvarint("params")
+	}
+	if r.Remaining() > 0 { // state written before retention: nothing is pruned
+		p.RetentionBlocks = r.Uvarint("params")
 	}
 	return p, r.Done("params")
 }

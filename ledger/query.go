@@ -195,7 +195,7 @@ func decodeReq(data []byte, v any) error {
 }
 
 func runQuery(kv store.KV, height int64, path string, data []byte) (any, error) {
-	c := &ctx{kv: kv, params: loadParams(kv)}
+	c := &ctx{kv: kv, params: loadParams(kv), height: height}
 	var idr IDRequest
 	var ar AddressRequest
 	var lr ListRequest
@@ -255,6 +255,9 @@ func runQuery(kv store.KV, height int64, path string, data []byte) (any, error) 
 		}
 		v, ok := c.verification(idr.ID)
 		if !ok {
+			if _, err := c.order(idr.ID); err != nil {
+				return nil, fmt.Errorf("%v: %w", err, errNotFound)
+			}
 			return nil, fmt.Errorf("order %d is not a replicated order: %w", idr.ID, errNotFound)
 		}
 		return c.verificationView(v), nil
@@ -264,6 +267,9 @@ func runQuery(kv store.KV, height int64, path string, data []byte) (any, error) 
 		}
 		cl, ok := c.cluster(idr.ID)
 		if !ok {
+			if _, err := c.order(idr.ID); err != nil {
+				return nil, fmt.Errorf("%v: %w", err, errNotFound)
+			}
 			return nil, fmt.Errorf("order %d is not a cluster order: %w", idr.ID, errNotFound)
 		}
 		return c.clusterView(cl), nil
@@ -350,6 +356,9 @@ func (c *ctx) getByID(path string, id uint64) (any, error) {
 	case QueryReceipt:
 		b, ok := c.kv.Get(idKey(pReceipt, id))
 		if !ok {
+			if _, err := c.lease(id); err != nil {
+				return nil, fmt.Errorf("receipt of lease %d: %v: %w", id, err, errNotFound)
+			}
 			return nil, fmt.Errorf("receipt of lease %d: %w", id, errNotFound)
 		}
 		out = mustDecode(decReceipt(b))

@@ -390,6 +390,13 @@ func (c *ctx) verification(orderID uint64) (*Verification, bool) {
 
 func (c *ctx) setVerification(v *Verification) {
 	c.kv.Set(idKey(pVerify, v.OrderID), encVerification(v))
+	switch v.State {
+	case VerifyAgreed, VerifyInconclusive, VerifyCancelled: // judged: the order and its referee run may be finished
+		c.retire(v.OrderID)
+		if v.RefereeOrder != 0 {
+			c.retire(v.RefereeOrder)
+		}
+	}
 }
 
 // groupOf is the verification an order's runs belong to: its own if replicated, its parent's if a referee run.

@@ -47,7 +47,7 @@ func (t *Tenant) deployCluster(ctx context.Context, job Job, o Options, res *Res
 	if cl.Restarts > 0 {
 		m.OnFailure, m.MaxRestarts = tx.OnFailureRestart, cl.Restarts
 	}
-	sent, err := t.sender.Send(ctx, m)
+	sent, err := t.send(ctx, m)
 	if err != nil {
 		return nil, fmt.Errorf("create order: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sparenet/spare/client"
@@ -114,6 +115,8 @@ type Result struct {
 	// A service (a job with ports): where each declared port is served (port -> host:port). Deploy returns
 	// once they answer; the lease runs until its duration or spare close.
 	Endpoints map[string]string `json:"endpoints,omitempty"`
+	// Fees are the transaction fees this deploy paid: its order, and any acceptance, cancellation or top-up.
+	Fees uint64 `json:"fees"`
 }
 
 // Deploy runs a job: CreateOrder with the deposit, wait for the auction's lease, send the manifest to the
@@ -135,6 +138,9 @@ func (t *Tenant) Deploy(ctx context.Context, job Job, o Options) (*Result, error
 		o.NoBidTimeout = 15 * time.Second
 	}
 	res := &Result{}
+	var fees atomic.Uint64 // top-ups run beside the deploy
+	ctx = context.WithValue(ctx, feesKey{}, &fees)
+	defer func() { res.Fees = fees.Load() }()
 	if job.Replicas > 1 {
 		return t.deployReplicated(ctx, job, o, res, emit)
 	}
@@ -149,7 +155,7 @@ func (t *Tenant) Deploy(ctx context.Context, job Job, o Options) (*Result, error
 	if o.Choose && job.Order.BidWindow < 2 {
 		job.Order.BidWindow = 3
 	}
-	sent, err := t.sender.Send(ctx, &job.Order)
+	sent, err := t.send(ctx, &job.Order)
 	if err != nil {
 		return nil, fmt.Errorf("create order: %w", err)
 	}
@@ -247,7 +253,7 @@ func (t *Tenant) awaitLease(ctx context.Context, res *Result, from int64, o Opti
 			emit("choose", "accepting bid %d of %s: score %d (price %s/h, rtt %s, reputation %.2f)", best.BidID, best.Provider,
 				best.Score, client.FormatAmount(best.Price), best.RTT.Round(time.Millisecond), float64(best.ReputationPPM)/1e6)
 			go func() {
-				if _, err := t.sender.Send(ctx, &tx.AcceptBid{ID: best.BidID}); err != nil {
+				if _, err := t.send(ctx, &tx.AcceptBid{ID: best.BidID}); err != nil {
 					t.log.Info("accept bid", "bid", best.BidID, "err", err) // the ledger may have closed the auction first
 				}
 			}()
@@ -288,6 +294,19 @@ func (t *Tenant) awaitLease(ctx context.Context, res *Result, from int64, o Opti
 		}
 	}
 	return ledger.LeaseView{}, t.noOffersError(ctx, res.OrderID, order.Resources, order.Constraints, o.NoBidTimeout, "")
+}
+
+// feesKey carries a deploy's fee counter in its context, so that every transaction it sends counts.
+type feesKey struct{}
+
+// send sends msgs and counts the fee paid (paid whatever the outcome, once the transaction is in a block) into
+// the deploy's counter, if ctx carries one.
+func (t *Tenant) send(ctx context.Context, msgs ...tx.Msg) (*client.Result, error) {
+	r, err := t.sender.Send(ctx, msgs...)
+	if f, ok := ctx.Value(feesKey{}).(*atomic.Uint64); ok && r != nil {
+		f.Add(r.Fee)
+	}
+	return r, err
 }
 
 func parseU(s string) uint64 { v, _ := strconv.ParseUint(s, 10, 64); return v }
@@ -372,7 +391,7 @@ func poll(ctx context.Context, timeout time.Duration, check func() (bool, error)
 // cancelUnserved cancels an order that nobody (or no fitting set of providers) took in time, so its escrow
 // comes back. It reports false when the order was leased meanwhile (it is no longer open).
 func (t *Tenant) cancelUnserved(ctx context.Context, orderID uint64) bool {
-	_, err := t.sender.Send(ctx, &tx.CancelOrder{ID: orderID})
+	_, err := t.send(ctx, &tx.CancelOrder{ID: orderID})
 	if client.IsCode(err, tx.CodeOrderNotOpen) {
 		return false
 	}
@@ -511,7 +530,7 @@ func (t *Tenant) topUpIfLow(ctx context.Context, l ledger.LeaseView) bool {
 		return false
 	}
 	amount := max(l.Price*l.DurationSec/36_000, 1) // a tenth of the duration at the lease's price
-	if _, err := t.sender.Send(ctx, &tx.TopUp{LeaseID: l.ID, Amount: amount}); err != nil {
+	if _, err := t.send(ctx, &tx.TopUp{LeaseID: l.ID, Amount: amount}); err != nil {
 		t.log.Warn("auto top-up failed", "lease", l.ID, "err", err)
 		return false
 	}

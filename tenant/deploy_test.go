@@ -118,8 +118,8 @@ func TestDeployOnDev(t *testing.T) {
 	}
 	after, _ := tn.Client().Account(ctx, tn.Address())
 	txs := after.Nonce - before.Nonce
-	if before.Balance-after.Balance != res.Cost+txs*params.MinFee {
-		t.Fatalf("tenant paid %d, want cost %d + %d fees", before.Balance-after.Balance, res.Cost, txs*params.MinFee)
+	if before.Balance-after.Balance != res.Cost+txs*params.MinFee || res.Fees != txs*params.MinFee {
+		t.Fatalf("tenant paid %d, want cost %d + %d fees (deploy counted %d)", before.Balance-after.Balance, res.Cost, txs*params.MinFee, res.Fees)
 	}
 	for _, s := range []string{"order", "lease", "manifest", "started", "ended", "outputs"} {
 		if !strings.Contains(strings.Join(stages, ","), s) {

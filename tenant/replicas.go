@@ -34,7 +34,7 @@ func (t *Tenant) deployReplicated(ctx context.Context, job Job, o Options, res *
 	if o.Choose {
 		return nil, fmt.Errorf("choose: a replicated job's providers are picked by the ledger's auction, all at once; drop --choose or verify.replicas")
 	}
-	sent, err := t.sender.Send(ctx, &tx.CreateReplicatedOrder{CreateOrder: job.Order, Replicas: job.Replicas})
+	sent, err := t.send(ctx, &tx.CreateReplicatedOrder{CreateOrder: job.Order, Replicas: job.Replicas})
 	if err != nil {
 		return nil, fmt.Errorf("create order: %w", err)
 	}

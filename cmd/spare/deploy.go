@@ -98,8 +98,8 @@ its endpoints answer, printing them. verify.replicas and cluster jobs run on sev
 				if res.ExitCode != nil {
 					code = fmt.Sprint(*res.ExitCode)
 				}
-				fmt.Fprintf(w, "lease %d %s (exit code %s): cost %s at %s/h, refunded %s\n", res.LeaseID, res.State, code,
-					client.FormatAmount(res.Cost), client.FormatAmount(res.Price), client.FormatAmount(res.Refunded))
+				fmt.Fprintf(w, "lease %d %s (exit code %s): cost %s at %s/h, refunded %s, transaction fees %s\n", res.LeaseID, res.State, code,
+					client.FormatAmount(res.Cost), client.FormatAmount(res.Price), client.FormatAmount(res.Refunded), client.FormatAmount(res.Fees))
 				if res.Receipt != nil {
 					fmt.Fprintf(w, "receipt: lease %d, manifest %s, %d GPU-seconds, outputs root %s, signed by %s\n",
 						res.Receipt.LeaseID, res.Receipt.ManifestHash, res.Receipt.GPUSeconds, res.Receipt.OutputRoot, res.Provider)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -294,5 +296,53 @@ func TestIndexRefusesAnotherChain(t *testing.T) {
 		if i == 1 && !errors.Is(err, index.ErrOtherChain) {
 			t.Fatalf("second chain: %v, want ErrOtherChain", err)
 		}
+	}
+}
+
+// TestExplorerKeepsPrunedHistory: on a chain that prunes finished orders after 100 blocks (the shortest window),
+// an order the indexer saw stays in the explorer's database with its final state after the ledger pruned it,
+// and the ledger's answer points there.
+func TestExplorerKeepsPrunedHistory(t *testing.T) {
+	p := ledger.DefaultParams()
+	p.RetentionBlocks = ledger.MinRetentionBlocks
+	n, err := localnet.Start(t.TempDir(), localnet.Options{CheckInvariants: true, Params: &p, BlockTime: 30 * time.Millisecond,
+		Funded: map[string]uint64{"tenant": 1000 * spr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Stop)
+	c, err := n.Client(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &market{t: t, net: n, c: c}
+	db, stop := startIndexer(t, filepath.Join(t.TempDir(), "explorer.db"), c)
+	defer stop()
+	o := m.id(m.send("tenant", &tx.CreateOrder{Resources: tx.Resources{GPUCount: 1, CPUMilli: 1000, MemoryMiB: 1024},
+		MaxPricePerHour: spr, ManifestHash: sha256.Sum256([]byte("job")), Deposit: spr, DurationSec: 600, BidWindow: 50}), "order.created", "order_id")
+	cancelled := m.send("tenant", &tx.CancelOrder{ID: o})
+	ctx := context.Background()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		_, err := c.Order(ctx, o)
+		if err != nil && strings.Contains(err.Error(), "was pruned") {
+			if !strings.Contains(err.Error(), fmt.Sprintf("GET /api/orders/%d", o)) {
+				t.Fatalf("the ledger's answer: %v", err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("order %d not pruned %d blocks after it was cancelled at %d: %v", o, p.RetentionBlocks, cancelled.Height, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	st, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitIndexed(t, db, st.Height)
+	got, err := db.Order(ctx, o)
+	if err != nil || got.State != "cancelled" || got.Deposit != spr {
+		t.Fatalf("the explorer's order %d after the ledger pruned it: %+v, %v", o, got, err)
 	}
 }
