@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -248,5 +249,42 @@ func TestSenderSkipsATxThatCanNeverLand(t *testing.T) {
 	acc, _ := c.Account(ctx, n.Keys["b"].Address())
 	if acc.Balance != 3 {
 		t.Fatalf("b balance %d, want 3", acc.Balance)
+	}
+}
+
+// TestSenderConfirm: Confirm sees the fee and gas limit the transaction will carry before it is signed; declined,
+// nothing is sent and the nonce is not used; accepted, the transaction pays exactly that fee.
+func TestSenderConfirm(t *testing.T) {
+	n := startNet(t, localnet.Options{Funded: map[string]uint64{"a": 10 * spr, "b": 0}})
+	c := mustClient(t, n, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := c.NewSender(n.Keys["a"])
+	var asked []uint64
+	declined := errors.New("declined")
+	answer := declined
+	s.Confirm = func(fee, gas uint64, msgs []tx.Msg) error {
+		if len(msgs) != 1 || msgs[0].Type() != tx.TypeSend || gas == 0 {
+			t.Errorf("asked about %d msgs, gas %d", len(msgs), gas)
+		}
+		asked = append(asked, fee)
+		return answer
+	}
+	if _, err := s.Send(ctx, &tx.Send{To: n.Keys["b"].Address(), Amount: 1}); !errors.Is(err, declined) {
+		t.Fatalf("declined send: %v", err)
+	}
+	if acc, _ := c.PendingAccount(ctx, n.Keys["a"].Address()); acc.Nonce != 0 || acc.Balance != 10*spr {
+		t.Fatalf("after a declined send: %+v", acc)
+	}
+	answer = nil
+	res, err := s.Send(ctx, &tx.Send{To: n.Keys["b"].Address(), Amount: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(asked) != 2 || asked[1] != res.Fee || res.Fee == 0 {
+		t.Fatalf("asked %v, paid %d", asked, res.Fee)
+	}
+	if acc, _ := c.Account(ctx, n.Keys["a"].Address()); acc.Balance != 10*spr-1-res.Fee {
+		t.Fatalf("a after the accepted send: %+v", acc)
 	}
 }

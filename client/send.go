@@ -83,6 +83,9 @@ type Sender struct {
 	GasAdjustment float64
 	// GasPrice is the price offered, in uspr per million gas; 0 offers the chain's floor (params.min_gas_price).
 	GasPrice uint64
+	// Confirm, when set, is asked before each transaction is signed, with its fee and gas limit (estimated, with
+	// --gas auto): an error stops it there, and Send returns that error; nothing is signed or sent.
+	Confirm func(fee, gas uint64, msgs []tx.Msg) error
 
 	mu       sync.Mutex
 	nonce    uint64
@@ -155,6 +158,11 @@ func (s *Sender) submit(ctx context.Context, msgs []tx.Msg) ([]byte, error) {
 			return nil, err
 		}
 		b.GasLimit, b.Fee = gas, max(s.Fee, ledger.FeeFor(params, gas, price))
+		if s.Confirm != nil && attempt == 0 {
+			if err := s.Confirm(b.Fee, b.GasLimit, msgs); err != nil {
+				return nil, err
+			}
+		}
 		body, err := tx.EncodeBodyChecked(b)
 		if err != nil {
 			return nil, tx.Errorf(tx.CodeInvalidMsg, "%v", err)

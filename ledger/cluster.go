@@ -243,8 +243,10 @@ func (c *ctx) clusterBids(o *Order, bids []*Bid) []*Bid {
 	// A pair counts only when both sides measured it (one provider alone cannot claim to be near another), at
 	// the worse of the two.
 	measured := make([]map[tx.Address]uint32, len(bids)) // lookups only
+	published := make([]*Latency, len(bids))
 	for i, b := range bids {
 		if l, ok := c.latency(b.Provider); ok {
+			published[i] = l
 			measured[i] = make(map[tx.Address]uint32, len(l.Samples))
 			for _, s := range l.Samples {
 				measured[i][s.Peer] = s.RTTMicros
@@ -253,8 +255,8 @@ func (c *ctx) clusterBids(o *Order, bids []*Bid) []*Bid {
 	}
 	var links []match.Link
 	for i, b := range bids {
-		l, ok := c.latency(b.Provider)
-		if !ok {
+		l := published[i]
+		if l == nil {
 			continue
 		}
 		for _, s := range l.Samples {
@@ -267,6 +269,7 @@ func (c *ctx) clusterBids(o *Order, bids []*Bid) []*Bid {
 			}
 		}
 	}
+	c.gas.consume(gasSearchBidder * uint64(len(bids)))
 	res := match.Cluster(o.ID, int(cl.Nodes), cl.MaxRTTMicros, members, links, ClusterSearchBudget)
 	c.gas.consume(gasSearchStep * uint64(res.Steps))
 	cl.SearchSteps += uint64(res.Steps)

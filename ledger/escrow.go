@@ -1,10 +1,9 @@
 package ledger
 
 import (
-	"fmt"
-
 	"bytes"
 	"crypto/ed25519"
+	"fmt"
 
 	"github.com/sparenet/spare/ledger/tx"
 )

@@ -47,7 +47,7 @@ func execTx(c *ctx, t *tx.Tx, feeStays bool, blockLeft uint64) (gasUsed uint64, 
 		x.kv, x.gas = gasKV{o, meter}, meter
 		meter.consume(intrinsicGas(t))
 		for i, m := range t.Body.Msgs {
-			meter.consume(gasPerMsg + prepaidGas(m))
+			meter.consume(gasPerMsg + prepaidGas(m, x.params))
 			if err := x.dispatch(signer, t, m); err != nil {
 				if e, ok := err.(*tx.Error); ok {
 					return tx.Errorf(e.Code, "msgs[%d] %s: %s", i, m.Type(), e.Msg)

@@ -27,9 +27,10 @@ const (
 	gasIterFlat     = 1_000 // starting an iteration
 	gasIterNextFlat = 300   // each entry visited
 	gasIterPerByte  = 3
-	gasSearchStep   = 600   // one step of a cluster's placement search (≈ 130 ns: match.BenchmarkClusterSearchStep)
-	gasEventFlat    = 4_000 // an event (built and kept in the block's results even if the state is untouched)
-	gasEventAttr    = 1_000 // each of its attributes
+	gasSearchStep   = 600    // one step of a cluster's placement search (≈ 130 ns: match.BenchmarkClusterSearchStep)
+	gasSearchBidder = 30_000 // each bidder a cluster search considers: its bid, stake and published round trips read, decoded and linked (BenchmarkWorstBlock)
+	gasEventFlat    = 4_000  // an event (built and kept in the block's results even if the state is untouched)
+	gasEventAttr    = 1_000  // each of its attributes
 )
 
 // DefaultBlockMaxGas is the block gas limit `spare init`, `spare testnet` and `spare dev` write into genesis
@@ -39,16 +40,17 @@ const DefaultBlockMaxGas = 200_000_000
 // ClusterSearchBudget bounds one placement search of a cluster order (steps: sets of providers tried). With at
 // most max_bids_per_order candidates the search finds the cheapest fitting set of most real orders well within
 // it (the hardest of 2,000 random 20-bid orders takes 771 steps); past it the cheapest set found so far wins.
-// At gasSearchStep a whole search costs 3,000,000 gas (≈ 0.65 ms).
+// At gasSearchStep a whole search costs 3,000,000 gas (≈ 0.65 ms), plus gasSearchBidder per bidder.
 const ClusterSearchBudget = 5_000
 
 // prepaidGas is the gas a message pays up front for work the ledger does for it later, at the end of a block, out
 // of no transaction's gas: a cluster order pays one whole placement search for each generation it may run (the
-// auction that leases it and each restart's). The end-of-block work is bounded by the block's gas anyway (see
-// endBlock); prepaying it makes the one who causes it pay for it.
-func prepaidGas(m tx.Msg) uint64 {
+// auction that leases it and each restart's), over as many bidders as it may hold. The end-of-block work is
+// bounded by the block's gas anyway (see endBlock); prepaying it makes the one who causes it pay for it.
+func prepaidGas(m tx.Msg, p *Params) uint64 {
 	if co, ok := m.(*tx.CreateClusterOrder); ok {
-		return gasSearchStep * ClusterSearchBudget * (1 + uint64(co.MaxRestarts))
+		bidders := max(min(p.MaxBidsPerOrder, 1<<16), 2*uint64(co.Nodes)) // as maxOpenBids
+		return (gasSearchStep*ClusterSearchBudget + gasSearchBidder*bidders) * (1 + uint64(co.MaxRestarts))
 	}
 	return 0
 }

@@ -83,7 +83,7 @@ func (c *chain) sign(name string, msgs ...tx.Msg) []byte {
 	k := c.keys[name]
 	n := c.nonces[k.addr]
 	c.nonces[k.addr] = n + 1
-	gas := txGas(msgs...)
+	gas := c.txGas(msgs...)
 	return tx.Sign(tx.Body{ChainID: testChain, Nonce: n, Fee: c.feeFor(msgs...), GasLimit: gas, Msgs: msgs}, k.priv)
 }
 
@@ -92,10 +92,11 @@ func (c *chain) sign(name string, msgs ...tx.Msg) []byte {
 // except for cluster orders, which prepay their placement searches.
 const testGas = 2_000_000
 
-func txGas(msgs ...tx.Msg) uint64 {
+func (c *chain) txGas(msgs ...tx.Msg) uint64 {
 	gas := uint64(testGas)
+	p := c.app.params()
 	for _, m := range msgs {
-		gas += prepaidGas(m)
+		gas += prepaidGas(m, p)
 	}
 	return gas
 }
@@ -103,7 +104,7 @@ func txGas(msgs ...tx.Msg) uint64 {
 // feeFor is the fee the harness pays for a transaction of msgs.
 func (c *chain) feeFor(msgs ...tx.Msg) uint64 {
 	p := c.app.params()
-	return FeeFor(p, txGas(msgs...), p.MinGasPrice)
+	return FeeFor(p, c.txGas(msgs...), p.MinGasPrice)
 }
 
 func (a *App) params() *Params {

@@ -1,12 +1,11 @@
 package ledger
 
 import (
-	"fmt"
-
 	"bytes"
 	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"slices"
 
 	"github.com/sparenet/spare/ledger/tx"

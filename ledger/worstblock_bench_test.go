@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"strings"
 	"testing"
@@ -67,6 +68,11 @@ func BenchmarkWorstBlock(b *testing.B) {
 		{"send, with 20,000 orders' auctions and expiries due behind it", func(c *chain) { backlog(b, c, 20_000) },
 			func(c *chain, i int) []byte {
 				return c.sign(fmt.Sprint("s", i%200), &tx.Send{To: c.addr("tenant"), Amount: 1})
+			}},
+		{"place_bid on cluster orders past their window (each bid searches 17 bidders for 12 members)", func(c *chain) { clusterOrders(b, c, 800) },
+			func(c *chain, i int) []byte {
+				// p17 bids on each order in turn: every search is the same, on the same 17 bidders
+				return c.sign("p17", &tx.PlaceBid{OrderID: uint64(i + 1), Price: testRunPrice - 100})
 			}},
 		{"withdraw_bid", func(c *chain) { fullOrders(b, c, orders, bidders-4) },
 			func(c *chain, i int) []byte {
@@ -223,5 +229,61 @@ func backlog(b *testing.B, c *chain, n int) {
 	}
 	if due == 0 || due == n {
 		b.Fatalf("%d of %d auctions closed in the block before: want a backlog", due, n)
+	}
+}
+
+// clusterOrders has providers p1..p17 publish round trips to each other (95 pairs in 100 within 1 ms, at random
+// with the seed that made match's search the longest of 3,000 tried: 623 steps) and opens n cluster orders of 12
+// members within 1 ms, each with bids of p1..p16, directly through the handlers; then it lets their auctions
+// close. No 12 of the 17 fit, so each later bid runs a whole search.
+func clusterOrders(b *testing.B, c *chain, n int) {
+	c.app.mu.Lock()
+	c.app.working = c.app.store.Begin()
+	x := &ctx{kv: c.app.working, chainID: testChain, height: c.height + 1, timeMs: uint64(c.now.UnixMilli()), params: loadParams(c.app.working)}
+	const providers = 17
+	rng := rand.New(rand.NewPCG(2263, 4))
+	near := map[[2]int]bool{}
+	for i := 0; i < providers; i++ {
+		for j := i + 1; j < providers; j++ {
+			near[[2]int{i, j}] = rng.IntN(100) < 95
+		}
+	}
+	for i := 0; i < providers; i++ {
+		var m tx.PublishLatency
+		for j := 0; j < providers; j++ {
+			if j == i {
+				continue
+			}
+			rtt := uint32(50_000)
+			if near[[2]int{min(i, j), max(i, j)}] {
+				rtt = 500
+			}
+			m.Samples = append(m.Samples, tx.LatencySample{Peer: c.addr(fmt.Sprint("p", j+1)), RTTMicros: rtt})
+		}
+		if err := x.publishLatency(c.addr(fmt.Sprint("p", i+1)), &m); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := 0; i < n; i++ {
+		o := gpuOrder(testRunPrice, 1000, 3600)
+		o.BidWindow = 1
+		if err := x.createClusterOrder(c.addr("tenant"), &tx.CreateClusterOrder{CreateOrder: *o, Nodes: 12, MaxRTTMicros: 1_000, OnFailure: tx.OnFailureClose}); err != nil {
+			b.Fatal(err)
+		}
+		for j := 1; j < providers; j++ {
+			if err := x.placeBid(c.addr(fmt.Sprint("p", j)), &tx.PlaceBid{OrderID: uint64(i + 1), Price: testRunPrice - uint64(j)}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	c.app.mu.Unlock()
+	for due := true; due; { // the auctions close, a backlog at a time
+		c.block(time.Second)
+		kv, _ := c.app.store.View()
+		_, due = (&ctx{kv: kv}).firstKey(pOrderAuction)
+	}
+	kv, _ := c.app.store.View()
+	if o, err := (&ctx{kv: kv, params: loadParams(kv)}).order(1); err != nil || o.State != OrderOpen {
+		b.Fatalf("cluster order 1 after its auction: %+v %v", o, err)
 	}
 }

@@ -12,7 +12,7 @@ cleanup() {
   rm -rf "$HOME_DIR" "$WORK"
 }
 trap cleanup EXIT
-S="$SPARE --home $HOME_DIR/dev"
+S="$SPARE --home $HOME_DIR/dev --yes" # --yes: the demo runs unattended (at a terminal, a command shows its fee and asks first)
 
 echo "== spare dev (validator, provider on this machine, auditor, explorer, funded keys), in the background"
 $SPARE dev --home "$HOME_DIR/dev" --explorer 127.0.0.1:0 --log-level warn > "$WORK/dev.log" 2>&1 &

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -43,6 +44,9 @@ type globals struct {
 	gasLimit      uint64 // --gas as a number; 0 for auto
 	gasAdjustment float64
 	gasPrice      uint64
+	yes           bool      // --yes: send without asking
+	stdin         io.Reader // the answer to a confirmation (os.Stdin; tests replace it)
+	confirmed     bool      // the command's first transaction was confirmed: the rest of its work goes on
 }
 
 // keyWriting are the commands that create keys or run a real node or provider on them: they never fall back to
@@ -54,7 +58,7 @@ var keyWriting = map[string]bool{
 type globalsKey struct{}
 
 func newRootCmd() *cobra.Command {
-	g := &globals{out: os.Stdout, isTerminal: termsafe.IsTerminal, stderr: os.Stderr}
+	g := &globals{out: os.Stdout, isTerminal: termsafe.IsTerminal, stderr: os.Stderr, stdin: os.Stdin}
 	root := &cobra.Command{
 		Use:   "spare",
 		Short: "Spare: a decentralized marketplace for spare GPU compute",
@@ -115,6 +119,7 @@ balance, send and query commands against it. Every command takes -o json.`,
 	f.StringVar(&g.gas, "gas", "auto", "gas limit of each transaction sent: auto (simulate it first and add --gas-adjustment) or a number")
 	f.Float64Var(&g.gasAdjustment, "gas-adjustment", client.DefaultGasAdjustment, "with --gas auto, the simulated gas is multiplied by this (at least 1)")
 	f.Uint64Var(&g.gasPrice, "gas-prices", 0, "gas price offered, in uspr per million gas (default: the chain's floor, params.min_gas_price; a node may ask more)")
+	f.BoolVar(&g.yes, "yes", false, "send transactions without showing their fee and asking first (asked only on a terminal, with -o text)")
 	root.AddCommand(newInitCmd(g), newNodeCmd(g), newTestnetCmd(g), newKeysCmd(g), newBalanceCmd(g), newSendCmd(g), newQueryCmd(g), newProviderCmd(g), newDevCmd(g), newExplorerCmd(g), newVerifyCmd(g), newAuditorCmd(g), newProofCmd(g),
 		newLeasesCmd(g), newStatusCmd(g), newLogsCmd(g), newCloseCmd(g), newTopUpCmd(g), newOutputsCmd(g), newOffersCmd(g), newDeployCmd(g), newJobspecCmd(g))
 	return root
@@ -136,9 +141,44 @@ func (g *globals) parseGas() error {
 	return nil
 }
 
-// gasOptions applies --gas, --gas-adjustment and --gas-prices (checked by parseGas) to a sender.
+// gasOptions applies --gas, --gas-adjustment and --gas-prices (checked by parseGas) to a sender, and asks
+// before the command's first transaction when a person is at a terminal (see confirm).
 func (g *globals) gasOptions(s *client.Sender) {
 	s.Gas, s.GasAdjustment, s.GasPrice = g.gasLimit, g.gasAdjustment, g.gasPrice
+	if !g.yes && g.output == "text" && g.stdinTerminal() && g.isTerminal(g.stderr) {
+		s.Confirm = g.confirm
+	}
+}
+
+// stdinTerminal reports whether the confirmation's answer would come from a person at a terminal.
+func (g *globals) stdinTerminal() bool {
+	w, ok := g.stdin.(io.Writer) // *os.File is both
+	return ok && g.isTerminal(w)
+}
+
+// confirm shows a transaction's fee and asks whether to send it, as the Cosmos CLI does before signing. Only the
+// command's first transaction is asked about: the rest (a deploy's top-ups and cancellation) are part of what
+// was agreed to, and their fees are reported as they go.
+func (g *globals) confirm(fee, gas uint64, msgs []tx.Msg) error {
+	if g.confirmed {
+		return nil
+	}
+	types := make([]string, len(msgs))
+	for i, m := range msgs {
+		types[i] = m.Type().String()
+	}
+	how := "estimated by simulation, with --gas-adjustment"
+	if g.gasLimit != 0 {
+		how = "set by --gas"
+	}
+	fmt.Fprintf(g.stderr, "%s: fee %s for a gas limit of %d (%s). Send? [y/N] ", strings.Join(types, ", "), client.FormatAmount(fee), gas, how)
+	line, _ := bufio.NewReader(g.stdin).ReadString('\n')
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		g.confirmed = true
+		return nil
+	}
+	return fmt.Errorf("not sent: the transaction was declined at the fee prompt (pass --yes to send without asking)")
 }
 
 func globalsOf(cmd *cobra.Command) *globals {
