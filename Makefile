@@ -3,10 +3,16 @@
 GO ?= go
 BIN := bin/spare
 
-.PHONY: build demo test race fuzz bench bench-smoke vet fmt-check clean
+.PHONY: build install demo test race fuzz bench bench-smoke vet fmt-check clean
 
 build:
-	$(GO) build -o $(BIN) ./cmd/spare
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/spare # the commit, for spare version
+
+# spare on the PATH: go install puts it in $(go env GOBIN), or $(go env GOPATH)/bin when GOBIN is unset.
+install:
+	$(GO) install -buildvcs=auto ./cmd/spare
+	@bin=$$($(GO) env GOBIN); [ -n "$$bin" ] || bin=$$($(GO) env GOPATH)/bin; echo "installed $$bin/spare"; \
+	case ":$$PATH:" in *":$$bin:"*) ;; *) echo "$$bin is not on your PATH: export PATH=\"$$bin:\$$PATH\"";; esac
 
 demo: build
 	bash scripts/demo.sh

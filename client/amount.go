@@ -57,10 +57,4 @@ func ParseAmount(s string) (uint64, error) {
 }
 
 // FormatAmount renders uspr as SPR with up to 6 decimals, e.g. "2.5 SPR".
-func FormatAmount(uspr uint64) string {
-	whole, frac := uspr/ledger.USPR, uspr%ledger.USPR
-	if frac == 0 {
-		return fmt.Sprintf("%d SPR", whole)
-	}
-	return strings.TrimRight(fmt.Sprintf("%d.%06d", whole, frac), "0") + " SPR"
-}
+func FormatAmount(uspr uint64) string { return ledger.FormatSPR(uspr) }

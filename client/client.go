@@ -25,6 +25,13 @@ import (
 // ErrNotFound is returned by queries for objects that do not exist.
 var ErrNotFound = errors.New("not found")
 
+// notFound is a query's not-found answer: its text is the ledger's (which names the object, or says it was
+// pruned), and errors.Is(err, ErrNotFound) holds.
+type notFound struct{ msg string }
+
+func (e notFound) Error() string        { return e.msg }
+func (e notFound) Is(target error) bool { return target == ErrNotFound }
+
 // Client talks to one node's RPC endpoint.
 type Client struct {
 	rpc  *rpchttp.HTTP
@@ -143,7 +150,7 @@ func (c *Client) queryData(ctx context.Context, path string, data []byte, out an
 	switch res.Response.Code {
 	case 0:
 	case ledger.QueryCodeNotFound:
-		return fmt.Errorf("%s: %w", res.Response.Log, ErrNotFound)
+		return notFound{res.Response.Log} // the ledger's own words, said once
 	default:
 		return fmt.Errorf("query %s: %s", path, res.Response.Log)
 	}

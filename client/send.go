@@ -114,19 +114,34 @@ func (s *Sender) Send(ctx context.Context, msgs ...tx.Msg) (*Result, error) {
 		ctx, cancel = context.WithTimeout(ctx, DefaultTxTimeout)
 		defer cancel()
 	}
-	raw, err := s.submit(ctx, msgs)
+	raw, err := s.submit(ctx, msgs, 1)
 	if err != nil {
 		return nil, err
 	}
-	return s.c.WaitTx(ctx, raw, s.Rebroadcast)
+	res, err := s.c.WaitTx(ctx, raw, s.Rebroadcast)
+	if s.Gas == 0 && res != nil && IsCode(err, tx.CodeOutOfGas) {
+		// The state moved between the simulation and the block — a bid that now closes a cluster's auction and
+		// runs its search, say: the messages were reverted and the fee paid. Send them once more, simulated again
+		// with twice the margin; the result counts both fees.
+		paid := res.Fee
+		if raw, err = s.submit(ctx, msgs, 2); err != nil {
+			return nil, err
+		}
+		res, err = s.c.WaitTx(ctx, raw, s.Rebroadcast)
+		if res != nil {
+			res.Fee += paid
+		}
+	}
+	return res, err
 }
 
 // Submit signs and submits without waiting; the returned bytes can be passed to Client.WaitTx.
 func (s *Sender) Submit(ctx context.Context, msgs ...tx.Msg) ([]byte, error) {
-	return s.submit(ctx, msgs)
+	return s.submit(ctx, msgs, 1)
 }
 
-func (s *Sender) submit(ctx context.Context, msgs []tx.Msg) ([]byte, error) {
+// submit signs and broadcasts msgs; margin multiplies the gas adjustment of an estimated gas limit.
+func (s *Sender) submit(ctx context.Context, msgs []tx.Msg, margin float64) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.chainID == "" {
@@ -153,7 +168,7 @@ func (s *Sender) submit(ctx context.Context, msgs []tx.Msg) ([]byte, error) {
 		if err := b.ValidateBasic(s.chainID); err != nil {
 			return nil, err // what the node would answer, said before signing
 		}
-		gas, err := s.gasFor(ctx, b, params, price)
+		gas, err := s.gasFor(ctx, b, params, price, margin)
 		if err != nil {
 			return nil, err
 		}
@@ -191,7 +206,7 @@ func (s *Sender) submit(ctx context.Context, msgs []tx.Msg) ([]byte, error) {
 // less than the gas the min_fee already pays for at this price, since declaring it costs nothing more and covers
 // a state that changed between the simulation and the block (a bid that closes an auction, say). A simulation
 // that fails is the answer: the node would refuse the transaction the same way.
-func (s *Sender) gasFor(ctx context.Context, b tx.Body, params *ledger.Params, price uint64) (uint64, error) {
+func (s *Sender) gasFor(ctx context.Context, b tx.Body, params *ledger.Params, price uint64, margin float64) (uint64, error) {
 	if s.Gas > 0 {
 		return s.Gas, nil
 	}
@@ -216,7 +231,7 @@ func (s *Sender) gasFor(ctx context.Context, b tx.Body, params *ledger.Params, p
 	if adj < 1 {
 		adj = DefaultGasAdjustment
 	}
-	gas := uint64(float64(sim.GasUsed)*adj) + 1
+	gas := uint64(float64(sim.GasUsed)*adj*margin) + 1
 	if price > 0 {
 		gas = max(gas, params.MinFee/price*1_000_000+(params.MinFee%price)*1_000_000/price)
 	}

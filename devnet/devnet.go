@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/sparenet/spare/audit"
@@ -75,8 +76,12 @@ type Options struct {
 	BlockTime time.Duration // default 200 ms
 	NvidiaSMI string        // default "nvidia-smi"
 	NoDocker  bool          // do not offer the docker runtime even when an engine answers
-	// Explorer is the address the explorer serves on ("" for none); its index is kept in the home.
+	// Explorer is the address the explorer serves on ("" for none); its index is kept in the home. When its port
+	// is in use, the explorer takes a free port of the same host instead (Info.ExplorerBusy says so), unless
+	// ExplorerFixed.
 	Explorer string
+	// ExplorerFixed: the user asked for Explorer (spare dev --explorer), so a port in use is an error.
+	ExplorerFixed bool
 	// Providers is how many provider daemons run on this machine (default 1, at most MaxProviders), each with
 	// its own key, stake, API port and lease directory; replicated jobs need at least two, a referee a third.
 	// A resumed home keeps the number it was made with.
@@ -125,7 +130,10 @@ type Info struct {
 	Resumed         bool       `json:"resumed"`
 	CertFingerprint tx.Hash    `json:"cert_fingerprint"`
 	Explorer        string     `json:"explorer,omitempty"` // the explorer's URL
-	Auditor         tx.Address `json:"auditor,omitzero"`   // the in-process auditor's key
+	// ExplorerBusy is the address Options.Explorer asked for when another program listened there and the
+	// explorer took a free port instead.
+	ExplorerBusy string     `json:"explorer_busy,omitempty"`
+	Auditor      tx.Address `json:"auditor,omitzero"` // the in-process auditor's key
 	// Providers lists every provider daemon (the first is Provider above).
 	Providers []ProviderInfo `json:"providers"`
 }
@@ -139,13 +147,34 @@ func Run(ctx context.Context, o Options, ready func(Info)) error {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.Reset {
-		if err := os.RemoveAll(o.Home); err != nil {
-			return err
-		}
+	home, err := filepath.Abs(o.Home)
+	if err != nil {
+		return err
 	}
+	o.Home = home
 	if err := os.MkdirAll(o.Home, 0o700); err != nil {
 		return err
+	}
+	// One spare dev per home: a second one says which process has it (the node's stores would refuse it anyway,
+	// with a less helpful error).
+	unlock, err := lockHome(o.Home)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if o.ExplorerFixed && o.Explorer != "" {
+		// Before anything is made or started: the address asked for must be free (checked again when the
+		// explorer starts).
+		ln, err := net.Listen("tcp", o.Explorer)
+		if err != nil {
+			return explorerListenError(o.Explorer, err)
+		}
+		ln.Close()
+	}
+	if o.Reset {
+		if err := resetHome(o.Home, o.Logger); err != nil {
+			return err
+		}
 	}
 	kr, err := keyring.Open(filepath.Join(o.Home, "keys"), keyring.Options{Backend: keyring.BackendTest})
 	if err != nil {
@@ -232,6 +261,11 @@ func Run(ctx context.Context, o Options, ready func(Info)) error {
 	}
 	// The network's auditor (the dev validator's): challenges the provider every epoch and attests.
 	if as, err := kr.Signer("auditor"); err == nil {
+		// Its directory private, as everything in the home (which, as root, others may traverse: leasesRoot).
+		if err := os.MkdirAll(filepath.Join(o.Home, "auditor"), 0o700); err != nil {
+			return err
+		}
+		_ = os.Chmod(filepath.Join(o.Home, "auditor"), 0o700)
 		a := audit.NewAuditor(c, as, o.Logger.With("module", "auditor"))
 		a.TranscriptDir = filepath.Join(o.Home, "auditor", "transcripts")
 		info.Auditor = as.Address()
@@ -242,8 +276,20 @@ func Run(ctx context.Context, o Options, ready func(Info)) error {
 		})
 	}
 	if o.Explorer != "" {
-		e, err := explorer.Start(runCtx, explorer.Options{Client: c, DB: filepath.Join(o.Home, "explorer", "index.db"),
-			Listen: o.Explorer, Logger: o.Logger})
+		eo := explorer.Options{Client: c, DB: filepath.Join(o.Home, "explorer", "index.db"), Listen: o.Explorer, Logger: o.Logger}
+		e, err := explorer.Start(runCtx, eo)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			if o.ExplorerFixed {
+				return explorerListenError(o.Explorer, err)
+			}
+			// The default address is taken (another spare dev, another web server): any free port will do.
+			if host, _, herr := net.SplitHostPort(o.Explorer); herr == nil {
+				eo.Listen = net.JoinHostPort(host, "0")
+				e, err = explorer.Start(runCtx, eo)
+				info.ExplorerBusy = o.Explorer
+				o.Logger.Info("the explorer's address is in use: it listens on a free port instead", "busy", o.Explorer)
+			}
+		}
 		if err != nil {
 			return err
 		}
@@ -279,6 +325,14 @@ func Run(ctx context.Context, o Options, ready func(Info)) error {
 	return nil
 }
 
+// explorerListenError is the answer when the explorer address the user asked for cannot be listened on.
+func explorerListenError(addr string, err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("--explorer %s: another program listens there: pass --explorer with a free address (port 0 picks one), or --explorer \"\" for no explorer", addr)
+	}
+	return fmt.Errorf("--explorer %s: %w", addr, err)
+}
+
 // devProvider is one running provider daemon of the dev network.
 type devProvider struct {
 	addr     tx.Address
@@ -295,7 +349,19 @@ func startProvider(ctx context.Context, o Options, kr *keyring.Keyring, c *clien
 	if err != nil {
 		return nil, err
 	}
-	cfg.Node = c.URL()
+	if cfg.Node != c.URL() {
+		// Homes made before provider.toml named the dev node's port: name it, so that `spare provider status`
+		// and other readers of the file reach this network.
+		cfg.Node = c.URL()
+		if err := cfg.Save(providerConfigPath(o.Home, i)); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.LeasesDir != "" {
+		if err := openLeasesRoot(o.Home, filepath.Dir(filepath.Clean(cfg.LeasesDir))); err != nil {
+			return nil, fmt.Errorf("lease directories: %w", err)
+		}
+	}
 	signer, err := kr.Signer(cfg.Key)
 	if err != nil {
 		return nil, err
@@ -379,6 +445,10 @@ func initHome(o Options, kr *keyring.Keyring) error {
 	if err != nil {
 		return err
 	}
+	leases, err := leasesRoot(o.Home, o.Logger)
+	if err != nil {
+		return fmt.Errorf("lease directories: %w", err)
+	}
 	names := []string{"auditor", "tenant"}
 	for i := range o.Providers {
 		names = append(names, ProviderKey(i))
@@ -409,16 +479,16 @@ func initHome(o Options, kr *keyring.Keyring) error {
 		return err
 	}
 	for i := range o.Providers {
-		if err := initProvider(o, i, base+2+i); err != nil {
+		if err := initProvider(o, i, base+2+i, fmt.Sprintf("http://127.0.0.1:%d", base), filepath.Join(leases, ProviderKey(i))); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// initProvider writes dev provider i's configuration (its hardware detected on this machine, its API on port)
-// and TLS certificate.
-func initProvider(o Options, i, port int) error {
+// initProvider writes dev provider i's configuration (its hardware detected on this machine, its API on port,
+// the dev node's RPC address, its leases' directories in leasesDir) and TLS certificate.
+func initProvider(o Options, i, port int, rpc, leasesDir string) error {
 	provDir := filepath.Join(o.Home, "provider")
 	if i > 0 {
 		provDir = filepath.Join(o.Home, ProviderKey(i))
@@ -441,13 +511,14 @@ func initProvider(o Options, i, port int) error {
 	}
 	cfg := provider.ConfigFromInventory(inv)
 	cfg.Key = ProviderKey(i)
+	cfg.Node = rpc
 	cfg.Docker = cfg.Docker && !o.NoDocker
 	cfg.Region = "local"
 	cfg.Listen = fmt.Sprintf("127.0.0.1:%d", port)
 	cfg.HostURI = "https://" + cfg.Listen
-	if os.Geteuid() == 0 {
-		cfg.LeasesDir = filepath.Join("/var/lib/spare/dev-leases", ProviderKey(i))
-	}
+	// In the home (HOME/leases/KEY), which --reset removes; see leasesRoot for a home the jobs' users cannot
+	// reach when spare dev runs as root.
+	cfg.LeasesDir = leasesDir
 	cfg.Limits.WithdrawEvery = provider.Duration{Duration: time.Minute}
 	// Dev jobs fetch their inputs from servers on this machine: allow loopback and private addresses, which a
 	// real provider refuses (inputs.go).

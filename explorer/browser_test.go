@@ -3,6 +3,8 @@ package explorer_test
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"github.com/sparenet/spare/client"
 	"github.com/sparenet/spare/client/keyring"
 	"github.com/sparenet/spare/devnet"
+	"github.com/sparenet/spare/explorer/internal/markettest"
 	"github.com/sparenet/spare/internal/localnet"
 	"github.com/sparenet/spare/ledger"
 	"github.com/sparenet/spare/ledger/tx"
@@ -49,7 +52,8 @@ func artifacts(t *testing.T) string {
 
 // TestBrowserLiveUpdates drives a real Chromium against `spare dev`'s explorer: the overview loads; a provider
 // registered and a lease created afterwards appear on it without a reload (Server-Sent Events); the provider's
-// link leads to its page. Screenshots are saved as artifacts.
+// link leads to its page; the page of the provider that won the lease shows its lease count (as the API answers
+// it), the lease in its list, and no Go syntax. Screenshots are saved as artifacts.
 func TestBrowserLiveUpdates(t *testing.T) {
 	exe := chromium(t)
 	home := t.TempDir()
@@ -185,5 +189,59 @@ func TestBrowserLiveUpdates(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "explorer-provider.png"), shot, 0o644); err != nil {
 		t.Fatal(err)
 	}
+
+	// The page of the provider that serves the lease: its lease count, as the API has it, and the lease listed.
+	lv, err := c.Lease(ctx, leaseID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := lv.Provider.String()
+	before := apiLeaseCount(t, info.Explorer, server)
+	if err := chromedp.Do(bctx,
+		chromedp.Navigate(info.Explorer+"/providers/"+server),
+		chromedp.WaitVisible(chromedp.CSS(`#lease-count`)),
+		chromedp.WaitVisible(chromedp.CSS(`#lease-`+strconv.FormatUint(leaseID, 10))),
+	); err != nil {
+		t.Fatalf("load the page of provider %s: %v", server, err)
+	}
+	count, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS(`#lease-count`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := apiLeaseCount(t, info.Explorer, server)
+	n, err := strconv.ParseUint(strings.TrimSpace(count), 10, 64)
+	if err != nil || n < before || n > after || n == 0 {
+		t.Fatalf("provider %s's page shows %q leases; the API answers %d before and %d after", server, count, before, after)
+	}
+	text, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.body.innerText`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, leak := range markettest.GoSyntax(text) {
+		t.Errorf("provider %s's page shows Go syntax: %s", server, leak)
+	}
+	if shot, err = chromedp.Run(bctx, chromedp.FullScreenshot(100)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "explorer-provider-leases.png"), shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	t.Logf("screenshots in %s", dir)
+}
+
+// apiLeaseCount is a provider's lease count as the explorer's API answers it.
+func apiLeaseCount(t *testing.T, explorer, provider string) uint64 {
+	t.Helper()
+	res, err := http.Get(explorer + "/api/providers/" + provider)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var v struct {
+		Leases *uint64 `json:"leases"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&v); err != nil || res.StatusCode != http.StatusOK || v.Leases == nil {
+		t.Fatalf("GET /api/providers/%s: %d, %v; no lease count", provider, res.StatusCode, err)
+	}
+	return *v.Leases
 }

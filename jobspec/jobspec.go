@@ -1,8 +1,11 @@
-// Package jobspec reads the tenant's job file (JOBSPEC.md): YAML parsed strictly, so that every unknown field,
-// wrong type, wrong unit and impossible combination is an error naming the file, line, column, field and fix,
-// and every problem in a file is reported at once. A parsed Job compiles to the manifest the provider runs
-// (Job.Manifest, which reads the files it ships) and to the order that goes on the ledger (Job.Order). Schema
-// is the JSON Schema of the format, for editors.
+// Package jobspec reads the tenant's job file: YAML parsed strictly, so that every unknown field, wrong type,
+// wrong unit and impossible combination is an error naming the file, line, column, field and fix, and every
+// problem in a file is reported at once. A parsed Job compiles to the manifest the provider runs (Job.Manifest,
+// which reads the files it ships) and to the order that goes on the ledger (Job.Order). Schema is the JSON
+// Schema of the format, for editors.
+//
+// JOBSPEC.md, at the repository's root, documents every field with its type, default and bounds; doc_test.go
+// parses and compiles each of its YAML examples and checks that it names every field, so the two cannot drift.
 //
 // Defaults (every field but run has one; run may be left out only when image is given):
 //

@@ -192,8 +192,8 @@ func (a *App) admit(c *ctx, t *tx.Tx) error {
 	}
 	price := max(a.opts.MinGasPrice, c.params.MinGasPrice)
 	if need := FeeFor(c.params, t.Body.GasLimit, price); t.Body.Fee < need {
-		return tx.Errorf(tx.CodeFeeTooLow, "fee %d uspr below %d: this node asks %d uspr per million gas for a gas limit of %d (and at least the min_fee %d)",
-			t.Body.Fee, need, price, t.Body.GasLimit, c.params.MinFee)
+		return tx.Errorf(tx.CodeFeeTooLow, "fee %s below %s: this node asks %d uspr per million gas for a gas limit of %d (and at least the min_fee %s)",
+			FormatSPR(t.Body.Fee), FormatSPR(need), price, t.Body.GasLimit, FormatSPR(c.params.MinFee))
 	}
 	return nil
 }

@@ -166,7 +166,7 @@ func (c *ctx) move(from, to holding, amount uint64) {
 func (c *ctx) debit(a tx.Address, amount uint64, to holding) error {
 	acc := c.account(a)
 	if acc.Balance < amount {
-		return tx.Errorf(tx.CodeInsufficientFunds, "%s has %d uspr, needs %d", a, acc.Balance, amount)
+		return tx.Errorf(tx.CodeInsufficientFunds, "%s has %s, needs %s", a, FormatSPR(acc.Balance), FormatSPR(amount))
 	}
 	acc.Balance -= amount
 	c.setAccount(acc)

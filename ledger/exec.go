@@ -127,11 +127,11 @@ func (c *ctx) chargeFee(signer tx.Address, t *tx.Tx) error {
 		return tx.Errorf(tx.CodeBadNonce, "nonce %d, account %s expects %d", t.Body.Nonce, signer, acc.Nonce)
 	}
 	if need := FeeFor(c.params, t.Body.GasLimit, c.params.MinGasPrice); t.Body.Fee < need && !c.simulate {
-		return tx.Errorf(tx.CodeFeeTooLow, "fee %d uspr below %d: the minimum %d, or gas limit %d at the chain's gas price of %d uspr per million gas",
-			t.Body.Fee, need, c.params.MinFee, t.Body.GasLimit, c.params.MinGasPrice)
+		return tx.Errorf(tx.CodeFeeTooLow, "fee %s below %s: the minimum %s, or gas limit %d at the chain's gas price of %d uspr per million gas",
+			FormatSPR(t.Body.Fee), FormatSPR(need), FormatSPR(c.params.MinFee), t.Body.GasLimit, c.params.MinGasPrice)
 	}
 	if acc.Balance < t.Body.Fee {
-		return tx.Errorf(tx.CodeInsufficientFunds, "%s has %d uspr, fee is %d", signer, acc.Balance, t.Body.Fee)
+		return tx.Errorf(tx.CodeInsufficientFunds, "%s has %s, the fee is %s", signer, FormatSPR(acc.Balance), FormatSPR(t.Body.Fee))
 	}
 	acc.Balance -= t.Body.Fee
 	acc.Nonce++

@@ -221,7 +221,7 @@ func (c *ctx) placeBid(signer tx.Address, m *tx.PlaceBid) error {
 		return err
 	}
 	if m.Price > o.MaxPricePerHour {
-		return tx.Errorf(tx.CodeBidAboveMax, "price %d uspr/h above the order's maximum %d", m.Price, o.MaxPricePerHour)
+		return tx.Errorf(tx.CodeBidAboveMax, "price %s/h above the order's maximum %s/h", FormatSPR(m.Price), FormatSPR(o.MaxPricePerHour))
 	}
 	if r := Feasible(p, o.Resources, o.Constraints); r != ReasonOK {
 		return tx.Errorf(tx.CodeInfeasible, "provider %s does not satisfy order %d: %s", signer, o.ID, r)
@@ -242,7 +242,7 @@ func (c *ctx) placeBid(signer tx.Address, m *tx.PlaceBid) error {
 			}
 		}
 		if m.Price >= dearest.Price {
-			return tx.Errorf(tx.CodeBidsFull, "order %d holds its maximum of %d open bids: bid below %d uspr/h (its dearest) or wait", o.ID, len(open), dearest.Price)
+			return tx.Errorf(tx.CodeBidsFull, "order %d holds its maximum of %d open bids: bid below %s/h (its dearest) or wait", o.ID, len(open), FormatSPR(dearest.Price))
 		}
 		c.closeBid(dearest, BidLost, "outbid")
 	}

@@ -5,12 +5,22 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 
 	"github.com/sparenet/spare/ledger/tx"
 )
 
 // USPR is the number of micro-units (uspr) in one SPR.
 const USPR = 1_000_000
+
+// FormatSPR writes an amount of uspr in SPR, as people read it: "10.898 SPR", "24 SPR", "0.000001 SPR".
+func FormatSPR(uspr uint64) string {
+	whole, frac := uspr/USPR, uspr%USPR
+	if frac == 0 {
+		return fmt.Sprintf("%d SPR", whole)
+	}
+	return strings.TrimRight(fmt.Sprintf("%d.%06d", whole, frac), "0") + " SPR"
+}
 
 // Params are the chain's economic and timing rules, fixed at genesis.
 type Params struct {

@@ -70,7 +70,7 @@ func (c *ctx) unbond(signer tx.Address, m *tx.Unbond) error {
 		return err
 	}
 	if m.Amount > p.Stake {
-		return tx.Errorf(tx.CodeUnbondingTooLarge, "unbond %d uspr, only %d bonded", m.Amount, p.Stake)
+		return tx.Errorf(tx.CodeUnbondingTooLarge, "unbond %s, only %s bonded", FormatSPR(m.Amount), FormatSPR(p.Stake))
 	}
 	p.Stake -= m.Amount
 	p.Unbonding += m.Amount
@@ -131,8 +131,8 @@ func (c *ctx) canServe(p *Provider) error {
 	}
 	need := c.params.RequiredStake(p.Info.Hardware.GPUCount())
 	if p.Stake < need {
-		return tx.Errorf(tx.CodeInsufficientStake, "provider %s has %d uspr bonded, needs %d (base %d + %d per GPU): send Bond",
-			p.Owner, p.Stake, need, c.params.StakeBase, c.params.StakePerGPU)
+		return tx.Errorf(tx.CodeInsufficientStake, "provider %s has %s bonded, needs %s (base %s + %s per GPU): bond the difference (Bond)",
+			p.Owner, FormatSPR(p.Stake), FormatSPR(need), FormatSPR(c.params.StakeBase), FormatSPR(c.params.StakePerGPU))
 	}
 	return nil
 }

@@ -140,6 +140,13 @@ type LeaseView struct {
 
 var errNotFound = errors.New("not found")
 
+// notFound is a query's not-found answer in the ledger's words, said once; errors.Is(err, errNotFound) holds.
+type notFound struct{ error }
+
+func (e notFound) Is(target error) bool { return target == errNotFound }
+
+func notFoundf(format string, args ...any) error { return notFound{fmt.Errorf(format, args...)} }
+
 // QueryCodeInternal is the code of a query that hit a broken invariant (an unreadable stored object).
 const QueryCodeInternal uint32 = 3
 
@@ -217,7 +224,7 @@ func runQuery(kv store.KV, height int64, path string, data []byte) (any, error) 
 		}
 		p, ok := c.provider(ar.Address)
 		if !ok {
-			return nil, fmt.Errorf("provider %s: %w", ar.Address, errNotFound)
+			return nil, notFoundf("provider %s not found: no provider registered with that address", ar.Address)
 		}
 		return c.providerView(p), nil
 	case QueryOrder, QueryBid, QueryLease, QueryReceipt:
@@ -256,9 +263,9 @@ func runQuery(kv store.KV, height int64, path string, data []byte) (any, error) 
 		v, ok := c.verification(idr.ID)
 		if !ok {
 			if _, err := c.order(idr.ID); err != nil {
-				return nil, fmt.Errorf("%v: %w", err, errNotFound)
+				return nil, notFound{err}
 			}
-			return nil, fmt.Errorf("order %d is not a replicated order: %w", idr.ID, errNotFound)
+			return nil, notFoundf("order %d is not a replicated order", idr.ID)
 		}
 		return c.verificationView(v), nil
 	case QueryCluster:
@@ -268,9 +275,9 @@ func runQuery(kv store.KV, height int64, path string, data []byte) (any, error) 
 		cl, ok := c.cluster(idr.ID)
 		if !ok {
 			if _, err := c.order(idr.ID); err != nil {
-				return nil, fmt.Errorf("%v: %w", err, errNotFound)
+				return nil, notFound{err}
 			}
-			return nil, fmt.Errorf("order %d is not a cluster order: %w", idr.ID, errNotFound)
+			return nil, notFoundf("order %d is not a cluster order", idr.ID)
 		}
 		return c.clusterView(cl), nil
 	case QueryLatency:
@@ -279,7 +286,7 @@ func runQuery(kv store.KV, height int64, path string, data []byte) (any, error) 
 		}
 		l, ok := c.latency(ar.Address)
 		if !ok {
-			return nil, fmt.Errorf("provider %s has published no latency: %w", ar.Address, errNotFound)
+			return nil, notFoundf("provider %s has published no latency", ar.Address)
 		}
 		return l, nil
 	case QueryObjects:
@@ -357,14 +364,14 @@ func (c *ctx) getByID(path string, id uint64) (any, error) {
 		b, ok := c.kv.Get(idKey(pReceipt, id))
 		if !ok {
 			if _, err := c.lease(id); err != nil {
-				return nil, fmt.Errorf("receipt of lease %d: %v: %w", id, err, errNotFound)
+				return nil, notFound{err}
 			}
-			return nil, fmt.Errorf("receipt of lease %d: %w", id, errNotFound)
+			return nil, notFoundf("lease %d has no receipt: it has not completed (closed leases have none)", id)
 		}
 		out = mustDecode(decReceipt(b))
 	}
 	if tx.CodeOf(err) == tx.CodeNotFound {
-		return nil, fmt.Errorf("%v: %w", err, errNotFound)
+		return nil, notFound{err}
 	}
 	return out, err
 }

@@ -216,7 +216,7 @@ func (d *Daemon) AcceptManifest(ctx context.Context, tenant tx.Address, leaseID 
 		_ = d.store.PutLease(l)
 		d.spawn(d.life, func(ctx context.Context) { d.closeLease(ctx, l.LeaseID, l.EndReason) })
 		d.log.Error("workload failed to start", "lease", l.LeaseID, "err", err)
-		return nil, ErrStartFailed
+		return nil, fmt.Errorf("%w: %s", ErrStartFailed, l.EndReason) // the reason the ledger records too
 	}
 	l.WorkloadState = w.State()
 	l.State = LeaseRunning

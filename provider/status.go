@@ -11,6 +11,7 @@ import (
 // Report is `spare provider status`: the provider as the ledger records it, with what its open bids and
 // running leases reserve of the offered hardware.
 type Report struct {
+	Address   tx.Address          `json:"address"` // the provider's key
 	Provider  ledger.ProviderView `json:"provider"`
 	Offered   tx.Hardware         `json:"offered"`
 	Reserved  tx.Resources        `json:"reserved"` // sum over open bids and pending or active leases
@@ -28,7 +29,7 @@ func StatusFromLedger(ctx context.Context, c *client.Client, addr tx.Address, of
 	if err != nil {
 		return nil, err
 	}
-	r := &Report{Provider: pv, Offered: offered.Ledger(), OpenBids: []ledger.Bid{}, Leases: []ledger.LeaseView{}}
+	r := &Report{Address: addr, Provider: pv, Offered: offered.Ledger(), OpenBids: []ledger.Bid{}, Leases: []ledger.LeaseView{}}
 	reserve := func(orderID uint64) error {
 		o, err := c.Order(ctx, orderID)
 		if err != nil {

@@ -52,6 +52,9 @@ func (t *Tenant) deployCluster(ctx context.Context, job Job, o Options, res *Res
 		return nil, fmt.Errorf("create order: %w", err)
 	}
 	res.OrderID = createdOrder(sent)
+	if o.OnOrder != nil {
+		o.OnOrder(res.OrderID)
+	}
 	restarts := ""
 	if cl.Restarts > 0 {
 		restarts = fmt.Sprintf(" (%s for the cluster, as much again for each of up to %d restarts)", client.FormatAmount(job.Order.Deposit*uint64(cl.Nodes)), cl.Restarts)
@@ -71,6 +74,7 @@ func (t *Tenant) deployCluster(ctx context.Context, job Job, o Options, res *Res
 		res.LastOrder = order
 		if cv.State != ledger.ClusterRestarted {
 			res.State = cv.State.String()
+			res.Outcome, res.ExitCode = clusterOutcome(cv, res)
 			res.Timings.Ended = emit("ended", "cluster %s", cv.State)
 			if cv.State == ledger.ClusterFailed {
 				res.Reason = fmt.Sprintf("member lease %d failed; the others were closed", cv.FailedLease)
@@ -147,7 +151,7 @@ func (t *Tenant) runGeneration(ctx context.Context, order uint64, job Job, o Opt
 			res.Timings.Started = at
 		}
 		if o.Detach {
-			res.State = "active"
+			res.State, res.Outcome = "active", OutcomeRunning
 			return cv, nil
 		}
 		if o.AutoTopUp {
@@ -362,4 +366,25 @@ func hostOr(uri string) string {
 		return u.Hostname()
 	}
 	return uri
+}
+
+// clusterOutcome is how a cluster ended, for deploy's exit status: done, every member exited (the first non-zero
+// exit code is the cluster's, else 0); failed, the failed member's own outcome (its exit code if it exited).
+func clusterOutcome(cv ledger.ClusterView, res *Result) (Outcome, *int64) {
+	if cv.State == ledger.ClusterDone {
+		var code int64
+		for _, m := range res.Members {
+			if m.ExitCode != nil && *m.ExitCode != 0 && code == 0 {
+				code = *m.ExitCode
+			}
+		}
+		return OutcomeExited, &code
+	}
+	for _, m := range res.Members {
+		if m.LeaseID == cv.FailedLease && m.ExitCode != nil {
+			code := *m.ExitCode
+			return OutcomeExited, &code
+		}
+	}
+	return OutcomeMemberFailed, nil
 }

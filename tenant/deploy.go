@@ -57,6 +57,8 @@ type Event struct {
 type Options struct {
 	// Detach returns once the workload runs, without waiting for its end.
 	Detach bool
+	// OnOrder, when set, is told the order's id as soon as it is committed (the CLI remembers the job's name).
+	OnOrder func(orderID uint64)
 	// OutputsDir receives the outputs under <lease id>/. Default "outputs".
 	OutputsDir string
 	// Logs receives the workload's output as it is produced (nil: discarded).
@@ -117,20 +119,15 @@ type Result struct {
 	Endpoints map[string]string `json:"endpoints,omitempty"`
 	// Fees are the transaction fees this deploy paid: its order, and any acceptance, cancellation or top-up.
 	Fees uint64 `json:"fees"`
+	// Outcome is how the job ended (exited, duration_reached, no_offers...): spare deploy's exit status follows it.
+	Outcome Outcome `json:"outcome,omitempty"`
 }
 
 // Deploy runs a job: CreateOrder with the deposit, wait for the auction's lease, send the manifest to the
 // winning provider, stream the logs, and on completion download the outputs and verify them against the
 // provider's signed receipt.
 func (t *Tenant) Deploy(ctx context.Context, job Job, o Options) (*Result, error) {
-	t0 := time.Now()
-	emit := func(stage, format string, args ...any) time.Duration {
-		at := since(t0)
-		if o.Progress != nil {
-			o.Progress(Event{Stage: stage, Detail: fmt.Sprintf(format, args...), At: at})
-		}
-		return at
-	}
+	emit := emitter(o)
 	if o.OutputsDir == "" {
 		o.OutputsDir = "outputs"
 	}
@@ -160,9 +157,15 @@ func (t *Tenant) Deploy(ctx context.Context, job Job, o Options) (*Result, error
 		return nil, fmt.Errorf("create order: %w", err)
 	}
 	res.OrderID = createdOrder(sent)
+	if o.OnOrder != nil {
+		o.OnOrder(res.OrderID)
+	}
 	res.Timings.OrderCommitted = emit("order", "order %d committed in block %d, deposit %s", res.OrderID, sent.Height, client.FormatAmount(job.Order.Deposit))
 
 	lease, err := t.awaitLease(ctx, res, sent.Height, o, emit)
+	if errors.Is(err, ErrNoOffers) {
+		res.Outcome = OutcomeNoOffers
+	}
 	if err != nil {
 		return res, err
 	}
@@ -173,13 +176,18 @@ func (t *Tenant) Deploy(ctx context.Context, job Job, o Options) (*Result, error
 		return res, err
 	}
 	res.Timings.ManifestSent = emit("manifest", "manifest sent (%d bytes)", len(job.Manifest))
+	if !service && !o.Detach {
+		// The provider starts the workload once it has the manifest, a block before LeaseStarted commits (billing
+		// starts there): its output streams from now on.
+		return t.follow(ctx, res, lease, o, emit, true)
+	}
 	if err := t.waitLease(ctx, lease.ID, func(l ledger.LeaseView) bool { return l.State != ledger.LeasePending }); err != nil {
 		return res, err
 	}
 	res.Timings.Started = emit("started", "workload running; billing started")
 	if service {
 		eps, err := t.awaitEndpoints(ctx, lease.ID, 60*time.Second)
-		res.Endpoints, res.State = eps, "active"
+		res.Endpoints, res.State, res.Outcome = eps, "active", OutcomeRunning
 		if err != nil {
 			return res, err
 		}
@@ -188,19 +196,51 @@ func (t *Tenant) Deploy(ctx context.Context, job Job, o Options) (*Result, error
 		}
 		return res, nil
 	}
-	if o.Detach {
-		res.State = "active"
-		return res, nil
+	res.State, res.Outcome = "active", OutcomeRunning // detached
+	return res, nil
+}
+
+// emitter reports a deploy's progress to o.Progress, timed from now; it may be called from several goroutines
+// (the log stream's first line, the ledger's events).
+func emitter(o Options) func(stage, format string, args ...any) time.Duration {
+	t0 := time.Now()
+	var mu sync.Mutex
+	return func(stage, format string, args ...any) time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		at := since(t0)
+		if o.Progress != nil {
+			o.Progress(Event{Stage: stage, Detail: fmt.Sprintf(format, args...), At: at})
+		}
+		return at
 	}
+}
+
+// follow streams a lease's output until the workload ends, waits for the lease's end on the ledger, asks the
+// provider how the workload ended, and downloads and verifies the outputs: the second half of a deploy, and all
+// of `spare attach`. awaitStart: the lease may still be pending (its start is reported when it commits).
+func (t *Tenant) follow(ctx context.Context, res *Result, lease ledger.LeaseView, o Options, emit func(string, string, ...any) time.Duration, awaitStart bool) (*Result, error) {
 	if o.AutoTopUp {
 		defer t.autoTopUpAll(ctx, []uint64{lease.ID}, emit)()
 	}
 	logs := &firstLine{w: o.Logs, onFirst: func() { res.Timings.FirstOutput = emit("output", "first output") }}
-	if err := t.StreamLogs(ctx, lease.ID, true, logs); err != nil {
+	streamed := make(chan error, 1)
+	go func() { streamed <- t.StreamLogs(ctx, lease.ID, true, logs) }()
+	if awaitStart {
+		var started ledger.LeaseView
+		if err := t.waitLease(ctx, lease.ID, func(l ledger.LeaseView) bool { started = l; return l.State != ledger.LeasePending }); err != nil {
+			<-streamed
+			return res, err
+		}
+		if started.StartedMs != 0 { // it started (it may have ended already: a short job)
+			res.Timings.Started = emit("started", "workload running; billing started")
+		}
+	}
+	if err := <-streamed; err != nil && ctx.Err() == nil {
 		t.log.Warn("log stream ended early", "lease", lease.ID, "err", err)
 	}
 	var end ledger.LeaseView
-	err = t.waitLease(ctx, lease.ID, func(l ledger.LeaseView) bool {
+	err := t.waitLease(ctx, lease.ID, func(l ledger.LeaseView) bool {
 		end = l
 		return l.State == ledger.LeaseCompleted || l.State == ledger.LeaseClosed
 	})
@@ -209,11 +249,22 @@ func (t *Tenant) Deploy(ctx context.Context, job Job, o Options) (*Result, error
 	}
 	res.Timings.Ended = emit("ended", "lease %s: %s", end.State, end.CloseReason)
 	res.State, res.Reason, res.Cost, res.Refunded, res.Receipt = end.State.String(), end.CloseReason, end.Paid, end.Refunded, end.Receipt
+	outcome, why := leaseOutcome(end, t.workloadResult(ctx, end))
+	res.Outcome = outcome
+	if why != "" {
+		res.Reason = why
+		if outcome != OutcomeExited && outcome != OutcomeClosedByTenant {
+			emit("ended", "%s", why)
+		}
+	}
 	if end.Receipt != nil {
 		code := end.Receipt.ExitCode
 		res.ExitCode = &code
 		dir, files, leftOut, err := t.fetchOutputs(ctx, lease.ID, o.OutputsDir)
 		if err != nil {
+			if errors.Is(err, ErrOutputs) {
+				res.Outcome = OutcomeOutputsRefused
+			}
 			return res, err
 		}
 		res.OutputsPath, res.Outputs, res.OutputsLeftOut = dir, files, leftOut
@@ -223,6 +274,41 @@ func (t *Tenant) Deploy(ctx context.Context, job Job, o Options) (*Result, error
 		}
 	}
 	return res, nil
+}
+
+// Attach follows a lease of this tenant's as deploy would have after placing it: its output until the workload
+// ends, then its outputs, downloaded and verified against the receipt (into o.OutputsDir). A lease that already
+// ended gives its output so far, its result and its outputs at once.
+func (t *Tenant) Attach(ctx context.Context, leaseID uint64, o Options) (*Result, error) {
+	emit := emitter(o)
+	if o.OutputsDir == "" {
+		o.OutputsDir = "outputs"
+	}
+	l, err := t.c.Lease(ctx, leaseID)
+	if err != nil {
+		return nil, err
+	}
+	if l.Tenant != t.Address() {
+		return nil, fmt.Errorf("lease %d is %s's, not yours (%s): attach with its tenant's key (--from)", leaseID, l.Tenant, t.Address())
+	}
+	res := &Result{OrderID: l.OrderID, LeaseID: l.ID, Provider: l.Provider, Price: l.Price}
+	var fees atomic.Uint64
+	ctx = context.WithValue(ctx, feesKey{}, &fees)
+	defer func() { res.Fees = fees.Load() }()
+	emit("attach", "lease %d with %s, %s", l.ID, l.Provider, l.State)
+	return t.follow(ctx, res, l, o, emit, l.State == ledger.LeasePending)
+}
+
+// CancelOrder cancels an open order of this tenant's and returns what came back to the balance.
+func (t *Tenant) CancelOrder(ctx context.Context, orderID uint64) (uint64, error) {
+	o, err := t.c.Order(ctx, orderID)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := t.send(ctx, &tx.CancelOrder{ID: orderID}); err != nil {
+		return 0, err
+	}
+	return o.Escrowed(), nil
 }
 
 // awaitLease follows the chain from the order's block until a lease is created for it. Without one by the

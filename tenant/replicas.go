@@ -39,6 +39,9 @@ func (t *Tenant) deployReplicated(ctx context.Context, job Job, o Options, res *
 		return nil, fmt.Errorf("create order: %w", err)
 	}
 	res.OrderID = createdOrder(sent)
+	if o.OnOrder != nil {
+		o.OnOrder(res.OrderID)
+	}
 	res.Replicas = job.Replicas
 	res.Timings.OrderCommitted = emit("order", "order %d committed in block %d: %d replicas, %s escrowed (a deposit per run and one for a referee)",
 		res.OrderID, sent.Height, job.Replicas, client.FormatAmount(job.Order.Deposit*uint64(job.Replicas+1)))
@@ -64,7 +67,7 @@ func (t *Tenant) deployReplicated(ctx context.Context, job Job, o Options, res *
 	}
 	res.Timings.Started = emit("started", "every run is running; billing started")
 	if o.Detach {
-		res.State = "active"
+		res.State, res.Outcome = "active", OutcomeRunning
 		return res, nil
 	}
 	if o.AutoTopUp {
@@ -147,6 +150,7 @@ func (t *Tenant) deployReplicated(ctx context.Context, job Job, o Options, res *
 	case ledger.VerifyInconclusive:
 		emit("verdict", "%s: no majority among the results; every run with a result was paid, nobody slashed", v.State)
 		res.Reason = "no majority among the runs' results"
+		res.Outcome = OutcomeInconclusive
 	}
 	for _, r := range v.Runs {
 		switch {
@@ -167,8 +171,14 @@ func (t *Tenant) deployReplicated(ctx context.Context, job Job, o Options, res *
 	if l, err := t.c.Lease(ctx, from.LeaseID); err == nil {
 		res.Receipt = l.Receipt
 	}
+	if res.Outcome == "" {
+		res.Outcome = OutcomeExited
+	}
 	dir, files, err := t.FetchOutputs(ctx, from.LeaseID, o.OutputsDir)
 	if err != nil {
+		if errors.Is(err, ErrOutputs) {
+			res.Outcome = OutcomeOutputsRefused
+		}
 		return res, err
 	}
 	res.OutputsPath, res.Outputs = dir, files

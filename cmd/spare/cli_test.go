@@ -2,14 +2,21 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/provider"
+	"github.com/sparenet/spare/tenant"
 )
 
 // TestEveryCommandDocumented walks the command tree: every command has a short help line, and -o json is
@@ -63,7 +70,9 @@ func TestBadInputNamesTheFix(t *testing.T) {
 		{[]string{"--home", home, "query", "order", "abc"}, "order id"},
 		{[]string{"--home", home, "query", "orders", "--limit", "5000"}, "--limit"},
 		{[]string{"--home", home, "testnet", "--validators", "0", "--dir", home}, "--validators"},
-		{[]string{"--home", home, "balance"}, "no --node given"},
+		{[]string{"--home", home, "balance"}, "no Spare keys at " + filepath.Join(home, "keys") + ": run 'spare dev'"},
+		{[]string{"--home", filepath.Join(home, "nonexistent"), "deploy", "job.yaml"}, "job.yaml"},
+		{[]string{"--home", filepath.Join(home, "nonexistent"), "leases"}, "no Spare keys at " + filepath.Join(home, "nonexistent", "keys")},
 		{[]string{"--home", home, "verify", "abc"}, "lease id"},
 		{[]string{"--home", home, "explorer", "--listen", "nonsense"}, "no --node given"},
 		{[]string{"--home", home, "--keyring-backend", "test", "init", "--fund", "-5"}, "--fund"},
@@ -74,6 +83,9 @@ func TestBadInputNamesTheFix(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: error %v, want it to mention %q", tc.args, err, tc.want)
 		}
+	}
+	if _, err := os.Stat(filepath.Join(home, "nonexistent")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a command pointed at a home that does not exist created it: %v", err)
 	}
 }
 
@@ -121,5 +133,66 @@ func TestProviderInitCPUOnly(t *testing.T) {
 	// A second init refuses to overwrite the operator's edits.
 	if _, err := run(t, "--home", home, "--keyring-backend", "test", "provider", "init"); err == nil || !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("second init: %v", err)
+	}
+}
+
+// TestDeployExitCode: deploy's exit status follows the job's exit code when it ran, else Spare's documented codes.
+func TestDeployExitCode(t *testing.T) {
+	code := func(c int64) *int64 { return &c }
+	for _, c := range []struct {
+		res  *tenant.Result
+		err  error
+		want int
+	}{
+		{&tenant.Result{Outcome: tenant.OutcomeExited, ExitCode: code(0)}, nil, 0},
+		{&tenant.Result{Outcome: tenant.OutcomeExited, ExitCode: code(3)}, nil, 3},
+		{&tenant.Result{Outcome: tenant.OutcomeExited, ExitCode: code(255)}, nil, 255},
+		{&tenant.Result{Outcome: tenant.OutcomeExited, ExitCode: code(-1)}, nil, 255},
+		{&tenant.Result{Outcome: tenant.OutcomeExited, ExitCode: code(1 << 40)}, nil, 255},
+		{&tenant.Result{Outcome: tenant.OutcomeDurationReached, ExitCode: code(143)}, nil, 124},
+		{&tenant.Result{Outcome: tenant.OutcomeMemoryLimit, ExitCode: code(137)}, nil, 137},
+		{&tenant.Result{Outcome: tenant.OutcomeClosedByProvider}, nil, 122},
+		{&tenant.Result{Outcome: tenant.OutcomeMemberFailed}, nil, 122},
+		{&tenant.Result{Outcome: tenant.OutcomeClosedByAuditors}, nil, 123},
+		{&tenant.Result{Outcome: tenant.OutcomeDepositExhausted}, nil, 126},
+		{&tenant.Result{Outcome: tenant.OutcomeInconclusive}, nil, 127},
+		{&tenant.Result{Outcome: tenant.OutcomeClosedByTenant}, nil, 143},
+		{&tenant.Result{Outcome: tenant.OutcomeRunning}, nil, 0},
+		{nil, fmt.Errorf("deploy: %w", tenant.ErrNoOffers), 125},
+		{nil, fmt.Errorf("fetch: %w", tenant.ErrOutputs), 121},
+		{nil, context.Canceled, 130},
+		{nil, errors.New("node unreachable"), 1},
+		{nil, tx.Errorf(tx.CodeInsufficientFunds, "poor"), 2},
+	} {
+		if got := deployExitCode(c.res, c.err); got != c.want {
+			t.Errorf("%+v %v: exit %d, want %d", c.res, c.err, got, c.want)
+		}
+	}
+}
+
+// TestNodeDownSaysWhatToDo: a command against a node that is not running names the node's address and what to
+// do, not the request's URL.
+func TestNodeDownSaysWhatToDo(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	_, err = run(t, "--home", t.TempDir(), "--node", "http://"+addr, "query", "order", "1")
+	err = explain(err)
+	if err == nil || !strings.Contains(err.Error(), "cannot reach the node at http://"+addr+" (connection refused): is 'spare dev'") || strings.Contains(err.Error(), "abci_query") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestErrorsSaidOnce: a ledger rejection loses the transaction's internal message prefix and keeps its code.
+func TestErrorsSaidOnce(t *testing.T) {
+	err := explain(fmt.Errorf("close lease 4: %w", tx.Errorf(tx.CodeBadLeaseState, "msgs[0] close_lease: lease 4 is closed, not active")))
+	if err.Error() != "close lease 4: bad_lease_state (code 20): lease 4 is closed, not active" && !strings.Contains(err.Error(), "close lease 4:") || strings.Contains(err.Error(), "msgs[0]") {
+		t.Fatalf("err = %q", err)
+	}
+	if exitCode(err) != 2 {
+		t.Fatalf("exit %d: the ledger's rejection is still 2", exitCode(err))
 	}
 }

@@ -6,8 +6,10 @@ import (
 	"io"
 	"maps"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -48,11 +50,29 @@ stream here; on completion the outputs are downloaded to ./outputs/<lease>/ and 
 the provider's signed receipt. You pay only for what ran; the rest of the deposit comes back.
 When nobody bids, the command says why, per constraint, and cancels the order. A job with ports is a
 service: it is placed by price, reputation and round-trip time from here, and the command returns once
-its endpoints answer, printing them. verify.replicas and cluster jobs run on several providers at once.`,
+its endpoints answer, printing them. verify.replicas and cluster jobs run on several providers at once.
+
+Ctrl-C before a lease cancels the order and reports the refund. After, the lease keeps running: the
+command prints how to follow it (spare attach), fetch its outputs or close it, and exits; a second
+Ctrl-C within 2 s closes the lease (asking first on a terminal).
+
+Exit status, as docker run: the job's own exit code when it ran (a cluster: its first non-zero member
+exit code; replicas: the agreed run's; killed for memory: 137), else one of Spare's:
+  121  the outputs did not match the provider's signed receipt (none were kept)
+  122  the provider closed the lease or never started the workload
+  123  the auditors found the provider down: lease closed, provider slashed
+  124  the job's duration ended before it exited (as timeout(1))
+  125  nobody bid in time: the order was cancelled and the deposit refunded
+  126  the deposit ran out before the job's duration (--auto-topup, or spare topup)
+  127  the replicas' results disagreed with no majority
+  130  interrupted by Ctrl-C
+  143  you closed the lease (spare close)
+  1    any other failure (job file, node, keys); 2: the ledger refused a transaction
+-o json's "outcome" names which (exited, duration_reached, no_offers, ...).`,
 		Example: "  spare deploy examples/hello.yaml\n  spare deploy job.yaml --detach -o json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, job, err := loadJob(args[0])
+			spec, job, err := loadJob(args[0])
 			if err != nil {
 				return err
 			}
@@ -71,7 +91,19 @@ its endpoints answer, printing them. verify.replicas and cluster jobs run on sev
 			tty := g.isTerminal(progress)
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
-			res, err := t.Deploy(ctx, job, tenant.Options{Detach: detach, OutputsDir: outDir, Logs: logs, AutoTopUp: autoTopUp, Choose: choose,
+			interrupts := make(chan os.Signal, 2)
+			signal.Notify(interrupts, os.Interrupt)
+			defer signal.Stop(interrupts)
+			var interrupted atomic.Bool
+			go func() {
+				select {
+				case <-interrupts:
+					interrupted.Store(true)
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
+			res, err := t.Deploy(ctx, job, tenant.Options{OnOrder: func(id uint64) { g.rememberJobName(id, spec.Name) }, Detach: detach, OutputsDir: outDir, Logs: logs, AutoTopUp: autoTopUp, Choose: choose,
 				NoBidTimeout: wait, Progress: func(e tenant.Event) {
 					if tty { // details quote the provider and the ledger (reasons, endpoints, errors)
 						fmt.Fprintf(progress, "\033[2m[%6.2fs]\033[0m %-8s %s\n", e.At.Seconds(), e.Stage, termsafe.String(e.Detail))
@@ -79,10 +111,13 @@ its endpoints answer, printing them. verify.replicas and cluster jobs run on sev
 						fmt.Fprintf(progress, "[%6.2fs] %-8s %s\n", e.At.Seconds(), e.Stage, e.Detail)
 					}
 				}})
-			if err != nil {
-				return err
+			if interrupted.Load() {
+				return g.deployInterrupted(cmd.Context(), t, res, interrupts)
 			}
-			return g.print(res, func(w io.Writer) {
+			if err != nil {
+				return exitStatus{code: deployExitCode(res, err), err: err}
+			}
+			if err := g.print(res, func(w io.Writer) {
 				if len(res.Endpoints) > 0 {
 					fmt.Fprintf(w, "lease %d serves on %s until its duration or 'spare close %d':\n", res.LeaseID, res.Provider, res.LeaseID)
 					for _, port := range slices.Sorted(maps.Keys(res.Endpoints)) {
@@ -100,6 +135,9 @@ its endpoints answer, printing them. verify.replicas and cluster jobs run on sev
 				}
 				fmt.Fprintf(w, "lease %d %s (exit code %s): cost %s at %s/h, refunded %s, transaction fees %s\n", res.LeaseID, res.State, code,
 					client.FormatAmount(res.Cost), client.FormatAmount(res.Price), client.FormatAmount(res.Refunded), client.FormatAmount(res.Fees))
+				if res.Reason != "" && res.Outcome != tenant.OutcomeExited {
+					fmt.Fprintf(w, "  %s\n", res.Reason)
+				}
 				if res.Receipt != nil {
 					fmt.Fprintf(w, "receipt: lease %d, manifest %s, %d GPU-seconds, outputs root %s, signed by %s\n",
 						res.Receipt.LeaseID, res.Receipt.ManifestHash, res.Receipt.GPUSeconds, res.Receipt.OutputRoot, res.Provider)
@@ -159,7 +197,13 @@ its endpoints answer, printing them. verify.replicas and cluster jobs run on sev
 				if res.OutputsPath != "" {
 					fmt.Fprintf(w, "outputs: %d file(s) in %s (verified)\n", len(res.Outputs), res.OutputsPath)
 				}
-			})
+			}); err != nil {
+				return err
+			}
+			if code := deployExitCode(res, nil); code != 0 {
+				return exitStatus{code: code}
+			}
+			return nil
 		},
 	}
 	addFrom(cmd, &from)

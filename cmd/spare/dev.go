@@ -37,7 +37,8 @@ tenant key with no flags. Ctrl-C stops everything cleanly.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return devnet.Run(ctx, devnet.Options{Home: home, Reset: reset, NvidiaSMI: nvsmi, NoDocker: noDocker, Explorer: explorerAddr, Providers: providers, Logger: g.logger()}, func(info devnet.Info) {
+			return devnet.Run(ctx, devnet.Options{Home: home, Reset: reset, NvidiaSMI: nvsmi, NoDocker: noDocker, Explorer: explorerAddr,
+				ExplorerFixed: cmd.Flags().Changed("explorer"), Providers: providers, Logger: g.logger()}, func(info devnet.Info) {
 				sort.Strings(info.Runtimes)
 				_ = g.print(info, func(w io.Writer) {
 					state := "new chain"
@@ -55,7 +56,9 @@ tenant key with no flags. Ctrl-C stops everything cleanly.`,
 					if !info.Auditor.IsZero() {
 						fmt.Fprintf(w, "  auditor       %s (challenges the providers every %d blocks)\n", info.Auditor, devnet.EpochBlocks)
 					}
-					if info.Explorer != "" {
+					if info.ExplorerBusy != "" {
+						fmt.Fprintf(w, "  explorer      %s (%s is in use)\n", info.Explorer, info.ExplorerBusy)
+					} else if info.Explorer != "" {
 						fmt.Fprintf(w, "  explorer      %s\n", info.Explorer)
 					}
 					fmt.Fprintf(w, "Try, in another terminal:\n  spare deploy examples/hello.yaml\nCtrl-C stops the network; 'spare dev' resumes it.\n")
@@ -67,7 +70,7 @@ tenant key with no flags. Ctrl-C stops everything cleanly.`,
 	cmd.Flags().BoolVar(&noDocker, "no-docker", false, "do not offer the docker runtime")
 	cmd.Flags().IntVar(&providers, "providers", 0, fmt.Sprintf("provider daemons to run on this machine, 1 to %d (replicated jobs need 2, a referee 3); default 1, or what the resumed network was made with", devnet.MaxProviders))
 	cmd.Flags().StringVar(&nvsmi, "nvidia-smi", "nvidia-smi", "nvidia-smi program to detect GPUs with")
-	cmd.Flags().StringVar(&explorerAddr, "explorer", "127.0.0.1:8080", `address of the network explorer ("" for none)`)
+	cmd.Flags().StringVar(&explorerAddr, "explorer", "127.0.0.1:8080", `address of the network explorer ("" for none); when the default is in use, a free port`)
 	return cmd
 }
 

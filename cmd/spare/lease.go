@@ -1,22 +1,29 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"os"
+	"regexp"
 	"slices"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/sparenet/spare/client"
+	"github.com/sparenet/spare/client/keyring"
 	"github.com/sparenet/spare/ledger"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/tenant"
+	"github.com/sparenet/spare/termsafe"
 )
 
 // tenantFor opens the tenant SDK for the key named by --from (default: the home's tenant key).
@@ -32,8 +39,11 @@ func (g *globals) tenantFor(from string) (*tenant.Tenant, error) {
 		return nil, err
 	}
 	signer, err := kr.Signer(from)
+	if errors.Is(err, keyring.ErrNotFound) {
+		return nil, fmt.Errorf("no key %q in %s: list the keys with 'spare keys list', pick one with --from NAME, or make it with 'spare keys add %s'", from, g.keysDir(), from)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("key %q: %w (pass --from NAME)", from, err)
+		return nil, fmt.Errorf("key %q: %w", from, err)
 	}
 	c, err := g.client()
 	if err != nil {
@@ -62,46 +72,117 @@ func lowDepositWarning(l ledger.LeaseView) string {
 	return ""
 }
 
+// leaseRow is a line of `spare leases`: the ledger's lease, its job's name (kept on this machine), and what a
+// tenant asks of it — when it started, how long it has left, what it cost so far.
+type leaseRow struct {
+	ledger.LeaseView
+	Name      string `json:"name,omitempty"`
+	StartedAt string `json:"started_at,omitempty"` // RFC 3339
+	Left      string `json:"time_left,omitempty"`  // until billing stops, if nothing changes
+}
+
+// orderRow is an open order in `spare leases --all`.
+type orderRow struct {
+	ledger.Order
+	Name string `json:"name,omitempty"`
+}
+
 func newLeasesCmd(g *globals) *cobra.Command {
 	var from string
 	var all bool
 	cmd := &cobra.Command{
 		Use:   "leases",
-		Short: "List your leases (running ones unless --all)",
-		Args:  cobra.NoArgs,
+		Short: "List your leases: name, state, started, time left, cost so far, provider (running ones unless --all)",
+		Long: `List your leases: the job's name (from its file's name:, kept on this machine), state, when it
+started, how long it has left before billing stops, what it cost so far, its provider, and why it
+ended. --all adds ended leases and your open orders (cancel one with spare cancel ORDER).`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			t, err := g.tenantFor(from)
 			if err != nil {
 				return err
 			}
-			var rows []ledger.LeaseView
+			names := g.jobNames()
+			now := time.Now()
+			rows := []leaseRow{}
 			for after := ""; ; {
 				page, err := t.Client().Leases(cmd.Context(), ledger.ListRequest{Tenant: t.Address(), After: after, Limit: ledger.MaxPageLimit})
 				if err != nil {
 					return err
 				}
 				for _, l := range page.Items {
-					if all || l.State == ledger.LeasePending || l.State == ledger.LeaseActive {
-						rows = append(rows, l)
+					live := l.State == ledger.LeasePending || l.State == ledger.LeaseActive
+					if !all && !live {
+						continue
 					}
+					r := leaseRow{LeaseView: l, Name: names[l.OrderID]}
+					if l.StartedMs > 0 {
+						r.StartedAt = time.UnixMilli(int64(l.StartedMs)).UTC().Format(time.RFC3339)
+					}
+					if l.State == ledger.LeaseActive && l.EndMs > 0 {
+						r.Left = max(0, time.UnixMilli(int64(l.EndMs)).Sub(now)).Round(time.Second).String()
+					}
+					rows = append(rows, r)
 				}
 				if after = page.Next; after == "" {
 					break
 				}
 			}
-			if rows == nil {
-				rows = []ledger.LeaseView{}
+			orders := []orderRow{}
+			if all {
+				for after := ""; ; {
+					page, err := t.Client().Orders(cmd.Context(), ledger.ListRequest{Tenant: t.Address(), Open: true, After: after, Limit: ledger.MaxPageLimit})
+					if err != nil {
+						return err
+					}
+					for _, o := range page.Items {
+						orders = append(orders, orderRow{Order: o, Name: names[o.ID]})
+					}
+					if after = page.Next; after == "" {
+						break
+					}
+				}
 			}
-			return g.print(rows, func(w io.Writer) {
+			out := any(rows)
+			if all {
+				out = struct {
+					Leases     []leaseRow `json:"leases"`
+					OpenOrders []orderRow `json:"open_orders"`
+				}{rows, orders}
+			}
+			return g.print(out, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "LEASE\tSTATE\tPROVIDER\tPRICE/H\tPAID\tDEPOSIT")
-				for _, l := range rows {
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", l.ID, l.State, l.Provider, client.FormatAmount(l.Price),
-						client.FormatAmount(l.EarnedAt), client.FormatAmount(l.Deposit))
+				fmt.Fprintln(tw, "LEASE\tNAME\tSTATE\tSTARTED\tLEFT\tCOST\tPRICE/H\tPROVIDER\tENDED BECAUSE")
+				for _, r := range rows {
+					started, left := "-", "-"
+					if r.StartedMs > 0 {
+						started = time.UnixMilli(int64(r.StartedMs)).Local().Format("Jan 2 15:04:05")
+					}
+					if r.Left != "" {
+						left = r.Left
+					}
+					why := r.CloseReason
+					if r.State == ledger.LeaseCompleted && r.Receipt != nil {
+						why = fmt.Sprintf("exit code %d", r.Receipt.ExitCode)
+					}
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, orDash(termsafe.String(r.Name)), r.State, started, left,
+						client.FormatAmount(r.EarnedAt), client.FormatAmount(r.Price), r.Provider, orDash(termsafe.String(why)))
 				}
 				tw.Flush()
-				for _, l := range rows {
-					if warn := lowDepositWarning(l); warn != "" {
+				if all {
+					fmt.Fprintf(w, "\n%d open order(s)\n", len(orders))
+					tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+					if len(orders) > 0 {
+						fmt.Fprintln(tw, "ORDER\tNAME\tDEPOSIT\tMAX PRICE/H\tBIDS UNTIL BLOCK\tEXPIRES AT BLOCK")
+					}
+					for _, o := range orders {
+						fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\n", o.ID, orDash(termsafe.String(o.Name)), client.FormatAmount(o.Escrowed()),
+							client.FormatAmount(o.MaxPricePerHour), o.WindowEnd, o.ExpiresHeight)
+					}
+					tw.Flush()
+				}
+				for _, r := range rows {
+					if warn := lowDepositWarning(r.LeaseView); warn != "" {
 						fmt.Fprintln(os.Stderr, warn)
 					}
 				}
@@ -109,17 +190,33 @@ func newLeasesCmd(g *globals) *cobra.Command {
 		},
 	}
 	addFrom(cmd, &from)
-	cmd.Flags().BoolVar(&all, "all", false, "include ended leases")
+	cmd.Flags().BoolVar(&all, "all", false, "include ended leases and your open orders")
 	return cmd
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func newStatusCmd(g *globals) *cobra.Command {
 	var from string
+	var isOrder bool
 	cmd := &cobra.Command{
-		Use:   "status LEASE",
-		Short: "Show a lease: ledger state, cost so far, provider, a service's endpoints, receipt",
-		Args:  cobra.ExactArgs(1),
+		Use:   "status LEASE | status --order ORDER",
+		Short: "Show a lease (or an order and its leases): state, cost so far, provider and its account of the workload",
+		Long: `Show a lease: its state on the ledger, cost so far, provider, a service's endpoints, its receipt, and
+the provider's own account of the workload (started, exited, stopped at its duration, killed for
+memory, failed to start and why). Order ids and lease ids are separate counters: --order shows an
+order instead, with its state and the leases it made.`,
+		Example: "  spare status 3\n  spare status --order 5",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if isOrder {
+				return g.orderStatus(cmd.Context(), from, args[0])
+			}
 			id, err := parseLeaseArg(args[0])
 			if err != nil {
 				return err
@@ -129,8 +226,18 @@ func newStatusCmd(g *globals) *cobra.Command {
 				return err
 			}
 			l, err := t.Client().Lease(cmd.Context(), id)
+			if errors.Is(err, client.ErrNotFound) {
+				if o, oerr := t.Client().Order(cmd.Context(), id); oerr == nil && o.Tenant == t.Address() {
+					return fmt.Errorf("%w; your order %d exists (order and lease ids are separate counters): spare status --order %d", err, id, id)
+				}
+			}
 			if err != nil {
 				return err
+			}
+			// The provider's account of the workload (how it ended, or why it never started).
+			var account map[string]any
+			if st, err := t.ProviderStatus(cmd.Context(), id); err == nil {
+				account = st
 			}
 			// A running service's endpoints come from its provider.
 			var eps map[string]string
@@ -156,7 +263,8 @@ func newStatusCmd(g *globals) *cobra.Command {
 				ledger.LeaseView
 				Endpoints map[string]string `json:"endpoints,omitempty"`
 				Replica   *replicaRun       `json:"replica,omitempty"`
-			}{l, eps, run}
+				Provider  map[string]any    `json:"provider_status,omitempty"`
+			}{l, eps, run, account}
 			return g.print(out, func(w io.Writer) {
 				fmt.Fprintf(w, "lease %d: %s, provider %s, %s/h\n", l.ID, l.State, l.Provider, client.FormatAmount(l.Price))
 				for _, port := range slices.Sorted(maps.Keys(eps)) {
@@ -168,6 +276,9 @@ func newStatusCmd(g *globals) *cobra.Command {
 				}
 				if l.Receipt != nil {
 					fmt.Fprintf(w, "  receipt: exit code %d, outputs root %s\n", l.Receipt.ExitCode, l.Receipt.OutputRoot)
+				}
+				if why := providerAccount(account); why != "" {
+					fmt.Fprintf(w, "  the provider says: %s\n", termsafe.String(why))
 				}
 				if run != nil {
 					fmt.Fprintf(w, "  run of replicated order %d (%s): result %s", run.Order, run.Verdict, run.Commit)
@@ -183,7 +294,78 @@ func newStatusCmd(g *globals) *cobra.Command {
 		},
 	}
 	addFrom(cmd, &from)
+	cmd.Flags().BoolVar(&isOrder, "order", false, "the id is an order's, not a lease's")
 	return cmd
+}
+
+// providerAccount is what the provider's status says of the workload: its state and how it ended.
+func providerAccount(st map[string]any) string {
+	if st == nil {
+		return ""
+	}
+	var parts []string
+	if s, ok := st["state"].(string); ok && s != "" {
+		parts = append(parts, s)
+	}
+	if r, ok := st["result"].(map[string]any); ok {
+		if why, ok := r["reason"].(string); ok && why != "" {
+			parts = append(parts, why)
+		}
+	}
+	if why, ok := st["reason"].(string); ok && why != "" && !slices.Contains(parts, why) {
+		parts = append(parts, why)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// orderStatus shows one of the tenant's orders: its state, deposit, window and the leases it made.
+func (g *globals) orderStatus(ctx context.Context, from, arg string) error {
+	id, err := parseID("order", arg)
+	if err != nil {
+		return err
+	}
+	t, err := g.tenantFor(from)
+	if err != nil {
+		return err
+	}
+	o, err := t.Client().Order(ctx, id)
+	if err != nil {
+		return err
+	}
+	var leases []ledger.LeaseView
+	if o.LeaseID != 0 {
+		for i := range uint64(o.Leases()) { // an order's leases are made together, with consecutive ids
+			if l, err := t.Client().Lease(ctx, o.LeaseID+i); err == nil {
+				leases = append(leases, l)
+			}
+		}
+	}
+	out := struct {
+		ledger.Order
+		Name   string             `json:"name,omitempty"`
+		Leases []ledger.LeaseView `json:"leases"`
+	}{o, g.jobNames()[id], leases}
+	if out.Leases == nil {
+		out.Leases = []ledger.LeaseView{}
+	}
+	return g.print(out, func(w io.Writer) {
+		name := ""
+		if out.Name != "" {
+			name = " (" + termsafe.String(out.Name) + ")"
+		}
+		fmt.Fprintf(w, "order %d%s: %s, deposit %s, max %s/h, bids until block %d, expires at block %d\n", o.ID, name, o.State,
+			client.FormatAmount(o.Escrowed()), client.FormatAmount(o.MaxPricePerHour), o.WindowEnd, o.ExpiresHeight)
+		for _, l := range leases {
+			fmt.Fprintf(w, "  lease %d: %s, provider %s, cost so far %s", l.ID, l.State, l.Provider, client.FormatAmount(l.EarnedAt))
+			if l.CloseReason != "" {
+				fmt.Fprintf(w, ", %s", termsafe.String(l.CloseReason))
+			}
+			fmt.Fprintln(w)
+		}
+		if o.State == ledger.OrderOpen {
+			fmt.Fprintf(w, "  open: cancel it with spare cancel %d\n", o.ID)
+		}
+	})
 }
 
 // replicaRun is where a run of a replicated order stands: its result's commit state (awaiting, committed,
@@ -199,43 +381,161 @@ type replicaRun struct {
 func newLogsCmd(g *globals) *cobra.Command {
 	var from string
 	var follow, member bool
+	var tail int
 	cmd := &cobra.Command{
 		Use:   "logs LEASE",
-		Short: "Print a lease's workload output (-f follows until it ends); a cluster member's shows every rank's",
-		Long: `Print a lease's workload output; -f follows it until the workload ends. For a member of a cluster
-order, every member's output is merged, each line prefixed with "[rank N] " (--member shows this
-lease's alone). On a terminal, escape sequences and control characters in the output are removed
-(a lone carriage return becomes a line break); piped, redirected or with -o json the bytes are
-exactly the provider's.`,
-		Args: cobra.ExactArgs(1),
+		Short: "Print a lease's workload output (-f follows until it ends, --tail N the last lines); a cluster member's shows every rank's",
+		Long: `Print a lease's workload output; -f follows it until the workload ends, --tail N starts from its
+last N lines. For a member of a cluster order, every member's output is merged, each line prefixed
+with "[rank N] " (--member shows this lease's alone). On a terminal, escape sequences and control
+characters in the output are removed (a lone carriage return becomes a line break); piped or
+redirected the bytes are exactly the provider's. -o json writes one JSON object per line: time
+(when it reached this machine: the provider's log carries no times), lease, rank (cluster members),
+text. The provider merges the workload's stdout and stderr into one log.`,
+		Example: "  spare logs 3 -f\n  spare logs 3 --tail 20\n  spare logs 3 -o json | jq -r .text",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseLeaseArg(args[0])
 			if err != nil {
 				return err
 			}
+			if tail < 0 {
+				return fmt.Errorf("--tail %d: give a number of lines, 0 for all", tail)
+			}
 			t, err := g.tenantFor(from)
 			if err != nil {
 				return err
 			}
-			// On a terminal the provider's bytes lose their escape sequences; -o json and pipes get them unchanged.
-			out, flush := g.out, func() error { return nil }
-			if g.output != "json" {
+			var out io.Writer
+			flush := func() error { return nil }
+			if g.output == "json" {
+				jl := &jsonLines{w: g.out, lease: id}
+				out, flush = jl, jl.flush
+			} else {
+				// On a terminal the provider's bytes lose their escape sequences; pipes get them unchanged.
 				out, flush = g.forTerminal(g.out)
 			}
+			stream := func(follow bool, w io.Writer) error { return t.StreamLogs(cmd.Context(), id, follow, w) }
 			if !member {
 				if l, err := t.Client().Lease(cmd.Context(), id); err == nil {
 					if _, err := t.Client().Cluster(cmd.Context(), l.OrderID); err == nil {
-						return errors.Join(t.StreamClusterLogs(cmd.Context(), l.OrderID, follow, out), flush())
+						stream = func(follow bool, w io.Writer) error { return t.StreamClusterLogs(cmd.Context(), l.OrderID, follow, w) }
 					}
 				}
 			}
-			return errors.Join(t.StreamLogs(cmd.Context(), id, follow, out), flush())
+			if tail == 0 {
+				return errors.Join(stream(follow, out), flush())
+			}
+			// The last lines of what is there now; following, the rest of the stream after those bytes.
+			var sofar bytes.Buffer
+			if err := stream(false, &sofar); err != nil {
+				return err
+			}
+			if _, err := out.Write(lastLines(sofar.Bytes(), tail)); err != nil {
+				return err
+			}
+			if follow {
+				return errors.Join(stream(true, &skipWriter{w: out, skip: sofar.Len()}), flush())
+			}
+			return flush()
 		},
 	}
 	cmd.Flags().BoolVar(&member, "member", false, "for a cluster member: this lease's output only, not every rank's")
 	addFrom(cmd, &from)
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep streaming until the workload ends")
+	cmd.Flags().IntVar(&tail, "tail", 0, "start from the last N lines (0: all)")
 	return cmd
+}
+
+// lastLines is the last n lines of b (a final line without its newline counts).
+func lastLines(b []byte, n int) []byte {
+	end := len(b)
+	if end > 0 && b[end-1] == '\n' {
+		end--
+	}
+	for i := end - 1; i >= 0; i-- {
+		if b[i] == '\n' {
+			if n--; n == 0 {
+				return b[i+1:]
+			}
+		}
+	}
+	return b
+}
+
+// skipWriter drops the first skip bytes written to it (what was already shown), then passes the rest.
+type skipWriter struct {
+	w    io.Writer
+	skip int
+}
+
+func (s *skipWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	if s.skip >= len(p) {
+		s.skip -= len(p)
+		return n, nil
+	}
+	p, s.skip = p[s.skip:], 0
+	_, err := s.w.Write(p)
+	return n, err
+}
+
+// jsonLines turns a log stream into JSON lines: {"time", "lease", "rank", "text"}; a merged cluster log's
+// "[rank N] " prefix becomes the rank. Text is kept as the provider sent it (JSON escapes what needs escaping).
+type jsonLines struct {
+	w     io.Writer
+	lease uint64
+	buf   []byte
+}
+
+var rankPrefix = regexp.MustCompile(`^\[rank (\d+)(?:, restart \d+)?\] `)
+
+func (j *jsonLines) Write(p []byte) (int, error) {
+	j.buf = append(j.buf, p...)
+	for {
+		i := bytes.IndexByte(j.buf, '\n')
+		if i < 0 {
+			if len(j.buf) > 64<<10 { // a line that never ends is cut, not held forever
+				if err := j.line(j.buf); err != nil {
+					return 0, err
+				}
+				j.buf = j.buf[:0]
+			}
+			return len(p), nil
+		}
+		if err := j.line(j.buf[:i]); err != nil {
+			return 0, err
+		}
+		j.buf = j.buf[i+1:]
+	}
+}
+
+func (j *jsonLines) line(b []byte) error {
+	rec := struct {
+		Time  string `json:"time"`
+		Lease uint64 `json:"lease"`
+		Rank  *int   `json:"rank,omitempty"`
+		Text  string `json:"text"`
+	}{Time: time.Now().UTC().Format(time.RFC3339Nano), Lease: j.lease, Text: string(b)}
+	if m := rankPrefix.FindSubmatch(b); m != nil {
+		r, _ := strconv.Atoi(string(m[1]))
+		rec.Rank, rec.Text = &r, string(b[len(m[0]):])
+	}
+	out, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	_, err = j.w.Write(append(out, '\n'))
+	return err
+}
+
+func (j *jsonLines) flush() error {
+	if len(j.buf) == 0 {
+		return nil
+	}
+	err := j.line(j.buf)
+	j.buf = j.buf[:0]
+	return err
 }
 
 // sendAndShowLease sends msg from the tenant key and prints the lease as it stands afterwards.

@@ -239,9 +239,15 @@ leases reserve, what is free, and what it has earned. Works whether or not the d
 			if err != nil {
 				return err
 			}
-			c, err := client.New(cfg.Node, client.Options{})
+			// --node, or the node a 'spare dev' home's client.json names (the root command put it in
+			// g.nodeURL), else provider.toml's.
+			nodeURL := cfg.Node
+			if g.nodeURL != "" {
+				nodeURL = g.nodeURL
+			}
+			c, err := client.New(nodeURL, client.Options{})
 			if err != nil {
-				return err
+				return fmt.Errorf("node %q: %w", nodeURL, err)
 			}
 			st, err := provider.StatusFromLedger(cmd.Context(), c, addr, cfg.Hardware)
 			if err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -62,10 +63,16 @@ func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "spare",
 		Short: "Spare: a decentralized marketplace for spare GPU compute",
-		Long: `Spare joins idle GPUs and AI developers through a shared ledger that no single company runs.
+		Long: `spare dev           a whole network in one process: validator, provider, explorer and funded keys
+spare deploy FILE   in another terminal: run a job file on it (examples/; the format: 'spare jobspec schema')
 
-Start a local single-validator network with 'spare init' and 'spare node', then use the keys,
-balance, send and query commands against it. Every command takes -o json.`,
+Spare joins idle GPUs and AI developers through a shared ledger that no single company runs. For a network
+of your own, 'spare init' and 'spare node' run a validator, 'spare provider init|start' a provider.
+
+The home (node, keys, config) is --home, else $SPARE_HOME, else ~/.spare; when it holds no node of its own
+but its dev/ holds the network 'spare dev' made, client commands use dev/. At a terminal, a command shows a
+transaction's fee and asks before sending it: --yes sends without asking. Every command takes -o json;
+'spare version' says which build this is.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -108,6 +115,9 @@ balance, send and query commands against it. Every command takes -o json.`,
 			return nil
 		},
 	}
+	root.Version = buildVersion() // --version prints what 'spare version' does (version.go)
+	root.SetVersionTemplate(versionTemplate)
+	root.InitDefaultVersionFlag() // now, so that 'spare --version -o json' parses
 	root.SetContext(context.WithValue(context.Background(), globalsKey{}, g))
 	f := root.PersistentFlags()
 	g.homeFromEnv = os.Getenv("SPARE_HOME") != ""
@@ -121,7 +131,7 @@ balance, send and query commands against it. Every command takes -o json.`,
 	f.Uint64Var(&g.gasPrice, "gas-prices", 0, "gas price offered, in uspr per million gas (default: the chain's floor, params.min_gas_price; a node may ask more)")
 	f.BoolVar(&g.yes, "yes", false, "send transactions without showing their fee and asking first (asked only on a terminal, with -o text)")
 	root.AddCommand(newInitCmd(g), newNodeCmd(g), newTestnetCmd(g), newKeysCmd(g), newBalanceCmd(g), newSendCmd(g), newQueryCmd(g), newProviderCmd(g), newDevCmd(g), newExplorerCmd(g), newVerifyCmd(g), newAuditorCmd(g), newProofCmd(g),
-		newLeasesCmd(g), newStatusCmd(g), newLogsCmd(g), newCloseCmd(g), newTopUpCmd(g), newOutputsCmd(g), newOffersCmd(g), newDeployCmd(g), newJobspecCmd(g))
+		newLeasesCmd(g), newStatusCmd(g), newLogsCmd(g), newCloseCmd(g), newTopUpCmd(g), newOutputsCmd(g), newOffersCmd(g), newDeployCmd(g), newAttachCmd(g), newCancelCmd(g), newJobspecCmd(g), newVersionCmd(g))
 	return root
 }
 
@@ -231,6 +241,13 @@ func (g *globals) keysDir() string   { return filepath.Join(g.home, "keys") }
 func (g *globals) ledgerDir() string { return filepath.Join(g.home, "data", "ledger") }
 
 func (g *globals) keyring() (*keyring.Keyring, error) {
+	if !keyWriting[g.command] {
+		// Only the commands that make keys create a home: any other, pointed at a directory with no keys, says
+		// where it looked and what to do instead of making an empty one.
+		if _, err := os.Stat(g.keysDir()); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("no Spare keys at %s: run 'spare dev' for a local network with funded keys, 'spare keys add NAME' to make a key, or pass --home DIR (or set SPARE_HOME) for another home", g.keysDir())
+		}
+	}
 	kr, err := keyring.Open(g.keysDir(), keyring.Options{
 		Backend:    keyring.Backend(g.keyringBackend),
 		Passphrase: passphrase(),
@@ -270,7 +287,11 @@ func passphrase() func(string) ([]byte, error) {
 		if os.Getenv("SPARE_PASSPHRASE") != "" {
 			return env(prompt)
 		}
-		return term(prompt)
+		p, err := term(prompt)
+		if err != nil {
+			return nil, fmt.Errorf("%w: run on a terminal, or set SPARE_PASSPHRASE to the key's passphrase", err)
+		}
+		return p, nil
 	}
 }
 

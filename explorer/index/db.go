@@ -16,7 +16,7 @@ import (
 )
 
 // schemaVersion is bumped with every change to schema; an index of another version is rebuilt from the chain.
-const schemaVersion = 5
+const schemaVersion = 6
 
 const schema = `
 CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
@@ -61,8 +61,8 @@ CREATE TABLE provider_gpus (address TEXT NOT NULL, model TEXT NOT NULL, vram_mib
 CREATE INDEX provider_gpus_model ON provider_gpus (model, address);
 CREATE TABLE orders (
 	id INTEGER PRIMARY KEY, tenant TEXT NOT NULL, state TEXT NOT NULL, gpu_count INTEGER NOT NULL,
-	gpu_models TEXT NOT NULL, max_price INTEGER NOT NULL, deposit INTEGER NOT NULL, duration_sec INTEGER NOT NULL,
-	created_height INTEGER NOT NULL, lease_id INTEGER NOT NULL, json TEXT NOT NULL);
+	gpu_models TEXT NOT NULL, cpu_milli INTEGER NOT NULL, max_price INTEGER NOT NULL, deposit INTEGER NOT NULL,
+	duration_sec INTEGER NOT NULL, created_height INTEGER NOT NULL, lease_id INTEGER NOT NULL, json TEXT NOT NULL);
 CREATE INDEX orders_tenant ON orders (tenant, id);
 CREATE INDEX orders_state ON orders (state, id);
 CREATE TABLE bids (
@@ -73,13 +73,15 @@ CREATE INDEX bids_provider ON bids (provider, id);
 CREATE TABLE leases (
 	id INTEGER PRIMARY KEY, order_id INTEGER NOT NULL, provider TEXT NOT NULL, tenant TEXT NOT NULL,
 	state TEXT NOT NULL, price INTEGER NOT NULL, gpu_count INTEGER NOT NULL, gpu_model TEXT NOT NULL,
-	gpu_price INTEGER NOT NULL, created_height INTEGER NOT NULL, created_ms INTEGER NOT NULL,
-	started_ms INTEGER NOT NULL, ended_ms INTEGER NOT NULL, deposit INTEGER NOT NULL, paid INTEGER NOT NULL,
-	refunded INTEGER NOT NULL, exit_code INTEGER, close_reason TEXT NOT NULL, json TEXT NOT NULL);
+	gpu_price INTEGER NOT NULL, cpu_milli INTEGER NOT NULL, cpu_price INTEGER NOT NULL,
+	created_height INTEGER NOT NULL, created_ms INTEGER NOT NULL, started_ms INTEGER NOT NULL, ended_ms INTEGER NOT NULL,
+	deposit INTEGER NOT NULL, paid INTEGER NOT NULL, refunded INTEGER NOT NULL, exit_code INTEGER,
+	close_reason TEXT NOT NULL, closed_by TEXT NOT NULL, json TEXT NOT NULL);
 CREATE INDEX leases_provider ON leases (provider, id);
 CREATE INDEX leases_tenant ON leases (tenant, id);
 CREATE INDEX leases_state ON leases (state, id);
 CREATE INDEX leases_price ON leases (gpu_model, created_ms);
+CREATE INDEX leases_cpu ON leases (id) WHERE gpu_count = 0; -- the CPU price index reads only these
 CREATE TABLE payments (
 	height INTEGER NOT NULL, time_ms INTEGER NOT NULL, lease_id INTEGER NOT NULL, provider TEXT NOT NULL,
 	amount INTEGER NOT NULL, take INTEGER NOT NULL, event_id INTEGER NOT NULL PRIMARY KEY);

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sparenet/spare/client"
 	"github.com/sparenet/spare/explorer/index"
+	"github.com/sparenet/spare/explorer/internal/markettest"
 	"github.com/sparenet/spare/internal/localnet"
 	"github.com/sparenet/spare/ledger"
 	"github.com/sparenet/spare/ledger/tx"
@@ -20,139 +20,44 @@ import (
 
 const spr = ledger.USPR
 
-// market scripts a market history on a real in-process node.
-type market struct {
-	t    *testing.T
-	net  *localnet.Net
-	c    *client.Client
-	sent int // transactions included
-	last int64
-}
-
-func (m *market) send(key string, msgs ...tx.Msg) *client.Result {
-	m.t.Helper()
-	res, err := m.c.NewSender(m.net.Keys[key]).Send(context.Background(), msgs...)
-	if err != nil {
-		m.t.Fatalf("%s %T: %v", key, msgs[0], err)
-	}
-	m.sent++
-	m.last = max(m.last, res.Height)
-	return res
-}
-
-func (m *market) id(res *client.Result, event, attr string) uint64 {
-	v, _ := res.Attr(event, attr)
-	n, _ := strconv.ParseUint(v, 10, 64)
-	return n
-}
-
-func (m *market) register(key, model string, vram uint64, count uint32, region string) {
-	params, err := m.c.Params(context.Background())
-	if err != nil {
-		m.t.Fatal(err)
-	}
-	info := tx.ProviderInfo{HostURI: "https://" + key + ".example.net:8443", CertFingerprint: sha256.Sum256([]byte(key)),
-		Region: region, Hardware: tx.Hardware{GPUs: []tx.GPUGroup{{Model: model, VRAMMiB: vram, Count: count}},
-			CPUMilli: 32000, MemoryMiB: 256 << 10, DiskMiB: 1 << 20}}
-	m.send(key, &tx.RegisterProvider{ProviderInfo: info}, &tx.Bond{Amount: params.RequiredStake(uint64(count))})
-}
-
-func (m *market) waitLease(orderID uint64) uint64 {
-	m.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		o, err := m.c.Order(context.Background(), orderID)
-		if err == nil && o.State == ledger.OrderLeased {
-			l, _ := m.c.Lease(context.Background(), o.LeaseID)
-			m.last = max(m.last, l.CreatedHeight)
-			return o.LeaseID
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	m.t.Fatalf("order %d was not leased", orderID)
-	return 0
-}
-
-func startIndexer(t *testing.T, path string, c *client.Client) (*index.DB, func()) {
-	db, err := index.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ix := index.New(db, c, nil)
-	ix.Poll = 50 * time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- ix.Run(ctx) }()
-	return db, func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("indexer: %v", err)
-		}
-		db.Close()
-	}
-}
-
-func waitIndexed(t *testing.T, db *index.DB, h int64) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		got, err := db.Height(context.Background())
-		if err == nil && got >= h {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("index at height %d (err %v), want %d", got, err, h)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // TestIndexerFollowsMarketHistory: a scripted history (providers, a transfer, orders, bids, leases, payments,
 // a completion and a close) yields exactly the expected rows, across an indexer restart in the middle and the
 // node going away and coming back.
 func TestIndexerFollowsMarketHistory(t *testing.T) {
-	n, err := localnet.Start(t.TempDir(), localnet.Options{CheckInvariants: true,
+	m := markettest.Start(t, localnet.Options{CheckInvariants: true,
 		Funded: map[string]uint64{"tenant": 1000 * spr, "p1": 10_000 * spr, "p2": 10_000 * spr, "bob": spr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(n.Stop)
-	c, err := n.Client(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := &market{t: t, net: n, c: c}
+	n, c := m.Net, m.C
 	path := filepath.Join(t.TempDir(), "explorer.db")
 	ctx := context.Background()
 
 	// Phase 1, indexed live: providers, a transfer, two orders won by different providers.
-	db, stop := startIndexer(t, path, c)
-	m.register("p1", "H100", 81559, 8, "eu-west")
-	m.register("p2", "A100", 40960, 4, "us-east")
-	m.send("tenant", &tx.Send{To: n.Keys["bob"].Address(), Amount: 5 * spr})
+	db, stop := markettest.StartIndexer(t, path, c)
+	m.Register("p1", "H100", 81559, 8, "eu-west")
+	m.Register("p2", "A100", 40960, 4, "us-east")
+	m.Send("tenant", &tx.Send{To: n.Keys["bob"].Address(), Amount: 5 * spr})
 	manifest := sha256.Sum256([]byte("job"))
-	o1 := m.id(m.send("tenant", &tx.CreateOrder{Resources: tx.Resources{GPUCount: 1, GPUModels: []string{"H100"}, CPUMilli: 1000, MemoryMiB: 1024},
-		MaxPricePerHour: 4 * spr, ManifestHash: manifest, Deposit: 10 * spr, DurationSec: 3600, BidWindow: 3}), "order.created", "order_id")
-	o2 := m.id(m.send("tenant", &tx.CreateOrder{Resources: tx.Resources{GPUCount: 2, CPUMilli: 1000, MemoryMiB: 1024},
-		MaxPricePerHour: 6 * spr, ManifestHash: manifest, Deposit: 20 * spr, DurationSec: 3600, BidWindow: 3}), "order.created", "order_id")
-	m.send("p1", &tx.PlaceBid{OrderID: o1, Price: 2 * spr})
-	m.send("p1", &tx.PlaceBid{OrderID: o2, Price: 5 * spr})
-	m.send("p2", &tx.PlaceBid{OrderID: o2, Price: 3 * spr})
-	l1, l2 := m.waitLease(o1), m.waitLease(o2)
-	waitIndexed(t, db, m.last)
+	o1 := m.ID(m.Send("tenant", &tx.CreateOrder{Resources: tx.Resources{GPUCount: 1, GPUModels: []string{"H100"}, CPUMilli: 1000, MemoryMiB: 1024},
+		MaxPricePerHour: 4 * spr, ManifestHash: manifest, Deposit: 10 * spr, DurationSec: 3600, BidWindow: 20}), "order.created", "order_id")
+	o2 := m.ID(m.Send("tenant", &tx.CreateOrder{Resources: tx.Resources{GPUCount: 2, CPUMilli: 1000, MemoryMiB: 1024},
+		MaxPricePerHour: 6 * spr, ManifestHash: manifest, Deposit: 20 * spr, DurationSec: 3600, BidWindow: 20}), "order.created", "order_id")
+	m.Send("p1", &tx.PlaceBid{OrderID: o1, Price: 2 * spr})
+	m.Send("p1", &tx.PlaceBid{OrderID: o2, Price: 5 * spr})
+	m.Send("p2", &tx.PlaceBid{OrderID: o2, Price: 3 * spr})
+	l1, l2 := m.WaitLease(o1), m.WaitLease(o2)
+	markettest.WaitIndexed(t, db, m.Last)
 	stop() // the indexer goes away in the middle
 
 	// Phase 2, not indexed yet: leases start and are paid, the node restarts, a third order is cancelled.
-	m.send("p1", &tx.LeaseStarted{ID: l1})
-	m.send("p2", &tx.LeaseStarted{ID: l2})
+	m.Send("p1", &tx.LeaseStarted{ID: l1})
+	m.Send("p2", &tx.LeaseStarted{ID: l2})
 	time.Sleep(1200 * time.Millisecond)
-	m.send("p1", &tx.Withdraw{ID: l1})
-	o3 := m.id(m.send("tenant", &tx.CreateOrder{Resources: tx.Resources{GPUCount: 1, CPUMilli: 1000, MemoryMiB: 1024},
+	m.Send("p1", &tx.Withdraw{ID: l1})
+	o3 := m.ID(m.Send("tenant", &tx.CreateOrder{Resources: tx.Resources{GPUCount: 1, CPUMilli: 1000, MemoryMiB: 1024},
 		MaxPricePerHour: spr, ManifestHash: manifest, Deposit: spr, DurationSec: 600, BidWindow: 50}), "order.created", "order_id")
-	m.send("tenant", &tx.CancelOrder{ID: o3})
+	m.Send("tenant", &tx.CancelOrder{ID: o3})
 
 	// Phase 3: the indexer resumes while the node goes away and comes back.
-	db, stop = startIndexer(t, path, c)
+	db, stop = markettest.StartIndexer(t, path, c)
 	defer stop()
 	if err := n.StopNode(0); err != nil {
 		t.Fatal(err)
@@ -165,16 +70,17 @@ func TestIndexerFollowsMarketHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.CloseIdleConnections() // the indexer keeps its own client, which must find the restarted node by itself
-	if m.c, err = n.Client(0); err != nil {
+	var err error
+	if m.C, err = n.Client(0); err != nil {
 		t.Fatal(err)
 	}
-	lv1, _ := m.c.Lease(ctx, l1)
+	lv1, _ := m.C.Lease(ctx, l1)
 	rc := tx.Receipt{ChainID: "spare-test", LeaseID: l1, ManifestHash: manifest, StartMs: lv1.StartedMs,
 		EndMs: lv1.StartedMs + 1500, GPUSeconds: 1, OutputRoot: sha256.Sum256([]byte("out"))}
 	rc.Signature = n.Keys["p1"].Sign(rc.SignBytes())
-	m.send("p1", &tx.CompleteLease{Receipt: rc})
-	m.send("tenant", &tx.CloseLease{ID: l2, Reason: "done early"})
-	waitIndexed(t, db, m.last)
+	m.Send("p1", &tx.CompleteLease{Receipt: rc})
+	m.Send("tenant", &tx.CloseLease{ID: l2, Reason: "done early"})
+	markettest.WaitIndexed(t, db, m.Last)
 
 	// Blocks: every height once, contiguous from 1.
 	h, _ := db.Height(ctx)
@@ -199,8 +105,8 @@ func TestIndexerFollowsMarketHistory(t *testing.T) {
 		}
 	}
 	all, _ := db.Txs(ctx, index.TxFilter{}, index.Page{Limit: 1})
-	if txs != m.sent || all.Total != m.sent {
-		t.Fatalf("%d txs in blocks, %d tx rows, %d sent", txs, all.Total, m.sent)
+	if txs != m.Sent || all.Total != m.Sent {
+		t.Fatalf("%d txs in blocks, %d tx rows, %d sent", txs, all.Total, m.Sent)
 	}
 
 	// Every lease, order and bid as the ledger has it.
@@ -247,7 +153,7 @@ func TestIndexerFollowsMarketHistory(t *testing.T) {
 	}
 	ov, err := db.Overview(ctx)
 	if err != nil || ov.Providers != 2 || ov.ProvidersActive != 2 || ov.GPUsOnline != 12 || ov.GPUsLeased != 0 ||
-		ov.LiveLeases != 0 || ov.Leases != 2 || ov.Txs != int64(m.sent) || len(ov.GPUs) != 2 || ov.GPUs[0].Model != "A100" {
+		ov.LiveLeases != 0 || ov.Leases != 2 || ov.Txs != int64(m.Sent) || len(ov.GPUs) != 2 || ov.GPUs[0].Model != "A100" {
 		t.Fatalf("overview %+v (%v)", ov, err)
 	}
 	list, _ := db.Providers(ctx, index.ProviderFilter{Model: "H100"}, index.Page{})
@@ -305,22 +211,14 @@ func TestIndexRefusesAnotherChain(t *testing.T) {
 func TestExplorerKeepsPrunedHistory(t *testing.T) {
 	p := ledger.DefaultParams()
 	p.RetentionBlocks = ledger.MinRetentionBlocks
-	n, err := localnet.Start(t.TempDir(), localnet.Options{CheckInvariants: true, Params: &p, BlockTime: 30 * time.Millisecond,
+	m := markettest.Start(t, localnet.Options{CheckInvariants: true, Params: &p, BlockTime: 30 * time.Millisecond,
 		Funded: map[string]uint64{"tenant": 1000 * spr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(n.Stop)
-	c, err := n.Client(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := &market{t: t, net: n, c: c}
-	db, stop := startIndexer(t, filepath.Join(t.TempDir(), "explorer.db"), c)
+	c := m.C
+	db, stop := markettest.StartIndexer(t, filepath.Join(t.TempDir(), "explorer.db"), c)
 	defer stop()
-	o := m.id(m.send("tenant", &tx.CreateOrder{Resources: tx.Resources{GPUCount: 1, CPUMilli: 1000, MemoryMiB: 1024},
+	o := m.ID(m.Send("tenant", &tx.CreateOrder{Resources: tx.Resources{GPUCount: 1, CPUMilli: 1000, MemoryMiB: 1024},
 		MaxPricePerHour: spr, ManifestHash: sha256.Sum256([]byte("job")), Deposit: spr, DurationSec: 600, BidWindow: 50}), "order.created", "order_id")
-	cancelled := m.send("tenant", &tx.CancelOrder{ID: o})
+	cancelled := m.Send("tenant", &tx.CancelOrder{ID: o})
 	ctx := context.Background()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -340,7 +238,7 @@ func TestExplorerKeepsPrunedHistory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitIndexed(t, db, st.Height)
+	markettest.WaitIndexed(t, db, st.Height)
 	got, err := db.Order(ctx, o)
 	if err != nil || got.State != "cancelled" || got.Deposit != spr {
 		t.Fatalf("the explorer's order %d after the ledger pruned it: %+v, %v", o, got, err)

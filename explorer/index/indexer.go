@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
+	"math/bits"
 	"slices"
 	"sort"
 	"strconv"
@@ -603,15 +605,16 @@ func (w *writer) upsertProvider(p ledger.ProviderView, height int64) {
 
 func (w *writer) upsertOrder(o ledger.Order) {
 	j, _ := json.Marshal(o)
-	w.exec(`INSERT INTO orders (id, tenant, state, gpu_count, gpu_models, max_price, deposit, duration_sec, created_height,
-			lease_id, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	w.exec(`INSERT INTO orders (id, tenant, state, gpu_count, gpu_models, cpu_milli, max_price, deposit, duration_sec,
+			created_height, lease_id, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET state = excluded.state, lease_id = excluded.lease_id, json = excluded.json`,
 		o.ID, o.Tenant.String(), o.State.String(), o.Resources.GPUCount, strings.Join(o.Resources.GPUModels, ","),
-		o.MaxPricePerHour, o.Deposit, o.DurationSec, o.CreatedHeight, o.LeaseID, string(j))
+		o.Resources.CPUMilli, o.MaxPricePerHour, o.Deposit, o.DurationSec, o.CreatedHeight, o.LeaseID, string(j))
 }
 
 // upsertLease stores a lease; a new one gets its GPU model (the order's model the provider has, else the
-// provider's first), its price per GPU-hour and its creation time, for the price index.
+// provider's first), its price per GPU-hour, or per CPU-core-hour for a lease without GPUs, and its creation
+// time, for the price indexes.
 func (w *writer) upsertLease(l ledger.LeaseView, b client.Block) {
 	if w.err != nil {
 		return
@@ -619,6 +622,10 @@ func (w *writer) upsertLease(l ledger.LeaseView, b client.Block) {
 	var exit any
 	if l.Receipt != nil {
 		exit = l.Receipt.ExitCode
+	}
+	closedBy := ""
+	if !l.ClosedBy.IsZero() {
+		closedBy = l.ClosedBy.String() // the ledger's own sweeps close with no signer
 	}
 	j, _ := json.Marshal(l)
 	var exists int
@@ -629,33 +636,58 @@ func (w *writer) upsertLease(l ledger.LeaseView, b client.Block) {
 	}
 	if exists > 0 {
 		w.exec(`UPDATE leases SET state = ?, started_ms = ?, ended_ms = ?, deposit = ?, paid = ?, refunded = ?,
-				exit_code = ?, close_reason = ?, json = ? WHERE id = ?`,
-			l.State.String(), l.StartedMs, l.EndedMs, l.Deposit, l.Paid, l.Refunded, exit, l.CloseReason, string(j), l.ID)
+				exit_code = ?, close_reason = ?, closed_by = ?, json = ? WHERE id = ?`,
+			l.State.String(), l.StartedMs, l.EndedMs, l.Deposit, l.Paid, l.Refunded, exit, l.CloseReason, closedBy, string(j), l.ID)
 		return
 	}
 	var gpus uint32
+	var cpuMilli uint64
 	var orderModels, provModels string
-	_ = w.tx.QueryRowContext(w.ctx, `SELECT gpu_count, gpu_models FROM orders WHERE id = ?`, l.OrderID).Scan(&gpus, &orderModels)
+	_ = w.tx.QueryRowContext(w.ctx, `SELECT gpu_count, gpu_models, cpu_milli FROM orders WHERE id = ?`, l.OrderID).Scan(&gpus, &orderModels, &cpuMilli)
 	_ = w.tx.QueryRowContext(w.ctx, `SELECT gpu_models FROM providers WHERE address = ?`, l.Provider.String()).Scan(&provModels)
 	model := ""
+	var gpuPrice, cpuPrice uint64
 	if gpus > 0 {
 		model = leaseModel(orderModels, provModels)
-	}
-	var gpuPrice uint64
-	if gpus > 0 {
 		gpuPrice = l.Price / uint64(gpus)
+	} else {
+		cpuPrice = perCoreHour(l.Price, cpuMilli)
 	}
 	createdMs := b.Time.UnixMilli()
 	if l.CreatedHeight != b.Height {
 		// Indexed after the block that created it (an index rebuilt from a later state): use that block's time.
 		_ = w.tx.QueryRowContext(w.ctx, `SELECT time_ms FROM blocks WHERE height = ?`, l.CreatedHeight).Scan(&createdMs)
 	}
-	w.exec(`INSERT INTO leases (id, order_id, provider, tenant, state, price, gpu_count, gpu_model, gpu_price,
-			created_height, created_ms, started_ms, ended_ms, deposit, paid, refunded, exit_code, close_reason, json)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		l.ID, l.OrderID, l.Provider.String(), l.Tenant.String(), l.State.String(), l.Price, gpus, model, gpuPrice,
-		l.CreatedHeight, createdMs, l.StartedMs, l.EndedMs, l.Deposit, l.Paid, l.Refunded, exit, l.CloseReason, string(j))
-	w.exec(`UPDATE providers SET leases = leases + 1, last_price = ? WHERE address = ?`, gpuPrice, l.Provider.String())
+	w.exec(`INSERT INTO leases (id, order_id, provider, tenant, state, price, gpu_count, gpu_model, gpu_price, cpu_milli,
+			cpu_price, created_height, created_ms, started_ms, ended_ms, deposit, paid, refunded, exit_code, close_reason,
+			closed_by, json)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		l.ID, l.OrderID, l.Provider.String(), l.Tenant.String(), l.State.String(), l.Price, gpus, model, gpuPrice, cpuMilli,
+		cpuPrice, l.CreatedHeight, createdMs, l.StartedMs, l.EndedMs, l.Deposit, l.Paid, l.Refunded, exit, l.CloseReason,
+		closedBy, string(j))
+	price := gpuPrice
+	if gpus == 0 {
+		price = 0 // the providers' "last price" column is per GPU-hour: a CPU lease leaves it as it was
+	}
+	if price > 0 {
+		w.exec(`UPDATE providers SET leases = leases + 1, last_price = ? WHERE address = ?`, price, l.Provider.String())
+	} else {
+		w.exec(`UPDATE providers SET leases = leases + 1 WHERE address = ?`, l.Provider.String())
+	}
+}
+
+// perCoreHour is a price per hour for milli thousandths of a CPU core as a price per core-hour (0 without
+// cores), without overflowing for any price the ledger holds.
+func perCoreHour(price, milli uint64) uint64 {
+	if milli == 0 {
+		return 0
+	}
+	hi, lo := bits.Mul64(price, 1000)
+	if hi >= milli {
+		return math.MaxUint64
+	}
+	q, _ := bits.Div64(hi, lo, milli)
+	return q
 }
 
 // leaseModel picks the GPU model a lease runs on: the first of the order's models the provider declares, or the

@@ -1,6 +1,7 @@
 package index
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -129,6 +130,7 @@ type Order struct {
 	State         string          `json:"state"`
 	GPUCount      uint64          `json:"gpu_count"`
 	GPUModels     string          `json:"gpu_models"`
+	CPUMilli      uint64          `json:"cpu_milli"`
 	MaxPrice      uint64          `json:"max_price_per_hour"`
 	Deposit       uint64          `json:"deposit"`
 	DurationSec   uint64          `json:"duration_sec"`
@@ -157,7 +159,9 @@ type Lease struct {
 	Price         uint64          `json:"price_per_hour"`
 	GPUCount      uint64          `json:"gpu_count"`
 	GPUModel      string          `json:"gpu_model"`
-	GPUPrice      uint64          `json:"gpu_price"`
+	GPUPrice      uint64          `json:"gpu_price"`           // per GPU-hour; 0 for a lease without GPUs
+	CPUMilli      uint64          `json:"cpu_milli"`           // the order's CPU, in thousandths of a core
+	CPUPrice      uint64          `json:"cpu_price,omitempty"` // per CPU-core-hour, for a lease without GPUs
 	CreatedHeight int64           `json:"created_height"`
 	CreatedMs     int64           `json:"created_ms"`
 	StartedMs     int64           `json:"started_ms,omitempty"`
@@ -168,7 +172,54 @@ type Lease struct {
 	Refunded      uint64          `json:"refunded"`
 	ExitCode      *int64          `json:"exit_code,omitempty"`
 	CloseReason   string          `json:"close_reason,omitempty"`
-	Ledger        json.RawMessage `json:"ledger"` // the lease as the ledger answered (receipt included)
+	ClosedBy      string          `json:"closed_by,omitempty"` // who closed it; empty when the ledger did (deadline, end, deposit)
+	Ledger        json.RawMessage `json:"ledger"`              // the lease as the ledger answered (receipt included)
+}
+
+// Outcome says how a lease ended, in words for its row: "" while it is pending or active; "exit N" for a
+// completion; for a close the reason, with who closed it when the reason does not say.
+func (l Lease) Outcome() string {
+	switch l.State {
+	case "completed":
+		if l.ExitCode == nil {
+			return cmp.Or(l.CloseReason, "completed") // a replicated run's "result committed": its receipt is not out yet
+		}
+		return fmt.Sprintf("completed, exit %d", *l.ExitCode)
+	case "closed":
+		who := ""
+		switch l.ClosedBy {
+		case "":
+		case l.Provider:
+			who = "provider"
+		case l.Tenant:
+			who = "tenant"
+		default:
+			who = l.ClosedBy
+		}
+		switch {
+		case l.CloseReason == "":
+			if who == "" {
+				return "closed"
+			}
+			return "closed by " + who
+		case who == "" || strings.Contains(l.CloseReason, "by "+who):
+			return l.CloseReason
+		}
+		return "closed by " + who + ": " + l.CloseReason
+	}
+	return ""
+}
+
+// Failed reports whether the lease ended badly: its job exited non-zero, it never started, or its provider
+// closed it. A tenant's close and an end by duration or deposit are not failures.
+func (l Lease) Failed() bool {
+	switch l.State {
+	case "completed":
+		return l.ExitCode != nil && *l.ExitCode != 0
+	case "closed":
+		return l.StartedMs == 0 || (l.ClosedBy != "" && l.ClosedBy == l.Provider && l.ClosedBy != l.Tenant)
+	}
+	return false
 }
 
 // Payment is one settlement to a provider.
@@ -187,6 +238,8 @@ type Account struct {
 	FirstHeight int64  `json:"first_height"`
 	LastHeight  int64  `json:"last_height"`
 	Txs         int    `json:"txs"`
+	// Roles are what the index knows the address to be: "provider" (registered) and "tenant" (it ordered).
+	Roles []string `json:"roles"`
 }
 
 func (db *DB) list(ctx context.Context, p Page, countQ, q string, args []any, scan func(*sql.Rows) error) (int, error) {
@@ -449,12 +502,12 @@ func (db *DB) Provider(ctx context.Context, addr string) (Provider, error) {
 	return p, rows.Err()
 }
 
-const orderCols = `id, tenant, state, gpu_count, gpu_models, max_price, deposit, duration_sec, created_height, lease_id, json`
+const orderCols = `id, tenant, state, gpu_count, gpu_models, cpu_milli, max_price, deposit, duration_sec, created_height, lease_id, json`
 
 func scanOrder(s interface{ Scan(...any) error }) (Order, error) {
 	var o Order
 	var j string
-	err := s.Scan(&o.ID, &o.Tenant, &o.State, &o.GPUCount, &o.GPUModels, &o.MaxPrice, &o.Deposit, &o.DurationSec,
+	err := s.Scan(&o.ID, &o.Tenant, &o.State, &o.GPUCount, &o.GPUModels, &o.CPUMilli, &o.MaxPrice, &o.Deposit, &o.DurationSec,
 		&o.CreatedHeight, &o.LeaseID, &j)
 	o.Ledger = json.RawMessage(j)
 	return o, err
@@ -543,15 +596,15 @@ func (db *DB) Bids(ctx context.Context, orderID uint64, provider string, p Page)
 	return out, err
 }
 
-const leaseCols = `id, order_id, provider, tenant, state, price, gpu_count, gpu_model, gpu_price, created_height, created_ms,
-	started_ms, ended_ms, deposit, paid, refunded, exit_code, close_reason, json`
+const leaseCols = `id, order_id, provider, tenant, state, price, gpu_count, gpu_model, gpu_price, cpu_milli, cpu_price,
+	created_height, created_ms, started_ms, ended_ms, deposit, paid, refunded, exit_code, close_reason, closed_by, json`
 
 func scanLease(s interface{ Scan(...any) error }) (Lease, error) {
 	var l Lease
 	var j string
 	err := s.Scan(&l.ID, &l.OrderID, &l.Provider, &l.Tenant, &l.State, &l.Price, &l.GPUCount, &l.GPUModel, &l.GPUPrice,
-		&l.CreatedHeight, &l.CreatedMs, &l.StartedMs, &l.EndedMs, &l.Deposit, &l.Paid, &l.Refunded, &l.ExitCode,
-		&l.CloseReason, &j)
+		&l.CPUMilli, &l.CPUPrice, &l.CreatedHeight, &l.CreatedMs, &l.StartedMs, &l.EndedMs, &l.Deposit, &l.Paid, &l.Refunded,
+		&l.ExitCode, &l.CloseReason, &l.ClosedBy, &j)
 	l.Ledger = json.RawMessage(j)
 	l.CostSoFar = l.Paid
 	return l, err
@@ -631,16 +684,34 @@ func (db *DB) Payments(ctx context.Context, provider string, leaseID uint64, p P
 	return out, err
 }
 
+// accountCols reads an account with the roles the index knows (a and its subqueries use the indexes on
+// providers' addresses and orders' tenants).
+const accountCols = `a.address, a.first_height, a.last_height, a.txs,
+	EXISTS (SELECT 1 FROM providers p WHERE p.address = a.address), EXISTS (SELECT 1 FROM orders o WHERE o.tenant = a.address)`
+
+func scanAccount(s interface{ Scan(...any) error }) (Account, error) {
+	var a Account
+	var provider, tenant bool
+	err := s.Scan(&a.Address, &a.FirstHeight, &a.LastHeight, &a.Txs, &provider, &tenant)
+	a.Roles = []string{}
+	if provider {
+		a.Roles = append(a.Roles, "provider")
+	}
+	if tenant {
+		a.Roles = append(a.Roles, "tenant")
+	}
+	return a, err
+}
+
 // Accounts lists the addresses seen, most recently active first.
 func (db *DB) Accounts(ctx context.Context, p Page) (List[Account], error) {
 	p = p.clamp()
 	out := List[Account]{Items: []Account{}, Offset: p.Offset, Limit: p.Limit}
 	var err error
 	out.Total, err = db.list(ctx, p, `SELECT count(*) FROM accounts`,
-		`SELECT address, first_height, last_height, txs FROM accounts ORDER BY last_height DESC, address`, nil,
+		`SELECT `+accountCols+` FROM accounts a ORDER BY a.last_height DESC, a.address`, nil,
 		func(r *sql.Rows) error {
-			var a Account
-			err := r.Scan(&a.Address, &a.FirstHeight, &a.LastHeight, &a.Txs)
+			a, err := scanAccount(r)
 			out.Items = append(out.Items, a)
 			return err
 		})
@@ -649,11 +720,50 @@ func (db *DB) Accounts(ctx context.Context, p Page) (List[Account], error) {
 
 // Account reads what the index knows of an address.
 func (db *DB) Account(ctx context.Context, addr string) (Account, error) {
-	var a Account
-	err := db.sql.QueryRowContext(ctx, `SELECT address, first_height, last_height, txs FROM accounts WHERE address = ?`, addr).
-		Scan(&a.Address, &a.FirstHeight, &a.LastHeight, &a.Txs)
+	a, err := scanAccount(db.sql.QueryRowContext(ctx, `SELECT `+accountCols+` FROM accounts a WHERE a.address = ?`, addr))
 	if errors.Is(err, sql.ErrNoRows) {
 		return a, fmt.Errorf("account %s: %w", addr, ErrNotFound)
 	}
 	return a, err
+}
+
+// LeaseOutcomes counts how a provider's leases ended, by what the explorer can tell from each lease: the
+// ledger's own record (Provider.Completed and Failed) counts neither a job's exit code nor a lease its provider
+// closed before starting it, which a tenant still sees as a lease that failed.
+type LeaseOutcomes struct {
+	Live              int `json:"live"`                // pending or active
+	Completed         int `json:"completed"`           // exit code 0, or a replicated run's result not revealed yet
+	ExitNonZero       int `json:"exit_non_zero"`       // with a receipt, the job exited non-zero
+	NotStartedInTime  int `json:"not_started_in_time"` // closed by the ledger at the start deadline
+	ClosedBeforeStart int `json:"closed_before_start"` // closed by the provider before it started
+	ClosedByProvider  int `json:"closed_by_provider"`  // closed by the provider while it ran
+	ClosedByTenant    int `json:"closed_by_tenant"`
+	// ClosedByLedger is every other close by the ledger: the lease's duration or deposit ran out, its provider was
+	// found down, or a partner of its cluster failed.
+	ClosedByLedger int `json:"closed_by_ledger"`
+}
+
+// FailedToStart is the leases that never ran: not started in time, or closed by the provider before starting.
+func (o LeaseOutcomes) FailedToStart() int { return o.NotStartedInTime + o.ClosedBeforeStart }
+
+// notStartedReason is the reason the ledger closes a lease with at its start deadline (ledger/escrow.go,
+// expireUnstartedLeases). The ledger records no code for why it closed a lease, so its fixed text is the mark.
+const notStartedReason = "not started in time"
+
+// ProviderLeaseOutcomes counts a provider's leases by how they ended.
+func (db *DB) ProviderLeaseOutcomes(ctx context.Context, provider string) (LeaseOutcomes, error) {
+	var o LeaseOutcomes
+	err := db.sql.QueryRowContext(ctx, `SELECT
+			coalesce(sum(state IN ('pending', 'active')), 0),
+			coalesce(sum(state = 'completed' AND coalesce(exit_code, 0) = 0), 0),
+			coalesce(sum(state = 'completed' AND coalesce(exit_code, 0) != 0), 0),
+			coalesce(sum(state = 'closed' AND closed_by = '' AND started_ms = 0 AND close_reason = ?1), 0),
+			coalesce(sum(state = 'closed' AND closed_by = provider AND closed_by != tenant AND started_ms = 0), 0),
+			coalesce(sum(state = 'closed' AND closed_by = provider AND closed_by != tenant AND started_ms > 0), 0),
+			coalesce(sum(state = 'closed' AND closed_by = tenant), 0),
+			coalesce(sum(state = 'closed' AND closed_by = '' AND NOT (started_ms = 0 AND close_reason = ?1)), 0)
+		FROM leases WHERE provider = ?2`, notStartedReason, provider).
+		Scan(&o.Live, &o.Completed, &o.ExitNonZero, &o.NotStartedInTime, &o.ClosedBeforeStart, &o.ClosedByProvider,
+			&o.ClosedByTenant, &o.ClosedByLedger)
+	return o, err
 }

@@ -121,28 +121,52 @@ func (db *DB) Overview(ctx context.Context) (Overview, error) {
 	return o, nil
 }
 
-// PricePoint is the median price per GPU-hour of the leases of one model created in one time bucket.
+// PricePoint is the median price per unit (GPU-hour or CPU-core-hour) of the leases of one series created in
+// one time bucket.
 type PricePoint struct {
 	StartMs int64  `json:"start_ms"`
-	Median  uint64 `json:"median"` // micro-SPR per GPU-hour
+	Median  uint64 `json:"median"` // micro-SPR per unit
 	Leases  int    `json:"leases"`
 }
 
-// PriceSeries is the price index of one GPU model.
+// The units of the price indexes.
+const (
+	UnitGPUHour     = "GPU-hour"
+	UnitCPUCoreHour = "CPU-core-hour"
+)
+
+// CPUSeries is the model name of the CPU price index: leases without GPUs.
+const CPUSeries = "CPU"
+
+// PriceSeries is the price index of one GPU model, or of CPU-only leases (Model CPUSeries).
 type PriceSeries struct {
 	Model  string       `json:"model"`
+	Unit   string       `json:"unit"` // UnitGPUHour or UnitCPUCoreHour: what Median is the price of
 	Points []PricePoint `json:"points"`
 }
 
-// PriceIndexLeases bounds how many recent leases the price index reads.
+// PriceIndexLeases bounds how many recent leases each price index reads.
 const PriceIndexLeases = 20000
 
 // PriceIndex is the median price per GPU-hour by model over time: the most recent PriceIndexLeases GPU leases,
 // in up to buckets equal time buckets.
 func (db *DB) PriceIndex(ctx context.Context, buckets int) ([]PriceSeries, error) {
+	return db.priceIndex(ctx, buckets, UnitGPUHour, `SELECT gpu_model, created_ms, gpu_price FROM
+		(SELECT gpu_model, created_ms, gpu_price, id FROM leases WHERE gpu_count > 0 ORDER BY id DESC LIMIT ?) ORDER BY id`)
+}
+
+// CPUPriceIndex is the CPU-only leases' median price per CPU-core-hour over time, computed as PriceIndex is:
+// the most recent PriceIndexLeases leases without GPUs, in up to buckets equal time buckets. It has one series
+// (Model CPUSeries), or none before the first CPU-only lease.
+func (db *DB) CPUPriceIndex(ctx context.Context, buckets int) ([]PriceSeries, error) {
+	return db.priceIndex(ctx, buckets, UnitCPUCoreHour, `SELECT '`+CPUSeries+`', created_ms, cpu_price FROM
+		(SELECT created_ms, cpu_price, id FROM leases WHERE gpu_count = 0 AND cpu_milli > 0 ORDER BY id DESC LIMIT ?) ORDER BY id`)
+}
+
+// priceIndex computes medians of the (series, created_ms, price) rows q answers for the limit PriceIndexLeases.
+func (db *DB) priceIndex(ctx context.Context, buckets int, unit, q string) ([]PriceSeries, error) {
 	buckets = min(max(buckets, 1), 200)
-	rows, err := db.sql.QueryContext(ctx, `SELECT gpu_model, created_ms, gpu_price FROM
-		(SELECT gpu_model, created_ms, gpu_price, id FROM leases WHERE gpu_count > 0 ORDER BY id DESC LIMIT ?) ORDER BY id`, PriceIndexLeases)
+	rows, err := db.sql.QueryContext(ctx, q, PriceIndexLeases)
 	if err != nil {
 		return nil, err
 	}
@@ -179,13 +203,8 @@ func (db *DB) PriceIndex(ctx context.Context, buckets int) ([]PriceSeries, error
 	}
 	out := []PriceSeries{}
 	for _, m := range slices.Sorted(maps.Keys(prices)) {
-		ps := PriceSeries{Model: m}
-		starts := make([]int64, 0, len(prices[m]))
-		for b := range prices[m] {
-			starts = append(starts, b)
-		}
-		slices.Sort(starts)
-		for _, b := range starts {
+		ps := PriceSeries{Model: m, Unit: unit}
+		for _, b := range slices.Sorted(maps.Keys(prices[m])) {
 			v := prices[m][b]
 			slices.Sort(v)
 			med := v[len(v)/2]

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sparenet/spare/client"
@@ -72,7 +73,7 @@ var funcs = template.FuncMap{
 		switch k {
 		case "provider":
 			return "/providers/" + url.PathEscape(v)
-		case "tenant", "from", "to", "closed_by":
+		case "tenant", "from", "to", "closed_by", "auditor":
 			return "/accounts/" + url.PathEscape(v)
 		case "lease_id":
 			return "/leases/" + url.PathEscape(v)
@@ -80,6 +81,15 @@ var funcs = template.FuncMap{
 			return "/orders/" + url.PathEscape(v)
 		}
 		return ""
+	},
+	"attrText": attrText,
+	// cores shows thousandths of a CPU core as cores: "0.5 cores", "2 cores".
+	"cores": func(milli uint64) string {
+		unit := " cores"
+		if milli == 1000 {
+			unit = " core"
+		}
+		return strconv.FormatFloat(float64(milli)/1000, 'f', -1, 64) + unit
 	},
 	"sortKeys": func(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) },
 	"add":      func(a, b int) int { return a + b },
@@ -93,6 +103,32 @@ var funcs = template.FuncMap{
 		return *p
 	},
 	"str": func(v any) string { return fmt.Sprint(v) },
+}
+
+// amountAttrs are the event attributes the ledger writes amounts of uspr in, and perHourAttrs those it writes
+// prices per hour in (ledger's c.emit calls): shown in SPR, where the JSON API keeps the integers.
+var (
+	amountAttrs = map[string]bool{"amount": true, "deposit": true, "held": true, "of_stake": true, "paid": true,
+		"paid_total": true, "refund": true, "reserve": true, "reserve_refund": true, "stake": true, "take": true,
+		"unbonding": true}
+	perHourAttrs = map[string]bool{"price": true, "max_price": true}
+)
+
+// attrText shows an event attribute's value: amounts with their unit, times (the ledger's *_ms attributes, Unix
+// milliseconds) as times, everything else as written.
+func attrText(k, v string) string {
+	n, err := strconv.ParseUint(v, 10, 64)
+	switch {
+	case err != nil:
+		return v
+	case amountAttrs[k]:
+		return client.FormatAmount(n)
+	case perHourAttrs[k]:
+		return client.FormatAmount(n) + "/h"
+	case strings.HasSuffix(k, "_ms") && n > 0 && n < 1<<53:
+		return time.UnixMilli(int64(n)).UTC().Format("2006-01-02 15:04:05 UTC")
+	}
+	return v
 }
 
 func (s *Server) parseTemplates() error {

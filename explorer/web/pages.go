@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sparenet/spare/explorer/index"
@@ -76,12 +77,15 @@ type Validator struct {
 // OverviewView is the overview page.
 type OverviewView struct {
 	index.Overview
-	Validators      []Validator         `json:"validators"`
+	Validators []Validator `json:"validators"`
+	// PriceIndex is /api/price-index: a series per GPU model, per GPU-hour, then the CPU-only leases' series,
+	// per CPU-core-hour (each series names its unit).
 	PriceIndex      []index.PriceSeries `json:"price_index"`
 	RecentProviders []index.Provider    `json:"recent_providers"`
 	RecentLeases    []index.Lease       `json:"recent_leases"`
 	RecentBlocks    []index.Block       `json:"recent_blocks"`
 	PriceChart      template.HTML       `json:"-"`
+	CPUPriceChart   template.HTML       `json:"-"`
 	TxChart         template.HTML       `json:"-"`
 	GPUChart        template.HTML       `json:"-"`
 }
@@ -98,7 +102,7 @@ func (s *Server) loadOverview(r *http.Request) (any, error) {
 			return nil, err
 		}
 		v.Validators = s.validators(ctx)
-		if v.PriceIndex, err = s.db.PriceIndex(ctx, 24); err != nil {
+		if v.PriceIndex, err = s.priceIndex(ctx, 24); err != nil {
 			return nil, err
 		}
 		provs, err := s.db.Providers(ctx, index.ProviderFilter{Sort: "registered"}, index.Page{Limit: 8})
@@ -113,7 +117,7 @@ func (s *Server) loadOverview(r *http.Request) (any, error) {
 			return nil, err
 		}
 		v.RecentProviders, v.RecentLeases = provs.Items, leases.Items
-		v.PriceChart = priceChart(v.PriceIndex)
+		v.PriceChart, v.CPUPriceChart = priceCharts(v.PriceIndex)
 		v.TxChart = txChart(v.RecentBlocks)
 		v.GPUChart = gpuChart(v.GPUs)
 		if len(v.RecentBlocks) > 10 {
@@ -132,7 +136,17 @@ func (s *Server) loadPriceIndex(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.db.PriceIndex(r.Context(), n)
+	return s.priceIndex(r.Context(), n)
+}
+
+// priceIndex is the GPU price index's series followed by the CPU one's, in up to n time buckets each.
+func (s *Server) priceIndex(ctx context.Context, n int) ([]index.PriceSeries, error) {
+	gpu, err := s.db.PriceIndex(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	cpu, err := s.db.CPUPriceIndex(ctx, n)
+	return append(gpu, cpu...), err
 }
 
 func (s *Server) validators(ctx context.Context) []Validator {
@@ -155,16 +169,26 @@ func (s *Server) validators(ctx context.Context) []Validator {
 
 func sprFloat(uspr uint64) float64 { return float64(uspr) / float64(ledger.USPR) }
 
-func priceChart(ps []index.PriceSeries) template.HTML {
-	var series []svg.Series
+// priceCharts draws the price index: the GPU models' series on one chart, the CPU-only series on another (their
+// units differ).
+func priceCharts(ps []index.PriceSeries) (gpu, cpu template.HTML) {
+	var gpus, cpus []svg.Series
 	for _, p := range ps {
 		s := svg.Series{Name: p.Model, Href: "/providers?model=" + url.QueryEscape(p.Model)}
+		if p.Unit == index.UnitCPUCoreHour {
+			s.Name, s.Href = "CPU-only leases", "/leases"
+		}
 		for _, pt := range p.Points {
 			s.Points = append(s.Points, svg.Point{X: pt.StartMs, Y: sprFloat(pt.Median)})
 		}
-		series = append(series, s)
+		if p.Unit == index.UnitCPUCoreHour {
+			cpus = append(cpus, s)
+		} else {
+			gpus = append(gpus, s)
+		}
 	}
-	return svg.LineChart(series, svg.Options{Title: "Median price per GPU-hour, by model", YLabel: "SPR / GPU-hour", TimeX: true})
+	return svg.LineChart(gpus, svg.Options{Title: "Median price per GPU-hour, by model", YLabel: "SPR / GPU-hour", TimeX: true}),
+		svg.LineChart(cpus, svg.Options{Title: "Median price per CPU-core-hour, leases without GPUs", YLabel: "SPR / core-hour", TimeX: true})
 }
 
 func txChart(blocks []index.Block) template.HTML {
@@ -223,12 +247,17 @@ func (s *Server) loadProviders(r *http.Request) (any, error) {
 	return ProvidersView{List: l, Filter: f, Sorts: index.ProviderSorts, Pager: pagerOf(r, l), Query: q}, nil
 }
 
-// ProviderView is a provider's page.
+// ProviderView is a provider's page. Its lists are named apart from the provider's own fields: a list named
+// Leases would hide the provider's lease count (index.Provider.Leases), in the template and in the JSON alike
+// (TestViewsHideNoField).
 type ProviderView struct {
 	index.Provider
-	Balance       *uint64                   `json:"balance,omitempty"` // live from the node
-	Latency       *LatencyView              `json:"latency,omitempty"` // its published round trips, live from the node
-	Leases        index.List[index.Lease]   `json:"leases"`
+	Balance   *uint64                 `json:"balance,omitempty"` // live from the node
+	Latency   *LatencyView            `json:"latency,omitempty"` // its published round trips, live from the node
+	LeaseList index.List[index.Lease] `json:"lease_list"`        // the newest leases it served
+	// Outcomes count its leases by how they ended, as the explorer sees them; Completed and Failed are the
+	// ledger's record, which counts neither a job's exit code nor a lease closed before it started.
+	Outcomes      index.LeaseOutcomes       `json:"lease_outcomes"`
 	Payments      index.List[index.Payment] `json:"payments"`
 	Bids          index.List[index.Bid]     `json:"bids"`
 	Events        index.List[index.Event]   `json:"events"`
@@ -250,7 +279,10 @@ func (s *Server) loadProvider(r *http.Request) (any, error) {
 		return nil, err
 	}
 	v := ProviderView{Provider: p, Balance: s.balance(ctx, addr), Latency: s.latency(ctx, addr)}
-	if v.Leases, err = s.db.Leases(ctx, index.ObjectFilter{Provider: addr}, index.Page{Limit: 20}); err != nil {
+	if v.LeaseList, err = s.db.Leases(ctx, index.ObjectFilter{Provider: addr}, index.Page{Limit: 20}); err != nil {
+		return nil, err
+	}
+	if v.Outcomes, err = s.db.ProviderLeaseOutcomes(ctx, addr); err != nil {
 		return nil, err
 	}
 	if v.Payments, err = s.db.Payments(ctx, addr, 0, index.Page{Limit: 20}); err != nil {
@@ -504,7 +536,7 @@ func (s *Server) loadBlocks(r *http.Request) (any, error) {
 type BlockView struct {
 	index.Block
 	Transactions index.List[index.Tx]    `json:"transactions"`
-	BlockEvents  index.List[index.Event] `json:"events"`
+	EventList    index.List[index.Event] `json:"event_list"` // not "events": the block's event count is
 	Pager        Pager                   `json:"-"`
 }
 
@@ -530,7 +562,7 @@ func (s *Server) loadBlock(r *http.Request) (any, error) {
 		return nil, err
 	}
 	v.Pager = pagerOf(r, v.Transactions)
-	v.BlockEvents, err = s.db.Events(ctx, index.EventFilter{Height: h}, index.Page{Limit: index.MaxLimit})
+	v.EventList, err = s.db.Events(ctx, index.EventFilter{Height: h}, index.Page{Limit: index.MaxLimit})
 	return v, err
 }
 
@@ -560,8 +592,14 @@ func (s *Server) loadTx(r *http.Request) (any, error) {
 
 // AccountsView is the accounts list.
 type AccountsView struct {
-	index.List[index.Account]
+	index.List[AccountRow]
 	Pager Pager `json:"-"`
+}
+
+// AccountRow is an account in the list, with its live balance.
+type AccountRow struct {
+	index.Account
+	Balance *uint64 `json:"balance,omitempty"` // live from the node
 }
 
 func (s *Server) loadAccounts(r *http.Request) (any, error) {
@@ -572,19 +610,86 @@ func (s *Server) loadAccounts(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := s.db.Accounts(r.Context(), p)
+	ctx := r.Context()
+	l, err := s.db.Accounts(ctx, p)
 	if err != nil {
 		return nil, err
 	}
-	return AccountsView{List: l, Pager: pagerOf(r, l)}, nil
+	auds := s.auditors(ctx)
+	rows := index.List[AccountRow]{Items: make([]AccountRow, len(l.Items)), Total: l.Total, Offset: l.Offset, Limit: l.Limit}
+	addrs := make([]string, len(l.Items))
+	for i, a := range l.Items {
+		rows.Items[i] = AccountRow{Account: withAuditor(a, auds)}
+		addrs[i] = a.Address
+	}
+	for i, b := range s.balances(ctx, addrs) {
+		rows.Items[i].Balance = b
+	}
+	return AccountsView{List: rows, Pager: pagerOf(r, l)}, nil
 }
 
-// AccountView is an address's page.
+// withAuditor adds the role "auditor" to an account in the auditor set (which the node knows, not the index).
+func withAuditor(a index.Account, auditors map[string]bool) index.Account {
+	if auditors[a.Address] {
+		a.Roles = append(slices.Clone(a.Roles), "auditor")
+	}
+	return a
+}
+
+// auditors is the auditor set, live from the node (empty without one).
+func (s *Server) auditors(ctx context.Context) map[string]bool {
+	out := map[string]bool{}
+	if s.c == nil {
+		return out
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	auds, err := s.c.Auditors(ctx)
+	if err != nil {
+		return out
+	}
+	for _, a := range auds {
+		out[a.Address.String()] = true
+	}
+	return out
+}
+
+// balances reads the balances of a page of accounts from the node, a few at a time, within 2 s in all; an
+// account the node did not answer for gets nil. The ledger has no query for many accounts at once.
+func (s *Server) balances(ctx context.Context, addrs []string) []*uint64 {
+	out := make([]*uint64, len(addrs))
+	if s.c == nil {
+		return out
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i, a := range addrs {
+		pa, err := tx.ParseAddress(a)
+		if err != nil {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if acc, err := s.c.Account(ctx, pa); err == nil {
+				out[i] = &acc.Balance
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// AccountView is an address's page. Its list of transactions is named apart from the account's transaction
+// count (index.Account.Txs), which it would otherwise hide.
 type AccountView struct {
 	index.Account
 	Balance  *uint64                 `json:"balance,omitempty"` // live from the node
-	Provider bool                    `json:"provider"`
-	Txs      index.List[index.Tx]    `json:"txs"`
+	Provider bool                    `json:"provider"`          // registered as a provider (also in roles)
+	TxList   index.List[index.Tx]    `json:"tx_list"`
 	Events   index.List[index.Event] `json:"events"`
 	Orders   index.List[index.Order] `json:"orders"`
 	Leases   index.List[index.Lease] `json:"leases"` // as tenant
@@ -603,11 +708,8 @@ func (s *Server) loadAccount(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := AccountView{Account: a, Balance: s.balance(ctx, addr)}
-	if _, err := s.db.Provider(ctx, addr); err == nil {
-		v.Provider = true
-	}
-	if v.Txs, err = s.db.Txs(ctx, index.TxFilter{Signer: addr}, index.Page{Limit: 20}); err != nil {
+	v := AccountView{Account: withAuditor(a, s.auditors(ctx)), Balance: s.balance(ctx, addr), Provider: slices.Contains(a.Roles, "provider")}
+	if v.TxList, err = s.db.Txs(ctx, index.TxFilter{Signer: addr}, index.Page{Limit: 20}); err != nil {
 		return nil, err
 	}
 	if v.Events, err = s.db.Events(ctx, index.EventFilter{Kind: "account", Ref: addr}, index.Page{Limit: 20}); err != nil {

@@ -1,0 +1,346 @@
+// Package markettest scripts market histories on a real in-process chain (internal/localnet) for the explorer's
+// tests: providers register, tenants order, leases start, end and fail, and an indexer follows it all into a
+// SQLite index. The index's tests and the web server's share it, so that both check the same histories.
+package markettest
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/sparenet/spare/client"
+	"github.com/sparenet/spare/explorer/index"
+	"github.com/sparenet/spare/internal/localnet"
+	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/tx"
+)
+
+// SPR is one SPR in uspr.
+const SPR = ledger.USPR
+
+// Market sends a scripted history to a local network and remembers how far it went.
+type Market struct {
+	T    testing.TB
+	Net  *localnet.Net
+	C    *client.Client
+	Sent int   // transactions included
+	Last int64 // the highest height a transaction or a lease the script waited for landed at
+}
+
+// Start starts a one-validator network with o and returns a market on it; the network stops with the test.
+func Start(t testing.TB, o localnet.Options) *Market {
+	t.Helper()
+	n, err := localnet.Start(t.TempDir(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Stop)
+	c, err := n.Client(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Market{T: t, Net: n, C: c}
+}
+
+// Addr is the address of a key of the network.
+func (m *Market) Addr(key string) string { return m.Net.Keys[key].Address().String() }
+
+// Send signs msgs with key and waits for their inclusion; a rejected transaction fails the test.
+func (m *Market) Send(key string, msgs ...tx.Msg) *client.Result {
+	m.T.Helper()
+	res, err := m.C.NewSender(m.Net.Keys[key]).Send(context.Background(), msgs...)
+	if err != nil {
+		m.T.Fatalf("%s %T: %v", key, msgs[0], err)
+	}
+	m.Sent++
+	m.Last = max(m.Last, res.Height)
+	return res
+}
+
+// ID reads a numeric attribute of an event of res (an order, bid or lease id).
+func (m *Market) ID(res *client.Result, event, attr string) uint64 {
+	m.T.Helper()
+	v, ok := res.Attr(event, attr)
+	n, err := strconv.ParseUint(v, 10, 64)
+	if !ok || err != nil {
+		m.T.Fatalf("no %s %s in the transaction's events", event, attr)
+	}
+	return n
+}
+
+// Register registers key as a provider with count GPUs of model (none for a CPU-only provider) and bonds the
+// stake it needs.
+func (m *Market) Register(key, model string, vram uint64, count uint32, region string) {
+	m.T.Helper()
+	params, err := m.C.Params(context.Background())
+	if err != nil {
+		m.T.Fatal(err)
+	}
+	hw := tx.Hardware{CPUMilli: 32000, MemoryMiB: 256 << 10, DiskMiB: 1 << 20}
+	if count > 0 {
+		hw.GPUs = []tx.GPUGroup{{Model: model, VRAMMiB: vram, Count: count}}
+	}
+	info := tx.ProviderInfo{HostURI: "https://" + key + ".example.net:8443", CertFingerprint: sha256.Sum256([]byte(key)),
+		Region: region, Hardware: hw}
+	m.Send(key, &tx.RegisterProvider{ProviderInfo: info}, &tx.Bond{Amount: params.RequiredStake(uint64(count))})
+}
+
+// Order creates an order from tenant and returns its id.
+func (m *Market) Order(tenant string, o *tx.CreateOrder) uint64 {
+	m.T.Helper()
+	return m.ID(m.Send(tenant, o), "order.created", "order_id")
+}
+
+// Lease has provider bid price on the order and tenant accept the bid at once (no waiting for the auction), and
+// returns the lease.
+func (m *Market) Lease(tenant, provider string, orderID, price uint64) uint64 {
+	m.T.Helper()
+	bid := m.ID(m.Send(provider, &tx.PlaceBid{OrderID: orderID, Price: price}), "bid.placed", "bid_id")
+	return m.ID(m.Send(tenant, &tx.AcceptBid{ID: bid}), "lease.created", "lease_id")
+}
+
+// WaitLease waits until the auction leased the order and returns the lease.
+func (m *Market) WaitLease(orderID uint64) uint64 {
+	m.T.Helper()
+	var id uint64
+	m.WaitFor("order "+strconv.FormatUint(orderID, 10)+" leased", func() bool {
+		o, err := m.C.Order(context.Background(), orderID)
+		if err != nil || o.State != ledger.OrderLeased {
+			return false
+		}
+		l, _ := m.C.Lease(context.Background(), o.LeaseID)
+		m.Last, id = max(m.Last, l.CreatedHeight), o.LeaseID
+		return true
+	})
+	return id
+}
+
+// Complete has the lease's provider complete it with a signed receipt ending exitCode.
+func (m *Market) Complete(provider string, leaseID uint64, manifest tx.Hash, exitCode int64) {
+	m.T.Helper()
+	ctx := context.Background()
+	l, err := m.C.Lease(ctx, leaseID)
+	if err != nil {
+		m.T.Fatal(err)
+	}
+	st, err := m.C.Status(ctx)
+	if err != nil {
+		m.T.Fatal(err)
+	}
+	rc := tx.Receipt{ChainID: st.ChainID, LeaseID: leaseID, ManifestHash: manifest, StartMs: l.StartedMs,
+		EndMs: l.StartedMs + 1500, GPUSeconds: 1, OutputRoot: sha256.Sum256([]byte("out")), ExitCode: exitCode}
+	rc.Signature = m.Net.Keys[provider].Sign(rc.SignBytes())
+	m.Send(provider, &tx.CompleteLease{Receipt: rc})
+}
+
+// WaitFor polls cond until it holds, for up to 30 s.
+func (m *Market) WaitFor(what string, cond func() bool) {
+	m.T.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			m.T.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Height is the chain's last committed height.
+func (m *Market) Height() int64 {
+	m.T.Helper()
+	st, err := m.C.Status(context.Background())
+	if err != nil {
+		m.T.Fatal(err)
+	}
+	return st.Height
+}
+
+// StartIndexer opens the index at path and follows c into it until the returned stop is called, which also
+// closes the index (open it again to read what was indexed without following the chain further).
+func StartIndexer(t testing.TB, path string, c *client.Client) (*index.DB, func()) {
+	t.Helper()
+	db, err := index.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix := index.New(db, c, nil)
+	ix.Poll = 50 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ix.Run(ctx) }()
+	stopped := false
+	return db, func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("indexer: %v", err)
+		}
+		db.Close()
+	}
+}
+
+// TempIndex is a path for an index in the test's temporary directory.
+func TempIndex(t testing.TB) string { return filepath.Join(t.TempDir(), "explorer.db") }
+
+// WaitIndexed waits until the index holds height h.
+func WaitIndexed(t testing.TB, db *index.DB, h int64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got, err := db.Height(context.Background())
+		if err == nil && got >= h {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("index at height %d (err %v), want %d", got, err, h)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// History is what EveryState made, by what happened to each object.
+type History struct {
+	Manifest tx.Hash
+	// Leases: "pending", "active", "cpu_active", "completed_exit_0", "completed_exit_3", "cpu_completed",
+	// "closed_by_tenant", "closed_by_provider" (after it started), "closed_before_start" (by its provider),
+	// "not_started_in_time", "replica_0" and "replica_1" (the runs of the replicated order, started).
+	Leases map[string]uint64
+	// Orders: "open", "cancelled", "expired", "replicated", and the order of every lease above by its name.
+	Orders map[string]uint64
+}
+
+// EveryStateKeys are the funded keys EveryState uses: a tenant, three providers (p1 with H100s, p2 with A100s,
+// p3 CPU only), an auditor (in the auditor set) and bob, who only receives a transfer.
+var EveryStateKeys = map[string]uint64{"tenant": 10_000 * SPR, "p1": 10_000 * SPR, "p2": 10_000 * SPR, "p3": 10_000 * SPR,
+	"aud": 100 * SPR, "bob": SPR}
+
+// EveryStateOptions are the network EveryState needs: a start timeout short enough to wait for.
+func EveryStateOptions() localnet.Options {
+	p := ledger.DefaultParams()
+	p.StartTimeoutBlocks = 30
+	return localnet.Options{CheckInvariants: true, Params: &p, Funded: EveryStateKeys, Auditors: map[string]uint64{"aud": 1}}
+}
+
+// EveryState scripts a history with an order and a lease in every state the explorer shows: orders open,
+// leased, cancelled and expired, a replicated order; leases pending, active, completed with exit codes 0 and 3,
+// closed by the tenant, closed by the provider before and after they started, and not started in time; GPU and
+// CPU-only leases. The pending lease is made last, so that it is still pending for StartTimeoutBlocks (30)
+// blocks after EveryState returns.
+func (m *Market) EveryState() History {
+	m.T.Helper()
+	h := History{Manifest: sha256.Sum256([]byte("every state")), Leases: map[string]uint64{}, Orders: map[string]uint64{}}
+	ctx := context.Background()
+	m.Register("p1", "H100", 81559, 8, "eu-west")
+	m.Register("p2", "A100", 40960, 4, "us-east")
+	m.Register("p3", "", 0, 0, "eu-west")
+	m.Send("aud", &tx.Send{To: m.Net.Keys["bob"].Address(), Amount: SPR})
+
+	gpu := func() *tx.CreateOrder {
+		return &tx.CreateOrder{Resources: tx.Resources{GPUCount: 1, CPUMilli: 1000, MemoryMiB: 1024}, MaxPricePerHour: 4 * SPR,
+			ManifestHash: h.Manifest, Deposit: 10 * SPR, DurationSec: 3600, BidWindow: 50}
+	}
+	cpu := func(milli uint64) *tx.CreateOrder {
+		return &tx.CreateOrder{Resources: tx.Resources{CPUMilli: milli, MemoryMiB: 1024}, MaxPricePerHour: SPR,
+			ManifestHash: h.Manifest, Deposit: 2 * SPR, DurationSec: 3600, BidWindow: 50}
+	}
+	lease := func(name, provider string, o *tx.CreateOrder, price uint64) uint64 {
+		h.Orders[name] = m.Order("tenant", o)
+		h.Leases[name] = m.Lease("tenant", provider, h.Orders[name], price)
+		return h.Leases[name]
+	}
+	started := func(name, provider string, o *tx.CreateOrder, price uint64) uint64 {
+		id := lease(name, provider, o, price)
+		m.Send(provider, &tx.LeaseStarted{ID: id})
+		return id
+	}
+
+	// First the lease that will not start: its deadline passes while the rest is sent.
+	notStarted := lease("not_started_in_time", "p2", gpu(), 2*SPR)
+	m.Complete("p1", started("completed_exit_0", "p1", gpu(), 2*SPR), h.Manifest, 0)
+	m.Complete("p2", started("completed_exit_3", "p2", gpu(), 3*SPR), h.Manifest, 3)
+	m.Complete("p3", started("cpu_completed", "p3", cpu(2000), SPR/2), h.Manifest, 0)
+	m.Send("tenant", &tx.CloseLease{ID: started("closed_by_tenant", "p1", gpu(), 5*SPR/2), Reason: "done early"})
+	m.Send("p2", &tx.CloseLease{ID: started("closed_by_provider", "p2", gpu(), 2*SPR), Reason: "host maintenance"})
+	m.Send("p1", &tx.CloseLease{ID: lease("closed_before_start", "p1", gpu(), 2*SPR)})
+	started("cpu_active", "p3", cpu(4000), SPR)
+	active := started("active", "p1", gpu(), 2*SPR)
+	time.Sleep(time.Second)
+	m.Send("p1", &tx.Withdraw{ID: active}) // a payment while it runs
+
+	h.Orders["open"] = m.Order("tenant", gpu())
+	h.Orders["cancelled"] = m.Order("tenant", gpu())
+	m.Send("tenant", &tx.CancelOrder{ID: h.Orders["cancelled"]})
+	expiring := gpu()
+	expiring.BidWindow, expiring.TTL = 1, 3
+	h.Orders["expired"] = m.Order("tenant", expiring)
+
+	// A replicated order: its two runs are drawn from the bidders when its window closes.
+	rep := gpu()
+	rep.BidWindow = 4
+	h.Orders["replicated"] = m.ID(m.Send("tenant", &tx.CreateReplicatedOrder{CreateOrder: *rep, Replicas: 2}), "order.created", "order_id")
+	m.Send("p1", &tx.PlaceBid{OrderID: h.Orders["replicated"], Price: 3 * SPR})
+	m.Send("p2", &tx.PlaceBid{OrderID: h.Orders["replicated"], Price: 3 * SPR})
+	var runs ledger.VerificationView
+	m.WaitFor("the replicated order's runs", func() bool {
+		v, err := m.C.Verification(ctx, h.Orders["replicated"])
+		runs = v
+		return err == nil && len(v.Runs) == 2
+	})
+	for i, r := range runs.Runs {
+		key := "p1"
+		if r.Provider == m.Net.Keys["p2"].Address() {
+			key = "p2"
+		}
+		h.Leases["replica_"+strconv.Itoa(i)] = r.LeaseID
+		m.Send(key, &tx.LeaseStarted{ID: r.LeaseID})
+	}
+
+	m.WaitFor("the expired order", func() bool {
+		o, err := m.C.Order(ctx, h.Orders["expired"])
+		return err == nil && o.State == ledger.OrderExpired
+	})
+	m.WaitFor("the lease not started in time", func() bool {
+		l, err := m.C.Lease(ctx, notStarted)
+		return err == nil && l.State == ledger.LeaseClosed
+	})
+	m.Last = max(m.Last, m.Height())
+	lease("pending", "p1", gpu(), 2*SPR)
+	return h
+}
+
+// goSyntax are the marks of a Go value printed where text was meant: a struct or slice dump (`{[{1 2 …}] 3}`,
+// `[1 2]`), a map, a pointer (`&{…}`, `0xc000…`), a fmt error (`%!d(string=…)`), a nil, a time.Time's String.
+var goSyntax = []struct {
+	name string
+	re   *regexp.Regexp
+}{
+	{"struct holding a slice", regexp.MustCompile(`\{\[`)},
+	{"slice of structs or numbers", regexp.MustCompile(`\[[{0-9]`)},
+	{"map", regexp.MustCompile(`map\[`)},
+	{"pointer to a struct", regexp.MustCompile(`&\{`)},
+	{"pointer", regexp.MustCompile(`0x[0-9a-f]{6,}`)},
+	{"fmt error", regexp.MustCompile(`%!`)},
+	{"nil", regexp.MustCompile(`<nil>`)},
+	{"time.Time", regexp.MustCompile(`\d\d:\d\d:\d\d(\.\d+)? \+0000 UTC`)},
+}
+
+// GoSyntax names the Go syntax in text meant for people (a page's text, a JSON string), with some context
+// around each (up to three of each kind): a template or a handler printed a Go value instead of its fields.
+func GoSyntax(text string) []string {
+	var out []string
+	for _, g := range goSyntax {
+		for _, at := range g.re.FindAllStringIndex(text, 3) {
+			out = append(out, fmt.Sprintf("%s: %q", g.name, text[max(at[0]-60, 0):min(at[1]+60, len(text))]))
+		}
+	}
+	return out
+}
