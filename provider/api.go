@@ -302,7 +302,7 @@ func (d *Daemon) getLogs(w http.ResponseWriter, r *http.Request, tenant tx.Addre
 }
 
 // logPoll is how often a followed log is read again: a workload's first line reaches the tenant within it.
-const logPoll = 20 * time.Millisecond
+const logPoll = 10 * time.Millisecond
 
 // getOutputs streams the output files as a tar, in path order. The receipt's root is in a header, so the
 // tenant can check what it received.

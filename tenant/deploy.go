@@ -178,8 +178,9 @@ func (t *Tenant) Deploy(ctx context.Context, job Job, o Options) (*Result, error
 	res.Timings.ManifestSent = emit("manifest", "manifest sent (%d bytes)", len(job.Manifest))
 	if !service && !o.Detach {
 		// The provider starts the workload once it has the manifest, a block before LeaseStarted commits (billing
-		// starts there): its output streams from now on.
-		return t.follow(ctx, res, lease, o, emit, true)
+		// starts there): its output streams from now on. (Opening the stream while the manifest went out was
+		// measured slower: the provider then served both at once.)
+		return t.follow(ctx, res, lease, o, emit, true, nil)
 	}
 	if err := t.waitLease(ctx, lease.ID, func(l ledger.LeaseView) bool { return l.State != ledger.LeasePending }); err != nil {
 		return res, err
@@ -219,13 +220,15 @@ func emitter(o Options) func(stage, format string, args ...any) time.Duration {
 // follow streams a lease's output until the workload ends, waits for the lease's end on the ledger, asks the
 // provider how the workload ended, and downloads and verifies the outputs: the second half of a deploy, and all
 // of `spare attach`. awaitStart: the lease may still be pending (its start is reported when it commits).
-func (t *Tenant) follow(ctx context.Context, res *Result, lease ledger.LeaseView, o Options, emit func(string, string, ...any) time.Duration, awaitStart bool) (*Result, error) {
+func (t *Tenant) follow(ctx context.Context, res *Result, lease ledger.LeaseView, o Options, emit func(string, string, ...any) time.Duration, awaitStart bool, streamed <-chan error) (*Result, error) {
 	if o.AutoTopUp {
 		defer t.autoTopUpAll(ctx, []uint64{lease.ID}, emit)()
 	}
-	logs := &firstLine{w: o.Logs, onFirst: func() { res.Timings.FirstOutput = emit("output", "first output") }}
-	streamed := make(chan error, 1)
-	go func() { streamed <- t.StreamLogs(ctx, lease.ID, true, logs) }()
+	if streamed == nil {
+		ready := make(chan struct{})
+		close(ready)
+		streamed = t.streamEarly(ctx, res, lease.ID, o, emit, ready)
+	}
 	if awaitStart {
 		var started ledger.LeaseView
 		if err := t.waitLease(ctx, lease.ID, func(l ledger.LeaseView) bool { started = l; return l.State != ledger.LeasePending }); err != nil {
@@ -276,6 +279,58 @@ func (t *Tenant) follow(ctx context.Context, res *Result, lease ledger.LeaseView
 	return res, nil
 }
 
+// streamEarly follows a lease's output into o.Logs. Opened before the provider has the manifest, the first
+// request may be refused (the provider does not know the lease's workload yet): it is made again once ready is
+// closed, skipping whatever the first one already wrote.
+func (t *Tenant) streamEarly(ctx context.Context, res *Result, leaseID uint64, o Options, emit func(string, string, ...any) time.Duration, ready <-chan struct{}) <-chan error {
+	logs := &countingWriter{w: &firstLine{w: o.Logs, onFirst: func() { res.Timings.FirstOutput = emit("output", "first output") }}}
+	done := make(chan error, 1)
+	go func() {
+		err := t.StreamLogs(ctx, leaseID, true, logs)
+		for attempt := 0; err != nil && ctx.Err() == nil && attempt < 3; attempt++ {
+			select {
+			case <-ready:
+			case <-ctx.Done():
+				done <- ctx.Err()
+				return
+			}
+			shown := logs.n
+			err = t.StreamLogs(ctx, leaseID, true, &skipping{w: logs, skip: shown})
+		}
+		done <- err
+	}()
+	return done
+}
+
+// countingWriter counts what passed through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// skipping drops the first skip bytes written to it (already shown), then passes the rest.
+type skipping struct {
+	w    io.Writer
+	skip int64
+}
+
+func (s *skipping) Write(p []byte) (int, error) {
+	n := len(p)
+	if s.skip >= int64(len(p)) {
+		s.skip -= int64(len(p))
+		return n, nil
+	}
+	p, s.skip = p[s.skip:], 0
+	_, err := s.w.Write(p)
+	return n, err
+}
+
 // Attach follows a lease of this tenant's as deploy would have after placing it: its output until the workload
 // ends, then its outputs, downloaded and verified against the receipt (into o.OutputsDir). A lease that already
 // ended gives its output so far, its result and its outputs at once.
@@ -296,7 +351,7 @@ func (t *Tenant) Attach(ctx context.Context, leaseID uint64, o Options) (*Result
 	ctx = context.WithValue(ctx, feesKey{}, &fees)
 	defer func() { res.Fees = fees.Load() }()
 	emit("attach", "lease %d with %s, %s", l.ID, l.Provider, l.State)
-	return t.follow(ctx, res, l, o, emit, l.State == ledger.LeasePending)
+	return t.follow(ctx, res, l, o, emit, l.State == ledger.LeasePending, nil)
 }
 
 // CancelOrder cancels an open order of this tenant's and returns what came back to the balance.
