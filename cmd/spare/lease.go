@@ -579,8 +579,13 @@ func newTopUpCmd(g *globals) *cobra.Command {
 	var from string
 	cmd := &cobra.Command{
 		Use:   "topup LEASE AMOUNT",
-		Short: "Add to a lease's deposit so it runs longer",
-		Args:  cobra.ExactArgs(2),
+		Short: "Add to a lease's deposit so it runs longer (up to its duration)",
+		Long: `Add to the deposit of a lease whose deposit would run out before its duration: it then runs
+longer, up to its duration, and the command says until when. A lease that already runs to its
+duration cannot run longer by a top-up (the extra would only come back unused): the command says so
+and sends nothing. A pending lease's billing has not started; a top-up still raises its deposit.`,
+		Example: "  spare topup 3 0.5",
+		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseLeaseArg(args[0])
 			if err != nil {
@@ -590,8 +595,32 @@ func newTopUpCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			t, err := g.tenantFor(from)
+			if err != nil {
+				return err
+			}
+			before, err := t.Client().Lease(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			durEnd := before.StartedMs + before.DurationSec*1000
+			if before.State == ledger.LeaseActive && before.EndMs >= durEnd {
+				return fmt.Errorf("lease %d already runs to the end of its duration (%s, at %s): a top-up cannot make it run longer and would come back unused. A longer run needs a new order with a longer duration",
+					id, time.Duration(before.DurationSec)*time.Second, time.UnixMilli(int64(durEnd)).Local().Format(time.DateTime))
+			}
 			return g.sendAndShowLease(cmd.Context(), from, id, &tx.TopUp{LeaseID: id, Amount: amount}, func(w io.Writer, l ledger.LeaseView) {
-				fmt.Fprintf(w, "lease %d: deposit now %s\n", id, client.FormatAmount(l.Deposit))
+				fmt.Fprintf(w, "lease %d: deposit now %s", id, client.FormatAmount(l.Deposit))
+				switch {
+				case l.State != ledger.LeaseActive:
+					fmt.Fprintf(w, " (%s)\n", l.State)
+				case l.EndMs >= durEnd:
+					fmt.Fprintf(w, "; it now runs to the end of its duration, %s (was %s); the part of the deposit it does not use comes back\n",
+						time.UnixMilli(int64(l.EndMs)).Local().Format(time.DateTime), time.UnixMilli(int64(before.EndMs)).Local().Format(time.DateTime))
+				default:
+					fmt.Fprintf(w, "; it now runs until %s (was %s), %s before its duration ends\n",
+						time.UnixMilli(int64(l.EndMs)).Local().Format(time.DateTime), time.UnixMilli(int64(before.EndMs)).Local().Format(time.DateTime),
+						time.Duration(durEnd-l.EndMs)*time.Millisecond)
+				}
 			})
 		},
 	}
