@@ -23,6 +23,7 @@ import (
 	"github.com/sparenet/spare/ledger"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/match"
+	"github.com/sparenet/spare/offers"
 )
 
 // Job is what Deploy sends: the encoded manifest and the order that carries its hash.
@@ -548,6 +549,19 @@ func (t *Tenant) noOffersError(ctx context.Context, orderID uint64, r tx.Resourc
 	why := need
 	if ex, err := t.Explain(ctx, r, c); err == nil {
 		why = strings.TrimPrefix(why+"; "+ex.String(), "; ")
+		if ex.Feasible > 0 {
+			// Some could serve it by the ledger's record and did not bid: their offers say why (a quote above the
+			// maximum, capacity taken, no answer), as spare offers --job would.
+			if o, err := t.c.Order(ctx, orderID); err == nil {
+				cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+				cands, err := t.Candidates(cctx, 2*time.Second)
+				cancel()
+				if err == nil {
+					_, jex := offers.EvalJob(match.Order{ID: o.ID, Resources: r, Constraints: c, MaxPricePerHour: o.MaxPricePerHour}, cands)
+					why += "; their offers now: " + jex.String()
+				}
+			}
+		}
 	}
 	if why == "" {
 		return fmt.Errorf("%w within %s (order %d cancelled, deposit refunded)", ErrNoOffers, within, orderID)

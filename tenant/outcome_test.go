@@ -3,9 +3,11 @@ package tenant_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sparenet/spare/ledger"
 	"github.com/sparenet/spare/tenant"
@@ -47,6 +49,17 @@ func TestDeployOutcomes(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("no bid, price too low", func(t *testing.T) {
+		job := cpuJob(t, "true", 1, ledger.USPR) // 1 uspr/h: below the dev provider's quote
+		res, err := tn.Deploy(ctx, job, tenant.Options{NoBidTimeout: 2 * time.Second})
+		if !errors.Is(err, tenant.ErrNoOffers) || !strings.Contains(err.Error(), "their offers now: 1 provider: 0 could take it now, 1 quote above your maximum price") {
+			t.Fatalf("err = %v", err)
+		}
+		if res == nil || res.Outcome != tenant.OutcomeNoOffers {
+			t.Fatalf("result %+v", res)
+		}
+	})
 
 	t.Run("attach", func(t *testing.T) {
 		job := cpuJob(t, "sleep 1; echo attached; mkdir -p out; echo 7 > out/seven; exit 5", ledger.USPR, ledger.USPR)
