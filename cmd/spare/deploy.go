@@ -98,6 +98,10 @@ exit code; replicas: the agreed run's; killed for memory: 137), else one of Spar
 			go func() {
 				select {
 				case <-interrupts:
+					if g.prompting.Load() { // at the fee prompt: nothing was sent, and the read would not end
+						fmt.Fprintln(g.stderr, "\ninterrupted at the fee prompt: nothing was sent")
+						os.Exit(exitInterrupted)
+					}
 					interrupted.Store(true)
 					cancel()
 				case <-ctx.Done():

@@ -171,6 +171,16 @@ func TestDeployCtrlCOnATerminal(t *testing.T) {
 		return p
 	}
 
+	t.Run("Ctrl-C at the fee prompt", func(t *testing.T) {
+		p := startPTY(t, bin, "deploy", job("prompt", "echo never", "0.1"), "--home", home)
+		p.waitFor(`Send\? \[y/N\] `, 30*time.Second)
+		p.typeIn("\x03")
+		p.waitFor(`interrupted at the fee prompt: nothing was sent`, 10*time.Second)
+		if rc := p.exit(10 * time.Second); rc != 130 {
+			t.Fatalf("exit %d:\n%s", rc, p.output())
+		}
+	})
+
 	t.Run("exit code", func(t *testing.T) {
 		p := deploy(job("fails", "echo bye; exit 3", "0.1"))
 		if rc := p.exit(90 * time.Second); rc != 3 {

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/spf13/cobra"
 
@@ -45,9 +46,10 @@ type globals struct {
 	gasLimit      uint64 // --gas as a number; 0 for auto
 	gasAdjustment float64
 	gasPrice      uint64
-	yes           bool      // --yes: send without asking
-	stdin         io.Reader // the answer to a confirmation (os.Stdin; tests replace it)
-	confirmed     bool      // the command's first transaction was confirmed: the rest of its work goes on
+	yes           bool        // --yes: send without asking
+	stdin         io.Reader   // the answer to a confirmation (os.Stdin; tests replace it)
+	confirmed     bool        // the command's first transaction was confirmed: the rest of its work goes on
+	prompting     atomic.Bool // a confirmation is waiting for its answer (Ctrl-C then ends the command at once)
 }
 
 // keyWriting are the commands that create keys or run a real node or provider on them: they never fall back to
@@ -182,7 +184,9 @@ func (g *globals) confirm(fee, gas uint64, msgs []tx.Msg) error {
 		how = "set by --gas"
 	}
 	fmt.Fprintf(g.stderr, "%s: fee %s for a gas limit of %d (%s). Send? [y/N] ", strings.Join(types, ", "), client.FormatAmount(fee), gas, how)
+	g.prompting.Store(true)
 	line, _ := bufio.NewReader(g.stdin).ReadString('\n')
+	g.prompting.Store(false)
 	switch strings.ToLower(strings.TrimSpace(line)) {
 	case "y", "yes":
 		g.confirmed = true
