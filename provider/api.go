@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -316,11 +317,16 @@ func (d *Daemon) getOutputs(w http.ResponseWriter, r *http.Request, tenant tx.Ad
 		d.writeErr(w, errors.Join(ErrLeaseState, errors.New("outputs are ready once the workload has ended")))
 		return
 	}
+	removed := errors.Join(ErrLeaseState, fmt.Errorf("the outputs were removed %s after the lease ended (this provider's limits.keep_lease_data)", d.cfg.Limits.KeepLeaseData.Duration))
 	if l.Removed {
-		d.writeErr(w, errors.Join(ErrLeaseState, fmt.Errorf("the outputs were removed %s after the lease ended (this provider's limits.keep_lease_data)", d.cfg.Limits.KeepLeaseData.Duration)))
+		d.writeErr(w, removed)
 		return
 	}
 	t, err := openWorkTree(filepath.Join(d.leaseDir(id), "work"))
+	if errors.Is(err, fs.ErrNotExist) && l.State == LeaseDone {
+		d.writeErr(w, removed) // removed since the lookup: housekeeping holds the lease's lock, this read does not
+		return
+	}
 	if err != nil {
 		d.writeErr(w, err)
 		return
