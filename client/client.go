@@ -49,7 +49,9 @@ type Client struct {
 // Options tune a Client.
 type Options struct {
 	Logger *slog.Logger
-	// Poll is how often the client looks for new blocks while waiting for inclusion or following the chain.
+	// Poll is how often the client looks for new blocks while waiting for inclusion or following the chain
+	// (default 20 ms: a provider sees its new lease, and a tenant its auction's end, within a fifth of a 100 ms
+	// block; each look is two small RPCs).
 	Poll time.Duration
 	// RequestTimeout bounds each RPC request (default 10 s).
 	RequestTimeout time.Duration
@@ -77,7 +79,7 @@ func New(url string, opts Options) (*Client, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Poll <= 0 {
-		opts.Poll = 50 * time.Millisecond
+		opts.Poll = 20 * time.Millisecond
 	}
 	return &Client{rpc: rpc, hc: hc, url: url, log: opts.Logger, poll: opts.Poll}, nil
 }

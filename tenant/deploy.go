@@ -137,7 +137,7 @@ func (t *Tenant) Deploy(ctx context.Context, job Job, o Options) (*Result, error
 	}
 	res := &Result{}
 	var fees atomic.Uint64 // top-ups run beside the deploy
-	ctx = context.WithValue(ctx, feesKey{}, &fees)
+	ctx = withConns(context.WithValue(ctx, feesKey{}, &fees))
 	defer func() { res.Fees = fees.Load() }()
 	if job.Replicas > 1 {
 		return t.deployReplicated(ctx, job, o, res, emit)
@@ -171,6 +171,7 @@ func (t *Tenant) Deploy(ctx context.Context, job Job, o Options) (*Result, error
 		return res, err
 	}
 	res.LeaseID, res.Provider, res.Price = lease.ID, lease.Provider, lease.Price
+	knowLease(ctx, lease.ID, lease.Provider)
 	res.Timings.Leased = emit("lease", "lease %d with provider %s at %s/h", lease.ID, lease.Provider, client.FormatAmount(lease.Price))
 
 	if err := t.SendManifest(ctx, lease.ID, job.Manifest); err != nil {
@@ -482,7 +483,7 @@ func (t *Tenant) SendManifest(ctx context.Context, leaseID uint64, manifest []by
 // putManifest puts the manifest (with query, e.g. "master_port=N") to the lease's provider, retrying while the
 // provider has not yet learnt of the lease (404, up to 15 s), and decodes its answer into into (nil: ignored).
 func (t *Tenant) putManifest(ctx context.Context, leaseID uint64, query string, manifest []byte, into any) error {
-	l, err := t.c.Lease(ctx, leaseID)
+	provider, err := t.leaseProvider(ctx, leaseID)
 	if err != nil {
 		return err
 	}
@@ -492,7 +493,7 @@ func (t *Tenant) putManifest(ctx context.Context, leaseID uint64, query string, 
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		resp, err := t.call(ctx, l.Provider, "PUT", path, bytes.NewReader(manifest))
+		resp, err := t.call(ctx, provider, "PUT", path, bytes.NewReader(manifest))
 		if err == nil {
 			defer resp.Body.Close()
 			if into == nil {
@@ -507,10 +508,14 @@ func (t *Tenant) putManifest(ctx context.Context, leaseID uint64, query string, 
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(manifestRetry):
 		}
 	}
 }
+
+// manifestRetry is how soon a manifest is sent again to a provider that has not yet seen its lease's block: the
+// tenant often learns of the lease first, and the workload's start waits on this.
+const manifestRetry = 10 * time.Millisecond
 
 // poll calls check every 100 ms until it reports done or fails, ctx ends, or timeout passes (done false).
 func poll(ctx context.Context, timeout time.Duration, check func() (bool, error)) (bool, error) {
@@ -571,7 +576,7 @@ func (t *Tenant) noOffersError(ctx context.Context, orderID uint64, r tx.Resourc
 
 // StreamLogs copies a lease's logs to w; with follow it returns when the workload has ended.
 func (t *Tenant) StreamLogs(ctx context.Context, leaseID uint64, follow bool, w io.Writer) error {
-	l, err := t.c.Lease(ctx, leaseID)
+	provider, err := t.leaseProvider(ctx, leaseID)
 	if err != nil {
 		return err
 	}
@@ -579,7 +584,7 @@ func (t *Tenant) StreamLogs(ctx context.Context, leaseID uint64, follow bool, w 
 	if follow {
 		path += "?follow=1"
 	}
-	resp, err := t.call(ctx, l.Provider, "GET", path, nil)
+	resp, err := t.call(ctx, provider, "GET", path, nil)
 	if err != nil {
 		return err
 	}

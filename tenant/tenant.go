@@ -60,13 +60,76 @@ func (t *Tenant) Sender() *client.Sender { return t.sender }
 // providerHTTP returns an HTTP client that pins the provider's certificate (from the ledger) and signs every
 // request with the tenant's key, and the provider's base URL.
 func (t *Tenant) providerHTTP(ctx context.Context, provider tx.Address) (*http.Client, string, error) {
+	conns, _ := ctx.Value(connsKey{}).(*deployConns)
+	if conns != nil {
+		conns.mu.Lock()
+		c, ok := conns.clients[provider]
+		conns.mu.Unlock()
+		if ok {
+			return c.hc, c.base, nil
+		}
+	}
 	p, err := t.c.Provider(ctx, provider)
 	if err != nil {
 		return nil, "", err
 	}
 	hc := certs.PinnedHTTPClient(p.Info.CertFingerprint, 0)
 	hc.Transport = &reqsig.Transport{Base: hc.Transport, Key: t.key.PrivateKey()}
-	return hc, strings.TrimSuffix(p.Info.HostURI, "/"), nil
+	base := strings.TrimSuffix(p.Info.HostURI, "/")
+	if conns != nil {
+		conns.mu.Lock()
+		conns.clients[provider] = conn{hc, base}
+		conns.mu.Unlock()
+	}
+	return hc, base, nil
+}
+
+// deployConns are one deploy's connections to its providers and what it learnt of its leases: the manifest, the
+// log stream and the outputs of a lease share one pinned connection, and need not ask the node again who serves
+// it. They live as long as the deploy (its context), so no connection outlives it.
+type deployConns struct {
+	mu      sync.Mutex
+	clients map[tx.Address]conn
+	leases  map[uint64]tx.Address
+}
+
+type conn struct {
+	hc   *http.Client
+	base string
+}
+
+type connsKey struct{}
+
+// withConns gives a deploy's context its own connections (see deployConns).
+func withConns(ctx context.Context) context.Context {
+	return context.WithValue(ctx, connsKey{}, &deployConns{clients: map[tx.Address]conn{}, leases: map[uint64]tx.Address{}})
+}
+
+// knowLease records who serves a lease, for the deploy's later calls.
+func knowLease(ctx context.Context, leaseID uint64, provider tx.Address) {
+	if conns, _ := ctx.Value(connsKey{}).(*deployConns); conns != nil {
+		conns.mu.Lock()
+		conns.leases[leaseID] = provider
+		conns.mu.Unlock()
+	}
+}
+
+// leaseProvider is who serves a lease: known to the deploy, else asked of the node.
+func (t *Tenant) leaseProvider(ctx context.Context, leaseID uint64) (tx.Address, error) {
+	if conns, _ := ctx.Value(connsKey{}).(*deployConns); conns != nil {
+		conns.mu.Lock()
+		p, ok := conns.leases[leaseID]
+		conns.mu.Unlock()
+		if ok {
+			return p, nil
+		}
+	}
+	l, err := t.c.Lease(ctx, leaseID)
+	if err != nil {
+		return tx.Address{}, err
+	}
+	knowLease(ctx, leaseID, l.Provider)
+	return l.Provider, nil
 }
 
 // APIError is an error answer of a provider's tenant API.
