@@ -198,9 +198,7 @@ The exit status is deploy's (spare deploy --help): the job's exit code when it r
 			}
 			logs, flushLogs := g.forTerminal(logs)
 			defer flushLogs()
-			res, err := t.Attach(cmd.Context(), id, tenant.Options{OutputsDir: outDir, Logs: logs, Progress: func(e tenant.Event) {
-				fmt.Fprintf(g.stderr, "[%6.2fs] %-8s %s\n", e.At.Seconds(), e.Stage, e.Detail)
-			}})
+			res, err := t.Attach(cmd.Context(), id, tenant.Options{OutputsDir: outDir, Logs: logs, Progress: g.progress(g.stderr)})
 			if err != nil {
 				return exitStatus{code: deployExitCode(res, err), err: err}
 			}

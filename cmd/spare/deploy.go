@@ -20,6 +20,17 @@ import (
 	"github.com/sparenet/spare/termsafe"
 )
 
+// progress prints a deploy's (or an attach's) progress events to w. On a terminal the details lose escape
+// sequences: they quote the provider and the ledger (reasons, endpoints, errors).
+func (g *globals) progress(w io.Writer) func(tenant.Event) {
+	if g.isTerminal(w) {
+		return func(e tenant.Event) {
+			fmt.Fprintf(w, "\033[2m[%6.2fs]\033[0m %-8s %s\n", e.At.Seconds(), e.Stage, termsafe.String(e.Detail))
+		}
+	}
+	return func(e tenant.Event) { fmt.Fprintf(w, "[%6.2fs] %-8s %s\n", e.At.Seconds(), e.Stage, e.Detail) }
+}
+
 // loadJob parses and compiles a job file: its manifest (files read relative to the file) and its order.
 func loadJob(path string) (*jobspec.Job, tenant.Job, error) {
 	data, err := os.ReadFile(path)
@@ -88,7 +99,6 @@ exit code; replicas: the agreed run's; killed for memory: 137), else one of Spar
 			// The workload's output is the provider's bytes: on a terminal, without escape sequences.
 			logs, flushLogs := g.forTerminal(logs)
 			defer flushLogs()
-			tty := g.isTerminal(progress)
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
 			interrupts := make(chan os.Signal, 2)
@@ -108,13 +118,7 @@ exit code; replicas: the agreed run's; killed for memory: 137), else one of Spar
 				}
 			}()
 			res, err := t.Deploy(ctx, job, tenant.Options{OnOrder: func(id uint64) { g.rememberJobName(id, spec.Name) }, Detach: detach, OutputsDir: outDir, Logs: logs, AutoTopUp: autoTopUp, Choose: choose,
-				NoBidTimeout: wait, Progress: func(e tenant.Event) {
-					if tty { // details quote the provider and the ledger (reasons, endpoints, errors)
-						fmt.Fprintf(progress, "\033[2m[%6.2fs]\033[0m %-8s %s\n", e.At.Seconds(), e.Stage, termsafe.String(e.Detail))
-					} else {
-						fmt.Fprintf(progress, "[%6.2fs] %-8s %s\n", e.At.Seconds(), e.Stage, e.Detail)
-					}
-				}})
+				NoBidTimeout: wait, Progress: g.progress(progress)})
 			if interrupted.Load() {
 				return g.deployInterrupted(cmd.Context(), t, res, interrupts)
 			}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sparenet/spare/client"
 	"github.com/sparenet/spare/ledger/tx"
+	"github.com/sparenet/spare/tenant"
 )
 
 // TestProviderTextOnATerminal: text output on a terminal loses escape sequences (a provider's logs, reasons and
@@ -97,5 +98,19 @@ func TestFeeConfirmation(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestProgressOnATerminal: deploy's and attach's progress lines quote the provider (close reasons, errors): on a
+// terminal they lose escape sequences; piped, they keep the bytes.
+func TestProgressOnATerminal(t *testing.T) {
+	const hostile = "closed by the provider: \x1b]52;c;ZXZpbA==\x07\x1b[2Jgone"
+	for _, tty := range []bool{true, false} {
+		var out bytes.Buffer
+		g := &globals{isTerminal: func(io.Writer) bool { return tty }}
+		g.progress(&out)(tenant.Event{Stage: "ended", Detail: hostile})
+		if leaked := strings.Contains(out.String(), "\x1b]52"); leaked == tty {
+			t.Errorf("terminal %v: %q", tty, out.String())
+		}
 	}
 }
