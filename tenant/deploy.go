@@ -742,7 +742,7 @@ func (t *Tenant) ProviderStatus(ctx context.Context, leaseID uint64) (map[string
 	}
 	defer resp.Body.Close()
 	var st map[string]any
-	return st, json.NewDecoder(resp.Body).Decode(&st)
+	return st, json.NewDecoder(io.LimitReader(resp.Body, maxStatusBytes)).Decode(&st) // bounded: the provider may be hostile
 }
 
 // scoredBid is a bid with what the tenant knows of its provider.

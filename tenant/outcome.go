@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/sparenet/spare/ledger"
@@ -85,7 +86,7 @@ func (t *Tenant) workloadResult(ctx context.Context, l ledger.LeaseView) *runtim
 	var st struct {
 		Result *runtime.Result `json:"result"`
 	}
-	if json.NewDecoder(resp.Body).Decode(&st) != nil {
+	if json.NewDecoder(io.LimitReader(resp.Body, maxStatusBytes)).Decode(&st) != nil {
 		return nil
 	}
 	return st.Result
