@@ -574,28 +574,6 @@ func (t *Tenant) noOffersError(ctx context.Context, orderID uint64, r tx.Resourc
 	return fmt.Errorf("%w within %s: %s (order %d cancelled, deposit refunded)", ErrNoOffers, within, why, orderID)
 }
 
-// StreamLogs copies a lease's logs to w; with follow it returns when the workload has ended.
-func (t *Tenant) StreamLogs(ctx context.Context, leaseID uint64, follow bool, w io.Writer) error {
-	provider, err := t.leaseProvider(ctx, leaseID)
-	if err != nil {
-		return err
-	}
-	path := fmt.Sprintf("/leases/%d/logs", leaseID)
-	if follow {
-		path += "?follow=1"
-	}
-	resp, err := t.call(ctx, provider, "GET", path, nil)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if w == nil {
-		w = io.Discard
-	}
-	_, err = io.Copy(w, resp.Body)
-	return err
-}
-
 // FetchOutputs downloads a completed lease's outputs into dir/<lease>/, and verifies them first. The receipt's
 // signature must verify with the provider's key on the ledger; the provider's list of output files (its lease
 // status: paths, sizes, SHA-256) must hash to the receipt's root and fit the disk the order paid for; the tar must
