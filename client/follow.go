@@ -40,6 +40,12 @@ type TxResult struct {
 // fn returns an error. A block is delivered once the application has committed it, so queries made by fn see it. When the node is unreachable it retries with backoff and resumes where it stopped, so a
 // follower that was disconnected catches up on everything it missed.
 func (c *Client) Follow(ctx context.Context, from int64, fn func(Block) error) error {
+	return c.FollowPaced(ctx, from, nil, fn)
+}
+
+// FollowPaced is Follow asking the node for new blocks every pace() (nil, or a result of 0: the client's poll
+// interval): a follower that can wait (a long job's end) asks less often than one racing a block (a lease's start).
+func (c *Client) FollowPaced(ctx context.Context, from int64, pace func() time.Duration, fn func(Block) error) error {
 	if from < 1 {
 		from = 1
 	}
@@ -67,6 +73,11 @@ func (c *Client) Follow(ctx context.Context, from int64, fn func(Block) error) e
 			}
 		}
 		wait := c.poll
+		if pace != nil {
+			if p := pace(); p > 0 {
+				wait = p
+			}
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()

@@ -462,9 +462,10 @@ func (c *ctx) orderEnded(o *Order) error {
 	if err := c.credit(o.Tenant, v.Reserve, inEscrow); err != nil {
 		return err
 	}
+	refund := v.Reserve
 	v.Reserve, v.State = 0, VerifyCancelled
 	c.setVerification(v)
-	c.emit("verify.decided", "order_id", v.OrderID, "state", v.State)
+	c.emit("verify.decided", "order_id", v.OrderID, "state", v.State, "reserve_refund", refund)
 	return nil
 }
 

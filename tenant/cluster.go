@@ -30,148 +30,164 @@ type MemberResult struct {
 	OutputsPath string     `json:"outputs_path,omitempty"`
 }
 
-// deployCluster runs a job on a cluster (CreateClusterOrder): it waits for the auction to lease every member,
-// sends the manifest to rank 0 (which answers the rendezvous port) and then to the others with that port,
-// streams every member's logs with a "[rank N] " prefix, and downloads each member's outputs, verified against
-// its receipt, into <outputs>/<lease>/. When a member fails and the job restarts on failure, the ledger opens
-// the cluster's next generation: deploy follows it, and does all of that again for the new members.
-func (t *Tenant) deployCluster(ctx context.Context, job Job, o Options, res *Result, emit func(string, string, ...any) time.Duration) (*Result, error) {
-	if o.Choose {
-		return nil, fmt.Errorf("choose: a cluster's members are picked by the ledger's auction, all at once; drop --choose")
+// cluster is the strategy of a job on a cluster (CreateClusterOrder): once the auction has leased every member,
+// the manifest goes to rank 0 (which answers the rendezvous port) and then to the others with that port; every
+// member's logs stream with a "[rank N] " prefix; each member's outputs are downloaded, verified against its
+// receipt, into <outputs>/<lease>/. When a member fails and the job restarts on failure, the ledger opens the
+// cluster's next generation: the pipeline follows it, and does all of that again for the new members.
+type cluster struct {
+	cv ledger.ClusterView
+	// startFailed: a member failed while the generation was being started, which ended it (no error of the
+	// deploy's: a restart goes on).
+	startFailed bool
+}
+
+func (s *cluster) check(d *deployment) error {
+	if d.o.Choose {
+		return fmt.Errorf("choose: a cluster's members are picked by the ledger's auction, all at once; drop --choose")
 	}
-	cl := job.Cluster
-	if o.Detach && cl.Restarts > 0 {
-		return nil, fmt.Errorf("detach: a cluster that restarts on failure needs spare deploy to stay attached, to send the job to each new generation's members; drop --detach, or use on_failure: close")
+	if d.o.Detach && d.job.Cluster.Restarts > 0 {
+		return fmt.Errorf("detach: a cluster that restarts on failure needs spare deploy to stay attached, to send the job to each new generation's members; drop --detach, or use on_failure: close")
 	}
-	m := &tx.CreateClusterOrder{CreateOrder: job.Order, Nodes: cl.Nodes, MaxRTTMicros: cl.MaxRTTMicros, OnFailure: tx.OnFailureClose}
+	return nil
+}
+
+func (s *cluster) create(d *deployment) tx.Msg {
+	cl := d.job.Cluster
+	m := &tx.CreateClusterOrder{CreateOrder: d.job.Order, Nodes: cl.Nodes, MaxRTTMicros: cl.MaxRTTMicros, OnFailure: tx.OnFailureClose}
 	if cl.Restarts > 0 {
 		m.OnFailure, m.MaxRestarts = tx.OnFailureRestart, cl.Restarts
 	}
-	sent, err := t.send(ctx, m)
-	if err != nil {
-		return nil, fmt.Errorf("create order: %w", err)
-	}
-	res.OrderID = createdOrder(sent)
-	if o.OnOrder != nil {
-		o.OnOrder(res.OrderID)
-	}
-	restarts := ""
-	if cl.Restarts > 0 {
-		restarts = fmt.Sprintf(" (%s for the cluster, as much again for each of up to %d restarts)", client.FormatAmount(job.Order.Deposit*uint64(cl.Nodes)), cl.Restarts)
-	}
-	res.Timings.OrderCommitted = emit("order", "cluster order %d committed in block %d: %d members within %s round trip, %s escrowed%s",
-		res.OrderID, sent.Height, cl.Nodes, time.Duration(cl.MaxRTTMicros)*time.Microsecond,
-		client.FormatAmount(job.Order.Deposit*uint64(cl.Nodes)*(1+uint64(cl.Restarts))), restarts)
-	logs := &firstLine{w: o.Logs, onFirst: func() { res.Timings.FirstOutput = emit("output", "first output") }}
-	for order := res.OrderID; ; {
-		cv, err := t.runGeneration(ctx, order, job, o, res, logs, emit)
-		if err != nil || o.Detach {
-			return res, err
-		}
-		if err := t.collectMembers(ctx, cv, o, res); err != nil {
-			return res, err
-		}
-		res.LastOrder = order
-		if cv.State != ledger.ClusterRestarted {
-			res.State = cv.State.String()
-			res.Outcome, res.ExitCode = clusterOutcome(cv, res)
-			res.Timings.Ended = emit("ended", "cluster %s", cv.State)
-			if cv.State == ledger.ClusterFailed {
-				res.Reason = fmt.Sprintf("member lease %d failed; the others were closed", cv.FailedLease)
-				if res.Restarts > 0 {
-					res.Reason += fmt.Sprintf(" (after %d restarts)", res.Restarts)
-				}
-			}
-			break
-		}
-		res.Restarts++
-		next, _ := t.c.Cluster(ctx, cv.NextOrder)
-		emit("restart", "member lease %d failed (%s); the cluster restarts as order %d (restart %d of %d), without provider %s",
-			cv.FailedLease, memberReason(res, cv.FailedLease), cv.NextOrder, res.Restarts, res.Restarts+int(next.RestartsLeft), failedProvider(cv))
-		order = cv.NextOrder
-	}
-	// Everything escrowed and not paid came back: each member's unused deposit, and the unspent restart reserve.
-	res.Refunded = job.Order.Deposit*uint64(cl.Nodes)*(1+uint64(cl.Restarts)) - res.Cost
-	emit("outputs", "outputs of %d members verified against their receipts under %s", len(res.Members), o.OutputsDir)
-	return res, nil
+	return m
 }
 
-// runGeneration leases, starts and follows one generation of a cluster (its order), until it is no longer
-// running. With Detach it returns once every member runs.
-func (t *Tenant) runGeneration(ctx context.Context, order uint64, job Job, o Options, res *Result, logs io.Writer, emit func(string, string, ...any) time.Duration) (ledger.ClusterView, error) {
-	first := order == res.OrderID
-	cv, err := t.awaitCluster(ctx, order, job, o)
+func (s *cluster) committed(d *deployment, height int64) string {
+	cl, dep := d.job.Cluster, d.job.Order.Deposit
+	restarts := ""
+	if cl.Restarts > 0 {
+		restarts = fmt.Sprintf(" (%s for the cluster, as much again for each of up to %d restarts)", client.FormatAmount(dep*uint64(cl.Nodes)), cl.Restarts)
+	}
+	return fmt.Sprintf("cluster order %d committed in block %d: %d members within %s round trip, %s escrowed%s",
+		d.order, height, cl.Nodes, time.Duration(cl.MaxRTTMicros)*time.Microsecond,
+		client.FormatAmount(dep*uint64(cl.Nodes)*(1+uint64(cl.Restarts))), restarts)
+}
+
+func (s *cluster) leased(ctx context.Context, d *deployment) (bool, error) {
+	cv, err := d.t.c.Cluster(ctx, d.order)
 	if err != nil {
-		return cv, err
+		return false, nil
 	}
-	if first {
-		res.LeaseID, res.Provider = cv.Members[0].LeaseID, cv.Members[0].Provider
-		res.Timings.Leased = emit("lease", "%d members leased: %s", len(cv.Members), memberList(cv.Members))
+	if cv.State == ledger.ClusterCancelled {
+		return false, fmt.Errorf("cluster order %d ended before it was leased", d.order)
+	}
+	s.cv = cv
+	return cv.State == ledger.ClusterRunning && len(cv.Members) == int(d.job.Cluster.Nodes), nil
+}
+
+func (s *cluster) need(ctx context.Context, d *deployment) string {
+	bids, _ := d.t.c.Bids(ctx, ledger.ListRequest{OrderID: d.order, Limit: ledger.MaxPageLimit})
+	need := fmt.Sprintf("%d providers whose published round trips are all within %s; %d bid",
+		d.job.Cluster.Nodes, time.Duration(d.job.Cluster.MaxRTTMicros)*time.Microsecond, len(bids.Items))
+	if len(s.cv.Excluded) > 0 {
+		need += fmt.Sprintf(" (%d excluded: their members failed earlier runs)", len(s.cv.Excluded))
+	}
+	return need
+}
+
+func (s *cluster) ship(ctx context.Context, d *deployment) error {
+	cv := s.cv
+	s.startFailed = false
+	if d.gen == 0 {
+		d.res.LeaseID, d.res.Provider = cv.Members[0].LeaseID, cv.Members[0].Provider
+		d.res.Timings.Leased = d.emit("lease", "%d members leased: %s", len(cv.Members), memberList(cv.Members))
 	} else {
-		emit("lease", "restart %d: %d members leased: %s", cv.Generation, len(cv.Members), memberList(cv.Members))
+		d.emit("lease", "restart %d: %d members leased: %s", cv.Generation, len(cv.Members), memberList(cv.Members))
 	}
-	started := func() error {
-		port, err := t.sendClusterManifest(ctx, cv.Members[0].LeaseID, job.Manifest, 0)
-		if err != nil {
-			return fmt.Errorf("rank 0: %w", err)
-		}
-		var wg sync.WaitGroup
-		errs := make([]error, len(cv.Members))
-		for i, m := range cv.Members[1:] {
-			wg.Go(func() {
-				if _, err := t.sendClusterManifest(ctx, m.LeaseID, job.Manifest, port); err != nil {
-					errs[i+1] = fmt.Errorf("rank %d: %w", m.Rank, err)
-				}
-			})
-		}
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
-			return err
-		}
-		at := emit("manifest", "manifest sent to %d members; rendezvous at %s:%d", len(cv.Members), hostOr(cv.Members[0].HostURI), port)
-		if first {
-			res.Timings.ManifestSent = at
-		}
-		for _, m := range cv.Members {
-			if err := t.waitLease(ctx, m.LeaseID, func(l ledger.LeaseView) bool { return l.State != ledger.LeasePending }); err != nil {
-				return err
-			}
-		}
+	err := s.sendManifests(ctx, d)
+	if err == nil {
 		return nil
 	}
-	if err := started(); err != nil {
-		// A member that failed while the others were being started ends the generation too: that is no
-		// error of this deploy, and a restart goes on.
-		if now, qerr := t.c.Cluster(ctx, order); qerr != nil || now.State == ledger.ClusterRunning || now.State == ledger.ClusterLeasing {
-			return cv, err
-		}
-	} else {
-		at := emit("started", "every member is running; billing started")
-		if first {
-			res.Timings.Started = at
-		}
-		if o.Detach {
-			res.State, res.Outcome = "active", OutcomeRunning
-			return cv, nil
-		}
-		if o.AutoTopUp {
-			defer t.autoTopUpAll(ctx, memberLeases(cv), emit)()
-		}
-		if err := t.StreamClusterLogs(ctx, order, true, logs); err != nil {
-			t.log.Warn("log stream ended early", "order", order, "err", err)
+	if now, qerr := d.t.c.Cluster(ctx, d.order); qerr != nil || now.State == ledger.ClusterRunning || now.State == ledger.ClusterLeasing {
+		return err
+	}
+	s.startFailed = true // a member failed while the others were being started: the generation is over
+	return nil
+}
+
+// sendManifests sends the manifest to rank 0, then with its rendezvous port to the others at once.
+func (s *cluster) sendManifests(ctx context.Context, d *deployment) error {
+	cv := s.cv
+	port, err := d.t.sendClusterManifest(ctx, cv.Members[0].LeaseID, d.job.Manifest, 0)
+	if err != nil {
+		return fmt.Errorf("rank 0: %w", err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(cv.Members))
+	for i, m := range cv.Members[1:] {
+		wg.Go(func() {
+			if _, err := d.t.sendClusterManifest(ctx, m.LeaseID, d.job.Manifest, port); err != nil {
+				errs[i+1] = fmt.Errorf("rank %d: %w", m.Rank, err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	at := d.emit("manifest", "manifest sent to %d members; rendezvous at %s:%d", len(cv.Members), hostOr(cv.Members[0].HostURI), port)
+	if d.gen == 0 {
+		d.res.Timings.ManifestSent = at
+	}
+	return nil
+}
+
+func (s *cluster) leases() []uint64 { return memberLeases(s.cv) }
+
+func (s *cluster) startedLine() string { return "every member is running; billing started" }
+
+func (s *cluster) stream(ctx context.Context, d *deployment) error {
+	if s.startFailed {
+		return nil
+	}
+	return d.t.StreamClusterLogs(ctx, d.order, true, d.logs)
+}
+
+func (s *cluster) over(ctx context.Context, d *deployment) (bool, error) {
+	cv, err := d.t.c.Cluster(ctx, d.order)
+	if err != nil {
+		return false, nil
+	}
+	s.cv = cv
+	return cv.State != ledger.ClusterRunning, nil
+}
+
+// collect adds the generation's members to the result and verifies their outputs; a cluster that restarted goes
+// on with its next order.
+func (s *cluster) collect(ctx context.Context, d *deployment) (bool, error) {
+	cv, res := s.cv, d.res
+	if err := d.t.collectMembers(ctx, cv, d.o, res); err != nil {
+		return false, err
+	}
+	res.LastOrder = d.order
+	if cv.State == ledger.ClusterRestarted {
+		res.Restarts++
+		next, _ := d.t.c.Cluster(ctx, cv.NextOrder)
+		d.emit("restart", "member lease %d failed (%s); the cluster restarts as order %d (restart %d of %d), without provider %s",
+			cv.FailedLease, memberReason(res, cv.FailedLease), cv.NextOrder, res.Restarts, res.Restarts+int(next.RestartsLeft), failedProvider(cv))
+		d.order = cv.NextOrder
+		return true, nil
+	}
+	res.State = cv.State.String()
+	res.Outcome, res.ExitCode = clusterOutcome(cv, res)
+	res.Timings.Ended = d.emit("ended", "cluster %s", cv.State)
+	if cv.State == ledger.ClusterFailed {
+		res.Reason = fmt.Sprintf("member lease %d failed; the others were closed", cv.FailedLease)
+		if res.Restarts > 0 {
+			res.Reason += fmt.Sprintf(" (after %d restarts)", res.Restarts)
 		}
 	}
-	for {
-		cv, err = t.c.Cluster(ctx, order)
-		if err == nil && cv.State != ledger.ClusterRunning {
-			return cv, nil
-		}
-		select {
-		case <-ctx.Done():
-			return cv, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	d.emit("outputs", "outputs of %d members verified against their receipts under %s", len(res.Members), d.o.OutputsDir)
+	return false, nil
 }
 
 // collectMembers adds a generation's members to the result, with their pay, and downloads and verifies the
@@ -236,37 +252,6 @@ func failedProvider(cv ledger.ClusterView) tx.Address {
 		}
 	}
 	return tx.Address{}
-}
-
-// awaitCluster waits until the auction has leased every member of a cluster order. Without that by the
-// timeout, it cancels the order and explains.
-func (t *Tenant) awaitCluster(ctx context.Context, order uint64, job Job, o Options) (ledger.ClusterView, error) {
-	var cv ledger.ClusterView
-	leased := func() (bool, error) {
-		var err error
-		if cv, err = t.c.Cluster(ctx, order); err != nil {
-			return false, nil
-		}
-		if cv.State == ledger.ClusterCancelled {
-			return false, fmt.Errorf("cluster order %d ended before it was leased", order)
-		}
-		return cv.State == ledger.ClusterRunning && len(cv.Members) == int(job.Cluster.Nodes), nil
-	}
-	if done, err := poll(ctx, o.NoBidTimeout, leased); done || err != nil {
-		return cv, err
-	}
-	if !t.cancelUnserved(ctx, order) {
-		if done, err := leased(); done || err != nil {
-			return cv, err
-		}
-	}
-	bids, _ := t.c.Bids(ctx, ledger.ListRequest{OrderID: order, Limit: ledger.MaxPageLimit})
-	need := fmt.Sprintf("%d providers whose published round trips are all within %s; %d bid",
-		job.Cluster.Nodes, time.Duration(job.Cluster.MaxRTTMicros)*time.Microsecond, len(bids.Items))
-	if len(cv.Excluded) > 0 {
-		need += fmt.Sprintf(" (%d excluded: their members failed earlier runs)", len(cv.Excluded))
-	}
-	return ledger.ClusterView{}, t.noOffersError(ctx, order, job.Order.Resources, job.Order.Constraints, o.NoBidTimeout, need)
 }
 
 // sendClusterManifest puts the manifest to a member (with rank 0's port for the others) and returns the

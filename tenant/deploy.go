@@ -8,10 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -124,83 +122,18 @@ type Result struct {
 	Outcome Outcome `json:"outcome,omitempty"`
 }
 
-// Deploy runs a job: CreateOrder with the deposit, wait for the auction's lease, send the manifest to the
-// winning provider, stream the logs, and on completion download the outputs and verify them against the
-// provider's signed receipt.
+// Deploy runs a job: it creates the order with the deposit, waits for the auction's leases, sends the manifest
+// to the winning providers, streams the logs, and on completion downloads the outputs and verifies them against
+// the providers' signed receipts. A single lease, replicated runs and a cluster go through the same pipeline
+// (pipeline.go), each with its strategy.
 func (t *Tenant) Deploy(ctx context.Context, job Job, o Options) (*Result, error) {
-	emit := emitter(o)
-	if o.OutputsDir == "" {
-		o.OutputsDir = "outputs"
+	switch {
+	case job.Replicas > 1:
+		return t.deploy(ctx, job, o, &replicated{})
+	case job.Cluster != nil:
+		return t.deploy(ctx, job, o, &cluster{})
 	}
-	if o.NoBidTimeout <= 0 {
-		o.NoBidTimeout = 15 * time.Second
-	}
-	res := &Result{}
-	var fees atomic.Uint64 // top-ups run beside the deploy
-	ctx = withConns(context.WithValue(ctx, feesKey{}, &fees))
-	defer func() { res.Fees = fees.Load() }()
-	if job.Replicas > 1 {
-		return t.deployReplicated(ctx, job, o, res, emit)
-	}
-	if job.Cluster != nil {
-		return t.deployCluster(ctx, job, o, res, emit)
-	}
-	service := isService(job)
-	if service && !o.Choose {
-		o.Choose = true // a service is placed by score, its round trip from here included
-		emit("route", "a service: choosing among the bids by price, reputation and round-trip time from here")
-	}
-	if o.Choose && job.Order.BidWindow < 2 {
-		job.Order.BidWindow = 3
-	}
-	sent, err := t.send(ctx, &job.Order)
-	if err != nil {
-		return nil, fmt.Errorf("create order: %w", err)
-	}
-	res.OrderID = createdOrder(sent)
-	if o.OnOrder != nil {
-		o.OnOrder(res.OrderID)
-	}
-	res.Timings.OrderCommitted = emit("order", "order %d committed in block %d, deposit %s", res.OrderID, sent.Height, client.FormatAmount(job.Order.Deposit))
-
-	lease, err := t.awaitLease(ctx, res, sent.Height, o, emit)
-	if errors.Is(err, ErrNoOffers) {
-		res.Outcome = OutcomeNoOffers
-	}
-	if err != nil {
-		return res, err
-	}
-	res.LeaseID, res.Provider, res.Price = lease.ID, lease.Provider, lease.Price
-	knowLease(ctx, lease.ID, lease.Provider)
-	res.Timings.Leased = emit("lease", "lease %d with provider %s at %s/h", lease.ID, lease.Provider, client.FormatAmount(lease.Price))
-
-	if err := t.SendManifest(ctx, lease.ID, job.Manifest); err != nil {
-		return res, err
-	}
-	res.Timings.ManifestSent = emit("manifest", "manifest sent (%d bytes)", len(job.Manifest))
-	if !service && !o.Detach {
-		// The provider starts the workload once it has the manifest, a block before LeaseStarted commits (billing
-		// starts there): its output streams from now on. (Opening the stream while the manifest went out was
-		// measured slower: the provider then served both at once.)
-		return t.follow(ctx, res, lease, o, emit, true, nil)
-	}
-	if err := t.waitLease(ctx, lease.ID, func(l ledger.LeaseView) bool { return l.State != ledger.LeasePending }); err != nil {
-		return res, err
-	}
-	res.Timings.Started = emit("started", "workload running; billing started")
-	if service {
-		eps, err := t.awaitEndpoints(ctx, lease.ID, 60*time.Second)
-		res.Endpoints, res.State, res.Outcome = eps, "active", OutcomeRunning
-		if err != nil {
-			return res, err
-		}
-		for _, port := range slices.Sorted(maps.Keys(eps)) {
-			emit("endpoint", "port %s is served at %s", port, eps[port])
-		}
-		return res, nil
-	}
-	res.State, res.Outcome = "active", OutcomeRunning // detached
-	return res, nil
+	return t.deploy(ctx, job, o, &single{})
 }
 
 // emitter reports a deploy's progress to o.Progress, timed from now; it may be called from several goroutines
@@ -219,89 +152,151 @@ func emitter(o Options) func(stage, format string, args ...any) time.Duration {
 	}
 }
 
-// follow streams a lease's output until the workload ends, waits for the lease's end on the ledger, asks the
-// provider how the workload ended, and downloads and verifies the outputs: the second half of a deploy, and all
-// of `spare attach`. awaitStart: the lease may still be pending (its start is reported when it commits).
-func (t *Tenant) follow(ctx context.Context, res *Result, lease ledger.LeaseView, o Options, emit func(string, string, ...any) time.Duration, awaitStart bool, streamed <-chan error) (*Result, error) {
-	if o.AutoTopUp {
-		defer t.autoTopUpAll(ctx, []uint64{lease.ID}, emit)()
+// single is the strategy of a job on one lease.
+type single struct {
+	lease     ledger.LeaseView
+	end       ledger.LeaseView
+	windowEnd int64       // Choose: the auction's last block
+	scored    []scoredBid // Choose: the bids seen, scored
+	accepted  bool
+}
+
+func (s *single) check(d *deployment) error {
+	if d.service() && !d.o.Choose {
+		d.o.Choose = true // a service is placed by score, its round trip from here included
+		d.emit("route", "a service: choosing among the bids by price, reputation and round-trip time from here")
 	}
-	if streamed == nil {
-		ready := make(chan struct{})
-		close(ready)
-		streamed = t.streamEarly(ctx, res, lease.ID, o, emit, ready)
+	if d.o.Choose && d.job.Order.BidWindow < 2 {
+		d.job.Order.BidWindow = 3
 	}
-	if awaitStart {
-		var started ledger.LeaseView
-		if err := t.waitLease(ctx, lease.ID, func(l ledger.LeaseView) bool { started = l; return l.State != ledger.LeasePending }); err != nil {
-			<-streamed
-			return res, err
+	return nil
+}
+
+func (s *single) create(d *deployment) tx.Msg { return &d.job.Order }
+
+func (s *single) committed(d *deployment, height int64) string {
+	return fmt.Sprintf("order %d committed in block %d, deposit %s", d.order, height, client.FormatAmount(d.job.Order.Deposit))
+}
+
+func (s *single) leased(ctx context.Context, d *deployment) (bool, error) {
+	id, ended := d.w.lease(d.order)
+	switch {
+	case id != 0:
+		l, err := d.t.c.Lease(ctx, id)
+		s.lease = l
+		return err == nil, nil
+	case ended != "":
+		return false, fmt.Errorf("order %d %s", d.order, ended)
+	case d.o.Choose:
+		s.choose(ctx, d)
+	}
+	return false, nil
+}
+
+// choose scores the bids as they come and, one block before the auction's window closes, accepts the best.
+func (s *single) choose(ctx context.Context, d *deployment) {
+	if s.windowEnd == 0 {
+		if ord, err := d.t.c.Order(ctx, d.order); err == nil {
+			s.windowEnd = ord.WindowEnd
 		}
-		if started.StartedMs != 0 { // it started (it may have ended already: a short job)
-			res.Timings.Started = emit("started", "workload running; billing started")
+	}
+	for _, b := range d.w.bidsOf(d.order)[len(s.scored):] {
+		s.scored = append(s.scored, d.t.score(ctx, b.ID, b.Provider, b.Price))
+	}
+	if s.accepted || len(s.scored) == 0 || s.windowEnd == 0 || d.w.seen() < s.windowEnd-1 {
+		return
+	}
+	s.accepted = true
+	best := s.scored[0]
+	for _, c := range s.scored[1:] {
+		if c.Score < best.Score {
+			best = c
 		}
 	}
-	if err := <-streamed; err != nil && ctx.Err() == nil {
-		t.log.Warn("log stream ended early", "lease", lease.ID, "err", err)
+	d.emit("choose", "accepting bid %d of %s: score %d (price %s/h, rtt %s, reputation %.2f)", best.BidID, best.Provider,
+		best.Score, client.FormatAmount(best.Price), best.RTT.Round(time.Millisecond), float64(best.ReputationPPM)/1e6)
+	go func() {
+		if _, err := d.t.send(ctx, &tx.AcceptBid{ID: best.BidID}); err != nil {
+			d.t.log.Info("accept bid", "bid", best.BidID, "err", err) // the ledger may have closed the auction first
+		}
+	}()
+}
+
+func (s *single) need(context.Context, *deployment) string { return "" }
+
+func (s *single) ship(ctx context.Context, d *deployment) error {
+	l, res := s.lease, d.res
+	res.LeaseID, res.Provider, res.Price = l.ID, l.Provider, l.Price
+	knowLease(ctx, l.ID, l.Provider)
+	res.Timings.Leased = d.emit("lease", "lease %d with provider %s at %s/h", l.ID, l.Provider, client.FormatAmount(l.Price))
+	if err := d.t.SendManifest(ctx, l.ID, d.job.Manifest); err != nil {
+		return err
 	}
-	var end ledger.LeaseView
-	err := t.waitLease(ctx, lease.ID, func(l ledger.LeaseView) bool {
-		end = l
-		return l.State == ledger.LeaseCompleted || l.State == ledger.LeaseClosed
-	})
-	if err != nil {
-		return res, err
-	}
-	res.Timings.Ended = emit("ended", "lease %s: %s", end.State, end.CloseReason)
+	res.Timings.ManifestSent = d.emit("manifest", "manifest sent (%d bytes)", len(d.job.Manifest))
+	return nil
+}
+
+func (s *single) leases() []uint64 { return []uint64{s.lease.ID} }
+
+func (s *single) startedLine() string { return "workload running; billing started" }
+
+func (s *single) stream(ctx context.Context, d *deployment) error {
+	return d.t.streamLease(ctx, s.lease.ID, d.logs)
+}
+
+func (s *single) over(ctx context.Context, d *deployment) (bool, error) {
+	l, err := d.t.c.Lease(ctx, s.lease.ID)
+	s.end = l
+	return err == nil && (l.State == ledger.LeaseCompleted || l.State == ledger.LeaseClosed), nil
+}
+
+// collect asks the provider how the workload ended and downloads and verifies the outputs.
+func (s *single) collect(ctx context.Context, d *deployment) (bool, error) {
+	end, res := s.end, d.res
+	res.Timings.Ended = d.emit("ended", "lease %s: %s", end.State, end.CloseReason)
 	res.State, res.Reason, res.Cost, res.Refunded, res.Receipt = end.State.String(), end.CloseReason, end.Paid, end.Refunded, end.Receipt
-	outcome, why := leaseOutcome(end, t.workloadResult(ctx, end))
+	outcome, why := leaseOutcome(end, d.t.workloadResult(ctx, end))
 	res.Outcome = outcome
 	if why != "" {
 		res.Reason = why
 		if outcome != OutcomeExited && outcome != OutcomeClosedByTenant {
-			emit("ended", "%s", why)
+			d.emit("ended", "%s", why)
 		}
 	}
-	if end.Receipt != nil {
-		code := end.Receipt.ExitCode
-		res.ExitCode = &code
-		dir, files, leftOut, err := t.fetchOutputs(ctx, lease.ID, o.OutputsDir)
-		if err != nil {
-			if errors.Is(err, ErrOutputs) {
-				res.Outcome = OutcomeOutputsRefused
-			}
-			return res, err
-		}
-		res.OutputsPath, res.Outputs, res.OutputsLeftOut = dir, files, leftOut
-		emit("outputs", "%d output file(s) in %s, verified against the receipt", len(files), dir)
-		if len(leftOut) > 0 {
-			emit("outputs", "the provider left %d output(s) out of its receipt: %s", len(leftOut), strings.Join(leftOut, "; "))
-		}
+	if end.Receipt == nil {
+		return false, nil
 	}
-	return res, nil
+	code := end.Receipt.ExitCode
+	res.ExitCode = &code
+	dir, files, leftOut, err := d.t.fetchOutputs(ctx, end.ID, d.o.OutputsDir)
+	if err != nil {
+		if errors.Is(err, ErrOutputs) {
+			res.Outcome = OutcomeOutputsRefused
+		}
+		return false, err
+	}
+	res.OutputsPath, res.Outputs, res.OutputsLeftOut = dir, files, leftOut
+	d.emit("outputs", "%d output file(s) in %s, verified against the receipt", len(files), dir)
+	if len(leftOut) > 0 {
+		d.emit("outputs", "the provider left %d output(s) out of its receipt: %s", len(leftOut), strings.Join(leftOut, "; "))
+	}
+	return false, nil
 }
 
-// streamEarly follows a lease's output into o.Logs. Opened before the provider has the manifest, the first
-// request may be refused (the provider does not know the lease's workload yet): it is made again once ready is
-// closed, skipping whatever the first one already wrote.
-func (t *Tenant) streamEarly(ctx context.Context, res *Result, leaseID uint64, o Options, emit func(string, string, ...any) time.Duration, ready <-chan struct{}) <-chan error {
-	logs := &countingWriter{w: &firstLine{w: o.Logs, onFirst: func() { res.Timings.FirstOutput = emit("output", "first output") }}}
-	done := make(chan error, 1)
-	go func() {
-		err := t.StreamLogs(ctx, leaseID, true, logs)
-		for attempt := 0; err != nil && ctx.Err() == nil && attempt < 3; attempt++ {
-			select {
-			case <-ready:
-			case <-ctx.Done():
-				done <- ctx.Err()
-				return
-			}
-			shown := logs.n
-			err = t.StreamLogs(ctx, leaseID, true, &skipping{w: logs, skip: shown})
+// streamLease follows a lease's output into w until its workload ends. A stream cut short (the provider
+// restarted, a connection dropped) is opened again, up to three times, skipping what was already shown.
+func (t *Tenant) streamLease(ctx context.Context, leaseID uint64, w io.Writer) error {
+	logs := &countingWriter{w: w}
+	err := t.StreamLogs(ctx, leaseID, true, logs)
+	for attempt := 0; err != nil && ctx.Err() == nil && attempt < 3; attempt++ {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond << attempt):
 		}
-		done <- err
-	}()
-	return done
+		err = t.StreamLogs(ctx, leaseID, true, &skipping{w: logs, skip: logs.n})
+	}
+	return err
 }
 
 // countingWriter counts what passed through it.
@@ -337,10 +332,6 @@ func (s *skipping) Write(p []byte) (int, error) {
 // ends, then its outputs, downloaded and verified against the receipt (into o.OutputsDir). A lease that already
 // ended gives its output so far, its result and its outputs at once.
 func (t *Tenant) Attach(ctx context.Context, leaseID uint64, o Options) (*Result, error) {
-	emit := emitter(o)
-	if o.OutputsDir == "" {
-		o.OutputsDir = "outputs"
-	}
 	l, err := t.c.Lease(ctx, leaseID)
 	if err != nil {
 		return nil, err
@@ -348,95 +339,51 @@ func (t *Tenant) Attach(ctx context.Context, leaseID uint64, o Options) (*Result
 	if l.Tenant != t.Address() {
 		return nil, fmt.Errorf("lease %d is %s's, not yours (%s): attach with its tenant's key (--from)", leaseID, l.Tenant, t.Address())
 	}
+	st, err := t.c.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
 	res := &Result{OrderID: l.OrderID, LeaseID: l.ID, Provider: l.Provider, Price: l.Price}
 	var fees atomic.Uint64
-	ctx = context.WithValue(ctx, feesKey{}, &fees)
+	ctx = withConns(context.WithValue(ctx, feesKey{}, &fees))
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	defer func() { res.Fees = fees.Load() }()
-	emit("attach", "lease %d with %s, %s", l.ID, l.Provider, l.State)
-	return t.follow(ctx, res, l, o, emit, l.State == ledger.LeasePending, nil)
+	d := t.newDeployment(Job{}, o, res)
+	d.order, d.attached = l.OrderID, l.State != ledger.LeasePending
+	d.w = t.watch(ctx, st.Height, l.OrderID, l.ID, nil)
+	d.emit("attach", "lease %d with %s, %s", l.ID, l.Provider, l.State)
+	_, err = d.follow(ctx, &single{lease: l})
+	return res, err
 }
 
-// CancelOrder cancels an open order of this tenant's and returns what came back to the balance.
+// CancelOrder cancels an open order of this tenant's and returns what came back to the balance, as the ledger's
+// events for the cancellation say (every deposit, and a replicated job's reserve or a cluster's).
 func (t *Tenant) CancelOrder(ctx context.Context, orderID uint64) (uint64, error) {
-	o, err := t.c.Order(ctx, orderID)
+	sent, err := t.send(ctx, &tx.CancelOrder{ID: orderID})
 	if err != nil {
 		return 0, err
 	}
-	if _, err := t.send(ctx, &tx.CancelOrder{ID: orderID}); err != nil {
-		return 0, err
-	}
-	return o.Escrowed(), nil
-}
-
-// awaitLease follows the chain from the order's block until a lease is created for it. Without one by the
-// timeout, it explains why and cancels the order (the deposit is refunded).
-func (t *Tenant) awaitLease(ctx context.Context, res *Result, from int64, o Options, emit func(string, string, ...any) time.Duration) (ledger.LeaseView, error) {
-	wctx, cancel := context.WithTimeout(ctx, o.NoBidTimeout)
-	defer cancel()
-	var leaseID uint64
-	want := strconv.FormatUint(res.OrderID, 10)
-	errFound := errors.New("found")
-	var windowEnd int64
-	if o.Choose {
-		if ord, err := t.c.Order(ctx, res.OrderID); err == nil {
-			windowEnd = ord.WindowEnd
+	var refund uint64
+	for _, e := range sent.Events {
+		r, ok := refundAttr[e.Type]
+		if !ok || r.ofLease {
+			continue
 		}
-	}
-	var bids []scoredBid
-	accepted := false
-	err := t.c.Follow(wctx, from, func(b client.Block) error {
-		if o.Choose && !accepted && len(bids) > 0 && b.Height >= windowEnd-1 {
-			accepted = true
-			best := bids[0]
-			for _, c := range bids[1:] {
-				if c.Score < best.Score {
-					best = c
-				}
-			}
-			emit("choose", "accepting bid %d of %s: score %d (price %s/h, rtt %s, reputation %.2f)", best.BidID, best.Provider,
-				best.Score, client.FormatAmount(best.Price), best.RTT.Round(time.Millisecond), float64(best.ReputationPPM)/1e6)
-			go func() {
-				if _, err := t.send(ctx, &tx.AcceptBid{ID: best.BidID}); err != nil {
-					t.log.Info("accept bid", "bid", best.BidID, "err", err) // the ledger may have closed the auction first
-				}
-			}()
-		}
-		for _, e := range b.Events {
-			if e.Attrs["order_id"] != want || e.Code != 0 {
-				continue
-			}
-			switch e.Type {
-			case "bid.placed":
-				at := emit("bid", "bid from %s at %s/h", e.Attrs["provider"], client.FormatAmount(parseU(e.Attrs["price"])))
-				if res.Timings.FirstBid == 0 {
-					res.Timings.FirstBid = at
-				}
-				if o.Choose {
-					bids = append(bids, t.score(ctx, parseU(e.Attrs["bid_id"]), e.Attrs["provider"], parseU(e.Attrs["price"])))
-				}
-			case "lease.created":
-				leaseID = parseU(e.Attrs["lease_id"])
-				return errFound
-			case "order.expired", "order.cancelled":
-				return fmt.Errorf("order %d %s", res.OrderID, strings.TrimPrefix(e.Type, "order."))
+		var order, amount string
+		for _, a := range e.Attributes {
+			switch a.Key {
+			case "order_id":
+				order = a.Value
+			case r.attr:
+				amount = a.Value
 			}
 		}
-		return nil
-	})
-	if errors.Is(err, errFound) {
-		return t.c.Lease(ctx, leaseID)
-	}
-	if ctx.Err() != nil {
-		return ledger.LeaseView{}, ctx.Err()
-	}
-	// Nobody bid (in time): take the deposit back and say why.
-	order, _ := t.c.Order(ctx, res.OrderID)
-	if !t.cancelUnserved(ctx, res.OrderID) {
-		if order, err := t.c.Order(ctx, res.OrderID); err == nil && order.LeaseID != 0 {
-			return t.c.Lease(ctx, order.LeaseID) // leased at the last moment
+		if parseU(order) == orderID {
+			refund += parseU(amount)
 		}
 	}
-	return ledger.LeaseView{}, t.noOffersError(ctx, res.OrderID, order.Resources, order.Constraints, o.NoBidTimeout, "")
+	return refund, nil
 }
 
 // feesKey carries a deploy's fee counter in its context, so that every transaction it sends counts.
@@ -458,21 +405,6 @@ func parseU(s string) uint64 { v, _ := strconv.ParseUint(s, 10, 64); return v }
 func createdOrder(sent *client.Result) uint64 {
 	id, _ := sent.Attr("order.created", "order_id")
 	return parseU(id)
-}
-
-// waitLease polls a lease until done says so.
-func (t *Tenant) waitLease(ctx context.Context, id uint64, done func(ledger.LeaseView) bool) error {
-	for {
-		l, err := t.c.Lease(ctx, id)
-		if err == nil && done(l) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }
 
 // SendManifest puts the manifest to the lease's provider, waiting briefly for the provider to learn of the lease.
@@ -516,24 +448,6 @@ func (t *Tenant) putManifest(ctx context.Context, leaseID uint64, query string, 
 // manifestRetry is how soon a manifest is sent again to a provider that has not yet seen its lease's block: the
 // tenant often learns of the lease first, and the workload's start waits on this.
 const manifestRetry = 10 * time.Millisecond
-
-// poll calls check every 100 ms until it reports done or fails, ctx ends, or timeout passes (done false).
-func poll(ctx context.Context, timeout time.Duration, check func() (bool, error)) (bool, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		if done, err := check(); done || err != nil {
-			return done, err
-		}
-		if time.Now().After(deadline) {
-			return false, nil
-		}
-		select {
-		case <-ctx.Done():
-			return false, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
 
 // cancelUnserved cancels an order that nobody (or no fitting set of providers) took in time, so its escrow
 // comes back. It reports false when the order was leased meanwhile (it is no longer open).
@@ -632,31 +546,28 @@ func (t *Tenant) fetchOutputs(ctx context.Context, leaseID uint64, dir string) (
 	return path, files, leftOut, err
 }
 
-// autoTopUp watches a running lease and tops its deposit up whenever it would run out before the duration.
-// autoTopUpAll keeps each lease's deposit topped up (autoTopUp) until the returned stop is called.
-func (t *Tenant) autoTopUpAll(ctx context.Context, leases []uint64, emit func(string, string, ...any) time.Duration) (stop func()) {
+// autoTopUp keeps each lease's deposit topped up (topUpIfLow), checked at every block, until the returned stop
+// is called or the lease ends.
+func (d *deployment) autoTopUp(ctx context.Context, leases []uint64) (stop func()) {
 	tctx, stop := context.WithCancel(ctx)
 	for _, id := range leases {
-		go t.autoTopUp(tctx, id, func() { emit("topup", "lease %d topped up to keep it running to its duration", id) })
+		go func() {
+			_, _ = d.w.until(tctx, 0, func() (bool, error) {
+				l, err := d.t.c.Lease(tctx, id)
+				if err != nil {
+					return false, nil
+				}
+				if l.State != ledger.LeaseActive && l.State != ledger.LeasePending {
+					return true, nil
+				}
+				if l.State == ledger.LeaseActive && d.t.topUpIfLow(tctx, l) {
+					d.emit("topup", "lease %d topped up to keep it running to its duration", id)
+				}
+				return false, nil
+			})
+		}()
 	}
 	return stop
-}
-
-func (t *Tenant) autoTopUp(ctx context.Context, leaseID uint64, done func()) {
-	for {
-		l, err := t.c.Lease(ctx, leaseID)
-		if err == nil && l.State != ledger.LeaseActive && l.State != ledger.LeasePending {
-			return
-		}
-		if err == nil && l.State == ledger.LeaseActive && t.topUpIfLow(ctx, l) {
-			done()
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
 }
 
 // topUpIfLow adds enough for a tenth of the duration when the deposit runs out before the duration ends and

@@ -116,6 +116,9 @@ func TestDeployOnDev(t *testing.T) {
 	if want := l.Price * (l.EndedMs - l.StartedMs) / 3_600_000; res.Cost != want || l.Paid != want {
 		t.Fatalf("cost %d, want %d", res.Cost, want)
 	}
+	if res.Refunded != job.Order.Deposit-res.Cost || res.Refunded != l.Refunded { // read from the ledger's events
+		t.Fatalf("refunded %d of the deposit %d, cost %d (the lease says %d)", res.Refunded, job.Order.Deposit, res.Cost, l.Refunded)
+	}
 	after, _ := tn.Client().Account(ctx, tn.Address())
 	txs := after.Nonce - before.Nonce
 	if before.Balance-after.Balance != res.Cost+txs*params.MinFee || res.Fees != txs*params.MinFee {
@@ -143,7 +146,10 @@ func TestNoOffersExplained(t *testing.T) {
 	job.Manifest, _ = m.Encode()
 	job.Order.ManifestHash = manifest.Hash(job.Manifest)
 	before, _ := tn.Client().Account(ctx, tn.Address())
-	_, err := tn.Deploy(ctx, job, tenant.Options{NoBidTimeout: 2 * time.Second})
+	res, err := tn.Deploy(ctx, job, tenant.Options{NoBidTimeout: 2 * time.Second})
+	if res == nil || res.Refunded != job.Order.Deposit || res.Outcome != tenant.OutcomeNoOffers {
+		t.Fatalf("result %+v", res)
+	}
 	if !errors.Is(err, tenant.ErrNoOffers) || !strings.Contains(err.Error(), "1 provider: 1 lack a GPU of the model asked for ("+info.Provider.String()+")") {
 		t.Fatalf("err = %v", err)
 	}

@@ -62,3 +62,22 @@ func (t *Tenant) awaitEndpoints(ctx context.Context, leaseID uint64, timeout tim
 	}
 	return eps, nil
 }
+
+// poll calls check every 100 ms until it reports done or fails, ctx ends, or timeout passes (done false): for
+// what the ledger does not record (a service's ports answering).
+func poll(ctx context.Context, timeout time.Duration, check func() (bool, error)) (bool, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		if done, err := check(); done || err != nil {
+			return done, err
+		}
+		if time.Now().After(deadline) {
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

@@ -34,28 +34,36 @@ type Key interface {
 
 // Tenant acts for one key against one node.
 type Tenant struct {
-	c      *client.Client
+	c      Ledger
+	node   *client.Client // c, when it is a node's client
 	key    Key
-	sender *client.Sender
+	sender TxSender
 	log    *slog.Logger
 }
 
 // New returns a Tenant.
 func New(c *client.Client, key Key, log *slog.Logger) *Tenant {
+	t := NewWith(c, c.NewSender(key), key, log)
+	t.node = c
+	return t
+}
+
+// NewWith returns a Tenant reading the ledger through l and sending through s: a test's fakes, say.
+func NewWith(l Ledger, s TxSender, key Key, log *slog.Logger) *Tenant {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Tenant{c: c, key: key, sender: c.NewSender(key), log: log}
+	return &Tenant{c: l, key: key, sender: s, log: log}
 }
 
 // Address is the tenant's account.
 func (t *Tenant) Address() tx.Address { return t.key.Address() }
 
-// Client is the node client.
-func (t *Tenant) Client() *client.Client { return t.c }
+// Client is the node client (nil for a Tenant made with NewWith on something else).
+func (t *Tenant) Client() *client.Client { return t.node }
 
-// Sender submits the tenant's transactions.
-func (t *Tenant) Sender() *client.Sender { return t.sender }
+// Sender submits the tenant's transactions (nil for a Tenant made with NewWith on something else).
+func (t *Tenant) Sender() *client.Sender { s, _ := t.sender.(*client.Sender); return s }
 
 // providerHTTP returns an HTTP client that pins the provider's certificate (from the ledger) and signs every
 // request with the tenant's key, and the provider's base URL.

@@ -1,0 +1,302 @@
+package tenant_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+
+	"github.com/sparenet/spare/client"
+	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/tx"
+	"github.com/sparenet/spare/tenant"
+)
+
+// fakeChain is a ledger in memory for the tenant's pipeline: it makes a block every few milliseconds out of the
+// events queued for it, answers the queries a deploy makes, and lets a test script what the ledger does next
+// (bids, an expiry) and what it answers to the tenant's transactions.
+type fakeChain struct {
+	mu       sync.Mutex
+	height   int64
+	blocks   []client.Block
+	next     []client.Event
+	produced chan struct{} // closed and replaced at each block
+	nextID   uint64
+	fee      uint64
+	sent     []string // the messages sent, by type
+	params   ledger.Params
+	// on answers a message with the events it causes in its block, or an error code.
+	on func(f *fakeChain, m tx.Msg) ([]client.Event, error)
+	// orders and verifications as the fake's script keeps them.
+	orders map[uint64]ledger.Order
+	verifs map[uint64]ledger.VerificationView
+}
+
+func newFakeChain(t *testing.T) *fakeChain {
+	f := &fakeChain{produced: make(chan struct{}), fee: 1000, params: ledger.DefaultParams(),
+		orders: map[uint64]ledger.Order{}, verifs: map[uint64]ledger.VerificationView{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() {
+		for ctx.Err() == nil {
+			time.Sleep(5 * time.Millisecond)
+			f.mu.Lock()
+			f.height++
+			f.blocks = append(f.blocks, client.Block{Height: f.height, Events: f.next})
+			f.next = nil
+			close(f.produced)
+			f.produced = make(chan struct{})
+			f.mu.Unlock()
+		}
+	}()
+	return f
+}
+
+func ev(typ string, kv ...any) client.Event {
+	e := client.Event{Type: typ, Attrs: map[string]string{}}
+	for i := 0; i+1 < len(kv); i += 2 {
+		e.Attrs[kv[i].(string)] = fmt.Sprint(kv[i+1])
+	}
+	return e
+}
+
+// emit queues events for the next block.
+func (f *fakeChain) emit(es ...client.Event) {
+	f.mu.Lock()
+	f.next = append(f.next, es...)
+	f.mu.Unlock()
+}
+
+func (f *fakeChain) Send(ctx context.Context, msgs ...tx.Msg) (*client.Result, error) {
+	var es []client.Event
+	for _, m := range msgs {
+		f.mu.Lock()
+		f.sent = append(f.sent, fmt.Sprintf("%T", m))
+		f.mu.Unlock()
+		got, err := f.on(f, m)
+		if err != nil {
+			return nil, err
+		}
+		es = append(es, got...)
+	}
+	f.mu.Lock()
+	f.next = append(f.next, es...)
+	wait, h := f.produced, f.height+1
+	f.mu.Unlock()
+	select {
+	case <-wait:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	r := &client.Result{Height: h, Fee: f.fee}
+	for _, e := range es {
+		ae := abci.Event{Type: e.Type}
+		for k, v := range e.Attrs {
+			ae.Attributes = append(ae.Attributes, abci.EventAttribute{Key: k, Value: v})
+		}
+		r.Events = append(r.Events, ae)
+	}
+	return r, nil
+}
+
+func (f *fakeChain) FollowPaced(ctx context.Context, from int64, pace func() time.Duration, fn func(client.Block) error) error {
+	next := max(from, 1)
+	for {
+		f.mu.Lock()
+		var todo []client.Block
+		if next <= f.height {
+			todo = f.blocks[next-1 : f.height]
+		}
+		wait := f.produced
+		f.mu.Unlock()
+		for _, b := range todo {
+			if err := fn(b); err != nil {
+				return err
+			}
+			next++
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (f *fakeChain) Status(context.Context) (ledger.Status, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return ledger.Status{Height: f.height}, nil
+}
+func (f *fakeChain) Params(context.Context) (*ledger.Params, error) { p := f.params; return &p, nil }
+func (f *fakeChain) Order(_ context.Context, id uint64) (ledger.Order, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	o, ok := f.orders[id]
+	if !ok {
+		return o, errors.New("order not found")
+	}
+	return o, nil
+}
+func (f *fakeChain) Bids(context.Context, ledger.ListRequest) (ledger.List[ledger.Bid], error) {
+	return ledger.List[ledger.Bid]{}, nil
+}
+func (f *fakeChain) Lease(_ context.Context, id uint64) (ledger.LeaseView, error) {
+	return ledger.LeaseView{}, fmt.Errorf("lease %d not found", id)
+}
+func (f *fakeChain) Provider(_ context.Context, a tx.Address) (ledger.ProviderView, error) {
+	return ledger.ProviderView{}, fmt.Errorf("provider %s not found", a)
+}
+func (f *fakeChain) Providers(context.Context, ledger.ListRequest) (ledger.List[ledger.ProviderView], error) {
+	return ledger.List[ledger.ProviderView]{}, nil
+}
+func (f *fakeChain) Verification(_ context.Context, id uint64) (ledger.VerificationView, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v, ok := f.verifs[id]
+	if !ok {
+		return v, errors.New("not found")
+	}
+	return v, nil
+}
+func (f *fakeChain) Cluster(context.Context, uint64) (ledger.ClusterView, error) {
+	return ledger.ClusterView{}, errors.New("not found")
+}
+
+func (f *fakeChain) sentTypes() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return strings.Join(f.sent, " ")
+}
+
+// fakeKey signs nothing that is checked: the fake chain takes every message.
+type fakeKey struct{ priv ed25519.PrivateKey }
+
+func (k fakeKey) Address() tx.Address            { return tx.AddressOf(k.PubKey()) }
+func (k fakeKey) PubKey() ed25519.PublicKey      { return k.priv.Public().(ed25519.PublicKey) }
+func (k fakeKey) Sign(m []byte) []byte           { return ed25519.Sign(k.priv, m) }
+func (k fakeKey) PrivateKey() ed25519.PrivateKey { return k.priv }
+
+// marketScript answers orders and cancellations as the ledger would for an order nobody leases: the order is
+// opened (escrowing its deposit per lease, and a referee's reserve for a replicated one) and a cancellation
+// refunds all of it, by the events the ledger emits.
+func marketScript(f *fakeChain, m tx.Msg) ([]client.Event, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch m := m.(type) {
+	case *tx.CreateOrder:
+		f.nextID++
+		f.orders[f.nextID] = ledger.Order{ID: f.nextID, Deposit: m.Deposit, State: ledger.OrderOpen, Resources: m.Resources, WindowEnd: f.height + 3}
+		return []client.Event{ev("order.created", "order_id", f.nextID, "deposit", m.Deposit)}, nil
+	case *tx.CreateReplicatedOrder:
+		f.nextID++
+		f.orders[f.nextID] = ledger.Order{ID: f.nextID, Deposit: m.Deposit, Replicas: m.Replicas, State: ledger.OrderOpen}
+		f.verifs[f.nextID] = ledger.VerificationView{Verification: ledger.Verification{OrderID: f.nextID, Replicas: m.Replicas, Reserve: m.Deposit, State: ledger.VerifyLeasing}}
+		return []client.Event{ev("order.created", "order_id", f.nextID), ev("verify.opened", "order_id", f.nextID, "reserve", m.Deposit)}, nil
+	case *tx.CancelOrder:
+		o := f.orders[m.ID]
+		if o.State != ledger.OrderOpen {
+			return nil, errors.New("order not open")
+		}
+		o.State = ledger.OrderCancelled
+		f.orders[m.ID] = o
+		es := []client.Event{ev("order.cancelled", "order_id", m.ID, "refund", o.Escrowed())}
+		if v, ok := f.verifs[m.ID]; ok {
+			es = append(es, ev("verify.decided", "order_id", m.ID, "state", "cancelled", "reserve_refund", v.Reserve))
+			v.Reserve, v.State = 0, ledger.VerifyCancelled
+			f.verifs[m.ID] = v
+		}
+		return es, nil
+	}
+	return nil, fmt.Errorf("unexpected %T", m)
+}
+
+// The pipeline on a fake ledger: nobody leases, so the deploy cancels its order by the timeout, says why, and
+// reports as refunded what the ledger's events gave back: every deposit and, for a replicated job, the referee's
+// reserve (which the client no longer works out for itself). Bids placed meanwhile (for someone else's order,
+// and for this one) are reported only when they are this deploy's.
+func TestPipelineOnFakeLedger(t *testing.T) {
+	order := tx.CreateOrder{Resources: tx.Resources{CPUMilli: 1000, MemoryMiB: 64}, MaxPricePerHour: 1_000_000, Deposit: 3_000_000, DurationSec: 60}
+	for _, tc := range []struct {
+		name     string
+		job      tenant.Job
+		refunded uint64
+	}{
+		{"single", tenant.Job{Order: order}, 3_000_000},
+		{"replicated", tenant.Job{Order: order, Replicas: 3}, 3*3_000_000 /* runs */ + 3_000_000 /* reserve */},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeChain(t)
+			f.on = marketScript
+			tn := tenant.NewWith(f, f, fakeKey{ed25519.NewKeyFromSeed(make([]byte, 32))}, nil)
+			var mu sync.Mutex
+			var stages []string
+			res, err := tn.Deploy(context.Background(), tc.job, tenant.Options{NoBidTimeout: 300 * time.Millisecond,
+				OnOrder: func(id uint64) {
+					f.emit(ev("bid.placed", "order_id", id+100, "bid_id", 7, "provider", "someone", "price", 5), // not ours
+						ev("bid.placed", "order_id", id, "bid_id", 8, "provider", "spare1busy", "price", 2_000_000))
+				},
+				Progress: func(e tenant.Event) { mu.Lock(); stages = append(stages, e.Stage+": "+e.Detail); mu.Unlock() }})
+			if !errors.Is(err, tenant.ErrNoOffers) || !strings.Contains(err.Error(), "no providers are registered") || !strings.Contains(err.Error(), "deposit refunded") {
+				t.Fatalf("err %v", err)
+			}
+			if res.Outcome != tenant.OutcomeNoOffers || res.Refunded != tc.refunded || res.Fees != 2*f.fee {
+				t.Fatalf("outcome %q, refunded %d (want %d), fees %d", res.Outcome, res.Refunded, tc.refunded, res.Fees)
+			}
+			if sent := f.sentTypes(); strings.Count(sent, "*tx.CancelOrder") != 1 {
+				t.Fatalf("sent %s", sent)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			bids := 0
+			for _, s := range stages {
+				if strings.HasPrefix(s, "bid: ") {
+					bids++
+					if !strings.Contains(s, "spare1busy at 2 SPR/h") {
+						t.Fatalf("bid line %q", s)
+					}
+				}
+			}
+			if bids != 1 {
+				t.Fatalf("bids reported %d: %q", bids, stages)
+			}
+		})
+	}
+}
+
+// An order the ledger ends (it expired) ends the wait at once with the ledger's word, and what it refunded;
+// Ctrl-C during the auction returns at once with the order's id (the CLI cancels it).
+func TestPipelineOrderEndsOrInterrupted(t *testing.T) {
+	order := tx.CreateOrder{Resources: tx.Resources{CPUMilli: 1000}, MaxPricePerHour: 1, Deposit: 5, DurationSec: 60}
+	f := newFakeChain(t)
+	f.on = marketScript
+	tn := tenant.NewWith(f, f, fakeKey{ed25519.NewKeyFromSeed(make([]byte, 32))}, nil)
+	t0 := time.Now()
+	res, err := tn.Deploy(context.Background(), tenant.Job{Order: order}, tenant.Options{NoBidTimeout: time.Minute,
+		OnOrder: func(id uint64) { f.emit(ev("order.expired", "order_id", id, "refund", 5)) }})
+	if err == nil || err.Error() != "order 1 expired" || res.Refunded != 5 || time.Since(t0) > 30*time.Second {
+		t.Fatalf("err %v, refunded %d after %s", err, res.Refunded, time.Since(t0))
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	res, err = tn.Deploy(ctx, tenant.Job{Order: order}, tenant.Options{NoBidTimeout: time.Minute, OnOrder: func(uint64) { cancel() }})
+	if !errors.Is(err, context.Canceled) || res.OrderID != 2 {
+		t.Fatalf("err %v, order %d", err, res.OrderID)
+	}
+	if strings.Contains(f.sentTypes(), "CancelOrder") {
+		t.Fatalf("the SDK cancelled on its own: %s", f.sentTypes())
+	}
+	// spare cancel (and deploy's Ctrl-C) report what the ledger's events say came back.
+	if refund, err := tn.CancelOrder(context.Background(), res.OrderID); err != nil || refund != 5 {
+		t.Fatalf("cancel: refund %d, %v", refund, err)
+	}
+	if _, err := tn.CancelOrder(context.Background(), res.OrderID); err == nil {
+		t.Fatal("a second cancel succeeded")
+	}
+}

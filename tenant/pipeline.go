@@ -1,0 +1,230 @@
+package tenant
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sparenet/spare/client"
+	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/tx"
+)
+
+// A strategy is what differs between the kinds of deploy: one lease, replicated runs compared by the ledger, or a
+// cluster. The pipeline (run) does the rest, the same for all: order, auction, manifests, start, logs, end,
+// outputs, refunds; and it waits in one way, on the chain's blocks (watch.until).
+type strategy interface {
+	// check adjusts the options to the kind, or refuses those it cannot honour, before anything is sent.
+	check(d *deployment) error
+	// create is the message that opens the job's order; committed is the line that reports it in a block.
+	create(d *deployment) tx.Msg
+	committed(d *deployment, height int64) string
+	// leased reports, after every block, whether the auction has leased what the generation needs; it fails when
+	// the order ended without. need says what that is, for the explanation when nobody served it.
+	leased(ctx context.Context, d *deployment) (bool, error)
+	need(ctx context.Context, d *deployment) string
+	// ship reports the leases and sends them the manifest.
+	ship(ctx context.Context, d *deployment) error
+	// leases are the generation's leases.
+	leases() []uint64
+	// startedLine is the line once every lease runs.
+	startedLine() string
+	// stream copies the generation's output into d.logs until its workload ends.
+	stream(ctx context.Context, d *deployment) error
+	// over reports, after every block, whether the generation is over on the ledger.
+	over(ctx context.Context, d *deployment) (bool, error)
+	// collect reads how the generation ended into the result and fetches its outputs, verified; again reports
+	// that another generation follows (d.order is then its order).
+	collect(ctx context.Context, d *deployment) (again bool, err error)
+}
+
+// deployment is one deploy in progress.
+type deployment struct {
+	t     *Tenant
+	job   Job
+	o     Options
+	res   *Result
+	emit  func(stage, format string, args ...any) time.Duration
+	w     *watch
+	order uint64    // the current generation's order
+	gen   int       // the generation: 0, then each restart of a cluster
+	logs  io.Writer // o.Logs, timing the first line
+	// attached: spare attach to a lease that had started already (its start is not news).
+	attached bool
+
+	mu       sync.Mutex
+	firstBid time.Duration
+}
+
+// deploy runs a job with its kind's strategy.
+func (t *Tenant) deploy(ctx context.Context, job Job, o Options, s strategy) (*Result, error) {
+	res := &Result{}
+	var fees atomic.Uint64 // top-ups run beside the deploy
+	ctx = withConns(context.WithValue(ctx, feesKey{}, &fees))
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	defer func() { res.Fees = fees.Load() }()
+	d := t.newDeployment(job, o, res)
+	if err := s.check(d); err != nil {
+		return nil, err
+	}
+	sent, err := t.send(ctx, s.create(d))
+	if err != nil {
+		return nil, fmt.Errorf("create order: %w", err)
+	}
+	res.OrderID = createdOrder(sent)
+	d.order = res.OrderID
+	if o.OnOrder != nil {
+		o.OnOrder(res.OrderID)
+	}
+	d.w = t.watch(ctx, sent.Height, res.OrderID, 0, d.bid)
+	res.Timings.OrderCommitted = d.emit("order", "%s", s.committed(d, sent.Height))
+	defer func() {
+		if ctx.Err() == nil { // what came back, read from the ledger's events
+			res.Refunded = d.w.refunds(ctx, t.c)
+		}
+	}()
+	for {
+		if err := d.awaitLeased(ctx, s); err != nil {
+			return res, err
+		}
+		if err := s.ship(ctx, d); err != nil {
+			return res, err
+		}
+		if d.o.Detach {
+			if err := d.awaitStarted(ctx, s); err != nil {
+				return res, err
+			}
+			res.State, res.Outcome = "active", OutcomeRunning
+			return res, nil
+		}
+		again, err := d.follow(ctx, s)
+		if err != nil || !again {
+			return res, err
+		}
+		d.gen++
+	}
+}
+
+func (t *Tenant) newDeployment(job Job, o Options, res *Result) *deployment {
+	if o.OutputsDir == "" {
+		o.OutputsDir = "outputs"
+	}
+	if o.NoBidTimeout <= 0 {
+		o.NoBidTimeout = 15 * time.Second
+	}
+	d := &deployment{t: t, job: job, o: o, res: res, emit: emitter(o)}
+	d.logs = &firstLine{w: o.Logs, onFirst: func() { res.Timings.FirstOutput = d.emit("output", "first output") }}
+	return d
+}
+
+// bid reports a bid on one of the deploy's orders (from the watch).
+func (d *deployment) bid(order uint64, b seenBid) {
+	at := d.emit("bid", "bid from %s at %s/h", b.Provider, client.FormatAmount(b.Price))
+	d.mu.Lock()
+	if d.firstBid == 0 {
+		d.firstBid = at
+	}
+	d.mu.Unlock()
+}
+
+// awaitLeased waits for the generation's leases. Without them by the timeout it cancels the order (its escrow
+// comes back) and explains why nobody served it.
+func (d *deployment) awaitLeased(ctx context.Context, s strategy) error {
+	done, err := d.w.until(ctx, d.o.NoBidTimeout, func() (bool, error) { return s.leased(ctx, d) })
+	if err == nil && !done {
+		if !d.t.cancelUnserved(ctx, d.order) { // leased at the last moment
+			done, err = d.w.until(ctx, 10*time.Second, func() (bool, error) { return s.leased(ctx, d) })
+		}
+		if err == nil && !done {
+			d.res.Outcome = OutcomeNoOffers
+			return d.t.noOffersError(ctx, d.order, d.job.Order.Resources, d.job.Order.Constraints, d.o.NoBidTimeout, s.need(ctx, d))
+		}
+	}
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	if d.gen == 0 {
+		d.res.Timings.FirstBid = d.firstBid
+	}
+	d.mu.Unlock()
+	return nil
+}
+
+// awaitStarted waits until no lease of the generation is pending, and reports the start if they all started.
+func (d *deployment) awaitStarted(ctx context.Context, s strategy) error {
+	started := true
+	_, err := d.w.until(ctx, 0, func() (bool, error) {
+		started = true
+		for _, id := range s.leases() {
+			l, err := d.t.c.Lease(ctx, id)
+			if err != nil || l.State == ledger.LeasePending {
+				return false, nil
+			}
+			started = started && l.StartedMs != 0 // it may have ended already: a short job
+		}
+		return true, nil
+	})
+	if err == nil && started && !d.attached {
+		at := d.emit("started", "%s", s.startedLine())
+		if d.gen == 0 {
+			d.res.Timings.Started = at
+		}
+	}
+	return err
+}
+
+// follow is the second half of a generation: its output streams from the moment the manifests went out (the
+// workloads start then, a block before billing does), the start is reported when it commits, and once the output
+// ends the pipeline waits for the generation's end on the ledger and collects it. A service returns once its
+// endpoints answer instead.
+func (d *deployment) follow(ctx context.Context, s strategy) (again bool, err error) {
+	if d.service() {
+		if err := d.awaitStarted(ctx, s); err != nil {
+			return false, err
+		}
+		eps, err := d.t.awaitEndpoints(ctx, s.leases()[0], 60*time.Second)
+		d.res.Endpoints, d.res.State, d.res.Outcome = eps, "active", OutcomeRunning
+		if err != nil {
+			return false, err
+		}
+		for _, port := range slices.Sorted(maps.Keys(eps)) {
+			d.emit("endpoint", "port %s is served at %s", port, eps[port])
+		}
+		return false, nil
+	}
+	streamed := make(chan error, 1)
+	go func() { streamed <- s.stream(ctx, d) }()
+	if err := d.awaitStarted(ctx, s); err != nil {
+		<-streamed
+		return false, err
+	}
+	if d.o.AutoTopUp {
+		defer d.autoTopUp(ctx, s.leases())()
+	}
+	d.w.slow.Store(true) // the workloads run: their end is what comes next
+	if err := <-streamed; err != nil && ctx.Err() == nil {
+		d.t.log.Warn("log stream ended early", "order", d.order, "err", err)
+	}
+	d.w.slow.Store(false)
+	if _, err := d.w.until(ctx, 0, func() (bool, error) { return s.over(ctx, d) }); err != nil {
+		return false, err
+	}
+	return s.collect(ctx, d)
+}
+
+// service reports a single lease's service (a job with ports): it runs until closed.
+func (d *deployment) service() bool {
+	return d.job.Replicas <= 1 && d.job.Cluster == nil && isService(d.job)
+}
+
+// errOrderEnded is a generation's order that ended (expired, cancelled) before the auction leased it.
+func errOrderEnded(order uint64, how string) error {
+	return fmt.Errorf("order %d %s before it was leased", order, how)
+}
