@@ -93,6 +93,9 @@ func (t *Tenant) deploy(ctx context.Context, job Job, o Options, s strategy) (*R
 		if err := d.awaitLeased(ctx, s); err != nil {
 			return res, err
 		}
+		// From here the chain is not on the way to the workload's first output (the manifest goes to the
+		// provider, the start is only reported): follow it less often, leaving the node to the others.
+		d.w.slow.Store(true)
 		if err := s.ship(ctx, d); err != nil {
 			return res, err
 		}
@@ -108,6 +111,7 @@ func (t *Tenant) deploy(ctx context.Context, job Job, o Options, s strategy) (*R
 			return res, err
 		}
 		d.gen++
+		d.w.slow.Store(false) // the next generation's auction
 	}
 }
 
@@ -208,11 +212,10 @@ func (d *deployment) follow(ctx context.Context, s strategy) (again bool, err er
 	if d.o.AutoTopUp {
 		defer d.autoTopUp(ctx, s.leases())()
 	}
-	d.w.slow.Store(true) // the workloads run: their end is what comes next
 	if err := <-streamed; err != nil && ctx.Err() == nil {
 		d.t.log.Warn("log stream ended early", "order", d.order, "err", err)
 	}
-	d.w.slow.Store(false)
+	d.w.slow.Store(false) // the output ended: the lease's end on the ledger is what the tenant waits for now
 	if _, err := d.w.until(ctx, 0, func() (bool, error) { return s.over(ctx, d) }); err != nil {
 		return false, err
 	}
