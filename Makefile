@@ -53,6 +53,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzVerifyOpening$$' -fuzztime $$((200000 * $(FUZZ)))x ./proof
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeTranscripts$$' -fuzztime $$((20000 * $(FUZZ)))x ./audit
 	$(GO) test -run '^$$' -fuzz '^FuzzString$$' -fuzztime $$((20000 * $(FUZZ)))x ./termsafe
+	$(GO) test -run '^$$' -fuzz '^FuzzSplitLog$$' -fuzztime $$((200000 * $(FUZZ)))x ./runtime
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeLogLines$$' -fuzztime $$((20000 * $(FUZZ)))x ./tenant
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./ledger

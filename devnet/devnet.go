@@ -520,6 +520,7 @@ func initProvider(o Options, i, port int, rpc, leasesDir string) error {
 	// reach when spare dev runs as root.
 	cfg.LeasesDir = leasesDir
 	cfg.Limits.WithdrawEvery = provider.Duration{Duration: time.Minute}
+	cfg.MaxLeaseDuration = provider.Duration{Duration: 24 * time.Hour} // `spare extend` works on the dev network
 	// Dev jobs fetch their inputs from servers on this machine: allow loopback and private addresses, which a
 	// real provider refuses (inputs.go).
 	cfg.Inputs.AllowPrivate = true

@@ -180,12 +180,12 @@ func advInfo(name string, variant int) tx.ProviderInfo {
 	info := providerInfo(name)
 	switch variant {
 	case 0:
-		info.Docker = true
+		info.Docker, info.MaxLeaseSec = true, tx.MaxDurationSec
 	case 1:
 		info.HostURI, info.Region, info.Zone = advHostURI(name), advName("region-"), advName("zone-")
 		info.Hardware, info.Docker = advMaxHardware(), true
 	case 2:
-		info.Region = "us-east"
+		info.Region, info.MaxLeaseSec = "us-east", 24*3600
 	case 3:
 		info.Hardware = tx.Hardware{CPUMilli: 32000, MemoryMiB: 64 << 10, DiskMiB: 1 << 20}
 	case 4:
@@ -1032,12 +1032,13 @@ const (
 	kAttestHW
 	kCommit
 	kReveal
+	kExtend
 	nKinds
 )
 
 var kindWeights = [nKinds]int{kSend: 4, kRegister: 2, kUpdate: 1, kBond: 2, kUnbond: 2, kOrder: 6, kReplicated: 3,
 	kCluster: 3, kLatency: 2, kCancel: 2, kBid: 9, kWithdrawBid: 3, kAccept: 3, kStarted: 7, kClose: 4, kComplete: 6,
-	kTopUp: 3, kWithdraw: 3, kAttest: 4, kUnjail: 2, kAttestHW: 3, kCommit: 4, kReveal: 4}
+	kTopUp: 3, kWithdraw: 3, kAttest: 4, kUnjail: 2, kAttestHW: 3, kCommit: 4, kReveal: 4, kExtend: 3}
 
 // kindTypes is the message type each kind generates: every type there is (TestAdversarialSequences checks).
 var kindTypes = [nKinds]tx.MsgType{kSend: tx.TypeSend, kRegister: tx.TypeRegisterProvider, kUpdate: tx.TypeUpdateProvider,
@@ -1045,7 +1046,8 @@ var kindTypes = [nKinds]tx.MsgType{kSend: tx.TypeSend, kRegister: tx.TypeRegiste
 	kCluster: tx.TypeCreateCluster, kLatency: tx.TypePublishLatency, kCancel: tx.TypeCancelOrder, kBid: tx.TypePlaceBid,
 	kWithdrawBid: tx.TypeWithdrawBid, kAccept: tx.TypeAcceptBid, kStarted: tx.TypeLeaseStarted, kClose: tx.TypeCloseLease,
 	kComplete: tx.TypeCompleteLease, kTopUp: tx.TypeTopUp, kWithdraw: tx.TypeWithdraw, kAttest: tx.TypeAttest,
-	kUnjail: tx.TypeUnjail, kAttestHW: tx.TypeAttestHardware, kCommit: tx.TypeCommitResult, kReveal: tx.TypeRevealResult}
+	kUnjail: tx.TypeUnjail, kAttestHW: tx.TypeAttestHardware, kCommit: tx.TypeCommitResult, kReveal: tx.TypeRevealResult,
+	kExtend: tx.TypeExtendLease}
 
 func (r *advRun) kind(label string) int {
 	total := 0
@@ -1096,7 +1098,7 @@ func (r *advRun) signerFor(k int) string {
 				add(l.Provider)
 			}
 		}
-	case kClose, kTopUp:
+	case kClose, kTopUp, kExtend:
 		for _, l := range v.leases {
 			if l.State == LeaseActive || l.State == LeasePending {
 				add(l.Tenant)
@@ -1128,7 +1130,7 @@ func (r *advRun) signerFor(k int) string {
 		switch k {
 		case kAttest, kAttestHW:
 			cands = advAuditors
-		case kSend, kOrder, kReplicated, kCluster, kCancel, kAccept, kTopUp, kClose:
+		case kSend, kOrder, kReplicated, kCluster, kCancel, kAccept, kTopUp, kClose, kExtend:
 			cands = append(slices.Clone(advTenants), "p0", "s2") // a provider as tenant: self-dealing
 		default:
 			cands = append(slices.Clone(advProviders), "s2", "s3")
@@ -1687,6 +1689,12 @@ func (r *advRun) msg(k int, who string) tx.Msg {
 	case kReveal:
 		id := r.leaseID("reveal", func(l *LeaseView) bool { return l.Provider == me && v.runs[l.ID].Commit == CommitCommitted })
 		return r.reveal(who, id)
+	case kExtend:
+		id := r.leaseID("extend", func(l *LeaseView) bool {
+			return l.Tenant == me && (l.State == LeasePending || l.State == LeaseActive)
+		})
+		add := []uint64{60, 3600, 1 + r.s.u64("extend by")%tx.MaxDurationSec, tx.MaxDurationSec, 0, tx.MaxDurationSec + 1}[r.s.intn(6, "extension")]
+		return &tx.ExtendLease{LeaseID: id, AddSec: add}
 	}
 	return r.attestHW()
 }

@@ -191,6 +191,8 @@ func (c *ctx) dispatch(signer tx.Address, t *tx.Tx, m tx.Msg) error {
 		return c.revealResult(signer, m)
 	case *tx.TopUp:
 		return c.topUp(signer, m)
+	case *tx.ExtendLease:
+		return c.extendLease(signer, m)
 	case *tx.Withdraw:
 		return c.withdraw(signer, m)
 	case *tx.Attest:

@@ -29,7 +29,7 @@ func fuzzSeeds(c *chain) [][]byte {
 	var seeds [][]byte
 	for i, m := range []tx.Msg{
 		&tx.Send{To: c.addr("p1"), Amount: 1}, &tx.CreateOrder{}, &tx.CancelOrder{ID: 2}, &tx.TopUp{LeaseID: 1, Amount: 5},
-		&tx.CloseLease{ID: 1}, &tx.AcceptBid{ID: 1}, &tx.PlaceBid{OrderID: 2, Price: 1},
+		&tx.CloseLease{ID: 1}, &tx.AcceptBid{ID: 1}, &tx.PlaceBid{OrderID: 2, Price: 1}, &tx.ExtendLease{LeaseID: 1, AddSec: 60},
 	} {
 		body := tx.Body{ChainID: testChain, PubKey: t.priv.Public().(ed25519.PublicKey), Nonce: c.nonces[t.addr], Fee: 1000, GasLimit: testGas, Msgs: []tx.Msg{m}}
 		if i == 1 {

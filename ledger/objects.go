@@ -320,6 +320,7 @@ func encProvider(p *Provider) []byte {
 	w.Uvarint(uint64(p.VerifiedHeight))
 	w.Uvarint(p.EarnedValue)
 	w.Uvarint(p.FailedValue)
+	w.Bounded("max_lease_sec", p.Info.MaxLeaseSec, tx.MaxDurationSec)
 	return sealed(w, "provider")
 }
 
@@ -346,6 +347,9 @@ func decProvider(b []byte) (*Provider, error) {
 	}
 	if r.Remaining() > 0 { // written before the record was weighted by value: no value yet
 		p.EarnedValue, p.FailedValue = r.Uvarint("earned_value"), r.Uvarint("failed_value")
+	}
+	if r.Remaining() > 0 { // written before lease extensions existed: none accepted
+		p.Info.MaxLeaseSec = r.Bounded("max_lease_sec", tx.MaxDurationSec)
 	}
 	return p, r.Done("provider")
 }

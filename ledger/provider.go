@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"crypto/ed25519"
 
 	"github.com/sparenet/spare/ledger/tx"
@@ -40,12 +41,24 @@ func (c *ctx) updateProvider(signer tx.Address, m *tx.UpdateProvider) error {
 	if err != nil {
 		return err
 	}
+	// A new declaration must be proven again; one that only changes max_lease_sec (a policy) changes nothing a
+	// proof of GPU proved.
+	if p.Info.MaxLeaseSec == m.MaxLeaseSec || !sameDeclaration(&p.Info, &m.ProviderInfo) {
+		p.Verified, p.VerifiedClass, p.VerifiedOps = false, "", 0
+	}
 	p.Info = m.ProviderInfo
-	p.Verified, p.VerifiedClass, p.VerifiedOps = false, "", 0 // a new hardware declaration must be proven again
 	c.setProvider(p)
 	c.emit("provider.updated", "provider", signer, "region", m.Region,
 		"gpus", m.Hardware.GPUCount(), "host", m.HostURI)
 	return nil
+}
+
+// sameDeclaration reports whether two declarations differ at most in max_lease_sec.
+func sameDeclaration(a, b *tx.ProviderInfo) bool {
+	wa, wb := tx.NewWriter(128), tx.NewWriter(128)
+	tx.EncodeProviderInfo(wa, a)
+	tx.EncodeProviderInfo(wb, b)
+	return bytes.Equal(wa.Bytes(), wb.Bytes())
 }
 
 func (c *ctx) bond(signer tx.Address, m *tx.Bond) error {

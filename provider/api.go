@@ -33,7 +33,8 @@ import (
 //	PUT  /leases/{id}/manifest   the job; its SHA-256 must equal the order's manifest hash. A cluster member
 //	                             of rank > 0 needs ?master_port= (what rank 0's answer gave)
 //	GET  /leases/{id}/status     the lease as this provider sees it
-//	GET  /leases/{id}/logs       the workload's output; ?follow=1 streams until it ends
+//	GET  /leases/{id}/logs       the workload's output; ?follow=1 streams until it ends; ?format=jsonl: JSON
+//	                             lines {time, stream, text} (&since=RFC3339-or-unix-ms, &tail=N; see logs.go)
 //	GET  /leases/{id}/outputs    a tar of the output files (after the workload ended), with the receipt's root
 //	POST /leases/{id}/stop       stop the workload; the lease completes with a receipt
 //	POST /challenge              liveness: {"nonce": hex} -> the nonce signed with the provider key (no auth)
@@ -224,20 +225,33 @@ func (d *Daemon) getStatus(w http.ResponseWriter, r *http.Request, tenant tx.Add
 }
 
 // getLogs sends the log file; with follow it keeps sending what is appended until the workload has ended. At
-// most limits.max_log_bytes are sent, then a line saying so. The log is opened without following a link.
+// most limits.max_log_bytes are sent, then a line saying so. The log is opened without following a link. With
+// format=jsonl it answers lines with their times and streams instead (logs.go: getLogLines).
 func (d *Daemon) getLogs(w http.ResponseWriter, r *http.Request, tenant tx.Address, id uint64, _ []byte) {
 	if _, err := d.lookup(tenant, id); err != nil {
 		d.writeErr(w, err)
 		return
 	}
+	lq, err := parseLogQuery(r.URL.Query())
+	if err != nil {
+		writeBadQuery(w, err)
+		return
+	}
 	logPath := filepath.Join(d.leaseDir(id), "log")
+	if lq.lines {
+		d.getLogLines(w, r, lq, logPath, func() bool {
+			l, _ := d.lookup(tenant, id)
+			return l == nil || l.State == LeaseDone || l.State == LeaseFinishing || l.State == LeaseRevealing
+		})
+		return
+	}
 	f, err := openLog(logPath)
 	if err != nil && !os.IsNotExist(err) {
 		d.writeErr(w, err)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	follow := r.URL.Query().Get("follow") == "1" || r.URL.Query().Get("follow") == "true"
+	follow := lq.follow
 	flusher, _ := w.(http.Flusher)
 	left := d.cfg.Limits.MaxLogBytes
 	send := func(b []byte) bool {

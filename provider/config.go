@@ -100,6 +100,16 @@ type Config struct {
 	LatencyEvery Duration `toml:"latency_every"`
 	// Inputs bounds the download of a job's inputs: addresses (public only by default), redirects, time (inputs.go).
 	Inputs InputsConfig `toml:"inputs"`
+	// MaxLeaseDuration is the longest a lease on this provider may run in all once tenants extend it (`spare
+	// extend`), e.g. "24h"; recorded on the ledger, which refuses longer extensions. 0 (the default): leases run
+	// the duration they were ordered with, no extensions. Whole seconds, at most 8760h (one year, the ledger's
+	// longest lease). It does not limit the orders the daemon bids on.
+	MaxLeaseDuration Duration `toml:"max_lease_duration"`
+}
+
+// MaxLeaseSec is MaxLeaseDuration in seconds, as the ledger records it.
+func (c *Config) MaxLeaseSec() uint64 {
+	return uint64(max(c.MaxLeaseDuration.Duration, 0) / time.Second)
 }
 
 // ClusterPortRange parses ClusterPorts.
@@ -225,6 +235,9 @@ func (c *Config) Validate() error {
 	info := tx.ProviderInfo{HostURI: c.HostURI, CertFingerprint: tx.Hash{1}, Region: c.Region, Zone: c.Zone, Hardware: c.Hardware.Ledger()}
 	if err := info.Validate(); err != nil {
 		return fmt.Errorf("%v (fields host_uri, region, zone, [hardware])", err)
+	}
+	if d := c.MaxLeaseDuration.Duration; d < 0 || d > tx.MaxDurationSec*time.Second || d%time.Second != 0 {
+		return fmt.Errorf("max_lease_duration %s: whole seconds from 0 (no extensions, the default) to 8760h (one year), e.g. \"24h\"", d)
 	}
 	if _, err := url.Parse(c.HostURI); err != nil {
 		return fmt.Errorf("host_uri: %w", err)

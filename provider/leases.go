@@ -54,7 +54,7 @@ func (d *Daemon) spec(l *LeaseRecord, m *manifest.Manifest) runtime.Spec {
 	env = append(env, portEnv(l.Ports, l.Runtime == "docker" && !hostNet)...)
 	s := runtime.Spec{LeaseID: l.LeaseID, Dir: dir, WorkDir: filepath.Join(dir, "work"), LogPath: filepath.Join(dir, "log"),
 		Env: env, GPUs: l.Reservation.GPUs, CPUMilli: l.Reservation.CPUMilli, MemoryBytes: l.Reservation.MemoryMiB << 20,
-		Timeout: time.Duration(l.DurationSec) * time.Second, Ports: l.Ports, HostNetwork: hostNet,
+		Timeout: time.Duration(max(l.TimeoutSec, l.DurationSec)) * time.Second, Ports: l.Ports, HostNetwork: hostNet,
 		DiskBytes: uint64(d.diskBytes(l)), HidePaths: d.hide}
 	// On the host's network a lease may bind, of this provider's port ranges, only the ports it was given.
 	for _, r := range []func() (int, int, error){d.cfg.ServicePortRange, d.cfg.ClusterPortRange} {
@@ -195,6 +195,9 @@ func (d *Daemon) AcceptManifest(ctx context.Context, tenant tx.Address, leaseID 
 		return nil, fmt.Errorf("%w: it needs the %s runtime, which this provider does not run", ErrBadManifest, rtName)
 	}
 	l.Runtime = rtName // spec reads it (a container's ports are its declared ones)
+	if err := d.extendable(ctx, l, &o); err != nil {
+		return nil, err
+	}
 	spec := d.spec(l, m)
 	if err := unpack(spec, body, m); err != nil {
 		return nil, fmt.Errorf("unpack manifest: %w", err)
@@ -206,7 +209,7 @@ func (d *Daemon) AcceptManifest(ctx context.Context, tenant tx.Address, leaseID 
 		}
 		return nil, fmt.Errorf("%w: %v", ErrBadManifest, err)
 	}
-	l.State, l.Runtime, l.Outputs = LeaseStarting, rtName, m.Outputs
+	l.State, l.Runtime, l.Outputs, l.StartedAt = LeaseStarting, rtName, m.Outputs, d.now()
 	if err := d.store.PutLease(l); err != nil {
 		return nil, err
 	}
@@ -224,6 +227,7 @@ func (d *Daemon) AcceptManifest(ctx context.Context, tenant tx.Address, leaseID 
 		return nil, err
 	}
 	d.watch(d.life, l.LeaseID, w)
+	d.armEnd(l)
 	d.spawn(d.life, func(ctx context.Context) {
 		time.Sleep(time.Duration(testLeaseStartedDelay.Load()))
 		if _, err := d.sender.Send(ctx, &tx.LeaseStarted{ID: l.LeaseID}); err != nil && !client.IsCode(err, tx.CodeBadLeaseState) {
@@ -332,12 +336,14 @@ func (d *Daemon) finish(ctx context.Context, leaseID uint64, res runtime.Result)
 	d.mu.Lock()
 	delete(d.workloads, leaseID)
 	d.mu.Unlock()
+	d.disarmEnd(leaseID)
 	unlock := d.lockLease(leaseID)
 	l, err := d.store.Lease(leaseID)
 	if err != nil || l == nil {
 		unlock()
 		return
 	}
+	res = durationResult(l, res)
 	spec := d.spec(l, nil)
 	limit := d.diskBytes(l)
 	hctx, cancel := context.WithTimeout(ctx, hashTime(limit))
@@ -716,6 +722,7 @@ func (d *Daemon) reconcile(ctx context.Context) error {
 			}
 			d.log.Info("reattached to workload", "lease", l.LeaseID)
 			d.watch(d.life, l.LeaseID, w)
+			d.armEnd(l)
 			if lv, err := d.c.Lease(ctx, l.LeaseID); err == nil && lv.State == ledger.LeasePending {
 				d.spawn(ctx, func(ctx context.Context) { _, _ = d.sender.Send(ctx, &tx.LeaseStarted{ID: l.LeaseID}) })
 			}
@@ -752,6 +759,8 @@ func (d *Daemon) housekeeping(ctx context.Context) {
 		withdraw := d.now().Sub(lastWithdraw) >= d.cfg.Limits.WithdrawEvery.Duration
 		for _, l := range leases {
 			switch {
+			case d.endDue(&l):
+				d.spawn(ctx, func(ctx context.Context) { d.durationReached(ctx, l.LeaseID) })
 			case l.State == LeaseAwaitingManifest && d.now().After(l.ManifestDeadline):
 				d.closeLease(ctx, l.LeaseID, "no manifest received in time")
 			case l.State == LeaseRunning && withdraw:

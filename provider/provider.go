@@ -80,6 +80,8 @@ type Daemon struct {
 	retrying   sync.Mutex                    // held by the pass over deferred orders
 	retryAgain atomic.Bool                   // capacity freed during a pass: run another
 	completing map[uint64]bool               // CompleteLease in flight
+	ending     map[uint64]bool               // a lease's end being checked against the ledger (extend.go)
+	endTimers  map[uint64]*time.Timer        // when each extendable running lease's duration ends (extend.go)
 
 	portMu  sync.Mutex     // picking and claiming host ports (cluster.go)
 	claimed map[int]uint64 // host port -> the lease whose manifest claimed it, until saved with the lease
@@ -142,7 +144,7 @@ func New(o Options) (*Daemon, error) {
 	}
 	d := &Daemon{cfg: o.Config, dataDir: o.DataDir, leasesDir: leases, signer: o.Signer, c: o.Client, sender: o.Client.NewSender(o.Signer),
 		runtimes: o.Runtimes, fp: o.CertFingerprint, log: o.Logger, now: o.Now, store: st,
-		capacity: NewCapacity(o.Config.Hardware), workloads: map[uint64]runtime.Workload{}, completing: map[uint64]bool{},
+		capacity: NewCapacity(o.Config.Hardware), workloads: map[uint64]runtime.Workload{}, completing: map[uint64]bool{}, ending: map[uint64]bool{}, endTimers: map[uint64]*time.Timer{},
 		leaseLocks: map[uint64]*leaseLock{}, accepting: map[uint64]context.CancelFunc{}, claimed: map[int]uint64{}}
 	d.isolation = iso
 	for _, p := range append([]string{o.DataDir}, o.Hide...) {
@@ -209,7 +211,7 @@ func (d *Daemon) Register(ctx context.Context) error {
 		return err
 	}
 	info := tx.ProviderInfo{HostURI: d.cfg.HostURI, CertFingerprint: d.fp, Region: d.cfg.Region, Zone: d.cfg.Zone,
-		Hardware: d.cfg.Hardware.Ledger(), Docker: d.runtimes["docker"] != nil}
+		Hardware: d.cfg.Hardware.Ledger(), Docker: d.runtimes["docker"] != nil, MaxLeaseSec: d.cfg.MaxLeaseSec()}
 	var msgs []tx.Msg
 	cur, err := d.c.Provider(ctx, d.Address())
 	switch {
@@ -235,13 +237,13 @@ func (d *Daemon) Register(ctx context.Context) error {
 		return fmt.Errorf("register provider: %w", err)
 	}
 	d.log.Info("provider registered", "provider", d.Address(), "host", info.HostURI, "gpus", info.Hardware.GPUCount(),
-		"stake", client.FormatAmount(want))
+		"stake", client.FormatAmount(want), "max_lease_duration", time.Duration(info.MaxLeaseSec)*time.Second)
 	return nil
 }
 
 func sameInfo(a, b tx.ProviderInfo) bool {
 	if a.HostURI != b.HostURI || a.CertFingerprint != b.CertFingerprint || a.Region != b.Region || a.Zone != b.Zone ||
-		a.Docker != b.Docker || len(a.Hardware.GPUs) != len(b.Hardware.GPUs) || a.Hardware.CPUMilli != b.Hardware.CPUMilli ||
+		a.Docker != b.Docker || a.MaxLeaseSec != b.MaxLeaseSec || len(a.Hardware.GPUs) != len(b.Hardware.GPUs) || a.Hardware.CPUMilli != b.Hardware.CPUMilli ||
 		a.Hardware.MemoryMiB != b.Hardware.MemoryMiB || a.Hardware.DiskMiB != b.Hardware.DiskMiB {
 		return false
 	}
@@ -326,6 +328,11 @@ func (d *Daemon) handle(ctx context.Context, e client.Event) {
 	case "lease.created":
 		if e.Attrs["provider"] == me {
 			d.leaseCreated(ctx, attrID(e, "lease_id"), attrID(e, "order_id"))
+		}
+	case "lease.extended":
+		if e.Attrs["provider"] == me {
+			id := attrID(e, "lease_id")
+			d.spawn(ctx, func(ctx context.Context) { d.leaseExtended(ctx, id) })
 		}
 	case "lease.closed":
 		if e.Attrs["provider"] == me {

@@ -81,6 +81,12 @@ type LeaseRecord struct {
 	// before CommitResult is sent, so that a restarted daemon can still reveal.
 	Group uint64   `json:"group,omitempty"`
 	Salt  *tx.Hash `json:"salt,omitempty"`
+	// A lease runs under a wall-clock limit of TimeoutSec (0, a record made before extensions: DurationSec). When
+	// it may be extended (extend.go) that is the longest this provider lets it run, and the daemon stops it at
+	// StartedAt + DurationSec, DurationSec following the ledger. DurationStop: the daemon stopped it there.
+	TimeoutSec   uint64    `json:"timeout_sec,omitempty"`
+	StartedAt    time.Time `json:"started_at,omitzero"`
+	DurationStop bool      `json:"duration_stop,omitempty"`
 }
 
 // Store is the daemon's bbolt database.

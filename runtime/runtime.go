@@ -20,7 +20,9 @@ type Spec struct {
 	// container) and where its outputs are collected from after it exits.
 	WorkDir string
 	// LogPath receives the workload's combined stdout and stderr, appended as it is produced. It is a plain file
-	// so that logs survive a daemon restart and can be followed by readers.
+	// so that logs survive a daemon restart and can be followed by readers. The runtime writes it, not the
+	// workload, with its index beside it: IndexPath(LogPath), when and from which stream each part was read
+	// (logindex.go).
 	LogPath string
 	// Command is run by /bin/sh -c. It may be empty for a container image with an entrypoint.
 	Command string

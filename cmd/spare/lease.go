@@ -22,6 +22,7 @@ import (
 	"github.com/sparenet/spare/client/keyring"
 	"github.com/sparenet/spare/ledger"
 	"github.com/sparenet/spare/ledger/tx"
+	"github.com/sparenet/spare/provider"
 	"github.com/sparenet/spare/tenant"
 	"github.com/sparenet/spare/termsafe"
 )
@@ -379,20 +380,27 @@ type replicaRun struct {
 }
 
 func newLogsCmd(g *globals) *cobra.Command {
-	var from string
-	var follow, member bool
+	var from, since string
+	var follow, member, timestamps bool
 	var tail int
 	cmd := &cobra.Command{
 		Use:   "logs LEASE",
-		Short: "Print a lease's workload output (-f follows until it ends, --tail N the last lines); a cluster member's shows every rank's",
+		Short: "Print a lease's workload output (-f follows until it ends, --tail N the last lines, --since 10m); a cluster member's shows every rank's",
 		Long: `Print a lease's workload output; -f follows it until the workload ends, --tail N starts from its
-last N lines. For a member of a cluster order, every member's output is merged, each line prefixed
-with "[rank N] " (--member shows this lease's alone). On a terminal, escape sequences and control
-characters in the output are removed (a lone carriage return becomes a line break); piped or
-redirected the bytes are exactly the provider's. -o json writes one JSON object per line: time
-(when it reached this machine: the provider's log carries no times), lease, rank (cluster members),
-text. The provider merges the workload's stdout and stderr into one log.`,
-		Example: "  spare logs 3 -f\n  spare logs 3 --tail 20\n  spare logs 3 -o json | jq -r .text",
+last N lines, --since shows only the lines written since a time: a duration before now (10m, 1h30m)
+or an RFC 3339 time (2026-12-07T04:00:00Z). -t/--timestamps starts each line with the time the
+provider read it (RFC 3339, UTC). For a member of a cluster order, every member's output is merged,
+each line prefixed with "[rank N] " (--member shows this lease's alone; with -o json, --since or -t,
+--tail N is the last N lines of each member). On a terminal, escape sequences and control characters in the output are removed (a lone
+carriage return becomes a line break); piped or redirected the bytes are exactly the provider's.
+
+-o json writes one JSON object per line: time (when the provider's runtime read the line, at
+millisecond precision; absent for a log that has no times), lease, rank (cluster members), stream
+(stdout or stderr; "spare" for the provider's note that it stopped at its log limit), text (without
+the newline), partial (true when the line did not end with a newline: cut at 16 KiB, by the other
+stream's output, or at the end). The provider keeps the workload's stdout and stderr in one log, each
+stream's lines in order; between the two streams, the order is the order it read them in.`,
+		Example: "  spare logs 3 -f\n  spare logs 3 --tail 20\n  spare logs 3 --since 10m -t\n  spare logs 3 -o json | jq -r 'select(.stream == \"stderr\") | .text'",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseLeaseArg(args[0])
@@ -402,9 +410,38 @@ text. The provider merges the workload's stdout and stderr into one log.`,
 			if tail < 0 {
 				return fmt.Errorf("--tail %d: give a number of lines, 0 for all", tail)
 			}
+			if tail > provider.MaxLogTail {
+				return fmt.Errorf("--tail %d: at most %d lines (0: all)", tail, provider.MaxLogTail)
+			}
+			var sinceT time.Time
+			if since != "" {
+				if sinceT, err = parseSince(since, time.Now()); err != nil {
+					return err
+				}
+			}
 			t, err := g.tenantFor(from)
 			if err != nil {
 				return err
+			}
+			cluster := uint64(0)
+			if !member {
+				if l, err := t.Client().Lease(cmd.Context(), id); err == nil {
+					if _, err := t.Client().Cluster(cmd.Context(), l.OrderID); err == nil {
+						cluster = l.OrderID
+					}
+				}
+			}
+			if g.output == "json" || !sinceT.IsZero() || timestamps {
+				// Lines with the provider's times and streams.
+				q := tenant.LogQuery{Follow: follow, Since: sinceT, Tail: tail}
+				err := streamLogLines(cmd.Context(), g, t, id, cluster, q, timestamps)
+				if !errors.Is(err, tenant.ErrNoLogLines) || g.output != "json" || !sinceT.IsZero() || timestamps {
+					if errors.Is(err, tenant.ErrNoLogLines) {
+						return fmt.Errorf("%w; --since and --timestamps need them (plain 'spare logs %d' works)", err, id)
+					}
+					return err
+				}
+				// An older provider: JSON lines of its text, timed as they arrive.
 			}
 			var out io.Writer
 			flush := func() error { return nil }
@@ -416,12 +453,8 @@ text. The provider merges the workload's stdout and stderr into one log.`,
 				out, flush = g.forTerminal(g.out)
 			}
 			stream := func(follow bool, w io.Writer) error { return t.StreamLogs(cmd.Context(), id, follow, w) }
-			if !member {
-				if l, err := t.Client().Lease(cmd.Context(), id); err == nil {
-					if _, err := t.Client().Cluster(cmd.Context(), l.OrderID); err == nil {
-						stream = func(follow bool, w io.Writer) error { return t.StreamClusterLogs(cmd.Context(), l.OrderID, follow, w) }
-					}
-				}
+			if cluster != 0 {
+				stream = func(follow bool, w io.Writer) error { return t.StreamClusterLogs(cmd.Context(), cluster, follow, w) }
 			}
 			if tail == 0 {
 				return errors.Join(stream(follow, out), flush())
@@ -444,7 +477,113 @@ text. The provider merges the workload's stdout and stderr into one log.`,
 	addFrom(cmd, &from)
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep streaming until the workload ends")
 	cmd.Flags().IntVar(&tail, "tail", 0, "start from the last N lines (0: all)")
+	cmd.Flags().StringVar(&since, "since", "", "only lines written since: a duration before now (10m, 1h30m) or an RFC 3339 time")
+	cmd.Flags().BoolVarP(&timestamps, "timestamps", "t", false, "start each line with the time the provider read it")
 	return cmd
+}
+
+// parseSince reads --since: a duration before now or an RFC 3339 time.
+func parseSince(v string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(v); err == nil {
+		if d < 0 {
+			return time.Time{}, fmt.Errorf("--since %s: a duration before now is positive (10m: the last ten minutes)", v)
+		}
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("--since %q: give a duration before now (10m, 1h30m) or an RFC 3339 time (2026-12-07T04:00:00Z)", v)
+}
+
+// streamLogLines prints a lease's lines (or its cluster's, when cluster is its order) with their times and
+// streams: -o json as JSON lines, else their text, each after its time with timestamps.
+func streamLogLines(ctx context.Context, g *globals, t *tenant.Tenant, id, cluster uint64, q tenant.LogQuery, timestamps bool) error {
+	p := &linePrinter{json: g.output == "json", timestamps: timestamps, lease: id}
+	var flush func() error
+	if p.json {
+		p.w, flush = g.out, func() error { return nil }
+	} else {
+		p.w, flush = g.forTerminal(g.out) // the provider's text loses its escape sequences on a terminal
+	}
+	var err error
+	if cluster != 0 {
+		err = t.StreamClusterLogLines(ctx, cluster, q, func(l tenant.ClusterLogLine) error {
+			return p.print(l.LogLine, l.LeaseID, &l.Rank, l.Restart)
+		})
+	} else {
+		err = t.StreamLogLines(ctx, id, q, func(l tenant.LogLine) error { return p.print(l, id, nil, 0) })
+	}
+	return errors.Join(err, p.end(), flush())
+}
+
+// linePrinter prints log lines: JSON lines {time, lease, rank, stream, text, partial}, or text: each line's
+// text (a partial line without a newline, as in the log), with timestamps after its time, and a cluster
+// member's after "[rank N] ".
+type linePrinter struct {
+	w          io.Writer
+	json       bool
+	timestamps bool
+	lease      uint64
+	open       bool // text: the last line printed had no newline
+}
+
+func (p *linePrinter) print(l tenant.LogLine, lease uint64, rank *int, restart uint32) error {
+	if p.json {
+		rec := struct {
+			Time    string `json:"time,omitempty"`
+			Lease   uint64 `json:"lease"`
+			Rank    *int   `json:"rank,omitempty"`
+			Stream  string `json:"stream,omitempty"`
+			Text    string `json:"text"`
+			Partial bool   `json:"partial,omitempty"`
+		}{Lease: lease, Rank: rank, Stream: l.Stream, Text: l.Text, Partial: l.Partial}
+		if !l.Time.IsZero() {
+			rec.Time = l.Time.UTC().Format(time.RFC3339Nano)
+		}
+		b, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		_, err = p.w.Write(append(b, '\n'))
+		return err
+	}
+	var b strings.Builder
+	prefixed := p.timestamps || rank != nil
+	if p.open && prefixed {
+		b.WriteByte('\n') // a prefixed line starts a line of its own
+	}
+	if p.timestamps {
+		ts := "-" // no time recorded
+		if !l.Time.IsZero() {
+			ts = l.Time.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+		}
+		b.WriteString(ts + " ")
+	}
+	if rank != nil {
+		if restart > 0 {
+			fmt.Fprintf(&b, "[rank %d, restart %d] ", *rank, restart)
+		} else {
+			fmt.Fprintf(&b, "[rank %d] ", *rank)
+		}
+	}
+	b.WriteString(l.Text)
+	p.open = l.Partial && !prefixed
+	if !p.open {
+		b.WriteByte('\n')
+	}
+	_, err := io.WriteString(p.w, b.String())
+	return err
+}
+
+// end ends a last partial line.
+func (p *linePrinter) end() error {
+	if !p.open {
+		return nil
+	}
+	p.open = false
+	_, err := io.WriteString(p.w, "\n")
+	return err
 }
 
 // lastLines is the last n lines of b (a final line without its newline counts).
@@ -583,7 +722,8 @@ func newTopUpCmd(g *globals) *cobra.Command {
 		Long: `Add to the deposit of a lease whose deposit would run out before its duration: it then runs
 longer, up to its duration, and the command says until when. A lease that already runs to its
 duration cannot run longer by a top-up (the extra would only come back unused): the command says so
-and sends nothing. A pending lease's billing has not started; a top-up still raises its deposit.`,
+and sends nothing; 'spare extend LEASE DURATION' lengthens it, when its provider allows. A pending
+lease's billing has not started; a top-up still raises its deposit.`,
 		Example: "  spare topup 3 0.5",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -605,8 +745,8 @@ and sends nothing. A pending lease's billing has not started; a top-up still rai
 			}
 			durEnd := before.StartedMs + before.DurationSec*1000
 			if before.State == ledger.LeaseActive && before.EndMs >= durEnd {
-				return fmt.Errorf("lease %d already runs to the end of its duration (%s, at %s): a top-up cannot make it run longer and would come back unused. A longer run needs a new order with a longer duration",
-					id, time.Duration(before.DurationSec)*time.Second, time.UnixMilli(int64(durEnd)).Local().Format(time.DateTime))
+				return fmt.Errorf("lease %d already runs to the end of its duration (%s, at %s): a top-up cannot make it run longer and would come back unused. To run longer, extend its duration: spare extend %d DURATION (e.g. 1h; its provider sets how long a lease may run in all)",
+					id, time.Duration(before.DurationSec)*time.Second, time.UnixMilli(int64(durEnd)).Local().Format(time.DateTime), id)
 			}
 			return g.sendAndShowLease(cmd.Context(), from, id, &tx.TopUp{LeaseID: id, Amount: amount}, func(w io.Writer, l ledger.LeaseView) {
 				fmt.Fprintf(w, "lease %d: deposit now %s", id, client.FormatAmount(l.Deposit))

@@ -52,6 +52,7 @@ const (
 	CodeNotCommitted      Code = 39 // a replica's result revealed before its commitment, or not matching it
 	CodeRevealClosed      Code = 40 // a reveal before the reveal phase opened or after it closed
 	CodeOutOfGas          Code = 41 // the transaction ran past its gas limit: reverted, fee paid
+	CodeExtendRefused     Code = 42 // ExtendLease past the provider's max_lease_sec (or a provider that takes no extensions)
 )
 
 var codeNames = map[Code]string{
@@ -69,6 +70,7 @@ var codeNames = map[Code]string{
 	CodeDuplicateAttest: "duplicate_attest", CodeNotJailed: "not_jailed", CodeJailCooldown: "jail_cooldown",
 	CodeReplicated: "replicated", CodeRateLimited: "rate_limited",
 	CodeExcluded: "excluded", CodeBidsFull: "bids_full", CodeNotCommitted: "not_committed", CodeRevealClosed: "reveal_closed", CodeOutOfGas: "out_of_gas",
+	CodeExtendRefused: "extend_refused",
 }
 
 // String is the code's stable name.

@@ -17,10 +17,12 @@ func sampleMsgs() []Msg {
 	h := Hash(sha256.Sum256([]byte("x")))
 	hw := Hardware{GPUs: []GPUGroup{{Model: "H100", VRAMMiB: 81920, Count: 8}}, CPUMilli: 64000, MemoryMiB: 1 << 19, DiskMiB: 1 << 22}
 	info := ProviderInfo{HostURI: "https://gpu.example:8443", CertFingerprint: h, Region: "eu-west", Zone: "a", Hardware: hw}
+	extending := info
+	extending.MaxLeaseSec = 86400
 	return []Msg{
 		&Send{To: a, Amount: 5},
 		&RegisterProvider{ProviderInfo: info},
-		&UpdateProvider{ProviderInfo: info},
+		&UpdateProvider{ProviderInfo: extending},
 		&Bond{Amount: 1 << 40},
 		&Unbond{Amount: 3},
 		&CreateOrder{Resources: Resources{GPUCount: 2, GPUModels: []string{"H100", "A100"}, GPUMinVRAMMiB: 40960, CPUMilli: 4000, MemoryMiB: 16384, DiskMiB: 51200},
@@ -48,6 +50,7 @@ func sampleMsgs() []Msg {
 		&CommitResult{LeaseID: 3, Commitment: ResultCommitment(h, -1, a, [32]byte{9})},
 		&RevealResult{Receipt: Receipt{ChainID: "c", LeaseID: 3, ManifestHash: h, StartMs: 1, EndMs: 2, ExitCode: -1, GPUSeconds: 9, OutputRoot: h, Signature: make([]byte, 64)},
 			Salt: [32]byte{9, 8, 7}},
+		&ExtendLease{LeaseID: 3, AddSec: 3600},
 	}
 }
 

@@ -32,6 +32,7 @@ const (
 	TypeCreateCluster    MsgType = 21
 	TypeCommitResult     MsgType = 22
 	TypeRevealResult     MsgType = 23
+	TypeExtendLease      MsgType = 24
 )
 
 var msgNames = map[MsgType]string{
@@ -42,7 +43,7 @@ var msgNames = map[MsgType]string{
 	TypeTopUp: "top_up", TypeWithdraw: "withdraw", TypeAttest: "attest", TypeUnjail: "unjail",
 	TypeAttestHardware: "attest_hardware", TypeCreateReplicated: "create_replicated_order",
 	TypePublishLatency: "publish_latency", TypeCreateCluster: "create_cluster_order",
-	TypeCommitResult: "commit_result", TypeRevealResult: "reveal_result",
+	TypeCommitResult: "commit_result", TypeRevealResult: "reveal_result", TypeExtendLease: "extend_lease",
 }
 
 func (t MsgType) String() string {
@@ -138,6 +139,8 @@ func newMsg(t MsgType) Msg {
 		return &CommitResult{}
 	case TypeRevealResult:
 		return &RevealResult{}
+	case TypeExtendLease:
+		return &ExtendLease{}
 	}
 	return nil
 }
@@ -180,6 +183,10 @@ type ProviderInfo struct {
 	Zone            string   `json:"zone"`
 	Hardware        Hardware `json:"hardware"`
 	Docker          bool     `json:"docker"` // runs container images (the docker runtime)
+	// MaxLeaseSec is the longest total duration, in seconds, this provider lets a lease of its run through
+	// ExtendLease (its provider.toml's max_lease_duration); 0: no extensions. At most MaxDurationSec. It does not
+	// limit the orders the provider bids on: a lease already longer than it just cannot be extended.
+	MaxLeaseSec uint64 `json:"max_lease_sec,omitempty"`
 }
 
 // Validate checks the declaration.
@@ -195,6 +202,9 @@ func (p *ProviderInfo) Validate() error {
 	}
 	if err := validName("zone", p.Zone, false); err != nil {
 		return err
+	}
+	if p.MaxLeaseSec > MaxDurationSec {
+		return Errorf(CodeInvalidMsg, "max_lease_sec %d: at most %d (one year); 0 accepts no extensions", p.MaxLeaseSec, MaxDurationSec)
 	}
 	return p.Hardware.Validate()
 }
@@ -219,21 +229,42 @@ func DecodeProviderInfo(r *Reader, p *ProviderInfo) {
 	p.Docker = r.Bool("docker")
 }
 
+// EncodeProviderInfo and DecodeProviderInfo leave MaxLeaseSec out: it came later, and is written after
+// everything else, by the messages (encodeProviderMsg, only when set) and by the ledger's provider record.
+
+// encodeProviderMsg writes a RegisterProvider's or UpdateProvider's declaration: MaxLeaseSec last, and only when
+// it is not 0, so that a message written before extensions existed is still the one encoding of its value.
+func encodeProviderMsg(w *Writer, p *ProviderInfo) {
+	EncodeProviderInfo(w, p)
+	if p.MaxLeaseSec != 0 {
+		w.Bounded("max_lease_sec", p.MaxLeaseSec, MaxDurationSec)
+	}
+}
+
+func decodeProviderMsg(r *Reader, p *ProviderInfo) {
+	DecodeProviderInfo(r, p)
+	if r.Remaining() > 0 { // absent: written before extensions existed, or no extensions
+		if p.MaxLeaseSec = r.Bounded("max_lease_sec", MaxDurationSec); p.MaxLeaseSec == 0 && r.Err() == nil {
+			r.Fail("max_lease_sec", "0 is written by leaving the field out")
+		}
+	}
+}
+
 // RegisterProvider makes the signer's account a provider.
 type RegisterProvider struct{ ProviderInfo }
 
 func (*RegisterProvider) Type() MsgType          { return TypeRegisterProvider }
 func (m *RegisterProvider) ValidateBasic() error { return m.Validate() }
-func (m *RegisterProvider) encode(w *Writer)     { EncodeProviderInfo(w, &m.ProviderInfo) }
-func (m *RegisterProvider) decode(r *Reader)     { DecodeProviderInfo(r, &m.ProviderInfo) }
+func (m *RegisterProvider) encode(w *Writer)     { encodeProviderMsg(w, &m.ProviderInfo) }
+func (m *RegisterProvider) decode(r *Reader)     { decodeProviderMsg(r, &m.ProviderInfo) }
 
 // UpdateProvider replaces the signer's provider declaration.
 type UpdateProvider struct{ ProviderInfo }
 
 func (*UpdateProvider) Type() MsgType          { return TypeUpdateProvider }
 func (m *UpdateProvider) ValidateBasic() error { return m.Validate() }
-func (m *UpdateProvider) encode(w *Writer)     { EncodeProviderInfo(w, &m.ProviderInfo) }
-func (m *UpdateProvider) decode(r *Reader)     { DecodeProviderInfo(r, &m.ProviderInfo) }
+func (m *UpdateProvider) encode(w *Writer)     { encodeProviderMsg(w, &m.ProviderInfo) }
+func (m *UpdateProvider) decode(r *Reader)     { decodeProviderMsg(r, &m.ProviderInfo) }
 
 // Bond moves tokens from the provider's balance to its stake.
 type Bond struct {
@@ -646,6 +677,30 @@ func (m *TopUp) ValidateBasic() error {
 }
 func (m *TopUp) encode(w *Writer) { w.Uvarint(m.LeaseID); w.Uvarint(m.Amount) }
 func (m *TopUp) decode(r *Reader) { m.LeaseID = r.Uvarint("lease_id"); m.Amount = r.Uvarint("amount") }
+
+// ExtendLease lengthens a lease by AddSec seconds, at its price, and adds to its deposit what the new duration
+// needs (the lease's tenant pays it, as with TopUp): one message, and the lease runs to its new end. The new
+// duration may not exceed its provider's MaxLeaseSec.
+type ExtendLease struct {
+	LeaseID uint64 `json:"lease_id"`
+	AddSec  uint64 `json:"add_sec"`
+}
+
+func (*ExtendLease) Type() MsgType { return TypeExtendLease }
+func (m *ExtendLease) ValidateBasic() error {
+	if err := nonzeroID("lease_id", m.LeaseID); err != nil {
+		return err
+	}
+	if m.AddSec == 0 || m.AddSec > MaxDurationSec {
+		return Errorf(CodeInvalidMsg, "add_sec %d: must be 1..%d", m.AddSec, MaxDurationSec)
+	}
+	return nil
+}
+func (m *ExtendLease) encode(w *Writer) { w.Uvarint(m.LeaseID); w.Uvarint(m.AddSec) }
+func (m *ExtendLease) decode(r *Reader) {
+	m.LeaseID = r.Uvarint("lease_id")
+	m.AddSec = r.Uvarint("add_sec")
+}
 
 // Withdraw pays the provider what a running lease has earned so far.
 type Withdraw struct {

@@ -347,6 +347,16 @@ func DecodeReceipt(r *Reader) Receipt {
 	return rc
 }
 
+// Bounded reads a uvarint that must not exceed max (Writer.Bounded).
+func (r *Reader) Bounded(field string, max uint64) uint64 {
+	v := r.Uvarint(field)
+	if v > max {
+		r.Fail(field, "value %d exceeds %d", v, max)
+		return 0
+	}
+	return v
+}
+
 // U32 reads a uvarint that must fit 32 bits.
 func (r *Reader) U32(field string) uint32 {
 	v := r.Uvarint(field)

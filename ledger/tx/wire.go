@@ -72,6 +72,14 @@ func (w *Writer) List(field string, n, max int) {
 	w.Uvarint(uint64(n))
 }
 
+// Bounded appends an unsigned integer that its decoder reads with the same max (Reader.Bounded).
+func (w *Writer) Bounded(field string, v, max uint64) {
+	if v > max {
+		w.fail(field, "%d, limit %d", v, max)
+	}
+	w.Uvarint(v)
+}
+
 // Uvarint appends v as a minimal unsigned varint.
 func (w *Writer) Uvarint(v uint64) { w.buf = binary.AppendUvarint(w.buf, v) }
 

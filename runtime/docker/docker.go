@@ -67,6 +67,9 @@
 // holds the entries since A (its log files rotate at 256 MiB) and the host clock did not step back by more than
 // the margin. LogPath has stdout's and stderr's lines in the engine's order: each stream's in order, but as the
 // engine reads them from two pipes, a line may come a little before one written earlier on the other stream.
+// Each entry's stream and the engine's time for it go to the log's index (runtime.IndexPath), written with
+// the log by runtime.LogWriter: the index records of a batch before its bytes. A resumed copier starts a new
+// record (it does not know where the line in progress began), so a resume may split a line in two.
 //
 // # Ending
 //

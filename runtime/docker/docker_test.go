@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -226,6 +227,43 @@ func TestLogCopierResume(t *testing.T) {
 		if string(got) != "prelude\n"+want.String() {
 			t.Fatalf("seed %d: LogPath differs\n got: %q\nwant: %q", seed, got, "prelude\n"+want.String())
 		}
+		// The index gives every byte the stream of its entry, with times that never go down.
+		index, err := os.ReadFile(runtime.IndexPath(logPath))
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkIndexStreams(t, seed, entries, int64(len("prelude\n")), got, index)
+	}
+}
+
+// checkIndexStreams checks that the index of log gives each byte after from the stream of its entry, and
+// offsets and times that never go down.
+func checkIndexStreams(t *testing.T, seed uint64, entries []fakeEntry, from int64, log, index []byte) {
+	t.Helper()
+	rs, n := runtime.DecodeIndex(index)
+	if n != len(index) || len(rs) != len(index)/runtime.IndexRecordSize {
+		t.Fatalf("seed %d: index of %d bytes has %d good records", seed, len(index), len(rs))
+	}
+	if len(rs) == 0 || rs[0].Offset != from {
+		t.Fatalf("seed %d: first record %+v, want offset %d", seed, rs, from)
+	}
+	off := from
+	for _, e := range entries {
+		for range len(e.msg) {
+			i := sort.Search(len(rs), func(i int) bool { return rs[i].Offset > off }) - 1
+			if i < 0 || rs[i].Stream != runtime.Stream(e.stream) {
+				t.Fatalf("seed %d: byte %d (%q) of stream %d: record %+v", seed, off, e.msg, e.stream, rs[max(i, 0)])
+			}
+			off++
+		}
+	}
+	for i := 1; i < len(rs); i++ {
+		if rs[i].Offset < rs[i-1].Offset || rs[i].UnixMilli < rs[i-1].UnixMilli {
+			t.Fatalf("seed %d: records %+v then %+v", seed, rs[i-1], rs[i])
+		}
+	}
+	if off != int64(len(log)) {
+		t.Fatalf("seed %d: %d bytes checked of %d", seed, off, len(log))
 	}
 }
 

@@ -308,6 +308,22 @@ func TestRun(t *testing.T) {
 	if strings.Count(log, "to-stderr\n") != 1 {
 		t.Errorf("stderr not in the log once:\n%s", log)
 	}
+	// The index gives each line its stream, and the engine's times, in order.
+	index, err := os.ReadFile(runtime.IndexPath(s.LogPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prev time.Time
+	for _, l := range runtime.SplitLog([]byte(log), index) {
+		want := runtime.Stdout
+		if string(l.Text) == "to-stderr" {
+			want = runtime.Stderr
+		}
+		if l.Stream != want || l.Time.Before(prev) || l.Time.Before(res.StartedAt.Add(-time.Second)) || l.Time.After(res.EndedAt.Add(time.Second)) {
+			t.Errorf("line %q: %v at %v (run %v..%v)", l.Text, l.Stream, l.Time, res.StartedAt, res.EndedAt)
+		}
+		prev = l.Time
+	}
 	out := filepath.Join(s.WorkDir, "out", "result.txt")
 	b, err := os.ReadFile(out)
 	if err != nil || string(b) != "hello\n" {

@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/sparenet/spare/runtime"
 )
 
 // cursor is how far the log copier got: the bytes of the log stream "since Anchor" (entries stamped at or after
@@ -93,21 +95,23 @@ type stamp struct{ t, n int64 }
 // copyOnce reads one log stream from cur to its end (or an error) and returns the cursor it got to. A nil error
 // means the stream ended normally: the container stopped and its log was drained.
 func (lc *logCopier) copyOnce(ctx context.Context, cur cursor) (out cursor, err error) {
-	f, err := os.OpenFile(lc.logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	// The log and its index (runtime.LogWriter: each entry's stream and the engine's time for it).
+	lw, files, err := runtime.OpenLogWriter(lc.logPath, 0)
 	if err != nil {
-		return cur, fmt.Errorf("docker: log file: %w", err)
+		return cur, fmt.Errorf("docker: %w", err)
 	}
-	defer f.Close()
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	lw.SetBuffered()
 	cf, err := os.OpenFile(lc.cursorPath, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return cur, fmt.Errorf("docker: log cursor: %w", err)
 	}
 	defer cf.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return cur, fmt.Errorf("docker: log file: %w", err)
-	}
-	offset := fi.Size()
+	offset := lw.Size()
 	anchor := cur.Anchor
 	skip := cur.skip(offset)
 	var pos int64 // bytes of the stream since anchor seen (in LogPath before, or appended now)
@@ -120,7 +124,6 @@ func (lc *logCopier) copyOnce(ctx context.Context, cur cursor) (out cursor, err 
 	br := bufio.NewReaderSize(rc, 64<<10)
 
 	var (
-		batch    []byte
 		stamps   []stamp
 		keep     = 1024 // prune stamps when there are more than this
 		maxT     int64
@@ -130,15 +133,14 @@ func (lc *logCopier) copyOnce(ctx context.Context, cur cursor) (out cursor, err 
 		flushErr error
 	)
 	flush := func() {
-		if len(batch) > 0 {
-			n, werr := f.Write(batch)
+		if b := lw.Buffered(); b > 0 && flushErr == nil {
+			n, werr := lw.Flush()
 			offset += int64(n)
 			if werr != nil {
 				// What was not written is not in LogPath: take it back from the count.
-				pos -= int64(len(batch) - n)
-				flushErr = fmt.Errorf("docker: log file: %w", werr)
+				pos -= int64(b - n)
+				flushErr = fmt.Errorf("docker: %w", werr)
 			}
-			batch = batch[:0]
 		}
 		if flushErr == nil && pos >= skip && maxT-anchor >= int64(lc.every) {
 			// Move the anchor up: the bytes of the stream since the new anchor are those of the entries
@@ -203,7 +205,15 @@ func (lc *logCopier) copyOnce(ctx context.Context, cur cursor) (out cursor, err 
 		}
 		// else: an entry stamped before the anchor, written after those copied when the anchor moved: not part of
 		// the stream since anchor (so not counted), but new to LogPath.
-		batch = append(batch, msg...)
+		st := runtime.Stdout
+		if hdr[0] == 2 {
+			st = runtime.Stderr
+		}
+		at := time.Now()
+		if t > 0 {
+			at = time.Unix(0, t)
+		}
+		_ = lw.Write(st, at, msg) // buffered: errors come from Flush
 
 		if len(stamps) > keep {
 			// Stamps older than margin before the newest can no longer be after any future anchor.
@@ -211,7 +221,7 @@ func (lc *logCopier) copyOnce(ctx context.Context, cur cursor) (out cursor, err 
 			stamps = slices.DeleteFunc(stamps, func(s stamp) bool { return s.t < lim })
 			keep = max(1024, 2*len(stamps))
 		}
-		if !frameBuffered(br) || len(batch) >= 1<<20 {
+		if !frameBuffered(br) || lw.Buffered() >= 1<<20 {
 			flush()
 			if flushErr != nil {
 				return newest, flushErr

@@ -10,9 +10,11 @@
 // in a new session (setsid: it is the session and process group leader, with no controlling terminal), its
 // working directory Spec.WorkDir, its environment exactly Spec.Env (plus PATH, HOME=WorkDir,
 // CUDA_VISIBLE_DEVICES and NVIDIA_VISIBLE_DEVICES when Spec.Env lacks them: the daemon's own environment never
-// reaches the workload), stdin /dev/null, and stdout and stderr appended to Spec.LogPath through a file
-// descriptor the child owns, so the logs go on if the daemon dies. Nothing ties the workload to the daemon's
-// lifetime (no parent-death signal, no pipes to the daemon): it survives a daemon crash or restart.
+// reaches the workload), stdin /dev/null, and stdout and stderr two pipes to the log copier (logcopy.go), a
+// process of the daemon's user in a session of its own that appends what it reads to Spec.LogPath and records
+// when and from which stream in the log's index (runtime.IndexPath), so the logs go on if the daemon dies.
+// Nothing ties the workload to the daemon's lifetime (no parent-death signal, no pipes to the daemon): it
+// survives a daemon crash or restart.
 //
 // The wrapper is a few lines of sh. It first waits on a pipe for the daemon's go-ahead (so that limits and
 // the cgroup are in place before the tenant's command runs: see Limits), then runs /bin/sh -c COMMAND as a
@@ -47,9 +49,10 @@
 // LeaseID mod Config.UIDRange (no /etc/passwd entry is needed), with no supplementary groups. Start refuses to
 // start when a process of that uid still runs. Spec.Dir becomes root:GID mode 0710 (the lease may only
 // traverse it; other leases, being other uids and gids, cannot even do that), Spec.WorkDir and everything in
-// it becomes UID:GID (WorkDir mode 0700), Spec.LogPath becomes UID:GID mode 0600, and the runtime's own files
-// stay in DIR/.process, root mode 0700. The provider's keys and configuration (root-owned 0600/0700) are out of
-// reach, as is every other lease's directory. The directories above Spec.Dir must be searchable (o+x) for the
+// it becomes UID:GID (WorkDir mode 0700), Spec.LogPath and its index stay root's, mode 0600 (the log copier
+// writes them; the workload cannot), and the runtime's own files stay in DIR/.process, root mode 0700. The
+// provider's keys and configuration (root-owned 0600/0700) are out of reach, as is every other lease's
+// directory. The directories above Spec.Dir must be searchable (o+x) for the
 // lease's uid to reach its WorkDir.
 //
 // When the daemon does not run as root, there is no sandbox, and the workload runs as the daemon's own user: Spec.Dir is made 0700, but
@@ -79,8 +82,8 @@
 // Whatever a cgroup cannot do falls back to resource limits (rlimits), always in place before the tenant's
 // command runs: Config.MemoryRlimit (RLIMIT_AS by default) = MemoryBytes, RLIMIT_NPROC = Config.MaxProcs (as
 // root only: the count is per uid, and only a per-lease uid makes it mean anything), and always
-// RLIMIT_CORE = 0, and RLIMIT_FSIZE = DiskBytes when set (no single file, the log included, may outgrow the
-// lease's disk). In the sandbox the init sets them on itself. Otherwise the daemon sets them with prlimit(2) on the wrapper while it waits for the go-ahead. Root
+// RLIMIT_CORE = 0, and RLIMIT_FSIZE = DiskBytes when set (no single file may outgrow the lease's disk; the log
+// copier writes at most DiskBytes of log). In the sandbox the init sets them on itself. Otherwise the daemon sets them with prlimit(2) on the wrapper while it waits for the go-ahead. Root
 // without CAP_SYS_RESOURCE (a default Docker container, for one) may not do that to another uid's process;
 // the workload then starts as util-linux's prlimit(1), which lowers its own limits (always allowed) and execs
 // the wrapper. With neither, Start fails rather than run a workload unlimited. CPUMilli has no rlimit
@@ -226,6 +229,7 @@ type Runtime struct {
 	sbWhy     string // why not
 	poolMu    sync.Mutex
 	pool      *sandboxChild // a sandbox init started ahead, waiting for its instructions
+	copiers   *copierChild  // a log copier started ahead, waiting for its instructions
 	prlimit   string        // the prlimit(1) binary that sets rlimits, when prlimit(2) from the daemon cannot
 	noRlimits string        // why no rlimit can be set, when neither works
 }
@@ -453,7 +457,8 @@ type wstate struct {
 	MemoryMech string    `json:"memory_mech,omitempty"` // "cgroup", "rlimit" or empty (no memory limit)
 	Memory     uint64    `json:"memory_bytes,omitempty"`
 	LogPath    string    `json:"log_path"`
-	LogOffset  int64     `json:"log_offset"` // log size at start: this run's output follows
+	LogOffset  int64     `json:"log_offset"`           // log size at start: this run's output follows
+	LogCgroup  string    `json:"log_cgroup,omitempty"` // the log copier's cgroup v2 directory
 	RunDir     string    `json:"run_dir"`
 }
 
@@ -488,11 +493,23 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Workload, 
 	if err != nil {
 		return nil, err
 	}
-	logf, logOffset, err := openLog(s.LogPath, id)
+	logOffset := int64(0)
+	if fi, err := os.Lstat(s.LogPath); err == nil {
+		logOffset = fi.Size()
+	}
+	// stdout and stderr are pipes to the log copier (logcopy.go), which writes the log and its index.
+	lc, err := r.startLogCopier(s, runDir)
+	defer func() { go r.refillCopier() }() // the next lease's copier, once this one's start is done
 	if err != nil {
 		return nil, err
 	}
-	defer logf.Close()
+	defer lc.closeWrite() // the workload holds its own write ends; the copier ends when they are all closed
+	started := false
+	defer func() {
+		if !started && lc.cgroup != "" {
+			go waitLogCopier(runDir, lc.cgroup, lc.done, time.Minute) // its cgroup, once it has read EOF
+		}
+	}()
 	statusf, err := os.OpenFile(filepath.Join(runDir, statusName), os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("process: %w", err)
@@ -613,8 +630,8 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Workload, 
 			Args:        args,
 			Env:         buildEnv(s),
 			Dir:         s.WorkDir,
-			Stdout:      logf,
-			Stderr:      logf,
+			Stdout:      lc.stdout,
+			Stderr:      lc.stderr,
 			ExtraFiles:  []*os.File{statusf, gateR}, // fd 3, fd 4
 			SysProcAttr: attr,
 		}
@@ -669,7 +686,7 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Workload, 
 			UID: id.uid, GID: id.gid, WorkDir: s.WorkDir, HidePaths: s.HidePaths,
 			DiskBytes: s.DiskBytes, MemoryBytes: s.MemoryBytes, Devices: gpus, Rlimits: rls,
 			Args: []string{shell, "-c", wrapper, "spare-workload", s.Command}, Env: buildEnv(s),
-		}, [4]*os.File{logf, logf, statusf, gateR}, sandboxTimeout)
+		}, [4]*os.File{lc.stdout, lc.stderr, statusf, gateR}, sandboxTimeout)
 		if err == nil && reply != "" {
 			err = fmt.Errorf("process: %s", reply)
 		}
@@ -708,13 +725,14 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Workload, 
 		V: stateVersion, PID: pid, StartTicks: ps.start, BootID: bootID(), PGID: pid,
 		Cgroup: cgDir, CgroupRel: cgRel, CgroupV1: v1Dirs, Sandboxed: sbc != nil, UID: id.uid, GID: id.gid, Isolated: id.isolated,
 		StartedAt: startedAt, Limits: strings.Join(limits, "; "), MemoryMech: memMech, Memory: s.MemoryBytes,
-		LogPath: s.LogPath, LogOffset: logOffset, RunDir: runDir,
+		LogPath: s.LogPath, LogOffset: logOffset, RunDir: runDir, LogCgroup: lc.cgroup,
 	}
 	if s.Timeout > 0 {
 		st.Deadline = startedAt.Add(s.Timeout)
 	}
 	w := newWorkload(r, st)
 	w.cmd = cmd
+	w.logDone = lc.done
 	if b, err := json.Marshal(st); err == nil {
 		_ = writeReplace(filepath.Join(runDir, stateName), b, false) // the daemon keeps the real one (State)
 	}
@@ -732,6 +750,7 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Workload, 
 		exited <- exitInfo{parent: true, at: time.Now()}
 	}()
 	go w.monitor(exited, marker{})
+	started = true
 	return w, nil
 }
 
@@ -825,35 +844,6 @@ func prepareDirs(s runtime.Spec, id ident) (string, error) {
 		return "", fmt.Errorf("process: %w", err)
 	}
 	return runDir, nil
-}
-
-// openLog opens (creates) the log for appending, refusing anything but a regular file, and returns its size.
-func openLog(path string, id ident) (*os.File, int64, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, 0, fmt.Errorf("process: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0o600)
-	if err != nil {
-		return nil, 0, fmt.Errorf("process: log: %w", err)
-	}
-	fi, err := f.Stat()
-	if err == nil && !fi.Mode().IsRegular() {
-		err = fmt.Errorf("%s is not a regular file", path)
-	}
-	if err == nil {
-		err = unix.SetNonblock(int(f.Fd()), false)
-	}
-	if err == nil && id.isolated {
-		err = f.Chown(id.uid, id.gid)
-		if err == nil {
-			err = f.Chmod(0o600)
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, 0, fmt.Errorf("process: log: %w", err)
-	}
-	return f, fi.Size(), nil
 }
 
 // Reattach finds a workload started by an earlier daemon process; see the package documentation.

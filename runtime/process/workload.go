@@ -31,6 +31,8 @@ type Workload struct {
 	stopCh chan struct{}
 	done   chan struct{} // closed once res is final
 	res    runtime.Result
+	// logDone is closed when the log copier exits, when this daemon process started it (else its lock says).
+	logDone <-chan struct{}
 }
 
 var _ runtime.Workload = (*Workload)(nil)
@@ -170,6 +172,8 @@ func (w *Workload) finish(ei exitInfo, reason string) {
 		unix.Close(w.pidfd)
 		w.pidfd = -1
 	}
+	// Every process of the workload is gone, so are the pipes' write ends: the copier writes what is left.
+	waitLogCopier(w.st.RunDir, w.st.LogCgroup, w.logDone, logDrainWait)
 
 	res := runtime.Result{StartedAt: w.st.StartedAt, EndedAt: ei.at, ExitCode: -1}
 	code, statusAt, statusOK := readStatus(w.st.RunDir)

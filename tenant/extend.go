@@ -1,0 +1,181 @@
+package tenant
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/bits"
+	"strconv"
+	"time"
+
+	"github.com/sparenet/spare/client"
+	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/tx"
+)
+
+// Extending a lease: `spare extend`. A lease runs the duration it was ordered with; its provider may let it run
+// longer, up to the max_lease_duration it publishes on the ledger. Extend lengthens a pending or running lease
+// in one transaction (ExtendLease), which also adds to the deposit what the new duration needs at the lease's
+// price, so the lease then runs to its new end.
+
+// ErrExtendRefused is wrapped by Extend's error when the provider's maximum does not allow the extension (or the
+// provider takes none): ExtendRefusedError says why.
+var ErrExtendRefused = errors.New("extension refused")
+
+// ExtendRefusedError is a refusal by the provider's max_lease_duration.
+type ExtendRefusedError struct {
+	LeaseID     uint64
+	Provider    tx.Address
+	MaxSec      uint64 // the provider's max_lease_sec on the ledger; 0: it takes no extensions
+	DurationSec uint64 // the lease's duration now
+	AddSec      uint64 // asked for
+}
+
+func (e *ExtendRefusedError) Error() string {
+	if e.MaxSec == 0 {
+		return fmt.Sprintf("provider %s accepts no lease extensions (it sets no max_lease_duration): lease %d ends at the end of its %s; deploy the job again for more time",
+			e.Provider, e.LeaseID, secText(e.DurationSec))
+	}
+	s := fmt.Sprintf("provider %s accepts leases up to %s; lease %d would run %s (%s + %s)",
+		e.Provider, secText(e.MaxSec), e.LeaseID, secText(e.DurationSec+e.AddSec), secText(e.DurationSec), secText(e.AddSec))
+	if e.MaxSec > e.DurationSec {
+		return s + fmt.Sprintf(": extend it by at most %s", secText(e.MaxSec-e.DurationSec))
+	}
+	return s + ": it cannot be extended any more"
+}
+
+// Unwrap makes errors.Is(err, ErrExtendRefused) and tx.CodeOf(err) == tx.CodeExtendRefused hold, as for the
+// ledger's own refusal (the CLI's exit status 2).
+func (e *ExtendRefusedError) Unwrap() []error {
+	return []error{ErrExtendRefused, &tx.Error{Code: tx.CodeExtendRefused, Msg: e.Error()}}
+}
+
+// Extension is an extension of a lease, planned (ExtendPlan) or done (Extend).
+type Extension struct {
+	LeaseID     uint64     `json:"lease_id"`
+	Provider    tx.Address `json:"provider"`
+	AddSec      uint64     `json:"add_sec"`
+	DurationSec uint64     `json:"duration_sec"`     // the new duration
+	MaxSec      uint64     `json:"max_lease_sec"`    // the provider's maximum
+	Added       uint64     `json:"deposit_added"`    // uspr moved from the tenant's balance into the lease's escrow
+	Deposit     uint64     `json:"deposit"`          // the lease's deposit after it
+	State       string     `json:"state"`            // pending or active
+	EndMs       uint64     `json:"end_ms,omitempty"` // when billing now stops (an active lease)
+	WasEndMs    uint64     `json:"was_end_ms,omitempty"`
+	Fee         uint64     `json:"fee,omitempty"` // the transaction's fee (Extend)
+	Height      int64      `json:"height,omitempty"`
+}
+
+// ExtendPlan checks that lease leaseID can run add longer, as the ledger will, and says what it would add to the
+// deposit, without sending anything. add is a whole number of seconds, at least 1 s.
+func (t *Tenant) ExtendPlan(ctx context.Context, leaseID uint64, add time.Duration) (*Extension, error) {
+	if add < time.Second || add%time.Second != 0 || add > tx.MaxDurationSec*time.Second {
+		return nil, fmt.Errorf("extend by %v: give whole seconds from 1s to 8760h (e.g. 30m, 2h)", add)
+	}
+	addSec := uint64(add / time.Second)
+	l, err := t.c.Lease(ctx, leaseID)
+	if err != nil {
+		return nil, err
+	}
+	if l.Tenant != t.Address() {
+		return nil, fmt.Errorf("lease %d is %s's, not yours (%s): only its tenant extends it", leaseID, l.Tenant, t.Address())
+	}
+	switch {
+	case l.State != ledger.LeasePending && l.State != ledger.LeaseActive:
+		why := ""
+		if l.CloseReason != "" {
+			why = " (" + l.CloseReason + ")"
+		}
+		return nil, fmt.Errorf("lease %d is %s%s: only a pending or running lease can be extended; deploy the job again", leaseID, l.State, why)
+	case l.State == ledger.LeaseActive && l.EndMs <= uint64(time.Now().UnixMilli()):
+		return nil, fmt.Errorf("lease %d's billing ended at %s: it is closing and cannot be extended", leaseID, time.UnixMilli(int64(l.EndMs)).Local().Format(time.DateTime))
+	}
+	o, err := t.c.Order(ctx, l.OrderID)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case o.Nodes > 1:
+		return nil, fmt.Errorf("lease %d is a member of cluster order %d: its members end together, so one cannot be extended alone", leaseID, o.ID)
+	case o.Replicas > 1 || o.RefereeFor != 0:
+		return nil, fmt.Errorf("lease %d is a run of a replicated order (order %d): its runs end together, so one cannot be extended alone", leaseID, o.ID)
+	}
+	p, err := t.c.Provider(ctx, l.Provider)
+	if err != nil {
+		return nil, err
+	}
+	duration := l.DurationSec + addSec
+	if p.Info.MaxLeaseSec == 0 || duration > p.Info.MaxLeaseSec {
+		return nil, fmt.Errorf("lease %d: %w", leaseID, &ExtendRefusedError{LeaseID: leaseID, Provider: l.Provider, MaxSec: p.Info.MaxLeaseSec, DurationSec: l.DurationSec, AddSec: addSec})
+	}
+	need, ok := depositFor(l.Price, duration)
+	if !ok {
+		return nil, fmt.Errorf("lease %d: the deposit for %s at %s/h does not fit 64 bits", leaseID, secText(duration), client.FormatAmount(l.Price))
+	}
+	e := &Extension{LeaseID: leaseID, Provider: l.Provider, AddSec: addSec, DurationSec: duration, MaxSec: p.Info.MaxLeaseSec,
+		Added: need - min(need, l.Deposit), State: l.State.String()}
+	e.Deposit = l.Deposit + e.Added
+	if l.State == ledger.LeaseActive {
+		e.WasEndMs = l.EndMs
+		e.EndMs = l.StartedMs + duration*1000 // the deposit now covers the whole duration
+	}
+	return e, nil
+}
+
+// Extend lengthens lease leaseID by add (ExtendPlan's checks first, so that a refusal costs no fee) and adds to
+// its deposit what the new duration needs; it returns what the ledger recorded.
+func (t *Tenant) Extend(ctx context.Context, leaseID uint64, add time.Duration) (*Extension, error) {
+	e, err := t.ExtendPlan(ctx, leaseID, add)
+	if err != nil {
+		return nil, err
+	}
+	r, err := t.sender.Send(ctx, &tx.ExtendLease{LeaseID: leaseID, AddSec: e.AddSec})
+	if err != nil {
+		return nil, fmt.Errorf("extend lease %d: %w", leaseID, err)
+	}
+	e.Fee, e.Height = r.Fee, r.Height
+	// What the ledger recorded (the deposit may have grown since the plan: anyone may top a lease up).
+	for key, v := range map[string]*uint64{"added": &e.Added, "deposit": &e.Deposit, "duration_sec": &e.DurationSec, "end_ms": &e.EndMs} {
+		if s, ok := r.Attr("lease.extended", key); ok {
+			if n, err := strconv.ParseUint(s, 10, 64); err == nil {
+				*v = n
+			}
+		}
+	}
+	return e, nil
+}
+
+// depositFor is the deposit that pays a lease at price (uspr per hour) for sec seconds: ceil(price × sec / 3600),
+// as the ledger computes it.
+func depositFor(price, sec uint64) (uint64, bool) {
+	hi, lo := bits.Mul64(price, sec)
+	if hi >= 3600 {
+		return 0, false
+	}
+	q, r := bits.Div64(hi, lo, 3600)
+	if r != 0 {
+		if q == ^uint64(0) {
+			return 0, false
+		}
+		q++
+	}
+	return q, true
+}
+
+// secText writes whole seconds as the ledger's messages do: "24h", "1h30m", "45s".
+func secText(sec uint64) string {
+	if sec == 0 {
+		return "0s"
+	}
+	h, m, s := sec/3600, sec/60%60, sec%60
+	var out string
+	for _, p := range []struct {
+		v    uint64
+		unit string
+	}{{h, "h"}, {m, "m"}, {s, "s"}} {
+		if p.v > 0 {
+			out += fmt.Sprintf("%d%s", p.v, p.unit)
+		}
+	}
+	return out
+}
