@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,17 +16,31 @@ import (
 
 func newNodeCmd(g *globals) *cobra.Command {
 	var minGasPrice uint64
+	var rebuild bool
 	cmd := &cobra.Command{
 		Use:   "node",
 		Short: "Run a validator: CometBFT with the Spare ledger, in this process",
 		Long: `Run a validator node from --home (made by 'spare init' or 'spare testnet').
 
 The node honours the home's config/config.toml (ports, block time, peers). It stops cleanly on
-Ctrl-C or SIGTERM; after any crash, restarting replays the missing blocks to the same state.`,
-		Example: "  spare node --home ~/.spare",
+Ctrl-C or SIGTERM; after any crash, restarting replays the missing blocks to the same state.
+
+At start the ledger's state is checked against the digest committed with it. A damaged database
+(a corrupt journal or table) is refused, never served: --rebuild-ledger then moves data/ledger
+aside (to data/ledger.damaged-TIME) and rebuilds the state by replaying every block from genesis.`,
+		Example: "  spare node --home ~/.spare\n  spare node --home ~/.spare --rebuild-ledger",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := g.logger()
+			if rebuild {
+				aside, err := moveLedgerAside(g.ledgerDir())
+				if err != nil {
+					return err
+				}
+				if aside != "" {
+					log.Warn("ledger moved aside; rebuilding it from the chain's blocks", "from", g.ledgerDir(), "to", aside)
+				}
+			}
 			st, err := store.Open(g.ledgerDir())
 			if err != nil {
 				return err
@@ -47,6 +62,20 @@ Ctrl-C or SIGTERM; after any crash, restarting replays the missing blocks to the
 			return n.Stop()
 		},
 	}
+	cmd.Flags().BoolVar(&rebuild, "rebuild-ledger", false, "move the ledger's database aside and rebuild the state by replaying every block from genesis (after it was found damaged)")
 	cmd.Flags().Uint64Var(&minGasPrice, "min-gas-price", 0, "the least gas price, in uspr per million gas, of transactions this node lets into its mempool (the chain's params.min_gas_price when higher)")
 	return cmd
+}
+
+// moveLedgerAside renames the ledger's database directory to DIR.damaged-TIME and returns that name ("" when
+// there was none): the node then starts from an empty state and replays the chain's blocks.
+func moveLedgerAside(dir string) (string, error) {
+	if _, err := os.Stat(dir); os.IsNotExist(err) {
+		return "", nil
+	}
+	aside := dir + ".damaged-" + time.Now().UTC().Format("20060102T150405Z")
+	if err := os.Rename(dir, aside); err != nil {
+		return "", fmt.Errorf("rebuild-ledger: move %s aside: %w", dir, err)
+	}
+	return aside, nil
 }

@@ -11,12 +11,14 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
 
 	"github.com/google/btree"
 	"github.com/syndtr/goleveldb/leveldb"
+	lerrors "github.com/syndtr/goleveldb/leveldb/errors"
 	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/util"
 )
@@ -45,7 +47,12 @@ const metaPrefix = "\x00meta/"
 var (
 	keyHeight  = []byte(metaPrefix + "height")
 	keyAppHash = []byte(metaPrefix + "apphash")
+	keyDigest  = []byte(metaPrefix + "digest") // the state's digest (digest.go), written with every commit
 )
+
+// ErrDamaged is a database whose contents are not what was committed to it: Open refuses it (the error says how
+// to rebuild the state from the chain's blocks).
+var ErrDamaged = errors.New("the ledger's database is damaged")
 
 // Store is the committed state.
 type Store struct {
@@ -54,6 +61,7 @@ type Store struct {
 	db        *leveldb.DB // nil for an in-memory store
 	height    int64
 	appHash   []byte
+	digest    digest // of committed, kept for a persisted store
 }
 
 // OpenMem returns an empty store that is not persisted (tests, benchmarks).
@@ -61,10 +69,15 @@ func OpenMem() *Store {
 	return &Store{committed: btree.NewG(degree, less)}
 }
 
-// Open opens (or creates) the LevelDB at dir and loads the committed state into memory.
+// Open opens (or creates) the LevelDB at dir, loads the committed state into memory and checks it against the
+// digest committed with it. A database LevelDB cannot read, or whose state does not add up to its digest, is
+// refused with ErrDamaged and nothing in it is changed.
 func Open(dir string) (*Store, error) {
 	db, err := leveldb.OpenFile(dir, &opt.Options{})
 	if err != nil {
+		if lerrors.IsCorrupted(err) {
+			return nil, damaged(dir, 0, err.Error())
+		}
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
 	s := &Store{committed: btree.NewG(degree, less), db: db}
@@ -74,11 +87,16 @@ func Open(dir string) (*Store, error) {
 		if bytes.HasPrefix(k, []byte(metaPrefix)) {
 			continue
 		}
-		s.committed.ReplaceOrInsert(item{key: string(k), val: append([]byte(nil), it.Value()...)})
+		v := append([]byte(nil), it.Value()...)
+		s.committed.ReplaceOrInsert(item{key: string(k), val: v})
+		s.digest.add(term(string(k), v))
 	}
 	it.Release()
 	if err := it.Error(); err != nil {
 		db.Close()
+		if lerrors.IsCorrupted(err) {
+			return nil, damaged(dir, 0, err.Error())
+		}
 		return nil, fmt.Errorf("store: load %s: %w", dir, err)
 	}
 	if v, err := db.Get(keyHeight, nil); err == nil && len(v) == 8 {
@@ -87,7 +105,24 @@ func Open(dir string) (*Store, error) {
 	if v, err := db.Get(keyAppHash, nil); err == nil {
 		s.appHash = append([]byte(nil), v...)
 	}
+	// A database written before digests existed has none: its digest is written with the next commit.
+	if v, err := db.Get(keyDigest, nil); err == nil {
+		if want, ok := digestOf(v); !ok || want != s.digest {
+			db.Close()
+			return nil, damaged(dir, s.height, "its state does not add up to the digest committed with it (a part of what was committed was lost or changed on disk)")
+		}
+	}
 	return s, nil
+}
+
+// damaged is ErrDamaged for dir, with what was found and how to rebuild.
+func damaged(dir string, height int64, what string) error {
+	at := ""
+	if height > 0 {
+		at = fmt.Sprintf(" at height %d", height)
+	}
+	return fmt.Errorf("%w: %s%s: %s. Nothing was changed. Rebuild it from the chain's blocks with 'spare node --rebuild-ledger' (it moves %s aside and replays every block from genesis), or restore it from a backup",
+		ErrDamaged, dir, at, what, dir)
 }
 
 // Close closes the database.
@@ -129,15 +164,25 @@ func (s *Store) View() (*Batch, int64) {
 
 // Commit makes b the committed state at height with appHash, persisting its writes atomically.
 func (s *Store) Commit(b *Batch, height int64, appHash []byte) error {
+	var dg digest
 	if s.db != nil {
 		wb := new(leveldb.Batch)
+		dg = s.digest // only Commit changes it, and commits do not overlap
+		s.mu.RLock()  // committed is b's base (a View clones it meanwhile under the write lock)
+		base := s.committed
+		s.mu.RUnlock()
 		for _, k := range b.sortedKeys() {
+			if old, ok := base.Get(item{key: k}); ok {
+				dg.sub(term(k, old.val))
+			}
 			if b.deleted[k] {
 				wb.Delete([]byte(k))
 			} else {
 				wb.Put([]byte(k), b.writes[k])
+				dg.add(term(k, b.writes[k]))
 			}
 		}
+		wb.Put(keyDigest, dg.bytes())
 		var hb [8]byte
 		binary.BigEndian.PutUint64(hb[:], uint64(height))
 		wb.Put(keyHeight, hb[:])
@@ -148,6 +193,7 @@ func (s *Store) Commit(b *Batch, height int64, appHash []byte) error {
 	}
 	s.mu.Lock()
 	s.committed = b.tree
+	s.digest = dg
 	s.height = height
 	s.appHash = append([]byte(nil), appHash...)
 	s.mu.Unlock()
