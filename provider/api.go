@@ -224,8 +224,9 @@ func (d *Daemon) getStatus(w http.ResponseWriter, r *http.Request, tenant tx.Add
 	writeJSON(w, d.status(l))
 }
 
-// getLogs sends the log file; with follow it keeps sending what is appended until the workload has ended. At
-// most limits.max_log_bytes are sent, then a line saying so. The log is opened without following a link. With
+// getLogs sends the log file from byte offset on (0: all); with follow it keeps sending what is appended until
+// the workload has ended. At most limits.max_log_bytes of the log are sent, counted from its start (a stream
+// resumed at an offset gets what the first one left), then a line saying so. The log is opened without following a link. With
 // format=jsonl it answers lines with their times and streams instead (logs.go: getLogLines).
 func (d *Daemon) getLogs(w http.ResponseWriter, r *http.Request, tenant tx.Address, id uint64, _ []byte) {
 	if _, err := d.lookup(tenant, id); err != nil {
@@ -250,10 +251,22 @@ func (d *Daemon) getLogs(w http.ResponseWriter, r *http.Request, tenant tx.Addre
 		d.writeErr(w, err)
 		return
 	}
+	if f != nil && lq.offset > 0 {
+		if _, err := f.Seek(lq.offset, io.SeekStart); err != nil {
+			f.Close()
+			d.writeErr(w, err)
+			return
+		}
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	follow := lq.follow
 	flusher, _ := w.(http.Flusher)
-	left := d.cfg.Limits.MaxLogBytes
+	left := d.cfg.Limits.MaxLogBytes - min(lq.offset, d.cfg.Limits.MaxLogBytes)
+	if left == 0 { // an earlier stream had all it may have, and the note: nothing to resume
+		reqsig.WriteError(w, http.StatusRequestedRangeNotSatisfiable, LogLimitCode,
+			fmt.Sprintf("the log was sent up to its limit of %d bytes (limits.max_log_bytes): nothing past it is kept for the tenant", d.cfg.Limits.MaxLogBytes))
+		return
+	}
 	send := func(b []byte) bool {
 		if int64(len(b)) > left {
 			b = b[:left]
@@ -289,6 +302,11 @@ func (d *Daemon) getLogs(w http.ResponseWriter, r *http.Request, tenant tx.Addre
 	for {
 		if f == nil { // the workload has not written anything yet
 			f, _ = openLog(logPath)
+			if f != nil && lq.offset > 0 {
+				if _, err := f.Seek(lq.offset, io.SeekStart); err != nil {
+					return
+				}
+			}
 		}
 		if f != nil {
 			if !drain() {

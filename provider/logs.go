@@ -44,6 +44,9 @@ type LogLine struct {
 // LogLinesContentType is the line form's content type.
 const LogLinesContentType = "application/jsonl; charset=utf-8"
 
+// LogLimitCode is the logs route's error code for a stream resumed past the log's limit (HTTP 416).
+const LogLimitCode = "log_limit"
+
 // MaxLogTail is the largest tail the logs route takes.
 const MaxLogTail = 100_000
 
@@ -57,6 +60,7 @@ type logQuery struct {
 	follow bool
 	since  time.Time // zero: all
 	tail   int       // 0: all
+	offset int64     // the text form: the first byte to send (a stream resumed after a cut)
 }
 
 // badQuery is a parameter's error, said to the tenant as a 400.
@@ -116,6 +120,18 @@ func parseLogQuery(q url.Values) (logQuery, error) {
 			return lq, &badQuery{fmt.Sprintf("tail %q: a number of lines, 0 to %d (0: all)", v, MaxLogTail)}
 		}
 		lq.tail = n
+	}
+	if v, ok, err := one("offset"); err != nil {
+		return lq, err
+	} else if ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 || n > 1<<50 {
+			return lq, &badQuery{fmt.Sprintf("offset %q: the byte of the log to start from, 0 or more (what a cut stream had received)", v)}
+		}
+		if lq.lines {
+			return lq, &badQuery{"offset is the text form's: drop it, or format=jsonl"}
+		}
+		lq.offset = n
 	}
 	if !lq.lines && (!lq.since.IsZero() || lq.tail > 0) {
 		return lq, &badQuery{"since and tail select lines: add format=jsonl"}

@@ -44,6 +44,11 @@ func TestParseLogQuery(t *testing.T) {
 		{q: "tail=5", err: "since and tail select lines: add format=jsonl"},
 		{q: "since=0", err: "add format=jsonl"},
 		{q: "format=jsonl&tail=1&tail=2", err: "tail given 2 times: give it once"},
+		{q: "follow=1&offset=4096", want: logQuery{follow: true, offset: 4096}},
+		{q: "offset=0", want: logQuery{}},
+		{q: "offset=-1", err: `offset "-1": the byte of the log to start from, 0 or more`},
+		{q: "offset=1e3", err: `offset "1e3"`},
+		{q: "format=jsonl&offset=5", err: "offset is the text form's"},
 	} {
 		v, err := url.ParseQuery(c.q)
 		if err != nil {
@@ -56,7 +61,7 @@ func TestParseLogQuery(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || got.lines != c.want.lines || got.follow != c.want.follow || got.tail != c.want.tail || !got.since.Equal(c.want.since) {
+		if err != nil || got.lines != c.want.lines || got.follow != c.want.follow || got.tail != c.want.tail || !got.since.Equal(c.want.since) || got.offset != c.want.offset {
 			t.Errorf("%q: %+v %v, want %+v", c.q, got, err, c.want)
 		}
 	}

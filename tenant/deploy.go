@@ -241,7 +241,7 @@ func (s *single) leases() []uint64 { return []uint64{s.lease.ID} }
 func (s *single) startedLine() string { return "workload running; billing started" }
 
 func (s *single) stream(ctx context.Context, d *deployment) error {
-	return d.t.streamLease(ctx, s.lease.ID, d.logs)
+	return d.streamLease(ctx, s.lease.ID)
 }
 
 func (s *single) over(ctx context.Context, d *deployment) (bool, error) {
@@ -283,49 +283,15 @@ func (s *single) collect(ctx context.Context, d *deployment) (bool, error) {
 	return false, nil
 }
 
-// streamLease follows a lease's output into w until its workload ends. A stream cut short (the provider
-// restarted, a connection dropped) is opened again, up to three times, skipping what was already shown.
-func (t *Tenant) streamLease(ctx context.Context, leaseID uint64, w io.Writer) error {
-	logs := &countingWriter{w: w}
-	err := t.StreamLogs(ctx, leaseID, true, logs)
-	for attempt := 0; err != nil && ctx.Err() == nil && attempt < 3; attempt++ {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond << attempt):
+// streamLease follows a lease's output into w until its workload ends (FollowLogs: a stream the provider cuts
+// is resumed from the last byte received), and says so on the deploy's progress when it is cut.
+func (d *deployment) streamLease(ctx context.Context, leaseID uint64) error {
+	cuts := 0
+	return d.t.FollowLogs(ctx, leaseID, d.logs, func(err error, received int64) {
+		if cuts++; cuts == 1 || cuts%10 == 0 {
+			d.emit("output", "the log stream of lease %d was cut after %d bytes (%v): resuming where it stopped", leaseID, received, err)
 		}
-		err = t.StreamLogs(ctx, leaseID, true, &skipping{w: logs, skip: logs.n})
-	}
-	return err
-}
-
-// countingWriter counts what passed through it.
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
-}
-
-// skipping drops the first skip bytes written to it (already shown), then passes the rest.
-type skipping struct {
-	w    io.Writer
-	skip int64
-}
-
-func (s *skipping) Write(p []byte) (int, error) {
-	n := len(p)
-	if s.skip >= int64(len(p)) {
-		s.skip -= int64(len(p))
-		return n, nil
-	}
-	p, s.skip = p[s.skip:], 0
-	_, err := s.w.Write(p)
-	return n, err
+	})
 }
 
 // Attach follows a lease of this tenant's as deploy would have after placing it: its output until the workload

@@ -15,30 +15,132 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sparenet/spare/ledger"
 	"github.com/sparenet/spare/runtime"
 	"github.com/sparenet/spare/termsafe"
 )
 
-// StreamLogs copies a lease's logs to w; with follow it returns when the workload has ended.
+// StreamLogs copies a lease's logs to w; with follow it returns when the workload has ended, resuming a stream
+// the provider cut (FollowLogs).
 func (t *Tenant) StreamLogs(ctx context.Context, leaseID uint64, follow bool, w io.Writer) error {
+	if follow {
+		return t.FollowLogs(ctx, leaseID, w, nil)
+	}
+	_, err := t.streamLogsFrom(ctx, leaseID, false, 0, w)
+	return err
+}
+
+// streamLogsFrom copies a lease's log from byte offset on to w and returns how many bytes it copied.
+func (t *Tenant) streamLogsFrom(ctx context.Context, leaseID uint64, follow bool, offset int64, w io.Writer) (int64, error) {
 	provider, err := t.leaseProvider(ctx, leaseID)
 	if err != nil {
-		return err
+		return 0, err
+	}
+	q := url.Values{}
+	if follow {
+		q.Set("follow", "1")
+	}
+	if offset > 0 {
+		q.Set("offset", strconv.FormatInt(offset, 10))
 	}
 	path := fmt.Sprintf("/leases/%d/logs", leaseID)
-	if follow {
-		path += "?follow=1"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
 	}
 	resp, err := t.call(ctx, provider, "GET", path, nil)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer resp.Body.Close()
 	if w == nil {
 		w = io.Discard
 	}
-	_, err = io.Copy(w, resp.Body)
-	return err
+	return io.Copy(w, resp.Body)
+}
+
+// logLimitCode is the provider's answer to a stream resumed past its log limit (provider.LogLimitCode).
+const logLimitCode = "log_limit"
+
+// Resuming a cut log stream: first after resumeFirst, then backing off to resumeMax between tries.
+const (
+	resumeFirst = 250 * time.Millisecond
+	resumeMax   = 2 * time.Second
+)
+
+// FollowLogs follows a lease's log into w until its workload ends. A stream the provider cuts (it restarted, the
+// connection dropped) is opened again from the last byte received, for as long as the lease runs on the ledger:
+// nothing is shown twice or lost. Once the lease has ended on the ledger, what the log holds past that byte is
+// fetched once more and the stream ends. onCut (nil: nothing) hears of each cut, with the bytes received so far.
+// A refusal by the provider (not this tenant's lease, say) ends it at once.
+func (t *Tenant) FollowLogs(ctx context.Context, leaseID uint64, w io.Writer, onCut func(err error, received int64)) error {
+	var off int64
+	wait := resumeFirst
+	for {
+		n, err := t.streamLogsFrom(ctx, leaseID, true, off, w)
+		off += n
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var ae *APIError
+		if errors.As(err, &ae) && ae.Code == logLimitCode {
+			return nil // the stream had reached the provider's limit before it was cut: there is no more
+		}
+		if errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500 {
+			return err
+		}
+		if err == nil && t.workloadEnded(ctx, leaseID) {
+			return nil
+		}
+		if l, lerr := t.c.Lease(ctx, leaseID); lerr == nil && l.State != ledger.LeasePending && l.State != ledger.LeaseActive {
+			// Over on the ledger: the rest of the log, if the provider answers, and no more.
+			n, ferr := t.streamLogsFrom(ctx, leaseID, false, off, w)
+			off += n
+			if ferr != nil {
+				return fmt.Errorf("lease %d ended while its log stream was cut at byte %d: %w", leaseID, off, ferr)
+			}
+			return nil
+		}
+		if n > 0 {
+			wait = resumeFirst
+		}
+		if err == nil {
+			err = errors.New("the provider ended the stream while the workload runs")
+		}
+		if onCut != nil {
+			onCut(err, off)
+		}
+		t.log.Info("log stream cut; resuming", "lease", leaseID, "received", off, "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, resumeMax)
+	}
+}
+
+// workloadEnded reports whether the lease's provider says its workload has ended.
+func (t *Tenant) workloadEnded(ctx context.Context, leaseID uint64) bool {
+	provider, err := t.leaseProvider(ctx, leaseID)
+	if err != nil {
+		return false
+	}
+	resp, err := t.call(ctx, provider, "GET", fmt.Sprintf("/leases/%d/status", leaseID), nil)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var st struct {
+		State string `json:"state"`
+	}
+	if json.NewDecoder(io.LimitReader(resp.Body, maxStatusBytes)).Decode(&st) != nil {
+		return false
+	}
+	switch st.State { // the provider's lease states (provider.LeaseState)
+	case "finishing", "revealing", "done":
+		return true
+	}
+	return false
 }
 
 // LogQuery selects the lines StreamLogLines gets.

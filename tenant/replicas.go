@@ -94,7 +94,7 @@ func (s *replicated) leases() []uint64 { return s.runs }
 func (s *replicated) startedLine() string { return "every run is running; billing started" }
 
 func (s *replicated) stream(ctx context.Context, d *deployment) error {
-	return d.t.streamLease(ctx, s.runs[0], d.logs)
+	return d.streamLease(ctx, s.runs[0])
 }
 
 // over follows the comparison: it reports commitments and reveals, ships the job to a referee if the ledger

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"github.com/sparenet/spare/manifest"
 	"github.com/sparenet/spare/node"
 	"github.com/sparenet/spare/reqsig"
+	"github.com/sparenet/spare/tenant"
 )
 
 // proc is a `spare` subprocess with its output in a log file.
@@ -98,7 +100,7 @@ func TestProviderKill9MidLease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tenant, _ := kr.Signer("tenant")
+	tenantKey, _ := kr.Signer("tenant")
 	provKey, _ := kr.Signer("provider")
 	waitUntil(t, ctx, "provider registered", provLog, func() bool {
 		p, err := c.Provider(ctx, provKey.Address())
@@ -108,7 +110,7 @@ func TestProviderKill9MidLease(t *testing.T) {
 	m := &manifest.Manifest{Version: 1, Run: `i=0; while [ $i -lt 40 ]; do i=$((i+1)); echo tick $i; sleep 0.1; done`,
 		Resources: tx.Resources{CPUMilli: 500, MemoryMiB: 128}, DurationSec: 120}
 	raw, _ := m.Encode()
-	res, err := c.NewSender(tenant).Send(ctx, &tx.CreateOrder{Resources: m.Resources, MaxPricePerHour: 100 * ledger.USPR,
+	res, err := c.NewSender(tenantKey).Send(ctx, &tx.CreateOrder{Resources: m.Resources, MaxPricePerHour: 100 * ledger.USPR,
 		ManifestHash: manifest.Hash(raw), Deposit: 10 * ledger.USPR, DurationSec: m.DurationSec})
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +126,7 @@ func TestProviderKill9MidLease(t *testing.T) {
 
 	p, _ := c.Provider(ctx, provKey.Address())
 	hc := certs.PinnedHTTPClient(p.Info.CertFingerprint, 10*time.Second)
-	hc.Transport = &reqsig.Transport{Base: hc.Transport, Key: tenant.PrivateKey()}
+	hc.Transport = &reqsig.Transport{Base: hc.Transport, Key: tenantKey.PrivateKey()}
 	call := func(method, path string, body []byte) (int, []byte) {
 		req, _ := http.NewRequest(method, "https://"+api+path, bytes.NewReader(body))
 		resp, err := hc.Do(req)
@@ -140,9 +142,16 @@ func TestProviderKill9MidLease(t *testing.T) {
 		return code == 200
 	})
 	logs := fmt.Sprintf("/leases/%d/logs", leaseID)
+	// A tenant follows the log across the kill, as spare deploy and spare logs -f do: its stream is cut and
+	// resumed from the last byte it received.
+	var followed syncBuffer
+	cuts := 0
+	followDone := make(chan error, 1)
+	go func() {
+		followDone <- tenant.New(c, tenantKey, nil).FollowLogs(ctx, leaseID, &followed, func(error, int64) { cuts++ })
+	}()
 	waitUntil(t, ctx, "the workload's first lines", provLog, func() bool {
-		_, b := call("GET", logs, nil)
-		return strings.Contains(string(b), "tick 5\n")
+		return strings.Contains(followed.String(), "tick 5\n")
 	})
 	prov.kill() // SIGKILL: no shutdown code runs
 	time.Sleep(500 * time.Millisecond)
@@ -165,6 +174,16 @@ func TestProviderKill9MidLease(t *testing.T) {
 			t.Fatalf("log lost line %d across the kill:\n%s", i, out)
 		}
 	}
+	if err := <-followDone; err != nil {
+		t.Fatalf("following the log across the restart: %v", err)
+	}
+	var want strings.Builder
+	for i := 1; i <= 40; i++ {
+		fmt.Fprintf(&want, "tick %d\n", i)
+	}
+	if got := followed.String(); got != want.String() || cuts == 0 {
+		t.Fatalf("the followed log across the restart (%d cuts), want every line once:\n%s", cuts, got)
+	}
 	if b, _ := os.ReadFile(provLog); !strings.Contains(string(b), "reattached to workload") {
 		t.Fatalf("the restarted daemon did not report reattaching:\n%s", crashTail(provLog, 30))
 	}
@@ -183,4 +202,22 @@ func waitUntil(t *testing.T, ctx context.Context, what, logPath string, ok func(
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
