@@ -3,7 +3,7 @@
 GO ?= go
 BIN := bin/spare
 
-.PHONY: build install demo test race fuzz bench bench-smoke vet fmt-check clean
+.PHONY: build install demo test race fuzz bench bench-smoke vet fmt-check clean faults
 
 build:
 	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/spare # the commit, for spare version
@@ -31,6 +31,13 @@ test: fmt-check vet
 	$(GO) test -count=1 -race -timeout 10m ./ledger/... ./client/... ./node/... ./provider/... ./runtime/... ./reqsig/... ./explorer/... ./audit/... ./proof/... ./match/...
 	$(MAKE) bench-smoke
 	$(MAKE) fuzz
+
+# Every fault scenario on real processes (package faults, and the process-level fault tests beside the commands
+# they exercise), about 5 minutes on 2 cores; the results table goes to faults-results.md for RELIABILITY.md.
+# make test runs the short profile: one validator of four killed and restarted.
+faults:
+	SPARE_FAULTS=full SPARE_FAULTS_REPORT=$(CURDIR)/faults-results.md $(GO) test -count=1 -v -timeout 30m ./faults/
+	$(GO) test -count=1 -v -timeout 20m ./cmd/spare/ -run 'TestKill9DuringLoadRecovers|TestProviderKill9MidLease|TestJournalFlipRefusedThenRebuilt'
 
 bench-smoke:
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 10m ./...

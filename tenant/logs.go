@@ -63,8 +63,8 @@ const logLimitCode = "log_limit"
 
 // Resuming a cut log stream: first after resumeFirst, then backing off to resumeMax between tries.
 const (
-	resumeFirst = 250 * time.Millisecond
-	resumeMax   = 2 * time.Second
+	resumeFirst = 200 * time.Millisecond
+	resumeMax   = time.Second
 )
 
 // FollowLogs follows a lease's log into w until its workload ends. A stream the provider cuts (it restarted, the
