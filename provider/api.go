@@ -326,6 +326,9 @@ func (d *Daemon) getLogs(w http.ResponseWriter, r *http.Request, tenant tx.Addre
 			}
 			return
 		}
+		// Nothing to write while the workload is quiet (or has ended and its lease is being settled): the write
+		// timeout is for a client that stops reading, not for a workload that stops printing.
+		extendWriteDeadline(w, r)
 		select {
 		case <-r.Context().Done():
 			return

@@ -223,6 +223,9 @@ func (d *Daemon) AcceptManifest(ctx context.Context, tenant tx.Address, leaseID 
 	}
 	l.WorkloadState = w.State()
 	l.State = LeaseRunning
+	// The workload's own start (the runtime may take a while to start it on a busy host): an extendable lease is
+	// stopped at StartedAt + its duration (armEnd), which must not cut it short of what the receipt shows it ran.
+	l.StartedAt = d.now()
 	if err := d.store.PutLease(l); err != nil {
 		return nil, err
 	}

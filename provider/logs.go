@@ -357,6 +357,7 @@ func (d *Daemon) getLogLines(w http.ResponseWriter, r *http.Request, lq logQuery
 			finish()
 			return
 		}
+		extendWriteDeadline(w, r) // a quiet workload is no slow client (see getLogs)
 		select {
 		case <-r.Context().Done():
 			return
