@@ -4,16 +4,19 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
+	crand "crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sparenet/spare/certs"
@@ -24,10 +27,12 @@ import (
 )
 
 // Auditor challenges every provider of each epoch's audit set and attests who answered (DESIGN §5): one Attest
-// per epoch, a bitmap over the set. A provider answers when, within Timeout, its /challenge endpoint (reached
-// at the host URI it registered, with TLS pinned to the certificate fingerprint it registered) returns the
-// auditor's fresh nonce signed with the provider's registered key. Anything else — no answer, a wrong key, a
-// wrong certificate — counts as down.
+// per epoch, a bitmap over the set. A challenge is answered when, within Timeout, the provider's /challenge
+// endpoint (reached at the host URI it registered, with TLS pinned to the certificate fingerprint it registered)
+// returns the auditor's fresh nonce signed with the provider's registered key. Anything else — no answer, a
+// wrong key, a wrong certificate — is a failed attempt. Each provider is challenged Probes times per epoch at
+// random times, each probe retried before it counts as missed, and its bit is clear only when it missed most of
+// its probes (probe.go); the Attest goes out once the epoch's probes are done, during the next epoch.
 type Auditor struct {
 	c      *client.Client
 	sender *client.Sender
@@ -38,6 +43,15 @@ type Auditor struct {
 	Timeout     time.Duration // per challenge (default 5 s)
 	Concurrency int           // challenges in flight (default 32)
 	Poll        time.Duration // how often the epoch is looked at (default 500 ms)
+
+	// Liveness probing (probe.go): Probes challenges per provider per epoch at random times (default 5), each
+	// retried Retries times (default 2) after RetryBackoff and then twice that (default 1 s, at most a third of a
+	// probe's slot); a provider is reported down only when it missed a strict majority of its probes.
+	Probes       int
+	Retries      int
+	RetryBackoff time.Duration
+	// Seed, when not zero, makes the probe times reproducible (tests); zero draws them from crypto/rand.
+	Seed uint64
 
 	// Proofs turns the proof-of-GPU challenges on (the default); off, the auditor only checks liveness.
 	Proofs bool
@@ -50,7 +64,13 @@ type Auditor struct {
 
 	mu       sync.Mutex
 	attested map[uint64]Attestation
-	proved   map[uint64]map[tx.Address]bool // providers already challenged, in the current epoch
+	planned  map[uint64]bool   // epochs whose probes are running or done
+	pending  map[uint64][]bool // epochs probed, their Attest not yet accepted: who was up, over the epoch's set
+	rng      *rand.Rand
+	clk      clock
+	blocks   struct{ height, timeMs uint64 } // a reference block, for the block interval
+	blockMs  uint64                          // measured time between blocks (0: not yet known)
+	proved   map[uint64]map[tx.Address]bool  // providers already challenged, in the current epoch
 	hardware []HardwareResult
 }
 
@@ -76,7 +96,9 @@ func NewAuditor(c *client.Client, key Key, log *slog.Logger) *Auditor {
 	}
 	return &Auditor{c: c, sender: c.NewSender(key), key: key, addr: tx.AddressOf(key.PubKey()), log: log,
 		Timeout: 5 * time.Second, Concurrency: 32, Poll: 500 * time.Millisecond, Proofs: true, ReproveEvery: 20,
-		attested: map[uint64]Attestation{}, proved: map[uint64]map[tx.Address]bool{}}
+		Probes: DefaultProbes, Retries: DefaultRetries, RetryBackoff: DefaultRetryBackoff,
+		attested: map[uint64]Attestation{}, proved: map[uint64]map[tx.Address]bool{}, planned: map[uint64]bool{},
+		pending: map[uint64][]bool{}, clk: realClock{}}
 }
 
 // ErrNotAuditor is returned by Run when the key is not in the auditor set.
@@ -133,6 +155,15 @@ func (a *Auditor) round(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	st, err := a.c.Status(ctx)
+	if err != nil {
+		return err
+	}
+	params, err := a.c.Params(ctx)
+	if err != nil {
+		return err
+	}
+	a.observe(st)
 	epochs := []uint64{cur.Epoch}
 	if cur.Epoch > 0 {
 		epochs = []uint64{cur.Epoch - 1, cur.Epoch}
@@ -140,8 +171,10 @@ func (a *Auditor) round(ctx context.Context) error {
 	for _, e := range epochs {
 		a.mu.Lock()
 		_, done := a.attested[e]
+		up, probed := a.pending[e]
+		planned := a.planned[e]
 		a.mu.Unlock()
-		if done {
+		if done || planned && !probed {
 			continue
 		}
 		v := cur
@@ -153,22 +186,145 @@ func (a *Auditor) round(ctx context.Context) error {
 		if v.Tallied || slices.ContainsFunc(v.Attested, func(x ledger.Auditor) bool { return x.Address == a.addr }) {
 			a.mu.Lock()
 			a.attested[e] = Attestation{Epoch: e, Providers: len(v.Providers)}
+			delete(a.pending, e)
 			a.mu.Unlock()
 			continue
 		}
-		if err := a.attest(ctx, v); err != nil {
-			return fmt.Errorf("epoch %d: %w", e, err)
+		if probed {
+			if err := a.attest(ctx, v, up); err != nil {
+				return fmt.Errorf("epoch %d: %w", e, err)
+			}
+			continue
+		}
+		// Plan the epoch's probes over what is left of it (the current epoch), or over half of what is left of
+		// the current one (the one before, which an auditor started late has not probed: its Attest is due by
+		// the current epoch's end).
+		w, ok := a.window(uint64(st.Height), params.EpochBlocks, e, cur.Epoch)
+		if !ok {
+			continue // the block interval is not known yet: the next poll knows it
+		}
+		a.mu.Lock()
+		a.planned[e] = true
+		a.mu.Unlock()
+		go a.probeEpoch(ctx, v, w)
+	}
+	a.mu.Lock()
+	for e := range a.planned {
+		if e+keepResults < cur.Epoch {
+			delete(a.planned, e)
 		}
 	}
+	a.mu.Unlock()
 	if a.Proofs {
 		a.proveEpoch(ctx, cur)
 	}
 	return nil
 }
 
-// attest challenges the epoch's providers and sends the bitmap.
-func (a *Auditor) attest(ctx context.Context, v ledger.EpochView) error {
-	up := a.ProbeAll(ctx, v.Providers)
+// observe measures the time between blocks from the chain's own block times.
+func (a *Auditor) observe(st ledger.Status) {
+	h := uint64(max(st.Height, 0))
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case a.blocks.height == 0 || h < a.blocks.height:
+		a.blocks.height, a.blocks.timeMs = h, st.TimeMs
+	case h > a.blocks.height && st.TimeMs >= a.blocks.timeMs:
+		a.blockMs = max((st.TimeMs-a.blocks.timeMs)/(h-a.blocks.height), 1)
+		if h-a.blocks.height >= 1000 { // keep measuring the recent pace
+			a.blocks.height, a.blocks.timeMs = h, st.TimeMs
+		}
+	}
+}
+
+// window is how long the probes of epoch e may take from now, at height h of epoch cur; false until the block
+// interval is known.
+func (a *Auditor) window(h, epochBlocks, e, cur uint64) (time.Duration, bool) {
+	a.mu.Lock()
+	blockMs := a.blockMs
+	a.mu.Unlock()
+	if blockMs == 0 || epochBlocks == 0 {
+		return 0, false
+	}
+	end := (cur + 1) * epochBlocks // the last height of the current epoch
+	left := time.Duration(end-min(h, end)) * time.Duration(blockMs) * time.Millisecond
+	if e != cur {
+		left /= 2
+	}
+	return left, true
+}
+
+// probeEpoch runs the epoch's probes over the window w from now and leaves who was up for round to attest.
+func (a *Auditor) probeEpoch(ctx context.Context, v ledger.EpochView, w time.Duration) {
+	k := max(a.Probes, 1)
+	backoff := retryBackoff(a.RetryBackoff, k, w)
+	start := a.clk.Now()
+	up := make([]bool, len(v.Providers))
+	sem := make(chan struct{}, max(a.Concurrency, 1))
+	var wg sync.WaitGroup
+	deadline := probeDeadline(start, w)
+	for i, p := range v.Providers {
+		a.mu.Lock()
+		if a.rng == nil {
+			seed := a.Seed
+			for seed == 0 {
+				var b [8]byte
+				_, _ = crand.Read(b[:])
+				seed = binary.LittleEndian.Uint64(b[:])
+			}
+			a.rng = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+		}
+		offsets := probeOffsets(a.rng, k, w)
+		a.mu.Unlock()
+		wg.Add(1)
+		go func() { // one provider: its probes at their times, each in its own goroutine
+			defer wg.Done()
+			var answered atomic.Int64
+			var last atomic.Value
+			var probes sync.WaitGroup
+			for _, off := range offsets {
+				if a.clk.Sleep(ctx, start.Add(off).Sub(a.clk.Now())) != nil {
+					break
+				}
+				probes.Add(1)
+				go func() {
+					defer probes.Done()
+					if probeOnce(ctx, a.clk, deadline, a.Retries, backoff, a.Timeout, func(ctx context.Context, limit time.Duration) error {
+						sem <- struct{}{}
+						defer func() { <-sem }()
+						err := a.probe(ctx, p, limit)
+						if err != nil {
+							last.Store(err.Error())
+						}
+						return err
+					}) {
+						answered.Add(1)
+					}
+				}()
+			}
+			probes.Wait()
+			if ctx.Err() != nil {
+				return // the auditor is stopping
+			}
+			n := int(answered.Load())
+			up[i] = upByProbes(n, k)
+			if n < k {
+				a.log.Info("provider missed liveness probes", "provider", p, "epoch", v.Epoch, "answered", n,
+					"probes", k, "up", up[i], "err", last.Load())
+			}
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return
+	}
+	a.mu.Lock()
+	a.pending[v.Epoch] = up
+	a.mu.Unlock()
+}
+
+// attest sends the epoch's bitmap (up: who was up, over the epoch's audit set).
+func (a *Auditor) attest(ctx context.Context, v ledger.EpochView, up []bool) error {
 	bitmap := make([]byte, (len(v.Providers)+7)/8)
 	at := Attestation{Epoch: v.Epoch, Providers: len(v.Providers)}
 	for i, ok := range up {
@@ -181,6 +337,12 @@ func (a *Auditor) attest(ctx context.Context, v ledger.EpochView) error {
 	}
 	res, err := a.sender.Send(ctx, &tx.Attest{Epoch: v.Epoch, Up: bitmap})
 	if err != nil && !client.IsCode(err, tx.CodeDuplicateAttest) {
+		if client.IsCode(err, tx.CodeBadEpoch) { // too late: the epoch closed while it was probed
+			a.mu.Lock()
+			a.attested[v.Epoch] = at
+			delete(a.pending, v.Epoch)
+			a.mu.Unlock()
+		}
 		return err
 	}
 	if res != nil {
@@ -188,6 +350,7 @@ func (a *Auditor) attest(ctx context.Context, v ledger.EpochView) error {
 	}
 	a.mu.Lock()
 	a.attested[v.Epoch] = at
+	delete(a.pending, v.Epoch)
 	for e := range a.attested {
 		if e+keepResults < v.Epoch {
 			delete(a.attested, e)
@@ -220,25 +383,31 @@ func (a *Auditor) ProbeAll(ctx context.Context, providers []tx.Address) []bool {
 	return up
 }
 
-// Probe challenges one provider: nil when it answered with a valid signature by its registered key.
+// Probe challenges one provider: nil when it answered with a valid signature by its registered key within
+// Timeout.
 func (a *Auditor) Probe(ctx context.Context, addr tx.Address) error {
+	return a.probe(ctx, addr, a.Timeout)
+}
+
+// probe is one challenge that must be answered within timeout.
+func (a *Auditor) probe(ctx context.Context, addr tx.Address, timeout time.Duration) error {
 	p, err := a.c.Provider(ctx, addr)
 	if err != nil {
 		return err
 	}
 	nonce := make([]byte, 32)
-	if _, err := rand.Read(nonce); err != nil {
+	if _, err := crand.Read(nonce); err != nil {
 		return err
 	}
 	body, _ := json.Marshal(liveness.Request{Nonce: hex.EncodeToString(nonce)})
-	ctx, cancel := context.WithTimeout(ctx, a.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.Info.HostURI+"/challenge", bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	hc := certs.PinnedHTTPClient(p.Info.CertFingerprint, a.Timeout)
+	hc := certs.PinnedHTTPClient(p.Info.CertFingerprint, timeout)
 	defer hc.CloseIdleConnections()
 	res, err := hc.Do(req)
 	if err != nil {

@@ -938,7 +938,7 @@ func (r *advRun) checkState(kv store.KV, height int64) {
 	ending, starting := map[uint64]bool{}, map[uint64]bool{}
 	idx(pLeaseDepletion, func(end, id uint64) error {
 		ending[id] = true
-		if l := leases[id]; l == nil || l.State != LeaseActive || l.EndMs() != end || end <= now {
+		if l := leases[id]; l == nil || l.State != LeaseActive || l.closeAtMs(r.params.CompletionGraceSec) != end || end <= now {
 			return fmt.Errorf("depletion index: lease %d ending at %d (now %d): %+v", id, end, now, l)
 		}
 		return nil
@@ -1033,12 +1033,14 @@ const (
 	kCommit
 	kReveal
 	kExtend
+	kDelivered
+	kRestart
 	nKinds
 )
 
 var kindWeights = [nKinds]int{kSend: 4, kRegister: 2, kUpdate: 1, kBond: 2, kUnbond: 2, kOrder: 6, kReplicated: 3,
 	kCluster: 3, kLatency: 2, kCancel: 2, kBid: 9, kWithdrawBid: 3, kAccept: 3, kStarted: 7, kClose: 4, kComplete: 6,
-	kTopUp: 3, kWithdraw: 3, kAttest: 4, kUnjail: 2, kAttestHW: 3, kCommit: 4, kReveal: 4, kExtend: 3}
+	kTopUp: 3, kWithdraw: 3, kAttest: 4, kUnjail: 2, kAttestHW: 3, kCommit: 4, kReveal: 4, kExtend: 3, kDelivered: 3, kRestart: 2}
 
 // kindTypes is the message type each kind generates: every type there is (TestAdversarialSequences checks).
 var kindTypes = [nKinds]tx.MsgType{kSend: tx.TypeSend, kRegister: tx.TypeRegisterProvider, kUpdate: tx.TypeUpdateProvider,
@@ -1047,7 +1049,7 @@ var kindTypes = [nKinds]tx.MsgType{kSend: tx.TypeSend, kRegister: tx.TypeRegiste
 	kWithdrawBid: tx.TypeWithdrawBid, kAccept: tx.TypeAcceptBid, kStarted: tx.TypeLeaseStarted, kClose: tx.TypeCloseLease,
 	kComplete: tx.TypeCompleteLease, kTopUp: tx.TypeTopUp, kWithdraw: tx.TypeWithdraw, kAttest: tx.TypeAttest,
 	kUnjail: tx.TypeUnjail, kAttestHW: tx.TypeAttestHardware, kCommit: tx.TypeCommitResult, kReveal: tx.TypeRevealResult,
-	kExtend: tx.TypeExtendLease}
+	kExtend: tx.TypeExtendLease, kDelivered: tx.TypeManifestDelivered, kRestart: tx.TypeAnnounceRestart}
 
 func (r *advRun) kind(label string) int {
 	total := 0
@@ -1098,7 +1100,7 @@ func (r *advRun) signerFor(k int) string {
 				add(l.Provider)
 			}
 		}
-	case kClose, kTopUp, kExtend:
+	case kClose, kTopUp, kExtend, kDelivered:
 		for _, l := range v.leases {
 			if l.State == LeaseActive || l.State == LeasePending {
 				add(l.Tenant)
@@ -1130,7 +1132,7 @@ func (r *advRun) signerFor(k int) string {
 		switch k {
 		case kAttest, kAttestHW:
 			cands = advAuditors
-		case kSend, kOrder, kReplicated, kCluster, kCancel, kAccept, kTopUp, kClose, kExtend:
+		case kSend, kOrder, kReplicated, kCluster, kCancel, kAccept, kTopUp, kClose, kExtend, kDelivered:
 			cands = append(slices.Clone(advTenants), "p0", "s2") // a provider as tenant: self-dealing
 		default:
 			cands = append(slices.Clone(advProviders), "s2", "s3")
@@ -1674,6 +1676,8 @@ func (r *advRun) msg(k int, who string) tx.Msg {
 		return r.attest()
 	case kUnjail:
 		return &tx.Unjail{}
+	case kRestart:
+		return &tx.AnnounceRestart{}
 	case kCommit:
 		id := r.leaseID("commit", func(l *LeaseView) bool { return l.Provider == me && l.State == LeaseActive })
 		m := &tx.CommitResult{LeaseID: id, Commitment: advCommitment(id, me)}
@@ -1695,6 +1699,26 @@ func (r *advRun) msg(k int, who string) tx.Msg {
 		})
 		add := []uint64{60, 3600, 1 + r.s.u64("extend by")%tx.MaxDurationSec, tx.MaxDurationSec, 0, tx.MaxDurationSec + 1}[r.s.intn(6, "extension")]
 		return &tx.ExtendLease{LeaseID: id, AddSec: add}
+	case kDelivered:
+		// A tenant shows its provider's acknowledgement of the manifest: mostly the provider's own, else one signed
+		// by someone else, or for another manifest.
+		id := r.leaseID("delivered", func(l *LeaseView) bool { return l.Tenant == me && l.State == LeasePending })
+		m := &tx.ManifestDelivered{LeaseID: id}
+		var hash tx.Hash
+		signer := r.c.keys[pick(r.s, "ack signer", advActors)].priv
+		if l := r.v.lease(id); l != nil {
+			if o := r.v.order(l.OrderID); o != nil {
+				hash = o.ManifestHash
+			}
+			if name := r.c.name(l.Provider); name != "" && !chance(r.s, "forged ack", 20) {
+				signer = r.c.keys[name].priv
+			}
+		}
+		if chance(r.s, "another manifest", 10) {
+			hash = sha256.Sum256([]byte("another job"))
+		}
+		copy(m.Ack[:], ed25519.Sign(signer, tx.ManifestAckBytes(testChain, id, hash)))
+		return m
 	}
 	return r.attestHW()
 }

@@ -334,7 +334,9 @@ func (c *ctx) memberEnded(l *Lease, o *Order) {
 		return
 	}
 	why := l.CloseReason
-	if l.State == LeaseCompleted {
+	// A member completed in its completion grace ran its whole duration: the provider stopped it there, so a
+	// non-zero exit code (the stop's signal) is no failure of the job.
+	if l.State == LeaseCompleted && !(l.StartedMs != 0 && l.EndedMs == l.EndMs() && l.endsByDuration()) {
 		if b, ok := c.kv.Get(idKey(pReceipt, l.ID)); ok {
 			if rc := mustDecode(decReceipt(b)); rc.ExitCode != 0 {
 				why = fmt.Sprintf("its workload exited with code %d", rc.ExitCode)

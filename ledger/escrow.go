@@ -14,7 +14,15 @@ import (
 //	earned(t) = floor(price × (min(t, end) − started) / 1h)
 //
 // so rounding never accumulates. end = started + min(duration, the time the deposit lasts); active leases are
-// indexed by end, and each block visits only the leases whose end falls in it.
+// indexed by when they close, and each block visits only the leases that close in it.
+//
+// Completion grace. A provider stops a workload at the end of its duration and only then can hash its outputs and
+// sign the receipt, so its CompleteLease always lands after the end. A lease that runs to its duration (not out of
+// its deposit) therefore stays active for params.completion_grace_sec after its end: billing has stopped (earned
+// is bounded by end, whenever the lease is settled), the provider may still complete it (the receipt is recorded,
+// the tenant pays exactly price × duration) or commit a replicated run's result, and the tenant can no longer
+// close it (that would only drop the receipt it paid for). Once the grace has passed, the sweep closes it as
+// before, paid to its end. The grace is bounded (MaxCompletionGraceSec), so escrow is never held longer.
 
 const msPerHour = 3_600_000
 
@@ -38,6 +46,36 @@ func (l *Lease) EndMs() uint64 {
 	byDuration := l.DurationSec * 1000
 	byDeposit := mulDiv(l.Deposit, msPerHour, l.Price)
 	return l.StartedMs + min(byDuration, byDeposit)
+}
+
+// endsByDuration reports whether an active lease's billing ends at its duration rather than when its deposit runs
+// out.
+func (l *Lease) endsByDuration() bool {
+	return l.DurationSec*1000 <= mulDiv(l.Deposit, msPerHour, l.Price)
+}
+
+// closeAtMs is when the end-of-block sweep closes an active lease, its key in the index of billing ends: its end,
+// and for a lease that runs to its duration graceSec (params.completion_grace_sec) after it.
+func (l *Lease) closeAtMs(graceSec uint64) uint64 {
+	if l.endsByDuration() {
+		return l.EndMs() + graceSec*1000
+	}
+	return l.EndMs()
+}
+
+// indexEnd and unindexEnd add an active lease to, and remove it from, the index of billing ends: every change to
+// what its closing time depends on (its start, deposit, duration) goes through them, before and after.
+func (c *ctx) indexEnd(l *Lease) {
+	c.kv.Set(pairKey(pLeaseDepletion, l.closeAtMs(c.params.CompletionGraceSec), l.ID), nil)
+}
+
+func (c *ctx) unindexEnd(l *Lease) {
+	c.kv.Delete(pairKey(pLeaseDepletion, l.closeAtMs(c.params.CompletionGraceSec), l.ID))
+}
+
+// inGrace reports whether an active lease ran to its duration and waits, unbilled, for its provider's completion.
+func (c *ctx) inGrace(l *Lease) bool {
+	return l.State == LeaseActive && l.StartedMs != 0 && l.endsByDuration() && c.timeMs >= l.EndMs()
 }
 
 // EarnedAt is the gross amount earned by time t (ms), never more than the deposit.
@@ -136,7 +174,7 @@ func (c *ctx) leaseStarted(signer tx.Address, m *tx.LeaseStarted) error {
 	l.State = LeaseActive
 	l.StartedMs = c.timeMs
 	c.setLease(l)
-	c.kv.Set(pairKey(pLeaseDepletion, l.EndMs(), l.ID), nil)
+	c.indexEnd(l)
 	c.emit("lease.started", "lease_id", l.ID, "provider", signer, "tenant", l.Tenant,
 		"started_ms", l.StartedMs, "end_ms", l.EndMs())
 	return nil
@@ -179,7 +217,7 @@ func (c *ctx) endRun(l *Lease, t uint64, state LeaseState, by tx.Address, reason
 	case LeasePending:
 		c.kv.Delete(pairKey(pLeaseStartDL, uint64(l.StartDeadline), l.ID))
 	case LeaseActive:
-		c.kv.Delete(pairKey(pLeaseDepletion, l.EndMs(), l.ID))
+		c.unindexEnd(l)
 		if !unpaid && (state != LeaseCompleted || !grouped) {
 			if err := c.settle(l, t); err != nil {
 				return err
@@ -229,9 +267,16 @@ func (c *ctx) closeLease(signer tx.Address, m *tx.CloseLease) error {
 			reason = "closed by provider"
 		}
 	}
-	// A provider ending a running lease broke its promise; closing one that never started (say, the tenant sent
-	// no manifest) costs the tenant nothing: the deposit is refunded in full.
-	if signer == l.Provider && signer != l.Tenant && l.State == LeaseActive {
+	grace := c.inGrace(l)
+	if grace && signer == l.Tenant && signer != l.Provider {
+		// Billing has stopped: closing now would save the tenant nothing and only drop the receipt it paid for.
+		return tx.Errorf(tx.CodeBadLeaseState, "lease %d ran to its duration at %d ms: nothing more is billed, and its provider may complete it with the receipt until %d ms, after which it closes by itself",
+			l.ID, l.EndMs(), l.closeAtMs(c.params.CompletionGraceSec))
+	}
+	// A provider ending a running lease broke its promise (not one that ran its duration: it gives up only its
+	// receipt); closing one that never started costs the tenant nothing (the deposit is refunded in full) and the
+	// provider nothing either, unless the tenant proved that it delivered the manifest (see manifestDelivered).
+	if signer == l.Provider && signer != l.Tenant && (l.State == LeaseActive && !grace || l.State == LeasePending && l.ManifestDelivered) {
 		c.providerFailed(l.Provider, l.Deposit)
 	}
 	return c.endLease(l, c.timeMs, LeaseClosed, signer, reason)
@@ -275,7 +320,7 @@ func (c *ctx) completeLease(signer tx.Address, m *tx.CompleteLease) error {
 	p.EarnedValue = satAdd(p.EarnedValue, l.EarnedAt(c.timeMs)) // what the tenant pays for it, to the uspr
 	c.setProvider(p)
 	c.kv.Set(idKey(pReceipt, l.ID), encReceipt(&rc))
-	c.emit("lease.completed", "lease_id", l.ID, "provider", signer, "exit_code", rc.ExitCode)
+	c.emit("lease.completed", "lease_id", l.ID, "provider", signer, "exit_code", rc.ExitCode, "in_grace", fmt.Sprint(c.inGrace(l)))
 	return c.endLease(l, c.timeMs, LeaseCompleted, signer, "completed")
 }
 
@@ -315,11 +360,11 @@ func (c *ctx) topUp(signer tx.Address, m *tx.TopUp) error {
 		return err
 	}
 	if l.State == LeaseActive {
-		c.kv.Delete(pairKey(pLeaseDepletion, l.EndMs(), l.ID))
+		c.unindexEnd(l)
 	}
 	l.Deposit = deposit
 	if l.State == LeaseActive {
-		c.kv.Set(pairKey(pLeaseDepletion, l.EndMs(), l.ID), nil)
+		c.indexEnd(l)
 	}
 	c.setLease(l)
 	c.emit("lease.topped_up", "lease_id", l.ID, "from", signer, "amount", m.Amount,
@@ -345,8 +390,9 @@ func (c *ctx) withdraw(signer tx.Address, m *tx.Withdraw) error {
 	return nil
 }
 
-// endDepletedLeases closes the active leases whose billing ends by this block's time; the index is ordered by
-// end time, so the cost is proportional to the leases that end, not to the leases that run.
+// endDepletedLeases closes the active leases due to close by this block's time: those whose deposit ran out, and
+// those that ran to their duration and whose completion grace has passed. The index is ordered by that time, so
+// the cost is proportional to the leases that close, not to the leases that run. Each is paid to its end.
 func (c *ctx) endDepletedLeases() {
 	var due []uint64
 	c.kv.Iterate(pLeaseDepletion, pLeaseDepletion+be64(c.timeMs+1), func(k string, _ []byte) bool {
@@ -378,8 +424,49 @@ func (c *ctx) endDepletedLeases() {
 	}
 }
 
-// expireUnstartedLeases closes pending leases past their start deadline with a full refund; the provider's
-// record counts a failure.
+// manifestDelivered records, for a pending lease, its provider's signed acknowledgement that it received the
+// manifest (tx.ManifestAckBytes over this chain, the lease and the order's manifest hash). Only the lease's tenant
+// sends it (it holds the acknowledgement the provider's API answered with), and only before the start deadline.
+func (c *ctx) manifestDelivered(signer tx.Address, m *tx.ManifestDelivered) error {
+	l, err := c.lease(m.LeaseID)
+	if err != nil {
+		return err
+	}
+	if signer != l.Tenant {
+		return tx.Errorf(tx.CodeUnauthorized, "lease %d is %s's: only its tenant shows its manifest was delivered", l.ID, l.Tenant)
+	}
+	if l.State != LeasePending {
+		return tx.Errorf(tx.CodeBadLeaseState, "lease %d is %s: delivery matters only to a lease not yet started", l.ID, l.State)
+	}
+	if c.height > l.StartDeadline {
+		return tx.Errorf(tx.CodeBadLeaseState, "lease %d had to start by block %d: it is being refunded", l.ID, l.StartDeadline)
+	}
+	if l.ManifestDelivered {
+		return tx.Errorf(tx.CodeBadLeaseState, "lease %d's manifest delivery is already recorded", l.ID)
+	}
+	o, err := c.order(l.OrderID)
+	if err != nil {
+		return err
+	}
+	p, err := c.mustProvider(l.Provider)
+	if err != nil {
+		return err
+	}
+	c.gas.consume(gasSigVerify)
+	if !ed25519.Verify(p.PubKey, tx.ManifestAckBytes(c.chainID, l.ID, o.ManifestHash), m.Ack[:]) {
+		return tx.Errorf(tx.CodeBadReceipt, "ack does not verify with provider %s's key over lease %d and order %d's manifest hash on this chain", l.Provider, l.ID, o.ID)
+	}
+	l.ManifestDelivered = true
+	c.setLease(l)
+	c.emit("lease.manifest_delivered", "lease_id", l.ID, "tenant", l.Tenant, "provider", l.Provider,
+		"start_deadline", l.StartDeadline)
+	return nil
+}
+
+// expireUnstartedLeases closes pending leases past their start deadline with a full refund. It counts against the
+// provider only when the tenant showed that the provider acknowledged the manifest (manifestDelivered): a lease
+// whose manifest the ledger cannot tell was delivered is nobody's failure, so that no tenant can lower a
+// provider's record by leasing and sending nothing.
 func (c *ctx) expireUnstartedLeases() {
 	var due []uint64
 	c.kv.Iterate(pLeaseStartDL, pLeaseStartDL+be64(uint64(c.height)+1), func(k string, _ []byte) bool {
@@ -397,8 +484,12 @@ func (c *ctx) expireUnstartedLeases() {
 		if l.State != LeasePending {
 			continue // closed earlier in this loop (a cluster member's partner)
 		}
-		c.providerFailed(l.Provider, l.Deposit)
-		if err := c.endLease(l, c.timeMs, LeaseClosed, tx.Address{}, "not started in time"); err != nil {
+		reason := "no manifest delivered in time"
+		if l.ManifestDelivered {
+			reason = "not started in time"
+			c.providerFailed(l.Provider, l.Deposit)
+		}
+		if err := c.endLease(l, c.timeMs, LeaseClosed, tx.Address{}, reason); err != nil {
 			panic("ledger: " + err.Error())
 		}
 	}

@@ -193,12 +193,16 @@ func (c *ctx) dispatch(signer tx.Address, t *tx.Tx, m tx.Msg) error {
 		return c.topUp(signer, m)
 	case *tx.ExtendLease:
 		return c.extendLease(signer, m)
+	case *tx.ManifestDelivered:
+		return c.manifestDelivered(signer, m)
 	case *tx.Withdraw:
 		return c.withdraw(signer, m)
 	case *tx.Attest:
 		return c.attest(signer, m)
 	case *tx.Unjail:
 		return c.unjail(signer)
+	case *tx.AnnounceRestart:
+		return c.announceRestart(signer)
 	case *tx.AttestHardware:
 		return c.attestHardware(signer, m)
 	}

@@ -64,13 +64,13 @@ func (c *ctx) extendLease(signer tx.Address, m *tx.ExtendLease) error {
 		return err
 	}
 	if l.State == LeaseActive {
-		c.kv.Delete(pairKey(pLeaseDepletion, l.EndMs(), l.ID))
+		c.unindexEnd(l)
 	}
 	l.DurationSec, l.Deposit = duration, l.Deposit+added // Deposit + added = max(Deposit, need)
 	var endMs uint64
 	if l.State == LeaseActive {
 		endMs = l.EndMs()
-		c.kv.Set(pairKey(pLeaseDepletion, endMs, l.ID), nil)
+		c.indexEnd(l)
 	}
 	c.setLease(l)
 	c.emit("lease.extended", "lease_id", l.ID, "tenant", l.Tenant, "provider", l.Provider, "add_sec", m.AddSec,

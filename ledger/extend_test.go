@@ -73,7 +73,7 @@ func TestExtendLease(t *testing.T) {
 	if l := c.lease(1); l.State != LeaseActive {
 		t.Fatalf("closed before its new end: %+v", l)
 	}
-	res2 := c.block(2 * time.Second)
+	res2 := c.block(2*time.Second + time.Duration(c.app.params().CompletionGraceSec)*time.Second) // closed once its completion grace passed
 	l = c.lease(1)
 	if !hasEvent(res2.Events, "lease.closed") || l.State != LeaseClosed || l.CloseReason != "duration reached" ||
 		l.Paid != 4*spr || l.Refunded != 0 || l.EndedMs != uint64(started.Add(2*time.Hour).UnixMilli()) {
@@ -166,8 +166,8 @@ func TestExtendLeaseRefused(t *testing.T) {
 	if r := res.TxResults[0]; tx.Code(r.Code) != tx.CodeBadLeaseState {
 		t.Fatalf("extending at the end: code %d %s", r.Code, r.Log)
 	}
-	if l := c.lease(1); l.State != LeaseClosed || l.DurationSec != 4*3600 {
-		t.Fatalf("lease at its end: %+v", l)
+	if l := c.lease(1); l.State != LeaseActive || l.DurationSec != 4*3600 || l.CloseMs != l.EndMs+c.app.params().CompletionGraceSec*1000 {
+		t.Fatalf("lease at its end (in its completion grace, not extended): %+v", l)
 	}
 }
 

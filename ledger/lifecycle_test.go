@@ -229,7 +229,7 @@ func TestOrderExpiryAndStartTimeoutRefund(t *testing.T) {
 	}
 	c.do("tenant", gpuOrder(3*spr, 5*spr, 3600))
 	c.do("p1", &tx.PlaceBid{OrderID: 2, Price: spr})
-	c.block(time.Second)
+	c.do("tenant", c.deliveryAck("p1", 1)) // p1 acknowledged the manifest: not starting is its failure
 	c.block(time.Second)
 	l := c.lease(1)
 	if l.State != LeaseClosed || l.Refunded != 5*spr || l.CloseReason != "not started in time" {

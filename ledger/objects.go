@@ -192,6 +192,9 @@ type Lease struct {
 	CloseReason   string     `json:"close_reason,omitempty"`
 	ClosedBy      tx.Address `json:"closed_by,omitempty"`
 	Held          uint64     `json:"held,omitempty"` // a replica's earnings kept in escrow until the runs are compared
+	// ManifestDelivered: the tenant showed, with the provider's signed acknowledgement (ManifestDelivered), that
+	// the provider received the manifest; a lease not started by its deadline then counts against the provider.
+	ManifestDelivered bool `json:"manifest_delivered,omitempty"`
 }
 
 // Supply is every component of the token supply. Invariant:
@@ -445,6 +448,9 @@ func encLease(l *Lease) []byte {
 	w.Str("close_reason", l.CloseReason, tx.MaxReasonLen)
 	w.Address(l.ClosedBy)
 	w.Uvarint(l.Held)
+	if l.ManifestDelivered { // written only when set: a lease without it encodes as one written before it existed
+		w.Byte(1)
+	}
 	return sealed(w, "lease")
 }
 
@@ -471,6 +477,12 @@ func decLease(b []byte) (*Lease, error) {
 	l.ClosedBy = r.Address("closed_by")
 	if r.Remaining() > 0 { // written before replication existed: nothing held
 		l.Held = r.Uvarint("held")
+	}
+	if r.Remaining() > 0 { // written before delivery proofs existed, or without one: not delivered
+		if r.Byte("manifest_delivered") != 1 {
+			return nil, fmt.Errorf("lease: manifest_delivered is written only as 1")
+		}
+		l.ManifestDelivered = true
 	}
 	return l, r.Done("lease")
 }

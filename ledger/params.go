@@ -64,7 +64,17 @@ type Params struct {
 	// commitments, its verification and cluster record) stay in the state before they are pruned; the explorer
 	// keeps the history. 0 keeps everything (an archive chain).
 	RetentionBlocks uint64 `json:"retention_blocks"`
+	// CompletionGraceSec is how long after the end of its duration a lease stays open for its provider's
+	// completion (CompleteLease with the receipt, or a replicated run's CommitResult) before the end-of-block sweep
+	// closes it. Billing stops at the end all the same: the tenant pays nothing for the grace, and the provider is
+	// paid exactly to the end either way. A lease whose deposit runs out first closes at that moment, as before.
+	// 0: no grace (a chain whose state was written before it existed).
+	CompletionGraceSec uint64 `json:"completion_grace_sec"`
 }
+
+// MaxCompletionGraceSec bounds params.completion_grace_sec: escrow stays locked no longer than this after a
+// lease's end.
+const MaxCompletionGraceSec = 3600
 
 // MinRetentionBlocks is the shortest retention window a chain may set (other than 0: keep everything).
 const MinRetentionBlocks = 100
@@ -92,6 +102,11 @@ func DefaultParams() Params {
 		RevealBlocks:        600,     // 60 s at 100 ms blocks: a provider polls every second
 		MinGasPrice:         500,     // 0.0005 uspr per gas: 2,000,000 gas cost the min_fee
 		RetentionBlocks:     864_000, // a day at 100 ms blocks
+		// A minute: the provider stops the workload at the end of its own count of the duration (SIGTERM, 5 s before
+		// SIGKILL in the process runtime, the engine's stop timeout in Docker), hashes the outputs (a minute plus a
+		// second per 20 MiB at most: bounded by the lease's disk), signs the receipt and waits a block or two for it
+		// to land, while the provider's clock and the block time may differ by a few seconds.
+		CompletionGraceSec: 60,
 	}
 }
 
@@ -124,6 +139,8 @@ func (p Params) Validate() error {
 		return fmt.Errorf("params.min_gas_price %d uspr per million gas: at most %d (1 SPR per gas)", p.MinGasPrice, tx.PPM*USPR)
 	case p.RetentionBlocks != 0 && (p.RetentionBlocks < MinRetentionBlocks || p.RetentionBlocks > 1<<40):
 		return fmt.Errorf("params.retention_blocks %d: use 0 (keep everything) or %d..%d (864000 is the default): a tenant must have time to read its results", p.RetentionBlocks, MinRetentionBlocks, uint64(1)<<40)
+	case p.CompletionGraceSec > MaxCompletionGraceSec:
+		return fmt.Errorf("params.completion_grace_sec %d: use 0..%d (60 is the default): a lease's escrow stays locked that long after its end", p.CompletionGraceSec, MaxCompletionGraceSec)
 	case p.EpochBlocks == 1:
 		return fmt.Errorf("params.epoch_blocks 1: auditors need at least 2 blocks to probe and attest (0 turns auditing off)")
 	}
@@ -140,7 +157,7 @@ func encParams(p *Params) []byte {
 	for _, v := range []uint64{p.MinFee, p.TakeRatePPM, p.StakeBase, p.StakePerGPU, p.UnbondingPeriodSec,
 		p.BidWindowBlocks, p.MaxBidWindowBlocks, p.OrderTTLBlocks, p.MaxOrderTTLBlocks, p.StartTimeoutBlocks,
 		p.EpochBlocks, p.SlashDowntimePPM, p.JailAfterDownEpochs, p.UnjailCooldownSec, p.SlashProofPPM, p.SlashMismatchPPM,
-		p.MaxBidsPerOrder, p.RevealBlocks, p.MinGasPrice, p.RetentionBlocks} {
+		p.MaxBidsPerOrder, p.RevealBlocks, p.MinGasPrice, p.RetentionBlocks, p.CompletionGraceSec} {
 		w.Uvarint(v)
 	}
 	return sealed(w, "params")
@@ -177,6 +194,9 @@ func decParams(b []byte) (*Params, error) {
 	}
 	if r.Remaining() > 0 { // state written before retention: nothing is pruned
 		p.RetentionBlocks = r.Uvarint("params")
+	}
+	if r.Remaining() > 0 { // state written before the completion grace: none, as its leases were indexed
+		p.CompletionGraceSec = r.Uvarint("params")
 	}
 	return p, r.Done("params")
 }

@@ -132,9 +132,12 @@ type ProviderView struct {
 // LeaseView is a lease with what it has earned as of the last block.
 type LeaseView struct {
 	Lease
-	EndMs    uint64      `json:"end_ms,omitempty"` // when billing stops if nothing changes
-	EarnedAt uint64      `json:"earned"`           // gross earned by the last block time
-	Unpaid   uint64      `json:"unpaid"`           // earned but not yet settled
+	EndMs uint64 `json:"end_ms,omitempty"` // when billing stops if nothing changes
+	// CloseMs is when the ledger closes an active lease if nothing changes: EndMs, plus params.completion_grace_sec
+	// for a lease that runs to its duration (its provider may complete it until then; nothing more is billed).
+	CloseMs  uint64      `json:"close_ms,omitempty"`
+	EarnedAt uint64      `json:"earned"` // gross earned by the last block time
+	Unpaid   uint64      `json:"unpaid"` // earned but not yet settled
 	Receipt  *tx.Receipt `json:"receipt,omitempty"`
 }
 
@@ -336,6 +339,7 @@ func (c *ctx) leaseView(l *Lease) LeaseView {
 	now := lastTime(c.kv)
 	if l.State == LeaseActive {
 		v.EndMs = l.EndMs()
+		v.CloseMs = l.closeAtMs(c.params.CompletionGraceSec)
 		v.EarnedAt = l.EarnedAt(now)
 		v.Unpaid = v.EarnedAt - l.Paid
 	} else {

@@ -11,14 +11,64 @@ import (
 
 // Liveness (DESIGN §5). Time is cut into epochs of params.EpochBlocks blocks; epoch e runs from height
 // e·EpochBlocks+1 to (e+1)·EpochBlocks. At the first block of an epoch the ledger fixes its audit set: every
-// registered provider that is not jailed, sorted by address. During epochs e and e+1 each auditor may post one
+// registered provider that is not jailed and holds at least half its required stake, sorted by address. During epochs e and e+1 each auditor may post one
 // Attest for e, a bitmap over that set (bit i = provider i answered its challenge). At the end of epoch e+1 the
 // ledger tallies e: a provider is up when auditors holding at least two thirds of all auditor weight set its
 // bit, down when auditors holding two thirds attested and left it clear, and unjudged otherwise (too few
 // auditors spoke) — no single auditor can slash anyone. A down provider holding leases has them closed (tenants
 // refunded what was not used) and loses params.SlashDowntimePPM of its bonded and unbonding stake to the
 // network pool; JailAfterDownEpochs down epochs in a row jail it (no bids) until it sends Unjail after
-// UnjailCooldownSec.
+// UnjailCooldownSec. A provider slashed below its required stake cannot bid but stays in the audit set (while it
+// holds at least half of it), so its streak keeps counting. A provider about to restart may say so (AnnounceRestart, at most once per
+// RestartEveryEpochs epochs): a down verdict for that epoch or the RestartGraceEpochs after it is excused
+// (event provider.down_excused: no slash, no lease closed, the streak unchanged).
+
+// Restart announcements. The grace covers the rest of the announcing epoch and the whole next one: a daemon
+// restart (seconds to a minute) ends within it. Once per RestartEveryEpochs bounds what a provider that abuses it
+// gains: two unjudged epochs in a hundred (2%); every other epoch is audited as usual, and a provider that stays
+// down past the grace is found down, slashed and jailed as any other.
+const (
+	RestartGraceEpochs = 1
+	RestartEveryEpochs = 100
+)
+
+// pRestart holds each provider's latest AnnounceRestart: provider -> the epoch it was sent in.
+const pRestart = "rg/"
+
+// announceRestart records a provider's announced restart.
+func (c *ctx) announceRestart(signer tx.Address) error {
+	p, err := c.mustProvider(signer)
+	if err != nil {
+		return err
+	}
+	if c.params.EpochBlocks == 0 {
+		return tx.Errorf(tx.CodeBadEpoch, "auditing is off on this chain (params.epoch_blocks is 0): no restart needs announcing")
+	}
+	if p.Status == ProviderJailed {
+		return tx.Errorf(tx.CodeProviderJailed, "provider %s is jailed: it is not audited", signer)
+	}
+	cur := c.epochOf(c.height)
+	if v, ok := c.kv.Get(addrKey(pRestart, signer)); ok {
+		if last := unbe64(string(v)); cur < last+RestartEveryEpochs {
+			return tx.Errorf(tx.CodeRateLimited, "provider %s announced a restart in epoch %d: the next announcement is allowed from epoch %d (now %d)",
+				signer, last, last+RestartEveryEpochs, cur)
+		}
+	}
+	c.kv.Set(addrKey(pRestart, signer), []byte(be64(cur)))
+	c.emit("provider.restart_announced", "provider", signer, "epoch", cur, "excused_through", cur+RestartGraceEpochs)
+	return nil
+}
+
+// restartExcuses says whether a down verdict for epoch e is excused by a restart announced in e or the
+// RestartGraceEpochs before it, and that announcement's epoch.
+func (c *ctx) restartExcuses(a tx.Address, e uint64) (uint64, bool) {
+	v, ok := c.kv.Get(addrKey(pRestart, a))
+	if !ok {
+		return 0, false
+	}
+	at := unbe64(string(v))
+	return at, at <= e && e-at <= RestartGraceEpochs
+}
 
 // Auditor is a member of the auditor set.
 type Auditor struct {
@@ -110,7 +160,12 @@ func (c *ctx) epochWork() {
 	if uint64(c.height-1)%c.params.EpochBlocks == 0 {
 		set := auditSet{startMs: c.timeMs}
 		c.kv.Iterate(pProvider, prefixEnd(pProvider), func(_ string, v []byte) bool {
-			if p := mustDecode(decProvider(v)); c.canServe(p) == nil { // bonded and not jailed
+			// Every provider that is not jailed and has bonded at least half its required stake: one slashed below
+			// what it needs cannot bid, but it is still judged, so that a down streak keeps counting and
+			// JailAfterDownEpochs applies to it (at 1% a slash, a streak jails it long before it falls to half).
+			// The half keeps the set's cost bounded by stake: a provider that unbonded everything (it left, or a
+			// Sybil recycling one stake into many registrations) is not audited.
+			if p := mustDecode(decProvider(v)); p.Status != ProviderJailed && 2*p.Stake >= c.params.RequiredStake(p.Info.Hardware.GPUCount()) {
 				set.providers = append(set.providers, p.Owner)
 			}
 			// An auditor's bitmap has a bit for at most maxAuditSet providers (half a million): beyond that the
@@ -190,7 +245,7 @@ func (c *ctx) tally(e uint64) {
 	for _, a := range atts {
 		spoke += a.weight
 	}
-	var ups, downs int
+	var ups, downs, excused int
 	for i, addr := range set {
 		var upW uint64
 		for _, a := range atts {
@@ -204,6 +259,11 @@ func (c *ctx) tally(e uint64) {
 			ups++
 			c.providerUp(addr)
 		case 3*downW >= 2*total && total > 0:
+			if at, ok := c.restartExcuses(addr, e); ok {
+				excused++
+				c.emit("provider.down_excused", "provider", addr, "epoch", e, "announced_epoch", at)
+				continue
+			}
 			downs++
 			c.providerDown(addr, e, es.startMs)
 		}
@@ -213,7 +273,7 @@ func (c *ctx) tally(e uint64) {
 	}
 	c.kv.Delete(idKey(pEpochSet, e))
 	c.tallyHardware(e, weights, total)
-	c.emit("epoch.tallied", "epoch", e, "providers", len(set), "up", ups, "down", downs, "auditor_weight", spoke, "total_weight", total)
+	c.emit("epoch.tallied", "epoch", e, "providers", len(set), "up", ups, "down", downs, "excused", excused, "auditor_weight", spoke, "total_weight", total)
 }
 
 func (c *ctx) providerUp(a tx.Address) {

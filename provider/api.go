@@ -58,6 +58,10 @@ type Status struct {
 	MasterPort int  `json:"master_port,omitempty"`
 	// Endpoints are where the job's declared ports are reachable: port -> host:port.
 	Endpoints map[string]string `json:"endpoints,omitempty"`
+	// ManifestAck (hex) is the provider's signature over tx.ManifestAckBytes(chain, lease, manifest hash), given
+	// once it accepted the manifest and started the workload: sent on the ledger in ManifestDelivered, it makes a
+	// lease not started by its deadline count against the provider.
+	ManifestAck string `json:"manifest_ack,omitempty"`
 }
 
 // ChallengeRequest and ChallengeResponse are the liveness challenge's wire format (package liveness).
@@ -212,7 +216,7 @@ func (d *Daemon) lookup(tenant tx.Address, id uint64) (*LeaseRecord, error) {
 func (d *Daemon) status(l *LeaseRecord) Status {
 	return Status{LeaseID: l.LeaseID, State: l.State, Runtime: l.Runtime, GPUs: l.Reservation.GPUs, Result: l.Result,
 		Receipt: l.Receipt, OutputFiles: l.OutputFiles, OutputsLeftOut: l.OutputsLeftOut, Reason: l.EndReason, Rank: l.Rank, MasterPort: l.MasterPort,
-		Endpoints: d.endpoints(l)}
+		Endpoints: d.endpoints(l), ManifestAck: hex.EncodeToString(l.ManifestAck)}
 }
 
 func (d *Daemon) getStatus(w http.ResponseWriter, r *http.Request, tenant tx.Address, id uint64, _ []byte) {

@@ -76,6 +76,11 @@ type Config struct {
 	UIDBase uint32 `toml:"uid_base"`
 	// Stake to keep bonded, in SPR ("auto" = the chain's minimum for the declared hardware).
 	Stake string `toml:"stake"`
+	// StakeTopUpBudget is the most the daemon bonds, in all, to restore stake lost to slashes (e.g. "50 SPR"),
+	// over the life of its data directory: after a slash it bonds the difference back when this allows, and
+	// otherwise logs why at error level and leaves the provider unable to bid. "auto" (the default): as much as
+	// the stake it keeps bonded; "0": never top up.
+	StakeTopUpBudget string `toml:"stake_topup_budget"`
 	// Prices, in SPR.
 	Prices Prices `toml:"prices"`
 	// Limits on what this machine offers and how the daemon behaves.
@@ -186,7 +191,7 @@ type GPUConfig struct {
 func DefaultConfig() Config {
 	return Config{
 		Node: "http://127.0.0.1:26657", Key: "provider", Region: "local", Listen: "127.0.0.1:8443",
-		HostURI: "https://127.0.0.1:8443", Runtime: "process", Stake: "auto",
+		HostURI: "https://127.0.0.1:8443", Runtime: "process", Stake: "auto", StakeTopUpBudget: "auto",
 		Prices: Prices{GPUHour: map[string]string{}, DefaultGPUHour: "1", CPUHour: "0.02", MemoryGiBHour: "0.005",
 			ScriptTimeout: Duration{2 * time.Second}},
 		Limits: Limits{MaxLeases: 16, ManifestTimeout: Duration{2 * time.Minute}, WithdrawEvery: Duration{10 * time.Minute},
@@ -254,6 +259,11 @@ func (c *Config) Validate() error {
 	if c.Stake != "auto" {
 		if _, err := client.ParseAmount(c.Stake); err != nil {
 			return fmt.Errorf("stake: %w (or \"auto\")", err)
+		}
+	}
+	if b := c.StakeTopUpBudget; b != "" && b != "auto" {
+		if _, err := client.ParseAmount(b); err != nil {
+			return fmt.Errorf("stake_topup_budget: %w (or \"auto\": as much as the stake; \"0\": never top up after a slash)", err)
 		}
 	}
 	for model, p := range c.Prices.GPUHour {

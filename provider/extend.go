@@ -178,7 +178,7 @@ func durationResult(l *LeaseRecord, res runtime.Result) runtime.Result {
 	if !l.DurationStop || !res.Stopped || res.OOMKilled {
 		return res
 	}
-	limit := fmt.Sprintf("timed out: wall-clock limit of %v (the lease's duration)", time.Duration(l.DurationSec)*time.Second)
+	limit := fmt.Sprintf("duration reached (%s)", runtime.DurationText(time.Duration(l.DurationSec)*time.Second))
 	res.Stopped, res.TimedOut = false, true
 	if strings.Contains(res.Reason, "stopped on request") {
 		res.Reason = strings.Replace(res.Reason, "stopped on request", limit, 1)

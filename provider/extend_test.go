@@ -56,7 +56,7 @@ func TestExtendedLeaseRunsToItsNewEnd(t *testing.T) {
 		code, st, _ := e.do(e.tenantClient("tenant", nil), "GET", fmt.Sprintf("/leases/%d/status", c.id), nil)
 		var status provider.Status
 		if code != 200 || json.Unmarshal(st, &status) != nil || status.Result == nil || !status.Result.TimedOut ||
-			status.Result.Stopped || !strings.Contains(status.Result.Reason, "timed out") {
+			status.Result.Stopped || !strings.Contains(status.Result.Reason, "duration reached") {
 			t.Fatalf("lease %d status %d: %s", c.id, code, st)
 		}
 	}

@@ -31,7 +31,10 @@ import (
 // other run can copy it: finishing → CommitResult (the hash of the result with a fresh random salt, saved first)
 // → revealing → once every run of its group has committed or ended, RevealResult (receipt and salt) → done.
 //
-// A lease with no manifest by the deadline is closed (the tenant is refunded in full). lease.closed from the
+// A lease with no manifest by the ledger's start deadline (or limits.manifest_timeout, when shorter) is closed:
+// the tenant is refunded in full, and the ledger counts no failure, since the tenant showed no acknowledgement of
+// the manifest. Once the manifest is accepted and the workload started, the daemon signs that acknowledgement
+// for the tenant (Status.ManifestAck); from then on not starting would be its failure. lease.closed from the
 // ledger (the tenant closed it, or its deposit ran out) stops the workload. Every state is saved before the
 // step it leads to, so a restarted daemon picks each lease up where it was.
 
@@ -107,7 +110,7 @@ func (d *Daemon) leaseCreated(ctx context.Context, leaseID, orderID uint64) {
 	}
 	rec := &LeaseRecord{LeaseID: leaseID, OrderID: orderID, Tenant: l.Tenant, Price: l.Price, DurationSec: l.DurationSec,
 		ManifestHash: o.ManifestHash, Reservation: res, State: LeaseAwaitingManifest,
-		ManifestDeadline: d.now().Add(d.cfg.Limits.ManifestTimeout.Duration)}
+		ManifestDeadline: d.now().Add(d.cfg.Limits.ManifestTimeout.Duration), StartDeadline: l.StartDeadline}
 	// A directory left by an earlier chain's lease with the same id holds nothing of this lease.
 	if err := os.RemoveAll(d.leaseDir(leaseID)); err != nil {
 		d.log.Error("cannot clear the lease directory", "lease", leaseID, "err", err)
@@ -209,6 +212,10 @@ func (d *Daemon) AcceptManifest(ctx context.Context, tenant tx.Address, leaseID 
 		}
 		return nil, fmt.Errorf("%w: %v", ErrBadManifest, err)
 	}
+	if err := d.startInTime(ctx, l); err != nil {
+		_ = os.RemoveAll(spec.Dir)
+		return nil, err
+	}
 	l.State, l.Runtime, l.Outputs, l.StartedAt = LeaseStarting, rtName, m.Outputs, d.now()
 	if err := d.store.PutLease(l); err != nil {
 		return nil, err
@@ -226,6 +233,8 @@ func (d *Daemon) AcceptManifest(ctx context.Context, tenant tx.Address, leaseID 
 	// The workload's own start (the runtime may take a while to start it on a busy host): an extendable lease is
 	// stopped at StartedAt + its duration (armEnd), which must not cut it short of what the receipt shows it ran.
 	l.StartedAt = d.now()
+	// The tenant's proof that this provider got the manifest (and started it): LeaseStarted follows at once.
+	l.ManifestAck = d.sign(tx.ManifestAckBytes(d.chainID, l.LeaseID, l.ManifestHash))
 	if err := d.store.PutLease(l); err != nil {
 		return nil, err
 	}
@@ -239,6 +248,35 @@ func (d *Daemon) AcceptManifest(ctx context.Context, tenant tx.Address, leaseID 
 	})
 	d.log.Info("workload started", "lease", l.LeaseID, "runtime", rtName)
 	return l, nil
+}
+
+// startMarginBlocks is how many blocks before the ledger's start deadline the daemon still starts a workload:
+// its LeaseStarted must land by the deadline, and once the workload runs the tenant holds its acknowledgement of
+// the manifest. A tenant whose manifest (or inputs) arrive later is refused, with no acknowledgement: the lease
+// then expires as nobody's failure. A tenth of params.start_timeout_blocks, at least 2 (TODO: a provider.toml
+// value, should an operator on a slow chain want more).
+func startMarginBlocks(p *ledger.Params) int64 {
+	return max(2, int64(p.StartTimeoutBlocks/10))
+}
+
+// startInTime refuses to start a lease whose start deadline on the ledger is too near (or passed).
+func (d *Daemon) startInTime(ctx context.Context, l *LeaseRecord) error {
+	if l.StartDeadline == 0 {
+		return nil // a record made before start deadlines were kept: the ledger decides
+	}
+	st, err := d.c.Status(ctx)
+	if err != nil {
+		return err
+	}
+	p, err := d.c.Params(ctx)
+	if err != nil {
+		return err
+	}
+	if st.Height+startMarginBlocks(p) > l.StartDeadline {
+		return fmt.Errorf("%w: lease %d must start by block %d on the ledger and the chain is at block %d: too late to start it (the lease expires with a full refund)",
+			ErrLeaseState, l.LeaseID, l.StartDeadline, st.Height)
+	}
+	return nil
 }
 
 // testLeaseStartedDelay holds back the LeaseStarted sent after a start, so that tests can make a workload end
@@ -403,6 +441,9 @@ func (d *Daemon) complete(ctx context.Context, l *LeaseRecord) {
 		d.log.Error("reading the lease's order before completing it; will retry", "lease", l.LeaseID, "err", err)
 		return
 	}
+	if d.beforeLedgerEnd(ctx, l, lv) {
+		return // housekeeping tries again
+	}
 	switch lv.State {
 	case ledger.LeaseCompleted, ledger.LeaseClosed:
 		if lv.State == ledger.LeaseCompleted && group != 0 && l.Salt != nil {
@@ -439,6 +480,25 @@ func (d *Daemon) complete(ctx context.Context, l *LeaseRecord) {
 		return
 	}
 	d.done(l)
+}
+
+// beforeLedgerEnd reports whether a lease whose workload was stopped at its duration should wait before its
+// completion is sent: the daemon counts the duration from its own start, which precedes the ledger's
+// (LeaseStarted's block), so the workload stops just before the ledger's end. Sent at once, the completion would
+// cut the billing short of the duration the tenant ordered and the workload ran; the ledger keeps such a lease
+// open for params.completion_grace_sec after its end, so the daemon sends it once the chain's time has reached the
+// end: the tenant pays exactly price × duration. Without a grace (CloseMs = EndMs) it does not wait.
+func (d *Daemon) beforeLedgerEnd(ctx context.Context, l *LeaseRecord, lv ledger.LeaseView) bool {
+	if lv.State != ledger.LeaseActive || l.Result == nil || !l.Result.TimedOut || lv.CloseMs <= lv.EndMs {
+		return false
+	}
+	st, err := d.c.Status(ctx)
+	if err != nil || st.TimeMs >= lv.EndMs {
+		return false
+	}
+	d.log.Debug("workload stopped at its duration: completing once the ledger's end has passed", "lease", l.LeaseID,
+		"end_ms", lv.EndMs, "chain_ms", st.TimeMs)
+	return true
 }
 
 // inFlight claims a lease's completion (or reveal) for one attempt; false when one is already under way.
@@ -738,6 +798,17 @@ func (d *Daemon) reconcile(ctx context.Context) error {
 	return nil
 }
 
+// startDeadlinePassed reports whether the ledger's start deadline of a lease awaiting its manifest has passed, as
+// far as the blocks this daemon has processed tell: the ledger has closed it (as nobody's failure, the tenant
+// having shown no acknowledgement), and the daemon stops waiting.
+func (d *Daemon) startDeadlinePassed(l *LeaseRecord) bool {
+	if l.StartDeadline == 0 {
+		return false
+	}
+	h, err := d.store.Height()
+	return err == nil && h >= l.StartDeadline
+}
+
 func (d *Daemon) ownsLease(ctx context.Context, leaseID uint64) bool {
 	l, err := d.c.Lease(ctx, leaseID)
 	return err == nil && l.Provider == d.Address()
@@ -764,7 +835,7 @@ func (d *Daemon) housekeeping(ctx context.Context) {
 			switch {
 			case d.endDue(&l):
 				d.spawn(ctx, func(ctx context.Context) { d.durationReached(ctx, l.LeaseID) })
-			case l.State == LeaseAwaitingManifest && d.now().After(l.ManifestDeadline):
+			case l.State == LeaseAwaitingManifest && (d.now().After(l.ManifestDeadline) || d.startDeadlinePassed(&l)):
 				d.closeLease(ctx, l.LeaseID, "no manifest received in time")
 			case l.State == LeaseRunning && withdraw:
 				if _, err := d.sender.Send(ctx, &tx.Withdraw{ID: l.LeaseID}); err != nil &&

@@ -86,6 +86,9 @@ type Daemon struct {
 	portMu  sync.Mutex     // picking and claiming host ports (cluster.go)
 	claimed map[int]uint64 // host port -> the lease whose manifest claimed it, until saved with the lease
 
+	staking      atomic.Bool // keepStaked is running (stake.go)
+	stakeProblem string      // why the stake is not kept bonded (stake.go); guarded by mu
+
 	audMu    sync.Mutex // the ledger's auditor set, for /proof
 	auditors []tx.Address
 	audAt    time.Time
@@ -222,19 +225,37 @@ func (d *Daemon) Register(ctx context.Context) error {
 	case !sameInfo(cur.Info, info):
 		msgs = append(msgs, &tx.UpdateProvider{ProviderInfo: info})
 	}
-	want := params.RequiredStake(info.Hardware.GPUCount())
-	if d.cfg.Stake != "auto" {
-		want, _ = client.ParseAmount(d.cfg.Stake)
+	// Bond up to the stake target; what restores slashed stake comes out of stake_topup_budget (stake.go). A
+	// refused top-up is said and recorded, and the provider still registers: it stays audited.
+	want := d.stakeTarget(params)
+	var prev *ledger.ProviderView
+	if err == nil {
+		prev = &cur
 	}
-	if cur.Stake < want {
-		msgs = append(msgs, &tx.Bond{Amount: want - cur.Stake})
+	bond, restore, err := d.stakeToBond(ctx, prev, want)
+	switch {
+	case errors.Is(err, errStakeRefused) && prev != nil: // registered: run, audited, unable to bid
+		d.setStakeProblem(err.Error())
+	case err != nil: // not registered yet (e.g. the account still needs funds for the stake): Run retries
+		return err
 	}
-	if len(msgs) == 0 {
-		d.log.Info("provider already registered and bonded", "provider", d.Address(), "stake", cur.Stake)
+	if len(msgs) == 0 && bond == 0 {
+		if err == nil {
+			d.setStakeProblem("")
+			d.log.Info("provider already registered and bonded", "provider", d.Address(), "stake", cur.Stake)
+		}
 		return nil
 	}
-	if _, err := d.sender.Send(ctx, msgs...); err != nil {
+	if bond > 0 {
+		err = d.sendBond(ctx, bond, restore, msgs...)
+	} else {
+		_, err = d.sender.Send(ctx, msgs...)
+	}
+	if err != nil {
 		return fmt.Errorf("register provider: %w", err)
+	}
+	if bond > 0 {
+		d.setStakeProblem("")
 	}
 	d.log.Info("provider registered", "provider", d.Address(), "host", info.HostURI, "gpus", info.Hardware.GPUCount(),
 		"stake", client.FormatAmount(want), "max_lease_duration", time.Duration(info.MaxLeaseSec)*time.Second)
@@ -287,7 +308,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.reconcile(ctx); err != nil {
 		return err
 	}
-	d.bg.Add(3)
+	d.bg.Add(4)
+	go func() { defer d.bg.Done(); d.watchStake(ctx) }()
 	go func() { defer d.bg.Done(); d.housekeeping(ctx) }()
 	go func() { defer d.bg.Done(); d.watchLimits(ctx) }()
 	go func() { defer d.bg.Done(); d.publishLatency(ctx) }()
@@ -333,6 +355,10 @@ func (d *Daemon) handle(ctx context.Context, e client.Event) {
 		if e.Attrs["provider"] == me {
 			id := attrID(e, "lease_id")
 			d.spawn(ctx, func(ctx context.Context) { d.leaseExtended(ctx, id) })
+		}
+	case "provider.slashed":
+		if e.Attrs["provider"] == me { // below the stake it needs, it can no longer bid: top up (stake.go)
+			d.spawn(ctx, d.keepStaked)
 		}
 	case "lease.closed":
 		if e.Attrs["provider"] == me {

@@ -72,6 +72,7 @@ type envOpts struct {
 	params   *ledger.Params
 	auditors map[string]uint64 // funded with 1000 SPR each
 	now      func() time.Time  // the daemon's clock (default time.Now)
+	logger   *slog.Logger      // the daemon's log (default testLogger)
 }
 
 func startEnvOpts(t testing.TB, o envOpts) *env {
@@ -121,9 +122,13 @@ func startEnvOpts(t testing.TB, o envOpts) *env {
 	}
 	dataDir := t.TempDir()
 	addr := ln.Addr().String()
+	logger := o.logger
+	if logger == nil {
+		logger = testLogger()
+	}
 	e.start = func() {
 		d, err := provider.New(provider.Options{Config: &cfg, DataDir: dataDir, Signer: n.Keys["prov"], Client: c,
-			Runtimes: runtimesFor(&cfg), CertFingerprint: e.fp, Logger: testLogger(), Now: o.now})
+			Runtimes: runtimesFor(&cfg), CertFingerprint: e.fp, Logger: logger, Now: o.now})
 		if err != nil {
 			t.Fatal(err)
 		}

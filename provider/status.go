@@ -2,6 +2,8 @@ package provider
 
 import (
 	"context"
+	"fmt"
+	"time"
 
 	"github.com/sparenet/spare/client"
 	"github.com/sparenet/spare/ledger"
@@ -19,6 +21,8 @@ type Report struct {
 	Leases    []ledger.LeaseView  `json:"leases"`    // pending or active
 	Earned    uint64              `json:"earned"`    // paid to the provider so far, take deducted
 	Unsettled uint64              `json:"unsettled"` // earned by running leases, not yet withdrawn
+	// Warnings say what keeps the provider from bidding (jailed, stake below what its hardware needs).
+	Warnings []string `json:"warnings,omitempty"`
 	// Isolation is what each runtime guarantees on this machine (filled by the CLI, which runs here).
 	Isolation *IsolationReport `json:"isolation,omitempty"`
 }
@@ -30,6 +34,15 @@ func StatusFromLedger(ctx context.Context, c *client.Client, addr tx.Address, of
 		return nil, err
 	}
 	r := &Report{Address: addr, Provider: pv, Offered: offered.Ledger(), OpenBids: []ledger.Bid{}, Leases: []ledger.LeaseView{}}
+	if pv.Status == ledger.ProviderJailed {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("jailed until %s: it cannot bid; the daemon sends Unjail once the cooldown is over",
+			time.UnixMilli(int64(pv.JailedUntilMs)).UTC().Format(time.RFC3339)))
+	}
+	if pv.Stake < pv.RequiredStake {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("bonded %s is below the %s its hardware needs (%s slashed so far): it cannot bid; "+
+			"the daemon tops the stake up within stake_topup_budget, and its log says why when it does not",
+			client.FormatAmount(pv.Stake), client.FormatAmount(pv.RequiredStake), client.FormatAmount(pv.Slashed)))
+	}
 	reserve := func(orderID uint64) error {
 		o, err := c.Order(ctx, orderID)
 		if err != nil {

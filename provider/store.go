@@ -87,6 +87,13 @@ type LeaseRecord struct {
 	TimeoutSec   uint64    `json:"timeout_sec,omitempty"`
 	StartedAt    time.Time `json:"started_at,omitzero"`
 	DurationStop bool      `json:"duration_stop,omitempty"`
+	// StartDeadline is the ledger's: the height by which the lease must be started (its creation plus
+	// params.start_timeout_blocks). The daemon waits for the manifest no longer than that; 0 in a record made
+	// before it was kept.
+	StartDeadline int64 `json:"start_deadline,omitempty"`
+	// ManifestAck is this provider's signature over tx.ManifestAckBytes, handed to the tenant once the manifest
+	// was accepted and its workload started: the tenant's proof of delivery on the ledger (ManifestDelivered).
+	ManifestAck []byte `json:"manifest_ack,omitempty"`
 }
 
 // Store is the daemon's bbolt database.

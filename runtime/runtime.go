@@ -7,6 +7,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -75,6 +76,20 @@ type Result struct {
 	TimedOut  bool      `json:"timed_out,omitempty"`  // killed at its wall-clock limit
 	Stopped   bool      `json:"stopped,omitempty"`    // stopped on request (tenant, provider, lease closed)
 	Reason    string    `json:"reason,omitempty"`     // human-readable summary of the above
+}
+
+// DurationText writes a duration as people set it: "1h", "90m", "30s", "1.5s" (the end reason of a workload
+// stopped at its lease's duration reads "duration reached (1h)").
+func DurationText(d time.Duration) string {
+	switch {
+	case d >= time.Hour && d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d >= time.Minute && d%time.Minute == 0:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	case d%time.Second == 0:
+		return fmt.Sprintf("%ds", d/time.Second)
+	}
+	return d.Round(time.Millisecond).String()
 }
 
 // Runtime starts workloads.

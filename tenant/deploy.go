@@ -394,10 +394,20 @@ func (t *Tenant) putManifest(ctx context.Context, leaseID uint64, query string, 
 		resp, err := t.call(ctx, provider, "PUT", path, bytes.NewReader(manifest))
 		if err == nil {
 			defer resp.Body.Close()
+			b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+			if err != nil {
+				return fmt.Errorf("send manifest: reading the provider's answer: %w", err)
+			}
+			var st struct {
+				ManifestAck string `json:"manifest_ack"`
+			}
+			if json.Unmarshal(b, &st) == nil {
+				knowAck(ctx, leaseID, st.ManifestAck)
+			}
 			if into == nil {
 				return nil
 			}
-			return json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(into)
+			return json.Unmarshal(b, into)
 		}
 		var ae *APIError
 		if !errors.As(err, &ae) || ae.Status != 404 || time.Now().After(deadline) {

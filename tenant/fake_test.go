@@ -1,10 +1,14 @@
 package tenant_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +16,7 @@ import (
 
 	abci "github.com/cometbft/cometbft/abci/types"
 
+	"github.com/sparenet/spare/certs"
 	"github.com/sparenet/spare/client"
 	"github.com/sparenet/spare/ledger"
 	"github.com/sparenet/spare/ledger/tx"
@@ -33,14 +38,19 @@ type fakeChain struct {
 	params   ledger.Params
 	// on answers a message with the events it causes in its block, or an error code.
 	on func(f *fakeChain, m tx.Msg) ([]client.Event, error)
-	// orders and verifications as the fake's script keeps them.
-	orders map[uint64]ledger.Order
-	verifs map[uint64]ledger.VerificationView
+	// orders, verifications, leases and providers as the fake's script keeps them.
+	orders    map[uint64]ledger.Order
+	verifs    map[uint64]ledger.VerificationView
+	leases    map[uint64]ledger.LeaseView
+	providers map[tx.Address]ledger.ProviderView
+	// onBlock, when set, runs as each block is made (f.mu held): the ledger's own work (auctions, deadlines).
+	onBlock func(f *fakeChain)
 }
 
 func newFakeChain(t *testing.T) *fakeChain {
 	f := &fakeChain{produced: make(chan struct{}), fee: 1000, params: ledger.DefaultParams(),
-		orders: map[uint64]ledger.Order{}, verifs: map[uint64]ledger.VerificationView{}}
+		orders: map[uint64]ledger.Order{}, verifs: map[uint64]ledger.VerificationView{}, leases: map[uint64]ledger.LeaseView{},
+		providers: map[tx.Address]ledger.ProviderView{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go func() {
@@ -48,6 +58,9 @@ func newFakeChain(t *testing.T) *fakeChain {
 			time.Sleep(5 * time.Millisecond)
 			f.mu.Lock()
 			f.height++
+			if f.onBlock != nil {
+				f.onBlock(f)
+			}
 			f.blocks = append(f.blocks, client.Block{Height: f.height, Events: f.next})
 			f.next = nil
 			close(f.produced)
@@ -148,10 +161,22 @@ func (f *fakeChain) Bids(context.Context, ledger.ListRequest) (ledger.List[ledge
 	return ledger.List[ledger.Bid]{}, nil
 }
 func (f *fakeChain) Lease(_ context.Context, id uint64) (ledger.LeaseView, error) {
-	return ledger.LeaseView{}, fmt.Errorf("lease %d not found", id)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	l, ok := f.leases[id]
+	if !ok {
+		return l, fmt.Errorf("lease %d not found", id)
+	}
+	return l, nil
 }
 func (f *fakeChain) Provider(_ context.Context, a tx.Address) (ledger.ProviderView, error) {
-	return ledger.ProviderView{}, fmt.Errorf("provider %s not found", a)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p, ok := f.providers[a]
+	if !ok {
+		return p, fmt.Errorf("provider %s not found", a)
+	}
+	return p, nil
 }
 func (f *fakeChain) Providers(context.Context, ledger.ListRequest) (ledger.List[ledger.ProviderView], error) {
 	return ledger.List[ledger.ProviderView]{}, nil
@@ -298,5 +323,81 @@ func TestPipelineOrderEndsOrInterrupted(t *testing.T) {
 	}
 	if _, err := tn.CancelOrder(context.Background(), res.OrderID); err == nil {
 		t.Fatal("a second cancel succeeded")
+	}
+}
+
+// A provider that accepts the manifest, acknowledges it, and never starts the workload (its LeaseStarted never
+// comes): a few blocks before the start deadline the deploy posts the provider's acknowledgement on the ledger
+// (ManifestDelivered), so that the expiry counts as the provider's failure, and reports the lease closed by the
+// provider with everything refunded. The provider is a TLS server pinned by its fingerprint, as a real one.
+func TestPipelineProvesManifestDelivery(t *testing.T) {
+	ack := bytes.Repeat([]byte{7}, tx.SignatureLen)
+	mux := http.NewServeMux()
+	mux.HandleFunc("PUT /leases/{id}/manifest", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"state": "running", "manifest_ack": %q}`, hex.EncodeToString(ack))
+	})
+	mux.HandleFunc("GET /leases/{id}/logs", func(w http.ResponseWriter, r *http.Request) {}) // nothing printed yet
+	mux.HandleFunc("GET /leases/{id}/status", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `{"state": "running"}`) })
+	srv := httptest.NewTLSServer(mux)
+	t.Cleanup(srv.Close)
+	prov := fakeKey{ed25519.NewKeyFromSeed(bytes.Repeat([]byte{1}, 32))}.Address()
+
+	tenantKey := fakeKey{ed25519.NewKeyFromSeed(make([]byte, 32))}
+	f := newFakeChain(t)
+	f.providers[prov] = ledger.ProviderView{Provider: ledger.Provider{Owner: prov,
+		Info: tx.ProviderInfo{HostURI: srv.URL, CertFingerprint: certs.Fingerprint(srv.Certificate().Raw)}}}
+	const deposit = 4_000_000
+	var delivered []tx.ManifestDelivered
+	f.on = func(f *fakeChain, m tx.Msg) ([]client.Event, error) {
+		switch m := m.(type) {
+		case *tx.ManifestDelivered:
+			f.mu.Lock()
+			delivered = append(delivered, *m)
+			f.mu.Unlock()
+			return []client.Event{ev("lease.manifest_delivered", "lease_id", m.LeaseID)}, nil
+		case *tx.CreateOrder:
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.nextID++
+			f.orders[f.nextID] = ledger.Order{ID: f.nextID, Deposit: m.Deposit, State: ledger.OrderOpen}
+			// Leased in the next block, to start by 12 blocks later.
+			f.leases[1] = ledger.LeaseView{Lease: ledger.Lease{ID: 1, OrderID: f.nextID, Provider: prov, Tenant: tenantKey.Address(), State: ledger.LeasePending,
+				Deposit: m.Deposit, Price: 1000, DurationSec: 60, StartDeadline: f.height + 12}}
+			return []client.Event{ev("order.created", "order_id", f.nextID), ev("lease.created", "order_id", f.nextID, "lease_id", 1)}, nil
+		}
+		return nil, fmt.Errorf("unexpected %T", m)
+	}
+	f.onBlock = func(f *fakeChain) { // the start deadline: the ledger's verdict depends on the proof
+		l, ok := f.leases[1]
+		if !ok || l.State != ledger.LeasePending || f.height < l.StartDeadline {
+			return
+		}
+		l.State, l.CloseReason, l.Refunded = ledger.LeaseClosed, "no manifest delivered in time", l.Deposit
+		if len(delivered) > 0 {
+			l.CloseReason = "not started in time"
+		}
+		f.leases[1] = l
+		f.next = append(f.next, ev("lease.closed", "lease_id", 1, "refund", l.Deposit, "reason", l.CloseReason))
+	}
+	tn := tenant.NewWith(f, f, tenantKey, nil)
+	var mu sync.Mutex
+	var lines []string
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := tn.Deploy(ctx, tenant.Job{Manifest: []byte("the job"), Order: tx.CreateOrder{Deposit: deposit}}, tenant.Options{
+		OutputsDir: t.TempDir(), Progress: func(e tenant.Event) { mu.Lock(); lines = append(lines, e.Detail); mu.Unlock() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(delivered) != 1 || delivered[0].LeaseID != 1 || !bytes.Equal(delivered[0].Ack[:], ack) {
+		t.Fatalf("proofs of delivery sent: %+v", delivered)
+	}
+	if res.Outcome != tenant.OutcomeClosedByProvider || !strings.Contains(res.Reason, "did not start the workload in time") || res.Refunded != deposit {
+		t.Fatalf("outcome %q, reason %q, refunded %d", res.Outcome, res.Reason, res.Refunded)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(strings.Join(lines, "\n"), "posting provider "+prov.String()+"'s acknowledgement of the manifest") {
+		t.Fatalf("progress:\n%s", strings.Join(lines, "\n"))
 	}
 }

@@ -58,6 +58,8 @@ func leaseOutcome(l ledger.LeaseView, r *runtime.Result) (Outcome, string) {
 		return OutcomeDepositExhausted, "deposit exhausted before the job's duration (spare topup LEASE AMOUNT, or deploy with --auto-topup)"
 	case l.CloseReason == "not started in time":
 		return OutcomeClosedByProvider, "the provider did not start the workload in time: the deposit was refunded in full"
+	case l.CloseReason == "no manifest delivered in time":
+		return OutcomeClosedByProvider, "the lease expired before it started, with no proof on the ledger that its provider got the manifest (nobody's failure): the deposit was refunded in full"
 	case strings.Contains(l.CloseReason, "(auditors)") || strings.Contains(l.CloseReason, "auditor"):
 		return OutcomeClosedByAuditors, l.CloseReason
 	case strings.HasPrefix(l.CloseReason, "cluster member lease"):

@@ -164,10 +164,15 @@ func (d *deployment) awaitLeased(ctx context.Context, s strategy) error {
 // awaitStarted waits until no lease of the generation is pending, and reports the start if they all started.
 func (d *deployment) awaitStarted(ctx context.Context, s strategy) error {
 	started := true
+	proved := map[uint64]bool{}
 	_, err := d.w.until(ctx, 0, func() (bool, error) {
 		started = true
 		for _, id := range s.leases() {
 			l, err := d.t.c.Lease(ctx, id)
+			if err == nil && l.State == ledger.LeasePending && !proved[id] && d.w.seen() >= l.StartDeadline-proveBlocks {
+				proved[id] = true
+				d.proveDelivery(ctx, l)
+			}
 			if err != nil || l.State == ledger.LeasePending {
 				return false, nil
 			}
@@ -230,4 +235,26 @@ func (d *deployment) service() bool {
 // errOrderEnded is a generation's order that ended (expired, cancelled) before the auction leased it.
 func errOrderEnded(order uint64, how string) error {
 	return fmt.Errorf("order %d %s before it was leased", order, how)
+}
+
+// proveBlocks is how many blocks before a pending lease's start deadline the deploy posts the provider's
+// acknowledgement of its manifest: a lease that expires with it on the ledger is the provider's failure, one
+// without it nobody's (the ledger cannot tell who failed to deliver). It costs a fee, so only a lease that is
+// that late to start gets it.
+const proveBlocks = 5
+
+// proveDelivery posts the provider's acknowledgement of a lease's manifest (ManifestDelivered), when the deploy
+// has one.
+func (d *deployment) proveDelivery(ctx context.Context, l ledger.LeaseView) {
+	ack, ok := ackOf(ctx, l.ID)
+	if !ok {
+		return
+	}
+	d.emit("started", "lease %d has not started %d blocks before its deadline (block %d): posting provider %s's acknowledgement of the manifest, so that the ledger counts it as the provider's failure if it never does",
+		l.ID, proveBlocks, l.StartDeadline, l.Provider)
+	go func() {
+		if _, err := d.t.send(ctx, &tx.ManifestDelivered{LeaseID: l.ID, Ack: ack}); err != nil {
+			d.t.log.Warn("proof of the manifest's delivery not accepted", "lease", l.ID, "err", err)
+		}
+	}()
 }

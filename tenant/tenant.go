@@ -6,6 +6,7 @@ package tenant
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -99,6 +100,9 @@ type deployConns struct {
 	mu      sync.Mutex
 	clients map[tx.Address]conn
 	leases  map[uint64]tx.Address
+	// acks are the providers' signed acknowledgements of the manifests they accepted, by lease: the proof of
+	// delivery a deploy posts (ManifestDelivered) should a lease not start before its deadline.
+	acks map[uint64][tx.SignatureLen]byte
 }
 
 type conn struct {
@@ -110,7 +114,8 @@ type connsKey struct{}
 
 // withConns gives a deploy's context its own connections (see deployConns).
 func withConns(ctx context.Context) context.Context {
-	return context.WithValue(ctx, connsKey{}, &deployConns{clients: map[tx.Address]conn{}, leases: map[uint64]tx.Address{}})
+	return context.WithValue(ctx, connsKey{}, &deployConns{clients: map[tx.Address]conn{}, leases: map[uint64]tx.Address{},
+		acks: map[uint64][tx.SignatureLen]byte{}})
 }
 
 // knowLease records who serves a lease, for the deploy's later calls.
@@ -270,4 +275,29 @@ func (t *Tenant) Candidates(ctx context.Context, timeout time.Duration) ([]offer
 	}
 	wg.Wait()
 	return cands, nil
+}
+
+// knowAck records a provider's acknowledgement of a lease's manifest (hex, as its status gives it), for the
+// deploy's later proof of delivery. A malformed one is dropped: the ledger would refuse it.
+func knowAck(ctx context.Context, leaseID uint64, ackHex string) {
+	conns, _ := ctx.Value(connsKey{}).(*deployConns)
+	b, err := hex.DecodeString(ackHex)
+	if conns == nil || err != nil || len(b) != tx.SignatureLen {
+		return
+	}
+	conns.mu.Lock()
+	conns.acks[leaseID] = [tx.SignatureLen]byte(b)
+	conns.mu.Unlock()
+}
+
+// ackOf is the provider's acknowledgement of a lease's manifest, if the deploy has one.
+func ackOf(ctx context.Context, leaseID uint64) ([tx.SignatureLen]byte, bool) {
+	conns, _ := ctx.Value(connsKey{}).(*deployConns)
+	if conns == nil {
+		return [tx.SignatureLen]byte{}, false
+	}
+	conns.mu.Lock()
+	defer conns.mu.Unlock()
+	a, ok := conns.acks[leaseID]
+	return a, ok
 }

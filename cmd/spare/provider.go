@@ -162,8 +162,9 @@ func newProviderStartCmd(g *globals) *cobra.Command {
 		Short: "Run the provider daemon: register, bid, run leases, get paid",
 		Long: `Register (or update) this provider on the ledger and bond its stake, then follow the chain:
 bid on orders the free capacity can serve, receive manifests over the HTTPS tenant API, run the
-workloads and complete each lease with a signed receipt. Stops cleanly on Ctrl-C; running
-workloads keep running and a restarted daemon reattaches to them.`,
+workloads and complete each lease with a signed receipt. Stops cleanly on Ctrl-C or SIGTERM, announcing
+the restart to the ledger (a down verdict for this epoch or the next is then excused, once per 100
+epochs); running workloads keep running and a restarted daemon reattaches to them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := provider.LoadConfig(g.providerConfigPath())
@@ -217,6 +218,11 @@ workloads keep running and a restarted daemon reattaches to them.`,
 			runErr := d.Run(ctx)
 			shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
+			if ctx.Err() != nil && cmd.Context().Err() == nil { // a signal: a graceful stop, likely a restart
+				announce, cancelAnnounce := context.WithTimeout(shutdown, 3*time.Second)
+				_ = d.AnnounceRestart(announce) // said in the log; a refusal changes nothing else
+				cancelAnnounce()
+			}
 			_ = srv.Shutdown(shutdown)
 			return runErr
 		},
@@ -268,6 +274,9 @@ leases reserve, what is free, and what it has earned. Works whether or not the d
 					client.FormatAmount(st.Earned), client.FormatAmount(st.Unsettled))
 				for _, l := range st.Leases {
 					fmt.Fprintf(w, "  lease %d  %s  %s/h  tenant %s\n", l.ID, l.State, client.FormatAmount(l.Price), l.Tenant)
+				}
+				for _, warn := range st.Warnings {
+					fmt.Fprintf(w, "warning: %s\n", warn)
 				}
 				if st.Isolation != nil {
 					printIsolation(w, *st.Isolation, nil)

@@ -46,7 +46,7 @@ const (
 	CodeNotJailed         Code = 33 // Unjail from a provider that is not jailed
 	CodeJailCooldown      Code = 34 // Unjail before the jail's cooldown ended
 	CodeReplicated        Code = 35 // not allowed on a replicated or cluster order, or on a replica's lease
-	CodeRateLimited       Code = 36 // sent again before the minimum interval (latency summaries)
+	CodeRateLimited       Code = 36 // sent again before the minimum interval (latency summaries, restart announcements)
 	CodeExcluded          Code = 37 // a bid on a restarted cluster from a provider whose member failed an earlier run
 	CodeBidsFull          Code = 38 // the order holds its maximum of open bids and this one is not cheaper than the dearest
 	CodeNotCommitted      Code = 39 // a replica's result revealed before its commitment, or not matching it

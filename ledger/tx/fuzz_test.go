@@ -51,6 +51,8 @@ func sampleMsgs() []Msg {
 		&RevealResult{Receipt: Receipt{ChainID: "c", LeaseID: 3, ManifestHash: h, StartMs: 1, EndMs: 2, ExitCode: -1, GPUSeconds: 9, OutputRoot: h, Signature: make([]byte, 64)},
 			Salt: [32]byte{9, 8, 7}},
 		&ExtendLease{LeaseID: 3, AddSec: 3600},
+		&ManifestDelivered{LeaseID: 4, Ack: [SignatureLen]byte{1, 2, 3}},
+		&AnnounceRestart{},
 	}
 }
 

@@ -9,30 +9,32 @@ import (
 type MsgType uint64
 
 const (
-	TypeSend             MsgType = 1
-	TypeRegisterProvider MsgType = 2
-	TypeUpdateProvider   MsgType = 3
-	TypeBond             MsgType = 4
-	TypeUnbond           MsgType = 5
-	TypeCreateOrder      MsgType = 6
-	TypeCancelOrder      MsgType = 7
-	TypePlaceBid         MsgType = 8
-	TypeWithdrawBid      MsgType = 9
-	TypeAcceptBid        MsgType = 10
-	TypeLeaseStarted     MsgType = 11
-	TypeCloseLease       MsgType = 12
-	TypeCompleteLease    MsgType = 13
-	TypeTopUp            MsgType = 14
-	TypeWithdraw         MsgType = 15
-	TypeAttest           MsgType = 16
-	TypeUnjail           MsgType = 17
-	TypeAttestHardware   MsgType = 18
-	TypeCreateReplicated MsgType = 19
-	TypePublishLatency   MsgType = 20
-	TypeCreateCluster    MsgType = 21
-	TypeCommitResult     MsgType = 22
-	TypeRevealResult     MsgType = 23
-	TypeExtendLease      MsgType = 24
+	TypeSend              MsgType = 1
+	TypeRegisterProvider  MsgType = 2
+	TypeUpdateProvider    MsgType = 3
+	TypeBond              MsgType = 4
+	TypeUnbond            MsgType = 5
+	TypeCreateOrder       MsgType = 6
+	TypeCancelOrder       MsgType = 7
+	TypePlaceBid          MsgType = 8
+	TypeWithdrawBid       MsgType = 9
+	TypeAcceptBid         MsgType = 10
+	TypeLeaseStarted      MsgType = 11
+	TypeCloseLease        MsgType = 12
+	TypeCompleteLease     MsgType = 13
+	TypeTopUp             MsgType = 14
+	TypeWithdraw          MsgType = 15
+	TypeAttest            MsgType = 16
+	TypeUnjail            MsgType = 17
+	TypeAttestHardware    MsgType = 18
+	TypeCreateReplicated  MsgType = 19
+	TypePublishLatency    MsgType = 20
+	TypeCreateCluster     MsgType = 21
+	TypeCommitResult      MsgType = 22
+	TypeRevealResult      MsgType = 23
+	TypeExtendLease       MsgType = 24
+	TypeManifestDelivered MsgType = 25
+	TypeAnnounceRestart   MsgType = 26
 )
 
 var msgNames = map[MsgType]string{
@@ -44,6 +46,7 @@ var msgNames = map[MsgType]string{
 	TypeAttestHardware: "attest_hardware", TypeCreateReplicated: "create_replicated_order",
 	TypePublishLatency: "publish_latency", TypeCreateCluster: "create_cluster_order",
 	TypeCommitResult: "commit_result", TypeRevealResult: "reveal_result", TypeExtendLease: "extend_lease",
+	TypeManifestDelivered: "manifest_delivered", TypeAnnounceRestart: "announce_restart",
 }
 
 func (t MsgType) String() string {
@@ -141,6 +144,10 @@ func newMsg(t MsgType) Msg {
 		return &RevealResult{}
 	case TypeExtendLease:
 		return &ExtendLease{}
+	case TypeManifestDelivered:
+		return &ManifestDelivered{}
+	case TypeAnnounceRestart:
+		return &AnnounceRestart{}
 	}
 	return nil
 }
@@ -702,6 +709,41 @@ func (m *ExtendLease) decode(r *Reader) {
 	m.AddSec = r.Uvarint("add_sec")
 }
 
+const manifestAckDomain = "spare-manifest-ack-v1"
+
+// ManifestAckBytes are the bytes a provider signs when it accepts a lease's manifest (its hash checked against
+// the order's, its inputs fetched, the workload about to start): its acknowledgement of delivery, which its API
+// hands the tenant (header X-Spare-Manifest-Ack) and which only its key can produce.
+func ManifestAckBytes(chainID string, leaseID uint64, manifestHash Hash) []byte {
+	w := NewWriter(len(manifestAckDomain) + len(chainID) + 48)
+	w.String(manifestAckDomain)
+	w.String(chainID)
+	w.Uvarint(leaseID)
+	w.Raw(manifestHash[:])
+	return w.Bytes()
+}
+
+// ManifestDelivered records on the ledger, for a lease not yet started, that its provider acknowledged the
+// manifest: Ack is the provider's signature over ManifestAckBytes. A lease not started by its deadline counts
+// against its provider only once delivery is shown this way (see docs/ledger.md, "Start deadline").
+type ManifestDelivered struct {
+	LeaseID uint64             `json:"lease_id"`
+	Ack     [SignatureLen]byte `json:"ack"`
+}
+
+func (*ManifestDelivered) Type() MsgType { return TypeManifestDelivered }
+func (m *ManifestDelivered) ValidateBasic() error {
+	return nonzeroID("lease_id", m.LeaseID)
+}
+func (m *ManifestDelivered) encode(w *Writer) {
+	w.Uvarint(m.LeaseID)
+	w.Fixed("ack", m.Ack[:], len(m.Ack))
+}
+func (m *ManifestDelivered) decode(r *Reader) {
+	m.LeaseID = r.Uvarint("lease_id")
+	copy(m.Ack[:], r.Raw("ack", len(m.Ack)))
+}
+
 // Withdraw pays the provider what a running lease has earned so far.
 type Withdraw struct {
 	ID uint64 `json:"id"`
@@ -740,6 +782,15 @@ func (*Unjail) Type() MsgType        { return TypeUnjail }
 func (*Unjail) ValidateBasic() error { return nil }
 func (*Unjail) encode(*Writer)       {}
 func (*Unjail) decode(*Reader)       {}
+
+// AnnounceRestart is a provider saying it is about to restart (its daemon's graceful shutdown): a down verdict
+// for the epoch it is sent in, or the next, is excused. At most once per RestartEveryEpochs (ledger).
+type AnnounceRestart struct{}
+
+func (*AnnounceRestart) Type() MsgType        { return TypeAnnounceRestart }
+func (*AnnounceRestart) ValidateBasic() error { return nil }
+func (*AnnounceRestart) encode(*Writer)       {}
+func (*AnnounceRestart) decode(*Reader)       {}
 
 // AttestHardware is an auditor's verdict on a provider's proof-of-GPU challenge in an epoch: whether every
 // device it declares answered correctly before the deadline of the class it claims, and the throughput

@@ -548,7 +548,7 @@ func TestTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := wait(t, w, 30*time.Second)
-	if !res.TimedOut || res.Stopped {
+	if !res.TimedOut || res.Stopped || !strings.HasPrefix(res.Reason, "duration reached (1.5s)") {
 		t.Fatalf("result %+v", res)
 	}
 	if d := time.Since(start); d < s.Timeout || d > 15*time.Second {

@@ -359,7 +359,7 @@ func result(c container.InspectResponse, reason string, s runtime.Spec) runtime.
 			res.Reason = fmt.Sprintf("killed: out of memory, exit code %d", res.ExitCode)
 		}
 	case res.TimedOut:
-		res.Reason = fmt.Sprintf("stopped at its time limit (%s), exit code %d", s.Timeout, res.ExitCode)
+		res.Reason = fmt.Sprintf("duration reached (%s), exit code %d", runtime.DurationText(s.Timeout), res.ExitCode)
 	case res.Stopped:
 		res.Reason = fmt.Sprintf("stopped on request, exit code %d", res.ExitCode)
 	case st.Error != "":

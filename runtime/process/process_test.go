@@ -376,6 +376,9 @@ sleep 300`
 	if !res.TimedOut || res.Stopped || res.OOMKilled {
 		t.Fatalf("result %+v", res)
 	}
+	if !strings.HasPrefix(res.Reason, "duration reached (2s)") || strings.Contains(res.Reason, "killed by killed") {
+		t.Fatalf("reason %q, want it to start with the duration reached, in words", res.Reason)
+	}
 	if el < s.Timeout || el > s.Timeout+5*time.Second {
 		t.Fatalf("ended after %v", el)
 	}

@@ -182,7 +182,7 @@ func (w *Workload) finish(ei exitInfo, reason string) {
 	case statusOK:
 		res.ExitCode = code
 		if code > 128 && code < 128+65 {
-			why = append(why, fmt.Sprintf("exited with code %d (killed by signal %d?)", code, code-128))
+			why = append(why, fmt.Sprintf("exited with code %d (killed by %s?)", code, signalText(syscall.Signal(code-128))))
 		} else {
 			why = append(why, fmt.Sprintf("exited with code %d", code))
 		}
@@ -191,7 +191,7 @@ func (w *Workload) finish(ei exitInfo, reason string) {
 		why = append(why, fmt.Sprintf("exited with code %d", res.ExitCode))
 	case haveWS && ws.Signaled():
 		res.ExitCode = 128 + int(ws.Signal())
-		why = append(why, fmt.Sprintf("killed by %v", ws.Signal()))
+		why = append(why, "killed by "+signalText(ws.Signal()))
 	case ei.killed:
 		res.ExitCode = 128 + int(unix.SIGKILL)
 		why = append(why, "killed by SIGKILL after the grace period")
@@ -219,7 +219,8 @@ func (w *Workload) finish(ei exitInfo, reason string) {
 	switch reason {
 	case reasonTimeout:
 		res.TimedOut = true
-		why = append([]string{fmt.Sprintf("timed out: wall-clock limit of %v", w.st.Deadline.Sub(w.st.StartedAt).Round(time.Millisecond))}, why...)
+		// The wall-clock limit is the lease's duration (runtime.Spec.Timeout): say so in words, not as a signal.
+		why = append([]string{fmt.Sprintf("duration reached (%s)", runtime.DurationText(w.st.Deadline.Sub(w.st.StartedAt).Round(time.Second)))}, why...)
 	case reasonStop:
 		res.Stopped = true
 		why = append([]string{"stopped on request"}, why...)
@@ -260,6 +261,15 @@ func (w *Workload) finish(ei exitInfo, reason string) {
 	_ = removeCgroupsV1(w.st.CgroupV1, 2*time.Second)
 	w.res = res
 	close(w.done)
+}
+
+// signalText names a signal as people know it: "SIGTERM", else "signal 40". (syscall.Signal's own String is the
+// C library's description, "killed" for SIGKILL, which made reasons read "killed by killed".)
+func signalText(sig syscall.Signal) string {
+	if name := unix.SignalName(sig); name != "" {
+		return name
+	}
+	return fmt.Sprintf("signal %d", int(sig))
 }
 
 // allocMessages are what programs commonly print when a host memory allocation fails (lower case).

@@ -265,6 +265,15 @@ func (m *Market) EveryState() History {
 
 	// First the lease that will not start: its deadline passes while the rest is sent.
 	notStarted := lease("not_started_in_time", "p2", gpu(), 2*SPR)
+	// p2 acknowledged its manifest (the tenant shows the ack on the ledger) and never started it: its failure.
+	if st, err := m.C.Status(ctx); err != nil {
+		m.T.Fatal(err)
+	} else {
+		ack := m.Net.Keys["p2"].Sign(tx.ManifestAckBytes(st.ChainID, notStarted, h.Manifest))
+		md := &tx.ManifestDelivered{LeaseID: notStarted}
+		copy(md.Ack[:], ack)
+		m.Send("tenant", md)
+	}
 	m.Complete("p1", started("completed_exit_0", "p1", gpu(), 2*SPR), h.Manifest, 0)
 	m.Complete("p2", started("completed_exit_3", "p2", gpu(), 3*SPR), h.Manifest, 3)
 	m.Complete("p3", started("cpu_completed", "p3", cpu(2000), SPR/2), h.Manifest, 0)
