@@ -298,12 +298,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if from == 0 {
+	fresh := from == 0
+	if fresh {
 		st, err := d.c.NodeStatus(ctx)
 		if err != nil {
 			return err
 		}
-		from = st.SyncInfo.LatestBlockHeight // a new provider bids on orders from now on
+		from = st.SyncInfo.LatestBlockHeight // a new provider follows the chain from now on...
 	}
 	if err := d.reconcile(ctx); err != nil {
 		return err
@@ -313,6 +314,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go func() { defer d.bg.Done(); d.housekeeping(ctx) }()
 	go func() { defer d.bg.Done(); d.watchLimits(ctx) }()
 	go func() { defer d.bg.Done(); d.publishLatency(ctx) }()
+	if fresh { // ...and considers the orders already open (a tenant may have ordered while it registered)
+		d.spawn(ctx, d.considerOpenOrders)
+	}
 	err = d.c.Follow(ctx, from+1, func(b client.Block) error {
 		for _, e := range b.Events {
 			if e.Code != 0 {
@@ -417,5 +421,40 @@ func prepareLeasesDir(dir, dataDir string) (string, error) {
 		if p == filepath.Dir(p) {
 			return dir, nil
 		}
+	}
+}
+
+// maxOpenOrdersAtStart bounds how many orders a new provider considers at its first start (the newest are the
+// likeliest still to need a bid; the rest expire by themselves).
+const maxOpenOrdersAtStart = 5_000
+
+// considerOpenOrders considers, one after the other, the orders open on the ledger when a new provider starts:
+// those created before it followed the chain would otherwise never see a bid from it.
+func (d *Daemon) considerOpenOrders(ctx context.Context) {
+	var ids []uint64
+	for after := ""; len(ids) < maxOpenOrdersAtStart; {
+		page, err := d.c.Orders(ctx, ledger.ListRequest{Open: true, After: after, Limit: ledger.MaxPageLimit})
+		if err != nil {
+			d.log.Warn("listing open orders at start", "err", err)
+			return
+		}
+		for _, o := range page.Items {
+			ids = append(ids, o.ID)
+		}
+		if after = page.Next; after == "" {
+			break
+		}
+	}
+	if len(ids) > maxOpenOrdersAtStart {
+		ids = ids[len(ids)-maxOpenOrdersAtStart:]
+	}
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			return
+		}
+		d.considerOrder(ctx, id)
+	}
+	if len(ids) > 0 {
+		d.log.Info("considered the orders open at start", "orders", len(ids))
 	}
 }
