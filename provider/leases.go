@@ -264,19 +264,43 @@ func (d *Daemon) startInTime(ctx context.Context, l *LeaseRecord) error {
 	if l.StartDeadline == 0 {
 		return nil // a record made before start deadlines were kept: the ledger decides
 	}
-	st, err := d.c.Status(ctx)
+	// The height the daemon's follower has reached (it is at most a poll behind the node) and the params read
+	// within the last minute: a manifest's start waits on no round trip to the node.
+	height, err := d.store.Height()
 	if err != nil {
 		return err
+	}
+	p, err := d.cachedParams(ctx)
+	if err != nil {
+		return err
+	}
+	if height+startMarginBlocks(p) > l.StartDeadline {
+		return fmt.Errorf("%w: lease %d must start by block %d on the ledger and the chain is at block %d: too late to start it (the lease expires with a full refund)",
+			ErrLeaseState, l.LeaseID, l.StartDeadline, height)
+	}
+	return nil
+}
+
+// paramsTTL is how long the daemon reuses the ledger's params where a change would matter little (the start
+// margin).
+const paramsTTL = time.Minute
+
+// cachedParams is the ledger's params, read again once paramsTTL has passed.
+func (d *Daemon) cachedParams(ctx context.Context) (*ledger.Params, error) {
+	d.mu.Lock()
+	p, at := d.params, d.paramsAt
+	d.mu.Unlock()
+	if p != nil && time.Since(at) < paramsTTL {
+		return p, nil
 	}
 	p, err := d.c.Params(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if st.Height+startMarginBlocks(p) > l.StartDeadline {
-		return fmt.Errorf("%w: lease %d must start by block %d on the ledger and the chain is at block %d: too late to start it (the lease expires with a full refund)",
-			ErrLeaseState, l.LeaseID, l.StartDeadline, st.Height)
-	}
-	return nil
+	d.mu.Lock()
+	d.params, d.paramsAt = p, time.Now()
+	d.mu.Unlock()
+	return p, nil
 }
 
 // testLeaseStartedDelay holds back the LeaseStarted sent after a start, so that tests can make a workload end

@@ -86,6 +86,9 @@ type Daemon struct {
 	portMu  sync.Mutex     // picking and claiming host ports (cluster.go)
 	claimed map[int]uint64 // host port -> the lease whose manifest claimed it, until saved with the lease
 
+	params   *ledger.Params // cachedParams (leases.go); guarded by mu
+	paramsAt time.Time
+
 	staking      atomic.Bool // keepStaked is running (stake.go)
 	stakeProblem string      // why the stake is not kept bonded (stake.go); guarded by mu
 

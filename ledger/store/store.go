@@ -47,7 +47,7 @@ const metaPrefix = "\x00meta/"
 var (
 	keyHeight  = []byte(metaPrefix + "height")
 	keyAppHash = []byte(metaPrefix + "apphash")
-	keyDigest  = []byte(metaPrefix + "digest") // the state's digest (digest.go), written with every commit
+	keyDigest  = []byte(metaPrefix + "statesum") // the state's digest (digest.go), written with every commit
 )
 
 // ErrDamaged is a database whose contents are not what was committed to it: Open refuses it (the error says how
@@ -81,6 +81,7 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
 	s := &Store{committed: btree.NewG(degree, less), db: db}
+	x := newHasher()
 	it := db.NewIterator(&util.Range{}, nil)
 	for it.Next() {
 		k := it.Key()
@@ -89,7 +90,7 @@ func Open(dir string) (*Store, error) {
 		}
 		v := append([]byte(nil), it.Value()...)
 		s.committed.ReplaceOrInsert(item{key: string(k), val: v})
-		s.digest.add(term(string(k), v))
+		s.digest.add(x.term(string(k), v))
 	}
 	it.Release()
 	if err := it.Error(); err != nil {
@@ -171,15 +172,16 @@ func (s *Store) Commit(b *Batch, height int64, appHash []byte) error {
 		s.mu.RLock()  // committed is b's base (a View clones it meanwhile under the write lock)
 		base := s.committed
 		s.mu.RUnlock()
+		x := newHasher()
 		for _, k := range b.sortedKeys() {
 			if old, ok := base.Get(item{key: k}); ok {
-				dg.sub(term(k, old.val))
+				dg.sub(x.term(k, old.val))
 			}
 			if b.deleted[k] {
 				wb.Delete([]byte(k))
 			} else {
 				wb.Put([]byte(k), b.writes[k])
-				dg.add(term(k, b.writes[k]))
+				dg.add(x.term(k, b.writes[k]))
 			}
 		}
 		wb.Put(keyDigest, dg.bytes())
