@@ -37,7 +37,7 @@ test: fmt-check vet
 # make test runs the short profile: one validator of four killed and restarted.
 faults:
 	SPARE_FAULTS=full SPARE_FAULTS_REPORT=$(CURDIR)/faults-results.md $(GO) test -count=1 -v -timeout 30m ./faults/
-	$(GO) test -count=1 -v -timeout 20m ./cmd/spare/ -run 'TestKill9DuringLoadRecovers|TestProviderKill9MidLease|TestJournalFlipRefusedThenRebuilt'
+	$(GO) test -count=1 -v -timeout 20m ./cmd/spare/ -run 'TestKill9DuringLoadRecovers|TestProviderKill9MidLease|TestJournalFlipRefusedThenRebuilt|TestTenantKilledThenRecovered'
 
 bench-smoke:
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 10m ./...
