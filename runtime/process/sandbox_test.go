@@ -337,8 +337,10 @@ func TestAttackSetuid(t *testing.T) {
 func TestAttackNamespacesAndMounts(t *testing.T) {
 	t.Parallel()
 	r := sandboxRuntime(t)
-	s := leaseSpec(t, 108, `unshare -Ur true; echo userns=$?
-unshare -Urm sh -c 'mount -t tmpfs none /mnt'; echo usermount=$?
+	// The refusals go to stdout (2>&1) with the results: the log keeps each stream's order, not the order across
+	// the two streams (a stderr line may land inside the echo's).
+	s := leaseSpec(t, 108, `unshare -Ur true 2>&1; echo userns=$?
+unshare -Urm sh -c 'mount -t tmpfs none /mnt' 2>&1; echo usermount=$?
 mount -t tmpfs none /mnt 2>/dev/null; echo mount=$?
 unshare -n true 2>/dev/null; echo netns=$?
 umount /proc 2>/dev/null; echo umount=$?`)
