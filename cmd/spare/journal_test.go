@@ -17,7 +17,8 @@ import (
 // would skip the damaged block and apply the later ones, serving a state that lost committed transfers with the
 // same height and app hash; the node instead refuses to start and says how to rebuild. `spare node
 // --rebuild-ledger` then moves the database aside and replays the chain's blocks: every committed transfer is
-// back and the supply invariant holds.
+// back and the supply invariant holds. Then the rebuilt database loses its MANIFEST: refused and rebuilt the same
+// way.
 func TestJournalFlipRefusedThenRebuilt(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs node processes")
@@ -126,5 +127,30 @@ func TestJournalFlipRefusedThenRebuilt(t *testing.T) {
 	}
 	if aside, _ := filepath.Glob(ledgerDir + ".damaged-*"); len(aside) != 1 {
 		t.Fatalf("the damaged database was not kept aside: %v", aside)
+	}
+
+	// A second bad day: the rebuilt database loses its MANIFEST (a partial restore, an operator's rm). Refused
+	// again, rebuilt again, the same balances.
+	rebuilt.kill()
+	ms, _ := filepath.Glob(filepath.Join(ledgerDir, "MANIFEST-*"))
+	if len(ms) == 0 {
+		t.Fatal("no MANIFEST under data/ledger")
+	}
+	for _, m := range ms {
+		os.Remove(m)
+	}
+	refused = startProc(t, bin, filepath.Join(tmp, "node4.log"), append([]string{"node"}, kb...)...)
+	select {
+	case <-refused.done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the node started without its MANIFEST:\n%s", crashTail(refused.log, 10))
+	}
+	if msg := crashTail(refused.log, 5); !strings.Contains(msg, "damaged") || !strings.Contains(msg, "--rebuild-ledger") {
+		t.Fatalf("the refusal does not say what happened and what to do:\n%s", msg)
+	}
+	rebuilt = startProc(t, bin, filepath.Join(tmp, "node5.log"), append([]string{"node", "--rebuild-ledger"}, kb...)...)
+	ready(rebuilt)
+	if after, err := spare("balance", "tenant", "-o", "json"); err != nil || after != before {
+		t.Fatalf("after the second rebuild: %s (%v), before the damage: %s", after, err, before)
 	}
 }

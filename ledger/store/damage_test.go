@@ -1,6 +1,7 @@
 package store
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
 // commitBlocks commits n blocks to s, each writing a 2 KiB value under a new key and updating or deleting some
@@ -135,11 +137,15 @@ func TestJournalFlipRefused(t *testing.T) {
 		t.Fatalf("LevelDB alone: height %x, %d committed writes lost (the test no longer damages what it means to)", h, lost)
 	}
 
+	before := listing(t, dir)
 	_, err = Open(dir)
 	if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "spare node --rebuild-ledger") || !strings.Contains(err.Error(), "height 60") {
 		t.Fatalf("open: %v", err)
 	}
-	// Nothing was changed: refused again.
+	// Nothing was changed (the damaged journal is still there, not folded into a table): refused again.
+	if after := listing(t, dir); after != before {
+		t.Fatalf("the refused database was changed:\nbefore %s\nafter  %s", before, after)
+	}
 	if _, err := Open(dir); !errors.Is(err, ErrDamaged) {
 		t.Fatalf("second open: %v", err)
 	}
@@ -207,4 +213,105 @@ func TestStoreWithoutDigestOpens(t *testing.T) {
 		t.Fatalf("digest %x %v", v, err)
 	}
 	checkState(t, s, want)
+}
+
+// tabled commits enough blocks to dir that LevelDB writes sorted tables, compacts them, and returns the expected
+// state and the table files.
+func tabled(t *testing.T, dir string) (map[string]string, []string) {
+	t.Helper()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	commitBlocks(t, s, 1, 200, want)
+	if err := s.db.CompactRange(util.Range{}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	tables, _ := filepath.Glob(filepath.Join(dir, "*.ldb"))
+	if len(tables) == 0 {
+		t.Fatal("no table written")
+	}
+	return want, tables
+}
+
+// TestStorageDamageRefused: a table cut short, a table or the MANIFEST gone, the CURRENT pointer gone — each
+// refused with ErrDamaged and the way to rebuild, never opened as a smaller or empty state; a second open is
+// refused the same way (nothing was changed), and a copy of the undamaged database still opens whole.
+func TestStorageDamageRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		damage func(t *testing.T, dir string, tables []string)
+	}{
+		{"table truncated", func(t *testing.T, dir string, tables []string) {
+			fi, _ := os.Stat(tables[0])
+			if err := os.Truncate(tables[0], fi.Size()/2); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"table missing", func(t *testing.T, dir string, tables []string) { os.Remove(tables[0]) }},
+		{"MANIFEST missing", func(t *testing.T, dir string, _ []string) {
+			ms, _ := filepath.Glob(filepath.Join(dir, "MANIFEST-*"))
+			if len(ms) == 0 {
+				t.Fatal("no MANIFEST")
+			}
+			for _, m := range ms {
+				os.Remove(m)
+			}
+		}},
+		{"CURRENT missing", func(t *testing.T, dir string, _ []string) { os.Remove(filepath.Join(dir, "CURRENT")) }},
+		{"MANIFEST and CURRENT missing", func(t *testing.T, dir string, _ []string) {
+			ms, _ := filepath.Glob(filepath.Join(dir, "MANIFEST-*"))
+			for _, m := range append(ms, filepath.Join(dir, "CURRENT")) {
+				os.Remove(m)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			want, tables := tabled(t, dir)
+			tc.damage(t, dir, tables)
+			before := listing(t, dir)
+			for i := range 2 {
+				_, err := Open(dir)
+				if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "spare node --rebuild-ledger") {
+					t.Fatalf("open %d: %v", i+1, err)
+				}
+			}
+			if after := listing(t, dir); after != before {
+				t.Fatalf("the refused database was changed:\nbefore %s\nafter  %s", before, after)
+			}
+			if len(want) == 0 {
+				t.Fatal("empty state")
+			}
+		})
+	}
+	// The undamaged database opens whole.
+	dir := t.TempDir()
+	want, _ := tabled(t, dir)
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	checkState(t, s, want)
+}
+
+// listing is dir's files with their sizes and contents' hashes, but for LevelDB's LOCK and its info LOG.
+func listing(t *testing.T, dir string) string {
+	t.Helper()
+	files, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, f := range files {
+		if f.Name() == "LOCK" || f.Name() == "LOG" || f.Name() == "LOG.old" {
+			continue
+		}
+		data, _ := os.ReadFile(filepath.Join(dir, f.Name()))
+		fmt.Fprintf(&b, "%s:%d:%x ", f.Name(), len(data), sha256.Sum256(data))
+	}
+	return b.String()
 }

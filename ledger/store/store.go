@@ -13,6 +13,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"sync"
 
@@ -71,16 +72,52 @@ func OpenMem() *Store {
 
 // Open opens (or creates) the LevelDB at dir, loads the committed state into memory and checks it against the
 // digest committed with it. A database LevelDB cannot read, or whose state does not add up to its digest, is
-// refused with ErrDamaged and nothing in it is changed.
+// refused with ErrDamaged and nothing in it is changed: an existing database is read and checked through a
+// read-only open (which writes nothing: a read-write open would fold a damaged journal into a new table and
+// delete it, rewrite the MANIFEST and rotate CURRENT) before it is opened for writing.
 func Open(dir string) (*Store, error) {
+	s := &Store{committed: btree.NewG(degree, less)}
+	if exists(dir) {
+		ro, err := leveldb.OpenFile(dir, &opt.Options{ReadOnly: true, ErrorIfMissing: true})
+		if err != nil {
+			return nil, openErr(dir, err)
+		}
+		err = s.load(dir, ro)
+		ro.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
 	db, err := leveldb.OpenFile(dir, &opt.Options{})
 	if err != nil {
-		if lerrors.IsCorrupted(err) {
-			return nil, damaged(dir, 0, err.Error())
-		}
-		return nil, fmt.Errorf("store: open %s: %w", dir, err)
+		return nil, openErr(dir, err)
 	}
-	s := &Store{committed: btree.NewG(degree, less), db: db}
+	s.db = db
+	return s, nil
+}
+
+// exists says whether dir holds a database to check, or the remains of one: any file but LevelDB's LOCK and info
+// LOG, which an open that failed before it wrote anything leaves behind.
+func exists(dir string) bool {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if n := e.Name(); n != "LOCK" && n != "LOG" && n != "LOG.old" {
+			return true
+		}
+	}
+	return false
+}
+
+// openErr is what an open of dir failing with err means to the operator.
+func openErr(dir string, err error) error {
+	if lerrors.IsCorrupted(err) || errors.Is(err, os.ErrNotExist) {
+		return damaged(dir, 0, err.Error())
+	}
+	return fmt.Errorf("store: open %s: %w", dir, err)
+}
+
+// load reads the committed state, height and app hash from db into s and checks the state against its digest.
+func (s *Store) load(dir string, db *leveldb.DB) error {
 	x := newHasher()
 	it := db.NewIterator(&util.Range{}, nil)
 	for it.Next() {
@@ -94,11 +131,10 @@ func Open(dir string) (*Store, error) {
 	}
 	it.Release()
 	if err := it.Error(); err != nil {
-		db.Close()
-		if lerrors.IsCorrupted(err) {
-			return nil, damaged(dir, 0, err.Error())
+		if lerrors.IsCorrupted(err) || errors.Is(err, os.ErrNotExist) { // a table cut short or gone
+			return damaged(dir, 0, err.Error())
 		}
-		return nil, fmt.Errorf("store: load %s: %w", dir, err)
+		return fmt.Errorf("store: load %s: %w", dir, err)
 	}
 	if v, err := db.Get(keyHeight, nil); err == nil && len(v) == 8 {
 		s.height = int64(binary.BigEndian.Uint64(v))
@@ -109,11 +145,10 @@ func Open(dir string) (*Store, error) {
 	// A database written before digests existed has none: its digest is written with the next commit.
 	if v, err := db.Get(keyDigest, nil); err == nil {
 		if want, ok := digestOf(v); !ok || want != s.digest {
-			db.Close()
-			return nil, damaged(dir, s.height, "its state does not add up to the digest committed with it (a part of what was committed was lost or changed on disk)")
+			return damaged(dir, s.height, "its state does not add up to the digest committed with it (a part of what was committed was lost or changed on disk)")
 		}
 	}
-	return s, nil
+	return nil
 }
 
 // damaged is ErrDamaged for dir, with what was found and how to rebuild.
