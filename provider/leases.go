@@ -843,7 +843,7 @@ func (d *Daemon) ownsLease(ctx context.Context, leaseID uint64) bool {
 func (d *Daemon) housekeeping(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	lastWithdraw, lastCleanup := d.now(), time.Time{}
+	lastWithdraw, lastCleanup, lastUnjail := d.now(), time.Time{}, time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -874,6 +874,11 @@ func (d *Daemon) housekeeping(ctx context.Context) {
 		}
 		if withdraw {
 			lastWithdraw = d.now()
+		}
+		// A jailed provider asks to be let out as soon as the cooldown allows (checked at start and every few
+		// seconds: two queries), not at the next withdrawal minutes later.
+		if d.now().Sub(lastUnjail) >= unjailCheckEvery {
+			lastUnjail = d.now()
 			d.unjailIfDue(ctx)
 		}
 		if d.now().Sub(lastCleanup) >= time.Minute {
@@ -882,6 +887,9 @@ func (d *Daemon) housekeeping(ctx context.Context) {
 		}
 	}
 }
+
+// unjailCheckEvery is how often the daemon checks whether it is jailed and may send Unjail.
+const unjailCheckEvery = 5 * time.Second
 
 // unjailIfDue sends Unjail when the auditors jailed this provider and the cooldown has passed: a daemon that
 // runs again is answering its challenges, and stays in service only as long as it does.

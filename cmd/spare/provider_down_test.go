@@ -1,0 +1,365 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sparenet/spare/certs"
+	"github.com/sparenet/spare/client"
+	"github.com/sparenet/spare/client/keyring"
+	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/tx"
+	"github.com/sparenet/spare/manifest"
+	"github.com/sparenet/spare/node"
+	"github.com/sparenet/spare/reqsig"
+)
+
+// auditedMarket is a chain with one validator, its auditor and one provider, each a `spare` process, on a genesis
+// whose liveness parameters a test sets (short epochs, a short jail).
+type auditedMarket struct {
+	t        *testing.T
+	bin, api string
+	kb       []string
+	provLog  string
+	prov     *proc
+	c        *client.Client
+	tenant   *keyring.Signer
+	provider *keyring.Signer
+	epoch    uint64 // params.epoch_blocks
+}
+
+func newAuditedMarket(t *testing.T, params map[string]uint64) *auditedMarket {
+	t.Helper()
+	tmp := t.TempDir()
+	bin := crashBuildSpare(t, tmp)
+	home := filepath.Join(tmp, "home")
+	base, err := node.FreePorts(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb := []string{"--home", home, "--keyring-backend", "test"}
+	crashRun(t, bin, append(kb, "init", "--keys", "tenant,provider", "--fund", "100000",
+		"--rpc", fmt.Sprintf("tcp://127.0.0.1:%d", base), "--p2p", fmt.Sprintf("tcp://127.0.0.1:%d", base+1))...)
+	genesis := filepath.Join(home, "config", "genesis.json")
+	var g map[string]any
+	b, err := os.ReadFile(genesis)
+	if err != nil || json.Unmarshal(b, &g) != nil {
+		t.Fatalf("genesis: %v", err)
+	}
+	ps := g["app_state"].(map[string]any)["params"].(map[string]any)
+	for k, v := range params {
+		if _, ok := ps[k]; !ok {
+			t.Fatalf("genesis has no params.%s", k)
+		}
+		ps[k] = v
+	}
+	b, _ = json.MarshalIndent(g, "", "  ")
+	if err := os.WriteFile(genesis, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startProc(t, bin, filepath.Join(tmp, "node.log"), append([]string{"node", "--log-level", "warn"}, kb...)...)
+	startProc(t, bin, filepath.Join(tmp, "auditor.log"), append([]string{"auditor", "--key", "auditor", "--proofs=false",
+		"--timeout", "2s", "--log-level", "debug"}, kb...)...)
+	leases, err := os.MkdirTemp("/tmp", "spare-down-leases-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(leases) })
+	_ = os.Chmod(leases, 0o711)
+	api := fmt.Sprintf("127.0.0.1:%d", base+2)
+	crashRun(t, bin, append(kb, "provider", "init", "--region", "eu-west", "--host-uri", "https://"+api, "--listen", api,
+		"--key", "provider", "--no-docker", "--nvidia-smi", "/nonexistent", "--leases-dir", leases)...)
+	m := &auditedMarket{t: t, bin: bin, api: api, kb: kb, provLog: filepath.Join(tmp, "provider.log"), epoch: params["epoch_blocks"]}
+	m.startProvider()
+	m.c, err = client.New(fmt.Sprintf("http://127.0.0.1:%d", base), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := keyring.Open(filepath.Join(home, "keys"), keyring.Options{Backend: keyring.BackendTest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.tenant, _ = kr.Signer("tenant")
+	m.provider, _ = kr.Signer("provider")
+	return m
+}
+
+func (m *auditedMarket) startProvider() {
+	m.prov = startProc(m.t, m.bin, m.provLog, append(m.kb, "provider", "start", "--log-level", "debug")...)
+}
+
+// wait polls ok every 100 ms until it holds, or fails the test after limit with the provider's log.
+func (m *auditedMarket) wait(ctx context.Context, limit time.Duration, what string, ok func() bool) time.Duration {
+	m.t.Helper()
+	t0 := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	waitUntil(m.t, ctx, what, m.provLog, ok)
+	return time.Since(t0)
+}
+
+func (m *auditedMarket) providerView(ctx context.Context) ledger.ProviderView {
+	p, err := m.c.Provider(ctx, m.provider.Address())
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return p
+}
+
+// epochNow is the epoch of the last block, and that block's height.
+func (m *auditedMarket) epochNow(ctx context.Context) (uint64, int64) {
+	st, err := m.c.Status(ctx)
+	if err != nil {
+		return 0, 0
+	}
+	return uint64(st.Height-1) / m.epoch, st.Height
+}
+
+// lease posts an order for run (a job of duration seconds), waits for its lease, sends the manifest to the
+// provider and waits for the lease to start.
+func (m *auditedMarket) lease(ctx context.Context, run string, duration uint64) ledger.LeaseView {
+	m.t.Helper()
+	mf := &manifest.Manifest{Version: 1, Run: run, Resources: tx.Resources{CPUMilli: 500, MemoryMiB: 128}, DurationSec: duration}
+	raw, _ := mf.Encode()
+	res, err := m.c.NewSender(m.tenant).Send(ctx, &tx.CreateOrder{Resources: mf.Resources, MaxPricePerHour: 100 * ledger.USPR,
+		ManifestHash: manifest.Hash(raw), Deposit: 10 * ledger.USPR, DurationSec: mf.DurationSec})
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	idStr, _ := res.Attr("order.created", "order_id")
+	orderID, _ := strconv.ParseUint(idStr, 10, 64)
+	var leaseID uint64
+	m.wait(ctx, 60*time.Second, "the order to be leased", func() bool {
+		o, err := m.c.Order(ctx, orderID)
+		leaseID = o.LeaseID
+		return err == nil && o.State == ledger.OrderLeased
+	})
+	m.wait(ctx, 30*time.Second, "the manifest to be accepted", func() bool {
+		code, _ := m.call("PUT", fmt.Sprintf("/leases/%d/manifest", leaseID), raw)
+		return code == 200
+	})
+	var l ledger.LeaseView
+	m.wait(ctx, 30*time.Second, "the lease to start", func() bool {
+		l, err = m.c.Lease(ctx, leaseID)
+		return err == nil && l.State == ledger.LeaseActive
+	})
+	if l.Provider != m.provider.Address() {
+		m.t.Fatalf("lease %d went to %s", leaseID, l.Provider)
+	}
+	return l
+}
+
+// call is a signed request of the tenant to the provider's API.
+func (m *auditedMarket) call(method, path string, body []byte) (int, []byte) {
+	p, err := m.c.Provider(context.Background(), m.provider.Address())
+	if err != nil {
+		return 0, []byte(err.Error())
+	}
+	hc := certs.PinnedHTTPClient(p.Info.CertFingerprint, 10*time.Second)
+	hc.Transport = &reqsig.Transport{Base: hc.Transport, Key: m.tenant.PrivateKey()}
+	req, _ := http.NewRequest(method, "https://"+m.api+path, bytes.NewReader(body))
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, []byte(err.Error())
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// running says whether a process whose command line is exactly args runs on this machine (a workload the
+// provider should have stopped).
+func running(args ...string) bool {
+	want := strings.Join(args, "\x00") + "\x00"
+	dirs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, d := range dirs {
+		if b, err := os.ReadFile(d); err == nil && string(b) == want {
+			return true
+		}
+	}
+	return false
+}
+
+// TestProviderDownFiveEpochs plays a provider's machine dying for good while it runs a lease, on real processes
+// (node, auditor, provider) and short epochs: the auditor finds it down, the ledger closes the lease and refunds
+// the tenant exactly what was not billed, slashes the stake once (the only epoch it held a lease) and jails the
+// provider after jail_after_down_epochs; it stays jailed while down for five epochs. Restarted, the daemon stops
+// the workload of the lease the ledger closed, tops its stake back up, sends Unjail once the cooldown has
+// passed, is found up again and wins and completes a new lease, paid exactly.
+func TestProviderDownFiveEpochs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs node, auditor and provider processes")
+	}
+	m := newAuditedMarket(t, map[string]uint64{"epoch_blocks": 20, "jail_after_down_epochs": 3,
+		"unjail_cooldown_sec": 5, "slash_downtime_ppm": 100_000})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	m.wait(ctx, 90*time.Second, "the provider found up by the auditor", func() bool {
+		p, err := m.c.Provider(ctx, m.provider.Address())
+		return err == nil && p.EpochsUp >= 1 && p.Stake >= p.RequiredStake
+	})
+
+	const marker = "617" // the orphaned workload's `sleep 617`
+	l := m.lease(ctx, "exec sleep "+marker, 600)
+	before := m.providerView(ctx)
+	tenantBefore, _ := m.c.Account(ctx, m.tenant.Address())
+	m.prov.kill() // the machine dies: SIGKILL, no restart announced; the workload runs on
+	killEpoch, _ := m.epochNow(ctx)
+
+	m.wait(ctx, 90*time.Second, "the lease to be closed", func() bool {
+		l, _ = m.c.Lease(ctx, l.ID)
+		return l.State != ledger.LeaseActive
+	})
+	if l.State != ledger.LeaseClosed || !strings.Contains(l.CloseReason, "provider down") {
+		t.Fatalf("lease after the provider went down: %s %q", l.State, l.CloseReason)
+	}
+	if l.Paid+l.Refunded != l.Deposit {
+		t.Fatalf("paid %d + refunded %d != deposit %d", l.Paid, l.Refunded, l.Deposit)
+	}
+	if want := l.Price * (l.EndedMs - l.StartedMs) / 3_600_000; l.Paid != want {
+		t.Fatalf("paid %d for %d ms at %d/h, want %d", l.Paid, l.EndedMs-l.StartedMs, l.Price, want)
+	}
+	if a, _ := m.c.Account(ctx, m.tenant.Address()); a.Balance != tenantBefore.Balance+l.Refunded {
+		t.Fatalf("tenant's balance moved by %d, refunded %d", int64(a.Balance-tenantBefore.Balance), l.Refunded)
+	}
+	var p ledger.ProviderView
+	m.wait(ctx, 90*time.Second, "the provider to be jailed", func() bool {
+		p, _ = m.c.Provider(ctx, m.provider.Address())
+		return p.Status == ledger.ProviderJailed
+	})
+	slash := (before.Stake + before.Unbonding) * 100_000 / tx.PPM
+	if p.Slashed != before.Slashed+slash || p.Stake != before.Stake-slash || p.Failed != before.Failed+1 || p.DownStreak < 3 {
+		t.Fatalf("provider after the verdicts: slashed %d (want %d more), stake %d (was %d), failed %d (was %d), down streak %d",
+			p.Slashed, slash, p.Stake, before.Stake, p.Failed, before.Failed, p.DownStreak)
+	}
+	m.wait(ctx, 120*time.Second, "five epochs down", func() bool {
+		e, _ := m.epochNow(ctx)
+		return e >= killEpoch+5
+	})
+	if p = m.providerView(ctx); p.Status != ledger.ProviderJailed || p.Slashed != before.Slashed+slash {
+		t.Fatalf("after five epochs down: %s, slashed %d (want %d)", p.Status, p.Slashed, before.Slashed+slash)
+	}
+	if !running("sleep", marker) {
+		t.Fatal("the orphaned workload is not running: the test no longer plays a machine whose daemon died")
+	}
+	upBefore := p.EpochsUp
+
+	restarted := time.Now()
+	m.startProvider()
+	m.wait(ctx, 60*time.Second, "the closed lease's workload to be stopped", func() bool { return !running("sleep", marker) })
+	unjailed := m.wait(ctx, 60*time.Second, "the provider to unjail itself", func() bool {
+		p, _ = m.c.Provider(ctx, m.provider.Address())
+		return p.Status != ledger.ProviderJailed
+	})
+	m.wait(ctx, 60*time.Second, "the stake topped back up", func() bool {
+		p, _ = m.c.Provider(ctx, m.provider.Address())
+		return p.Stake >= p.RequiredStake
+	})
+	l2 := m.lease(ctx, "echo back in service", 30)
+	bidding := time.Since(restarted)
+	m.wait(ctx, 60*time.Second, "the new lease to complete", func() bool {
+		l2, _ = m.c.Lease(ctx, l2.ID)
+		return l2.State == ledger.LeaseCompleted
+	})
+	if want := l2.Price * (l2.EndedMs - l2.StartedMs) / 3_600_000; l2.Paid != want || l2.Receipt == nil {
+		t.Fatalf("new lease: paid %d, want %d; receipt %+v", l2.Paid, want, l2.Receipt)
+	}
+	m.wait(ctx, 60*time.Second, "the auditor to find the provider up again", func() bool {
+		p, _ = m.c.Provider(ctx, m.provider.Address())
+		return p.EpochsUp > upBefore
+	})
+	if p.Slashed != before.Slashed+slash {
+		t.Fatalf("slashed %d after coming back, want %d", p.Slashed, before.Slashed+slash)
+	}
+	t.Logf("recovery after the restart: unjailed in %s, a new lease won in %s; lease refunded %d of %d uspr, slashed %d uspr once, down streak %d",
+		unjailed.Round(10*time.Millisecond), bidding.Round(10*time.Millisecond), l.Refunded, l.Deposit, slash, p.DownStreak)
+}
+
+// TestProviderRestartAcrossEpochBoundary restarts a provider holding a running lease twice, each outage spanning
+// the boundary between two epochs: once killed with SIGKILL (nothing announced), once stopped with SIGTERM (the
+// daemon announces its restart). The auditor probes five times an epoch and reports down only on a majority of
+// misses: no lease is lost, nothing is slashed, no down epoch is recorded, and the lease completes paid exactly.
+func TestProviderRestartAcrossEpochBoundary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs node, auditor and provider processes")
+	}
+	const epoch = 60 // 6 s at 100 ms blocks: an outage of 0.3·W + 3b = 1.8 s + 1.2 s misses 3 probes at best
+	m := newAuditedMarket(t, map[string]uint64{"epoch_blocks": epoch})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	m.wait(ctx, 90*time.Second, "the provider found up by the auditor", func() bool {
+		p, err := m.c.Provider(ctx, m.provider.Address())
+		return err == nil && p.EpochsUp >= 1 && p.Stake >= p.RequiredStake
+	})
+	l := m.lease(ctx, `i=0; while [ $i -lt 400 ]; do i=$((i+1)); echo tick $i; sleep 0.1; done`, 120)
+	before := m.providerView(ctx)
+
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
+		// Stop the daemon about half a second of blocks before an epoch boundary, start it again a second after
+		// it exited.
+		e, h := m.epochNow(ctx)
+		boundary := int64((e+1)*epoch) + 1
+		if boundary-h < 10 {
+			boundary += epoch
+		}
+		m.wait(ctx, 30*time.Second, "the blocks before the boundary", func() bool {
+			_, h := m.epochNow(ctx)
+			return h >= boundary-5
+		})
+		_ = m.prov.cmd.Process.Signal(sig)
+		select {
+		case <-m.prov.done:
+		case <-time.After(15 * time.Second):
+			t.Fatalf("the daemon did not stop on %s", sig)
+		}
+		time.Sleep(time.Second)
+		m.startProvider()
+		m.wait(ctx, 30*time.Second, "the provider's API", func() bool {
+			code, _ := m.call("GET", "/offer", nil)
+			return code == 200
+		})
+		_, h = m.epochNow(ctx)
+		if h <= boundary {
+			t.Logf("the %s outage ended before the boundary (height %d, boundary %d): blocks were slow", sig, h, boundary)
+		}
+		// Two verdicts on the epochs around the outage: the one it began in and the next.
+		m.wait(ctx, 90*time.Second, "the verdicts on the epochs around the outage", func() bool {
+			e, _ := m.epochNow(ctx)
+			return uint64(boundary-1)/epoch+2 <= e
+		})
+	}
+	if b, _ := os.ReadFile(m.provLog); !bytes.Contains(b, []byte("restart announced")) {
+		t.Fatalf("the daemon stopped with SIGTERM did not announce its restart:\n%s", crashTail(m.provLog, 20))
+	}
+	p := m.providerView(ctx)
+	if p.EpochsDown != before.EpochsDown || p.Slashed != before.Slashed || p.Status == ledger.ProviderJailed || p.Failed != before.Failed {
+		t.Fatalf("provider after two restarts: down %d (was %d), slashed %d (was %d), %s, failed %d (was %d)",
+			p.EpochsDown, before.EpochsDown, p.Slashed, before.Slashed, p.Status, p.Failed, before.Failed)
+	}
+	m.wait(ctx, 120*time.Second, "the lease to complete", func() bool {
+		l, _ = m.c.Lease(ctx, l.ID)
+		return l.State != ledger.LeaseActive
+	})
+	if l.State != ledger.LeaseCompleted || l.Receipt == nil || l.Receipt.ExitCode != 0 {
+		t.Fatalf("lease after two restarts: %s %q, receipt %+v", l.State, l.CloseReason, l.Receipt)
+	}
+	if want := l.Price * (l.EndedMs - l.StartedMs) / 3_600_000; l.Paid != want {
+		t.Fatalf("paid %d, want %d", l.Paid, want)
+	}
+	code, out := m.call("GET", fmt.Sprintf("/leases/%d/logs", l.ID), nil)
+	if code != 200 || !bytes.Contains(out, []byte("tick 400\n")) {
+		t.Fatalf("log after two restarts (%d): %s", code, crashTail(m.provLog, 10))
+	}
+	t.Logf("two restarts across epoch boundaries: epochs up %d → %d, down %d, slashed %d", before.EpochsUp, p.EpochsUp, p.EpochsDown, p.Slashed)
+}
