@@ -20,6 +20,7 @@ import (
 	"github.com/sparenet/spare/jobspec"
 	"github.com/sparenet/spare/ledger"
 	"github.com/sparenet/spare/ledger/tx"
+	"github.com/sparenet/spare/manifest"
 	"github.com/sparenet/spare/match"
 	"github.com/sparenet/spare/offers"
 )
@@ -72,6 +73,10 @@ type Options struct {
 	// BidWindow, at least 2 blocks) closes: the bid with the best Score (price, the provider's reputation and
 	// the round-trip time from here to its host). Without it the ledger closes the auction: lowest price wins.
 	Choose bool
+	// Manifest, for Attach: the lease's manifest, sent to its provider when the lease has not started and the
+	// provider is still waiting for it (a deploy killed between the lease and the manifest). Its SHA-256 must be
+	// the order's manifest hash.
+	Manifest []byte
 }
 
 // Timings are the stages of a deploy, measured from its start.
@@ -319,8 +324,45 @@ func (t *Tenant) Attach(ctx context.Context, leaseID uint64, o Options) (*Result
 	d.order, d.attached = l.OrderID, l.State != ledger.LeasePending
 	d.w = t.watch(ctx, st.Height, l.OrderID, l.ID, nil)
 	d.emit("attach", "lease %d with %s, %s", l.ID, l.Provider, l.State)
+	if l.State == ledger.LeasePending {
+		if err := t.resendManifest(ctx, d, l, o.Manifest); err != nil {
+			return res, err
+		}
+	}
 	_, err = d.follow(ctx, &single{lease: l})
 	return res, err
+}
+
+// resendManifest sends a pending lease's manifest to its provider when the provider is still waiting for it,
+// after checking that it is the order's. Without a manifest it says how to give one.
+func (t *Tenant) resendManifest(ctx context.Context, d *deployment, l ledger.LeaseView, raw []byte) error {
+	st, err := t.ProviderStatus(ctx, l.ID)
+	if err != nil {
+		d.emit("manifest", "lease %d has not started and its provider does not answer (%v): waiting for its start on the ledger (block %d at the latest)", l.ID, err, l.StartDeadline)
+		return nil
+	}
+	if st["state"] != "awaiting_manifest" {
+		return nil // delivered: the provider is starting it
+	}
+	if raw == nil {
+		d.emit("manifest", "provider %s is still waiting for lease %d's manifest: give the job file it was deployed from (spare attach %d --job FILE) before block %d, or the lease closes unstarted",
+			l.Provider, l.ID, l.ID, l.StartDeadline)
+		return nil
+	}
+	o, err := t.c.Order(ctx, l.OrderID)
+	if err != nil {
+		return err
+	}
+	if got := manifest.Hash(raw); got != o.ManifestHash {
+		return fmt.Errorf("the manifest given (SHA-256 %s) is not lease %d's (order %d was placed for %s): give the job file the lease was deployed from, unchanged",
+			got, l.ID, l.OrderID, o.ManifestHash)
+	}
+	knowLease(ctx, l.ID, l.Provider)
+	if err := t.SendManifest(ctx, l.ID, raw); err != nil {
+		return err
+	}
+	d.res.Timings.ManifestSent = d.emit("manifest", "manifest sent again (%d bytes): provider %s was still waiting for it", len(raw), l.Provider)
+	return nil
 }
 
 // CancelOrder cancels an open order of this tenant's and returns what came back to the balance, as the ledger's

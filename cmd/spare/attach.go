@@ -173,15 +173,17 @@ func interruptedLeases(ctx context.Context, t *tenant.Tenant, res *tenant.Result
 }
 
 func newAttachCmd(g *globals) *cobra.Command {
-	var from, outDir string
+	var from, outDir, jobFile string
 	cmd := &cobra.Command{
 		Use:   "attach LEASE",
 		Short: "Follow a running lease as deploy would: its logs, then its verified outputs and its result",
 		Long: `Follow one of your leases as spare deploy would have after placing it: stream its output until
 the workload ends, then download its outputs to ./outputs/<lease>/ and verify them against the
 provider's signed receipt. A lease that already ended gives its output, result and outputs at once.
-The exit status is deploy's (spare deploy --help): the job's exit code when it ran.`,
-		Example: "  spare attach 7\n  spare attach 7 -o json",
+A lease whose provider is still waiting for its manifest (a deploy killed right after the lease) gets it
+again: the one spare deploy kept on this machine, or the job file's given with --job (its hash must be
+the order's). The exit status is deploy's (spare deploy --help): the job's exit code when it ran.`,
+		Example: "  spare attach 7\n  spare attach 7 -o json\n  spare attach 7 --job job.yaml",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := strconv.ParseUint(args[0], 10, 64)
@@ -198,7 +200,15 @@ The exit status is deploy's (spare deploy --help): the job's exit code when it r
 			}
 			logs, flushLogs := g.forTerminal(logs)
 			defer flushLogs()
-			res, err := t.Attach(cmd.Context(), id, tenant.Options{OutputsDir: outDir, Logs: logs, Progress: g.progress(g.stderr)})
+			var raw []byte
+			if l, err := t.Client().Lease(cmd.Context(), id); err == nil && l.State == ledger.LeasePending {
+				if o, err := t.Client().Order(cmd.Context(), l.OrderID); err == nil {
+					if raw, err = g.attachManifest(jobFile, o.ManifestHash); err != nil {
+						return err
+					}
+				}
+			}
+			res, err := t.Attach(cmd.Context(), id, tenant.Options{OutputsDir: outDir, Logs: logs, Progress: g.progress(g.stderr), Manifest: raw})
 			if err != nil {
 				return exitStatus{code: deployExitCode(res, err), err: err}
 			}
@@ -225,6 +235,7 @@ The exit status is deploy's (spare deploy --help): the job's exit code when it r
 	}
 	addFrom(cmd, &from)
 	cmd.Flags().StringVar(&outDir, "outputs", "outputs", "directory for the outputs (files go to DIR/LEASE/)")
+	cmd.Flags().StringVar(&jobFile, "job", "", "the job file the lease was deployed from: its manifest is sent again if the provider still waits for it")
 	return cmd
 }
 

@@ -117,6 +117,7 @@ exit code; replicas: the agreed run's; killed for memory: 137), else one of Spar
 				case <-ctx.Done():
 				}
 			}()
+			g.rememberManifest(job.Manifest) // for spare attach, should this deploy die before the provider has it
 			res, err := t.Deploy(ctx, job, tenant.Options{OnOrder: func(id uint64) { g.rememberJobName(id, spec.Name) }, Detach: detach, OutputsDir: outDir, Logs: logs, AutoTopUp: autoTopUp, Choose: choose,
 				NoBidTimeout: wait, Progress: g.progress(progress)})
 			if interrupted.Load() {

@@ -2,24 +2,30 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sparenet/spare/client"
+	"github.com/sparenet/spare/client/keyring"
+	"github.com/sparenet/spare/devnet"
 )
 
 // TestTenantKilledThenRecovered plays a tenant's bad day on real processes (issue 14's fault suite): `spare deploy`
 // killed with SIGKILL during the auction, while the job runs, and as it fetches the outputs; each time the CLI
 // alone recovers what was at stake — `spare cancel` gets the deposit of the orphaned order back, `spare attach`
 // follows the running lease to its end and verifies its outputs, `spare outputs` fetches what the killed deploy
-// did not.
+// did not. Killed between its lease and the manifest's delivery, `spare attach` sends the manifest again.
 func TestTenantKilledThenRecovered(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs spare dev")
@@ -155,6 +161,73 @@ func TestTenantKilledThenRecovered(t *testing.T) {
 		}
 		if fi, err := os.Stat(filepath.Join(dir, m[1], "out", "zeros")); err != nil || fi.Size() != 2_000_000 {
 			t.Fatalf("fetched outputs: %v %v", fi, err)
+		}
+	})
+
+	t.Run("killed between the lease and the manifest: spare attach sends it again", func(t *testing.T) {
+		// The window is a few milliseconds on spare dev: the test places the order itself, as a deploy killed right
+		// after its lease leaves it, for a job this machine deployed before (its manifest kept in HOME/manifests).
+		file := job("ticks", "run: i=0; while [ $i -lt 30 ]; do i=$((i+1)); echo tick $i; sleep 0.1; done; mkdir -p out; echo done > out/result.txt\noutputs: [out]\n")
+		_, j, err := loadJob(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cc, err := devnet.LoadClientConfig(home)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := client.New(cc.Node, client.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		kr, err := keyring.Open(filepath.Join(home, "keys"), keyring.Options{Backend: keyring.Backend(cc.KeyringBackend)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		signer, err := kr.Signer(cc.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		orphan := func() string {
+			t.Helper()
+			res, err := c.NewSender(signer).Send(context.Background(), &j.Order)
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, _ := res.Attr("order.created", "order_id")
+			orderID, _ := strconv.ParseUint(id, 10, 64)
+			end := time.Now().Add(60 * time.Second)
+			for time.Now().Before(end) {
+				if o, err := c.Order(context.Background(), orderID); err == nil && o.LeaseID != 0 {
+					return strconv.FormatUint(o.LeaseID, 10)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			t.Fatalf("order %d was not leased", orderID)
+			return ""
+		}
+
+		lease := orphan()
+		wrong := job("other", "run: echo not this one\n")
+		if out, err := spare("attach", lease, "--job", wrong); err == nil || !strings.Contains(out, "is not lease "+lease+"'s") {
+			t.Fatalf("attach with another job's manifest: %v\n%s", err, out)
+		}
+		attached := filepath.Join(tmp, "attached-resent")
+		out, err := spare("attach", lease, "--outputs", attached) // the manifest the earlier deploy of this job kept
+		if err != nil || !strings.Contains(out, "manifest sent again") || !strings.Contains(out, "tick 30\n") || !strings.Contains(out, "verified") {
+			t.Fatalf("attach %s to a lease whose provider waits for its manifest: %v\n%s", lease, err, out)
+		}
+
+		if err := os.RemoveAll(filepath.Join(home, manifestsDir)); err != nil { // another machine: only the job file
+			t.Fatal(err)
+		}
+		lease = orphan()
+		out, err = spare("attach", lease, "--outputs", attached, "--job", file)
+		if err != nil || !strings.Contains(out, "manifest sent again") || !strings.Contains(out, "tick 30\n") {
+			t.Fatalf("attach %s --job: %v\n%s", lease, err, out)
+		}
+		if b, err := os.ReadFile(filepath.Join(attached, lease, "out", "result.txt")); err != nil || string(b) != "done\n" {
+			t.Fatalf("outputs after attach --job: %q %v", b, err)
 		}
 	})
 }
