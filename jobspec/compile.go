@@ -307,26 +307,10 @@ func maxPricePerHour(price uint64, r Resources) (uint64, bool) {
 		hi, lo := bits.Mul64(price, uint64(r.GPU.Count))
 		return lo, hi == 0
 	}
-	return mulDivUp(price, r.CPUMilli, 1000)
+	return tx.MulDivUp(price, r.CPUMilli, 1000)
 }
 
 // deposit covers the whole duration at the maximum price: perHour × seconds / 3600, rounded up.
 func deposit(perHour, seconds uint64) (uint64, bool) {
-	return mulDivUp(perHour, seconds, 3600)
-}
-
-// mulDivUp is ⌈a × b / d⌉, exactly; ok is false when it does not fit 64 bits.
-func mulDivUp(a, b, d uint64) (uint64, bool) {
-	hi, lo := bits.Mul64(a, b)
-	if hi >= d {
-		return 0, false
-	}
-	q, rem := bits.Div64(hi, lo, d)
-	if rem != 0 {
-		if q == ^uint64(0) {
-			return 0, false
-		}
-		q++
-	}
-	return q, true
+	return tx.MulDivUp(perHour, seconds, 3600)
 }

@@ -255,20 +255,3 @@ func TestOrderConstraints(t *testing.T) {
 		t.Fatalf("defaults %+v", o.Constraints)
 	}
 }
-
-func TestMulDivUp(t *testing.T) {
-	max := ^uint64(0)
-	cases := []struct {
-		a, b, d, want uint64
-		ok            bool
-	}{
-		{10, 3, 4, 8, true}, {12, 3, 4, 9, true}, {max, 1, 1, max, true}, {max, 2, 1, 0, false},
-		{max, 3600, 3600, max, true}, {max, 3601, 3600, 0, false}, {1 << 63, 3, 2, 3 << 62, true}, {1 << 63, 4, 2, 0, false}, {0, 5, 7, 0, true},
-	}
-	for _, c := range cases {
-		got, ok := mulDivUp(c.a, c.b, c.d)
-		if got != c.want || ok != c.ok {
-			t.Errorf("mulDivUp(%d, %d, %d) = %d, %v; want %d, %v", c.a, c.b, c.d, got, ok, c.want, c.ok)
-		}
-	}
-}

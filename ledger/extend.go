@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"fmt"
-	"math/bits"
 
 	"github.com/sparenet/spare/ledger/tx"
 )
@@ -45,17 +44,17 @@ func (c *ctx) extendLease(signer tx.Address, m *tx.ExtendLease) error {
 	duration := l.DurationSec + m.AddSec // both at most tx.MaxDurationSec: no overflow
 	if p.Info.MaxLeaseSec == 0 {
 		return tx.Errorf(tx.CodeExtendRefused, "provider %s accepts no lease extensions (its max_lease_duration is not set): lease %d ends at its %s; deploy the job again for more time",
-			l.Provider, l.ID, durationText(l.DurationSec))
+			l.Provider, l.ID, tx.DurationText(l.DurationSec))
 	}
 	if duration > p.Info.MaxLeaseSec {
 		more := ""
 		if p.Info.MaxLeaseSec > l.DurationSec {
-			more = fmt.Sprintf("; it can be extended by at most %s", durationText(p.Info.MaxLeaseSec-l.DurationSec))
+			more = fmt.Sprintf("; it can be extended by at most %s", tx.DurationText(p.Info.MaxLeaseSec-l.DurationSec))
 		}
 		return tx.Errorf(tx.CodeExtendRefused, "provider %s accepts leases up to %s; lease %d would run %s (%s + %s)%s",
-			l.Provider, durationText(p.Info.MaxLeaseSec), l.ID, durationText(duration), durationText(l.DurationSec), durationText(m.AddSec), more)
+			l.Provider, tx.DurationText(p.Info.MaxLeaseSec), l.ID, tx.DurationText(duration), tx.DurationText(l.DurationSec), tx.DurationText(m.AddSec), more)
 	}
-	need, ok := mulDivUp(l.Price, duration, 3600)
+	need, ok := tx.MulDivUp(l.Price, duration, 3600)
 	if !ok {
 		return tx.Errorf(tx.CodeOverflow, "deposit for %d s at %d uspr/h overflows 64 bits", duration, l.Price)
 	}
@@ -76,38 +75,4 @@ func (c *ctx) extendLease(signer tx.Address, m *tx.ExtendLease) error {
 	c.emit("lease.extended", "lease_id", l.ID, "tenant", l.Tenant, "provider", l.Provider, "add_sec", m.AddSec,
 		"duration_sec", l.DurationSec, "added", added, "deposit", l.Deposit, "end_ms", endMs)
 	return nil
-}
-
-// mulDivUp returns ceil(a*b/d) exactly (128-bit intermediate), and false when it does not fit 64 bits.
-func mulDivUp(a, b, d uint64) (uint64, bool) {
-	hi, lo := bits.Mul64(a, b)
-	if hi >= d {
-		return 0, false
-	}
-	q, r := bits.Div64(hi, lo, d)
-	if r != 0 {
-		if q == ^uint64(0) {
-			return 0, false
-		}
-		q++
-	}
-	return q, true
-}
-
-// durationText writes whole seconds as people read them: "24h", "1h30m", "90s" becomes "1m30s".
-func durationText(sec uint64) string {
-	if sec == 0 {
-		return "0s"
-	}
-	h, m, s := sec/3600, sec/60%60, sec%60
-	var out string
-	for _, p := range []struct {
-		v    uint64
-		unit string
-	}{{h, "h"}, {m, "m"}, {s, "s"}} {
-		if p.v > 0 {
-			out += fmt.Sprintf("%d%s", p.v, p.unit)
-		}
-	}
-	return out
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/bits"
 	"strconv"
 	"time"
 
@@ -34,12 +33,12 @@ type ExtendRefusedError struct {
 func (e *ExtendRefusedError) Error() string {
 	if e.MaxSec == 0 {
 		return fmt.Sprintf("provider %s accepts no lease extensions (it sets no max_lease_duration): lease %d ends at the end of its %s; deploy the job again for more time",
-			e.Provider, e.LeaseID, secText(e.DurationSec))
+			e.Provider, e.LeaseID, tx.DurationText(e.DurationSec))
 	}
 	s := fmt.Sprintf("provider %s accepts leases up to %s; lease %d would run %s (%s + %s)",
-		e.Provider, secText(e.MaxSec), e.LeaseID, secText(e.DurationSec+e.AddSec), secText(e.DurationSec), secText(e.AddSec))
+		e.Provider, tx.DurationText(e.MaxSec), e.LeaseID, tx.DurationText(e.DurationSec+e.AddSec), tx.DurationText(e.DurationSec), tx.DurationText(e.AddSec))
 	if e.MaxSec > e.DurationSec {
-		return s + fmt.Sprintf(": extend it by at most %s", secText(e.MaxSec-e.DurationSec))
+		return s + fmt.Sprintf(": extend it by at most %s", tx.DurationText(e.MaxSec-e.DurationSec))
 	}
 	return s + ": it cannot be extended any more"
 }
@@ -108,9 +107,9 @@ func (t *Tenant) ExtendPlan(ctx context.Context, leaseID uint64, add time.Durati
 	if p.Info.MaxLeaseSec == 0 || duration > p.Info.MaxLeaseSec {
 		return nil, fmt.Errorf("lease %d: %w", leaseID, &ExtendRefusedError{LeaseID: leaseID, Provider: l.Provider, MaxSec: p.Info.MaxLeaseSec, DurationSec: l.DurationSec, AddSec: addSec})
 	}
-	need, ok := depositFor(l.Price, duration)
+	need, ok := tx.MulDivUp(l.Price, duration, 3600)
 	if !ok {
-		return nil, fmt.Errorf("lease %d: the deposit for %s at %s/h does not fit 64 bits", leaseID, secText(duration), client.FormatAmount(l.Price))
+		return nil, fmt.Errorf("lease %d: the deposit for %s at %s/h does not fit 64 bits", leaseID, tx.DurationText(duration), client.FormatAmount(l.Price))
 	}
 	e := &Extension{LeaseID: leaseID, Provider: l.Provider, AddSec: addSec, DurationSec: duration, MaxSec: p.Info.MaxLeaseSec,
 		Added: need - min(need, l.Deposit), State: l.State.String()}
@@ -143,39 +142,4 @@ func (t *Tenant) Extend(ctx context.Context, leaseID uint64, add time.Duration) 
 		}
 	}
 	return e, nil
-}
-
-// depositFor is the deposit that pays a lease at price (uspr per hour) for sec seconds: ceil(price × sec / 3600),
-// as the ledger computes it.
-func depositFor(price, sec uint64) (uint64, bool) {
-	hi, lo := bits.Mul64(price, sec)
-	if hi >= 3600 {
-		return 0, false
-	}
-	q, r := bits.Div64(hi, lo, 3600)
-	if r != 0 {
-		if q == ^uint64(0) {
-			return 0, false
-		}
-		q++
-	}
-	return q, true
-}
-
-// secText writes whole seconds as the ledger's messages do: "24h", "1h30m", "45s".
-func secText(sec uint64) string {
-	if sec == 0 {
-		return "0s"
-	}
-	h, m, s := sec/3600, sec/60%60, sec%60
-	var out string
-	for _, p := range []struct {
-		v    uint64
-		unit string
-	}{{h, "h"}, {m, "m"}, {s, "s"}} {
-		if p.v > 0 {
-			out += fmt.Sprintf("%d%s", p.v, p.unit)
-		}
-	}
-	return out
 }

@@ -38,7 +38,7 @@ func leaseOutcome(l ledger.LeaseView, r *runtime.Result) (Outcome, string) {
 	if l.State == ledger.LeaseCompleted {
 		switch {
 		case r != nil && r.TimedOut:
-			return OutcomeDurationReached, fmt.Sprintf("duration reached: the provider stopped the workload at the end of its %s", durationText(l.DurationSec))
+			return OutcomeDurationReached, fmt.Sprintf("duration reached: the provider stopped the workload at the end of its %s", tx.DurationText(l.DurationSec))
 		case r != nil && r.OOMKilled:
 			return OutcomeMemoryLimit, "memory limit: the workload used more memory than the job asked for and was killed (raise resources.memory)"
 		}
@@ -53,7 +53,7 @@ func leaseOutcome(l ledger.LeaseView, r *runtime.Result) (Outcome, string) {
 	case l.ClosedBy != zero:
 		return OutcomeClosedByProvider, l.CloseReason
 	case l.CloseReason == "duration reached":
-		return OutcomeDurationReached, fmt.Sprintf("duration reached: the lease's %s ended before the provider reported an exit", durationText(l.DurationSec))
+		return OutcomeDurationReached, fmt.Sprintf("duration reached: the lease's %s ended before the provider reported an exit", tx.DurationText(l.DurationSec))
 	case l.CloseReason == "deposit exhausted":
 		return OutcomeDepositExhausted, "deposit exhausted before the job's duration (spare topup LEASE AMOUNT, or deploy with --auto-topup)"
 	case l.CloseReason == "not started in time":
@@ -66,16 +66,6 @@ func leaseOutcome(l ledger.LeaseView, r *runtime.Result) (Outcome, string) {
 		return OutcomeMemberFailed, l.CloseReason
 	}
 	return OutcomeClosedByProvider, l.CloseReason
-}
-
-func durationText(sec uint64) string {
-	switch {
-	case sec%3600 == 0:
-		return fmt.Sprintf("%dh", sec/3600)
-	case sec%60 == 0:
-		return fmt.Sprintf("%dm", sec/60)
-	}
-	return fmt.Sprintf("%ds", sec)
 }
 
 // workloadResult asks the provider how the workload ended (its runtime's result); nil when it does not say.
