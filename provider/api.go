@@ -263,6 +263,7 @@ func (d *Daemon) getLogs(w http.ResponseWriter, r *http.Request, tenant tx.Addre
 		}
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set(LogOffsetHeader, strconv.FormatInt(lq.offset, 10)) // where the body starts: a resumed stream checks it
 	follow := lq.follow
 	flusher, _ := w.(http.Flusher)
 	left := d.cfg.Limits.MaxLogBytes - min(lq.offset, d.cfg.Limits.MaxLogBytes)

@@ -47,6 +47,10 @@ const LogLinesContentType = "application/jsonl; charset=utf-8"
 // LogLimitCode is the logs route's error code for a stream resumed past the log's limit (HTTP 416).
 const LogLimitCode = "log_limit"
 
+// LogOffsetHeader says at which byte of the log the logs route's text body starts (its offset parameter): a
+// tenant resuming a cut stream checks it, so that a provider cannot show a line twice or out of place.
+const LogOffsetHeader = "Spare-Log-Offset"
+
 // MaxLogTail is the largest tail the logs route takes.
 const MaxLogTail = 100_000
 

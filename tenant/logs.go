@@ -52,6 +52,9 @@ func (t *Tenant) streamLogsFrom(ctx context.Context, leaseID uint64, follow bool
 		return 0, err
 	}
 	defer resp.Body.Close()
+	if got := resp.Header.Get(logOffsetHeader); offset > 0 && got != strconv.FormatInt(offset, 10) {
+		return 0, &LogOffsetError{LeaseID: leaseID, Asked: offset, Answered: got}
+	}
 	if w == nil {
 		w = io.Discard
 	}
@@ -60,6 +63,26 @@ func (t *Tenant) streamLogsFrom(ctx context.Context, leaseID uint64, follow bool
 
 // logLimitCode is the provider's answer to a stream resumed past its log limit (provider.LogLimitCode).
 const logLimitCode = "log_limit"
+
+// logOffsetHeader is where a provider says at which byte its log stream starts (provider.LogOffsetHeader).
+const logOffsetHeader = "Spare-Log-Offset"
+
+// LogOffsetError is a provider that answered a resumed log stream from another byte than the one asked for:
+// what it sent is not shown (it would repeat or skip lines), and the stream ends.
+type LogOffsetError struct {
+	LeaseID  uint64
+	Asked    int64
+	Answered string // the provider's Spare-Log-Offset, "" when it gave none
+}
+
+func (e *LogOffsetError) Error() string {
+	answered := "without saying from which byte"
+	if e.Answered != "" {
+		answered = "from byte " + strconv.Quote(e.Answered)
+	}
+	return fmt.Sprintf("lease %d's provider answered the log stream resumed at byte %d %s: nothing of it was shown, so that no line appears twice or out of place ('spare logs %d' prints the log as the provider has it)",
+		e.LeaseID, e.Asked, answered, e.LeaseID)
+}
 
 // Resuming a cut log stream: first after resumeFirst, then backing off to resumeMax between tries.
 const (
@@ -80,6 +103,10 @@ func (t *Tenant) FollowLogs(ctx context.Context, leaseID uint64, w io.Writer, on
 		off += n
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		var oe *LogOffsetError
+		if errors.As(err, &oe) {
+			return err
 		}
 		var ae *APIError
 		if errors.As(err, &ae) && ae.Code == logLimitCode {
