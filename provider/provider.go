@@ -427,16 +427,24 @@ func prepareLeasesDir(dir, dataDir string) (string, error) {
 	}
 }
 
-// maxOpenOrdersAtStart bounds how many orders a new provider considers at its first start (the newest are the
-// likeliest still to need a bid; the rest expire by themselves).
-const maxOpenOrdersAtStart = 5_000
+// maxOpenOrdersAtStart bounds how many orders a new provider considers at its first start: those among the
+// newest order ids (the likeliest still to need a bid; the rest expire by themselves). A flood of open orders
+// costs the daemon a few queries to find the newest, then no more than this.
+var maxOpenOrdersAtStart uint64 = 5_000
 
-// considerOpenOrders considers, one after the other, the orders open on the ledger when a new provider starts:
-// those created before it followed the chain would otherwise never see a bid from it.
+// considerOpenOrders considers, one after the other, the orders open on the ledger when a new provider starts
+// among the newest maxOpenOrdersAtStart order ids: those created before it followed the chain would otherwise
+// never see a bid from it.
 func (d *Daemon) considerOpenOrders(ctx context.Context) {
+	newest, err := d.newestOpenOrder(ctx)
+	if err != nil {
+		d.log.Warn("listing open orders at start", "err", err)
+		return
+	}
 	var ids []uint64
-	for after := ""; len(ids) < maxOpenOrdersAtStart; {
-		page, err := d.c.Orders(ctx, ledger.ListRequest{Open: true, After: after, Limit: ledger.MaxPageLimit})
+	after := newest - min(newest, maxOpenOrdersAtStart)
+	for uint64(len(ids)) < maxOpenOrdersAtStart && after < newest {
+		page, err := d.c.Orders(ctx, ledger.ListRequest{Open: true, After: strconv.FormatUint(after, 10), Limit: ledger.MaxPageLimit})
 		if err != nil {
 			d.log.Warn("listing open orders at start", "err", err)
 			return
@@ -444,12 +452,12 @@ func (d *Daemon) considerOpenOrders(ctx context.Context) {
 		for _, o := range page.Items {
 			ids = append(ids, o.ID)
 		}
-		if after = page.Next; after == "" {
+		if page.Next == "" {
 			break
 		}
-	}
-	if len(ids) > maxOpenOrdersAtStart {
-		ids = ids[len(ids)-maxOpenOrdersAtStart:]
+		if after, err = strconv.ParseUint(page.Next, 10, 64); err != nil {
+			return
+		}
 	}
 	for _, id := range ids {
 		if ctx.Err() != nil {
@@ -458,6 +466,32 @@ func (d *Daemon) considerOpenOrders(ctx context.Context) {
 		d.considerOrder(ctx, id)
 	}
 	if len(ids) > 0 {
-		d.log.Info("considered the orders open at start", "orders", len(ids))
+		d.log.Info("considered the orders open at start", "orders", len(ids), "newest", newest)
 	}
+}
+
+// newestOpenOrder is the highest id of an open order (0 when none is open), found by bisection over the open
+// orders' index: about 64 one-item queries, however many orders are open.
+func (d *Daemon) newestOpenOrder(ctx context.Context) (uint64, error) {
+	openAfter := func(x uint64) (bool, error) { // is an order with an id above x open?
+		page, err := d.c.Orders(ctx, ledger.ListRequest{Open: true, After: strconv.FormatUint(x, 10), Limit: 1})
+		return err == nil && len(page.Items) > 0, err
+	}
+	lo, hi := uint64(0), uint64(1)<<63 // an open id above lo, none above hi
+	if ok, err := openAfter(lo); err != nil || !ok {
+		return 0, err
+	}
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		ok, err := openAfter(mid)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return hi, nil
 }

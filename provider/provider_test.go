@@ -73,6 +73,8 @@ type envOpts struct {
 	auditors map[string]uint64 // funded with 1000 SPR each
 	now      func() time.Time  // the daemon's clock (default time.Now)
 	logger   *slog.Logger      // the daemon's log (default testLogger)
+	// beforeStart runs on the chain before the daemon's first start (e.start and e.d are not set yet).
+	beforeStart func(e *env)
 }
 
 func startEnvOpts(t testing.TB, o envOpts) *env {
@@ -151,6 +153,9 @@ func startEnvOpts(t testing.TB, o envOpts) *env {
 			d.Close()
 			e.stop = func() {}
 		}
+	}
+	if o.beforeStart != nil {
+		o.beforeStart(e)
 	}
 	e.start()
 	t.Cleanup(func() { e.stop() })
