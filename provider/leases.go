@@ -408,7 +408,7 @@ func (d *Daemon) finish(ctx context.Context, leaseID uint64, res runtime.Result)
 		unlock()
 		return
 	}
-	res = durationResult(l, res)
+	res = stopReasonResult(l, durationResult(l, res))
 	spec := d.spec(l, nil)
 	limit := d.diskBytes(l)
 	hctx, cancel := context.WithTimeout(ctx, hashTime(limit))

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
+
+	"github.com/sparenet/spare/runtime"
 )
 
 // The lease's disk. Orders name their disk (jobs always do: 1 GiB by default); an order that asks for none
@@ -70,9 +73,9 @@ func (d *Daemon) overDisk(ctx context.Context, l *LeaseRecord) string {
 	}
 	switch {
 	case used > limit:
-		return fmt.Sprintf("disk limit: the job used %s of its %s disk (work directory and log)", mib(used), mib(limit))
+		return fmt.Sprintf(diskLimitReason+": the job used %s of its %s disk (work directory and log)", mib(used), mib(limit))
 	case entries > maxOutputFiles*10:
-		return fmt.Sprintf("disk limit: the job made more than %d files", maxOutputFiles*10)
+		return fmt.Sprintf(diskLimitReason+": the job made more than %d files", maxOutputFiles*10)
 	}
 	return ""
 }
@@ -103,6 +106,21 @@ func (d *Daemon) stopForLimit(ctx context.Context, leaseID uint64, why string) {
 	if err := w.Stop(ctx); err != nil {
 		d.log.Error("stopping workload", "lease", leaseID, "err", err)
 	}
+}
+
+// diskLimitReason starts the end reason of a lease stopped over its disk (the workload's result says DiskLimit).
+const diskLimitReason = "disk limit"
+
+// stopReasonResult reports a workload the daemon stopped with a reason recorded first (a limit: stopForLimit; the
+// lease closed on the ledger: leaseClosed) with that reason, not as "stopped on request", which reads as the
+// tenant's own request (a job over its disk was reported "stopped on request; exited with code 143").
+func stopReasonResult(l *LeaseRecord, res runtime.Result) runtime.Result {
+	if l.EndReason == "" || !res.Stopped || !strings.Contains(res.Reason, "stopped on request") {
+		return res
+	}
+	res.Reason = strings.Replace(res.Reason, "stopped on request", l.EndReason, 1)
+	res.DiskLimit = strings.HasPrefix(l.EndReason, diskLimitReason)
+	return res
 }
 
 // removeExpired removes the directories of leases that ended more than limits.keep_lease_data ago.

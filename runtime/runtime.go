@@ -75,6 +75,7 @@ type Result struct {
 	OOMKilled bool      `json:"oom_killed,omitempty"` // killed for exceeding its memory limit
 	TimedOut  bool      `json:"timed_out,omitempty"`  // killed at its wall-clock limit
 	Stopped   bool      `json:"stopped,omitempty"`    // stopped on request (tenant, provider, lease closed)
+	DiskLimit bool      `json:"disk_limit,omitempty"` // stopped by its provider for using more disk than the lease has
 	Reason    string    `json:"reason,omitempty"`     // human-readable summary of the above
 }
 

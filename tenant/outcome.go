@@ -19,6 +19,7 @@ const (
 	OutcomeExited           Outcome = "exited"             // the workload ran and exited: see the exit code
 	OutcomeDurationReached  Outcome = "duration_reached"   // stopped at the end of its duration
 	OutcomeMemoryLimit      Outcome = "memory_limit"       // killed for using more memory than it asked for
+	OutcomeDiskLimit        Outcome = "disk_limit"         // stopped for using more disk than it asked for
 	OutcomeDepositExhausted Outcome = "deposit_exhausted"  // its deposit ran out before its duration (no top-up)
 	OutcomeClosedByProvider Outcome = "closed_by_provider" // the provider closed it, or never started it
 	OutcomeClosedByAuditors Outcome = "closed_by_auditors" // the auditors found the provider down: closed, provider slashed
@@ -41,6 +42,8 @@ func leaseOutcome(l ledger.LeaseView, r *runtime.Result) (Outcome, string) {
 			return OutcomeDurationReached, fmt.Sprintf("duration reached: the provider stopped the workload at the end of its %s", tx.DurationText(l.DurationSec))
 		case r != nil && r.OOMKilled:
 			return OutcomeMemoryLimit, "memory limit: the workload used more memory than the job asked for and was killed (raise resources.memory)"
+		case r != nil && r.DiskLimit:
+			return OutcomeDiskLimit, "disk limit: the workload wrote more than the job's disk (its files and log) and was stopped (raise resources.disk, or write less)"
 		}
 		return OutcomeExited, ""
 	}

@@ -22,6 +22,7 @@ import (
 // Spare's own exit statuses of `spare deploy` and `spare attach` (documented in deploy's help): the job's exit
 // code when it ran, else one of these.
 const (
+	exitDiskLimit        = 120
 	exitOutputsRefused   = 121
 	exitClosedByProvider = 122
 	exitClosedByAuditors = 123
@@ -62,6 +63,8 @@ func deployExitCode(res *tenant.Result, err error) int {
 		return exitDurationReached
 	case tenant.OutcomeMemoryLimit:
 		return exitMemoryLimit
+	case tenant.OutcomeDiskLimit:
+		return exitDiskLimit
 	case tenant.OutcomeDepositExhausted:
 		return exitDepositExhausted
 	case tenant.OutcomeClosedByProvider, tenant.OutcomeMemberFailed:

@@ -69,6 +69,7 @@ Ctrl-C within 2 s closes the lease (asking first on a terminal).
 
 Exit status, as docker run: the job's own exit code when it ran (a cluster: its first non-zero member
 exit code; replicas: the agreed run's; killed for memory: 137), else one of Spare's:
+  120  the job wrote more than its disk (resources.disk) and was stopped
   121  the outputs did not match the provider's signed receipt (none were kept)
   122  the provider closed the lease or never started the workload
   123  the auditors found the provider down: lease closed, provider slashed
