@@ -33,11 +33,12 @@ test: fmt-check vet
 	$(MAKE) fuzz
 
 # Every fault scenario on real processes (package faults, and the process-level fault tests beside the commands
-# they exercise), about 5 minutes on 2 cores; the results table goes to faults-results.md for RELIABILITY.md.
+# they exercise), about 12 minutes on 2 cores; the results table goes to faults-results.md for RELIABILITY.md.
 # make test runs the short profile: one validator of four killed and restarted.
 faults:
 	SPARE_FAULTS=full SPARE_FAULTS_REPORT=$(CURDIR)/faults-results.md $(GO) test -count=1 -v -timeout 30m ./faults/
-	$(GO) test -count=1 -v -timeout 20m ./cmd/spare/ -run 'TestKill9DuringLoadRecovers|TestProviderKill9MidLease|TestJournalFlipRefusedThenRebuilt|TestTenantKilledThenRecovered'
+	SPARE_FAULTS=full $(GO) test -count=1 -v -timeout 20m ./cmd/spare/ -run 'TestKill9DuringLoadRecovers|TestProviderKill9MidLease|TestProviderDownFiveEpochs|TestProviderRestartAcrossEpochBoundary|TestWorkloadsPastTheirLimits|TestJournalFlipRefusedThenRebuilt|TestTenantKilledThenRecovered'
+	$(GO) test -count=1 -v ./ledger/store/ -run 'TestJournalFlipRefused|TestTornJournalTailAccepted|TestStorageDamageRefused'
 
 bench-smoke:
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 10m ./...
