@@ -44,11 +44,16 @@ const checked = "hashes of every height, every acked tx, supply"
 
 // under runs a scenario on four validators under load, then checks the network and records the outcome.
 func under(t *testing.T, name string, scenario func(n *network) string) {
+	underWith(t, name, nil, scenario)
+}
+
+// underWith is under with prepare passed to newNetworkWith (validators in network namespaces: netem_test.go).
+func underWith(t *testing.T, name string, prepare func(*network), scenario func(n *network) string) {
 	if testing.Short() {
 		t.Skip("runs validator processes")
 	}
 	t0 := time.Now()
-	n := newNetwork(t, 4, 8, 100*time.Millisecond)
+	n := newNetworkWith(t, 4, 8, 100*time.Millisecond, prepare)
 	ld := n.startLoad()
 	if _, err := n.waitHeight(0, n.height(0)+20, 60*time.Second); err != nil { // load flowing
 		t.Fatal(err)

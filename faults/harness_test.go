@@ -40,6 +40,8 @@ type network struct {
 	t       *testing.T
 	bin     string
 	dir     string
+	base    int      // first port: validator i's RPC on base+2i, its P2P on base+2i+1
+	netns   []string // validator i runs in network namespace netns[i] (netem_test.go); nil: all on loopback
 	homes   []string
 	rpc     []string
 	procs   []*proc
@@ -56,6 +58,13 @@ type proc struct {
 
 // newNetwork makes and starts n validators with keys funded keys, blocks every blockTime.
 func newNetwork(t *testing.T, n, keys int, blockTime time.Duration) *network {
+	t.Helper()
+	return newNetworkWith(t, n, keys, blockTime, nil)
+}
+
+// newNetworkWith is newNetwork with prepare, when not nil, run on the network after its homes are written and
+// before any validator starts (to move them into network namespaces: netem_test.go).
+func newNetworkWith(t *testing.T, n, keys int, blockTime time.Duration, prepare func(*network)) *network {
 	t.Helper()
 	bin, err := binary()
 	if err != nil {
@@ -83,7 +92,7 @@ func newNetwork(t *testing.T, n, keys int, blockTime time.Duration) *network {
 	if err := json.Unmarshal(out, &tn); err != nil || len(tn.Homes) != n {
 		t.Fatalf("spare testnet -o json: %v\n%s", err, out)
 	}
-	net := &network{t: t, bin: bin, dir: dir, homes: tn.Homes, rpc: tn.RPC, procs: make([]*proc, n)}
+	net := &network{t: t, bin: bin, dir: dir, base: base, homes: tn.Homes, rpc: tn.RPC, procs: make([]*proc, n)}
 	kr, err := keyring.Open(filepath.Join(tn.Homes[0], "keys"), keyring.Options{Backend: keyring.BackendTest})
 	if err != nil {
 		t.Fatal(err)
@@ -94,6 +103,9 @@ func newNetwork(t *testing.T, n, keys int, blockTime time.Duration) *network {
 			t.Fatal(err)
 		}
 		net.signers = append(net.signers, s)
+	}
+	if prepare != nil {
+		prepare(net)
 	}
 	t.Cleanup(func() {
 		for i := range net.procs {
@@ -121,6 +133,9 @@ func (n *network) start(i int) {
 	}
 	defer f.Close()
 	cmd := exec.Command(n.bin, "node", "--home", n.homes[i], "--log-level", "warn")
+	if n.netns != nil { // ip netns exec execs the node in the namespace: the process is the node itself
+		cmd = exec.Command("ip", append([]string{"netns", "exec", n.netns[i]}, cmd.Args...)...)
+	}
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
