@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,15 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sparenet/spare/certs"
 	"github.com/sparenet/spare/client"
-	"github.com/sparenet/spare/client/keyring"
 	"github.com/sparenet/spare/ledger"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/manifest"
-	"github.com/sparenet/spare/node"
 	"github.com/sparenet/spare/provider"
-	"github.com/sparenet/spare/reqsig"
 	"github.com/sparenet/spare/runtime"
 )
 
@@ -48,41 +42,15 @@ func TestWorkloadsPastTheirLimits(t *testing.T) {
 	}
 	full := os.Getenv("SPARE_FAULTS") == "full"
 	began := time.Now()
-	tmp := t.TempDir()
-	bin := crashBuildSpare(t, tmp)
-	home := filepath.Join(tmp, "home")
-	base, err := node.FreePorts(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb := []string{"--home", home, "--keyring-backend", "test"}
-	crashRun(t, bin, append(kb, "init", "--keys", "tenant,provider", "--fund", "100000",
-		"--rpc", fmt.Sprintf("tcp://127.0.0.1:%d", base), "--p2p", fmt.Sprintf("tcp://127.0.0.1:%d", base+1))...)
-	startProc(t, bin, filepath.Join(tmp, "node.log"), "node", "--home", home, "--log-level", "warn")
-	leases, err := os.MkdirTemp("/tmp", "spare-limits-leases-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(leases) })
-	_ = os.Chmod(leases, 0o711)
-	api := fmt.Sprintf("127.0.0.1:%d", base+2)
-	crashRun(t, bin, append(kb, "provider", "init", "--region", "eu-west", "--host-uri", "https://"+api, "--listen", api,
-		"--key", "provider", "--no-docker", "--nvidia-smi", "/nonexistent", "--leases-dir", leases)...)
-	// A price with an odd number of uspr per millisecond, so that the exact pay is a rounded-down fraction.
-	cfgPath := filepath.Join(home, provider.ConfigFile)
-	cfg, err := provider.LoadConfig(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Prices.CPUHour, cfg.Prices.MemoryGiBHour = "7.777777", "1.234567"
-	if full {
-		cfg.Limits.KeepLeaseData = provider.Duration{Duration: time.Minute}
-	}
-	if err := cfg.Save(cfgPath); err != nil {
-		t.Fatal(err)
-	}
-	provLog := filepath.Join(tmp, "provider.log")
-	startProc(t, bin, provLog, append(kb, "provider", "start", "--log-level", "debug")...)
+	m := newProcMarket(t, marketOpts{config: func(cfg *provider.Config) {
+		// A price with an odd number of uspr per millisecond, so that the exact pay is a rounded-down fraction.
+		cfg.Prices.CPUHour, cfg.Prices.MemoryGiBHour = "7.777777", "1.234567"
+		if full {
+			cfg.Limits.KeepLeaseData = provider.Duration{Duration: time.Minute}
+		}
+	}})
+	bin, kb, tmp, provLog, leases := m.bin, m.kb, m.tmp, m.provLog, m.leases
+	c, tenantKey, provKey, call := m.c, m.tenant, m.provider, m.call
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("provider log:\n%s", crashTail(provLog, 60))
@@ -95,20 +63,6 @@ func TestWorkloadsPastTheirLimits(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	c, err := client.New(fmt.Sprintf("http://127.0.0.1:%d", base), client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr, err := keyring.Open(filepath.Join(home, "keys"), keyring.Options{Backend: keyring.BackendTest})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tenantKey, _ := kr.Signer("tenant")
-	provKey, _ := kr.Signer("provider")
-	waitUntil(t, ctx, "provider registered", provLog, func() bool {
-		p, err := c.Provider(ctx, provKey.Address())
-		return err == nil && p.Stake >= p.RequiredStake
-	})
 	params, err := c.Params(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -192,19 +146,6 @@ func TestWorkloadsPastTheirLimits(t *testing.T) {
 			leaseIDs[tc.name] = o.LeaseID
 			return err == nil && o.State == ledger.OrderLeased
 		})
-	}
-	p, _ := c.Provider(ctx, provKey.Address())
-	hc := certs.PinnedHTTPClient(p.Info.CertFingerprint, 10*time.Second)
-	hc.Transport = &reqsig.Transport{Base: hc.Transport, Key: tenantKey.PrivateKey()}
-	call := func(method, path string, body []byte) (int, []byte) {
-		req, _ := http.NewRequest(method, "https://"+api+path, bytes.NewReader(body))
-		resp, err := hc.Do(req)
-		if err != nil {
-			return 0, []byte(err.Error())
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, b
 	}
 	// The daemon keeps one directory of lease directories per provider key.
 	leaseDir := func(id uint64) string {

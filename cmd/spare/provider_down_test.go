@@ -3,193 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/sparenet/spare/certs"
-	"github.com/sparenet/spare/client"
-	"github.com/sparenet/spare/client/keyring"
 	"github.com/sparenet/spare/ledger"
 	"github.com/sparenet/spare/ledger/tx"
-	"github.com/sparenet/spare/manifest"
-	"github.com/sparenet/spare/node"
-	"github.com/sparenet/spare/reqsig"
 )
-
-// auditedMarket is a chain with one validator, its auditor and one provider, each a `spare` process, on a genesis
-// whose liveness parameters a test sets (short epochs, a short jail).
-type auditedMarket struct {
-	t        *testing.T
-	bin, api string
-	kb       []string
-	provLog  string
-	prov     *proc
-	c        *client.Client
-	tenant   *keyring.Signer
-	provider *keyring.Signer
-	epoch    uint64 // params.epoch_blocks
-}
-
-func newAuditedMarket(t *testing.T, params map[string]uint64) *auditedMarket {
-	t.Helper()
-	tmp := t.TempDir()
-	bin := crashBuildSpare(t, tmp)
-	home := filepath.Join(tmp, "home")
-	base, err := node.FreePorts(3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb := []string{"--home", home, "--keyring-backend", "test"}
-	crashRun(t, bin, append(kb, "init", "--keys", "tenant,provider", "--fund", "100000",
-		"--rpc", fmt.Sprintf("tcp://127.0.0.1:%d", base), "--p2p", fmt.Sprintf("tcp://127.0.0.1:%d", base+1))...)
-	genesis := filepath.Join(home, "config", "genesis.json")
-	var g map[string]any
-	b, err := os.ReadFile(genesis)
-	if err != nil || json.Unmarshal(b, &g) != nil {
-		t.Fatalf("genesis: %v", err)
-	}
-	ps := g["app_state"].(map[string]any)["params"].(map[string]any)
-	for k, v := range params {
-		if _, ok := ps[k]; !ok {
-			t.Fatalf("genesis has no params.%s", k)
-		}
-		ps[k] = v
-	}
-	b, _ = json.MarshalIndent(g, "", "  ")
-	if err := os.WriteFile(genesis, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	startProc(t, bin, filepath.Join(tmp, "node.log"), append([]string{"node", "--log-level", "warn"}, kb...)...)
-	startProc(t, bin, filepath.Join(tmp, "auditor.log"), append([]string{"auditor", "--key", "auditor", "--proofs=false",
-		"--timeout", "2s", "--log-level", "debug"}, kb...)...)
-	leases, err := os.MkdirTemp("/tmp", "spare-down-leases-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(leases) })
-	_ = os.Chmod(leases, 0o711)
-	api := fmt.Sprintf("127.0.0.1:%d", base+2)
-	crashRun(t, bin, append(kb, "provider", "init", "--region", "eu-west", "--host-uri", "https://"+api, "--listen", api,
-		"--key", "provider", "--no-docker", "--nvidia-smi", "/nonexistent", "--leases-dir", leases)...)
-	m := &auditedMarket{t: t, bin: bin, api: api, kb: kb, provLog: filepath.Join(tmp, "provider.log"), epoch: params["epoch_blocks"]}
-	m.startProvider()
-	m.c, err = client.New(fmt.Sprintf("http://127.0.0.1:%d", base), client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr, err := keyring.Open(filepath.Join(home, "keys"), keyring.Options{Backend: keyring.BackendTest})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.tenant, _ = kr.Signer("tenant")
-	m.provider, _ = kr.Signer("provider")
-	return m
-}
-
-func (m *auditedMarket) startProvider() {
-	m.prov = startProc(m.t, m.bin, m.provLog, append(m.kb, "provider", "start", "--log-level", "debug")...)
-}
-
-// wait polls ok every 100 ms until it holds, or fails the test after limit with the provider's log.
-func (m *auditedMarket) wait(ctx context.Context, limit time.Duration, what string, ok func() bool) time.Duration {
-	m.t.Helper()
-	t0 := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	waitUntil(m.t, ctx, what, m.provLog, ok)
-	return time.Since(t0)
-}
-
-func (m *auditedMarket) providerView(ctx context.Context) ledger.ProviderView {
-	p, err := m.c.Provider(ctx, m.provider.Address())
-	if err != nil {
-		m.t.Fatal(err)
-	}
-	return p
-}
-
-// epochNow is the epoch of the last block, and that block's height.
-func (m *auditedMarket) epochNow(ctx context.Context) (uint64, int64) {
-	st, err := m.c.Status(ctx)
-	if err != nil {
-		return 0, 0
-	}
-	return uint64(st.Height-1) / m.epoch, st.Height
-}
-
-// lease posts an order for run (a job of duration seconds), waits for its lease, sends the manifest to the
-// provider and waits for the lease to start.
-func (m *auditedMarket) lease(ctx context.Context, run string, duration uint64) ledger.LeaseView {
-	m.t.Helper()
-	mf := &manifest.Manifest{Version: 1, Run: run, Resources: tx.Resources{CPUMilli: 500, MemoryMiB: 128}, DurationSec: duration}
-	raw, _ := mf.Encode()
-	res, err := m.c.NewSender(m.tenant).Send(ctx, &tx.CreateOrder{Resources: mf.Resources, MaxPricePerHour: 100 * ledger.USPR,
-		ManifestHash: manifest.Hash(raw), Deposit: 10 * ledger.USPR, DurationSec: mf.DurationSec})
-	if err != nil {
-		m.t.Fatal(err)
-	}
-	idStr, _ := res.Attr("order.created", "order_id")
-	orderID, _ := strconv.ParseUint(idStr, 10, 64)
-	var leaseID uint64
-	m.wait(ctx, 60*time.Second, "the order to be leased", func() bool {
-		o, err := m.c.Order(ctx, orderID)
-		leaseID = o.LeaseID
-		return err == nil && o.State == ledger.OrderLeased
-	})
-	m.wait(ctx, 30*time.Second, "the manifest to be accepted", func() bool {
-		code, _ := m.call("PUT", fmt.Sprintf("/leases/%d/manifest", leaseID), raw)
-		return code == 200
-	})
-	var l ledger.LeaseView
-	m.wait(ctx, 60*time.Second, "the lease to start", func() bool {
-		l, err = m.c.Lease(ctx, leaseID)
-		return err == nil && l.State == ledger.LeaseActive
-	})
-	if l.Provider != m.provider.Address() {
-		m.t.Fatalf("lease %d went to %s", leaseID, l.Provider)
-	}
-	return l
-}
-
-// call is a signed request of the tenant to the provider's API.
-func (m *auditedMarket) call(method, path string, body []byte) (int, []byte) {
-	p, err := m.c.Provider(context.Background(), m.provider.Address())
-	if err != nil {
-		return 0, []byte(err.Error())
-	}
-	hc := certs.PinnedHTTPClient(p.Info.CertFingerprint, 10*time.Second)
-	hc.Transport = &reqsig.Transport{Base: hc.Transport, Key: m.tenant.PrivateKey()}
-	req, _ := http.NewRequest(method, "https://"+m.api+path, bytes.NewReader(body))
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, []byte(err.Error())
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
-}
-
-// running says whether a process whose command line is exactly args runs on this machine (a workload the
-// provider should have stopped).
-func running(args ...string) bool {
-	want := strings.Join(args, "\x00") + "\x00"
-	dirs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, d := range dirs {
-		if b, err := os.ReadFile(d); err == nil && string(b) == want {
-			return true
-		}
-	}
-	return false
-}
 
 // TestProviderDownFiveEpochs plays a provider's machine dying for good while it runs a lease, on real processes
 // (node, auditor, provider) and short epochs: the auditor finds it down, the ledger closes the lease and refunds
@@ -201,8 +24,8 @@ func TestProviderDownFiveEpochs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs node, auditor and provider processes")
 	}
-	m := newAuditedMarket(t, map[string]uint64{"epoch_blocks": 20, "jail_after_down_epochs": 3,
-		"unjail_cooldown_sec": 5, "slash_downtime_ppm": 100_000})
+	m := newProcMarket(t, marketOpts{auditor: true, params: map[string]uint64{"epoch_blocks": 20, "jail_after_down_epochs": 3,
+		"unjail_cooldown_sec": 5, "slash_downtime_ppm": 100_000}})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	m.wait(ctx, 90*time.Second, "the provider found up by the auditor", func() bool {
@@ -297,7 +120,7 @@ func TestProviderRestartAcrossEpochBoundary(t *testing.T) {
 		t.Skip("runs node, auditor and provider processes for about 80 s: make faults (SPARE_FAULTS=full)")
 	}
 	const epoch = 60 // 6 s at 100 ms blocks: an outage of 0.3·W + 3b = 1.8 s + 1.2 s misses 3 probes at best
-	m := newAuditedMarket(t, map[string]uint64{"epoch_blocks": epoch})
+	m := newProcMarket(t, marketOpts{auditor: true, params: map[string]uint64{"epoch_blocks": epoch}})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	m.wait(ctx, 90*time.Second, "the provider found up by the auditor", func() bool {

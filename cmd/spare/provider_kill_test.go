@@ -5,11 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,14 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sparenet/spare/certs"
-	"github.com/sparenet/spare/client"
-	"github.com/sparenet/spare/client/keyring"
 	"github.com/sparenet/spare/ledger"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/manifest"
-	"github.com/sparenet/spare/node"
-	"github.com/sparenet/spare/reqsig"
 	"github.com/sparenet/spare/tenant"
 )
 
@@ -69,45 +61,10 @@ func TestProviderKill9MidLease(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs node and provider processes")
 	}
-	tmp := t.TempDir()
-	bin := crashBuildSpare(t, tmp)
-	home := filepath.Join(tmp, "home")
-	base, err := node.FreePorts(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb := []string{"--home", home, "--keyring-backend", "test"}
-	crashRun(t, bin, append(kb, "init", "--keys", "tenant,provider", "--fund", "100000",
-		"--rpc", fmt.Sprintf("tcp://127.0.0.1:%d", base), "--p2p", fmt.Sprintf("tcp://127.0.0.1:%d", base+1))...)
-	startProc(t, bin, filepath.Join(tmp, "node.log"), "node", "--home", home, "--log-level", "warn")
-	leases, err := os.MkdirTemp("/tmp", "spare-kill-leases-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(leases) })
-	_ = os.Chmod(leases, 0o711)
-	api := fmt.Sprintf("127.0.0.1:%d", base+2)
-	crashRun(t, bin, append(kb, "provider", "init", "--region", "eu-west", "--host-uri", "https://"+api, "--listen", api,
-		"--key", "provider", "--no-docker", "--nvidia-smi", "/nonexistent", "--leases-dir", leases)...)
-	provLog := filepath.Join(tmp, "provider.log")
-	prov := startProc(t, bin, provLog, append(kb, "provider", "start", "--log-level", "debug")...)
-
+	mk := newProcMarket(t, marketOpts{})
+	c, tenantKey, provLog, call := mk.c, mk.tenant, mk.provLog, mk.call
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	c, err := client.New(fmt.Sprintf("http://127.0.0.1:%d", base), client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr, err := keyring.Open(filepath.Join(home, "keys"), keyring.Options{Backend: keyring.BackendTest})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tenantKey, _ := kr.Signer("tenant")
-	provKey, _ := kr.Signer("provider")
-	waitUntil(t, ctx, "provider registered", provLog, func() bool {
-		p, err := c.Provider(ctx, provKey.Address())
-		return err == nil && p.Stake >= p.RequiredStake
-	})
 
 	m := &manifest.Manifest{Version: 1, Run: `i=0; while [ $i -lt 100 ]; do i=$((i+1)); echo tick $i; sleep 0.1; done`,
 		Resources: tx.Resources{CPUMilli: 500, MemoryMiB: 128}, DurationSec: 120}
@@ -126,19 +83,6 @@ func TestProviderKill9MidLease(t *testing.T) {
 		return err == nil && o.State == ledger.OrderLeased
 	})
 
-	p, _ := c.Provider(ctx, provKey.Address())
-	hc := certs.PinnedHTTPClient(p.Info.CertFingerprint, 10*time.Second)
-	hc.Transport = &reqsig.Transport{Base: hc.Transport, Key: tenantKey.PrivateKey()}
-	call := func(method, path string, body []byte) (int, []byte) {
-		req, _ := http.NewRequest(method, "https://"+api+path, bytes.NewReader(body))
-		resp, err := hc.Do(req)
-		if err != nil {
-			return 0, []byte(err.Error())
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, b
-	}
 	waitUntil(t, ctx, "the manifest to be accepted", provLog, func() bool {
 		code, _ := call("PUT", fmt.Sprintf("/leases/%d/manifest", leaseID), raw)
 		return code == 200
@@ -155,11 +99,11 @@ func TestProviderKill9MidLease(t *testing.T) {
 	waitUntil(t, ctx, "the workload's first lines", provLog, func() bool {
 		return strings.Contains(followed.String(), "tick 5\n")
 	})
-	prov.kill()                 // SIGKILL: no shutdown code runs
+	mk.prov.kill()              // SIGKILL: no shutdown code runs
 	time.Sleep(5 * time.Second) // down for 5 s, as issue 14 plays it: the workload runs on, its log copier too
 	shown := len(followed.String())
 	restarted := time.Now()
-	startProc(t, bin, provLog, append(kb, "provider", "start", "--log-level", "debug")...)
+	mk.startProvider()
 	// Recovery times (RELIABILITY.md): the daemon's API answering again (it bids from then on), and the tenant's
 	// stream showing new lines.
 	waitUntil(t, ctx, "the provider's API", provLog, func() bool {
