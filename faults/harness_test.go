@@ -11,29 +11,15 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sparenet/spare/client"
 	"github.com/sparenet/spare/client/keyring"
+	"github.com/sparenet/spare/internal/proctest"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/node"
 )
-
-// binary builds cmd/spare once per test run.
-var binary = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "spare-faults-bin-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "spare")
-	out, err := exec.Command("go", "build", "-o", bin, "../cmd/spare").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, nil
-})
 
 // network is a local testnet of validator processes.
 type network struct {
@@ -44,16 +30,8 @@ type network struct {
 	netns   []string // validator i runs in network namespace netns[i] (netem_test.go); nil: all on loopback
 	homes   []string
 	rpc     []string
-	procs   []*proc
+	procs   []*proctest.Proc
 	signers []client.Signer
-}
-
-// proc is one `spare node` process.
-type proc struct {
-	cmd     *exec.Cmd
-	done    chan struct{}
-	log     string
-	stopped bool // SIGSTOPped
 }
 
 // newNetwork makes and starts n validators with keys funded keys, blocks every blockTime.
@@ -66,10 +44,7 @@ func newNetwork(t *testing.T, n, keys int, blockTime time.Duration) *network {
 // before any validator starts (to move them into network namespaces: netem_test.go).
 func newNetworkWith(t *testing.T, n, keys int, blockTime time.Duration, prepare func(*network)) *network {
 	t.Helper()
-	bin, err := binary()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := proctest.Build(t, "../cmd/spare")
 	dir := t.TempDir()
 	base, err := node.FreePorts(2 * n)
 	if err != nil {
@@ -92,7 +67,7 @@ func newNetworkWith(t *testing.T, n, keys int, blockTime time.Duration, prepare 
 	if err := json.Unmarshal(out, &tn); err != nil || len(tn.Homes) != n {
 		t.Fatalf("spare testnet -o json: %v\n%s", err, out)
 	}
-	net := &network{t: t, bin: bin, dir: dir, base: base, homes: tn.Homes, rpc: tn.RPC, procs: make([]*proc, n)}
+	net := &network{t: t, bin: bin, dir: dir, base: base, homes: tn.Homes, rpc: tn.RPC, procs: make([]*proctest.Proc, n)}
 	kr, err := keyring.Open(filepath.Join(tn.Homes[0], "keys"), keyring.Options{Backend: keyring.BackendTest})
 	if err != nil {
 		t.Fatal(err)
@@ -126,50 +101,24 @@ func newNetworkWith(t *testing.T, n, keys int, blockTime time.Duration, prepare 
 // start runs validator i (again).
 func (n *network) start(i int) {
 	n.t.Helper()
-	logPath := filepath.Join(n.dir, fmt.Sprintf("node%d.log", i))
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		n.t.Fatal(err)
-	}
-	defer f.Close()
 	cmd := exec.Command(n.bin, "node", "--home", n.homes[i], "--log-level", "warn")
 	if n.netns != nil { // ip netns exec execs the node in the namespace: the process is the node itself
 		cmd = exec.Command("ip", append([]string{"netns", "exec", n.netns[i]}, cmd.Args...)...)
 	}
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		n.t.Fatal(err)
-	}
-	p := &proc{cmd: cmd, done: make(chan struct{}), log: logPath}
-	go func() { _ = cmd.Wait(); close(p.done) }()
-	n.procs[i] = p
+	n.procs[i] = proctest.Start(n.t, filepath.Join(n.dir, fmt.Sprintf("node%d.log", i)), cmd)
 }
 
 // kill sends SIGKILL to validator i and waits for it to end (a stopped one is continued first, so it can die).
 func (n *network) kill(i int) {
-	p := n.procs[i]
-	if p == nil {
-		return
+	if p := n.procs[i]; p != nil {
+		p.Kill()
+		n.procs[i] = nil
 	}
-	_ = p.cmd.Process.Kill()
-	if p.stopped {
-		_ = p.cmd.Process.Signal(syscall.SIGCONT)
-	}
-	<-p.done
-	n.procs[i] = nil
 }
 
 // pause stops validator i with SIGSTOP; resume continues it.
-func (n *network) pause(i int) {
-	n.procs[i].stopped = true
-	_ = n.procs[i].cmd.Process.Signal(syscall.SIGSTOP)
-}
-
-func (n *network) resume(i int) {
-	n.procs[i].stopped = false
-	_ = n.procs[i].cmd.Process.Signal(syscall.SIGCONT)
-}
+func (n *network) pause(i int)  { n.procs[i].Pause() }
+func (n *network) resume(i int) { n.procs[i].Resume() }
 
 // wipe removes validator i's chain data (blocks, state, ledger), keeping its signing state so that it cannot
 // sign twice at a height: it resyncs from its peers when started again.
@@ -213,7 +162,7 @@ func (n *network) height(i int) int64 {
 func (n *network) top() int64 {
 	var h int64 = -1
 	for i := range n.procs {
-		if n.procs[i] != nil && !n.procs[i].stopped {
+		if n.procs[i] != nil && !n.procs[i].Paused() {
 			h = max(h, n.height(i))
 		}
 	}
@@ -229,8 +178,8 @@ func (n *network) waitHeight(i int, h int64, timeout time.Duration) (time.Durati
 		}
 		if p := n.procs[i]; p != nil {
 			select {
-			case <-p.done:
-				return 0, fmt.Errorf("validator %d stopped:\n%s", i, tail(p.log, 15))
+			case <-p.Done:
+				return 0, fmt.Errorf("validator %d stopped:\n%s", i, proctest.Tail(p.Log, 15))
 			default:
 			}
 		}
@@ -239,12 +188,6 @@ func (n *network) waitHeight(i int, h int64, timeout time.Duration) (time.Durati
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-func tail(path string, lines int) string {
-	b, _ := os.ReadFile(path)
-	ls := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	return strings.Join(ls[max(0, len(ls)-lines):], "\n")
 }
 
 // load sends transfers between the funded keys from one worker per key, each through a validator it switches

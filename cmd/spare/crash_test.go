@@ -24,6 +24,7 @@ import (
 
 	"github.com/sparenet/spare/client"
 	"github.com/sparenet/spare/client/keyring"
+	"github.com/sparenet/spare/internal/proctest"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/node"
 )
@@ -58,7 +59,7 @@ func TestKill9DuringLoadRecovers(t *testing.T) {
 	defer cancel()
 
 	dir := t.TempDir()
-	bin := crashBuildSpare(t, dir)
+	bin := proctest.Build(t, ".")
 	home := filepath.Join(dir, "home")
 	base, err := node.FreePorts(1)
 	if err != nil {
@@ -101,7 +102,7 @@ func TestKill9DuringLoadRecovers(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("errors and warnings in %s:\n%s", nd.logPath, crashGrep(nd.logPath, 40, "level=ERROR", "level=WARN", "panic", "===== crash test"))
-			t.Logf("tail of %s:\n%s", nd.logPath, crashTail(nd.logPath, 80))
+			t.Logf("tail of %s:\n%s", nd.logPath, proctest.Tail(nd.logPath, 80))
 		}
 	})
 
@@ -223,21 +224,6 @@ func TestKill9DuringLoadRecovers(t *testing.T) {
 	t.Logf("done in %s: %d kill/restart cycles, final height %d", time.Since(start).Round(time.Millisecond), cycles, final)
 }
 
-// crashBuildSpare builds the spare binary into dir.
-func crashBuildSpare(t *testing.T, dir string) string {
-	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skipf("no go tool to build the binary: %v", err)
-	}
-	bin := filepath.Join(dir, "spare")
-	cmd := exec.Command(goTool, "build", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // crashRun runs the binary to completion and returns its stdout.
 func crashRun(t *testing.T, bin string, args ...string) []byte {
 	t.Helper()
@@ -249,19 +235,6 @@ func crashRun(t *testing.T, bin string, args ...string) []byte {
 		t.Fatalf("spare %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, out, stderr.String())
 	}
 	return out
-}
-
-// crashTail returns the last n lines of the file at path.
-func crashTail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // crashGrep returns the last n lines of the file at path that contain any of pats.

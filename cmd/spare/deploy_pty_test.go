@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	"github.com/sparenet/spare/internal/proctest"
 )
 
 // ptyProc is a command running on a pseudo-terminal, as a person would run it: stdin, stdout and stderr are the
@@ -112,7 +113,7 @@ func TestDeployCtrlCOnATerminal(t *testing.T) {
 		t.Skip("builds the binary and runs spare dev")
 	}
 	tmp := t.TempDir()
-	bin := crashBuildSpare(t, tmp)
+	bin := proctest.Build(t, ".")
 	home := filepath.Join(tmp, "dev")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -144,7 +145,7 @@ func TestDeployCtrlCOnATerminal(t *testing.T) {
 	deadline := time.Now().Add(120 * time.Second)
 	for exec.Command(bin, "balance", "--home", home, "-o", "json").Run() != nil {
 		if time.Now().After(deadline) {
-			t.Fatalf("spare dev not ready:\n%s", crashTail(logf.Name(), 20))
+			t.Fatalf("spare dev not ready:\n%s", proctest.Tail(logf.Name(), 20))
 		}
 		time.Sleep(500 * time.Millisecond)
 	}

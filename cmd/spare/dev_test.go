@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sparenet/spare/devnet"
+	"github.com/sparenet/spare/internal/proctest"
 	"github.com/sparenet/spare/provider"
 )
 
@@ -125,7 +126,7 @@ func TestDevProcesses(t *testing.T) {
 		t.Skip("runs spare dev processes")
 	}
 	tmp := t.TempDir()
-	bin := crashBuildSpare(t, tmp)
+	bin := proctest.Build(t, ".")
 	home := filepath.Join(tmp, "dev")
 	// 127.0.0.1:8080 in use, by this test or by someone else: either way spare dev must not fail on it.
 	if ln, err := net.Listen("tcp", "127.0.0.1:8080"); err == nil {
@@ -137,7 +138,7 @@ func TestDevProcesses(t *testing.T) {
 	var log string
 	for !strings.Contains(log, "spare dev is running") {
 		select {
-		case <-first.done:
+		case <-first.Done:
 			t.Fatalf("spare dev exited:\n%s", log)
 		default:
 		}
@@ -155,7 +156,7 @@ func TestDevProcesses(t *testing.T) {
 	second := exec.Command(bin, "dev", "--home", home, "--no-docker", "--explorer", "")
 	out, err := second.CombinedOutput()
 	var ee *exec.ExitError
-	if !errors.As(err, &ee) || !strings.Contains(string(out), fmt.Sprintf("already running (pid %d)", first.cmd.Process.Pid)) {
+	if !errors.As(err, &ee) || !strings.Contains(string(out), fmt.Sprintf("already running (pid %d)", first.Cmd.Process.Pid)) {
 		t.Fatalf("second spare dev: %v\n%s", err, out)
 	}
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sparenet/spare/internal/proctest"
 	"github.com/sparenet/spare/node"
 )
 
@@ -24,7 +25,7 @@ func TestJournalFlipRefusedThenRebuilt(t *testing.T) {
 		t.Skip("runs node processes")
 	}
 	tmp := t.TempDir()
-	bin := crashBuildSpare(t, tmp)
+	bin := proctest.Build(t, ".")
 	home := filepath.Join(tmp, "home")
 	base, err := node.FreePorts(2)
 	if err != nil {
@@ -37,7 +38,7 @@ func TestJournalFlipRefusedThenRebuilt(t *testing.T) {
 		out, err := exec.Command(bin, append(kb, args...)...).CombinedOutput()
 		return string(out), err
 	}
-	ready := func(p *proc) {
+	ready := func(p *proctest.Proc) {
 		t.Helper()
 		deadline := time.Now().Add(60 * time.Second)
 		for {
@@ -45,12 +46,12 @@ func TestJournalFlipRefusedThenRebuilt(t *testing.T) {
 				return
 			}
 			select {
-			case <-p.done:
-				t.Fatalf("the node stopped:\n%s", crashTail(p.log, 20))
+			case <-p.Done:
+				t.Fatalf("the node stopped:\n%s", proctest.Tail(p.Log, 20))
 			default:
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("the node did not answer:\n%s", crashTail(p.log, 20))
+				t.Fatalf("the node did not answer:\n%s", proctest.Tail(p.Log, 20))
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
@@ -94,7 +95,7 @@ func TestJournalFlipRefusedThenRebuilt(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	n.kill()
+	n.Kill()
 	b, err := os.ReadFile(log)
 	if err != nil {
 		t.Fatal(err)
@@ -106,14 +107,14 @@ func TestJournalFlipRefusedThenRebuilt(t *testing.T) {
 
 	refused := startProc(t, bin, filepath.Join(tmp, "node2.log"), append([]string{"node"}, kb...)...)
 	select {
-	case <-refused.done:
+	case <-refused.Done:
 	case <-time.After(60 * time.Second):
-		t.Fatalf("the node started on a damaged database:\n%s", crashTail(refused.log, 10))
+		t.Fatalf("the node started on a damaged database:\n%s", proctest.Tail(refused.Log, 10))
 	}
-	if msg := crashTail(refused.log, 5); !strings.Contains(msg, "damaged") || !strings.Contains(msg, "--rebuild-ledger") {
+	if msg := proctest.Tail(refused.Log, 5); !strings.Contains(msg, "damaged") || !strings.Contains(msg, "--rebuild-ledger") {
 		t.Fatalf("the refusal does not say what happened and what to do:\n%s", msg)
 	}
-	if code := refused.cmd.ProcessState.ExitCode(); code == 0 {
+	if code := refused.Cmd.ProcessState.ExitCode(); code == 0 {
 		t.Fatal("the node refused with exit status 0")
 	}
 
@@ -131,7 +132,7 @@ func TestJournalFlipRefusedThenRebuilt(t *testing.T) {
 
 	// A second bad day: the rebuilt database loses its MANIFEST (a partial restore, an operator's rm). Refused
 	// again, rebuilt again, the same balances.
-	rebuilt.kill()
+	rebuilt.Kill()
 	ms, _ := filepath.Glob(filepath.Join(ledgerDir, "MANIFEST-*"))
 	if len(ms) == 0 {
 		t.Fatal("no MANIFEST under data/ledger")
@@ -141,11 +142,11 @@ func TestJournalFlipRefusedThenRebuilt(t *testing.T) {
 	}
 	refused = startProc(t, bin, filepath.Join(tmp, "node4.log"), append([]string{"node"}, kb...)...)
 	select {
-	case <-refused.done:
+	case <-refused.Done:
 	case <-time.After(60 * time.Second):
-		t.Fatalf("the node started without its MANIFEST:\n%s", crashTail(refused.log, 10))
+		t.Fatalf("the node started without its MANIFEST:\n%s", proctest.Tail(refused.Log, 10))
 	}
-	if msg := crashTail(refused.log, 5); !strings.Contains(msg, "damaged") || !strings.Contains(msg, "--rebuild-ledger") {
+	if msg := proctest.Tail(refused.Log, 5); !strings.Contains(msg, "damaged") || !strings.Contains(msg, "--rebuild-ledger") {
 		t.Fatalf("the refusal does not say what happened and what to do:\n%s", msg)
 	}
 	rebuilt = startProc(t, bin, filepath.Join(tmp, "node5.log"), append([]string{"node", "--rebuild-ledger"}, kb...)...)

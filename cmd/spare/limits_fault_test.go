@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sparenet/spare/client"
+	"github.com/sparenet/spare/internal/proctest"
 	"github.com/sparenet/spare/ledger"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/manifest"
@@ -53,7 +54,7 @@ func TestWorkloadsPastTheirLimits(t *testing.T) {
 	c, tenantKey, provKey, call := m.c, m.tenant, m.provider, m.call
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("provider log:\n%s", crashTail(provLog, 60))
+			t.Logf("provider log:\n%s", proctest.Tail(provLog, 60))
 		}
 	})
 
@@ -171,7 +172,7 @@ func TestWorkloadsPastTheirLimits(t *testing.T) {
 	wg.Wait()
 	for _, r := range refused {
 		if r != "" {
-			t.Fatalf("a manifest was not accepted in time: %s\nprovider log:\n%s", r, crashTail(provLog, 40))
+			t.Fatalf("a manifest was not accepted in time: %s\nprovider log:\n%s", r, proctest.Tail(provLog, 40))
 		}
 	}
 	sent := time.Now()

@@ -67,13 +67,24 @@ aside (to data/ledger.damaged-TIME) and rebuilds the state by replaying every bl
 	return cmd
 }
 
-// moveLedgerAside renames the ledger's database directory to DIR.damaged-TIME and returns that name ("" when
-// there was none): the node then starts from an empty state and replays the chain's blocks.
+// moveLedgerAside renames the ledger's database directory to DIR.damaged-TIME (DIR.damaged-TIME-N when an
+// earlier rebuild took that name in the same second) and returns that name ("" when there was none): the node then
+// starts from an empty state and replays the chain's blocks. Nothing set aside before is overwritten.
 func moveLedgerAside(dir string) (string, error) {
 	if _, err := os.Stat(dir); os.IsNotExist(err) {
 		return "", nil
 	}
-	aside := dir + ".damaged-" + time.Now().UTC().Format("20060102T150405Z")
+	base := dir + ".damaged-" + time.Now().UTC().Format("20060102T150405Z")
+	aside := base
+	for n := 2; ; n++ {
+		if _, err := os.Lstat(aside); os.IsNotExist(err) {
+			break
+		}
+		if n > 1000 {
+			return "", fmt.Errorf("rebuild-ledger: move %s aside: %s and 999 more names taken: remove old copies", dir, base)
+		}
+		aside = fmt.Sprintf("%s-%d", base, n)
+	}
 	if err := os.Rename(dir, aside); err != nil {
 		return "", fmt.Errorf("rebuild-ledger: move %s aside: %w", dir, err)
 	}

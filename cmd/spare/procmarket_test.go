@@ -11,12 +11,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/sparenet/spare/certs"
 	"github.com/sparenet/spare/client"
 	"github.com/sparenet/spare/client/keyring"
+	"github.com/sparenet/spare/internal/proctest"
 	"github.com/sparenet/spare/ledger"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/manifest"
@@ -34,12 +36,22 @@ type procMarket struct {
 	leases              string // the provider's leases_dir
 	kb                  []string
 	provLog             string
-	prov                *proc
+	prov                *proctest.Proc
 	c                   *client.Client
 	tenant              *keyring.Signer
 	provider            *keyring.Signer
 	epoch               uint64 // params.epoch_blocks
 }
+
+// marketUIDBase places each market's per-lease users apart from every other provider's on this machine: the
+// default base's (2,000,000,000), spare dev's (1,000,000,000 and up), other test processes' and this process's
+// earlier markets' (whose orphaned workloads may linger), in ranges of 1,000,000 from 100,000,000.
+func marketUIDBase() uint32 {
+	n := markets.Add(1)
+	return 100_000_000 + uint32((os.Getpid()*31+int(n))%900)*1_000_000
+}
+
+var markets atomic.Int32
 
 // marketOpts shape a procMarket.
 type marketOpts struct {
@@ -51,7 +63,7 @@ type marketOpts struct {
 func newProcMarket(t *testing.T, o marketOpts) *procMarket {
 	t.Helper()
 	tmp := t.TempDir()
-	bin := crashBuildSpare(t, tmp)
+	bin := proctest.Build(t, ".")
 	home := filepath.Join(tmp, "home")
 	base, err := node.FreePorts(3)
 	if err != nil {
@@ -91,16 +103,17 @@ func newProcMarket(t *testing.T, o marketOpts) *procMarket {
 	api := fmt.Sprintf("127.0.0.1:%d", base+2)
 	crashRun(t, bin, append(kb, "provider", "init", "--region", "eu-west", "--host-uri", "https://"+api, "--listen", api,
 		"--key", "provider", "--no-docker", "--nvidia-smi", "/nonexistent", "--leases-dir", leases)...)
+	path := filepath.Join(home, provider.ConfigFile)
+	cfg, err := provider.LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.UIDBase = marketUIDBase()
 	if o.config != nil {
-		path := filepath.Join(home, provider.ConfigFile)
-		cfg, err := provider.LoadConfig(path)
-		if err != nil {
-			t.Fatal(err)
-		}
 		o.config(cfg)
-		if err := cfg.Save(path); err != nil {
-			t.Fatal(err)
-		}
+	}
+	if err := cfg.Save(path); err != nil {
+		t.Fatal(err)
 	}
 	m := &procMarket{t: t, bin: bin, api: api, home: home, tmp: tmp, leases: leases, kb: kb,
 		provLog: filepath.Join(tmp, "provider.log"), epoch: o.params["epoch_blocks"]}

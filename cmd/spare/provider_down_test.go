@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sparenet/spare/internal/proctest"
 	"github.com/sparenet/spare/ledger"
 	"github.com/sparenet/spare/ledger/tx"
 )
@@ -37,7 +38,7 @@ func TestProviderDownFiveEpochs(t *testing.T) {
 	l := m.lease(ctx, "exec sleep "+marker, 600)
 	before := m.providerView(ctx)
 	tenantBefore, _ := m.c.Account(ctx, m.tenant.Address())
-	m.prov.kill() // the machine dies: SIGKILL, no restart announced; the workload runs on
+	m.prov.Kill() // the machine dies: SIGKILL, no restart announced; the workload runs on
 	killEpoch, _ := m.epochNow(ctx)
 
 	m.wait(ctx, 90*time.Second, "the lease to be closed", func() bool {
@@ -143,9 +144,9 @@ func TestProviderRestartAcrossEpochBoundary(t *testing.T) {
 			_, h := m.epochNow(ctx)
 			return h >= boundary-5
 		})
-		_ = m.prov.cmd.Process.Signal(sig)
+		_ = m.prov.Cmd.Process.Signal(sig)
 		select {
-		case <-m.prov.done:
+		case <-m.prov.Done:
 		case <-time.After(15 * time.Second):
 			t.Fatalf("the daemon did not stop on %s", sig)
 		}
@@ -175,7 +176,7 @@ func TestProviderRestartAcrossEpochBoundary(t *testing.T) {
 		})
 	}
 	if b, _ := os.ReadFile(m.provLog); !bytes.Contains(b, []byte("restart announced")) {
-		t.Fatalf("the daemon stopped with SIGTERM did not announce its restart:\n%s", crashTail(m.provLog, 20))
+		t.Fatalf("the daemon stopped with SIGTERM did not announce its restart:\n%s", proctest.Tail(m.provLog, 20))
 	}
 	p := m.providerView(ctx)
 	if p.EpochsDown != before.EpochsDown || p.Slashed != before.Slashed || p.Status == ledger.ProviderJailed || p.Failed != before.Failed {
@@ -194,7 +195,7 @@ func TestProviderRestartAcrossEpochBoundary(t *testing.T) {
 	}
 	code, out := m.call("GET", fmt.Sprintf("/leases/%d/logs", l.ID), nil)
 	if code != 200 || !bytes.Contains(out, []byte("tick 400\n")) {
-		t.Fatalf("log after two restarts (%d): %s", code, crashTail(m.provLog, 10))
+		t.Fatalf("log after two restarts (%d): %s", code, proctest.Tail(m.provLog, 10))
 	}
 	t.Logf("two restarts across epoch boundaries: epochs up %d → %d, down %d, slashed %d; after the SIGKILL restart a new order was leased and started in %s",
 		before.EpochsUp, p.EpochsUp, p.EpochsDown, p.Slashed, back[syscall.SIGKILL].Round(10*time.Millisecond))

@@ -11,46 +11,20 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sparenet/spare/internal/proctest"
 	"github.com/sparenet/spare/ledger"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/manifest"
 	"github.com/sparenet/spare/tenant"
 )
 
-// proc is a `spare` subprocess with its output in a log file.
-type proc struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-	log  string
-}
-
-func startProc(t *testing.T, bin, logPath string, args ...string) *proc {
+// startProc runs `bin args...` with its output appended to logPath; the test's cleanup kills it.
+func startProc(t *testing.T, bin, logPath string, args ...string) *proctest.Proc {
 	t.Helper()
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: cmd, done: make(chan struct{}), log: logPath}
-	go func() { _ = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() { p.kill() })
-	return p
-}
-
-// kill sends SIGKILL to the process alone (not its group: workloads run in sessions of their own anyway).
-func (p *proc) kill() {
-	_ = p.cmd.Process.Kill()
-	<-p.done
+	return proctest.Start(t, logPath, exec.Command(bin, args...))
 }
 
 // TestProviderKill9MidLease runs `spare node` and `spare provider start` as processes, kills the provider with
@@ -99,7 +73,7 @@ func TestProviderKill9MidLease(t *testing.T) {
 	waitUntil(t, ctx, "the workload's first lines", provLog, func() bool {
 		return strings.Contains(followed.String(), "tick 5\n")
 	})
-	mk.prov.kill()              // SIGKILL: no shutdown code runs
+	mk.prov.Kill()              // SIGKILL: no shutdown code runs
 	time.Sleep(5 * time.Second) // down for 5 s, as issue 14 plays it: the workload runs on, its log copier too
 	shown := len(followed.String())
 	restarted := time.Now()
@@ -143,7 +117,7 @@ func TestProviderKill9MidLease(t *testing.T) {
 		t.Fatalf("the followed log across the restart (%d cuts), want every line once:\n%s", cuts.Load(), got)
 	}
 	if b, _ := os.ReadFile(provLog); !strings.Contains(string(b), "reattached to workload") {
-		t.Fatalf("the restarted daemon did not report reattaching:\n%s", crashTail(provLog, 30))
+		t.Fatalf("the restarted daemon did not report reattaching:\n%s", proctest.Tail(provLog, 30))
 	}
 	waitUntil(t, ctx, "the daemon to finish the lease", provLog, func() bool {
 		var st struct{ State string }
@@ -156,7 +130,7 @@ func waitUntil(t *testing.T, ctx context.Context, what, logPath string, ok func(
 	t.Helper()
 	for !ok() {
 		if ctx.Err() != nil {
-			t.Fatalf("timed out waiting for %s; provider log:\n%s", what, crashTail(logPath, 40))
+			t.Fatalf("timed out waiting for %s; provider log:\n%s", what, proctest.Tail(logPath, 40))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

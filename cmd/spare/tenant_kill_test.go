@@ -19,6 +19,7 @@ import (
 	"github.com/sparenet/spare/client"
 	"github.com/sparenet/spare/client/keyring"
 	"github.com/sparenet/spare/devnet"
+	"github.com/sparenet/spare/internal/proctest"
 )
 
 // TestTenantKilledThenRecovered plays a tenant's bad day on real processes (issue 14's fault suite): `spare deploy`
@@ -31,7 +32,7 @@ func TestTenantKilledThenRecovered(t *testing.T) {
 		t.Skip("builds the binary and runs spare dev")
 	}
 	tmp := t.TempDir()
-	bin := crashBuildSpare(t, tmp)
+	bin := proctest.Build(t, ".")
 	home := filepath.Join(tmp, "dev")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -39,7 +40,7 @@ func TestTenantKilledThenRecovered(t *testing.T) {
 	}
 	explorer := l.Addr().String()
 	l.Close()
-	dev := startProc(t, bin, filepath.Join(tmp, "dev.log"), "dev", "--home", home, "--explorer", explorer)
+	dev := startProc(t, bin, filepath.Join(tmp, "dev.Log"), "dev", "--home", home, "--explorer", explorer)
 	spare := func(args ...string) (string, error) {
 		out, err := exec.Command(bin, append(args, "--home", home)...).CombinedOutput()
 		return string(out), err
@@ -50,7 +51,7 @@ func TestTenantKilledThenRecovered(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("spare dev not ready:\n%s", crashTail(dev.log, 20))
+			t.Fatalf("spare dev not ready:\n%s", proctest.Tail(dev.Log, 20))
 		}
 		time.Sleep(300 * time.Millisecond)
 	}

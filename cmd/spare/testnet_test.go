@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sparenet/spare/internal/proctest"
 )
 
 // TestTestnetCommandAsUserRunsIt runs what README tells a user: `spare testnet --validators 3`, then one
@@ -19,7 +21,7 @@ func TestTestnetCommandAsUserRunsIt(t *testing.T) {
 		t.Skip("builds the binary and runs three node processes")
 	}
 	tmp := t.TempDir()
-	bin := crashBuildSpare(t, tmp)
+	bin := proctest.Build(t, ".")
 	dir := filepath.Join(tmp, "net")
 	out := crashRun(t, bin, "testnet", "--validators", "3", "--dir", dir, "--keyring-backend", "test", "--keys", "alice,bob", "--fund", "100", "-o", "json")
 	var res testnetResult
@@ -62,7 +64,7 @@ func TestTestnetCommandAsUserRunsIt(t *testing.T) {
 			break
 		}
 		if ctx.Err() != nil {
-			t.Fatal("send never succeeded:\n" + crashTail(filepath.Join(tmp, "node0.log"), 20))
+			t.Fatal("send never succeeded:\n" + proctest.Tail(filepath.Join(tmp, "node0.log"), 20))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
