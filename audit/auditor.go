@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	crand "crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -72,7 +73,13 @@ type Auditor struct {
 	blockMs  uint64                          // measured time between blocks (0: not yet known)
 	proved   map[uint64]map[tx.Address]bool  // providers already challenged, in the current epoch
 	hardware []HardwareResult
+	// sessions resumes the TLS sessions of earlier challenges (a provider's five an epoch, and the epochs after):
+	// a resumed handshake skips the certificate's signature and its check; the pin is checked all the same.
+	sessions tls.ClientSessionCache
 }
+
+// challengeSessions is how many providers' TLS sessions an auditor keeps (a few hundred bytes each).
+const challengeSessions = 20_000
 
 // Key is an auditor's key: it signs transactions and (as reqsig needs) its proof-of-GPU requests.
 type Key interface {
@@ -98,7 +105,7 @@ func NewAuditor(c *client.Client, key Key, log *slog.Logger) *Auditor {
 		Timeout: 5 * time.Second, Concurrency: 32, Poll: 500 * time.Millisecond, Proofs: true, ReproveEvery: 20,
 		Probes: DefaultProbes, Retries: DefaultRetries, RetryBackoff: DefaultRetryBackoff,
 		attested: map[uint64]Attestation{}, proved: map[uint64]map[tx.Address]bool{}, planned: map[uint64]bool{},
-		pending: map[uint64][]bool{}, clk: realClock{}}
+		pending: map[uint64][]bool{}, clk: realClock{}, sessions: tls.NewLRUClientSessionCache(challengeSessions)}
 }
 
 // ErrNotAuditor is returned by Run when the key is not in the auditor set.
@@ -281,6 +288,7 @@ func (a *Auditor) probeEpoch(ctx context.Context, v ledger.EpochView, w time.Dur
 			defer wg.Done()
 			var answered atomic.Int64
 			var last atomic.Value
+			var view atomic.Pointer[ledger.ProviderView] // its record, read once for the epoch's probes
 			var probes sync.WaitGroup
 			for _, off := range offsets {
 				if a.clk.Sleep(ctx, start.Add(off).Sub(a.clk.Now())) != nil {
@@ -292,7 +300,7 @@ func (a *Auditor) probeEpoch(ctx context.Context, v ledger.EpochView, w time.Dur
 					if probeOnce(ctx, a.clk, deadline, a.Retries, backoff, a.Timeout, func(ctx context.Context, limit time.Duration) error {
 						sem <- struct{}{}
 						defer func() { <-sem }()
-						err := a.probe(ctx, p, limit)
+						err := a.probeCached(ctx, p, &view, limit)
 						if err != nil {
 							last.Store(err.Error())
 						}
@@ -395,6 +403,31 @@ func (a *Auditor) probe(ctx context.Context, addr tx.Address, timeout time.Durat
 	if err != nil {
 		return err
 	}
+	return a.challenge(ctx, &p, timeout)
+}
+
+// probeCached is probe with the provider's record read once for all its probes of an epoch (the audit set is
+// fixed for the epoch), and read again after a failed attempt: a provider that moved to another host or
+// certificate is challenged where it now is.
+func (a *Auditor) probeCached(ctx context.Context, addr tx.Address, view *atomic.Pointer[ledger.ProviderView], timeout time.Duration) error {
+	p := view.Load()
+	if p == nil {
+		v, err := a.c.Provider(ctx, addr)
+		if err != nil {
+			return err
+		}
+		p = &v
+		view.Store(p)
+	}
+	err := a.challenge(ctx, p, timeout)
+	if err != nil {
+		view.Store(nil)
+	}
+	return err
+}
+
+// challenge sends provider p a fresh nonce and checks its answer within timeout.
+func (a *Auditor) challenge(ctx context.Context, p *ledger.ProviderView, timeout time.Duration) error {
 	nonce := make([]byte, 32)
 	if _, err := crand.Read(nonce); err != nil {
 		return err
@@ -408,6 +441,9 @@ func (a *Auditor) probe(ctx context.Context, addr tx.Address, timeout time.Durat
 	}
 	req.Header.Set("Content-Type", "application/json")
 	hc := certs.PinnedHTTPClient(p.Info.CertFingerprint, timeout)
+	if t, ok := hc.Transport.(*http.Transport); ok && a.sessions != nil {
+		t.TLSClientConfig.ClientSessionCache = a.sessions
+	}
 	defer hc.CloseIdleConnections()
 	res, err := hc.Do(req)
 	if err != nil {
