@@ -434,7 +434,10 @@ type advRun struct {
 	fullEvery int
 	// stats counts results by the type of a transaction's first message, then code: how far runs get.
 	stats map[string]map[string]int
-	kinds []string // the first message's type of each transaction of the block being built
+	// the last block's app hash and its transactions' result codes (the golden scenario pins them)
+	lastAppHash []byte
+	lastCodes   []string
+	kinds       []string // the first message's type of each transaction of the block being built
 }
 
 func newAdvRun(rep reporter, s source, f *advFixture, tb testing.TB, twin bool) *advRun {
@@ -2194,6 +2197,7 @@ func (r *advRun) step() {
 		}
 	}
 	r.rep.Logf("  results: %v", codes)
+	r.lastAppHash, r.lastCodes = res.AppHash, codes
 	if r.twin != nil {
 		tres := r.twin.block(dt, txs...)
 		if !bytes.Equal(tres.AppHash, res.AppHash) {

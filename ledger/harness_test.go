@@ -26,6 +26,7 @@ type chain struct {
 	proposer key
 	keys     map[string]key
 	nonces   map[tx.Address]uint64
+	onBlock  func(txs [][]byte, res *abci.ResponseFinalizeBlock) // told of every block committed (the golden scenario records it)
 }
 
 type key struct {
@@ -133,6 +134,9 @@ func (c *chain) block(dt time.Duration, txs ...[]byte) *abci.ResponseFinalizeBlo
 	}
 	if _, err := c.app.Commit(context.Background(), &abci.RequestCommit{}); err != nil {
 		c.t.Fatal(err)
+	}
+	if c.onBlock != nil {
+		c.onBlock(txs, res)
 	}
 	return res
 }
