@@ -39,7 +39,7 @@ func stateCodecs() []stateCodec {
 			JailedUntilMs: 7, Slashed: 3, VerifiedClass: "h100", VerifiedOps: 9, VerifiedHeight: 2, EarnedValue: 8, FailedValue: 6}), decProvider, encProvider),
 		codec("order", encOrder(&Order{ID: 3, Tenant: a, Deposit: 9, Replicas: 2, RefereeFor: 1, Nodes: 4, State: OrderOpen}), decOrder, encOrder),
 		codec("bid", encBid(&Bid{ID: 5, OrderID: 3, Provider: a, Price: 9, State: BidOpen, CreatedHeight: 4}), decBid, encBid),
-		codec("lease", encLease(&Lease{ID: 4, OrderID: 3, Tenant: a, Provider: a, Deposit: 9, Held: 5, State: LeaseCompleted, CloseReason: "x"}), decLease, encLease),
+		codec("lease", encLease(&Lease{ID: 4, OrderID: 3, Tenant: a, Provider: a, Deposit: 9, Held: 5, State: LeaseCompleted, CloseReason: "x", ManifestDelivered: true}), decLease, encLease),
 		codec("supply", encSupply(&Supply{Genesis: 100, Minted: 1, Burned: 2, Balances: 50, Escrow: 20, Staked: 10, Unbonding: 5, Pool: 14}), decSupply, encSupply),
 		codec("receipt", encReceipt(&tx.Receipt{ChainID: "c", LeaseID: 4, StartMs: 1, EndMs: 2, ExitCode: -1, GPUSeconds: 3, Signature: make([]byte, 64)}), decReceipt, encReceipt),
 		codec("params", encParams(&p), decParams, encParams),
