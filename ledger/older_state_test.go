@@ -22,6 +22,9 @@ func TestOlderStateEncodings(t *testing.T) {
 	var got strings.Builder
 	for _, c := range stateCodecs() {
 		for n := 1; n < len(c.seed); n++ {
+			if c.older != nil && !c.older(n) {
+				continue
+			}
 			old := c.seed[:n]
 			now, ok := c.round(old)
 			if !ok {

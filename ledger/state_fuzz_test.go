@@ -13,11 +13,14 @@ type stateCodec struct {
 	seed []byte
 	// round decodes b and re-encodes what the decoder accepted; ok is false when it refused b.
 	round func(b []byte) (out []byte, ok bool)
+	// older, when set, says which prefix lengths of the seed are older layouts (TestOlderStateEncodings); unset,
+	// every prefix the decoder accepts is one.
+	older func(n int) bool
 }
 
 // codec makes a stateCodec from a decoder and its encoder.
 func codec[T any](name string, seed []byte, dec func([]byte) (T, error), enc func(T) []byte) stateCodec {
-	return stateCodec{name, seed, func(b []byte) ([]byte, bool) {
+	return stateCodec{name: name, seed: seed, round: func(b []byte) ([]byte, bool) {
 		v, err := dec(b)
 		if err != nil {
 			return nil, false
@@ -51,6 +54,12 @@ func stateCodecs() []stateCodec {
 		codec("commitment", encCommitment(&Commitment{LeaseID: 4, OrderID: 3, Commitment: tx.Hash{1}, Height: 9, State: 1}), decCommitment, encCommitment),
 		codec("cluster", encCluster(&Cluster{OrderID: 9, Nodes: 2, MaxRTTMicros: 5000, OnFailure: 2, Leases: []uint64{4, 5}, State: ClusterLeasing,
 			Generation: 1, RestartsLeft: 1, Reserve: 7, PrevOrder: 3, Excluded: []tx.Address{{1}}}), decCluster, encCluster),
+		func() stateCodec {
+			c := codec("auditor", encAuditor(&Auditor{Address: a, Weight: 3, Host: "a.example:26660"}),
+				func(b []byte) (*Auditor, error) { return decAuditor(a, b) }, encAuditor)
+			c.older = func(n int) bool { return n == 8 } // the weight alone; a longer prefix is a shorter host
+			return c
+		}(),
 		codec("latency", encLatency(&Latency{Height: 9, Samples: []tx.LatencySample{{Peer: a, RTTMicros: 300}}}),
 			func(b []byte) (*Latency, error) { return decLatency(a, b) }, encLatency),
 	}

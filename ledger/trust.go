@@ -97,11 +97,10 @@ func (c *ctx) auditors() ([]Auditor, uint64) {
 	var out []Auditor
 	var total uint64
 	c.kv.Iterate(pAuditor, prefixEnd(pAuditor), func(k string, v []byte) bool {
-		var a Auditor
-		copy(a.Address[:], k[len(pAuditor):])
-		a.Weight = unbe64(string(v[:8]))
-		a.Host = string(v[8:]) // empty for state written before auditors had hosts
-		out = append(out, a)
+		var addr tx.Address
+		copy(addr[:], k[len(pAuditor):])
+		a := mustDecode(decAuditor(addr, v))
+		out = append(out, *a)
 		total += a.Weight
 		return true
 	})
@@ -109,7 +108,23 @@ func (c *ctx) auditors() ([]Auditor, uint64) {
 }
 
 func (c *ctx) setAuditor(a GenesisAuditor) {
-	c.kv.Set(addrKey(pAuditor, a.Address), []byte(be64(a.Weight)+a.Host))
+	c.kv.Set(addrKey(pAuditor, a.Address), encAuditor(&Auditor{Address: a.Address, Weight: a.Weight, Host: a.Host}))
+}
+
+// encAuditor stores an auditor as its weight (8 bytes, big-endian) and then its host, as genesis wrote it (at
+// most tx.MaxURILen bytes; none in state written before auditors had hosts).
+func encAuditor(a *Auditor) []byte {
+	if len(a.Host) > tx.MaxURILen {
+		panic(fmt.Sprintf("ledger: storing auditor %s: host of %d bytes, at most %d", a.Address, len(a.Host), tx.MaxURILen))
+	}
+	return []byte(be64(a.Weight) + a.Host)
+}
+
+func decAuditor(addr tx.Address, b []byte) (*Auditor, error) {
+	if len(b) < 8 || len(b)-8 > tx.MaxURILen {
+		return nil, fmt.Errorf("auditor %s: %d bytes, want 8 and a host of at most %d", addr, len(b), tx.MaxURILen)
+	}
+	return &Auditor{Address: addr, Weight: unbe64(string(b[:8])), Host: string(b[8:])}, nil
 }
 
 // auditSet is an epoch's audit set and the time of its first block.
