@@ -628,7 +628,9 @@ func TestStartRefusesBusyUID(t *testing.T) {
 // from this one, which is not their parent.
 func TestReattachAfterCrash(t *testing.T) {
 	t.Parallel()
-	long := leaseSpec(t, 70, `i=0; while [ $i -lt 25 ]; do echo tick $i; i=$((i+1)); sleep 0.05; done; exit 7`)
+	// The long one ticks until the test releases it (a file in its work directory), however slow the machine:
+	// its log must still be growing once the daemon that started it is gone and another has reattached.
+	long := leaseSpec(t, 70, `i=0; while [ ! -e release ] && [ $i -lt 1200 ]; do echo tick $i; i=$((i+1)); sleep 0.05; done; echo released; exit 7`)
 	quick := leaseSpec(t, 71, "sleep 0.3; echo quick; exit 9")
 	timed := leaseSpec(t, 72, "echo started; sleep 30")
 	timed.Timeout = 800 * time.Millisecond
@@ -669,6 +671,9 @@ func TestReattachAfterCrash(t *testing.T) {
 	}
 	n0 := len(readLog(t, long))
 	eventually(t, 5*time.Second, "the log to grow", func() bool { return len(readLog(t, long)) > n0 })
+	if err := os.WriteFile(filepath.Join(long.WorkDir, "release"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	wt, err := r.Reattach(ctx, timed, states[2])
 	if err != nil {
 		t.Fatalf("Reattach: %v", err)
@@ -677,7 +682,7 @@ func TestReattachAfterCrash(t *testing.T) {
 	if res.ExitCode != 7 || res.TimedOut || res.Stopped {
 		t.Fatalf("long: %+v", res)
 	}
-	if !strings.HasSuffix(readLog(t, long), "tick 24\n") {
+	if !strings.HasSuffix(readLog(t, long), "released\n") {
 		t.Fatalf("long log %q", readLog(t, long))
 	}
 
