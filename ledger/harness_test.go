@@ -152,7 +152,8 @@ func (c *chain) do(name string, msgs ...tx.Msg) *abci.ExecTxResult {
 	return r
 }
 
-// fail commits a block with one tx and requires it to fail with code want.
+// fail requires CheckTx to refuse one tx with code want. Nothing is committed: the refused tx never reaches a
+// block, and its nonce is given back for the next one.
 func (c *chain) fail(want tx.Code, name string, msgs ...tx.Msg) {
 	c.t.Helper()
 	raw := c.sign(name, msgs...)

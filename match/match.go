@@ -59,20 +59,40 @@ type Order struct {
 	MaxPricePerHour uint64 // 0: no price stage
 }
 
-// Stage is one feasibility check; Stages runs them in order and the first that fails names the reason.
+// Stage is one feasibility check; a StageSet runs its stages in order and the first that fails names the reason.
 type Stage struct {
 	Reason Reason
 	Fails  func(o *Order, p *Provider) bool
 }
 
-// Standing checks what the ledger requires of any bidder; Hardware what the order asks of the machine;
-// Placement the tenant's constraints. Fit is Hardware then Placement; Stages all three, in that order.
+// StageSet names one of the fixed lists of checks. Consensus depends on them (the ledger re-checks a bid with
+// Fit), so they are constants over lists no other package can change.
+type StageSet uint8
+
+const (
+	Standing StageSet = iota // what the ledger requires of any bidder
+	Fit                      // what the order asks of the machine, then the tenant's placement constraints
+	Stages                   // all three, in that order
+)
+
+func (s StageSet) stages() []Stage {
+	switch s {
+	case Standing:
+		return standing
+	case Fit:
+		return fit
+	}
+	return stages
+}
+
+// standing checks what the ledger requires of any bidder; hardware what the order asks of the machine;
+// placement the tenant's constraints. fit is hardware then placement; stages all three, in that order.
 var (
-	Standing = []Stage{
+	standing = []Stage{
 		{ReasonJailed, func(_ *Order, p *Provider) bool { return p.Jailed }},
 		{ReasonUnderBonded, func(_ *Order, p *Provider) bool { return p.UnderBonded }},
 	}
-	Hardware = []Stage{
+	hardware = []Stage{
 		{ReasonGPUModel, func(o *Order, p *Provider) bool { m, _ := gpusFor(p.Hardware, o.Resources); return m == 0 }},
 		{ReasonGPUVRAM, func(o *Order, p *Provider) bool { _, v := gpusFor(p.Hardware, o.Resources); return v == 0 }},
 		{ReasonGPUCount, func(o *Order, p *Provider) bool {
@@ -83,7 +103,7 @@ var (
 		{ReasonMemory, func(o *Order, p *Provider) bool { return p.Hardware.MemoryMiB < o.Resources.MemoryMiB }},
 		{ReasonDisk, func(o *Order, p *Provider) bool { return p.Hardware.DiskMiB < o.Resources.DiskMiB }},
 	}
-	Placement = []Stage{
+	placement = []Stage{
 		{ReasonRegion, func(o *Order, p *Provider) bool {
 			return len(o.Constraints.Regions) > 0 && !containsFold(o.Constraints.Regions, p.Region)
 		}},
@@ -101,8 +121,8 @@ var (
 		}},
 		{ReasonRuntime, func(o *Order, p *Provider) bool { return o.Constraints.Docker && !p.Docker }},
 	}
-	Fit    = concat(Hardware, Placement)
-	Stages = concat(Standing, Hardware, Placement)
+	fit    = concat(hardware, placement)
+	stages = concat(standing, hardware, placement)
 )
 
 func concat(lists ...[]Stage) []Stage {
@@ -113,9 +133,9 @@ func concat(lists ...[]Stage) []Stage {
 	return out
 }
 
-// Check runs stages in order and returns the first failure's reason, or ReasonOK.
-func Check(stages []Stage, o *Order, p *Provider) Reason {
-	for _, s := range stages {
+// Check runs the set's stages in order and returns the first failure's reason, or ReasonOK.
+func Check(set StageSet, o *Order, p *Provider) Reason {
+	for _, s := range set.stages() {
 		if s.Fails(o, p) {
 			return s.Reason
 		}
@@ -162,10 +182,10 @@ type Explanation struct {
 }
 
 // Explain checks every provider against the order and counts each exclusion under its first failed stage.
-func Explain(stages []Stage, o *Order, ps []Provider) Explanation {
+func Explain(set StageSet, o *Order, ps []Provider) Explanation {
 	e := Explanation{Providers: len(ps), Excluded: map[Reason]int{}, Who: map[Reason][]tx.Address{}}
 	for i := range ps {
-		r := Check(stages, o, &ps[i])
+		r := Check(set, o, &ps[i])
 		if r == ReasonOK {
 			e.Feasible++
 			continue

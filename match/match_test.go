@@ -164,7 +164,7 @@ func TestFeasibleStagesProperty(t *testing.T) {
 			rt.Fatalf("Feasible = %q, rules say ok=%v", r, ok)
 		}
 		if r != ReasonOK {
-			for _, s := range Stages {
+			for _, s := range stages {
 				if s.Reason == r {
 					if !s.Fails(&o, &p) {
 						rt.Fatalf("reason %q but its stage passes", r)
