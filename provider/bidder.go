@@ -160,7 +160,7 @@ func (d *Daemon) considerOrder(ctx context.Context, orderID uint64) {
 func (d *Daemon) bidPlaced(orderID, bidID uint64) {
 	if rec, _ := d.store.Bid(orderID); rec != nil && rec.BidID == 0 {
 		rec.BidID = bidID
-		_ = d.store.PutBid(rec)
+		d.stored("bid", rec.OrderID, d.store.PutBid(rec))
 	}
 }
 

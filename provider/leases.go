@@ -120,7 +120,7 @@ func (d *Daemon) leaseCreated(ctx context.Context, leaseID, orderID uint64) {
 		d.log.Error("cannot save lease", "lease", leaseID, "err", err)
 		return
 	}
-	_ = d.store.DeleteBid(orderID)
+	d.stored("bid", orderID, d.store.DeleteBid(orderID))
 	d.log.Info("lease won: waiting for the manifest", "lease", leaseID, "tenant", l.Tenant, "price", client.FormatAmount(l.Price)+"/h")
 }
 
@@ -223,7 +223,7 @@ func (d *Daemon) AcceptManifest(ctx context.Context, tenant tx.Address, leaseID 
 	w, err := rt.Start(ctx, spec)
 	if err != nil {
 		l.State, l.EndReason = LeaseFinishing, "workload failed to start: "+err.Error()
-		_ = d.store.PutLease(l)
+		d.stored("lease", l.LeaseID, d.store.PutLease(l))
 		d.spawn(d.life, func(ctx context.Context) { d.closeLease(ctx, l.LeaseID, l.EndReason) })
 		d.log.Error("workload failed to start", "lease", l.LeaseID, "err", err)
 		return nil, fmt.Errorf("%w: %s", ErrStartFailed, l.EndReason) // the reason the ledger records too
@@ -438,7 +438,7 @@ func (d *Daemon) finish(ctx context.Context, leaseID uint64, res runtime.Result)
 	if l.EndReason == "" {
 		l.EndReason = res.Reason
 	}
-	_ = d.store.PutLease(l)
+	d.stored("lease", l.LeaseID, d.store.PutLease(l))
 	unlock()
 	d.log.Info("workload ended", "lease", leaseID, "exit_code", res.ExitCode, "reason", res.Reason, "outputs", len(files), "left_out", len(skipped))
 	d.complete(ctx, l)
@@ -612,7 +612,7 @@ func (d *Daemon) committed(l *LeaseRecord) {
 		return
 	}
 	cur.State = LeaseRevealing
-	_ = d.store.PutLease(cur)
+	d.stored("lease", cur.LeaseID, d.store.PutLease(cur))
 	*l = *cur
 	d.capacity.ReleaseLease(l.LeaseID)
 	d.log.Info("result committed: revealed once every run of the replicated order has committed or ended", "lease", l.LeaseID, "order", l.Group)
@@ -700,7 +700,7 @@ func (d *Daemon) done(l *LeaseRecord) {
 	unlock := d.lockLease(l.LeaseID)
 	defer unlock()
 	l.State, l.DoneAt = LeaseDone, d.now()
-	_ = d.store.PutLease(l)
+	d.stored("lease", l.LeaseID, d.store.PutLease(l))
 	d.capacity.ReleaseLease(l.LeaseID)
 	d.log.Info("lease done", "lease", l.LeaseID)
 }
@@ -730,12 +730,12 @@ func (d *Daemon) leaseClosed(ctx context.Context, leaseID uint64, reason string)
 	}
 	if w == nil {
 		l.State, l.DoneAt = LeaseDone, d.now()
-		_ = d.store.PutLease(l)
+		d.stored("lease", l.LeaseID, d.store.PutLease(l))
 		d.capacity.ReleaseLease(leaseID)
 		unlock()
 		return
 	}
-	_ = d.store.PutLease(l)
+	d.stored("lease", l.LeaseID, d.store.PutLease(l))
 	unlock()
 	d.log.Info("lease closed on the ledger: stopping the workload", "lease", leaseID, "reason", reason)
 	if err := w.Stop(ctx); err != nil {
@@ -769,7 +769,7 @@ func (d *Daemon) closeLease(ctx context.Context, leaseID uint64, reason string) 
 	defer unlock()
 	if l, _ := d.store.Lease(leaseID); l != nil {
 		l.State, l.EndReason, l.DoneAt = LeaseDone, reason, d.now()
-		_ = d.store.PutLease(l)
+		d.stored("lease", l.LeaseID, d.store.PutLease(l))
 	}
 	d.capacity.ReleaseLease(leaseID)
 	d.log.Info("lease closed", "lease", leaseID, "reason", reason)
@@ -885,6 +885,16 @@ func (d *Daemon) housekeeping(ctx context.Context) {
 			lastCleanup = d.now()
 			d.removeExpired()
 		}
+	}
+}
+
+// stored reports a write to the daemon's state that failed (a full or failing disk): the record of the lease
+// (or the bid on the order) on disk is now behind what the daemon did, and a restart would act on the old one.
+// It is said loudly; the daemon carries on with what it holds in memory.
+func (d *Daemon) stored(what string, id uint64, err error) {
+	if err != nil {
+		d.log.Error("provider state not saved: the record on disk is behind (disk full or failing?); a restart would act on the old one",
+			what, id, "err", err)
 	}
 }
 

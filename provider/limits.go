@@ -93,7 +93,7 @@ func (d *Daemon) stopForLimit(ctx context.Context, leaseID uint64, why string) {
 	}
 	if l.EndReason == "" {
 		l.EndReason = why
-		_ = d.store.PutLease(l)
+		d.stored("lease", l.LeaseID, d.store.PutLease(l))
 	}
 	d.mu.Lock()
 	w := d.workloads[leaseID]
@@ -142,7 +142,7 @@ func (d *Daemon) removeExpired() {
 				d.log.Warn("removing a finished lease's data", "lease", l.LeaseID, "err", err)
 			} else {
 				cur.Removed = true
-				_ = d.store.PutLease(cur)
+				d.stored("lease", cur.LeaseID, d.store.PutLease(cur))
 				d.log.Info("finished lease's data removed", "lease", l.LeaseID, "kept", keep.String(), "ended", cur.DoneAt.Format(time.RFC3339))
 			}
 		}
