@@ -3,6 +3,8 @@ package inventory
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"runtime"
@@ -178,6 +180,31 @@ func TestDetectThisMachine(t *testing.T) {
 	t.Logf("hardware %+v", h)
 	if err := h.Validate(); err != nil {
 		t.Fatal(err)
+	}
+	// What the machine says of itself, read here independently: the CPUs the kernel lists (at most: a cgroup
+	// quota lowers what is offered) and MemTotal (at most, likewise).
+	cpuinfo, _ := os.ReadFile("/proc/cpuinfo")
+	cpus := 0
+	for _, line := range strings.Split(string(cpuinfo), "\n") {
+		if strings.HasPrefix(line, "processor") {
+			cpus++
+		}
+	}
+	if h.CPUMilli == 0 || cpus > 0 && h.CPUMilli > uint64(cpus)*1000 {
+		t.Errorf("%d milli-CPUs offered, the kernel lists %d CPUs", h.CPUMilli, cpus)
+	}
+	meminfo, _ := os.ReadFile("/proc/meminfo")
+	var totalKB uint64
+	for _, line := range strings.Split(string(meminfo), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			fmt.Sscan(rest, &totalKB)
+		}
+	}
+	if h.MemoryMiB == 0 || totalKB > 0 && h.MemoryMiB > totalKB/1024 {
+		t.Errorf("%d MiB of memory offered, MemTotal is %d kB", h.MemoryMiB, totalKB)
+	}
+	if h.DiskMiB == 0 {
+		t.Error("no disk offered")
 	}
 }
 

@@ -204,11 +204,29 @@ func workloadPID(t *testing.T, w *Workload, file string) int {
 	return 0
 }
 
+// TestMechanism: the runtime's account of its isolation matches what it set up: per-lease uids and the sandbox
+// when the daemon is root, the cgroup it found (or why none), and a memory limit it can enforce. Under CI=true the
+// host is the kind providers run on: a root daemon with the sandbox and a cgroup for memory.
 func TestMechanism(t *testing.T) {
 	r := New(testConfig())
-	t.Logf("limit mechanism on this host: %s", r.Mechanism())
-	if r.cg == nil {
-		t.Logf("no cgroup: %s", r.cgWhy)
+	m := r.Mechanism()
+	t.Logf("limit mechanism on this host: %s", m)
+	if want := os.Geteuid() == 0; strings.Contains(m, "per-lease uid") != want || r.root != want {
+		t.Errorf("root %v, but the account says %q", r.root, m)
+	}
+	if r.cg != nil && !strings.Contains(m, "cgroup v2 under "+r.cg.path) || r.cg == nil && !strings.Contains(m, "no cgroup v2 ("+r.cgWhy+")") {
+		t.Errorf("cgroup v2 %v (%s), but the account says %q", r.cg != nil, r.cgWhy, m)
+	}
+	if r.v1 != nil && !strings.Contains(m, "cgroup v1 ") {
+		t.Errorf("cgroup v1 in use, but the account says %q", m)
+	}
+	if os.Getenv("CI") == "true" {
+		if ok, why := r.sandbox(); !r.root || !ok {
+			t.Errorf("CI: root %v, sandbox %v (%s): the provider's host kind runs leases sandboxed as root", r.root, ok, why)
+		}
+		if r.cg == nil && r.v1 == nil {
+			t.Errorf("CI: no cgroup at all (%s): memory limits could not be enforced", r.cgWhy)
+		}
 	}
 }
 
