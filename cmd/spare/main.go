@@ -25,13 +25,29 @@ func main() {
 			// The command's output already says it (a job's own non-zero exit code): the status is the message.
 		case g != nil && g.output == "json" && errors.As(err, &rep):
 			// The JSON output already holds the failure (e.g. spare verify's checks): one document only.
-		case g != nil && g.output == "json":
-			printJSONError(os.Stdout, err)
+		case g != nil && g.output == "json", wantsJSON(os.Args[1:]):
+			printJSONError(os.Stdout, err) // an unknown command fails before its flags are parsed: -o json is read here
 		default:
 			fmt.Fprintln(os.Stderr, "error:", err)
 		}
 		os.Exit(exitCode(err))
 	}
+}
+
+// wantsJSON says whether args ask for -o json (in any of its spellings), for failures that come before the flags
+// are parsed (an unknown command).
+func wantsJSON(args []string) bool {
+	for i, a := range args {
+		switch {
+		case a == "--":
+			return false
+		case a == "-ojson", a == "--output=json", a == "-o=json":
+			return true
+		case (a == "-o" || a == "--output") && i+1 < len(args) && args[i+1] == "json":
+			return true
+		}
+	}
+	return false
 }
 
 // reportedError is a failure the command's own output already describes.
