@@ -567,9 +567,10 @@ func (t *Tenant) fetchOutputs(ctx context.Context, leaseID uint64, dir string) (
 // autoTopUp keeps each lease's deposit topped up (topUpIfLow), checked at every block, until the returned stop
 // is called or the lease ends.
 func (d *deployment) autoTopUp(ctx context.Context, leases []uint64) (stop func()) {
-	tctx, stop := context.WithCancel(ctx)
+	tctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
 	for _, id := range leases {
-		go func() {
+		wg.Go(func() {
 			_, _ = d.w.until(tctx, 0, func() (bool, error) {
 				l, err := d.t.c.Lease(tctx, id)
 				if err != nil {
@@ -583,9 +584,10 @@ func (d *deployment) autoTopUp(ctx context.Context, leases []uint64) (stop func(
 				}
 				return false, nil
 			})
-		}()
+		})
 	}
-	return stop
+	// Stopping waits for the watchers: none reports progress (or sends a top-up) after the deploy returned.
+	return func() { cancel(); wg.Wait() }
 }
 
 // topUpIfLow adds enough for a tenth of the duration when the deposit runs out before the duration ends and
