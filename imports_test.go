@@ -1,0 +1,126 @@
+package spare_test
+
+import (
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/sparenet/spare"
+
+// importsOf is every non-test package of the tree (by its import path) with the packages its non-test files import.
+func importsOf(t *testing.T) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	err := filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return err
+		}
+		if name := d.Name(); path != "." && (strings.HasPrefix(name, ".") || name == "testdata") {
+			return filepath.SkipDir
+		}
+		pkgs, err := parser.ParseDir(token.NewFileSet(), path, func(fi os.FileInfo) bool {
+			return !strings.HasSuffix(fi.Name(), "_test.go")
+		}, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		pkgPath := module
+		if path != "." {
+			pkgPath += "/" + filepath.ToSlash(path)
+		}
+		for _, p := range pkgs {
+			for _, f := range p.Files {
+				for _, imp := range f.Imports {
+					s, _ := strconv.Unquote(imp.Path.Value)
+					if !slices.Contains(out[pkgPath], s) {
+						out[pkgPath] = append(out[pkgPath], s)
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// under says whether package p is dir or inside it (dir relative to the module).
+func under(p, dir string) bool {
+	full := module + "/" + dir
+	return p == full || strings.HasPrefix(p, full+"/")
+}
+
+// TestImportDirections enforces the directions ARCHITECTURE.md draws, so that a change cannot quietly tie the
+// layers together:
+//   - the ledger (ledger/..., and match, which consensus runs) imports no other Spare package, and nothing that
+//     reads the clock, draws randomness, runs programs or speaks HTTP: its state is a function of the blocks alone;
+//   - the wire packages (ledger/tx, ledger/store) import no other Spare package;
+//   - runtimes (runtime/...) know nothing of the ledger, its clients or the provider;
+//   - clients (client, tenant, offers, explorer) never import the node, the provider daemon or the ledger's store;
+//   - flags and the CLI framework live in cmd/ and in the benchmark programs only;
+//   - the test helpers of internal/ (localnet, proctest, testimage) are imported by no production package.
+func TestImportDirections(t *testing.T) {
+	imports := importsOf(t)
+	if len(imports) < 30 {
+		t.Fatalf("only %d packages found: the walk is broken", len(imports))
+	}
+	spare := func(imp string) bool { return imp == module || strings.HasPrefix(imp, module+"/") }
+	type rule struct {
+		who    func(p string) bool
+		forbid func(imp string) bool
+		why    string
+	}
+	ledgerPkg := func(p string) bool { return under(p, "ledger") || p == module+"/match" }
+	rules := []rule{
+		{ledgerPkg, func(imp string) bool { return spare(imp) && !under(imp, "ledger") && imp != module+"/match" },
+			"the ledger imports no other Spare package"},
+		{ledgerPkg, func(imp string) bool {
+			return slices.Contains([]string{"time", "math/rand", "math/rand/v2", "crypto/rand", "os/exec", "net/http"}, imp)
+		}, "the ledger is deterministic: block time only, no randomness, no programs, no HTTP"},
+		{func(p string) bool { return p == module+"/ledger/tx" || p == module+"/ledger/store" }, spare,
+			"the wire and storage packages import no other Spare package"},
+		{func(p string) bool { return under(p, "runtime") },
+			func(imp string) bool { return spare(imp) && !under(imp, "runtime") },
+			"runtimes know nothing of the ledger, its clients or the provider"},
+		{func(p string) bool {
+			return under(p, "client") || under(p, "tenant") || under(p, "offers") || under(p, "explorer")
+		}, func(imp string) bool {
+			return under(imp, "node") || under(imp, "provider") || under(imp, "ledger/store") || under(imp, "devnet")
+		}, "clients never import the node, the provider daemon, the ledger's store or the dev network"},
+		{func(p string) bool { return !under(p, "cmd") && !under(p, "bench") },
+			func(imp string) bool {
+				return imp == "flag" || imp == "github.com/spf13/cobra" || imp == "github.com/spf13/pflag" // (viper: CometBFT's config files)
+			},
+			"flags and the CLI framework live in cmd/ (and the benchmark programs)"},
+		{func(p string) bool { return !under(p, "bench") && !strings.HasSuffix(p, "/internal/markettest") },
+			func(imp string) bool {
+				return imp == module+"/internal/localnet" || imp == module+"/internal/proctest" || imp == module+"/internal/testimage"
+			}, "test helpers are imported by tests (and benchmarks) only"},
+	}
+	for _, p := range slices.Sorted(func(yield func(string) bool) {
+		for k := range imports {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		for _, r := range rules {
+			if !r.who(p) {
+				continue
+			}
+			for _, imp := range imports[p] {
+				if r.forbid(imp) {
+					t.Errorf("%s imports %s: %s", p, imp, r.why)
+				}
+			}
+		}
+	}
+}
