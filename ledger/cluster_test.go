@@ -112,14 +112,19 @@ func TestClusterOrder(t *testing.T) {
 				}
 			}
 			v = c.clusterView(1)
+			// Each member bid 30, 20 and 10 uspr/h under 3,600,000 (1 uspr a millisecond) and ran 10 min 1 s
+			// (601,000 ms): 600,994.98, 600,996.66 and 600,998.33, rounded down. When all complete, the
+			// receipts land a block (1 s) apart: 601,000, 602,000 and 603,000 ms.
+			want := map[string][]uint64{"member closes": {600_994, 600_996, 600_998}, "member crashes": {600_994, 600_996, 600_998},
+				"all complete": {600_994, 601_996, 602_998}}[ending]
 			var paid uint64
 			for _, m := range v.Members {
 				l := c.lease(m.LeaseID)
 				if l.State == LeaseActive || l.State == LeasePending {
 					t.Fatalf("member %d still %s", m.Rank, l.State)
 				}
-				if want := l.Price * (l.EndedMs - l.StartedMs) / msPerHour; l.Paid != want || l.Paid+l.Refunded != l.Deposit || l.Paid == 0 {
-					t.Fatalf("member %d paid %d (want %d), refunded %d", m.Rank, l.Paid, want, l.Refunded)
+				if l.Paid != want[m.Rank] || l.Paid+l.Refunded != l.Deposit {
+					t.Fatalf("member %d paid %d (want %d), refunded %d", m.Rank, l.Paid, want[m.Rank], l.Refunded)
 				}
 				paid += l.Paid
 			}
@@ -411,10 +416,12 @@ func testClusterMemberDown(t *testing.T, policy uint8) {
 		c.fail(tx.CodeExcluded, c.name(down), &tx.PlaceBid{OrderID: v.NextOrder, Price: testRunPrice})
 	}
 	failed, other := c.lease(v.Members[1].LeaseID), c.lease(v.Members[0].LeaseID)
-	if failed.State != LeaseClosed || failed.EndedMs != epochStart || failed.Paid != failed.Price*(epochStart-failed.StartedMs)/msPerHour {
+	// At 1 uspr a millisecond: the down member is paid up to the start of the epoch found down (5 s after it
+	// started), the other up to the tally (28 s).
+	if failed.State != LeaseClosed || failed.EndedMs != epochStart || failed.Paid != 5_000 {
 		t.Fatalf("down member: %+v (epoch start %d)", failed.Lease, epochStart)
 	}
-	if other.State != LeaseClosed || other.EndedMs != talliedMs || other.Paid != other.Price*(talliedMs-other.StartedMs)/msPerHour ||
+	if other.State != LeaseClosed || other.EndedMs != talliedMs || other.Paid != 28_000 ||
 		!strings.Contains(other.CloseReason, "cluster member lease") {
 		t.Fatalf("other member: %+v (tallied at %d)", other.Lease, talliedMs)
 	}

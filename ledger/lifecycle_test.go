@@ -149,12 +149,11 @@ func TestTopUpMovesDepletion(t *testing.T) {
 	if l := c.lease(1); l.State != LeaseActive {
 		t.Fatalf("top-up ignored: %+v", l)
 	}
-	// The tenant closes at ~41 min: paid for 41 min and 2 s, refunded the rest.
+	// The tenant closes at ~41 min: paid for 41 min 1 s (the close lands a block later), refunded the rest.
 	c.now = started.Add(41 * time.Minute)
 	c.do("tenant", &tx.CloseLease{ID: 1})
 	l := c.lease(1)
-	elapsed := uint64(41*time.Minute/time.Millisecond) + 1000
-	want := 2 * spr * elapsed / msPerHour
+	const want = 1_367_222 // 2 SPR an hour for 41 min 1 s (2,461,000 ms): 1,367,222.2 uspr, rounded down
 	if l.State != LeaseClosed || l.Paid != want || l.Refunded != 2*spr-want {
 		t.Fatalf("closed: paid %d refunded %d, want %d", l.Paid, l.Refunded, want)
 	}
