@@ -233,7 +233,8 @@ func (e *env) do(hc *http.Client, method, path string, body []byte) (int, []byte
 // runs a process workload with exactly the assigned GPUs visible, completes with a receipt whose root matches the
 // outputs, and is paid exactly.
 func TestProviderServesALease(t *testing.T) {
-	e := startEnv(t)
+	d := newDecisions()
+	e := startEnvOpts(t, envOpts{logger: d.logger()})
 	ctx := context.Background()
 	prov := e.net.Keys["prov"].Address()
 
@@ -265,7 +266,7 @@ func TestProviderServesALease(t *testing.T) {
 	if l.Price != uint64(wantPrice) {
 		t.Fatalf("bid price %d, want %d", l.Price, wantPrice)
 	}
-	time.Sleep(500 * time.Millisecond) // a few blocks: any bid on the others would have landed
+	e.waitDecided(d, "not bidding", badModel, tooMany, tooCheap, needsDocker) // then no bid of its can come
 	for _, id := range []uint64{badModel, tooMany, tooCheap, needsDocker} {
 		bids, err := e.c.Bids(ctx, ledger.ListRequest{OrderID: id})
 		if err != nil || len(bids.Items) != 0 {
@@ -612,13 +613,14 @@ func TestInstantExitCompletes(t *testing.T) {
 // the running lease ends and its capacity is released, the provider considers the order again, bids, and (the
 // auction window long past) wins it at once.
 func TestBusyProviderBidsOnceFree(t *testing.T) {
-	e := startEnvWith(t, func(c *provider.Config) { c.Limits.MaxLeases = 1 })
+	d := newDecisions()
+	e := startEnvOpts(t, envOpts{logger: d.logger(), mutate: func(c *provider.Config) { c.Limits.MaxLeases = 1 }})
 	m1, raw1 := job("sleep 2", 1)
 	first := e.leaseOf(e.order("tenant", m1, raw1, 10*spr))
 	e.manifestOK("tenant", first, raw1)
 	m2, raw2 := job("echo second", 1)
 	second := e.order("tenant", m2, raw2, 10*spr)
-	time.Sleep(500 * time.Millisecond)
+	e.waitDecided(d, "not bidding for now: at max_leases", second)
 	if bids, err := e.c.Bids(context.Background(), ledger.ListRequest{OrderID: second}); err != nil || len(bids.Items) != 0 {
 		t.Fatalf("bids while busy: %+v %v", bids.Items, err)
 	}
