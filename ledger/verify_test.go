@@ -233,7 +233,13 @@ func TestReplicatedVerdicts(t *testing.T) {
 				if l.Held != 0 || l.Paid+l.Refunded != l.Deposit {
 					t.Fatalf("run %d not settled: %+v", i, l.Lease)
 				}
-				earned := l.Price * (l.EndedMs - l.StartedMs) / msPerHour
+				// What each run earned, worked out by hand: replica i bid 3,599,990 + i uspr/h and its receipt
+				// landed 61 + i s after its start (one block a second); the referee bid 3,599,999 and ran 61 s.
+				// (3,599,990 + i) × (61,000 + 1,000 i) / 3,600,000 rounded down: 60,999, 61,999, 62,999; the referee 60,999.
+				earned := []uint64{60_999, 61_999, 62_999}[i]
+				if run.Referee {
+					earned = 60_999
+				}
 				switch {
 				case slices.Contains(tc.paid, i):
 					if l.Paid != earned || run.Outvoted {
