@@ -335,33 +335,59 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return err
 }
 
-func attrID(e client.Event, key string) uint64 {
-	v, _ := strconv.ParseUint(e.Attrs[key], 10, 64)
-	return v
+// attrID reads an id attribute of a ledger event: a missing or malformed one is an error, never id 0.
+func attrID(e client.Event, key string) (uint64, error) {
+	v, err := strconv.ParseUint(e.Attrs[key], 10, 64)
+	if err != nil || v == 0 {
+		return 0, fmt.Errorf("ledger event %s: %s = %q is not an id", e.Type, key, e.Attrs[key])
+	}
+	return v, nil
 }
 
-// handle reacts to one ledger event. Slow work (transactions, workloads) runs in the background.
+// handle reacts to one ledger event. Slow work (transactions, workloads) runs in the background. An event whose
+// ids do not read is said and ignored: acting on it would act on the wrong (zero) order or lease.
 func (d *Daemon) handle(ctx context.Context, e client.Event) {
 	me := d.Address().String()
+	ids := func(keys ...string) ([]uint64, bool) {
+		out := make([]uint64, len(keys))
+		for i, k := range keys {
+			v, err := attrID(e, k)
+			if err != nil {
+				d.log.Warn("ledger event ignored", "err", err)
+				return nil, false
+			}
+			out[i] = v
+		}
+		return out, true
+	}
 	switch e.Type {
 	case "order.created":
-		d.spawn(ctx, func(ctx context.Context) { d.considerOrder(ctx, attrID(e, "order_id")) })
+		if id, ok := ids("order_id"); ok {
+			d.spawn(ctx, func(ctx context.Context) { d.considerOrder(ctx, id[0]) })
+		}
 	case "bid.placed":
 		if e.Attrs["provider"] == me {
-			d.bidPlaced(attrID(e, "order_id"), attrID(e, "bid_id"))
+			if id, ok := ids("order_id", "bid_id"); ok {
+				d.bidPlaced(id[0], id[1])
+			}
 		}
 	case "bid.closed":
 		if e.Attrs["provider"] == me && e.Attrs["state"] != ledger.BidWon.String() {
-			d.bidLost(attrID(e, "order_id"))
+			if id, ok := ids("order_id"); ok {
+				d.bidLost(id[0])
+			}
 		}
 	case "lease.created":
 		if e.Attrs["provider"] == me {
-			d.leaseCreated(ctx, attrID(e, "lease_id"), attrID(e, "order_id"))
+			if id, ok := ids("lease_id", "order_id"); ok {
+				d.leaseCreated(ctx, id[0], id[1])
+			}
 		}
 	case "lease.extended":
 		if e.Attrs["provider"] == me {
-			id := attrID(e, "lease_id")
-			d.spawn(ctx, func(ctx context.Context) { d.leaseExtended(ctx, id) })
+			if id, ok := ids("lease_id"); ok {
+				d.spawn(ctx, func(ctx context.Context) { d.leaseExtended(ctx, id[0]) })
+			}
 		}
 	case "provider.slashed":
 		if e.Attrs["provider"] == me { // below the stake it needs, it can no longer bid: top up (stake.go)
@@ -370,8 +396,10 @@ func (d *Daemon) handle(ctx context.Context, e client.Event) {
 	case "lease.closed":
 		if e.Attrs["provider"] == me {
 			// In the background: stopping a workload takes its grace period, and the follower must not wait.
-			id, reason := attrID(e, "lease_id"), e.Attrs["reason"]
-			d.spawn(ctx, func(ctx context.Context) { d.leaseClosed(ctx, id, reason) })
+			if id, ok := ids("lease_id"); ok {
+				reason := e.Attrs["reason"]
+				d.spawn(ctx, func(ctx context.Context) { d.leaseClosed(ctx, id[0], reason) })
+			}
 		}
 	}
 }

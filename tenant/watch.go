@@ -2,6 +2,9 @@ package tenant
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +30,7 @@ type watch struct {
 	// slow: the deploy can wait (its workload runs): ask the node for blocks less often.
 	slow  atomic.Bool
 	onBid func(order uint64, b seenBid)
+	log   *slog.Logger
 }
 
 // seenBid is a bid placed on one of the deploy's orders.
@@ -59,7 +63,7 @@ var refundAttr = map[string]struct {
 // with ctx.
 func (t *Tenant) watch(ctx context.Context, from int64, order, lease uint64, onBid func(uint64, seenBid)) *watch {
 	w := &watch{tick: make(chan struct{}), orders: map[uint64]bool{}, leases: map[uint64]bool{}, leaseOf: map[uint64][]uint64{},
-		ended: map[uint64]string{}, bids: map[uint64][]seenBid{}, height: from - 1, onBid: onBid}
+		ended: map[uint64]string{}, bids: map[uint64][]seenBid{}, height: from - 1, onBid: onBid, log: t.log}
 	if order != 0 {
 		w.orders[order] = true
 	}
@@ -91,7 +95,31 @@ func (w *watch) block(b client.Block) error {
 		if e.Code != 0 {
 			continue
 		}
-		order, lease := parseU(e.Attrs["order_id"]), parseU(e.Attrs["lease_id"])
+		// The numbers this event carries: absent reads 0 (not one of ours); present but not a number makes the
+		// event unreadable — said and skipped, never read as 0.
+		var bad error
+		num := func(key string) uint64 {
+			s, ok := e.Attrs[key]
+			if !ok {
+				return 0
+			}
+			v, err := strconv.ParseUint(s, 10, 64)
+			if err != nil && bad == nil {
+				bad = fmt.Errorf("ledger event %s at height %d: %s = %q is not a number", e.Type, b.Height, key, s)
+			}
+			return v
+		}
+		order, lease := num("order_id"), num("lease_id")
+		bidID, price, nextOrder, referee := num("bid_id"), num("price"), num("next_order"), num("referee_order")
+		var refund uint64
+		r, refunds := refundAttr[e.Type]
+		if refunds {
+			refund = num(r.attr)
+		}
+		if bad != nil {
+			w.log.Warn("ledger event ignored", "err", bad)
+			continue
+		}
 		mine := w.orders[order]
 		switch e.Type {
 		case "lease.created":
@@ -101,7 +129,7 @@ func (w *watch) block(b client.Block) error {
 			}
 		case "bid.placed":
 			if mine && w.onBid != nil {
-				sb := seenBid{ID: parseU(e.Attrs["bid_id"]), Provider: e.Attrs["provider"], Price: parseU(e.Attrs["price"])}
+				sb := seenBid{ID: bidID, Provider: e.Attrs["provider"], Price: price}
 				w.bids[order] = append(w.bids[order], sb)
 				bids = append(bids, func() { w.onBid(order, sb) })
 			}
@@ -111,15 +139,15 @@ func (w *watch) block(b client.Block) error {
 			}
 		case "cluster.restarted":
 			if mine {
-				w.orders[parseU(e.Attrs["next_order"])] = true
+				w.orders[nextOrder] = true
 			}
 		case "verify.referee":
 			if mine {
-				w.orders[parseU(e.Attrs["referee_order"])] = true
+				w.orders[referee] = true
 			}
 		}
-		if r, ok := refundAttr[e.Type]; ok && (r.ofLease && w.leases[lease] || !r.ofLease && mine) {
-			w.refunded += parseU(e.Attrs[r.attr])
+		if refunds && (r.ofLease && w.leases[lease] || !r.ofLease && mine) {
+			w.refunded += refund
 		}
 	}
 	w.height = b.Height
