@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -136,7 +137,8 @@ func TestDevProcesses(t *testing.T) {
 	first := startProc(t, bin, logPath, "dev", "--home", home, "--no-docker", "--nvidia-smi", "/nonexistent/nvidia-smi", "--log-level", "warn")
 	deadline := time.Now().Add(60 * time.Second)
 	var log string
-	for !strings.Contains(log, "spare dev is running") {
+	// The whole box, its explorer line included: it is written a line at a time.
+	for !strings.Contains(log, "spare dev is running") || !regexp.MustCompile(`\n  explorer +\S+.*\n`).MatchString(log) {
 		select {
 		case <-first.Done:
 			t.Fatalf("spare dev exited:\n%s", log)
