@@ -388,21 +388,7 @@ func TestNetDelayLoss(t *testing.T) {
 		if during == 0 {
 			t.Fatalf("no block in 10 s with every link impaired (%s)", l.shaping())
 		}
-		dropped := l.dropped(4)
-		t0 := time.Now()
-		l.heal(4)
-		if _, err := n.waitHeight(0, h+5, 30*time.Second); err != nil {
-			t.Fatalf("no blocks after healing: %v", err)
-		}
-		resumed := time.Since(t0)
-		var behind time.Duration
-		for i := range 4 {
-			took, err := n.waitHeight(i, n.top(), 30*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			behind = max(behind, took)
-		}
+		dropped, resumed, behind := healAndCatchUp(t, n, l, h, 30*time.Second)
 		if dropped == 0 {
 			t.Fatal("the impairment dropped no frame")
 		}
@@ -462,22 +448,30 @@ func TestNetSplitTwoTwo(t *testing.T) {
 				t.Fatalf("validator %d does not answer during the split", i)
 			}
 		}
-		dropped := l.dropped(4)
-		t0 := time.Now()
-		l.heal(4)
-		if _, err := n.waitHeight(0, h+5, 60*time.Second); err != nil {
-			t.Fatal(errors.Join(errors.New("no blocks after healing the split"), err))
-		}
-		resumed := time.Since(t0)
-		var behind time.Duration
-		for i := range 4 {
-			took, err := n.waitHeight(i, n.top(), 30*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			behind = max(behind, took)
-		}
+		dropped, resumed, behind := healAndCatchUp(t, n, l, h, 60*time.Second)
 		return fmt.Sprintf("halted at height %d during the split (%d frames dropped); healed, 5 blocks in %s, every validator at the head %s later",
 			h, dropped, resumed.Round(10*time.Millisecond), behind.Round(10*time.Millisecond))
 	})
+}
+
+// healAndCatchUp counts the frames the fault dropped, heals the four validators' links, and waits for 5 blocks past
+// height h (within limit) and then for every validator to reach the head: it returns the frames dropped, how long
+// the blocks took to resume and how long the slowest validator took to catch up.
+func healAndCatchUp(t *testing.T, n *network, l *lab, h int64, limit time.Duration) (dropped int, resumed, behind time.Duration) {
+	t.Helper()
+	dropped = l.dropped(4)
+	t0 := time.Now()
+	l.heal(4)
+	if _, err := n.waitHeight(0, h+5, limit); err != nil {
+		t.Fatalf("no blocks after healing: %v", err)
+	}
+	resumed = time.Since(t0)
+	for i := range 4 {
+		took, err := n.waitHeight(i, n.top(), 30*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		behind = max(behind, took)
+	}
+	return dropped, resumed, behind
 }

@@ -40,7 +40,7 @@ func TestTenantKilledThenRecovered(t *testing.T) {
 	}
 	explorer := l.Addr().String()
 	l.Close()
-	dev := startProc(t, bin, filepath.Join(tmp, "dev.Log"), "dev", "--home", home, "--explorer", explorer)
+	dev := startProc(t, bin, filepath.Join(tmp, "dev.log"), "dev", "--home", home, "--explorer", explorer)
 	spare := func(args ...string) (string, error) {
 		out, err := exec.Command(bin, append(args, "--home", home)...).CombinedOutput()
 		return string(out), err
