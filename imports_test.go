@@ -52,22 +52,31 @@ func importsOf(t *testing.T) map[string][]string {
 	return out
 }
 
+// ledgerModules are the ledger's module packages (ARCHITECTURE.md): each a keeper, wired by the app.
+var ledgerModules = []string{"bank", "providers", "market", "settle", "verify", "cluster", "trust", "retention"}
+
 // under says whether package p is dir or inside it (dir relative to the module).
 func under(p, dir string) bool {
 	full := module + "/" + dir
 	return p == full || strings.HasPrefix(p, full+"/")
 }
 
-// TestImportDirections enforces the directions ARCHITECTURE.md draws, so that a change cannot quietly tie the
+// TestImportsFollowArchitecture enforces the directions ARCHITECTURE.md draws, so that a change cannot quietly tie the
 // layers together:
 //   - the ledger (ledger/..., and match, which consensus runs) imports no other Spare package, and nothing that
 //     reads the clock, draws randomness, runs programs or speaks HTTP: its state is a function of the blocks alone;
 //   - the wire packages (ledger/tx, ledger/store) import no other Spare package;
+//   - inside the ledger: ledger/api imports only the wire (and match); ledger/schema only api and the wire; the
+//     kernel only those and the store; a module (bank, providers, market, settle, verify, cluster, trust,
+//     retention) never imports another module or the app (it declares the methods it needs in its keeper, and
+//     reacts through the kernel's hooks); only the app (package ledger) imports the modules;
+//   - clients (everything but the ledger, the node, the dev network, the commands, the benchmarks, the fault
+//     suite and the test network) import of the ledger only ledger/api and ledger/tx;
 //   - runtimes (runtime/...) know nothing of the ledger, its clients or the provider;
 //   - clients (client, tenant, offers, explorer) never import the node, the provider daemon or the ledger's store;
 //   - flags and the CLI framework live in cmd/ and in the benchmark programs only;
 //   - the test helpers of internal/ (localnet, proctest, testimage) are imported by no production package.
-func TestImportDirections(t *testing.T) {
+func TestImportsFollowArchitecture(t *testing.T) {
 	imports := importsOf(t)
 	if len(imports) < 30 {
 		t.Fatalf("only %d packages found: the walk is broken", len(imports))
@@ -79,6 +88,24 @@ func TestImportDirections(t *testing.T) {
 		why    string
 	}
 	ledgerPkg := func(p string) bool { return under(p, "ledger") || p == module+"/match" }
+	ledgerModule := func(p string) bool {
+		for _, m := range ledgerModules {
+			if p == module+"/ledger/"+m {
+				return true
+			}
+		}
+		return false
+	}
+	// client: every package outside the validator's side (the ledger and match, the node, the dev network, the
+	// commands, the benchmark programs, the fault suite, the test network that runs the real ledger).
+	client := func(p string) bool {
+		for _, d := range []string{"ledger", "node", "devnet", "cmd", "bench", "faults", "internal/localnet"} {
+			if under(p, d) {
+				return false
+			}
+		}
+		return p != module+"/match" && p != module
+	}
 	rules := []rule{
 		{ledgerPkg, func(imp string) bool { return spare(imp) && !under(imp, "ledger") && imp != module+"/match" },
 			"the ledger imports no other Spare package"},
@@ -87,6 +114,20 @@ func TestImportDirections(t *testing.T) {
 		}, "the ledger is deterministic: block time only, no randomness, no programs, no HTTP"},
 		{func(p string) bool { return p == module+"/ledger/tx" || p == module+"/ledger/store" }, spare,
 			"the wire and storage packages import no other Spare package"},
+		{func(p string) bool { return p == module+"/ledger/api" }, func(imp string) bool {
+			return spare(imp) && imp != module+"/ledger/tx" && imp != module+"/match"
+		}, "the ledger's client API imports only the wire (and match)"},
+		{func(p string) bool { return p == module+"/ledger/schema" }, func(imp string) bool {
+			return spare(imp) && imp != module+"/ledger/tx" && imp != module+"/ledger/api"
+		}, "the state's layout imports only the client API and the wire"},
+		{func(p string) bool { return p == module+"/ledger/kernel" }, func(imp string) bool {
+			return spare(imp) && !slices.Contains([]string{"tx", "store", "api", "schema"}, strings.TrimPrefix(imp, module+"/ledger/"))
+		}, "the kernel imports no module and not the app"},
+		{ledgerModule, func(imp string) bool { return ledgerModule(imp) || imp == module+"/ledger" },
+			"a ledger module imports no other module and not the app: it declares what it needs in its keeper, or registers a hook"},
+		{client, func(imp string) bool {
+			return under(imp, "ledger") && imp != module+"/ledger/api" && imp != module+"/ledger/tx"
+		}, "clients import only the ledger's API and wire packages"},
 		{func(p string) bool { return under(p, "runtime") },
 			func(imp string) bool { return spare(imp) && !under(imp, "runtime") },
 			"runtimes know nothing of the ledger, its clients or the provider"},
@@ -104,6 +145,13 @@ func TestImportDirections(t *testing.T) {
 			func(imp string) bool {
 				return imp == module+"/internal/localnet" || imp == module+"/internal/proctest" || imp == module+"/internal/testimage"
 			}, "test helpers are imported by tests (and benchmarks) only"},
+	}
+	// Every package directly under ledger/ is a shared layer or a listed module: a new module is held to the rules.
+	for p := range imports {
+		rest, ok := strings.CutPrefix(p, module+"/ledger/")
+		if ok && !strings.Contains(rest, "/") && !slices.Contains([]string{"tx", "store", "api", "schema", "kernel"}, rest) && !ledgerModule(p) {
+			t.Errorf("%s is neither a shared ledger layer nor in ledgerModules: list it there (and in ARCHITECTURE.md)", p)
+		}
 	}
 	for _, p := range slices.Sorted(func(yield func(string) bool) {
 		for k := range imports {

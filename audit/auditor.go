@@ -22,7 +22,7 @@ import (
 
 	"github.com/sparenet/spare/certs"
 	"github.com/sparenet/spare/client"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/liveness"
 )
@@ -122,7 +122,7 @@ func (a *Auditor) Run(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			if !slices.ContainsFunc(auds, func(x ledger.Auditor) bool { return x.Address == a.addr }) {
+			if !slices.ContainsFunc(auds, func(x api.Auditor) bool { return x.Address == a.addr }) {
 				return fmt.Errorf("%w: %s (auditors are fixed at genesis)", ErrNotAuditor, a.addr)
 			}
 			break
@@ -190,7 +190,7 @@ func (a *Auditor) round(ctx context.Context) error {
 				return err
 			}
 		}
-		if v.Tallied || slices.ContainsFunc(v.Attested, func(x ledger.Auditor) bool { return x.Address == a.addr }) {
+		if v.Tallied || slices.ContainsFunc(v.Attested, func(x api.Auditor) bool { return x.Address == a.addr }) {
 			a.mu.Lock()
 			a.attested[e] = Attestation{Epoch: e, Providers: len(v.Providers)}
 			delete(a.pending, e)
@@ -229,7 +229,7 @@ func (a *Auditor) round(ctx context.Context) error {
 }
 
 // observe measures the time between blocks from the chain's own block times.
-func (a *Auditor) observe(st ledger.Status) {
+func (a *Auditor) observe(st api.Status) {
 	h := uint64(max(st.Height, 0))
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -262,7 +262,7 @@ func (a *Auditor) window(h, epochBlocks, e, cur uint64) (time.Duration, bool) {
 }
 
 // probeEpoch runs the epoch's probes over the window w from now and leaves who was up for round to attest.
-func (a *Auditor) probeEpoch(ctx context.Context, v ledger.EpochView, w time.Duration) {
+func (a *Auditor) probeEpoch(ctx context.Context, v api.EpochView, w time.Duration) {
 	k := max(a.Probes, 1)
 	backoff := retryBackoff(a.RetryBackoff, k, w)
 	start := a.clk.Now()
@@ -288,7 +288,7 @@ func (a *Auditor) probeEpoch(ctx context.Context, v ledger.EpochView, w time.Dur
 			defer wg.Done()
 			var answered atomic.Int64
 			var last atomic.Value
-			var view atomic.Pointer[ledger.ProviderView] // its record, read once for the epoch's probes
+			var view atomic.Pointer[api.ProviderView] // its record, read once for the epoch's probes
 			var probes sync.WaitGroup
 			for _, off := range offsets {
 				if a.clk.Sleep(ctx, start.Add(off).Sub(a.clk.Now())) != nil {
@@ -332,7 +332,7 @@ func (a *Auditor) probeEpoch(ctx context.Context, v ledger.EpochView, w time.Dur
 }
 
 // attest sends the epoch's bitmap (up: who was up, over the epoch's audit set).
-func (a *Auditor) attest(ctx context.Context, v ledger.EpochView, up []bool) error {
+func (a *Auditor) attest(ctx context.Context, v api.EpochView, up []bool) error {
 	bitmap := make([]byte, (len(v.Providers)+7)/8)
 	at := Attestation{Epoch: v.Epoch, Providers: len(v.Providers)}
 	for i, ok := range up {
@@ -409,7 +409,7 @@ func (a *Auditor) probe(ctx context.Context, addr tx.Address, timeout time.Durat
 // probeCached is probe with the provider's record read once for all its probes of an epoch (the audit set is
 // fixed for the epoch), and read again after a failed attempt: a provider that moved to another host or
 // certificate is challenged where it now is.
-func (a *Auditor) probeCached(ctx context.Context, addr tx.Address, view *atomic.Pointer[ledger.ProviderView], timeout time.Duration) error {
+func (a *Auditor) probeCached(ctx context.Context, addr tx.Address, view *atomic.Pointer[api.ProviderView], timeout time.Duration) error {
 	p := view.Load()
 	if p == nil {
 		v, err := a.c.Provider(ctx, addr)
@@ -427,7 +427,7 @@ func (a *Auditor) probeCached(ctx context.Context, addr tx.Address, view *atomic
 }
 
 // challenge sends provider p a fresh nonce and checks its answer within timeout.
-func (a *Auditor) challenge(ctx context.Context, p *ledger.ProviderView, timeout time.Duration) error {
+func (a *Auditor) challenge(ctx context.Context, p *api.ProviderView, timeout time.Duration) error {
 	nonce := make([]byte, 32)
 	if _, err := crand.Read(nonce); err != nil {
 		return err

@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/sparenet/spare/certs"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/liveness"
 	"github.com/sparenet/spare/proof"
@@ -59,8 +59,8 @@ func (a *Auditor) Hardware() []HardwareResult {
 }
 
 // proveEpoch challenges, once in epoch v, the audit set's unverified providers and (by chance) verified ones.
-func (a *Auditor) proveEpoch(ctx context.Context, v ledger.EpochView) {
-	var todo []ledger.ProviderView
+func (a *Auditor) proveEpoch(ctx context.Context, v api.EpochView) {
+	var todo []api.ProviderView
 	a.mu.Lock()
 	for e := range a.proved {
 		if e < v.Epoch {
@@ -81,7 +81,7 @@ func (a *Auditor) proveEpoch(ctx context.Context, v ledger.EpochView) {
 			continue
 		}
 		p, err := a.c.Provider(ctx, addr)
-		if err != nil || p.Status != ledger.ProviderActive {
+		if err != nil || p.Status != api.ProviderActive {
 			continue
 		}
 		if p.Verified && a.ReproveEvery > 1 {
@@ -131,7 +131,7 @@ func (a *Auditor) proveEpoch(ctx context.Context, v ledger.EpochView) {
 // ProveHardware challenges every device a provider declares, all at once, with fresh seeds sized for the class
 // each claims (package proof), and checks the answers: in time, and every opened row right. A provider that
 // cannot be reached gives no verdict (liveness judges that).
-func (a *Auditor) ProveHardware(ctx context.Context, p ledger.ProviderView) (r HardwareResult, _ error) {
+func (a *Auditor) ProveHardware(ctx context.Context, p api.ProviderView) (r HardwareResult, _ error) {
 	r = HardwareResult{Provider: p.Owner}
 	var params []proof.Params
 	if gpus := p.Info.Hardware.GPUs; len(gpus) == 0 {

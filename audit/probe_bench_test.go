@@ -17,7 +17,7 @@ import (
 	"github.com/sparenet/spare/audit"
 	"github.com/sparenet/spare/certs"
 	"github.com/sparenet/spare/internal/localnet"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/liveness"
 )
@@ -31,7 +31,7 @@ import (
 // node together: an upper bound of the auditor's share) and what an epoch of 5 challenges per provider costs at
 // 10,000 providers on the default 30 s epoch, as a share of one core.
 func BenchmarkProbe(b *testing.B) {
-	const spr = ledger.USPR
+	const spr = api.USPR
 	n, err := localnet.Start(b.TempDir(), localnet.Options{Funded: map[string]uint64{"prov": 10_000 * spr, "aud": spr}})
 	if err != nil {
 		b.Fatal(err)
@@ -96,7 +96,7 @@ func BenchmarkProbe(b *testing.B) {
 		}()},
 		{"record read each probe", func() error { return a.Probe(ctx, key.Address()) }},
 		{"record read once an epoch", func() func() error {
-			var view atomic.Pointer[ledger.ProviderView]
+			var view atomic.Pointer[api.ProviderView]
 			return func() error { return a.ProbeCached(ctx, key.Address(), &view, a.Timeout) }
 		}()},
 	} {

@@ -12,7 +12,7 @@ import (
 	"slices"
 
 	"github.com/sparenet/spare/client"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/merkle"
 )
@@ -37,8 +37,8 @@ type ReceiptReport struct {
 // ReceiptInput is everything a receipt is checked against, as read from the ledger (and a directory of outputs).
 type ReceiptInput struct {
 	ChainID     string
-	Lease       ledger.LeaseView
-	Order       ledger.Order
+	Lease       api.LeaseView
+	Order       api.Order
 	ProviderKey ed25519.PublicKey
 	GPUs        uint32        // GPUs the order leased
 	Outputs     []merkle.File // nil: outputs not checked
@@ -52,7 +52,7 @@ func CheckReceipt(in ReceiptInput) ReceiptReport {
 		r.Checks = append(r.Checks, Check{Name: name, OK: ok, Detail: fmt.Sprintf(format, a...)})
 		r.OK = r.OK && ok
 	}
-	if rc == nil && l.State == ledger.LeaseCompleted {
+	if rc == nil && l.State == api.LeaseCompleted {
 		group := in.Order.ID
 		if in.Order.RefereeFor != 0 {
 			group = in.Order.RefereeFor
@@ -64,7 +64,7 @@ func CheckReceipt(in ReceiptInput) ReceiptReport {
 		add("receipt on the ledger", false, "lease %d is %s: only a completed lease has a receipt", l.ID, l.State)
 		return r
 	}
-	add("receipt on the ledger", l.State == ledger.LeaseCompleted, "lease %d is %s with a receipt recorded", l.ID, l.State)
+	add("receipt on the ledger", l.State == api.LeaseCompleted, "lease %d is %s with a receipt recorded", l.ID, l.State)
 	add("signature", ed25519.Verify(in.ProviderKey, rc.SignBytes(), rc.Signature),
 		"ed25519 over the receipt's fields with provider %s's key as registered on the ledger", l.Provider)
 	add("chain", rc.ChainID == in.ChainID, "receipt names chain %q, the node runs %q", rc.ChainID, in.ChainID)

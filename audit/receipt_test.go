@@ -14,7 +14,7 @@ import (
 	"github.com/sparenet/spare/audit"
 	"github.com/sparenet/spare/client"
 	"github.com/sparenet/spare/internal/localnet"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/merkle"
 )
@@ -39,8 +39,8 @@ func TestCheckReceipt(t *testing.T) {
 		rc := tx.Receipt{ChainID: "c", LeaseID: 7, ManifestHash: manifest, StartMs: 1000, EndMs: 61_000, GPUSeconds: 120, OutputRoot: root}
 		rc.Signature = key.Sign(rc.SignBytes())
 		return audit.ReceiptInput{ChainID: "c", ProviderKey: key.PubKey(), GPUs: 2, Outputs: files,
-			Lease: ledger.LeaseView{Lease: ledger.Lease{ID: 7, State: ledger.LeaseCompleted, Provider: key.Address(), StartedMs: 900, EndedMs: 61_100}, Receipt: &rc},
-			Order: ledger.Order{ID: 3, ManifestHash: manifest}}
+			Lease: api.LeaseView{Lease: api.Lease{ID: 7, State: api.LeaseCompleted, Provider: key.Address(), StartedMs: 900, EndedMs: 61_100}, Receipt: &rc},
+			Order: api.Order{ID: 3, ManifestHash: manifest}}
 	}
 	resign := func(in *audit.ReceiptInput) { in.Lease.Receipt.Signature = key.Sign(in.Lease.Receipt.SignBytes()) }
 	for _, tc := range []struct {
@@ -62,8 +62,8 @@ func TestCheckReceipt(t *testing.T) {
 			in.Outputs = []merkle.File{{Path: "out/a.txt", SHA256: sha256.Sum256([]byte("b"))}}
 		}, "outputs"},
 		{"a file missing", func(in *audit.ReceiptInput) { in.Outputs = []merkle.File{} }, "outputs"},
-		{"lease not completed", func(in *audit.ReceiptInput) { in.Lease.State = ledger.LeaseClosed }, "receipt on the ledger"},
-		{"no receipt", func(in *audit.ReceiptInput) { in.Lease.Receipt = nil; in.Lease.State = ledger.LeaseActive }, "receipt on the ledger"},
+		{"lease not completed", func(in *audit.ReceiptInput) { in.Lease.State = api.LeaseClosed }, "receipt on the ledger"},
+		{"no receipt", func(in *audit.ReceiptInput) { in.Lease.Receipt = nil; in.Lease.State = api.LeaseActive }, "receipt on the ledger"},
 	} {
 		in := good()
 		tc.change(&in)
@@ -78,7 +78,7 @@ func TestCheckReceipt(t *testing.T) {
 // TestVerifyLeaseOnChain: a lease completed on a real node verifies, with its outputs; a changed output file, a
 // lease that has not completed and an unknown lease do not.
 func TestVerifyLeaseOnChain(t *testing.T) {
-	const spr = ledger.USPR
+	const spr = api.USPR
 	n, err := localnet.Start(t.TempDir(), localnet.Options{Funded: map[string]uint64{"tenant": 1000 * spr, "prov": 10_000 * spr}})
 	if err != nil {
 		t.Fatal(err)

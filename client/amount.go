@@ -6,13 +6,13 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 )
 
 // ParseAmount reads a token amount: "2.5" or "2.5spr" (SPR, up to 6 decimals) or "2500000uspr" (micro-units).
 func ParseAmount(s string) (uint64, error) {
 	in := strings.ToLower(strings.TrimSpace(s))
-	unit := uint64(ledger.USPR)
+	unit := uint64(api.USPR)
 	switch {
 	case strings.HasSuffix(in, "uspr"):
 		in, unit = strings.TrimSuffix(in, "uspr"), 1
@@ -57,4 +57,4 @@ func ParseAmount(s string) (uint64, error) {
 }
 
 // FormatAmount renders uspr as SPR with up to 6 decimals, e.g. "2.5 SPR".
-func FormatAmount(uspr uint64) string { return ledger.FormatSPR(uspr) }
+func FormatAmount(uspr uint64) string { return api.FormatSPR(uspr) }

@@ -18,7 +18,7 @@ import (
 	ctypes "github.com/cometbft/cometbft/rpc/core/types"
 	jsonrpcclient "github.com/cometbft/cometbft/rpc/jsonrpc/client"
 
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -41,7 +41,7 @@ type Client struct {
 	poll time.Duration
 
 	mu          sync.Mutex // guards what is read once and kept: fixed at genesis
-	params      *ledger.Params
+	params      *api.Params
 	maxGas      uint64
 	maxGasKnown bool
 }
@@ -107,7 +107,7 @@ func (c *Client) NodeStatus(ctx context.Context) (*ctypes.ResultStatus, error) {
 	return st, nil
 }
 
-// Query runs a ledger query (see ledger.Query* paths) and decodes the JSON answer into out.
+// Query runs a ledger query (see api.Query* paths) and decodes the JSON answer into out.
 func (c *Client) Query(ctx context.Context, path string, req, out any) error {
 	var data []byte
 	if req != nil {
@@ -139,9 +139,9 @@ func (c *Client) MaxGas(ctx context.Context) (uint64, error) {
 
 // Simulate runs a signed transaction against the node's mempool state without keeping anything, and says what
 // it would do: the gas it used and its result code.
-func (c *Client) Simulate(ctx context.Context, raw []byte) (ledger.Simulation, error) {
-	var s ledger.Simulation
-	return s, c.queryData(ctx, ledger.QuerySimulate, raw, &s)
+func (c *Client) Simulate(ctx context.Context, raw []byte) (api.Simulation, error) {
+	var s api.Simulation
+	return s, c.queryData(ctx, api.QuerySimulate, raw, &s)
 }
 
 func (c *Client) queryData(ctx context.Context, path string, data []byte, out any) error {
@@ -151,7 +151,7 @@ func (c *Client) queryData(ctx context.Context, path string, data []byte, out an
 	}
 	switch res.Response.Code {
 	case 0:
-	case ledger.QueryCodeNotFound:
+	case api.QueryCodeNotFound:
 		return notFound{res.Response.Log} // the ledger's own words, said once
 	default:
 		return fmt.Errorf("query %s: %s", path, res.Response.Log)
@@ -161,20 +161,20 @@ func (c *Client) queryData(ctx context.Context, path string, data []byte, out an
 
 // Typed queries.
 
-func (c *Client) Status(ctx context.Context) (ledger.Status, error) {
-	var s ledger.Status
-	return s, c.Query(ctx, ledger.QueryStatus, nil, &s)
+func (c *Client) Status(ctx context.Context) (api.Status, error) {
+	var s api.Status
+	return s, c.Query(ctx, api.QueryStatus, nil, &s)
 }
 
-func (c *Client) Params(ctx context.Context) (*ledger.Params, error) {
+func (c *Client) Params(ctx context.Context) (*api.Params, error) {
 	c.mu.Lock()
 	p := c.params
 	c.mu.Unlock()
 	if p != nil {
 		return p, nil
 	}
-	p = &ledger.Params{}
-	if err := c.Query(ctx, ledger.QueryParams, nil, p); err != nil {
+	p = &api.Params{}
+	if err := c.Query(ctx, api.QueryParams, nil, p); err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
@@ -183,100 +183,100 @@ func (c *Client) Params(ctx context.Context) (*ledger.Params, error) {
 	return p, nil
 }
 
-func (c *Client) Supply(ctx context.Context) (ledger.Supply, error) {
-	var s ledger.Supply
-	return s, c.Query(ctx, ledger.QuerySupply, nil, &s)
+func (c *Client) Supply(ctx context.Context) (api.Supply, error) {
+	var s api.Supply
+	return s, c.Query(ctx, api.QuerySupply, nil, &s)
 }
 
-func (c *Client) Account(ctx context.Context, a tx.Address) (ledger.Account, error) {
-	var acc ledger.Account
-	return acc, c.Query(ctx, ledger.QueryAccount, ledger.AddressRequest{Address: a}, &acc)
+func (c *Client) Account(ctx context.Context, a tx.Address) (api.Account, error) {
+	var acc api.Account
+	return acc, c.Query(ctx, api.QueryAccount, api.AddressRequest{Address: a}, &acc)
 }
 
 // PendingAccount reads the account as the mempool sees it (next nonce after queued transactions).
-func (c *Client) PendingAccount(ctx context.Context, a tx.Address) (ledger.Account, error) {
-	var acc ledger.Account
-	return acc, c.Query(ctx, ledger.QueryAccount, ledger.AddressRequest{Address: a, Pending: true}, &acc)
+func (c *Client) PendingAccount(ctx context.Context, a tx.Address) (api.Account, error) {
+	var acc api.Account
+	return acc, c.Query(ctx, api.QueryAccount, api.AddressRequest{Address: a, Pending: true}, &acc)
 }
 
-func (c *Client) Provider(ctx context.Context, a tx.Address) (ledger.ProviderView, error) {
-	var p ledger.ProviderView
-	return p, c.Query(ctx, ledger.QueryProvider, ledger.AddressRequest{Address: a}, &p)
+func (c *Client) Provider(ctx context.Context, a tx.Address) (api.ProviderView, error) {
+	var p api.ProviderView
+	return p, c.Query(ctx, api.QueryProvider, api.AddressRequest{Address: a}, &p)
 }
 
-func (c *Client) Providers(ctx context.Context, r ledger.ListRequest) (ledger.List[ledger.ProviderView], error) {
-	var l ledger.List[ledger.ProviderView]
-	return l, c.Query(ctx, ledger.QueryProviders, r, &l)
+func (c *Client) Providers(ctx context.Context, r api.ListRequest) (api.List[api.ProviderView], error) {
+	var l api.List[api.ProviderView]
+	return l, c.Query(ctx, api.QueryProviders, r, &l)
 }
 
-func (c *Client) Order(ctx context.Context, id uint64) (ledger.Order, error) {
-	var o ledger.Order
-	return o, c.Query(ctx, ledger.QueryOrder, ledger.IDRequest{ID: id}, &o)
+func (c *Client) Order(ctx context.Context, id uint64) (api.Order, error) {
+	var o api.Order
+	return o, c.Query(ctx, api.QueryOrder, api.IDRequest{ID: id}, &o)
 }
 
-func (c *Client) Orders(ctx context.Context, r ledger.ListRequest) (ledger.List[ledger.Order], error) {
-	var l ledger.List[ledger.Order]
-	return l, c.Query(ctx, ledger.QueryOrders, r, &l)
+func (c *Client) Orders(ctx context.Context, r api.ListRequest) (api.List[api.Order], error) {
+	var l api.List[api.Order]
+	return l, c.Query(ctx, api.QueryOrders, r, &l)
 }
 
-func (c *Client) Bid(ctx context.Context, id uint64) (ledger.Bid, error) {
-	var b ledger.Bid
-	return b, c.Query(ctx, ledger.QueryBid, ledger.IDRequest{ID: id}, &b)
+func (c *Client) Bid(ctx context.Context, id uint64) (api.Bid, error) {
+	var b api.Bid
+	return b, c.Query(ctx, api.QueryBid, api.IDRequest{ID: id}, &b)
 }
 
-func (c *Client) Bids(ctx context.Context, r ledger.ListRequest) (ledger.List[ledger.Bid], error) {
-	var l ledger.List[ledger.Bid]
-	return l, c.Query(ctx, ledger.QueryBids, r, &l)
+func (c *Client) Bids(ctx context.Context, r api.ListRequest) (api.List[api.Bid], error) {
+	var l api.List[api.Bid]
+	return l, c.Query(ctx, api.QueryBids, r, &l)
 }
 
-func (c *Client) Lease(ctx context.Context, id uint64) (ledger.LeaseView, error) {
-	var l ledger.LeaseView
-	return l, c.Query(ctx, ledger.QueryLease, ledger.IDRequest{ID: id}, &l)
+func (c *Client) Lease(ctx context.Context, id uint64) (api.LeaseView, error) {
+	var l api.LeaseView
+	return l, c.Query(ctx, api.QueryLease, api.IDRequest{ID: id}, &l)
 }
 
-func (c *Client) Leases(ctx context.Context, r ledger.ListRequest) (ledger.List[ledger.LeaseView], error) {
-	var l ledger.List[ledger.LeaseView]
-	return l, c.Query(ctx, ledger.QueryLeases, r, &l)
+func (c *Client) Leases(ctx context.Context, r api.ListRequest) (api.List[api.LeaseView], error) {
+	var l api.List[api.LeaseView]
+	return l, c.Query(ctx, api.QueryLeases, r, &l)
 }
 
 // Objects reads several objects in one query; those that do not exist are left out.
-func (c *Client) Objects(ctx context.Context, r ledger.ObjectsRequest) (ledger.Objects, error) {
-	var out ledger.Objects
-	return out, c.Query(ctx, ledger.QueryObjects, r, &out)
+func (c *Client) Objects(ctx context.Context, r api.ObjectsRequest) (api.Objects, error) {
+	var out api.Objects
+	return out, c.Query(ctx, api.QueryObjects, r, &out)
 }
 
 // Auditors reads the auditor set.
-func (c *Client) Auditors(ctx context.Context) ([]ledger.Auditor, error) {
-	var out []ledger.Auditor
-	return out, c.Query(ctx, ledger.QueryAuditors, nil, &out)
+func (c *Client) Auditors(ctx context.Context) ([]api.Auditor, error) {
+	var out []api.Auditor
+	return out, c.Query(ctx, api.QueryAuditors, nil, &out)
 }
 
 // Epoch reads an epoch's audit set and who attested it; nil for the current epoch.
-func (c *Client) Epoch(ctx context.Context, epoch *uint64) (ledger.EpochView, error) {
-	var out ledger.EpochView
-	return out, c.Query(ctx, ledger.QueryEpoch, ledger.EpochRequest{Epoch: epoch}, &out)
+func (c *Client) Epoch(ctx context.Context, epoch *uint64) (api.EpochView, error) {
+	var out api.EpochView
+	return out, c.Query(ctx, api.QueryEpoch, api.EpochRequest{Epoch: epoch}, &out)
 }
 
 // Receipt reads the signed receipt of a completed lease.
 func (c *Client) Receipt(ctx context.Context, leaseID uint64) (tx.Receipt, error) {
 	var r tx.Receipt
-	return r, c.Query(ctx, ledger.QueryReceipt, ledger.IDRequest{ID: leaseID}, &r)
+	return r, c.Query(ctx, api.QueryReceipt, api.IDRequest{ID: leaseID}, &r)
 }
 
 // Verification reads a replicated order's comparison of its runs.
-func (c *Client) Verification(ctx context.Context, orderID uint64) (ledger.VerificationView, error) {
-	var v ledger.VerificationView
-	return v, c.Query(ctx, ledger.QueryVerify, ledger.IDRequest{ID: orderID}, &v)
+func (c *Client) Verification(ctx context.Context, orderID uint64) (api.VerificationView, error) {
+	var v api.VerificationView
+	return v, c.Query(ctx, api.QueryVerify, api.IDRequest{ID: orderID}, &v)
 }
 
 // Cluster reads a cluster order's members by rank.
-func (c *Client) Cluster(ctx context.Context, orderID uint64) (ledger.ClusterView, error) {
-	var v ledger.ClusterView
-	return v, c.Query(ctx, ledger.QueryCluster, ledger.IDRequest{ID: orderID}, &v)
+func (c *Client) Cluster(ctx context.Context, orderID uint64) (api.ClusterView, error) {
+	var v api.ClusterView
+	return v, c.Query(ctx, api.QueryCluster, api.IDRequest{ID: orderID}, &v)
 }
 
 // Latency reads a provider's published round trips.
-func (c *Client) Latency(ctx context.Context, provider tx.Address) (ledger.Latency, error) {
-	var l ledger.Latency
-	return l, c.Query(ctx, ledger.QueryLatency, ledger.AddressRequest{Address: provider}, &l)
+func (c *Client) Latency(ctx context.Context, provider tx.Address) (api.Latency, error) {
+	var l api.Latency
+	return l, c.Query(ctx, api.QueryLatency, api.AddressRequest{Address: provider}, &l)
 }

@@ -10,11 +10,11 @@ import (
 
 	"github.com/sparenet/spare/client"
 	"github.com/sparenet/spare/internal/localnet"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
-const spr = ledger.USPR
+const spr = api.USPR
 
 func startNet(t *testing.T, o localnet.Options) *localnet.Net {
 	t.Helper()
@@ -40,7 +40,7 @@ func hardware() tx.Hardware {
 	return tx.Hardware{GPUs: []tx.GPUGroup{{Model: "RTX4090", VRAMMiB: 24576, Count: 2}}, CPUMilli: 16000, MemoryMiB: 65536, DiskMiB: 1 << 20}
 }
 
-func register(t *testing.T, ctx context.Context, s *client.Sender, name string, params *ledger.Params) {
+func register(t *testing.T, ctx context.Context, s *client.Sender, name string, params *api.Params) {
 	t.Helper()
 	info := tx.ProviderInfo{HostURI: "https://" + name + ".example:8443", CertFingerprint: sha256.Sum256([]byte(name)), Region: "eu-west", Hardware: hardware()}
 	if _, err := s.Send(ctx, &tx.RegisterProvider{ProviderInfo: info}, &tx.Bond{Amount: params.RequiredStake(2)}); err != nil {
@@ -121,7 +121,7 @@ func TestMarketLifecycleOnNode(t *testing.T) {
 		}
 	}
 	l, err := c.Lease(ctx, leaseID)
-	if err != nil || l.Provider != n.Keys["p2"].Address() || l.Price != 1800*spr || l.State != ledger.LeasePending {
+	if err != nil || l.Provider != n.Keys["p2"].Address() || l.Price != 1800*spr || l.State != api.LeasePending {
 		t.Fatalf("lease %+v, %v", l, err)
 	}
 	start, err := p2.Send(ctx, &tx.LeaseStarted{ID: leaseID})
@@ -152,7 +152,7 @@ func TestMarketLifecycleOnNode(t *testing.T) {
 	endMs := blockTimeMs(t, ctx, c, done.Height)
 	paid := 1800 * spr * (endMs - startedMs) / 3_600_000
 	l, _ = c.Lease(ctx, leaseID)
-	if l.State != ledger.LeaseCompleted || l.Paid != paid || l.Refunded != 10*spr-paid || l.Receipt == nil {
+	if l.State != api.LeaseCompleted || l.Paid != paid || l.Refunded != 10*spr-paid || l.Receipt == nil {
 		t.Fatalf("completed lease %+v, want paid %d", l, paid)
 	}
 	tbal1, _ := c.Account(ctx, n.Keys["tenant"].Address())
@@ -183,12 +183,12 @@ func TestMarketLifecycleOnNode(t *testing.T) {
 	}
 	for {
 		l, _ = c.Lease(ctx, leaseID)
-		if l.State == ledger.LeaseClosed || ctx.Err() != nil {
+		if l.State == api.LeaseClosed || ctx.Err() != nil {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if l.State != ledger.LeaseClosed || l.Paid != spr || l.Refunded != 0 || l.CloseReason != "deposit exhausted" || l.EndedMs-l.StartedMs != 1000 {
+	if l.State != api.LeaseClosed || l.Paid != spr || l.Refunded != 0 || l.CloseReason != "deposit exhausted" || l.EndedMs-l.StartedMs != 1000 {
 		t.Fatalf("dry lease %+v", l)
 	}
 	s, _ := c.Supply(ctx)

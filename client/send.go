@@ -13,7 +13,7 @@ import (
 
 	abci "github.com/cometbft/cometbft/abci/types"
 
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -66,6 +66,34 @@ func (r *Result) Attr(typ, key string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// Event returns the first event of type typ, its attributes by key, as a follower sees it (ok false: there is
+// none). Read it through the ledger's typed parsers (api.Parse*), which refuse a missing or malformed attribute.
+func (r *Result) Event(typ string) (Event, bool) {
+	for _, e := range r.Events {
+		if e.Type == typ {
+			return r.event(e), true
+		}
+	}
+	return Event{}, false
+}
+
+// LedgerEvents are the transaction's events, each with its attributes by key, as a follower sees them.
+func (r *Result) LedgerEvents() []Event {
+	out := make([]Event, len(r.Events))
+	for i, e := range r.Events {
+		out[i] = r.event(e)
+	}
+	return out
+}
+
+func (r *Result) event(e abci.Event) Event {
+	ev := Event{Type: e.Type, Attrs: make(map[string]string, len(e.Attributes)), TxHash: r.Hash, Code: uint32(r.Code)}
+	for _, a := range e.Attributes {
+		ev.Attrs[a.Key] = a.Value
+	}
+	return ev
 }
 
 // Sender signs and submits transactions for one key, tracking its nonce. It is safe for concurrent use: nonces
@@ -172,7 +200,7 @@ func (s *Sender) submit(ctx context.Context, msgs []tx.Msg, margin float64) ([]b
 		if err != nil {
 			return nil, err
 		}
-		b.GasLimit, b.Fee = gas, max(s.Fee, ledger.FeeFor(params, gas, price))
+		b.GasLimit, b.Fee = gas, max(s.Fee, api.FeeFor(params, gas, price))
 		if s.Confirm != nil && attempt == 0 {
 			if err := s.Confirm(b.Fee, b.GasLimit, msgs); err != nil {
 				return nil, err
@@ -206,7 +234,7 @@ func (s *Sender) submit(ctx context.Context, msgs []tx.Msg, margin float64) ([]b
 // less than the gas the min_fee already pays for at this price, since declaring it costs nothing more and covers
 // a state that changed between the simulation and the block (a bid that closes an auction, say). A simulation
 // that fails is the answer: the node would refuse the transaction the same way.
-func (s *Sender) gasFor(ctx context.Context, b tx.Body, params *ledger.Params, price uint64, margin float64) (uint64, error) {
+func (s *Sender) gasFor(ctx context.Context, b tx.Body, params *api.Params, price uint64, margin float64) (uint64, error) {
 	if s.Gas > 0 {
 		return s.Gas, nil
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/sparenet/spare/explorer"
 	"github.com/sparenet/spare/inventory"
 	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/store"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/node"
@@ -41,7 +42,7 @@ import (
 const ChainID = "spare-dev"
 
 // Funded keys and their genesis balances.
-var Funded = map[string]uint64{"tenant": 1_000_000 * ledger.USPR, "provider": 1_000_000 * ledger.USPR, "auditor": 1_000 * ledger.USPR}
+var Funded = map[string]uint64{"tenant": 1_000_000 * api.USPR, "provider": 1_000_000 * api.USPR, "auditor": 1_000 * api.USPR}
 
 // EpochBlocks is the dev network's liveness epoch: 50 blocks, 10 s at the default block time.
 const EpochBlocks = 50
@@ -439,7 +440,7 @@ func startProvider(ctx context.Context, o Options, kr *keyring.Keyring, c *clien
 
 // initHome creates keys, genesis, node config and the provider's config and certificate.
 func initHome(o Options, kr *keyring.Keyring) error {
-	g := ledger.Genesis{Params: ledger.DefaultParams()}
+	g := api.Genesis{Params: api.DefaultParams()}
 	g.Params.EpochBlocks = EpochBlocks
 	base, err := node.FreePorts(3 + o.Providers) // RPC, P2P, the providers' APIs, the auditor's round-trip port
 	if err != nil {
@@ -464,9 +465,9 @@ func initHome(o Options, kr *keyring.Keyring) error {
 		if !ok {
 			balance = Funded["provider"]
 		}
-		g.Accounts = append(g.Accounts, ledger.GenesisAccount{Address: k.Address, Balance: balance})
+		g.Accounts = append(g.Accounts, api.GenesisAccount{Address: k.Address, Balance: balance})
 		if name == "auditor" {
-			g.Auditors = append(g.Auditors, ledger.GenesisAuditor{Address: k.Address, Weight: 1,
+			g.Auditors = append(g.Auditors, api.GenesisAuditor{Address: k.Address, Weight: 1,
 				Host: fmt.Sprintf("127.0.0.1:%d", base+2+o.Providers)})
 		}
 	}
@@ -559,7 +560,7 @@ func listenAuditorRTT(home string, me tx.Address) (net.Listener, error) {
 		return nil, err
 	}
 	var doc struct {
-		AppState ledger.Genesis `json:"app_state"`
+		AppState api.Genesis `json:"app_state"`
 	}
 	if err := json.Unmarshal(b, &doc); err != nil {
 		return nil, fmt.Errorf("genesis: %w", err)

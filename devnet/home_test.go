@@ -17,7 +17,7 @@ import (
 
 	"github.com/sparenet/spare/client"
 	"github.com/sparenet/spare/client/keyring"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/manifest"
 	"github.com/sparenet/spare/provider"
@@ -112,7 +112,7 @@ func TestLeasesInHomeAndReset(t *testing.T) {
 		Outputs: []string{"out/"}, Resources: tx.Resources{CPUMilli: 500, MemoryMiB: 128}, DurationSec: 60}
 	raw, _ := m.Encode()
 	res, err := tenant.New(c, key, nil).Deploy(context.Background(), tenant.Job{Manifest: raw, Order: tx.CreateOrder{Resources: m.Resources,
-		MaxPricePerHour: ledger.USPR, ManifestHash: manifest.Hash(raw), Deposit: ledger.USPR, DurationSec: m.DurationSec}},
+		MaxPricePerHour: api.USPR, ManifestHash: manifest.Hash(raw), Deposit: api.USPR, DurationSec: m.DurationSec}},
 		tenant.Options{OutputsDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)

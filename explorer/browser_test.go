@@ -20,7 +20,7 @@ import (
 	"github.com/sparenet/spare/devnet"
 	"github.com/sparenet/spare/explorer/internal/markettest"
 	"github.com/sparenet/spare/internal/localnet"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -114,7 +114,7 @@ func TestBrowserLiveUpdates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.NewSender(tenant).Send(ctx, &tx.Send{To: newProv.Address(), Amount: params.RequiredStake(2) + 10*ledger.USPR}); err != nil {
+	if _, err := c.NewSender(tenant).Send(ctx, &tx.Send{To: newProv.Address(), Amount: params.RequiredStake(2) + 10*api.USPR}); err != nil {
 		t.Fatal(err)
 	}
 	info2 := tx.ProviderInfo{HostURI: "https://browser-test.example.net:8443", CertFingerprint: sha256.Sum256([]byte("browser")),
@@ -129,7 +129,7 @@ func TestBrowserLiveUpdates(t *testing.T) {
 
 	// A lease is created after the page loaded: a CPU order the dev provider wins.
 	res, err := c.NewSender(tenant).Send(ctx, &tx.CreateOrder{Resources: tx.Resources{CPUMilli: 500, MemoryMiB: 256},
-		MaxPricePerHour: 100 * ledger.USPR, ManifestHash: sha256.Sum256([]byte("browser job")), Deposit: 10 * ledger.USPR, DurationSec: 600})
+		MaxPricePerHour: 100 * api.USPR, ManifestHash: sha256.Sum256([]byte("browser job")), Deposit: 10 * api.USPR, DurationSec: 600})
 	if err != nil {
 		t.Fatal(err)
 	}

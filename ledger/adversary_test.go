@@ -17,6 +17,9 @@ import (
 	abci "github.com/cometbft/cometbft/abci/types"
 	"pgregory.net/rapid"
 
+	"github.com/sparenet/spare/ledger/api"
+	"github.com/sparenet/spare/ledger/kernel"
+	"github.com/sparenet/spare/ledger/schema"
 	"github.com/sparenet/spare/ledger/store"
 	"github.com/sparenet/spare/ledger/tx"
 )
@@ -116,19 +119,19 @@ var (
 // and three open bids per order, 1 extremes (free transactions, 100% take and slashing, one-block windows and
 // reveal phases, two-block epochs, one bid per order beyond what it needs, a supply of 2^64-1), 2 the first
 // profile's rules from genesis (epoch 0, no providers yet).
-func advParams(profile int) Params {
+func advParams(profile int) api.Params {
 	p := testParams()
 	p.EpochBlocks, p.SlashDowntimePPM, p.JailAfterDownEpochs, p.UnjailCooldownSec = 6, 100_000, 2, 30
 	p.OrderTTLBlocks, p.StartTimeoutBlocks, p.MaxBidWindowBlocks, p.MaxOrderTTLBlocks = 10, 3, 5, 1000
 	p.UnbondingPeriodSec, p.RevealBlocks, p.MaxBidsPerOrder = 3600, 3, 3
 	if profile == 1 { // parameters not named here keep their defaults
-		p = DefaultParams()
+		p = api.DefaultParams()
 		p.MinFee, p.TakeRatePPM, p.StakeBase, p.StakePerGPU, p.UnbondingPeriodSec = 0, tx.PPM, 1, 1, 0
 		p.BidWindowBlocks, p.MaxBidWindowBlocks, p.OrderTTLBlocks, p.MaxOrderTTLBlocks, p.StartTimeoutBlocks = 1, 1, 2, 1<<40, 1
 		p.EpochBlocks, p.SlashDowntimePPM, p.JailAfterDownEpochs, p.UnjailCooldownSec = 2, tx.PPM, 1, 0
 		p.SlashProofPPM, p.SlashMismatchPPM, p.RevealBlocks, p.MinGasPrice, p.MaxBidsPerOrder = tx.PPM, tx.PPM, 1, 0, 1
 	}
-	p.RetentionBlocks = MinRetentionBlocks // the shortest window: TestRetentionBoundsState waits it out
+	p.RetentionBlocks = api.MinRetentionBlocks // the shortest window: TestRetentionBoundsState waits it out
 	return p
 }
 
@@ -202,7 +205,7 @@ func advInfo(name string, variant int) tx.ProviderInfo {
 
 // advFixture is a committed chain state that each run starts from (copied into a fresh store: no setup cost).
 type advFixture struct {
-	params  Params
+	params  api.Params
 	keys    []string
 	vals    [][]byte
 	height  int64
@@ -223,7 +226,7 @@ func advFixtures(tb testing.TB) []*advFixture {
 func buildAdvFixture(tb testing.TB, profile int) *advFixture {
 	tb.Helper()
 	p := advParams(profile)
-	funded := map[string]uint64{"whale": 1 << 62, "t0": 1e12, "t1": 1e12, "s0": 0, "s1": 3 * p.MinFee, "s2": 50 * USPR,
+	funded := map[string]uint64{"whale": 1 << 62, "t0": 1e12, "t1": 1e12, "s0": 0, "s1": 3 * p.MinFee, "s2": 50 * api.USPR,
 		"a0": 1e9, "a1": 1e9, "a2": 1e9}
 	for _, name := range advProviders {
 		funded[name] = 1e12
@@ -252,8 +255,8 @@ func buildAdvFixture(tb testing.TB, profile int) *advFixture {
 	} else {
 		sync := func() {
 			for _, k := range c.keys {
-				var a Account
-				c.query(QueryAccount, AddressRequest{Address: k.addr}, &a)
+				var a api.Account
+				c.query(api.QueryAccount, api.AddressRequest{Address: k.addr}, &a)
 				c.nonces[k.addr] = a.Nonce
 			}
 		}
@@ -280,23 +283,23 @@ func buildAdvFixture(tb testing.TB, profile int) *advFixture {
 			txs = append(txs, c.sign(name, &tx.PublishLatency{Samples: s}))
 		}
 		step(txs...)
-		long := gpuOrder(testRunPrice, 10*USPR, 3600)
+		long := gpuOrder(testRunPrice, 10*api.USPR, 3600)
 		long.BidWindow = p.MaxBidWindowBlocks
-		cl := clusterOrder(2, 1000, 10*USPR)
+		cl := clusterOrder(2, 1000, 10*api.USPR)
 		cl.OnFailure, cl.MaxRestarts = tx.OnFailureRestart, 1
-		cpu := &tx.CreateOrder{Resources: tx.Resources{CPUMilli: 1000, MemoryMiB: 1024}, MaxPricePerHour: USPR,
-			ManifestHash: sha256.Sum256([]byte("cpu job")), Deposit: USPR, DurationSec: 600}
-		step(c.sign("t0", gpuOrder(testRunPrice, 100*USPR, 3600)), c.sign("t1", replicatedOrder(2, 10*USPR)),
+		cpu := &tx.CreateOrder{Resources: tx.Resources{CPUMilli: 1000, MemoryMiB: 1024}, MaxPricePerHour: api.USPR,
+			ManifestHash: sha256.Sum256([]byte("cpu job")), Deposit: api.USPR, DurationSec: 600}
+		step(c.sign("t0", gpuOrder(testRunPrice, 100*api.USPR, 3600)), c.sign("t1", replicatedOrder(2, 10*api.USPR)),
 			c.sign("t0", cl), c.sign("t1", long), c.sign("whale", cpu))
 		step(c.sign("p0", &tx.PlaceBid{OrderID: 1, Price: testRunPrice - 1000}),
 			c.sign("p1", &tx.PlaceBid{OrderID: 2, Price: testRunPrice}), c.sign("p2", &tx.PlaceBid{OrderID: 2, Price: testRunPrice - 1}),
 			c.sign("p1", &tx.PlaceBid{OrderID: 3, Price: testRunPrice}), c.sign("p2", &tx.PlaceBid{OrderID: 3, Price: testRunPrice}),
-			c.sign("p2", &tx.PlaceBid{OrderID: 4, Price: testRunPrice}), c.sign("p3", &tx.PlaceBid{OrderID: 5, Price: USPR}))
-		var leases List[LeaseView]
-		c.query(QueryLeases, ListRequest{}, &leases)
+			c.sign("p2", &tx.PlaceBid{OrderID: 4, Price: testRunPrice}), c.sign("p3", &tx.PlaceBid{OrderID: 5, Price: api.USPR}))
+		var leases api.List[api.LeaseView]
+		c.query(api.QueryLeases, api.ListRequest{}, &leases)
 		txs = nil
 		for _, l := range leases.Items {
-			if l.State == LeasePending && l.OrderID != 5 {
+			if l.State == api.LeasePending && l.OrderID != 5 {
 				txs = append(txs, c.sign(c.name(l.Provider), &tx.LeaseStarted{ID: l.ID}))
 			}
 		}
@@ -304,11 +307,11 @@ func buildAdvFixture(tb testing.TB, profile int) *advFixture {
 		// The replicated order's runs commit their results, and the first reveals its own: the reveal phase is
 		// open for the second. a0, the heaviest auditor, finds everyone down and p3's proof failing: one more
 		// auditor's word decides.
-		c.query(QueryLeases, ListRequest{}, &leases)
+		c.query(api.QueryLeases, api.ListRequest{}, &leases)
 		var reveals [][]byte
 		txs = nil
 		for _, l := range leases.Items {
-			if l.OrderID == 2 && l.State == LeaseActive {
+			if l.OrderID == 2 && l.State == api.LeaseActive {
 				who := c.name(l.Provider)
 				rc := tx.Receipt{ChainID: testChain, LeaseID: l.ID, ManifestHash: sha256.Sum256([]byte("manifest")),
 					StartMs: l.StartedMs, EndMs: uint64(c.now.UnixMilli()), OutputRoot: advRoot(l.ID)}
@@ -321,8 +324,8 @@ func buildAdvFixture(tb testing.TB, profile int) *advFixture {
 		}
 		step(txs...)
 		step(reveals...)
-		var e EpochView
-		c.query(QueryEpoch, EpochRequest{}, &e)
+		var e api.EpochView
+		c.query(api.QueryEpoch, api.EpochRequest{}, &e)
 		txs = append(txs, c.sign("a0", &tx.Attest{Epoch: e.Epoch, Up: make([]byte, (len(e.Providers)+7)/8)}),
 			c.sign("a0", &tx.AttestHardware{Epoch: e.Epoch, Provider: c.addr("p3"), Class: "cpu"}),
 			c.sign("p3", &tx.Unbond{Amount: p.StakeBase})) // all its stake, still slashable
@@ -382,32 +385,32 @@ func (r rapidTB) FailNow()                        { r.rt.FailNow() }
 type advView struct {
 	height                     int64
 	timeMs                     uint64
-	orders                     []Order
-	bids                       []Bid
-	leases                     []LeaseView
-	provs                      []ProviderView
-	accounts                   map[tx.Address]Account
-	epochs                     []EpochView // the current epoch's view, then the previous one's while it is open
+	orders                     []api.Order
+	bids                       []api.Bid
+	leases                     []api.LeaseView
+	provs                      []api.ProviderView
+	accounts                   map[tx.Address]api.Account
+	epochs                     []api.EpochView // the current epoch's view, then the previous one's while it is open
 	seqOrder, seqBid, seqLease uint64
-	runs                       map[uint64]RunView // runs of replicated orders, by lease
-	phase                      map[uint64]string  // their group's phase, by lease
+	runs                       map[uint64]api.RunView // runs of replicated orders, by lease
+	phase                      map[uint64]string      // their group's phase, by lease
 }
 
-func (v *advView) order(id uint64) *Order {
+func (v *advView) order(id uint64) *api.Order {
 	if id == 0 || id > uint64(len(v.orders)) {
 		return nil
 	}
 	return &v.orders[id-1]
 }
 
-func (v *advView) lease(id uint64) *LeaseView {
+func (v *advView) lease(id uint64) *api.LeaseView {
 	if id == 0 || id > uint64(len(v.leases)) {
 		return nil
 	}
 	return &v.leases[id-1]
 }
 
-func (v *advView) provider(a tx.Address) *ProviderView {
+func (v *advView) provider(a tx.Address) *api.ProviderView {
 	for i := range v.provs {
 		if v.provs[i].Owner == a {
 			return &v.provs[i]
@@ -422,7 +425,7 @@ type advRun struct {
 	s      source
 	c      *chain
 	twin   *chain
-	params Params
+	params api.Params
 	v      *advView
 	names  map[tx.Address]string
 	addrs  *strings.Replacer // addresses to actor names, in logs
@@ -472,7 +475,7 @@ func (r *advRun) query(path string, req, out any, notFoundOK bool) bool {
 	if err != nil {
 		r.fail("query %s %s: %v", path, data, err)
 	}
-	if notFoundOK && res.Code == QueryCodeNotFound {
+	if notFoundOK && res.Code == api.QueryCodeNotFound {
 		return false
 	}
 	if res.Code != 0 {
@@ -485,11 +488,11 @@ func (r *advRun) query(path string, req, out any, notFoundOK bool) bool {
 }
 
 // listAll reads a list query page by page.
-func listAll[T any](r *advRun, path string, lr ListRequest) []T {
+func listAll[T any](r *advRun, path string, lr api.ListRequest) []T {
 	r.rep.Helper()
 	var out []T
 	for pages := 0; ; pages++ {
-		var page List[T]
+		var page api.List[T]
 		r.query(path, lr, &page, false)
 		out = append(out, page.Items...)
 		if page.Next == "" {
@@ -503,8 +506,8 @@ func listAll[T any](r *advRun, path string, lr ListRequest) []T {
 }
 
 func seqOf(kv store.KV, name string) uint64 {
-	if b, ok := kv.Get(keySeq + name); ok {
-		return unbe64(string(b))
+	if b, ok := kv.Get(schema.KeySeq + name); ok {
+		return schema.UnBE64(string(b))
 	}
 	return 0
 }
@@ -525,23 +528,23 @@ func (r *advRun) observe(full bool) {
 // stateView reads the view from the committed state.
 func (r *advRun) stateView(kv store.KV, height int64) *advView {
 	r.rep.Helper()
-	c := &ctx{kv: kv, params: loadParams(kv)}
-	v := &advView{height: height, timeMs: lastTime(kv), accounts: map[tx.Address]Account{}, runs: map[uint64]RunView{}, phase: map[uint64]string{},
+	c := &ctx{KV: kv, Params: kernel.LoadParams(kv), Hooks: testMods.hooks}
+	v := &advView{height: height, timeMs: lastTime(kv), accounts: map[tx.Address]api.Account{}, runs: map[uint64]api.RunView{}, phase: map[uint64]string{},
 		seqOrder: seqOf(kv, "order"), seqBid: seqOf(kv, "bid"), seqLease: seqOf(kv, "lease")}
-	kv.Iterate(pOrder, prefixEnd(pOrder), func(_ string, b []byte) bool {
-		v.orders = append(v.orders, *mustDecode(decOrder(b)))
+	kv.Iterate(schema.POrder, schema.PrefixEnd(schema.POrder), func(_ string, b []byte) bool {
+		v.orders = append(v.orders, *kernel.MustDecode(schema.DecOrder(b)))
 		return true
 	})
-	kv.Iterate(pBid, prefixEnd(pBid), func(_ string, b []byte) bool {
-		v.bids = append(v.bids, *mustDecode(decBid(b)))
+	kv.Iterate(schema.PBid, schema.PrefixEnd(schema.PBid), func(_ string, b []byte) bool {
+		v.bids = append(v.bids, *kernel.MustDecode(schema.DecBid(b)))
 		return true
 	})
-	kv.Iterate(pLease, prefixEnd(pLease), func(_ string, b []byte) bool {
-		v.leases = append(v.leases, c.leaseView(mustDecode(decLease(b))))
+	kv.Iterate(schema.PLease, schema.PrefixEnd(schema.PLease), func(_ string, b []byte) bool {
+		v.leases = append(v.leases, testMods.leaseView(c, kernel.MustDecode(schema.DecLease(b))))
 		return true
 	})
-	kv.Iterate(pProvider, prefixEnd(pProvider), func(_ string, b []byte) bool {
-		v.provs = append(v.provs, c.providerView(mustDecode(decProvider(b))))
+	kv.Iterate(schema.PProvider, schema.PrefixEnd(schema.PProvider), func(_ string, b []byte) bool {
+		v.provs = append(v.provs, testMods.providerView(c, kernel.MustDecode(schema.DecProvider(b))))
 		return true
 	})
 	for _, l := range []struct {
@@ -564,26 +567,26 @@ func (r *advRun) stateView(kv store.KV, height int64) *advView {
 		}
 	}
 	for _, name := range advActors {
-		a := c.account(r.c.addr(name))
+		a := c.Account(r.c.addr(name))
 		v.accounts[a.Address] = *a
 	}
 	for _, o := range v.orders {
-		if vf, ok := c.verification(o.ID); ok {
-			vv := c.verificationView(vf)
+		if vf, ok := c.Verification(o.ID); ok {
+			vv := testMods.Runs.VerificationView(c, vf)
 			for _, run := range vv.Runs {
 				v.runs[run.LeaseID], v.phase[run.LeaseID] = run, vv.Phase
 			}
 		}
 	}
 	if r.params.EpochBlocks > 0 {
-		cur := c.epochOf(height)
-		ev, err := c.epochView(cur, height)
+		cur := testMods.Trust.EpochOf(c, height)
+		ev, err := testMods.Trust.EpochView(c, cur, height)
 		if err != nil {
 			r.fail("epoch %d: %v", cur, err)
 		}
 		v.epochs = append(v.epochs, ev)
 		if cur > 0 {
-			if prev, err := c.epochView(cur-1, height); err == nil && !prev.Tallied {
+			if prev, err := testMods.Trust.EpochView(c, cur-1, height); err == nil && !prev.Tallied {
 				v.epochs = append(v.epochs, prev)
 			}
 		}
@@ -595,164 +598,164 @@ func (r *advRun) stateView(kv store.KV, height int64) *advView {
 func (r *advRun) checkQueries(full bool) {
 	r.rep.Helper()
 	v := r.v
-	var st Status
-	r.query(QueryStatus, nil, &st, false)
+	var st api.Status
+	r.query(api.QueryStatus, nil, &st, false)
 	if st.Height != v.height || st.Height != r.c.height || st.ChainID != testChain || st.TimeMs != v.timeMs {
 		r.fail("status %+v, want height %d", st, r.c.height)
 	}
-	var sup Supply
-	r.query(QuerySupply, nil, &sup, false)
+	var sup api.Supply
+	r.query(api.QuerySupply, nil, &sup, false)
 	if !sup.Holds() {
 		r.fail("supply does not hold: %+v", sup)
 	}
-	var params Params
-	r.query(QueryParams, nil, &params, false)
+	var params api.Params
+	r.query(api.QueryParams, nil, &params, false)
 	if params != r.params {
 		r.fail("params changed: %+v", params)
 	}
-	var auds []Auditor
-	r.query(QueryAuditors, nil, &auds, false)
-	var pending Account
-	r.query(QueryAccount, AddressRequest{Address: r.c.addr("p0"), Pending: true}, &pending, false)
+	var auds []api.Auditor
+	r.query(api.QueryAuditors, nil, &auds, false)
+	var pending api.Account
+	r.query(api.QueryAccount, api.AddressRequest{Address: r.c.addr("p0"), Pending: true}, &pending, false)
 	if !full {
 		// Every list, group and epoch answers; the items are left undecoded (checked in full observations).
 		for _, l := range []struct {
 			path string
 			n    int
-		}{{QueryOrders, len(v.orders)}, {QueryBids, len(v.bids)}, {QueryLeases, len(v.leases)}, {QueryProviders, len(v.provs)}} {
-			if got := len(listAll[json.RawMessage](r, l.path, ListRequest{Limit: MaxPageLimit})); got != l.n {
+		}{{api.QueryOrders, len(v.orders)}, {api.QueryBids, len(v.bids)}, {api.QueryLeases, len(v.leases)}, {api.QueryProviders, len(v.provs)}} {
+			if got := len(listAll[json.RawMessage](r, l.path, api.ListRequest{Limit: api.MaxPageLimit})); got != l.n {
 				r.fail("%s: %d listed, %d stored", l.path, got, l.n)
 			}
 		}
 		for _, o := range v.orders {
 			var raw json.RawMessage
 			if group := map[bool]uint64{true: o.ID, false: o.RefereeFor}[o.Replicas > 1]; group != 0 {
-				r.query(QueryVerify, IDRequest{ID: group}, &raw, false)
+				r.query(api.QueryVerify, api.IDRequest{ID: group}, &raw, false)
 			}
 			if o.Nodes > 1 {
-				r.query(QueryCluster, IDRequest{ID: o.ID}, &raw, false)
+				r.query(api.QueryCluster, api.IDRequest{ID: o.ID}, &raw, false)
 			}
 		}
 		for _, e := range v.epochs {
 			var raw json.RawMessage
-			r.query(QueryEpoch, EpochRequest{Epoch: &e.Epoch}, &raw, false)
+			r.query(api.QueryEpoch, api.EpochRequest{Epoch: &e.Epoch}, &raw, false)
 		}
 		return
 	}
 	for _, name := range advActors {
-		var a Account
-		r.query(QueryAccount, AddressRequest{Address: r.c.addr(name)}, &a, false)
+		var a api.Account
+		r.query(api.QueryAccount, api.AddressRequest{Address: r.c.addr(name)}, &a, false)
 		if a != v.accounts[a.Address] {
 			r.fail("account %s: query says %+v, state %+v", name, a, v.accounts[a.Address])
 		}
 	}
 
 	// Providers: a paged list, and each actor by address.
-	provs := listAll[ProviderView](r, QueryProviders, ListRequest{Limit: 3})
+	provs := listAll[api.ProviderView](r, api.QueryProviders, api.ListRequest{Limit: 3})
 	if len(provs) != len(v.provs) {
 		r.fail("%d providers listed, %d stored", len(provs), len(v.provs))
 	}
 	for _, name := range advActors {
-		var p ProviderView
-		found := r.query(QueryProvider, AddressRequest{Address: r.c.addr(name)}, &p, true)
+		var p api.ProviderView
+		found := r.query(api.QueryProvider, api.AddressRequest{Address: r.c.addr(name)}, &p, true)
 		if sp := v.provider(r.c.addr(name)); found != (sp != nil) || found && (p.Stake != sp.Stake || p.Status != sp.Status || p.ReputationPPM != sp.ReputationPPM) {
 			r.fail("provider %s: query says %v %+v, state %+v", name, found, p, sp)
 		}
 		if found {
-			var l Latency
-			r.query(QueryLatency, AddressRequest{Address: p.Owner}, &l, true)
+			var l api.Latency
+			r.query(api.QueryLatency, api.AddressRequest{Address: p.Owner}, &l, true)
 		}
 	}
 
 	// Orders, bids and leases: every id ever given out, by a paged list and one by one.
-	orders := listAll[Order](r, QueryOrders, ListRequest{Limit: 7})
-	bids := listAll[Bid](r, QueryBids, ListRequest{Limit: 11})
-	leases := listAll[LeaseView](r, QueryLeases, ListRequest{Limit: 5})
+	orders := listAll[api.Order](r, api.QueryOrders, api.ListRequest{Limit: 7})
+	bids := listAll[api.Bid](r, api.QueryBids, api.ListRequest{Limit: 11})
+	leases := listAll[api.LeaseView](r, api.QueryLeases, api.ListRequest{Limit: 5})
 	if len(orders) != len(v.orders) || len(bids) != len(v.bids) || len(leases) != len(v.leases) {
 		r.fail("listed %d orders, %d bids, %d leases; stored %d, %d, %d", len(orders), len(bids), len(leases), len(v.orders), len(v.bids), len(v.leases))
 	}
 	open := 0
 	for i, o := range orders {
-		var one Order
-		r.query(QueryOrder, IDRequest{ID: o.ID}, &one, false)
+		var one api.Order
+		r.query(api.QueryOrder, api.IDRequest{ID: o.ID}, &one, false)
 		if o.ID != v.orders[i].ID || o.State != v.orders[i].State || one.ID != o.ID || one.State != o.State {
 			r.fail("order %d: listed %+v, by id %+v, stored %+v", i+1, o, one, v.orders[i])
 		}
-		if o.State == OrderOpen {
+		if o.State == api.OrderOpen {
 			open++
 		}
 		if group := map[bool]uint64{true: o.ID, false: o.RefereeFor}[o.Replicas > 1]; group != 0 {
-			var vv VerificationView
-			r.query(QueryVerify, IDRequest{ID: group}, &vv, false)
+			var vv api.VerificationView
+			r.query(api.QueryVerify, api.IDRequest{ID: group}, &vv, false)
 		}
 		if o.Nodes > 1 {
-			var cv ClusterView
-			r.query(QueryCluster, IDRequest{ID: o.ID}, &cv, false)
+			var cv api.ClusterView
+			r.query(api.QueryCluster, api.IDRequest{ID: o.ID}, &cv, false)
 			if len(cv.Members) != len(cv.Leases) {
 				r.fail("cluster %d: %d members for %d leases", o.ID, len(cv.Members), len(cv.Leases))
 			}
 		}
-		if o.State == OrderOpen {
-			for _, b := range listAll[Bid](r, QueryBids, ListRequest{OrderID: o.ID}) {
+		if o.State == api.OrderOpen {
+			for _, b := range listAll[api.Bid](r, api.QueryBids, api.ListRequest{OrderID: o.ID}) {
 				if b.OrderID != o.ID {
 					r.fail("bids of order %d list bid %d of order %d", o.ID, b.ID, b.OrderID)
 				}
 			}
 		}
 	}
-	if got := len(listAll[Order](r, QueryOrders, ListRequest{Open: true, Limit: 2})); got != open {
+	if got := len(listAll[api.Order](r, api.QueryOrders, api.ListRequest{Open: true, Limit: 2})); got != open {
 		r.fail("%d open orders listed, %d open", got, open)
 	}
 	for i, b := range bids {
-		var one Bid
-		r.query(QueryBid, IDRequest{ID: b.ID}, &one, false)
+		var one api.Bid
+		r.query(api.QueryBid, api.IDRequest{ID: b.ID}, &one, false)
 		if b.ID != v.bids[i].ID || b.State != v.bids[i].State || one != b {
 			r.fail("bid %d: listed %+v, by id %+v, stored %+v", i+1, b, one, v.bids[i])
 		}
 	}
 	for i, l := range leases {
-		var one LeaseView
-		r.query(QueryLease, IDRequest{ID: l.ID}, &one, false)
+		var one api.LeaseView
+		r.query(api.QueryLease, api.IDRequest{ID: l.ID}, &one, false)
 		if l.ID != v.leases[i].ID || l.State != v.leases[i].State || one.ID != l.ID || one.State != l.State || l.Paid != v.leases[i].Paid {
 			r.fail("lease %d: listed %+v, by id %+v, stored %+v", i+1, l.Lease, one.Lease, v.leases[i].Lease)
 		}
 		// A run that committed its result is completed, and has a receipt once it revealed it.
 		var rc tx.Receipt
-		if found := r.query(QueryReceipt, IDRequest{ID: l.ID}, &rc, true); found != (l.Receipt != nil) || found && l.State != LeaseCompleted ||
-			l.State == LeaseCompleted && !found && v.runs[l.ID].Commit != CommitCommitted && v.runs[l.ID].Commit != CommitMissed {
+		if found := r.query(api.QueryReceipt, api.IDRequest{ID: l.ID}, &rc, true); found != (l.Receipt != nil) || found && l.State != api.LeaseCompleted ||
+			l.State == api.LeaseCompleted && !found && v.runs[l.ID].Commit != api.CommitCommitted && v.runs[l.ID].Commit != api.CommitMissed {
 			r.fail("lease %d (%s): receipt found %v, in the lease view %v", l.ID, l.State, found, l.Receipt != nil)
 		}
 	}
 	for _, name := range advActors {
 		a := r.c.addr(name)
-		for _, o := range listAll[Order](r, QueryOrders, ListRequest{Tenant: a, Limit: 4}) {
+		for _, o := range listAll[api.Order](r, api.QueryOrders, api.ListRequest{Tenant: a, Limit: 4}) {
 			if o.Tenant != a {
 				r.fail("orders of %s list order %d of %s", name, o.ID, o.Tenant)
 			}
 		}
-		for _, b := range listAll[Bid](r, QueryBids, ListRequest{Provider: a, Limit: 4}) {
+		for _, b := range listAll[api.Bid](r, api.QueryBids, api.ListRequest{Provider: a, Limit: 4}) {
 			if b.Provider != a {
 				r.fail("bids of %s list bid %d of %s", name, b.ID, b.Provider)
 			}
 		}
-		for _, l := range listAll[LeaseView](r, QueryLeases, ListRequest{Tenant: a}) {
+		for _, l := range listAll[api.LeaseView](r, api.QueryLeases, api.ListRequest{Tenant: a}) {
 			if l.Tenant != a {
 				r.fail("leases of tenant %s list lease %d of %s", name, l.ID, l.Tenant)
 			}
 		}
-		for _, l := range listAll[LeaseView](r, QueryLeases, ListRequest{Provider: a, Limit: 3}) {
+		for _, l := range listAll[api.LeaseView](r, api.QueryLeases, api.ListRequest{Provider: a, Limit: 3}) {
 			if l.Provider != a {
 				r.fail("leases of provider %s list lease %d of %s", name, l.ID, l.Provider)
 			}
 		}
 	}
-	var objs Objects
-	or := ObjectsRequest{}
+	var objs api.Objects
+	or := api.ObjectsRequest{}
 	for _, p := range v.provs {
 		or.Providers = append(or.Providers, p.Owner)
 	}
 	// Every id given out and the next one (which does not exist), as many as one query may name.
-	room := func() bool { return len(or.Providers)+len(or.Orders)+len(or.Bids)+len(or.Leases) < MaxPageLimit }
+	room := func() bool { return len(or.Providers)+len(or.Orders)+len(or.Bids)+len(or.Leases) < api.MaxPageLimit }
 	var want [3]int
 	for i, l := range []struct {
 		ids *[]uint64
@@ -765,24 +768,24 @@ func (r *advRun) checkQueries(full bool) {
 			}
 		}
 	}
-	r.query(QueryObjects, or, &objs, false)
+	r.query(api.QueryObjects, or, &objs, false)
 	if got := [3]int{len(objs.Orders), len(objs.Bids), len(objs.Leases)}; got != want || len(objs.Providers) != len(v.provs) {
 		r.fail("objects query: %v orders, bids, leases, want %v; %d providers of %d", got, want, len(objs.Providers), len(v.provs))
 	}
 	if r.params.EpochBlocks > 0 {
-		var cur EpochView
-		r.query(QueryEpoch, EpochRequest{}, &cur, false)
+		var cur api.EpochView
+		r.query(api.QueryEpoch, api.EpochRequest{}, &cur, false)
 		if len(v.epochs) == 0 || cur.Epoch != v.epochs[0].Epoch || len(cur.Providers) != len(v.epochs[0].Providers) || len(cur.Attested) != len(v.epochs[0].Attested) {
 			r.fail("epoch: query says %+v, state %+v", cur, v.epochs)
 		}
 		if cur.Current > 0 {
-			var prev EpochView
+			var prev api.EpochView
 			e := cur.Current - 1
-			r.query(QueryEpoch, EpochRequest{Epoch: &e}, &prev, false)
+			r.query(api.QueryEpoch, api.EpochRequest{Epoch: &e}, &prev, false)
 		}
-		var future EpochView
+		var future api.EpochView
 		e := cur.Current + 1
-		r.query(QueryEpoch, EpochRequest{Epoch: &e}, &future, true)
+		r.query(api.QueryEpoch, api.EpochRequest{Epoch: &e}, &future, true)
 	}
 }
 
@@ -792,54 +795,54 @@ func (r *advRun) checkState(kv store.KV, height int64) {
 	r.rep.Helper()
 	now := lastTime(kv)
 	each := func(prefix string, fn func(rest string, v []byte) error) {
-		kv.Iterate(prefix, prefixEnd(prefix), func(k string, v []byte) bool {
+		kv.Iterate(prefix, schema.PrefixEnd(prefix), func(k string, v []byte) bool {
 			if err := fn(k[len(prefix):], v); err != nil {
 				r.fail("state key %q: %v", k, err)
 			}
 			return true
 		})
 	}
-	orders, bids, leases := map[uint64]*Order{}, map[uint64]*Bid{}, map[uint64]*Lease{}
-	each(pOrder, func(rest string, v []byte) (err error) {
-		o, err := decOrder(v)
-		if err == nil && unbe64(rest) != o.ID {
+	orders, bids, leases := map[uint64]*api.Order{}, map[uint64]*api.Bid{}, map[uint64]*api.Lease{}
+	each(schema.POrder, func(rest string, v []byte) (err error) {
+		o, err := schema.DecOrder(v)
+		if err == nil && schema.UnBE64(rest) != o.ID {
 			err = fmt.Errorf("holds order %d", o.ID)
 		}
-		orders[unbe64(rest)] = o
+		orders[schema.UnBE64(rest)] = o
 		return err
 	})
-	each(pBid, func(rest string, v []byte) (err error) {
-		b, err := decBid(v)
-		if err == nil && (unbe64(rest) != b.ID || orders[b.OrderID] == nil) {
+	each(schema.PBid, func(rest string, v []byte) (err error) {
+		b, err := schema.DecBid(v)
+		if err == nil && (schema.UnBE64(rest) != b.ID || orders[b.OrderID] == nil) {
 			err = fmt.Errorf("bid %d on order %d", b.ID, b.OrderID)
 		}
-		bids[unbe64(rest)] = b
+		bids[schema.UnBE64(rest)] = b
 		return err
 	})
-	each(pLease, func(rest string, v []byte) (err error) {
-		l, err := decLease(v)
-		if err == nil && (unbe64(rest) != l.ID || orders[l.OrderID] == nil || bids[l.BidID] == nil) {
+	each(schema.PLease, func(rest string, v []byte) (err error) {
+		l, err := schema.DecLease(v)
+		if err == nil && (schema.UnBE64(rest) != l.ID || orders[l.OrderID] == nil || bids[l.BidID] == nil) {
 			err = fmt.Errorf("lease %d of order %d, bid %d", l.ID, l.OrderID, l.BidID)
 		}
-		leases[unbe64(rest)] = l
+		leases[schema.UnBE64(rest)] = l
 		return err
 	})
-	each(pReceipt, func(rest string, v []byte) error {
-		_, err := decReceipt(v)
-		if l := leases[unbe64(rest)]; err == nil && (l == nil || l.State != LeaseCompleted) {
+	each(schema.PReceipt, func(rest string, v []byte) error {
+		_, err := schema.DecReceipt(v)
+		if l := leases[schema.UnBE64(rest)]; err == nil && (l == nil || l.State != api.LeaseCompleted) {
 			err = fmt.Errorf("receipt of a lease that did not complete")
 		}
 		return err
 	})
-	each(pLatency, func(rest string, v []byte) error {
+	each(schema.PLatency, func(rest string, v []byte) error {
 		var a tx.Address
 		copy(a[:], rest)
-		_, err := decLatency(a, v)
+		_, err := schema.DecLatency(a, v)
 		return err
 	})
 	revealing := map[uint64]int64{} // replicated order -> reveal deadline, while its reveal phase is open
-	each(pVerify, func(rest string, v []byte) error {
-		vf, err := decVerification(v)
+	each(schema.PVerify, func(rest string, v []byte) error {
+		vf, err := schema.DecVerification(v)
 		for _, id := range vf.Leases {
 			if err == nil && leases[id] == nil {
 				err = fmt.Errorf("names missing lease %d", id)
@@ -850,26 +853,26 @@ func (r *advRun) checkState(kv store.KV, height int64) {
 		}
 		return err
 	})
-	each(pCommit, func(rest string, v []byte) error {
-		m, err := decCommitment(v)
-		if l := leases[unbe64(rest)]; err == nil && (m.LeaseID != unbe64(rest) || l == nil || l.State != LeaseCompleted || m.State < CommitCommitted) {
+	each(schema.PCommit, func(rest string, v []byte) error {
+		m, err := schema.DecCommitment(v)
+		if l := leases[schema.UnBE64(rest)]; err == nil && (m.LeaseID != schema.UnBE64(rest) || l == nil || l.State != api.LeaseCompleted || m.State < api.CommitCommitted) {
 			err = fmt.Errorf("commitment %+v of lease %+v", m, l)
 		}
 		return err
 	})
 	revealIndexed := 0
-	each(pRevealDL, func(rest string, _ []byte) error {
+	each(schema.PRevealDL, func(rest string, _ []byte) error {
 		revealIndexed++
-		if dl, ok := revealing[unbe64(rest[8:])]; !ok || uint64(dl) != unbe64(rest[:8]) || dl <= height {
-			return fmt.Errorf("reveal deadline index: order %d due at %d (open %v, deadline %d)", unbe64(rest[8:]), unbe64(rest[:8]), ok, dl)
+		if dl, ok := revealing[schema.UnBE64(rest[8:])]; !ok || uint64(dl) != schema.UnBE64(rest[:8]) || dl <= height {
+			return fmt.Errorf("reveal deadline index: order %d due at %d (open %v, deadline %d)", schema.UnBE64(rest[8:]), schema.UnBE64(rest[:8]), ok, dl)
 		}
 		return nil
 	})
 	if revealIndexed != len(revealing) {
 		r.fail("%d reveal phases open, %d in the deadline index", len(revealing), revealIndexed)
 	}
-	each(pCluster, func(rest string, v []byte) error {
-		cl, err := decCluster(v)
+	each(schema.PCluster, func(rest string, v []byte) error {
+		cl, err := schema.DecCluster(v)
 		for _, id := range cl.Leases {
 			if err == nil && leases[id] == nil {
 				err = fmt.Errorf("names missing lease %d", id)
@@ -879,118 +882,118 @@ func (r *advRun) checkState(kv store.KV, height int64) {
 	})
 	// Audit sets and attestations exist only for the epochs still open to attestations.
 	epochOpen := func(e uint64) error {
-		c := &ctx{kv: kv, params: &r.params}
-		if cur := c.epochOf(height); e != cur && e+1 != cur || e > cur {
+		c := &ctx{KV: kv, Params: &r.params, Hooks: testMods.hooks}
+		if cur := testMods.Trust.EpochOf(c, height); e != cur && e+1 != cur || e > cur {
 			return fmt.Errorf("epoch %d is not open at height %d (epoch %d)", e, height, cur)
 		}
 		return nil
 	}
-	each(pEpochSet, func(rest string, v []byte) error {
-		if _, err := decAuditSet(v); err != nil {
+	each(schema.PEpochSet, func(rest string, v []byte) error {
+		if _, err := schema.DecAuditSet(v); err != nil {
 			return err
 		}
-		return epochOpen(unbe64(rest[:8]))
+		return epochOpen(schema.UnBE64(rest[:8]))
 	})
-	each(pAttest, func(rest string, _ []byte) error { return epochOpen(unbe64(rest[:8])) })
-	each(pHWAttest, func(rest string, v []byte) error {
-		if _, err := decHWVerdict(v); err != nil {
+	each(schema.PAttest, func(rest string, _ []byte) error { return epochOpen(schema.UnBE64(rest[:8])) })
+	each(schema.PHWAttest, func(rest string, v []byte) error {
+		if _, err := schema.DecHWVerdict(v); err != nil {
 			return err
 		}
-		return epochOpen(unbe64(rest[:8]))
+		return epochOpen(schema.UnBE64(rest[:8]))
 	})
-	each(pUnbond, func(rest string, v []byte) error {
+	each(schema.PUnbond, func(rest string, v []byte) error {
 		var a tx.Address
 		copy(a[:], rest[8:])
-		if _, ok := (&ctx{kv: kv}).provider(a); !ok || len(v) != 8 || unbe64(rest[:8]) <= now {
-			return fmt.Errorf("unbonding entry of %s (provider %v) matures at %d, now %d", a, ok, unbe64(rest[:8]), now)
+		if _, ok := (&ctx{KV: kv, Hooks: testMods.hooks}).Provider(a); !ok || len(v) != 8 || schema.UnBE64(rest[:8]) <= now {
+			return fmt.Errorf("unbonding entry of %s (provider %v) matures at %d, now %d", a, ok, schema.UnBE64(rest[:8]), now)
 		}
 		return nil
 	})
 
 	// Indexes.
 	idx := func(prefix string, fn func(a, b uint64) error) {
-		each(prefix, func(rest string, _ []byte) error { return fn(unbe64(rest[:8]), unbe64(rest[8:])) })
+		each(prefix, func(rest string, _ []byte) error { return fn(schema.UnBE64(rest[:8]), schema.UnBE64(rest[8:])) })
 	}
 	open := map[uint64]bool{}
-	each(pOrderOpen, func(rest string, _ []byte) error {
-		open[unbe64(rest)] = true
-		if o := orders[unbe64(rest)]; o == nil || o.State != OrderOpen {
+	each(schema.POrderOpen, func(rest string, _ []byte) error {
+		open[schema.UnBE64(rest)] = true
+		if o := orders[schema.UnBE64(rest)]; o == nil || o.State != api.OrderOpen {
 			return fmt.Errorf("open index names an order that is not open")
 		}
 		return nil
 	})
 	expiring := map[uint64]bool{}
-	idx(pOrderExpiry, func(h, id uint64) error {
+	idx(schema.POrderExpiry, func(h, id uint64) error {
 		expiring[id] = true
-		if o := orders[id]; o == nil || o.State != OrderOpen || uint64(o.ExpiresHeight) != h || o.ExpiresHeight <= height {
+		if o := orders[id]; o == nil || o.State != api.OrderOpen || uint64(o.ExpiresHeight) != h || o.ExpiresHeight <= height {
 			return fmt.Errorf("expiry index: order %d at height %d: %+v", id, h, o)
 		}
 		return nil
 	})
-	idx(pOrderAuction, func(h, id uint64) error {
-		if o := orders[id]; o == nil || o.State != OrderOpen || uint64(o.WindowEnd) != h || o.WindowEnd <= height {
+	idx(schema.POrderAuction, func(h, id uint64) error {
+		if o := orders[id]; o == nil || o.State != api.OrderOpen || uint64(o.WindowEnd) != h || o.WindowEnd <= height {
 			return fmt.Errorf("auction index: order %d at height %d: %+v", id, h, o)
 		}
 		return nil
 	})
 	for id, o := range orders {
-		if (o.State == OrderOpen) != open[id] || (o.State == OrderOpen) != expiring[id] {
+		if (o.State == api.OrderOpen) != open[id] || (o.State == api.OrderOpen) != expiring[id] {
 			r.fail("order %d is %s: in the open index %v, in the expiry index %v", id, o.State, open[id], expiring[id])
 		}
 	}
 	ending, starting := map[uint64]bool{}, map[uint64]bool{}
-	idx(pLeaseDepletion, func(end, id uint64) error {
+	idx(schema.PLeaseDepletion, func(end, id uint64) error {
 		ending[id] = true
-		if l := leases[id]; l == nil || l.State != LeaseActive || l.closeAtMs(r.params.CompletionGraceSec) != end || end <= now {
+		if l := leases[id]; l == nil || l.State != api.LeaseActive || l.CloseAtMs(r.params.CompletionGraceSec) != end || end <= now {
 			return fmt.Errorf("depletion index: lease %d ending at %d (now %d): %+v", id, end, now, l)
 		}
 		return nil
 	})
-	idx(pLeaseStartDL, func(h, id uint64) error {
+	idx(schema.PLeaseStartDL, func(h, id uint64) error {
 		starting[id] = true
-		if l := leases[id]; l == nil || l.State != LeasePending || uint64(l.StartDeadline) != h || l.StartDeadline <= height {
+		if l := leases[id]; l == nil || l.State != api.LeasePending || uint64(l.StartDeadline) != h || l.StartDeadline <= height {
 			return fmt.Errorf("start index: lease %d due at height %d: %+v", id, h, l)
 		}
 		return nil
 	})
 	for id, l := range leases {
-		if (l.State == LeaseActive) != ending[id] || (l.State == LeasePending) != starting[id] {
+		if (l.State == api.LeaseActive) != ending[id] || (l.State == api.LeasePending) != starting[id] {
 			r.fail("lease %d is %s: in the depletion index %v, in the start index %v", id, l.State, ending[id], starting[id])
 		}
 	}
 	// Open bids: indexed by order and by (order, provider), each exactly once; only on open orders, at most
 	// maxOpenBids of them each.
-	c := &ctx{kv: kv, params: &r.params}
+	c := &ctx{KV: kv, Params: &r.params, Hooks: testMods.hooks}
 	byOrder, byProvider, perOrder := map[uint64]bool{}, map[uint64]bool{}, map[uint64]int{}
-	idx(pBidByOrder, func(order, id uint64) error { // the history: every bid, open or not
+	idx(schema.PBidByOrder, func(order, id uint64) error { // the history: every bid, open or not
 		if b := bids[id]; b == nil || b.OrderID != order {
 			return fmt.Errorf("bid %d indexed under order %d: %+v", id, order, b)
 		}
 		return nil
 	})
-	idx(pBidOpen, func(order, id uint64) error {
+	idx(schema.PBidOpen, func(order, id uint64) error {
 		byOrder[id] = true
 		perOrder[order]++
-		if b := bids[id]; b == nil || b.OrderID != order || b.State != BidOpen {
+		if b := bids[id]; b == nil || b.OrderID != order || b.State != api.BidOpen {
 			return fmt.Errorf("bid %d indexed open under order %d: %+v", id, order, b)
 		}
-		if o := orders[order]; o == nil || o.State != OrderOpen || perOrder[order] > c.maxOpenBids(o) {
+		if o := orders[order]; o == nil || o.State != api.OrderOpen || perOrder[order] > testMods.Market.MaxOpenBids(c, o) {
 			return fmt.Errorf("order %d has %d open bids: %+v", order, perOrder[order], o)
 		}
 		return nil
 	})
-	each(pBidOfProvider, func(rest string, v []byte) error {
+	each(schema.PBidOfProvider, func(rest string, v []byte) error {
 		var a tx.Address
 		copy(a[:], rest[8:])
-		id := unbe64(string(v))
+		id := schema.UnBE64(string(v))
 		byProvider[id] = true
-		if b := bids[id]; b == nil || len(v) != 8 || b.OrderID != unbe64(rest[:8]) || b.Provider != a || b.State != BidOpen {
-			return fmt.Errorf("bid %d indexed as %s's open bid on order %d: %+v", id, a, unbe64(rest[:8]), b)
+		if b := bids[id]; b == nil || len(v) != 8 || b.OrderID != schema.UnBE64(rest[:8]) || b.Provider != a || b.State != api.BidOpen {
+			return fmt.Errorf("bid %d indexed as %s's open bid on order %d: %+v", id, a, schema.UnBE64(rest[:8]), b)
 		}
 		return nil
 	})
 	for id, b := range bids {
-		if (b.State == BidOpen) != byOrder[id] || (b.State == BidOpen) != byProvider[id] {
+		if (b.State == api.BidOpen) != byOrder[id] || (b.State == api.BidOpen) != byProvider[id] {
 			r.fail("bid %d is %s: in the order's open index %v, in the provider's %v", id, b.State, byOrder[id], byProvider[id])
 		}
 	}
@@ -998,16 +1001,16 @@ func (r *advRun) checkState(kv store.KV, height int64) {
 		each(prefix, func(rest string, _ []byte) error {
 			var a tx.Address
 			copy(a[:], rest)
-			if !fn(a, unbe64(rest[tx.AddressLen:])) {
+			if !fn(a, schema.UnBE64(rest[tx.AddressLen:])) {
 				return fmt.Errorf("names an object that %s does not own", a)
 			}
 			return nil
 		})
 	}
-	owned(pBidByProvider, func(a tx.Address, id uint64) bool { return bids[id] != nil && bids[id].Provider == a })
-	owned(pOrderByTenant, func(a tx.Address, id uint64) bool { return orders[id] != nil && orders[id].Tenant == a })
-	owned(pLeaseByTenant, func(a tx.Address, id uint64) bool { return leases[id] != nil && leases[id].Tenant == a })
-	owned(pLeaseByProv, func(a tx.Address, id uint64) bool { return leases[id] != nil && leases[id].Provider == a })
+	owned(schema.PBidByProvider, func(a tx.Address, id uint64) bool { return bids[id] != nil && bids[id].Provider == a })
+	owned(schema.POrderByTenant, func(a tx.Address, id uint64) bool { return orders[id] != nil && orders[id].Tenant == a })
+	owned(schema.PLeaseByTenant, func(a tx.Address, id uint64) bool { return leases[id] != nil && leases[id].Tenant == a })
+	owned(schema.PLeaseByProv, func(a tx.Address, id uint64) bool { return leases[id] != nil && leases[id].Provider == a })
 }
 
 // Message kinds, with the weight each is drawn with.
@@ -1087,25 +1090,25 @@ func (r *advRun) signerFor(k int) string {
 	switch k {
 	case kStarted:
 		for _, l := range v.leases {
-			if l.State == LeasePending {
+			if l.State == api.LeasePending {
 				add(l.Provider)
 			}
 		}
 	case kComplete, kWithdraw, kCommit:
 		for _, l := range v.leases {
-			if l.State == LeaseActive {
+			if l.State == api.LeaseActive {
 				add(l.Provider)
 			}
 		}
 	case kReveal:
 		for _, l := range v.leases {
-			if v.runs[l.ID].Commit == CommitCommitted {
+			if v.runs[l.ID].Commit == api.CommitCommitted {
 				add(l.Provider)
 			}
 		}
 	case kClose, kTopUp, kExtend, kDelivered:
 		for _, l := range v.leases {
-			if l.State == LeaseActive || l.State == LeasePending {
+			if l.State == api.LeaseActive || l.State == api.LeasePending {
 				add(l.Tenant)
 				if k == kClose {
 					add(l.Provider)
@@ -1114,19 +1117,19 @@ func (r *advRun) signerFor(k int) string {
 		}
 	case kCancel, kAccept:
 		for _, o := range v.orders {
-			if o.State == OrderOpen {
+			if o.State == api.OrderOpen {
 				add(o.Tenant)
 			}
 		}
 	case kWithdrawBid:
 		for _, b := range v.bids {
-			if b.State == BidOpen {
+			if b.State == api.BidOpen {
 				add(b.Provider)
 			}
 		}
 	case kUnjail:
 		for _, p := range v.provs {
-			if p.Status == ProviderJailed {
+			if p.Status == api.ProviderJailed {
 				add(p.Owner)
 			}
 		}
@@ -1165,7 +1168,7 @@ func (r *advRun) pickID(label string, good []uint64, seq uint64) uint64 {
 	return math.MaxUint64
 }
 
-func (r *advRun) orderID(label string, ok func(o *Order) bool) uint64 {
+func (r *advRun) orderID(label string, ok func(o *api.Order) bool) uint64 {
 	var good []uint64
 	for i := range r.v.orders {
 		if ok(&r.v.orders[i]) {
@@ -1175,7 +1178,7 @@ func (r *advRun) orderID(label string, ok func(o *Order) bool) uint64 {
 	return r.pickID(label, good, r.v.seqOrder)
 }
 
-func (r *advRun) bidID(label string, ok func(b *Bid) bool) uint64 {
+func (r *advRun) bidID(label string, ok func(b *api.Bid) bool) uint64 {
 	var good []uint64
 	for i := range r.v.bids {
 		if ok(&r.v.bids[i]) {
@@ -1185,7 +1188,7 @@ func (r *advRun) bidID(label string, ok func(b *Bid) bool) uint64 {
 	return r.pickID(label, good, r.v.seqBid)
 }
 
-func (r *advRun) leaseID(label string, ok func(l *LeaseView) bool) uint64 {
+func (r *advRun) leaseID(label string, ok func(l *api.LeaseView) bool) uint64 {
 	var good []uint64
 	for i := range r.v.leases {
 		if ok(&r.v.leases[i]) {
@@ -1326,9 +1329,9 @@ func (r *advRun) createOrder(me tx.Address) *tx.CreateOrder {
 	case 6:
 		m.MaxPricePerHour = r.s.u64("max price")
 	default:
-		m.MaxPricePerHour = 1 + r.s.u64("max price")%(100*USPR)
+		m.MaxPricePerHour = 1 + r.s.u64("max price")%(100*api.USPR)
 	}
-	m.Deposit = r.amount("deposit", 100*USPR, r.v.accounts[me].Balance)
+	m.Deposit = r.amount("deposit", 100*api.USPR, r.v.accounts[me].Balance)
 	switch r.s.intn(8, "duration") {
 	case 1:
 		m.DurationSec = 1
@@ -1453,7 +1456,7 @@ func (r *advRun) receipt(me string, id uint64) tx.Receipt {
 	return rc
 }
 
-func (r *advRun) epoch(label string) (uint64, *EpochView) {
+func (r *advRun) epoch(label string) (uint64, *api.EpochView) {
 	var cur uint64
 	if len(r.v.epochs) > 0 {
 		cur = r.v.epochs[0].Current
@@ -1546,7 +1549,7 @@ func (r *advRun) msg(k int, who string) tx.Msg {
 	bal := v.accounts[me].Balance
 	switch k {
 	case kSend:
-		return &tx.Send{To: r.addr("to"), Amount: r.amount("send", 10*USPR, bal)}
+		return &tx.Send{To: r.addr("to"), Amount: r.amount("send", 10*api.USPR, bal)}
 	case kRegister, kUpdate:
 		info := advInfo(who, r.s.intn(8, "declaration"))
 		if k == kRegister {
@@ -1624,10 +1627,10 @@ func (r *advRun) msg(k int, who string) tx.Msg {
 	case kLatency:
 		return r.latency(me)
 	case kCancel:
-		return &tx.CancelOrder{ID: r.orderID("cancel", func(o *Order) bool { return o.Tenant == me && o.State == OrderOpen })}
+		return &tx.CancelOrder{ID: r.orderID("cancel", func(o *api.Order) bool { return o.Tenant == me && o.State == api.OrderOpen })}
 	case kBid:
 		selfDeal := chance(r.s, "self deal", 20)
-		id := r.orderID("bid order", func(o *Order) bool { return o.State == OrderOpen && (o.Tenant != me || selfDeal) })
+		id := r.orderID("bid order", func(o *api.Order) bool { return o.State == api.OrderOpen && (o.Tenant != me || selfDeal) })
 		maxPrice := uint64(testRunPrice)
 		if o := v.order(id); o != nil {
 			maxPrice = o.MaxPricePerHour
@@ -1651,30 +1654,30 @@ func (r *advRun) msg(k int, who string) tx.Msg {
 		}
 		return m
 	case kWithdrawBid:
-		return &tx.WithdrawBid{ID: r.bidID("withdraw bid", func(b *Bid) bool { return b.Provider == me && b.State == BidOpen })}
+		return &tx.WithdrawBid{ID: r.bidID("withdraw bid", func(b *api.Bid) bool { return b.Provider == me && b.State == api.BidOpen })}
 	case kAccept:
-		return &tx.AcceptBid{ID: r.bidID("accept", func(b *Bid) bool {
+		return &tx.AcceptBid{ID: r.bidID("accept", func(b *api.Bid) bool {
 			o := v.order(b.OrderID)
-			return b.State == BidOpen && o != nil && o.Tenant == me && o.State == OrderOpen
+			return b.State == api.BidOpen && o != nil && o.Tenant == me && o.State == api.OrderOpen
 		})}
 	case kStarted:
-		return &tx.LeaseStarted{ID: r.leaseID("start", func(l *LeaseView) bool { return l.Provider == me && l.State == LeasePending })}
+		return &tx.LeaseStarted{ID: r.leaseID("start", func(l *api.LeaseView) bool { return l.Provider == me && l.State == api.LeasePending })}
 	case kClose:
-		id := r.leaseID("close", func(l *LeaseView) bool {
-			return (l.Tenant == me || l.Provider == me) && (l.State == LeasePending || l.State == LeaseActive)
+		id := r.leaseID("close", func(l *api.LeaseView) bool {
+			return (l.Tenant == me || l.Provider == me) && (l.State == api.LeasePending || l.State == api.LeaseActive)
 		})
 		return &tx.CloseLease{ID: id, Reason: r.text("reason", tx.MaxReasonLen)}
 	case kComplete:
-		id := r.leaseID("complete", func(l *LeaseView) bool { return l.Provider == me && l.State == LeaseActive })
+		id := r.leaseID("complete", func(l *api.LeaseView) bool { return l.Provider == me && l.State == api.LeaseActive })
 		return &tx.CompleteLease{Receipt: r.receipt(who, id)}
 	case kTopUp:
 		anyones := chance(r.s, "someone else's", 20)
-		id := r.leaseID("top up", func(l *LeaseView) bool {
-			return (l.Tenant == me || anyones) && (l.State == LeasePending || l.State == LeaseActive)
+		id := r.leaseID("top up", func(l *api.LeaseView) bool {
+			return (l.Tenant == me || anyones) && (l.State == api.LeasePending || l.State == api.LeaseActive)
 		})
-		return &tx.TopUp{LeaseID: id, Amount: r.amount("top up", 10*USPR, bal)}
+		return &tx.TopUp{LeaseID: id, Amount: r.amount("top up", 10*api.USPR, bal)}
 	case kWithdraw:
-		return &tx.Withdraw{ID: r.leaseID("withdraw", func(l *LeaseView) bool { return l.Provider == me && l.State == LeaseActive })}
+		return &tx.Withdraw{ID: r.leaseID("withdraw", func(l *api.LeaseView) bool { return l.Provider == me && l.State == api.LeaseActive })}
 	case kAttest:
 		return r.attest()
 	case kUnjail:
@@ -1682,7 +1685,7 @@ func (r *advRun) msg(k int, who string) tx.Msg {
 	case kRestart:
 		return &tx.AnnounceRestart{}
 	case kCommit:
-		id := r.leaseID("commit", func(l *LeaseView) bool { return l.Provider == me && l.State == LeaseActive })
+		id := r.leaseID("commit", func(l *api.LeaseView) bool { return l.Provider == me && l.State == api.LeaseActive })
 		m := &tx.CommitResult{LeaseID: id, Commitment: advCommitment(id, me)}
 		switch r.s.intn(8, "commitment") {
 		case 5:
@@ -1694,18 +1697,18 @@ func (r *advRun) msg(k int, who string) tx.Msg {
 		}
 		return m
 	case kReveal:
-		id := r.leaseID("reveal", func(l *LeaseView) bool { return l.Provider == me && v.runs[l.ID].Commit == CommitCommitted })
+		id := r.leaseID("reveal", func(l *api.LeaseView) bool { return l.Provider == me && v.runs[l.ID].Commit == api.CommitCommitted })
 		return r.reveal(who, id)
 	case kExtend:
-		id := r.leaseID("extend", func(l *LeaseView) bool {
-			return l.Tenant == me && (l.State == LeasePending || l.State == LeaseActive)
+		id := r.leaseID("extend", func(l *api.LeaseView) bool {
+			return l.Tenant == me && (l.State == api.LeasePending || l.State == api.LeaseActive)
 		})
 		add := []uint64{60, 3600, 1 + r.s.u64("extend by")%tx.MaxDurationSec, tx.MaxDurationSec, 0, tx.MaxDurationSec + 1}[r.s.intn(6, "extension")]
 		return &tx.ExtendLease{LeaseID: id, AddSec: add}
 	case kDelivered:
 		// A tenant shows its provider's acknowledgement of the manifest: mostly the provider's own, else one signed
 		// by someone else, or for another manifest.
-		id := r.leaseID("delivered", func(l *LeaseView) bool { return l.Tenant == me && l.State == LeasePending })
+		id := r.leaseID("delivered", func(l *api.LeaseView) bool { return l.Tenant == me && l.State == api.LeasePending })
 		m := &tx.ManifestDelivered{LeaseID: id}
 		var hash tx.Hash
 		signer := r.c.keys[pick(r.s, "ack signer", advActors)].priv
@@ -1772,10 +1775,10 @@ func (r *advRun) honest() (string, []tx.Msg) {
 	var audits []func() (string, []tx.Msg)
 	for _, l := range v.leases {
 		switch l.State {
-		case LeasePending:
+		case api.LeasePending:
 			acts = append(acts, func() (string, tx.Msg) { return r.name(l.Provider), &tx.LeaseStarted{ID: l.ID} })
-		case LeaseActive:
-			if run, ok := v.runs[l.ID]; ok && run.Commit == CommitAwaiting { // a replica's run: commit, then reveal
+		case api.LeaseActive:
+			if run, ok := v.runs[l.ID]; ok && run.Commit == api.CommitAwaiting { // a replica's run: commit, then reveal
 				acts = append(acts, func() (string, tx.Msg) {
 					return r.name(l.Provider), &tx.CommitResult{LeaseID: l.ID, Commitment: advCommitment(l.ID, l.Provider)}
 				})
@@ -1806,7 +1809,7 @@ func (r *advRun) honest() (string, []tx.Msg) {
 		}
 	}
 	for _, l := range v.leases { // in id order: map order would make the program depend on the run
-		if v.runs[l.ID].Commit == CommitCommitted && v.phase[l.ID] == "reveal" {
+		if v.runs[l.ID].Commit == api.CommitCommitted && v.phase[l.ID] == "reveal" {
 			acts = append(acts, func() (string, tx.Msg) {
 				id, who := l.ID, r.name(l.Provider)
 				rc := tx.Receipt{ChainID: testChain, LeaseID: id, StartMs: l.StartedMs, EndMs: l.EndedMs, OutputRoot: advRoot(id)}
@@ -1819,7 +1822,7 @@ func (r *advRun) honest() (string, []tx.Msg) {
 		}
 	}
 	for _, b := range v.bids {
-		if o := v.order(b.OrderID); b.State == BidOpen && o != nil && o.State == OrderOpen {
+		if o := v.order(b.OrderID); b.State == api.BidOpen && o != nil && o.State == api.OrderOpen {
 			acts = append(acts, func() (string, tx.Msg) {
 				if o.Leases() > 1 || chance(r.s, "withdraw instead", 30) {
 					return r.name(b.Provider), &tx.WithdrawBid{ID: b.ID}
@@ -1829,11 +1832,11 @@ func (r *advRun) honest() (string, []tx.Msg) {
 		}
 	}
 	for _, o := range v.orders {
-		if o.State == OrderOpen {
+		if o.State == api.OrderOpen {
 			acts = append(acts, func() (string, tx.Msg) {
 				var bidders []string
 				for _, p := range v.provs {
-					if p.Owner != o.Tenant && p.Status == ProviderActive && r.name(p.Owner) != "" {
+					if p.Owner != o.Tenant && p.Status == api.ProviderActive && r.name(p.Owner) != "" {
 						bidders = append(bidders, r.name(p.Owner))
 					}
 				}
@@ -1846,7 +1849,7 @@ func (r *advRun) honest() (string, []tx.Msg) {
 	}
 	for _, ev := range v.epochs {
 		for _, a := range advAuditors {
-			if slices.ContainsFunc(ev.Attested, func(x Auditor) bool { return x.Address == r.c.addr(a) }) {
+			if slices.ContainsFunc(ev.Attested, func(x api.Auditor) bool { return x.Address == r.c.addr(a) }) {
 				continue
 			}
 			audits = append(audits, func() (string, []tx.Msg) {
@@ -1874,7 +1877,7 @@ func (r *advRun) honest() (string, []tx.Msg) {
 		if r.name(p.Owner) == "" {
 			continue
 		}
-		if p.Status == ProviderJailed && p.JailedUntilMs <= uint64(r.c.now.UnixMilli()) {
+		if p.Status == api.ProviderJailed && p.JailedUntilMs <= uint64(r.c.now.UnixMilli()) {
 			acts = append(acts, func() (string, tx.Msg) { return r.name(p.Owner), &tx.Unjail{} })
 		}
 		if p.Stake >= 10 { // stake on its way out stays slashable; now and then all of it
@@ -1952,7 +1955,7 @@ const advGas = 2_000_000
 func (r *advRun) sign(who string, msgs []tx.Msg) ([]byte, string) {
 	me := r.c.addr(who)
 	body := tx.Body{ChainID: testChain, Nonce: r.next[me], GasLimit: advGas * uint64(len(msgs)), Msgs: msgs}
-	fee := func() uint64 { return FeeFor(&r.params, body.GasLimit, r.params.MinGasPrice) }
+	fee := func() uint64 { return api.FeeFor(&r.params, body.GasLimit, r.params.MinGasPrice) }
 	body.Fee = fee()
 	switch r.s.intn(28, "envelope") {
 	case 14:
@@ -1964,7 +1967,7 @@ func (r *advRun) sign(who string, msgs []tx.Msg) ([]byte, string) {
 	case 17:
 		body.Fee = math.MaxUint64
 	case 18:
-		body.Fee += r.s.u64("fee") % (10 * USPR)
+		body.Fee += r.s.u64("fee") % (10 * api.USPR)
 	case 19:
 		body.ChainID = advName("chain-")
 	case 20, 21:
@@ -2075,7 +2078,7 @@ func (r *advRun) dt() time.Duration {
 	case 9:
 		return (tx.MaxDurationSec + 1) * time.Second
 	case 10:
-		return time.Duration(r.s.intn(2*msPerHour, "dt ms")) * time.Millisecond
+		return time.Duration(r.s.intn(2*api.MsPerHour, "dt ms")) * time.Millisecond
 	case 11:
 		return time.Duration(r.s.u64("dt")%(1000*24*3600*1000)) * time.Millisecond
 	}
@@ -2108,10 +2111,10 @@ func (r *advRun) step() {
 		descs = append(descs, d)
 	}
 	if r.s.intn(100, "market round") < 25 { // every provider able to bids on one open order: replicas and clusters fill
-		id := r.orderID("market round", func(o *Order) bool { return o.State == OrderOpen })
+		id := r.orderID("market round", func(o *api.Order) bool { return o.State == api.OrderOpen })
 		if o := r.v.order(id); o != nil {
 			for _, p := range r.v.provs {
-				if who := r.name(p.Owner); who != "" && p.Owner != o.Tenant && p.Status == ProviderActive && p.Stake >= p.RequiredStake {
+				if who := r.name(p.Owner); who != "" && p.Owner != o.Tenant && p.Status == api.ProviderActive && p.Stake >= p.RequiredStake {
 					raw, d := r.sign(who, []tx.Msg{&tx.PlaceBid{OrderID: id, Price: max(o.MaxPricePerHour-uint64(r.s.intn(1000, "undercut")), 1)}})
 					txs = append(txs, raw)
 					descs = append(descs, d)
@@ -2139,22 +2142,22 @@ func (r *advRun) step() {
 	if simulate { // a simulation answers with a known code and keeps nothing, not even in the mempool's state
 		for i, raw := range txs {
 			t, derr := tx.Decode(raw)
-			var before, after Account
+			var before, after api.Account
 			if derr == nil {
-				r.query(QueryAccount, AddressRequest{Address: t.Signer(), Pending: true}, &before, false)
+				r.query(api.QueryAccount, api.AddressRequest{Address: t.Signer(), Pending: true}, &before, false)
 			}
-			res, err := r.c.app.Query(ctx, &abci.RequestQuery{Path: QuerySimulate, Data: raw})
-			if err != nil || derr == nil && res.Code != 0 || derr != nil && res.Code != QueryCodeBadRequest {
+			res, err := r.c.app.Query(ctx, &abci.RequestQuery{Path: api.QuerySimulate, Data: raw})
+			if err != nil || derr == nil && res.Code != 0 || derr != nil && res.Code != api.QueryCodeBadRequest {
 				r.fail("simulate tx %d: %v, code %d: %s", i, err, res.Code, res.Log)
 			}
 			if derr != nil {
 				continue
 			}
-			var sim Simulation
+			var sim api.Simulation
 			if err := json.Unmarshal(res.Value, &sim); err != nil || !knownCode(sim.Code) {
 				r.fail("simulate tx %d: %v, code %d: %s", i, err, sim.Code, sim.Log)
 			}
-			if r.query(QueryAccount, AddressRequest{Address: t.Signer(), Pending: true}, &after, false); after != before {
+			if r.query(api.QueryAccount, api.AddressRequest{Address: t.Signer(), Pending: true}, &after, false); after != before {
 				r.fail("simulating tx %d changed the mempool's account: %+v, then %+v", i, before, after)
 			}
 		}

@@ -1,10 +1,13 @@
-// Package ledger is the Spare ledger: a deterministic ABCI++ application holding accounts, providers, orders,
-// bids, leases and escrow. It knows nothing of providers' machines, HTTP or tenants' jobs; it only checks and
-// applies signed transactions, in block order, with block time.
+// Package ledger is the Spare ledger's app: a deterministic ABCI++ application over the ledger's modules. It knows
+// nothing of providers' machines, HTTP or tenants' jobs; it only checks and applies signed transactions, in block
+// order, with block time.
 //
-// Files: app.go (ABCI), exec.go (transaction execution, end-of-block work), bank.go, provider.go, market.go
-// (orders, bids, auctions), escrow.go (leases, lazy settlement), feasible.go (hardware/constraint checks shared
-// with clients), query.go, invariant.go, objects.go (state objects and key layout), params.go (params, genesis).
+// This package owns what is not a module's: the ABCI connections (app.go: CheckTx admission by gas,
+// ProcessProposal, FinalizeBlock, Commit), the message router and the ordered end-of-block list (exec.go), the
+// modules wired with their hooks (modules.go), queries (query.go) and the supply invariant (invariant.go). The
+// modules are packages: bank, providers, market, settle (lease settlement), verify (replicated runs), cluster,
+// trust (auditors, liveness, proof of GPU, slashing) and retention, over a shared kernel (ledger/kernel); what
+// clients see is ledger/api, the state's layout ledger/schema. ARCHITECTURE.md draws a lease's path through them.
 package ledger
 
 import (
@@ -19,6 +22,9 @@ import (
 	abci "github.com/cometbft/cometbft/abci/types"
 	cmted25519 "github.com/cometbft/cometbft/crypto/ed25519"
 
+	"github.com/sparenet/spare/ledger/api"
+	"github.com/sparenet/spare/ledger/kernel"
+	"github.com/sparenet/spare/ledger/schema"
 	"github.com/sparenet/spare/ledger/store"
 	"github.com/sparenet/spare/ledger/tx"
 )
@@ -54,6 +60,7 @@ type App struct {
 	log   *slog.Logger
 	store *store.Store
 	sigs  *sigCache
+	mods  *modules // the ledger's modules, wired, with their hooks
 
 	mu      sync.Mutex // consensus connection state
 	working *store.Batch
@@ -74,7 +81,7 @@ func New(st *store.Store, opts Options) *App {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &App{opts: opts, log: opts.Logger, store: st, sigs: newSigCache(200_000)}
+	a := &App{opts: opts, log: opts.Logger, store: st, sigs: newSigCache(200_000), mods: newModules()}
 	a.resetCheck()
 	return a
 }
@@ -91,7 +98,7 @@ func (a *App) resetCheck() {
 
 func lastTime(kv store.KV) uint64 {
 	if b, ok := kv.Get(keyLastTime); ok {
-		return unbe64(string(b))
+		return schema.UnBE64(string(b))
 	}
 	return 0
 }
@@ -114,28 +121,28 @@ func (a *App) Info(context.Context, *abci.RequestInfo) (*abci.ResponseInfo, erro
 
 // InitChain loads the genesis app_state: params and funded accounts.
 func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.ResponseInitChain, error) {
-	g, err := ParseGenesis(req.AppStateBytes)
+	g, err := api.ParseGenesis(req.AppStateBytes)
 	if err != nil {
 		return nil, err
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.working = a.store.Begin()
-	c := &ctx{kv: a.working, chainID: req.ChainId, params: &g.Params}
-	c.kv.Set(keyChainID, []byte(req.ChainId))
-	c.kv.Set(keyParams, encParams(&g.Params))
+	c := &ctx{KV: a.working, ChainID: req.ChainId, Params: &g.Params, Hooks: a.mods.hooks}
+	c.KV.Set(keyChainID, []byte(req.ChainId))
+	c.KV.Set(schema.KeyParams, schema.EncParams(&g.Params))
 	if cp := req.ConsensusParams; cp != nil && cp.Block != nil && cp.Block.MaxGas > 0 {
-		c.kv.Set(keyMaxGas, []byte(be64(uint64(cp.Block.MaxGas))))
+		c.KV.Set(keyMaxGas, []byte(schema.BE64(uint64(cp.Block.MaxGas))))
 	}
-	sup := &Supply{}
+	sup := &api.Supply{}
 	for _, acc := range g.Accounts {
-		c.setAccount(&Account{Address: acc.Address, Balance: acc.Balance})
+		c.SetAccount(&api.Account{Address: acc.Address, Balance: acc.Balance})
 		sup.Genesis += acc.Balance
 	}
 	sup.Balances = sup.Genesis
-	c.setSupply(sup)
-	for _, a := range g.Auditors {
-		c.setAuditor(a)
+	c.SetSupply(sup)
+	for _, au := range g.Auditors {
+		a.mods.Trust.SetAuditor(c, au)
 	}
 	hash := a.working.AppHash(req.InitialHeight - 1)
 	// Let the mempool see the genesis state before block 1 commits it.
@@ -173,11 +180,11 @@ func (a *App) checkExec(t *tx.Tx) (uint64, error) {
 	defer a.checkMu.Unlock()
 	var used uint64
 	err := guard(func() (err error) {
-		c := &ctx{kv: a.check, chainID: a.checkChain, height: a.checkH, timeMs: a.checkTime, params: loadParams(a.check), quiet: true}
+		c := &ctx{KV: a.check, ChainID: a.checkChain, Height: a.checkH, TimeMs: a.checkTime, Params: kernel.LoadParams(a.check), Quiet: true, Hooks: a.mods.hooks}
 		if err := a.admit(c, t); err != nil {
 			return err
 		}
-		used, err = execTx(c, t, false, ^uint64(0))
+		used, err = a.mods.execTx(c, t, false, ^uint64(0))
 		return err
 	})
 	a.logPanic(err, "check_tx", a.checkH, t)
@@ -187,20 +194,20 @@ func (a *App) checkExec(t *tx.Tx) (uint64, error) {
 // admit checks what the mempool asks of a transaction's gas before running it: a limit within the block's, that
 // covers at least its own bytes and signature, and a fee at this node's gas price.
 func (a *App) admit(c *ctx, t *tx.Tx) error {
-	if max := maxGas(c.kv); max > 0 && t.Body.GasLimit > max {
+	if max := maxGas(c.KV); max > 0 && t.Body.GasLimit > max {
 		return tx.Errorf(tx.CodeOutOfGas, "gas limit %d above the block's %d: split the messages over several transactions", t.Body.GasLimit, max)
 	}
-	price := max(a.opts.MinGasPrice, c.params.MinGasPrice)
-	if need := FeeFor(c.params, t.Body.GasLimit, price); t.Body.Fee < need {
+	price := max(a.opts.MinGasPrice, c.Params.MinGasPrice)
+	if need := api.FeeFor(c.Params, t.Body.GasLimit, price); t.Body.Fee < need {
 		return tx.Errorf(tx.CodeFeeTooLow, "fee %s below %s: this node asks %d uspr per million gas for a gas limit of %d (and at least the min_fee %s)",
-			FormatSPR(t.Body.Fee), FormatSPR(need), price, t.Body.GasLimit, FormatSPR(c.params.MinFee))
+			api.FormatSPR(t.Body.Fee), api.FormatSPR(need), price, t.Body.GasLimit, api.FormatSPR(c.Params.MinFee))
 	}
 	return nil
 }
 
 func maxGas(kv store.KV) uint64 {
 	if b, ok := kv.Get(keyMaxGas); ok {
-		return unbe64(string(b))
+		return schema.UnBE64(string(b))
 	}
 	return 0
 }
@@ -258,16 +265,17 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 		a.working = a.store.Begin()
 	}
 	c := &ctx{
-		kv:      a.working,
-		chainID: chainIDOf(a.working),
-		height:  req.Height,
-		timeMs:  uint64(req.Time.UnixMilli()),
-		params:  loadParams(a.working),
+		KV:      a.working,
+		ChainID: chainIDOf(a.working),
+		Height:  req.Height,
+		TimeMs:  uint64(req.Time.UnixMilli()),
+		Params:  kernel.LoadParams(a.working),
+		Hooks:   a.mods.hooks,
 	}
-	copy(c.proposer[:], req.ProposerAddress)
-	copy(c.seed[:], req.Hash)
-	if prev := lastTime(a.working); c.timeMs < prev {
-		c.timeMs = prev // BFT time is monotonic; guard anyway so settlement never runs backwards
+	copy(c.Proposer[:], req.ProposerAddress)
+	copy(c.Seed[:], req.Hash)
+	if prev := lastTime(a.working); c.TimeMs < prev {
+		c.TimeMs = prev // BFT time is monotonic; guard anyway so settlement never runs backwards
 	}
 	decoded = a.verifyBlock(req.Txs)
 	defer func() {
@@ -282,15 +290,15 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 	}
 	for i := range req.Txs {
 		t, err := decoded[i].tx, decoded[i].err
-		c.events = nil
+		c.Events = nil
 		var used uint64
 		if err == nil {
 			txAt = i
-			used, err = execTx(c, t, true, blockLeft)
+			used, err = a.mods.execTx(c, t, true, blockLeft)
 			blockLeft -= used
 			a.logPanic(err, "finalize_block", req.Height, t)
 		}
-		res := &abci.ExecTxResult{Code: uint32(tx.CodeOf(err)), Events: c.events, GasUsed: gasInt(used)}
+		res := &abci.ExecTxResult{Code: uint32(tx.CodeOf(err)), Events: c.Events, GasUsed: gasInt(used)}
 		if t != nil {
 			res.GasWanted = gasInt(t.Body.GasLimit)
 		}
@@ -300,22 +308,22 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 		}
 		results[i] = res
 	}
-	c.events = nil
+	c.Events = nil
 	txAt = -1
 	stage = "the end-of-block work"
-	c.endBlock(blockLeft)
+	a.mods.endBlock(c, blockLeft)
 	stage = "the invariant check"
-	c.kv.Set(keyLastTime, []byte(be64(c.timeMs)))
+	c.KV.Set(keyLastTime, []byte(schema.BE64(c.TimeMs)))
 	if a.opts.CheckInvariants {
 		if err := CheckInvariants(a.working); err != nil {
 			panic(fmt.Sprintf("ledger: height %d: %v", req.Height, err))
 		}
-	} else if s := c.supply(); !s.Holds() {
+	} else if s := c.Supply(); !s.Holds() {
 		panic(fmt.Sprintf("ledger: height %d: supply invariant broken: %+v", req.Height, *s))
 	}
 	a.height = req.Height
 	a.hash = a.working.AppHash(req.Height)
-	return &abci.ResponseFinalizeBlock{TxResults: results, Events: c.events, AppHash: a.hash}, nil
+	return &abci.ResponseFinalizeBlock{TxResults: results, Events: c.Events, AppHash: a.hash}, nil
 }
 
 type decodedTx struct {

@@ -8,6 +8,8 @@ import (
 
 	abci "github.com/cometbft/cometbft/abci/types"
 
+	"github.com/sparenet/spare/ledger/api"
+	"github.com/sparenet/spare/ledger/kernel"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -17,21 +19,21 @@ import (
 func populate(b *testing.B, c *chain, n int) {
 	c.app.mu.Lock()
 	c.app.working = c.app.store.Begin()
-	x := &ctx{kv: c.app.working, chainID: testChain, height: c.height + 1, timeMs: uint64(c.now.UnixMilli()), params: loadParams(c.app.working)}
+	x := &ctx{KV: c.app.working, ChainID: testChain, Height: c.height + 1, TimeMs: uint64(c.now.UnixMilli()), Params: kernel.LoadParams(c.app.working), Hooks: testMods.hooks}
 	tenant, prov := c.addr("tenant"), c.addr("p1")
 	for i := 0; i < n; i++ {
-		m := gpuOrder(3*USPR, 1000*USPR, 7*24*3600)
-		if err := x.createOrder(tenant, m); err != nil {
+		m := gpuOrder(3*api.USPR, 1000*api.USPR, 7*24*3600)
+		if err := testMods.Market.CreateOrder(x, tenant, m); err != nil {
 			b.Fatal(err)
 		}
 		id := uint64(i + 1)
-		o, _ := x.order(id)
-		bd := &Bid{ID: x.nextID("bid"), OrderID: id, Provider: prov, Price: USPR, State: BidOpen, CreatedHeight: x.height}
-		x.setBid(bd)
-		if err := x.createLeases(o, []*Bid{bd}); err != nil {
+		o, _ := x.Order(id)
+		bd := &api.Bid{ID: x.NextID("bid"), OrderID: id, Provider: prov, Price: api.USPR, State: api.BidOpen, CreatedHeight: x.Height}
+		x.SetBid(bd)
+		if err := testMods.Leases.CreateLeases(x, o, []*api.Bid{bd}); err != nil {
 			b.Fatal(err)
 		}
-		if err := x.leaseStarted(prov, &tx.LeaseStarted{ID: id}); err != nil {
+		if err := testMods.Leases.LeaseStarted(x, prov, &tx.LeaseStarted{ID: id}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -59,7 +61,7 @@ func BenchmarkFinalizeBlock(b *testing.B) {
 					case 0:
 						raw = c.sign("other", &tx.Send{To: c.addr("tenant"), Amount: 1})
 					case 1:
-						raw = c.sign("tenant", gpuOrder(3*USPR, USPR, 3600))
+						raw = c.sign("tenant", gpuOrder(3*api.USPR, api.USPR, 3600))
 					case 2:
 						raw = c.sign("tenant", &tx.TopUp{LeaseID: lease, Amount: 1})
 					case 3:

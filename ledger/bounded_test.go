@@ -10,6 +10,8 @@ import (
 
 	abci "github.com/cometbft/cometbft/abci/types"
 
+	"github.com/sparenet/spare/ledger/api"
+	"github.com/sparenet/spare/ledger/schema"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -25,13 +27,13 @@ func (c *chain) gasOf(raw []byte) uint64 {
 }
 
 // simulate runs raw through the simulate query: nothing is kept, nonces included.
-func (c *chain) simulate(raw []byte) Simulation {
+func (c *chain) simulate(raw []byte) api.Simulation {
 	c.t.Helper()
-	res, err := c.app.Query(context.Background(), &abci.RequestQuery{Path: QuerySimulate, Data: raw})
+	res, err := c.app.Query(context.Background(), &abci.RequestQuery{Path: api.QuerySimulate, Data: raw})
 	if err != nil || res.Code != 0 {
 		c.t.Fatalf("simulate: %v %+v", err, res)
 	}
-	var s Simulation
+	var s api.Simulation
 	if err := json.Unmarshal(res.Value, &s); err != nil {
 		c.t.Fatal(err)
 	}
@@ -39,11 +41,11 @@ func (c *chain) simulate(raw []byte) Simulation {
 }
 
 // manyProviders is a chain with a tenant and n bonded providers p1..pn.
-func manyProviders(t *testing.T, n int, params Params) *chain {
+func manyProviders(t *testing.T, n int, params api.Params) *chain {
 	t.Helper()
-	funded := map[string]uint64{"tenant": 100_000 * USPR, "bystander": 100_000 * USPR}
+	funded := map[string]uint64{"tenant": 100_000 * api.USPR, "bystander": 100_000 * api.USPR}
 	for i := 1; i <= n; i++ {
-		funded[fmt.Sprintf("p%d", i)] = 10_000 * USPR
+		funded[fmt.Sprintf("p%d", i)] = 10_000 * api.USPR
 	}
 	c := newChain(t, params, funded)
 	var regs, bonds [][]byte
@@ -69,7 +71,7 @@ func TestNoMessageCostGrowsWithUntouchedState(t *testing.T) {
 	p.BidWindowBlocks = 5_000
 	p.OrderTTLBlocks, p.MaxOrderTTLBlocks = 10_000, 10_000
 	c := manyProviders(t, 6, p)
-	c.do("tenant", gpuOrder(testRunPrice, USPR, 3600))                                // order 1: the one every measurement bids on
+	c.do("tenant", gpuOrder(testRunPrice, api.USPR, 3600))                            // order 1: the one every measurement bids on
 	c.do("p2", &tx.PlaceBid{OrderID: 1, Price: testRunPrice}, &tx.WithdrawBid{ID: 1}) // the first bid ever creates the bid sequence
 	bidSeq := uint64(1)
 	measure := func() map[string]uint64 {
@@ -82,7 +84,7 @@ func TestNoMessageCostGrowsWithUntouchedState(t *testing.T) {
 		raw = c.sign("p1", &tx.WithdrawBid{ID: bidSeq})
 		out["withdraw_bid"] = c.gasOf(raw)
 		c.block(time.Second, raw)
-		raw = c.sign("bystander", gpuOrder(testRunPrice, USPR, 3600))
+		raw = c.sign("bystander", gpuOrder(testRunPrice, api.USPR, 3600))
 		out["create_order"] = c.gasOf(raw)
 		c.block(time.Second, raw)
 		raw = c.sign("bystander", &tx.CancelOrder{ID: c.lastOrderID()})
@@ -134,11 +136,11 @@ func TestNoMessageCostGrowsWithUntouchedState(t *testing.T) {
 // lastOrderID is the id of the newest order.
 func (c *chain) lastOrderID() uint64 {
 	v, _ := c.app.store.View()
-	b, ok := v.Get(keySeq + "order")
+	b, ok := v.Get(schema.KeySeq + "order")
 	if !ok {
 		return 0
 	}
-	return unbe64(string(b))
+	return schema.UnBE64(string(b))
 }
 
 // TestOrderBidsAreBounded: an order holds at most max_bids_per_order open bids. A full order refuses a bid that
@@ -149,26 +151,26 @@ func TestOrderBidsAreBounded(t *testing.T) {
 	p.MaxBidsPerOrder = 3
 	p.BidWindowBlocks = 100
 	c := manyProviders(t, 6, p)
-	c.do("tenant", gpuOrder(testRunPrice, USPR, 3600))
+	c.do("tenant", gpuOrder(testRunPrice, api.USPR, 3600))
 	c.do("p1", &tx.PlaceBid{OrderID: 1, Price: testRunPrice})
 	c.do("p2", &tx.PlaceBid{OrderID: 1, Price: testRunPrice - 1})
 	c.do("p3", &tx.PlaceBid{OrderID: 1, Price: testRunPrice - 2})
 	c.fail(tx.CodeBidsFull, "p4", &tx.PlaceBid{OrderID: 1, Price: testRunPrice})
 	c.do("p4", &tx.PlaceBid{OrderID: 1, Price: testRunPrice - 3}) // displaces p1's bid 1, the dearest
-	var b Bid
-	c.query(QueryBid, IDRequest{ID: 1}, &b)
-	if b.State != BidLost {
+	var b api.Bid
+	c.query(api.QueryBid, api.IDRequest{ID: 1}, &b)
+	if b.State != api.BidLost {
 		t.Fatalf("the displaced bid: %+v", b)
 	}
 	c.do("p2", &tx.WithdrawBid{ID: 2})
 	c.do("p5", &tx.PlaceBid{OrderID: 1, Price: testRunPrice}) // a withdrawal freed a slot
 	c.fail(tx.CodeDuplicateBid, "p5", &tx.PlaceBid{OrderID: 1, Price: testRunPrice - 5})
 	c.do("p1", &tx.PlaceBid{OrderID: 1, Price: testRunPrice - 4}) // p1 may bid again: its old bid was lost
-	var bids List[Bid]
-	c.query(QueryBids, ListRequest{OrderID: 1, Limit: MaxPageLimit}, &bids)
+	var bids api.List[api.Bid]
+	c.query(api.QueryBids, api.ListRequest{OrderID: 1, Limit: api.MaxPageLimit}, &bids)
 	open := 0
 	for _, b := range bids.Items {
-		if b.State == BidOpen {
+		if b.State == api.BidOpen {
 			open++
 		}
 	}
@@ -181,12 +183,12 @@ func TestOrderBidsAreBounded(t *testing.T) {
 // declared: once it is used up, the rest of the block is not run and pays nothing. A proposed block whose
 // transactions' bytes and signatures alone cost more is rejected before any signature is verified.
 func TestBlockGasBoundsTheBlock(t *testing.T) {
-	c := newChain(t, testParams(), map[string]uint64{"a": USPR, "b": USPR, "c": USPR})
+	c := newChain(t, testParams(), map[string]uint64{"a": api.USPR, "b": api.USPR, "c": api.USPR})
 	c.block(time.Second)
 	send := func(from string) []byte { return c.sign(from, &tx.Send{To: newKey("x").addr, Amount: 1}) }
 	probe := send("a")
 	one := c.gasOf(probe)
-	c.plant(keyMaxGas, []byte(be64(one*2+one/2))) // room for two and a half sends
+	c.plant(keyMaxGas, []byte(schema.BE64(one*2+one/2))) // room for two and a half sends
 	res := c.block(time.Second, probe, send("b"), send("c"))
 	if res.TxResults[0].Code != 0 || res.TxResults[1].Code != 0 {
 		t.Fatalf("the first two: %v %v", res.TxResults[0].Log, res.TxResults[1].Log)
@@ -194,14 +196,14 @@ func TestBlockGasBoundsTheBlock(t *testing.T) {
 	if r := res.TxResults[2]; tx.Code(r.Code) != tx.CodeOutOfGas || !strings.Contains(r.Log, "block's gas is used up") {
 		t.Fatalf("the third: %d %s", r.Code, r.Log)
 	}
-	if got := c.balance("c"); got != USPR {
+	if got := c.balance("c"); got != api.USPR {
 		t.Fatalf("the transaction left out paid: balance %d", got)
 	}
 	var big [][]byte
 	for i := 0; i < 3; i++ {
 		big = append(big, make([]byte, 100)) // garbage: rejected on size before anything is decoded or verified
 	}
-	c.plant(keyMaxGas, []byte(be64(2*intrinsicGasOf(100))))
+	c.plant(keyMaxGas, []byte(schema.BE64(2*intrinsicGasOf(100))))
 	c.block(time.Second)
 	pp, err := c.app.ProcessProposal(context.Background(), &abci.RequestProcessProposal{Txs: big, Height: c.height + 1})
 	if err != nil || pp.Status != abci.ResponseProcessProposal_REJECT {
@@ -213,7 +215,7 @@ func TestBlockGasBoundsTheBlock(t *testing.T) {
 // its nonce or fee, and keeps nothing: the mempool's state and the committed one are as before. Garbage is a bad
 // request, not a panic.
 func TestSimulateKeepsNothing(t *testing.T) {
-	c := newChain(t, testParams(), map[string]uint64{"a": USPR})
+	c := newChain(t, testParams(), map[string]uint64{"a": api.USPR})
 	c.block(time.Second)
 	simulate := c.simulate
 	raw := c.sign("a", &tx.Send{To: newKey("x").addr, Amount: 5})
@@ -222,14 +224,14 @@ func TestSimulateKeepsNothing(t *testing.T) {
 	if s := simulate(ahead); s.Code != 0 || s.GasUsed != sim.GasUsed {
 		t.Fatalf("a simulation with a later nonce: %+v, want the gas of %+v", s, sim)
 	}
-	if got := c.balance("a"); got != USPR {
+	if got := c.balance("a"); got != api.USPR {
 		t.Fatalf("a simulation moved the balance: %d", got)
 	}
 	if gas := c.gasOf(raw); gas != sim.GasUsed || sim.Code != 0 {
 		t.Fatalf("CheckTx used %d gas, the simulation said %+v", gas, sim)
 	}
-	res, err := c.app.Query(context.Background(), &abci.RequestQuery{Path: QuerySimulate, Data: []byte{tx.Version, 0xff}})
-	if err != nil || res.Code != QueryCodeBadRequest {
+	res, err := c.app.Query(context.Background(), &abci.RequestQuery{Path: api.QuerySimulate, Data: []byte{tx.Version, 0xff}})
+	if err != nil || res.Code != api.QueryCodeBadRequest {
 		t.Fatalf("simulating garbage: %v %+v", err, res)
 	}
 }
@@ -241,7 +243,7 @@ func TestSimulateKeepsNothing(t *testing.T) {
 func TestEndOfBlockWorkIsBounded(t *testing.T) {
 	p := testParams()
 	p.BidWindowBlocks, p.OrderTTLBlocks = 2, 3
-	c := newChain(t, p, map[string]uint64{"tenant": 100_000 * USPR, "p1": 1000 * USPR})
+	c := newChain(t, p, map[string]uint64{"tenant": 100_000 * api.USPR, "p1": 1000 * api.USPR})
 	c.registerBonded("p1")
 	const orders = 1024
 	k := c.keys["tenant"]
@@ -252,7 +254,7 @@ func TestEndOfBlockWorkIsBounded(t *testing.T) {
 			msgs[j] = gpuOrder(testRunPrice, 1000, 3600)
 		}
 		const gas = 40_000_000
-		txs = append(txs, tx.Sign(tx.Body{ChainID: testChain, Nonce: c.nonces[k.addr], Fee: FeeFor(c.app.params(), gas, p.MinGasPrice),
+		txs = append(txs, tx.Sign(tx.Body{ChainID: testChain, Nonce: c.nonces[k.addr], Fee: api.FeeFor(c.app.params(), gas, p.MinGasPrice),
 			GasLimit: gas, Msgs: msgs}, k.priv))
 		c.nonces[k.addr]++
 	}
@@ -263,12 +265,12 @@ func TestEndOfBlockWorkIsBounded(t *testing.T) {
 		if r.Code != 0 {
 			t.Fatalf("tx %d: %s", i, r.Log)
 		}
-		fees += FeeFor(c.app.params(), 40_000_000, p.MinGasPrice)
+		fees += api.FeeFor(c.app.params(), 40_000_000, p.MinGasPrice)
 	}
 	const first = 1 // the first order's id
 	expiresAt := c.height + int64(p.OrderTTLBlocks)
 	// A block gas limit of 20,000,000: each of the six sweeps gets 1/6 of the floor plus 1/6 of what is left.
-	c.plant(keyMaxGas, []byte(be64(20_000_000)))
+	c.plant(keyMaxGas, []byte(schema.BE64(20_000_000)))
 	count := func(r *abci.ResponseFinalizeBlock, typ string) (n int, ids []uint64) {
 		for _, e := range r.Events {
 			if e.Type != typ {
@@ -310,7 +312,7 @@ func TestEndOfBlockWorkIsBounded(t *testing.T) {
 		auctions, expired = auctions+a, expired+e
 		if c.height > expiresAt && expired < orders && !refused {
 			open := first + uint64(expired) // the next to expire: still open, past its expiry
-			if o := c.order(open); o.State != OrderOpen {
+			if o := c.order(open); o.State != api.OrderOpen {
 				t.Fatalf("order %d: %s", open, o.State)
 			}
 			raw := c.sign("p1", &tx.PlaceBid{OrderID: open, Price: testRunPrice})

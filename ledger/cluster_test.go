@@ -9,6 +9,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/sparenet/spare/ledger/api"
+	"github.com/sparenet/spare/ledger/kernel"
+	"github.com/sparenet/spare/ledger/schema"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -38,17 +41,17 @@ func (c *chain) publishRTTs(rtt map[string]map[string]uint32) {
 	}
 }
 
-func (c *chain) clusterView(orderID uint64) ClusterView {
-	var v ClusterView
-	c.query(QueryCluster, IDRequest{ID: orderID}, &v)
+func (c *chain) clusterView(orderID uint64) api.ClusterView {
+	var v api.ClusterView
+	c.query(api.QueryCluster, api.IDRequest{ID: orderID}, &v)
 	return v
 }
 
 // fourProviders is a chain with a funded tenant and four bonded providers, p1 to p4.
 func fourProviders(t *testing.T) *chain {
-	funded := map[string]uint64{"tenant": 1000 * USPR}
+	funded := map[string]uint64{"tenant": 1000 * api.USPR}
 	for i := 1; i <= 4; i++ {
-		funded[fmt.Sprintf("p%d", i)] = 1000 * USPR
+		funded[fmt.Sprintf("p%d", i)] = 1000 * api.USPR
 	}
 	c := newChain(t, testParams(), funded)
 	for i := 1; i <= 4; i++ {
@@ -67,7 +70,7 @@ func TestClusterOrder(t *testing.T) {
 	for _, ending := range []string{"member closes", "member crashes", "all complete"} {
 		t.Run(ending, func(t *testing.T) {
 			c := fourProviders(t)
-			fee := c.feeFor(clusterOrder(3, 5_000, USPR))
+			fee := c.feeFor(clusterOrder(3, 5_000, api.USPR))
 			c.publishRTTs(map[string]map[string]uint32{
 				"p1": {"p2": 900, "p3": 1200, "p4": 40_000},
 				"p2": {"p1": 1100, "p3": 800},
@@ -76,8 +79,8 @@ func TestClusterOrder(t *testing.T) {
 			})
 			c.fail(tx.CodeRateLimited, "p1", &tx.PublishLatency{})
 			tenant0 := c.balance("tenant")
-			c.do("tenant", clusterOrder(3, 5_000, USPR))
-			if got := tenant0 - c.balance("tenant"); got != fee+3*USPR {
+			c.do("tenant", clusterOrder(3, 5_000, api.USPR))
+			if got := tenant0 - c.balance("tenant"); got != fee+3*api.USPR {
 				t.Fatalf("escrowed %d", got-fee)
 			}
 			c.block(time.Second,
@@ -86,7 +89,7 @@ func TestClusterOrder(t *testing.T) {
 				c.sign("p1", &tx.PlaceBid{OrderID: 1, Price: testRunPrice - 30}),
 				c.sign("p2", &tx.PlaceBid{OrderID: 1, Price: testRunPrice - 20}))
 			v := c.clusterView(1)
-			if v.State != ClusterRunning || len(v.Members) != 3 {
+			if v.State != api.ClusterRunning || len(v.Members) != 3 {
 				t.Fatalf("cluster after the auction: %+v", v)
 			}
 			for r, want := range []string{"p1", "p2", "p3"} {
@@ -120,7 +123,7 @@ func TestClusterOrder(t *testing.T) {
 			var paid uint64
 			for _, m := range v.Members {
 				l := c.lease(m.LeaseID)
-				if l.State == LeaseActive || l.State == LeasePending {
+				if l.State == api.LeaseActive || l.State == api.LeasePending {
 					t.Fatalf("member %d still %s", m.Rank, l.State)
 				}
 				if l.Paid != want[m.Rank] || l.Paid+l.Refunded != l.Deposit {
@@ -129,17 +132,17 @@ func TestClusterOrder(t *testing.T) {
 				paid += l.Paid
 			}
 			if ending != "all complete" {
-				if v.State != ClusterFailed || v.FailedLease != v.Members[1].LeaseID {
+				if v.State != api.ClusterFailed || v.FailedLease != v.Members[1].LeaseID {
 					t.Fatalf("cluster: %+v", v)
 				}
 				want := map[string]string{"member closes": "failed: closed by its provider", "member crashes": "failed: its workload exited with code 137"}[ending]
-				if l := c.lease(v.Members[0].LeaseID); l.State != LeaseClosed || !strings.Contains(l.CloseReason, want) {
+				if l := c.lease(v.Members[0].LeaseID); l.State != api.LeaseClosed || !strings.Contains(l.CloseReason, want) {
 					t.Fatalf("rank 0: %s, close reason %q", l.State, l.CloseReason)
 				}
-			} else if v.State != ClusterDone {
+			} else if v.State != api.ClusterDone {
 				t.Fatalf("cluster: %+v", v)
 			}
-			if got, want := c.balance("tenant"), tenant1+3*USPR-paid; got != want {
+			if got, want := c.balance("tenant"), tenant1+3*api.USPR-paid; got != want {
 				t.Fatalf("tenant %d, want %d", got, want)
 			}
 		})
@@ -149,21 +152,21 @@ func TestClusterOrder(t *testing.T) {
 // TestClusterWaitsForAFit: with no pair within the bound the order stays open; the bid that completes a fitting
 // set after the window leases it. Bad latency messages are refused.
 func TestClusterWaitsForAFit(t *testing.T) {
-	c := newChain(t, testParams(), map[string]uint64{"tenant": 1000 * USPR, "p1": 1000 * USPR, "p2": 1000 * USPR, "p3": 1000 * USPR, "nobody": USPR})
+	c := newChain(t, testParams(), map[string]uint64{"tenant": 1000 * api.USPR, "p1": 1000 * api.USPR, "p2": 1000 * api.USPR, "p3": 1000 * api.USPR, "nobody": api.USPR})
 	for _, p := range []string{"p1", "p2", "p3"} {
 		c.registerBonded(p)
 	}
 	c.publishRTTs(map[string]map[string]uint32{"p1": {"p2": 9_000, "p3": 300}, "p2": {"p1": 100}, "p3": {"p1": 200}})
-	c.do("tenant", clusterOrder(2, 5_000, USPR))
+	c.do("tenant", clusterOrder(2, 5_000, api.USPR))
 	c.do("p1", &tx.PlaceBid{OrderID: 1, Price: testRunPrice})
 	c.do("p2", &tx.PlaceBid{OrderID: 1, Price: testRunPrice})
-	if v := c.clusterView(1); v.State != ClusterLeasing {
+	if v := c.clusterView(1); v.State != api.ClusterLeasing {
 		t.Fatalf("leased a pair 9 ms apart: %+v", v)
 	}
 	c.fail(tx.CodeReplicated, "tenant", &tx.AcceptBid{ID: 1})
 	c.do("p3", &tx.PlaceBid{OrderID: 1, Price: testRunPrice})
 	v := c.clusterView(1)
-	if v.State != ClusterRunning || v.Members[0].Provider != c.addr("p1") && v.Members[1].Provider != c.addr("p1") {
+	if v.State != api.ClusterRunning || v.Members[0].Provider != c.addr("p1") && v.Members[1].Provider != c.addr("p1") {
 		t.Fatalf("after p3's bid: %+v", v)
 	}
 	c.fail(tx.CodeNotProvider, "nobody", &tx.PublishLatency{})
@@ -198,25 +201,25 @@ func TestClusterRestart(t *testing.T) {
 			}
 			c.publishRTTs(all)
 			tenant0 := c.balance("tenant")
-			m := clusterOrder(2, 1_000, USPR)
+			m := clusterOrder(2, 1_000, api.USPR)
 			m.OnFailure, m.MaxRestarts = tx.OnFailureRestart, 1
 			c.do("tenant", m)
 			fee := c.feeFor(m) // the cluster order's: it prepays a placement search per generation
-			if got := tenant0 - c.balance("tenant"); got != fee+4*USPR {
+			if got := tenant0 - c.balance("tenant"); got != fee+4*api.USPR {
 				t.Fatalf("escrowed %d, want deposit × 2 members × 2 runs", got-fee)
 			}
-			run := func(order uint64, start bool, bidders ...string) ClusterView {
+			run := func(order uint64, start bool, bidders ...string) api.ClusterView {
 				t.Helper()
 				var bids [][]byte
 				for i, p := range bidders {
 					bids = append(bids, c.sign(p, &tx.PlaceBid{OrderID: order, Price: testRunPrice - uint64(10*i)}))
 				}
 				c.block(time.Second, bids...)
-				for c.clusterView(order).State == ClusterLeasing && c.height < 100 {
+				for c.clusterView(order).State == api.ClusterLeasing && c.height < 100 {
 					c.block(time.Second)
 				}
 				v := c.clusterView(order)
-				if v.State != ClusterRunning {
+				if v.State != api.ClusterRunning {
 					t.Fatalf("cluster %d: %+v", order, v)
 				}
 				if !start {
@@ -231,12 +234,12 @@ func TestClusterRestart(t *testing.T) {
 				return v
 			}
 			first := run(1, ending != "no manifest", "p1", "p2")
-			if first.Reserve != 2*USPR || first.RestartsLeft != 1 {
+			if first.Reserve != 2*api.USPR || first.RestartsLeft != 1 {
 				t.Fatalf("first generation: %+v", first)
 			}
 			if ending == "tenant closes" {
 				c.do("tenant", &tx.CloseLease{ID: first.Members[0].LeaseID})
-				if v := c.clusterView(1); v.State != ClusterFailed || v.NextOrder != 0 || v.Reserve != 0 {
+				if v := c.clusterView(1); v.State != api.ClusterFailed || v.NextOrder != 0 || v.Reserve != 0 {
 					t.Fatalf("closed by the tenant: %+v", v)
 				}
 				c.checkPaidExactly(tenant0, fee+minFee, []uint64{600_998, 601_000}, first)
@@ -244,7 +247,7 @@ func TestClusterRestart(t *testing.T) {
 			}
 			if ending == "no manifest" { // a provider closes its member that never started: the tenant's side
 				c.do(c.name(first.Members[1].Provider), &tx.CloseLease{ID: first.Members[1].LeaseID, Reason: "no manifest within 10m"})
-				if v := c.clusterView(1); v.State != ClusterFailed || v.NextOrder != 0 || v.Reserve != 0 {
+				if v := c.clusterView(1); v.State != api.ClusterFailed || v.NextOrder != 0 || v.Reserve != 0 {
 					t.Fatalf("a member closed before it started: %+v", v)
 				}
 				c.checkPaidExactly(tenant0, fee, []uint64{0, 0}, first) // neither started
@@ -253,26 +256,26 @@ func TestClusterRestart(t *testing.T) {
 			failing := c.name(first.Members[1].Provider)
 			c.completeWith(failing, first.Members[1].LeaseID, "partial", 137)
 			v := c.clusterView(1)
-			if v.State != ClusterRestarted || v.NextOrder == 0 || v.Reserve != 0 || v.FailedLease != first.Members[1].LeaseID {
+			if v.State != api.ClusterRestarted || v.NextOrder == 0 || v.Reserve != 0 || v.FailedLease != first.Members[1].LeaseID {
 				t.Fatalf("after the failure: %+v", v)
 			}
-			if l := c.lease(first.Members[0].LeaseID); l.State != LeaseClosed || !strings.Contains(l.CloseReason, "restarts") {
+			if l := c.lease(first.Members[0].LeaseID); l.State != api.LeaseClosed || !strings.Contains(l.CloseReason, "restarts") {
 				t.Fatalf("other member: %+v", l.Lease)
 			}
 			next := c.clusterView(v.NextOrder)
-			if next.State != ClusterLeasing || next.Generation != 1 || next.PrevOrder != 1 || next.RestartsLeft != 0 ||
+			if next.State != api.ClusterLeasing || next.Generation != 1 || next.PrevOrder != 1 || next.RestartsLeft != 0 ||
 				next.Reserve != 0 || !slices.Equal(next.Excluded, []tx.Address{first.Members[1].Provider}) {
 				t.Fatalf("next generation: %+v", next)
 			}
-			if o := c.order(v.NextOrder); o.State != OrderOpen || o.Nodes != 2 || o.Deposit != USPR {
+			if o := c.order(v.NextOrder); o.State != api.OrderOpen || o.Nodes != 2 || o.Deposit != api.USPR {
 				t.Fatalf("next order: %+v", o)
 			}
 			c.fail(tx.CodeExcluded, failing, &tx.PlaceBid{OrderID: v.NextOrder, Price: testRunPrice})
 			if ending == "restart unleased" {
-				for c.order(v.NextOrder).State == OrderOpen {
+				for c.order(v.NextOrder).State == api.OrderOpen {
 					c.block(time.Second)
 				}
-				if n := c.clusterView(v.NextOrder); n.State != ClusterCancelled {
+				if n := c.clusterView(v.NextOrder); n.State != api.ClusterCancelled {
 					t.Fatalf("unleased restart: %+v", n)
 				}
 				c.checkPaidExactly(tenant0, fee, []uint64{600_998, 601_000}, first)
@@ -288,14 +291,14 @@ func TestClusterRestart(t *testing.T) {
 			}
 			if ending == "restarts exhausted" {
 				c.do(c.name(second.Members[0].Provider), &tx.CloseLease{ID: second.Members[0].LeaseID, Reason: "gpu fell off the bus"})
-				if n := c.clusterView(v.NextOrder); n.State != ClusterFailed || n.NextOrder != 0 {
+				if n := c.clusterView(v.NextOrder); n.State != api.ClusterFailed || n.NextOrder != 0 {
 					t.Fatalf("second failure with no restart left: %+v", n)
 				}
 			} else {
 				for _, m := range second.Members {
 					c.completeWith(c.name(m.Provider), m.LeaseID, "out", 0)
 				}
-				if n := c.clusterView(v.NextOrder); n.State != ClusterDone {
+				if n := c.clusterView(v.NextOrder); n.State != api.ClusterDone {
 					t.Fatalf("second generation: %+v", n)
 				}
 			}
@@ -313,14 +316,14 @@ func TestClusterRestart(t *testing.T) {
 // checkPaidExactly: the generations' members, in order, were paid want (worked out by hand: each member bid
 // just under 1 uspr a millisecond and ran about 10 minutes), each refunded the rest of its deposit, and the tenant
 // paid its fees and exactly that, nothing more.
-func (c *chain) checkPaidExactly(tenant0, fees uint64, want []uint64, gens ...ClusterView) {
+func (c *chain) checkPaidExactly(tenant0, fees uint64, want []uint64, gens ...api.ClusterView) {
 	c.t.Helper()
 	var paid uint64
 	i := 0
 	for _, g := range gens {
 		for _, m := range g.Members {
 			l := c.lease(m.LeaseID)
-			if l.State == LeaseActive || l.State == LeasePending || l.Paid+l.Refunded != l.Deposit {
+			if l.State == api.LeaseActive || l.State == api.LeasePending || l.Paid+l.Refunded != l.Deposit {
 				c.t.Fatalf("lease %d: %+v", m.LeaseID, l.Lease)
 			}
 			if i >= len(want) || l.Paid != want[i] {
@@ -345,21 +348,21 @@ func TestGenesisAuditorHosts(t *testing.T) {
 		host string
 		ok   bool
 	}{{"", true}, {"127.0.0.1:26700", true}, {"auditor.example.net:443", true}, {"no-port", false}, {":80", false}, {"h:0", false}, {"h:70000", false}} {
-		g := Genesis{Params: DefaultParams(), Auditors: []GenesisAuditor{{Address: a, Weight: 1, Host: tc.host}, {Address: b, Weight: 2}}}
+		g := api.Genesis{Params: api.DefaultParams(), Auditors: []api.GenesisAuditor{{Address: a, Weight: 1, Host: tc.host}, {Address: b, Weight: 2}}}
 		raw, _ := json.Marshal(g)
-		_, err := ParseGenesis(raw)
+		_, err := api.ParseGenesis(raw)
 		if (err == nil) != tc.ok {
 			t.Fatalf("host %q: err %v", tc.host, err)
 		}
 	}
 	c := newChainWith(t, testParams(), map[string]uint64{"x": 1}, nil)
 	c.mutate(func(cx *ctx) {
-		cx.setAuditor(GenesisAuditor{Address: a, Weight: 3, Host: "10.0.0.1:26700"})
-		cx.setAuditor(GenesisAuditor{Address: b, Weight: 2})
+		testMods.Trust.SetAuditor(cx, api.GenesisAuditor{Address: a, Weight: 3, Host: "10.0.0.1:26700"})
+		testMods.Trust.SetAuditor(cx, api.GenesisAuditor{Address: b, Weight: 2})
 	})
-	var auds []Auditor
-	c.query(QueryAuditors, nil, &auds)
-	got := map[tx.Address]Auditor{}
+	var auds []api.Auditor
+	c.query(api.QueryAuditors, nil, &auds)
+	got := map[tx.Address]api.Auditor{}
 	for _, x := range auds {
 		got[x.Address] = x
 	}
@@ -380,19 +383,19 @@ func TestClusterMemberDown(t *testing.T) {
 func testClusterMemberDown(t *testing.T, policy uint8) {
 	params := testParams()
 	params.EpochBlocks, params.SlashDowntimePPM = 12, 100_000
-	c := newChainWith(t, params, map[string]uint64{"tenant": 1000 * USPR, "p1": 2000 * USPR, "p2": 2000 * USPR, "a1": USPR},
+	c := newChainWith(t, params, map[string]uint64{"tenant": 1000 * api.USPR, "p1": 2000 * api.USPR, "p2": 2000 * api.USPR, "a1": api.USPR},
 		map[string]uint64{"a1": 1})
 	c.registerBonded("p1")
 	c.registerBonded("p2")
 	c.publishRTTs(map[string]map[string]uint32{"p1": {"p2": 500}, "p2": {"p1": 700}})
-	m := clusterOrder(2, 1_000, USPR)
+	m := clusterOrder(2, 1_000, api.USPR)
 	if m.OnFailure = policy; policy == tx.OnFailureRestart {
 		m.MaxRestarts = 2
 	}
 	c.do("tenant", m)
 	c.block(time.Second, c.sign("p1", &tx.PlaceBid{OrderID: 1, Price: testRunPrice}), c.sign("p2", &tx.PlaceBid{OrderID: 1, Price: testRunPrice}))
 	v := c.clusterView(1)
-	if v.State != ClusterRunning {
+	if v.State != api.ClusterRunning {
 		t.Fatalf("cluster %+v", v)
 	}
 	c.block(time.Second, c.sign("p1", &tx.LeaseStarted{ID: v.Members[0].LeaseID}), c.sign("p2", &tx.LeaseStarted{ID: v.Members[1].LeaseID}))
@@ -407,8 +410,8 @@ func testClusterMemberDown(t *testing.T, policy uint8) {
 		t.Fatalf("attest: %v", got)
 	}
 	stake := func() uint64 {
-		var p ProviderView
-		c.query(QueryProvider, AddressRequest{Address: down}, &p)
+		var p api.ProviderView
+		c.query(api.QueryProvider, api.AddressRequest{Address: down}, &p)
 		return p.Stake
 	}
 	before := stake()
@@ -417,13 +420,13 @@ func testClusterMemberDown(t *testing.T, policy uint8) {
 	}
 	talliedMs := uint64(c.now.UnixMilli())
 	v = c.clusterView(1)
-	want := map[uint8]ClusterState{tx.OnFailureClose: ClusterFailed, tx.OnFailureRestart: ClusterRestarted}[policy]
+	want := map[uint8]api.ClusterState{tx.OnFailureClose: api.ClusterFailed, tx.OnFailureRestart: api.ClusterRestarted}[policy]
 	if v.State != want || v.FailedLease != v.Members[1].LeaseID {
 		t.Fatalf("cluster after the down verdict: %+v", v)
 	}
 	if policy == tx.OnFailureRestart {
 		next := c.clusterView(v.NextOrder)
-		if next.State != ClusterLeasing || next.RestartsLeft != 1 || next.Reserve != 2*USPR || !slices.Equal(next.Excluded, []tx.Address{down}) {
+		if next.State != api.ClusterLeasing || next.RestartsLeft != 1 || next.Reserve != 2*api.USPR || !slices.Equal(next.Excluded, []tx.Address{down}) {
 			t.Fatalf("next generation: %+v", next)
 		}
 		c.fail(tx.CodeExcluded, c.name(down), &tx.PlaceBid{OrderID: v.NextOrder, Price: testRunPrice})
@@ -431,10 +434,10 @@ func testClusterMemberDown(t *testing.T, policy uint8) {
 	failed, other := c.lease(v.Members[1].LeaseID), c.lease(v.Members[0].LeaseID)
 	// At 1 uspr a millisecond: the down member is paid up to the start of the epoch found down (5 s after it
 	// started), the other up to the tally (28 s).
-	if failed.State != LeaseClosed || failed.EndedMs != epochStart || failed.Paid != 5_000 {
+	if failed.State != api.LeaseClosed || failed.EndedMs != epochStart || failed.Paid != 5_000 {
 		t.Fatalf("down member: %+v (epoch start %d)", failed.Lease, epochStart)
 	}
-	if other.State != LeaseClosed || other.EndedMs != talliedMs || other.Paid != 28_000 ||
+	if other.State != api.LeaseClosed || other.EndedMs != talliedMs || other.Paid != 28_000 ||
 		!strings.Contains(other.CloseReason, "cluster member lease") {
 		t.Fatalf("other member: %+v (tallied at %d)", other.Lease, talliedMs)
 	}
@@ -451,10 +454,10 @@ func testClusterMemberDown(t *testing.T, policy uint8) {
 func TestClusterLongCloseReasonDoesNotPoisonState(t *testing.T) {
 	c := fourProviders(t)
 	c.publishRTTs(map[string]map[string]uint32{"p1": {"p2": 900}, "p2": {"p1": 1100}})
-	c.do("tenant", clusterOrder(2, 5_000, USPR))
+	c.do("tenant", clusterOrder(2, 5_000, api.USPR))
 	c.block(time.Second, c.sign("p1", &tx.PlaceBid{OrderID: 1, Price: testRunPrice}), c.sign("p2", &tx.PlaceBid{OrderID: 1, Price: testRunPrice}))
 	v := c.clusterView(1)
-	if v.State != ClusterRunning || len(v.Members) != 2 {
+	if v.State != api.ClusterRunning || len(v.Members) != 2 {
 		t.Fatalf("cluster: %+v", v)
 	}
 	c.block(time.Second, c.sign(c.name(v.Members[0].Provider), &tx.LeaseStarted{ID: v.Members[0].LeaseID}),
@@ -462,7 +465,7 @@ func TestClusterLongCloseReasonDoesNotPoisonState(t *testing.T) {
 	reason := strings.Repeat("é", tx.MaxReasonLen/2) // 256 bytes of two-byte runes: a cut must fall between them
 	c.do("tenant", &tx.CloseLease{ID: v.Members[0].LeaseID, Reason: reason})
 	other := c.lease(v.Members[1].LeaseID) // panicked before
-	if other.State != LeaseClosed || len(other.CloseReason) > tx.MaxReasonLen || !utf8.ValidString(other.CloseReason) ||
+	if other.State != api.LeaseClosed || len(other.CloseReason) > tx.MaxReasonLen || !utf8.ValidString(other.CloseReason) ||
 		other.CloseReason != fmt.Sprintf("cluster member lease %d failed: closed by the tenant", v.Members[0].LeaseID) {
 		t.Fatalf("other member's reason (%d bytes): %q", len(other.CloseReason), other.CloseReason)
 	}
@@ -480,9 +483,9 @@ func TestClusterLongCloseReasonDoesNotPoisonState(t *testing.T) {
 // CheckTx and Commit go on.
 func TestCheckTxReleasesItsLockOnPanic(t *testing.T) {
 	c := fourProviders(t)
-	c.do("tenant", clusterOrder(2, 5_000, USPR))
+	c.do("tenant", clusterOrder(2, 5_000, api.USPR))
 	c.app.checkMu.Lock()
-	c.app.check.Set(idKey(pLease, 99), overlongLease(t, 99, c.addr("tenant"))) // what the old code stored
+	c.app.check.Set(schema.IDKey(schema.PLease, 99), overlongLease(t, 99, c.addr("tenant"))) // what the old code stored
 	c.app.checkMu.Unlock()
 	func() {
 		defer func() { _ = recover() }() // as the ABCI server does
@@ -507,7 +510,7 @@ func TestCheckTxReleasesItsLockOnPanic(t *testing.T) {
 // auction runs at the end of a block, out of any transaction's gas), and a bid that runs a search pays each step.
 // Before, the end-of-block search was free and a step cost a fortieth of its time.
 func TestClusterSearchIsPaid(t *testing.T) {
-	c := newChain(t, testParams(), map[string]uint64{"tenant": 1000 * USPR, "p1": 1000 * USPR, "p2": 1000 * USPR, "p3": 1000 * USPR})
+	c := newChain(t, testParams(), map[string]uint64{"tenant": 1000 * api.USPR, "p1": 1000 * api.USPR, "p2": 1000 * api.USPR, "p3": 1000 * api.USPR})
 	for _, p := range []string{"p1", "p2", "p3"} {
 		c.registerBonded(p)
 	}
@@ -520,10 +523,10 @@ func TestClusterSearchIsPaid(t *testing.T) {
 		}
 		return s.GasUsed
 	}
-	plain := clusterOrder(2, 5_000, USPR)
-	restarting := clusterOrder(2, 5_000, USPR)
+	plain := clusterOrder(2, 5_000, api.USPR)
+	restarting := clusterOrder(2, 5_000, api.USPR)
 	restarting.OnFailure, restarting.MaxRestarts = tx.OnFailureRestart, tx.MaxClusterRestarts
-	search := uint64(gasSearchStep*ClusterSearchBudget + gasSearchBidder*c.app.params().MaxBidsPerOrder) // 2 members: up to 20 bidders
+	search := uint64(kernel.GasSearchStep*api.ClusterSearchBudget + kernel.GasSearchBidder*c.app.params().MaxBidsPerOrder) // 2 members: up to 20 bidders
 	g0, g3 := gasOf("tenant", plain), gasOf("tenant", restarting)
 	if g0 < search || g3-g0 < tx.MaxClusterRestarts*search || g3-g0 > tx.MaxClusterRestarts*search+100_000 {
 		t.Fatalf("cluster order gas %d, with %d restarts %d: want a search (%d gas) prepaid per generation", g0, tx.MaxClusterRestarts, g3, search)
@@ -537,10 +540,10 @@ func TestClusterSearchIsPaid(t *testing.T) {
 	withSearch := gasOf("p2", bid)
 	c.do("p2", bid)
 	steps := c.clusterView(1).SearchSteps - before
-	if want := steps*gasSearchStep + 2*gasSearchBidder; steps == 0 || withSearch < want {
+	if want := steps*kernel.GasSearchStep + 2*kernel.GasSearchBidder; steps == 0 || withSearch < want {
 		t.Fatalf("a bid that searched %d steps among 2 bidders used %d gas, want at least %d", steps, withSearch, want)
 	}
-	if v := c.clusterView(1); v.State != ClusterLeasing {
+	if v := c.clusterView(1); v.State != api.ClusterLeasing {
 		t.Fatalf("leased a pair 9 ms apart: %+v", v)
 	}
 }

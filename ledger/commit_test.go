@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -15,24 +16,24 @@ import (
 
 // replicatedRunning sets up a replicated order of n runs on p1..pn (named in the order of the runs), every run started, and the
 // clock a minute on. Providers p1..p(n+1) are registered: the last one can referee.
-func replicatedRunning(t *testing.T, n int, params Params) (*chain, VerificationView) {
+func replicatedRunning(t *testing.T, n int, params api.Params) (*chain, api.VerificationView) {
 	t.Helper()
-	funded := map[string]uint64{"tenant": 1000 * USPR}
+	funded := map[string]uint64{"tenant": 1000 * api.USPR}
 	for i := 1; i <= n+1; i++ {
-		funded[fmt.Sprintf("p%d", i)] = 1000 * USPR
+		funded[fmt.Sprintf("p%d", i)] = 1000 * api.USPR
 	}
 	c := newChain(t, params, funded)
 	for i := 1; i <= n+1; i++ {
 		c.registerBonded(fmt.Sprintf("p%d", i))
 	}
-	c.do("tenant", replicatedOrder(uint32(n), USPR))
+	c.do("tenant", replicatedOrder(uint32(n), api.USPR))
 	var bids [][]byte
 	for i := 1; i <= n; i++ {
 		bids = append(bids, c.sign(fmt.Sprintf("p%d", i), &tx.PlaceBid{OrderID: 1, Price: testRunPrice - 10 + uint64(i)}))
 	}
 	c.block(time.Second, bids...)
 	v := c.verification(1)
-	if v.State != VerifyRunning || len(v.Runs) != n {
+	if v.State != api.VerifyRunning || len(v.Runs) != n {
 		t.Fatalf("after the auction: %+v", v)
 	}
 	// The ledger draws which bidder runs which replica: the names follow the draw, so that p1 serves run 0.
@@ -64,7 +65,7 @@ func TestLazyReplicaCannotCopy(t *testing.T) {
 
 	reveal := c.commitRun("p1", honest, "A")
 	v = c.verification(1)
-	if v.Runs[0].Commit != CommitCommitted || v.Runs[0].Result || !v.Runs[0].OutputRoot.IsZero() || v.Phase != "commit" {
+	if v.Runs[0].Commit != api.CommitCommitted || v.Runs[0].Result || !v.Runs[0].OutputRoot.IsZero() || v.Phase != "commit" {
 		t.Fatalf("after p1's commitment its result is public or the phase moved on: %+v", v)
 	}
 	// The copy that worked before commit-reveal: p2's own receipt with p1's result, right after p1 ended.
@@ -92,7 +93,7 @@ func TestLazyReplicaCannotCopy(t *testing.T) {
 		c.block(time.Second)
 	}
 	v = c.verification(1)
-	if v.Runs[1].Commit != CommitMissed || v.Runs[1].Result || v.State != VerifyReferee {
+	if v.Runs[1].Commit != api.CommitMissed || v.Runs[1].Result || v.State != api.VerifyReferee {
 		t.Fatalf("after the reveal deadline: %+v", v)
 	}
 	c.fail(tx.CodeRevealClosed, "p2", &tx.RevealResult{Receipt: c.runReceipt("p2", lazy, "A"), Salt: testSalt("p2", lazy)})
@@ -115,7 +116,7 @@ func TestLazyReplicaCannotCopy(t *testing.T) {
 	c.now = c.now.Add(time.Minute)
 	c.do("p3", c.commitRun("p3", v.Runs[2].LeaseID, "A"))
 	v = c.verification(1)
-	if v.State != VerifyAgreed || v.Root != reveal.Receipt.OutputRoot || v.Phase != "" {
+	if v.State != api.VerifyAgreed || v.Root != reveal.Receipt.OutputRoot || v.Phase != "" {
 		t.Fatalf("verdict: %+v", v)
 	}
 	if l := c.lease(honest); l.Paid == 0 || l.Held != 0 || v.Runs[0].Outvoted {
@@ -142,14 +143,14 @@ func TestReplicaNeverReveals(t *testing.T) {
 	held := v.Runs[2].Held
 	c.do("p1", reveals[0])
 	c.do("p2", reveals[1])
-	if v = c.verification(1); v.State != VerifyRunning || v.Phase != "reveal" {
+	if v = c.verification(1); v.State != api.VerifyRunning || v.Phase != "reveal" {
 		t.Fatalf("judged before p3's reveal or the deadline: %+v", v)
 	}
 	for c.height < v.RevealDeadline {
 		c.block(time.Second)
 	}
 	v = c.verification(1)
-	if v.State != VerifyAgreed || v.Runs[2].Commit != CommitMissed || v.Runs[2].Result || v.Runs[2].Outvoted {
+	if v.State != api.VerifyAgreed || v.Runs[2].Commit != api.CommitMissed || v.Runs[2].Result || v.Runs[2].Outvoted {
 		t.Fatalf("after the reveal deadline: %+v", v)
 	}
 	l := c.lease(v.Runs[2].LeaseID)
@@ -160,7 +161,7 @@ func TestReplicaNeverReveals(t *testing.T) {
 		t.Fatalf("p3: completed %d, failed %d", p.Completed, p.Failed)
 	}
 	// The tenant got p3's held earnings and the unused reserve back.
-	if got, want := c.balance("tenant"), tenant+held+USPR; got != want {
+	if got, want := c.balance("tenant"), tenant+held+api.USPR; got != want {
 		t.Fatalf("tenant %d, want %d", got, want)
 	}
 	for i := range 2 {
@@ -181,7 +182,7 @@ func TestReplicaNeverCommits(t *testing.T) {
 	c.block(time.Hour) // past the runs' duration
 	v = c.verification(1)
 	l := c.lease(v.Runs[2].LeaseID)
-	if l.State != LeaseClosed || l.Paid != 0 || l.Held != 0 || l.Refunded != l.Deposit || v.Runs[2].Commit != CommitNone {
+	if l.State != api.LeaseClosed || l.Paid != 0 || l.Held != 0 || l.Refunded != l.Deposit || v.Runs[2].Commit != api.CommitNone {
 		t.Fatalf("the run that never committed: %+v (%+v)", l.Lease, v.Runs[2])
 	}
 	if p := c.provider("p3"); p.Failed != 1 || p.Completed != 0 {
@@ -192,7 +193,7 @@ func TestReplicaNeverCommits(t *testing.T) {
 	}
 	c.do("p1", r1)
 	c.do("p2", r2)
-	if v = c.verification(1); v.State != VerifyAgreed || v.RefereeOrder != 0 {
+	if v = c.verification(1); v.State != api.VerifyAgreed || v.RefereeOrder != 0 {
 		t.Fatalf("verdict: %+v", v)
 	}
 }
@@ -233,7 +234,7 @@ func TestRevealMustOpenTheCommitment(t *testing.T) {
 	c.do("p1", r1)
 	c.fail(tx.CodeBadLeaseState, "p1", r1) // revealed once
 	c.do("p2", r2)
-	if v = c.verification(1); v.State != VerifyAgreed || v.Phase != "" || v.RevealOpen {
+	if v = c.verification(1); v.State != api.VerifyAgreed || v.Phase != "" || v.RevealOpen {
 		t.Fatalf("both revealed: %+v", v)
 	}
 	c.fail(tx.CodeBadLeaseState, "p2", r2)
@@ -241,9 +242,9 @@ func TestRevealMustOpenTheCommitment(t *testing.T) {
 
 // TestCommitOnlyForReplicas: a plain lease completes with its receipt as before; it has no commitment to make.
 func TestCommitOnlyForReplicas(t *testing.T) {
-	c := newChain(t, testParams(), map[string]uint64{"tenant": 1000 * USPR, "p1": 1000 * USPR})
+	c := newChain(t, testParams(), map[string]uint64{"tenant": 1000 * api.USPR, "p1": 1000 * api.USPR})
 	c.registerBonded("p1")
-	c.do("tenant", gpuOrder(testRunPrice, USPR, 3600))
+	c.do("tenant", gpuOrder(testRunPrice, api.USPR, 3600))
 	c.do("p1", &tx.PlaceBid{OrderID: 1, Price: testRunPrice})
 	c.do("p1", &tx.LeaseStarted{ID: 1})
 	rc := c.runReceipt("p1", 1, "A")
@@ -251,7 +252,7 @@ func TestCommitOnlyForReplicas(t *testing.T) {
 	c.fail(tx.CodeBadLeaseState, "p1", &tx.CommitResult{LeaseID: 1, Commitment: tx.ResultCommitment(rc.OutputRoot, rc.ExitCode, c.addr("p1"), salt)})
 	c.fail(tx.CodeNotCommitted, "p1", &tx.RevealResult{Receipt: rc, Salt: salt})
 	c.do("p1", &tx.CompleteLease{Receipt: rc})
-	if l := c.lease(1); l.State != LeaseCompleted || l.Receipt == nil {
+	if l := c.lease(1); l.State != api.LeaseCompleted || l.Receipt == nil {
 		t.Fatalf("plain lease: %+v", l)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sparenet/spare/ledger/api"
+	"github.com/sparenet/spare/ledger/schema"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -15,9 +17,9 @@ import (
 // three times the stake is drawn more often than one with the minimum, and nobody can AcceptBid on a referee
 // order.
 func TestReplicasAreDrawn(t *testing.T) {
-	funded := map[string]uint64{"tenant": 100_000 * USPR, "sybil": 10_000 * USPR}
+	funded := map[string]uint64{"tenant": 100_000 * api.USPR, "sybil": 10_000 * api.USPR}
 	for i := 1; i <= 3; i++ {
-		funded[fmt.Sprintf("p%d", i)] = 10_000 * USPR
+		funded[fmt.Sprintf("p%d", i)] = 10_000 * api.USPR
 	}
 	c := newChain(t, testParams(), funded)
 	for _, n := range []string{"sybil", "p1", "p2", "p3"} {
@@ -27,14 +29,14 @@ func TestReplicasAreDrawn(t *testing.T) {
 	const orders = 60
 	in := map[string]int{}
 	for o := 1; o <= orders; o++ {
-		c.do("tenant", replicatedOrder(2, USPR))
+		c.do("tenant", replicatedOrder(2, api.USPR))
 		c.block(time.Second,
 			c.sign("sybil", &tx.PlaceBid{OrderID: uint64(o), Price: 1}),
 			c.sign("p1", &tx.PlaceBid{OrderID: uint64(o), Price: testRunPrice}),
 			c.sign("p2", &tx.PlaceBid{OrderID: uint64(o), Price: testRunPrice}),
 			c.sign("p3", &tx.PlaceBid{OrderID: uint64(o), Price: testRunPrice}))
 		v := c.verification(uint64(o))
-		if v.State != VerifyRunning || len(v.Runs) != 2 || v.Runs[0].Provider == v.Runs[1].Provider {
+		if v.State != api.VerifyRunning || len(v.Runs) != 2 || v.Runs[0].Provider == v.Runs[1].Provider {
 			t.Fatalf("order %d: %+v", o, v)
 		}
 		for _, r := range v.Runs {
@@ -60,7 +62,7 @@ func TestRefereeIsDrawnNotAccepted(t *testing.T) {
 	c.do("p1", r1)
 	c.do("p2", r2)
 	v = c.verification(1)
-	if v.State != VerifyReferee || v.RefereeOrder == 0 {
+	if v.State != api.VerifyReferee || v.RefereeOrder == 0 {
 		t.Fatalf("no referee ordered: %+v", v)
 	}
 	ref := c.order(v.RefereeOrder)
@@ -68,22 +70,22 @@ func TestRefereeIsDrawnNotAccepted(t *testing.T) {
 		c.block(time.Second)
 	}
 	c.do("p3", &tx.PlaceBid{OrderID: ref.ID, Price: 1}) // the first after the window: not leased at once
-	if o := c.order(ref.ID); o.State != OrderOpen || o.WindowEnd <= ref.WindowEnd {
+	if o := c.order(ref.ID); o.State != api.OrderOpen || o.WindowEnd <= ref.WindowEnd {
 		t.Fatalf("a late bid on a drawn order won at once: %+v", o)
 	}
-	var bid Bid
-	c.query(QueryBid, IDRequest{ID: c.lastBidID()}, &bid)
+	var bid api.Bid
+	c.query(api.QueryBid, api.IDRequest{ID: c.lastBidID()}, &bid)
 	c.fail(tx.CodeReplicated, "tenant", &tx.AcceptBid{ID: bid.ID})
 	for o := c.order(ref.ID); c.height < o.WindowEnd; {
 		c.block(time.Second)
 	}
-	if o := c.order(ref.ID); o.State != OrderLeased {
+	if o := c.order(ref.ID); o.State != api.OrderLeased {
 		t.Fatalf("the referee order was not drawn at its next window: %+v", o)
 	}
 }
 
 func (c *chain) lastBidID() uint64 {
 	v, _ := c.app.store.View()
-	b, _ := v.Get(keySeq + "bid")
-	return unbe64(string(b))
+	b, _ := v.Get(schema.KeySeq + "bid")
+	return schema.UnBE64(string(b))
 }

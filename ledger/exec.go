@@ -2,9 +2,10 @@ package ledger
 
 import (
 	"fmt"
-	"math/bits"
 	"runtime/debug"
 
+	"github.com/sparenet/spare/ledger/api"
+	"github.com/sparenet/spare/ledger/kernel"
 	"github.com/sparenet/spare/ledger/store"
 	"github.com/sparenet/spare/ledger/tx"
 )
@@ -22,8 +23,8 @@ import (
 // blockLeft is the gas the block has left (FinalizeBlock: its gas limit less what the transactions before used):
 // a transaction runs with the smaller of its own limit and that, and one that finds less left than its own bytes
 // and signature cost is not run at all and pays nothing. Actual work, not declared limits, is what fills a block.
-func execTx(c *ctx, t *tx.Tx, feeStays bool, blockLeft uint64) (gasUsed uint64, err error) {
-	if err := t.Body.ValidateBasic(c.chainID); err != nil {
+func (k *modules) execTx(c *ctx, t *tx.Tx, feeStays bool, blockLeft uint64) (gasUsed uint64, err error) {
+	if err := t.Body.ValidateBasic(c.ChainID); err != nil {
 		return 0, err
 	}
 	need := intrinsicGas(t)
@@ -34,21 +35,21 @@ func execTx(c *ctx, t *tx.Tx, feeStays bool, blockLeft uint64) (gasUsed uint64, 
 		return 0, tx.Errorf(tx.CodeOutOfGas, "the block's gas is used up (%d left): send it again for a later block", blockLeft)
 	}
 	signer := t.Signer()
-	o := store.NewOverlay(c.kv)
-	meter := &gasMeter{limit: min(t.Body.GasLimit, blockLeft)}
-	x := &ctx{kv: o, chainID: c.chainID, height: c.height, timeMs: c.timeMs, params: c.params, proposer: c.proposer, quiet: c.quiet, simulate: c.simulate, seed: c.seed}
+	o := store.NewOverlay(c.KV)
+	meter := &kernel.GasMeter{Limit: min(t.Body.GasLimit, blockLeft)}
+	x := &ctx{KV: o, ChainID: c.ChainID, Height: c.Height, TimeMs: c.TimeMs, Params: c.Params, Proposer: c.Proposer, Quiet: c.Quiet, Simulate: c.Simulate, Seed: c.Seed, Hooks: c.Hooks}
 	charged := false
 	err = guard(func() error {
 		// The fee is charged before metering starts, so a transaction that runs out of gas at once still pays.
-		if err := x.chargeFee(signer, t); err != nil {
+		if err := k.chargeFee(x, signer, t); err != nil {
 			return err
 		}
 		charged = true
-		x.kv, x.gas = gasKV{o, meter}, meter
-		meter.consume(intrinsicGas(t))
+		x.KV, x.Gas = kernel.GasKV{KV: o, Meter: meter}, meter
+		meter.Consume(intrinsicGas(t))
 		for i, m := range t.Body.Msgs {
-			meter.consume(gasPerMsg + prepaidGas(m, x.params))
-			if err := x.dispatch(signer, t, m); err != nil {
+			meter.Consume(kernel.GasPerMsg + kernel.PrepaidGas(m, x.Params))
+			if err := k.dispatch(x, signer, t, m); err != nil {
 				if e, ok := err.(*tx.Error); ok {
 					return tx.Errorf(e.Code, "msgs[%d] %s: %s", i, m.Type(), e.Msg)
 				}
@@ -59,18 +60,18 @@ func execTx(c *ctx, t *tx.Tx, feeStays bool, blockLeft uint64) (gasUsed uint64, 
 	})
 	if err != nil {
 		if charged && feeStays {
-			f := &ctx{kv: store.NewOverlay(c.kv), chainID: c.chainID, params: c.params, proposer: c.proposer, quiet: c.quiet}
-			if ferr := f.chargeFee(signer, t); ferr != nil {
+			f := &ctx{KV: store.NewOverlay(c.KV), ChainID: c.ChainID, Params: c.Params, Proposer: c.Proposer, Quiet: c.Quiet, Hooks: c.Hooks}
+			if ferr := k.chargeFee(f, signer, t); ferr != nil {
 				panic("ledger: fee charged once cannot fail the second time: " + ferr.Error())
 			}
-			f.kv.(*store.Overlay).Write()
-			c.events = append(c.events, f.events...)
+			f.KV.(*store.Overlay).Write()
+			c.Events = append(c.Events, f.Events...)
 		}
-		return meter.used, err
+		return meter.Used, err
 	}
 	o.Write()
-	c.events = append(c.events, x.events...)
-	return meter.used, nil
+	c.Events = append(c.Events, x.Events...)
+	return meter.Used, nil
 }
 
 // Panicked is the error of a transaction whose execution panicked: CodeInternal, the panic's value, and the
@@ -81,14 +82,15 @@ type Panicked struct {
 }
 
 func (p *Panicked) Error() string { return p.Err.Error() }
+
 func (p *Panicked) Unwrap() error { return p.Err }
 
 // guard runs f, turning a panic into a *Panicked error.
 func guard(f func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			if oog, ok := r.(outOfGas); ok {
-				err = tx.Errorf(tx.CodeOutOfGas, "out of gas: used %d of the limit %d; the messages were reverted and the fee is paid", oog.used, oog.limit)
+			if oog, ok := r.(kernel.OutOfGas); ok {
+				err = tx.Errorf(tx.CodeOutOfGas, "out of gas: used %d of the limit %d; the messages were reverted and the fee is paid", oog.Used, oog.Limit)
 				return
 			}
 			err = &Panicked{Err: tx.Errorf(tx.CodeInternal, "reverted: executing it hit a broken ledger invariant (%v); the state is as before it", r), Stack: debug.Stack()}
@@ -105,106 +107,92 @@ func stageError(height int64, stage string, r any) error {
 // intrinsicGas is what a transaction costs before any message runs: its bytes and its signature.
 func intrinsicGas(t *tx.Tx) uint64 { return intrinsicGasOf(len(t.Raw)) }
 
-func intrinsicGasOf(size int) uint64 { return gasTxByte*uint64(size) + gasSigVerify }
+func intrinsicGasOf(size int) uint64 { return kernel.GasTxByte*uint64(size) + kernel.GasSigVerify }
 
-// FeeFor is the least fee a transaction with this gas limit may pay at a gas price in uspr per million gas (the
-// chain's params.min_gas_price, or a node's own): the gas at that price, rounded up, and at least params.min_fee.
-func FeeFor(p *Params, gasLimit, pricePerMgas uint64) uint64 {
-	hi, lo := bits.Mul64(gasLimit, pricePerMgas)
-	if hi >= 1_000_000 {
-		return ^uint64(0)
-	}
-	q, r := bits.Div64(hi, lo, 1_000_000)
-	if r != 0 {
-		q++
-	}
-	return max(q, p.MinFee)
-}
-
-func (c *ctx) chargeFee(signer tx.Address, t *tx.Tx) error {
-	acc := c.account(signer)
-	if t.Body.Nonce != acc.Nonce && !c.simulate { // a simulation measures gas: the nonce changes none
+func (k *modules) chargeFee(c *ctx, signer tx.Address, t *tx.Tx) error {
+	acc := c.Account(signer)
+	if t.Body.Nonce != acc.Nonce && !c.Simulate { // a simulation measures gas: the nonce changes none
 		return tx.Errorf(tx.CodeBadNonce, "nonce %d, account %s expects %d", t.Body.Nonce, signer, acc.Nonce)
 	}
-	if need := FeeFor(c.params, t.Body.GasLimit, c.params.MinGasPrice); t.Body.Fee < need && !c.simulate {
+	if need := api.FeeFor(c.Params, t.Body.GasLimit, c.Params.MinGasPrice); t.Body.Fee < need && !c.Simulate {
 		return tx.Errorf(tx.CodeFeeTooLow, "fee %s below %s: the minimum %s, or gas limit %d at the chain's gas price of %d uspr per million gas",
-			FormatSPR(t.Body.Fee), FormatSPR(need), FormatSPR(c.params.MinFee), t.Body.GasLimit, c.params.MinGasPrice)
+			api.FormatSPR(t.Body.Fee), api.FormatSPR(need), api.FormatSPR(c.Params.MinFee), t.Body.GasLimit, c.Params.MinGasPrice)
 	}
 	if acc.Balance < t.Body.Fee {
-		return tx.Errorf(tx.CodeInsufficientFunds, "%s has %s, the fee is %s", signer, FormatSPR(acc.Balance), FormatSPR(t.Body.Fee))
+		return tx.Errorf(tx.CodeInsufficientFunds, "%s has %s, the fee is %s", signer, api.FormatSPR(acc.Balance), api.FormatSPR(t.Body.Fee))
 	}
 	acc.Balance -= t.Body.Fee
 	acc.Nonce++
-	c.setAccount(acc)
+	c.SetAccount(acc)
 	if t.Body.Fee == 0 {
 		return nil
 	}
-	if c.proposer.IsZero() {
+	if c.Proposer.IsZero() {
 		// CheckTx: nobody is paid yet; the fee simply leaves the balance.
-		c.move(inBalances, inPool, t.Body.Fee)
+		c.Move(kernel.InBalances, kernel.InPool, t.Body.Fee)
 		return nil
 	}
-	prop := c.account(c.proposer) // balance to balance: the supply record does not change
+	prop := c.Account(c.Proposer) // balance to balance: the supply record does not change
 	prop.Balance += t.Body.Fee    // cannot overflow: bounded by the supply
-	c.setAccount(prop)
-	c.emit("fee.paid", "from", signer, "to", c.proposer, "amount", t.Body.Fee)
+	c.SetAccount(prop)
+	c.Emit(api.EventFeePaid, api.AttrFrom, signer, api.AttrTo, c.Proposer, api.AttrAmount, t.Body.Fee)
 	return nil
 }
 
-func (c *ctx) dispatch(signer tx.Address, t *tx.Tx, m tx.Msg) error {
+func (k *modules) dispatch(c *ctx, signer tx.Address, t *tx.Tx, m tx.Msg) error {
 	switch m := m.(type) {
 	case *tx.Send:
-		return c.send(signer, m)
+		return k.Bank.Send(c, signer, m)
 	case *tx.RegisterProvider:
-		return c.registerProvider(signer, t.Body.PubKey, m)
+		return k.Providers.RegisterProvider(c, signer, t.Body.PubKey, m)
 	case *tx.UpdateProvider:
-		return c.updateProvider(signer, m)
+		return k.Providers.UpdateProvider(c, signer, m)
 	case *tx.Bond:
-		return c.bond(signer, m)
+		return k.Providers.Bond(c, signer, m)
 	case *tx.Unbond:
-		return c.unbond(signer, m)
+		return k.Providers.Unbond(c, signer, m)
 	case *tx.CreateOrder:
-		return c.createOrder(signer, m)
+		return k.Market.CreateOrder(c, signer, m)
 	case *tx.CreateReplicatedOrder:
-		return c.createReplicatedOrder(signer, m)
+		return k.Runs.CreateReplicatedOrder(c, signer, m)
 	case *tx.CreateClusterOrder:
-		return c.createClusterOrder(signer, m)
+		return k.Clusters.CreateClusterOrder(c, signer, m)
 	case *tx.PublishLatency:
-		return c.publishLatency(signer, m)
+		return k.Clusters.PublishLatency(c, signer, m)
 	case *tx.CancelOrder:
-		return c.cancelOrder(signer, m)
+		return k.Market.CancelOrder(c, signer, m)
 	case *tx.PlaceBid:
-		return c.placeBid(signer, m)
+		return k.Market.PlaceBid(c, signer, m)
 	case *tx.WithdrawBid:
-		return c.withdrawBid(signer, m)
+		return k.Market.WithdrawBid(c, signer, m)
 	case *tx.AcceptBid:
-		return c.acceptBid(signer, m)
+		return k.Market.AcceptBid(c, signer, m)
 	case *tx.LeaseStarted:
-		return c.leaseStarted(signer, m)
+		return k.Leases.LeaseStarted(c, signer, m)
 	case *tx.CloseLease:
-		return c.closeLease(signer, m)
+		return k.Leases.CloseLease(c, signer, m)
 	case *tx.CompleteLease:
-		return c.completeLease(signer, m)
+		return k.Leases.CompleteLease(c, signer, m)
 	case *tx.CommitResult:
-		return c.commitResult(signer, m)
+		return k.Runs.CommitResult(c, signer, m)
 	case *tx.RevealResult:
-		return c.revealResult(signer, m)
+		return k.Runs.RevealResult(c, signer, m)
 	case *tx.TopUp:
-		return c.topUp(signer, m)
+		return k.Leases.TopUp(c, signer, m)
 	case *tx.ExtendLease:
-		return c.extendLease(signer, m)
+		return k.Leases.ExtendLease(c, signer, m)
 	case *tx.ManifestDelivered:
-		return c.manifestDelivered(signer, m)
+		return k.Leases.ManifestDelivered(c, signer, m)
 	case *tx.Withdraw:
-		return c.withdraw(signer, m)
+		return k.Leases.Withdraw(c, signer, m)
 	case *tx.Attest:
-		return c.attest(signer, m)
+		return k.Trust.Attest(c, signer, m)
 	case *tx.Unjail:
-		return c.unjail(signer)
+		return k.Trust.Unjail(c, signer)
 	case *tx.AnnounceRestart:
-		return c.announceRestart(signer)
+		return k.Trust.AnnounceRestart(c, signer)
 	case *tx.AttestHardware:
-		return c.attestHardware(signer, m)
+		return k.Trust.AttestHardware(c, signer, m)
 	}
 	return tx.Errorf(tx.CodeUnknownMsgType, "message type %s has no handler", m.Type())
 }
@@ -217,35 +205,28 @@ func (c *ctx) dispatch(signer tx.Address, t *tx.Tx, m tx.Msg) error {
 // end, not to the block that closes it), and what a due entry guards is checked by height in the transactions
 // too (no bid on an expired order, no start after the deadline, no reveal after the phase), so a backlog
 // changes when the ledger's work is recorded, never what it decides.
-func (c *ctx) endBlock(left uint64) {
-	sweeps := []func(){
-		c.closeAuctions,         // bids placed in this block take part in auctions closing in it
-		c.expireOrders,          // then orders still unmatched at their expiry are refunded
-		c.expireUnstartedLeases, // leases that never started are refunded
-		c.endDepletedLeases,     // active leases whose time or deposit ran out are closed
-		c.closeDueReveals,       // replicated orders' reveal phases that end in this block close, and are judged
-		c.matureUnbondings,      // stake whose unbonding period ended returns to its owner
-		c.pruneRetired,          // orders finished params.retention_blocks ago leave the state, with all made for them
+func (k *modules) endBlock(c *ctx, left uint64) {
+	sweeps := []func(*ctx){
+		k.Market.CloseAuctions,         // bids placed in this block take part in auctions closing in it
+		k.Market.ExpireOrders,          // then orders still unmatched at their expiry are refunded
+		k.Leases.ExpireUnstartedLeases, // leases that never started are refunded
+		k.Leases.EndDepletedLeases,     // active leases whose time or deposit ran out are closed
+		k.Runs.CloseDueReveals,         // replicated orders' reveal phases that end in this block close, and are judged
+		k.Providers.MatureUnbondings,   // stake whose unbonding period ended returns to its owner
+		k.Retention.PruneRetired,       // orders finished params.retention_blocks ago leave the state, with all made for them
 	}
-	kv := c.kv
+	kv := c.KV
 	for i, sweep := range sweeps {
-		meter := &gasMeter{limit: ^uint64(0)} // never stops a sweep midway: the sweep checks its share itself
-		c.kv, c.gas = gasKV{kv, meter}, meter
-		c.budget = endBlockFloor/uint64(len(sweeps)) + left/uint64(len(sweeps)-i)
-		sweep()
-		left -= min(left, meter.used)
+		meter := &kernel.GasMeter{Limit: ^uint64(0)} // never stops a sweep midway: the sweep checks its share itself
+		c.KV, c.Gas = kernel.GasKV{KV: kv, Meter: meter}, meter
+		c.Budget = endBlockFloor/uint64(len(sweeps)) + left/uint64(len(sweeps)-i)
+		sweep(c)
+		left -= min(left, meter.Used)
 	}
-	c.kv, c.gas, c.budget = kv, nil, 0
-	c.epochWork() // audit sets at an epoch's start, verdicts (close, slash, jail) at its end: bounded by the stake
+	c.KV, c.Gas, c.Budget = kv, nil, 0
+	k.Trust.EpochWork(c) // audit sets at an epoch's start, verdicts (close, slash, jail) at its end: bounded by the stake
 }
 
 // endBlockFloor is the least gas the end-of-block sweeps share in a block whose transactions used all its gas
 // (≈ 5 ms at the gas calibration; BenchmarkWorstBlock measures a full block with a backlog behind it).
 const endBlockFloor = 20_000_000
-
-// endSweepBatch bounds the due entries a sweep reads from its index in one block.
-const endSweepBatch = 1024
-
-// due reports whether an end-of-block sweep may take on its n-th due entry: it has read fewer than endSweepBatch
-// and its work so far is under its share of the block's gas. What it leaves waits for the next block.
-func (c *ctx) due(n int) bool { return n < endSweepBatch && (c.gas == nil || c.gas.used < c.budget) }

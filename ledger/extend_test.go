@@ -8,13 +8,16 @@ import (
 
 	abci "github.com/cometbft/cometbft/abci/types"
 
+	"github.com/sparenet/spare/ledger/api"
+	"github.com/sparenet/spare/ledger/providers"
+	"github.com/sparenet/spare/ledger/schema"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
 // extendChain has a provider "p1" that accepts leases of up to 4 h in all, "p0" that accepts no extensions, and
 // a tenant with a 2 SPR/h, 1 h lease on each: lease 1 on p1, lease 2 on p0 (both started).
 func extendChain(t *testing.T) *chain {
-	const spr = USPR
+	const spr = api.USPR
 	c := newChain(t, testParams(), map[string]uint64{"tenant": 100 * spr, "p1": 1000 * spr, "p0": 1000 * spr, "other": 100 * spr})
 	info := providerInfo("p1")
 	info.MaxLeaseSec = 4 * 3600
@@ -46,7 +49,7 @@ func eventAttrs(evs []abci.Event, typ string) map[string]string {
 // TestExtendLease: the tenant lengthens a running lease in one message, which adds the deposit the new duration
 // needs; the lease then runs to its new end, is paid for all of it, and closes there.
 func TestExtendLease(t *testing.T) {
-	const spr = USPR
+	const spr = api.USPR
 	c := extendChain(t)
 	started := time.UnixMilli(int64(c.lease(1).StartedMs))
 	before := c.balance("tenant")
@@ -65,17 +68,17 @@ func TestExtendLease(t *testing.T) {
 	}
 	c.now = started.Add(90 * time.Minute) // past the old end
 	c.block(0)
-	if l := c.lease(1); l.State != LeaseActive {
+	if l := c.lease(1); l.State != api.LeaseActive {
 		t.Fatalf("closed at its old end: %+v", l)
 	}
 	c.now = started.Add(2*time.Hour - time.Second)
 	c.block(0)
-	if l := c.lease(1); l.State != LeaseActive {
+	if l := c.lease(1); l.State != api.LeaseActive {
 		t.Fatalf("closed before its new end: %+v", l)
 	}
 	res2 := c.block(2*time.Second + time.Duration(c.app.params().CompletionGraceSec)*time.Second) // closed once its completion grace passed
 	l = c.lease(1)
-	if !hasEvent(res2.Events, "lease.closed") || l.State != LeaseClosed || l.CloseReason != "duration reached" ||
+	if !hasEvent(res2.Events, "lease.closed") || l.State != api.LeaseClosed || l.CloseReason != "duration reached" ||
 		l.Paid != 4*spr || l.Refunded != 0 || l.EndedMs != uint64(started.Add(2*time.Hour).UnixMilli()) {
 		t.Fatalf("at the new end: %+v", l)
 	}
@@ -84,7 +87,7 @@ func TestExtendLease(t *testing.T) {
 // TestExtendLeaseCoversShortfall: a lease its deposit bound short of its duration is extended to run the whole
 // new duration: the message adds the old shortfall too. A deposit above what is needed adds nothing.
 func TestExtendLeaseCoversShortfall(t *testing.T) {
-	const spr = USPR
+	const spr = api.USPR
 	c := extendChain(t)
 	c.do("tenant", gpuOrder(2*spr, spr, 3600)) // 1 SPR: 30 min of 1 h
 	c.do("p1", &tx.PlaceBid{OrderID: 3, Price: 2 * spr})
@@ -111,7 +114,7 @@ func TestExtendLeaseCoversShortfall(t *testing.T) {
 
 // TestExtendPendingLease: a lease extended before it starts runs its new duration from its start.
 func TestExtendPendingLease(t *testing.T) {
-	const spr = USPR
+	const spr = api.USPR
 	c := extendChain(t)
 	c.do("tenant", gpuOrder(2*spr, 2*spr, 3600))
 	c.do("p1", &tx.PlaceBid{OrderID: 3, Price: 2 * spr})
@@ -126,7 +129,7 @@ func TestExtendPendingLease(t *testing.T) {
 }
 
 func TestExtendLeaseRefused(t *testing.T) {
-	const spr = USPR
+	const spr = api.USPR
 	c := extendChain(t)
 	ext := func(id, add uint64) *tx.ExtendLease { return &tx.ExtendLease{LeaseID: id, AddSec: add} }
 	c.fail(tx.CodeUnauthorized, "other", ext(1, 60))
@@ -166,7 +169,7 @@ func TestExtendLeaseRefused(t *testing.T) {
 	if r := res.TxResults[0]; tx.Code(r.Code) != tx.CodeBadLeaseState {
 		t.Fatalf("extending at the end: code %d %s", r.Code, r.Log)
 	}
-	if l := c.lease(1); l.State != LeaseActive || l.DurationSec != 4*3600 || l.CloseMs != l.EndMs+c.app.params().CompletionGraceSec*1000 {
+	if l := c.lease(1); l.State != api.LeaseActive || l.DurationSec != 4*3600 || l.CloseMs != l.EndMs+c.app.params().CompletionGraceSec*1000 {
 		t.Fatalf("lease at its end (in its completion grace, not extended): %+v", l)
 	}
 }
@@ -174,7 +177,7 @@ func TestExtendLeaseRefused(t *testing.T) {
 // TestExtendLeaseOverflow: a price so high that the new duration's deposit does not fit 64 bits is refused (a
 // pending lease: a started one at such a price would have ended at once).
 func TestExtendLeaseOverflow(t *testing.T) {
-	const spr = USPR
+	const spr = api.USPR
 	c := newChain(t, testParams(), map[string]uint64{"tenant": 100 * spr, "p1": 1000 * spr})
 	info := providerInfo("p1")
 	info.MaxLeaseSec = tx.MaxDurationSec
@@ -189,7 +192,7 @@ func TestExtendLeaseOverflow(t *testing.T) {
 
 // TestExtendReplicatedRefused: a run of a replicated order ends with its group; it is not extended alone.
 func TestExtendReplicatedRefused(t *testing.T) {
-	const spr = USPR
+	const spr = api.USPR
 	c := newChain(t, testParams(), map[string]uint64{"tenant": 100 * spr, "p1": 1000 * spr, "p2": 1000 * spr})
 	for _, p := range []string{"p1", "p2"} {
 		info := providerInfo(p)
@@ -201,7 +204,7 @@ func TestExtendReplicatedRefused(t *testing.T) {
 	c.block(time.Second, c.sign("p1", &tx.PlaceBid{OrderID: 1, Price: spr}), c.sign("p2", &tx.PlaceBid{OrderID: 1, Price: spr}))
 	c.block(time.Second)
 	l := c.lease(1)
-	if l.State != LeasePending {
+	if l.State != api.LeasePending {
 		t.Fatalf("replica lease: %+v", l)
 	}
 	c.fail(tx.CodeReplicated, "tenant", &tx.ExtendLease{LeaseID: 1, AddSec: 60})
@@ -210,27 +213,27 @@ func TestExtendReplicatedRefused(t *testing.T) {
 // TestProviderRecordWithoutMaxLease: a provider record written before extensions existed decodes, with none
 // accepted; a declaration that changes only max_lease_sec keeps the provider's verification.
 func TestProviderRecordWithoutMaxLease(t *testing.T) {
-	p := &Provider{Info: providerInfo("p1"), Status: ProviderActive, PubKey: make([]byte, 32)}
-	b := encProvider(p)
+	p := &api.Provider{Info: providerInfo("p1"), Status: api.ProviderActive, PubKey: make([]byte, 32)}
+	b := schema.EncProvider(p)
 	if b[len(b)-1] != 0 {
 		t.Fatalf("max_lease_sec 0 is not the last byte: %x", b[len(b)-4:])
 	}
-	old, err := decProvider(b[:len(b)-1])
+	old, err := schema.DecProvider(b[:len(b)-1])
 	if err != nil || old.Info.MaxLeaseSec != 0 {
 		t.Fatalf("old record: %v %+v", err, old)
 	}
 	p.Info.MaxLeaseSec = 3600
-	back, err := decProvider(encProvider(p))
-	if err != nil || back.Info.MaxLeaseSec != 3600 || !bytes.Equal(encProvider(back), encProvider(p)) {
+	back, err := schema.DecProvider(schema.EncProvider(p))
+	if err != nil || back.Info.MaxLeaseSec != 3600 || !bytes.Equal(schema.EncProvider(back), schema.EncProvider(p)) {
 		t.Fatalf("round trip: %v %+v", err, back)
 	}
 	a, b2 := providerInfo("p1"), providerInfo("p1")
 	b2.MaxLeaseSec = 7200
-	if !sameDeclaration(&a, &b2) {
+	if !providers.SameDeclaration(&a, &b2) {
 		t.Fatal("max_lease_sec alone changes the declaration")
 	}
 	b2.Zone = "b"
-	if sameDeclaration(&a, &b2) {
+	if providers.SameDeclaration(&a, &b2) {
 		t.Fatal("a new zone is the same declaration")
 	}
 }

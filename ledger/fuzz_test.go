@@ -10,17 +10,18 @@ import (
 
 	abci "github.com/cometbft/cometbft/abci/types"
 
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
 // fuzzChain is a small market: a tenant, a bonded provider, an open order with a bid, a running lease.
 func fuzzChain(t testing.TB) *chain {
-	c := newChain(t, testParams(), map[string]uint64{"tenant": 1000 * USPR, "p1": 1000 * USPR})
+	c := newChain(t, testParams(), map[string]uint64{"tenant": 1000 * api.USPR, "p1": 1000 * api.USPR})
 	c.registerBonded("p1")
-	c.do("tenant", gpuOrder(3*USPR, 10*USPR, 3600))
-	c.do("p1", &tx.PlaceBid{OrderID: 1, Price: USPR})
+	c.do("tenant", gpuOrder(3*api.USPR, 10*api.USPR, 3600))
+	c.do("p1", &tx.PlaceBid{OrderID: 1, Price: api.USPR})
 	c.do("p1", &tx.LeaseStarted{ID: 1})
-	c.do("tenant", gpuOrder(3*USPR, 10*USPR, 3600))
+	c.do("tenant", gpuOrder(3*api.USPR, 10*api.USPR, 3600))
 	return c
 }
 
@@ -33,7 +34,7 @@ func fuzzSeeds(c *chain) [][]byte {
 	} {
 		body := tx.Body{ChainID: testChain, PubKey: t.priv.Public().(ed25519.PublicKey), Nonce: c.nonces[t.addr], Fee: 1000, GasLimit: testGas, Msgs: []tx.Msg{m}}
 		if i == 1 {
-			body.Msgs = []tx.Msg{gpuOrder(USPR, USPR, 60)}
+			body.Msgs = []tx.Msg{gpuOrder(api.USPR, api.USPR, 60)}
 		}
 		seeds = append(seeds, tx.EncodeBody(body))
 	}

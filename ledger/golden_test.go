@@ -13,6 +13,7 @@ import (
 	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -49,6 +50,7 @@ const (
 // consensus; one that changes any forks a network of old and new nodes. -update-golden rewrites the file.
 func TestGoldenAppHashes(t *testing.T) {
 	fx := advFixtures(t)
+	seenBefore := eventCounts()
 	var got strings.Builder
 	covered := map[string]bool{}
 	for i, f := range fx {
@@ -80,6 +82,19 @@ func TestGoldenAppHashes(t *testing.T) {
 	slices.Sort(missing)
 	if len(missing) > 0 {
 		t.Errorf("the golden scenario never succeeds with %s: give it more blocks or another seed", strings.Join(missing, ", "))
+	}
+	// Every event a client parses with a typed parser was emitted, and read (checkEvents), on the way.
+	seen, unseen := eventCounts(), []string(nil)
+	for typ := range eventParsers {
+		// An outvoted run takes a scripted disagreement the scenario does not have: TestReplicatedVerdicts
+		// emits it, and checkEvents reads it there.
+		if seen[typ] == seenBefore[typ] && typ != api.EventLeaseOutvoted {
+			unseen = append(unseen, typ)
+		}
+	}
+	slices.Sort(unseen)
+	if len(unseen) > 0 {
+		t.Errorf("the golden scenario never emits %s: its typed parsers go unchecked", strings.Join(unseen, ", "))
 	}
 	path := filepath.Join("testdata", "golden", "apphashes.txt")
 	if *updateGolden {
@@ -114,9 +129,9 @@ func TestGoldenAppHashes(t *testing.T) {
 // verdict, a transaction whose second message fails (the first rolled back, the fee charged once), an unbonding
 // and its maturity. Every block's app hash and result codes go to out.
 func goldenScript(t *testing.T, out *strings.Builder, covered map[string]bool) {
-	funded := map[string]uint64{"tenant": 1000 * USPR}
+	funded := map[string]uint64{"tenant": 1000 * api.USPR}
 	for i := 1; i <= 4; i++ {
-		funded[fmt.Sprintf("p%d", i)] = 1000 * USPR
+		funded[fmt.Sprintf("p%d", i)] = 1000 * api.USPR
 	}
 	c := newChain(t, testParams(), funded)
 	c.onBlock = func(txs [][]byte, res *abci.ResponseFinalizeBlock) {
@@ -138,12 +153,12 @@ func goldenScript(t *testing.T, out *strings.Builder, covered map[string]bool) {
 
 	// A cluster of three, run to completion.
 	c.publishRTTs(map[string]map[string]uint32{"p1": {"p2": 900, "p3": 1200}, "p2": {"p1": 1100, "p3": 800}, "p3": {"p2": 900, "p1": 1_000}})
-	c.do("tenant", clusterOrder(3, 5_000, USPR))
+	c.do("tenant", clusterOrder(3, 5_000, api.USPR))
 	cluster := uint64(1)
 	c.block(time.Second, c.sign("p3", &tx.PlaceBid{OrderID: cluster, Price: testRunPrice - 10}),
 		c.sign("p1", &tx.PlaceBid{OrderID: cluster, Price: testRunPrice - 30}), c.sign("p2", &tx.PlaceBid{OrderID: cluster, Price: testRunPrice - 20}))
 	v := c.clusterView(cluster)
-	if v.State != ClusterRunning || len(v.Members) != 3 {
+	if v.State != api.ClusterRunning || len(v.Members) != 3 {
 		t.Fatalf("cluster: %+v", v)
 	}
 	var starts [][]byte
@@ -157,7 +172,7 @@ func goldenScript(t *testing.T, out *strings.Builder, covered map[string]bool) {
 	}
 
 	// An order whose tenant accepts p1's bid over the cheaper p4's, and the lease's whole life.
-	o := gpuOrder(testRunPrice, USPR, 3600)
+	o := gpuOrder(testRunPrice, api.USPR, 3600)
 	o.BidWindow = 3
 	c.do("tenant", o)
 	order := uint64(2)
@@ -167,8 +182,8 @@ func goldenScript(t *testing.T, out *strings.Builder, covered map[string]bool) {
 			t.Fatalf("bid %d: %s", i, r.Log)
 		}
 	}
-	var bids List[*Bid]
-	c.query(QueryBids, ListRequest{OrderID: order}, &bids)
+	var bids api.List[*api.Bid]
+	c.query(api.QueryBids, api.ListRequest{OrderID: order}, &bids)
 	var accept uint64
 	for _, b := range bids.Items {
 		if b.Provider == c.addr("p1") {
@@ -181,7 +196,7 @@ func goldenScript(t *testing.T, out *strings.Builder, covered map[string]bool) {
 		t.Fatalf("order %d: %+v", order, c.order(order))
 	}
 	c.do("p1", &tx.LeaseStarted{ID: lease})
-	c.do("tenant", &tx.TopUp{LeaseID: lease, Amount: USPR / 2})
+	c.do("tenant", &tx.TopUp{LeaseID: lease, Amount: api.USPR / 2})
 	c.do("tenant", &tx.ExtendLease{LeaseID: lease, AddSec: 1800})
 	c.now = c.now.Add(5 * time.Minute)
 	c.do("p1", &tx.Withdraw{ID: lease})
@@ -189,11 +204,11 @@ func goldenScript(t *testing.T, out *strings.Builder, covered map[string]bool) {
 	c.completeWith("p1", lease, "out", 0)
 
 	// A replicated order of two runs that agree.
-	c.do("tenant", replicatedOrder(2, USPR))
+	c.do("tenant", replicatedOrder(2, api.USPR))
 	rep := uint64(3)
 	c.block(time.Second, c.sign("p2", &tx.PlaceBid{OrderID: rep, Price: testRunPrice - 10}), c.sign("p3", &tx.PlaceBid{OrderID: rep, Price: testRunPrice - 9}))
 	vv := c.verification(rep)
-	if vv.State != VerifyRunning || len(vv.Runs) != 2 {
+	if vv.State != api.VerifyRunning || len(vv.Runs) != 2 {
 		t.Fatalf("replicated: %+v", vv)
 	}
 	starts = nil
@@ -211,19 +226,19 @@ func goldenScript(t *testing.T, out *strings.Builder, covered map[string]bool) {
 	for i, rv := range reveals {
 		c.do(who[i], rv)
 	}
-	if vv = c.verification(rep); vv.State != VerifyAgreed {
+	if vv = c.verification(rep); vv.State != api.VerifyAgreed {
 		t.Fatalf("replicated: %+v", vv)
 	}
 
 	// Two sends in one transaction, the second more than the sender holds: both undone, the fee charged once.
 	before := c.balance("p4")
-	res = c.block(time.Second, c.sign("p4", &tx.Send{To: c.addr("tenant"), Amount: USPR}, &tx.Send{To: c.addr("tenant"), Amount: 1 << 62}))
+	res = c.block(time.Second, c.sign("p4", &tx.Send{To: c.addr("tenant"), Amount: api.USPR}, &tx.Send{To: c.addr("tenant"), Amount: 1 << 62}))
 	if res.TxResults[0].Code == 0 || c.balance("p4") != before-c.feeFor(&tx.Send{}, &tx.Send{}) {
 		t.Fatalf("multi-message tx: code %d, p4 %d → %d", res.TxResults[0].Code, before, c.balance("p4"))
 	}
 
 	// An unbonding, matured after the unbonding period.
-	c.do("p4", &tx.Unbond{Amount: USPR})
+	c.do("p4", &tx.Unbond{Amount: api.USPR})
 	c.now = c.now.Add(2 * time.Minute)
 	c.block(time.Second)
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sparenet/spare/ledger/api"
+	"github.com/sparenet/spare/ledger/schema"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -22,7 +24,7 @@ func (c *chain) deliveryAck(provider string, leaseID uint64) *tx.ManifestDeliver
 // graceChain is a chain with a provider p1 serving lease 1 at 1 SPR/h for an hour, deposit 5 SPR, started at the
 // returned time.
 func graceChain(t *testing.T) (*chain, time.Time) {
-	const spr = USPR
+	const spr = api.USPR
 	c := newChain(t, testParams(), map[string]uint64{"tenant": 100 * spr, "p1": 1000 * spr})
 	c.registerBonded("p1")
 	c.do("tenant", gpuOrder(3*spr, 5*spr, 3600))
@@ -36,7 +38,7 @@ func graceChain(t *testing.T) (*chain, time.Time) {
 // pays exactly price × duration (nothing for the grace), the provider's record counts a completed lease, and the
 // tenant cannot close it meanwhile (that would only drop the receipt it paid for), nor extend it.
 func TestLeaseCompletesInGrace(t *testing.T) {
-	const spr = USPR
+	const spr = api.USPR
 	c, started := graceChain(t)
 	end := uint64(started.Add(time.Hour).UnixMilli())
 	if l := c.lease(1); l.EndMs != end || l.CloseMs != end+60_000 {
@@ -46,7 +48,7 @@ func TestLeaseCompletesInGrace(t *testing.T) {
 	c.now = started.Add(time.Hour + 10*time.Second) // the provider stopped the workload and hashed its outputs
 	c.block(0)
 	l := c.lease(1)
-	if l.State != LeaseActive || l.EarnedAt != spr {
+	if l.State != api.LeaseActive || l.EarnedAt != spr {
 		t.Fatalf("in the grace: %+v", l)
 	}
 	c.fail(tx.CodeBadLeaseState, "tenant", &tx.CloseLease{ID: 1})
@@ -54,7 +56,7 @@ func TestLeaseCompletesInGrace(t *testing.T) {
 	c.block(20 * time.Second)
 	c.completeWith("p1", 1, "outputs", 143) // SIGTERM at the duration
 	l = c.lease(1)
-	if l.State != LeaseCompleted || l.Receipt == nil || l.Receipt.ExitCode != 143 || l.Paid != spr ||
+	if l.State != api.LeaseCompleted || l.Receipt == nil || l.Receipt.ExitCode != 143 || l.Paid != spr ||
 		l.Refunded != 4*spr || l.EndedMs != end || l.CloseReason != "completed" {
 		t.Fatalf("completed in the grace: %+v", l)
 	}
@@ -73,12 +75,12 @@ func TestLeaseCompletesInGrace(t *testing.T) {
 // passed, paid exactly to its end and no failure of the provider's; a receipt after that is refused. Escrow is
 // never held past the grace.
 func TestLeaseClosesAfterGrace(t *testing.T) {
-	const spr = USPR
+	const spr = api.USPR
 	c, started := graceChain(t)
 	end := uint64(started.Add(time.Hour).UnixMilli())
 	c.now = started.Add(time.Hour + 58*time.Second)
 	c.block(0)
-	if l := c.lease(1); l.State != LeaseActive {
+	if l := c.lease(1); l.State != api.LeaseActive {
 		t.Fatalf("closed before the grace ended: %+v", l)
 	}
 	c.do("p1", &tx.Withdraw{ID: 1}) // in the grace the provider is paid to the end, no further
@@ -90,7 +92,7 @@ func TestLeaseClosesAfterGrace(t *testing.T) {
 		t.Fatal("no lease.closed at the grace's end")
 	}
 	l := c.lease(1)
-	if l.State != LeaseClosed || l.CloseReason != "duration reached" || l.Paid != spr || l.Refunded != 4*spr || l.EndedMs != end {
+	if l.State != api.LeaseClosed || l.CloseReason != "duration reached" || l.Paid != spr || l.Refunded != 4*spr || l.EndedMs != end {
 		t.Fatalf("after the grace: %+v", l)
 	}
 	if p := c.provider("p1"); p.Failed != 0 || p.Completed != 0 {
@@ -106,11 +108,11 @@ func TestLeaseClosesAfterGrace(t *testing.T) {
 // TestGraceProviderCloseIsNoFailure: a provider that gives up its receipt in the grace closes the lease paid to
 // its end, as the sweep would, with no failure: it ran the whole duration.
 func TestGraceProviderCloseIsNoFailure(t *testing.T) {
-	const spr = USPR
+	const spr = api.USPR
 	c, started := graceChain(t)
 	c.now = started.Add(time.Hour + 5*time.Second)
 	c.do("p1", &tx.CloseLease{ID: 1, Reason: "outputs lost"})
-	if l := c.lease(1); l.State != LeaseClosed || l.Paid != spr || l.Refunded != 4*spr {
+	if l := c.lease(1); l.State != api.LeaseClosed || l.Paid != spr || l.Refunded != 4*spr {
 		t.Fatalf("closed by the provider in the grace: %+v", l)
 	}
 	if p := c.provider("p1"); p.Failed != 0 {
@@ -121,7 +123,7 @@ func TestGraceProviderCloseIsNoFailure(t *testing.T) {
 // TestDepositExhaustedHasNoGrace: a lease whose deposit runs out before its duration closes at that moment, as
 // before: the provider does not stop its workload then, so there is no receipt to wait for.
 func TestDepositExhaustedHasNoGrace(t *testing.T) {
-	const spr = USPR
+	const spr = api.USPR
 	c := newChain(t, testParams(), map[string]uint64{"tenant": 100 * spr, "p1": 1000 * spr})
 	c.registerBonded("p1")
 	c.do("tenant", gpuOrder(2*spr, spr, 7200)) // 1 SPR at 2 SPR/h: 30 minutes of 2 h
@@ -133,7 +135,7 @@ func TestDepositExhaustedHasNoGrace(t *testing.T) {
 	}
 	c.now = started.Add(30 * time.Minute)
 	c.block(0)
-	if l := c.lease(1); l.State != LeaseClosed || l.CloseReason != "deposit exhausted" || l.Paid != spr {
+	if l := c.lease(1); l.State != api.LeaseClosed || l.CloseReason != "deposit exhausted" || l.Paid != spr {
 		t.Fatalf("at its deposit's end: %+v", l)
 	}
 }
@@ -141,7 +143,7 @@ func TestDepositExhaustedHasNoGrace(t *testing.T) {
 // TestGraceThroughTopUp: a top-up in the grace moves nothing (the duration bounds billing); one that makes a
 // deposit-bound lease last its duration gives it the grace, and the index follows.
 func TestGraceThroughTopUp(t *testing.T) {
-	const spr = USPR
+	const spr = api.USPR
 	c := newChain(t, testParams(), map[string]uint64{"tenant": 100 * spr, "p1": 1000 * spr})
 	c.registerBonded("p1")
 	c.do("tenant", gpuOrder(2*spr, spr, 3600)) // 1 SPR at 2 SPR/h: 30 minutes of 1 h
@@ -155,12 +157,12 @@ func TestGraceThroughTopUp(t *testing.T) {
 	}
 	c.now = started.Add(time.Hour)
 	c.do("tenant", &tx.TopUp{LeaseID: 1, Amount: spr})
-	if l := c.lease(1); l.State != LeaseActive || l.EndMs != end || l.CloseMs != end+60_000 || l.EarnedAt != 2*spr {
+	if l := c.lease(1); l.State != api.LeaseActive || l.EndMs != end || l.CloseMs != end+60_000 || l.EarnedAt != 2*spr {
 		t.Fatalf("topped up in the grace: %+v", l)
 	}
 	c.now = started.Add(time.Hour + time.Minute)
 	c.block(0)
-	if l := c.lease(1); l.State != LeaseClosed || l.Paid != 2*spr || l.Refunded != spr {
+	if l := c.lease(1); l.State != api.LeaseClosed || l.Paid != 2*spr || l.Refunded != spr {
 		t.Fatalf("after the grace: %+v", l)
 	}
 }
@@ -168,26 +170,26 @@ func TestGraceThroughTopUp(t *testing.T) {
 // TestCompletionGraceParam: bounded in validation; state written before the param decodes with no grace (its
 // leases were indexed at their ends).
 func TestCompletionGraceParam(t *testing.T) {
-	p := DefaultParams()
+	p := api.DefaultParams()
 	if p.CompletionGraceSec != 60 || p.Validate() != nil {
 		t.Fatalf("default %d: %v", p.CompletionGraceSec, p.Validate())
 	}
-	p.CompletionGraceSec = MaxCompletionGraceSec
+	p.CompletionGraceSec = api.MaxCompletionGraceSec
 	if err := p.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	p.CompletionGraceSec = MaxCompletionGraceSec + 1
+	p.CompletionGraceSec = api.MaxCompletionGraceSec + 1
 	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "completion_grace_sec") {
 		t.Fatalf("over the bound: %v", err)
 	}
 	p.CompletionGraceSec = 42
-	got, err := decParams(encParams(&p))
+	got, err := schema.DecParams(schema.EncParams(&p))
 	if err != nil || *got != p {
 		t.Fatalf("round trip: %+v %v", got, err)
 	}
-	old := encParams(&p)
+	old := schema.EncParams(&p)
 	old = old[:len(old)-1] // 42 is one byte: the encoding before the param existed
-	got, err = decParams(old)
+	got, err = schema.DecParams(old)
 	if err != nil || got.CompletionGraceSec != 0 || got.RetentionBlocks != p.RetentionBlocks {
 		t.Fatalf("state written before the grace: %+v %v", got, err)
 	}
@@ -196,7 +198,7 @@ func TestCompletionGraceParam(t *testing.T) {
 // TestUnstartedWithoutDeliveryIsNobodysFailure: a tenant that leases and never sends the manifest cannot lower
 // the provider's record: the lease expires at its start deadline with a full refund and no failure.
 func TestUnstartedWithoutDeliveryIsNobodysFailure(t *testing.T) {
-	const spr = USPR
+	const spr = api.USPR
 	p := testParams()
 	p.StartTimeoutBlocks = 3
 	c := newChain(t, p, map[string]uint64{"tenant": 100 * spr, "p1": 1000 * spr})
@@ -208,7 +210,7 @@ func TestUnstartedWithoutDeliveryIsNobodysFailure(t *testing.T) {
 		c.block(time.Second)
 	}
 	l := c.lease(1)
-	if l.State != LeaseClosed || l.Refunded != 5*spr || l.Paid != 0 || l.CloseReason != "no manifest delivered in time" || l.ManifestDelivered {
+	if l.State != api.LeaseClosed || l.Refunded != 5*spr || l.Paid != 0 || l.CloseReason != "no manifest delivered in time" || l.ManifestDelivered {
 		t.Fatalf("expired without delivery: %+v", l)
 	}
 	if pv := c.provider("p1"); pv.Failed != 0 || pv.FailedValue != 0 || pv.ReputationPPM != rep0 {
@@ -221,7 +223,7 @@ func TestUnstartedWithoutDeliveryIsNobodysFailure(t *testing.T) {
 // closing it. An acknowledgement the provider did not sign, for another manifest, from someone other than the
 // tenant, or after the deadline, is refused.
 func TestUnstartedAfterDeliveryIsProvidersFailure(t *testing.T) {
-	const spr = USPR
+	const spr = api.USPR
 	p := testParams()
 	p.StartTimeoutBlocks = 4
 	c := newChain(t, p, map[string]uint64{"tenant": 100 * spr, "p1": 1000 * spr, "p2": 1000 * spr})
@@ -245,7 +247,7 @@ func TestUnstartedAfterDeliveryIsProvidersFailure(t *testing.T) {
 		c.block(time.Second)
 	}
 	l := c.lease(1)
-	if l.State != LeaseClosed || l.Refunded != 5*spr || l.CloseReason != "not started in time" {
+	if l.State != api.LeaseClosed || l.Refunded != 5*spr || l.CloseReason != "not started in time" {
 		t.Fatalf("expired after delivery: %+v", l)
 	}
 	if pv := c.provider("p1"); pv.Failed != 1 || pv.FailedValue != 5*spr {

@@ -10,6 +10,8 @@ import (
 
 	abci "github.com/cometbft/cometbft/abci/types"
 
+	"github.com/sparenet/spare/ledger/api"
+	"github.com/sparenet/spare/ledger/kernel"
 	"github.com/sparenet/spare/ledger/store"
 	"github.com/sparenet/spare/ledger/tx"
 )
@@ -40,24 +42,24 @@ func newKey(seed string) key {
 	return key{priv: priv, addr: tx.AddressOf(priv.Public().(ed25519.PublicKey))}
 }
 
-func newChain(t testing.TB, params Params, funded map[string]uint64) *chain {
+func newChain(t testing.TB, params api.Params, funded map[string]uint64) *chain {
 	t.Helper()
 	return newChainWith(t, params, funded, nil)
 }
 
 // newChainWith also names the auditor set: key name -> weight.
-func newChainWith(t testing.TB, params Params, funded map[string]uint64, auditors map[string]uint64) *chain {
+func newChainWith(t testing.TB, params api.Params, funded map[string]uint64, auditors map[string]uint64) *chain {
 	t.Helper()
 	c := &chain{t: t, app: New(store.OpenMem(), Options{CheckInvariants: true}), now: time.Unix(1_700_000_000, 0),
 		keys: map[string]key{}, nonces: map[tx.Address]uint64{}, proposer: newKey("proposer")}
-	g := Genesis{Params: params}
+	g := api.Genesis{Params: params}
 	for name, bal := range funded {
 		k := newKey(name)
 		c.keys[name] = k
-		g.Accounts = append(g.Accounts, GenesisAccount{Address: k.addr, Balance: bal})
+		g.Accounts = append(g.Accounts, api.GenesisAccount{Address: k.addr, Balance: bal})
 	}
 	for name, w := range auditors {
-		g.Auditors = append(g.Auditors, GenesisAuditor{Address: newKey(name).addr, Weight: w})
+		g.Auditors = append(g.Auditors, api.GenesisAuditor{Address: newKey(name).addr, Weight: w})
 	}
 	state, _ := json.Marshal(g)
 	if _, err := c.app.InitChain(context.Background(), &abci.RequestInitChain{ChainId: testChain, AppStateBytes: state, InitialHeight: 1}); err != nil {
@@ -97,7 +99,7 @@ func (c *chain) txGas(msgs ...tx.Msg) uint64 {
 	gas := uint64(testGas)
 	p := c.app.params()
 	for _, m := range msgs {
-		gas += prepaidGas(m, p)
+		gas += kernel.PrepaidGas(m, p)
 	}
 	return gas
 }
@@ -105,12 +107,12 @@ func (c *chain) txGas(msgs ...tx.Msg) uint64 {
 // feeFor is the fee the harness pays for a transaction of msgs.
 func (c *chain) feeFor(msgs ...tx.Msg) uint64 {
 	p := c.app.params()
-	return FeeFor(p, c.txGas(msgs...), p.MinGasPrice)
+	return api.FeeFor(p, c.txGas(msgs...), p.MinGasPrice)
 }
 
-func (a *App) params() *Params {
+func (a *App) params() *api.Params {
 	v, _ := a.store.View()
-	return loadParams(v)
+	return kernel.LoadParams(v)
 }
 
 // check runs CheckTx and returns its code.
@@ -135,6 +137,7 @@ func (c *chain) block(dt time.Duration, txs ...[]byte) *abci.ResponseFinalizeBlo
 	if _, err := c.app.Commit(context.Background(), &abci.RequestCommit{}); err != nil {
 		c.t.Fatal(err)
 	}
+	checkEvents(c.t, res)
 	if c.onBlock != nil {
 		c.onBlock(txs, res)
 	}
@@ -176,26 +179,26 @@ func (c *chain) query(path string, req, out any) {
 }
 
 func (c *chain) balance(name string) uint64 {
-	var a Account
-	c.query(QueryAccount, AddressRequest{Address: c.addr(name)}, &a)
+	var a api.Account
+	c.query(api.QueryAccount, api.AddressRequest{Address: c.addr(name)}, &a)
 	return a.Balance
 }
 
-func (c *chain) lease(id uint64) LeaseView {
-	var l LeaseView
-	c.query(QueryLease, IDRequest{ID: id}, &l)
+func (c *chain) lease(id uint64) api.LeaseView {
+	var l api.LeaseView
+	c.query(api.QueryLease, api.IDRequest{ID: id}, &l)
 	return l
 }
 
-func (c *chain) order(id uint64) Order {
-	var o Order
-	c.query(QueryOrder, IDRequest{ID: id}, &o)
+func (c *chain) order(id uint64) api.Order {
+	var o api.Order
+	c.query(api.QueryOrder, api.IDRequest{ID: id}, &o)
 	return o
 }
 
-func (c *chain) supply() Supply {
-	var s Supply
-	c.query(QuerySupply, nil, &s)
+func (c *chain) supply() api.Supply {
+	var s api.Supply
+	c.query(api.QuerySupply, nil, &s)
 	return s
 }
 
@@ -220,8 +223,8 @@ func gpuOrder(maxPrice, deposit, durSec uint64) *tx.CreateOrder {
 		MaxPricePerHour: maxPrice, ManifestHash: sha256.Sum256([]byte("manifest")), Deposit: deposit, DurationSec: durSec}
 }
 
-func testParams() Params {
-	p := DefaultParams()
+func testParams() api.Params {
+	p := api.DefaultParams()
 	p.UnbondingPeriodSec = 60
 	return p
 }

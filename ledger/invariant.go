@@ -3,6 +3,9 @@ package ledger
 import (
 	"fmt"
 
+	"github.com/sparenet/spare/ledger/api"
+	"github.com/sparenet/spare/ledger/kernel"
+	"github.com/sparenet/spare/ledger/schema"
 	"github.com/sparenet/spare/ledger/store"
 )
 
@@ -10,52 +13,52 @@ import (
 // supply record: balances from accounts, escrow from open orders and unfinished leases, stake and unbonding
 // from providers, the pool from every lease's take plus fees collected outside a block. O(state).
 func CheckInvariants(kv store.KV) error {
-	c := &ctx{kv: kv}
-	s := c.supply()
+	c := &ctx{KV: kv}
+	s := c.Supply()
 	if !s.Holds() {
 		return fmt.Errorf("supply record does not add up: %+v", *s)
 	}
-	var got Supply
-	kv.Iterate(pAccount, prefixEnd(pAccount), func(k string, v []byte) bool {
-		got.Balances += mustDecode(decAccount([20]byte{}, v)).Balance
+	var got api.Supply
+	kv.Iterate(schema.PAccount, schema.PrefixEnd(schema.PAccount), func(k string, v []byte) bool {
+		got.Balances += kernel.MustDecode(schema.DecAccount([20]byte{}, v)).Balance
 		return true
 	})
 	var slashed uint64
-	kv.Iterate(pProvider, prefixEnd(pProvider), func(k string, v []byte) bool {
-		p := mustDecode(decProvider(v))
+	kv.Iterate(schema.PProvider, schema.PrefixEnd(schema.PProvider), func(k string, v []byte) bool {
+		p := kernel.MustDecode(schema.DecProvider(v))
 		got.Staked += p.Stake
 		got.Unbonding += p.Unbonding
 		slashed += p.Slashed
 		return true
 	})
 	var unbondEntries uint64
-	kv.Iterate(pUnbond, prefixEnd(pUnbond), func(k string, v []byte) bool {
-		unbondEntries += unbe64(string(v))
+	kv.Iterate(schema.PUnbond, schema.PrefixEnd(schema.PUnbond), func(k string, v []byte) bool {
+		unbondEntries += schema.UnBE64(string(v))
 		return true
 	})
-	kv.Iterate(pOrder, prefixEnd(pOrder), func(k string, v []byte) bool {
-		o := mustDecode(decOrder(v))
-		if o.State == OrderOpen {
+	kv.Iterate(schema.POrder, schema.PrefixEnd(schema.POrder), func(k string, v []byte) bool {
+		o := kernel.MustDecode(schema.DecOrder(v))
+		if o.State == api.OrderOpen {
 			got.Escrow += o.Escrowed()
 		}
 		return true
 	})
 	var rewarded uint64
-	kv.Iterate(pVerify, prefixEnd(pVerify), func(k string, v []byte) bool {
-		vf := mustDecode(decVerification(v))
+	kv.Iterate(schema.PVerify, schema.PrefixEnd(schema.PVerify), func(k string, v []byte) bool {
+		vf := kernel.MustDecode(schema.DecVerification(v))
 		got.Escrow += vf.Reserve
 		rewarded += vf.Rewarded
 		return true
 	})
-	kv.Iterate(pCluster, prefixEnd(pCluster), func(k string, v []byte) bool {
-		got.Escrow += mustDecode(decCluster(v)).Reserve
+	kv.Iterate(schema.PCluster, schema.PrefixEnd(schema.PCluster), func(k string, v []byte) bool {
+		got.Escrow += kernel.MustDecode(schema.DecCluster(v)).Reserve
 		return true
 	})
 	var take uint64
-	var unbalanced *Lease
-	kv.Iterate(pLease, prefixEnd(pLease), func(k string, v []byte) bool {
-		l := mustDecode(decLease(v))
-		if l.State == LeasePending || l.State == LeaseActive {
+	var unbalanced *api.Lease
+	kv.Iterate(schema.PLease, schema.PrefixEnd(schema.PLease), func(k string, v []byte) bool {
+		l := kernel.MustDecode(schema.DecLease(v))
+		if l.State == api.LeasePending || l.State == api.LeaseActive {
 			got.Escrow += l.Deposit - l.Paid
 		} else if l.Paid+l.Refunded+l.Held != l.Deposit && unbalanced == nil {
 			unbalanced = l
@@ -64,7 +67,7 @@ func CheckInvariants(kv store.KV) error {
 		take += l.Take
 		return true
 	})
-	pr := loadPruned(kv)
+	pr := kernel.LoadPruned(kv)
 	switch {
 	case unbalanced != nil:
 		return fmt.Errorf("lease %d ended with paid %d + refunded %d + held %d != deposit %d", unbalanced.ID, unbalanced.Paid, unbalanced.Refunded, unbalanced.Held, unbalanced.Deposit)

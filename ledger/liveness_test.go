@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -12,7 +13,7 @@ import (
 // and jail it. Before, the audit set held only fully staked providers: the streak froze at one and the jail rule
 // never applied.
 func TestSlashedProviderStaysAuditedAndIsJailed(t *testing.T) {
-	const spr = USPR
+	const spr = api.USPR
 	params := testParams()
 	params.EpochBlocks, params.SlashDowntimePPM, params.JailAfterDownEpochs, params.UnjailCooldownSec = 12, 100_000, 3, 30
 	c := newChainWith(t, params, map[string]uint64{"tenant": 1000 * spr, "p1": 2000 * spr, "p2": 2000 * spr,
@@ -24,7 +25,7 @@ func TestSlashedProviderStaysAuditedAndIsJailed(t *testing.T) {
 	c.do("p1", &tx.LeaseStarted{ID: 1})
 
 	// All three auditors find p1 down in every epoch; p2 up.
-	downEpoch := func() EpochView {
+	downEpoch := func() api.EpochView {
 		e := c.nextEpoch()
 		for _, a := range []string{"a1", "a2", "a3"} {
 			c.do(a, &tx.Attest{Epoch: e.Epoch, Up: c.bitmap(e, "p2")})
@@ -36,7 +37,7 @@ func TestSlashedProviderStaysAuditedAndIsJailed(t *testing.T) {
 	}
 	e := downEpoch()
 	p1 := c.provider("p1")
-	if p1.DownStreak != 1 || p1.Slashed == 0 || c.lease(1).State != LeaseClosed {
+	if p1.DownStreak != 1 || p1.Slashed == 0 || c.lease(1).State != api.LeaseClosed {
 		t.Fatalf("after the first down epoch: %+v", p1.Provider)
 	}
 	if need := params.RequiredStake(providerInfo("p1").Hardware.GPUCount()); p1.Stake >= need {
@@ -60,7 +61,7 @@ func TestSlashedProviderStaysAuditedAndIsJailed(t *testing.T) {
 		}
 	}
 	p1 = c.provider("p1")
-	if p1.Status != ProviderJailed || p1.JailedUntilMs == 0 {
+	if p1.Status != api.ProviderJailed || p1.JailedUntilMs == 0 {
 		t.Fatalf("after %d down epochs in a row: %+v", params.JailAfterDownEpochs, p1.Provider)
 	}
 	// Jailed: out of the audit set; no lease held after the first epoch, so no second slash.
@@ -77,7 +78,7 @@ func TestSlashedProviderStaysAuditedAndIsJailed(t *testing.T) {
 // down; past the grace it is judged as usual. A second announcement within RestartEveryEpochs is refused, so a
 // provider that abuses announcements is still audited, slashed and jailed.
 func TestAnnouncedRestartExcused(t *testing.T) {
-	const spr = USPR
+	const spr = api.USPR
 	params := testParams()
 	params.EpochBlocks, params.SlashDowntimePPM, params.JailAfterDownEpochs, params.UnjailCooldownSec = 12, 100_000, 2, 30
 	c := newChainWith(t, params, map[string]uint64{"tenant": 1000 * spr, "p1": 2000 * spr, "a1": spr, "a2": spr, "a3": spr},
@@ -117,7 +118,7 @@ func TestAnnouncedRestartExcused(t *testing.T) {
 	c.nextEpoch()
 	down(ann + 1)
 	tallied(ann + 1)
-	if p := c.provider("p1"); p.EpochsDown != 0 || p.DownStreak != 0 || p.Slashed != 0 || c.lease(1).State != LeaseActive {
+	if p := c.provider("p1"); p.EpochsDown != 0 || p.DownStreak != 0 || p.Slashed != 0 || c.lease(1).State != api.LeaseActive {
 		t.Fatalf("down within the grace of an announced restart: %+v, lease %s", p.Provider, c.lease(1).State)
 	}
 	// Past the grace: judged down (lease closed, slashed), then jailed; the abuser's second announcement is refused.
@@ -130,11 +131,11 @@ func TestAnnouncedRestartExcused(t *testing.T) {
 	c.nextEpoch()
 	down(cur + 1)
 	tallied(cur)
-	if p := c.provider("p1"); p.EpochsDown != 1 || p.Slashed == 0 || c.lease(1).State != LeaseClosed {
+	if p := c.provider("p1"); p.EpochsDown != 1 || p.Slashed == 0 || c.lease(1).State != api.LeaseClosed {
 		t.Fatalf("down past the grace: %+v, lease %s", p.Provider, c.lease(1).State)
 	}
 	tallied(cur + 1)
-	if p := c.provider("p1"); p.Status != ProviderJailed || p.DownStreak != 2 {
+	if p := c.provider("p1"); p.Status != api.ProviderJailed || p.DownStreak != 2 {
 		t.Fatalf("after two down epochs past the grace: %+v", p.Provider)
 	}
 	c.fail(tx.CodeProviderJailed, "p1", &tx.AnnounceRestart{})

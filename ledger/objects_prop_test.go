@@ -7,6 +7,9 @@ import (
 
 	"pgregory.net/rapid"
 
+	"github.com/sparenet/spare/ledger/api"
+	"github.com/sparenet/spare/ledger/kernel"
+	"github.com/sparenet/spare/ledger/schema"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -59,14 +62,14 @@ func TestStateObjectsRoundTripAtTheirBounds(t *testing.T) {
 	}
 	kinds := map[string]func(t *rapid.T) (any, func() (any, error)){
 		"account": func(t *rapid.T) (any, func() (any, error)) {
-			a := &Account{Address: addr(t, "addr"), Balance: u64.Draw(t, "bal"), Nonce: u64.Draw(t, "nonce")}
-			return a, func() (any, error) { return decAccount(a.Address, encAccount(a)) }
+			a := &api.Account{Address: addr(t, "addr"), Balance: u64.Draw(t, "bal"), Nonce: u64.Draw(t, "nonce")}
+			return a, func() (any, error) { return schema.DecAccount(a.Address, schema.EncAccount(a)) }
 		},
 		"provider": func(t *rapid.T) (any, func() (any, error)) {
-			p := &Provider{Owner: addr(t, "owner"), PubKey: rapid.SliceOfN(rapid.Byte(), 32, 32).Draw(t, "pub"),
+			p := &api.Provider{Owner: addr(t, "owner"), PubKey: rapid.SliceOfN(rapid.Byte(), 32, 32).Draw(t, "pub"),
 				Info: tx.ProviderInfo{HostURI: str(t, "host", tx.MaxURILen), CertFingerprint: hash(t, "cert"), Region: str(t, "region", tx.MaxNameLen),
 					Zone: str(t, "zone", tx.MaxNameLen), Docker: rapid.Bool().Draw(t, "docker")},
-				Status: ProviderStatus(rapid.Byte().Draw(t, "status")), Stake: u64.Draw(t, "stake"), Unbonding: u64.Draw(t, "unb"),
+				Status: api.ProviderStatus(rapid.Byte().Draw(t, "status")), Stake: u64.Draw(t, "stake"), Unbonding: u64.Draw(t, "unb"),
 				RegisteredHeight: i64.Draw(t, "reg"), Completed: u64.Draw(t, "done"), Failed: u64.Draw(t, "failed"), Verified: rapid.Bool().Draw(t, "v"),
 				EpochsUp: u64.Draw(t, "up"), EpochsDown: u64.Draw(t, "down"), DownStreak: u64.Draw(t, "streak"), JailedUntilMs: u64.Draw(t, "jail"),
 				Slashed: u64.Draw(t, "slashed"), VerifiedClass: str(t, "class", tx.MaxNameLen), VerifiedOps: u64.Draw(t, "ops"), VerifiedHeight: i64.Draw(t, "vh"),
@@ -75,53 +78,53 @@ func TestStateObjectsRoundTripAtTheirBounds(t *testing.T) {
 			for i := count(t, "groups", tx.MaxListLen); i > 0; i-- {
 				p.Info.Hardware.GPUs = append(p.Info.Hardware.GPUs, tx.GPUGroup{Model: str(t, "model", tx.MaxNameLen), VRAMMiB: u64.Draw(t, "vram"), Count: u32.Draw(t, "n")})
 			}
-			return p, func() (any, error) { return decProvider(encProvider(p)) }
+			return p, func() (any, error) { return schema.DecProvider(schema.EncProvider(p)) }
 		},
 		"order": func(t *rapid.T) (any, func() (any, error)) {
-			o := &Order{ID: u64.Draw(t, "id"), Tenant: addr(t, "tenant"), Resources: resources(t), Constraints: constraints(t),
+			o := &api.Order{ID: u64.Draw(t, "id"), Tenant: addr(t, "tenant"), Resources: resources(t), Constraints: constraints(t),
 				MaxPricePerHour: u64.Draw(t, "max"), ManifestHash: hash(t, "m"), Deposit: u64.Draw(t, "dep"), DurationSec: u64.Draw(t, "dur"),
-				State: OrderState(rapid.Byte().Draw(t, "state")), CreatedHeight: i64.Draw(t, "c"), WindowEnd: i64.Draw(t, "w"), ExpiresHeight: i64.Draw(t, "x"),
+				State: api.OrderState(rapid.Byte().Draw(t, "state")), CreatedHeight: i64.Draw(t, "c"), WindowEnd: i64.Draw(t, "w"), ExpiresHeight: i64.Draw(t, "x"),
 				LeaseID: u64.Draw(t, "lease"), Replicas: u32.Draw(t, "rep"), RefereeFor: u64.Draw(t, "ref"), Nodes: u32.Draw(t, "nodes")}
-			return o, func() (any, error) { return decOrder(encOrder(o)) }
+			return o, func() (any, error) { return schema.DecOrder(schema.EncOrder(o)) }
 		},
 		"bid": func(t *rapid.T) (any, func() (any, error)) {
-			b := &Bid{ID: u64.Draw(t, "id"), OrderID: u64.Draw(t, "o"), Provider: addr(t, "p"), Price: u64.Draw(t, "price"),
-				State: BidState(rapid.Byte().Draw(t, "s")), CreatedHeight: i64.Draw(t, "h")}
-			return b, func() (any, error) { return decBid(encBid(b)) }
+			b := &api.Bid{ID: u64.Draw(t, "id"), OrderID: u64.Draw(t, "o"), Provider: addr(t, "p"), Price: u64.Draw(t, "price"),
+				State: api.BidState(rapid.Byte().Draw(t, "s")), CreatedHeight: i64.Draw(t, "h")}
+			return b, func() (any, error) { return schema.DecBid(schema.EncBid(b)) }
 		},
 		"lease": func(t *rapid.T) (any, func() (any, error)) {
-			l := &Lease{ID: u64.Draw(t, "id"), OrderID: u64.Draw(t, "o"), BidID: u64.Draw(t, "b"), Tenant: addr(t, "t"), Provider: addr(t, "p"),
-				Price: u64.Draw(t, "price"), DurationSec: u64.Draw(t, "dur"), State: LeaseState(rapid.Byte().Draw(t, "s")), CreatedHeight: i64.Draw(t, "c"),
+			l := &api.Lease{ID: u64.Draw(t, "id"), OrderID: u64.Draw(t, "o"), BidID: u64.Draw(t, "b"), Tenant: addr(t, "t"), Provider: addr(t, "p"),
+				Price: u64.Draw(t, "price"), DurationSec: u64.Draw(t, "dur"), State: api.LeaseState(rapid.Byte().Draw(t, "s")), CreatedHeight: i64.Draw(t, "c"),
 				StartDeadline: i64.Draw(t, "dl"), StartedMs: u64.Draw(t, "st"), EndedMs: u64.Draw(t, "en"), Deposit: u64.Draw(t, "dep"),
 				Paid: u64.Draw(t, "paid"), Take: u64.Draw(t, "take"), Refunded: u64.Draw(t, "ref"), CloseReason: str(t, "reason", tx.MaxReasonLen),
 				ClosedBy: addr(t, "by"), Held: u64.Draw(t, "held")}
-			return l, func() (any, error) { return decLease(encLease(l)) }
+			return l, func() (any, error) { return schema.DecLease(schema.EncLease(l)) }
 		},
 		"supply": func(t *rapid.T) (any, func() (any, error)) {
-			s := &Supply{u64.Draw(t, "g"), u64.Draw(t, "m"), u64.Draw(t, "b"), u64.Draw(t, "bal"), u64.Draw(t, "e"), u64.Draw(t, "s"), u64.Draw(t, "u"), u64.Draw(t, "p")}
-			return s, func() (any, error) { return decSupply(encSupply(s)) }
+			s := &api.Supply{Genesis: u64.Draw(t, "g"), Minted: u64.Draw(t, "m"), Burned: u64.Draw(t, "b"), Balances: u64.Draw(t, "bal"), Escrow: u64.Draw(t, "e"), Staked: u64.Draw(t, "s"), Unbonding: u64.Draw(t, "u"), Pool: u64.Draw(t, "p")}
+			return s, func() (any, error) { return schema.DecSupply(schema.EncSupply(s)) }
 		},
 		"receipt": func(t *rapid.T) (any, func() (any, error)) {
 			rc := receipt(t)
-			return &rc, func() (any, error) { return decReceipt(encReceipt(&rc)) }
+			return &rc, func() (any, error) { return schema.DecReceipt(schema.EncReceipt(&rc)) }
 		},
 		"verification": func(t *rapid.T) (any, func() (any, error)) {
-			v := &Verification{OrderID: u64.Draw(t, "o"), Replicas: u32.Draw(t, "r"), RefereeOrder: u64.Draw(t, "ref"), Reserve: u64.Draw(t, "res"),
-				State: VerifyState(rapid.Byte().Draw(t, "s")), Root: hash(t, "root"), ExitCode: rapid.Int64().Draw(t, "exit"), DecidedMs: u64.Draw(t, "d"),
+			v := &api.Verification{OrderID: u64.Draw(t, "o"), Replicas: u32.Draw(t, "r"), RefereeOrder: u64.Draw(t, "ref"), Reserve: u64.Draw(t, "res"),
+				State: api.VerifyState(rapid.Byte().Draw(t, "s")), Root: hash(t, "root"), ExitCode: rapid.Int64().Draw(t, "exit"), DecidedMs: u64.Draw(t, "d"),
 				RevealOpen: rapid.Bool().Draw(t, "open"), RevealDeadline: i64.Draw(t, "deadline")}
 			for i := count(t, "leases", tx.MaxReplicas+1); i > 0; i-- {
 				v.Leases = append(v.Leases, u64.Draw(t, "lease"))
 			}
-			return v, func() (any, error) { return decVerification(encVerification(v)) }
+			return v, func() (any, error) { return schema.DecVerification(schema.EncVerification(v)) }
 		},
 		"commitment": func(t *rapid.T) (any, func() (any, error)) {
-			m := &Commitment{LeaseID: u64.Draw(t, "l"), OrderID: u64.Draw(t, "o"), Commitment: hash(t, "c"), Height: i64.Draw(t, "h"),
-				State: RunCommit(rapid.Byte().Draw(t, "s"))}
-			return m, func() (any, error) { return decCommitment(encCommitment(m)) }
+			m := &api.Commitment{LeaseID: u64.Draw(t, "l"), OrderID: u64.Draw(t, "o"), Commitment: hash(t, "c"), Height: i64.Draw(t, "h"),
+				State: api.RunCommit(rapid.Byte().Draw(t, "s"))}
+			return m, func() (any, error) { return schema.DecCommitment(schema.EncCommitment(m)) }
 		},
 		"cluster": func(t *rapid.T) (any, func() (any, error)) {
-			cl := &Cluster{OrderID: u64.Draw(t, "o"), Nodes: u32.Draw(t, "n"), MaxRTTMicros: u32.Draw(t, "rtt"), OnFailure: rapid.Byte().Draw(t, "f"),
-				State: ClusterState(rapid.Byte().Draw(t, "s")), FailedLease: u64.Draw(t, "fl"), SearchSteps: u64.Draw(t, "ss"),
+			cl := &api.Cluster{OrderID: u64.Draw(t, "o"), Nodes: u32.Draw(t, "n"), MaxRTTMicros: u32.Draw(t, "rtt"), OnFailure: rapid.Byte().Draw(t, "f"),
+				State: api.ClusterState(rapid.Byte().Draw(t, "s")), FailedLease: u64.Draw(t, "fl"), SearchSteps: u64.Draw(t, "ss"),
 				Generation: u32.Draw(t, "g"), RestartsLeft: u32.Draw(t, "rl"), Reserve: u64.Draw(t, "res"), PrevOrder: u64.Draw(t, "prev"), NextOrder: u64.Draw(t, "next")}
 			for i := count(t, "leases", tx.MaxClusterNodes); i > 0; i-- {
 				cl.Leases = append(cl.Leases, u64.Draw(t, "lease"))
@@ -129,33 +132,33 @@ func TestStateObjectsRoundTripAtTheirBounds(t *testing.T) {
 			for i := count(t, "excluded", tx.MaxClusterRestarts); i > 0; i-- {
 				cl.Excluded = append(cl.Excluded, addr(t, "ex"))
 			}
-			return cl, func() (any, error) { return decCluster(encCluster(cl)) }
+			return cl, func() (any, error) { return schema.DecCluster(schema.EncCluster(cl)) }
 		},
 		"latency": func(t *rapid.T) (any, func() (any, error)) {
-			l := &Latency{Provider: addr(t, "p"), Height: i64.Draw(t, "h")}
+			l := &api.Latency{Provider: addr(t, "p"), Height: i64.Draw(t, "h")}
 			for i := count(t, "samples", tx.MaxLatencyPeers); i > 0; i-- {
 				l.Samples = append(l.Samples, tx.LatencySample{Peer: addr(t, "peer"), RTTMicros: u32.Draw(t, "rtt")})
 			}
-			return l, func() (any, error) { return decLatency(l.Provider, encLatency(l)) }
+			return l, func() (any, error) { return schema.DecLatency(l.Provider, schema.EncLatency(l)) }
 		},
 		"params": func(t *rapid.T) (any, func() (any, error)) {
-			p := &Params{}
+			p := &api.Params{}
 			v := reflect.ValueOf(p).Elem()
 			for i := 0; i < v.NumField(); i++ {
 				v.Field(i).SetUint(u64.Draw(t, v.Type().Field(i).Name))
 			}
-			return p, func() (any, error) { return decParams(encParams(p)) }
+			return p, func() (any, error) { return schema.DecParams(schema.EncParams(p)) }
 		},
 		"hardware verdict": func(t *rapid.T) (any, func() (any, error)) {
-			h := hwVerdict{passed: rapid.Bool().Draw(t, "p"), class: str(t, "class", tx.MaxNameLen), ops: u64.Draw(t, "ops")}
-			return h, func() (any, error) { return decHWVerdict(encHWVerdict(h)) }
+			h := schema.HWVerdict{Passed: rapid.Bool().Draw(t, "p"), Class: str(t, "class", tx.MaxNameLen), Ops: u64.Draw(t, "ops")}
+			return h, func() (any, error) { return schema.DecHWVerdict(schema.EncHWVerdict(h)) }
 		},
 		"audit set": func(t *rapid.T) (any, func() (any, error)) {
-			s := auditSet{startMs: u64.Draw(t, "start"), providers: []tx.Address{}}
+			s := schema.AuditSet{StartMs: u64.Draw(t, "start"), Providers: []tx.Address{}}
 			for i := rapid.IntRange(0, 64).Draw(t, "n"); i > 0; i-- { // maxAuditSet itself: see below
-				s.providers = append(s.providers, addr(t, "p"))
+				s.Providers = append(s.Providers, addr(t, "p"))
 			}
-			return s, func() (any, error) { return decAuditSet(encAuditSet(s)) }
+			return s, func() (any, error) { return schema.DecAuditSet(schema.EncAuditSet(s)) }
 		},
 	}
 	for name, gen := range kinds {
@@ -173,9 +176,9 @@ func TestStateObjectsRoundTripAtTheirBounds(t *testing.T) {
 		})
 	}
 	// The largest audit set, once (drawing half a million addresses through rapid is slow).
-	full := auditSet{startMs: 1, providers: make([]tx.Address, maxAuditSet)}
-	full.providers[maxAuditSet-1] = tx.Address{9}
-	if got := mustDecode(decAuditSet(encAuditSet(full))); !reflect.DeepEqual(got, full) {
+	full := schema.AuditSet{StartMs: 1, Providers: make([]tx.Address, schema.MaxAuditSet)}
+	full.Providers[schema.MaxAuditSet-1] = tx.Address{9}
+	if got := kernel.MustDecode(schema.DecAuditSet(schema.EncAuditSet(full))); !reflect.DeepEqual(got, full) {
 		t.Fatal("the largest audit set does not round-trip")
 	}
 }

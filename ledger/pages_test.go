@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -17,7 +18,7 @@ import (
 // order, each once, the last page saying there is no next. A cursor that is not an id (or address) and a limit
 // past the maximum are refused.
 func TestEveryListPages(t *testing.T) {
-	c := newChain(t, testParams(), map[string]uint64{"alice": 1000 * USPR, "bob": 1000 * USPR, "p1": 1000 * USPR, "p2": 1000 * USPR, "p3": 1000 * USPR})
+	c := newChain(t, testParams(), map[string]uint64{"alice": 1000 * api.USPR, "bob": 1000 * api.USPR, "p1": 1000 * api.USPR, "p2": 1000 * api.USPR, "p3": 1000 * api.USPR})
 	for _, p := range []string{"p1", "p2", "p3"} {
 		c.registerBonded(p)
 	}
@@ -25,7 +26,7 @@ func TestEveryListPages(t *testing.T) {
 	// left open with bids on them.
 	for i := range 12 {
 		tenant := []string{"alice", "bob"}[i%2]
-		c.do(tenant, gpuOrder(testRunPrice, USPR, 3600))
+		c.do(tenant, gpuOrder(testRunPrice, api.USPR, 3600))
 		id := uint64(i + 1)
 		switch i % 3 {
 		case 0:
@@ -34,7 +35,7 @@ func TestEveryListPages(t *testing.T) {
 			c.do(tenant, &tx.CancelOrder{ID: id})
 		}
 	}
-	o := gpuOrder(testRunPrice, USPR, 3600)
+	o := gpuOrder(testRunPrice, api.USPR, 3600)
 	o.BidWindow = 50
 	for range 3 { // open orders holding bids
 		c.do("bob", o)
@@ -45,12 +46,12 @@ func TestEveryListPages(t *testing.T) {
 	type lister struct {
 		name string
 		path string
-		req  ListRequest
+		req  api.ListRequest
 		ids  func(raw any) ([]string, string) // the page's items as ids, and its next
 		min  int                              // at least this many items in the whole list (the test builds them)
 	}
 	orders := func(raw any) ([]string, string) {
-		l := raw.(*List[*Order])
+		l := raw.(*api.List[*api.Order])
 		var ids []string
 		for _, o := range l.Items {
 			ids = append(ids, fmt.Sprint(o.ID))
@@ -58,7 +59,7 @@ func TestEveryListPages(t *testing.T) {
 		return ids, l.Next
 	}
 	bids := func(raw any) ([]string, string) {
-		l := raw.(*List[*Bid])
+		l := raw.(*api.List[*api.Bid])
 		var ids []string
 		for _, b := range l.Items {
 			ids = append(ids, fmt.Sprint(b.ID))
@@ -66,7 +67,7 @@ func TestEveryListPages(t *testing.T) {
 		return ids, l.Next
 	}
 	leases := func(raw any) ([]string, string) {
-		l := raw.(*List[LeaseView])
+		l := raw.(*api.List[api.LeaseView])
 		var ids []string
 		for _, x := range l.Items {
 			ids = append(ids, fmt.Sprint(x.ID))
@@ -74,7 +75,7 @@ func TestEveryListPages(t *testing.T) {
 		return ids, l.Next
 	}
 	providers := func(raw any) ([]string, string) {
-		l := raw.(*List[ProviderView])
+		l := raw.(*api.List[api.ProviderView])
 		var ids []string
 		for _, p := range l.Items {
 			ids = append(ids, p.Owner.String())
@@ -82,31 +83,31 @@ func TestEveryListPages(t *testing.T) {
 		return ids, l.Next
 	}
 	newOut := map[string]func() any{
-		QueryOrders: func() any { return &List[*Order]{} }, QueryBids: func() any { return &List[*Bid]{} },
-		QueryLeases: func() any { return &List[LeaseView]{} }, QueryProviders: func() any { return &List[ProviderView]{} },
+		api.QueryOrders: func() any { return &api.List[*api.Order]{} }, api.QueryBids: func() any { return &api.List[*api.Bid]{} },
+		api.QueryLeases: func() any { return &api.List[api.LeaseView]{} }, api.QueryProviders: func() any { return &api.List[api.ProviderView]{} },
 	}
 	for _, l := range []lister{
-		{"providers", QueryProviders, ListRequest{}, providers, 3},
-		{"orders", QueryOrders, ListRequest{}, orders, 15},
-		{"a tenant's orders", QueryOrders, ListRequest{Tenant: c.addr("bob")}, orders, 9},
-		{"open orders", QueryOrders, ListRequest{Open: true}, orders, 3},
-		{"bids", QueryBids, ListRequest{}, bids, 11},
-		{"an order's bids", QueryBids, ListRequest{OrderID: 14}, bids, 2},
-		{"a provider's bids", QueryBids, ListRequest{Provider: c.addr("p1")}, bids, 5},
-		{"leases", QueryLeases, ListRequest{}, leases, 4},
-		{"a tenant's leases", QueryLeases, ListRequest{Tenant: c.addr("alice")}, leases, 2},
-		{"a provider's leases", QueryLeases, ListRequest{Provider: c.addr("p2")}, leases, 4},
+		{"providers", api.QueryProviders, api.ListRequest{}, providers, 3},
+		{"orders", api.QueryOrders, api.ListRequest{}, orders, 15},
+		{"a tenant's orders", api.QueryOrders, api.ListRequest{Tenant: c.addr("bob")}, orders, 9},
+		{"open orders", api.QueryOrders, api.ListRequest{Open: true}, orders, 3},
+		{"bids", api.QueryBids, api.ListRequest{}, bids, 11},
+		{"an order's bids", api.QueryBids, api.ListRequest{OrderID: 14}, bids, 2},
+		{"a provider's bids", api.QueryBids, api.ListRequest{Provider: c.addr("p1")}, bids, 5},
+		{"leases", api.QueryLeases, api.ListRequest{}, leases, 4},
+		{"a tenant's leases", api.QueryLeases, api.ListRequest{Tenant: c.addr("alice")}, leases, 2},
+		{"a provider's leases", api.QueryLeases, api.ListRequest{Provider: c.addr("p2")}, leases, 4},
 	} {
 		t.Run(l.name, func(t *testing.T) {
 			all := newOut[l.path]()
 			req := l.req
-			req.Limit = MaxPageLimit
+			req.Limit = api.MaxPageLimit
 			c.query(l.path, req, all)
 			want, next := l.ids(all)
 			if next != "" || len(want) < l.min {
 				t.Fatalf("the whole list: %d items (at least %d), next %q", len(want), l.min, next)
 			}
-			if l.path != QueryProviders { // ids ascending (providers come in their keys' order)
+			if l.path != api.QueryProviders { // ids ascending (providers come in their keys' order)
 				var n []uint64
 				for _, id := range want {
 					v, _ := strconv.ParseUint(id, 10, 64)
@@ -144,13 +145,13 @@ func TestEveryListPages(t *testing.T) {
 	}
 	for _, bad := range []struct {
 		path string
-		req  ListRequest
+		req  api.ListRequest
 		want string
 	}{
-		{QueryOrders, ListRequest{After: "x"}, "after"},
-		{QueryBids, ListRequest{After: "-1"}, "after"},
-		{QueryProviders, ListRequest{After: "not-an-address"}, "after"},
-		{QueryLeases, ListRequest{Limit: MaxPageLimit + 1}, "limit"},
+		{api.QueryOrders, api.ListRequest{After: "x"}, "after"},
+		{api.QueryBids, api.ListRequest{After: "-1"}, "after"},
+		{api.QueryProviders, api.ListRequest{After: "not-an-address"}, "after"},
+		{api.QueryLeases, api.ListRequest{Limit: api.MaxPageLimit + 1}, "limit"},
 	} {
 		if msg := c.queryErr(bad.path, bad.req); !strings.Contains(msg, bad.want) {
 			t.Errorf("%s %+v: %q, want an error naming %q", bad.path, bad.req, msg, bad.want)

@@ -11,6 +11,9 @@ import (
 
 	abci "github.com/cometbft/cometbft/abci/types"
 
+	"github.com/sparenet/spare/ledger/api"
+	"github.com/sparenet/spare/ledger/kernel"
+	"github.com/sparenet/spare/ledger/schema"
 	"github.com/sparenet/spare/ledger/store"
 	"github.com/sparenet/spare/ledger/tx"
 )
@@ -19,139 +22,12 @@ import (
 // JSON. Lists page with a cursor: pass the returned "next" as "after" to continue. Queries read the last
 // committed state.
 
-// Query paths.
-const (
-	QueryStatus    = "status"
-	QueryAccount   = "account"
-	QueryProvider  = "provider"
-	QueryProviders = "providers"
-	QueryOrder     = "order"
-	QueryOrders    = "orders"
-	QueryBid       = "bid"
-	QueryBids      = "bids"
-	QueryLease     = "lease"
-	QueryLeases    = "leases"
-	QueryReceipt   = "receipt"
-	QueryParams    = "params"
-	QuerySupply    = "supply"
-	QueryObjects   = "objects"
-	QueryAuditors  = "auditors"
-	QueryEpoch     = "epoch"
-	QueryVerify    = "verification"
-	QueryCluster   = "cluster"
-	QueryLatency   = "latency"
-	QuerySimulate  = "simulate" // Data: a signed transaction; runs it on a copy of the mempool's state
-)
-
-// Simulation is what running a transaction would do now, against the mempool's state: the gas it used (a client
-// sets its gas limit from this, with a margin) and its result. Nothing is kept.
-type Simulation struct {
-	GasUsed uint64 `json:"gas_used"`
-	Code    uint32 `json:"code"`
-	Log     string `json:"log,omitempty"`
-}
-
-// EpochRequest names an epoch; without one, the current epoch.
-type EpochRequest struct {
-	Epoch *uint64 `json:"epoch,omitempty"`
-}
-
-// DefaultPageLimit and MaxPageLimit bound list sizes.
-const (
-	DefaultPageLimit = 100
-	MaxPageLimit     = 1000
-)
-
-// QueryCodeBadRequest and QueryCodeNotFound are the codes of failed queries.
-const (
-	QueryCodeBadRequest uint32 = 1
-	QueryCodeNotFound   uint32 = 2
-)
-
-// ListRequest selects a page of a list; the filter fields apply to the lists that name them.
-type ListRequest struct {
-	After    string     `json:"after,omitempty"`
-	Limit    int        `json:"limit,omitempty"`
-	Tenant   tx.Address `json:"tenant,omitzero"`
-	Provider tx.Address `json:"provider,omitzero"`
-	OrderID  uint64     `json:"order_id,omitempty"`
-	Open     bool       `json:"open,omitempty"` // orders: only open ones
-}
-
-// ObjectsRequest names several objects of several kinds, read in one query (an indexer refreshing what a block
-// touched). At most MaxPageLimit names in all.
-type ObjectsRequest struct {
-	Providers []tx.Address `json:"providers,omitempty"`
-	Orders    []uint64     `json:"orders,omitempty"`
-	Bids      []uint64     `json:"bids,omitempty"`
-	Leases    []uint64     `json:"leases,omitempty"`
-}
-
-// Objects answers an ObjectsRequest, in the order asked; names that do not exist are left out.
-type Objects struct {
-	Providers []ProviderView `json:"providers"`
-	Orders    []Order        `json:"orders"`
-	Bids      []Bid          `json:"bids"`
-	Leases    []LeaseView    `json:"leases"`
-}
-
-// List is a page of results.
-type List[T any] struct {
-	Items []T    `json:"items"`
-	Next  string `json:"next,omitempty"`
-}
-
-// IDRequest names one object by number.
-type IDRequest struct {
-	ID uint64 `json:"id"`
-}
-
-// AddressRequest names one account or provider.
-type AddressRequest struct {
-	Address tx.Address `json:"address"`
-	// Pending reads the account as the mempool sees it: the committed state plus the transactions waiting to be
-	// included. Clients use it to pick the next nonce.
-	Pending bool `json:"pending,omitempty"`
-}
-
-// Status is the ledger's position.
-type Status struct {
-	ChainID string `json:"chain_id"`
-	Height  int64  `json:"height"`
-	TimeMs  uint64 `json:"time_ms"`
-	MaxGas  uint64 `json:"max_gas,omitempty"` // the block gas limit; a transaction's gas limit may not exceed it
-}
-
-// ProviderView is a provider with derived figures.
-type ProviderView struct {
-	Provider
-	ReputationPPM uint64 `json:"reputation_ppm"`
-	RequiredStake uint64 `json:"required_stake"`
-}
-
-// LeaseView is a lease with what it has earned as of the last block.
-type LeaseView struct {
-	Lease
-	EndMs uint64 `json:"end_ms,omitempty"` // when billing stops if nothing changes
-	// CloseMs is when the ledger closes an active lease if nothing changes: EndMs, plus params.completion_grace_sec
-	// for a lease that runs to its duration (its provider may complete it until then; nothing more is billed).
-	CloseMs  uint64      `json:"close_ms,omitempty"`
-	EarnedAt uint64      `json:"earned"` // gross earned by the last block time
-	Unpaid   uint64      `json:"unpaid"` // earned but not yet settled
-	Receipt  *tx.Receipt `json:"receipt,omitempty"`
-}
-
-var errNotFound = errors.New("not found")
-
 // notFound is a query's not-found answer in the ledger's words, said once; errors.Is(err, errNotFound) holds.
 type notFound struct{ error }
 
-func (e notFound) Is(target error) bool { return target == errNotFound }
+func (e notFound) Is(target error) bool { return target == api.ErrNotFound }
 
 func notFoundf(format string, args ...any) error { return notFound{fmt.Errorf(format, args...)} }
-
-// QueryCodeInternal is the code of a query that hit a broken invariant (an unreadable stored object).
-const QueryCodeInternal uint32 = 3
 
 // Query answers a read of the committed state. A panic answers this query with QueryCodeInternal and is logged;
 // the next query is served as usual.
@@ -159,29 +35,29 @@ func (a *App) Query(_ context.Context, req *abci.RequestQuery) (resp *abci.Respo
 	defer func() {
 		if r := recover(); r != nil {
 			a.log.Error("query panicked", "path", req.Path, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			resp, err = &abci.ResponseQuery{Code: QueryCodeInternal, Codespace: codespace,
+			resp, err = &abci.ResponseQuery{Code: api.QueryCodeInternal, Codespace: codespace,
 				Log: fmt.Sprintf("query %s: the ledger could not read what it stored (%v); this is a bug: report it with the node's log", req.Path, r)}, nil
 		}
 	}()
-	if strings.TrimPrefix(req.Path, "/") == QuerySimulate {
+	if strings.TrimPrefix(req.Path, "/") == api.QuerySimulate {
 		return a.simulate(req.Data)
 	}
-	if strings.TrimPrefix(req.Path, "/") == QueryAccount {
-		var ar AddressRequest
+	if strings.TrimPrefix(req.Path, "/") == api.QueryAccount {
+		var ar api.AddressRequest
 		if err := decodeReq(req.Data, &ar); err == nil && ar.Pending {
 			return a.pendingAccount(ar.Address)
 		}
 	}
 	view, height := a.store.View()
 	if req.Height != 0 && req.Height != height {
-		return &abci.ResponseQuery{Code: QueryCodeBadRequest, Height: height,
+		return &abci.ResponseQuery{Code: api.QueryCodeBadRequest, Height: height,
 			Log: fmt.Sprintf("height %d: only the latest state (%d) is kept; query with height 0", req.Height, height)}, nil
 	}
-	out, err := runQuery(view, height, strings.TrimPrefix(req.Path, "/"), req.Data)
+	out, err := a.mods.runQuery(view, height, strings.TrimPrefix(req.Path, "/"), req.Data)
 	if err != nil {
-		code := QueryCodeBadRequest
-		if errors.Is(err, errNotFound) {
-			code = QueryCodeNotFound
+		code := api.QueryCodeBadRequest
+		if errors.Is(err, api.ErrNotFound) {
+			code = api.QueryCodeNotFound
 		}
 		return &abci.ResponseQuery{Code: code, Log: err.Error(), Height: height, Codespace: codespace}, nil
 	}
@@ -204,175 +80,175 @@ func decodeReq(data []byte, v any) error {
 	return nil
 }
 
-func runQuery(kv store.KV, height int64, path string, data []byte) (any, error) {
-	c := &ctx{kv: kv, params: loadParams(kv), height: height}
-	var idr IDRequest
-	var ar AddressRequest
-	var lr ListRequest
+func (k *modules) runQuery(kv store.KV, height int64, path string, data []byte) (any, error) {
+	c := &ctx{KV: kv, Params: kernel.LoadParams(kv), Height: height}
+	var idr api.IDRequest
+	var ar api.AddressRequest
+	var lr api.ListRequest
 	switch path {
-	case QueryStatus:
-		return Status{ChainID: chainIDOf(kv), Height: height, TimeMs: lastTime(kv), MaxGas: maxGas(kv)}, nil
-	case QueryParams:
-		return c.params, nil
-	case QuerySupply:
-		return c.supply(), nil
-	case QueryAccount:
+	case api.QueryStatus:
+		return api.Status{ChainID: chainIDOf(kv), Height: height, TimeMs: lastTime(kv), MaxGas: maxGas(kv)}, nil
+	case api.QueryParams:
+		return c.Params, nil
+	case api.QuerySupply:
+		return c.Supply(), nil
+	case api.QueryAccount:
 		if err := decodeReq(data, &ar); err != nil {
 			return nil, err
 		}
-		return c.account(ar.Address), nil
-	case QueryProvider:
+		return c.Account(ar.Address), nil
+	case api.QueryProvider:
 		if err := decodeReq(data, &ar); err != nil {
 			return nil, err
 		}
-		p, ok := c.provider(ar.Address)
+		p, ok := c.Provider(ar.Address)
 		if !ok {
 			return nil, notFoundf("provider %s not found: no provider registered with that address", ar.Address)
 		}
-		return c.providerView(p), nil
-	case QueryOrder, QueryBid, QueryLease, QueryReceipt:
+		return k.providerView(c, p), nil
+	case api.QueryOrder, api.QueryBid, api.QueryLease, api.QueryReceipt:
 		if err := decodeReq(data, &idr); err != nil {
 			return nil, err
 		}
-		return c.getByID(path, idr.ID)
-	case QueryProviders, QueryOrders, QueryBids, QueryLeases:
+		return k.getByID(c, path, idr.ID)
+	case api.QueryProviders, api.QueryOrders, api.QueryBids, api.QueryLeases:
 		if err := decodeReq(data, &lr); err != nil {
 			return nil, err
 		}
-		return c.list(path, lr)
-	case QueryAuditors:
-		auds, _ := c.auditors()
+		return k.list(c, path, lr)
+	case api.QueryAuditors:
+		auds, _ := k.Trust.Auditors(c)
 		if auds == nil {
-			auds = []Auditor{}
+			auds = []api.Auditor{}
 		}
 		return auds, nil
-	case QueryEpoch:
-		var er EpochRequest
+	case api.QueryEpoch:
+		var er api.EpochRequest
 		if err := decodeReq(data, &er); err != nil {
 			return nil, err
 		}
-		if c.params.EpochBlocks == 0 {
+		if c.Params.EpochBlocks == 0 {
 			return nil, fmt.Errorf("auditing is off on this chain (params.epoch_blocks is 0)")
 		}
-		e := c.epochOf(height)
+		e := k.Trust.EpochOf(c, height)
 		if er.Epoch != nil {
 			e = *er.Epoch
 		}
-		return c.epochView(e, height)
-	case QueryVerify:
+		return k.Trust.EpochView(c, e, height)
+	case api.QueryVerify:
 		if err := decodeReq(data, &idr); err != nil {
 			return nil, err
 		}
-		v, ok := c.verification(idr.ID)
+		v, ok := c.Verification(idr.ID)
 		if !ok {
-			if _, err := c.order(idr.ID); err != nil {
+			if _, err := c.Order(idr.ID); err != nil {
 				return nil, notFound{err}
 			}
 			return nil, notFoundf("order %d is not a replicated order", idr.ID)
 		}
-		return c.verificationView(v), nil
-	case QueryCluster:
+		return k.Runs.VerificationView(c, v), nil
+	case api.QueryCluster:
 		if err := decodeReq(data, &idr); err != nil {
 			return nil, err
 		}
-		cl, ok := c.cluster(idr.ID)
+		cl, ok := c.Cluster(idr.ID)
 		if !ok {
-			if _, err := c.order(idr.ID); err != nil {
+			if _, err := c.Order(idr.ID); err != nil {
 				return nil, notFound{err}
 			}
 			return nil, notFoundf("order %d is not a cluster order", idr.ID)
 		}
-		return c.clusterView(cl), nil
-	case QueryLatency:
+		return k.Clusters.ClusterView(c, cl), nil
+	case api.QueryLatency:
 		if err := decodeReq(data, &ar); err != nil {
 			return nil, err
 		}
-		l, ok := c.latency(ar.Address)
+		l, ok := k.Clusters.Latency(c, ar.Address)
 		if !ok {
 			return nil, notFoundf("provider %s has published no latency", ar.Address)
 		}
 		return l, nil
-	case QueryObjects:
-		var or ObjectsRequest
+	case api.QueryObjects:
+		var or api.ObjectsRequest
 		if err := decodeReq(data, &or); err != nil {
 			return nil, err
 		}
-		return c.objects(or)
+		return k.objects(c, or)
 	}
 	return nil, fmt.Errorf("unknown query path %q: one of status, params, supply, account, provider, providers, order, orders, bid, bids, lease, leases, receipt, objects, auditors, epoch, verification, cluster, latency", path)
 }
 
-func (c *ctx) objects(r ObjectsRequest) (Objects, error) {
-	out := Objects{Providers: []ProviderView{}, Orders: []Order{}, Bids: []Bid{}, Leases: []LeaseView{}}
-	if n := len(r.Providers) + len(r.Orders) + len(r.Bids) + len(r.Leases); n > MaxPageLimit {
-		return out, fmt.Errorf("%d objects asked, at most %d per query", n, MaxPageLimit)
+func (k *modules) objects(c *ctx, r api.ObjectsRequest) (api.Objects, error) {
+	out := api.Objects{Providers: []api.ProviderView{}, Orders: []api.Order{}, Bids: []api.Bid{}, Leases: []api.LeaseView{}}
+	if n := len(r.Providers) + len(r.Orders) + len(r.Bids) + len(r.Leases); n > api.MaxPageLimit {
+		return out, fmt.Errorf("%d objects asked, at most %d per query", n, api.MaxPageLimit)
 	}
 	for _, a := range r.Providers {
-		if p, ok := c.provider(a); ok {
-			out.Providers = append(out.Providers, c.providerView(p))
+		if p, ok := c.Provider(a); ok {
+			out.Providers = append(out.Providers, k.providerView(c, p))
 		}
 	}
 	for _, id := range r.Orders {
-		if o, err := c.order(id); err == nil {
+		if o, err := c.Order(id); err == nil {
 			out.Orders = append(out.Orders, *o)
 		}
 	}
 	for _, id := range r.Bids {
-		if b, err := c.bid(id); err == nil {
+		if b, err := c.Bid(id); err == nil {
 			out.Bids = append(out.Bids, *b)
 		}
 	}
 	for _, id := range r.Leases {
-		if l, err := c.lease(id); err == nil {
-			out.Leases = append(out.Leases, c.leaseView(l))
+		if l, err := c.Lease(id); err == nil {
+			out.Leases = append(out.Leases, k.leaseView(c, l))
 		}
 	}
 	return out, nil
 }
 
-func (c *ctx) providerView(p *Provider) ProviderView {
-	return ProviderView{Provider: *p, ReputationPPM: p.ReputationPPM(), RequiredStake: c.params.RequiredStake(p.Info.Hardware.GPUCount())}
+func (k *modules) providerView(c *ctx, p *api.Provider) api.ProviderView {
+	return api.ProviderView{Provider: *p, ReputationPPM: p.ReputationPPM(), RequiredStake: c.Params.RequiredStake(p.Info.Hardware.GPUCount())}
 }
 
-func (c *ctx) leaseView(l *Lease) LeaseView {
-	v := LeaseView{Lease: *l}
-	now := lastTime(c.kv)
-	if l.State == LeaseActive {
+func (k *modules) leaseView(c *ctx, l *api.Lease) api.LeaseView {
+	v := api.LeaseView{Lease: *l}
+	now := lastTime(c.KV)
+	if l.State == api.LeaseActive {
 		v.EndMs = l.EndMs()
-		v.CloseMs = l.closeAtMs(c.params.CompletionGraceSec)
+		v.CloseMs = l.CloseAtMs(c.Params.CompletionGraceSec)
 		v.EarnedAt = l.EarnedAt(now)
 		v.Unpaid = v.EarnedAt - l.Paid
 	} else {
 		v.EarnedAt = l.Paid
 	}
-	if b, ok := c.kv.Get(idKey(pReceipt, l.ID)); ok {
-		v.Receipt = mustDecode(decReceipt(b))
+	if b, ok := c.KV.Get(schema.IDKey(schema.PReceipt, l.ID)); ok {
+		v.Receipt = kernel.MustDecode(schema.DecReceipt(b))
 	}
 	return v
 }
 
-func (c *ctx) getByID(path string, id uint64) (any, error) {
+func (k *modules) getByID(c *ctx, path string, id uint64) (any, error) {
 	var err error
 	var out any
 	switch path {
-	case QueryOrder:
-		out, err = c.order(id)
-	case QueryBid:
-		out, err = c.bid(id)
-	case QueryLease:
-		var l *Lease
-		if l, err = c.lease(id); err == nil {
-			out = c.leaseView(l)
+	case api.QueryOrder:
+		out, err = c.Order(id)
+	case api.QueryBid:
+		out, err = c.Bid(id)
+	case api.QueryLease:
+		var l *api.Lease
+		if l, err = c.Lease(id); err == nil {
+			out = k.leaseView(c, l)
 		}
-	case QueryReceipt:
-		b, ok := c.kv.Get(idKey(pReceipt, id))
+	case api.QueryReceipt:
+		b, ok := c.KV.Get(schema.IDKey(schema.PReceipt, id))
 		if !ok {
-			if _, err := c.lease(id); err != nil {
+			if _, err := c.Lease(id); err != nil {
 				return nil, notFound{err}
 			}
 			return nil, notFoundf("lease %d has no receipt: it has not completed (closed leases have none)", id)
 		}
-		out = mustDecode(decReceipt(b))
+		out = kernel.MustDecode(schema.DecReceipt(b))
 	}
 	if tx.CodeOf(err) == tx.CodeNotFound {
 		return nil, notFound{err}
@@ -380,37 +256,37 @@ func (c *ctx) getByID(path string, id uint64) (any, error) {
 	return out, err
 }
 
-func (c *ctx) list(path string, r ListRequest) (any, error) {
+func (k *modules) list(c *ctx, path string, r api.ListRequest) (any, error) {
 	limit := r.Limit
 	if limit <= 0 {
-		limit = DefaultPageLimit
+		limit = api.DefaultPageLimit
 	}
-	if limit > MaxPageLimit {
-		return nil, fmt.Errorf("limit %d above the maximum %d", limit, MaxPageLimit)
+	if limit > api.MaxPageLimit {
+		return nil, fmt.Errorf("limit %d above the maximum %d", limit, api.MaxPageLimit)
 	}
-	if path == QueryProviders {
-		return c.listProviders(r, limit)
+	if path == api.QueryProviders {
+		return k.listProviders(c, r, limit)
 	}
 	var prefix string
 	switch {
-	case path == QueryOrders && !r.Tenant.IsZero():
-		prefix = addrKey(pOrderByTenant, r.Tenant)
-	case path == QueryOrders && r.Open:
-		prefix = pOrderOpen
-	case path == QueryOrders:
-		prefix = pOrder
-	case path == QueryBids && r.OrderID != 0:
-		prefix = idKey(pBidByOrder, r.OrderID)
-	case path == QueryBids && !r.Provider.IsZero():
-		prefix = addrKey(pBidByProvider, r.Provider)
-	case path == QueryBids:
-		prefix = pBid
-	case path == QueryLeases && !r.Tenant.IsZero():
-		prefix = addrKey(pLeaseByTenant, r.Tenant)
-	case path == QueryLeases && !r.Provider.IsZero():
-		prefix = addrKey(pLeaseByProv, r.Provider)
+	case path == api.QueryOrders && !r.Tenant.IsZero():
+		prefix = schema.AddrKey(schema.POrderByTenant, r.Tenant)
+	case path == api.QueryOrders && r.Open:
+		prefix = schema.POrderOpen
+	case path == api.QueryOrders:
+		prefix = schema.POrder
+	case path == api.QueryBids && r.OrderID != 0:
+		prefix = schema.IDKey(schema.PBidByOrder, r.OrderID)
+	case path == api.QueryBids && !r.Provider.IsZero():
+		prefix = schema.AddrKey(schema.PBidByProvider, r.Provider)
+	case path == api.QueryBids:
+		prefix = schema.PBid
+	case path == api.QueryLeases && !r.Tenant.IsZero():
+		prefix = schema.AddrKey(schema.PLeaseByTenant, r.Tenant)
+	case path == api.QueryLeases && !r.Provider.IsZero():
+		prefix = schema.AddrKey(schema.PLeaseByProv, r.Provider)
 	default:
-		prefix = pLease
+		prefix = schema.PLease
 	}
 	start := prefix
 	if r.After != "" {
@@ -418,16 +294,16 @@ func (c *ctx) list(path string, r ListRequest) (any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("after %q: want the id from a previous page's \"next\"", r.After)
 		}
-		start = prefix + be64(after+1)
+		start = prefix + schema.BE64(after+1)
 	}
 	var ids []uint64
 	more := false
-	c.kv.Iterate(start, prefixEnd(prefix), func(k string, _ []byte) bool {
+	c.KV.Iterate(start, schema.PrefixEnd(prefix), func(k string, _ []byte) bool {
 		if len(ids) == limit {
 			more = true
 			return false
 		}
-		ids = append(ids, unbe64(k[len(prefix):len(prefix)+8]))
+		ids = append(ids, schema.UnBE64(k[len(prefix):len(prefix)+8]))
 		return true
 	})
 	next := ""
@@ -435,23 +311,23 @@ func (c *ctx) list(path string, r ListRequest) (any, error) {
 		next = strconv.FormatUint(ids[len(ids)-1], 10)
 	}
 	switch path {
-	case QueryOrders:
-		out := List[*Order]{Items: []*Order{}, Next: next}
+	case api.QueryOrders:
+		out := api.List[*api.Order]{Items: []*api.Order{}, Next: next}
 		for _, id := range ids {
-			o, err := c.order(id)
+			o, err := c.Order(id)
 			if err != nil {
 				return nil, err
 			}
-			if r.Open && o.State != OrderOpen {
+			if r.Open && o.State != api.OrderOpen {
 				continue
 			}
 			out.Items = append(out.Items, o)
 		}
 		return out, nil
-	case QueryBids:
-		out := List[*Bid]{Items: []*Bid{}, Next: next}
+	case api.QueryBids:
+		out := api.List[*api.Bid]{Items: []*api.Bid{}, Next: next}
 		for _, id := range ids {
-			b, err := c.bid(id)
+			b, err := c.Bid(id)
 			if err != nil {
 				return nil, err
 			}
@@ -459,34 +335,34 @@ func (c *ctx) list(path string, r ListRequest) (any, error) {
 		}
 		return out, nil
 	default:
-		out := List[LeaseView]{Items: []LeaseView{}, Next: next}
+		out := api.List[api.LeaseView]{Items: []api.LeaseView{}, Next: next}
 		for _, id := range ids {
-			l, err := c.lease(id)
+			l, err := c.Lease(id)
 			if err != nil {
 				return nil, err
 			}
-			out.Items = append(out.Items, c.leaseView(l))
+			out.Items = append(out.Items, k.leaseView(c, l))
 		}
 		return out, nil
 	}
 }
 
-func (c *ctx) listProviders(r ListRequest, limit int) (any, error) {
-	start := pProvider
+func (k *modules) listProviders(c *ctx, r api.ListRequest, limit int) (any, error) {
+	start := schema.PProvider
 	if r.After != "" {
 		a, err := tx.ParseAddress(r.After)
 		if err != nil {
 			return nil, fmt.Errorf("after: %w", err)
 		}
-		start = addrKey(pProvider, a) + "\x00"
+		start = schema.AddrKey(schema.PProvider, a) + "\x00"
 	}
-	out := List[ProviderView]{Items: []ProviderView{}}
-	c.kv.Iterate(start, prefixEnd(pProvider), func(k string, v []byte) bool {
+	out := api.List[api.ProviderView]{Items: []api.ProviderView{}}
+	c.KV.Iterate(start, schema.PrefixEnd(schema.PProvider), func(_ string, v []byte) bool {
 		if len(out.Items) == limit {
 			out.Next = out.Items[len(out.Items)-1].Owner.String()
 			return false
 		}
-		out.Items = append(out.Items, c.providerView(mustDecode(decProvider(v))))
+		out.Items = append(out.Items, k.providerView(c, kernel.MustDecode(schema.DecProvider(v))))
 		return true
 	})
 	return out, nil
@@ -497,18 +373,18 @@ func (c *ctx) listProviders(r ListRequest, limit int) (any, error) {
 func (a *App) simulate(raw []byte) (*abci.ResponseQuery, error) {
 	t, err := tx.Decode(raw)
 	if err != nil {
-		return &abci.ResponseQuery{Code: QueryCodeBadRequest, Log: err.Error(), Codespace: codespace}, nil
+		return &abci.ResponseQuery{Code: api.QueryCodeBadRequest, Log: err.Error(), Codespace: codespace}, nil
 	}
 	a.checkMu.Lock()
 	fork, h := a.check.Fork(), a.checkH-1
-	c := &ctx{kv: fork, chainID: a.checkChain, height: a.checkH, timeMs: a.checkTime, params: loadParams(a.check), quiet: true, simulate: true}
+	c := &ctx{KV: fork, ChainID: a.checkChain, Height: a.checkH, TimeMs: a.checkTime, Params: kernel.LoadParams(a.check), Quiet: true, Simulate: true, Hooks: a.mods.hooks}
 	a.checkMu.Unlock()
 	var used uint64
 	err = guard(func() (err error) {
-		used, err = execTx(c, t, false, ^uint64(0))
+		used, err = a.mods.execTx(c, t, false, ^uint64(0))
 		return err
 	})
-	out := Simulation{GasUsed: used, Code: uint32(tx.CodeOf(err))}
+	out := api.Simulation{GasUsed: used, Code: uint32(tx.CodeOf(err))}
 	if err != nil {
 		out.Log = err.Error()
 	}
@@ -519,7 +395,7 @@ func (a *App) simulate(raw []byte) (*abci.ResponseQuery, error) {
 func (a *App) pendingAccount(addr tx.Address) (*abci.ResponseQuery, error) {
 	a.checkMu.Lock()
 	defer a.checkMu.Unlock() // released even if the account does not decode
-	acc := (&ctx{kv: a.check}).account(addr)
+	acc := (&ctx{KV: a.check}).Account(addr)
 	h := a.checkH - 1
 	b, err := json.Marshal(acc)
 	return &abci.ResponseQuery{Value: b, Height: h}, err

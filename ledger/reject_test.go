@@ -9,6 +9,8 @@ import (
 
 	abci "github.com/cometbft/cometbft/abci/types"
 
+	"github.com/sparenet/spare/ledger/api"
+	"github.com/sparenet/spare/ledger/kernel"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -33,30 +35,30 @@ func (c *chain) stateDigest() [32]byte {
 func (c *chain) mutate(fn func(*ctx)) {
 	c.app.mu.Lock()
 	c.app.working = c.app.store.Begin()
-	fn(&ctx{kv: c.app.working, params: loadParams(c.app.working)})
+	fn(&ctx{KV: c.app.working, Params: kernel.LoadParams(c.app.working), Hooks: testMods.hooks})
 	c.app.mu.Unlock()
 	c.block(time.Second)
 }
 
 func TestBadTransactionsRejected(t *testing.T) {
-	const spr = USPR
+	const spr = api.USPR
 	c := newChain(t, testParams(), map[string]uint64{"tenant": 100 * spr, "other": 100 * spr, "p1": 1000 * spr,
 		"jailed": 1000 * spr, "unbonded": 1000 * spr, "poor": 2500})
 	c.registerBonded("p1")
 	c.registerBonded("jailed")
 	c.do("unbonded", &tx.RegisterProvider{ProviderInfo: providerInfo("unbonded")})
 	c.mutate(func(x *ctx) {
-		p, _ := x.provider(c.addr("jailed"))
-		p.Status = ProviderJailed
-		x.setProvider(p)
+		p, _ := x.Provider(c.addr("jailed"))
+		p.Status = api.ProviderJailed
+		x.SetProvider(p)
 	})
 	c.do("tenant", gpuOrder(3*spr, spr, 3600)) // order 1: stays open (window 1, no bids yet... bids below)
 	c.do("tenant", gpuOrder(3*spr, spr, 3600)) // order 2: cancelled below
 	c.do("tenant", &tx.CancelOrder{ID: 2})
 	c.do("other", gpuOrder(3*spr, spr, 3600)) // order 3
 	c.do("p1", &tx.PlaceBid{OrderID: 3, Price: spr})
-	var o3 Order
-	c.query(QueryOrder, IDRequest{ID: 3}, &o3)
+	var o3 api.Order
+	c.query(api.QueryOrder, api.IDRequest{ID: 3}, &o3)
 	bidOnOther := uint64(1)
 	fee := c.app.params().MinFee
 	tenant := c.keys["tenant"]
@@ -159,7 +161,7 @@ func TestBadTransactionsRejected(t *testing.T) {
 }
 
 func TestProcessProposalRejectsForgedTransactions(t *testing.T) {
-	c := newChain(t, testParams(), map[string]uint64{"a": 10 * USPR, "b": 0})
+	c := newChain(t, testParams(), map[string]uint64{"a": 10 * api.USPR, "b": 0})
 	good := c.sign("a", &tx.Send{To: c.addr("b"), Amount: 1})
 	forged := append([]byte{}, good...)
 	forged[len(forged)-1] ^= 1

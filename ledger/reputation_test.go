@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sparenet/spare/ledger/api"
+	"github.com/sparenet/spare/ledger/settle"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -14,7 +16,7 @@ import (
 // P(2r−1)/(1−r) = 800 SPR paid for completed work (P = 100 SPR). Renting to itself, the pair then loses exactly
 // the take on those 800 SPR plus the fees — 16 SPR at the default 2%, the figure docs/ledger.md gives.
 func TestReputationCostsWhatItClaims(t *testing.T) {
-	c := newChain(t, testParams(), map[string]uint64{"sybil": 10_000 * USPR, "farmer": 10_000 * USPR})
+	c := newChain(t, testParams(), map[string]uint64{"sybil": 10_000 * api.USPR, "farmer": 10_000 * api.USPR})
 	c.registerBonded("farmer")
 	p := c.app.params()
 	lease := func(price, deposit uint64, run time.Duration) {
@@ -23,7 +25,7 @@ func TestReputationCostsWhatItClaims(t *testing.T) {
 		id := c.lastOrderID()
 		c.do("farmer", &tx.PlaceBid{OrderID: id, Price: price})
 		c.block(time.Second) // the auction closes
-		var l LeaseView
+		var l api.LeaseView
 		for lid := uint64(1); ; lid++ {
 			if l = c.lease(lid); l.OrderID == id {
 				break
@@ -46,13 +48,13 @@ func TestReputationCostsWhatItClaims(t *testing.T) {
 	// What the docs say 900,000 ppm costs: 800 SPR of completed work.
 	before := c.balance("sybil") + c.balance("farmer")
 	fees0 := 4 * p.MinFee // order, bid, start, complete
-	lease(800*USPR, 800*USPR, time.Hour)
+	lease(800*api.USPR, 800*api.USPR, time.Hour)
 	pv := c.provider("farmer")
 	if pv.ReputationPPM < 900_000 || pv.ReputationPPM > 900_010 { // the 64,000 uspr before add 6 ppm
 		t.Fatalf("after 800 SPR of completed work: %d ppm (earned %d)", pv.ReputationPPM, pv.EarnedValue)
 	}
-	take := takeOf(800*USPR, p.TakeRatePPM)
-	if lost := before - c.balance("sybil") - c.balance("farmer"); lost != take+fees0 || take != 16*USPR {
+	take := settle.TakeOf(800*api.USPR, p.TakeRatePPM)
+	if lost := before - c.balance("sybil") - c.balance("farmer"); lost != take+fees0 || take != 16*api.USPR {
 		t.Fatalf("the Sybil pair lost %d uspr, want the take %d + fees %d", lost, take, fees0)
 	}
 }

@@ -11,20 +11,23 @@ import (
 	abci "github.com/cometbft/cometbft/abci/types"
 	"pgregory.net/rapid"
 
+	"github.com/sparenet/spare/ledger/api"
+	"github.com/sparenet/spare/ledger/kernel"
+	"github.com/sparenet/spare/ledger/schema"
 	"github.com/sparenet/spare/ledger/store"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
 // historyPrefixes are the keys of orders and what is made for them: what retention prunes.
-var historyPrefixes = []string{pOrder, pOrderByTenant, pOrderOpen, pOrderAuction, pOrderExpiry, pBid, pBidByOrder,
-	pBidOpen, pBidOfProvider, pBidByProvider, pLease, pLeaseByTenant, pLeaseByProv, pLeaseDepletion, pLeaseStartDL,
-	pReceipt, pVerify, pCluster, pCommit, pRevealDL, pRetireMark, pRetireDue}
+var historyPrefixes = []string{schema.POrder, schema.POrderByTenant, schema.POrderOpen, schema.POrderAuction, schema.POrderExpiry, schema.PBid, schema.PBidByOrder,
+	schema.PBidOpen, schema.PBidOfProvider, schema.PBidByProvider, schema.PLease, schema.PLeaseByTenant, schema.PLeaseByProv, schema.PLeaseDepletion, schema.PLeaseStartDL,
+	schema.PReceipt, schema.PVerify, schema.PCluster, schema.PCommit, schema.PRevealDL, schema.PRetireMark, schema.PRetireDue}
 
 // historyKeys counts the keys under each history prefix of the committed state (empty prefixes left out).
 func historyKeys(kv store.KV) map[string]int {
 	out := map[string]int{}
 	for _, p := range historyPrefixes {
-		kv.Iterate(p, prefixEnd(p), func(string, []byte) bool {
+		kv.Iterate(p, schema.PrefixEnd(p), func(string, []byte) bool {
 			out[p]++
 			return true
 		})
@@ -50,9 +53,9 @@ func (c *chain) queryErr(path string, req any) string {
 // invariant (checked after every block by the harness) holds throughout.
 func TestRetentionPrunesFinishedOrders(t *testing.T) {
 	p := testParams()
-	p.RetentionBlocks = MinRetentionBlocks
+	p.RetentionBlocks = api.MinRetentionBlocks
 	p.BidWindowBlocks, p.OrderTTLBlocks = 10, 20
-	c := newChain(t, p, map[string]uint64{"tenant": 1000 * USPR, "p1": 1000 * USPR, "p2": 1000 * USPR, "p3": 1000 * USPR})
+	c := newChain(t, p, map[string]uint64{"tenant": 1000 * api.USPR, "p1": 1000 * api.USPR, "p2": 1000 * api.USPR, "p3": 1000 * api.USPR})
 	for _, name := range []string{"p1", "p2", "p3"} {
 		c.registerBonded(name)
 	}
@@ -62,10 +65,10 @@ func TestRetentionPrunesFinishedOrders(t *testing.T) {
 		t.Fatalf("history before any order: %v", before)
 	}
 	c.block(time.Second,
-		c.sign("tenant", gpuOrder(testRunPrice, USPR, 3600)), // 1: expires unbid
-		c.sign("tenant", gpuOrder(testRunPrice, USPR, 3600)), // 2: cancelled
-		c.sign("tenant", gpuOrder(testRunPrice, USPR, 3600)), // 3: leased and completed
-		c.sign("tenant", gpuOrder(testRunPrice, USPR, 3600))) // 4: leased, still running
+		c.sign("tenant", gpuOrder(testRunPrice, api.USPR, 3600)), // 1: expires unbid
+		c.sign("tenant", gpuOrder(testRunPrice, api.USPR, 3600)), // 2: cancelled
+		c.sign("tenant", gpuOrder(testRunPrice, api.USPR, 3600)), // 3: leased and completed
+		c.sign("tenant", gpuOrder(testRunPrice, api.USPR, 3600))) // 4: leased, still running
 	c.do("tenant", &tx.CancelOrder{ID: 2})
 	ends := map[uint64]int64{2: c.height} // the block each order finished in
 	c.block(time.Second,
@@ -74,7 +77,7 @@ func TestRetentionPrunesFinishedOrders(t *testing.T) {
 		c.sign("p3", &tx.PlaceBid{OrderID: 3, Price: testRunPrice - 3}),
 		c.sign("p1", &tx.PlaceBid{OrderID: 4, Price: testRunPrice}))
 	c.do("p3", &tx.WithdrawBid{ID: 3})
-	for c.order(3).State == OrderOpen || c.order(4).State == OrderOpen {
+	for c.order(3).State == api.OrderOpen || c.order(4).State == api.OrderOpen {
 		c.block(time.Second)
 	}
 	done, running := c.order(3).LeaseID, c.order(4).LeaseID
@@ -83,7 +86,7 @@ func TestRetentionPrunesFinishedOrders(t *testing.T) {
 	c.now = c.now.Add(10 * time.Minute)
 	c.completeWith(c.name(c.lease(done).Provider), done, "out", 0)
 	ends[3] = c.height
-	for c.order(1).State == OrderOpen {
+	for c.order(1).State == api.OrderOpen {
 		c.block(time.Second)
 	}
 	ends[1] = c.height
@@ -100,7 +103,7 @@ func TestRetentionPrunesFinishedOrders(t *testing.T) {
 			c.order(3)
 			c.lease(done)
 			var rc tx.Receipt
-			c.query(QueryReceipt, IDRequest{ID: done}, &rc)
+			c.query(api.QueryReceipt, api.IDRequest{ID: done}, &rc)
 		}
 	}
 	for id, end := range ends {
@@ -116,35 +119,35 @@ func TestRetentionPrunesFinishedOrders(t *testing.T) {
 		id   uint64
 		want string
 	}{
-		{QueryOrder, 1, "GET /api/orders/1"},
-		{QueryOrder, 2, "GET /api/orders/2"},
-		{QueryOrder, 3, "GET /api/orders/3"},
-		{QueryBid, 2, "its order's bids"},
-		{QueryLease, done, fmt.Sprintf("GET /api/leases/%d", done)},
-		{QueryReceipt, done, fmt.Sprintf("GET /api/leases/%d", done)},
+		{api.QueryOrder, 1, "GET /api/orders/1"},
+		{api.QueryOrder, 2, "GET /api/orders/2"},
+		{api.QueryOrder, 3, "GET /api/orders/3"},
+		{api.QueryBid, 2, "its order's bids"},
+		{api.QueryLease, done, fmt.Sprintf("GET /api/leases/%d", done)},
+		{api.QueryReceipt, done, fmt.Sprintf("GET /api/leases/%d", done)},
 	} {
-		if log := c.queryErr(q.path, IDRequest{ID: q.id}); !strings.Contains(log, "was pruned from the ledger's state") {
+		if log := c.queryErr(q.path, api.IDRequest{ID: q.id}); !strings.Contains(log, "was pruned from the ledger's state") {
 			t.Errorf("%s %d: %s", q.path, q.id, log)
 		} else if !strings.Contains(log, q.want) {
 			t.Errorf("%s %d: %s, want it to name %s", q.path, q.id, log, q.want)
 		}
 	}
-	if log := c.queryErr(QueryOrder, IDRequest{ID: 99}); !strings.Contains(log, "order 99 not found") {
+	if log := c.queryErr(api.QueryOrder, api.IDRequest{ID: 99}); !strings.Contains(log, "order 99 not found") {
 		t.Errorf("an order never made: %s", log)
 	}
 	c.fail(tx.CodeNotFound, "tenant", &tx.CloseLease{ID: done})
 	// Order 4 and its lease are untouched; nothing of orders 1-3 is left.
 	c.order(4)
-	if l := c.lease(running); l.State != LeaseActive {
+	if l := c.lease(running); l.State != api.LeaseActive {
 		t.Fatalf("the running lease: %+v", l.Lease)
 	}
 	left := historyKeys(view())
-	want := map[string]int{pOrder: 1, pOrderByTenant: 1, pBid: 1, pBidByOrder: 1, pBidByProvider: 1, pLease: 1,
-		pLeaseByTenant: 1, pLeaseByProv: 1, pLeaseDepletion: 1}
+	want := map[string]int{schema.POrder: 1, schema.POrderByTenant: 1, schema.PBid: 1, schema.PBidByOrder: 1, schema.PBidByProvider: 1, schema.PLease: 1,
+		schema.PLeaseByTenant: 1, schema.PLeaseByProv: 1, schema.PLeaseDepletion: 1}
 	if fmt.Sprint(left) != fmt.Sprint(want) {
 		t.Fatalf("history keys left: %v, want order 4's only: %v", left, want)
 	}
-	if pr := loadPruned(view()); pr.Orders != 3 || pr.Take == 0 {
+	if pr := kernel.LoadPruned(view()); pr.Orders != 3 || pr.Take == 0 {
 		t.Fatalf("pruned totals: %+v", pr)
 	}
 }
@@ -174,22 +177,22 @@ func (r *advRun) drain() {
 	r.rep.Helper()
 	c := r.c
 	kv := func() store.KV { kv, _ := c.app.store.View(); return kv }
-	live := func() (open []*Order, running int) {
+	live := func() (open []*api.Order, running int) {
 		v := kv()
-		v.Iterate(pOrderOpen, prefixEnd(pOrderOpen), func(k string, _ []byte) bool {
-			o, err := decOrder(mustGet(v, idKey(pOrder, unbe64(k[len(pOrderOpen):]))))
+		v.Iterate(schema.POrderOpen, schema.PrefixEnd(schema.POrderOpen), func(k string, _ []byte) bool {
+			o, err := schema.DecOrder(mustGet(v, schema.IDKey(schema.POrder, schema.UnBE64(k[len(schema.POrderOpen):]))))
 			if err != nil {
 				r.fail("order: %v", err)
 			}
 			open = append(open, o)
 			return true
 		})
-		v.Iterate(pRevealDL, prefixEnd(pRevealDL), func(string, []byte) bool {
+		v.Iterate(schema.PRevealDL, schema.PrefixEnd(schema.PRevealDL), func(string, []byte) bool {
 			running++ // a reveal phase still open
 			return true
 		})
-		v.Iterate(pLease, prefixEnd(pLease), func(_ string, b []byte) bool {
-			if l := mustDecode(decLease(b)); l.State == LeasePending || l.State == LeaseActive {
+		v.Iterate(schema.PLease, schema.PrefixEnd(schema.PLease), func(_ string, b []byte) bool {
+			if l := kernel.MustDecode(schema.DecLease(b)); l.State == api.LeasePending || l.State == api.LeaseActive {
 				running++
 			}
 			return true
@@ -212,34 +215,34 @@ func (r *advRun) drain() {
 				continue // expires instead
 			}
 			if _, ok := nonces[o.Tenant]; !ok {
-				var acc Account
-				r.query(QueryAccount, AddressRequest{Address: o.Tenant}, &acc, false)
+				var acc api.Account
+				r.query(api.QueryAccount, api.AddressRequest{Address: o.Tenant}, &acc, false)
 				nonces[o.Tenant] = acc.Nonce
 			}
 			body := tx.Body{ChainID: testChain, Nonce: nonces[o.Tenant], GasLimit: advGas, Msgs: []tx.Msg{&tx.CancelOrder{ID: o.ID}}}
-			body.Fee = FeeFor(&r.params, body.GasLimit, r.params.MinGasPrice)
+			body.Fee = api.FeeFor(&r.params, body.GasLimit, r.params.MinGasPrice)
 			nonces[o.Tenant]++
 			txs = append(txs, tx.Sign(body, c.keys[name].priv))
 		}
 		c.block(24*time.Hour, txs...) // durations and deposits run out; results not revealed are forfeited
 	}
 	v := kv()
-	v.Iterate(pOrder, prefixEnd(pOrder), func(_ string, b []byte) bool {
-		o := mustDecode(decOrder(b))
-		x := &ctx{kv: v, params: &r.params, height: c.height}
-		if !x.finished(o) {
-			vf, _ := x.groupOf(o)
-			cl, _ := x.cluster(o.ID)
+	v.Iterate(schema.POrder, schema.PrefixEnd(schema.POrder), func(_ string, b []byte) bool {
+		o := kernel.MustDecode(schema.DecOrder(b))
+		x := &ctx{KV: v, Params: &r.params, Height: c.height, Hooks: testMods.hooks}
+		if !testMods.Retention.Finished(x, o) {
+			vf, _ := x.GroupOf(o)
+			cl, _ := x.Cluster(o.ID)
 			r.fail("order %d never finishes: %+v; verification %+v; cluster %+v", o.ID, o, vf, cl)
 		}
-		if _, ok := v.Get(idKey(pRetireMark, o.ID)); !ok {
+		if _, ok := v.Get(schema.IDKey(schema.PRetireMark, o.ID)); !ok {
 			r.fail("order %d is finished and not scheduled for pruning", o.ID)
 		}
 		return true
 	})
 	var last uint64
-	if b, ok := v.Get(keySeq + "order"); ok {
-		last = unbe64(string(b))
+	if b, ok := v.Get(schema.KeySeq + "order"); ok {
+		last = schema.UnBE64(string(b))
 	}
 	for range r.params.RetentionBlocks + 1 {
 		c.block(time.Second)
@@ -248,7 +251,7 @@ func (r *advRun) drain() {
 		r.fail("history left a retention window after everything finished: %v", left)
 	}
 	if last > 0 {
-		if log := c.queryErr(QueryOrder, IDRequest{ID: last}); !strings.Contains(log, "was pruned") {
+		if log := c.queryErr(api.QueryOrder, api.IDRequest{ID: last}); !strings.Contains(log, "was pruned") {
 			r.fail("the last order: %s", log)
 		}
 	}

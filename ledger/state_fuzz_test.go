@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/sparenet/spare/ledger/api"
+	"github.com/sparenet/spare/ledger/schema"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -33,35 +35,35 @@ func codec[T any](name string, seed []byte, dec func([]byte) (T, error), enc fun
 // objects.go), each with a seed value that uses its optional fields.
 func stateCodecs() []stateCodec {
 	a := tx.Address{7}
-	p := DefaultParams()
+	p := api.DefaultParams()
 	return []stateCodec{
-		codec("account", encAccount(&Account{Address: a, Balance: 9, Nonce: 3}), func(b []byte) (*Account, error) { return decAccount(a, b) }, encAccount),
-		codec("provider", encProvider(&Provider{Owner: a, PubKey: make([]byte, 32), Info: tx.ProviderInfo{HostURI: "https://p.example:8443", Region: "eu",
+		codec("account", schema.EncAccount(&api.Account{Address: a, Balance: 9, Nonce: 3}), func(b []byte) (*api.Account, error) { return schema.DecAccount(a, b) }, schema.EncAccount),
+		codec("provider", schema.EncProvider(&api.Provider{Owner: a, PubKey: make([]byte, 32), Info: tx.ProviderInfo{HostURI: "https://p.example:8443", Region: "eu",
 			Hardware: tx.Hardware{GPUs: []tx.GPUGroup{{Model: "H100", VRAMMiB: 81920, Count: 2}}, CPUMilli: 4000, MemoryMiB: 8192, DiskMiB: 1000}, MaxLeaseSec: 60},
-			Status: ProviderJailed, Stake: 5, Unbonding: 1, Completed: 2, Failed: 1, Verified: true, EpochsUp: 4, EpochsDown: 1, DownStreak: 1,
-			JailedUntilMs: 7, Slashed: 3, VerifiedClass: "h100", VerifiedOps: 9, VerifiedHeight: 2, EarnedValue: 8, FailedValue: 6}), decProvider, encProvider),
-		codec("order", encOrder(&Order{ID: 3, Tenant: a, Deposit: 9, Replicas: 2, RefereeFor: 1, Nodes: 4, State: OrderOpen}), decOrder, encOrder),
-		codec("bid", encBid(&Bid{ID: 5, OrderID: 3, Provider: a, Price: 9, State: BidOpen, CreatedHeight: 4}), decBid, encBid),
-		codec("lease", encLease(&Lease{ID: 4, OrderID: 3, Tenant: a, Provider: a, Deposit: 9, Held: 5, State: LeaseCompleted, CloseReason: "x", ManifestDelivered: true}), decLease, encLease),
-		codec("supply", encSupply(&Supply{Genesis: 100, Minted: 1, Burned: 2, Balances: 50, Escrow: 20, Staked: 10, Unbonding: 5, Pool: 14}), decSupply, encSupply),
-		codec("receipt", encReceipt(&tx.Receipt{ChainID: "c", LeaseID: 4, StartMs: 1, EndMs: 2, ExitCode: -1, GPUSeconds: 3, Signature: make([]byte, 64)}), decReceipt, encReceipt),
-		codec("params", encParams(&p), decParams, encParams),
-		codec("pruned", encPruned(&Pruned{Orders: 3, Take: 2, Rewarded: 1}), decPruned, encPruned),
-		codec("audit set", encAuditSet(auditSet{startMs: 9, providers: []tx.Address{{1}, {2}}}), decAuditSet, encAuditSet),
-		codec("hardware verdict", encHWVerdict(hwVerdict{passed: true, class: "h100", ops: 9}), decHWVerdict, encHWVerdict),
-		codec("verification", encVerification(&Verification{OrderID: 3, Replicas: 2, Leases: []uint64{4, 5, 6}, RefereeOrder: 7, State: VerifyAgreed, ExitCode: -1}),
-			decVerification, encVerification),
-		codec("commitment", encCommitment(&Commitment{LeaseID: 4, OrderID: 3, Commitment: tx.Hash{1}, Height: 9, State: 1}), decCommitment, encCommitment),
-		codec("cluster", encCluster(&Cluster{OrderID: 9, Nodes: 2, MaxRTTMicros: 5000, OnFailure: 2, Leases: []uint64{4, 5}, State: ClusterLeasing,
-			Generation: 1, RestartsLeft: 1, Reserve: 7, PrevOrder: 3, Excluded: []tx.Address{{1}}}), decCluster, encCluster),
+			Status: api.ProviderJailed, Stake: 5, Unbonding: 1, Completed: 2, Failed: 1, Verified: true, EpochsUp: 4, EpochsDown: 1, DownStreak: 1,
+			JailedUntilMs: 7, Slashed: 3, VerifiedClass: "h100", VerifiedOps: 9, VerifiedHeight: 2, EarnedValue: 8, FailedValue: 6}), schema.DecProvider, schema.EncProvider),
+		codec("order", schema.EncOrder(&api.Order{ID: 3, Tenant: a, Deposit: 9, Replicas: 2, RefereeFor: 1, Nodes: 4, State: api.OrderOpen}), schema.DecOrder, schema.EncOrder),
+		codec("bid", schema.EncBid(&api.Bid{ID: 5, OrderID: 3, Provider: a, Price: 9, State: api.BidOpen, CreatedHeight: 4}), schema.DecBid, schema.EncBid),
+		codec("lease", schema.EncLease(&api.Lease{ID: 4, OrderID: 3, Tenant: a, Provider: a, Deposit: 9, Held: 5, State: api.LeaseCompleted, CloseReason: "x", ManifestDelivered: true}), schema.DecLease, schema.EncLease),
+		codec("supply", schema.EncSupply(&api.Supply{Genesis: 100, Minted: 1, Burned: 2, Balances: 50, Escrow: 20, Staked: 10, Unbonding: 5, Pool: 14}), schema.DecSupply, schema.EncSupply),
+		codec("receipt", schema.EncReceipt(&tx.Receipt{ChainID: "c", LeaseID: 4, StartMs: 1, EndMs: 2, ExitCode: -1, GPUSeconds: 3, Signature: make([]byte, 64)}), schema.DecReceipt, schema.EncReceipt),
+		codec("params", schema.EncParams(&p), schema.DecParams, schema.EncParams),
+		codec("pruned", schema.EncPruned(&api.Pruned{Orders: 3, Take: 2, Rewarded: 1}), schema.DecPruned, schema.EncPruned),
+		codec("audit set", schema.EncAuditSet(schema.AuditSet{StartMs: 9, Providers: []tx.Address{{1}, {2}}}), schema.DecAuditSet, schema.EncAuditSet),
+		codec("hardware verdict", schema.EncHWVerdict(schema.HWVerdict{Passed: true, Class: "h100", Ops: 9}), schema.DecHWVerdict, schema.EncHWVerdict),
+		codec("verification", schema.EncVerification(&api.Verification{OrderID: 3, Replicas: 2, Leases: []uint64{4, 5, 6}, RefereeOrder: 7, State: api.VerifyAgreed, ExitCode: -1}),
+			schema.DecVerification, schema.EncVerification),
+		codec("commitment", schema.EncCommitment(&api.Commitment{LeaseID: 4, OrderID: 3, Commitment: tx.Hash{1}, Height: 9, State: 1}), schema.DecCommitment, schema.EncCommitment),
+		codec("cluster", schema.EncCluster(&api.Cluster{OrderID: 9, Nodes: 2, MaxRTTMicros: 5000, OnFailure: 2, Leases: []uint64{4, 5}, State: api.ClusterLeasing,
+			Generation: 1, RestartsLeft: 1, Reserve: 7, PrevOrder: 3, Excluded: []tx.Address{{1}}}), schema.DecCluster, schema.EncCluster),
 		func() stateCodec {
-			c := codec("auditor", encAuditor(&Auditor{Address: a, Weight: 3, Host: "a.example:26660"}),
-				func(b []byte) (*Auditor, error) { return decAuditor(a, b) }, encAuditor)
+			c := codec("auditor", schema.EncAuditor(&api.Auditor{Address: a, Weight: 3, Host: "a.example:26660"}),
+				func(b []byte) (*api.Auditor, error) { return schema.DecAuditor(a, b) }, schema.EncAuditor)
 			c.older = func(n int) bool { return n == 8 } // the weight alone; a longer prefix is a shorter host
 			return c
 		}(),
-		codec("latency", encLatency(&Latency{Height: 9, Samples: []tx.LatencySample{{Peer: a, RTTMicros: 300}}}),
-			func(b []byte) (*Latency, error) { return decLatency(a, b) }, encLatency),
+		codec("latency", schema.EncLatency(&api.Latency{Height: 9, Samples: []tx.LatencySample{{Peer: a, RTTMicros: 300}}}),
+			func(b []byte) (*api.Latency, error) { return schema.DecLatency(a, b) }, schema.EncLatency),
 	}
 }
 

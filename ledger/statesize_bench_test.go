@@ -11,6 +11,8 @@ import (
 
 	abci "github.com/cometbft/cometbft/abci/types"
 
+	"github.com/sparenet/spare/ledger/api"
+	"github.com/sparenet/spare/ledger/schema"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -73,7 +75,7 @@ func stateAfter(b *testing.B, retention uint64, n int) (keys, bytes, hkeys, hbyt
 		var txs [][]byte
 		add := func(name string, m ...tx.Msg) { txs = append(txs, c.sign(name, m...)) }
 		for i := range perBlock {
-			o := gpuOrder(testRunPrice, USPR, 3600)
+			o := gpuOrder(testRunPrice, api.USPR, 3600)
 			o.ManifestHash = manifest
 			add(fmt.Sprint("t", (int(c.height)*perBlock+i)%tenants), o)
 		}
@@ -137,7 +139,7 @@ func stateAfter(b *testing.B, retention uint64, n int) (keys, bytes, hkeys, hbyt
 		return true
 	})
 	for _, pre := range historyPrefixes {
-		kv.Iterate(pre, prefixEnd(pre), func(k string, v []byte) bool {
+		kv.Iterate(pre, schema.PrefixEnd(pre), func(k string, v []byte) bool {
 			hkeys++
 			hbytes += len(k) + len(v)
 			return true

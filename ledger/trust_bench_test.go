@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sparenet/spare/ledger/api"
+	"github.com/sparenet/spare/ledger/kernel"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -30,18 +32,18 @@ func BenchmarkLivenessEpoch(b *testing.B) {
 	// Providers, bonded at their required stake, written through the state directly (setup, not measured).
 	c.app.mu.Lock()
 	c.app.working = c.app.store.Begin()
-	x := &ctx{kv: c.app.working, chainID: testChain, height: c.height + 1, timeMs: uint64(c.now.UnixMilli()), params: loadParams(c.app.working)}
-	sup := x.supply()
+	x := &ctx{KV: c.app.working, ChainID: testChain, Height: c.height + 1, TimeMs: uint64(c.now.UnixMilli()), Params: kernel.LoadParams(c.app.working), Hooks: testMods.hooks}
+	sup := x.Supply()
 	hw := tx.Hardware{GPUs: []tx.GPUGroup{{Model: "H100", VRAMMiB: 81920, Count: 8}}, CPUMilli: 64000, MemoryMiB: 512 << 10, DiskMiB: 1 << 20}
 	for i := range providers {
 		k := newKey(fmt.Sprintf("prov-%d", i))
-		p := &Provider{Owner: k.addr, PubKey: k.priv.Public().(ed25519.PublicKey), Status: ProviderActive, Stake: params.RequiredStake(8),
+		p := &api.Provider{Owner: k.addr, PubKey: k.priv.Public().(ed25519.PublicKey), Status: api.ProviderActive, Stake: params.RequiredStake(8),
 			Info: tx.ProviderInfo{HostURI: "https://p.example.net:8443", CertFingerprint: sha256.Sum256([]byte{byte(i)}), Region: "eu", Hardware: hw}}
-		x.setProvider(p)
+		x.SetProvider(p)
 		sup.Genesis += p.Stake
 		sup.Staked += p.Stake
 	}
-	x.setSupply(sup)
+	x.SetSupply(sup)
 	c.app.mu.Unlock()
 	for c.height%int64(params.EpochBlocks) != 0 { // finish the current epoch
 		c.block(time.Second)

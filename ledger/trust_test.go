@@ -4,23 +4,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
-func (c *chain) epoch(e *uint64) EpochView {
-	var v EpochView
-	c.query(QueryEpoch, EpochRequest{Epoch: e}, &v)
+func (c *chain) epoch(e *uint64) api.EpochView {
+	var v api.EpochView
+	c.query(api.QueryEpoch, api.EpochRequest{Epoch: e}, &v)
 	return v
 }
 
-func (c *chain) provider(name string) ProviderView {
-	var p ProviderView
-	c.query(QueryProvider, AddressRequest{Address: c.addr(name)}, &p)
+func (c *chain) provider(name string) api.ProviderView {
+	var p api.ProviderView
+	c.query(api.QueryProvider, api.AddressRequest{Address: c.addr(name)}, &p)
 	return p
 }
 
 // nextEpoch commits empty blocks until a new epoch has started, and returns its view.
-func (c *chain) nextEpoch() EpochView {
+func (c *chain) nextEpoch() api.EpochView {
 	start := c.epoch(nil).Current
 	for c.epoch(nil).Current == start {
 		c.block(time.Second)
@@ -29,7 +30,7 @@ func (c *chain) nextEpoch() EpochView {
 }
 
 // bitmap sets the bits of the providers named up, over an epoch's audit set.
-func (c *chain) bitmap(v EpochView, up ...string) []byte {
+func (c *chain) bitmap(v api.EpochView, up ...string) []byte {
 	b := make([]byte, (len(v.Providers)+7)/8)
 	for i, a := range v.Providers {
 		for _, name := range up {
@@ -54,7 +55,7 @@ func (c *chain) results(txs ...[]byte) []uint32 {
 // (billed up to the down epoch's start, the rest refunded) and its stake slashed, bonded first then unbonding;
 // a streak of down epochs jails it until Unjail after the cooldown; one auditor alone decides nothing.
 func TestLivenessVerdicts(t *testing.T) {
-	const spr = USPR
+	const spr = api.USPR
 	params := testParams()
 	params.EpochBlocks, params.SlashDowntimePPM, params.JailAfterDownEpochs, params.UnjailCooldownSec = 12, 500_000, 2, 30
 	c := newChainWith(t, params, map[string]uint64{"tenant": 1000 * spr, "p1": 2000 * spr, "p2": 2000 * spr,
@@ -110,7 +111,7 @@ func TestLivenessVerdicts(t *testing.T) {
 	}
 	l := c.lease(1)
 	wantPaid := 2 * spr * (uint64(epochStart.UnixMilli()) - startedMs) / 3_600_000
-	if l.State != LeaseClosed || l.Paid != wantPaid || l.Refunded != 6*spr-wantPaid || c.balance("tenant") != tenantBefore+l.Refunded {
+	if l.State != api.LeaseClosed || l.Paid != wantPaid || l.Refunded != 6*spr-wantPaid || c.balance("tenant") != tenantBefore+l.Refunded {
 		t.Fatalf("lease after the down verdict: %+v (want paid %d)", l.Lease, wantPaid)
 	}
 	// Slashed half of bonded + unbonding: the bonded tenth first, the rest from unbonding.
@@ -133,7 +134,7 @@ func TestLivenessVerdicts(t *testing.T) {
 		c.block(time.Second)
 	}
 	p1 = c.provider("p1")
-	if p1.Status != ProviderJailed || p1.DownStreak != 2 || p1.Slashed != stake/2 || p1.JailedUntilMs == 0 {
+	if p1.Status != api.ProviderJailed || p1.DownStreak != 2 || p1.Slashed != stake/2 || p1.JailedUntilMs == 0 {
 		t.Fatalf("after a down streak: %+v", p1.Provider)
 	}
 	if c.provider("p2").EpochsUp != 1 {
@@ -149,7 +150,7 @@ func TestLivenessVerdicts(t *testing.T) {
 	}
 	c.block(31 * time.Second)
 	c.do("p1", &tx.Unjail{})
-	if p := c.provider("p1"); p.Status != ProviderActive || p.DownStreak != 0 {
+	if p := c.provider("p1"); p.Status != api.ProviderActive || p.DownStreak != 0 {
 		t.Fatalf("after unjail: %+v", p.Provider)
 	}
 	if got := c.results(c.sign("p2", &tx.Unjail{})); got[0] != uint32(tx.CodeNotJailed) {
@@ -167,7 +168,7 @@ func TestLivenessVerdicts(t *testing.T) {
 // TestProofOfGPUVerdicts: two thirds of the weight passing a provider verify it (class and median throughput
 // recorded); two thirds failing it slash and jail it; one auditor alone decides nothing.
 func TestProofOfGPUVerdicts(t *testing.T) {
-	const spr = USPR
+	const spr = api.USPR
 	params := testParams()
 	params.EpochBlocks, params.SlashProofPPM = 12, 50_000
 	c := newChainWith(t, params, map[string]uint64{"p1": 2000 * spr, "p2": 2000 * spr, "p3": 2000 * spr,
@@ -197,17 +198,17 @@ func TestProofOfGPUVerdicts(t *testing.T) {
 		c.block(time.Second)
 	}
 	p1, p2, p3 := c.provider("p1"), c.provider("p2"), c.provider("p3")
-	if !p1.Verified || p1.VerifiedClass != "h100-pcie" || p1.VerifiedOps != 9e14 || p1.Status != ProviderActive {
+	if !p1.Verified || p1.VerifiedClass != "h100-pcie" || p1.VerifiedOps != 9e14 || p1.Status != api.ProviderActive {
 		t.Fatalf("passing provider: %+v", p1.Provider)
 	}
-	if p2.Verified || p2.Status != ProviderJailed || p2.Slashed != stake/20 || p2.Stake != stake-stake/20 {
+	if p2.Verified || p2.Status != api.ProviderJailed || p2.Slashed != stake/20 || p2.Stake != stake-stake/20 {
 		t.Fatalf("failing provider: %+v", p2.Provider)
 	}
 	// Slashing lowers reputation by the share of stake lost: 0.5 (no leases yet) × 95%.
 	if p2.ReputationPPM != 475_000 || p3.ReputationPPM != 500_000 {
 		t.Fatalf("reputation after a failed proof %d, untouched %d", p2.ReputationPPM, p3.ReputationPPM)
 	}
-	if p3.Verified || p3.Status != ProviderActive || p3.Slashed != 0 {
+	if p3.Verified || p3.Status != api.ProviderActive || p3.Slashed != 0 {
 		t.Fatalf("one auditor decided: %+v", p3.Provider)
 	}
 	// A new declaration must be proven again.
@@ -220,7 +221,7 @@ func TestProofOfGPUVerdicts(t *testing.T) {
 // TestFourAuditorsQuorum: in a set of four equal auditors, one or two calling a provider down (or failing its
 // proof) slash no one; three do.
 func TestFourAuditorsQuorum(t *testing.T) {
-	const spr = USPR
+	const spr = api.USPR
 	params := testParams()
 	params.EpochBlocks, params.SlashDowntimePPM, params.SlashProofPPM = 12, 100_000, 50_000
 	c := newChainWith(t, params, map[string]uint64{"tenant": 1000 * spr, "p1": 2000 * spr, "a1": spr, "a2": spr, "a3": spr, "a4": spr},
@@ -230,7 +231,7 @@ func TestFourAuditorsQuorum(t *testing.T) {
 	c.do("p1", &tx.PlaceBid{OrderID: 1, Price: 2 * spr})
 	c.do("p1", &tx.LeaseStarted{ID: 1})
 	stake := c.provider("p1").Stake
-	round := func(down int) ProviderView {
+	round := func(down int) api.ProviderView {
 		e := c.nextEpoch()
 		var txs [][]byte
 		for i, a := range []string{"a1", "a2", "a3", "a4"} {
@@ -252,14 +253,14 @@ func TestFourAuditorsQuorum(t *testing.T) {
 		return c.provider("p1")
 	}
 	for _, down := range []int{1, 2} {
-		if p := round(down); p.Slashed != 0 || p.EpochsDown != 0 || p.Status != ProviderActive || c.lease(1).State != LeaseActive {
+		if p := round(down); p.Slashed != 0 || p.EpochsDown != 0 || p.Status != api.ProviderActive || c.lease(1).State != api.LeaseActive {
 			t.Fatalf("%d of 4 auditors changed something: %+v", down, p.Provider)
 		}
 	}
 	p := round(3)
 	want := stake / 10 // down while holding a lease, 10%
 	want += (stake - want) / 20
-	if p.EpochsDown != 1 || p.Slashed != want || p.Status != ProviderJailed || c.lease(1).State != LeaseClosed {
+	if p.EpochsDown != 1 || p.Slashed != want || p.Status != api.ProviderJailed || c.lease(1).State != api.LeaseClosed {
 		t.Fatalf("3 of 4 auditors: %+v (want slashed %d)", p.Provider, want)
 	}
 }

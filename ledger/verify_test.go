@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -27,8 +28,8 @@ func (c *chain) completeWith(name string, leaseID uint64, root string, exit int6
 		return
 	}
 	l := c.lease(leaseID)
-	var o Order
-	c.query(QueryOrder, IDRequest{ID: l.OrderID}, &o)
+	var o api.Order
+	c.query(api.QueryOrder, api.IDRequest{ID: l.OrderID}, &o)
 	rc := tx.Receipt{ChainID: testChain, LeaseID: leaseID, ManifestHash: o.ManifestHash, StartMs: l.StartedMs,
 		EndMs: uint64(c.now.UnixMilli()), ExitCode: exit, OutputRoot: sha256.Sum256([]byte(root))}
 	rc.Signature = ed25519.Sign(c.keys[name].priv, rc.SignBytes())
@@ -68,9 +69,9 @@ func (c *chain) commitRun(name string, leaseID uint64, res string) *tx.RevealRes
 	return &tx.RevealResult{Receipt: rc, Salt: salt}
 }
 
-func (c *chain) verification(orderID uint64) VerificationView {
-	var v VerificationView
-	c.query(QueryVerify, IDRequest{ID: orderID}, &v)
+func (c *chain) verification(orderID uint64) api.VerificationView {
+	var v api.VerificationView
+	c.query(api.QueryVerify, api.IDRequest{ID: orderID}, &v)
 	return v
 }
 
@@ -78,32 +79,33 @@ func (c *chain) verification(orderID uint64) VerificationView {
 // paid (exactly what the run earned), who is outvoted (unpaid, slashed, counted failed) and that the tenant gets
 // back everything else, reserve included. The supply invariant is recomputed after every block.
 func TestReplicatedVerdicts(t *testing.T) {
+	outvotedBefore := eventCounts()[api.EventLeaseOutvoted]
 	const deposit = 1_000_000
 	for _, tc := range []struct {
 		name     string
 		results  []string // per replica, by bid price order; "" = closed without a result
 		referee  string   // the referee's result; "expire" = nobody takes the referee order; "-" = none expected
-		state    VerifyState
+		state    api.VerifyState
 		paid     []int // runs (index in the group's leases) paid what they earned
 		outvoted []int
 	}{
-		{"pair agrees", []string{"A", "A"}, "-", VerifyAgreed, []int{0, 1}, nil},
-		{"corrupt replica outvoted by the referee", []string{"A", "B"}, "A", VerifyAgreed, []int{0, 2}, []int{1}},
-		{"corrupt first replica", []string{"B", "A"}, "A", VerifyAgreed, []int{1, 2}, []int{0}},
-		{"three results, no majority", []string{"A", "B"}, "C", VerifyInconclusive, []int{0, 1, 2}, nil},
-		{"referee never runs", []string{"A", "B"}, "expire", VerifyInconclusive, []int{0, 1}, nil},
-		{"one replica gives up", []string{"A", ""}, "A", VerifyAgreed, []int{0, 2}, nil},
-		{"three replicas, one corrupt", []string{"A", "B", "A"}, "-", VerifyAgreed, []int{0, 2}, []int{1}},
-		{"exit code differs", []string{"A", "A:1"}, "A", VerifyAgreed, []int{0, 2}, []int{1}},
-		{"no result at all: no referee", []string{"", ""}, "-", VerifyInconclusive, nil, nil},
-		{"three-way tie: a referee cannot decide", []string{"A", "B", "C"}, "-", VerifyInconclusive, []int{0, 1, 2}, nil},
+		{"pair agrees", []string{"A", "A"}, "-", api.VerifyAgreed, []int{0, 1}, nil},
+		{"corrupt replica outvoted by the referee", []string{"A", "B"}, "A", api.VerifyAgreed, []int{0, 2}, []int{1}},
+		{"corrupt first replica", []string{"B", "A"}, "A", api.VerifyAgreed, []int{1, 2}, []int{0}},
+		{"three results, no majority", []string{"A", "B"}, "C", api.VerifyInconclusive, []int{0, 1, 2}, nil},
+		{"referee never runs", []string{"A", "B"}, "expire", api.VerifyInconclusive, []int{0, 1}, nil},
+		{"one replica gives up", []string{"A", ""}, "A", api.VerifyAgreed, []int{0, 2}, nil},
+		{"three replicas, one corrupt", []string{"A", "B", "A"}, "-", api.VerifyAgreed, []int{0, 2}, []int{1}},
+		{"exit code differs", []string{"A", "A:1"}, "A", api.VerifyAgreed, []int{0, 2}, []int{1}},
+		{"no result at all: no referee", []string{"", ""}, "-", api.VerifyInconclusive, nil, nil},
+		{"three-way tie: a referee cannot decide", []string{"A", "B", "C"}, "-", api.VerifyInconclusive, []int{0, 1, 2}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			params := testParams()
 			params.OrderTTLBlocks = 20
-			funded := map[string]uint64{"tenant": 1000 * USPR}
+			funded := map[string]uint64{"tenant": 1000 * api.USPR}
 			for i := 1; i <= 5; i++ {
-				funded[fmt.Sprintf("p%d", i)] = 1000 * USPR
+				funded[fmt.Sprintf("p%d", i)] = 1000 * api.USPR
 			}
 			c := newChain(t, params, funded)
 			fee := params.MinFee
@@ -123,7 +125,7 @@ func TestReplicatedVerdicts(t *testing.T) {
 			}
 			c.block(time.Second, bids...)
 			v := c.verification(1)
-			if v.State != VerifyRunning || len(v.Runs) != int(r) {
+			if v.State != api.VerifyRunning || len(v.Runs) != int(r) {
 				t.Fatalf("after the auction: %+v", v)
 			}
 			var starts [][]byte
@@ -170,7 +172,7 @@ func TestReplicatedVerdicts(t *testing.T) {
 					t.Fatalf("a referee was ordered: %+v", v)
 				}
 			default:
-				if v.State != VerifyReferee || v.RefereeOrder == 0 || v.Reserve != 0 {
+				if v.State != api.VerifyReferee || v.RefereeOrder == 0 || v.Reserve != 0 {
 					t.Fatalf("no referee ordered: %+v", v)
 				}
 				// A provider already running the job may not referee it.
@@ -190,7 +192,7 @@ func TestReplicatedVerdicts(t *testing.T) {
 				c.do("p5", &tx.LeaseStarted{ID: v.Runs[r].LeaseID})
 				c.now = c.now.Add(time.Minute)
 				reveal := c.commitRun("p5", v.Runs[r].LeaseID, tc.referee)
-				if v := c.verification(1); v.Phase != "reveal" || v.Runs[r].Commit != CommitCommitted {
+				if v := c.verification(1); v.Phase != "reveal" || v.Runs[r].Commit != api.CommitCommitted {
 					t.Fatalf("the referee committed: %+v", v)
 				}
 				c.do("p5", reveal)
@@ -199,7 +201,7 @@ func TestReplicatedVerdicts(t *testing.T) {
 			if v.State != tc.state || v.Reserve != 0 {
 				t.Fatalf("verdict %s, want %s: %+v", v.State, tc.state, v)
 			}
-			if tc.state == VerifyAgreed && v.Root != sha256.Sum256([]byte("A")) {
+			if tc.state == api.VerifyAgreed && v.Root != sha256.Sum256([]byte("A")) {
 				t.Fatalf("majority root %x", v.Root)
 			}
 			// An outvoted run's provider loses a tenth of its stake, never more than the lease's value (its
@@ -279,41 +281,45 @@ func TestReplicatedVerdicts(t *testing.T) {
 			}
 		})
 	}
+	// Outvoted runs emitted lease.outvoted, and its typed parser read every one of them (checkEvents).
+	if eventCounts()[api.EventLeaseOutvoted] == outvotedBefore {
+		t.Error("no lease.outvoted event: the outvoted runs' refunds went unread")
+	}
 }
 
 // TestReplicatedAuction: a replicated order leases only when it has a bid per replica, from distinct providers;
 // it cannot be accepted bid by bid; cancelling it refunds every run's deposit and the reserve.
 func TestReplicatedAuction(t *testing.T) {
-	c := newChain(t, testParams(), map[string]uint64{"tenant": 1000 * USPR, "p1": 1000 * USPR, "p2": 1000 * USPR})
+	c := newChain(t, testParams(), map[string]uint64{"tenant": 1000 * api.USPR, "p1": 1000 * api.USPR, "p2": 1000 * api.USPR})
 	fee := c.app.params().MinFee
 	c.registerBonded("p1")
 	c.registerBonded("p2")
 	before := c.balance("tenant")
-	c.do("tenant", replicatedOrder(2, 5*USPR))
+	c.do("tenant", replicatedOrder(2, 5*api.USPR))
 	c.do("p1", &tx.PlaceBid{OrderID: 1, Price: testRunPrice}) // the window closes with one bid: still open
-	var o Order
-	c.query(QueryOrder, IDRequest{ID: 1}, &o)
-	if o.State != OrderOpen || o.Replicas != 2 || o.Escrowed() != 10*USPR {
+	var o api.Order
+	c.query(api.QueryOrder, api.IDRequest{ID: 1}, &o)
+	if o.State != api.OrderOpen || o.Replicas != 2 || o.Escrowed() != 10*api.USPR {
 		t.Fatalf("order with one bid: %+v", o)
 	}
 	c.fail(tx.CodeReplicated, "tenant", &tx.AcceptBid{ID: 1})
 	c.fail(tx.CodeDuplicateBid, "p1", &tx.PlaceBid{OrderID: 1, Price: testRunPrice})
 	c.do("p2", &tx.PlaceBid{OrderID: 1, Price: testRunPrice}) // the second bid leases both at once
 	v := c.verification(1)
-	if v.State != VerifyRunning || len(v.Runs) != 2 || v.Runs[0].Provider == v.Runs[1].Provider || v.Reserve != 5*USPR {
+	if v.State != api.VerifyRunning || len(v.Runs) != 2 || v.Runs[0].Provider == v.Runs[1].Provider || v.Reserve != 5*api.USPR {
 		t.Fatalf("after the second bid: %+v", v)
 	}
 
 	// Cancelled while open: everything back.
-	c.do("tenant", replicatedOrder(2, 5*USPR))
+	c.do("tenant", replicatedOrder(2, 5*api.USPR))
 	c.do("tenant", &tx.CancelOrder{ID: 2})
-	if v := c.verification(2); v.State != VerifyCancelled || v.Reserve != 0 {
+	if v := c.verification(2); v.State != api.VerifyCancelled || v.Reserve != 0 {
 		t.Fatalf("cancelled: %+v", v)
 	}
-	if got, want := c.balance("tenant"), before-3*fee-3*5*USPR; got != want {
+	if got, want := c.balance("tenant"), before-3*fee-3*5*api.USPR; got != want {
 		t.Fatalf("tenant %d, want %d (only order 1's runs and reserve escrowed)", got, want)
 	}
-	c.fail(tx.CodeInvalidMsg, "tenant", replicatedOrder(1, USPR))
-	c.fail(tx.CodeInvalidMsg, "tenant", replicatedOrder(tx.MaxReplicas+1, USPR))
+	c.fail(tx.CodeInvalidMsg, "tenant", replicatedOrder(1, api.USPR))
+	c.fail(tx.CodeInvalidMsg, "tenant", replicatedOrder(tx.MaxReplicas+1, api.USPR))
 	c.fail(tx.CodeOverflow, "tenant", replicatedOrder(3, 1<<63))
 }

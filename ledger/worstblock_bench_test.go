@@ -12,6 +12,9 @@ import (
 
 	abci "github.com/cometbft/cometbft/abci/types"
 
+	"github.com/sparenet/spare/ledger/api"
+	"github.com/sparenet/spare/ledger/kernel"
+	"github.com/sparenet/spare/ledger/schema"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -96,7 +99,7 @@ func BenchmarkWorstBlock(b *testing.B) {
 				c := newChain(b, p, funded)
 				c.app.opts.CheckInvariants = false
 				c.block(time.Second) // commit genesis
-				c.plant(keyMaxGas, []byte(be64(DefaultBlockMaxGas)))
+				c.plant(keyMaxGas, []byte(schema.BE64(api.DefaultBlockMaxGas)))
 				var regs [][]byte
 				for i := 1; i <= bidders; i++ {
 					name := fmt.Sprint("p", i)
@@ -108,11 +111,11 @@ func BenchmarkWorstBlock(b *testing.B) {
 				}
 				// Each transaction's gas limit is what the first one of its kind uses (simulated), so the block
 				// holds as many as the limit allows.
-				probe := c.withGas(k.gen(c, 0), DefaultBlockMaxGas)
+				probe := c.withGas(k.gen(c, 0), api.DefaultBlockMaxGas)
 				pt, _ := tx.Decode(probe)
 				c.nonces[pt.Signer()]-- // only simulated: the nonce is used again
-				var sim Simulation
-				res, _ := c.app.Query(context.Background(), &abci.RequestQuery{Path: QuerySimulate, Data: probe})
+				var sim api.Simulation
+				res, _ := c.app.Query(context.Background(), &abci.RequestQuery{Path: api.QuerySimulate, Data: probe})
 				if err := json.Unmarshal(res.Value, &sim); err != nil || sim.Code != 0 {
 					b.Fatalf("simulating %s: %v %+v", k.name, err, sim)
 				}
@@ -121,7 +124,7 @@ func BenchmarkWorstBlock(b *testing.B) {
 				var total, bytes uint64
 				for i := 0; ; i++ {
 					raw := c.withGas(k.gen(c, i), gas)
-					if total+gas > DefaultBlockMaxGas || bytes+uint64(len(raw)) > 4<<20 {
+					if total+gas > api.DefaultBlockMaxGas || bytes+uint64(len(raw)) > 4<<20 {
 						break
 					}
 					total += gas
@@ -172,7 +175,7 @@ func (c *chain) withGas(raw []byte, gas uint64) []byte {
 		c.t.Fatal(err)
 	}
 	p := c.app.params()
-	t.Body.GasLimit, t.Body.Fee = gas, FeeFor(p, gas, p.MinGasPrice)
+	t.Body.GasLimit, t.Body.Fee = gas, api.FeeFor(p, gas, p.MinGasPrice)
 	return tx.Sign(t.Body, c.keys[c.name(t.Signer())].priv)
 }
 
@@ -180,13 +183,13 @@ func (c *chain) withGas(raw []byte, gas uint64) []byte {
 func fullOrders(b *testing.B, c *chain, n, k int) {
 	c.app.mu.Lock()
 	c.app.working = c.app.store.Begin()
-	x := &ctx{kv: c.app.working, chainID: testChain, height: c.height + 1, timeMs: uint64(c.now.UnixMilli()), params: loadParams(c.app.working)}
+	x := &ctx{KV: c.app.working, ChainID: testChain, Height: c.height + 1, TimeMs: uint64(c.now.UnixMilli()), Params: kernel.LoadParams(c.app.working), Hooks: testMods.hooks}
 	for i := 0; i < n; i++ {
-		if err := x.createOrder(c.addr("tenant"), gpuOrder(testRunPrice, 1000, 3600)); err != nil {
+		if err := testMods.Market.CreateOrder(x, c.addr("tenant"), gpuOrder(testRunPrice, 1000, 3600)); err != nil {
 			b.Fatal(err)
 		}
 		for j := 1; j <= k; j++ {
-			if err := x.placeBid(c.addr(fmt.Sprint("p", j)), &tx.PlaceBid{OrderID: uint64(i + 1), Price: testRunPrice - uint64(j)}); err != nil {
+			if err := testMods.Market.PlaceBid(x, c.addr(fmt.Sprint("p", j)), &tx.PlaceBid{OrderID: uint64(i + 1), Price: testRunPrice - uint64(j)}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -202,19 +205,19 @@ func fullOrders(b *testing.B, c *chain, n, k int) {
 func backlog(b *testing.B, c *chain, n int) {
 	c.app.mu.Lock()
 	c.app.working = c.app.store.Begin()
-	x := &ctx{kv: c.app.working, chainID: testChain, height: c.height + 1, timeMs: uint64(c.now.UnixMilli()), params: loadParams(c.app.working)}
+	x := &ctx{KV: c.app.working, ChainID: testChain, Height: c.height + 1, TimeMs: uint64(c.now.UnixMilli()), Params: kernel.LoadParams(c.app.working), Hooks: testMods.hooks}
 	var first uint64 = 1
-	if v, ok := x.kv.Get(keySeq + "order"); ok {
-		first = unbe64(string(v)) + 1
+	if v, ok := x.KV.Get(schema.KeySeq + "order"); ok {
+		first = schema.UnBE64(string(v)) + 1
 	}
 	for i := 0; i < n; i++ {
 		o := gpuOrder(testRunPrice, 1000, 3600)
 		o.BidWindow, o.TTL = 1, 2
-		if err := x.createOrder(c.addr("tenant"), o); err != nil {
+		if err := testMods.Market.CreateOrder(x, c.addr("tenant"), o); err != nil {
 			b.Fatal(err)
 		}
 		if i%2 == 0 {
-			if err := x.placeBid(c.addr("p1"), &tx.PlaceBid{OrderID: first + uint64(i), Price: testRunPrice}); err != nil {
+			if err := testMods.Market.PlaceBid(x, c.addr("p1"), &tx.PlaceBid{OrderID: first + uint64(i), Price: testRunPrice}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -239,7 +242,7 @@ func backlog(b *testing.B, c *chain, n int) {
 func clusterOrders(b *testing.B, c *chain, n int) {
 	c.app.mu.Lock()
 	c.app.working = c.app.store.Begin()
-	x := &ctx{kv: c.app.working, chainID: testChain, height: c.height + 1, timeMs: uint64(c.now.UnixMilli()), params: loadParams(c.app.working)}
+	x := &ctx{KV: c.app.working, ChainID: testChain, Height: c.height + 1, TimeMs: uint64(c.now.UnixMilli()), Params: kernel.LoadParams(c.app.working), Hooks: testMods.hooks}
 	const providers = 17
 	rng := rand.New(rand.NewPCG(2263, 4))
 	near := map[[2]int]bool{}
@@ -260,18 +263,18 @@ func clusterOrders(b *testing.B, c *chain, n int) {
 			}
 			m.Samples = append(m.Samples, tx.LatencySample{Peer: c.addr(fmt.Sprint("p", j+1)), RTTMicros: rtt})
 		}
-		if err := x.publishLatency(c.addr(fmt.Sprint("p", i+1)), &m); err != nil {
+		if err := testMods.Clusters.PublishLatency(x, c.addr(fmt.Sprint("p", i+1)), &m); err != nil {
 			b.Fatal(err)
 		}
 	}
 	for i := 0; i < n; i++ {
 		o := gpuOrder(testRunPrice, 1000, 3600)
 		o.BidWindow = 1
-		if err := x.createClusterOrder(c.addr("tenant"), &tx.CreateClusterOrder{CreateOrder: *o, Nodes: 12, MaxRTTMicros: 1_000, OnFailure: tx.OnFailureClose}); err != nil {
+		if err := testMods.Clusters.CreateClusterOrder(x, c.addr("tenant"), &tx.CreateClusterOrder{CreateOrder: *o, Nodes: 12, MaxRTTMicros: 1_000, OnFailure: tx.OnFailureClose}); err != nil {
 			b.Fatal(err)
 		}
 		for j := 1; j < providers; j++ {
-			if err := x.placeBid(c.addr(fmt.Sprint("p", j)), &tx.PlaceBid{OrderID: uint64(i + 1), Price: testRunPrice - uint64(j)}); err != nil {
+			if err := testMods.Market.PlaceBid(x, c.addr(fmt.Sprint("p", j)), &tx.PlaceBid{OrderID: uint64(i + 1), Price: testRunPrice - uint64(j)}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -280,10 +283,10 @@ func clusterOrders(b *testing.B, c *chain, n int) {
 	for due := true; due; { // the auctions close, a backlog at a time
 		c.block(time.Second)
 		kv, _ := c.app.store.View()
-		_, due = (&ctx{kv: kv}).firstKey(pOrderAuction)
+		_, due = (&ctx{KV: kv, Hooks: testMods.hooks}).FirstKey(schema.POrderAuction)
 	}
 	kv, _ := c.app.store.View()
-	if o, err := (&ctx{kv: kv, params: loadParams(kv)}).order(1); err != nil || o.State != OrderOpen {
+	if o, err := (&ctx{KV: kv, Params: kernel.LoadParams(kv), Hooks: testMods.hooks}).Order(1); err != nil || o.State != api.OrderOpen {
 		b.Fatalf("cluster order 1 after its auction: %+v %v", o, err)
 	}
 }

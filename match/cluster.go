@@ -29,7 +29,7 @@ type ClusterResult struct {
 }
 
 // DefaultClusterBudget bounds a cluster search (search nodes visited) when the caller names none. The ledger
-// names its own, smaller one (ledger.ClusterSearchBudget), whose every step it charges as gas.
+// names its own, smaller one (api.ClusterSearchBudget), whose every step it charges as gas.
 const DefaultClusterBudget = 200_000
 
 // Cluster picks n distinct candidates whose every pair has a link with RTT ≤ maxRTT, minimising the sum of their

@@ -197,7 +197,7 @@ func TestScore(t *testing.T) {
 
 // BenchmarkClusterSearchStep measures what one step of a cluster search costs, on the searches the ledger runs:
 // 20 candidates (max_bids_per_order); of 2,000 random graphs (fixed seed), the one whose search takes the most
-// steps (771: none fits). The ledger prices a step at 600 gas (ledger/gas.go: at least 4 gas per ns).
+// steps (771: none fits). The ledger prices a step at 600 gas (ledger/kernel/gas.go: at least 4 gas per ns).
 func BenchmarkClusterSearchStep(b *testing.B) {
 	const n = 20
 	rng := rand.New(rand.NewPCG(1, 2))

@@ -34,6 +34,7 @@ import (
 	"unicode"
 
 	dbm "github.com/cometbft/cometbft-db"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/spf13/viper"
 
 	abci "github.com/cometbft/cometbft/abci/types"
@@ -44,8 +45,6 @@ import (
 	"github.com/cometbft/cometbft/privval"
 	"github.com/cometbft/cometbft/proxy"
 	"github.com/cometbft/cometbft/types"
-
-	"github.com/sparenet/spare/ledger"
 )
 
 // Defaults applied to zero-valued Options / TestnetOptions fields.
@@ -63,7 +62,7 @@ const (
 	BlockMaxBytes = 4 << 20
 	// BlockMaxGas is the genesis block gas limit: what the ledger's most expensive block at this limit costs to
 	// execute on a 2-core machine is in BENCHMARKS.md ("worst block").
-	BlockMaxGas = ledger.DefaultBlockMaxGas
+	BlockMaxGas = api.DefaultBlockMaxGas
 )
 
 // Options describe a single-validator home created by Init.

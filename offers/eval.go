@@ -8,14 +8,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/match"
 )
 
 // Candidate is a provider from the ledger with the offer it published.
 type Candidate struct {
-	Provider ledger.ProviderView
+	Provider api.ProviderView
 	// Offer is nil when it could not be fetched (or named another provider). Such a candidate is known only by its
 	// ledger record: its declared hardware, not what is free, and no prices. It matches only queries without
 	// price, gpus, cpu, memory or disk terms (Query.NeedsOffer); gpu and vram terms are checked against the
@@ -170,7 +170,7 @@ func (q Query) narrows(t Term) bool {
 func evalOne(q Query, c Candidate) (Row, int, string) {
 	p := c.Provider
 	// Standing: package match's stages, the ones the ledger and the tenant's explanation run.
-	mp := match.Provider{Address: p.Owner, Jailed: p.Status == ledger.ProviderJailed, UnderBonded: p.Stake < p.RequiredStake}
+	mp := match.Provider{Address: p.Owner, Jailed: p.Status == api.ProviderJailed, UnderBonded: p.Stake < p.RequiredStake}
 	switch match.Check(match.Standing, &match.Order{}, &mp) {
 	case match.ReasonJailed:
 		return Row{}, -1, ReasonJailed
@@ -263,7 +263,7 @@ func vramHolds(op Op, mib, n uint64) bool {
 	return false
 }
 
-func holds(t Term, p *ledger.ProviderView, o *Offer, gpus []tx.GPUGroup) bool {
+func holds(t Term, p *api.ProviderView, o *Offer, gpus []tx.GPUGroup) bool {
 	switch t.Field {
 	case FieldGPUs:
 		return compare(t.Op, countGPUs(gpus), t.n)
@@ -290,7 +290,7 @@ func holds(t Term, p *ledger.ProviderView, o *Offer, gpus []tx.GPUGroup) bool {
 }
 
 // docker: the ledger re-checks bids against the declared runtime, and the offer tells whether it still runs.
-func docker(p *ledger.ProviderView, o *Offer) bool { return p.Info.Docker && (o == nil || o.Docker) }
+func docker(p *api.ProviderView, o *Offer) bool { return p.Info.Docker && (o == nil || o.Docker) }
 
 func countGPUs(gs []tx.GPUGroup) uint64 {
 	var n uint64

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -16,21 +16,21 @@ const (
 	a100S          = 40960 // A100 40GB
 	a100L          = 81920 // A100 80GB
 	l4MiB          = 23034
-	spr     uint64 = ledger.USPR
+	spr     uint64 = api.USPR
 )
 
 func addr(i int) tx.Address { return tx.Address{byte(i)} }
 
 // provider builds a bonded, active ledger record.
-func provider(i int, region string, gpus ...tx.GPUGroup) ledger.ProviderView {
-	return ledger.ProviderView{
-		Provider: ledger.Provider{Owner: addr(i), Status: ledger.ProviderActive, Stake: 100,
+func provider(i int, region string, gpus ...tx.GPUGroup) api.ProviderView {
+	return api.ProviderView{
+		Provider: api.Provider{Owner: addr(i), Status: api.ProviderActive, Stake: 100,
 			Info: tx.ProviderInfo{Region: region, Hardware: tx.Hardware{GPUs: gpus, CPUMilli: 64_000, MemoryMiB: 512 << 10, DiskMiB: 4 << 20}}},
 		ReputationPPM: 500_000, RequiredStake: 100,
 	}
 }
 
-func offer(p ledger.ProviderView, prices Prices, free ...tx.GPUGroup) *Offer {
+func offer(p api.ProviderView, prices Prices, free ...tx.GPUGroup) *Offer {
 	return &Offer{Provider: p.Owner, Free: tx.Hardware{GPUs: free, CPUMilli: 32_000, MemoryMiB: 256 << 10, DiskMiB: 1 << 20},
 		Prices: prices, Docker: p.Info.Docker, Region: p.Info.Region, Zone: p.Info.Zone}
 }
@@ -64,7 +64,7 @@ func table(cpu uint64, gpus ...any) Prices {
 //	13 us-west    2 H100 at 3.0 and 2 A100 80GB at 1.5
 func fixture() []Candidate {
 	var cs []Candidate
-	add := func(p ledger.ProviderView, o *Offer, rtt time.Duration) {
+	add := func(p api.ProviderView, o *Offer, rtt time.Duration) {
 		cs = append(cs, Candidate{Provider: p, Offer: o, RTT: rtt})
 	}
 
@@ -96,7 +96,7 @@ func fixture() []Candidate {
 	add(p7, nil, 0)
 
 	p8 := provider(8, "eu-west", gpu("H100", h100MiB, 8))
-	p8.Status = ledger.ProviderJailed
+	p8.Status = api.ProviderJailed
 	add(p8, offer(p8, table(20_000, "H100", spr), gpu("H100", h100MiB, 8)), time.Millisecond)
 
 	p9 := provider(9, "eu-west", gpu("H100", h100MiB, 8))

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/match"
 )
@@ -143,7 +143,7 @@ func EvalJob(o match.Order, cands []Candidate) ([]JobRow, JobExplanation) {
 	var rows []JobRow
 	for _, c := range cands {
 		p := c.Provider
-		mp := ledger.MatchProvider(&p.Provider, nil)
+		mp := api.MatchProvider(&p.Provider, nil)
 		mp.ReputationPPM, mp.UnderBonded = p.ReputationPPM, p.Stake < p.RequiredStake
 		off := c.Offer
 		if off == nil || off.Provider != p.Owner {

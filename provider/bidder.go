@@ -10,28 +10,28 @@ import (
 	"strings"
 
 	"github.com/sparenet/spare/client"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
 // Explain tells why this provider would not bid on order o with its current free capacity and standing, using
 // the ledger's own feasibility check on the free (not the declared) hardware. ReasonOK means it would.
-func (d *Daemon) Explain(me ledger.ProviderView, o *ledger.Order) ledger.Reason {
+func (d *Daemon) Explain(me api.ProviderView, o *api.Order) api.Reason {
 	p := me.Provider
 	p.Info.Hardware = d.capacity.Free()
 	p.Info.Docker = d.runtimes["docker"] != nil
-	return ledger.Feasible(&p, o.Resources, o.Constraints)
+	return api.Feasible(&p, o.Resources, o.Constraints)
 }
 
 // PriceInput is what a pricing script receives on stdin.
 type PriceInput struct {
-	Order ledger.Order `json:"order"`
-	GPUs  []GPUConfig  `json:"gpus"` // the GPUs this provider would assign
+	Order api.Order   `json:"order"`
+	GPUs  []GPUConfig `json:"gpus"` // the GPUs this provider would assign
 }
 
 // price is the lease price per hour in uspr for order o on the chosen GPUs, or ok=false to not bid. Without a
 // pricing script it is offers.Prices.Quote on the published table: exactly what `spare offers --job` quotes.
-func (d *Daemon) price(ctx context.Context, o *ledger.Order, gpus []GPUConfig) (uint64, bool, error) {
+func (d *Daemon) price(ctx context.Context, o *api.Order, gpus []GPUConfig) (uint64, bool, error) {
 	p := d.cfg.Prices
 	if p.Script != "" {
 		return d.scriptPrice(ctx, o, gpus)
@@ -46,7 +46,7 @@ func (d *Daemon) price(ctx context.Context, o *ledger.Order, gpus []GPUConfig) (
 
 // scriptPrice runs the configured pricing script: order JSON on stdin, price in SPR (or "none") on stdout,
 // within the timeout.
-func (d *Daemon) scriptPrice(ctx context.Context, o *ledger.Order, gpus []GPUConfig) (uint64, bool, error) {
+func (d *Daemon) scriptPrice(ctx context.Context, o *api.Order, gpus []GPUConfig) (uint64, bool, error) {
 	in, err := json.Marshal(PriceInput{Order: *o, GPUs: gpus})
 	if err != nil {
 		return 0, false, err
@@ -83,14 +83,14 @@ func (d *Daemon) considerOrder(ctx context.Context, orderID uint64) {
 		log.Warn("cannot read order", "err", err)
 		return
 	}
-	if o.State != ledger.OrderOpen || o.Tenant == d.Address() {
+	if o.State != api.OrderOpen || o.Tenant == d.Address() {
 		return
 	}
 	if prev, _ := d.store.Bid(orderID); prev != nil {
 		return // already bidding (e.g. seen again after a restart)
 	}
 	if o.RefereeFor != 0 { // a referee must be a provider that does not run the job already
-		if v, err := d.c.Verification(ctx, o.RefereeFor); err != nil || slices.ContainsFunc(v.Runs, func(r ledger.RunView) bool { return r.Provider == d.Address() }) {
+		if v, err := d.c.Verification(ctx, o.RefereeFor); err != nil || slices.ContainsFunc(v.Runs, func(r api.RunView) bool { return r.Provider == d.Address() }) {
 			log.Debug("not bidding: referee run of a job we run", "err", err)
 			return
 		}
@@ -115,9 +115,9 @@ func (d *Daemon) considerOrder(ctx context.Context, orderID uint64) {
 		d.deferred.add(orderID)
 		return
 	}
-	if r := d.Explain(me, &o); r != ledger.ReasonOK {
+	if r := d.Explain(me, &o); r != api.ReasonOK {
 		log.Debug("not bidding: infeasible", "reason", r)
-		if ledger.Feasible(&me.Provider, o.Resources, o.Constraints) == ledger.ReasonOK {
+		if api.Feasible(&me.Provider, o.Resources, o.Constraints) == api.ReasonOK {
 			d.deferred.add(orderID) // the declared hardware fits: what is busy now may free in time
 		}
 		return

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -21,7 +21,7 @@ func script(t *testing.T, body string) string {
 }
 
 func TestPricing(t *testing.T) {
-	order := &ledger.Order{ID: 7, Resources: tx.Resources{GPUCount: 2, CPUMilli: 2000, MemoryMiB: 2048}, MaxPricePerHour: 10_000_000}
+	order := &api.Order{ID: 7, Resources: tx.Resources{GPUCount: 2, CPUMilli: 2000, MemoryMiB: 2048}, MaxPricePerHour: 10_000_000}
 	gpus := []GPUConfig{{UUID: "GPU-0", Model: "H100"}, {UUID: "GPU-1", Model: "H100"}}
 	for _, tc := range []struct {
 		name   string

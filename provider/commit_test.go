@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/manifest"
 	"github.com/sparenet/spare/provider"
@@ -48,12 +48,12 @@ func TestReplicatedRunCommitsThenReveals(t *testing.T) {
 	if _, err := other.Send(ctx, &tx.PlaceBid{OrderID: orderID, Price: 10 * spr}); err != nil {
 		t.Fatal(err)
 	}
-	var v ledger.VerificationView
+	var v api.VerificationView
 	e.waitFor(30*time.Second, "both runs leased", func() bool {
 		v, err = e.c.Verification(ctx, orderID)
 		return err == nil && len(v.Runs) == 2
 	})
-	mine := slices.IndexFunc(v.Runs, func(r ledger.RunView) bool { return r.Provider == e.d.Address() })
+	mine := slices.IndexFunc(v.Runs, func(r api.RunView) bool { return r.Provider == e.d.Address() })
 	if mine < 0 {
 		t.Fatalf("the daemon serves no run: %+v", v)
 	}
@@ -65,7 +65,7 @@ func TestReplicatedRunCommitsThenReveals(t *testing.T) {
 
 	e.waitFor(30*time.Second, "the daemon's commitment", func() bool {
 		v, err = e.c.Verification(ctx, orderID)
-		return err == nil && v.Runs[mine].Commit == ledger.CommitCommitted
+		return err == nil && v.Runs[mine].Commit == api.CommitCommitted
 	})
 	if l, _ := e.c.Lease(ctx, myLease); l.Receipt != nil || v.Runs[mine].Result || v.Phase != "commit" {
 		t.Fatalf("the daemon's result is public before the reveal phase: %+v %+v", l, v)
@@ -96,7 +96,7 @@ func TestReplicatedRunCommitsThenReveals(t *testing.T) {
 	}
 	e.waitFor(30*time.Second, "the restarted daemon's reveal", func() bool {
 		v, err = e.c.Verification(ctx, orderID)
-		return err == nil && v.Runs[mine].Commit == ledger.CommitRevealed
+		return err == nil && v.Runs[mine].Commit == api.CommitRevealed
 	})
 	if v.Runs[mine].OutputRoot != st.Receipt.OutputRoot {
 		t.Fatalf("revealed %s, the daemon's receipt says %s", v.Runs[mine].OutputRoot, st.Receipt.OutputRoot)
@@ -106,7 +106,7 @@ func TestReplicatedRunCommitsThenReveals(t *testing.T) {
 	}
 	v, _ = e.c.Verification(ctx, orderID)
 	l, _ := e.c.Lease(ctx, myLease)
-	if v.State != ledger.VerifyAgreed || l.Held != 0 || l.Paid != l.Price*(l.EndedMs-l.StartedMs)/3_600_000 {
+	if v.State != api.VerifyAgreed || l.Held != 0 || l.Paid != l.Price*(l.EndedMs-l.StartedMs)/3_600_000 {
 		t.Fatalf("verdict %+v, the daemon's lease %+v", v, l.Lease)
 	}
 	e.waitFor(10*time.Second, "the lease done on the daemon", func() bool { return e.status("tenant", myLease).State == provider.LeaseDone })

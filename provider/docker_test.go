@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/sparenet/spare/internal/testimage"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/manifest"
 	"github.com/sparenet/spare/provider"
@@ -43,7 +43,7 @@ func TestProviderRunsImageJob(t *testing.T) {
 	leaseID := e.leaseOf(orderID)
 	e.manifestOK("tenant", leaseID, raw)
 	l := e.waitLeaseEnded(leaseID)
-	if l.State != ledger.LeaseCompleted || l.Receipt == nil || l.Receipt.ExitCode != 0 {
+	if l.State != api.LeaseCompleted || l.Receipt == nil || l.Receipt.ExitCode != 0 {
 		t.Fatalf("lease %+v", l)
 	}
 	_, logs, _ := e.do(e.tenantClient("tenant", nil), "GET", fmt.Sprintf("/leases/%d/logs", leaseID), nil)
@@ -82,7 +82,7 @@ func TestClusterContainersOff(t *testing.T) {
 	}
 	image, process := send(true), send(false)
 	bids := func(order uint64) int {
-		l, err := e.c.Bids(ctx, ledger.ListRequest{OrderID: order})
+		l, err := e.c.Bids(ctx, api.ListRequest{OrderID: order})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/runtime"
 )
 
@@ -20,7 +20,7 @@ import (
 // extendable reads the lease's current duration from the ledger (it may have been extended while it waited for
 // its manifest) and, when the lease can still be extended, sets its wall-clock limit to the longest this provider
 // lets it run (else its duration, the runtime's own limit). o is the lease's order.
-func (d *Daemon) extendable(ctx context.Context, l *LeaseRecord, o *ledger.Order) error {
+func (d *Daemon) extendable(ctx context.Context, l *LeaseRecord, o *api.Order) error {
 	lv, err := d.c.Lease(ctx, l.LeaseID)
 	if err != nil {
 		return err

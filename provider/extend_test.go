@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/manifest"
 	"github.com/sparenet/spare/provider"
@@ -46,7 +46,7 @@ func TestExtendedLeaseRunsToItsNewEnd(t *testing.T) {
 		duration uint64
 	}{{extended, 5500 * time.Millisecond, 15 * time.Second, 6}, {plain, 2500 * time.Millisecond, 5500 * time.Millisecond, 3}} {
 		l := e.waitLeaseEnded(c.id)
-		if l.State != ledger.LeaseCompleted || l.Receipt == nil || l.DurationSec != c.duration {
+		if l.State != api.LeaseCompleted || l.Receipt == nil || l.DurationSec != c.duration {
 			t.Fatalf("lease %d: %+v", c.id, l)
 		}
 		ran := time.Duration(l.Receipt.EndMs-l.Receipt.StartMs) * time.Millisecond
@@ -83,7 +83,7 @@ func TestExtendedLeaseAcrossRestart(t *testing.T) {
 	e.start()
 	l := e.waitLeaseEnded(id)
 	ran := time.Duration(l.Receipt.EndMs-l.Receipt.StartMs) * time.Millisecond
-	if l.State != ledger.LeaseCompleted || l.DurationSec != 6 || ran < 5500*time.Millisecond || ran > 20*time.Second {
+	if l.State != api.LeaseCompleted || l.DurationSec != 6 || ran < 5500*time.Millisecond || ran > 20*time.Second {
 		t.Fatalf("lease after a restart: ran %v: %+v", ran, l)
 	}
 }

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/manifest"
 	"github.com/sparenet/spare/provider"
@@ -36,7 +36,7 @@ func TestDurationReachedGetsReceipt(t *testing.T) {
 	tenant0, _ := e.c.Account(ctx, e.net.Keys["tenant"].Address())
 	e.manifestOK("tenant", leaseID, raw)
 	l := e.waitLeaseEnded(leaseID)
-	if l.State != ledger.LeaseCompleted || l.Receipt == nil || l.CloseReason != "completed" {
+	if l.State != api.LeaseCompleted || l.Receipt == nil || l.CloseReason != "completed" {
 		t.Fatalf("a lease that ran to its duration: %+v", l)
 	}
 	want := l.Price * 2000 / 3_600_000 // exactly the duration: nothing for the grace, nothing cut short
@@ -68,7 +68,7 @@ func TestDurationReachedGetsReceipt(t *testing.T) {
 // lower the provider's record: no acknowledgement of the manifest was shown on the ledger. The daemon stops
 // waiting at the ledger's deadline.
 func TestNoManifestIsNotTheProvidersFailure(t *testing.T) {
-	p := ledger.DefaultParams()
+	p := api.DefaultParams()
 	p.StartTimeoutBlocks = 20
 	e := startEnvOpts(t, envOpts{params: &p})
 	ctx := context.Background()
@@ -77,7 +77,7 @@ func TestNoManifestIsNotTheProvidersFailure(t *testing.T) {
 	m, raw := job("true", 1)
 	leaseID := e.leaseOf(e.order("tenant", m, raw, 10*spr))
 	l := e.waitLeaseEnded(leaseID)
-	if l.State != ledger.LeaseClosed || l.Refunded != l.Deposit || l.Paid != 0 || !strings.Contains(l.CloseReason, "no manifest") {
+	if l.State != api.LeaseClosed || l.Refunded != l.Deposit || l.Paid != 0 || !strings.Contains(l.CloseReason, "no manifest") {
 		t.Fatalf("lease %+v", l)
 	}
 	pv, _ := e.c.Provider(ctx, prov)
@@ -95,7 +95,7 @@ func TestNoManifestIsNotTheProvidersFailure(t *testing.T) {
 // failure. Here the daemon's LeaseStarted is held back past the deadline (a provider that got the manifest and
 // did not start it in time), and the tenant shows the acknowledgement.
 func TestManifestAckProvesDelivery(t *testing.T) {
-	p := ledger.DefaultParams()
+	p := api.DefaultParams()
 	p.StartTimeoutBlocks = 80
 	e := startEnvOpts(t, envOpts{params: &p})
 	ctx := context.Background()
@@ -122,7 +122,7 @@ func TestManifestAckProvesDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := e.waitLeaseEnded(leaseID)
-	if l.State != ledger.LeaseClosed || l.CloseReason != "not started in time" || !l.ManifestDelivered || l.Refunded != l.Deposit {
+	if l.State != api.LeaseClosed || l.CloseReason != "not started in time" || !l.ManifestDelivered || l.Refunded != l.Deposit {
 		t.Fatalf("lease %+v", l)
 	}
 	if pv, _ := e.c.Provider(ctx, e.net.Keys["prov"].Address()); pv.Failed != 1 || pv.FailedValue != l.Deposit {

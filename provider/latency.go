@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/sparenet/spare/client"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -72,12 +72,12 @@ type latencyTarget struct {
 func (d *Daemon) latencyTargets(ctx context.Context) ([]latencyTarget, error) {
 	var out []latencyTarget
 	for after := ""; ; {
-		page, err := d.c.Providers(ctx, ledger.ListRequest{After: after, Limit: ledger.MaxPageLimit})
+		page, err := d.c.Providers(ctx, api.ListRequest{After: after, Limit: api.MaxPageLimit})
 		if err != nil {
 			return nil, err
 		}
 		for _, p := range page.Items {
-			if p.Owner == d.Address() || p.Status == ledger.ProviderJailed || !strings.EqualFold(p.Info.Region, d.cfg.Region) {
+			if p.Owner == d.Address() || p.Status == api.ProviderJailed || !strings.EqualFold(p.Info.Region, d.cfg.Region) {
 				continue
 			}
 			if hp, err := hostPort(p.Info.HostURI); err == nil {

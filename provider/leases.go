@@ -15,7 +15,7 @@ import (
 
 	"github.com/sparenet/spare/client"
 	"github.com/sparenet/spare/inventory"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/manifest"
 	"github.com/sparenet/spare/merkle"
@@ -255,7 +255,7 @@ func (d *Daemon) AcceptManifest(ctx context.Context, tenant tx.Address, leaseID 
 // the manifest. A tenant whose manifest (or inputs) arrive later is refused, with no acknowledgement: the lease
 // then expires as nobody's failure. A tenth of params.start_timeout_blocks, at least 2 (TODO: a provider.toml
 // value, should an operator on a slow chain want more).
-func startMarginBlocks(p *ledger.Params) int64 {
+func startMarginBlocks(p *api.Params) int64 {
 	return max(2, int64(p.StartTimeoutBlocks/10))
 }
 
@@ -286,7 +286,7 @@ func (d *Daemon) startInTime(ctx context.Context, l *LeaseRecord) error {
 const paramsTTL = time.Minute
 
 // cachedParams is the ledger's params, read again once paramsTTL has passed.
-func (d *Daemon) cachedParams(ctx context.Context) (*ledger.Params, error) {
+func (d *Daemon) cachedParams(ctx context.Context) (*api.Params, error) {
 	d.mu.Lock()
 	p, at := d.params, d.paramsAt
 	d.mu.Unlock()
@@ -469,15 +469,15 @@ func (d *Daemon) complete(ctx context.Context, l *LeaseRecord) {
 		return // housekeeping tries again
 	}
 	switch lv.State {
-	case ledger.LeaseCompleted, ledger.LeaseClosed:
-		if lv.State == ledger.LeaseCompleted && group != 0 && l.Salt != nil {
+	case api.LeaseCompleted, api.LeaseClosed:
+		if lv.State == api.LeaseCompleted && group != 0 && l.Salt != nil {
 			d.committed(l) // our CommitResult is in a block: the reply was lost, or the daemon restarted since
 			return
 		}
 		d.log.Info("lease had already ended on the ledger", "lease", l.LeaseID, "state", lv.State)
 		d.done(l)
 		return
-	case ledger.LeasePending:
+	case api.LeasePending:
 		if _, err := d.sender.Send(ctx, &tx.LeaseStarted{ID: l.LeaseID}); err != nil && !client.IsCode(err, tx.CodeBadLeaseState) {
 			if permanent(err) {
 				d.refused(ctx, l, "LeaseStarted", err)
@@ -512,8 +512,8 @@ func (d *Daemon) complete(ctx context.Context, l *LeaseRecord) {
 // cut the billing short of the duration the tenant ordered and the workload ran; the ledger keeps such a lease
 // open for params.completion_grace_sec after its end, so the daemon sends it once the chain's time has reached the
 // end: the tenant pays exactly price × duration. Without a grace (CloseMs = EndMs) it does not wait.
-func (d *Daemon) beforeLedgerEnd(ctx context.Context, l *LeaseRecord, lv ledger.LeaseView) bool {
-	if lv.State != ledger.LeaseActive || l.Result == nil || !l.Result.TimedOut || lv.CloseMs <= lv.EndMs {
+func (d *Daemon) beforeLedgerEnd(ctx context.Context, l *LeaseRecord, lv api.LeaseView) bool {
+	if lv.State != api.LeaseActive || l.Result == nil || !l.Result.TimedOut || lv.CloseMs <= lv.EndMs {
 		return false
 	}
 	st, err := d.c.Status(ctx)
@@ -630,17 +630,17 @@ func (d *Daemon) reveal(ctx context.Context, l *LeaseRecord) {
 		d.log.Warn("reading the replicated order's comparison; will retry", "lease", l.LeaseID, "order", l.Group, "err", err)
 		return
 	}
-	i := slices.IndexFunc(v.Runs, func(r ledger.RunView) bool { return r.LeaseID == l.LeaseID })
+	i := slices.IndexFunc(v.Runs, func(r api.RunView) bool { return r.LeaseID == l.LeaseID })
 	if i < 0 {
 		d.log.Error("the replicated order does not list this run; giving up its reveal", "lease", l.LeaseID, "order", l.Group)
 		d.endReveal(l, "not a run of replicated order "+strconv.FormatUint(l.Group, 10))
 		return
 	}
 	switch run := v.Runs[i]; {
-	case run.Commit == ledger.CommitRevealed:
+	case run.Commit == api.CommitRevealed:
 		d.endReveal(l, "")
 		return
-	case run.Commit != ledger.CommitCommitted:
+	case run.Commit != api.CommitCommitted:
 		d.log.Error("the result can no longer be revealed", "lease", l.LeaseID, "commit", run.Commit)
 		d.endReveal(l, "result not revealed: "+run.Commit.String())
 		return
@@ -784,7 +784,7 @@ func (d *Daemon) reconcile(ctx context.Context) error {
 	}
 	for _, b := range bids {
 		o, err := d.c.Order(ctx, b.OrderID)
-		if err == nil && o.State != ledger.OrderOpen && !(o.State == ledger.OrderLeased && d.ownsLease(ctx, o.LeaseID)) {
+		if err == nil && o.State != api.OrderOpen && !(o.State == api.OrderLeased && d.ownsLease(ctx, o.LeaseID)) {
 			d.bidLost(b.OrderID)
 		}
 	}
@@ -810,7 +810,7 @@ func (d *Daemon) reconcile(ctx context.Context) error {
 			d.log.Info("reattached to workload", "lease", l.LeaseID)
 			d.watch(d.life, l.LeaseID, w)
 			d.armEnd(l)
-			if lv, err := d.c.Lease(ctx, l.LeaseID); err == nil && lv.State == ledger.LeasePending {
+			if lv, err := d.c.Lease(ctx, l.LeaseID); err == nil && lv.State == api.LeasePending {
 				d.spawn(ctx, func(ctx context.Context) { _, _ = d.sender.Send(ctx, &tx.LeaseStarted{ID: l.LeaseID}) })
 			}
 		case LeaseFinishing:
@@ -905,7 +905,7 @@ const unjailCheckEvery = 5 * time.Second
 // runs again is answering its challenges, and stays in service only as long as it does.
 func (d *Daemon) unjailIfDue(ctx context.Context) {
 	p, err := d.c.Provider(ctx, d.Address())
-	if err != nil || p.Status != ledger.ProviderJailed {
+	if err != nil || p.Status != api.ProviderJailed {
 		return
 	}
 	st, err := d.c.Status(ctx)

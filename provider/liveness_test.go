@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/sparenet/spare/audit"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 )
 
 // TestLivenessDownProviderSlashed: an auditor finds the daemon answering its challenges (uptime recorded); the
@@ -16,7 +16,7 @@ import (
 // the tenant exactly what was not billed and slashes the stake. Down again, it is jailed; restarted, the
 // daemon sends Unjail once the cooldown has passed and the auditor finds it up again.
 func TestLivenessDownProviderSlashed(t *testing.T) {
-	params := ledger.DefaultParams()
+	params := api.DefaultParams()
 	params.EpochBlocks, params.SlashDowntimePPM, params.JailAfterDownEpochs, params.UnjailCooldownSec = 10, 100_000, 2, 1
 	e := startEnvOpts(t, envOpts{params: &params, auditors: map[string]uint64{"aud": 1}})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -38,14 +38,14 @@ func TestLivenessDownProviderSlashed(t *testing.T) {
 	e.manifestOK("tenant", leaseID, raw)
 	e.waitFor(10*time.Second, "the lease to start", func() bool {
 		l, err := e.c.Lease(context.Background(), leaseID)
-		return err == nil && l.State == ledger.LeaseActive
+		return err == nil && l.State == api.LeaseActive
 	})
 	before, _ := e.c.Provider(context.Background(), prov)
 	tenantBefore, _ := e.c.Account(context.Background(), e.net.Keys["tenant"].Address())
 	e.stop() // the daemon dies; its API no longer answers
 
 	l := e.waitLeaseEnded(leaseID)
-	if l.State != ledger.LeaseClosed || !strings.Contains(l.CloseReason, "provider down") || l.Paid+l.Refunded != l.Deposit {
+	if l.State != api.LeaseClosed || !strings.Contains(l.CloseReason, "provider down") || l.Paid+l.Refunded != l.Deposit {
 		t.Fatalf("lease after the provider went down: %+v", l.Lease)
 	}
 	after, _ := e.c.Provider(context.Background(), prov)
@@ -62,13 +62,13 @@ func TestLivenessDownProviderSlashed(t *testing.T) {
 
 	e.waitFor(30*time.Second, "the provider to be jailed", func() bool {
 		p, err := e.c.Provider(context.Background(), prov)
-		return err == nil && p.Status == ledger.ProviderJailed
+		return err == nil && p.Status == api.ProviderJailed
 	})
 	jailed, _ := e.c.Provider(context.Background(), prov)
 	e.start()
 	e.waitFor(30*time.Second, "the restarted daemon to unjail itself and be found up", func() bool {
 		p, err := e.c.Provider(context.Background(), prov)
-		return err == nil && p.Status == ledger.ProviderActive && p.EpochsUp > jailed.EpochsUp
+		return err == nil && p.Status == api.ProviderActive && p.EpochsUp > jailed.EpochsUp
 	})
 }
 

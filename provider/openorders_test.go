@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/manifest"
 	"github.com/sparenet/spare/provider"
@@ -32,14 +32,14 @@ func TestNewProviderConsidersNewestOpenOrders(t *testing.T) {
 		}
 	}})
 	prov := e.net.Keys["prov"].Address()
-	var bids []ledger.Bid
+	var bids []api.Bid
 	e.waitFor(30*time.Second, "bids on the open orders", func() bool {
-		l, err := e.c.Bids(context.Background(), ledger.ListRequest{Provider: prov, Limit: ledger.MaxPageLimit})
+		l, err := e.c.Bids(context.Background(), api.ListRequest{Provider: prov, Limit: api.MaxPageLimit})
 		bids = l.Items
 		return err == nil && len(bids) > 0
 	})
 	time.Sleep(time.Second) // the rest of the bids it places
-	l, err := e.c.Bids(context.Background(), ledger.ListRequest{Provider: prov, Limit: ledger.MaxPageLimit})
+	l, err := e.c.Bids(context.Background(), api.ListRequest{Provider: prov, Limit: api.MaxPageLimit})
 	if err != nil {
 		t.Fatal(err)
 	}

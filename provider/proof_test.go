@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/sparenet/spare/audit"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/provider"
 )
 
@@ -16,24 +16,24 @@ import (
 // a provider whose config claims eight H100s on a machine without them is caught (no answer within the
 // class's deadline), slashed and jailed within a few epochs.
 func TestProofOfGPU(t *testing.T) {
-	params := ledger.DefaultParams()
+	params := api.DefaultParams()
 	params.EpochBlocks, params.SlashProofPPM, params.UnjailCooldownSec = 10, 50_000, 3600
 	for _, tc := range []struct {
 		name   string
 		mutate func(*provider.Config)
-		check  func(p ledger.ProviderView, stake uint64) bool
+		check  func(p api.ProviderView, stake uint64) bool
 	}{
-		{"honest CPU", func(c *provider.Config) { c.Hardware.GPUs = nil }, func(p ledger.ProviderView, _ uint64) bool {
-			return p.Verified && p.VerifiedClass == "cpu" && p.VerifiedOps > 0 && p.Status == ledger.ProviderActive
+		{"honest CPU", func(c *provider.Config) { c.Hardware.GPUs = nil }, func(p api.ProviderView, _ uint64) bool {
+			return p.Verified && p.VerifiedClass == "cpu" && p.VerifiedOps > 0 && p.Status == api.ProviderActive
 		}},
-		{"fake H100", nil, func(p ledger.ProviderView, stake uint64) bool {
-			return !p.Verified && p.Status == ledger.ProviderJailed && p.Slashed == stake/20
+		{"fake H100", nil, func(p api.ProviderView, stake uint64) bool {
+			return !p.Verified && p.Status == api.ProviderJailed && p.Slashed == stake/20
 		}},
 		// A provider that tries anyway, with a solver far slower than an H100 (here one that never finishes):
 		// caught by the deadline.
 		{"fake H100 with a solver", func(c *provider.Config) { c.ProofSolver = []string{"/bin/sh", "-c", "exec sleep 60"} },
-			func(p ledger.ProviderView, stake uint64) bool {
-				return !p.Verified && p.Status == ledger.ProviderJailed && p.Slashed == stake/20
+			func(p api.ProviderView, stake uint64) bool {
+				return !p.Verified && p.Status == api.ProviderJailed && p.Slashed == stake/20
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -46,7 +46,7 @@ func TestProofOfGPU(t *testing.T) {
 			done := make(chan error, 1)
 			go func() { done <- a.Run(ctx) }()
 			defer func() { cancel(); <-done }()
-			var last ledger.ProviderView
+			var last api.ProviderView
 			e.waitFor(60*time.Second, "the proof-of-GPU verdict", func() bool {
 				var err error
 				last, err = e.c.Provider(context.Background(), prov)

@@ -25,7 +25,7 @@ import (
 	"time"
 
 	"github.com/sparenet/spare/client"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/runtime"
 )
@@ -86,7 +86,7 @@ type Daemon struct {
 	portMu  sync.Mutex     // picking and claiming host ports (cluster.go)
 	claimed map[int]uint64 // host port -> the lease whose manifest claimed it, until saved with the lease
 
-	params   *ledger.Params // cachedParams (leases.go); guarded by mu
+	params   *api.Params // cachedParams (leases.go); guarded by mu
 	paramsAt time.Time
 
 	staking      atomic.Bool // keepStaked is running (stake.go)
@@ -231,7 +231,7 @@ func (d *Daemon) Register(ctx context.Context) error {
 	// Bond up to the stake target; what restores slashed stake comes out of stake_topup_budget (stake.go). A
 	// refused top-up is said and recorded, and the provider still registers: it stays audited.
 	want := d.stakeTarget(params)
-	var prev *ledger.ProviderView
+	var prev *api.ProviderView
 	if err == nil {
 		prev = &cur
 	}
@@ -335,71 +335,75 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return err
 }
 
-// attrID reads an id attribute of a ledger event: a missing or malformed one is an error, never id 0.
-func attrID(e client.Event, key string) (uint64, error) {
-	v, err := strconv.ParseUint(e.Attrs[key], 10, 64)
-	if err != nil || v == 0 {
-		return 0, fmt.Errorf("ledger event %s: %s = %q is not an id", e.Type, key, e.Attrs[key])
-	}
-	return v, nil
-}
-
-// handle reacts to one ledger event. Slow work (transactions, workloads) runs in the background. An event whose
-// ids do not read is said and ignored: acting on it would act on the wrong (zero) order or lease.
+// handle reacts to one ledger event. Slow work (transactions, workloads) runs in the background. The events it
+// acts on are read through the ledger's typed parsers (api.Parse*): one that does not read (an id, an amount or
+// an address missing or malformed) is said and ignored, since acting on it would act on the wrong (zero) order
+// or lease. Events about other providers are passed over before they are read.
 func (d *Daemon) handle(ctx context.Context, e client.Event) {
-	me := d.Address().String()
-	ids := func(keys ...string) ([]uint64, bool) {
-		out := make([]uint64, len(keys))
-		for i, k := range keys {
-			v, err := attrID(e, k)
-			if err != nil {
-				d.log.Warn("ledger event ignored", "err", err)
-				return nil, false
-			}
-			out[i] = v
-		}
-		return out, true
-	}
+	me := d.Address()
+	mine := e.Attrs[api.AttrProvider] == me.String()
+	ignored := func(err error) { d.log.Warn("ledger event ignored", "err", err) }
 	switch e.Type {
-	case "order.created":
-		if id, ok := ids("order_id"); ok {
-			d.spawn(ctx, func(ctx context.Context) { d.considerOrder(ctx, id[0]) })
+	case api.EventOrderCreated:
+		if ev, err := api.ParseOrderCreated(e.Attrs); err != nil {
+			ignored(err)
+		} else {
+			d.spawn(ctx, func(ctx context.Context) { d.considerOrder(ctx, ev.OrderID) })
 		}
-	case "bid.placed":
-		if e.Attrs["provider"] == me {
-			if id, ok := ids("order_id", "bid_id"); ok {
-				d.bidPlaced(id[0], id[1])
-			}
+	case api.EventBidPlaced:
+		if !mine {
+			return
 		}
-	case "bid.closed":
-		if e.Attrs["provider"] == me && e.Attrs["state"] != ledger.BidWon.String() {
-			if id, ok := ids("order_id"); ok {
-				d.bidLost(id[0])
-			}
+		if ev, err := api.ParseBidPlaced(e.Attrs); err != nil {
+			ignored(err)
+		} else {
+			d.bidPlaced(ev.OrderID, ev.BidID)
 		}
-	case "lease.created":
-		if e.Attrs["provider"] == me {
-			if id, ok := ids("lease_id", "order_id"); ok {
-				d.leaseCreated(ctx, id[0], id[1])
-			}
+	case api.EventBidClosed:
+		if !mine {
+			return
 		}
-	case "lease.extended":
-		if e.Attrs["provider"] == me {
-			if id, ok := ids("lease_id"); ok {
-				d.spawn(ctx, func(ctx context.Context) { d.leaseExtended(ctx, id[0]) })
-			}
+		if ev, err := api.ParseBidClosed(e.Attrs); err != nil {
+			ignored(err)
+		} else if ev.State != api.BidWon {
+			d.bidLost(ev.OrderID)
 		}
-	case "provider.slashed":
-		if e.Attrs["provider"] == me { // below the stake it needs, it can no longer bid: top up (stake.go)
+	case api.EventLeaseCreated:
+		if !mine {
+			return
+		}
+		if ev, err := api.ParseLeaseCreated(e.Attrs); err != nil {
+			ignored(err)
+		} else {
+			d.leaseCreated(ctx, ev.LeaseID, ev.OrderID)
+		}
+	case api.EventLeaseExtended:
+		if !mine {
+			return
+		}
+		if ev, err := api.ParseLeaseExtended(e.Attrs); err != nil {
+			ignored(err)
+		} else {
+			d.spawn(ctx, func(ctx context.Context) { d.leaseExtended(ctx, ev.LeaseID) })
+		}
+	case api.EventProviderSlashed:
+		if !mine {
+			return
+		}
+		if _, err := api.ParseProviderSlashed(e.Attrs); err != nil {
+			ignored(err) // the periodic stake check (watchStake) still tops it up
+		} else { // below the stake it needs, it can no longer bid: top up (stake.go)
 			d.spawn(ctx, d.keepStaked)
 		}
-	case "lease.closed":
-		if e.Attrs["provider"] == me {
-			// In the background: stopping a workload takes its grace period, and the follower must not wait.
-			if id, ok := ids("lease_id"); ok {
-				reason := e.Attrs["reason"]
-				d.spawn(ctx, func(ctx context.Context) { d.leaseClosed(ctx, id[0], reason) })
-			}
+	case api.EventLeaseClosed:
+		if !mine {
+			return
+		}
+		// In the background: stopping a workload takes its grace period, and the follower must not wait.
+		if ev, err := api.ParseLeaseClosed(e.Attrs); err != nil {
+			ignored(err)
+		} else {
+			d.spawn(ctx, func(ctx context.Context) { d.leaseClosed(ctx, ev.LeaseID, ev.Reason) })
 		}
 	}
 }
@@ -472,7 +476,7 @@ func (d *Daemon) considerOpenOrders(ctx context.Context) {
 	var ids []uint64
 	after := newest - min(newest, maxOpenOrdersAtStart)
 	for uint64(len(ids)) < maxOpenOrdersAtStart && after < newest {
-		page, err := d.c.Orders(ctx, ledger.ListRequest{Open: true, After: strconv.FormatUint(after, 10), Limit: ledger.MaxPageLimit})
+		page, err := d.c.Orders(ctx, api.ListRequest{Open: true, After: strconv.FormatUint(after, 10), Limit: api.MaxPageLimit})
 		if err != nil {
 			d.log.Warn("listing open orders at start", "err", err)
 			return
@@ -502,7 +506,7 @@ func (d *Daemon) considerOpenOrders(ctx context.Context) {
 // orders' index: about 64 one-item queries, however many orders are open.
 func (d *Daemon) newestOpenOrder(ctx context.Context) (uint64, error) {
 	openAfter := func(x uint64) (bool, error) { // is an order with an id above x open?
-		page, err := d.c.Orders(ctx, ledger.ListRequest{Open: true, After: strconv.FormatUint(x, 10), Limit: 1})
+		page, err := d.c.Orders(ctx, api.ListRequest{Open: true, After: strconv.FormatUint(x, 10), Limit: 1})
 		return err == nil && len(page.Items) > 0, err
 	}
 	lo, hi := uint64(0), uint64(1)<<63 // an open id above lo, none above hi

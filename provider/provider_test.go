@@ -24,7 +24,7 @@ import (
 	"github.com/sparenet/spare/certs"
 	"github.com/sparenet/spare/client"
 	"github.com/sparenet/spare/internal/localnet"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/manifest"
 	"github.com/sparenet/spare/merkle"
@@ -35,7 +35,7 @@ import (
 	"github.com/sparenet/spare/runtime/process"
 )
 
-const spr = ledger.USPR
+const spr = api.USPR
 
 // env is a network with a running provider daemon and a tenant.
 type env struct {
@@ -69,7 +69,7 @@ func startEnvWith(t testing.TB, mutate func(*provider.Config)) *env {
 // envOpts change the network (params, auditors) or the provider's config before the daemon starts.
 type envOpts struct {
 	mutate   func(*provider.Config)
-	params   *ledger.Params
+	params   *api.Params
 	auditors map[string]uint64 // funded with 1000 SPR each
 	now      func() time.Time  // the daemon's clock (default time.Now)
 	logger   *slog.Logger      // the daemon's log (default testLogger)
@@ -212,7 +212,7 @@ func (e *env) leaseOf(orderID uint64) uint64 {
 	e.waitFor(30*time.Second, "the order to be leased", func() bool {
 		o, err := e.c.Order(context.Background(), orderID)
 		lease = o.LeaseID
-		return err == nil && o.State == ledger.OrderLeased
+		return err == nil && o.State == api.OrderLeased
 	})
 	return lease
 }
@@ -268,7 +268,7 @@ func TestProviderServesALease(t *testing.T) {
 	}
 	e.waitDecided(d, "not bidding", badModel, tooMany, tooCheap, needsDocker) // then no bid of its can come
 	for _, id := range []uint64{badModel, tooMany, tooCheap, needsDocker} {
-		bids, err := e.c.Bids(ctx, ledger.ListRequest{OrderID: id})
+		bids, err := e.c.Bids(ctx, api.ListRequest{OrderID: id})
 		if err != nil || len(bids.Items) != 0 {
 			t.Fatalf("order %d: provider bid %v (%v)", id, bids.Items, err)
 		}
@@ -284,7 +284,7 @@ func TestProviderServesALease(t *testing.T) {
 	}
 	e.waitFor(30*time.Second, "the lease to complete on the ledger", func() bool {
 		l, err := e.c.Lease(ctx, leaseID)
-		return err == nil && l.State == ledger.LeaseCompleted
+		return err == nil && l.State == api.LeaseCompleted
 	})
 	l, _ = e.c.Lease(ctx, leaseID)
 	if want := l.Price * (l.EndedMs - l.StartedMs) / 3_600_000; l.Paid != want || l.Refunded != l.Deposit-want {
@@ -436,13 +436,13 @@ func (e *env) manifestOK(tenant string, leaseID uint64, raw []byte) {
 	})
 }
 
-func (e *env) waitLeaseEnded(leaseID uint64) ledger.LeaseView {
+func (e *env) waitLeaseEnded(leaseID uint64) api.LeaseView {
 	e.t.Helper()
-	var l ledger.LeaseView
+	var l api.LeaseView
 	e.waitFor(60*time.Second, "the lease to end on the ledger", func() bool {
 		var err error
 		l, err = e.c.Lease(context.Background(), leaseID)
-		return err == nil && (l.State == ledger.LeaseCompleted || l.State == ledger.LeaseClosed)
+		return err == nil && (l.State == api.LeaseCompleted || l.State == api.LeaseClosed)
 	})
 	return l
 }
@@ -463,7 +463,7 @@ func TestDaemonRestartReattaches(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	e.start()
 	l := e.waitLeaseEnded(leaseID)
-	if l.State != ledger.LeaseCompleted || l.Receipt == nil || l.Receipt.ExitCode != 0 {
+	if l.State != api.LeaseCompleted || l.Receipt == nil || l.Receipt.ExitCode != 0 {
 		t.Fatalf("lease after restart: %+v", l)
 	}
 	if want := l.Price * (l.EndedMs - l.StartedMs) / 3_600_000; l.Paid != want {
@@ -492,7 +492,7 @@ func TestMemoryLimitKillsAndProviderBidsAgain(t *testing.T) {
 	leaseID := e.leaseOf(e.order("tenant", m, raw, 10*spr))
 	e.manifestOK("tenant", leaseID, raw)
 	l := e.waitLeaseEnded(leaseID)
-	if l.State != ledger.LeaseCompleted || l.Receipt == nil || l.Receipt.ExitCode != 3 {
+	if l.State != api.LeaseCompleted || l.Receipt == nil || l.Receipt.ExitCode != 3 {
 		t.Fatalf("lease: %+v", l)
 	}
 	code, st, _ := e.do(e.tenantClient("tenant", nil), "GET", fmt.Sprintf("/leases/%d/status", leaseID), nil)
@@ -522,7 +522,7 @@ func TestNoManifestClosesLease(t *testing.T) {
 	m, raw := job("true", 1)
 	leaseID := e.leaseOf(e.order("tenant", m, raw, 10*spr))
 	l := e.waitLeaseEnded(leaseID)
-	if l.State != ledger.LeaseClosed || l.Refunded != l.Deposit || l.Paid != 0 || !strings.Contains(l.CloseReason, "no manifest") {
+	if l.State != api.LeaseClosed || l.Refunded != l.Deposit || l.Paid != 0 || !strings.Contains(l.CloseReason, "no manifest") {
 		t.Fatalf("lease %+v", l)
 	}
 	pv, _ := e.c.Provider(context.Background(), e.net.Keys["prov"].Address())
@@ -603,7 +603,7 @@ func TestInstantExitCompletes(t *testing.T) {
 	}
 	for i, id := range ids {
 		l := e.waitLeaseEnded(id)
-		if l.State != ledger.LeaseCompleted || l.Receipt == nil || l.Receipt.ExitCode != int64(i) {
+		if l.State != api.LeaseCompleted || l.Receipt == nil || l.Receipt.ExitCode != int64(i) {
 			t.Fatalf("lease %d: %+v", id, l)
 		}
 	}
@@ -621,10 +621,10 @@ func TestBusyProviderBidsOnceFree(t *testing.T) {
 	m2, raw2 := job("echo second", 1)
 	second := e.order("tenant", m2, raw2, 10*spr)
 	e.waitDecided(d, "not bidding for now: at max_leases", second)
-	if bids, err := e.c.Bids(context.Background(), ledger.ListRequest{OrderID: second}); err != nil || len(bids.Items) != 0 {
+	if bids, err := e.c.Bids(context.Background(), api.ListRequest{OrderID: second}); err != nil || len(bids.Items) != 0 {
 		t.Fatalf("bids while busy: %+v %v", bids.Items, err)
 	}
-	if l := e.waitLeaseEnded(first); l.State != ledger.LeaseCompleted {
+	if l := e.waitLeaseEnded(first); l.State != api.LeaseCompleted {
 		t.Fatalf("first lease: %+v", l)
 	}
 	if e.leaseOf(second) == 0 {

@@ -10,7 +10,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/sparenet/spare/client"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -71,7 +71,7 @@ func (d *Daemon) sendBond(ctx context.Context, amount, restore uint64, more ...t
 }
 
 // stakeTarget is the stake the daemon keeps bonded: `stake`, or the chain's minimum for the declared hardware.
-func (d *Daemon) stakeTarget(params *ledger.Params) uint64 {
+func (d *Daemon) stakeTarget(params *api.Params) uint64 {
 	want := params.RequiredStake(d.cfg.Hardware.Ledger().GPUCount())
 	if d.cfg.Stake != "auto" {
 		want, _ = client.ParseAmount(d.cfg.Stake)
@@ -94,7 +94,7 @@ var errStakeRefused = errors.New("stake top-up refused")
 // stakeToBond is what to bond to bring cur (the ledger's record; nil before registration) up to target, and the
 // part of it that restores slashed stake (counted against the budget). An error wrapping errStakeRefused says
 // why the budget or the balance does not allow it.
-func (d *Daemon) stakeToBond(ctx context.Context, cur *ledger.ProviderView, target uint64) (bond, restore uint64, err error) {
+func (d *Daemon) stakeToBond(ctx context.Context, cur *api.ProviderView, target uint64) (bond, restore uint64, err error) {
 	stake, slashed := uint64(0), uint64(0)
 	if cur != nil {
 		stake, slashed = cur.Stake, cur.Slashed

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/sparenet/spare/client"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/provider"
 )
@@ -36,7 +36,7 @@ func (l *lockedBuffer) String() string {
 // slashEnv starts a network with one auditor (no auditor daemon: the test attests by hand) where a down epoch
 // while holding a lease slashes 10% of the stake and nothing jails.
 func slashEnv(t *testing.T, mutate func(*provider.Config), log *lockedBuffer) *env {
-	params := ledger.DefaultParams()
+	params := api.DefaultParams()
 	params.EpochBlocks, params.SlashDowntimePPM, params.JailAfterDownEpochs = 10, 100_000, 0
 	o := envOpts{params: &params, auditors: map[string]uint64{"aud": 1}, mutate: mutate}
 	if log != nil {
@@ -47,7 +47,7 @@ func slashEnv(t *testing.T, mutate func(*provider.Config), log *lockedBuffer) *e
 
 // slashOnce runs a lease on the provider and has the auditor find it down while it holds it: the ledger closes the
 // lease and slashes the stake. It returns the provider as the slash left it.
-func (e *env) slashOnce() ledger.ProviderView {
+func (e *env) slashOnce() api.ProviderView {
 	e.t.Helper()
 	ctx := context.Background()
 	prov := e.net.Keys["prov"].Address()
@@ -56,7 +56,7 @@ func (e *env) slashOnce() ledger.ProviderView {
 	e.manifestOK("tenant", leaseID, raw)
 	e.waitFor(10*time.Second, "the lease to start", func() bool {
 		l, err := e.c.Lease(ctx, leaseID)
-		return err == nil && l.State == ledger.LeaseActive
+		return err == nil && l.State == api.LeaseActive
 	})
 	before, _ := e.c.Provider(ctx, prov)
 	for {
@@ -77,13 +77,13 @@ func (e *env) slashOnce() ledger.ProviderView {
 		}
 		break
 	}
-	var slashed ledger.ProviderView
+	var slashed api.ProviderView
 	e.waitFor(30*time.Second, "the down verdict's slash", func() bool {
 		p, err := e.c.Provider(ctx, prov)
 		slashed = p
 		return err == nil && p.Slashed > before.Slashed
 	})
-	if l, _ := e.c.Lease(ctx, leaseID); l.State != ledger.LeaseClosed {
+	if l, _ := e.c.Lease(ctx, leaseID); l.State != api.LeaseClosed {
 		e.t.Fatalf("lease after the down verdict: %+v", l.Lease)
 	}
 	return slashed
@@ -170,7 +170,7 @@ func TestAnnounceRestart(t *testing.T) {
 		t.Fatalf("first announcement: %v", err)
 	}
 	if err := e.d.AnnounceRestart(ctx); !client.IsCode(err, tx.CodeRateLimited) {
-		t.Fatalf("second announcement within %d epochs: %v", ledger.RestartEveryEpochs, err)
+		t.Fatalf("second announcement within %d epochs: %v", api.RestartEveryEpochs, err)
 	}
 }
 

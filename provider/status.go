@@ -6,21 +6,21 @@ import (
 	"time"
 
 	"github.com/sparenet/spare/client"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
 // Report is `spare provider status`: the provider as the ledger records it, with what its open bids and
 // running leases reserve of the offered hardware.
 type Report struct {
-	Address   tx.Address          `json:"address"` // the provider's key
-	Provider  ledger.ProviderView `json:"provider"`
-	Offered   tx.Hardware         `json:"offered"`
-	Reserved  tx.Resources        `json:"reserved"` // sum over open bids and pending or active leases
-	OpenBids  []ledger.Bid        `json:"open_bids"`
-	Leases    []ledger.LeaseView  `json:"leases"`    // pending or active
-	Earned    uint64              `json:"earned"`    // paid to the provider so far, take deducted
-	Unsettled uint64              `json:"unsettled"` // earned by running leases, not yet withdrawn
+	Address   tx.Address       `json:"address"` // the provider's key
+	Provider  api.ProviderView `json:"provider"`
+	Offered   tx.Hardware      `json:"offered"`
+	Reserved  tx.Resources     `json:"reserved"` // sum over open bids and pending or active leases
+	OpenBids  []api.Bid        `json:"open_bids"`
+	Leases    []api.LeaseView  `json:"leases"`    // pending or active
+	Earned    uint64           `json:"earned"`    // paid to the provider so far, take deducted
+	Unsettled uint64           `json:"unsettled"` // earned by running leases, not yet withdrawn
 	// Warnings say what keeps the provider from bidding (jailed, stake below what its hardware needs).
 	Warnings []string `json:"warnings,omitempty"`
 	// Isolation is what each runtime guarantees on this machine (filled by the CLI, which runs here).
@@ -33,8 +33,8 @@ func StatusFromLedger(ctx context.Context, c *client.Client, addr tx.Address, of
 	if err != nil {
 		return nil, err
 	}
-	r := &Report{Address: addr, Provider: pv, Offered: offered.Ledger(), OpenBids: []ledger.Bid{}, Leases: []ledger.LeaseView{}}
-	if pv.Status == ledger.ProviderJailed {
+	r := &Report{Address: addr, Provider: pv, Offered: offered.Ledger(), OpenBids: []api.Bid{}, Leases: []api.LeaseView{}}
+	if pv.Status == api.ProviderJailed {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("jailed until %s: it cannot bid; the daemon sends Unjail once the cooldown is over",
 			time.UnixMilli(int64(pv.JailedUntilMs)).UTC().Format(time.RFC3339)))
 	}
@@ -55,12 +55,12 @@ func StatusFromLedger(ctx context.Context, c *client.Client, addr tx.Address, of
 		return nil
 	}
 	for after := ""; ; {
-		page, err := c.Bids(ctx, ledger.ListRequest{Provider: addr, After: after, Limit: ledger.MaxPageLimit})
+		page, err := c.Bids(ctx, api.ListRequest{Provider: addr, After: after, Limit: api.MaxPageLimit})
 		if err != nil {
 			return nil, err
 		}
 		for _, b := range page.Items {
-			if b.State == ledger.BidOpen {
+			if b.State == api.BidOpen {
 				r.OpenBids = append(r.OpenBids, b)
 				if err := reserve(b.OrderID); err != nil {
 					return nil, err
@@ -72,13 +72,13 @@ func StatusFromLedger(ctx context.Context, c *client.Client, addr tx.Address, of
 		}
 	}
 	for after := ""; ; {
-		page, err := c.Leases(ctx, ledger.ListRequest{Provider: addr, After: after, Limit: ledger.MaxPageLimit})
+		page, err := c.Leases(ctx, api.ListRequest{Provider: addr, After: after, Limit: api.MaxPageLimit})
 		if err != nil {
 			return nil, err
 		}
 		for _, l := range page.Items {
 			r.Earned += l.Paid - l.Take
-			if l.State == ledger.LeasePending || l.State == ledger.LeaseActive {
+			if l.State == api.LeasePending || l.State == api.LeaseActive {
 				r.Leases = append(r.Leases, l)
 				r.Unsettled += l.Unpaid
 				if err := reserve(l.OrderID); err != nil {

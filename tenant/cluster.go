@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/sparenet/spare/client"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -36,7 +36,7 @@ type MemberResult struct {
 // receipt, into <outputs>/<lease>/. When a member fails and the job restarts on failure, the ledger opens the
 // cluster's next generation: the pipeline follows it, and does all of that again for the new members.
 type cluster struct {
-	cv ledger.ClusterView
+	cv api.ClusterView
 	// startFailed: a member failed while the generation was being started, which ended it (no error of the
 	// deploy's: a restart goes on).
 	startFailed bool
@@ -77,15 +77,15 @@ func (s *cluster) leased(ctx context.Context, d *deployment) (bool, error) {
 	if err != nil {
 		return false, nil
 	}
-	if cv.State == ledger.ClusterCancelled {
+	if cv.State == api.ClusterCancelled {
 		return false, fmt.Errorf("cluster order %d ended before it was leased", d.order)
 	}
 	s.cv = cv
-	return cv.State == ledger.ClusterRunning && len(cv.Members) == int(d.job.Cluster.Nodes), nil
+	return cv.State == api.ClusterRunning && len(cv.Members) == int(d.job.Cluster.Nodes), nil
 }
 
 func (s *cluster) need(ctx context.Context, d *deployment) string {
-	bids, _ := d.t.c.Bids(ctx, ledger.ListRequest{OrderID: d.order, Limit: ledger.MaxPageLimit})
+	bids, _ := d.t.c.Bids(ctx, api.ListRequest{OrderID: d.order, Limit: api.MaxPageLimit})
 	need := fmt.Sprintf("%d providers whose published round trips are all within %s; %d bid",
 		d.job.Cluster.Nodes, time.Duration(d.job.Cluster.MaxRTTMicros)*time.Microsecond, len(bids.Items))
 	if len(s.cv.Excluded) > 0 {
@@ -107,7 +107,7 @@ func (s *cluster) ship(ctx context.Context, d *deployment) error {
 	if err == nil {
 		return nil
 	}
-	if now, qerr := d.t.c.Cluster(ctx, d.order); qerr != nil || now.State == ledger.ClusterRunning || now.State == ledger.ClusterLeasing {
+	if now, qerr := d.t.c.Cluster(ctx, d.order); qerr != nil || now.State == api.ClusterRunning || now.State == api.ClusterLeasing {
 		return err
 	}
 	s.startFailed = true // a member failed while the others were being started: the generation is over
@@ -158,7 +158,7 @@ func (s *cluster) over(ctx context.Context, d *deployment) (bool, error) {
 		return false, nil
 	}
 	s.cv = cv
-	return cv.State != ledger.ClusterRunning, nil
+	return cv.State != api.ClusterRunning, nil
 }
 
 // collect adds the generation's members to the result and verifies their outputs; a cluster that restarted goes
@@ -169,7 +169,7 @@ func (s *cluster) collect(ctx context.Context, d *deployment) (bool, error) {
 		return false, err
 	}
 	res.LastOrder = d.order
-	if cv.State == ledger.ClusterRestarted {
+	if cv.State == api.ClusterRestarted {
 		res.Restarts++
 		next, _ := d.t.c.Cluster(ctx, cv.NextOrder)
 		d.emit("restart", "member lease %d failed (%s); the cluster restarts as order %d (restart %d of %d), without provider %s",
@@ -180,7 +180,7 @@ func (s *cluster) collect(ctx context.Context, d *deployment) (bool, error) {
 	res.State = cv.State.String()
 	res.Outcome, res.ExitCode = clusterOutcome(cv, res)
 	res.Timings.Ended = d.emit("ended", "cluster %s", cv.State)
-	if cv.State == ledger.ClusterFailed {
+	if cv.State == api.ClusterFailed {
 		res.Reason = fmt.Sprintf("member lease %d failed; the others were closed", cv.FailedLease)
 		if res.Restarts > 0 {
 			res.Reason += fmt.Sprintf(" (after %d restarts)", res.Restarts)
@@ -192,7 +192,7 @@ func (s *cluster) collect(ctx context.Context, d *deployment) (bool, error) {
 
 // collectMembers adds a generation's members to the result, with their pay, and downloads and verifies the
 // outputs of each one that ended with a receipt.
-func (t *Tenant) collectMembers(ctx context.Context, cv ledger.ClusterView, o Options, res *Result) error {
+func (t *Tenant) collectMembers(ctx context.Context, cv api.ClusterView, o Options, res *Result) error {
 	res.Price = 0 // the cluster's price per hour: every member's, of the last generation
 	for _, m := range cv.Members {
 		l, err := t.c.Lease(ctx, m.LeaseID)
@@ -200,7 +200,7 @@ func (t *Tenant) collectMembers(ctx context.Context, cv ledger.ClusterView, o Op
 			return err
 		}
 		mr := MemberResult{Rank: m.Rank, Generation: int(cv.Generation), OrderID: cv.OrderID, LeaseID: m.LeaseID, Provider: m.Provider, State: l.State.String(), Paid: l.Paid}
-		if l.State != ledger.LeaseCompleted {
+		if l.State != api.LeaseCompleted {
 			mr.Reason = l.CloseReason
 		}
 		res.Cost += l.Paid
@@ -225,7 +225,7 @@ func (t *Tenant) collectMembers(ctx context.Context, cv ledger.ClusterView, o Op
 	return nil
 }
 
-func memberLeases(cv ledger.ClusterView) []uint64 {
+func memberLeases(cv api.ClusterView) []uint64 {
 	ids := make([]uint64, len(cv.Members))
 	for i, m := range cv.Members {
 		ids[i] = m.LeaseID
@@ -245,7 +245,7 @@ func memberReason(res *Result, leaseID uint64) string {
 	return "unknown"
 }
 
-func failedProvider(cv ledger.ClusterView) tx.Address {
+func failedProvider(cv api.ClusterView) tx.Address {
 	for _, m := range cv.Members {
 		if m.LeaseID == cv.FailedLease {
 			return m.Provider
@@ -335,7 +335,7 @@ func (p *prefixWriter) flush() {
 	}
 }
 
-func memberList(ms []ledger.ClusterMember) string {
+func memberList(ms []api.ClusterMember) string {
 	s := ""
 	for i, m := range ms {
 		if i > 0 {
@@ -355,8 +355,8 @@ func hostOr(uri string) string {
 
 // clusterOutcome is how a cluster ended, for deploy's exit status: done, every member exited (the first non-zero
 // exit code is the cluster's, else 0); failed, the failed member's own outcome (its exit code if it exited).
-func clusterOutcome(cv ledger.ClusterView, res *Result) (Outcome, *int64) {
-	if cv.State == ledger.ClusterDone {
+func clusterOutcome(cv api.ClusterView, res *Result) (Outcome, *int64) {
+	if cv.State == api.ClusterDone {
 		var code int64
 		for _, m := range res.Members {
 			if m.ExitCode != nil && *m.ExitCode != 0 && code == 0 {

@@ -19,7 +19,7 @@ import (
 
 	"github.com/sparenet/spare/devnet"
 	"github.com/sparenet/spare/internal/testimage"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/manifest"
 	"github.com/sparenet/spare/tenant"
@@ -168,7 +168,7 @@ func TestClusterOnDev(t *testing.T) {
 func TestClusterMemberFailure(t *testing.T) {
 	tn, _ := devCluster(t)
 	ctx := context.Background()
-	job := cpuJob(t, `if [ "$RANK" = 1 ]; then sleep 1; echo rank 1 dies; kill -9 $$; fi; echo rank 0 waits; sleep 60`, 10*ledger.USPR, ledger.USPR)
+	job := cpuJob(t, `if [ "$RANK" = 1 ]; then sleep 1; echo rank 1 dies; kill -9 $$; fi; echo rank 0 waits; sleep 60`, 10*api.USPR, api.USPR)
 	job.Cluster = &tenant.Cluster{Nodes: 2, MaxRTTMicros: 5000}
 	var logs bytes.Buffer
 	t0 := time.Now()
@@ -227,7 +227,7 @@ func TestClusterNoFittingSet(t *testing.T) {
 	ctx := context.Background()
 	before, _ := tn.Client().Account(ctx, tn.Address())
 	params, _ := tn.Client().Params(ctx)
-	job := cpuJob(t, "true", ledger.USPR, ledger.USPR)
+	job := cpuJob(t, "true", api.USPR, api.USPR)
 	job.Cluster = &tenant.Cluster{Nodes: 4, MaxRTTMicros: 5000}
 	res, err := tn.Deploy(ctx, job, tenant.Options{NoBidTimeout: 2 * time.Second})
 	if !errors.Is(err, tenant.ErrNoOffers) || !strings.Contains(err.Error(), "4 providers whose published round trips are all within 5ms; 3 bid") {
@@ -322,7 +322,7 @@ func TestDockerClusterOnDev(t *testing.T) {
 		t.Fatal(err)
 	}
 	job := tenant.Job{Manifest: raw, Order: tx.CreateOrder{Resources: m.Resources, Constraints: tx.Constraints{Docker: true},
-		MaxPricePerHour: 10 * ledger.USPR, ManifestHash: manifest.Hash(raw), Deposit: ledger.USPR, DurationSec: m.DurationSec},
+		MaxPricePerHour: 10 * api.USPR, ManifestHash: manifest.Hash(raw), Deposit: api.USPR, DurationSec: m.DurationSec},
 		Cluster: &tenant.Cluster{Nodes: 2, MaxRTTMicros: 5000}}
 	var logs bytes.Buffer
 	res, err := tn.Deploy(context.Background(), job, tenant.Options{Logs: &logs, OutputsDir: t.TempDir()})
@@ -347,7 +347,7 @@ func TestDockerClusterOnDev(t *testing.T) {
 func TestClusterAutoTopUp(t *testing.T) {
 	tn, _ := devCluster(t)
 	// At ≈10,625 uspr/h, 10 uspr last ≈3.4 s: too little for 6 s of work in a 15 s lease without top-ups.
-	job := cpuJob(t, "sleep 6; echo finished", ledger.USPR, 10)
+	job := cpuJob(t, "sleep 6; echo finished", api.USPR, 10)
 	m, _ := manifestOf(job)
 	m.DurationSec = 15
 	job = rejob(t, job, m)

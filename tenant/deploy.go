@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,7 +17,7 @@ import (
 
 	"github.com/sparenet/spare/client"
 	"github.com/sparenet/spare/jobspec"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/manifest"
 	"github.com/sparenet/spare/match"
@@ -159,8 +158,8 @@ func emitter(o Options) func(stage, format string, args ...any) time.Duration {
 
 // single is the strategy of a job on one lease.
 type single struct {
-	lease     ledger.LeaseView
-	end       ledger.LeaseView
+	lease     api.LeaseView
+	end       api.LeaseView
 	windowEnd int64       // Choose: the auction's last block
 	scored    []scoredBid // Choose: the bids seen, scored
 	accepted  bool
@@ -252,7 +251,7 @@ func (s *single) stream(ctx context.Context, d *deployment) error {
 func (s *single) over(ctx context.Context, d *deployment) (bool, error) {
 	l, err := d.t.c.Lease(ctx, s.lease.ID)
 	s.end = l
-	return err == nil && (l.State == ledger.LeaseCompleted || l.State == ledger.LeaseClosed), nil
+	return err == nil && (l.State == api.LeaseCompleted || l.State == api.LeaseClosed), nil
 }
 
 // collect asks the provider how the workload ended and downloads and verifies the outputs.
@@ -321,10 +320,10 @@ func (t *Tenant) Attach(ctx context.Context, leaseID uint64, o Options) (*Result
 	defer stop()
 	defer func() { res.Fees = fees.Load() }()
 	d := t.newDeployment(Job{}, o, res)
-	d.order, d.attached = l.OrderID, l.State != ledger.LeasePending
+	d.order, d.attached = l.OrderID, l.State != api.LeasePending
 	d.w = t.watch(ctx, st.Height, l.OrderID, l.ID, nil)
 	d.emit("attach", "lease %d with %s, %s", l.ID, l.Provider, l.State)
-	if l.State == ledger.LeasePending {
+	if l.State == api.LeasePending {
 		if err := t.resendManifest(ctx, d, l, o.Manifest); err != nil {
 			return res, err
 		}
@@ -335,7 +334,7 @@ func (t *Tenant) Attach(ctx context.Context, leaseID uint64, o Options) (*Result
 
 // resendManifest sends a pending lease's manifest to its provider when the provider is still waiting for it,
 // after checking that it is the order's. Without a manifest it says how to give one.
-func (t *Tenant) resendManifest(ctx context.Context, d *deployment, l ledger.LeaseView, raw []byte) error {
+func (t *Tenant) resendManifest(ctx context.Context, d *deployment, l api.LeaseView, raw []byte) error {
 	st, err := t.ProviderStatus(ctx, l.ID)
 	if err != nil {
 		d.emit("manifest", "lease %d has not started and its provider does not answer (%v): waiting for its start on the ledger (block %d at the latest)", l.ID, err, l.StartDeadline)
@@ -366,29 +365,22 @@ func (t *Tenant) resendManifest(ctx context.Context, d *deployment, l ledger.Lea
 }
 
 // CancelOrder cancels an open order of this tenant's and returns what came back to the balance, as the ledger's
-// events for the cancellation say (every deposit, and a replicated job's reserve or a cluster's).
+// events for the cancellation say (every deposit, and a replicated job's reserve or a cluster's). A refund event
+// that does not read is said (a warning) and not counted: the order is cancelled all the same, and an error here
+// would say it was not.
 func (t *Tenant) CancelOrder(ctx context.Context, orderID uint64) (uint64, error) {
 	sent, err := t.send(ctx, &tx.CancelOrder{ID: orderID})
 	if err != nil {
 		return 0, err
 	}
 	var refund uint64
-	for _, e := range sent.Events {
-		r, ok := refundAttr[e.Type]
-		if !ok || r.ofLease {
-			continue
-		}
-		var order, amount string
-		for _, a := range e.Attributes {
-			switch a.Key {
-			case "order_id":
-				order = a.Value
-			case r.attr:
-				amount = a.Value
-			}
-		}
-		if parseU(order) == orderID {
-			refund += parseU(amount)
+	for _, e := range sent.LedgerEvents() {
+		rf, ok, err := api.ParseRefund(e.Type, e.Attrs)
+		switch {
+		case err != nil:
+			t.log.Warn("order cancelled; a refund event does not read and is not counted in what came back", "order", orderID, "tx", sent.Hash, "err", err)
+		case ok && rf.LeaseID == 0 && rf.OrderID == orderID:
+			refund += rf.Amount
 		}
 	}
 	return refund, nil
@@ -407,12 +399,15 @@ func (t *Tenant) send(ctx context.Context, msgs ...tx.Msg) (*client.Result, erro
 	return r, err
 }
 
-func parseU(s string) uint64 { v, _ := strconv.ParseUint(s, 10, 64); return v }
-
-// createdOrder is the id of the order a CreateOrder (or its replicated or cluster form) created.
-func createdOrder(sent *client.Result) uint64 {
-	id, _ := sent.Attr("order.created", "order_id")
-	return parseU(id)
+// createdOrder is the id of the order a CreateOrder (or its replicated or cluster form) created, as its
+// order.created event says: an event that is missing or does not read is an error, never order 0.
+func createdOrder(sent *client.Result) (uint64, error) {
+	e, ok := sent.Event(api.EventOrderCreated)
+	if !ok {
+		return 0, fmt.Errorf("the transaction has no %s event", api.EventOrderCreated)
+	}
+	ev, err := api.ParseOrderCreated(e.Attrs)
+	return ev.OrderID, err
 }
 
 // SendManifest puts the manifest to the lease's provider, waiting briefly for the provider to learn of the lease.
@@ -576,10 +571,10 @@ func (d *deployment) autoTopUp(ctx context.Context, leases []uint64) (stop func(
 				if err != nil {
 					return false, nil
 				}
-				if l.State != ledger.LeaseActive && l.State != ledger.LeasePending {
+				if l.State != api.LeaseActive && l.State != api.LeasePending {
 					return true, nil
 				}
-				if l.State == ledger.LeaseActive && d.t.topUpIfLow(tctx, l) {
+				if l.State == api.LeaseActive && d.t.topUpIfLow(tctx, l) {
 					d.emit("topup", "lease %d topped up to keep it running to its duration", id)
 				}
 				return false, nil
@@ -592,7 +587,7 @@ func (d *deployment) autoTopUp(ctx context.Context, leases []uint64) (stop func(
 
 // topUpIfLow adds enough for a tenth of the duration when the deposit runs out before the duration ends and
 // less than a tenth of the duration's worth remains. It reports whether it topped up.
-func (t *Tenant) topUpIfLow(ctx context.Context, l ledger.LeaseView) bool {
+func (t *Tenant) topUpIfLow(ctx context.Context, l api.LeaseView) bool {
 	durEnd := l.StartedMs + l.DurationSec*1000
 	now := uint64(time.Now().UnixMilli())
 	if l.EndMs >= durEnd || l.EndMs > now+l.DurationSec*100 { // runs to its duration, or more than 10% left

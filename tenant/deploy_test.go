@@ -13,7 +13,7 @@ import (
 	"github.com/sparenet/spare/client"
 	"github.com/sparenet/spare/client/keyring"
 	"github.com/sparenet/spare/devnet"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/manifest"
 	"github.com/sparenet/spare/match"
@@ -85,7 +85,7 @@ func TestDeployOnDev(t *testing.T) {
 	var logs bytes.Buffer
 	var stages []string
 	out := t.TempDir()
-	job := cpuJob(t, "echo hello from a spare machine; mkdir -p out; echo 42 > out/answer.txt", ledger.USPR, ledger.USPR)
+	job := cpuJob(t, "echo hello from a spare machine; mkdir -p out; echo 42 > out/answer.txt", api.USPR, api.USPR)
 	// What `spare offers --job` quotes is what the provider bids.
 	cands, err := tn.Candidates(ctx, 3*time.Second)
 	if err != nil {
@@ -139,7 +139,7 @@ func TestNoOffersExplained(t *testing.T) {
 		t.Skip("this machine has GPUs")
 	}
 	ctx := context.Background()
-	job := cpuJob(t, "nvidia-smi", 10*ledger.USPR, ledger.USPR)
+	job := cpuJob(t, "nvidia-smi", 10*api.USPR, api.USPR)
 	job.Order.Resources.GPUCount = 1
 	m, _ := manifest.Decode(job.Manifest)
 	m.Resources = job.Order.Resources
@@ -196,7 +196,7 @@ func TestScore(t *testing.T) {
 func TestDeployChooses(t *testing.T) {
 	tn, _ := startDev(t)
 	var stages []string
-	res, err := tn.Deploy(context.Background(), cpuJob(t, "echo chosen", ledger.USPR, ledger.USPR),
+	res, err := tn.Deploy(context.Background(), cpuJob(t, "echo chosen", api.USPR, api.USPR),
 		tenant.Options{Choose: true, OutputsDir: t.TempDir(), Progress: func(e tenant.Event) { stages = append(stages, e.Stage+": "+e.Detail) }})
 	if err != nil {
 		t.Fatal(err)
@@ -217,8 +217,8 @@ func TestDeployReportsOutputsLeftOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	job := tenant.Job{Manifest: raw, Order: tx.CreateOrder{Resources: m.Resources, MaxPricePerHour: ledger.USPR,
-		ManifestHash: manifest.Hash(raw), Deposit: ledger.USPR, DurationSec: m.DurationSec}}
+	job := tenant.Job{Manifest: raw, Order: tx.CreateOrder{Resources: m.Resources, MaxPricePerHour: api.USPR,
+		ManifestHash: manifest.Hash(raw), Deposit: api.USPR, DurationSec: m.DurationSec}}
 	var progress []string
 	res, err := tn.Deploy(context.Background(), job, tenant.Options{OutputsDir: t.TempDir(),
 		Progress: func(e tenant.Event) { progress = append(progress, e.Detail) }})

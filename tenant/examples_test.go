@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/sparenet/spare/jobspec"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/tenant"
 )
@@ -74,7 +74,7 @@ func TestExamplesOnDev(t *testing.T) {
 func TestDetachLogsClose(t *testing.T) {
 	tn, _ := startDev(t)
 	ctx := context.Background()
-	job := cpuJob(t, "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.1; done", ledger.USPR, ledger.USPR)
+	job := cpuJob(t, "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.1; done", api.USPR, api.USPR)
 	res, err := tn.Deploy(ctx, job, tenant.Options{Detach: true})
 	if err != nil || res.State != "active" {
 		t.Fatalf("detach: %+v %v", res, err)
@@ -90,7 +90,7 @@ func TestDetachLogsClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	l, _ := tn.Client().Lease(ctx, res.LeaseID)
-	if l.State != ledger.LeaseClosed || l.Paid+l.Refunded != l.Deposit || l.Paid != l.Price*(l.EndedMs-l.StartedMs)/3_600_000 {
+	if l.State != api.LeaseClosed || l.Paid+l.Refunded != l.Deposit || l.Paid != l.Price*(l.EndedMs-l.StartedMs)/3_600_000 {
 		t.Fatalf("closed lease: %+v", l)
 	}
 	waitProviderDone(t, tn, res.LeaseID) // the provider stops the workload once the ledger closed the lease
@@ -118,7 +118,7 @@ func TestEscrowExhaustionStopsTheJob(t *testing.T) {
 	ctx := context.Background()
 	// 3600 uspr at 1 SPR/h... the provider asks 0.02 SPR/core-h + memory: price ≈ 10,625 uspr/h, so a deposit of
 	// 3 uspr lasts about a second.
-	job := cpuJob(t, "while true; do echo working; sleep 0.1; done", ledger.USPR, 3)
+	job := cpuJob(t, "while true; do echo working; sleep 0.1; done", api.USPR, 3)
 	before, _ := tn.Client().Account(ctx, tn.Address())
 	res, err := tn.Deploy(ctx, job, tenant.Options{OutputsDir: t.TempDir()})
 	if err != nil {
@@ -127,7 +127,7 @@ func TestEscrowExhaustionStopsTheJob(t *testing.T) {
 	l, _ := tn.Client().Lease(ctx, res.LeaseID)
 	// Billing ends when the deposit cannot pay another whole millisecond; what is owed is floored, so at most a
 	// rounding remainder comes back.
-	if l.State != ledger.LeaseClosed || l.CloseReason != "deposit exhausted" || l.Paid != l.Price*(l.EndedMs-l.StartedMs)/3_600_000 ||
+	if l.State != api.LeaseClosed || l.CloseReason != "deposit exhausted" || l.Paid != l.Price*(l.EndedMs-l.StartedMs)/3_600_000 ||
 		l.Paid+l.Refunded != 3 || l.Refunded > 1 {
 		t.Fatalf("lease: %+v", l)
 	}
@@ -145,7 +145,7 @@ func TestAutoTopUp(t *testing.T) {
 	tn, _ := startDev(t)
 	ctx := context.Background()
 	// At ≈10,625 uspr/h, 10 uspr last ≈3.4 s: too little for 6 s of work in a 15 s lease without top-ups.
-	job := cpuJob(t, "sleep 6; echo finished", ledger.USPR, 10)
+	job := cpuJob(t, "sleep 6; echo finished", api.USPR, 10)
 	m, _ := manifestOf(job)
 	m.DurationSec = 15
 	job = rejob(t, job, m)

@@ -4,11 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/sparenet/spare/client"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -80,13 +79,13 @@ func (t *Tenant) ExtendPlan(ctx context.Context, leaseID uint64, add time.Durati
 		return nil, fmt.Errorf("lease %d is %s's, not yours (%s): only its tenant extends it", leaseID, l.Tenant, t.Address())
 	}
 	switch {
-	case l.State != ledger.LeasePending && l.State != ledger.LeaseActive:
+	case l.State != api.LeasePending && l.State != api.LeaseActive:
 		why := ""
 		if l.CloseReason != "" {
 			why = " (" + l.CloseReason + ")"
 		}
 		return nil, fmt.Errorf("lease %d is %s%s: only a pending or running lease can be extended; deploy the job again", leaseID, l.State, why)
-	case l.State == ledger.LeaseActive && l.EndMs <= uint64(time.Now().UnixMilli()):
+	case l.State == api.LeaseActive && l.EndMs <= uint64(time.Now().UnixMilli()):
 		return nil, fmt.Errorf("lease %d's billing ended at %s: it is closing and cannot be extended", leaseID, time.UnixMilli(int64(l.EndMs)).Local().Format(time.DateTime))
 	}
 	o, err := t.c.Order(ctx, l.OrderID)
@@ -114,7 +113,7 @@ func (t *Tenant) ExtendPlan(ctx context.Context, leaseID uint64, add time.Durati
 	e := &Extension{LeaseID: leaseID, Provider: l.Provider, AddSec: addSec, DurationSec: duration, MaxSec: p.Info.MaxLeaseSec,
 		Added: need - min(need, l.Deposit), State: l.State.String()}
 	e.Deposit = l.Deposit + e.Added
-	if l.State == ledger.LeaseActive {
+	if l.State == api.LeaseActive {
 		e.WasEndMs = l.EndMs
 		e.EndMs = l.StartedMs + duration*1000 // the deposit now covers the whole duration
 	}
@@ -133,13 +132,19 @@ func (t *Tenant) Extend(ctx context.Context, leaseID uint64, add time.Duration) 
 		return nil, fmt.Errorf("extend lease %d: %w", leaseID, err)
 	}
 	e.Fee, e.Height = r.Fee, r.Height
-	// What the ledger recorded (the deposit may have grown since the plan: anyone may top a lease up).
-	for key, v := range map[string]*uint64{"added": &e.Added, "deposit": &e.Deposit, "duration_sec": &e.DurationSec, "end_ms": &e.EndMs} {
-		if s, ok := r.Attr("lease.extended", key); ok {
-			if n, err := strconv.ParseUint(s, 10, 64); err == nil {
-				*v = n
-			}
-		}
+	// What the ledger recorded (the deposit may have grown since the plan: anyone may top a lease up). The lease
+	// is extended whatever its event says: one that is missing or does not read is said, and the plan's figures
+	// stand (an error would invite extending it again).
+	ev, ok := r.Event(api.EventLeaseExtended)
+	if !ok {
+		t.log.Warn("lease extended, but the transaction has no event saying how: its figures are the plan's", "lease", leaseID, "tx", r.Hash)
+		return e, nil
 	}
+	x, err := api.ParseLeaseExtended(ev.Attrs)
+	if err != nil {
+		t.log.Warn("lease extended, but its event does not read: its figures are the plan's", "lease", leaseID, "tx", r.Hash, "err", err)
+		return e, nil
+	}
+	e.Added, e.Deposit, e.DurationSec, e.EndMs = x.Added, x.Deposit, x.DurationSec, x.EndMs
 	return e, nil
 }

@@ -5,6 +5,8 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
+	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,31 +14,51 @@ import (
 	abci "github.com/cometbft/cometbft/abci/types"
 
 	"github.com/sparenet/spare/client"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
 // extendLedger answers the three reads ExtendPlan makes (the rest of Ledger is not called).
 type extendLedger struct {
 	Ledger
-	lease ledger.LeaseView
-	order ledger.Order
-	prov  ledger.ProviderView
+	lease api.LeaseView
+	order api.Order
+	prov  api.ProviderView
 }
 
-func (f *extendLedger) Lease(context.Context, uint64) (ledger.LeaseView, error) { return f.lease, nil }
-func (f *extendLedger) Order(context.Context, uint64) (ledger.Order, error)     { return f.order, nil }
-func (f *extendLedger) Provider(context.Context, tx.Address) (ledger.ProviderView, error) {
+func (f *extendLedger) Lease(context.Context, uint64) (api.LeaseView, error) { return f.lease, nil }
+func (f *extendLedger) Order(context.Context, uint64) (api.Order, error)     { return f.order, nil }
+func (f *extendLedger) Provider(context.Context, tx.Address) (api.ProviderView, error) {
 	return f.prov, nil
 }
 
-type extendSender struct{ sent []tx.Msg }
+// extendSender answers an ExtendLease with the ledger's lease.extended event, deposit (its attribute, or
+// another's when set) as given.
+type extendSender struct {
+	sent    []tx.Msg
+	deposit string
+	attrs   map[string]string // replace the event's attributes: "" drops one
+}
 
 func (s *extendSender) Send(_ context.Context, msgs ...tx.Msg) (*client.Result, error) {
 	s.sent = append(s.sent, msgs...)
-	attr := func(k, v string) abci.EventAttribute { return abci.EventAttribute{Key: k, Value: v} }
-	return &client.Result{Fee: 7, Height: 9, Events: []abci.Event{{Type: "lease.extended", Attributes: []abci.EventAttribute{
-		attr("added", "1000000"), attr("deposit", "3000000"), attr("duration_sec", "5400"), attr("end_ms", "5400000")}}}}, nil
+	m := msgs[0].(*tx.ExtendLease)
+	attrs := map[string]string{"lease_id": strconv.FormatUint(m.LeaseID, 10), "tenant": testAddr(1).String(), "provider": tx.Address{7}.String(),
+		"add_sec": strconv.FormatUint(m.AddSec, 10), "duration_sec": "5400", "added": "1000000", "deposit": "3000000", "end_ms": "5400000"}
+	if s.deposit != "" {
+		attrs["deposit"] = s.deposit
+	}
+	for k, v := range s.attrs {
+		attrs[k] = v
+		if v == "" {
+			delete(attrs, k)
+		}
+	}
+	e := abci.Event{Type: "lease.extended"}
+	for k, v := range attrs {
+		e.Attributes = append(e.Attributes, abci.EventAttribute{Key: k, Value: v})
+	}
+	return &client.Result{Fee: 7, Height: 9, Events: []abci.Event{e}}, nil
 }
 
 type extendKey struct{ priv ed25519.PrivateKey }
@@ -53,9 +75,9 @@ func TestExtendPlan(t *testing.T) {
 	key := extendKey{ed25519.NewKeyFromSeed(seed[:])}
 	prov := tx.Address{7}
 	fresh := func() *extendLedger {
-		f := &extendLedger{order: ledger.Order{ID: 1}}
+		f := &extendLedger{order: api.Order{ID: 1}}
 		f.lease.ID, f.lease.OrderID, f.lease.Tenant, f.lease.Provider = 4, 1, key.Address(), prov
-		f.lease.State, f.lease.Price, f.lease.DurationSec, f.lease.Deposit = ledger.LeaseActive, 2*ledger.USPR, 3600, 2*ledger.USPR
+		f.lease.State, f.lease.Price, f.lease.DurationSec, f.lease.Deposit = api.LeaseActive, 2*api.USPR, 3600, 2*api.USPR
 		f.lease.StartedMs = uint64(time.Now().UnixMilli())
 		f.lease.EndMs = f.lease.StartedMs + 3600_000
 		f.prov.Info.MaxLeaseSec = 4 * 3600
@@ -71,8 +93,29 @@ func TestExtendPlan(t *testing.T) {
 	if m, ok := s.sent[0].(*tx.ExtendLease); len(s.sent) != 1 || !ok || m.LeaseID != 4 || m.AddSec != 1800 {
 		t.Fatalf("sent %v", s.sent)
 	}
-	if e.Added != ledger.USPR || e.Deposit != 3*ledger.USPR || e.DurationSec != 5400 || e.Fee != 7 || e.WasEndMs != f.lease.EndMs {
+	if e.Added != api.USPR || e.Deposit != 3*api.USPR || e.DurationSec != 5400 || e.EndMs != 5400000 || e.Fee != 7 || e.WasEndMs != f.lease.EndMs {
 		t.Fatalf("extension: %+v", e)
+	}
+	// What the ledger recorded stands over the plan: someone topped the lease up meanwhile.
+	if e, err := NewWith(fresh(), &extendSender{deposit: "3500000"}, key, nil).Extend(ctx, 4, 30*time.Minute); err != nil || e.Deposit != 3_500_000 {
+		t.Fatalf("topped up meanwhile: %v %+v", err, e)
+	}
+	// An event that does not read is said, and the plan's figures stand: the lease is extended all the same (no
+	// error, which would invite extending it again), and nothing reads as 0.
+	for _, bad := range []map[string]string{{"deposit": "3.5"}, {"end_ms": ""}, {"lease_id": "0"}, {"provider": "p"}} {
+		logged := &warnLog{}
+		f := fresh()
+		plan, err := NewWith(f, &extendSender{}, key, nil).ExtendPlan(ctx, 4, 30*time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := NewWith(f, &extendSender{attrs: bad}, key, slog.New(logged)).Extend(ctx, 4, 30*time.Minute)
+		if err != nil || e.Deposit != plan.Deposit || e.Added != plan.Added || e.EndMs != plan.EndMs || e.DurationSec != plan.DurationSec || e.Fee != 7 {
+			t.Fatalf("event %v: %v %+v (plan %+v)", bad, err, e, plan)
+		}
+		if w := logged.lines(); len(w) != 1 || !strings.Contains(w[0], "lease extended, but its event does not read") || !strings.Contains(w[0], "ledger event lease.extended") {
+			t.Fatalf("event %v: logged %q", bad, w)
+		}
 	}
 	// An odd price rounds the deposit up, as the ledger does.
 	f.lease.Price, f.lease.Deposit = 7, 1
@@ -88,7 +131,7 @@ func TestExtendPlan(t *testing.T) {
 		"at the max":     {func(f *extendLedger) { f.lease.DurationSec = 4 * 3600 }, time.Second, "it cannot be extended any more"},
 		"no extensions":  {func(f *extendLedger) { f.prov.Info.MaxLeaseSec = 0 }, time.Minute, "accepts no lease extensions"},
 		"someone else's": {func(f *extendLedger) { f.lease.Tenant = prov }, time.Minute, "not yours"},
-		"closed":         {func(f *extendLedger) { f.lease.State, f.lease.CloseReason = ledger.LeaseClosed, "duration reached" }, time.Minute, "is closed (duration reached)"},
+		"closed":         {func(f *extendLedger) { f.lease.State, f.lease.CloseReason = api.LeaseClosed, "duration reached" }, time.Minute, "is closed (duration reached)"},
 		"ended":          {func(f *extendLedger) { f.lease.EndMs = 1 }, time.Minute, "cannot be extended"},
 		"cluster":        {func(f *extendLedger) { f.order.Nodes = 2 }, time.Minute, "member of cluster order 1"},
 		"replicated":     {func(f *extendLedger) { f.order.Replicas = 2 }, time.Minute, "run of a replicated order"},

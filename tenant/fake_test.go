@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -18,7 +20,7 @@ import (
 
 	"github.com/sparenet/spare/certs"
 	"github.com/sparenet/spare/client"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/tenant"
 )
@@ -35,22 +37,22 @@ type fakeChain struct {
 	nextID   uint64
 	fee      uint64
 	sent     []string // the messages sent, by type
-	params   ledger.Params
+	params   api.Params
 	// on answers a message with the events it causes in its block, or an error code.
 	on func(f *fakeChain, m tx.Msg) ([]client.Event, error)
 	// orders, verifications, leases and providers as the fake's script keeps them.
-	orders    map[uint64]ledger.Order
-	verifs    map[uint64]ledger.VerificationView
-	leases    map[uint64]ledger.LeaseView
-	providers map[tx.Address]ledger.ProviderView
+	orders    map[uint64]api.Order
+	verifs    map[uint64]api.VerificationView
+	leases    map[uint64]api.LeaseView
+	providers map[tx.Address]api.ProviderView
 	// onBlock, when set, runs as each block is made (f.mu held): the ledger's own work (auctions, deadlines).
 	onBlock func(f *fakeChain)
 }
 
 func newFakeChain(t *testing.T) *fakeChain {
-	f := &fakeChain{produced: make(chan struct{}), fee: 1000, params: ledger.DefaultParams(),
-		orders: map[uint64]ledger.Order{}, verifs: map[uint64]ledger.VerificationView{}, leases: map[uint64]ledger.LeaseView{},
-		providers: map[tx.Address]ledger.ProviderView{}}
+	f := &fakeChain{produced: make(chan struct{}), fee: 1000, params: api.DefaultParams(),
+		orders: map[uint64]api.Order{}, verifs: map[uint64]api.VerificationView{}, leases: map[uint64]api.LeaseView{},
+		providers: map[tx.Address]api.ProviderView{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go func() {
@@ -70,6 +72,13 @@ func newFakeChain(t *testing.T) *fakeChain {
 	}()
 	return f
 }
+
+// fakeTenant and fakeProvider are the accounts the fake's events name where a test has none of its own: the
+// ledger's events name them, and the tenant reads its events strictly (api.Parse*).
+var (
+	fakeTenant   = fakeKey{ed25519.NewKeyFromSeed(bytes.Repeat([]byte{8}, 32))}.Address()
+	fakeProvider = fakeKey{ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, 32))}.Address()
+)
 
 func ev(typ string, kv ...any) client.Event {
 	e := client.Event{Type: typ, Attrs: map[string]string{}}
@@ -142,13 +151,13 @@ func (f *fakeChain) FollowPaced(ctx context.Context, from int64, pace func() tim
 	}
 }
 
-func (f *fakeChain) Status(context.Context) (ledger.Status, error) {
+func (f *fakeChain) Status(context.Context) (api.Status, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return ledger.Status{Height: f.height}, nil
+	return api.Status{Height: f.height}, nil
 }
-func (f *fakeChain) Params(context.Context) (*ledger.Params, error) { p := f.params; return &p, nil }
-func (f *fakeChain) Order(_ context.Context, id uint64) (ledger.Order, error) {
+func (f *fakeChain) Params(context.Context) (*api.Params, error) { p := f.params; return &p, nil }
+func (f *fakeChain) Order(_ context.Context, id uint64) (api.Order, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	o, ok := f.orders[id]
@@ -157,10 +166,10 @@ func (f *fakeChain) Order(_ context.Context, id uint64) (ledger.Order, error) {
 	}
 	return o, nil
 }
-func (f *fakeChain) Bids(context.Context, ledger.ListRequest) (ledger.List[ledger.Bid], error) {
-	return ledger.List[ledger.Bid]{}, nil
+func (f *fakeChain) Bids(context.Context, api.ListRequest) (api.List[api.Bid], error) {
+	return api.List[api.Bid]{}, nil
 }
-func (f *fakeChain) Lease(_ context.Context, id uint64) (ledger.LeaseView, error) {
+func (f *fakeChain) Lease(_ context.Context, id uint64) (api.LeaseView, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	l, ok := f.leases[id]
@@ -169,7 +178,7 @@ func (f *fakeChain) Lease(_ context.Context, id uint64) (ledger.LeaseView, error
 	}
 	return l, nil
 }
-func (f *fakeChain) Provider(_ context.Context, a tx.Address) (ledger.ProviderView, error) {
+func (f *fakeChain) Provider(_ context.Context, a tx.Address) (api.ProviderView, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	p, ok := f.providers[a]
@@ -178,10 +187,10 @@ func (f *fakeChain) Provider(_ context.Context, a tx.Address) (ledger.ProviderVi
 	}
 	return p, nil
 }
-func (f *fakeChain) Providers(context.Context, ledger.ListRequest) (ledger.List[ledger.ProviderView], error) {
-	return ledger.List[ledger.ProviderView]{}, nil
+func (f *fakeChain) Providers(context.Context, api.ListRequest) (api.List[api.ProviderView], error) {
+	return api.List[api.ProviderView]{}, nil
 }
-func (f *fakeChain) Verification(_ context.Context, id uint64) (ledger.VerificationView, error) {
+func (f *fakeChain) Verification(_ context.Context, id uint64) (api.VerificationView, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	v, ok := f.verifs[id]
@@ -190,8 +199,8 @@ func (f *fakeChain) Verification(_ context.Context, id uint64) (ledger.Verificat
 	}
 	return v, nil
 }
-func (f *fakeChain) Cluster(context.Context, uint64) (ledger.ClusterView, error) {
-	return ledger.ClusterView{}, errors.New("not found")
+func (f *fakeChain) Cluster(context.Context, uint64) (api.ClusterView, error) {
+	return api.ClusterView{}, errors.New("not found")
 }
 
 func (f *fakeChain) sentTypes() string {
@@ -217,24 +226,24 @@ func marketScript(f *fakeChain, m tx.Msg) ([]client.Event, error) {
 	switch m := m.(type) {
 	case *tx.CreateOrder:
 		f.nextID++
-		f.orders[f.nextID] = ledger.Order{ID: f.nextID, Deposit: m.Deposit, State: ledger.OrderOpen, Resources: m.Resources, WindowEnd: f.height + 3}
-		return []client.Event{ev("order.created", "order_id", f.nextID, "deposit", m.Deposit)}, nil
+		f.orders[f.nextID] = api.Order{ID: f.nextID, Deposit: m.Deposit, State: api.OrderOpen, Resources: m.Resources, WindowEnd: f.height + 3}
+		return []client.Event{ev("order.created", "order_id", f.nextID, "tenant", fakeTenant, "deposit", m.Deposit)}, nil
 	case *tx.CreateReplicatedOrder:
 		f.nextID++
-		f.orders[f.nextID] = ledger.Order{ID: f.nextID, Deposit: m.Deposit, Replicas: m.Replicas, State: ledger.OrderOpen}
-		f.verifs[f.nextID] = ledger.VerificationView{Verification: ledger.Verification{OrderID: f.nextID, Replicas: m.Replicas, Reserve: m.Deposit, State: ledger.VerifyLeasing}}
-		return []client.Event{ev("order.created", "order_id", f.nextID), ev("verify.opened", "order_id", f.nextID, "reserve", m.Deposit)}, nil
+		f.orders[f.nextID] = api.Order{ID: f.nextID, Deposit: m.Deposit, Replicas: m.Replicas, State: api.OrderOpen}
+		f.verifs[f.nextID] = api.VerificationView{Verification: api.Verification{OrderID: f.nextID, Replicas: m.Replicas, Reserve: m.Deposit, State: api.VerifyLeasing}}
+		return []client.Event{ev("order.created", "order_id", f.nextID, "tenant", fakeTenant), ev("verify.opened", "order_id", f.nextID, "reserve", m.Deposit)}, nil
 	case *tx.CancelOrder:
 		o := f.orders[m.ID]
-		if o.State != ledger.OrderOpen {
+		if o.State != api.OrderOpen {
 			return nil, errors.New("order not open")
 		}
-		o.State = ledger.OrderCancelled
+		o.State = api.OrderCancelled
 		f.orders[m.ID] = o
-		es := []client.Event{ev("order.cancelled", "order_id", m.ID, "refund", o.Escrowed())}
+		es := []client.Event{ev("order.cancelled", "order_id", m.ID, "tenant", fakeTenant, "refund", o.Escrowed())}
 		if v, ok := f.verifs[m.ID]; ok {
 			es = append(es, ev("verify.decided", "order_id", m.ID, "state", "cancelled", "reserve_refund", v.Reserve))
-			v.Reserve, v.State = 0, ledger.VerifyCancelled
+			v.Reserve, v.State = 0, api.VerifyCancelled
 			f.verifs[m.ID] = v
 		}
 		return es, nil
@@ -264,8 +273,8 @@ func TestPipelineOnFakeLedger(t *testing.T) {
 			var stages []string
 			res, err := tn.Deploy(context.Background(), tc.job, tenant.Options{NoBidTimeout: 300 * time.Millisecond,
 				OnOrder: func(id uint64) {
-					f.emit(ev("bid.placed", "order_id", id+100, "bid_id", 7, "provider", "someone", "price", 5), // not ours
-						ev("bid.placed", "order_id", id, "bid_id", 8, "provider", "spare1busy", "price", 2_000_000))
+					f.emit(ev("bid.placed", "order_id", id+100, "bid_id", 7, "provider", fakeTenant, "price", 5), // not ours
+						ev("bid.placed", "order_id", id, "bid_id", 8, "provider", fakeProvider, "price", 2_000_000))
 				},
 				Progress: func(e tenant.Event) { mu.Lock(); stages = append(stages, e.Stage+": "+e.Detail); mu.Unlock() }})
 			if !errors.Is(err, tenant.ErrNoOffers) || !strings.Contains(err.Error(), "no providers are registered") || !strings.Contains(err.Error(), "deposit refunded") {
@@ -283,7 +292,7 @@ func TestPipelineOnFakeLedger(t *testing.T) {
 			for _, s := range stages {
 				if strings.HasPrefix(s, "bid: ") {
 					bids++
-					if !strings.Contains(s, "spare1busy at 2 SPR/h") {
+					if !strings.Contains(s, fakeProvider.String()+" at 2 SPR/h") {
 						t.Fatalf("bid line %q", s)
 					}
 				}
@@ -304,7 +313,7 @@ func TestPipelineOrderEndsOrInterrupted(t *testing.T) {
 	tn := tenant.NewWith(f, f, fakeKey{ed25519.NewKeyFromSeed(make([]byte, 32))}, nil)
 	t0 := time.Now()
 	res, err := tn.Deploy(context.Background(), tenant.Job{Order: order}, tenant.Options{NoBidTimeout: time.Minute,
-		OnOrder: func(id uint64) { f.emit(ev("order.expired", "order_id", id, "refund", 5)) }})
+		OnOrder: func(id uint64) { f.emit(ev("order.expired", "order_id", id, "tenant", fakeTenant, "refund", 5)) }})
 	if err == nil || err.Error() != "order 1 expired" || res.Refunded != 5 || time.Since(t0) > 30*time.Second {
 		t.Fatalf("err %v, refunded %d after %s", err, res.Refunded, time.Since(t0))
 	}
@@ -344,7 +353,7 @@ func TestPipelineProvesManifestDelivery(t *testing.T) {
 
 	tenantKey := fakeKey{ed25519.NewKeyFromSeed(make([]byte, 32))}
 	f := newFakeChain(t)
-	f.providers[prov] = ledger.ProviderView{Provider: ledger.Provider{Owner: prov,
+	f.providers[prov] = api.ProviderView{Provider: api.Provider{Owner: prov,
 		Info: tx.ProviderInfo{HostURI: srv.URL, CertFingerprint: certs.Fingerprint(srv.Certificate().Raw)}}}
 	const deposit = 4_000_000
 	var delivered []tx.ManifestDelivered
@@ -359,25 +368,28 @@ func TestPipelineProvesManifestDelivery(t *testing.T) {
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			f.nextID++
-			f.orders[f.nextID] = ledger.Order{ID: f.nextID, Deposit: m.Deposit, State: ledger.OrderOpen}
+			f.orders[f.nextID] = api.Order{ID: f.nextID, Deposit: m.Deposit, State: api.OrderOpen}
 			// Leased in the next block, to start by 12 blocks later.
-			f.leases[1] = ledger.LeaseView{Lease: ledger.Lease{ID: 1, OrderID: f.nextID, Provider: prov, Tenant: tenantKey.Address(), State: ledger.LeasePending,
+			f.leases[1] = api.LeaseView{Lease: api.Lease{ID: 1, OrderID: f.nextID, Provider: prov, Tenant: tenantKey.Address(), State: api.LeasePending,
 				Deposit: m.Deposit, Price: 1000, DurationSec: 60, StartDeadline: f.height + 12}}
-			return []client.Event{ev("order.created", "order_id", f.nextID), ev("lease.created", "order_id", f.nextID, "lease_id", 1)}, nil
+			return []client.Event{ev("order.created", "order_id", f.nextID, "tenant", tenantKey.Address()),
+				ev("lease.created", "order_id", f.nextID, "lease_id", 1, "bid_id", 1, "tenant", tenantKey.Address(), "provider", prov,
+					"price", 1000, "start_deadline", f.height+12)}, nil
 		}
 		return nil, fmt.Errorf("unexpected %T", m)
 	}
 	f.onBlock = func(f *fakeChain) { // the start deadline: the ledger's verdict depends on the proof
 		l, ok := f.leases[1]
-		if !ok || l.State != ledger.LeasePending || f.height < l.StartDeadline {
+		if !ok || l.State != api.LeasePending || f.height < l.StartDeadline {
 			return
 		}
-		l.State, l.CloseReason, l.Refunded = ledger.LeaseClosed, "no manifest delivered in time", l.Deposit
+		l.State, l.CloseReason, l.Refunded = api.LeaseClosed, "no manifest delivered in time", l.Deposit
 		if len(delivered) > 0 {
 			l.CloseReason = "not started in time"
 		}
 		f.leases[1] = l
-		f.next = append(f.next, ev("lease.closed", "lease_id", 1, "refund", l.Deposit, "reason", l.CloseReason))
+		f.next = append(f.next, ev("lease.closed", "lease_id", 1, "provider", prov, "tenant", l.Tenant, "state", l.State, "reason", l.CloseReason,
+			"paid", 0, "refund", l.Deposit, "held", 0))
 	}
 	tn := tenant.NewWith(f, f, tenantKey, nil)
 	var mu sync.Mutex
@@ -400,4 +412,53 @@ func TestPipelineProvesManifestDelivery(t *testing.T) {
 	if !strings.Contains(strings.Join(lines, "\n"), "posting provider "+prov.String()+"'s acknowledgement of the manifest") {
 		t.Fatalf("progress:\n%s", strings.Join(lines, "\n"))
 	}
+}
+
+// An order.created event whose order id does not read fails the deploy with what to do, instead of following
+// order 0; a cancellation's refund event that does not read is said and not counted, and the cancellation stands.
+func TestPipelineUnreadableEvents(t *testing.T) {
+	order := tx.CreateOrder{Resources: tx.Resources{CPUMilli: 1000}, MaxPricePerHour: 1, Deposit: 5, DurationSec: 60}
+	f := newFakeChain(t)
+	garble := ""
+	f.on = func(f *fakeChain, m tx.Msg) ([]client.Event, error) {
+		es, err := marketScript(f, m)
+		for _, e := range es {
+			if _, ok := e.Attrs[garble]; ok {
+				e.Attrs[garble] = "5x"
+			}
+		}
+		return es, err
+	}
+	var logged bytes.Buffer
+	var logMu sync.Mutex
+	log := slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logged}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	tn := tenant.NewWith(f, f, fakeKey{ed25519.NewKeyFromSeed(make([]byte, 32))}, log)
+
+	garble = "order_id"
+	res, err := tn.Deploy(context.Background(), tenant.Job{Order: order}, tenant.Options{NoBidTimeout: time.Minute})
+	if res != nil || err == nil || !strings.Contains(err.Error(), "the order was placed") || !strings.Contains(err.Error(), `order_id = "5x"`) {
+		t.Fatalf("res %+v, err %v", res, err)
+	}
+
+	garble = "refund"
+	f.mu.Lock()
+	f.orders[2] = api.Order{ID: 2, Deposit: 5, State: api.OrderOpen}
+	f.mu.Unlock()
+	refund, err := tn.CancelOrder(context.Background(), 2)
+	logMu.Lock()
+	defer logMu.Unlock()
+	if err != nil || refund != 0 || !strings.Contains(logged.String(), "a refund event does not read") || !strings.Contains(logged.String(), `refund = \"5x\"`) {
+		t.Fatalf("cancel: refund %d, %v; logged %s", refund, err, logged.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/runtime"
 	"github.com/sparenet/spare/termsafe"
 )
@@ -118,7 +118,7 @@ func (t *Tenant) FollowLogs(ctx context.Context, leaseID uint64, w io.Writer, on
 		if err == nil && t.workloadEnded(ctx, leaseID) {
 			return nil
 		}
-		if l, lerr := t.c.Lease(ctx, leaseID); lerr == nil && l.State != ledger.LeasePending && l.State != ledger.LeaseActive {
+		if l, lerr := t.c.Lease(ctx, leaseID); lerr == nil && l.State != api.LeasePending && l.State != api.LeaseActive {
 			// Over on the ledger: the rest of the log, if the provider answers, and no more.
 			n, ferr := t.streamLogsFrom(ctx, leaseID, false, off, w)
 			off += n

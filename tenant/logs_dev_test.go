@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/tenant"
 )
 
@@ -19,7 +19,7 @@ func TestClusterLogLinesOnDev(t *testing.T) {
 	tn, _ := devCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	job := cpuJob(t, `echo "out $RANK"; echo "err $RANK" >&2; sleep 0.2; echo "last $RANK"`, 10*ledger.USPR, ledger.USPR)
+	job := cpuJob(t, `echo "out $RANK"; echo "err $RANK" >&2; sleep 0.2; echo "last $RANK"`, 10*api.USPR, api.USPR)
 	job.Cluster = &tenant.Cluster{Nodes: 2, MaxRTTMicros: 5000}
 	var logs bytes.Buffer
 	t0 := time.Now()

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/sparenet/spare/certs"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/tenant"
 )
@@ -69,9 +69,9 @@ func TestFollowLogsResumeChecksOffset(t *testing.T) {
 			tenantKey := fakeKey{ed25519.NewKeyFromSeed(make([]byte, 32))}
 			f := newFakeChain(t)
 			f.mu.Lock()
-			f.providers[prov] = ledger.ProviderView{Provider: ledger.Provider{Owner: prov,
+			f.providers[prov] = api.ProviderView{Provider: api.Provider{Owner: prov,
 				Info: tx.ProviderInfo{HostURI: srv.URL, CertFingerprint: certs.Fingerprint(srv.Certificate().Raw)}}}
-			f.leases[1] = ledger.LeaseView{Lease: ledger.Lease{ID: 1, OrderID: 1, Provider: prov, Tenant: tenantKey.Address(), State: ledger.LeaseActive}}
+			f.leases[1] = api.LeaseView{Lease: api.Lease{ID: 1, OrderID: 1, Provider: prov, Tenant: tenantKey.Address(), State: api.LeaseActive}}
 			f.mu.Unlock()
 			tn := tenant.NewWith(f, f, tenantKey, nil)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

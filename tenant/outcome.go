@@ -7,7 +7,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/runtime"
 )
@@ -35,8 +35,8 @@ const (
 // leaseOutcome classifies an ended lease from the ledger's record and, when the provider answers, its own
 // account of the workload (the runtime's result): a receipt says the workload exited, and the provider says
 // whether that exit was its duration's end or its memory limit.
-func leaseOutcome(l ledger.LeaseView, r *runtime.Result) (Outcome, string) {
-	if l.State == ledger.LeaseCompleted {
+func leaseOutcome(l api.LeaseView, r *runtime.Result) (Outcome, string) {
+	if l.State == api.LeaseCompleted {
 		switch {
 		case r != nil && r.TimedOut:
 			return OutcomeDurationReached, fmt.Sprintf("duration reached: the provider stopped the workload at the end of its %s", tx.DurationText(l.DurationSec))
@@ -72,7 +72,7 @@ func leaseOutcome(l ledger.LeaseView, r *runtime.Result) (Outcome, string) {
 }
 
 // workloadResult asks the provider how the workload ended (its runtime's result); nil when it does not say.
-func (t *Tenant) workloadResult(ctx context.Context, l ledger.LeaseView) *runtime.Result {
+func (t *Tenant) workloadResult(ctx context.Context, l api.LeaseView) *runtime.Result {
 	resp, err := t.call(ctx, l.Provider, "GET", fmt.Sprintf("/leases/%d/status", l.ID), nil)
 	if err != nil {
 		return nil

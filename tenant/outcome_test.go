@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/tenant"
 )
 
@@ -33,7 +33,7 @@ func TestDeployOutcomes(t *testing.T) {
 		{"runs past its duration", "echo start; sleep 30", 2, tenant.OutcomeDurationReached, -1, "duration reached"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			job := cpuJob(t, c.run, ledger.USPR, ledger.USPR)
+			job := cpuJob(t, c.run, api.USPR, api.USPR)
 			if c.duration != 60 {
 				m, _ := manifestOf(job)
 				m.DurationSec = c.duration
@@ -51,7 +51,7 @@ func TestDeployOutcomes(t *testing.T) {
 	}
 
 	t.Run("no bid, price too low", func(t *testing.T) {
-		job := cpuJob(t, "true", 1, ledger.USPR) // 1 uspr/h: below the dev provider's quote
+		job := cpuJob(t, "true", 1, api.USPR) // 1 uspr/h: below the dev provider's quote
 		res, err := tn.Deploy(ctx, job, tenant.Options{NoBidTimeout: 2 * time.Second})
 		if !errors.Is(err, tenant.ErrNoOffers) || !strings.Contains(err.Error(), "their offers now: 1 provider: 0 could take it now, 1 quote above your maximum price") {
 			t.Fatalf("err = %v", err)
@@ -62,7 +62,7 @@ func TestDeployOutcomes(t *testing.T) {
 	})
 
 	t.Run("attach", func(t *testing.T) {
-		job := cpuJob(t, "sleep 1; echo attached; mkdir -p out; echo 7 > out/seven; exit 5", ledger.USPR, ledger.USPR)
+		job := cpuJob(t, "sleep 1; echo attached; mkdir -p out; echo 7 > out/seven; exit 5", api.USPR, api.USPR)
 		res, err := tn.Deploy(ctx, job, tenant.Options{Detach: true, OutputsDir: t.TempDir()})
 		if err != nil || res.Outcome != tenant.OutcomeRunning {
 			t.Fatalf("detached deploy: %+v %v", res, err)
@@ -81,7 +81,7 @@ func TestDeployOutcomes(t *testing.T) {
 	})
 
 	t.Run("cancel", func(t *testing.T) {
-		job := cpuJob(t, "true", ledger.USPR, 3*ledger.USPR)
+		job := cpuJob(t, "true", api.USPR, 3*api.USPR)
 		job.Order.BidWindow = 100 // nobody is leased before we cancel
 		job.Order.MaxPricePerHour = 1
 		sent, err := tn.Sender().Send(ctx, &job.Order)
@@ -92,7 +92,7 @@ func TestDeployOutcomes(t *testing.T) {
 		order, _ := strconv.ParseUint(id, 10, 64)
 		before, _ := tn.Client().Account(ctx, tn.Address())
 		refund, err := tn.CancelOrder(ctx, order)
-		if err != nil || refund != 3*ledger.USPR {
+		if err != nil || refund != 3*api.USPR {
 			t.Fatalf("cancel: refund %d, %v", refund, err)
 		}
 		after, _ := tn.Client().Account(ctx, tn.Address())

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/sparenet/spare/client"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -77,7 +77,11 @@ func (t *Tenant) deploy(ctx context.Context, job Job, o Options, s strategy) (*R
 	if err != nil {
 		return nil, fmt.Errorf("create order: %w", err)
 	}
-	res.OrderID = createdOrder(sent)
+	if res.OrderID, err = createdOrder(sent); err != nil {
+		// Placed, escrow and all, but which order it is does not read: nothing here can follow it or cancel it.
+		return nil, fmt.Errorf("create order: the order was placed (transaction %s, block %d), but which order it is does not read: %w (spare leases --all lists your open orders; spare cancel ORDER cancels one)",
+			sent.Hash, sent.Height, err)
+	}
 	d.order = res.OrderID
 	if o.OnOrder != nil {
 		o.OnOrder(res.OrderID)
@@ -169,11 +173,11 @@ func (d *deployment) awaitStarted(ctx context.Context, s strategy) error {
 		started = true
 		for _, id := range s.leases() {
 			l, err := d.t.c.Lease(ctx, id)
-			if err == nil && l.State == ledger.LeasePending && !proved[id] && d.w.seen() >= l.StartDeadline-proveBlocks {
+			if err == nil && l.State == api.LeasePending && !proved[id] && d.w.seen() >= l.StartDeadline-proveBlocks {
 				proved[id] = true
 				d.proveDelivery(ctx, l)
 			}
-			if err != nil || l.State == ledger.LeasePending {
+			if err != nil || l.State == api.LeasePending {
 				return false, nil
 			}
 			started = started && l.StartedMs != 0 // it may have ended already: a short job
@@ -245,7 +249,7 @@ const proveBlocks = 5
 
 // proveDelivery posts the provider's acknowledgement of a lease's manifest (ManifestDelivered), when the deploy
 // has one.
-func (d *deployment) proveDelivery(ctx context.Context, l ledger.LeaseView) {
+func (d *deployment) proveDelivery(ctx context.Context, l api.LeaseView) {
 	ack, ok := ackOf(ctx, l.ID)
 	if !ok {
 		return

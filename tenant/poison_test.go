@@ -20,7 +20,7 @@ import (
 	"github.com/sparenet/spare/client"
 	"github.com/sparenet/spare/client/keyring"
 	"github.com/sparenet/spare/devnet"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/tenant"
 )
@@ -65,7 +65,7 @@ func TestClusterLongCloseReasonOnDev(t *testing.T) {
 	}
 
 	// The network still serves new work.
-	res, err := tn.Deploy(ctx, cpuJob(t, "echo still serving", ledger.USPR, ledger.USPR), tenant.Options{OutputsDir: t.TempDir(), NoBidTimeout: time.Minute})
+	res, err := tn.Deploy(ctx, cpuJob(t, "echo still serving", api.USPR, api.USPR), tenant.Options{OutputsDir: t.TempDir(), NoBidTimeout: time.Minute})
 	if err != nil {
 		t.Fatalf("deploy after the attack: %v", err)
 	}
@@ -80,7 +80,7 @@ func TestClusterLongCloseReasonOnDev(t *testing.T) {
 // poisonRound runs one cluster and closes member rank with reason (see TestClusterLongCloseReasonOnDev).
 func poisonRound(ctx context.Context, t *testing.T, tn *tenant.Tenant, info devnet.Info, reason string, rank int) {
 	c := tn.Client()
-	job := cpuJob(t, `echo rank $RANK up; sleep 600`, 10*ledger.USPR, ledger.USPR)
+	job := cpuJob(t, `echo rank $RANK up; sleep 600`, 10*api.USPR, api.USPR)
 	m, _ := manifestOf(job)
 	m.DurationSec = 300 // far longer than the test: nothing but the tenant's close may end a member
 	job = rejob(t, job, m)
@@ -92,16 +92,16 @@ func poisonRound(ctx context.Context, t *testing.T, tn *tenant.Tenant, info devn
 	order := res.OrderID
 
 	// Both members run.
-	var cv ledger.ClusterView
+	var cv api.ClusterView
 	poisonPoll(t, 60*time.Second, "both members running", func() error {
 		if cv, err = c.Cluster(ctx, order); err != nil {
 			return err
 		}
-		if cv.State != ledger.ClusterRunning || len(cv.Members) != 2 {
+		if cv.State != api.ClusterRunning || len(cv.Members) != 2 {
 			return fmt.Errorf("cluster %+v", cv)
 		}
 		for _, m := range cv.Members {
-			if l, err := c.Lease(ctx, m.LeaseID); err != nil || l.State != ledger.LeaseActive {
+			if l, err := c.Lease(ctx, m.LeaseID); err != nil || l.State != api.LeaseActive {
 				return fmt.Errorf("rank %d lease %d: %s %v", m.Rank, m.LeaseID, l.State, err)
 			}
 		}
@@ -116,7 +116,7 @@ func poisonRound(ctx context.Context, t *testing.T, tn *tenant.Tenant, info devn
 		t.Logf("%d-byte reason refused: code %d: %s", len(reason)+1, code, log)
 	}
 	for _, id := range []uint64{closed, other} {
-		if l, err := c.Lease(ctx, id); err != nil || l.State != ledger.LeaseActive {
+		if l, err := c.Lease(ctx, id); err != nil || l.State != api.LeaseActive {
 			t.Fatalf("lease %d after the refused close: %s %v", id, l.State, err)
 		}
 	}
@@ -148,22 +148,22 @@ func poisonRound(ctx context.Context, t *testing.T, tn *tenant.Tenant, info devn
 	if err != nil {
 		t.Fatalf("cluster %d: %v", order, err)
 	}
-	if cv.State != ledger.ClusterFailed || cv.FailedLease != closed || len(cv.Members) != 2 {
+	if cv.State != api.ClusterFailed || cv.FailedLease != closed || len(cv.Members) != 2 {
 		t.Fatalf("cluster after the close: %+v", cv)
 	}
 	for _, m := range cv.Members {
-		if m.State != ledger.LeaseClosed {
+		if m.State != api.LeaseClosed {
 			t.Fatalf("cluster member after the close: %+v", m)
 		}
 	}
 	if o, err := c.Order(ctx, order); err != nil || o.ID != order {
 		t.Fatalf("order %d: %+v %v", order, o, err)
 	}
-	byTenant, err := c.Orders(ctx, ledger.ListRequest{Tenant: tn.Address(), Limit: ledger.MaxPageLimit})
+	byTenant, err := c.Orders(ctx, api.ListRequest{Tenant: tn.Address(), Limit: api.MaxPageLimit})
 	if err != nil {
 		t.Fatalf("the tenant's orders: %v", err)
 	}
-	if !slices.ContainsFunc(byTenant.Items, func(o ledger.Order) bool { return o.ID == order }) {
+	if !slices.ContainsFunc(byTenant.Items, func(o api.Order) bool { return o.ID == order }) {
 		t.Fatalf("the tenant's orders lack %d", order)
 	}
 	lc, err := c.Lease(ctx, closed)
@@ -174,13 +174,13 @@ func poisonRound(ctx context.Context, t *testing.T, tn *tenant.Tenant, info devn
 	if err != nil {
 		t.Fatalf("other lease %d: %v", other, err)
 	}
-	if lc.State != ledger.LeaseClosed || lc.ClosedBy != tn.Address() || lc.CloseReason != reason {
+	if lc.State != api.LeaseClosed || lc.ClosedBy != tn.Address() || lc.CloseReason != reason {
 		t.Fatalf("closed lease %d: %s by %s, reason %q", closed, lc.State, lc.ClosedBy, lc.CloseReason)
 	}
-	if lo.State != ledger.LeaseClosed || lo.CloseReason == "" {
+	if lo.State != api.LeaseClosed || lo.CloseReason == "" {
 		t.Fatalf("other lease %d: %s, reason %q", other, lo.State, lo.CloseReason)
 	}
-	for _, l := range []ledger.LeaseView{lc, lo} {
+	for _, l := range []api.LeaseView{lc, lo} {
 		if !utf8.ValidString(l.CloseReason) || len(l.CloseReason) > tx.MaxReasonLen {
 			t.Fatalf("lease %d: a reason of %d bytes, valid UTF-8 %v: %q", l.ID, len(l.CloseReason), utf8.ValidString(l.CloseReason), l.CloseReason)
 		}
@@ -202,7 +202,7 @@ func poisonRound(ctx context.Context, t *testing.T, tn *tenant.Tenant, info devn
 	}
 	t.Logf("other member's reason (%d bytes): %q", len(lo.CloseReason), lo.CloseReason)
 
-	leases, err := c.Leases(ctx, ledger.ListRequest{Tenant: tn.Address(), Limit: ledger.MaxPageLimit})
+	leases, err := c.Leases(ctx, api.ListRequest{Tenant: tn.Address(), Limit: api.MaxPageLimit})
 	if err != nil {
 		t.Fatalf("the tenant's leases: %v", err)
 	}
@@ -215,7 +215,7 @@ func poisonRound(ctx context.Context, t *testing.T, tn *tenant.Tenant, info devn
 	if found != 2 {
 		t.Fatalf("the tenant's leases list %d of the two members as they are", found)
 	}
-	provs, err := c.Providers(ctx, ledger.ListRequest{Limit: ledger.MaxPageLimit})
+	provs, err := c.Providers(ctx, api.ListRequest{Limit: api.MaxPageLimit})
 	if err != nil || len(provs.Items) < len(info.Providers) {
 		t.Fatalf("providers: %d %v", len(provs.Items), err)
 	}
@@ -223,11 +223,11 @@ func poisonRound(ctx context.Context, t *testing.T, tn *tenant.Tenant, info devn
 		if _, err := c.Provider(ctx, p.Address); err != nil {
 			t.Fatalf("provider %s: %v", p.Address, err)
 		}
-		if _, err := c.Leases(ctx, ledger.ListRequest{Provider: p.Address, Limit: ledger.MaxPageLimit}); err != nil {
+		if _, err := c.Leases(ctx, api.ListRequest{Provider: p.Address, Limit: api.MaxPageLimit}); err != nil {
 			t.Fatalf("provider %s's leases: %v", p.Address, err)
 		}
 	}
-	objs, err := c.Objects(ctx, ledger.ObjectsRequest{Orders: []uint64{order}, Leases: []uint64{closed, other},
+	objs, err := c.Objects(ctx, api.ObjectsRequest{Orders: []uint64{order}, Leases: []uint64{closed, other},
 		Providers: []tx.Address{lc.Provider, lo.Provider}})
 	if err != nil || len(objs.Orders) != 1 || len(objs.Leases) != 2 || len(objs.Providers) != 2 {
 		t.Fatalf("objects: %d orders, %d leases, %d providers, %v", len(objs.Orders), len(objs.Leases), len(objs.Providers), err)
@@ -296,7 +296,7 @@ func poisonBroadcast(ctx context.Context, t *testing.T, c *client.Client, info d
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw := tx.Sign(tx.Body{ChainID: info.ChainID, Nonce: acc.Nonce, Fee: ledger.FeeFor(params, 2_000_000, params.MinGasPrice), GasLimit: 2_000_000, Msgs: []tx.Msg{msg}}, key.PrivateKey())
+	raw := tx.Sign(tx.Body{ChainID: info.ChainID, Nonce: acc.Nonce, Fee: api.FeeFor(params, 2_000_000, params.MinGasPrice), GasLimit: 2_000_000, Msgs: []tx.Msg{msg}}, key.PrivateKey())
 	r, err := c.RPC().BroadcastTxSync(ctx, raw)
 	if err != nil {
 		t.Fatalf("broadcast: %v", err)

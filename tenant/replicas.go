@@ -7,7 +7,7 @@ import (
 	"sync"
 
 	"github.com/sparenet/spare/client"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -30,7 +30,7 @@ type RunResult struct {
 // goes to each run, and to a referee should the ledger order one; the first run's logs stream; the ledger's
 // verdict is followed, and the outputs come from a run whose result won, verified against its receipt.
 type replicated struct {
-	v           ledger.VerificationView
+	v           api.VerificationView
 	runs        []uint64        // the leases of the runs the auction made (a referee comes later)
 	sentTo      map[uint64]bool // the runs that have the manifest
 	commits     map[uint64]bool // the runs whose commitment was reported
@@ -61,7 +61,7 @@ func (s *replicated) leased(ctx context.Context, d *deployment) (bool, error) {
 	if err != nil {
 		return false, nil
 	}
-	if v.State == ledger.VerifyCancelled {
+	if v.State == api.VerifyCancelled {
 		return false, fmt.Errorf("order %d ended before its runs were leased", d.order)
 	}
 	s.v = v
@@ -106,7 +106,7 @@ func (s *replicated) over(ctx context.Context, d *deployment) (bool, error) {
 	}
 	s.v = v
 	for _, r := range v.Runs {
-		if r.Commit != ledger.CommitAwaiting && r.Commit != ledger.CommitNone && !s.commits[r.LeaseID] {
+		if r.Commit != api.CommitAwaiting && r.Commit != api.CommitNone && !s.commits[r.LeaseID] {
 			s.commits[r.LeaseID] = true
 			d.emit("commit", "lease %d (provider %s) committed its result (a salted hash: nothing of it is public yet)", r.LeaseID, r.Provider)
 		}
@@ -115,14 +115,14 @@ func (s *replicated) over(ctx context.Context, d *deployment) (bool, error) {
 		s.revealFrom = v.RevealDeadline
 		d.emit("reveal", "every run committed or ended: the results are revealed, by block %d at the latest", v.RevealDeadline)
 	}
-	if v.State == ledger.VerifyReferee && !s.refereeSaid {
+	if v.State == api.VerifyReferee && !s.refereeSaid {
 		s.refereeSaid = true
 		d.emit("referee", "results differ: the ledger ordered a referee run (order %d), paid from the reserve", v.RefereeOrder)
 	}
 	if err := d.t.shipRuns(ctx, v.Runs, d.job.Manifest, s.sentTo); err != nil {
 		d.t.log.Warn("referee manifest", "err", err)
 	}
-	return v.State == ledger.VerifyAgreed || v.State == ledger.VerifyInconclusive || v.State == ledger.VerifyCancelled, nil
+	return v.State == api.VerifyAgreed || v.State == api.VerifyInconclusive || v.State == api.VerifyCancelled, nil
 }
 
 // collect reports the verdict and every run, and fetches the outputs of a run whose result won.
@@ -131,7 +131,7 @@ func (s *replicated) collect(ctx context.Context, d *deployment) (bool, error) {
 	res.Timings.Ended = d.emit("ended", "verdict %s", v.State)
 	res.Verdict = v.State.String()
 	res.State = v.State.String()
-	var from *ledger.RunView
+	var from *api.RunView
 	for _, r := range v.Runs {
 		rr := RunResult{LeaseID: r.LeaseID, Provider: r.Provider, Referee: r.Referee, State: r.State.String(), Commit: r.Commit.String(), Paid: r.Paid, Outvoted: r.Outvoted}
 		if r.Result {
@@ -145,9 +145,9 @@ func (s *replicated) collect(ctx context.Context, d *deployment) (bool, error) {
 		res.Cost += r.Paid
 	}
 	switch v.State {
-	case ledger.VerifyAgreed:
+	case api.VerifyAgreed:
 		d.emit("verdict", "%s: %s agree on output root %s (exit %d)", v.State, agreeing(v.Runs), v.Root, v.ExitCode)
-	case ledger.VerifyInconclusive:
+	case api.VerifyInconclusive:
 		d.emit("verdict", "%s: no majority among the results; every run with a result was paid, nobody slashed", v.State)
 		res.Reason = "no majority among the runs' results"
 		res.Outcome = OutcomeInconclusive
@@ -156,9 +156,9 @@ func (s *replicated) collect(ctx context.Context, d *deployment) (bool, error) {
 		switch {
 		case r.Outvoted:
 			d.emit("verdict", "lease %d (provider %s) was outvoted: output root %s; unpaid and slashed", r.LeaseID, r.Provider, r.OutputRoot)
-		case r.Commit == ledger.CommitMissed:
+		case r.Commit == api.CommitMissed:
 			d.emit("verdict", "lease %d (provider %s) committed a result but did not reveal it in time: no vote, unpaid", r.LeaseID, r.Provider)
-		case r.Commit == ledger.CommitNone && r.State == ledger.LeaseClosed:
+		case r.Commit == api.CommitNone && r.State == api.LeaseClosed:
 			d.emit("verdict", "lease %d (provider %s) ended without committing a result: no vote", r.LeaseID, r.Provider)
 		}
 	}
@@ -187,11 +187,11 @@ func (s *replicated) collect(ctx context.Context, d *deployment) (bool, error) {
 }
 
 // shipRuns sends the manifest, concurrently, to every run not sent yet.
-func (t *Tenant) shipRuns(ctx context.Context, runs []ledger.RunView, manifest []byte, sent map[uint64]bool) error {
+func (t *Tenant) shipRuns(ctx context.Context, runs []api.RunView, manifest []byte, sent map[uint64]bool) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(runs))
 	for i, r := range runs {
-		if sent[r.LeaseID] || r.State != ledger.LeasePending {
+		if sent[r.LeaseID] || r.State != api.LeasePending {
 			continue
 		}
 		wg.Go(func() {
@@ -202,14 +202,14 @@ func (t *Tenant) shipRuns(ctx context.Context, runs []ledger.RunView, manifest [
 	}
 	wg.Wait()
 	for i, r := range runs {
-		if errs[i] == nil && r.State == ledger.LeasePending {
+		if errs[i] == nil && r.State == api.LeasePending {
 			sent[r.LeaseID] = true
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func runList(runs []ledger.RunView) string {
+func runList(runs []api.RunView) string {
 	s := ""
 	for i, r := range runs {
 		if i > 0 {
@@ -223,7 +223,7 @@ func runList(runs []ledger.RunView) string {
 	return s
 }
 
-func agreeing(runs []ledger.RunView) string {
+func agreeing(runs []api.RunView) string {
 	n := 0
 	for _, r := range runs {
 		if r.Result && !r.Outvoted {

@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/sparenet/spare/devnet"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/provider"
 	"github.com/sparenet/spare/runtime"
@@ -135,7 +135,7 @@ func TestReplicatedCorruptOutvoted(t *testing.T) {
 	ctx := context.Background()
 	bad := info.Providers[0].Address
 	before, _ := tn.Client().Provider(ctx, bad)
-	job := cpuJob(t, deterministicRun, 10*ledger.USPR, ledger.USPR)
+	job := cpuJob(t, deterministicRun, 10*api.USPR, api.USPR)
 	job.Replicas = 2
 	var stages []string
 	var res *tenant.Result

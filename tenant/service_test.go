@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/tenant"
 )
@@ -48,7 +48,7 @@ func TestServiceOnDev(t *testing.T) {
 	if again, err := tn.Endpoints(ctx, res.LeaseID); err != nil || again["8000"] != ep {
 		t.Fatalf("Endpoints = %v %v", again, err)
 	}
-	if l, _ := tn.Client().Lease(ctx, res.LeaseID); l.State != ledger.LeaseActive {
+	if l, _ := tn.Client().Lease(ctx, res.LeaseID); l.State != api.LeaseActive {
 		t.Fatalf("the service's lease is %s", l.State)
 	}
 	if _, err := tn.Sender().Send(ctx, &tx.CloseLease{ID: res.LeaseID}); err != nil {

@@ -19,7 +19,7 @@ import (
 
 	"github.com/sparenet/spare/certs"
 	"github.com/sparenet/spare/client"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/match"
 	"github.com/sparenet/spare/offers"
@@ -215,12 +215,12 @@ func (t *Tenant) Explain(ctx context.Context, r tx.Resources, c tx.Constraints) 
 	}
 	var ps []match.Provider
 	for after := ""; ; {
-		page, err := t.c.Providers(ctx, ledger.ListRequest{After: after, Limit: ledger.MaxPageLimit})
+		page, err := t.c.Providers(ctx, api.ListRequest{After: after, Limit: api.MaxPageLimit})
 		if err != nil {
 			return Explanation{}, err
 		}
 		for _, p := range page.Items {
-			ps = append(ps, ledger.MatchProvider(&p.Provider, params))
+			ps = append(ps, api.MatchProvider(&p.Provider, params))
 		}
 		if after = page.Next; after == "" {
 			break
@@ -237,9 +237,9 @@ func since(t0 time.Time) time.Duration { return time.Since(t0).Round(time.Millis
 // Candidates lists every registered provider with its live offer (GET /offer over its pinned certificate) and
 // the round-trip time to it; a provider that does not answer within timeout has no offer.
 func (t *Tenant) Candidates(ctx context.Context, timeout time.Duration) ([]offers.Candidate, error) {
-	var provs []ledger.ProviderView
+	var provs []api.ProviderView
 	for after := ""; ; {
-		page, err := t.c.Providers(ctx, ledger.ListRequest{After: after, Limit: ledger.MaxPageLimit})
+		page, err := t.c.Providers(ctx, api.ListRequest{After: after, Limit: api.MaxPageLimit})
 		if err != nil {
 			return nil, err
 		}

@@ -2,14 +2,13 @@ package tenant
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/sparenet/spare/client"
+	"github.com/sparenet/spare/ledger/api"
 )
 
 // watch follows the chain for one deploy, from the block of its order on: it learns the deploy's orders (the one
@@ -43,21 +42,6 @@ type seenBid struct {
 // runningPace is how often a deploy whose workload runs asks the node for new blocks; it asks at the client's own
 // pace while it races a block (its lease, its start, its end).
 const runningPace = 100 * time.Millisecond
-
-// refundAttr names, per event, the attribute that holds what the ledger gave back to the tenant, and whether the
-// event names its lease (else its order). Every credit the ledger makes from escrow to a tenant is one of these.
-var refundAttr = map[string]struct {
-	attr    string
-	ofLease bool
-}{
-	"lease.closed":             {"refund", true}, // completed or closed: the deposit not paid
-	"lease.forfeited":          {"refund", true}, // a run's held pay, when it did not vote
-	"lease.outvoted":           {"refund", true}, // an outvoted run's pay
-	"order.cancelled":          {"refund", false},
-	"order.expired":            {"refund", false},
-	"cluster.reserve_refunded": {"amount", false},
-	"verify.decided":           {"reserve_refund", false},
-}
 
 // watch starts following from height from for the deploy of order (0: none yet) and lease (0: none); it stops
 // with ctx.
@@ -95,59 +79,13 @@ func (w *watch) block(b client.Block) error {
 		if e.Code != 0 {
 			continue
 		}
-		// The numbers this event carries: absent reads 0 (not one of ours); present but not a number makes the
-		// event unreadable — said and skipped, never read as 0.
-		var bad error
-		num := func(key string) uint64 {
-			s, ok := e.Attrs[key]
-			if !ok {
-				return 0
-			}
-			v, err := strconv.ParseUint(s, 10, 64)
-			if err != nil && bad == nil {
-				bad = fmt.Errorf("ledger event %s at height %d: %s = %q is not a number", e.Type, b.Height, key, s)
-			}
-			return v
-		}
-		order, lease := num("order_id"), num("lease_id")
-		bidID, price, nextOrder, referee := num("bid_id"), num("price"), num("next_order"), num("referee_order")
-		var refund uint64
-		r, refunds := refundAttr[e.Type]
-		if refunds {
-			refund = num(r.attr)
-		}
-		if bad != nil {
-			w.log.Warn("ledger event ignored", "err", bad)
+		bid, err := w.event(e)
+		if err != nil { // said and skipped: never counted as a refund of 0, nor read as order 0
+			w.log.Warn("ledger event ignored", "height", b.Height, "err", err)
 			continue
 		}
-		mine := w.orders[order]
-		switch e.Type {
-		case "lease.created":
-			if mine {
-				w.leases[lease] = true
-				w.leaseOf[order] = append(w.leaseOf[order], lease)
-			}
-		case "bid.placed":
-			if mine && w.onBid != nil {
-				sb := seenBid{ID: bidID, Provider: e.Attrs["provider"], Price: price}
-				w.bids[order] = append(w.bids[order], sb)
-				bids = append(bids, func() { w.onBid(order, sb) })
-			}
-		case "order.expired", "order.cancelled":
-			if mine {
-				w.ended[order] = e.Type[len("order."):]
-			}
-		case "cluster.restarted":
-			if mine {
-				w.orders[nextOrder] = true
-			}
-		case "verify.referee":
-			if mine {
-				w.orders[referee] = true
-			}
-		}
-		if refunds && (r.ofLease && w.leases[lease] || !r.ofLease && mine) {
-			w.refunded += refund
+		if bid != nil {
+			bids = append(bids, bid)
 		}
 	}
 	w.height = b.Height
@@ -158,6 +96,71 @@ func (w *watch) block(b client.Block) error {
 		f()
 	}
 	return nil
+}
+
+// event reads one event (w.mu held) through the ledger's typed parsers: the deploy's orders and leases it names,
+// a bid on one of them (returned as the call to make to report it), and every refund the ledger makes from the
+// deploy's escrow. An event that does not read (an id, an amount or an address missing or malformed) is an
+// error and changes nothing.
+func (w *watch) event(e client.Event) (bid func(), err error) {
+	// Every credit the ledger makes from escrow to a tenant is a refund event (api.ParseRefund): it names the
+	// lease refunded, or the order.
+	rf, refunds, err := api.ParseRefund(e.Type, e.Attrs)
+	if err != nil {
+		return nil, err
+	}
+	switch e.Type {
+	case api.EventLeaseCreated:
+		ev, err := api.ParseLeaseCreated(e.Attrs)
+		if err != nil {
+			return nil, err
+		}
+		if w.orders[ev.OrderID] {
+			w.leases[ev.LeaseID] = true
+			w.leaseOf[ev.OrderID] = append(w.leaseOf[ev.OrderID], ev.LeaseID)
+		}
+	case api.EventBidPlaced:
+		ev, err := api.ParseBidPlaced(e.Attrs)
+		if err != nil {
+			return nil, err
+		}
+		if w.orders[ev.OrderID] && w.onBid != nil {
+			sb := seenBid{ID: ev.BidID, Provider: ev.Provider.String(), Price: ev.Price}
+			w.bids[ev.OrderID] = append(w.bids[ev.OrderID], sb)
+			bid = func() { w.onBid(ev.OrderID, sb) }
+		}
+	case api.EventOrderExpired, api.EventOrderCancelled:
+		ev, err := api.ParseOrderEnded(e.Type, e.Attrs)
+		if err != nil {
+			return nil, err
+		}
+		if w.orders[ev.OrderID] {
+			w.ended[ev.OrderID] = api.OrderCancelled.String()
+			if e.Type == api.EventOrderExpired {
+				w.ended[ev.OrderID] = api.OrderExpired.String()
+			}
+		}
+	case api.EventClusterRestarted:
+		ev, err := api.ParseClusterRestarted(e.Attrs)
+		if err != nil {
+			return nil, err
+		}
+		if w.orders[ev.OrderID] {
+			w.orders[ev.NextOrder] = true
+		}
+	case api.EventVerifyReferee:
+		ev, err := api.ParseVerifyReferee(e.Attrs)
+		if err != nil {
+			return nil, err
+		}
+		if w.orders[ev.OrderID] {
+			w.orders[ev.RefereeOrder] = true
+		}
+	}
+	if refunds && (rf.LeaseID != 0 && w.leases[rf.LeaseID] || rf.LeaseID == 0 && w.orders[rf.OrderID]) {
+		w.refunded += rf.Amount
+	}
+	return bid, nil
 }
 
 // until calls check now and after every new block until it reports done or fails, ctx ends, or timeout (0:

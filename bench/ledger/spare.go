@@ -18,7 +18,7 @@ import (
 	abci "github.com/cometbft/cometbft/abci/types"
 
 	"github.com/sparenet/spare/client"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -32,12 +32,12 @@ var mixKinds = []string{"send", "order", "bid", "start", "withdraw", "topup", "c
 // Market figures: a 1-GPU order at most 36 SPR/h (10 uspr per ms, so any later block has something to
 // withdraw), a 50 SPR deposit (well over an hour at the bid price), bids at 30 SPR/h.
 const (
-	maxPrice    = 36 * ledger.USPR
-	bidPrice    = 30 * ledger.USPR
-	deposit     = 50 * ledger.USPR
-	topUpAmount = ledger.USPR
-	accountBal  = 10_000_000_000 * ledger.USPR // 1e16 uspr per account: never runs out
-	maxBacklog  = 256                          // orders waiting for their bid, per worker
+	maxPrice    = 36 * api.USPR
+	bidPrice    = 30 * api.USPR
+	deposit     = 50 * api.USPR
+	topUpAmount = api.USPR
+	accountBal  = 10_000_000_000 * api.USPR // 1e16 uspr per account: never runs out
+	maxBacklog  = 256                       // orders waiting for their bid, per worker
 )
 
 func parseMix(s string) (map[string]float64, error) {
@@ -130,10 +130,10 @@ type spareGen struct {
 }
 
 func newSpareMarket(chainID string, workers, providers int, mix map[string]float64) *spareMarket {
-	p := ledger.DefaultParams()
+	p := api.DefaultParams()
 	// A fixed gas limit, as a client that does not simulate sends: every transaction of the mix fits it, and at the
 	// default gas price it costs the min_fee. Blocks fill by the gas transactions use, not by this.
-	m := &spareMarket{chainID: chainID, fee: ledger.FeeFor(&p, benchGas, p.MinGasPrice), mix: mix, owner: map[string]*spareGen{}}
+	m := &spareMarket{chainID: chainID, fee: api.FeeFor(&p, benchGas, p.MinGasPrice), mix: mix, owner: map[string]*spareGen{}}
 	for w := range workers {
 		g := &spareGen{id: w, m: m, rng: rand.New(rand.NewPCG(uint64(w), 42)), issued: map[string]int{},
 			leases: map[uint64]*leaseSt{}}
@@ -151,10 +151,10 @@ func newSpareMarket(chainID string, workers, providers int, mix map[string]float
 
 // genesis funds every key.
 func (m *spareMarket) genesis() (json.RawMessage, error) {
-	g := ledger.Genesis{Params: ledger.DefaultParams()}
+	g := api.Genesis{Params: api.DefaultParams()}
 	for _, w := range m.workers {
 		for _, k := range w.keys {
-			g.Accounts = append(g.Accounts, ledger.GenesisAccount{Address: k.addr, Balance: accountBal})
+			g.Accounts = append(g.Accounts, api.GenesisAccount{Address: k.addr, Balance: accountBal})
 		}
 	}
 	return json.Marshal(g)
@@ -175,7 +175,7 @@ func hardware() tx.Hardware {
 // setupOps registers and bonds every provider in one transaction each (not timed).
 func (g *spareGen) setupOps(done func(code uint32)) []func() ([]byte, *op) {
 	var out []func() ([]byte, *op)
-	stake := ledger.DefaultParams().RequiredStake(hardware().GPUCount())
+	stake := api.DefaultParams().RequiredStake(hardware().GPUCount())
 	for _, k := range g.keys[1:] {
 		info := tx.ProviderInfo{HostURI: fmt.Sprintf("https://w%d-%s.example.net:8443", g.id, k.str[len(k.str)-6:]),
 			CertFingerprint: sha256.Sum256([]byte(k.str)), Region: "eu-west", Zone: "a", Hardware: hardware()}
@@ -378,7 +378,7 @@ func (m *spareMarket) onBlock(b *block) {
 func (m *spareMarket) events(evs []abci.Event) {
 	for _, ev := range evs {
 		switch ev.Type {
-		case "order.created", "lease.created", "lease.closed":
+		case api.EventOrderCreated, api.EventLeaseCreated, api.EventLeaseClosed:
 		default:
 			continue
 		}
@@ -386,43 +386,53 @@ func (m *spareMarket) events(evs []abci.Event) {
 		for _, a := range ev.Attributes {
 			attrs[a.Key] = a.Value
 		}
+		// Read through the ledger's typed parsers: an event that does not read is not the load's to act on.
 		switch ev.Type {
-		case "order.created":
-			g := m.owner[attrs["tenant"]]
-			id, err := strconv.ParseUint(attrs["order_id"], 10, 64)
-			if g == nil || err != nil {
+		case api.EventOrderCreated:
+			g := m.owner[attrs[api.AttrTenant]]
+			if g == nil {
+				continue // not this load's
+			}
+			e, err := api.ParseOrderCreated(attrs)
+			if err != nil {
 				continue
 			}
 			g.mu.Lock()
-			g.orders = append(g.orders, id)
+			g.orders = append(g.orders, e.OrderID)
 			g.mu.Unlock()
-		case "lease.created":
-			g := m.owner[attrs["provider"]]
-			id, err := strconv.ParseUint(attrs["lease_id"], 10, 64)
-			if g == nil || err != nil {
+		case api.EventLeaseCreated:
+			g := m.owner[attrs[api.AttrProvider]]
+			if g == nil {
+				continue // not this load's
+			}
+			e, err := api.ParseLeaseCreated(attrs)
+			if err != nil {
 				continue
 			}
 			prov := 0
 			for i, k := range g.keys {
-				if k.str == attrs["provider"] {
+				if k.str == attrs[api.AttrProvider] {
 					prov = i
 				}
 			}
 			g.mu.Lock()
-			g.leases[id] = &leaseSt{id: id, prov: prov}
-			g.startable = append(g.startable, id)
+			g.leases[e.LeaseID] = &leaseSt{id: e.LeaseID, prov: prov}
+			g.startable = append(g.startable, e.LeaseID)
 			g.mu.Unlock()
-		case "lease.closed":
-			g := m.owner[attrs["provider"]]
-			id, err := strconv.ParseUint(attrs["lease_id"], 10, 64)
-			if g == nil || err != nil {
+		case api.EventLeaseClosed:
+			g := m.owner[attrs[api.AttrProvider]]
+			if g == nil {
+				continue // not this load's
+			}
+			e, err := api.ParseLeaseClosed(attrs)
+			if err != nil {
 				continue
 			}
 			g.mu.Lock()
-			if _, ok := g.leases[id]; ok {
-				delete(g.leases, id)
-				g.startable = removeID(g.startable, id)
-				g.activeIdle = removeID(g.activeIdle, id)
+			if _, ok := g.leases[e.LeaseID]; ok {
+				delete(g.leases, e.LeaseID)
+				g.startable = removeID(g.startable, e.LeaseID)
+				g.activeIdle = removeID(g.activeIdle, e.LeaseID)
 			}
 			g.mu.Unlock()
 		}

@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sparenet/spare/client"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/tenant"
 )
@@ -168,7 +168,7 @@ func interruptedLeases(ctx context.Context, t *tenant.Tenant, res *tenant.Result
 	}
 	var live []uint64
 	for _, id := range out {
-		if l, err := t.Client().Lease(ctx, id); err == nil && (l.State == ledger.LeasePending || l.State == ledger.LeaseActive) {
+		if l, err := t.Client().Lease(ctx, id); err == nil && (l.State == api.LeasePending || l.State == api.LeaseActive) {
 			live = append(live, id)
 		}
 	}
@@ -204,7 +204,7 @@ the order's). The exit status is deploy's (spare deploy --help): the job's exit 
 			logs, flushLogs := g.forTerminal(logs)
 			defer flushLogs()
 			var raw []byte
-			if l, err := t.Client().Lease(cmd.Context(), id); err == nil && l.State == ledger.LeasePending {
+			if l, err := t.Client().Lease(cmd.Context(), id); err == nil && l.State == api.LeasePending {
 				if o, err := t.Client().Order(cmd.Context(), l.OrderID); err == nil {
 					if raw, err = g.attachManifest(jobFile, o.ManifestHash); err != nil {
 						return err

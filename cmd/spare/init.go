@@ -15,7 +15,7 @@ import (
 
 	"github.com/sparenet/spare/client"
 	"github.com/sparenet/spare/client/keyring"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/node"
 )
@@ -52,7 +52,7 @@ func (f *genesisFlags) fundKeys(kr *keyring.Keyring) ([]fundedKey, json.RawMessa
 	if len(f.keys) == 0 {
 		return nil, nil, fmt.Errorf("--keys is empty: fund at least one key, e.g. --keys tenant,provider")
 	}
-	g := ledger.Genesis{Params: ledger.DefaultParams()}
+	g := api.Genesis{Params: api.DefaultParams()}
 	var out []fundedKey
 	funded := map[string]tx.Address{}
 	for _, name := range append(slices.Clone(f.keys), f.auditors...) {
@@ -66,12 +66,12 @@ func (f *genesisFlags) fundKeys(kr *keyring.Keyring) ([]fundedKey, json.RawMessa
 			}
 		}
 		funded[name] = info.Address
-		g.Accounts = append(g.Accounts, ledger.GenesisAccount{Address: info.Address, Balance: amount})
+		g.Accounts = append(g.Accounts, api.GenesisAccount{Address: info.Address, Balance: amount})
 		out = append(out, fundedKey{Name: name, Address: info.Address, Balance: amount})
 	}
 	for _, name := range f.auditors {
-		if !slices.ContainsFunc(g.Auditors, func(a ledger.GenesisAuditor) bool { return a.Address == funded[name] }) {
-			g.Auditors = append(g.Auditors, ledger.GenesisAuditor{Address: funded[name], Weight: 1})
+		if !slices.ContainsFunc(g.Auditors, func(a api.GenesisAuditor) bool { return a.Address == funded[name] }) {
+			g.Auditors = append(g.Auditors, api.GenesisAuditor{Address: funded[name], Weight: 1})
 		}
 	}
 	state, err := json.Marshal(g)

@@ -20,7 +20,7 @@ import (
 
 	"github.com/sparenet/spare/client"
 	"github.com/sparenet/spare/client/keyring"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/provider"
 	"github.com/sparenet/spare/tenant"
@@ -62,8 +62,8 @@ func addFrom(cmd *cobra.Command, from *string) {
 func parseLeaseArg(s string) (uint64, error) { return parseID("lease", s) }
 
 // lowDepositWarning says when a running lease will run dry within 10% of its duration.
-func lowDepositWarning(l ledger.LeaseView) string {
-	if l.State != ledger.LeaseActive || l.EndMs >= l.StartedMs+l.DurationSec*1000 {
+func lowDepositWarning(l api.LeaseView) string {
+	if l.State != api.LeaseActive || l.EndMs >= l.StartedMs+l.DurationSec*1000 {
 		return ""
 	}
 	left := time.Duration(int64(l.EndMs)-time.Now().UnixMilli()) * time.Millisecond
@@ -76,7 +76,7 @@ func lowDepositWarning(l ledger.LeaseView) string {
 // leaseRow is a line of `spare leases`: the ledger's lease, its job's name (kept on this machine), and what a
 // tenant asks of it — when it started, how long it has left, what it cost so far.
 type leaseRow struct {
-	ledger.LeaseView
+	api.LeaseView
 	Name      string `json:"name,omitempty"`
 	StartedAt string `json:"started_at,omitempty"` // RFC 3339
 	Left      string `json:"time_left,omitempty"`  // until billing stops, if nothing changes
@@ -84,7 +84,7 @@ type leaseRow struct {
 
 // orderRow is an open order in `spare leases --all`.
 type orderRow struct {
-	ledger.Order
+	api.Order
 	Name string `json:"name,omitempty"`
 }
 
@@ -107,12 +107,12 @@ ended. --all adds ended leases and your open orders (cancel one with spare cance
 			now := time.Now()
 			rows := []leaseRow{}
 			for after := ""; ; {
-				page, err := t.Client().Leases(cmd.Context(), ledger.ListRequest{Tenant: t.Address(), After: after, Limit: ledger.MaxPageLimit})
+				page, err := t.Client().Leases(cmd.Context(), api.ListRequest{Tenant: t.Address(), After: after, Limit: api.MaxPageLimit})
 				if err != nil {
 					return err
 				}
 				for _, l := range page.Items {
-					live := l.State == ledger.LeasePending || l.State == ledger.LeaseActive
+					live := l.State == api.LeasePending || l.State == api.LeaseActive
 					if !all && !live {
 						continue
 					}
@@ -120,7 +120,7 @@ ended. --all adds ended leases and your open orders (cancel one with spare cance
 					if l.StartedMs > 0 {
 						r.StartedAt = time.UnixMilli(int64(l.StartedMs)).UTC().Format(time.RFC3339)
 					}
-					if l.State == ledger.LeaseActive && l.EndMs > 0 {
+					if l.State == api.LeaseActive && l.EndMs > 0 {
 						r.Left = max(0, time.UnixMilli(int64(l.EndMs)).Sub(now)).Round(time.Second).String()
 					}
 					rows = append(rows, r)
@@ -132,7 +132,7 @@ ended. --all adds ended leases and your open orders (cancel one with spare cance
 			orders := []orderRow{}
 			if all {
 				for after := ""; ; {
-					page, err := t.Client().Orders(cmd.Context(), ledger.ListRequest{Tenant: t.Address(), Open: true, After: after, Limit: ledger.MaxPageLimit})
+					page, err := t.Client().Orders(cmd.Context(), api.ListRequest{Tenant: t.Address(), Open: true, After: after, Limit: api.MaxPageLimit})
 					if err != nil {
 						return err
 					}
@@ -163,7 +163,7 @@ ended. --all adds ended leases and your open orders (cancel one with spare cance
 						left = r.Left
 					}
 					why := r.CloseReason
-					if r.State == ledger.LeaseCompleted && r.Receipt != nil {
+					if r.State == api.LeaseCompleted && r.Receipt != nil {
 						why = fmt.Sprintf("exit code %d", r.Receipt.ExitCode)
 					}
 					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, orDash(termsafe.String(r.Name)), r.State, started, left,
@@ -242,7 +242,7 @@ order instead, with its state and the leases it made.`,
 			}
 			// A running service's endpoints come from its provider.
 			var eps map[string]string
-			if l.State == ledger.LeaseActive || l.State == ledger.LeasePending {
+			if l.State == api.LeaseActive || l.State == api.LeasePending {
 				eps, _ = t.Endpoints(cmd.Context(), id)
 			}
 			// A run of a replicated order: where its result stands in commit-reveal.
@@ -261,7 +261,7 @@ order instead, with its state and the leases it made.`,
 				}
 			}
 			out := struct {
-				ledger.LeaseView
+				api.LeaseView
 				Endpoints map[string]string `json:"endpoints,omitempty"`
 				Replica   *replicaRun       `json:"replica,omitempty"`
 				Provider  map[string]any    `json:"provider_status,omitempty"`
@@ -333,7 +333,7 @@ func (g *globals) orderStatus(ctx context.Context, from, arg string) error {
 	if err != nil {
 		return err
 	}
-	var leases []ledger.LeaseView
+	var leases []api.LeaseView
 	if o.LeaseID != 0 {
 		for i := range uint64(o.Leases()) { // an order's leases are made together, with consecutive ids
 			if l, err := t.Client().Lease(ctx, o.LeaseID+i); err == nil {
@@ -342,12 +342,12 @@ func (g *globals) orderStatus(ctx context.Context, from, arg string) error {
 		}
 	}
 	out := struct {
-		ledger.Order
-		Name   string             `json:"name,omitempty"`
-		Leases []ledger.LeaseView `json:"leases"`
+		api.Order
+		Name   string          `json:"name,omitempty"`
+		Leases []api.LeaseView `json:"leases"`
 	}{o, g.jobNames()[id], leases}
 	if out.Leases == nil {
-		out.Leases = []ledger.LeaseView{}
+		out.Leases = []api.LeaseView{}
 	}
 	return g.print(out, func(w io.Writer) {
 		name := ""
@@ -363,7 +363,7 @@ func (g *globals) orderStatus(ctx context.Context, from, arg string) error {
 			}
 			fmt.Fprintln(w)
 		}
-		if o.State == ledger.OrderOpen {
+		if o.State == api.OrderOpen {
 			fmt.Fprintf(w, "  open: cancel it with spare cancel %d\n", o.ID)
 		}
 	})
@@ -372,11 +372,11 @@ func (g *globals) orderStatus(ctx context.Context, from, arg string) error {
 // replicaRun is where a run of a replicated order stands: its result's commit state (awaiting, committed,
 // revealed, missed, none), its group's phase and verdict.
 type replicaRun struct {
-	Order          uint64             `json:"order"`
-	Commit         ledger.RunCommit   `json:"commit"`
-	Phase          string             `json:"phase,omitempty"`
-	RevealDeadline int64              `json:"reveal_deadline,omitempty"`
-	Verdict        ledger.VerifyState `json:"verdict"`
+	Order          uint64          `json:"order"`
+	Commit         api.RunCommit   `json:"commit"`
+	Phase          string          `json:"phase,omitempty"`
+	RevealDeadline int64           `json:"reveal_deadline,omitempty"`
+	Verdict        api.VerifyState `json:"verdict"`
 }
 
 func newLogsCmd(g *globals) *cobra.Command {
@@ -678,7 +678,7 @@ func (j *jsonLines) flush() error {
 }
 
 // sendAndShowLease sends msg from the tenant key and prints the lease as it stands afterwards.
-func (g *globals) sendAndShowLease(ctx context.Context, from string, id uint64, msg tx.Msg, text func(io.Writer, ledger.LeaseView)) error {
+func (g *globals) sendAndShowLease(ctx context.Context, from string, id uint64, msg tx.Msg, text func(io.Writer, api.LeaseView)) error {
 	t, err := g.tenantFor(from)
 	if err != nil {
 		return err
@@ -704,7 +704,7 @@ func newCloseCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.sendAndShowLease(cmd.Context(), from, id, &tx.CloseLease{ID: id, Reason: reason}, func(w io.Writer, l ledger.LeaseView) {
+			return g.sendAndShowLease(cmd.Context(), from, id, &tx.CloseLease{ID: id, Reason: reason}, func(w io.Writer, l api.LeaseView) {
 				fmt.Fprintf(w, "lease %d closed: paid %s, refunded %s\n", id, client.FormatAmount(l.Paid), client.FormatAmount(l.Refunded))
 			})
 		},
@@ -744,14 +744,14 @@ lease's billing has not started; a top-up still raises its deposit.`,
 				return err
 			}
 			durEnd := before.StartedMs + before.DurationSec*1000
-			if before.State == ledger.LeaseActive && before.EndMs >= durEnd {
+			if before.State == api.LeaseActive && before.EndMs >= durEnd {
 				return fmt.Errorf("lease %d already runs to the end of its duration (%s, at %s): a top-up cannot make it run longer and would come back unused. To run longer, extend its duration: spare extend %d DURATION (e.g. 1h; its provider sets how long a lease may run in all)",
 					id, time.Duration(before.DurationSec)*time.Second, time.UnixMilli(int64(durEnd)).Local().Format(time.DateTime), id)
 			}
-			return g.sendAndShowLease(cmd.Context(), from, id, &tx.TopUp{LeaseID: id, Amount: amount}, func(w io.Writer, l ledger.LeaseView) {
+			return g.sendAndShowLease(cmd.Context(), from, id, &tx.TopUp{LeaseID: id, Amount: amount}, func(w io.Writer, l api.LeaseView) {
 				fmt.Fprintf(w, "lease %d: deposit now %s", id, client.FormatAmount(l.Deposit))
 				switch {
-				case l.State != ledger.LeaseActive:
+				case l.State != api.LeaseActive:
 					fmt.Fprintf(w, " (%s)\n", l.State)
 				case l.EndMs >= durEnd:
 					fmt.Fprintf(w, "; it now runs to the end of its duration, %s (was %s); the part of the deposit it does not use comes back\n",

@@ -17,7 +17,7 @@ import (
 
 	"github.com/sparenet/spare/client"
 	"github.com/sparenet/spare/internal/proctest"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/manifest"
 	"github.com/sparenet/spare/provider"
@@ -86,7 +86,7 @@ func TestWorkloadsPastTheirLimits(t *testing.T) {
 		// ranToDuration: the lease is paid exactly price × duration; otherwise it ended before its duration
 		ranToDuration bool
 	}
-	const deposit = 10 * ledger.USPR
+	const deposit = 10 * api.USPR
 	cases := []*limitCase{{
 		// A pipe from /dev/zero with no newline: tail holds all of it in memory, far past the 48 MiB allowed.
 		name: "memory", run: `echo allocating; head -c 1024M /dev/zero | tail; c=$?; echo "tail exited with $c"; exit $c`,
@@ -121,7 +121,7 @@ func TestWorkloadsPastTheirLimits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := sender.Send(ctx, &tx.CreateOrder{Resources: m.Resources, MaxPricePerHour: 100 * ledger.USPR,
+		res, err := sender.Send(ctx, &tx.CreateOrder{Resources: m.Resources, MaxPricePerHour: 100 * api.USPR,
 			ManifestHash: manifest.Hash(raw), Deposit: deposit, DurationSec: m.DurationSec})
 		if err != nil {
 			t.Fatalf("%s: CreateOrder: %v", tc.name, err)
@@ -145,7 +145,7 @@ func TestWorkloadsPastTheirLimits(t *testing.T) {
 		waitUntil(t, ctx, tc.name+"'s order to be leased", provLog, func() bool {
 			o, err := c.Order(ctx, orderIDs[tc.name])
 			leaseIDs[tc.name] = o.LeaseID
-			return err == nil && o.State == ledger.OrderLeased
+			return err == nil && o.State == api.OrderLeased
 		})
 	}
 	// The daemon keeps one directory of lease directories per provider key.
@@ -179,7 +179,7 @@ func TestWorkloadsPastTheirLimits(t *testing.T) {
 
 	// Follow the leases and the tenant's balance together, reading them only between blocks (the same height
 	// before and after), so that every change of balance is matched with the leases that ended in between.
-	views := map[string]ledger.LeaseView{}
+	views := map[string]api.LeaseView{}
 	ended := map[string]bool{}
 	endedAt := map[string]time.Duration{}
 	lastBalance := balanceBefore
@@ -193,7 +193,7 @@ func TestWorkloadsPastTheirLimits(t *testing.T) {
 		if err != nil {
 			return false
 		}
-		snap := map[string]ledger.LeaseView{}
+		snap := map[string]api.LeaseView{}
 		for _, tc := range cases {
 			l, err := c.Lease(ctx, leaseIDs[tc.name])
 			if err != nil {
@@ -208,7 +208,7 @@ func TestWorkloadsPastTheirLimits(t *testing.T) {
 		var which []string
 		for _, tc := range cases {
 			l := snap[tc.name]
-			if !ended[tc.name] && (l.State == ledger.LeaseCompleted || l.State == ledger.LeaseClosed) {
+			if !ended[tc.name] && (l.State == api.LeaseCompleted || l.State == api.LeaseClosed) {
 				ended[tc.name], endedAt[tc.name] = true, time.Since(sent)
 				refunds += l.Refunded
 				which = append(which, tc.name)
@@ -247,7 +247,7 @@ func TestWorkloadsPastTheirLimits(t *testing.T) {
 		l := views[tc.name]
 		id := leaseIDs[tc.name]
 		// The ledger: completed with the provider's receipt, paid exactly what it ran, the rest refunded.
-		if l.State != ledger.LeaseCompleted {
+		if l.State != api.LeaseCompleted {
 			t.Errorf("%s: lease %d is %s (%q), want completed with a receipt", tc.name, id, l.State, l.CloseReason)
 			continue
 		}

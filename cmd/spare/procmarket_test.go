@@ -19,7 +19,7 @@ import (
 	"github.com/sparenet/spare/client"
 	"github.com/sparenet/spare/client/keyring"
 	"github.com/sparenet/spare/internal/proctest"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/manifest"
 	"github.com/sparenet/spare/node"
@@ -151,7 +151,7 @@ func (m *procMarket) wait(ctx context.Context, limit time.Duration, what string,
 	return time.Since(t0)
 }
 
-func (m *procMarket) providerView(ctx context.Context) ledger.ProviderView {
+func (m *procMarket) providerView(ctx context.Context) api.ProviderView {
 	p, err := m.c.Provider(ctx, m.provider.Address())
 	if err != nil {
 		m.t.Fatal(err)
@@ -170,12 +170,12 @@ func (m *procMarket) epochNow(ctx context.Context) (uint64, int64) {
 
 // lease posts an order for run (a job of duration seconds), waits for its lease, sends the manifest to the
 // provider and waits for the lease to start.
-func (m *procMarket) lease(ctx context.Context, run string, duration uint64) ledger.LeaseView {
+func (m *procMarket) lease(ctx context.Context, run string, duration uint64) api.LeaseView {
 	m.t.Helper()
 	mf := &manifest.Manifest{Version: 1, Run: run, Resources: tx.Resources{CPUMilli: 500, MemoryMiB: 128}, DurationSec: duration}
 	raw, _ := mf.Encode()
-	res, err := m.c.NewSender(m.tenant).Send(ctx, &tx.CreateOrder{Resources: mf.Resources, MaxPricePerHour: 100 * ledger.USPR,
-		ManifestHash: manifest.Hash(raw), Deposit: 10 * ledger.USPR, DurationSec: mf.DurationSec})
+	res, err := m.c.NewSender(m.tenant).Send(ctx, &tx.CreateOrder{Resources: mf.Resources, MaxPricePerHour: 100 * api.USPR,
+		ManifestHash: manifest.Hash(raw), Deposit: 10 * api.USPR, DurationSec: mf.DurationSec})
 	if err != nil {
 		m.t.Fatal(err)
 	}
@@ -185,13 +185,13 @@ func (m *procMarket) lease(ctx context.Context, run string, duration uint64) led
 	m.wait(ctx, 60*time.Second, "the order to be leased", func() bool {
 		o, err := m.c.Order(ctx, orderID)
 		leaseID = o.LeaseID
-		return err == nil && o.State == ledger.OrderLeased
+		return err == nil && o.State == api.OrderLeased
 	})
 	m.wait(ctx, 30*time.Second, "the manifest to be accepted", func() bool {
 		code, _ := m.call("PUT", fmt.Sprintf("/leases/%d/manifest", leaseID), raw)
 		return code == 200
 	})
-	var l ledger.LeaseView
+	var l api.LeaseView
 	m.wait(ctx, 60*time.Second, "the lease to start", func() bool {
 		l, err = m.c.Lease(ctx, leaseID)
 		return err == nil && l.StartedMs != 0 // a short job may have ended already

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/sparenet/spare/internal/proctest"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -43,9 +43,9 @@ func TestProviderDownFiveEpochs(t *testing.T) {
 
 	m.wait(ctx, 90*time.Second, "the lease to be closed", func() bool {
 		l, _ = m.c.Lease(ctx, l.ID)
-		return l.State != ledger.LeaseActive
+		return l.State != api.LeaseActive
 	})
-	if l.State != ledger.LeaseClosed || !strings.Contains(l.CloseReason, "provider down") {
+	if l.State != api.LeaseClosed || !strings.Contains(l.CloseReason, "provider down") {
 		t.Fatalf("lease after the provider went down: %s %q", l.State, l.CloseReason)
 	}
 	if l.Paid+l.Refunded != l.Deposit {
@@ -57,10 +57,10 @@ func TestProviderDownFiveEpochs(t *testing.T) {
 	if a, _ := m.c.Account(ctx, m.tenant.Address()); a.Balance != tenantBefore.Balance+l.Refunded {
 		t.Fatalf("tenant's balance moved by %d, refunded %d", int64(a.Balance-tenantBefore.Balance), l.Refunded)
 	}
-	var p ledger.ProviderView
+	var p api.ProviderView
 	m.wait(ctx, 90*time.Second, "the provider to be jailed", func() bool {
 		p, _ = m.c.Provider(ctx, m.provider.Address())
-		return p.Status == ledger.ProviderJailed
+		return p.Status == api.ProviderJailed
 	})
 	slash := (before.Stake + before.Unbonding) * 100_000 / tx.PPM
 	if p.Slashed != before.Slashed+slash || p.Stake != before.Stake-slash || p.Failed != before.Failed+1 || p.DownStreak < 3 {
@@ -71,7 +71,7 @@ func TestProviderDownFiveEpochs(t *testing.T) {
 		e, _ := m.epochNow(ctx)
 		return e >= killEpoch+5
 	})
-	if p = m.providerView(ctx); p.Status != ledger.ProviderJailed || p.Slashed != before.Slashed+slash {
+	if p = m.providerView(ctx); p.Status != api.ProviderJailed || p.Slashed != before.Slashed+slash {
 		t.Fatalf("after five epochs down: %s, slashed %d (want %d)", p.Status, p.Slashed, before.Slashed+slash)
 	}
 	if !running("sleep", marker) {
@@ -84,7 +84,7 @@ func TestProviderDownFiveEpochs(t *testing.T) {
 	m.wait(ctx, 60*time.Second, "the closed lease's workload to be stopped", func() bool { return !running("sleep", marker) })
 	unjailed := m.wait(ctx, 60*time.Second, "the provider to unjail itself", func() bool {
 		p, _ = m.c.Provider(ctx, m.provider.Address())
-		return p.Status != ledger.ProviderJailed
+		return p.Status != api.ProviderJailed
 	})
 	m.wait(ctx, 60*time.Second, "the stake topped back up", func() bool {
 		p, _ = m.c.Provider(ctx, m.provider.Address())
@@ -94,7 +94,7 @@ func TestProviderDownFiveEpochs(t *testing.T) {
 	bidding := time.Since(restarted)
 	m.wait(ctx, 60*time.Second, "the new lease to complete", func() bool {
 		l2, _ = m.c.Lease(ctx, l2.ID)
-		return l2.State == ledger.LeaseCompleted
+		return l2.State == api.LeaseCompleted
 	})
 	if want := l2.Price * (l2.EndedMs - l2.StartedMs) / 3_600_000; l2.Paid != want || l2.Receipt == nil {
 		t.Fatalf("new lease: paid %d, want %d; receipt %+v", l2.Paid, want, l2.Receipt)
@@ -162,7 +162,7 @@ func TestProviderRestartAcrossEpochBoundary(t *testing.T) {
 			back[sig] = time.Since(restarted)
 			m.wait(ctx, 60*time.Second, "the new lease to complete", func() bool {
 				l2, _ = m.c.Lease(ctx, l2.ID)
-				return l2.State == ledger.LeaseCompleted
+				return l2.State == api.LeaseCompleted
 			})
 		}
 		_, h = m.epochNow(ctx)
@@ -179,15 +179,15 @@ func TestProviderRestartAcrossEpochBoundary(t *testing.T) {
 		t.Fatalf("the daemon stopped with SIGTERM did not announce its restart:\n%s", proctest.Tail(m.provLog, 20))
 	}
 	p := m.providerView(ctx)
-	if p.EpochsDown != before.EpochsDown || p.Slashed != before.Slashed || p.Status == ledger.ProviderJailed || p.Failed != before.Failed {
+	if p.EpochsDown != before.EpochsDown || p.Slashed != before.Slashed || p.Status == api.ProviderJailed || p.Failed != before.Failed {
 		t.Fatalf("provider after two restarts: down %d (was %d), slashed %d (was %d), %s, failed %d (was %d)",
 			p.EpochsDown, before.EpochsDown, p.Slashed, before.Slashed, p.Status, p.Failed, before.Failed)
 	}
 	m.wait(ctx, 120*time.Second, "the lease to complete", func() bool {
 		l, _ = m.c.Lease(ctx, l.ID)
-		return l.State != ledger.LeaseActive
+		return l.State != api.LeaseActive
 	})
-	if l.State != ledger.LeaseCompleted || l.Receipt == nil || l.Receipt.ExitCode != 0 {
+	if l.State != api.LeaseCompleted || l.Receipt == nil || l.Receipt.ExitCode != 0 {
 		t.Fatalf("lease after two restarts: %s %q, receipt %+v", l.State, l.CloseReason, l.Receipt)
 	}
 	if want := l.Price * (l.EndedMs - l.StartedMs) / 3_600_000; l.Paid != want {

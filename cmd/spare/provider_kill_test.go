@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/sparenet/spare/internal/proctest"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/manifest"
 	"github.com/sparenet/spare/tenant"
@@ -43,8 +43,8 @@ func TestProviderKill9MidLease(t *testing.T) {
 	m := &manifest.Manifest{Version: 1, Run: `i=0; while [ $i -lt 100 ]; do i=$((i+1)); echo tick $i; sleep 0.1; done`,
 		Resources: tx.Resources{CPUMilli: 500, MemoryMiB: 128}, DurationSec: 120}
 	raw, _ := m.Encode()
-	res, err := c.NewSender(tenantKey).Send(ctx, &tx.CreateOrder{Resources: m.Resources, MaxPricePerHour: 100 * ledger.USPR,
-		ManifestHash: manifest.Hash(raw), Deposit: 10 * ledger.USPR, DurationSec: m.DurationSec})
+	res, err := c.NewSender(tenantKey).Send(ctx, &tx.CreateOrder{Resources: m.Resources, MaxPricePerHour: 100 * api.USPR,
+		ManifestHash: manifest.Hash(raw), Deposit: 10 * api.USPR, DurationSec: m.DurationSec})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestProviderKill9MidLease(t *testing.T) {
 	waitUntil(t, ctx, "the order to be leased", provLog, func() bool {
 		o, err := c.Order(ctx, orderID)
 		leaseID = o.LeaseID
-		return err == nil && o.State == ledger.OrderLeased
+		return err == nil && o.State == api.OrderLeased
 	})
 
 	waitUntil(t, ctx, "the manifest to be accepted", provLog, func() bool {
@@ -89,10 +89,10 @@ func TestProviderKill9MidLease(t *testing.T) {
 	t.Logf("recovery after the restart: provider API answering in %s, the tenant's log stream resumed in %s (%d cuts)",
 		apiBack.Round(10*time.Millisecond), time.Since(restarted).Round(10*time.Millisecond), cuts.Load())
 
-	var l ledger.LeaseView
+	var l api.LeaseView
 	waitUntil(t, ctx, "the lease to complete", provLog, func() bool {
 		l, err = c.Lease(ctx, leaseID)
-		return err == nil && l.State == ledger.LeaseCompleted
+		return err == nil && l.State == api.LeaseCompleted
 	})
 	if l.Receipt == nil || l.Receipt.ExitCode != 0 {
 		t.Fatalf("receipt: %+v", l.Receipt)

@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sparenet/spare/client"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -23,10 +23,10 @@ type listFlags struct {
 	open     bool
 }
 
-func (f *listFlags) request(g *globals) (ledger.ListRequest, error) {
-	r := ledger.ListRequest{After: f.after, Limit: f.limit, OrderID: f.order, Open: f.open}
-	if f.limit < 0 || f.limit > ledger.MaxPageLimit {
-		return r, fmt.Errorf("--limit %d: between 1 and %d", f.limit, ledger.MaxPageLimit)
+func (f *listFlags) request(g *globals) (api.ListRequest, error) {
+	r := api.ListRequest{After: f.after, Limit: f.limit, OrderID: f.order, Open: f.open}
+	if f.limit < 0 || f.limit > api.MaxPageLimit {
+		return r, fmt.Errorf("--limit %d: between 1 and %d", f.limit, api.MaxPageLimit)
 	}
 	var err error
 	if f.tenant != "" {
@@ -139,19 +139,19 @@ func newQueryCmd(g *globals) *cobra.Command {
 			},
 		},
 		newSupplyCmd(g),
-		newListCmd(g, "orders", "List orders (--tenant, --open)", func(c *client.Client, cmd *cobra.Command, r ledger.ListRequest) (any, string, error) {
+		newListCmd(g, "orders", "List orders (--tenant, --open)", func(c *client.Client, cmd *cobra.Command, r api.ListRequest) (any, string, error) {
 			l, err := c.Orders(cmd.Context(), r)
 			return l, l.Next, err
 		}),
-		newListCmd(g, "bids", "List bids (--order or --provider)", func(c *client.Client, cmd *cobra.Command, r ledger.ListRequest) (any, string, error) {
+		newListCmd(g, "bids", "List bids (--order or --provider)", func(c *client.Client, cmd *cobra.Command, r api.ListRequest) (any, string, error) {
 			l, err := c.Bids(cmd.Context(), r)
 			return l, l.Next, err
 		}),
-		newListCmd(g, "leases", "List leases (--tenant or --provider)", func(c *client.Client, cmd *cobra.Command, r ledger.ListRequest) (any, string, error) {
+		newListCmd(g, "leases", "List leases (--tenant or --provider)", func(c *client.Client, cmd *cobra.Command, r api.ListRequest) (any, string, error) {
 			l, err := c.Leases(cmd.Context(), r)
 			return l, l.Next, err
 		}),
-		newListCmd(g, "providers", "List providers", func(c *client.Client, cmd *cobra.Command, r ledger.ListRequest) (any, string, error) {
+		newListCmd(g, "providers", "List providers", func(c *client.Client, cmd *cobra.Command, r api.ListRequest) (any, string, error) {
 			l, err := c.Providers(cmd.Context(), r)
 			return l, l.Next, err
 		}),
@@ -159,7 +159,7 @@ func newQueryCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func newListCmd(g *globals, name, short string, list func(*client.Client, *cobra.Command, ledger.ListRequest) (any, string, error)) *cobra.Command {
+func newListCmd(g *globals, name, short string, list func(*client.Client, *cobra.Command, api.ListRequest) (any, string, error)) *cobra.Command {
 	var f listFlags
 	cmd := &cobra.Command{
 		Use:   name,
@@ -191,7 +191,7 @@ func newListCmd(g *globals, name, short string, list func(*client.Client, *cobra
 		},
 	}
 	cmd.Flags().StringVar(&f.after, "after", "", "continue after this cursor (the \"next\" of the previous page)")
-	cmd.Flags().IntVar(&f.limit, "limit", 0, fmt.Sprintf("page size (default %d, at most %d)", ledger.DefaultPageLimit, ledger.MaxPageLimit))
+	cmd.Flags().IntVar(&f.limit, "limit", 0, fmt.Sprintf("page size (default %d, at most %d)", api.DefaultPageLimit, api.MaxPageLimit))
 	switch name {
 	case "orders":
 		cmd.Flags().StringVar(&f.tenant, "tenant", "", "only this tenant's orders (key name or address)")
@@ -208,7 +208,7 @@ func newListCmd(g *globals, name, short string, list func(*client.Client, *cobra
 
 // supplyReport is every component of the supply invariant and whether it holds.
 type supplyReport struct {
-	ledger.Supply
+	api.Supply
 	Height int64  `json:"height"`
 	Held   uint64 `json:"held"`   // balances + escrow + staked + unbonding + pool
 	Issued uint64 `json:"issued"` // genesis + minted - burned

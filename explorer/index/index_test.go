@@ -14,11 +14,11 @@ import (
 	"github.com/sparenet/spare/explorer/index"
 	"github.com/sparenet/spare/explorer/internal/markettest"
 	"github.com/sparenet/spare/internal/localnet"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
-const spr = ledger.USPR
+const spr = api.USPR
 
 // TestIndexerFollowsMarketHistory: a scripted history (providers, a transfer, orders, bids, leases, payments,
 // a completion and a close) yields exactly the expected rows, across an indexer restart in the middle and the
@@ -209,8 +209,8 @@ func TestIndexRefusesAnotherChain(t *testing.T) {
 // an order the indexer saw stays in the explorer's database with its final state after the ledger pruned it,
 // and the ledger's answer points there.
 func TestExplorerKeepsPrunedHistory(t *testing.T) {
-	p := ledger.DefaultParams()
-	p.RetentionBlocks = ledger.MinRetentionBlocks
+	p := api.DefaultParams()
+	p.RetentionBlocks = api.MinRetentionBlocks
 	m := markettest.Start(t, localnet.Options{CheckInvariants: true, Params: &p, BlockTime: 30 * time.Millisecond,
 		Funded: map[string]uint64{"tenant": 1000 * spr}})
 	c := m.C

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/sparenet/spare/client"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -277,8 +277,8 @@ type touched struct {
 	leases    map[uint64]bool
 }
 
-func (t *touched) request() ledger.ObjectsRequest {
-	var r ledger.ObjectsRequest
+func (t *touched) request() api.ObjectsRequest {
+	var r api.ObjectsRequest
 	for _, a := range slices.Sorted(maps.Keys(t.providers)) {
 		if addr, err := tx.ParseAddress(a); err == nil {
 			r.Providers = append(r.Providers, addr)
@@ -290,8 +290,8 @@ func (t *touched) request() ledger.ObjectsRequest {
 
 // refKinds maps event attributes to the kind of object they name.
 var refKinds = map[string]string{
-	"provider": "account", "tenant": "account", "from": "account", "to": "account",
-	"lease_id": "lease", "order_id": "order", "bid_id": "bid", "winner_bid": "bid", "auditor": "account",
+	api.AttrProvider: "account", api.AttrTenant: "account", api.AttrFrom: "account", api.AttrTo: "account",
+	api.AttrLeaseID: "lease", api.AttrOrderID: "order", api.AttrBidID: "bid", api.AttrWinnerBid: "bid", api.AttrAuditor: "account",
 }
 
 // applyBatch writes consecutive blocks (the next after the last indexed first) in one SQLite transaction, with
@@ -368,7 +368,7 @@ func (ix *Indexer) write(ctx context.Context, w *writer, b client.Block) (Update
 	var payments []payment
 	stored := 0
 	for _, e := range b.Events {
-		if e.Code != 0 || e.Type == "fee.paid" {
+		if e.Code != 0 || e.Type == api.EventFeePaid {
 			continue // a failed transaction changed nothing; fees are in the txs rows
 		}
 		types[e.Type] = true
@@ -382,11 +382,14 @@ func (ix *Indexer) write(ctx context.Context, w *writer, b client.Block) (Update
 			}
 			v := e.Attrs[k]
 			w.exec(`INSERT OR IGNORE INTO refs (kind, ref, event_id) VALUES (?, ?, ?)`, kind, v, id)
-			n, _ := strconv.ParseUint(v, 10, 64)
+			n, err := strconv.ParseUint(v, 10, 64)
+			if kind != "account" && (err != nil || n == 0) {
+				continue // not an id: nothing to read back (the event keeps it as written)
+			}
 			switch kind {
 			case "account":
 				accounts[v] = true
-				if k == "provider" {
+				if k == api.AttrProvider {
 					t.providers[v] = true
 				}
 			case "lease":
@@ -397,11 +400,22 @@ func (ix *Indexer) write(ctx context.Context, w *writer, b client.Block) (Update
 				t.bids[n] = true
 			}
 		}
-		if e.Type == "lease.paid" {
-			lease, _ := strconv.ParseUint(e.Attrs["lease_id"], 10, 64)
-			amount, _ := strconv.ParseUint(e.Attrs["amount"], 10, 64)
-			take, _ := strconv.ParseUint(e.Attrs["take"], 10, 64)
-			payments = append(payments, payment{lease, amount, take, e.Attrs["provider"], id})
+		if e.Type == api.EventLeasePaid {
+			// A payment whose numbers do not read is kept as an event, and said, but not counted (as 0 or
+			// otherwise) in the provider's earnings.
+			lease, err1 := strconv.ParseUint(e.Attrs[api.AttrLeaseID], 10, 64)
+			amount, err2 := strconv.ParseUint(e.Attrs[api.AttrAmount], 10, 64)
+			take, err3 := strconv.ParseUint(e.Attrs[api.AttrTake], 10, 64)
+			provider := e.Attrs[api.AttrProvider]
+			_, err4 := tx.ParseAddress(provider)
+			if lease == 0 && err1 == nil {
+				err1 = errors.New("lease_id 0 is not a lease")
+			}
+			if err := errors.Join(err1, err2, err3, err4); err != nil {
+				ix.log.Warn("ledger event not counted as a payment", "height", b.Height, "type", e.Type, "attrs", string(attrs), "err", err)
+			} else {
+				payments = append(payments, payment{lease, amount, take, provider, id})
+			}
 		}
 	}
 	for _, a := range slices.Sorted(maps.Keys(accounts)) {
@@ -435,11 +449,11 @@ func (ix *Indexer) write(ctx context.Context, w *writer, b client.Block) (Update
 }
 
 // refresh reads the named objects from the ledger and stores their latest state.
-func (ix *Indexer) refresh(ctx context.Context, w *writer, b client.Block, r ledger.ObjectsRequest) error {
-	var objs ledger.Objects
+func (ix *Indexer) refresh(ctx context.Context, w *writer, b client.Block, r api.ObjectsRequest) error {
+	var objs api.Objects
 	for len(r.Providers)+len(r.Orders)+len(r.Bids)+len(r.Leases) > 0 {
-		var part ledger.ObjectsRequest
-		room := ledger.MaxPageLimit
+		var part api.ObjectsRequest
+		room := api.MaxPageLimit
 		take := func(s *[]uint64) []uint64 {
 			n := min(room, len(*s))
 			out := (*s)[:n]
@@ -565,7 +579,7 @@ func (w *writer) seen(addr string, height int64) {
 		ON CONFLICT (address) DO UPDATE SET last_height = excluded.last_height`, addr, height, height)
 }
 
-func (w *writer) upsertProvider(p ledger.ProviderView, height int64) {
+func (w *writer) upsertProvider(p api.ProviderView, height int64) {
 	hw := p.Info.Hardware
 	var models []string
 	for _, g := range hw.GPUs {
@@ -603,7 +617,7 @@ func (w *writer) upsertProvider(p ledger.ProviderView, height int64) {
 	}
 }
 
-func (w *writer) upsertOrder(o ledger.Order) {
+func (w *writer) upsertOrder(o api.Order) {
 	j, _ := json.Marshal(o)
 	w.exec(`INSERT INTO orders (id, tenant, state, gpu_count, gpu_models, cpu_milli, max_price, deposit, duration_sec,
 			created_height, lease_id, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -615,7 +629,7 @@ func (w *writer) upsertOrder(o ledger.Order) {
 // upsertLease stores a lease; a new one gets its GPU model (the order's model the provider has, else the
 // provider's first), its price per GPU-hour, or per CPU-core-hour for a lease without GPUs, and its creation
 // time, for the price indexes.
-func (w *writer) upsertLease(l ledger.LeaseView, b client.Block) {
+func (w *writer) upsertLease(l api.LeaseView, b client.Block) {
 	if w.err != nil {
 		return
 	}

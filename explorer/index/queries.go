@@ -10,7 +10,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 )
 
 // ErrNotFound is returned for an object the index does not hold.
@@ -618,7 +618,7 @@ func costAt(leases []Lease, ms int64) {
 		if l.State != "active" {
 			continue
 		}
-		var lv ledger.LeaseView
+		var lv api.LeaseView
 		if json.Unmarshal(l.Ledger, &lv) == nil {
 			l.CostSoFar = max(lv.Lease.EarnedAt(uint64(max(ms, 0))), l.Paid)
 		}

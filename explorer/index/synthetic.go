@@ -5,12 +5,13 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/sparenet/spare/client"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -53,7 +54,7 @@ func (db *DB) WriteSynthetic(ctx context.Context, s Synthetic) (int64, error) {
 		rnd ^= rnd << 17
 		return rnd % n
 	}
-	params := ledger.DefaultParams()
+	params := api.DefaultParams()
 	height := int64(0)
 	block := func(f func(w *writer, b client.Block) error) error {
 		height++
@@ -84,13 +85,13 @@ func (db *DB) WriteSynthetic(ctx context.Context, s Synthetic) (int64, error) {
 				m := syntheticModels[i%len(syntheticModels)]
 				count := uint32(1 << next(4))
 				hw := tx.Hardware{GPUs: []tx.GPUGroup{{Model: m.model, VRAMMiB: m.vram, Count: count}}, CPUMilli: 16000, MemoryMiB: 128 << 10, DiskMiB: 1 << 20}
-				p := ledger.Provider{Owner: SyntheticAddress("provider", i), Status: ledger.ProviderActive, RegisteredHeight: b.Height,
+				p := api.Provider{Owner: SyntheticAddress("provider", i), Status: api.ProviderActive, RegisteredHeight: b.Height,
 					Info: tx.ProviderInfo{HostURI: fmt.Sprintf("https://p%d.example.net:8443", i), Region: []string{"eu-west", "us-east", "ap-south"}[i%3], Hardware: hw}}
 				p.Stake = params.RequiredStake(uint64(count))
 				if i%50 == 49 {
-					p.Status = ledger.ProviderJailed
+					p.Status = api.ProviderJailed
 				}
-				w.upsertProvider(ledger.ProviderView{Provider: p, ReputationPPM: p.ReputationPPM(), RequiredStake: p.Stake}, b.Height)
+				w.upsertProvider(api.ProviderView{Provider: p, ReputationPPM: p.ReputationPPM(), RequiredStake: p.Stake}, b.Height)
 				w.seen(p.Owner.String(), b.Height)
 			}
 			return nil
@@ -109,21 +110,22 @@ func (db *DB) WriteSynthetic(ctx context.Context, s Synthetic) (int64, error) {
 				prov, tenant := SyntheticAddress("provider", pi), SyntheticAddress("tenant", i%500)
 				gpus := uint32(1 + next(2))
 				price := (m.price*(80+next(40))/100 + 1) * uint64(gpus)
-				o := ledger.Order{ID: id, Tenant: tenant, Resources: tx.Resources{GPUCount: gpus, GPUModels: []string{m.model}, CPUMilli: 1000, MemoryMiB: 4096},
-					MaxPricePerHour: price * 2, Deposit: price * 2, DurationSec: 3600, State: ledger.OrderLeased, CreatedHeight: b.Height, LeaseID: id}
+				o := api.Order{ID: id, Tenant: tenant, Resources: tx.Resources{GPUCount: gpus, GPUModels: []string{m.model}, CPUMilli: 1000, MemoryMiB: 4096},
+					MaxPricePerHour: price * 2, Deposit: price * 2, DurationSec: 3600, State: api.OrderLeased, CreatedHeight: b.Height, LeaseID: id}
 				w.upsertOrder(o)
 				w.seen(tenant.String(), b.Height)
 				w.exec(`INSERT INTO bids (id, order_id, provider, price, state, created_height) VALUES (?, ?, ?, ?, 'won', ?)`, id, id, prov.String(), price, b.Height)
-				l := ledger.Lease{ID: id, OrderID: id, BidID: id, Tenant: tenant, Provider: prov, Price: price, DurationSec: 3600,
-					State: ledger.LeaseCompleted, CreatedHeight: b.Height, StartedMs: uint64(b.Time.UnixMilli()), EndedMs: uint64(b.Time.UnixMilli()) + 1800_000,
+				l := api.Lease{ID: id, OrderID: id, BidID: id, Tenant: tenant, Provider: prov, Price: price, DurationSec: 3600,
+					State: api.LeaseCompleted, CreatedHeight: b.Height, StartedMs: uint64(b.Time.UnixMilli()), EndedMs: uint64(b.Time.UnixMilli()) + 1800_000,
 					Deposit: price * 2, Paid: price / 2, Take: price / 100, Refunded: price*2 - price/2}
 				if i >= s.Leases-s.Leases/10 {
-					l.State, l.EndedMs, l.Paid, l.Take, l.Refunded = ledger.LeaseActive, 0, 0, 0, 0
+					l.State, l.EndedMs, l.Paid, l.Take, l.Refunded = api.LeaseActive, 0, 0, 0, 0
 				}
-				w.upsertLease(ledger.LeaseView{Lease: l}, b)
+				w.upsertLease(api.LeaseView{Lease: l}, b)
 				if l.Paid > 0 {
-					attrs := fmt.Sprintf(`{"amount":"%d","lease_id":"%d","paid_total":"%d","provider":"%s","take":"%d"}`, l.Paid-l.Take, id, l.Paid, prov, l.Take)
-					ev := w.insert(`INSERT INTO events (height, tx_hash, type, attrs) VALUES (?, '', 'lease.paid', ?)`, b.Height, attrs)
+					attrs, _ := json.Marshal(map[string]string{api.AttrAmount: strconv.FormatUint(l.Paid-l.Take, 10), api.AttrLeaseID: strconv.FormatUint(id, 10),
+						api.AttrPaidTotal: strconv.FormatUint(l.Paid, 10), api.AttrProvider: prov.String(), api.AttrTake: strconv.FormatUint(l.Take, 10)})
+					ev := w.insert(`INSERT INTO events (height, tx_hash, type, attrs) VALUES (?, '', ?, ?)`, b.Height, api.EventLeasePaid, string(attrs))
 					w.exec(`INSERT INTO refs (kind, ref, event_id) VALUES ('lease', ?, ?), ('account', ?, ?)`, strconv.FormatUint(id, 10), ev, prov.String(), ev)
 					w.exec(`INSERT INTO payments (height, time_ms, lease_id, provider, amount, take, event_id) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 						b.Height, b.Time.UnixMilli(), id, prov.String(), l.Paid-l.Take, l.Take, ev)

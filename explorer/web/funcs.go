@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sparenet/spare/client"
+	"github.com/sparenet/spare/ledger/api"
 )
 
 var funcs = template.FuncMap{
@@ -71,13 +72,13 @@ var funcs = template.FuncMap{
 	// attrHref links an event attribute to the page of what it names.
 	"attrHref": func(k, v string) string {
 		switch k {
-		case "provider":
+		case api.AttrProvider:
 			return "/providers/" + url.PathEscape(v)
-		case "tenant", "from", "to", "closed_by", "auditor":
+		case api.AttrTenant, api.AttrFrom, api.AttrTo, "closed_by", api.AttrAuditor:
 			return "/accounts/" + url.PathEscape(v)
-		case "lease_id":
+		case api.AttrLeaseID:
 			return "/leases/" + url.PathEscape(v)
-		case "order_id":
+		case api.AttrOrderID:
 			return "/orders/" + url.PathEscape(v)
 		}
 		return ""
@@ -108,10 +109,10 @@ var funcs = template.FuncMap{
 // amountAttrs are the event attributes the ledger writes amounts of uspr in, and perHourAttrs those it writes
 // prices per hour in (ledger's c.emit calls): shown in SPR, where the JSON API keeps the integers.
 var (
-	amountAttrs = map[string]bool{"amount": true, "deposit": true, "held": true, "of_stake": true, "paid": true,
-		"paid_total": true, "refund": true, "reserve": true, "reserve_refund": true, "stake": true, "take": true,
-		"unbonding": true}
-	perHourAttrs = map[string]bool{"price": true, "max_price": true}
+	amountAttrs = map[string]bool{api.AttrAmount: true, api.AttrDeposit: true, api.AttrHeld: true, api.AttrOfStake: true,
+		api.AttrPaid: true, api.AttrPaidTotal: true, api.AttrRefund: true, api.AttrReserve: true, api.AttrReserveRefund: true,
+		api.AttrStake: true, api.AttrTake: true, api.AttrUnbonding: true}
+	perHourAttrs = map[string]bool{api.AttrPrice: true, api.AttrMaxPrice: true}
 )
 
 // attrText shows an event attribute's value: amounts with their unit, times (the ledger's *_ms attributes, Unix

@@ -18,7 +18,7 @@ import (
 
 	"github.com/sparenet/spare/explorer/index"
 	"github.com/sparenet/spare/explorer/svg"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -167,7 +167,7 @@ func (s *Server) validators(ctx context.Context) []Validator {
 	return out
 }
 
-func sprFloat(uspr uint64) float64 { return float64(uspr) / float64(ledger.USPR) }
+func sprFloat(uspr uint64) float64 { return float64(uspr) / float64(api.USPR) }
 
 // priceCharts draws the price index: the GPU models' series on one chart, the CPU-only series on another (their
 // units differ).
@@ -330,7 +330,7 @@ func (s *Server) latency(ctx context.Context, addr string) *LatencyView {
 		v = &LatencyView{Height: l.Height, Samples: []LatencyRow{}}
 		for _, smp := range l.Samples {
 			v.Samples = append(v.Samples, LatencyRow{Peer: smp.Peer, RTTMicros: smp.RTTMicros,
-				Auditor: slices.ContainsFunc(auds, func(a ledger.Auditor) bool { return a.Address == smp.Peer })})
+				Auditor: slices.ContainsFunc(auds, func(a api.Auditor) bool { return a.Address == smp.Peer })})
 		}
 	})
 	return v
@@ -415,9 +415,9 @@ type OrderView struct {
 	Events index.List[index.Event] `json:"events"`
 	// Live from the node: a replicated order's comparison of its runs, a cluster order's members, and for a
 	// referee run the order it referees.
-	Verification *ledger.VerificationView `json:"verification,omitempty"`
-	Cluster      *ledger.ClusterView      `json:"cluster,omitempty"`
-	RefereeFor   uint64                   `json:"referee_for,omitempty"`
+	Verification *api.VerificationView `json:"verification,omitempty"`
+	Cluster      *api.ClusterView      `json:"cluster,omitempty"`
+	RefereeFor   uint64                `json:"referee_for,omitempty"`
 }
 
 func (s *Server) loadOrder(r *http.Request) (any, error) {
@@ -443,7 +443,7 @@ func (s *Server) loadOrder(r *http.Request) (any, error) {
 		}
 	}
 	v.Events, err = s.db.Events(ctx, index.EventFilter{Kind: "order", Ref: strconv.FormatUint(id, 10)}, index.Page{Limit: 50})
-	var lo ledger.Order
+	var lo api.Order
 	if json.Unmarshal(o.Ledger, &lo) == nil {
 		v.RefereeFor = lo.RefereeFor
 		if s.c != nil && (lo.Replicas > 1 || lo.Nodes > 1) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sparenet/spare/client"
 	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/store"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/node"
@@ -46,7 +47,7 @@ type Options struct {
 	ChainID    string            // default "spare-test"
 	BlockTime  time.Duration     // default 100ms
 	Funded     map[string]uint64 // key name -> genesis balance (uspr)
-	Params     *ledger.Params    // default ledger.DefaultParams()
+	Params     *api.Params       // default api.DefaultParams()
 	Auditors   map[string]uint64 // key name (also funded) -> auditor weight; none by default
 	// CheckInvariants recomputes the supply from the whole state after every block (panics on a difference).
 	CheckInvariants bool
@@ -80,12 +81,12 @@ func Start(dir string, o Options) (*Net, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	params := ledger.DefaultParams()
+	params := api.DefaultParams()
 	if o.Params != nil {
 		params = *o.Params
 	}
 	n := &Net{Dir: dir, Keys: map[string]Key{}, opts: o}
-	g := ledger.Genesis{Params: params}
+	g := api.Genesis{Params: params}
 	names := make([]string, 0, len(o.Funded))
 	for name := range o.Funded {
 		names = append(names, name)
@@ -94,9 +95,9 @@ func Start(dir string, o Options) (*Net, error) {
 	for _, name := range names {
 		k := NewKey(name)
 		n.Keys[name] = k
-		g.Accounts = append(g.Accounts, ledger.GenesisAccount{Address: k.Address(), Balance: o.Funded[name]})
+		g.Accounts = append(g.Accounts, api.GenesisAccount{Address: k.Address(), Balance: o.Funded[name]})
 		if w := o.Auditors[name]; w > 0 {
-			g.Auditors = append(g.Auditors, ledger.GenesisAuditor{Address: k.Address(), Weight: w})
+			g.Auditors = append(g.Auditors, api.GenesisAuditor{Address: k.Address(), Weight: w})
 		}
 	}
 	state, err := json.Marshal(g)

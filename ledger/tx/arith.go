@@ -44,3 +44,22 @@ func DurationText(sec uint64) string {
 	}
 	return out
 }
+
+// SatAdd is a+b, saturating at MaxUint64.
+func SatAdd(a, b uint64) uint64 {
+	s, carry := bits.Add64(a, b, 0)
+	if carry != 0 {
+		return ^uint64(0)
+	}
+	return s
+}
+
+// MulDiv returns floor(a*b/d) exactly (128-bit intermediate), saturating at MaxUint64.
+func MulDiv(a, b, d uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	if hi >= d {
+		return ^uint64(0)
+	}
+	q, _ := bits.Div64(hi, lo, d)
+	return q
+}

@@ -17,12 +17,12 @@ import (
 	"github.com/sparenet/spare/client"
 	"github.com/sparenet/spare/explorer/index"
 	"github.com/sparenet/spare/internal/localnet"
-	"github.com/sparenet/spare/ledger"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
 // SPR is one SPR in uspr.
-const SPR = ledger.USPR
+const SPR = api.USPR
 
 // Market sends a scripted history to a local network and remembers how far it went.
 type Market struct {
@@ -94,15 +94,15 @@ func (m *Market) Register(key, model string, vram uint64, count uint32, region s
 // Order creates an order from tenant and returns its id.
 func (m *Market) Order(tenant string, o *tx.CreateOrder) uint64 {
 	m.T.Helper()
-	return m.ID(m.Send(tenant, o), "order.created", "order_id")
+	return m.ID(m.Send(tenant, o), api.EventOrderCreated, api.AttrOrderID)
 }
 
 // Lease has provider bid price on the order and tenant accept the bid at once (no waiting for the auction), and
 // returns the lease.
 func (m *Market) Lease(tenant, provider string, orderID, price uint64) uint64 {
 	m.T.Helper()
-	bid := m.ID(m.Send(provider, &tx.PlaceBid{OrderID: orderID, Price: price}), "bid.placed", "bid_id")
-	return m.ID(m.Send(tenant, &tx.AcceptBid{ID: bid}), "lease.created", "lease_id")
+	bid := m.ID(m.Send(provider, &tx.PlaceBid{OrderID: orderID, Price: price}), api.EventBidPlaced, api.AttrBidID)
+	return m.ID(m.Send(tenant, &tx.AcceptBid{ID: bid}), api.EventLeaseCreated, api.AttrLeaseID)
 }
 
 // WaitLease waits until the auction leased the order and returns the lease.
@@ -111,7 +111,7 @@ func (m *Market) WaitLease(orderID uint64) uint64 {
 	var id uint64
 	m.WaitFor("order "+strconv.FormatUint(orderID, 10)+" leased", func() bool {
 		o, err := m.C.Order(context.Background(), orderID)
-		if err != nil || o.State != ledger.OrderLeased {
+		if err != nil || o.State != api.OrderLeased {
 			return false
 		}
 		l, _ := m.C.Lease(context.Background(), o.LeaseID)
@@ -225,7 +225,7 @@ var EveryStateKeys = map[string]uint64{"tenant": 10_000 * SPR, "p1": 10_000 * SP
 
 // EveryStateOptions are the network EveryState needs: a start timeout short enough to wait for.
 func EveryStateOptions() localnet.Options {
-	p := ledger.DefaultParams()
+	p := api.DefaultParams()
 	p.StartTimeoutBlocks = 30
 	return localnet.Options{CheckInvariants: true, Params: &p, Funded: EveryStateKeys, Auditors: map[string]uint64{"aud": 1}}
 }
@@ -295,10 +295,10 @@ func (m *Market) EveryState() History {
 	// A replicated order: its two runs are drawn from the bidders when its window closes.
 	rep := gpu()
 	rep.BidWindow = 4
-	h.Orders["replicated"] = m.ID(m.Send("tenant", &tx.CreateReplicatedOrder{CreateOrder: *rep, Replicas: 2}), "order.created", "order_id")
+	h.Orders["replicated"] = m.ID(m.Send("tenant", &tx.CreateReplicatedOrder{CreateOrder: *rep, Replicas: 2}), api.EventOrderCreated, api.AttrOrderID)
 	m.Send("p1", &tx.PlaceBid{OrderID: h.Orders["replicated"], Price: 3 * SPR})
 	m.Send("p2", &tx.PlaceBid{OrderID: h.Orders["replicated"], Price: 3 * SPR})
-	var runs ledger.VerificationView
+	var runs api.VerificationView
 	m.WaitFor("the replicated order's runs", func() bool {
 		v, err := m.C.Verification(ctx, h.Orders["replicated"])
 		runs = v
@@ -315,11 +315,11 @@ func (m *Market) EveryState() History {
 
 	m.WaitFor("the expired order", func() bool {
 		o, err := m.C.Order(ctx, h.Orders["expired"])
-		return err == nil && o.State == ledger.OrderExpired
+		return err == nil && o.State == api.OrderExpired
 	})
 	m.WaitFor("the lease not started in time", func() bool {
 		l, err := m.C.Lease(ctx, notStarted)
-		return err == nil && l.State == ledger.LeaseClosed
+		return err == nil && l.State == api.LeaseClosed
 	})
 	m.Last = max(m.Last, m.Height())
 	lease("pending", "p1", gpu(), 2*SPR)

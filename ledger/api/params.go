@@ -1,14 +1,39 @@
-package ledger
+package api
 
 import (
 	"encoding/json"
 	"fmt"
+	"math/bits"
 	"net"
 	"strconv"
 	"strings"
 
 	"github.com/sparenet/spare/ledger/tx"
 )
+
+// FeeFor is the least fee a transaction with this gas limit may pay at a gas price in uspr per million gas (the
+// chain's params.min_gas_price, or a node's own): the gas at that price, rounded up, and at least params.min_fee.
+func FeeFor(p *Params, gasLimit, pricePerMgas uint64) uint64 {
+	hi, lo := bits.Mul64(gasLimit, pricePerMgas)
+	if hi >= 1_000_000 {
+		return ^uint64(0)
+	}
+	q, r := bits.Div64(hi, lo, 1_000_000)
+	if r != 0 {
+		q++
+	}
+	return max(q, p.MinFee)
+}
+
+// DefaultBlockMaxGas is the block gas limit `spare init`, `spare testnet` and `spare dev` write into genesis
+// (consensus params block.max_gas). BenchmarkWorstBlock measures the dearest block an attacker can build at it.
+const DefaultBlockMaxGas = 200_000_000
+
+// ClusterSearchBudget bounds one placement search of a cluster order (steps: sets of providers tried). With at
+// most max_bids_per_order candidates the search finds the cheapest fitting set of most real orders well within
+// it (the hardest of 2,000 random 20-bid orders takes 771 steps); past it the cheapest set found so far wins.
+// At gasSearchStep a whole search costs 3,000,000 gas (≈ 0.65 ms), plus gasSearchBidder per bidder.
+const ClusterSearchBudget = 5_000
 
 // USPR is the number of micro-units (uspr) in one SPR.
 const USPR = 1_000_000
@@ -150,55 +175,6 @@ func (p Params) Validate() error {
 // RequiredStake is the minimum bonded stake for a provider declaring gpus GPUs.
 func (p Params) RequiredStake(gpus uint64) uint64 {
 	return p.StakeBase + p.StakePerGPU*gpus
-}
-
-func encParams(p *Params) []byte {
-	w := tx.NewWriter(64)
-	for _, v := range []uint64{p.MinFee, p.TakeRatePPM, p.StakeBase, p.StakePerGPU, p.UnbondingPeriodSec,
-		p.BidWindowBlocks, p.MaxBidWindowBlocks, p.OrderTTLBlocks, p.MaxOrderTTLBlocks, p.StartTimeoutBlocks,
-		p.EpochBlocks, p.SlashDowntimePPM, p.JailAfterDownEpochs, p.UnjailCooldownSec, p.SlashProofPPM, p.SlashMismatchPPM,
-		p.MaxBidsPerOrder, p.RevealBlocks, p.MinGasPrice, p.RetentionBlocks, p.CompletionGraceSec} {
-		w.Uvarint(v)
-	}
-	return sealed(w, "params")
-}
-
-func decParams(b []byte) (*Params, error) {
-	p := &Params{}
-	r := tx.NewReader(b)
-	for _, f := range []*uint64{&p.MinFee, &p.TakeRatePPM, &p.StakeBase, &p.StakePerGPU, &p.UnbondingPeriodSec,
-		&p.BidWindowBlocks, &p.MaxBidWindowBlocks, &p.OrderTTLBlocks, &p.MaxOrderTTLBlocks, &p.StartTimeoutBlocks} {
-		*f = r.Uvarint("params")
-	}
-	if r.Remaining() > 0 { // state written before the liveness params has none: auditing stays off
-		for _, f := range []*uint64{&p.EpochBlocks, &p.SlashDowntimePPM, &p.JailAfterDownEpochs, &p.UnjailCooldownSec} {
-			*f = r.Uvarint("params")
-		}
-	}
-	if r.Remaining() > 0 {
-		p.SlashProofPPM = r.Uvarint("params")
-	}
-	if r.Remaining() > 0 { // state written before redundant execution: mismatches cost no stake
-		p.SlashMismatchPPM = r.Uvarint("params")
-	}
-	p.MaxBidsPerOrder = DefaultParams().MaxBidsPerOrder // state written before the cap: the default cap
-	if r.Remaining() > 0 {
-		p.MaxBidsPerOrder = r.Uvarint("params")
-	}
-	p.RevealBlocks = DefaultParams().RevealBlocks // state written before commit-reveal: the default window
-	if r.Remaining() > 0 {
-		p.RevealBlocks = r.Uvarint("params")
-	}
-	if r.Remaining() > 0 { // state written before gas: no floor beyond min_fee
-		p.MinGasPrice = r.Uvarint("params")
-	}
-	if r.Remaining() > 0 { // state written before retention: nothing is pruned
-		p.RetentionBlocks = r.Uvarint("params")
-	}
-	if r.Remaining() > 0 { // state written before the completion grace: none, as its leases were indexed
-		p.CompletionGraceSec = r.Uvarint("params")
-	}
-	return p, r.Done("params")
 }
 
 // GenesisAccount is a funded account at genesis.

@@ -1,4 +1,4 @@
-package ledger
+package api
 
 import (
 	"github.com/sparenet/spare/ledger/tx"

@@ -1,43 +1,40 @@
-package ledger
+package settle
 
 import (
 	"fmt"
 
+	"github.com/sparenet/spare/ledger/api"
+	"github.com/sparenet/spare/ledger/kernel"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
-// Extending a lease. A provider says on the ledger how long it lets its leases run in all (ProviderInfo's
-// MaxLeaseSec, 0: no extensions); the lease's tenant may lengthen a pending or active lease up to that, and pays
-// into escrow, in the same message, what the new duration needs beyond the deposit, so that the lease runs to its
-// new end rather than running out of deposit before it. The end moves in the index of billing ends with it.
-
-func (c *ctx) extendLease(signer tx.Address, m *tx.ExtendLease) error {
-	l, err := c.lease(m.LeaseID)
+func (k *Keeper) ExtendLease(c *kernel.Ctx, signer tx.Address, m *tx.ExtendLease) error {
+	l, err := c.Lease(m.LeaseID)
 	if err != nil {
 		return err
 	}
 	if signer != l.Tenant {
 		return tx.Errorf(tx.CodeUnauthorized, "lease %d is %s's: only its tenant extends it", l.ID, l.Tenant)
 	}
-	if l.State != LeasePending && l.State != LeaseActive {
+	if l.State != api.LeasePending && l.State != api.LeaseActive {
 		return tx.Errorf(tx.CodeBadLeaseState, "lease %d is %s: only a pending or active lease can be extended (deploy the job again)", l.ID, l.State)
 	}
-	if l.State == LeaseActive && l.EndMs() <= c.timeMs {
+	if l.State == api.LeaseActive && l.EndMs() <= c.TimeMs {
 		// Its close may still wait in the end-of-block backlog: what ended stays ended.
-		return tx.Errorf(tx.CodeBadLeaseState, "lease %d's billing ended at %d ms (block time %d ms): it is closing and cannot be extended", l.ID, l.EndMs(), c.timeMs)
+		return tx.Errorf(tx.CodeBadLeaseState, "lease %d's billing ended at %d ms (block time %d ms): it is closing and cannot be extended", l.ID, l.EndMs(), c.TimeMs)
 	}
-	o, err := c.order(l.OrderID)
+	o, err := c.Order(l.OrderID)
 	if err != nil {
 		return err
 	}
-	if _, grouped := c.groupOf(o); grouped || o.Nodes > 1 {
+	if _, grouped := c.GroupOf(o); grouped || o.Nodes > 1 {
 		what := "a run of a replicated order"
 		if o.Nodes > 1 {
 			what = "a member of a cluster"
 		}
 		return tx.Errorf(tx.CodeReplicated, "lease %d is %s (order %d): its runs end together, so one cannot be extended alone", l.ID, what, o.ID)
 	}
-	p, err := c.mustProvider(l.Provider)
+	p, err := c.MustProvider(l.Provider)
 	if err != nil {
 		return err
 	}
@@ -59,20 +56,20 @@ func (c *ctx) extendLease(signer tx.Address, m *tx.ExtendLease) error {
 		return tx.Errorf(tx.CodeOverflow, "deposit for %d s at %d uspr/h overflows 64 bits", duration, l.Price)
 	}
 	added := need - min(need, l.Deposit)
-	if err := c.debit(signer, added, inEscrow); err != nil {
+	if err := c.Debit(signer, added, kernel.InEscrow); err != nil {
 		return err
 	}
-	if l.State == LeaseActive {
-		c.unindexEnd(l)
+	if l.State == api.LeaseActive {
+		k.unindexEnd(c, l)
 	}
 	l.DurationSec, l.Deposit = duration, l.Deposit+added // Deposit + added = max(Deposit, need)
 	var endMs uint64
-	if l.State == LeaseActive {
+	if l.State == api.LeaseActive {
 		endMs = l.EndMs()
-		c.indexEnd(l)
+		k.indexEnd(c, l)
 	}
-	c.setLease(l)
-	c.emit("lease.extended", "lease_id", l.ID, "tenant", l.Tenant, "provider", l.Provider, "add_sec", m.AddSec,
-		"duration_sec", l.DurationSec, "added", added, "deposit", l.Deposit, "end_ms", endMs)
+	c.SetLease(l)
+	c.Emit(api.EventLeaseExtended, api.AttrLeaseID, l.ID, api.AttrTenant, l.Tenant, api.AttrProvider, l.Provider, api.AttrAddSec, m.AddSec,
+		api.AttrDurationSec, l.DurationSec, api.AttrAdded, added, api.AttrDeposit, l.Deposit, api.AttrEndMs, endMs)
 	return nil
 }

@@ -1,0 +1,4 @@
+package providers
+
+// Keeper is the providers module. It calls no other module; the app registers its hooks (ledger/modules.go).
+type Keeper struct{}
