@@ -209,6 +209,18 @@ func (c *Client) Providers(ctx context.Context, r api.ListRequest) (api.List[api
 	return l, c.Query(ctx, api.QueryProviders, r, &l)
 }
 
+// StorageOffer is provider a's offer of disk to Spare Vault (ErrNotFound: it offers none).
+func (c *Client) StorageOffer(ctx context.Context, a tx.Address) (api.StorageOfferView, error) {
+	var o api.StorageOfferView
+	return o, c.Query(ctx, api.QueryStorageOffer, api.AddressRequest{Address: a}, &o)
+}
+
+// StorageOffers lists storage offers by provider address (r.After, r.Limit).
+func (c *Client) StorageOffers(ctx context.Context, r api.ListRequest) (api.List[api.StorageOfferView], error) {
+	var l api.List[api.StorageOfferView]
+	return l, c.Query(ctx, api.QueryStorageOffers, r, &l)
+}
+
 func (c *Client) Order(ctx context.Context, id uint64) (api.Order, error) {
 	var o api.Order
 	return o, c.Query(ctx, api.QueryOrder, api.IDRequest{ID: id}, &o)

@@ -17,3 +17,7 @@ func diskSpace(dir string) (totalMiB, freeMiB uint64, err error) {
 	bsize := uint64(st.Bsize)
 	return uint64(st.Blocks) * bsize >> 20, uint64(st.Bavail) * bsize >> 20, nil
 }
+
+// DiskSpace is the size of the file system holding dir and what an unprivileged process may still use of it,
+// in MiB.
+func DiskSpace(dir string) (totalMiB, freeMiB uint64, err error) { return diskSpace(dir) }

@@ -791,6 +791,11 @@ func (r *advRun) checkQueries(full bool) {
 
 // checkState decodes every stored object and checks the indexes the end-of-block work relies on: each index
 // entry names an object in the state it indexes, at the key its fields give, and nothing is left past due.
+func hasKey(kv store.KV, key string) bool {
+	_, ok := kv.Get(key)
+	return ok
+}
+
 func (r *advRun) checkState(kv store.KV, height int64) {
 	r.rep.Helper()
 	now := lastTime(kv)
@@ -831,6 +836,21 @@ func (r *advRun) checkState(kv store.KV, height int64) {
 		_, err := schema.DecReceipt(v)
 		if l := leases[schema.UnBE64(rest)]; err == nil && (l == nil || l.State != api.LeaseCompleted) {
 			err = fmt.Errorf("receipt of a lease that did not complete")
+		}
+		return err
+	})
+	each(schema.PStorageOffer, func(rest string, v []byte) error {
+		var a tx.Address
+		copy(a[:], rest)
+		o, err := schema.DecStorageOffer(a, v)
+		switch {
+		case err != nil:
+		case !hasKey(kv, schema.AddrKey(schema.PProvider, a)):
+			err = fmt.Errorf("a storage offer from %s, which is no registered provider", a)
+		case o.CapacityBytes == 0 && o.UsedBytes == 0:
+			err = fmt.Errorf("a withdrawn offer holding nothing left in the state")
+		case o.CapacityBytes > 0 && o.PricePerGiBMonth == 0:
+			err = fmt.Errorf("an offer of capacity at price 0")
 		}
 		return err
 	})
@@ -1041,12 +1061,13 @@ const (
 	kExtend
 	kDelivered
 	kRestart
+	kOfferStorage
 	nKinds
 )
 
 var kindWeights = [nKinds]int{kSend: 4, kRegister: 2, kUpdate: 1, kBond: 2, kUnbond: 2, kOrder: 6, kReplicated: 3,
 	kCluster: 3, kLatency: 2, kCancel: 2, kBid: 9, kWithdrawBid: 3, kAccept: 3, kStarted: 7, kClose: 4, kComplete: 6,
-	kTopUp: 3, kWithdraw: 3, kAttest: 4, kUnjail: 2, kAttestHW: 3, kCommit: 4, kReveal: 4, kExtend: 3, kDelivered: 3, kRestart: 2}
+	kTopUp: 3, kWithdraw: 3, kAttest: 4, kUnjail: 2, kAttestHW: 3, kCommit: 4, kReveal: 4, kExtend: 3, kDelivered: 3, kRestart: 2, kOfferStorage: 2}
 
 // kindTypes is the message type each kind generates: every type there is (TestAdversarialSequences checks).
 var kindTypes = [nKinds]tx.MsgType{kSend: tx.TypeSend, kRegister: tx.TypeRegisterProvider, kUpdate: tx.TypeUpdateProvider,
@@ -1055,7 +1076,8 @@ var kindTypes = [nKinds]tx.MsgType{kSend: tx.TypeSend, kRegister: tx.TypeRegiste
 	kWithdrawBid: tx.TypeWithdrawBid, kAccept: tx.TypeAcceptBid, kStarted: tx.TypeLeaseStarted, kClose: tx.TypeCloseLease,
 	kComplete: tx.TypeCompleteLease, kTopUp: tx.TypeTopUp, kWithdraw: tx.TypeWithdraw, kAttest: tx.TypeAttest,
 	kUnjail: tx.TypeUnjail, kAttestHW: tx.TypeAttestHardware, kCommit: tx.TypeCommitResult, kReveal: tx.TypeRevealResult,
-	kExtend: tx.TypeExtendLease, kDelivered: tx.TypeManifestDelivered, kRestart: tx.TypeAnnounceRestart}
+	kExtend: tx.TypeExtendLease, kDelivered: tx.TypeManifestDelivered, kRestart: tx.TypeAnnounceRestart,
+	kOfferStorage: tx.TypeOfferStorage}
 
 func (r *advRun) kind(label string) int {
 	total := 0
@@ -1684,6 +1706,18 @@ func (r *advRun) msg(k int, who string) tx.Msg {
 		return &tx.Unjail{}
 	case kRestart:
 		return &tx.AnnounceRestart{}
+	case kOfferStorage:
+		// Offers, changes and withdrawals, with capacities and prices at and past their bounds.
+		m := &tx.OfferStorage{CapacityBytes: 1 + r.s.u64("capacity")%(1<<40), PricePerGiBMonth: 1 + r.s.u64("storage price")%5_000}
+		switch r.s.intn(8, "offer") {
+		case 5:
+			m.CapacityBytes = 0 // a withdrawal
+		case 6:
+			m.CapacityBytes = tx.MaxStorageCapacity + r.s.u64("over")%2 // at the bound, or one past it
+		case 7:
+			m.PricePerGiBMonth = r.s.u64("any price") // 0, or far past the bound, or anything
+		}
+		return m
 	case kCommit:
 		id := r.leaseID("commit", func(l *api.LeaseView) bool { return l.Provider == me && l.State == api.LeaseActive })
 		m := &tx.CommitResult{LeaseID: id, Commitment: advCommitment(id, me)}

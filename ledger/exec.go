@@ -193,6 +193,8 @@ func (k *modules) dispatch(c *ctx, signer tx.Address, t *tx.Tx, m tx.Msg) error 
 		return k.Trust.AnnounceRestart(c, signer)
 	case *tx.AttestHardware:
 		return k.Trust.AttestHardware(c, signer, m)
+	case *tx.OfferStorage:
+		return k.Storage.OfferStorage(c, signer, m)
 	}
 	return tx.Errorf(tx.CodeUnknownMsgType, "message type %s has no handler", m.Type())
 }

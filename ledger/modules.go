@@ -9,6 +9,7 @@ import (
 	"github.com/sparenet/spare/ledger/providers"
 	"github.com/sparenet/spare/ledger/retention"
 	"github.com/sparenet/spare/ledger/settle"
+	"github.com/sparenet/spare/ledger/storage"
 	"github.com/sparenet/spare/ledger/trust"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/ledger/verify"
@@ -29,13 +30,14 @@ type modules struct {
 	Clusters  *cluster.Keeper
 	Trust     *trust.Keeper
 	Retention *retention.Keeper
+	Storage   *storage.Keeper
 	hooks     *kernel.Hooks
 }
 
 func newModules() *modules {
 	k := &modules{
 		Bank: &bank.Keeper{}, Providers: &providers.Keeper{}, Market: &market.Keeper{}, Leases: &settle.Keeper{},
-		Runs: &verify.Keeper{}, Clusters: &cluster.Keeper{}, Trust: &trust.Keeper{}, Retention: &retention.Keeper{},
+		Runs: &verify.Keeper{}, Clusters: &cluster.Keeper{}, Trust: &trust.Keeper{}, Retention: &retention.Keeper{}, Storage: &storage.Keeper{},
 	}
 	k.wire()
 	return k

@@ -134,6 +134,12 @@ func TestStateObjectsRoundTripAtTheirBounds(t *testing.T) {
 			}
 			return cl, func() (any, error) { return schema.DecCluster(schema.EncCluster(cl)) }
 		},
+		"storage offer": func(t *rapid.T) (any, func() (any, error)) {
+			o := &api.StorageOffer{Provider: addr(t, "p"), CapacityBytes: rapid.Uint64Range(0, tx.MaxStorageCapacity).Draw(t, "capacity"),
+				UsedBytes: rapid.Uint64Range(0, tx.MaxStorageCapacity).Draw(t, "used"), PricePerGiBMonth: rapid.Uint64Range(0, tx.MaxStoragePrice).Draw(t, "price"),
+				Height: i64.Draw(t, "h")}
+			return o, func() (any, error) { return schema.DecStorageOffer(o.Provider, schema.EncStorageOffer(o)) }
+		},
 		"latency": func(t *rapid.T) (any, func() (any, error)) {
 			l := &api.Latency{Provider: addr(t, "p"), Height: i64.Draw(t, "h")}
 			for i := count(t, "samples", tx.MaxLatencyPeers); i > 0; i-- {

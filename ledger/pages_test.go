@@ -21,6 +21,7 @@ func TestEveryListPages(t *testing.T) {
 	c := newChain(t, testParams(), map[string]uint64{"alice": 1000 * api.USPR, "bob": 1000 * api.USPR, "p1": 1000 * api.USPR, "p2": 1000 * api.USPR, "p3": 1000 * api.USPR})
 	for _, p := range []string{"p1", "p2", "p3"} {
 		c.registerBonded(p)
+		c.do(p, &tx.OfferStorage{CapacityBytes: 1 << 40, PricePerGiBMonth: 2_000})
 	}
 	// 12 orders from two tenants: some leased (bids from two providers, the cheaper wins), some cancelled, some
 	// left open with bids on them.
@@ -85,9 +86,19 @@ func TestEveryListPages(t *testing.T) {
 	newOut := map[string]func() any{
 		api.QueryOrders: func() any { return &api.List[*api.Order]{} }, api.QueryBids: func() any { return &api.List[*api.Bid]{} },
 		api.QueryLeases: func() any { return &api.List[api.LeaseView]{} }, api.QueryProviders: func() any { return &api.List[api.ProviderView]{} },
+		api.QueryStorageOffers: func() any { return &api.List[api.StorageOfferView]{} },
+	}
+	storage := func(raw any) ([]string, string) {
+		l := raw.(*api.List[api.StorageOfferView])
+		var ids []string
+		for _, o := range l.Items {
+			ids = append(ids, o.Provider.String())
+		}
+		return ids, l.Next
 	}
 	for _, l := range []lister{
 		{"providers", api.QueryProviders, api.ListRequest{}, providers, 3},
+		{"storage offers", api.QueryStorageOffers, api.ListRequest{}, storage, 3},
 		{"orders", api.QueryOrders, api.ListRequest{}, orders, 15},
 		{"a tenant's orders", api.QueryOrders, api.ListRequest{Tenant: c.addr("bob")}, orders, 9},
 		{"open orders", api.QueryOrders, api.ListRequest{Open: true}, orders, 3},
@@ -107,7 +118,7 @@ func TestEveryListPages(t *testing.T) {
 			if next != "" || len(want) < l.min {
 				t.Fatalf("the whole list: %d items (at least %d), next %q", len(want), l.min, next)
 			}
-			if l.path != api.QueryProviders { // ids ascending (providers come in their keys' order)
+			if l.path != api.QueryProviders && l.path != api.QueryStorageOffers { // ids ascending (providers come in their keys' order)
 				var n []uint64
 				for _, id := range want {
 					v, _ := strconv.ParseUint(id, 10, 64)
@@ -151,6 +162,7 @@ func TestEveryListPages(t *testing.T) {
 		{api.QueryOrders, api.ListRequest{After: "x"}, "after"},
 		{api.QueryBids, api.ListRequest{After: "-1"}, "after"},
 		{api.QueryProviders, api.ListRequest{After: "not-an-address"}, "after"},
+		{api.QueryStorageOffers, api.ListRequest{After: "not-an-address"}, "after"},
 		{api.QueryLeases, api.ListRequest{Limit: api.MaxPageLimit + 1}, "limit"},
 	} {
 		if msg := c.queryErr(bad.path, bad.req); !strings.Contains(msg, bad.want) {

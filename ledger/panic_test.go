@@ -71,6 +71,8 @@ func TestEncodersRefuseWhatDecodersRefuse(t *testing.T) {
 		{"verification leases", "verification: encode: leases", func() { schema.EncVerification(&api.Verification{Leases: make([]uint64, tx.MaxReplicas+2)}) }},
 		{"cluster leases", "cluster: encode: leases", func() { schema.EncCluster(&api.Cluster{Leases: make([]uint64, tx.MaxClusterNodes+1)}) }},
 		{"cluster excluded", "cluster: encode: excluded", func() { schema.EncCluster(&api.Cluster{Excluded: addrs(tx.MaxClusterRestarts + 1)}) }},
+		{"storage offer capacity", "storage offer: encode: capacity_bytes", func() { schema.EncStorageOffer(&api.StorageOffer{CapacityBytes: tx.MaxStorageCapacity + 1}) }},
+		{"storage offer price", "storage offer: encode: price_per_gib_month", func() { schema.EncStorageOffer(&api.StorageOffer{PricePerGiBMonth: tx.MaxStoragePrice + 1}) }},
 		{"latency samples", "latency: encode: samples", func() { schema.EncLatency(&api.Latency{Samples: make([]tx.LatencySample, tx.MaxLatencyPeers+1)}) }},
 		{"receipt signature", "receipt: encode: receipt.signature", func() { schema.EncReceipt(&tx.Receipt{Signature: make([]byte, tx.SignatureLen+1)}) }},
 		{"receipt chain", "receipt: encode: receipt.chain_id", func() { schema.EncReceipt(&tx.Receipt{ChainID: long(tx.MaxChainIDLen)}) }},

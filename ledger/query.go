@@ -111,7 +111,7 @@ func (k *modules) runQuery(kv store.KV, height int64, path string, data []byte) 
 			return nil, err
 		}
 		return k.getByID(c, path, idr.ID)
-	case api.QueryProviders, api.QueryOrders, api.QueryBids, api.QueryLeases:
+	case api.QueryProviders, api.QueryOrders, api.QueryBids, api.QueryLeases, api.QueryStorageOffers:
 		if err := decodeReq(data, &lr); err != nil {
 			return nil, err
 		}
@@ -168,6 +168,15 @@ func (k *modules) runQuery(kv store.KV, height int64, path string, data []byte) 
 			return nil, notFoundf("provider %s has published no latency", ar.Address)
 		}
 		return l, nil
+	case api.QueryStorageOffer:
+		if err := decodeReq(data, &ar); err != nil {
+			return nil, err
+		}
+		o, ok := k.Storage.Offer(c, ar.Address)
+		if !ok {
+			return nil, notFoundf("provider %s offers no storage", ar.Address)
+		}
+		return k.Storage.OfferView(c, o), nil
 	case api.QueryObjects:
 		var or api.ObjectsRequest
 		if err := decodeReq(data, &or); err != nil {
@@ -175,7 +184,7 @@ func (k *modules) runQuery(kv store.KV, height int64, path string, data []byte) 
 		}
 		return k.objects(c, or)
 	}
-	return nil, fmt.Errorf("unknown query path %q: one of status, params, supply, account, provider, providers, order, orders, bid, bids, lease, leases, receipt, objects, auditors, epoch, verification, cluster, latency", path)
+	return nil, fmt.Errorf("unknown query path %q: one of status, params, supply, account, provider, providers, order, orders, bid, bids, lease, leases, receipt, objects, auditors, epoch, verification, cluster, latency, storage_offer, storage_offers", path)
 }
 
 func (k *modules) objects(c *ctx, r api.ObjectsRequest) (api.Objects, error) {
@@ -266,6 +275,17 @@ func (k *modules) list(c *ctx, path string, r api.ListRequest) (any, error) {
 	}
 	if path == api.QueryProviders {
 		return k.listProviders(c, r, limit)
+	}
+	if path == api.QueryStorageOffers {
+		var after *tx.Address
+		if r.After != "" {
+			a, err := tx.ParseAddress(r.After)
+			if err != nil {
+				return nil, fmt.Errorf("after: %w", err)
+			}
+			after = &a
+		}
+		return k.Storage.Offers(c, after, limit), nil
 	}
 	var prefix string
 	switch {

@@ -62,6 +62,10 @@ func stateCodecs() []stateCodec {
 			c.older = func(n int) bool { return n == 8 } // the weight alone; a longer prefix is a shorter host
 			return c
 		}(),
+		func() stateCodec {
+			return codec("storage offer", schema.EncStorageOffer(&api.StorageOffer{Provider: a, CapacityBytes: 1 << 40, UsedBytes: 3 << 30, PricePerGiBMonth: 2_000, Height: 7}),
+				func(b []byte) (*api.StorageOffer, error) { return schema.DecStorageOffer(a, b) }, schema.EncStorageOffer)
+		}(),
 		codec("latency", schema.EncLatency(&api.Latency{Height: 9, Samples: []tx.LatencySample{{Peer: a, RTTMicros: 300}}}),
 			func(b []byte) (*api.Latency, error) { return schema.DecLatency(a, b) }, schema.EncLatency),
 	}

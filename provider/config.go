@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/sparenet/spare/client"
 	"github.com/sparenet/spare/inventory"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -110,6 +112,44 @@ type Config struct {
 	// the duration they were ordered with, no extensions. Whole seconds, at most 8760h (one year, the ledger's
 	// longest lease). It does not limit the orders the daemon bids on.
 	MaxLeaseDuration Duration `toml:"max_lease_duration"`
+	// Storage offers disk to Spare Vault (docs/vault.md); capacity_gib 0 (the default): none.
+	Storage StorageConfig `toml:"storage"`
+}
+
+// StorageConfig is the disk a provider offers to Spare Vault. The daemon keeps its offer on the ledger equal to
+// it (OfferStorage at start, a withdrawal when capacity_gib becomes 0).
+type StorageConfig struct {
+	// CapacityGiB is the disk offered, in GiB (0: none). At start the daemon checks that path's file system has
+	// that much free.
+	CapacityGiB uint64 `toml:"capacity_gib"`
+	// Path is the directory shards are kept in (created if missing, mode 0700).
+	Path string `toml:"path"`
+	// PricePerGiBMonth is the price of a GiB stored for a month, in SPR (e.g. "0.002").
+	PricePerGiBMonth string `toml:"price_per_gib_month"`
+}
+
+// maxStorageGiB is the most a provider offers, as the ledger bounds it.
+const maxStorageGiB = tx.MaxStorageCapacity >> 30
+
+// Offer is the OfferStorage that states this config on the ledger.
+func (s StorageConfig) Offer() (*tx.OfferStorage, error) {
+	if s.CapacityGiB == 0 {
+		return &tx.OfferStorage{}, nil
+	}
+	if s.CapacityGiB > maxStorageGiB {
+		return nil, fmt.Errorf("storage.capacity_gib %d: at most %d (1 PiB)", s.CapacityGiB, uint64(maxStorageGiB))
+	}
+	if s.Path == "" || !filepath.IsAbs(s.Path) {
+		return nil, fmt.Errorf("storage.path %q: an absolute directory for the shards (e.g. \"/var/lib/spare/vault\")", s.Path)
+	}
+	price, err := client.ParseAmount(s.PricePerGiBMonth)
+	if err != nil {
+		return nil, fmt.Errorf("storage.price_per_gib_month: %w", err)
+	}
+	if price == 0 || price > tx.MaxStoragePrice {
+		return nil, fmt.Errorf("storage.price_per_gib_month %q: from 0.000001 to %s SPR", s.PricePerGiBMonth, api.FormatSPR(tx.MaxStoragePrice))
+	}
+	return &tx.OfferStorage{CapacityBytes: s.CapacityGiB << 30, PricePerGiBMonth: price}, nil
 }
 
 // MaxLeaseSec is MaxLeaseDuration in seconds, as the ledger records it.
@@ -313,6 +353,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Inputs.Validate(); err != nil {
+		return err
+	}
+	if _, err := c.Storage.Offer(); err != nil {
 		return err
 	}
 	if c.LatencyEvery.Duration < time.Second {

@@ -228,6 +228,13 @@ func (d *Daemon) Register(ctx context.Context) error {
 	case !sameInfo(cur.Info, info):
 		msgs = append(msgs, &tx.UpdateProvider{ProviderInfo: info})
 	}
+	// The storage offer follows the registration in the same transaction (docs/vault.md).
+	if offer, serr := d.storageOffer(ctx); serr != nil {
+		return serr
+	} else if offer != nil {
+		msgs = append(msgs, offer)
+		d.log.Info("storage offered", "capacity_gib", offer.CapacityBytes>>30, "price_per_gib_month", api.FormatSPR(offer.PricePerGiBMonth))
+	}
 	// Bond up to the stake target; what restores slashed stake comes out of stake_topup_budget (stake.go). A
 	// refused top-up is said and recorded, and the provider still registers: it stays audited.
 	want := d.stakeTarget(params)

@@ -123,6 +123,7 @@ func TestBadInputNamesTheFix(t *testing.T) {
 		{[]string{"--home", home, "explorer", "--listen", "nonsense"}, "no --node given"},
 		{[]string{"--home", home, "--keyring-backend", "test", "init", "--fund", "-5"}, "--fund"},
 		{[]string{"--home", home, "offers", "cpu>=1", "--job", "job.yaml"}, "not both"},
+		{[]string{"--home", home, "offers", "cpu>=1", "--storage"}, "give no query"},
 		{[]string{"--home", home, "offers", "--job", filepath.Join(home, "missing.yaml")}, "missing.yaml"},
 	} {
 		_, err := run(t, tc.args...)

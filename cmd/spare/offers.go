@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sparenet/spare/client"
+	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/match"
 	"github.com/sparenet/spare/offers"
 )
@@ -28,8 +30,13 @@ type offersResult struct {
 	Explanation offers.Explanation `json:"explanation"`
 }
 
+type storageOffersResult struct {
+	StorageOffers []api.StorageOfferView `json:"storage_offers"`
+}
+
 func newOffersCmd(g *globals) *cobra.Command {
 	var sortKey, jobFile string
+	var storage bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "offers [QUERY | --job FILE]",
@@ -41,13 +48,21 @@ func newOffersCmd(g *globals) *cobra.Command {
 			"would bid for it (its price table on the GPUs it would assign), ranked as 'spare deploy --choose' ranks\n" +
 			"bids (price, round trip, reputation), and why each other provider could not: the ledger's own checks on\n" +
 			"the provider's free capacity, then the job's maximum price. For a cluster or replicated job, the\n" +
-			"resources and the price are per member.\n",
-		Example: "  spare offers 'gpu=H100 vram>=80 price<=2.5 region=eu-west' --sort price\n  spare offers 'cpu>=4' -o json\n  spare offers --job examples/train.yaml",
+			"resources and the price are per member.\n\n" +
+			"With --storage: the disk providers offer to Spare Vault, as the ledger records it (docs/vault.md): each\n" +
+			"provider's capacity, what its shards use, what is free and its price per GiB-month, cheapest first.\n",
+		Example: "  spare offers 'gpu=H100 vram>=80 price<=2.5 region=eu-west' --sort price\n  spare offers 'cpu>=4' -o json\n  spare offers --job examples/train.yaml\n  spare offers --storage",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			q := ""
 			if len(args) == 1 {
 				q = args[0]
+			}
+			if storage {
+				if q != "" || jobFile != "" {
+					return fmt.Errorf("--storage lists storage offers: give no query and no --job with it")
+				}
+				return g.storageOffers(cmd)
 			}
 			if jobFile != "" {
 				if q != "" {
@@ -100,7 +115,58 @@ func newOffersCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&sortKey, "sort", "price", "sort by price, gpus, vram, reputation, rtt or region (a query's offers)")
 	cmd.Flags().StringVar(&jobFile, "job", "", "list the offers for this job file instead of a query, ranked as deploy --choose ranks bids")
 	cmd.Flags().DurationVar(&timeout, "timeout", 3*time.Second, "how long to wait for each provider's offer")
+	cmd.Flags().BoolVar(&storage, "storage", false, "list the disk providers offer to Spare Vault instead, from the ledger")
 	return cmd
+}
+
+// storageOffers prints every storage offer on the ledger, cheapest first, then the most free.
+func (g *globals) storageOffers(cmd *cobra.Command) error {
+	c, err := g.client()
+	if err != nil {
+		return err
+	}
+	all := []api.StorageOfferView{}
+	for req := (api.ListRequest{Limit: api.MaxPageLimit}); ; {
+		page, err := c.StorageOffers(cmd.Context(), req)
+		if err != nil {
+			return err
+		}
+		all = append(all, page.Items...)
+		if page.Next == "" {
+			break
+		}
+		req.After = page.Next
+	}
+	slices.SortStableFunc(all, func(a, b api.StorageOfferView) int {
+		if a.PricePerGiBMonth != b.PricePerGiBMonth {
+			return cmp.Compare(a.PricePerGiBMonth, b.PricePerGiBMonth)
+		}
+		return cmp.Compare(b.FreeBytes(), a.FreeBytes())
+	})
+	return g.print(storageOffersResult{StorageOffers: all}, func(w io.Writer) {
+		if len(all) == 0 {
+			fmt.Fprintln(w, "no provider offers storage: a provider offers it with a [storage] section in provider.toml")
+			return
+		}
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "PROVIDER\tREGION\tSTATUS\tCAPACITY\tUSED\tFREE\tPRICE/GIB-MONTH")
+		var free uint64
+		for _, o := range all {
+			free += o.FreeBytes()
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", o.Provider, o.Region, o.Status, gib(o.CapacityBytes), gib(o.UsedBytes),
+				gib(o.FreeBytes()), client.FormatAmount(o.PricePerGiBMonth))
+		}
+		tw.Flush()
+		fmt.Fprintf(w, "%d storage offer(s), %s free in all\n", len(all), gib(free))
+	})
+}
+
+// gib writes bytes in GiB, with a decimal under 10 GiB.
+func gib(b uint64) string {
+	if b < 10<<30 && b%(1<<30) != 0 {
+		return fmt.Sprintf("%.1fGiB", float64(b)/(1<<30))
+	}
+	return fmt.Sprintf("%dGiB", b>>30)
 }
 
 // jobOffers prints the providers that could take the job in path now (offers.EvalJob).

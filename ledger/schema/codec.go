@@ -70,6 +70,33 @@ func DecLatency(a tx.Address, b []byte) (*api.Latency, error) {
 	return l, r.Done("latency")
 }
 
+// EncStorageOffer stores an offer as its capacity, used bytes, price and height (the provider is the key). Every
+// field is bounded as the message that sets it is.
+func EncStorageOffer(o *api.StorageOffer) []byte {
+	w := tx.NewWriter(32)
+	w.Bounded("capacity_bytes", o.CapacityBytes, tx.MaxStorageCapacity)
+	w.Bounded("used_bytes", o.UsedBytes, tx.MaxStorageCapacity)
+	w.Bounded("price_per_gib_month", o.PricePerGiBMonth, tx.MaxStoragePrice)
+	w.Uvarint(uint64(o.Height))
+	return sealed(w, "storage offer")
+}
+
+func DecStorageOffer(a tx.Address, b []byte) (*api.StorageOffer, error) {
+	r := tx.NewReader(b)
+	o := &api.StorageOffer{Provider: a, CapacityBytes: r.Uvarint("capacity_bytes"), UsedBytes: r.Uvarint("used_bytes"),
+		PricePerGiBMonth: r.Uvarint("price_per_gib_month"), Height: int64(r.Uvarint("height"))}
+	switch {
+	case r.Err() != nil:
+	case o.CapacityBytes > tx.MaxStorageCapacity || o.UsedBytes > tx.MaxStorageCapacity:
+		r.Fail("capacity_bytes", "over %d", uint64(tx.MaxStorageCapacity))
+	case o.PricePerGiBMonth > tx.MaxStoragePrice:
+		r.Fail("price_per_gib_month", "over %d", uint64(tx.MaxStoragePrice))
+	case o.Height < 0:
+		r.Fail("height", "over 2^63")
+	}
+	return o, r.Done("storage offer")
+}
+
 // sealed returns what w wrote, or panics when an encoder was handed a value its decoder refuses. The panic stops
 // the block before anything is committed (FinalizeBlock names the height and the transaction); CheckTx and
 // queries answer with an error.

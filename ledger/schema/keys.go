@@ -35,6 +35,7 @@ const (
 	PVerify         = "v/"  // replicated order -> Verification
 	PCluster        = "cl/" // cluster order -> Cluster
 	PLatency        = "rt/" // provider -> its latest published round trips
+	PStorageOffer   = "so/" // provider -> its storage offer (Spare Vault)
 	KeyParams       = "params"
 	KeySupply       = "supply"
 	KeySeq          = "seq/" // + name

@@ -53,6 +53,7 @@ func sampleMsgs() []Msg {
 		&ExtendLease{LeaseID: 3, AddSec: 3600},
 		&ManifestDelivered{LeaseID: 4, Ack: [SignatureLen]byte{1, 2, 3}},
 		&AnnounceRestart{},
+		&OfferStorage{CapacityBytes: 100 << 30, PricePerGiBMonth: 2_000},
 	}
 }
 

@@ -35,6 +35,7 @@ const (
 	TypeExtendLease       MsgType = 24
 	TypeManifestDelivered MsgType = 25
 	TypeAnnounceRestart   MsgType = 26
+	TypeOfferStorage      MsgType = 27
 )
 
 var msgNames = map[MsgType]string{
@@ -47,6 +48,7 @@ var msgNames = map[MsgType]string{
 	TypePublishLatency: "publish_latency", TypeCreateCluster: "create_cluster_order",
 	TypeCommitResult: "commit_result", TypeRevealResult: "reveal_result", TypeExtendLease: "extend_lease",
 	TypeManifestDelivered: "manifest_delivered", TypeAnnounceRestart: "announce_restart",
+	TypeOfferStorage: "offer_storage",
 }
 
 func (t MsgType) String() string {
@@ -148,6 +150,8 @@ func newMsg(t MsgType) Msg {
 		return &ManifestDelivered{}
 	case TypeAnnounceRestart:
 		return &AnnounceRestart{}
+	case TypeOfferStorage:
+		return &OfferStorage{}
 	}
 	return nil
 }
@@ -825,4 +829,37 @@ func (m *AttestHardware) decode(r *Reader) {
 	m.Epoch, m.Provider, m.Passed = r.Uvarint("epoch"), r.Address("provider"), r.Bool("passed")
 	m.Class, m.OpsPerSec = r.String("class", MaxNameLen), r.Uvarint("ops_per_sec")
 	m.Transcript = r.Hash("transcript")
+}
+
+// MaxStorageCapacity bounds what one provider offers to store (1 PiB).
+const MaxStorageCapacity = 1 << 50
+
+// MaxStoragePrice bounds a storage price: 1,000 SPR per GiB-month.
+const MaxStoragePrice = 1_000_000_000
+
+// OfferStorage is a registered provider offering disk to Spare Vault: capacity bytes in all, at a price in uspr
+// per GiB-month. It replaces the provider's previous offer; capacity 0 withdraws it (nothing new is placed on
+// the provider; what it holds stays its duty).
+type OfferStorage struct {
+	CapacityBytes    uint64 `json:"capacity_bytes"`
+	PricePerGiBMonth uint64 `json:"price_per_gib_month"`
+}
+
+func (*OfferStorage) Type() MsgType { return TypeOfferStorage }
+func (m *OfferStorage) ValidateBasic() error {
+	if m.CapacityBytes > MaxStorageCapacity {
+		return Errorf(CodeInvalidMsg, "capacity_bytes %d above %d (1 PiB)", m.CapacityBytes, uint64(MaxStorageCapacity))
+	}
+	if m.CapacityBytes > 0 && m.PricePerGiBMonth == 0 {
+		return Errorf(CodeInvalidMsg, "price_per_gib_month must be positive for an offer of capacity (0 capacity withdraws the offer)")
+	}
+	if m.PricePerGiBMonth > MaxStoragePrice {
+		return Errorf(CodeInvalidMsg, "price_per_gib_month %d above %d uspr", m.PricePerGiBMonth, uint64(MaxStoragePrice))
+	}
+	return nil
+}
+func (m *OfferStorage) encode(w *Writer) { w.Uvarint(m.CapacityBytes); w.Uvarint(m.PricePerGiBMonth) }
+func (m *OfferStorage) decode(r *Reader) {
+	m.CapacityBytes = r.Uvarint("capacity_bytes")
+	m.PricePerGiBMonth = r.Uvarint("price_per_gib_month")
 }
