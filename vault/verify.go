@@ -27,6 +27,9 @@ func Outboard(r io.Reader, size uint64) (tx.Hash, []byte, error) {
 	return root, buf.b, nil
 }
 
+// OutboardSize is the bytes of the outboard of a shard of size bytes.
+func OutboardSize(size uint64) int { return bao.EncodedSize(int(size), GroupLog, true) }
+
 type writerAt struct{ b []byte }
 
 func (w *writerAt) WriteAt(p []byte, off int64) (int, error) {
