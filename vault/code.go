@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -26,7 +27,11 @@ func Encode(r io.Reader, size uint64, c Coding, open func(stripe, index int) (io
 	}
 	n := l.K + l.M
 	obj := &Object{Layout: l, Shards: make([][]tx.Hash, l.Stripes)}
-	whole := blake3.New(32, nil)
+	// BLAKE3 hashes in SIMD only what it is given at once: fed the 16 KiB cells one by one it runs at a sixth of
+	// its speed on 256 KiB writes (BenchmarkEncode), so every hasher is fed through a 256 KiB buffer.
+	const hashBuf = 256 << 10
+	wholeH := blake3.New(32, nil)
+	whole := bufio.NewWriterSize(wholeH, hashBuf)
 	row := make([]byte, n*CellSize)
 	cells := make([][]byte, n)
 	for i := range cells {
@@ -34,11 +39,17 @@ func Encode(r io.Reader, size uint64, c Coding, open func(stripe, index int) (io
 	}
 	data := row[:l.K*CellSize]
 	hashers := make([]*blake3.Hasher, n)
+	hashIn := make([]*bufio.Writer, n)
 	writers := make([]io.Writer, n)
 	read := uint64(0)
 	for s := range l.Stripes {
 		for i := range n {
 			hashers[i] = blake3.New(32, nil)
+			if hashIn[i] == nil {
+				hashIn[i] = bufio.NewWriterSize(hashers[i], hashBuf)
+			} else {
+				hashIn[i].Reset(hashers[i])
+			}
 			writers[i] = nil
 			if open != nil {
 				if writers[i], err = open(s, i); err != nil {
@@ -60,7 +71,7 @@ func Encode(r io.Reader, size uint64, c Coding, open func(stripe, index int) (io
 				return nil, fmt.Errorf("coding stripe %d: %w", s, err)
 			}
 			for i, cell := range cells {
-				hashers[i].Write(cell)
+				hashIn[i].Write(cell) // a blake3.Hasher never fails a write
 				if writers[i] != nil {
 					if _, err := writers[i].Write(cell); err != nil {
 						return nil, fmt.Errorf("stripe %d shard %d: %w", s, i, err)
@@ -70,10 +81,12 @@ func Encode(r io.Reader, size uint64, c Coding, open func(stripe, index int) (io
 		}
 		obj.Shards[s] = make([]tx.Hash, n)
 		for i, h := range hashers {
+			hashIn[i].Flush()
 			h.Sum(obj.Shards[s][i][:0])
 		}
 	}
-	whole.Sum(obj.Root[:0])
+	whole.Flush()
+	wholeH.Sum(obj.Root[:0])
 	return obj, nil
 }
 
