@@ -522,6 +522,11 @@ func initProvider(o Options, i, port int, rpc, leasesDir string) error {
 	cfg.LeasesDir = leasesDir
 	cfg.Limits.WithdrawEvery = provider.Duration{Duration: time.Minute}
 	cfg.MaxLeaseDuration = provider.Duration{Duration: 24 * time.Hour} // `spare extend` works on the dev network
+	// Each dev provider offers 1 GiB of its home's disk to Spare Vault (docs/vault.md), when the disk has room
+	// to spare for it: `spare offers --storage` lists them.
+	if _, free, err := inventory.DiskSpace(provDir); err == nil && free >= 4<<10 {
+		cfg.Storage = provider.StorageConfig{CapacityGiB: 1, Path: filepath.Join(provDir, "vault"), PricePerGiBMonth: "0.001"}
+	}
 	// Dev jobs fetch their inputs from servers on this machine: allow loopback and private addresses, which a
 	// real provider refuses (inputs.go).
 	cfg.Inputs.AllowPrivate = true

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sparenet/spare/client"
+	"github.com/sparenet/spare/inventory"
 )
 
 func runUntilReady(t *testing.T, o Options) (Info, func()) {
@@ -44,6 +45,13 @@ func TestResumeAndReset(t *testing.T) {
 		t.Fatal(err)
 	}
 	h1 := st.SyncInfo.LatestBlockHeight
+	// A dev provider offers 1 GiB of its home's disk to Spare Vault, with its registration.
+	if _, free, err := inventory.DiskSpace(home); err == nil && free >= 4<<10 {
+		o, err := c.StorageOffer(context.Background(), first.Provider)
+		if err != nil || o.CapacityBytes != 1<<30 || o.PricePerGiBMonth != 1_000 {
+			t.Fatalf("the dev provider's storage offer: %+v, %v", o, err)
+		}
+	}
 	stop()
 	if first.Resumed {
 		t.Fatal("a new home reported resumed")

@@ -54,8 +54,8 @@ func OpenShards(dir string, capacity uint64) (*Shards, error) {
 		}
 		size := uint64(fi.Size())
 		ob, err := os.Stat(s.path(root, ".bao"))
-		if err != nil || size == 0 || size > vault.MaxShardSize || ob.Size() != int64(vault.OutboardSize(size)) {
-			os.Remove(s.path(root, ".shard")) // its outboard never landed: not a shard this store can serve
+		if err != nil || size == 0 || size > vault.MaxShardSize || size%vault.GroupSize != 0 || ob.Size() != int64(vault.OutboardSize(size)) {
+			os.Remove(s.path(root, ".shard")) // its outboard never landed, or it was cut: not a shard this store can serve
 			continue
 		}
 		s.sizes[root] = size

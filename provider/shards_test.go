@@ -118,3 +118,40 @@ func hexRoot(h tx.Hash) string {
 	}
 	return string(out)
 }
+
+// TestShardsNeverOvercommit: many uploads at once, the same shard twice among them, never hold more than the
+// capacity offered, and each shard is held once.
+func TestShardsNeverOvercommit(t *testing.T) {
+	s, err := provider.OpenShards(filepath.Join(t.TempDir(), "vault"), 5*vault.GroupSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type up struct {
+		b    []byte
+		root tx.Hash
+	}
+	var ups []up
+	for i := range 8 {
+		b, r := shard(int64(10+i%6), 1) // seeds 10..15: two shards sent twice
+		ups = append(ups, up{b, r})
+	}
+	errs := make(chan error, len(ups))
+	for _, u := range ups {
+		go func() { errs <- s.Put(u.root, uint64(len(u.b)), bytes.NewReader(u.b)) }()
+	}
+	full := 0
+	for range ups {
+		if err := <-errs; errors.Is(err, provider.ErrStorageFull) {
+			full++
+		}
+	}
+	held := 0
+	for _, u := range ups[:6] {
+		if _, ok := s.Has(u.root); ok {
+			held++
+		}
+	}
+	if s.Used() > 5*vault.GroupSize || s.Used() != uint64(held)*vault.GroupSize || held == 0 || full == 0 {
+		t.Fatalf("used %d of %d, %d distinct shards held, %d refused as full", s.Used(), 5*vault.GroupSize, held, full)
+	}
+}

@@ -746,8 +746,8 @@ type LeaseOutcomes struct {
 // FailedToStart is the leases that never ran: not started in time, or closed by the provider before starting.
 func (o LeaseOutcomes) FailedToStart() int { return o.NotStartedInTime + o.ClosedBeforeStart }
 
-// notStartedReason is the reason the ledger closes a lease with at its start deadline (ledger/escrow.go,
-// expireUnstartedLeases). The ledger records no code for why it closed a lease, so its fixed text is the mark.
+// notStartedReason is the reason the ledger closes a lease with at its start deadline (ledger/settle/escrow.go,
+// ExpireUnstartedLeases). The ledger records no code for why it closed a lease, so its fixed text is the mark.
 const notStartedReason = "not started in time"
 
 // ProviderLeaseOutcomes counts a provider's leases by how they ended.
