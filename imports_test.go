@@ -123,6 +123,9 @@ func TestImportsFollowArchitecture(t *testing.T) {
 		{func(p string) bool { return p == module+"/ledger/kernel" }, func(imp string) bool {
 			return spare(imp) && !slices.Contains([]string{"tx", "store", "api", "schema"}, strings.TrimPrefix(imp, module+"/ledger/"))
 		}, "the kernel imports no module and not the app"},
+		{func(p string) bool { return p == module+"/vault/layout" }, func(imp string) bool {
+			return spare(imp) && imp != module+"/ledger/tx"
+		}, "the Vault's layout imports only the wire: the ledger is to validate manifests with it"},
 		{ledgerModule, func(imp string) bool { return ledgerModule(imp) || imp == module+"/ledger" },
 			"a ledger module imports no other module and not the app: it declares what it needs in its keeper, or registers a hook"},
 		{client, func(imp string) bool {
