@@ -59,6 +59,7 @@ type Daemon struct {
 	signer    Signer
 	c         *client.Client
 	sender    *client.Sender
+	shards    *Shards // the Vault shards held (nil: no storage offered)
 	runtimes  map[string]runtime.Runtime
 	fp        tx.Hash
 	hide      []string // runtime.Spec.HidePaths
@@ -153,6 +154,12 @@ func New(o Options) (*Daemon, error) {
 		capacity: NewCapacity(o.Config.Hardware), workloads: map[uint64]runtime.Workload{}, completing: map[uint64]bool{}, ending: map[uint64]bool{}, endTimers: map[uint64]*time.Timer{},
 		leaseLocks: map[uint64]*leaseLock{}, accepting: map[uint64]context.CancelFunc{}, claimed: map[int]uint64{}}
 	d.isolation = iso
+	if o.Config.Storage.CapacityGiB > 0 {
+		if d.shards, err = OpenShards(o.Config.Storage.Path, o.Config.Storage.CapacityGiB<<30); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("storage.path: %w", err)
+		}
+	}
 	for _, p := range append([]string{o.DataDir}, o.Hide...) {
 		if p == "" {
 			continue
@@ -200,6 +207,9 @@ func (d *Daemon) Isolation() IsolationReport { return d.isolation }
 
 // Capacity exposes the capacity tracker (status, tests).
 func (d *Daemon) Capacity() *Capacity { return d.capacity }
+
+// Shards is the Vault shard store (nil when provider.toml offers no storage).
+func (d *Daemon) Shards() *Shards { return d.shards }
 
 // Store exposes the local store (status, tests).
 func (d *Daemon) Store() *Store { return d.store }
