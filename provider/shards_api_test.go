@@ -2,6 +2,7 @@ package provider_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +12,9 @@ import (
 	"testing"
 
 	"github.com/sparenet/spare/certs"
+	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/provider"
+	"github.com/sparenet/spare/tenant"
 	"github.com/sparenet/spare/vault"
 )
 
@@ -78,5 +81,71 @@ func TestShardReadAPI(t *testing.T) {
 	var bad *vault.BadShardError
 	if err := vault.ReadSlice(io.Discard, bytes.NewReader(body), root, size, 0, size); !errors.As(err, &bad) || bad.Offset != 0 {
 		t.Fatalf("a rotten shard read back: %v", err)
+	}
+}
+
+// TestVaultReaderRoutesAroundProviders reads an object from a provider's read API with tenant.VaultReader: whole
+// (its root checked at the end) and by range, then with one shard rotten on disk and one held by nobody — the
+// object still comes back byte for byte, and both are reported with the provider that failed.
+func TestVaultReaderRoutesAroundProviders(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "vault")
+	e := startEnvWith(t, func(c *provider.Config) {
+		c.Storage = provider.StorageConfig{CapacityGiB: 1, Path: dir, PricePerGiBMonth: "0.002"}
+	})
+	// Random bytes: a periodic pattern makes equal shards, which one content-addressed store keeps as one file.
+	data, _ := shard(21, 19)
+	data = data[:300_000]
+	c := vault.Coding{K: 2, M: 2, ShardSize: 4 * vault.GroupSize}
+	shards := map[[2]int]*bytes.Buffer{}
+	obj, err := vault.Encode(bytes.NewReader(data), uint64(len(data)), c, func(s, i int) (io.Writer, error) {
+		b := &bytes.Buffer{}
+		shards[[2]int{s, i}] = b
+		return b, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, b := range shards {
+		if err := e.d.Shards().Put(obj.Shards[k[0]][k[1]], obj.ShardSize, bytes.NewReader(b.Bytes())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	me := e.net.Keys["prov"].Address()
+	gone := [2]int{0, 1}
+	r := &tenant.VaultReader{Where: func(s, i int) (tenant.ShardHost, bool) {
+		if [2]int{s, i} == gone {
+			return tenant.ShardHost{}, false
+		}
+		return tenant.ShardHost{Provider: me, HostURI: e.hostURI, Fingerprint: e.fp}, true
+	}}
+	ctx := context.Background()
+	gone = [2]int{-1, -1}
+	var out bytes.Buffer
+	if err := r.Read(ctx, &out, obj, 0, obj.Size, nil); err != nil || !bytes.Equal(out.Bytes(), data) {
+		t.Fatalf("whole object: %v", err)
+	}
+	out.Reset()
+	if err := r.Read(ctx, &out, obj, 100_000, 50_000, nil); err != nil || !bytes.Equal(out.Bytes(), data[100_000:150_000]) {
+		t.Fatalf("a range: %v", err)
+	}
+	// Stripe 0: shard 1 held by nobody, shard 0 rotten on the provider's disk.
+	gone = [2]int{0, 1}
+	f := filepath.Join(dir, hexRoot(obj.Shards[0][0])+".shard")
+	b, _ := os.ReadFile(f)
+	b[vault.GroupSize+3] ^= 0x80
+	if err := os.WriteFile(f, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var failed []string
+	out.Reset()
+	err = r.Read(ctx, &out, obj, 0, obj.Size, func(fl vault.ShardFailure, h tenant.ShardHost) {
+		failed = append(failed, fmt.Sprintf("%d/%d@%d by %s", fl.Stripe, fl.Index, fl.Offset, h.Provider))
+	})
+	if err != nil || !bytes.Equal(out.Bytes(), data) {
+		t.Fatalf("around two bad shards: %v (failures %v)", err, failed)
+	}
+	want := []string{fmt.Sprintf("0/1@0 by %s", tx.Address{}), fmt.Sprintf("0/0@%d by %s", vault.GroupSize, me)}
+	if fmt.Sprint(failed) != fmt.Sprint(want) {
+		t.Fatalf("reported %v, want %v", failed, want)
 	}
 }
