@@ -1,6 +1,7 @@
 package spare_test
 
 import (
+	"go/ast"
 	"go/parser"
 	"go/token"
 	"os"
@@ -13,10 +14,11 @@ import (
 
 const module = "github.com/sparenet/spare"
 
-// importsOf is every non-test package of the tree (by its import path) with the packages its non-test files import.
-func importsOf(t *testing.T) map[string][]string {
+// eachPackage calls fn with every non-test package of the tree (its directory, relative to the module, and its
+// files parsed up to their imports, comments included): the walk TestImportsFollowArchitecture and
+// TestEveryPackageHasDoc share.
+func eachPackage(t *testing.T, fn func(dir string, p *ast.Package)) {
 	t.Helper()
-	out := map[string][]string{}
 	err := filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
 		if err != nil || !d.IsDir() {
 			return err
@@ -26,29 +28,38 @@ func importsOf(t *testing.T) map[string][]string {
 		}
 		pkgs, err := parser.ParseDir(token.NewFileSet(), path, func(fi os.FileInfo) bool {
 			return !strings.HasSuffix(fi.Name(), "_test.go")
-		}, parser.ImportsOnly)
+		}, parser.ImportsOnly|parser.ParseComments)
 		if err != nil {
 			return err
 		}
-		pkgPath := module
-		if path != "." {
-			pkgPath += "/" + filepath.ToSlash(path)
-		}
 		for _, p := range pkgs {
-			for _, f := range p.Files {
-				for _, imp := range f.Imports {
-					s, _ := strconv.Unquote(imp.Path.Value)
-					if !slices.Contains(out[pkgPath], s) {
-						out[pkgPath] = append(out[pkgPath], s)
-					}
-				}
-			}
+			fn(path, p)
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// importsOf is every non-test package of the tree (by its import path) with the packages its non-test files import.
+func importsOf(t *testing.T) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	eachPackage(t, func(path string, p *ast.Package) {
+		pkgPath := module
+		if path != "." {
+			pkgPath += "/" + filepath.ToSlash(path)
+		}
+		for _, f := range p.Files {
+			for _, imp := range f.Imports {
+				s, _ := strconv.Unquote(imp.Path.Value)
+				if !slices.Contains(out[pkgPath], s) {
+					out[pkgPath] = append(out[pkgPath], s)
+				}
+			}
+		}
+	})
 	return out
 }
 
@@ -75,7 +86,7 @@ func under(p, dir string) bool {
 //   - runtimes (runtime/...) know nothing of the ledger, its clients or the provider;
 //   - clients (client, tenant, offers, explorer) never import the node, the provider daemon or the ledger's store;
 //   - flags and the CLI framework live in cmd/ and in the benchmark programs only;
-//   - the test helpers of internal/ (localnet, proctest, testimage) are imported by no production package.
+//   - the test helpers of internal/ (localnet, proctest, testimage, logtest) are imported by no production package.
 func TestImportsFollowArchitecture(t *testing.T) {
 	imports := importsOf(t)
 	if len(imports) < 30 {
@@ -146,7 +157,7 @@ func TestImportsFollowArchitecture(t *testing.T) {
 			"flags and the CLI framework live in cmd/ (and the benchmark programs)"},
 		{func(p string) bool { return !under(p, "bench") && !strings.HasSuffix(p, "/internal/markettest") },
 			func(imp string) bool {
-				return imp == module+"/internal/localnet" || imp == module+"/internal/proctest" || imp == module+"/internal/testimage"
+				return imp == module+"/internal/localnet" || imp == module+"/internal/proctest" || imp == module+"/internal/testimage" || imp == module+"/internal/logtest"
 			}, "test helpers are imported by tests (and benchmarks) only"},
 	}
 	// Every package directly under ledger/ is a shared layer or a listed module: a new module is held to the rules.

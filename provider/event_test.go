@@ -6,38 +6,12 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/sparenet/spare/client"
+	"github.com/sparenet/spare/internal/logtest"
 	"github.com/sparenet/spare/ledger/api"
 )
-
-// warnings keeps the messages and errors a daemon logs at Warn and above.
-type warnings struct {
-	mu   sync.Mutex
-	seen []string
-}
-
-func (w *warnings) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
-func (w *warnings) WithAttrs([]slog.Attr) slog.Handler           { return w }
-func (w *warnings) WithGroup(string) slog.Handler                { return w }
-func (w *warnings) Handle(_ context.Context, r slog.Record) error {
-	s := r.Message
-	r.Attrs(func(a slog.Attr) bool { s += " " + a.Key + "=" + a.Value.String(); return true })
-	w.mu.Lock()
-	w.seen = append(w.seen, s)
-	w.mu.Unlock()
-	return nil
-}
-
-func (w *warnings) take() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	s := w.seen
-	w.seen = nil
-	return s
-}
 
 // TestHandleMalformedEvents: a ledger event of this provider's whose ids, amounts, addresses or state do not read
 // is said ("ledger event ignored", naming the event and the attribute) and changes nothing — never read as order
@@ -48,7 +22,7 @@ func TestHandleMalformedEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	w := &warnings{}
+	w := &logtest.Warnings{}
 	d := &Daemon{signer: newOfferSigner(), store: st, log: slog.New(w), capacity: NewCapacity(HardwareConfig{CPUCores: 4, MemoryMiB: 4096, DiskMiB: 4096}),
 		cfg: &Config{}}
 	me := d.Address().String()
@@ -92,7 +66,7 @@ func TestHandleMalformedEvents(t *testing.T) {
 			api.AttrReason, "r", api.AttrPaid, "1", api.AttrRefund, "", api.AttrHeld, "0"), "refund"},
 	} {
 		d.handle(ctx, c.e) // acting on any of these would reach for the (nil) node client, or change the bid below
-		got := w.take()
+		got := w.Take()
 		if len(got) != 1 || !strings.HasPrefix(got[0], "ledger event ignored") || !strings.Contains(got[0], "ledger event "+c.e.Type+": ") ||
 			!strings.Contains(got[0], c.want) {
 			t.Errorf("%s %v: logged %q, want one warning naming %s", c.e.Type, c.e.Attrs, got, c.want)
@@ -108,7 +82,7 @@ func TestHandleMalformedEvents(t *testing.T) {
 		api.EventProviderSlashed, api.EventLeaseClosed} {
 		d.handle(ctx, ev(typ, api.AttrProvider, other, api.AttrOrderID, "x"))
 	}
-	if got := w.take(); len(got) != 0 {
+	if got := w.Take(); len(got) != 0 {
 		t.Fatalf("another provider's events: logged %q", got)
 	}
 
@@ -125,7 +99,7 @@ func TestHandleMalformedEvents(t *testing.T) {
 	if rec, _ := st.Bid(7); rec != nil {
 		t.Fatalf("a lost bid is kept: %+v", rec)
 	}
-	if got := w.take(); len(got) != 0 {
+	if got := w.Take(); len(got) != 0 {
 		t.Fatalf("well-formed events: logged %q", got)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	abci "github.com/cometbft/cometbft/abci/types"
 
 	"github.com/sparenet/spare/client"
+	"github.com/sparenet/spare/internal/logtest"
 	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 )
@@ -103,7 +104,7 @@ func TestExtendPlan(t *testing.T) {
 	// An event that does not read is said, and the plan's figures stand: the lease is extended all the same (no
 	// error, which would invite extending it again), and nothing reads as 0.
 	for _, bad := range []map[string]string{{"deposit": "3.5"}, {"end_ms": ""}, {"lease_id": "0"}, {"provider": "p"}} {
-		logged := &warnLog{}
+		logged := &logtest.Warnings{}
 		f := fresh()
 		plan, err := NewWith(f, &extendSender{}, key, nil).ExtendPlan(ctx, 4, 30*time.Minute)
 		if err != nil {
@@ -113,7 +114,7 @@ func TestExtendPlan(t *testing.T) {
 		if err != nil || e.Deposit != plan.Deposit || e.Added != plan.Added || e.EndMs != plan.EndMs || e.DurationSec != plan.DurationSec || e.Fee != 7 {
 			t.Fatalf("event %v: %v %+v (plan %+v)", bad, err, e, plan)
 		}
-		if w := logged.lines(); len(w) != 1 || !strings.Contains(w[0], "lease extended, but its event does not read") || !strings.Contains(w[0], "ledger event lease.extended") {
+		if w := logged.Lines(); len(w) != 1 || !strings.Contains(w[0], "lease extended, but its event does not read") || !strings.Contains(w[0], "ledger event lease.extended") {
 			t.Fatalf("event %v: logged %q", bad, w)
 		}
 	}

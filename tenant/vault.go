@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"lukechampine.com/blake3"
@@ -32,8 +33,8 @@ type ShardHost struct {
 type VaultReader struct {
 	// Where is the provider holding shard index of stripe (false: none does).
 	Where func(stripe, index int) (ShardHost, bool)
-	// Timeout bounds connecting to a provider and its answer's headers (0: 30 s); a body streams as long as it
-	// flows.
+	// Timeout bounds connecting to a provider, its answer's headers, and every wait for more of its body (0:
+	// 30 s): a provider that stops sending, or trickles, is given up on like one that fails.
 	Timeout time.Duration
 
 	mu      sync.Mutex
@@ -51,13 +52,47 @@ func (v *VaultReader) client(fp tx.Hash) *http.Client {
 	}
 	c := certs.PinnedHTTPClient(fp, 0)
 	tr := c.Transport.(*http.Transport)
-	timeout := v.Timeout
-	if timeout <= 0 {
-		timeout = 30 * time.Second
-	}
-	tr.ResponseHeaderTimeout, tr.TLSHandshakeTimeout = timeout, timeout
+	tr.ResponseHeaderTimeout, tr.TLSHandshakeTimeout = v.timeout(), v.timeout()
 	v.clients[fp] = c
 	return c
+}
+
+func (v *VaultReader) timeout() time.Duration {
+	if v.Timeout <= 0 {
+		return 30 * time.Second
+	}
+	return v.Timeout
+}
+
+// idleBody is a response body whose request is cancelled when no byte of it arrives for idle: a read stuck on a
+// silent or trickling provider then fails, and the shard is read elsewhere.
+type idleBody struct {
+	io.ReadCloser
+	idle    time.Duration
+	timer   *time.Timer
+	stalled atomic.Bool
+}
+
+func newIdleBody(body io.ReadCloser, idle time.Duration, cancel context.CancelFunc) *idleBody {
+	b := &idleBody{ReadCloser: body, idle: idle}
+	b.timer = time.AfterFunc(idle, func() { b.stalled.Store(true); cancel() })
+	return b
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.timer.Reset(b.idle)
+	}
+	if err != nil && b.stalled.Load() {
+		err = fmt.Errorf("sent nothing for %s: given up", b.idle)
+	}
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	b.timer.Stop()
+	return b.ReadCloser.Close()
 }
 
 // Read writes the object's bytes [offset, offset+length) to w. Reading the whole object also checks its bytes
@@ -110,18 +145,35 @@ func (h *httpShards) Open(i int, off, length uint64) (io.ReadCloser, error) {
 	}
 	u = u.JoinPath("vault", "shards", fmt.Sprintf("%x", root[:]))
 	u.RawQuery = url.Values{"offset": {fmt.Sprint(off)}, "length": {fmt.Sprint(length)}}.Encode()
-	req, err := http.NewRequestWithContext(h.ctx, http.MethodGet, u.String(), nil)
+	ctx, cancel := context.WithCancel(h.ctx)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
+		cancel()
 		return nil, err
 	}
 	res, err := h.v.client(host.Fingerprint).Do(req)
 	if err != nil {
+		cancel()
 		return nil, fmt.Errorf("provider %s: %w", host.Provider, err)
 	}
+	body := newIdleBody(res.Body, h.v.timeout(), cancel)
 	if res.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(res.Body, 512))
-		res.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(body, 512))
+		body.Close()
+		cancel()
 		return nil, fmt.Errorf("provider %s answered %s: %s", host.Provider, res.Status, termsafe.String(strings.TrimSpace(string(b))))
 	}
-	return vault.VerifiedReader(res.Body, root, h.obj.ShardSize, off, length), nil
+	return vault.VerifiedReader(&cancelOnClose{body, cancel}, root, h.obj.ShardSize, off, length), nil
+}
+
+// cancelOnClose releases its request's context when the body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
 }

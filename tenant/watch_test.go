@@ -2,41 +2,16 @@ package tenant
 
 import (
 	"bytes"
-	"context"
 	"crypto/ed25519"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/sparenet/spare/client"
+	"github.com/sparenet/spare/internal/logtest"
 	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 )
-
-// warnLog keeps the warnings logged through it.
-type warnLog struct {
-	mu   sync.Mutex
-	seen []string
-}
-
-func (w *warnLog) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
-func (w *warnLog) WithAttrs([]slog.Attr) slog.Handler           { return w }
-func (w *warnLog) WithGroup(string) slog.Handler                { return w }
-func (w *warnLog) Handle(_ context.Context, r slog.Record) error {
-	s := r.Message
-	r.Attrs(func(a slog.Attr) bool { s += " " + a.Key + "=" + a.Value.String(); return true })
-	w.mu.Lock()
-	w.seen = append(w.seen, s)
-	w.mu.Unlock()
-	return nil
-}
-
-func (w *warnLog) lines() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return append([]string(nil), w.seen...)
-}
 
 func testAddr(seed byte) tx.Address {
 	return tx.AddressOf(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, 32)).Public().(ed25519.PublicKey))
@@ -46,7 +21,7 @@ func testAddr(seed byte) tx.Address {
 // a next order, a bid's price, a lease's id) is said and skipped — not counted as 0, nor as order 0 — while the
 // well-formed events around it count.
 func TestWatchSkipsUnreadableEvents(t *testing.T) {
-	logged := &warnLog{}
+	logged := &logtest.Warnings{}
 	w := &watch{tick: make(chan struct{}), orders: map[uint64]bool{7: true}, leases: map[uint64]bool{}, leaseOf: map[uint64][]uint64{},
 		ended: map[uint64]string{}, bids: map[uint64][]seenBid{}, log: slog.New(logged)}
 	var seen []seenBid
@@ -91,7 +66,7 @@ func TestWatchSkipsUnreadableEvents(t *testing.T) {
 		seen[0].Provider != prov || len(w.leases) != 1 || !w.leases[11] || len(w.leaseOf[7]) != 1 {
 		t.Fatalf("refunded %d, ended %q, orders %v, bids %+v, leases %v", w.refunded, w.ended[7], w.orders, seen, w.leases)
 	}
-	got := logged.lines()
+	got := logged.Lines()
 	if len(got) != len(bad)+1 {
 		t.Fatalf("%d warnings for %d unreadable events:\n%s", len(got), len(bad)+1, strings.Join(got, "\n"))
 	}

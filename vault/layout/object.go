@@ -34,25 +34,33 @@ func (o *Object) Encode() ([]byte, error) {
 	if l.ShardSize != o.ShardSize || l.Stripes != o.Stripes || len(o.Shards) != l.Stripes {
 		return nil, fmt.Errorf("manifest: layout %+v is not the one its size and coding give (%+v, %d stripes of roots)", o.Layout, l, len(o.Shards))
 	}
-	w := tx.NewWriter(64 + 32*l.Shards())
+	for s, stripe := range o.Shards {
+		if len(stripe) != o.K+o.M {
+			return nil, fmt.Errorf("manifest: stripe %d has %d shard roots, want k + m = %d", s, len(stripe), o.K+o.M)
+		}
+	}
+	w := o.write()
+	if err := w.Err(); err != nil {
+		return nil, err
+	}
+	return w.Bytes(), nil
+}
+
+// write encodes the manifest as it stands, unchecked (Encode checks it first).
+func (o *Object) write() *tx.Writer {
+	w := tx.NewWriter(64 + 32*o.Layout.Shards())
 	w.Byte(manifestVersion)
 	w.Fixed("root", o.Root[:], 32)
 	w.Uvarint(o.Size)
 	w.Uvarint(uint64(o.K))
 	w.Uvarint(uint64(o.M))
 	w.Uvarint(o.ShardSize)
-	for s, stripe := range o.Shards {
-		if len(stripe) != o.K+o.M {
-			return nil, fmt.Errorf("manifest: stripe %d has %d shard roots, want k + m = %d", s, len(stripe), o.K+o.M)
-		}
+	for _, stripe := range o.Shards {
 		for _, r := range stripe {
 			w.Fixed("shard root", r[:], 32)
 		}
 	}
-	if err := w.Err(); err != nil {
-		return nil, err
-	}
-	return w.Bytes(), nil
+	return w
 }
 
 // DecodeObject reads a manifest, refusing anything but the canonical encoding of a valid layout: a coding or
