@@ -292,3 +292,43 @@ func (c *Client) Latency(ctx context.Context, provider tx.Address) (api.Latency,
 	var l api.Latency
 	return l, c.Query(ctx, api.QueryLatency, api.AddressRequest{Address: provider}, &l)
 }
+
+// VaultObject is stored object id (Spare Vault).
+func (c *Client) VaultObject(ctx context.Context, id uint64) (api.VaultObject, error) {
+	var o api.VaultObject
+	return o, c.Query(ctx, api.QueryVaultObject, api.IDRequest{ID: id}, &o)
+}
+
+// VaultObjects lists objects by id: an owner's or those with a root (r.After, r.Limit).
+func (c *Client) VaultObjects(ctx context.Context, r api.VaultObjectsRequest) (api.List[api.VaultObject], error) {
+	var l api.List[api.VaultObject]
+	return l, c.Query(ctx, api.QueryVaultObjects, r, &l)
+}
+
+// VaultShards pages an object's shards from ordinal r.From.
+func (c *Client) VaultShards(ctx context.Context, r api.VaultShardsRequest) (api.List[api.VaultShard], error) {
+	var l api.List[api.VaultShard]
+	return l, c.Query(ctx, api.QueryVaultShards, r, &l)
+}
+
+// AllVaultShards is every shard of object id, in order.
+func (c *Client) AllVaultShards(ctx context.Context, id uint64) ([]api.VaultShard, error) {
+	var out []api.VaultShard
+	for from := 0; ; {
+		l, err := c.VaultShards(ctx, api.VaultShardsRequest{ID: id, From: from, Limit: api.MaxPageLimit})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l.Items...)
+		if l.Next == "" || len(l.Items) == 0 {
+			return out, nil
+		}
+		from += len(l.Items)
+	}
+}
+
+// VaultHeld lists the shards with root that the ledger placed on provider p.
+func (c *Client) VaultHeld(ctx context.Context, p tx.Address, root tx.Hash) ([]api.VaultShard, error) {
+	var l []api.VaultShard
+	return l, c.Query(ctx, api.QueryVaultHeld, api.VaultHeldRequest{Provider: p, Root: root}, &l)
+}

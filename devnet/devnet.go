@@ -52,6 +52,9 @@ type ClientConfig struct {
 	Node           string `json:"node"`
 	KeyringBackend string `json:"keyring_backend"`
 	Key            string `json:"key"` // the default tenant key
+	// Ready: every provider is registered, bonded and offering its storage. Until then client commands wait
+	// (WaitReady), so that one run just after `spare dev` starts meets the whole network.
+	Ready bool `json:"ready"`
 }
 
 // ClientConfigFile is the client config's name in a home.
@@ -217,7 +220,7 @@ func Run(ctx context.Context, o Options, ready func(Info)) error {
 	}
 	defer n.Stop()
 	info.RPC = n.RPCAddress()
-	if err := writeClientConfig(o.Home, info.RPC); err != nil {
+	if err := writeClientConfig(o.Home, info.RPC, false); err != nil {
 		return err
 	}
 	c, err := client.New(info.RPC, client.Options{Logger: o.Logger})
@@ -297,12 +300,17 @@ func Run(ctx context.Context, o Options, ready func(Info)) error {
 		defer e.Close()
 		info.Explorer = e.URL
 	}
-	// Ready once every provider is registered and bonded.
+	// Ready once every provider is registered and bonded, and its storage offered.
 	for _, d := range daemons {
 		for {
 			p, err := c.Provider(ctx, d.addr)
 			if err == nil && p.Stake >= p.RequiredStake {
-				break
+				if !d.storage {
+					break
+				}
+				if _, err := c.StorageOffer(ctx, d.addr); err == nil {
+					break
+				}
 			}
 			select {
 			case <-ctx.Done():
@@ -312,6 +320,9 @@ func Run(ctx context.Context, o Options, ready func(Info)) error {
 			case <-time.After(50 * time.Millisecond):
 			}
 		}
+	}
+	if err := writeClientConfig(o.Home, info.RPC, true); err != nil {
+		return err
 	}
 	if ready != nil {
 		ready(info)
@@ -341,6 +352,7 @@ type devProvider struct {
 	fp       tx.Hash
 	runtimes []string
 	gpus     int
+	storage  bool   // offers disk to Spare Vault
 	close    func() // after the run context is cancelled: waits for the daemon, closes its API and store
 }
 
@@ -399,7 +411,7 @@ func startProvider(ctx context.Context, o Options, kr *keyring.Keyring, c *clien
 				"runtime", ri.Runtime, "missing", ri.Missing)
 		}
 	}
-	dp := &devProvider{addr: signer.Address(), api: cfg.HostURI, fp: fp, gpus: len(cfg.Hardware.GPUs)}
+	dp := &devProvider{addr: signer.Address(), api: cfg.HostURI, fp: fp, gpus: len(cfg.Hardware.GPUs), storage: cfg.Storage.CapacityGiB > 0}
 	for name := range rts {
 		dp.runtimes = append(dp.runtimes, name)
 	}
@@ -551,9 +563,14 @@ func initProvider(o Options, i, port int, rpc, leasesDir string) error {
 	return cfg.Save(providerConfigPath(o.Home, i))
 }
 
-func writeClientConfig(home, rpc string) error {
-	b, _ := json.MarshalIndent(ClientConfig{Node: rpc, KeyringBackend: string(keyring.BackendTest), Key: "tenant"}, "", "  ")
-	return os.WriteFile(filepath.Join(home, ClientConfigFile), b, 0o600)
+// writeClientConfig writes client.json through a temporary file, so that a client never reads half of it.
+func writeClientConfig(home, rpc string, ready bool) error {
+	b, _ := json.MarshalIndent(ClientConfig{Node: rpc, KeyringBackend: string(keyring.BackendTest), Key: "tenant", Ready: ready}, "", "  ")
+	tmp := filepath.Join(home, ClientConfigFile+".tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(home, ClientConfigFile))
 }
 
 // listenAuditorRTT opens the auditor's round-trip port named in the home's genesis (a home made before

@@ -243,3 +243,35 @@ func hashDir(home string) string {
 	h := sha256.Sum256([]byte(home))
 	return hex.EncodeToString(h[:6])
 }
+
+// Running reports whether a `spare dev` holds the home's lock now.
+func Running(home string) bool {
+	f, err := os.Open(filepath.Join(home, LockFile))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+		return errors.Is(err, syscall.EWOULDBLOCK)
+	}
+	_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return false
+}
+
+// WaitReady waits, up to timeout, for the `spare dev` running on home to be ready (its client config says so),
+// and returns its client config. A home whose network is not running, or is ready, returns at once; waiting is
+// said once on say (nil: silently).
+func WaitReady(home string, timeout time.Duration, say func()) (*ClientConfig, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		cc, err := LoadClientConfig(home)
+		if err != nil || cc.Ready || !Running(home) || time.Now().After(deadline) {
+			return cc, err
+		}
+		if say != nil {
+			say()
+			say = nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

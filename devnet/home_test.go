@@ -257,3 +257,37 @@ func TestRemoveTree(t *testing.T) {
 		t.Fatalf("followed a link: %v", err)
 	}
 }
+
+// TestClientsWaitForDevReady: a client command run while `spare dev` starts waits for the network to be ready
+// (its providers registered and offering storage) instead of meeting half of it; a home whose dev is not running
+// is read at once, ready or not.
+func TestClientsWaitForDevReady(t *testing.T) {
+	home := t.TempDir()
+	if err := writeClientConfig(home, "http://127.0.0.1:1", false); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if cc, err := WaitReady(home, time.Minute, nil); err != nil || cc.Ready || time.Since(start) > 5*time.Second {
+		t.Fatalf("no dev running: %+v %v after %s", cc, err, time.Since(start))
+	}
+	unlock, err := lockHome(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		_ = writeClientConfig(home, "http://127.0.0.1:1", true)
+	}()
+	said := 0
+	cc, err := WaitReady(home, time.Minute, func() { said++ })
+	if err != nil || !cc.Ready || said != 1 {
+		t.Fatalf("waiting for ready: %+v %v, said %d times", cc, err, said)
+	}
+	if err := writeClientConfig(home, "http://127.0.0.1:1", false); err != nil {
+		t.Fatal(err)
+	}
+	if cc, err := WaitReady(home, 200*time.Millisecond, nil); err != nil || cc.Ready {
+		t.Fatalf("past the wait: %+v %v", cc, err)
+	}
+}

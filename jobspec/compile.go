@@ -81,7 +81,7 @@ func (j *Job) baseManifest() *manifest.Manifest {
 		DurationSec: uint64(j.Duration / time.Second),
 	}
 	for _, in := range j.Inputs {
-		m.Inputs = append(m.Inputs, manifest.Input{URL: in.URL, SHA256: in.SHA256, Path: in.Path})
+		m.Inputs = append(m.Inputs, manifest.Input{URL: in.URL, SHA256: in.SHA256, Vault: in.Vault, Path: in.Path})
 	}
 	if len(j.Env) > 0 {
 		m.Env = make(map[string]string, len(j.Env))
@@ -129,7 +129,7 @@ func (j *Job) tooLarge(files []shipped, total int64) *Error {
 		at = sorted[0].at
 		field = sorted[0].field
 	}
-	return j.errorAt(at, field, "the files make the manifest about %s, limit %s; the biggest: %s: host large data on a web server and list it under inputs: (url, sha256, path), which the provider fetches and checks",
+	return j.errorAt(at, field, "the files make the manifest about %s, limit %s; the biggest: %s: host large data on a web server and list it under inputs: (url, sha256, path), or store it in Spare Vault and list its root (vault, path): the provider fetches and checks it",
 		humanBytes(total), humanBytes(manifest.MaxBytes), strings.Join(big, ", "))
 }
 

@@ -23,6 +23,7 @@ func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		strings.Replace(fullJob, "DENY", denyAddr, 1),
 		"run: x\ncluster: {nodes: 4, max_rtt: 5ms}\nverify: {replicas: 2}\n",
+		"run: x\ninputs: [{vault: " + testRoot + "}, {vault: " + testRoot + ", sha256: " + testSum + ", path: d/}, {url: 'https://h/a', vault: " + testRoot + "}]\n",
 		"run: x\nresources: {gpu: {count: 0, model: [H100], vram: 80GB}, memory: 16, cpu: 0.0001}\n",
 		"run: &a x\nname: *a\nenv: &e {A: b}\n",
 		"a: &a [*a]\n",

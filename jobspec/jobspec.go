@@ -71,7 +71,8 @@ type Job struct {
 	// Files are shipped inside the manifest: slash-separated paths relative to the job file's directory, files
 	// or directories (shipped with everything below them).
 	Files []string
-	// Inputs are fetched by the provider and checked against their SHA-256.
+	// Inputs are fetched by the provider and checked: from a URL against their SHA-256, from Spare Vault against
+	// their BLAKE3 root.
 	Inputs []Input
 	// Outputs are paths collected at the end; a trailing "/" marks a directory.
 	Outputs   []string
@@ -88,12 +89,16 @@ type Job struct {
 	fileLines []pos // where each Files entry is written
 }
 
-// Input is a larger file the provider downloads before the job starts.
+// Input is a larger file the provider fetches before the job starts: from a URL (checked against SHA256) or
+// from Spare Vault by its content root (Vault; checked against the root as it streams). Exactly one of URL and
+// Vault is set; SHA256 goes with URL only.
 type Input struct {
 	URL    string
 	SHA256 tx.Hash
+	// Vault is the BLAKE3 root of an object stored in Spare Vault (b3sum prints it).
+	Vault tx.Hash
 	// Path is where it goes, relative to the work directory; a trailing "/" puts it in that directory under the
-	// URL's file name. Default: the URL's file name.
+	// URL's file name (a vault input's: its root in hex). Default: that name.
 	Path string
 }
 

@@ -21,7 +21,7 @@ import (
 // exactly these properties.
 var (
 	jobKeys       = []string{"name", "run", "image", "files", "inputs", "outputs", "env", "ports", "resources", "duration", "price", "placement", "cluster", "verify"}
-	inputKeys     = []string{"url", "sha256", "path"}
+	inputKeys     = []string{"url", "sha256", "vault", "path"}
 	resourcesKeys = []string{"gpu", "cpu", "memory", "disk"}
 	gpuKeys       = []string{"count", "model", "vram"}
 	priceKeys     = []string{"max"}
@@ -53,7 +53,7 @@ var (
 		"vram": "gpu.vram (write gpu: {count: 1, vram: 40GiB})", "gpu_model": "gpu.model", "gpu_count": "gpu (a count) or gpu.count",
 	}
 	gpuHints       = map[string]string{"models": "model", "memory": "vram", "gpus": "count", "number": "count"}
-	inputHints     = map[string]string{"hash": "sha256", "checksum": "sha256", "sha": "sha256", "dest": "path", "to": "path", "from": "url", "src": "url"}
+	inputHints     = map[string]string{"hash": "sha256", "checksum": "sha256", "sha": "sha256", "dest": "path", "to": "path", "from": "url", "src": "url", "root": "vault", "blake3": "vault", "b3": "vault"}
 	placementHints = map[string]string{"region": "regions", "deny": "providers.deny (write providers: {deny: [spare1...]})", "reputation": "min_reputation"}
 	priceHints     = map[string]string{"max_price": "max", "per_hour": "max", "maximum": "max"}
 )
@@ -107,7 +107,7 @@ func (p *parser) job(root *yaml.Node, j *Job) {
 		case "files":
 			p.files(v, f, j)
 		case "inputs":
-			p.list(v, f, "[{url: https://host/data.tar, sha256: <64 hex>, path: data/}]", MaxInputs, func(i int, item *yaml.Node, f string) {
+			p.list(v, f, "[{url: https://host/data.tar, sha256: <64 hex>, path: data/}] or [{vault: <64 hex root>, path: data.tar}]", MaxInputs, func(i int, item *yaml.Node, f string) {
 				if in, ok := p.input(item, f); ok {
 					j.Inputs = append(j.Inputs, in)
 				}
@@ -219,12 +219,15 @@ func (p *parser) paths(v *yaml.Node, f, example, itemExample, where string, limi
 
 var hexRE = regexp.MustCompile(`^[0-9a-fA-F]*$`)
 
+// inputExample is an input of each form, for messages.
+const inputExample = "{url: https://host/data.tar, sha256: <64 hex>, path: data/} or {vault: <64 hex root>, path: data.tar}"
+
 func (p *parser) input(item *yaml.Node, f string) (Input, bool) {
 	var in Input
-	var haveURL, haveSum bool
+	var haveURL, haveSum, haveVault bool
 	ok := true
 	item = resolve(item)
-	p.mapping(item, f, inputKeys, inputHints, "{url: https://host/data.tar, sha256: <64 hex>, path: data/}", func(key string, v *yaml.Node, f string) {
+	p.mapping(item, f, inputKeys, inputHints, inputExample, func(key string, v *yaml.Node, f string) {
 		switch key {
 		case "url":
 			s, n, good := p.str(v, f, "url: https://host/data.tar")
@@ -238,7 +241,7 @@ func (p *parser) input(item *yaml.Node, f string) (Input, bool) {
 				p.errf(n, f, "%q is not a URL: write e.g. https://host/data.tar", s)
 				ok = false
 			case u.Scheme != "http" && u.Scheme != "https":
-				p.errf(n, f, "%q: the provider fetches http:// and https:// URLs only: host the file on a web server", s)
+				p.errf(n, f, "%q: the provider fetches http:// and https:// URLs only: host the file on a web server (or store it in Spare Vault and give vault: <its root>)", s)
 				ok = false
 			case len(s) > 2048:
 				p.errf(n, f, "is %d bytes, limit 2048", len(s))
@@ -247,29 +250,21 @@ func (p *parser) input(item *yaml.Node, f string) (Input, bool) {
 				in.URL, haveURL = s, true
 			}
 		case "sha256":
-			s, n, good := p.str(v, f, "sha256: <the 64 hex characters sha256sum prints>")
+			h, good := p.hexHash(v, f, "sha256", "sha256: <the 64 hex characters sha256sum prints>",
+				"a SHA-256: want the 64 hex characters `sha256sum FILE` prints")
 			if !good {
 				ok = false
 				return
 			}
-			s = strings.TrimSpace(s)
-			if rest, cut := strings.CutPrefix(strings.ToLower(s), "sha256:"); cut {
-				p.errf(n, f, "drop the \"sha256:\" prefix: write sha256: %s", rest)
-				ok = false
-				return
-			}
-			if len(s) != 64 || !hexRE.MatchString(s) {
-				p.errf(n, f, "%q is not a SHA-256: want the 64 hex characters `sha256sum FILE` prints", s)
-				ok = false
-				return
-			}
-			h, err := tx.ParseHash(strings.ToLower(s))
-			if err != nil || h.IsZero() {
-				p.errf(n, f, "%q is not a usable SHA-256: want the 64 hex characters `sha256sum FILE` prints", s)
-				ok = false
-				return
-			}
 			in.SHA256, haveSum = h, true
+		case "vault":
+			h, good := p.hexHash(v, f, "blake3", "vault: <the 64 hex characters of the object's root>",
+				"a Spare Vault root: want the object's BLAKE3 root, the 64 hex characters `b3sum FILE` prints")
+			if !good {
+				ok = false
+				return
+			}
+			in.Vault, haveVault = h, true
 		case "path":
 			s, n, good := p.str(v, f, "path: data/")
 			if !good {
@@ -286,20 +281,34 @@ func (p *parser) input(item *yaml.Node, f string) (Input, bool) {
 	if item.Kind != yaml.MappingNode {
 		return in, false
 	}
-	if !haveURL && ok {
-		p.errf(item, join(f, "url"), "missing: give the address to fetch, e.g. url: https://host/data.tar")
+	// Exactly one source: a URL with its SHA-256, or a Vault root (checked against itself).
+	if haveURL && haveVault {
+		l, c := p.keyAt(join(f, "vault"), item)
+		p.errAt(l, c, join(f, "vault"), "given with url: an input comes from a web server (url, sha256) or from Spare Vault (vault), not both: keep one")
 		ok = false
 	}
-	if !haveSum && ok {
+	if haveVault && haveSum {
+		l, c := p.keyAt(join(f, "sha256"), item)
+		p.errAt(l, c, join(f, "sha256"), "a vault input is checked against its root, not a SHA-256: remove sha256 (it goes with url)")
+		ok = false
+	}
+	if !haveURL && !haveVault && ok {
+		p.errf(item, join(f, "url"), "missing: give the address to fetch, e.g. url: https://host/data.tar (or vault: <64 hex root> for an object stored in Spare Vault)")
+		ok = false
+	}
+	if haveURL && !haveSum && ok {
 		p.errf(item, join(f, "sha256"), "missing: the provider must be able to check the data: add sha256: <the output of sha256sum FILE>")
 		ok = false
 	}
 	if ok && in.Path == "" {
-		u, _ := url.Parse(in.URL)
-		base := path.Base(u.Path)
-		if base == "" || base == "/" || base == "." {
-			p.errf(item, join(f, "path"), "missing, and %q has no file name to default to: add path: data.tar", in.URL)
-			return in, false
+		base := in.Vault.String() // a vault input is named by its root
+		if haveURL {
+			u, _ := url.Parse(in.URL)
+			base = path.Base(u.Path)
+			if base == "" || base == "/" || base == "." {
+				p.errf(item, join(f, "path"), "missing, and %q has no file name to default to: add path: data.tar", in.URL)
+				return in, false
+			}
 		}
 		c, good := p.checkPath(item, join(f, "path"), base, "the work directory")
 		if !good {
@@ -308,6 +317,38 @@ func (p *parser) input(item *yaml.Node, f string) (Input, bool) {
 		in.Path = c
 	}
 	return in, ok
+}
+
+// hexHash reads a 32-byte hash written as 64 hex characters (any case), refusing a "prefix:" form (sha256:,
+// blake3:) with the value to write instead, and the all-zeros hash. what completes "is not ...".
+func (p *parser) hexHash(v *yaml.Node, f, prefix, example, what string) (tx.Hash, bool) {
+	s, n, good := p.str(v, f, example)
+	if !good {
+		return tx.Hash{}, false
+	}
+	s = strings.TrimSpace(s)
+	if rest, cut := strings.CutPrefix(strings.ToLower(s), prefix+":"); cut {
+		p.errf(n, f, "drop the \"%s:\" prefix: write %s: %s", prefix, f[strings.LastIndex(f, ".")+1:], rest)
+		return tx.Hash{}, false
+	}
+	if len(s) != 64 || !hexRE.MatchString(s) {
+		p.errf(n, f, "%q is not %s", s, what)
+		return tx.Hash{}, false
+	}
+	h, err := tx.ParseHash(strings.ToLower(s))
+	if err != nil || h.IsZero() {
+		p.errf(n, f, "%q is not usable as %s", s, what)
+		return tx.Hash{}, false
+	}
+	return h, true
+}
+
+// keyAt is where field's key was written, else n's position.
+func (p *parser) keyAt(field string, n *yaml.Node) (int, int) {
+	if q, ok := p.pos[field]; ok {
+		return q.line, q.col
+	}
+	return n.Line, n.Column
 }
 
 func (p *parser) outputs(v *yaml.Node, f string, j *Job) {
@@ -834,7 +875,11 @@ func (p *parser) combinations(root *yaml.Node, j *Job) {
 	for i, in := range j.Inputs {
 		d := inputDest(in)
 		if first, dup := dst[d]; dup {
-			l, c := p.at(fmt.Sprintf("inputs[%d].url", i), root)
+			src := "url"
+			if !in.Vault.IsZero() {
+				src = "vault"
+			}
+			l, c := p.at(fmt.Sprintf("inputs[%d].%s", i, src), root)
 			p.errAt(l, c, fmt.Sprintf("inputs[%d].path", i), "lands on %q like inputs[%d]: give it another path:", d, first)
 			continue
 		}
@@ -859,7 +904,16 @@ func (p *parser) combinations(root *yaml.Node, j *Job) {
 // inputDest is the path an input is written to, relative to the work directory.
 func inputDest(in Input) string {
 	if strings.HasSuffix(in.Path, "/") {
-		return path.Join(in.Path, path.Base(in.URL)) // as the provider does
+		return path.Join(in.Path, inputBase(in)) // as the provider does
 	}
 	return path.Clean(in.Path)
+}
+
+// inputBase is the file name an input takes in a directory path ("data/"): the URL's last element, or a vault
+// input's root in hex (manifest.Input's rule, which the provider applies).
+func inputBase(in Input) string {
+	if !in.Vault.IsZero() {
+		return in.Vault.String()
+	}
+	return path.Base(in.URL)
 }

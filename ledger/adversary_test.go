@@ -22,6 +22,7 @@ import (
 	"github.com/sparenet/spare/ledger/schema"
 	"github.com/sparenet/spare/ledger/store"
 	"github.com/sparenet/spare/ledger/tx"
+	"github.com/sparenet/spare/vault/layout"
 )
 
 // Adversarial block sequences. A generator, shared by TestAdversarialSequences (rapid) and FuzzFinalizeBlock
@@ -394,6 +395,7 @@ type advView struct {
 	seqOrder, seqBid, seqLease uint64
 	runs                       map[uint64]api.RunView // runs of replicated orders, by lease
 	phase                      map[uint64]string      // their group's phase, by lease
+	offers                     []api.StorageOffer     // storage offers, by provider address
 }
 
 func (v *advView) order(id uint64) *api.Order {
@@ -570,6 +572,12 @@ func (r *advRun) stateView(kv store.KV, height int64) *advView {
 		a := c.Account(r.c.addr(name))
 		v.accounts[a.Address] = *a
 	}
+	kv.Iterate(schema.PStorageOffer, schema.PrefixEnd(schema.PStorageOffer), func(k string, b []byte) bool {
+		var a tx.Address
+		copy(a[:], k[len(schema.PStorageOffer):])
+		v.offers = append(v.offers, *kernel.MustDecode(schema.DecStorageOffer(a, b)))
+		return true
+	})
 	for _, o := range v.orders {
 		if vf, ok := c.Verification(o.ID); ok {
 			vv := testMods.Runs.VerificationView(c, vf)
@@ -839,10 +847,12 @@ func (r *advRun) checkState(kv store.KV, height int64) {
 		}
 		return err
 	})
+	offers := map[tx.Address]*api.StorageOffer{}
 	each(schema.PStorageOffer, func(rest string, v []byte) error {
 		var a tx.Address
 		copy(a[:], rest)
 		o, err := schema.DecStorageOffer(a, v)
+		offers[a] = o
 		switch {
 		case err != nil:
 		case !hasKey(kv, schema.AddrKey(schema.PProvider, a)):
@@ -929,6 +939,8 @@ func (r *advRun) checkState(kv store.KV, height int64) {
 		}
 		return nil
 	})
+
+	r.checkVault(kv, height, each, offers)
 
 	// Indexes.
 	idx := func(prefix string, fn func(a, b uint64) error) {
@@ -1062,12 +1074,14 @@ const (
 	kDelivered
 	kRestart
 	kOfferStorage
+	kStoreObject
 	nKinds
 )
 
 var kindWeights = [nKinds]int{kSend: 4, kRegister: 2, kUpdate: 1, kBond: 2, kUnbond: 2, kOrder: 6, kReplicated: 3,
 	kCluster: 3, kLatency: 2, kCancel: 2, kBid: 9, kWithdrawBid: 3, kAccept: 3, kStarted: 7, kClose: 4, kComplete: 6,
-	kTopUp: 3, kWithdraw: 3, kAttest: 4, kUnjail: 2, kAttestHW: 3, kCommit: 4, kReveal: 4, kExtend: 3, kDelivered: 3, kRestart: 2, kOfferStorage: 2}
+	kTopUp: 3, kWithdraw: 3, kAttest: 4, kUnjail: 2, kAttestHW: 3, kCommit: 4, kReveal: 4, kExtend: 3, kDelivered: 3, kRestart: 2, kOfferStorage: 2,
+	kStoreObject: 3}
 
 // kindTypes is the message type each kind generates: every type there is (TestAdversarialSequences checks).
 var kindTypes = [nKinds]tx.MsgType{kSend: tx.TypeSend, kRegister: tx.TypeRegisterProvider, kUpdate: tx.TypeUpdateProvider,
@@ -1077,7 +1091,7 @@ var kindTypes = [nKinds]tx.MsgType{kSend: tx.TypeSend, kRegister: tx.TypeRegiste
 	kComplete: tx.TypeCompleteLease, kTopUp: tx.TypeTopUp, kWithdraw: tx.TypeWithdraw, kAttest: tx.TypeAttest,
 	kUnjail: tx.TypeUnjail, kAttestHW: tx.TypeAttestHardware, kCommit: tx.TypeCommitResult, kReveal: tx.TypeRevealResult,
 	kExtend: tx.TypeExtendLease, kDelivered: tx.TypeManifestDelivered, kRestart: tx.TypeAnnounceRestart,
-	kOfferStorage: tx.TypeOfferStorage}
+	kOfferStorage: tx.TypeOfferStorage, kStoreObject: tx.TypeStoreObject}
 
 func (r *advRun) kind(label string) int {
 	total := 0
@@ -1160,7 +1174,7 @@ func (r *advRun) signerFor(k int) string {
 		switch k {
 		case kAttest, kAttestHW:
 			cands = advAuditors
-		case kSend, kOrder, kReplicated, kCluster, kCancel, kAccept, kTopUp, kClose, kExtend, kDelivered:
+		case kSend, kOrder, kReplicated, kCluster, kCancel, kAccept, kTopUp, kClose, kExtend, kDelivered, kStoreObject:
 			cands = append(slices.Clone(advTenants), "p0", "s2") // a provider as tenant: self-dealing
 		default:
 			cands = append(slices.Clone(advProviders), "s2", "s3")
@@ -1718,6 +1732,8 @@ func (r *advRun) msg(k int, who string) tx.Msg {
 			m.PricePerGiBMonth = r.s.u64("any price") // 0, or far past the bound, or anything
 		}
 		return m
+	case kStoreObject:
+		return r.storeObject()
 	case kCommit:
 		id := r.leaseID("commit", func(l *api.LeaseView) bool { return l.Provider == me && l.State == api.LeaseActive })
 		m := &tx.CommitResult{LeaseID: id, Commitment: advCommitment(id, me)}
@@ -1761,6 +1777,174 @@ func (r *advRun) msg(k int, who string) tx.Msg {
 		return m
 	}
 	return r.attestHW()
+}
+
+// advManifest is the manifest of an object of size bytes in coding k+m (shards of at most shard bytes, a layout
+// within bounds), with made-up roots.
+func advManifest(size uint64, k, m int, shard uint64) []byte {
+	l, err := layout.LayoutOf(size, layout.Coding{K: k, M: m, ShardSize: shard})
+	if err != nil {
+		panic(err)
+	}
+	o := layout.Object{Root: sha256.Sum256(fmt.Appendf(nil, "object %d %d %d", size, k, m)), Layout: l, Shards: make([][]tx.Hash, l.Stripes)}
+	for s := range o.Shards {
+		for i := range k + m {
+			o.Shards[s] = append(o.Shards[s], sha256.Sum256(fmt.Appendf(nil, "shard %d %d %d %d %d", size, k, m, s, i)))
+		}
+	}
+	b, err := o.Encode()
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// storeObject is a Vault store: mostly a small object in a narrow coding, for a term at a price around the
+// offers' or for good; else codings wider than any fixture has offers for, as many shards as a transaction holds,
+// a root of zeros and a small number (what a key built on it reads as a height and an id), manifests that are
+// garbage, cut short, with trailing bytes or empty, and deals at and past their bounds.
+func (r *advRun) storeObject() *tx.StoreObject {
+	k, m := 1+r.s.intn(3, "vault k"), 1+r.s.intn(2, "vault m")
+	shard := uint64(layout.GroupSize) << r.s.intn(4, "vault shard")
+	size := 1 + r.s.u64("vault size")%(3*uint64(k)*shard)
+	switch r.s.intn(10, "vault coding") {
+	case 8:
+		k, m = 10, 20 // wider than the offers
+	case 9: // about the most shards a transaction holds: 32 stripes of 10+20
+		k, m, shard, size = 10, 20, layout.GroupSize, 32*10*layout.GroupSize
+	}
+	man := advManifest(size, k, m, shard)
+	switch r.s.intn(12, "vault manifest") {
+	case 7: // a root of the uploader's choosing (roots are not checked): zeros, then a small number
+		clear(man[1:33])
+		man[16] = byte(size % 4)
+	case 8:
+		man = man[:r.s.intn(len(man), "cut")] // cut short (empty: invalid)
+	case 9:
+		man = append(man, byte(r.s.intn(256, "trailing")))
+	case 10:
+		man = fmt.Appendf(nil, "not a manifest %d", r.s.u64("garbage"))
+	case 11:
+		man[0]++ // another version
+	}
+	msg := &tx.StoreObject{Manifest: man, Months: 1 + r.s.u64("months")%24, MaxPricePerGiBMonth: 1 + r.s.u64("vault price")%6_000}
+	switch r.s.intn(10, "vault deal") {
+	case 6, 7:
+		msg.Months, msg.MaxPricePerGiBMonth = 0, 0 // permanent
+	case 8:
+		msg.Months = tx.MaxStorageMonths + uint64(r.s.intn(2, "months over")) // at the bound, or past it
+		msg.MaxPricePerGiBMonth = tx.MaxStoragePrice
+	case 9:
+		msg.MaxPricePerGiBMonth = []uint64{0, tx.MaxStoragePrice + 1, 1}[r.s.intn(3, "vault price edge")] // 0 and past the bound: invalid
+		if chance(r.s, "permanent with a price", 50) {
+			msg.Months = 0 // invalid with a price
+		}
+	}
+	return msg
+}
+
+// checkVault checks Spare Vault's state: every object decodes, with its manifest, which agrees with it; one
+// being placed is in the draw index at its place_at, after this height, and has no shard placed yet; one placed
+// has every shard's provider, each indexed as held by that provider under the shard's root; the owner and root
+// indexes name stored objects; and each offer's used bytes are exactly the bytes of the shards placed on it.
+func (r *advRun) checkVault(kv store.KV, height int64, each func(string, func(string, []byte) error), offers map[tx.Address]*api.StorageOffer) {
+	r.rep.Helper()
+	objs, mans := map[uint64]*api.VaultObject{}, map[uint64]*layout.Object{}
+	each(schema.PVaultObject, func(rest string, v []byte) error {
+		id := schema.UnBE64(rest)
+		o, err := schema.DecVaultObject(id, v)
+		if err != nil {
+			return err
+		}
+		objs[id] = o
+		b, ok := kv.Get(schema.IDKey(schema.PVaultManifest, id))
+		if !ok {
+			return fmt.Errorf("vault object %d has no manifest", id)
+		}
+		man, err := layout.DecodeObject(b)
+		if err != nil {
+			return fmt.Errorf("vault object %d: %v", id, err)
+		}
+		mans[id] = man
+		if man.Root != o.Root || man.Size != o.Size || man.K != o.K || man.M != o.M || man.ShardSize != o.ShardSize || man.Stripes != o.Stripes {
+			return fmt.Errorf("vault object %+v, its manifest's layout %+v", o, man.Layout)
+		}
+		drawn := hasKey(kv, schema.PVaultDraw+schema.BE64(uint64(o.PlaceAt))+schema.BE64(id))
+		if (o.State == api.VaultPlacing) != drawn || o.State == api.VaultPlacing && o.PlaceAt <= height {
+			return fmt.Errorf("vault object %d is %s, place_at %d (height %d), in the draw index %v", id, o.State, o.PlaceAt, height, drawn)
+		}
+		if !hasKey(kv, schema.PVaultByRoot+string(o.Root[:])+schema.BE64(id)) || !hasKey(kv, schema.OwnedKey(schema.PVaultByOwner, o.Owner, id)) {
+			return fmt.Errorf("vault object %d is missing from the root or owner index", id)
+		}
+		for ord := range o.Shards() {
+			if hasKey(kv, schema.VaultShardKey(id, ord)) != (o.State == api.VaultPlaced) {
+				return fmt.Errorf("vault object %d (%s): shard %d placed %v", id, o.State, ord, !(o.State == api.VaultPlaced))
+			}
+		}
+		return nil
+	})
+	each(schema.PVaultManifest, func(rest string, _ []byte) error {
+		if objs[schema.UnBE64(rest)] == nil {
+			return fmt.Errorf("a manifest without its object")
+		}
+		return nil
+	})
+	each(schema.PVaultDraw, func(rest string, _ []byte) error {
+		if o := objs[schema.UnBE64(rest[8:])]; o == nil || o.State != api.VaultPlacing || uint64(o.PlaceAt) != schema.UnBE64(rest[:8]) {
+			return fmt.Errorf("draw index: object %d at %d: %+v", schema.UnBE64(rest[8:]), schema.UnBE64(rest[:8]), o)
+		}
+		return nil
+	})
+	each(schema.PVaultByOwner, func(rest string, _ []byte) error {
+		if o := objs[schema.UnBE64(rest[tx.AddressLen:])]; o == nil || string(o.Owner[:]) != rest[:tx.AddressLen] {
+			return fmt.Errorf("owner index names an object its owner does not own: %+v", o)
+		}
+		return nil
+	})
+	each(schema.PVaultByRoot, func(rest string, _ []byte) error {
+		if o := objs[schema.UnBE64(rest[32:])]; o == nil || string(o.Root[:]) != rest[:32] {
+			return fmt.Errorf("root index names an object of another root: %+v", o)
+		}
+		return nil
+	})
+	used, shards := map[tx.Address]uint64{}, map[string]tx.Address{}
+	each(schema.PVaultShard, func(rest string, v []byte) error {
+		id, ord := schema.UnBE64(rest[:8]), int(schema.UnBE32(rest[8:]))
+		p, _, err := schema.DecVaultShard(v)
+		if o := objs[id]; err == nil && (o == nil || o.State != api.VaultPlaced || ord >= o.Shards()) {
+			err = fmt.Errorf("shard %d of object %d: %+v", ord, id, o)
+		}
+		shards[rest] = p
+		return err
+	})
+	held := 0
+	each(schema.PVaultHeld, func(rest string, _ []byte) error {
+		var p tx.Address
+		var root tx.Hash
+		copy(p[:], rest)
+		copy(root[:], rest[tx.AddressLen:])
+		id, ord := schema.UnBE64(rest[tx.AddressLen+32:]), int(schema.UnBE32(rest[tx.AddressLen+40:]))
+		o, man := objs[id], mans[id]
+		if o == nil || ord >= o.Shards() || man.ShardRoot(ord/(o.K+o.M), ord%(o.K+o.M)) != root || shards[schema.BE64(id)+schema.BE32(uint32(ord))] != p {
+			return fmt.Errorf("held index: %s holds shard %d of object %d: %+v", p, ord, id, o)
+		}
+		used[p] += o.ShardSize
+		held++
+		return nil
+	})
+	if held != len(shards) {
+		r.fail("%d vault shards placed, %d in the held index", len(shards), held)
+	}
+	for a, o := range offers {
+		if o.UsedBytes != used[a] {
+			r.fail("storage offer of %s: used_bytes %d, its placed shards hold %d", a, o.UsedBytes, used[a])
+		}
+	}
+	for a, u := range used {
+		if offers[a] == nil {
+			r.fail("%s holds %d bytes of shards and has no storage offer", a, u)
+		}
+	}
 }
 
 // advSalt and advRoot are the salt and output root an honest provider commits to for a run (the root mostly
@@ -1922,6 +2106,34 @@ func (r *advRun) honest() (string, []tx.Msg) {
 		if p.Stake < p.RequiredStake {
 			acts = append(acts, func() (string, tx.Msg) { return r.name(p.Owner), &tx.Bond{Amount: p.RequiredStake - p.Stake} })
 		}
+	}
+	// Storage: a staked provider without an offer offers some; with two offers or more that could take a shard,
+	// a tenant stores an object in a coding they can take.
+	eligible := 0
+	for _, o := range v.offers {
+		if p := v.provider(o.Provider); p != nil && p.Status == api.ProviderActive && p.Stake > 0 && p.Stake >= p.RequiredStake &&
+			o.FreeBytes() >= 4*layout.GroupSize && o.PricePerGiBMonth <= 5_000 {
+			eligible++
+		}
+	}
+	for _, p := range v.provs {
+		if r.name(p.Owner) != "" && p.Status == api.ProviderActive && p.Stake >= p.RequiredStake &&
+			!slices.ContainsFunc(v.offers, func(o api.StorageOffer) bool { return o.Provider == p.Owner }) {
+			acts = append(acts, func() (string, tx.Msg) {
+				return r.name(p.Owner), &tx.OfferStorage{CapacityBytes: 1 << 30, PricePerGiBMonth: 1_000 + uint64(r.s.intn(4_000, "storage price"))}
+			})
+		}
+	}
+	if eligible >= 2 {
+		acts = append(acts, func() (string, tx.Msg) {
+			k := 1 + r.s.intn(eligible-1, "vault k")
+			m := &tx.StoreObject{Manifest: advManifest(uint64(1+r.s.intn(3*k*layout.GroupSize, "vault size")), k, eligible-k, layout.GroupSize),
+				Months: 1 + uint64(r.s.intn(12, "months")), MaxPricePerGiBMonth: 5_000}
+			if chance(r.s, "permanent", 30) {
+				m.Months, m.MaxPricePerGiBMonth = 0, 0
+			}
+			return pick(r.s, "uploader", advTenants), m
+		})
 	}
 	if len(audits) > 0 && (len(acts) == 0 || chance(r.s, "audit", 30)) {
 		return pick(r.s, "audit", audits)()

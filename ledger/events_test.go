@@ -29,6 +29,7 @@ var eventParsers = map[string]func(map[string]string) error{
 	api.EventProviderSlashed:        func(m map[string]string) error { _, err := api.ParseProviderSlashed(m); return err },
 	api.EventClusterRestarted:       func(m map[string]string) error { _, err := api.ParseClusterRestarted(m); return err },
 	api.EventVerifyReferee:          func(m map[string]string) error { _, err := api.ParseVerifyReferee(m); return err },
+	api.EventVaultStored:            func(m map[string]string) error { _, err := api.ParseVaultStored(m); return err },
 	api.EventLeaseForfeited:         refundParser(api.EventLeaseForfeited),
 	api.EventLeaseOutvoted:          refundParser(api.EventLeaseOutvoted),
 	api.EventVerifyDecided:          refundParser(api.EventVerifyDecided),

@@ -195,6 +195,8 @@ func (k *modules) dispatch(c *ctx, signer tx.Address, t *tx.Tx, m tx.Msg) error 
 		return k.Trust.AttestHardware(c, signer, m)
 	case *tx.OfferStorage:
 		return k.Storage.OfferStorage(c, signer, m)
+	case *tx.StoreObject:
+		return k.Storage.StoreObject(c, signer, m)
 	}
 	return tx.Errorf(tx.CodeUnknownMsgType, "message type %s has no handler", m.Type())
 }
@@ -215,6 +217,7 @@ func (k *modules) endBlock(c *ctx, left uint64) {
 		k.Leases.EndDepletedLeases,     // active leases whose time or deposit ran out are closed
 		k.Runs.CloseDueReveals,         // replicated orders' reveal phases that end in this block close, and are judged
 		k.Providers.MatureUnbondings,   // stake whose unbonding period ended returns to its owner
+		k.Storage.PlaceDue,             // Vault objects stored in the block before get their shards' providers
 		k.Retention.PruneRetired,       // orders finished params.retention_blocks ago leave the state, with all made for them
 	}
 	kv := c.KV

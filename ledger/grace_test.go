@@ -187,8 +187,9 @@ func TestCompletionGraceParam(t *testing.T) {
 	if err != nil || *got != p {
 		t.Fatalf("round trip: %+v %v", got, err)
 	}
+	p.StorageGiBYearCost, p.StorageDeclinePPM = 0, 0 // each one zero byte after the grace
 	old := schema.EncParams(&p)
-	old = old[:len(old)-1] // 42 is one byte: the encoding before the param existed
+	old = old[:len(old)-3] // 42 is one byte, then the storage params: the encoding before the grace existed
 	got, err = schema.DecParams(old)
 	if err != nil || got.CompletionGraceSec != 0 || got.RetentionBlocks != p.RetentionBlocks {
 		t.Fatalf("state written before the grace: %+v %v", got, err)
@@ -279,5 +280,38 @@ func TestUnstartedAfterDeliveryIsProvidersFailure(t *testing.T) {
 	c.fail(tx.CodeBadLeaseState, "tenant", ack)
 	if s := c.supply(); !s.Holds() {
 		t.Fatalf("supply: %+v", s)
+	}
+}
+
+// TestStorageParamsOnOlderState: params written before the Vault read as no permanent deals (both 0), and a
+// chain that sets one storage param without the other is refused.
+func TestStorageParamsOnOlderState(t *testing.T) {
+	p := api.DefaultParams()
+	enc := schema.EncParams(&p)
+	got, err := schema.DecParams(enc)
+	if err != nil || *got != p {
+		t.Fatalf("round trip: %+v %v", got, err)
+	}
+	p.StorageGiBYearCost, p.StorageDeclinePPM = 0, 0
+	old := schema.EncParams(&p)
+	old = old[:len(old)-2]
+	if got, err = schema.DecParams(old); err != nil || got.StorageGiBYearCost != 0 || got.StorageDeclinePPM != 0 || got.CompletionGraceSec != p.CompletionGraceSec {
+		t.Fatalf("state written before the Vault: %+v %v", got, err)
+	}
+	if _, err := got.Endowment(1 << 30); err == nil || !strings.Contains(err.Error(), "store for a term") {
+		t.Fatalf("a permanent deal on a chain without storage params: %v", err)
+	}
+	for _, bad := range []api.Params{
+		func() api.Params { q := api.DefaultParams(); q.StorageDeclinePPM = 0; return q }(),
+		func() api.Params { q := api.DefaultParams(); q.StorageGiBYearCost = 0; return q }(),
+		func() api.Params { q := api.DefaultParams(); q.StorageDeclinePPM = tx.PPM; return q }(),
+	} {
+		if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "storage_") {
+			t.Errorf("%d/%d accepted: %v", bad.StorageGiBYearCost, bad.StorageDeclinePPM, err)
+		}
+	}
+	// The default endowment: 0.06 SPR a GiB-year at 0.5% a year is 12 SPR a stored GiB.
+	if e, err := api.DefaultParams().Endowment(1 << 30); err != nil || e != 12*api.USPR {
+		t.Fatalf("endowment of a GiB: %d %v", e, err)
 	}
 }

@@ -12,8 +12,10 @@ import (
 
 	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/kernel"
+	"github.com/sparenet/spare/ledger/storage"
 	"github.com/sparenet/spare/ledger/store"
 	"github.com/sparenet/spare/ledger/tx"
+	"github.com/sparenet/spare/vault/layout"
 )
 
 const testChain = "spare-test"
@@ -100,9 +102,17 @@ func (c *chain) txGas(msgs ...tx.Msg) uint64 {
 	p := c.app.params()
 	for _, m := range msgs {
 		gas += kernel.PrepaidGas(m, p)
+		if so, ok := m.(*tx.StoreObject); ok { // the draw it pays for, over as many offers as a test chain has
+			if o, err := layout.DecodeObject(so.Manifest); err == nil {
+				gas += storage.PlacementGas(o.Stripes, o.Layout.Shards(), maxTestOffers)
+			}
+		}
 	}
 	return gas
 }
+
+// maxTestOffers bounds the storage offers of a test chain, for the gas a StoreObject is given.
+const maxTestOffers = 64
 
 // feeFor is the fee the harness pays for a transaction of msgs.
 func (c *chain) feeFor(msgs ...tx.Msg) uint64 {

@@ -54,6 +54,10 @@ func CheckInvariants(kv store.KV) error {
 		got.Escrow += kernel.MustDecode(schema.DecCluster(v)).Reserve
 		return true
 	})
+	kv.Iterate(schema.PVaultObject, schema.PrefixEnd(schema.PVaultObject), func(k string, v []byte) bool {
+		got.Escrow += kernel.MustDecode(schema.DecVaultObject(schema.UnBE64(k[len(schema.PVaultObject):]), v)).Escrow
+		return true
+	})
 	var take uint64
 	var unbalanced *api.Lease
 	kv.Iterate(schema.PLease, schema.PrefixEnd(schema.PLease), func(k string, v []byte) bool {

@@ -168,6 +168,8 @@ func (k *modules) runQuery(kv store.KV, height int64, path string, data []byte) 
 			return nil, notFoundf("provider %s has published no latency", ar.Address)
 		}
 		return l, nil
+	case api.QueryVaultObject, api.QueryVaultObjects, api.QueryVaultShards, api.QueryVaultHeld:
+		return k.vaultQuery(c, path, data)
 	case api.QueryStorageOffer:
 		if err := decodeReq(data, &ar); err != nil {
 			return nil, err
@@ -419,4 +421,62 @@ func (a *App) pendingAccount(addr tx.Address) (*abci.ResponseQuery, error) {
 	h := a.checkH - 1
 	b, err := json.Marshal(acc)
 	return &abci.ResponseQuery{Value: b, Height: h}, err
+}
+
+// vaultQuery answers Spare Vault's queries.
+func (k *modules) vaultQuery(c *ctx, path string, data []byte) (any, error) {
+	limit := func(l int) (int, error) {
+		switch {
+		case l <= 0:
+			return api.DefaultPageLimit, nil
+		case l > api.MaxPageLimit:
+			return 0, fmt.Errorf("limit %d above the maximum %d", l, api.MaxPageLimit)
+		}
+		return l, nil
+	}
+	switch path {
+	case api.QueryVaultObject:
+		var r api.IDRequest
+		if err := decodeReq(data, &r); err != nil {
+			return nil, err
+		}
+		o, ok := k.Storage.Object(c, r.ID)
+		if !ok {
+			return nil, notFoundf("vault object %d not found", r.ID)
+		}
+		return o, nil
+	case api.QueryVaultObjects:
+		var r api.VaultObjectsRequest
+		if err := decodeReq(data, &r); err != nil {
+			return nil, err
+		}
+		if r.Owner.IsZero() == r.Root.IsZero() {
+			return nil, fmt.Errorf("give an owner or a root, not both or neither")
+		}
+		n, err := limit(r.Limit)
+		if err != nil {
+			return nil, err
+		}
+		return k.Storage.Objects(c, r, n), nil
+	case api.QueryVaultShards:
+		var r api.VaultShardsRequest
+		if err := decodeReq(data, &r); err != nil {
+			return nil, err
+		}
+		n, err := limit(r.Limit)
+		if err != nil {
+			return nil, err
+		}
+		o, ok := k.Storage.Object(c, r.ID)
+		if !ok {
+			return nil, notFoundf("vault object %d not found", r.ID)
+		}
+		return k.Storage.Shards(c, o, r.From, n), nil
+	default:
+		var r api.VaultHeldRequest
+		if err := decodeReq(data, &r); err != nil {
+			return nil, err
+		}
+		return k.Storage.Held(c, r.Provider, r.Root, api.MaxPageLimit), nil
+	}
 }

@@ -35,10 +35,17 @@ type File struct {
 	Data []byte `json:"data"`           // base64 in JSON
 }
 
-// Input is a larger file the provider fetches and checks before the job starts.
+// Input is a larger file the provider fetches and checks before the job starts: from URL, checked against
+// SHA256, or from Spare Vault, the object whose BLAKE3 root is Vault (checked against it as it streams).
+// Exactly one of URL and Vault is set, and SHA256 only with URL. Path is where it lands; one ending in "/" is a
+// directory, the file then named by the URL's last element or the root in hex.
+//
+// URL, SHA256 and Vault are left out of the encoding when empty: a URL input encodes as it always has
+// ({"url","sha256","path"}), a vault input as {"vault","path"}.
 type Input struct {
-	URL    string  `json:"url"`
-	SHA256 tx.Hash `json:"sha256"`
+	URL    string  `json:"url,omitempty"`
+	SHA256 tx.Hash `json:"sha256,omitzero"`
+	Vault  tx.Hash `json:"vault,omitzero"`
 	Path   string  `json:"path"`
 }
 
@@ -154,6 +161,18 @@ func (m *Manifest) Validate() error {
 	for i, in := range m.Inputs {
 		if err := CleanPath(fmt.Sprintf("inputs[%d].path", i), in.Path); err != nil {
 			return err
+		}
+		if !in.Vault.IsZero() {
+			if in.URL != "" {
+				return fmt.Errorf("manifest: inputs[%d] has both url and vault: an input comes from one of them", i)
+			}
+			if !in.SHA256.IsZero() {
+				return fmt.Errorf("manifest: inputs[%d].sha256 with vault: a vault input is checked against its root; sha256 goes with url", i)
+			}
+			continue
+		}
+		if in.URL == "" {
+			return fmt.Errorf("manifest: inputs[%d] has neither url nor vault: give one", i)
 		}
 		if !strings.HasPrefix(in.URL, "http://") && !strings.HasPrefix(in.URL, "https://") {
 			return fmt.Errorf("manifest: inputs[%d].url %q: want http:// or https://", i, in.URL)

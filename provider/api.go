@@ -161,6 +161,8 @@ func (d *Daemon) Handler(v *reqsig.Verifier) http.Handler {
 	mux.Handle("POST /proof", v.Middleware(1<<16, auditor, d.postProof))
 	mux.HandleFunc("GET /offer", d.getOffer)
 	mux.HandleFunc("GET /vault/shards/{root}", d.getShard)
+	mux.HandleFunc("HEAD /vault/shards/{root}", d.headShard)
+	mux.Handle("PUT /vault/shards/{root}", d.putShard(v))
 	mux.HandleFunc("GET /vault/shards/{root}/proof", d.getShardProof)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		reqsig.WriteError(w, http.StatusNotFound, "not_found", "no such route: see the provider API in docs/provider.md")

@@ -21,7 +21,8 @@ import (
 	"github.com/sparenet/spare/manifest"
 )
 
-// Inputs are data a manifest names by URL and SHA-256; the daemon downloads them into the lease's work
+// Inputs are data a manifest names by URL and SHA-256 (or by a Spare Vault root: vaultinputs.go, which shares
+// the disk, time and file rules below, not the address rule); the daemon downloads them into the lease's work
 // directory before the workload starts. The URL is the tenant's, so the download is an attacker's request made
 // from the provider's network. It is bounded so that it can reach nothing but public servers and cost nothing
 // but the lease's own disk:
@@ -119,6 +120,9 @@ type InputOptions struct {
 	Timeout            time.Duration // all inputs of a lease
 	MinProgressBytes   int64         // per MinProgressWindow
 	MinProgressWindow  time.Duration
+	// Vault resolves a vault input's root to the stored objects that claim it (vaultinputs.go); nil: vault
+	// inputs are refused.
+	Vault VaultSource
 }
 
 // Options parses c (validated) into fetchInputs' options; zero durations and sizes take the defaults.
@@ -150,6 +154,9 @@ func (d *Daemon) inputOptions() InputOptions {
 	if err != nil {
 		c.AllowCIDRs = nil
 		o, _ = c.Options()
+	}
+	if d.c != nil {
+		o.Vault = ledgerVault{d.c}
 	}
 	return o
 }
@@ -250,10 +257,11 @@ var (
 )
 
 // fetchInputs downloads the manifest's inputs beneath work (the lease's work directory) and checks each against
-// its SHA-256, so a provider can neither be fed nor swap different data. All inputs together are bounded by
-// limit bytes (the lease's disk; 0: maxInputBytes) and by opt's time and progress rules; addresses and
-// redirects as opt allows (see the top of this file). A failure leaves no partial file of the failing input
-// and refuses the manifest; the error names the input and what failed, never what the server sent.
+// its SHA-256 (a vault input: its root, vaultinputs.go), so a provider can neither be fed nor swap different
+// data. All inputs together are bounded by limit bytes (the lease's disk; 0: maxInputBytes) and by opt's time
+// and progress rules; addresses and redirects as opt allows (see the top of this file). A failure leaves no
+// partial file of the failing input and refuses the manifest; the error names the input and what failed, never
+// what the server sent.
 func fetchInputs(ctx context.Context, work *os.Root, m *manifest.Manifest, limit int64, opt InputOptions) error {
 	if len(m.Inputs) == 0 {
 		return nil
@@ -297,6 +305,14 @@ func fetchInputs(ctx context.Context, work *os.Root, m *manifest.Manifest, limit
 		if err != nil {
 			return fmt.Errorf("inputs[%d].path: %w", i, err)
 		}
+		if !in.Vault.IsZero() {
+			n, err := fetchVault(ctx, opt.Vault, work, rel, in.Vault, left, limit, opt)
+			if err != nil {
+				return fmt.Errorf("inputs[%d] (vault %s): %w", i, in.Vault, err)
+			}
+			left -= n
+			continue
+		}
 		u, err := url.Parse(in.URL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("inputs[%d].url: want an http:// or https:// URL with a host", i)
@@ -324,11 +340,15 @@ func fetchInputsIn(ctx context.Context, workDir string, m *manifest.Manifest, li
 }
 
 // inputPath is where an input lands, relative to the work directory: its path, or for a path ending in "/"
-// that directory and the URL's last element (as jobspec computes it).
+// that directory and the URL's last element, or a vault input's root in hex (as jobspec computes it).
 func inputPath(in manifest.Input) (string, error) {
 	p := in.Path
 	if strings.HasSuffix(p, "/") {
-		p = path.Join(p, path.Base(in.URL))
+		base := path.Base(in.URL)
+		if !in.Vault.IsZero() {
+			base = in.Vault.String()
+		}
+		p = path.Join(p, base)
 	}
 	if err := manifest.CleanPath("path", p); err != nil {
 		return "", err
@@ -366,26 +386,9 @@ func (p progress) Read(b []byte) (int, error) {
 // fetchOne downloads u into rel beneath work, at most left bytes (total is the lease's whole limit, for the
 // message), and returns the bytes written.
 func fetchOne(ctx context.Context, hc *http.Client, u *url.URL, work *os.Root, rel string, want [32]byte, left, total int64, opt InputOptions) (int64, error) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var window atomic.Int64
-	done := make(chan struct{})
-	defer close(done)
-	go func() { // the minimum-progress rule, from the request on (a server slow to answer is cut off too)
-		t := time.NewTicker(opt.MinProgressWindow)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				if window.Swap(0) < opt.MinProgressBytes {
-					cancel(errInputStalled)
-					return
-				}
-			}
-		}
-	}()
+	// The minimum-progress rule, from the request on (a server slow to answer is cut off too).
+	ctx, window, stop := watchProgress(ctx, opt)
+	defer stop()
 	fail := func(err error) (int64, error) { return 0, fetchError(ctx, err) }
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
@@ -404,12 +407,12 @@ func fetchOne(ctx context.Context, hc *http.Client, u *url.URL, work *os.Root, r
 	if resp.ContentLength > left {
 		return 0, tooBig
 	}
-	f, err := createBeneath(work, rel)
+	f, err := createBeneath(work, rel, 0o644)
 	if err != nil {
 		return 0, err
 	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(progress{resp.Body, &window}, left+1))
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(progress{resp.Body, window}, left+1))
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("write %s: %w", rel, cerr)
 	} else if err != nil {
@@ -427,6 +430,31 @@ func fetchOne(ctx context.Context, hc *http.Client, u *url.URL, work *os.Root, r
 		return 0, err
 	}
 	return n, nil
+}
+
+// watchProgress is the minimum-progress rule: the returned context is cancelled with errInputStalled when
+// fewer than opt.MinProgressBytes are added to window in any opt.MinProgressWindow. stop ends the watch and
+// releases the context.
+func watchProgress(ctx context.Context, opt InputOptions) (_ context.Context, window *atomic.Int64, stop func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	window = new(atomic.Int64)
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(opt.MinProgressWindow)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if window.Swap(0) < opt.MinProgressBytes {
+					cancel(errInputStalled)
+					return
+				}
+			}
+		}
+	}()
+	return ctx, window, func() { close(done); cancel(nil) }
 }
 
 // fetchError says why a download failed without passing on what the network said about addresses: the
@@ -464,10 +492,10 @@ func fetchError(ctx context.Context, err error) error {
 	return pathOnly(err) // e.g. a write error: not the provider's directory names
 }
 
-// createBeneath creates rel (clean, relative, slash-separated) beneath root as a new file (O_EXCL), making its
-// parent directories. Every existing component on the way must be a real directory: a link is refused, not
-// followed, wherever it points.
-func createBeneath(root *os.Root, rel string) (*os.File, error) {
+// createBeneath creates rel (clean, relative, slash-separated) beneath root as a new file (O_EXCL) of mode perm
+// (open for writing whatever perm says), making its parent directories. Every existing component on the way
+// must be a real directory: a link is refused, not followed, wherever it points.
+func createBeneath(root *os.Root, rel string, perm os.FileMode) (*os.File, error) {
 	parts := strings.Split(rel, "/")
 	for i := 1; i < len(parts); i++ {
 		dir := strings.Join(parts[:i], "/")
@@ -484,7 +512,7 @@ func createBeneath(root *os.Root, rel string) (*os.File, error) {
 			return nil, fmt.Errorf("%s is in the way of %s: it is not a directory (links are not followed)", dir, rel)
 		}
 	}
-	f, err := root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o644)
+	f, err := root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, perm)
 	if errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("%s already exists (a file of the manifest or another input): give the input another path", rel)
 	}

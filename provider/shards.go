@@ -96,12 +96,30 @@ func (s *Shards) Used() uint64 {
 	return s.used
 }
 
-// Has reports whether the shard is held, and its size.
+// Has reports whether the shard is held, and its size. A shard whose file is gone from the disk, or no longer its
+// size (deleted or cut by someone else), is forgotten here and then: it is not held, and an upload may bring it
+// back. (Bytes that rot in place are caught where they are read: every read is verified.)
 func (s *Shards) Has(root tx.Hash) (uint64, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.held(root)
+}
+
+// held is Has with s.mu held.
+func (s *Shards) held(root tx.Hash) (uint64, bool) {
 	size, ok := s.sizes[root]
-	return size, ok
+	if !ok {
+		return 0, false
+	}
+	fi, err := os.Stat(s.path(root, ".shard"))
+	if err != nil || uint64(fi.Size()) != size {
+		os.Remove(s.path(root, ".shard"))
+		os.Remove(s.path(root, ".bao"))
+		delete(s.sizes, root)
+		s.used -= size
+		return 0, false
+	}
+	return size, true
 }
 
 // Put keeps the shard of size bytes with root root read from r: exactly size bytes, which must hash to root (a
@@ -112,8 +130,9 @@ func (s *Shards) Put(root tx.Hash, size uint64, r io.Reader) (err error) {
 		return fmt.Errorf("shard of %d bytes: a multiple of %d up to %d", size, vault.GroupSize, vault.MaxShardSize)
 	}
 	s.mu.Lock()
+	_, held := s.held(root)
 	switch {
-	case s.sizes[root] != 0:
+	case held:
 		s.mu.Unlock()
 		return nil
 	case s.writing[root]:

@@ -15,8 +15,8 @@ import (
 	"github.com/sparenet/spare/certs"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/provider"
-	"github.com/sparenet/spare/tenant"
 	"github.com/sparenet/spare/vault"
+	"github.com/sparenet/spare/vault/remote"
 )
 
 // TestShardReadAPI: a held shard is served as slices a reader verifies against its root alone, and as proofs;
@@ -85,7 +85,7 @@ func TestShardReadAPI(t *testing.T) {
 	}
 }
 
-// TestVaultReaderRoutesAroundProviders reads an object from a provider's read API with tenant.VaultReader: whole
+// TestVaultReaderRoutesAroundProviders reads an object from a provider's read API with remote.Reader: whole
 // (its root checked at the end) and by range, then with one shard rotten on disk and one held by nobody — the
 // object still comes back byte for byte, and both are reported with the provider that failed.
 func TestVaultReaderRoutesAroundProviders(t *testing.T) {
@@ -113,11 +113,11 @@ func TestVaultReaderRoutesAroundProviders(t *testing.T) {
 	}
 	me := e.net.Keys["prov"].Address()
 	gone := [2]int{0, 1}
-	r := &tenant.VaultReader{Where: func(s, i int) (tenant.ShardHost, bool) {
+	r := &remote.Reader{Where: func(s, i int) (remote.ShardHost, bool) {
 		if [2]int{s, i} == gone {
-			return tenant.ShardHost{}, false
+			return remote.ShardHost{}, false
 		}
-		return tenant.ShardHost{Provider: me, HostURI: e.hostURI, Fingerprint: e.fp}, true
+		return remote.ShardHost{Provider: me, HostURI: e.hostURI, Fingerprint: e.fp}, true
 	}}
 	ctx := context.Background()
 	gone = [2]int{-1, -1}
@@ -139,7 +139,7 @@ func TestVaultReaderRoutesAroundProviders(t *testing.T) {
 	}
 	var failed []string
 	out.Reset()
-	err = r.Read(ctx, &out, obj, 0, obj.Size, func(fl vault.ShardFailure, h tenant.ShardHost) {
+	err = r.Read(ctx, &out, obj, 0, obj.Size, func(fl vault.ShardFailure, h remote.ShardHost) {
 		failed = append(failed, fmt.Sprintf("%d/%d@%d by %s", fl.Stripe, fl.Index, fl.Offset, h.Provider))
 	})
 	if err != nil || !bytes.Equal(out.Bytes(), data) {
@@ -152,7 +152,7 @@ func TestVaultReaderRoutesAroundProviders(t *testing.T) {
 }
 
 // BenchmarkVaultRead reads a 16 MiB object from a provider daemon's read API (loopback, TLS) with
-// tenant.VaultReader — every shard verified as it streams, the object's root checked — against fetching the same
+// remote.Reader — every shard verified as it streams, the object's root checked — against fetching the same
 // data shards' slices over the same API unverified, in the same run: the verified-streaming ratio.
 func BenchmarkVaultRead(b *testing.B) {
 	dir := filepath.Join(b.TempDir(), "vault")
@@ -175,8 +175,8 @@ func BenchmarkVaultRead(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	host := tenant.ShardHost{Provider: e.net.Keys["prov"].Address(), HostURI: e.hostURI, Fingerprint: e.fp}
-	r := &tenant.VaultReader{Where: func(int, int) (tenant.ShardHost, bool) { return host, true }}
+	host := remote.ShardHost{Provider: e.net.Keys["prov"].Address(), HostURI: e.hostURI, Fingerprint: e.fp}
+	r := &remote.Reader{Where: func(int, int) (remote.ShardHost, bool) { return host, true }}
 	hc := certs.PinnedHTTPClient(e.fp, 0)
 	b.Run("verified", func(b *testing.B) {
 		b.SetBytes(int64(len(data)))

@@ -155,3 +155,43 @@ func TestShardsNeverOvercommit(t *testing.T) {
 		t.Fatalf("used %d of %d, %d distinct shards held, %d refused as full", s.Used(), 5*vault.GroupSize, held, full)
 	}
 }
+
+// TestShardsForgetWhatLeftTheDisk: a shard file deleted or cut behind the store's back is not held any more — its
+// bytes no longer count against the capacity, and the same shard can be stored again (a put resumed, a repair).
+func TestShardsForgetWhatLeftTheDisk(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "vault")
+	s, err := provider.OpenShards(dir, 8*vault.GroupSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, ra := shard(1, 2)
+	b, rb := shard(2, 2)
+	for _, sh := range []struct {
+		b []byte
+		r tx.Hash
+	}{{a, ra}, {b, rb}} {
+		if err := s.Put(sh.r, uint64(len(sh.b)), bytes.NewReader(sh.b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Remove(filepath.Join(dir, ra.String()+".shard")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(filepath.Join(dir, rb.String()+".shard"), vault.GroupSize); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []tx.Hash{ra, rb} {
+		if _, held := s.Has(r); held {
+			t.Errorf("shard %x… is gone from the disk and still held", r[:4])
+		}
+	}
+	if s.Used() != 0 {
+		t.Fatalf("shards gone from the disk still use %d bytes", s.Used())
+	}
+	if err := s.Put(ra, uint64(len(a)), bytes.NewReader(a)); err != nil {
+		t.Fatal(err)
+	}
+	if _, held := s.Has(ra); !held {
+		t.Fatal("a shard stored again is not held")
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -98,7 +99,14 @@ transaction's fee and asks before sending it: --yes sends without asking. Every 
 			// A home made by `spare dev` says where its node is and which keyring and key to use. Its keys are
 			// unencrypted: it is used by default only for the commands that work on the dev network; a command
 			// that creates keys or runs a real provider or node there must be given it explicitly.
-			if cc, err := devnet.LoadClientConfig(g.home); err == nil {
+			wait := 2 * time.Minute // a client command run just after `spare dev` started meets the whole network
+			if g.command == "spare dev" {
+				wait = 0
+			}
+			cc, err := devnet.WaitReady(g.home, wait, func() {
+				fmt.Fprintf(g.stderr, "spare dev on %s is starting: waiting for its providers to be ready…\n", g.home)
+			})
+			if err == nil {
 				g.devHome = true
 				explicit := cmd.Flags().Changed("home") || g.homeFromEnv && g.home == baseHome()
 				if !explicit && keyWriting[g.command] {
@@ -133,7 +141,7 @@ transaction's fee and asks before sending it: --yes sends without asking. Every 
 	f.Uint64Var(&g.gasPrice, "gas-prices", 0, "gas price offered, in uspr per million gas (default: the chain's floor, params.min_gas_price; a node may ask more)")
 	f.BoolVar(&g.yes, "yes", false, "send transactions without showing their fee and asking first (asked only on a terminal, with -o text)")
 	root.AddCommand(newInitCmd(g), newNodeCmd(g), newTestnetCmd(g), newKeysCmd(g), newBalanceCmd(g), newSendCmd(g), newQueryCmd(g), newProviderCmd(g), newDevCmd(g), newExplorerCmd(g), newVerifyCmd(g), newAuditorCmd(g), newProofCmd(g),
-		newLeasesCmd(g), newStatusCmd(g), newLogsCmd(g), newCloseCmd(g), newTopUpCmd(g), newExtendCmd(g), newOutputsCmd(g), newOffersCmd(g), newDeployCmd(g), newAttachCmd(g), newCancelCmd(g), newJobspecCmd(g), newVersionCmd(g))
+		newLeasesCmd(g), newStatusCmd(g), newLogsCmd(g), newCloseCmd(g), newTopUpCmd(g), newExtendCmd(g), newOutputsCmd(g), newOffersCmd(g), newDeployCmd(g), newAttachCmd(g), newCancelCmd(g), newJobspecCmd(g), newVersionCmd(g), newStoreCmd(g))
 	return root
 }
 

@@ -89,6 +89,21 @@ func ParseOrderCreated(m map[string]string) (OrderCreatedEvent, error) {
 	return e, r.err
 }
 
+// VaultStoredEvent is EventVaultStored: an object stored, its providers drawn at the end of block PlaceAt.
+type VaultStoredEvent struct {
+	ObjectID uint64
+	Owner    tx.Address
+	Escrow   uint64
+	PlaceAt  int64
+}
+
+// ParseVaultStored reads an EventVaultStored's attributes.
+func ParseVaultStored(m map[string]string) (VaultStoredEvent, error) {
+	r := &attrs{typ: EventVaultStored, m: m}
+	e := VaultStoredEvent{ObjectID: r.id(AttrObjectID), Owner: r.addr(AttrOwner), Escrow: r.uint(AttrAmount), PlaceAt: int64(r.uint(AttrHeight))}
+	return e, r.err
+}
+
 // OrderEndedEvent is EventOrderCancelled or EventOrderExpired: the order ended unleased, its escrow refunded.
 type OrderEndedEvent struct {
 	OrderID uint64

@@ -95,6 +95,12 @@ type Params struct {
 	// paid exactly to the end either way. A lease whose deposit runs out first closes at that moment, as before.
 	// 0: no grace (a chain whose state was written before it existed).
 	CompletionGraceSec uint64 `json:"completion_grace_sec"`
+	// Spare Vault's permanent deals (docs/vault.md): an endowment of StorageGiBYearCost uspr a stored GiB-year
+	// for every year to come, each year's cost StorageDeclinePPM lower than the year's before (Arweave assumes
+	// 0.5%): cost ÷ decline a GiB. Its shards are placed only at prices within cost ÷ 12 a GiB-month. 0 for either
+	// (a chain whose state was written before the Vault): no permanent deals.
+	StorageGiBYearCost uint64 `json:"storage_gib_year_cost"`
+	StorageDeclinePPM  uint64 `json:"storage_decline_ppm"`
 }
 
 // MaxCompletionGraceSec bounds params.completion_grace_sec: escrow stays locked no longer than this after a
@@ -132,6 +138,10 @@ func DefaultParams() Params {
 		// second per 20 MiB at most: bounded by the lease's disk), signs the receipt and waits a block or two for it
 		// to land, while the provider's clock and the block time may differ by a few seconds.
 		CompletionGraceSec: 60,
+		// 0.06 SPR a GiB-year (three times the 0.002 SPR a GiB-month a provider asks by default, so that the
+		// endowment pays a provider priced at up to 0.005), falling 0.5% a year: 12 SPR a stored GiB for good.
+		StorageGiBYearCost: 60_000,
+		StorageDeclinePPM:  5_000,
 	}
 }
 
@@ -166,6 +176,10 @@ func (p Params) Validate() error {
 		return fmt.Errorf("params.retention_blocks %d: use 0 (keep everything) or %d..%d (864000 is the default): a tenant must have time to read its results", p.RetentionBlocks, MinRetentionBlocks, uint64(1)<<40)
 	case p.CompletionGraceSec > MaxCompletionGraceSec:
 		return fmt.Errorf("params.completion_grace_sec %d: use 0..%d (60 is the default): a lease's escrow stays locked that long after its end", p.CompletionGraceSec, MaxCompletionGraceSec)
+	case p.StorageGiBYearCost > 12*tx.MaxStoragePrice:
+		return fmt.Errorf("params.storage_gib_year_cost %d: at most %d uspr (12 times the highest storage price a GiB-month)", p.StorageGiBYearCost, 12*uint64(tx.MaxStoragePrice))
+	case p.StorageDeclinePPM > tx.PPM/2 || (p.StorageGiBYearCost > 0) != (p.StorageDeclinePPM > 0):
+		return fmt.Errorf("params.storage_decline_ppm %d: 1..%d with storage_gib_year_cost set (5000, 0.5%% a year, is the default), or both 0 for no permanent deals", p.StorageDeclinePPM, tx.PPM/2)
 	case p.EpochBlocks == 1:
 		return fmt.Errorf("params.epoch_blocks 1: auditors need at least 2 blocks to probe and attest (0 turns auditing off)")
 	}

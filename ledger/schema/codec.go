@@ -340,7 +340,8 @@ func EncParams(p *api.Params) []byte {
 	for _, v := range []uint64{p.MinFee, p.TakeRatePPM, p.StakeBase, p.StakePerGPU, p.UnbondingPeriodSec,
 		p.BidWindowBlocks, p.MaxBidWindowBlocks, p.OrderTTLBlocks, p.MaxOrderTTLBlocks, p.StartTimeoutBlocks,
 		p.EpochBlocks, p.SlashDowntimePPM, p.JailAfterDownEpochs, p.UnjailCooldownSec, p.SlashProofPPM, p.SlashMismatchPPM,
-		p.MaxBidsPerOrder, p.RevealBlocks, p.MinGasPrice, p.RetentionBlocks, p.CompletionGraceSec} {
+		p.MaxBidsPerOrder, p.RevealBlocks, p.MinGasPrice, p.RetentionBlocks, p.CompletionGraceSec,
+		p.StorageGiBYearCost, p.StorageDeclinePPM} {
 		w.Uvarint(v)
 	}
 	return sealed(w, "params")
@@ -380,6 +381,9 @@ func DecParams(b []byte) (*api.Params, error) {
 	}
 	if r.Remaining() > 0 { // state written before the completion grace: none, as its leases were indexed
 		p.CompletionGraceSec = r.Uvarint("params")
+	}
+	if r.Remaining() > 0 { // state written before the Vault: no permanent deals
+		p.StorageGiBYearCost, p.StorageDeclinePPM = r.Uvarint("params"), r.Uvarint("params")
 	}
 	return p, r.Done("params")
 }

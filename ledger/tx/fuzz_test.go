@@ -54,6 +54,8 @@ func sampleMsgs() []Msg {
 		&ManifestDelivered{LeaseID: 4, Ack: [SignatureLen]byte{1, 2, 3}},
 		&AnnounceRestart{},
 		&OfferStorage{CapacityBytes: 100 << 30, PricePerGiBMonth: 2_000},
+		&StoreObject{Manifest: []byte{1, 2, 3}, Months: 12, MaxPricePerGiBMonth: 5_000},
+		&StoreObject{Manifest: []byte{1}},
 	}
 }
 

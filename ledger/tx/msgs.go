@@ -36,6 +36,7 @@ const (
 	TypeManifestDelivered MsgType = 25
 	TypeAnnounceRestart   MsgType = 26
 	TypeOfferStorage      MsgType = 27
+	TypeStoreObject       MsgType = 28
 )
 
 var msgNames = map[MsgType]string{
@@ -48,7 +49,7 @@ var msgNames = map[MsgType]string{
 	TypePublishLatency: "publish_latency", TypeCreateCluster: "create_cluster_order",
 	TypeCommitResult: "commit_result", TypeRevealResult: "reveal_result", TypeExtendLease: "extend_lease",
 	TypeManifestDelivered: "manifest_delivered", TypeAnnounceRestart: "announce_restart",
-	TypeOfferStorage: "offer_storage",
+	TypeOfferStorage: "offer_storage", TypeStoreObject: "store_object",
 }
 
 func (t MsgType) String() string {
@@ -152,6 +153,8 @@ func newMsg(t MsgType) Msg {
 		return &AnnounceRestart{}
 	case TypeOfferStorage:
 		return &OfferStorage{}
+	case TypeStoreObject:
+		return &StoreObject{}
 	}
 	return nil
 }
@@ -862,4 +865,51 @@ func (m *OfferStorage) encode(w *Writer) { w.Uvarint(m.CapacityBytes); w.Uvarint
 func (m *OfferStorage) decode(r *Reader) {
 	m.CapacityBytes = r.Uvarint("capacity_bytes")
 	m.PricePerGiBMonth = r.Uvarint("price_per_gib_month")
+}
+
+// MaxStorageMonths bounds a term deal (100 years); a longer one is a permanent deal.
+const MaxStorageMonths = 1200
+
+// MaxManifestInTx is the most manifest bytes a StoreObject carries: what fits a transaction with its envelope (a
+// root per shard: about 1,000 shards, 33 stripes of 10+20; ~21 GiB at 64 MiB shards).
+const MaxManifestInTx = MaxTxBytes - 1024
+
+// StoreObject stores an object in Spare Vault: its manifest (vault/layout's encoding: root, coding, size and every
+// shard's root), and the deal. Months > 0 is a term deal paid at each shard's provider's price, at most
+// MaxPricePerGiBMonth uspr per GiB-month of the shard's bytes (parity included); Months 0 is a permanent deal,
+// paying an endowment priced from params (MaxPricePerGiBMonth must then be 0). The ledger draws the shards'
+// providers at the end of the next block; the owner then uploads each shard to its provider.
+type StoreObject struct {
+	Manifest            []byte `json:"manifest"`
+	Months              uint64 `json:"months"`
+	MaxPricePerGiBMonth uint64 `json:"max_price_per_gib_month"`
+}
+
+func (*StoreObject) Type() MsgType { return TypeStoreObject }
+func (m *StoreObject) ValidateBasic() error {
+	switch {
+	case len(m.Manifest) == 0:
+		return Errorf(CodeInvalidMsg, "manifest is empty: give the object's manifest (spare store put makes it)")
+	case len(m.Manifest) > MaxManifestInTx:
+		return Errorf(CodeInvalidMsg, "manifest of %d bytes: at most %d in a transaction; store the object with a larger shard_size, or as several objects", len(m.Manifest), MaxManifestInTx)
+	case m.Months > MaxStorageMonths:
+		return Errorf(CodeInvalidMsg, "months %d: at most %d (100 years); use 0 for a permanent deal", m.Months, MaxStorageMonths)
+	case m.Months > 0 && m.MaxPricePerGiBMonth == 0:
+		return Errorf(CodeInvalidMsg, "max_price_per_gib_month is 0: a term deal needs the most it pays per GiB-month (see spare offers --storage)")
+	case m.Months == 0 && m.MaxPricePerGiBMonth != 0:
+		return Errorf(CodeInvalidMsg, "max_price_per_gib_month %d on a permanent deal (months 0): a permanent deal pays the params' endowment rate; give 0", m.MaxPricePerGiBMonth)
+	case m.MaxPricePerGiBMonth > MaxStoragePrice:
+		return Errorf(CodeInvalidMsg, "max_price_per_gib_month %d above %d uspr", m.MaxPricePerGiBMonth, uint64(MaxStoragePrice))
+	}
+	return nil
+}
+func (m *StoreObject) encode(w *Writer) {
+	w.BlobMax("manifest", m.Manifest, MaxManifestInTx)
+	w.Uvarint(m.Months)
+	w.Uvarint(m.MaxPricePerGiBMonth)
+}
+func (m *StoreObject) decode(r *Reader) {
+	m.Manifest = r.Blob("manifest", MaxManifestInTx)
+	m.Months = r.Uvarint("months")
+	m.MaxPricePerGiBMonth = r.Uvarint("max_price_per_gib_month")
 }

@@ -1,4 +1,4 @@
-package tenant
+package remote
 
 import (
 	"context"
@@ -27,10 +27,10 @@ type ShardHost struct {
 	Fingerprint tx.Hash
 }
 
-// VaultReader reads Vault objects from the providers that hold their shards: each shard from its provider's read
+// Reader reads Vault objects from the providers that hold their shards: each shard from its provider's read
 // API, verified against its root as it streams; any K shards of a stripe rebuild it; a provider that fails or
 // serves bytes that do not verify is given up on and reported, and another shard read from the same row.
-type VaultReader struct {
+type Reader struct {
 	// Where is the provider holding shard index of stripe (false: none does).
 	Where func(stripe, index int) (ShardHost, bool)
 	// Timeout bounds connecting to a provider, its answer's headers, and every wait for more of its body (0:
@@ -41,7 +41,7 @@ type VaultReader struct {
 	clients map[tx.Hash]*http.Client
 }
 
-func (v *VaultReader) client(fp tx.Hash) *http.Client {
+func (v *Reader) client(fp tx.Hash) *http.Client {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.clients == nil {
@@ -57,7 +57,7 @@ func (v *VaultReader) client(fp tx.Hash) *http.Client {
 	return c
 }
 
-func (v *VaultReader) timeout() time.Duration {
+func (v *Reader) timeout() time.Duration {
 	if v.Timeout <= 0 {
 		return 30 * time.Second
 	}
@@ -97,7 +97,7 @@ func (b *idleBody) Close() error {
 
 // Read writes the object's bytes [offset, offset+length) to w. Reading the whole object also checks its bytes
 // against its root at the end. failed (may be nil) hears of every shard given up on, with its provider.
-func (v *VaultReader) Read(ctx context.Context, w io.Writer, obj *vault.Object, offset, length uint64, failed func(vault.ShardFailure, ShardHost)) error {
+func (v *Reader) Read(ctx context.Context, w io.Writer, obj *vault.Object, offset, length uint64, failed func(vault.ShardFailure, ShardHost)) error {
 	whole := offset == 0 && length == obj.Size
 	h := blake3.New(32, nil)
 	out := w
@@ -128,7 +128,7 @@ func (v *VaultReader) Read(ctx context.Context, w io.Writer, obj *vault.Object, 
 // httpShards opens one stripe's shards from their providers.
 type httpShards struct {
 	ctx    context.Context
-	v      *VaultReader
+	v      *Reader
 	obj    *vault.Object
 	stripe int
 }

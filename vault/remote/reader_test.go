@@ -1,4 +1,4 @@
-package tenant
+package remote
 
 import (
 	"bytes"
@@ -84,7 +84,7 @@ func TestVaultReaderLeavesSlowProviders(t *testing.T) {
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	srv.StartTLS()
 	defer srv.Close()
-	r := &VaultReader{Timeout: 300 * time.Millisecond, Where: func(int, int) (ShardHost, bool) {
+	r := &Reader{Timeout: 300 * time.Millisecond, Where: func(int, int) (ShardHost, bool) {
 		return ShardHost{HostURI: srv.URL, Fingerprint: fp}, true
 	}}
 	var failed []string
