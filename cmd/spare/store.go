@@ -196,6 +196,9 @@ func newStorePutCmd(g *globals) *cobra.Command {
 			res, err := t.StorePut(cmd.Context(), args[0], opt)
 			b.end()
 			if err != nil {
+				if strings.Contains(err.Error(), "too few storage providers") && g.devHome && codingS == "" {
+					return fmt.Errorf("%w; spare dev's coding needs %d: start it over with more, 'spare dev --reset --providers %d'", err, cd.K+cd.M, cd.K+cd.M)
+				}
 				return err
 			}
 			return g.print(res, func(w io.Writer) {
