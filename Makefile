@@ -60,6 +60,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeTranscript$$' -fuzztime $$((200000 * $(FUZZ)))x ./proof
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeObject$$' -fuzztime $$((50000 * $(FUZZ)))x ./vault/layout
 	$(GO) test -run '^$$' -fuzz '^FuzzVerifyProof$$' -fuzztime $$((50000 * $(FUZZ)))x ./vault
+	$(GO) test -run '^$$' -fuzz '^FuzzReadSlice$$' -fuzztime $$((50000 * $(FUZZ)))x ./vault
 	$(GO) test -run '^$$' -fuzz '^FuzzVerifyOpening$$' -fuzztime $$((200000 * $(FUZZ)))x ./proof
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeTranscripts$$' -fuzztime $$((20000 * $(FUZZ)))x ./audit
 	$(GO) test -run '^$$' -fuzz '^FuzzString$$' -fuzztime $$((20000 * $(FUZZ)))x ./termsafe

@@ -68,7 +68,20 @@ func stateCodecs() []stateCodec {
 		}(),
 		codec("latency", schema.EncLatency(&api.Latency{Height: 9, Samples: []tx.LatencySample{{Peer: a, RTTMicros: 300}}}),
 			func(b []byte) (*api.Latency, error) { return schema.DecLatency(a, b) }, schema.EncLatency),
+		codec("vault object", schema.EncVaultObject(&api.VaultObject{ID: 4, Owner: a, Root: tx.Hash{1, 2}, Size: 9 << 20, K: 2, M: 2, ShardSize: 4 << 20,
+			Stripes: 2, Months: 12, MaxPricePerGiBMonth: 2_000, Escrow: 77, Height: 5, PlaceAt: 6, State: api.VaultPlaced}),
+			func(b []byte) (*api.VaultObject, error) { return schema.DecVaultObject(4, b) }, schema.EncVaultObject),
+		codec("vault shard", schema.EncVaultShard(a, 2_000), func(b []byte) (*vaultShard, error) {
+			p, price, err := schema.DecVaultShard(b)
+			return &vaultShard{p, price}, err
+		}, func(v *vaultShard) []byte { return schema.EncVaultShard(v.provider, v.price) }),
 	}
+}
+
+// vaultShard is a placed shard's stored record.
+type vaultShard struct {
+	provider tx.Address
+	price    uint64
 }
 
 // FuzzDecodeState feeds arbitrary bytes to the decoder of every object kind the ledger stores (stateCodecs).

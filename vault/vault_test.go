@@ -254,3 +254,33 @@ func FuzzVerifyProof(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReadSlice plays a provider answering a read with any bytes it likes: ReadSlice never panics, and whatever
+// it writes is the shard's own bytes at their place (a bad byte stops it at its group, writing nothing of it).
+func FuzzReadSlice(f *testing.F) {
+	st := store(f, bytes.Repeat([]byte{3, 1, 4, 1, 5}, 15_000), Coding{K: 1, M: 1, ShardSize: 4 * GroupSize})
+	shard, ob, root, size := st.shards[0][0], st.outboards[0][0], st.obj.Shards[0][0], st.obj.ShardSize
+	var good bytes.Buffer
+	if err := WriteSlice(&good, bytes.NewReader(shard), ob, size, GroupSize, 2*GroupSize); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(uint64(GroupSize), uint64(2*GroupSize), good.Bytes())
+	f.Add(uint64(0), size, good.Bytes()[:200])
+	f.Fuzz(func(t *testing.T, off, length uint64, enc []byte) {
+		var out bytes.Buffer
+		err := ReadSlice(&out, bytes.NewReader(enc), root, size, off, length)
+		if off > size || length > size-off {
+			if err == nil {
+				t.Fatalf("a range past the shard [%d, +%d) read", off, length)
+			}
+			return
+		}
+		got := out.Bytes()
+		if !bytes.Equal(got, shard[off:off+uint64(len(got))]) {
+			t.Fatalf("bytes written that the shard does not hold at %d", off)
+		}
+		if err == nil && uint64(len(got)) != length {
+			t.Fatalf("read succeeded with %d of %d bytes", len(got), length)
+		}
+	})
+}
