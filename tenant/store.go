@@ -163,20 +163,49 @@ func (t *Tenant) StorePut(ctx context.Context, path string, opt PutOptions) (*Pu
 	return res, nil
 }
 
-// placedObject is an object of the owner's with obj's manifest already placed (a put being resumed), or nil.
+// placedObject is an object of the owner's with obj's root and coding already stored (a put being resumed),
+// waited for until its providers are drawn, or nil. The root's objects are paged through (anyone may store
+// objects claiming the root; a few pages of them are looked at, and past those the put stores anew).
 func (t *Tenant) placedObject(ctx context.Context, obj *vault.Object) (*api.VaultObject, error) {
-	l, err := t.node.VaultObjects(ctx, api.VaultObjectsRequest{Root: obj.Root, Limit: api.MaxPageLimit})
-	if err != nil {
-		return nil, err
-	}
-	for i := range l.Items {
-		o := &l.Items[i]
-		if o.Owner != t.Address() || o.State != api.VaultPlaced || o.K != obj.K || o.M != obj.M || o.ShardSize != obj.ShardSize {
-			continue
+	req := api.VaultObjectsRequest{Root: obj.Root, Limit: api.MaxPageLimit}
+	for range 20 {
+		l, err := t.node.VaultObjects(ctx, req)
+		if err != nil {
+			return nil, err
 		}
-		return o, nil
+		for i := range l.Items {
+			o := &l.Items[i]
+			if o.Owner == t.Address() && o.K == obj.K && o.M == obj.M && o.ShardSize == obj.ShardSize && o.Size == obj.Size {
+				return t.awaitPlaced(ctx, o.ID, o.PlaceAt)
+			}
+		}
+		if l.Next == "" || len(l.Items) == 0 {
+			break
+		}
+		req.After = l.Items[len(l.Items)-1].ID
 	}
 	return nil, nil
+}
+
+// awaitPlaced waits for object id's providers to be drawn (at the end of block placeAt).
+func (t *Tenant) awaitPlaced(ctx context.Context, id uint64, placeAt int64) (*api.VaultObject, error) {
+	for {
+		o, err := t.node.VaultObject(ctx, id)
+		if errors.Is(err, client.ErrNotFound) {
+			return nil, fmt.Errorf("the ledger could not place object %d: the storage offers changed before its draw at block %d; its escrow was refunded in full: run the put again", id, placeAt)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if o.State == api.VaultPlaced {
+			return &o, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // storeObject sends StoreObject and waits for the draw.
@@ -224,24 +253,12 @@ func (t *Tenant) storeObject(ctx context.Context, obj *vault.Object, l layout.La
 		return nil, fmt.Errorf("transaction %s stored no object (no %s event)", r.Hash, api.EventVaultStored)
 	}
 	progress(PutProgress{Phase: "placing"})
-	for {
-		o, err := c.VaultObject(ctx, stored.ObjectID)
-		if errors.Is(err, client.ErrNotFound) {
-			return nil, fmt.Errorf("the ledger could not place object %d: the storage offers changed before its draw at block %d; its escrow was refunded in full: run the put again", stored.ObjectID, stored.PlaceAt)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if o.State == api.VaultPlaced {
-			res.Refund = stored.Escrow - o.Escrow
-			return &o, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+	o, err := t.awaitPlaced(ctx, stored.ObjectID, stored.PlaceAt)
+	if err != nil {
+		return nil, err
 	}
+	res.Refund = stored.Escrow - o.Escrow
+	return o, nil
 }
 
 // upload sends every shard to its provider, a few at a time.

@@ -185,6 +185,20 @@ func TestStoreOnDev(t *testing.T) {
 			t.Errorf("status says stripe %d shard %d held=%v, want %v (%s)", sh.Stripe, sh.Index, sh.Held, want, sh.Error)
 		}
 	}
+	// The same put again resumes: no new object, no charge, and the deleted shards are uploaded again.
+	before = balance()
+	out = crashRun(t, bin, append([]string{"store", "put", src, "-o", "json", "--yes"}, h...)...)
+	var again tenant.PutResult
+	if err := json.Unmarshal(out, &again); err != nil || again.ObjectID != put.ObjectID || again.Fee != 0 {
+		t.Fatalf("put again: %v %s (first: object %d)", err, out, put.ObjectID)
+	}
+	if after := balance(); after != before {
+		t.Fatalf("a resumed put charged the tenant: %s -> %s", before, after)
+	}
+	out = crashRun(t, bin, append([]string{"store", "status", root, "-o", "json"}, h...)...)
+	if err := json.Unmarshal(out, &st); err != nil || st.Held != 8 {
+		t.Fatalf("after the resumed put, %d of 8 shards held: %v %s", st.Held, err, out)
+	}
 	out = crashRun(t, bin, append([]string{"store", "ls", "-o", "json"}, h...)...)
 	if !strings.Contains(string(out), root) {
 		t.Fatalf("store ls does not list %s:\n%s", root, out)
