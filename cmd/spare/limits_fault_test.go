@@ -98,10 +98,11 @@ func TestWorkloadsPastTheirLimits(t *testing.T) {
 		reason: []string{"duration reached (3s)"}, timedOut: true, ranToDuration: true, logged: "sleeping", outcome: "duration_reached", exit: exitDurationReached,
 	}, {
 		// Six files of 6 MiB each in the work directory: 36 MiB on a 16 MiB disk (each file is under the
-		// per-file limit, RLIMIT_FSIZE = the disk; the daemon's disk watch sees the total).
-		name: "disk", run: `for i in 1 2 3 4 5 6; do head -c 6M /dev/zero > f$i || exit 3; done; echo written; sleep 60; echo woke`,
+		// per-file limit, RLIMIT_FSIZE = the disk; the daemon's disk watch sees the total). On a busy machine the
+		// watch may stop it before the last file: only what it said before writing is certain to be in the log.
+		name: "disk", run: `echo writing; for i in 1 2 3 4 5 6; do head -c 6M /dev/zero > f$i || exit 3; done; echo written; sleep 60; echo woke`,
 		res: tx.Resources{CPUMilli: 500, MemoryMiB: 64, DiskMiB: 16}, durationSec: 120,
-		reason: []string{"disk limit"}, diskLimit: true, logged: "written", outcome: "disk_limit", exit: exitDiskLimit,
+		reason: []string{"disk limit"}, diskLimit: true, logged: "writing", outcome: "disk_limit", exit: exitDiskLimit,
 	}}
 
 	// The orders, one after the other (one sender), then the tenant's balance: from here on it sends nothing,
