@@ -22,6 +22,7 @@ import (
 	"github.com/sparenet/spare/internal/localnet"
 	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
+	"github.com/sparenet/spare/vault/layout"
 )
 
 // chromium finds Debian's chromium (or another Chrome). Without one the test skips, except under CI=true.
@@ -53,7 +54,9 @@ func artifacts(t *testing.T) string {
 // TestBrowserLiveUpdates drives a real Chromium against `spare dev`'s explorer: the overview loads; a provider
 // registered and a lease created afterwards appear on it without a reload (Server-Sent Events); the provider's
 // link leads to its page; the page of the provider that won the lease shows its lease count (as the API answers
-// it), the lease in its list, and no Go syntax. Screenshots are saved as artifacts.
+// it), the lease in its list, and no Go syntax; an object stored in Spare Vault appears on the Vault page without a
+// reload, and its page links each shard to the provider the ledger placed it on (browseVault). Screenshots are
+// saved as artifacts.
 func TestBrowserLiveUpdates(t *testing.T) {
 	exe := chromium(t)
 	home := t.TempDir()
@@ -226,7 +229,128 @@ func TestBrowserLiveUpdates(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "explorer-provider-leases.png"), shot, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	browseVault(t, bctx, ctx, c, tenant, newProv, info.Explorer, dir)
 	t.Logf("screenshots in %s", dir)
+}
+
+// browseVault stores an object in Spare Vault on the dev network and follows it in the browser: the new provider
+// and one more offer storage (beside the dev provider's offer, when its disk has room for one), the tenant stores
+// an object coded 1+1, and once the ledger has drawn its providers the Vault page lists it (live, without a
+// reload), its link leads to its page, and that page links each shard to the provider the ledger placed it on.
+func browseVault(t *testing.T, bctx, ctx context.Context, c *client.Client, tenant client.Signer, newProv localnet.Key, explorer, dir string) {
+	t.Helper()
+	params, err := c.Params(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := localnet.NewKey("browser-test-storage")
+	if _, err := c.NewSender(tenant).Send(ctx, &tx.Send{To: second.Address(), Amount: params.RequiredStake(0) + 10*api.USPR}); err != nil {
+		t.Fatal(err)
+	}
+	info := tx.ProviderInfo{HostURI: "https://browser-test-storage.example.net:8443", CertFingerprint: sha256.Sum256([]byte("storage")),
+		Region: "us-west", Hardware: tx.Hardware{CPUMilli: 8000, MemoryMiB: 16384, DiskMiB: 100000}}
+	if _, err := c.NewSender(second).Send(ctx, &tx.RegisterProvider{ProviderInfo: info}, &tx.Bond{Amount: params.RequiredStake(0)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []localnet.Key{newProv, second} {
+		if _, err := c.NewSender(k).Send(ctx, &tx.OfferStorage{CapacityBytes: 1 << 30, PricePerGiBMonth: 1_000}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := chromedp.Do(bctx, chromedp.Navigate(explorer+"/vault"), chromedp.WaitVisible(chromedp.CSS(`#vault-stats`)),
+		chromedp.WaitVisible(chromedp.CSS(`#live.on`))); err != nil {
+		t.Fatalf("load the Vault page: %v", err)
+	}
+	if _, err := chromedp.Run(bctx, chromedp.Evaluate[string](`window.__loaded = "vault"`)); err != nil {
+		t.Fatal(err)
+	}
+
+	l, err := layout.LayoutOf(40<<10, layout.Coding{K: 1, M: 1, ShardSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &layout.Object{Root: sha256.Sum256([]byte("browser object")), Layout: l,
+		Shards: [][]tx.Hash{{sha256.Sum256([]byte("shard 0")), sha256.Sum256([]byte("shard 1"))}}}
+	manifest, err := o.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.NewSender(tenant).Send(ctx, &tx.StoreObject{Manifest: manifest, Months: 1, MaxPricePerGiBMonth: 1_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	attr, _ := res.Attr(api.EventVaultStored, api.AttrObjectID)
+	id, err := strconv.ParseUint(attr, 10, 64)
+	if err != nil {
+		t.Fatalf("no object id in %v", res.Events)
+	}
+	var shards []api.VaultShard
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if ob, err := c.VaultObject(ctx, id); err == nil && ob.State == api.VaultPlaced {
+			if shards, err = c.AllVaultShards(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	if len(shards) != 2 {
+		t.Fatalf("object %d was not placed on two providers: %+v", id, shards)
+	}
+	row := `#recent-objects #object-` + attr
+	if err := chromedp.Do(bctx, chromedp.WaitVisible(chromedp.CSS(row))); err != nil {
+		t.Fatalf("the new object never appeared on the Vault page: %v", err)
+	}
+	if still, err := chromedp.Run(bctx, chromedp.Evaluate[string](`String(window.__loaded)`)); err != nil || still != "vault" {
+		t.Fatalf("the Vault page was reloaded (marker %q, %v): updates must come without a reload", still, err)
+	}
+	stored, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.querySelector("#vault-stored").textContent`))
+	if err != nil || stored == "0 bytes" || stored == "" {
+		t.Fatalf("the Vault page shows %q stored (%v)", stored, err)
+	}
+	shot, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "explorer-vault.png"), shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	clicked, err := chromedp.Run(bctx, chromedp.Evaluate[string](`(() => { const a = document.querySelector(`+
+		strconv.Quote(row+` a`)+`); if (!a) return "missing"; a.click(); return "clicked" })()`))
+	if err != nil || clicked != "clicked" {
+		t.Fatalf("click the object's link: %q %v", clicked, err)
+	}
+	if err := chromedp.Do(bctx, chromedp.WaitVisible(chromedp.CSS(`#object-shards`))); err != nil {
+		t.Fatalf("follow the object's link: %v", err)
+	}
+	hrefs, err := chromedp.Run(bctx, chromedp.Evaluate[string](
+		`Array.from(document.querySelectorAll("#object-shards a.shard-provider")).map(a => a.getAttribute("href")).join(" ")`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, s := range shards {
+		want = append(want, "/providers/"+s.Provider.String())
+	}
+	if hrefs != strings.Join(want, " ") {
+		t.Fatalf("the object's page links its shards to %q; the ledger placed them on %q", hrefs, want)
+	}
+	text, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.body.innerText`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, leak := range markettest.GoSyntax(text) {
+		t.Errorf("object %d's page shows Go syntax: %s", id, leak)
+	}
+	if !strings.Contains(text, "begin with a later version of the ledger") {
+		t.Errorf("object %d's page does not say that proofs begin with a later ledger", id)
+	}
+	if shot, err = chromedp.Run(bctx, chromedp.FullScreenshot(100)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "explorer-vault-object.png"), shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // apiLeaseCount is a provider's lease count as the explorer's API answers it.

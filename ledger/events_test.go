@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 
@@ -29,7 +30,11 @@ var eventParsers = map[string]func(map[string]string) error{
 	api.EventProviderSlashed:        func(m map[string]string) error { _, err := api.ParseProviderSlashed(m); return err },
 	api.EventClusterRestarted:       func(m map[string]string) error { _, err := api.ParseClusterRestarted(m); return err },
 	api.EventVerifyReferee:          func(m map[string]string) error { _, err := api.ParseVerifyReferee(m); return err },
-	api.EventVaultStored:            func(m map[string]string) error { _, err := api.ParseVaultStored(m); return err },
+	api.EventVaultStored:            func(m map[string]string) error { _, err := api.ParseVaultStoredDeal(m); return err },
+	api.EventVaultShardPlaced:       func(m map[string]string) error { _, err := api.ParseVaultShardPlaced(m); return err },
+	api.EventVaultPlaced:            func(m map[string]string) error { _, err := api.ParseVaultPlaced(m); return err },
+	api.EventVaultUnplaced:          func(m map[string]string) error { _, err := api.ParseVaultUnplaced(m); return err },
+	api.EventStorageOffered:         func(m map[string]string) error { _, err := api.ParseStorageOffered(m); return err },
 	api.EventLeaseForfeited:         refundParser(api.EventLeaseForfeited),
 	api.EventLeaseOutvoted:          refundParser(api.EventLeaseOutvoted),
 	api.EventVerifyDecided:          refundParser(api.EventVerifyDecided),
@@ -93,6 +98,14 @@ func TestTypedEventsRefuseMalformed(t *testing.T) {
 		api.AttrLeaseID: "7", api.AttrOrderID: "3", api.AttrBidID: "5", api.AttrTenant: tenant, api.AttrProvider: provider,
 		api.AttrPrice: "100", api.AttrStartDeadline: "40", api.AttrState: "closed", api.AttrReason: "closed by tenant",
 		api.AttrPaid: "10", api.AttrRefund: "90", api.AttrHeld: "0",
+		api.AttrObjectID: "9", api.AttrOwner: tenant, api.AttrRoot: strings.Repeat("ab", 32), api.AttrSize: "1000", api.AttrShards: "4",
+		api.AttrMonths: "1", api.AttrMaxPrice: "10", api.AttrAmount: "100", api.AttrHeight: "12", api.AttrStripe: "0", api.AttrIndex: "1",
+		api.AttrCost: "50", api.AttrCapacity: "1000", api.AttrUsed: "0",
+	}
+	for _, typ := range []string{api.EventVaultStored, api.EventVaultShardPlaced, api.EventVaultPlaced, api.EventVaultUnplaced, api.EventStorageOffered} {
+		if err := eventParsers[typ](good); err != nil {
+			t.Fatalf("a well-formed %s does not read: %v", typ, err)
+		}
 	}
 	lc, err := api.ParseLeaseClosed(good)
 	if err != nil || lc.LeaseID != 7 || lc.Refund != 90 || lc.State != api.LeaseClosed || lc.Tenant.String() != tenant {
@@ -129,6 +142,12 @@ func TestTypedEventsRefuseMalformed(t *testing.T) {
 		{"unknown bid state", api.AttrState, "closed", eventParsers[api.EventBidClosed]},
 		{"missing bid id", api.AttrBidID, "<missing>", eventParsers[api.EventBidPlaced]},
 		{"refund of an order that is 0", api.AttrOrderID, "0", eventParsers[api.EventOrderCancelled]},
+		{"vault object id 0", api.AttrObjectID, "0", eventParsers[api.EventVaultPlaced]},
+		{"root not a hash", api.AttrRoot, "<b>root</b>", eventParsers[api.EventVaultShardPlaced]},
+		{"owner not an address", api.AttrOwner, "spare1nothing", eventParsers[api.EventVaultStored]},
+		{"missing maximum price", api.AttrMaxPrice, "<missing>", eventParsers[api.EventVaultStored]},
+		{"missing unplaced reason", api.AttrReason, "<missing>", eventParsers[api.EventVaultUnplaced]},
+		{"capacity not a number", api.AttrCapacity, "1e9", eventParsers[api.EventStorageOffered]},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -292,6 +292,7 @@ func (t *touched) request() api.ObjectsRequest {
 var refKinds = map[string]string{
 	api.AttrProvider: "account", api.AttrTenant: "account", api.AttrFrom: "account", api.AttrTo: "account",
 	api.AttrLeaseID: "lease", api.AttrOrderID: "order", api.AttrBidID: "bid", api.AttrWinnerBid: "bid", api.AttrAuditor: "account",
+	api.AttrObjectID: "object", api.AttrOwner: "account",
 }
 
 // applyBatch writes consecutive blocks (the next after the last indexed first) in one SQLite transaction, with
@@ -332,6 +333,7 @@ func (ix *Indexer) write(ctx context.Context, w *writer, b client.Block) (Update
 	var fees, failed int64
 	accounts := map[string]bool{}
 	signed := map[string]int{}
+	manifests := map[string][][]byte{} // of StoreObject messages, by transaction
 	for i, raw := range b.Txs {
 		res := client.TxResult{}
 		if i < len(b.TxResults) {
@@ -347,6 +349,9 @@ func (ix *Indexer) write(ctx context.Context, w *writer, b client.Block) (Update
 			signer, nonce, fee, memo = t.Signer().String(), t.Body.Nonce, t.Body.Fee, t.Body.Memo
 			msgs = msgNames(t.Body.Msgs)
 			signed[signer]++
+			if res.Code == 0 {
+				storeManifests(manifests, res.Hash, t)
+			}
 		}
 		fees += int64(fee)
 		// The transaction's bytes are kept; its messages are decoded for display when a page asks.
@@ -366,6 +371,7 @@ func (ix *Indexer) write(ctx context.Context, w *writer, b client.Block) (Update
 		event               int64
 	}
 	var payments []payment
+	var vaultEvs []client.Event // applied after the block's other rows
 	stored := 0
 	for _, e := range b.Events {
 		if e.Code != 0 || e.Type == api.EventFeePaid {
@@ -398,7 +404,11 @@ func (ix *Indexer) write(ctx context.Context, w *writer, b client.Block) (Update
 				t.orders[n] = true
 			case "bid":
 				t.bids[n] = true
+			case "object": // its rows come from the Vault events themselves (applyVault)
 			}
+		}
+		if vaultEventTypes[e.Type] {
+			vaultEvs = append(vaultEvs, e)
 		}
 		if e.Type == api.EventLeasePaid {
 			// A payment whose numbers do not read is kept as an event, and said, but not counted (as 0 or
@@ -436,6 +446,11 @@ func (ix *Indexer) write(ctx context.Context, w *writer, b client.Block) (Update
 		w.exec(`INSERT INTO payments (height, time_ms, lease_id, provider, amount, take, event_id) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 			b.Height, u.TimeMs, p.lease, p.provider, p.amount, p.take, p.event)
 		w.exec(`UPDATE providers SET earned = earned + ? WHERE address = ?`, p.amount, p.provider)
+	}
+	if len(vaultEvs) > 0 {
+		if err := ix.applyVault(ctx, w, b, vaultEvs, manifests); err != nil {
+			return u, err
+		}
 	}
 	w.exec(`INSERT INTO blocks (height, time_ms, hash, proposer, txs, failed, events, fees) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		b.Height, u.TimeMs, b.Hash, b.Proposer, len(b.Txs), failed, stored, fees)

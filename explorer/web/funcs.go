@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sparenet/spare/client"
 	"github.com/sparenet/spare/ledger/api"
@@ -80,10 +81,20 @@ var funcs = template.FuncMap{
 			return "/leases/" + url.PathEscape(v)
 		case api.AttrOrderID:
 			return "/orders/" + url.PathEscape(v)
+		case api.AttrObjectID:
+			return "/vault/object/" + url.PathEscape(v)
+		case api.AttrOwner:
+			return "/accounts/" + url.PathEscape(v)
+		case api.AttrRoot:
+			return "/vault/root/" + url.PathEscape(v)
 		}
 		return ""
 	},
-	"attrText": attrText,
+	"attrText":  attrText,
+	"eventAttr": eventAttr,
+	"bytes":     formatBytes,
+	// pergib shows a storage price: uspr a GiB-month.
+	"pergib": func(v uint64) string { return client.FormatAmount(v) + "/GiB-month" },
 	// cores shows thousandths of a CPU core as cores: "0.5 cores", "2 cores".
 	"cores": func(milli uint64) string {
 		unit := " cores"
@@ -111,7 +122,7 @@ var funcs = template.FuncMap{
 var (
 	amountAttrs = map[string]bool{api.AttrAmount: true, api.AttrDeposit: true, api.AttrHeld: true, api.AttrOfStake: true,
 		api.AttrPaid: true, api.AttrPaidTotal: true, api.AttrRefund: true, api.AttrReserve: true, api.AttrReserveRefund: true,
-		api.AttrStake: true, api.AttrTake: true, api.AttrUnbonding: true}
+		api.AttrStake: true, api.AttrTake: true, api.AttrUnbonding: true, api.AttrCost: true}
 	perHourAttrs = map[string]bool{api.AttrPrice: true, api.AttrMaxPrice: true}
 )
 
@@ -132,10 +143,39 @@ func attrText(k, v string) string {
 	return v
 }
 
+// storageEvent are the event types whose prices are per GiB-month and whose sizes are bytes.
+var storageEvent = map[string]bool{api.EventStorageOffered: true, api.EventVaultStored: true, api.EventVaultShardPlaced: true,
+	api.EventVaultPlaced: true, api.EventVaultUnplaced: true}
+
+// maxAttrText bounds the characters of an attribute an event row shows (the JSON API has all of it): an event
+// comes from the chain, and a reason is whatever its sender wrote.
+const maxAttrText = 300
+
+// eventAttr shows an attribute of an event of type typ: a Vault or storage event's prices per GiB-month and sizes
+// in bytes, anything else as attrText does, at most maxAttrText characters of it.
+func eventAttr(typ, k, v string) string {
+	if storageEvent[typ] {
+		if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+			switch k {
+			case api.AttrPrice, api.AttrMaxPrice:
+				return client.FormatAmount(n) + "/GiB-month"
+			case api.AttrCapacity, api.AttrUsed, api.AttrSize:
+				return formatBytes(n)
+			}
+		}
+	}
+	s := attrText(k, v)
+	if utf8.RuneCountInString(s) > maxAttrText {
+		s = string([]rune(s)[:maxAttrText-1]) + "…"
+	}
+	return s
+}
+
 func (s *Server) parseTemplates() error {
 	s.tmpl = map[string]*template.Template{}
 	names := []string{"overview", "providers", "provider", "orders", "order", "leases", "lease", "blocks", "block",
-		"tx", "accounts", "account", "events", "search", "error"}
+		"tx", "accounts", "account", "events", "search", "error", "vault", "vault_objects", "vault_object", "vault_root",
+		"vault_offers", "vault_shards"}
 	for _, n := range names {
 		t, err := template.New(n).Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/parts.html", "templates/"+n+".html")
 		if err != nil {

@@ -39,6 +39,12 @@ func (s *Server) pageRoutes() []route {
 		{"/accounts/{address}", "account", s.loadAccount},
 		{"/events", "events", s.loadEvents},
 		{"/search", "search", s.loadSearch},
+		{"/vault", "vault", s.loadVault},
+		{"/vault/objects", "vault_objects", s.loadVaultObjects},
+		{"/vault/object/{id}", "vault_object", s.loadVaultObject},
+		{"/vault/root/{root}", "vault_root", s.loadVaultRoot},
+		{"/vault/offers", "vault_offers", s.loadVaultOffers},
+		{"/vault/shards", "vault_shards", s.loadVaultShards},
 	}
 }
 
@@ -263,6 +269,9 @@ type ProviderView struct {
 	Events        index.List[index.Event]   `json:"events"`
 	Earnings      []index.Sum               `json:"earnings"`
 	EarningsChart template.HTML             `json:"-"`
+	// Storage is its Spare Vault offer and what it holds; VaultShards the newest shards placed on it.
+	Storage     index.ProviderStorage        `json:"storage"`
+	VaultShards index.List[index.VaultShard] `json:"vault_shards"`
 }
 
 func (s *Server) loadProvider(r *http.Request) (any, error) {
@@ -295,6 +304,12 @@ func (s *Server) loadProvider(r *http.Request) (any, error) {
 		return nil, err
 	}
 	if v.Earnings, err = s.db.Earnings(ctx, addr, 30); err != nil {
+		return nil, err
+	}
+	if v.Storage, err = s.db.ProviderStorage(ctx, addr); err != nil {
+		return nil, err
+	}
+	if v.VaultShards, err = s.db.VaultShards(ctx, index.VaultShardFilter{Provider: addr}, index.Page{Limit: 20}); err != nil {
 		return nil, err
 	}
 	var bars []svg.Bar
@@ -693,6 +708,8 @@ type AccountView struct {
 	Events   index.List[index.Event] `json:"events"`
 	Orders   index.List[index.Order] `json:"orders"`
 	Leases   index.List[index.Lease] `json:"leases"` // as tenant
+	// VaultObjects are the newest objects it stored in Spare Vault.
+	VaultObjects index.List[index.VaultObject] `json:"vault_objects"`
 }
 
 func (s *Server) loadAccount(r *http.Request) (any, error) {
@@ -718,7 +735,10 @@ func (s *Server) loadAccount(r *http.Request) (any, error) {
 	if v.Orders, err = s.db.Orders(ctx, index.ObjectFilter{Tenant: addr}, index.Page{Limit: 20}); err != nil {
 		return nil, err
 	}
-	v.Leases, err = s.db.Leases(ctx, index.ObjectFilter{Tenant: addr}, index.Page{Limit: 20})
+	if v.Leases, err = s.db.Leases(ctx, index.ObjectFilter{Tenant: addr}, index.Page{Limit: 20}); err != nil {
+		return nil, err
+	}
+	v.VaultObjects, err = s.db.VaultObjects(ctx, index.VaultFilter{Owner: addr}, index.Page{Limit: 20})
 	return v, err
 }
 
@@ -729,7 +749,7 @@ type EventsView struct {
 	Pager  Pager             `json:"-"`
 }
 
-var refKinds = []string{"account", "provider", "order", "bid", "lease"}
+var refKinds = []string{"account", "provider", "order", "bid", "lease", "object"}
 
 func (s *Server) loadEvents(r *http.Request) (any, error) {
 	if err := known(r, "kind", "ref", "type", "height"); err != nil {
@@ -750,7 +770,7 @@ func (s *Server) loadEvents(r *http.Request) (any, error) {
 			return nil, err
 		}
 		f.Ref = a
-	case "order", "bid", "lease":
+	case "order", "bid", "lease", "object":
 		if n, err := strconv.ParseUint(f.Ref, 10, 64); err != nil || n == 0 {
 			return nil, badRequest("ref %q: a %s id is a positive whole number", f.Ref, f.Kind)
 		}
@@ -800,7 +820,7 @@ func (s *Server) loadSearch(r *http.Request) (any, error) {
 	}
 	q := strings.TrimSpace(r.URL.Query().Get("q"))
 	if q == "" {
-		return nil, badRequest("q is empty: search for an address, a tx hash, a block height, or an order or lease id")
+		return nil, badRequest("q is empty: search for an address, a tx hash, a Vault root, a block height, or an order, lease or Vault object id")
 	}
 	if len(q) > 128 {
 		return nil, badRequest("q is %d characters: nothing searchable is that long", len(q))
@@ -817,6 +837,12 @@ func (s *Server) loadSearch(r *http.Request) (any, error) {
 		if t, err := s.db.Tx(ctx, q); err == nil {
 			v.Matches = append(v.Matches, "/txs/"+t.Hash)
 		}
+		root := strings.ToLower(q)
+		if objects, shards, err := s.db.VaultRootMatches(ctx, root); err != nil {
+			return nil, err
+		} else if objects+shards > 0 {
+			v.Matches = append(v.Matches, "/vault/root/"+root)
+		}
 	} else if n, err := strconv.ParseUint(strings.TrimPrefix(q, "#"), 10, 63); err == nil && n > 0 {
 		if _, err := s.db.Block(ctx, int64(n)); err == nil {
 			v.Matches = append(v.Matches, fmt.Sprintf("/blocks/%d", n))
@@ -827,8 +853,11 @@ func (s *Server) loadSearch(r *http.Request) (any, error) {
 		if _, err := s.db.Lease(ctx, n); err == nil {
 			v.Matches = append(v.Matches, fmt.Sprintf("/leases/%d", n))
 		}
+		if _, err := s.db.VaultObject(ctx, n); err == nil {
+			v.Matches = append(v.Matches, fmt.Sprintf("/vault/object/%d", n))
+		}
 	} else {
-		return nil, badRequest("%q is not an address (spare1...), a 64-digit tx hash, or a number", q)
+		return nil, badRequest("%q is not an address (spare1...), a 64-digit tx hash or Vault root, or a number", q)
 	}
 	return v, nil
 }
@@ -896,4 +925,6 @@ var titles = map[string]string{
 	"overview": "Overview", "providers": "Providers", "provider": "Provider", "orders": "Orders", "order": "Order",
 	"leases": "Leases", "lease": "Lease", "blocks": "Blocks", "block": "Block", "tx": "Transaction",
 	"accounts": "Accounts", "account": "Account", "events": "Events", "search": "Search",
+	"vault": "Vault", "vault_objects": "Vault objects", "vault_object": "Vault object", "vault_root": "Vault root",
+	"vault_offers": "Storage offers", "vault_shards": "Vault shards",
 }

@@ -118,6 +118,12 @@ func TestRoutes(t *testing.T) {
 		{"/search?q=" + strings.Repeat("9", 200), 400, "characters"},
 		{"/search?q=123456789", 200, "Nothing indexed matches"},
 		{"/search?q=" + prov, 303, ""},
+		{"/vault", 200, "Spare Vault"},
+		{"/vault/objects?state=placed", 200, "no objects"},
+		{"/vault/offers", 200, "no storage offers"},
+		{"/vault/shards?provider=" + prov, 200, "no shards placed"},
+		{"/vault/object/1", 404, "vault object 1: not found"},
+		{"/vault/root/" + strings.Repeat("AB", 32), 404, "no object or shard with this root"},
 		{"/nope", 404, "no such page"},
 		{"/static/style.css", 200, "--accent"},
 		{"/static/live.js", 200, "EventSource"},
@@ -259,7 +265,9 @@ func FuzzRoutes(f *testing.F) {
 	}
 	for _, s := range []string{"/", "/providers?sort=stake&order=asc", "/leases/3", "/api/events?kind=lease&ref=1",
 		"/search?q=1", "/blocks/1?offset=0&limit=5", "/api/providers/" + index.SyntheticAddress("provider", 1).String(),
-		"/txs/" + strings.Repeat("0", 64), "/orders?state=open&tenant=x", "/api/price-index?buckets=3"} {
+		"/txs/" + strings.Repeat("0", 64), "/orders?state=open&tenant=x", "/api/price-index?buckets=3", "/vault",
+		"/vault/object/1?offset=0&limit=5", "/api/vault/root/" + strings.Repeat("ab", 32), "/vault/objects?state=placed&deal=term",
+		"/vault/shards?provider=" + index.SyntheticAddress("provider", 1).String(), "/events?kind=object&ref=1"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, target string) {

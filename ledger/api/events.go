@@ -67,6 +67,15 @@ func (r *attrs) addr(key string) tx.Address {
 	return a
 }
 
+// hash reads a 32-byte hash written in hex (a content root).
+func (r *attrs) hash(key string) tx.Hash {
+	h, err := tx.ParseHash(r.m[key])
+	if err != nil {
+		r.fail(key, "a hash (64 hex digits)")
+	}
+	return h
+}
+
 // str reads a text attribute that must be present (it may be empty).
 func (r *attrs) str(key string) string {
 	v, ok := r.m[key]
@@ -101,6 +110,98 @@ type VaultStoredEvent struct {
 func ParseVaultStored(m map[string]string) (VaultStoredEvent, error) {
 	r := &attrs{typ: EventVaultStored, m: m}
 	e := VaultStoredEvent{ObjectID: r.id(AttrObjectID), Owner: r.addr(AttrOwner), Escrow: r.uint(AttrAmount), PlaceAt: int64(r.uint(AttrHeight))}
+	return e, r.err
+}
+
+// VaultStoredDealEvent is EventVaultStored with the object and its deal: what it claims to be (root, size, shard
+// count) and what its owner pays (a term of Months at most MaxPricePerGiBMonth, or permanent: Months 0).
+type VaultStoredDealEvent struct {
+	VaultStoredEvent
+	Root                tx.Hash
+	Size                uint64
+	Shards              uint64
+	Months              uint64
+	MaxPricePerGiBMonth uint64
+}
+
+// ParseVaultStoredDeal reads an EventVaultStored's attributes, all of them.
+func ParseVaultStoredDeal(m map[string]string) (VaultStoredDealEvent, error) {
+	base, err := ParseVaultStored(m)
+	if err != nil {
+		return VaultStoredDealEvent{VaultStoredEvent: base}, err
+	}
+	r := &attrs{typ: EventVaultStored, m: m}
+	e := VaultStoredDealEvent{VaultStoredEvent: base, Root: r.hash(AttrRoot), Size: r.uint(AttrSize), Shards: r.uint(AttrShards),
+		Months: r.uint(AttrMonths), MaxPricePerGiBMonth: r.uint(AttrMaxPrice)}
+	return e, r.err
+}
+
+// VaultShardPlacedEvent is EventVaultShardPlaced: shard Index of stripe Stripe of an object, placed on Provider at
+// its price, by the draw at the end of the block that emits it.
+type VaultShardPlacedEvent struct {
+	ObjectID         uint64
+	Stripe, Index    uint64
+	Root             tx.Hash
+	Provider         tx.Address
+	PricePerGiBMonth uint64
+}
+
+// ParseVaultShardPlaced reads an EventVaultShardPlaced's attributes.
+func ParseVaultShardPlaced(m map[string]string) (VaultShardPlacedEvent, error) {
+	r := &attrs{typ: EventVaultShardPlaced, m: m}
+	e := VaultShardPlacedEvent{ObjectID: r.id(AttrObjectID), Stripe: r.uint(AttrStripe), Index: r.uint(AttrIndex),
+		Root: r.hash(AttrRoot), Provider: r.addr(AttrProvider), PricePerGiBMonth: r.uint(AttrPrice)}
+	return e, r.err
+}
+
+// VaultPlacedEvent is EventVaultPlaced: every shard of an object placed; Cost is what its escrow holds now, Refund
+// what went back to its owner (a term deal's escrow at the maximum price less the cost at the drawn prices).
+type VaultPlacedEvent struct {
+	ObjectID uint64
+	Owner    tx.Address
+	Shards   uint64
+	Cost     uint64
+	Refund   uint64
+}
+
+// ParseVaultPlaced reads an EventVaultPlaced's attributes.
+func ParseVaultPlaced(m map[string]string) (VaultPlacedEvent, error) {
+	r := &attrs{typ: EventVaultPlaced, m: m}
+	e := VaultPlacedEvent{ObjectID: r.id(AttrObjectID), Owner: r.addr(AttrOwner), Shards: r.uint(AttrShards),
+		Cost: r.uint(AttrCost), Refund: r.uint(AttrRefund)}
+	return e, r.err
+}
+
+// VaultUnplacedEvent is EventVaultUnplaced: an object whose shards the offers could not take at its draw, removed,
+// its escrow refunded whole.
+type VaultUnplacedEvent struct {
+	ObjectID uint64
+	Owner    tx.Address
+	Refund   uint64
+	Reason   string
+}
+
+// ParseVaultUnplaced reads an EventVaultUnplaced's attributes.
+func ParseVaultUnplaced(m map[string]string) (VaultUnplacedEvent, error) {
+	r := &attrs{typ: EventVaultUnplaced, m: m}
+	e := VaultUnplacedEvent{ObjectID: r.id(AttrObjectID), Owner: r.addr(AttrOwner), Refund: r.uint(AttrRefund), Reason: r.str(AttrReason)}
+	return e, r.err
+}
+
+// StorageOfferedEvent is EventStorageOffered: a provider's storage offer set (capacity 0 withdraws it), with the
+// bytes its placed shards hold.
+type StorageOfferedEvent struct {
+	Provider         tx.Address
+	CapacityBytes    uint64
+	PricePerGiBMonth uint64
+	UsedBytes        uint64
+}
+
+// ParseStorageOffered reads an EventStorageOffered's attributes.
+func ParseStorageOffered(m map[string]string) (StorageOfferedEvent, error) {
+	r := &attrs{typ: EventStorageOffered, m: m}
+	e := StorageOfferedEvent{Provider: r.addr(AttrProvider), CapacityBytes: r.uint(AttrCapacity), PricePerGiBMonth: r.uint(AttrPrice),
+		UsedBytes: r.uint(AttrUsed)}
 	return e, r.err
 }
 

@@ -1,6 +1,6 @@
 // Package markettest scripts market histories on a real in-process chain (internal/localnet) for the explorer's
-// tests: providers register, tenants order, leases start, end and fail, and an indexer follows it all into a
-// SQLite index. The index's tests and the web server's share it, so that both check the same histories.
+// tests: providers register, tenants order, leases start, end and fail, objects are stored in Spare Vault, and an
+// indexer follows it all into a SQLite index. The index's tests and the web server's share it, so that both check the same histories.
 package markettest
 
 import (
@@ -19,6 +19,7 @@ import (
 	"github.com/sparenet/spare/internal/localnet"
 	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
+	"github.com/sparenet/spare/vault/layout"
 )
 
 // SPR is one SPR in uspr.
@@ -324,6 +325,112 @@ func (m *Market) EveryState() History {
 	m.Last = max(m.Last, m.Height())
 	lease("pending", "p1", gpu(), 2*SPR)
 	return h
+}
+
+// VaultHistory is what Vault made.
+type VaultHistory struct {
+	// Objects by name: "term" (12 months, two stripes), "permanent" (an endowment), "same_root" (claims the term
+	// object's root) and "unplaced" (stored with same_root in one transaction; the offers had room for only one
+	// of them at the draw, so the ledger removed it and refunded its escrow).
+	Objects map[string]uint64
+	Roots   map[string]tx.Hash
+	// Storage are the storage providers' keys: s4 is the one whose room runs out.
+	Storage []string
+}
+
+// VaultKeys are the funded keys Vault uses: an owner and four CPU-only storage providers.
+var VaultKeys = map[string]uint64{"owner": 1_000 * SPR, "s1": 10_000 * SPR, "s2": 10_000 * SPR, "s3": 10_000 * SPR, "s4": 10_000 * SPR}
+
+// VaultPrice is the highest storage offer's price in Vault (uspr a GiB-month), within a permanent deal's.
+const VaultPrice = 4_000
+
+// Vault scripts a Spare Vault history: four storage providers offer disk (one offer updated later), an owner
+// stores a term object of two stripes and a permanent one, then two objects in one transaction when one
+// provider has room left for one shard only: the first is placed, the second is not (vault.unplaced). mid, when
+// not nil, runs after the first two objects are placed.
+func (m *Market) Vault(mid func()) VaultHistory {
+	m.T.Helper()
+	ctx := context.Background()
+	h := VaultHistory{Objects: map[string]uint64{}, Roots: map[string]tx.Hash{}, Storage: []string{"s1", "s2", "s3", "s4"}}
+	for i, key := range h.Storage {
+		m.Register(key, "", 0, 0, []string{"eu-west", "us-east", "ap-south", "eu-north"}[i])
+		m.Send(key, &tx.OfferStorage{CapacityBytes: 64 << 20, PricePerGiBMonth: uint64(1_000 * (i + 1))})
+	}
+	store := func(msgs ...*tx.StoreObject) []uint64 {
+		in := make([]tx.Msg, len(msgs))
+		for i, msg := range msgs {
+			in[i] = msg
+		}
+		res := m.Send("owner", in...)
+		var ids []uint64
+		for _, e := range res.LedgerEvents() {
+			if e.Type == api.EventVaultStored {
+				id, err := strconv.ParseUint(e.Attrs[api.AttrObjectID], 10, 64)
+				if err != nil {
+					m.T.Fatal(err)
+				}
+				ids = append(ids, id)
+			}
+		}
+		if len(ids) != len(msgs) {
+			m.T.Fatalf("%d objects stored of %d", len(ids), len(msgs))
+		}
+		return ids
+	}
+	placed := func(id uint64) {
+		m.WaitFor("object "+strconv.FormatUint(id, 10)+" placed", func() bool {
+			o, err := m.C.VaultObject(ctx, id)
+			return err == nil && o.State == api.VaultPlaced
+		})
+	}
+	h.Roots["term"] = sha256.Sum256([]byte("vault term object"))
+	h.Objects["term"] = store(&tx.StoreObject{Manifest: m.manifest("term", h.Roots["term"], 200<<10), Months: 12, MaxPricePerGiBMonth: VaultPrice})[0]
+	placed(h.Objects["term"])
+	h.Roots["permanent"] = sha256.Sum256([]byte("vault permanent object"))
+	h.Objects["permanent"] = store(&tx.StoreObject{Manifest: m.manifest("permanent", h.Roots["permanent"], 40<<10)})[0]
+	placed(h.Objects["permanent"])
+	if mid != nil {
+		mid()
+	}
+
+	// s4 offers room for one more 16 KiB shard, at a new price; two objects of 16 KiB shards are stored at once.
+	s4, err := m.C.StorageOffer(ctx, m.Net.Keys["s4"].Address())
+	if err != nil {
+		m.T.Fatal(err)
+	}
+	m.Send("s4", &tx.OfferStorage{CapacityBytes: s4.UsedBytes + 16<<10, PricePerGiBMonth: 3_500})
+	h.Roots["same_root"], h.Roots["unplaced"] = h.Roots["term"], sha256.Sum256([]byte("vault unplaced object"))
+	ids := store(&tx.StoreObject{Manifest: m.manifest("same_root", h.Roots["same_root"], 30<<10), Months: 1, MaxPricePerGiBMonth: VaultPrice},
+		&tx.StoreObject{Manifest: m.manifest("unplaced", h.Roots["unplaced"], 20<<10), Months: 1, MaxPricePerGiBMonth: VaultPrice})
+	h.Objects["same_root"], h.Objects["unplaced"] = ids[0], ids[1]
+	placed(h.Objects["same_root"])
+	m.WaitFor("the second object refused at its draw", func() bool {
+		_, err := m.C.VaultObject(ctx, h.Objects["unplaced"])
+		return errors.Is(err, client.ErrNotFound)
+	})
+	m.Last = max(m.Last, m.Height())
+	return h
+}
+
+// manifest lays out an object of size bytes in 2+2 shards of at most 64 KiB and encodes its manifest, its shard
+// roots made up from name (the ledger checks a manifest's layout; the shards' bytes are the providers' business).
+func (m *Market) manifest(name string, root tx.Hash, size uint64) []byte {
+	m.T.Helper()
+	l, err := layout.LayoutOf(size, layout.Coding{K: 2, M: 2, ShardSize: 64 << 10})
+	if err != nil {
+		m.T.Fatal(err)
+	}
+	o := &layout.Object{Root: root, Layout: l, Shards: make([][]tx.Hash, l.Stripes)}
+	for s := range o.Shards {
+		for i := range l.K + l.M {
+			o.Shards[s] = append(o.Shards[s], sha256.Sum256(fmt.Appendf(nil, "%s shard %d/%d", name, s, i)))
+		}
+	}
+	b, err := o.Encode()
+	if err != nil {
+		m.T.Fatal(err)
+	}
+	return b
 }
 
 // goSyntax are the marks of a Go value printed where text was meant: a struct or slice dump (`{[{1 2 …}] 3}`,

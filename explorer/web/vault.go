@@ -1,0 +1,303 @@
+package web
+
+import (
+	"fmt"
+	"html/template"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/sparenet/spare/explorer/index"
+	"github.com/sparenet/spare/explorer/svg"
+	"github.com/sparenet/spare/ledger/tx"
+)
+
+// The Spare Vault pages: the network's storage (/vault), objects (/vault/objects, /vault/object/{id}), a root's
+// objects and shards (/vault/root/{root}), storage offers (/vault/offers) and placed shards (/vault/shards).
+
+// ProofsNote says what the ledger has of proofs of storage, their payouts and repairs: nothing yet. The pages
+// say it where the proof history, the success rate and the repairs will be, instead of showing numbers.
+const ProofsNote = "Proofs of storage, the payouts they earn and repairs begin with a later version of the ledger " +
+	"(docs/vault.md, \"Still to build\"): no shard has been challenged yet, so there is no proof history, proof success " +
+	"rate or repair to show, and every escrow and endowment is still held whole."
+
+// VaultView is the network's storage.
+type VaultView struct {
+	index.VaultOverview
+	OfferList     index.List[index.StorageOffer] `json:"offer_list"`     // the cheapest offers
+	RecentObjects index.List[index.VaultObject]  `json:"recent_objects"` // the newest objects
+	History       []index.VaultPoint             `json:"history"`        // the totals over time
+	Proofs        string                         `json:"proofs"`         // ProofsNote
+	StoredChart   template.HTML                  `json:"-"`
+	CapacityChart template.HTML                  `json:"-"`
+	EscrowChart   template.HTML                  `json:"-"`
+}
+
+func (s *Server) loadVault(r *http.Request) (any, error) {
+	if err := known(r); err != nil {
+		return nil, err
+	}
+	return s.memo(r.Context(), "vault", func() (any, error) {
+		ctx := r.Context()
+		v := VaultView{Proofs: ProofsNote}
+		var err error
+		if v.VaultOverview, err = s.db.VaultOverview(ctx); err != nil {
+			return nil, err
+		}
+		if v.OfferList, err = s.db.StorageOffers(ctx, index.Page{Limit: 20}); err != nil {
+			return nil, err
+		}
+		if v.RecentObjects, err = s.db.VaultObjects(ctx, index.VaultFilter{}, index.Page{Limit: 10}); err != nil {
+			return nil, err
+		}
+		if v.History, err = s.db.VaultHistory(ctx, 60); err != nil {
+			return nil, err
+		}
+		v.StoredChart, v.CapacityChart, v.EscrowChart = vaultCharts(v.History)
+		return v, nil
+	})
+}
+
+// vaultCharts draws the stored bytes over time (on their own scale: far below the capacity offered, they would be
+// a flat line on its scale); the capacity offered beside them; the escrow of term deals and the endowments of
+// permanent ones.
+func vaultCharts(hist []index.VaultPoint) (stored, capacity, escrow template.HTML) {
+	var most, top uint64
+	for _, p := range hist {
+		most, top = max(most, p.StoredBytes), max(top, p.StoredBytes, p.CapacityBytes)
+	}
+	series := func(name, href string, f func(index.VaultPoint) float64) svg.Series {
+		s := svg.Series{Name: name, Href: href}
+		for _, p := range hist {
+			s.Points = append(s.Points, svg.Point{X: p.TimeMs, Y: f(p)})
+		}
+		return s
+	}
+	sunit, sdiv := byteUnit(most)
+	stored = svg.LineChart([]svg.Series{
+		series("stored (shards, parity included)", "/vault/shards", func(p index.VaultPoint) float64 { return float64(p.StoredBytes) / sdiv }),
+	}, svg.Options{Title: "Bytes stored in the Vault", YLabel: sunit, TimeX: true})
+	unit, div := byteUnit(top)
+	capacity = svg.LineChart([]svg.Series{
+		series("offered", "/vault/offers", func(p index.VaultPoint) float64 { return float64(p.CapacityBytes) / div }),
+		series("stored", "/vault/shards", func(p index.VaultPoint) float64 { return float64(p.StoredBytes) / div }),
+	}, svg.Options{Title: "Storage offered and stored", YLabel: unit, TimeX: true})
+	escrow = svg.LineChart([]svg.Series{
+		series("term deals' escrow", "/vault/objects?deal=term", func(p index.VaultPoint) float64 { return sprFloat(p.TermEscrow) }),
+		series("endowments (permanent deals)", "/vault/objects?deal=permanent", func(p index.VaultPoint) float64 { return sprFloat(p.Endowments) }),
+	}, svg.Options{Title: "Escrow held for storage providers", YLabel: "SPR", TimeX: true})
+	return stored, capacity, escrow
+}
+
+// byteUnit is the binary unit to show values up to top in, and its size in bytes.
+func byteUnit(top uint64) (string, float64) {
+	units := []string{"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
+	i := 0
+	for i < len(units)-1 && top>>(10*(i+1)) > 0 {
+		i++
+	}
+	return units[i], math.Pow(1024, float64(i))
+}
+
+var nextUnit = map[string]string{"KiB": "MiB", "MiB": "GiB", "GiB": "TiB", "TiB": "PiB", "PiB": "EiB"}
+
+// formatBytes shows a size in binary units with at most three significant digits: "16 KiB", "1.5 MiB".
+func formatBytes(v uint64) string {
+	unit, div := byteUnit(v)
+	if div == 1 {
+		return strconv.FormatUint(v, 10) + " bytes"
+	}
+	x := float64(v) / div
+	if x >= 999.5 && unit != "EiB" { // would show 1000 or more: "0.98 GiB", not "1004 MiB"
+		unit, x = nextUnit[unit], x/1024
+	}
+	prec := 2
+	switch {
+	case x >= 100:
+		prec = 0
+	case x >= 10:
+		prec = 1
+	}
+	s := strconv.FormatFloat(x, 'f', prec, 64)
+	if strings.Contains(s, ".") {
+		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	}
+	return s + " " + unit
+}
+
+// VaultObjectsView is a list of objects.
+type VaultObjectsView struct {
+	index.List[index.VaultObject]
+	Filter index.VaultFilter `json:"filter"`
+	States []string          `json:"-"`
+	Deals  []string          `json:"-"`
+	Pager  Pager             `json:"-"`
+	Query  url.Values        `json:"-"`
+}
+
+func (s *Server) loadVaultObjects(r *http.Request) (any, error) {
+	if err := known(r, "owner", "root", "state", "deal"); err != nil {
+		return nil, err
+	}
+	p, err := page(r)
+	if err != nil {
+		return nil, err
+	}
+	q := r.URL.Query()
+	f := index.VaultFilter{State: q.Get("state"), Deal: q.Get("deal")}
+	if err := f.Validate(); err != nil {
+		return nil, badRequest("%v", err)
+	}
+	if f.Owner, err = addrParam(q.Get("owner"), "owner"); err != nil {
+		return nil, err
+	}
+	if v := q.Get("root"); v != "" {
+		if f.Root, err = rootParam(v); err != nil {
+			return nil, err
+		}
+	}
+	l, err := s.db.VaultObjects(r.Context(), f, p)
+	if err != nil {
+		return nil, err
+	}
+	return VaultObjectsView{List: l, Filter: f, States: index.VaultStates, Deals: index.VaultDeals, Pager: pagerOf(r, l), Query: q}, nil
+}
+
+// rootParam reads an object's or a shard's root: 64 hex digits, answered in lower case.
+func rootParam(v string) (string, error) {
+	h, err := tx.ParseHash(v)
+	if err != nil {
+		return "", badRequest("root %q: want 64 hex digits (an object's or a shard's BLAKE3 root)", v)
+	}
+	return h.String(), nil
+}
+
+// VaultObjectView is an object's page: its deal, and its shards (a page of them) with their providers.
+type VaultObjectView struct {
+	index.VaultObject
+	ShardList index.List[index.VaultShard] `json:"shard_list"`
+	Pager     Pager                        `json:"-"`         // of the shards
+	SameRoot  int                          `json:"same_root"` // objects claiming its root, itself included
+	Events    index.List[index.Event]      `json:"events"`
+	Proofs    string                       `json:"proofs"` // ProofsNote
+}
+
+func (s *Server) loadVaultObject(r *http.Request) (any, error) {
+	if err := known(r); err != nil {
+		return nil, err
+	}
+	id, err := idParam(r, "id", "vault object")
+	if err != nil {
+		return nil, err
+	}
+	p, err := page(r)
+	if err != nil {
+		return nil, err
+	}
+	ctx := r.Context()
+	o, err := s.db.VaultObject(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	v := VaultObjectView{VaultObject: o, Proofs: ProofsNote}
+	if v.ShardList, err = s.db.VaultShards(ctx, index.VaultShardFilter{ObjectID: id}, p); err != nil {
+		return nil, err
+	}
+	v.Pager = pagerOf(r, v.ShardList)
+	if v.SameRoot, _, err = s.db.VaultRootMatches(ctx, o.Root); err != nil {
+		return nil, err
+	}
+	v.Events, err = s.db.Events(ctx, index.EventFilter{Kind: "object", Ref: strconv.FormatUint(id, 10)}, index.Page{Limit: 20})
+	return v, err
+}
+
+// VaultRootView is what a root names: the objects that claim it (oldest first: readers keep the first whose bytes
+// hash to it) and the shards that have it.
+type VaultRootView struct {
+	Root      string                        `json:"root"`
+	Objects   index.List[index.VaultObject] `json:"objects"`
+	ShardList index.List[index.VaultShard]  `json:"shards"`
+	Pager     Pager                         `json:"-"` // of the objects
+}
+
+func (s *Server) loadVaultRoot(r *http.Request) (any, error) {
+	if err := known(r); err != nil {
+		return nil, err
+	}
+	root, err := rootParam(r.PathValue("root"))
+	if err != nil {
+		return nil, err
+	}
+	p, err := page(r)
+	if err != nil {
+		return nil, err
+	}
+	ctx := r.Context()
+	v := VaultRootView{Root: root}
+	if v.Objects, err = s.db.VaultObjects(ctx, index.VaultFilter{Root: root, Oldest: true}, p); err != nil {
+		return nil, err
+	}
+	v.Pager = pagerOf(r, v.Objects)
+	if v.ShardList, err = s.db.VaultShards(ctx, index.VaultShardFilter{Root: root}, index.Page{Limit: 50}); err != nil {
+		return nil, err
+	}
+	if v.Objects.Total == 0 && v.ShardList.Total == 0 {
+		return nil, fmt.Errorf("root %s: %w: no object or shard with this root is indexed", root, index.ErrNotFound)
+	}
+	return v, nil
+}
+
+// VaultOffersView lists the storage offers.
+type VaultOffersView struct {
+	index.List[index.StorageOffer]
+	Pager Pager `json:"-"`
+}
+
+func (s *Server) loadVaultOffers(r *http.Request) (any, error) {
+	if err := known(r); err != nil {
+		return nil, err
+	}
+	p, err := page(r)
+	if err != nil {
+		return nil, err
+	}
+	l, err := s.db.StorageOffers(r.Context(), p)
+	if err != nil {
+		return nil, err
+	}
+	return VaultOffersView{List: l, Pager: pagerOf(r, l)}, nil
+}
+
+// VaultShardsView lists placed shards: a provider's, those with a root, or all, newest first.
+type VaultShardsView struct {
+	index.List[index.VaultShard]
+	Filter index.VaultShardFilter `json:"filter"`
+	Pager  Pager                  `json:"-"`
+}
+
+func (s *Server) loadVaultShards(r *http.Request) (any, error) {
+	if err := known(r, "provider", "root"); err != nil {
+		return nil, err
+	}
+	p, err := page(r)
+	if err != nil {
+		return nil, err
+	}
+	q := r.URL.Query()
+	var f index.VaultShardFilter
+	if f.Provider, err = addrParam(q.Get("provider"), "provider"); err != nil {
+		return nil, err
+	}
+	if v := q.Get("root"); v != "" {
+		if f.Root, err = rootParam(v); err != nil {
+			return nil, err
+		}
+	}
+	l, err := s.db.VaultShards(r.Context(), f, p)
+	if err != nil {
+		return nil, err
+	}
+	return VaultShardsView{List: l, Filter: f, Pager: pagerOf(r, l)}, nil
+}
