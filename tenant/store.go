@@ -275,7 +275,21 @@ func (t *Tenant) upload(ctx context.Context, obj *vault.Object, shards []api.Vau
 			}
 			h := remote.ShardHost{Provider: s.Provider, HostURI: s.HostURI, Fingerprint: s.Fingerprint}
 			name := filepath.Join(dir, fmt.Sprintf("shard-%d-%d", s.Stripe, s.Index))
-			err := remote.Upload(ctx, h, s.Root, int64(obj.ShardSize), func() (io.Reader, error) { return os.Open(name) }, t.key.PrivateKey())
+			// A connection that drops (a provider restarting, a network blip) is tried again twice; a provider's
+			// refusal is not retried on its own account, but costs only the same requests again.
+			var err error
+			for try := range 3 {
+				if try > 0 {
+					select {
+					case <-ctx.Done():
+						return ctx.Err()
+					case <-time.After(time.Duration(try) * 500 * time.Millisecond):
+					}
+				}
+				if err = remote.Upload(ctx, h, s.Root, int64(obj.ShardSize), func() (io.Reader, error) { return os.Open(name) }, t.key.PrivateKey()); err == nil {
+					break
+				}
+			}
 			if err != nil {
 				return fmt.Errorf("stripe %d shard %d to provider %s: %w", s.Stripe, s.Index, s.Provider, err)
 			}

@@ -17,9 +17,11 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"time"
 
 	"github.com/sparenet/spare/client"
@@ -33,8 +35,20 @@ func main() {
 	size := flag.Int64("size", 1<<30, "object size in bytes")
 	dir := flag.String("dir", "", "where the files and the dev network go (default: a temporary directory)")
 	jsonOut := flag.Bool("json", false, "print the figures as JSON")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the put and the get (the whole process: client, providers, node) to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(*size, *dir, *jsonOut); err != nil {
+		pprof.StopCPUProfile()
 		log.Fatal(err)
 	}
 }
@@ -65,7 +79,7 @@ func run(size int64, dir string, jsonOut bool) error {
 	done := make(chan error, 1)
 	go func() {
 		done <- devnet.Run(ctx, devnet.Options{Home: home, NoDocker: true, Providers: 4, BlockTime: 200 * time.Millisecond,
-			NvidiaSMI: "/nonexistent/nvidia-smi"}, func(i devnet.Info) { ready <- i })
+			NvidiaSMI: "/nonexistent/nvidia-smi", Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}, func(i devnet.Info) { ready <- i })
 	}()
 	var info devnet.Info
 	select {
