@@ -81,7 +81,7 @@ func (j *Job) baseManifest() *manifest.Manifest {
 		DurationSec: uint64(j.Duration / time.Second),
 	}
 	for _, in := range j.Inputs {
-		m.Inputs = append(m.Inputs, manifest.Input{URL: in.URL, SHA256: in.SHA256, Vault: in.Vault, Path: in.Path})
+		m.Inputs = append(m.Inputs, manifest.Input{URL: in.URL, SHA256: in.SHA256, Vault: in.Vault, Path: in.Path, Unpack: in.Unpack})
 	}
 	if len(j.Env) > 0 {
 		m.Env = make(map[string]string, len(j.Env))
@@ -168,8 +168,12 @@ func (j *Job) collectFiles(dir string) ([]shipped, Errors) {
 	var out []shipped
 	seen := map[string]string{} // manifest path → the entry that shipped it
 	inputs := map[string]bool{}
+	var unpacked []string // directories inputs are unpacked into
 	for _, in := range j.Inputs {
 		inputs[inputDest(in)] = true
+		if in.Unpack {
+			unpacked = append(unpacked, inputDest(in))
+		}
 	}
 	add := func(f shipped, entry string) {
 		if prev, dup := seen[f.rel]; dup {
@@ -179,6 +183,12 @@ func (j *Job) collectFiles(dir string) ([]shipped, Errors) {
 		if inputs[f.rel] {
 			errs = append(errs, j.errorAt(f.at, f.field, "%s is also where an input is downloaded: rename one of them", f.rel))
 			return
+		}
+		for _, d := range unpacked {
+			if beneath(f.rel, d) || beneath(d, f.rel) {
+				errs = append(errs, j.errorAt(f.at, f.field, "%s overlaps %s, the directory an input is unpacked into, which must be new and hold nothing else: ship the file elsewhere, or unpack the input elsewhere", f.rel, d))
+				return
+			}
 		}
 		seen[f.rel] = entry
 		out = append(out, f)

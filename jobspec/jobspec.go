@@ -55,6 +55,7 @@ const (
 	MaxClusterNodes        = 32
 	MaxClusterRestarts     = 3
 	MaxVerifyReplicas      = 8
+	DefaultVaultMonths     = 12 // outputs: {to: vault}'s term, as spare store put's
 	MaxDurationSec         = tx.MaxDurationSec
 	maxRTTLimit            = 10 * time.Second
 	defaultNameWithoutFile = "job"
@@ -75,7 +76,13 @@ type Job struct {
 	// their BLAKE3 root.
 	Inputs []Input
 	// Outputs are paths collected at the end; a trailing "/" marks a directory.
-	Outputs   []string
+	Outputs []string
+	// VaultOutputs is set by outputs: {paths: [...], to: vault}: once the tenant has downloaded the outputs and
+	// verified them against the provider's signed receipt, it stores them in Spare Vault as one object (their
+	// directory's deterministic archive). Nil otherwise. The tenant does this: the manifest, and so the order's
+	// manifest hash, is the same as for outputs written as a list.
+	VaultOutputs *VaultOutputs
+
 	Env       map[string]string
 	Ports     []uint16
 	Resources Resources
@@ -100,6 +107,16 @@ type Input struct {
 	// Path is where it goes, relative to the work directory; a trailing "/" puts it in that directory under the
 	// URL's file name (a vault input's: its root in hex). Default: that name.
 	Path string
+	// Unpack (vault inputs only) extracts the object, a directory's archive as spare store put and outputs:
+	// {to: vault} store it, into the new directory Path (a trailing "/" adds nothing; default: the root in hex).
+	Unpack bool
+}
+
+// VaultOutputs is how a job's outputs are stored in Spare Vault (outputs: {to: vault}).
+type VaultOutputs struct {
+	// Months is the deal's term (1..tx.MaxStorageMonths, default DefaultVaultMonths); 0 stores them permanently
+	// (permanent: true).
+	Months uint64
 }
 
 // Resources is what the job asks of one provider.

@@ -21,7 +21,8 @@ import (
 // exactly these properties.
 var (
 	jobKeys       = []string{"name", "run", "image", "files", "inputs", "outputs", "env", "ports", "resources", "duration", "price", "placement", "cluster", "verify"}
-	inputKeys     = []string{"url", "sha256", "vault", "path"}
+	inputKeys     = []string{"url", "sha256", "vault", "path", "unpack"}
+	outputsKeys   = []string{"paths", "to", "months", "permanent"}
 	resourcesKeys = []string{"gpu", "cpu", "memory", "disk"}
 	gpuKeys       = []string{"count", "model", "vram"}
 	priceKeys     = []string{"max"}
@@ -53,7 +54,8 @@ var (
 		"vram": "gpu.vram (write gpu: {count: 1, vram: 40GiB})", "gpu_model": "gpu.model", "gpu_count": "gpu (a count) or gpu.count",
 	}
 	gpuHints       = map[string]string{"models": "model", "memory": "vram", "gpus": "count", "number": "count"}
-	inputHints     = map[string]string{"hash": "sha256", "checksum": "sha256", "sha": "sha256", "dest": "path", "to": "path", "from": "url", "src": "url", "root": "vault", "blake3": "vault", "b3": "vault"}
+	inputHints     = map[string]string{"hash": "sha256", "checksum": "sha256", "sha": "sha256", "dest": "path", "to": "path", "from": "url", "src": "url", "root": "vault", "blake3": "vault", "b3": "vault", "extract": "unpack", "untar": "unpack"}
+	outputsHints   = map[string]string{"path": "paths", "files": "paths", "dest": "to", "store": "to", "vault": "to (write to: vault)", "term": "months", "month": "months", "forever": "permanent"}
 	placementHints = map[string]string{"region": "regions", "deny": "providers.deny (write providers: {deny: [spare1...]})", "reputation": "min_reputation"}
 	priceHints     = map[string]string{"max_price": "max", "per_hour": "max", "maximum": "max"}
 )
@@ -276,6 +278,13 @@ func (p *parser) input(item *yaml.Node, f string) (Input, bool) {
 			} else {
 				ok = false
 			}
+		case "unpack":
+			b, good := p.boolean(v, f, "unpack: true")
+			if !good {
+				ok = false
+				return
+			}
+			in.Unpack = b
 		}
 	})
 	if item.Kind != yaml.MappingNode {
@@ -298,6 +307,11 @@ func (p *parser) input(item *yaml.Node, f string) (Input, bool) {
 	}
 	if haveURL && !haveSum && ok {
 		p.errf(item, join(f, "sha256"), "missing: the provider must be able to check the data: add sha256: <the output of sha256sum FILE>")
+		ok = false
+	}
+	if in.Unpack && !haveVault {
+		l, c := p.keyAt(join(f, "unpack"), item)
+		p.errAt(l, c, join(f, "unpack"), "applies to a vault input (a directory stored with spare store put, or a job's outputs stored with outputs: {to: vault}): remove it, and unpack a download in run: instead (e.g. tar -xf)")
 		ok = false
 	}
 	if ok && in.Path == "" {
@@ -351,7 +365,70 @@ func (p *parser) keyAt(field string, n *yaml.Node) (int, int) {
 	return n.Line, n.Column
 }
 
+// outputsExample is the mapping form of outputs, for messages.
+const outputsExample = "outputs: {paths: [out/], to: vault}"
+
+// outputs reads the list of paths to collect, or the mapping {paths, to, months | permanent} that also stores
+// them in Spare Vault (to: vault) once the tenant has verified them.
 func (p *parser) outputs(v *yaml.Node, f string, j *Job) {
+	if r := resolve(v); r.Kind != yaml.MappingNode {
+		p.outputPaths(v, f, j)
+		return
+	}
+	vo := &VaultOutputs{Months: DefaultVaultMonths}
+	var to, months, permanent, paths bool
+	p.mapping(v, f, outputsKeys, outputsHints, outputsExample, func(key string, v *yaml.Node, f string) {
+		switch key {
+		case "paths":
+			paths = true
+			p.outputPaths(v, f, j)
+		case "to":
+			s, n, ok := p.str(v, f, "to: vault")
+			switch {
+			case !ok:
+			case s == "vault":
+				to = true
+			default:
+				p.errf(n, f, "%q: outputs go to vault (Spare Vault) or, without to:, only to your machine (outputs/<lease>/): write to: vault, or remove to:", s)
+			}
+		case "months":
+			if n, ok := p.integer(v, f, "months: 12 (or permanent: true)", 1, tx.MaxStorageMonths); ok {
+				months = true
+				vo.Months = uint64(n)
+			}
+		case "permanent":
+			if b, ok := p.boolean(v, f, "permanent: true"); ok && b {
+				permanent = true
+			}
+		}
+	})
+	m := resolve(v)
+	if !paths {
+		p.errf(m, join(f, "paths"), "missing: list what to collect, e.g. %s", outputsExample)
+	} else if to && len(j.Outputs) == 0 {
+		l, c := p.keyAt(join(f, "paths"), m)
+		p.errAt(l, c, join(f, "paths"), "is empty: list what to store in the Vault, e.g. paths: [out/]")
+	}
+	_, toGiven := p.pos[join(f, "to")] // given but not vault: already an error
+	for _, k := range []string{"months", "permanent"} {
+		if q, given := p.pos[join(f, k)]; given && !toGiven {
+			p.errAt(q.line, q.col, join(f, k), "applies to outputs stored in the Vault: add to: vault, or remove %s", k)
+		}
+	}
+	if months && permanent {
+		q := p.pos[join(f, "permanent")]
+		p.errAt(q.line, q.col, join(f, "permanent"), "with months: a deal is for a term or permanent, not both: keep one")
+	}
+	if to {
+		if permanent {
+			vo.Months = 0
+		}
+		j.VaultOutputs = vo
+	}
+}
+
+// outputPaths reads the list of paths collected from the work directory when the job ends.
+func (p *parser) outputPaths(v *yaml.Node, f string, j *Job) {
 	p.paths(v, f, "[out/]", "out/", "the work directory", manifest.MaxOutputs, func(c string, _ *yaml.Node) {
 		j.Outputs = append(j.Outputs, c)
 	})
@@ -870,20 +947,39 @@ func (p *parser) combinations(root *yaml.Node, j *Job) {
 		l, c := p.at("verify", root)
 		p.errAt(l, c, "verify", "a cluster cannot be replicated by this version of spare: remove verify (or cluster)")
 	}
-	// Inputs that land on the same path.
+	if j.VaultOutputs != nil {
+		l, c := p.at("outputs.to", root)
+		switch {
+		case j.Cluster != nil:
+			p.errAt(l, c, "outputs.to", "a cluster's outputs are one set a member: this version of spare stores a single lease's (or the agreed replica's) outputs only: remove to: vault, and store a member's with spare store put outputs/<lease>/")
+		case len(j.Ports) > 0:
+			p.errAt(l, c, "outputs.to", "a service's deploy returns once it is served, before it has outputs: remove to: vault (or ports), and store them with spare store put once spare outputs LEASE has fetched them")
+		}
+	}
+	// Inputs that land on the same path, or in a directory another is unpacked into.
 	dst := map[string]int{}
 	for i, in := range j.Inputs {
 		d := inputDest(in)
+		src := "url"
+		if !in.Vault.IsZero() {
+			src = "vault"
+		}
+		l, c := p.at(fmt.Sprintf("inputs[%d].%s", i, src), root)
 		if first, dup := dst[d]; dup {
-			src := "url"
-			if !in.Vault.IsZero() {
-				src = "vault"
-			}
-			l, c := p.at(fmt.Sprintf("inputs[%d].%s", i, src), root)
 			p.errAt(l, c, fmt.Sprintf("inputs[%d].path", i), "lands on %q like inputs[%d]: give it another path:", d, first)
 			continue
 		}
-		dst[d] = i
+		clash := false
+		for k, prev := range j.Inputs[:i] {
+			if pd := inputDest(prev); (in.Unpack || prev.Unpack) && (beneath(d, pd) || beneath(pd, d)) {
+				p.errAt(l, c, fmt.Sprintf("inputs[%d].path", i), "%q overlaps %q of inputs[%d]: the directory an input is unpacked into must be new and hold nothing else: give one of them another path:", d, pd, k)
+				clash = true
+				break
+			}
+		}
+		if !clash {
+			dst[d] = i
+		}
 	}
 	// The order's price must fit the ledger's integers.
 	if len(p.errs) == 0 {
@@ -901,13 +997,17 @@ func (p *parser) combinations(root *yaml.Node, j *Job) {
 	}
 }
 
-// inputDest is the path an input is written to, relative to the work directory.
+// inputDest is the path an input is written to, relative to the work directory: for one unpacked, the
+// directory it is unpacked into.
 func inputDest(in Input) string {
-	if strings.HasSuffix(in.Path, "/") {
+	if strings.HasSuffix(in.Path, "/") && !in.Unpack {
 		return path.Join(in.Path, inputBase(in)) // as the provider does
 	}
 	return path.Clean(in.Path)
 }
+
+// beneath reports whether path a is b or lies inside the directory b.
+func beneath(a, b string) bool { return a == b || strings.HasPrefix(a, b+"/") }
 
 // inputBase is the file name an input takes in a directory path ("data/"): the URL's last element, or a vault
 // input's root in hex (manifest.Input's rule, which the provider applies).

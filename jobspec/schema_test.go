@@ -279,6 +279,7 @@ func TestSchemaHasEveryField(t *testing.T) {
 	}{
 		{nil, jobKeys},
 		{[]string{"inputs", "[]"}, inputKeys},
+		{[]string{"outputs", "|object"}, outputsKeys},
 		{[]string{"resources"}, resourcesKeys},
 		{[]string{"resources", "gpu", "|object"}, gpuKeys},
 		{[]string{"price"}, priceKeys},

@@ -40,13 +40,17 @@ type File struct {
 // Exactly one of URL and Vault is set, and SHA256 only with URL. Path is where it lands; one ending in "/" is a
 // directory, the file then named by the URL's last element or the root in hex.
 //
-// URL, SHA256 and Vault are left out of the encoding when empty: a URL input encodes as it always has
-// ({"url","sha256","path"}), a vault input as {"vault","path"}.
+// Unpack (vault inputs only) extracts the object, a directory's deterministic archive (vault.Archive), into the
+// directory Path names, which must not exist yet; a trailing "/" then adds nothing to the path.
+//
+// URL, SHA256, Vault and Unpack are left out of the encoding when empty: a URL input encodes as it always has
+// ({"url","sha256","path"}), a vault input as {"vault","path"}, one to unpack as {"vault","path","unpack"}.
 type Input struct {
 	URL    string  `json:"url,omitempty"`
 	SHA256 tx.Hash `json:"sha256,omitzero"`
 	Vault  tx.Hash `json:"vault,omitzero"`
 	Path   string  `json:"path"`
+	Unpack bool    `json:"unpack,omitempty"`
 }
 
 // Manifest is a job as the provider runs it.
@@ -170,6 +174,9 @@ func (m *Manifest) Validate() error {
 				return fmt.Errorf("manifest: inputs[%d].sha256 with vault: a vault input is checked against its root; sha256 goes with url", i)
 			}
 			continue
+		}
+		if in.Unpack {
+			return fmt.Errorf("manifest: inputs[%d].unpack without vault: only a vault input (a directory's archive) is unpacked", i)
 		}
 		if in.URL == "" {
 			return fmt.Errorf("manifest: inputs[%d] has neither url nor vault: give one", i)

@@ -306,7 +306,7 @@ func fetchInputs(ctx context.Context, work *os.Root, m *manifest.Manifest, limit
 			return fmt.Errorf("inputs[%d].path: %w", i, err)
 		}
 		if !in.Vault.IsZero() {
-			n, err := fetchVault(ctx, opt.Vault, work, rel, in.Vault, left, limit, opt)
+			n, err := fetchVault(ctx, opt.Vault, work, rel, in.Vault, in.Unpack, left, limit, opt)
 			if err != nil {
 				return fmt.Errorf("inputs[%d] (vault %s): %w", i, in.Vault, err)
 			}
@@ -340,10 +340,11 @@ func fetchInputsIn(ctx context.Context, workDir string, m *manifest.Manifest, li
 }
 
 // inputPath is where an input lands, relative to the work directory: its path, or for a path ending in "/"
-// that directory and the URL's last element, or a vault input's root in hex (as jobspec computes it).
+// that directory and the URL's last element, or a vault input's root in hex (as jobspec computes it); for a
+// vault input to unpack, the directory its path names.
 func inputPath(in manifest.Input) (string, error) {
 	p := in.Path
-	if strings.HasSuffix(p, "/") {
+	if strings.HasSuffix(p, "/") && !in.Unpack {
 		base := path.Base(in.URL)
 		if !in.Vault.IsZero() {
 			base = in.Vault.String()

@@ -5,7 +5,10 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,6 +49,18 @@ import (
 //   - The file is mode 0444. Both runtimes then give the whole work directory to the lease's uid (the file and
 //     the directories above it), so the workload could chmod or replace it: the mode keeps it from being
 //     overwritten by mistake; what the provider guarantees is that the bytes were the root's when it started.
+//   - unpack: the object is a directory's archive (vault.Archive: spare store put DIR, a job's outputs stored with
+//     outputs: {to: vault}), streamed as it is verified into vault.Extract, which creates the new directory and
+//     writes beneath it through its own os.Root, accepting only what Archive writes (regular files and
+//     directories, clean names, each once, in order; no link, no device). The directory's parents are made
+//     here as createBeneath makes a file's, every existing one a real directory, and nothing else is in the work
+//     directory before the workload starts (the manifest's files and the inputs, all the daemon's). The lease's
+//     disk bounds it: the files hold at most the object's size (Extract's byte limit), at most one entry per
+//     unpackEntryBytes of what is left beyond the object's size is accepted (a file or a directory takes a
+//     block), and the blocks the directory takes once extracted (diskUsage, as the disk limit measures a lease)
+//     are what it counts against the inputs that follow. The root is checked at the end of the stream, so an
+//     object whose bytes are not the root's was partly extracted: the directory is removed, and the next object
+//     tried. An archive that breaks the rules stops the read at once; whatever fails leaves no directory.
 
 // maxVaultTries is how many stored objects (distinct manifests) claiming one root are read at most before the
 // input fails; maxVaultOpens bounds the manifests fetched from the ledger to find them (copies of one manifest
@@ -171,12 +186,17 @@ func (w *vaultFile) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// fetchVault fetches the Vault object with root into rel beneath work (a new file, mode 0444), at most left
-// bytes (total is the lease's whole limit, for the message), and returns the bytes written. See the top of
-// this file.
-func fetchVault(ctx context.Context, src VaultSource, work *os.Root, rel string, root tx.Hash, left, total int64, opt InputOptions) (int64, error) {
+// fetchVault fetches the Vault object with root into rel beneath work (a new file, mode 0444; with unpack, the
+// archive extracted into the new directory rel), at most left bytes (total is the lease's whole limit, for the
+// message), and returns the bytes of disk it takes. See the top of this file.
+func fetchVault(ctx context.Context, src VaultSource, work *os.Root, rel string, root tx.Hash, unpack bool, left, total int64, opt InputOptions) (int64, error) {
 	if src == nil {
 		return 0, errors.New("this provider cannot resolve Spare Vault roots (no ledger client)")
+	}
+	if unpack {
+		if err := newDirBeneath(work, rel); err != nil {
+			return 0, err
+		}
 	}
 	cands, err := src.VaultCandidates(ctx, root)
 	if err != nil {
@@ -223,12 +243,18 @@ func fetchVault(ctx context.Context, src VaultSource, work *os.Root, rel string,
 		} else {
 			seen[key] = true
 		}
-		why, err := readVaultObject(ctx, work, rel, obj, where, opt)
+		used := int64(obj.Size)
+		var why string
+		if unpack {
+			why, used, err = unpackVaultObject(ctx, work, rel, obj, where, left, total, opt)
+		} else {
+			why, err = readVaultObject(ctx, work, rel, obj, where, opt)
+		}
 		if err != nil {
 			return 0, err // the deadline, the file: no other object would do better
 		}
 		if why == "" {
-			return int64(obj.Size), nil
+			return used, nil
 		}
 		tries = append(tries, fmt.Sprintf("object %d: %s", c.ID, why))
 	}
@@ -307,4 +333,152 @@ func readVaultObject(ctx context.Context, work *os.Root, rel string, obj *layout
 		why += ")"
 	}
 	return why, nil
+}
+
+// unpackEntryBytes is what one entry of an unpacked archive is counted to take of the lease's disk beyond its
+// bytes: a block, which most file systems give every file and directory.
+const unpackEntryBytes = 4096
+
+// unpackLimits bounds the archive of size bytes extracted with left bytes of the lease's disk: its files hold at
+// most its own size, and it has at most one entry per unpackEntryBytes left beyond that.
+func unpackLimits(size uint64, left int64) vault.ArchiveLimits {
+	entries := int64(0)
+	if left > int64(size) {
+		entries = min((left-int64(size))/unpackEntryBytes, int64(vault.DefaultArchiveLimits.Entries))
+	}
+	return vault.ArchiveLimits{Entries: int(entries), Bytes: size}
+}
+
+// newDirBeneath makes the parents of rel beneath root (every existing one a real directory, no link followed)
+// and checks that rel itself does not exist: an archive is unpacked into a new directory, which vault.Extract
+// creates.
+func newDirBeneath(root *os.Root, rel string) error {
+	parts := strings.Split(rel, "/")
+	for i := 1; i < len(parts); i++ {
+		dir := strings.Join(parts[:i], "/")
+		fi, err := root.Lstat(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			if err = root.Mkdir(dir, 0o755); err == nil || errors.Is(err, fs.ErrExist) {
+				fi, err = root.Lstat(dir)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("create directory %s: %w", dir, pathOnly(err))
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("%s is in the way of %s: it is not a directory (links are not followed)", dir, rel)
+		}
+	}
+	switch _, err := root.Lstat(rel); {
+	case err == nil:
+		return fmt.Errorf("%s already exists (a file of the manifest or another input): an object is unpacked into a new directory: give the input another path", rel)
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%s: %w", rel, pathOnly(err))
+	}
+	return nil
+}
+
+// unpackWriter is the pipe from the reader to the extraction: never past the object's size, counting the bytes
+// for the minimum-progress rule, and noting that a write failed because the extraction had stopped (the read
+// then failed for the archive's sake, not its own).
+type unpackWriter struct {
+	pw      *io.PipeWriter
+	n, max  int64
+	window  *atomic.Int64
+	stopped bool
+}
+
+func (w *unpackWriter) Write(b []byte) (int, error) {
+	if int64(len(b)) > w.max-w.n {
+		return 0, errors.New("the reader wrote past the object's size")
+	}
+	n, err := w.pw.Write(b)
+	w.n += int64(n)
+	w.window.Add(int64(n))
+	if err != nil {
+		w.stopped = true
+	}
+	return n, err
+}
+
+// unpackVaultObject reads obj whole into vault.Extract, which creates the directory rel beneath work and
+// extracts the archive into it within the limits left bytes of the lease's disk allow (total: the lease's
+// whole limit, for messages). It returns why this object could not be the input ("" when it is: the directory
+// holds the root's archive, extracted) and the disk the directory takes, or an error that no other object
+// would avoid. Every failure removes the directory.
+func unpackVaultObject(ctx context.Context, work *os.Root, rel string, obj *layout.Object, where func(int, int) (remote.ShardHost, bool), left, total int64, opt InputOptions) (why string, used int64, err error) {
+	outer := ctx
+	ctx, window, stop := watchProgress(ctx, opt)
+	defer stop()
+	defer func() {
+		if why != "" || err != nil {
+			_ = work.RemoveAll(rel)
+		}
+	}()
+	dir := filepath.Join(work.Name(), filepath.FromSlash(rel))
+	lim := unpackLimits(obj.Size, left)
+	pr, pw := io.Pipe()
+	var xerr error
+	extracted := make(chan struct{})
+	go func() {
+		defer close(extracted)
+		xerr = vault.Extract(pr, dir, lim)
+		if xerr == nil { // the archive's end: what follows must be nothing, read to the end for the root's check
+			if n, cerr := io.Copy(io.Discard, pr); cerr == nil && n > 0 {
+				xerr = fmt.Errorf("%d bytes follow the archive's end (not an archive spare store put writes)", n)
+			}
+		}
+		pr.CloseWithError(errors.New("the extraction stopped"))
+	}()
+	w := &unpackWriter{pw: pw, max: int64(obj.Size), window: window}
+	var gaveUp int
+	var providers []string
+	r := &remote.Reader{Where: where, Timeout: max(time.Second, opt.MinProgressWindow/2)}
+	rerr := r.Read(ctx, w, obj, 0, obj.Size, func(_ vault.ShardFailure, h remote.ShardHost) {
+		gaveUp++
+		if p := h.Provider.String(); !h.Provider.IsZero() && len(providers) < 8 && !slices.Contains(providers, p) {
+			providers = append(providers, p)
+		}
+	})
+	pw.CloseWithError(rerr) // nil: the extraction reads the end of the stream
+	<-extracted
+	bounds := fmt.Sprintf("at most %d entries and %d bytes of files fit the %d bytes the lease's disk has left for inputs", lim.Entries, lim.Bytes, left)
+	var unpackErr string // the provider's own directories are not the tenant's business: only rel is named
+	if xerr != nil {
+		unpackErr = strings.ReplaceAll(xerr.Error(), dir, rel)
+	}
+	switch {
+	case rerr == nil && xerr != nil:
+		// The bytes are the root's: every object with it would fail alike.
+		return "", 0, fmt.Errorf("the object is not a directory archive this provider can unpack (%s): %s", bounds, unpackErr)
+	case rerr == nil:
+		n, _, merr := diskUsage(outer, dir, lim.Entries+16)
+		if merr != nil {
+			return "", 0, fmt.Errorf("measure %s: %w", rel, pathOnly(merr))
+		}
+		if n > left {
+			return "", 0, fmt.Errorf("unpacked, the object takes %d bytes of disk, more than the %d bytes the lease's disk has left for inputs (%d for all inputs together): order more disk", n, left, total)
+		}
+		return "", n, nil
+	case outer.Err() != nil:
+		return "", 0, fetchError(outer, rerr)
+	case w.stopped && xerr != nil:
+		// The archive broke the rules before the stream ended: this object's failure (it may be a forgery).
+		return fmt.Sprintf("not a directory archive this provider can unpack (%s): %s", bounds, unpackErr), 0, nil
+	}
+	why = rerr.Error()
+	if errors.Is(context.Cause(ctx), errInputStalled) {
+		why = "its storage providers " + strings.TrimPrefix(errInputStalled.Error(), "the server ")
+	}
+	if w.n == int64(obj.Size) && !errors.Is(rerr, vault.ErrTooFewShards) {
+		why = "its shards hold other bytes than the root's: its manifest claims this root for other data"
+	}
+	if gaveUp > 0 {
+		why += fmt.Sprintf(" (%d shard read(s) given up on", gaveUp)
+		if len(providers) > 0 {
+			why += ", from " + strings.Join(providers, ", ")
+		}
+		why += ")"
+	}
+	return why, 0, nil
 }

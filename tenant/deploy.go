@@ -34,6 +34,9 @@ type Job struct {
 	// Cluster, when set, leases that many providers at once as one job (cluster: in a job file); Order's
 	// resources and deposit are then per member.
 	Cluster *Cluster
+	// VaultOutputs, when set, stores the job's verified outputs in Spare Vault once it succeeds (outputs:
+	// {to: vault} in a job file; vaultoutputs.go).
+	VaultOutputs *VaultOutputs
 }
 
 // Cluster is a cluster job's shape.
@@ -120,6 +123,8 @@ type Result struct {
 	// A service (a job with ports): where each declared port is served (port -> host:port). Deploy returns
 	// once they answer; the lease runs until its duration or spare close.
 	Endpoints map[string]string `json:"endpoints,omitempty"`
+	// OutputsVault is what became of the outputs a job asked to store in the Vault (Job.VaultOutputs).
+	OutputsVault *VaultOutputsResult `json:"outputs_vault,omitempty"`
 	// Fees are the transaction fees this deploy paid: its order, and any acceptance, cancellation or top-up.
 	Fees uint64 `json:"fees"`
 	// Outcome is how the job ended (exited, duration_reached, no_offers...): spare deploy's exit status follows it.
@@ -688,6 +693,9 @@ func JobFrom(j *jobspec.Job, manifest []byte) Job {
 	job := Job{Manifest: manifest, Order: j.Order(manifest), Replicas: j.Replicas()}
 	if j.Cluster != nil {
 		job.Cluster = &Cluster{Nodes: j.Nodes(), MaxRTTMicros: uint32(j.Cluster.MaxRTT / time.Microsecond), Restarts: uint8(j.Cluster.MaxRestarts)}
+	}
+	if j.VaultOutputs != nil {
+		job.VaultOutputs = &VaultOutputs{Months: j.VaultOutputs.Months}
 	}
 	return job
 }

@@ -73,6 +73,9 @@ func (t *Tenant) deploy(ctx context.Context, job Job, o Options, s strategy) (*R
 	if err := s.check(d); err != nil {
 		return nil, err
 	}
+	if err := d.checkVaultOutputs(); err != nil {
+		return nil, err
+	}
 	sent, err := t.send(ctx, s.create(d))
 	if err != nil {
 		return nil, fmt.Errorf("create order: %w", err)
@@ -111,6 +114,9 @@ func (t *Tenant) deploy(ctx context.Context, job Job, o Options, s strategy) (*R
 			return res, nil
 		}
 		again, err := d.follow(ctx, s)
+		if err == nil && !again {
+			err = d.storeOutputs(ctx) // outputs: {to: vault}, once they are verified
+		}
 		if err != nil || !again {
 			return res, err
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -48,6 +49,10 @@ func loadJob(path string) (*jobspec.Job, tenant.Job, error) {
 	return j, tenant.JobFrom(j, raw), nil
 }
 
+// exitOutputsNotStored is deploy's status when the job succeeded and its outputs, verified, could not be stored
+// in the Vault as it asked (outputs: {to: vault}).
+const exitOutputsNotStored = 119
+
 func newDeployCmd(g *globals) *cobra.Command {
 	var from, outDir string
 	var detach, autoTopUp, choose bool
@@ -67,8 +72,13 @@ Ctrl-C before a lease cancels the order and reports the refund. After, the lease
 command prints how to follow it (spare attach), fetch its outputs or close it, and exits; a second
 Ctrl-C within 2 s closes the lease (asking first on a terminal).
 
+A job whose outputs go to the Vault (outputs: {paths: [...], to: vault}) has them stored there once it
+exits 0 and they are verified, as 'spare store put outputs/<lease>/' would; the command prints the object's
+root. The archive's files are exactly those the receipt's output root covers (JOBSPEC.md).
+
 Exit status, as docker run: the job's own exit code when it ran (a cluster: its first non-zero member
 exit code; replicas: the agreed run's; killed for memory: 137), else one of Spare's:
+  119  the job succeeded but its outputs could not be stored in the Vault (they are in outputs/<lease>/)
   120  the job wrote more than its disk (resources.disk) and was stopped
   121  the outputs did not match the provider's signed receipt (none were kept)
   122  the provider closed the lease or never started the workload
@@ -91,6 +101,11 @@ exit code; replicas: the agreed run's; killed for memory: 137), else one of Spar
 			t, err := g.tenantFor(from)
 			if err != nil {
 				return err
+			}
+			if job.VaultOutputs != nil { // the coding spare store put would use on this chain
+				if job.VaultOutputs.Coding, err = g.coding(cmd, "", t.Client()); err != nil {
+					return err
+				}
 			}
 			progress := os.Stderr
 			logs := io.Writer(g.out)
@@ -122,9 +137,13 @@ exit code; replicas: the agreed run's; killed for memory: 137), else one of Spar
 			res, err := t.Deploy(ctx, job, tenant.Options{OnOrder: func(id uint64) { g.rememberJobName(id, spec.Name) }, Detach: detach, OutputsDir: outDir, Logs: logs, AutoTopUp: autoTopUp, Choose: choose,
 				NoBidTimeout: wait, Progress: g.progress(progress)})
 			if interrupted.Load() {
+				if res != nil && res.OutputsVault != nil && !res.OutputsVault.Stored && res.OutputsVault.NotStored != "" {
+					fmt.Fprintf(g.stderr, "outputs not stored in the Vault: %s\n", res.OutputsVault.NotStored)
+				}
 				return g.deployInterrupted(cmd.Context(), t, res, interrupts)
 			}
-			if err != nil {
+			notStored := errors.Is(err, tenant.ErrVaultOutputs) && res != nil
+			if err != nil && !notStored {
 				return exitStatus{code: deployExitCode(res, err), err: err}
 			}
 			if err := g.print(res, func(w io.Writer) {
@@ -207,8 +226,26 @@ exit code; replicas: the agreed run's; killed for memory: 137), else one of Spar
 				if res.OutputsPath != "" {
 					fmt.Fprintf(w, "outputs: %d file(s) in %s (verified)\n", len(res.Outputs), res.OutputsPath)
 				}
+				if v := res.OutputsVault; v != nil {
+					switch {
+					case v.Stored:
+						deal := fmt.Sprintf("%d months", v.Months)
+						if v.Permanent {
+							deal = "permanently"
+						}
+						fmt.Fprintf(w, "outputs stored in the Vault: root %s (object %d), %s, %s held for the storage providers; read them back: spare store get %s\n",
+							v.Root, v.ObjectID, deal, client.FormatAmount(v.Escrow), v.Root)
+					case notStored:
+						fmt.Fprintf(w, "outputs NOT stored in the Vault: %s\n", v.NotStored)
+					default:
+						fmt.Fprintf(w, "outputs not stored in the Vault: %s\n", v.NotStored)
+					}
+				}
 			}); err != nil {
 				return err
+			}
+			if notStored { // the result says why, and what to run
+				return exitStatus{code: exitOutputsNotStored}
 			}
 			if code := deployExitCode(res, nil); code != 0 {
 				return exitStatus{code: code}
@@ -249,6 +286,9 @@ func newJobspecCmd(g *globals) *cobra.Command {
 			}
 			o := job.Order
 			out := map[string]any{"file": args[0], "ok": true, "manifest_bytes": len(job.Manifest), "order": o, "replicas": job.Replicas}
+			if job.VaultOutputs != nil {
+				out["outputs_to_vault"] = map[string]any{"months": job.VaultOutputs.Months, "permanent": job.VaultOutputs.Months == 0}
+			}
 			return g.print(out, func(w io.Writer) {
 				fmt.Fprintf(w, "%s is valid: %d GPU, %d mCPU, %d MiB memory for %s; max %s/h, deposit %s; manifest %d bytes (%s)\n",
 					args[0], o.Resources.GPUCount, o.Resources.CPUMilli, o.Resources.MemoryMiB, time.Duration(o.DurationSec)*time.Second,
@@ -256,6 +296,13 @@ func newJobspecCmd(g *globals) *cobra.Command {
 				if job.Replicas > 1 {
 					fmt.Fprintf(w, "runs on %d providers at once, paid only where the results agree; escrow %s (a deposit per run and one for a referee)\n",
 						job.Replicas, client.FormatAmount(o.Deposit*uint64(job.Replicas+1)))
+				}
+				if v := job.VaultOutputs; v != nil {
+					deal := fmt.Sprintf("for %d months", v.Months)
+					if v.Months == 0 {
+						deal = "permanently"
+					}
+					fmt.Fprintf(w, "its outputs, once it exits 0 and they are verified, are stored in Spare Vault %s (priced by spare store price)\n", deal)
 				}
 			})
 		},
