@@ -34,6 +34,7 @@ var eventParsers = map[string]func(map[string]string) error{
 	api.EventVaultShardPlaced:       func(m map[string]string) error { _, err := api.ParseVaultShardPlaced(m); return err },
 	api.EventVaultPlaced:            func(m map[string]string) error { _, err := api.ParseVaultPlaced(m); return err },
 	api.EventVaultUnplaced:          func(m map[string]string) error { _, err := api.ParseVaultUnplaced(m); return err },
+	api.EventVaultEnded:             func(m map[string]string) error { _, err := api.ParseVaultEnded(m); return err },
 	api.EventStorageOffered:         func(m map[string]string) error { _, err := api.ParseStorageOffered(m); return err },
 	api.EventLeaseForfeited:         refundParser(api.EventLeaseForfeited),
 	api.EventLeaseOutvoted:          refundParser(api.EventLeaseOutvoted),

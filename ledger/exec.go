@@ -218,6 +218,7 @@ func (k *modules) endBlock(c *ctx, left uint64) {
 		k.Runs.CloseDueReveals,         // replicated orders' reveal phases that end in this block close, and are judged
 		k.Providers.MatureUnbondings,   // stake whose unbonding period ended returns to its owner
 		k.Storage.PlaceDue,             // Vault objects stored in the block before get their shards' providers
+		k.Storage.EndDue,               // Vault term deals that ended pay their providers and release their room
 		k.Retention.PruneRetired,       // orders finished params.retention_blocks ago leave the state, with all made for them
 	}
 	kv := c.KV

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"go/ast"
 	"go/parser"
@@ -999,5 +1000,107 @@ func TestSchemaPrefixesAreDistinct(t *testing.T) {
 				t.Errorf("%s (%q) is a prefix of %s (%q)", an, a, bn, b)
 			}
 		}
+	}
+}
+
+// TestVaultTermEnds: a term deal ends at its placement's block time plus its months. Not a millisecond before;
+// then each shard's provider is paid the term at the price it was placed at — the escrow, exactly, with nothing
+// left in the supply's escrow — the offers' room is released for new objects, and the object and its shards
+// leave the state (its providers may delete them). A permanent deal does not end.
+func TestVaultTermEnds(t *testing.T) {
+	const spr = api.USPR
+	funded := map[string]uint64{"owner": 100_000 * spr}
+	var ps []storageProvider
+	for i := range 4 {
+		n := fmt.Sprintf("p%d", i)
+		funded[n] = 10_000 * spr
+		ps = append(ps, storageProvider{name: n, region: fmt.Sprintf("r%d", i), capacity: 1 << 30, price: 1_000 + 1_000*uint64(i)})
+	}
+	c := newChain(t, testParams(), funded)
+	c.addStorage(ps...)
+	const shard = 16 << 20
+	_, enc := vaultManifest(t, "term", 3*shard, 2, 2, shard) // 2 stripes of 2+2
+	_, perm := vaultManifest(t, "forever", shard, 1, 1, shard)
+	for _, m := range []*tx.StoreObject{{Manifest: enc, Months: 2, MaxPricePerGiBMonth: 5_000}, {Manifest: perm}} {
+		if r := c.block(time.Second, c.sign("owner", m)).TxResults[0]; r.Code != 0 {
+			t.Fatal(r.Log)
+		}
+	}
+	c.block(time.Second) // the second object's draw
+	o := c.vaultObject(1)
+	placedAt := c.now.Add(-time.Second) // the first object's draw was a block earlier
+	if o.State != api.VaultPlaced || o.EndMs != placedAt.UnixMilli()+2*api.MonthMs {
+		t.Fatalf("placed: %+v (draw at %d)", o, placedAt.UnixMilli())
+	}
+	owed := map[string]uint64{}
+	held := map[string]uint64{}
+	for _, s := range c.vaultShards(1, 0) {
+		owed[c.name(s.Provider)] += termCost(t, shard, s.PricePerGiBMonth, 2)
+	}
+	bal := map[string]uint64{}
+	for _, p := range ps {
+		bal[p.name] = c.balance(p.name)
+		held[p.name] = c.storageOffer(p.name).UsedBytes
+	}
+	escrow := c.supply().Escrow
+
+	// A block just before the end: nothing happens.
+	c.block(time.Until(time.UnixMilli(o.EndMs)) - time.Until(c.now) - time.Millisecond)
+	if c.vaultObject(1).State != api.VaultPlaced {
+		t.Fatal("the deal ended before its term")
+	}
+	endedBefore := eventCounts()[api.EventVaultEnded]
+	res := c.block(time.Millisecond)
+	if eventCounts()[api.EventVaultEnded] != endedBefore+1 {
+		t.Fatal("vault.ended was not read by its typed parser (checkEvents)")
+	}
+	ended := eventsOf(res.Events, api.EventVaultEnded)
+	if len(ended) != 1 || ended[0][api.AttrObjectID] != "1" || ended[0][api.AttrPaid] != fmt.Sprint(o.Escrow) {
+		t.Fatalf("vault.ended: %v", ended)
+	}
+	var paidSum uint64
+	for _, ev := range eventsOf(res.Events, api.EventVaultPaid) {
+		v, err := strconv.ParseUint(ev[api.AttrAmount], 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		paidSum += v
+	}
+	if paidSum != o.Escrow || len(eventsOf(res.Events, api.EventVaultPaid)) != len(owed) {
+		t.Fatalf("vault.paid: %v, escrow %d", eventsOf(res.Events, api.EventVaultPaid), o.Escrow)
+	}
+	for _, p := range ps {
+		if got := c.balance(p.name) - bal[p.name]; got != owed[p.name] {
+			t.Errorf("%s paid %d, owed %d", p.name, got, owed[p.name])
+		}
+	}
+	if got := c.supply().Escrow; got != escrow-o.Escrow {
+		t.Fatalf("supply escrow %d after the end, want %d", got, escrow-o.Escrow)
+	}
+	var released uint64
+	for _, p := range ps {
+		released += held[p.name] - c.storageOffer(p.name).UsedBytes
+	}
+	if released != 8*shard {
+		t.Fatalf("the offers released %d bytes, the object held %d", released, 8*shard)
+	}
+	if got := c.vaultObjects(api.VaultObjectsRequest{Root: c.vaultObject(2).Root}); len(got) != 1 {
+		t.Fatalf("the permanent object: %+v", got)
+	}
+	data, _ := json.Marshal(api.IDRequest{ID: 1})
+	if q, err := c.app.Query(context.Background(), &abci.RequestQuery{Path: api.QueryVaultObject, Data: data}); err != nil || q.Code == 0 {
+		t.Fatalf("the ended object is still stored: %v %s", err, q.Value)
+	}
+	for _, s := range c.vaultShards(2, 0) { // the permanent object's shards only are held
+		var h []api.VaultShard
+		c.query(api.QueryVaultHeld, api.VaultHeldRequest{Provider: s.Provider, Root: s.Root}, &h)
+		if len(h) != 1 || h[0].ObjectID != 2 {
+			t.Fatalf("held after the end: %+v", h)
+		}
+	}
+	// Much later, the permanent deal is still there.
+	c.block(100 * 30 * 24 * time.Hour)
+	if c.vaultObject(2).State != api.VaultPlaced {
+		t.Fatal("a permanent deal ended")
 	}
 }

@@ -129,3 +129,77 @@ func readAll(t *testing.T, res *http.Response) string {
 	}
 	return string(b)
 }
+
+// TestVaultTermEndIndexed: a term deal's end (vault.ended) releases its shards' room from their providers' offers
+// and takes its escrow out of the totals; the object stays listed, ended, with its shards as history.
+func TestVaultTermEndIndexed(t *testing.T) {
+	db, err := index.Open(markettest.TempIndex(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ix := index.New(db, nil, nil)
+	key := func(i byte) string {
+		seed := make([]byte, 32)
+		seed[0] = i
+		return tx.AddressOf(ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)).String()
+	}
+	owner, p1, p2 := key(1), key(2), key(3)
+	root := tx.Hash(sha256.Sum256([]byte("term"))).String()
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	block := func(h int64, evs ...map[string]string) client.Block {
+		b := client.Block{Height: h, Time: start.Add(time.Duration(h) * time.Second), Hash: fmt.Sprintf("%064X", h), Proposer: fmt.Sprintf("%040X", 1)}
+		for _, e := range evs {
+			typ := e["type"]
+			delete(e, "type")
+			b.Events = append(b.Events, client.Event{Type: typ, Attrs: e})
+		}
+		return b
+	}
+	shard := func(idx, prov string) map[string]string {
+		return map[string]string{"type": api.EventVaultShardPlaced, api.AttrObjectID: "1", api.AttrStripe: "0", api.AttrIndex: idx,
+			api.AttrRoot: root, api.AttrProvider: prov, api.AttrPrice: "5"}
+	}
+	offer := func(p string) map[string]string {
+		return map[string]string{"type": api.EventStorageOffered, api.AttrProvider: p, api.AttrCapacity: "1073741824", api.AttrPrice: "5", api.AttrUsed: "0"}
+	}
+	err = ix.ApplyBlocks(context.Background(),
+		block(1, offer(p1), offer(p2),
+			map[string]string{"type": api.EventVaultStored, api.AttrObjectID: "1", api.AttrOwner: owner, api.AttrRoot: root,
+				api.AttrSize: "1000", api.AttrShards: "2", api.AttrMonths: "1", api.AttrMaxPrice: "10", api.AttrAmount: "100", api.AttrHeight: "2"}),
+		block(2, shard("0", p1), shard("1", p2),
+			map[string]string{"type": api.EventVaultPlaced, api.AttrObjectID: "1", api.AttrOwner: owner, api.AttrShards: "2", api.AttrCost: "60", api.AttrRefund: "40"}),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	before, err := db.VaultOverview(ctx)
+	if err != nil || before.Objects != 1 || before.Shards != 2 || before.TermEscrow != 60 {
+		t.Fatalf("placed: %+v %v", before, err)
+	}
+	err = ix.ApplyBlocks(ctx, block(3,
+		map[string]string{"type": api.EventVaultPaid, api.AttrObjectID: "1", api.AttrProvider: p1, api.AttrShards: "1", api.AttrAmount: "30"},
+		map[string]string{"type": api.EventVaultPaid, api.AttrObjectID: "1", api.AttrProvider: p2, api.AttrShards: "1", api.AttrAmount: "30"},
+		map[string]string{"type": api.EventVaultEnded, api.AttrObjectID: "1", api.AttrOwner: owner, api.AttrRoot: root, api.AttrPaid: "60"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := db.VaultOverview(ctx)
+	if err != nil || after.Objects != 0 || after.Shards != 0 || after.StoredBytes != 0 || after.TermEscrow != 0 || after.Providers != 0 {
+		t.Fatalf("ended: %+v %v", after, err)
+	}
+	o, err := db.VaultObject(ctx, 1)
+	if err != nil || o.State != index.VaultEnded || o.Escrow != 0 {
+		t.Fatalf("object 1 after its end: %+v %v", o, err)
+	}
+	offers, err := db.StorageOffers(ctx, index.Page{})
+	if err != nil || len(offers.Items) != 2 {
+		t.Fatalf("offers: %+v %v", offers, err)
+	}
+	for _, off := range offers.Items {
+		if off.UsedBytes != 0 {
+			t.Errorf("offer %s still uses %d bytes after the end", off.Provider, off.UsedBytes)
+		}
+	}
+}

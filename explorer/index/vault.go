@@ -51,16 +51,18 @@ CREATE TABLE vault_stats (
 	unplaced INTEGER NOT NULL, term_escrow INTEGER NOT NULL, endowments INTEGER NOT NULL);
 `
 
-// The states of an indexed object: the ledger's placing and placed, and unplaced for one the ledger removed
-// because the offers could not take its shards at its draw.
+// The states of an indexed object: the ledger's placing and placed, unplaced for one the ledger removed because
+// the offers could not take its shards at its draw, and ended for a term deal whose term passed (its providers
+// paid, its room released).
 const (
 	VaultPlacing  = "placing"
 	VaultPlaced   = "placed"
 	VaultUnplaced = "unplaced"
+	VaultEnded    = "ended"
 )
 
 // VaultStates are the states a filter may name.
-var VaultStates = []string{VaultPlacing, VaultPlaced, VaultUnplaced}
+var VaultStates = []string{VaultPlacing, VaultPlaced, VaultUnplaced, VaultEnded}
 
 // VaultDeals are the deals a filter may name: a term (months of storage at most a price) or permanent (an
 // endowment).
@@ -70,7 +72,7 @@ var VaultDeals = []string{"term", "permanent"}
 const MaxReasonBytes = 500
 
 var vaultEventTypes = map[string]bool{api.EventStorageOffered: true, api.EventVaultStored: true,
-	api.EventVaultShardPlaced: true, api.EventVaultPlaced: true, api.EventVaultUnplaced: true}
+	api.EventVaultShardPlaced: true, api.EventVaultPlaced: true, api.EventVaultUnplaced: true, api.EventVaultEnded: true}
 
 // vaultTotals are the network's storage totals, a row of vault_stats.
 type vaultTotals struct {
@@ -125,6 +127,8 @@ func (ix *Indexer) applyVault(ctx context.Context, w *writer, b client.Block, ev
 			err = w.vaultPlaced(e, b, &t)
 		case api.EventVaultUnplaced:
 			err = w.vaultUnplaced(e, b, &t)
+		case api.EventVaultEnded:
+			err = w.vaultEnded(e, b, &t)
 		}
 		if errors.Is(err, errNode) {
 			return err
@@ -298,6 +302,29 @@ func (w *writer) vaultUnplaced(e client.Event, b client.Block, t *vaultTotals) e
 	t.escrow(months, -int64(escrow))
 	t.placing--
 	t.unplaced++
+	return nil
+}
+
+// vaultEnded closes a term deal: its shards' room is released from their providers' offers, its escrow (paid to
+// them) leaves the totals. The shards stay indexed, as its history.
+func (w *writer) vaultEnded(e client.Event, b client.Block, t *vaultTotals) error {
+	ev, err := api.ParseVaultEnded(e.Attrs)
+	if err != nil {
+		return err
+	}
+	var escrow, months, size, shards uint64
+	if !w.row(`SELECT escrow, months, shard_size, shards FROM vault_objects WHERE id = ? AND state = ?`, []any{ev.ObjectID, VaultPlaced},
+		&escrow, &months, &size, &shards) {
+		return fmt.Errorf("object %d is not placed", ev.ObjectID)
+	}
+	w.exec(`UPDATE storage_offers SET used = max(used - ? * (SELECT count(*) FROM vault_shards s WHERE s.object_id = ? AND s.provider = storage_offers.provider), 0),
+		shards = max(shards - (SELECT count(*) FROM vault_shards s WHERE s.object_id = ? AND s.provider = storage_offers.provider), 0)
+		WHERE provider IN (SELECT provider FROM vault_shards WHERE object_id = ?)`, size, ev.ObjectID, ev.ObjectID, ev.ObjectID)
+	w.exec(`UPDATE vault_objects SET state = ?, escrow = 0, ended_height = ? WHERE id = ?`, VaultEnded, b.Height, ev.ObjectID)
+	t.escrow(months, -int64(escrow))
+	t.stored -= int64(size * shards)
+	t.shards -= int64(shards)
+	t.objects--
 	return nil
 }
 

@@ -145,7 +145,7 @@ func attrText(k, v string) string {
 
 // storageEvent are the event types whose prices are per GiB-month and whose sizes are bytes.
 var storageEvent = map[string]bool{api.EventStorageOffered: true, api.EventVaultStored: true, api.EventVaultShardPlaced: true,
-	api.EventVaultPlaced: true, api.EventVaultUnplaced: true}
+	api.EventVaultPlaced: true, api.EventVaultUnplaced: true, api.EventVaultEnded: true, api.EventVaultPaid: true}
 
 // maxAttrText bounds the characters of an attribute an event row shows (the JSON API has all of it): an event
 // comes from the chain, and a reason is whatever its sender wrote.

@@ -51,6 +51,8 @@ const (
 	EventVaultPlaced              = "vault.placed"
 	EventVaultShardPlaced         = "vault.shard_placed"
 	EventVaultUnplaced            = "vault.unplaced"
+	EventVaultPaid                = "vault.paid"
+	EventVaultEnded               = "vault.ended"
 	EventProviderVerified         = "provider.verified"
 	EventTransfer                 = "transfer"
 	EventVerifyCommitMissed       = "verify.commit_missed"

@@ -188,6 +188,22 @@ func ParseVaultUnplaced(m map[string]string) (VaultUnplacedEvent, error) {
 	return e, r.err
 }
 
+// VaultEndedEvent is EventVaultEnded: a term deal ended, its escrow (Paid) paid to its shards' providers, its
+// room released; the object left the state.
+type VaultEndedEvent struct {
+	ObjectID uint64
+	Owner    tx.Address
+	Root     tx.Hash
+	Paid     uint64
+}
+
+// ParseVaultEnded reads an EventVaultEnded's attributes.
+func ParseVaultEnded(m map[string]string) (VaultEndedEvent, error) {
+	r := &attrs{typ: EventVaultEnded, m: m}
+	e := VaultEndedEvent{ObjectID: r.id(AttrObjectID), Owner: r.addr(AttrOwner), Root: r.hash(AttrRoot), Paid: r.uint(AttrPaid)}
+	return e, r.err
+}
+
 // StorageOfferedEvent is EventStorageOffered: a provider's storage offer set (capacity 0 withdraws it), with the
 // bytes its placed shards hold.
 type StorageOfferedEvent struct {

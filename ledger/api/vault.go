@@ -39,7 +39,14 @@ type VaultObject struct {
 	Height  int64      `json:"height"`   // stored in
 	PlaceAt int64      `json:"place_at"` // the block whose end draws its providers
 	State   VaultState `json:"state"`
+	// EndMs is when a term deal ends (block time, ms; set once placed: the draw's block time plus Months of
+	// MonthMs): its shards' providers are paid their escrow, the offers' room is released and the object leaves
+	// the state. 0 for a permanent deal.
+	EndMs int64 `json:"end_ms,omitempty"`
 }
+
+// MonthMs is a storage month: 30 days.
+const MonthMs = 30 * 24 * 3600 * 1000
 
 // Shards is the object's shard count, parity included.
 func (o *VaultObject) Shards() int { return o.Stripes * (o.K + o.M) }

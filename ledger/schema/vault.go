@@ -15,6 +15,7 @@ const (
 	PVaultDraw     = "vd/" // height | object id: objects whose providers are drawn at the end of that block
 	PVaultShard    = "vs/" // object id | shard ordinal (4 bytes) -> provider | price
 	PVaultHeld     = "vh/" // provider | shard root | object id | shard ordinal: what a provider must hold
+	PVaultEnd      = "ve/" // end ms | object id: term deals by when they end
 )
 
 // BE32 is a shard ordinal's 4 big-endian bytes.
@@ -56,6 +57,7 @@ func EncVaultObject(o *api.VaultObject) []byte {
 		state = 1
 	}
 	w.Uvarint(state)
+	w.Bounded("end_ms", uint64(o.EndMs), 1<<62)
 	return sealed(w, "vault object")
 }
 
@@ -72,6 +74,7 @@ func DecVaultObject(id uint64, b []byte) (*api.VaultObject, error) {
 	case 1:
 		o.State = api.VaultPlaced
 	}
+	o.EndMs = int64(r.Bounded("end_ms", 1<<62))
 	return o, r.Done("vault object")
 }
 

@@ -115,11 +115,13 @@ func (k *Keeper) place(c *kernel.Ctx, o *api.VaultObject) {
 		refund = o.Escrow - cost
 		o.Escrow = cost
 		c.Must(c.Credit(o.Owner, refund, kernel.InEscrow))
+		o.EndMs = int64(c.TimeMs) + int64(o.Months)*api.MonthMs // months ≤ 1,200: no overflow
+		c.KV.Set(schema.PVaultEnd+schema.BE64(uint64(o.EndMs))+schema.BE64(o.ID), nil)
 	}
 	o.State = api.VaultPlaced
 	k.setObject(c, o)
 	c.Emit(api.EventVaultPlaced, api.AttrObjectID, o.ID, api.AttrOwner, o.Owner, api.AttrShards, o.Shards(),
-		api.AttrCost, o.Escrow, api.AttrRefund, refund)
+		api.AttrCost, o.Escrow, api.AttrRefund, refund, api.AttrEndMs, o.EndMs)
 }
 
 // maxDraws bounds the draws of one pick that land on a provider the stripe already uses (or in a used region,
