@@ -843,7 +843,7 @@ func (d *Daemon) ownsLease(ctx context.Context, leaseID uint64) bool {
 func (d *Daemon) housekeeping(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	lastWithdraw, lastCleanup, lastUnjail := d.now(), time.Time{}, time.Time{}
+	lastWithdraw, lastCleanup, lastUnjail, lastShardRelease := d.now(), time.Time{}, time.Time{}, d.now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -885,6 +885,26 @@ func (d *Daemon) housekeeping(ctx context.Context) {
 			lastCleanup = d.now()
 			d.removeExpired()
 		}
+		if d.shards != nil && d.now().Sub(lastShardRelease) >= shardReleaseEvery {
+			lastShardRelease = d.now()
+			d.releaseShards(ctx)
+		}
+	}
+}
+
+// shardReleaseEvery is how often the daemon deletes the Vault shards the ledger no longer places on it (their
+// term deals ended): one query a shard held.
+const shardReleaseEvery = 10 * time.Minute
+
+// releaseShards deletes the shards no object on the ledger places here any more. A shard the ledger could not be
+// asked about is kept, and asked about next time.
+func (d *Daemon) releaseShards(ctx context.Context) {
+	gone := d.shards.Release(func(root tx.Hash) (bool, error) {
+		held, err := d.c.VaultHeld(ctx, d.Address(), root)
+		return len(held) > 0, err
+	})
+	if len(gone) > 0 {
+		d.log.Info("vault shards released: their deals ended", "shards", len(gone), "held_bytes", d.shards.Used())
 	}
 }
 

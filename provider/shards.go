@@ -1,12 +1,14 @@
 package provider
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -259,4 +261,30 @@ func (s *Shards) Delete(root tx.Hash) error {
 	delete(s.sizes, root)
 	s.used -= size
 	return nil
+}
+
+// Roots lists the roots of the shards held, sorted.
+func (s *Shards) Roots() []tx.Hash {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]tx.Hash, 0, len(s.sizes))
+	for r := range s.sizes {
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b tx.Hash) int { return bytes.Compare(a[:], b[:]) })
+	return out
+}
+
+// Release deletes the shards the ledger no longer places here: held reports whether any object still places root
+// on this provider. A shard whose answer fails is kept (asked again next time); the roots deleted are returned.
+func (s *Shards) Release(held func(root tx.Hash) (bool, error)) []tx.Hash {
+	var gone []tx.Hash
+	for _, r := range s.Roots() {
+		if placed, err := held(r); err == nil && !placed {
+			if s.Delete(r) == nil {
+				gone = append(gone, r)
+			}
+		}
+	}
+	return gone
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -193,5 +194,55 @@ func TestShardsForgetWhatLeftTheDisk(t *testing.T) {
 	}
 	if _, held := s.Has(ra); !held {
 		t.Fatal("a shard stored again is not held")
+	}
+}
+
+// TestShardsRelease: the shards the ledger no longer places here are deleted, those it does are kept, and one the
+// ledger could not be asked about is kept too (never deleted on a failed answer).
+func TestShardsRelease(t *testing.T) {
+	s, err := provider.OpenShards(filepath.Join(t.TempDir(), "vault"), 16*vault.GroupSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, ended, unknown := []tx.Hash{}, []tx.Hash{}, []tx.Hash{}
+	for i := range 6 {
+		b, r := shard(int64(10+i), 2)
+		if err := s.Put(r, uint64(len(b)), bytes.NewReader(b)); err != nil {
+			t.Fatal(err)
+		}
+		switch i % 3 {
+		case 0:
+			kept = append(kept, r)
+		case 1:
+			ended = append(ended, r)
+		default:
+			unknown = append(unknown, r)
+		}
+	}
+	in := func(rs []tx.Hash, r tx.Hash) bool { return slices.Contains(rs, r) }
+	gone := s.Release(func(r tx.Hash) (bool, error) {
+		switch {
+		case in(kept, r):
+			return true, nil
+		case in(ended, r):
+			return false, nil
+		}
+		return false, errors.New("node unreachable")
+	})
+	if len(gone) != len(ended) {
+		t.Fatalf("released %d shards, want the %d whose deals ended", len(gone), len(ended))
+	}
+	for _, r := range ended {
+		if _, held := s.Has(r); held {
+			t.Errorf("ended shard %x… still held", r[:4])
+		}
+	}
+	for _, r := range append(kept, unknown...) {
+		if _, held := s.Has(r); !held {
+			t.Errorf("shard %x… deleted", r[:4])
+		}
+	}
+	if s.Used() != uint64(len(kept)+len(unknown))*2*vault.GroupSize {
+		t.Fatalf("used %d", s.Used())
 	}
 }
