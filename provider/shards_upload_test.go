@@ -344,7 +344,7 @@ func TestShardUploadTakesOnlyPlacedShards(t *testing.T) {
 	}
 	// The probe's body is not the one signed: while a slot is free it is refused for that, and kept nowhere.
 	fifth := p.mine[5].Root
-	p.waitFor(10*time.Second, "the slots taken", func() bool {
+	p.waitFor(60*time.Second, "the slots taken", func() bool {
 		code, eb = p.put(owner, fifth, p.data[fifth], wrong, size)
 		if code != http.StatusTooManyRequests && eb.Code != reqsig.CodeBodyMismatch {
 			t.Fatalf("a fifth upload: %d %+v", code, eb)
@@ -361,7 +361,7 @@ func TestShardUploadTakesOnlyPlacedShards(t *testing.T) {
 	for _, c := range stalled {
 		c.Close()
 	}
-	p.waitFor(10*time.Second, "the slots freed", func() bool {
+	p.waitFor(60*time.Second, "the slots freed", func() bool {
 		return remote.Upload(ctx, p.host, fifth, size, open(p.data[fifth]), owner) == nil
 	})
 	p.keptNothing("after the stalled uploads", uint64(2*size), again)
