@@ -1075,13 +1075,15 @@ const (
 	kRestart
 	kOfferStorage
 	kStoreObject
+	kAttestStorage
+	kBeacon
 	nKinds
 )
 
 var kindWeights = [nKinds]int{kSend: 4, kRegister: 2, kUpdate: 1, kBond: 2, kUnbond: 2, kOrder: 6, kReplicated: 3,
 	kCluster: 3, kLatency: 2, kCancel: 2, kBid: 9, kWithdrawBid: 3, kAccept: 3, kStarted: 7, kClose: 4, kComplete: 6,
 	kTopUp: 3, kWithdraw: 3, kAttest: 4, kUnjail: 2, kAttestHW: 3, kCommit: 4, kReveal: 4, kExtend: 3, kDelivered: 3, kRestart: 2, kOfferStorage: 2,
-	kStoreObject: 3}
+	kStoreObject: 3, kAttestStorage: 3, kBeacon: 2}
 
 // kindTypes is the message type each kind generates: every type there is (TestAdversarialSequences checks).
 var kindTypes = [nKinds]tx.MsgType{kSend: tx.TypeSend, kRegister: tx.TypeRegisterProvider, kUpdate: tx.TypeUpdateProvider,
@@ -1091,7 +1093,8 @@ var kindTypes = [nKinds]tx.MsgType{kSend: tx.TypeSend, kRegister: tx.TypeRegiste
 	kComplete: tx.TypeCompleteLease, kTopUp: tx.TypeTopUp, kWithdraw: tx.TypeWithdraw, kAttest: tx.TypeAttest,
 	kUnjail: tx.TypeUnjail, kAttestHW: tx.TypeAttestHardware, kCommit: tx.TypeCommitResult, kReveal: tx.TypeRevealResult,
 	kExtend: tx.TypeExtendLease, kDelivered: tx.TypeManifestDelivered, kRestart: tx.TypeAnnounceRestart,
-	kOfferStorage: tx.TypeOfferStorage, kStoreObject: tx.TypeStoreObject}
+	kOfferStorage: tx.TypeOfferStorage, kStoreObject: tx.TypeStoreObject, kAttestStorage: tx.TypeAttestStorage,
+	kBeacon: tx.TypeAuditorBeacon}
 
 func (r *advRun) kind(label string) int {
 	total := 0
@@ -1172,7 +1175,7 @@ func (r *advRun) signerFor(k int) string {
 	}
 	if len(cands) == 0 {
 		switch k {
-		case kAttest, kAttestHW:
+		case kAttest, kAttestHW, kAttestStorage, kBeacon:
 			cands = advAuditors
 		case kSend, kOrder, kReplicated, kCluster, kCancel, kAccept, kTopUp, kClose, kExtend, kDelivered, kStoreObject:
 			cands = append(slices.Clone(advTenants), "p0", "s2") // a provider as tenant: self-dealing
@@ -1734,6 +1737,10 @@ func (r *advRun) msg(k int, who string) tx.Msg {
 		return m
 	case kStoreObject:
 		return r.storeObject()
+	case kAttestStorage:
+		return r.attestStorage()
+	case kBeacon:
+		return r.beacon(who)
 	case kCommit:
 		id := r.leaseID("commit", func(l *api.LeaseView) bool { return l.Provider == me && l.State == api.LeaseActive })
 		m := &tx.CommitResult{LeaseID: id, Commitment: advCommitment(id, me)}
@@ -1777,6 +1784,65 @@ func (r *advRun) msg(k int, who string) tx.Msg {
 		return m
 	}
 	return r.attestHW()
+}
+
+// attestStorage names failed shards of an epoch (current, the one before, or one not open): mostly placed
+// shards of the first objects, sometimes ones that do not exist or out of order (refused), up to the bound.
+func (r *advRun) attestStorage() *tx.AttestStorage {
+	e, _ := r.epoch("storage epoch")
+	m := &tx.AttestStorage{Epoch: e}
+	n := r.s.intn(6, "failed shards")
+	if n == 5 {
+		n = tx.MaxFailedShards + r.s.intn(2, "past the bound")
+	}
+	seen := map[tx.ShardRef]bool{}
+	for range n {
+		ref := tx.ShardRef{Object: 1 + r.s.u64("failed object")%4, Ordinal: uint32(r.s.u64("failed ordinal") % 12)}
+		if n > 5 {
+			ref = tx.ShardRef{Object: uint64(len(m.Failed)/8 + 1), Ordinal: uint32(len(m.Failed) % 8)}
+		}
+		if !seen[ref] {
+			seen[ref] = true
+			m.Failed = append(m.Failed, ref)
+		}
+	}
+	if !chance(r.s, "unordered", 15) {
+		slices.SortFunc(m.Failed, func(a, b tx.ShardRef) int {
+			if a.Less(b) {
+				return -1
+			}
+			if b.Less(a) {
+				return 1
+			}
+			return 0
+		})
+	}
+	return m
+}
+
+// advSecret is an auditor's beacon secret for an epoch.
+func advSecret(who string, e uint64) tx.Hash { return sha256.Sum256(fmt.Appendf(nil, "beacon %s %d", who, e)) }
+
+// beacon commits to this epoch's secret and reveals the one before: mostly right, sometimes zero, a wrong secret,
+// or a zero commitment.
+func (r *advRun) beacon(who string) *tx.AuditorBeacon {
+	var cur uint64
+	if len(r.v.epochs) > 0 {
+		cur = r.v.epochs[0].Current
+	}
+	m := &tx.AuditorBeacon{Commit: tx.BeaconCommit(advSecret(who, cur))}
+	if cur > 0 {
+		m.Reveal = advSecret(who, cur-1)
+	}
+	switch r.s.intn(8, "beacon") {
+	case 5:
+		m.Reveal = tx.Hash{}
+	case 6:
+		m.Reveal = advSecret(who, cur+7) // not what it committed
+	case 7:
+		m.Commit = tx.Hash{}
+	}
+	return m
 }
 
 // advManifest is the manifest of an object of size bytes in coding k+m (shards of at most shard bytes, a layout
@@ -1908,13 +1974,34 @@ func (r *advRun) checkVault(kv store.KV, height int64, each func(string, func(st
 		return nil
 	})
 	used, shards := map[tx.Address]uint64{}, map[string]tx.Address{}
+	acct := map[tx.Address]*api.VaultProvider{} // pooled shards' providers' accounting, recounted
+	var poolBytes [2]uint64                     // term, permanent
 	each(schema.PVaultShard, func(rest string, v []byte) error {
 		id, ord := schema.UnBE64(rest[:8]), int(schema.UnBE32(rest[8:]))
-		p, _, err := schema.DecVaultShard(v)
-		if o := objs[id]; err == nil && (o == nil || o.State != api.VaultPlaced || ord >= o.Shards()) {
+		p, price, _, err := schema.DecVaultShard(v)
+		o := objs[id]
+		if err == nil && (o == nil || o.State != api.VaultPlaced || ord >= o.Shards()) {
 			err = fmt.Errorf("shard %d of object %d: %+v", ord, id, o)
 		}
-		shards[rest] = p
+		if !p.IsZero() { // a lost shard has no provider until its repair is drawn
+			shards[rest] = p
+			if err == nil && o.Pooled {
+				a := acct[p]
+				if a == nil {
+					a = &api.VaultProvider{Provider: p}
+					acct[p] = a
+				}
+				a.Shards++
+				a.Bytes += o.ShardSize
+				if o.Months == 0 {
+					a.PermRate += api.ShardRate(o.ShardSize, price)
+					poolBytes[1] += o.ShardSize
+				} else {
+					a.TermRate += api.ShardRate(o.ShardSize, price)
+					poolBytes[0] += o.ShardSize
+				}
+			}
+		}
 		return err
 	})
 	held := 0
@@ -1944,6 +2031,36 @@ func (r *advRun) checkVault(kv store.KV, height int64, each func(string, func(st
 		if offers[a] == nil {
 			r.fail("%s holds %d bytes of shards and has no storage offer", a, u)
 		}
+	}
+	each(schema.PVaultProvider, func(rest string, v []byte) error {
+		var a tx.Address
+		copy(a[:], rest)
+		got, err := schema.DecVaultProvider(a, v)
+		if err != nil {
+			return err
+		}
+		want := acct[a]
+		if want == nil {
+			want = &api.VaultProvider{}
+		}
+		if got.Shards != want.Shards || got.Bytes != want.Bytes || got.TermRate != want.TermRate || got.PermRate != want.PermRate {
+			return fmt.Errorf("vault accounting of %s: %+v, its pooled shards make %+v", a, got, want)
+		}
+		delete(acct, a)
+		return nil
+	})
+	for a, want := range acct {
+		r.fail("%s holds pooled shards (%+v) and has no vault accounting", a, want)
+	}
+	pool := &api.VaultPool{}
+	if b, ok := kv.Get(schema.KeyVaultPool); ok {
+		var err error
+		if pool, err = schema.DecVaultPool(b); err != nil {
+			r.fail("vault pool: %v", err)
+		}
+	}
+	if pool.TermBytes != poolBytes[0] || pool.PermBytes != poolBytes[1] {
+		r.fail("vault pool %+v; its pooled shards hold %d term and %d permanent bytes", pool, poolBytes[0], poolBytes[1])
 	}
 }
 

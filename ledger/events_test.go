@@ -22,19 +22,37 @@ var eventParsers = map[string]func(map[string]string) error{
 		_, err := api.ParseOrderEnded(api.EventOrderExpired, m)
 		return err
 	},
-	api.EventBidPlaced:              func(m map[string]string) error { _, err := api.ParseBidPlaced(m); return err },
-	api.EventBidClosed:              func(m map[string]string) error { _, err := api.ParseBidClosed(m); return err },
-	api.EventLeaseCreated:           func(m map[string]string) error { _, err := api.ParseLeaseCreated(m); return err },
-	api.EventLeaseExtended:          func(m map[string]string) error { _, err := api.ParseLeaseExtended(m); return err },
-	api.EventLeaseClosed:            func(m map[string]string) error { _, err := api.ParseLeaseClosed(m); return err },
-	api.EventProviderSlashed:        func(m map[string]string) error { _, err := api.ParseProviderSlashed(m); return err },
-	api.EventClusterRestarted:       func(m map[string]string) error { _, err := api.ParseClusterRestarted(m); return err },
-	api.EventVerifyReferee:          func(m map[string]string) error { _, err := api.ParseVerifyReferee(m); return err },
-	api.EventVaultStored:            func(m map[string]string) error { _, err := api.ParseVaultStoredDeal(m); return err },
-	api.EventVaultShardPlaced:       func(m map[string]string) error { _, err := api.ParseVaultShardPlaced(m); return err },
-	api.EventVaultPlaced:            func(m map[string]string) error { _, err := api.ParseVaultPlaced(m); return err },
-	api.EventVaultUnplaced:          func(m map[string]string) error { _, err := api.ParseVaultUnplaced(m); return err },
-	api.EventVaultEnded:             func(m map[string]string) error { _, err := api.ParseVaultEnded(m); return err },
+	api.EventBidPlaced:        func(m map[string]string) error { _, err := api.ParseBidPlaced(m); return err },
+	api.EventBidClosed:        func(m map[string]string) error { _, err := api.ParseBidClosed(m); return err },
+	api.EventLeaseCreated:     func(m map[string]string) error { _, err := api.ParseLeaseCreated(m); return err },
+	api.EventLeaseExtended:    func(m map[string]string) error { _, err := api.ParseLeaseExtended(m); return err },
+	api.EventLeaseClosed:      func(m map[string]string) error { _, err := api.ParseLeaseClosed(m); return err },
+	api.EventProviderSlashed:  func(m map[string]string) error { _, err := api.ParseProviderSlashed(m); return err },
+	api.EventClusterRestarted: func(m map[string]string) error { _, err := api.ParseClusterRestarted(m); return err },
+	api.EventVerifyReferee:    func(m map[string]string) error { _, err := api.ParseVerifyReferee(m); return err },
+	api.EventVaultStored:      func(m map[string]string) error { _, err := api.ParseVaultStoredDeal(m); return err },
+	api.EventVaultShardPlaced: func(m map[string]string) error { _, err := api.ParseVaultShardPlaced(m); return err },
+	api.EventVaultPlaced:      func(m map[string]string) error { _, err := api.ParseVaultPlaced(m); return err },
+	api.EventVaultUnplaced:    func(m map[string]string) error { _, err := api.ParseVaultUnplaced(m); return err },
+	api.EventVaultEnded:       func(m map[string]string) error { _, err := api.ParseVaultEnded(m); return err },
+	api.EventVaultProofFailed: func(m map[string]string) error {
+		_, err := api.ParseVaultShardEvent(api.EventVaultProofFailed, m)
+		return err
+	},
+	api.EventVaultShardLost: func(m map[string]string) error {
+		_, err := api.ParseVaultShardEvent(api.EventVaultShardLost, m)
+		return err
+	},
+	api.EventVaultRepair: func(m map[string]string) error {
+		_, err := api.ParseVaultShardEvent(api.EventVaultRepair, m)
+		return err
+	},
+	api.EventVaultRepaired: func(m map[string]string) error {
+		_, err := api.ParseVaultShardEvent(api.EventVaultRepaired, m)
+		return err
+	},
+	api.EventVaultEpochPaid:         func(m map[string]string) error { _, err := api.ParseVaultEpochPaid(m); return err },
+	api.EventVaultTallied:           func(m map[string]string) error { _, err := api.ParseVaultTallied(m); return err },
 	api.EventStorageOffered:         func(m map[string]string) error { _, err := api.ParseStorageOffered(m); return err },
 	api.EventLeaseForfeited:         refundParser(api.EventLeaseForfeited),
 	api.EventLeaseOutvoted:          refundParser(api.EventLeaseOutvoted),

@@ -197,6 +197,10 @@ func (k *modules) dispatch(c *ctx, signer tx.Address, t *tx.Tx, m tx.Msg) error 
 		return k.Storage.OfferStorage(c, signer, m)
 	case *tx.StoreObject:
 		return k.Storage.StoreObject(c, signer, m)
+	case *tx.AttestStorage:
+		return k.Storage.AttestStorage(c, signer, m)
+	case *tx.AuditorBeacon:
+		return k.Storage.AuditorBeacon(c, signer, m)
 	}
 	return tx.Errorf(tx.CodeUnknownMsgType, "message type %s has no handler", m.Type())
 }
@@ -230,7 +234,8 @@ func (k *modules) endBlock(c *ctx, left uint64) {
 		left -= min(left, meter.Used)
 	}
 	c.KV, c.Gas, c.Budget = kv, nil, 0
-	k.Trust.EpochWork(c) // audit sets at an epoch's start, verdicts (close, slash, jail) at its end: bounded by the stake
+	k.Trust.EpochWork(c)   // audit sets at an epoch's start, verdicts (close, slash, jail) at its end: bounded by the stake
+	k.Storage.EpochWork(c) // the Vault's seed at an epoch's start; its storage proofs' tally, pay and repairs at its end
 }
 
 // endBlockFloor is the least gas the end-of-block sweeps share in a block whose transactions used all its gas

@@ -55,9 +55,14 @@ func CheckInvariants(kv store.KV) error {
 		return true
 	})
 	kv.Iterate(schema.PVaultObject, schema.PrefixEnd(schema.PVaultObject), func(k string, v []byte) bool {
-		got.Escrow += kernel.MustDecode(schema.DecVaultObject(schema.UnBE64(k[len(schema.PVaultObject):]), v)).Escrow
+		if o := kernel.MustDecode(schema.DecVaultObject(schema.UnBE64(k[len(schema.PVaultObject):]), v)); !o.Pooled {
+			got.Escrow += o.Escrow // placing, or held by the object (a chain without auditing)
+		}
 		return true
 	})
+	if b, ok := kv.Get(schema.KeyVaultPool); ok { // pooled objects' escrow, less what it paid
+		got.Escrow += kernel.MustDecode(schema.DecVaultPool(b)).Balance
+	}
 	var take uint64
 	var unbalanced *api.Lease
 	kv.Iterate(schema.PLease, schema.PrefixEnd(schema.PLease), func(k string, v []byte) bool {

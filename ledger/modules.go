@@ -51,6 +51,7 @@ func (k *modules) wire() {
 	k.Runs.Market, k.Runs.Providers, k.Runs.Leases, k.Runs.Trust = k.Market, k.Providers, k.Leases, k.Trust
 	k.Clusters.Market, k.Clusters.Leases = k.Market, k.Leases
 	k.Trust.Providers, k.Trust.Leases = k.Providers, k.Leases
+	k.Storage.Slasher = k.Trust
 	k.hooks = &kernel.Hooks{
 		OrderObjectFinal: []func(*kernel.Ctx, uint64){k.Retention.Retire},
 		LeasesCreated:    []func(*kernel.Ctx, *api.Order, []uint64){k.Clusters.ClusterLeased, k.Runs.RunsLeased},

@@ -168,8 +168,9 @@ func (k *modules) runQuery(kv store.KV, height int64, path string, data []byte) 
 			return nil, notFoundf("provider %s has published no latency", ar.Address)
 		}
 		return l, nil
-	case api.QueryVaultObject, api.QueryVaultObjects, api.QueryVaultShards, api.QueryVaultHeld:
-		return k.vaultQuery(c, path, data)
+	case api.QueryVaultObject, api.QueryVaultObjects, api.QueryVaultShards, api.QueryVaultHeld,
+		api.QueryVaultEpoch, api.QueryVaultChallenges, api.QueryVaultPool, api.QueryVaultProvider, api.QueryVaultPlacedOn:
+		return k.vaultQuery(c, height, path, data)
 	case api.QueryStorageOffer:
 		if err := decodeReq(data, &ar); err != nil {
 			return nil, err
@@ -424,7 +425,7 @@ func (a *App) pendingAccount(addr tx.Address) (*abci.ResponseQuery, error) {
 }
 
 // vaultQuery answers Spare Vault's queries.
-func (k *modules) vaultQuery(c *ctx, path string, data []byte) (any, error) {
+func (k *modules) vaultQuery(c *ctx, height int64, path string, data []byte) (any, error) {
 	limit := func(l int) (int, error) {
 		switch {
 		case l <= 0:
@@ -472,6 +473,56 @@ func (k *modules) vaultQuery(c *ctx, path string, data []byte) (any, error) {
 			return nil, notFoundf("vault object %d not found", r.ID)
 		}
 		return k.Storage.Shards(c, o, r.From, n), nil
+	case api.QueryVaultEpoch:
+		var r api.EpochRequest
+		if err := decodeReq(data, &r); err != nil {
+			return nil, err
+		}
+		if c.Params.EpochBlocks == 0 {
+			return nil, fmt.Errorf("auditing is off on this chain (params.epoch_blocks is 0): no storage proofs")
+		}
+		e := k.Trust.EpochOf(c, height)
+		if r.Epoch != nil {
+			e = *r.Epoch
+		}
+		rec, ok := k.Storage.Epoch(c, e)
+		if !ok {
+			return nil, notFoundf("epoch %d has no Vault record: not started (the current epoch is %d) or too old", e, k.Trust.EpochOf(c, height))
+		}
+		return rec, nil
+	case api.QueryVaultChallenges:
+		var r api.VaultChallengesRequest
+		if err := decodeReq(data, &r); err != nil {
+			return nil, err
+		}
+		n, err := limit(r.Limit)
+		if err != nil {
+			return nil, err
+		}
+		rec, ok := k.Storage.Epoch(c, r.Epoch)
+		if !ok {
+			return nil, notFoundf("epoch %d has no Vault record: not started or too old", r.Epoch)
+		}
+		return k.Storage.Challenges(c, rec, r, n), nil
+	case api.QueryVaultPool:
+		return k.Storage.Pool(c), nil
+	case api.QueryVaultProvider:
+		var r api.AddressRequest
+		if err := decodeReq(data, &r); err != nil {
+			return nil, err
+		}
+		vp, _ := k.Storage.VaultProvider(c, r.Address)
+		return vp, nil
+	case api.QueryVaultPlacedOn:
+		var r api.VaultPlacedOnRequest
+		if err := decodeReq(data, &r); err != nil {
+			return nil, err
+		}
+		n, err := limit(r.Limit)
+		if err != nil {
+			return nil, err
+		}
+		return k.Storage.PlacedOn(c, r, n), nil
 	default:
 		var r api.VaultHeldRequest
 		if err := decodeReq(data, &r); err != nil {

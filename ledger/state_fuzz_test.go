@@ -71,17 +71,46 @@ func stateCodecs() []stateCodec {
 		codec("vault object", schema.EncVaultObject(&api.VaultObject{ID: 4, Owner: a, Root: tx.Hash{1, 2}, Size: 9 << 20, K: 2, M: 2, ShardSize: 4 << 20,
 			Stripes: 2, Months: 12, MaxPricePerGiBMonth: 2_000, Escrow: 77, Height: 5, PlaceAt: 6, State: api.VaultPlaced}),
 			func(b []byte) (*api.VaultObject, error) { return schema.DecVaultObject(4, b) }, schema.EncVaultObject),
-		codec("vault shard", schema.EncVaultShard(a, 2_000), func(b []byte) (*vaultShard, error) {
-			p, price, err := schema.DecVaultShard(b)
-			return &vaultShard{p, price}, err
-		}, func(v *vaultShard) []byte { return schema.EncVaultShard(v.provider, v.price) }),
+		func() stateCodec {
+			c := codec("vault shard", schema.EncVaultShard(a, 2_000, 9), func(b []byte) (*vaultShard, error) {
+				p, price, rh, err := schema.DecVaultShard(b)
+				return &vaultShard{p, price, rh}, err
+			}, func(v *vaultShard) []byte { return schema.EncVaultShard(v.provider, v.price, v.repairHeight) })
+			c.older = func(n int) bool { return n == len(schema.EncVaultShard(a, 2_000, 0)) } // placed with its object: no repair height
+			return c
+		}(),
+		codec("vault epoch", schema.EncVaultEpoch(&api.VaultEpoch{Epoch: 3, Seed: tx.Hash{9}, Reveals: 2, StartHeight: 901, StartMs: 123_456,
+			Tallied: true, Decided: true, Failed: 4, Lost: 1, Paid: 5_000}),
+			func(b []byte) (*api.VaultEpoch, error) { return schema.DecVaultEpoch(3, b) }, schema.EncVaultEpoch),
+		codec("vault pool", schema.EncVaultPool(&api.VaultPool{Balance: 1 << 40, PermBytes: 3 << 30, TermBytes: 5 << 20, PaidTotal: 77}),
+			schema.DecVaultPool, schema.EncVaultPool),
+		codec("vault provider", schema.EncVaultProvider(&api.VaultProvider{Provider: a, Shards: 12, Bytes: 48 << 20, TermRate: 1 << 30, PermRate: 7,
+			Earned: 900, Failed: 2, LastPaid: 5, Owed: 12345}),
+			func(b []byte) (*api.VaultProvider, error) { return schema.DecVaultProvider(a, b) }, schema.EncVaultProvider),
+		codec("vault streak", schema.EncVaultStreak(11, 2), func(b []byte) (*vaultStreak, error) {
+			last, n, err := schema.DecVaultStreak(b)
+			return &vaultStreak{last, n}, err
+		}, func(v *vaultStreak) []byte { return schema.EncVaultStreak(v.last, v.count) }),
+		codec("vault beacon", schema.EncVaultBeacon(tx.Hash{4, 5}, 3), func(b []byte) (*vaultBeacon, error) {
+			acc, n, err := schema.DecVaultBeacon(b)
+			return &vaultBeacon{acc, n}, err
+		}, func(v *vaultBeacon) []byte { return schema.EncVaultBeacon(v.acc, v.n) }),
 	}
 }
 
 // vaultShard is a placed shard's stored record.
 type vaultShard struct {
-	provider tx.Address
-	price    uint64
+	provider     tx.Address
+	price        uint64
+	repairHeight int64
+}
+
+// vaultStreak is a shard's failure streak; vaultBeacon an epoch's beacon accumulator.
+type vaultStreak struct{ last, count uint64 }
+
+type vaultBeacon struct {
+	acc tx.Hash
+	n   int
 }
 
 // FuzzDecodeState feeds arbitrary bytes to the decoder of every object kind the ledger stores (stateCodecs).

@@ -1004,7 +1004,8 @@ func TestSchemaPrefixesAreDistinct(t *testing.T) {
 }
 
 // TestVaultTermEnds: a term deal ends at its placement's block time plus its months. Not a millisecond before;
-// then each shard's provider is paid the term at the price it was placed at — the escrow, exactly, with nothing
+// then — on a chain without auditing, where no proofs pay by the epoch (TestVaultProofs has the audited chain) —
+// each shard's provider is paid the term at the price it was placed at — the escrow, exactly, with nothing
 // left in the supply's escrow — the offers' room is released for new objects, and the object and its shards
 // leave the state (its providers may delete them). A permanent deal does not end.
 func TestVaultTermEnds(t *testing.T) {
@@ -1016,7 +1017,9 @@ func TestVaultTermEnds(t *testing.T) {
 		funded[n] = 10_000 * spr
 		ps = append(ps, storageProvider{name: n, region: fmt.Sprintf("r%d", i), capacity: 1 << 30, price: 1_000 + 1_000*uint64(i)})
 	}
-	c := newChain(t, testParams(), funded)
+	params := testParams()
+	params.EpochBlocks = 0 // no auditing: the escrow stays in the object and pays at the end, as placed
+	c := newChain(t, params, funded)
 	c.addStorage(ps...)
 	const shard = 16 << 20
 	_, enc := vaultManifest(t, "term", 3*shard, 2, 2, shard) // 2 stripes of 2+2

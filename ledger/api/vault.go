@@ -43,6 +43,10 @@ type VaultObject struct {
 	// MonthMs): its shards' providers are paid their escrow, the offers' room is released and the object leaves
 	// the state. 0 for a permanent deal.
 	EndMs int64 `json:"end_ms,omitempty"`
+	// Pooled: once placed, its escrow went into the Vault pool, which pays its shards' providers every epoch for
+	// the shards that did not fail their proofs (api/vaultproofs.go). A chain without auditing
+	// (params.epoch_blocks 0) keeps the escrow in the object and pays a term deal at its end, as placed.
+	Pooled bool `json:"pooled,omitempty"`
 }
 
 // MonthMs is a storage month: 30 days.
@@ -66,6 +70,15 @@ type VaultShard struct {
 	HostURI          string     `json:"host_uri,omitempty"`
 	Fingerprint      tx.Hash    `json:"fingerprint,omitzero"`
 	Region           string     `json:"region,omitempty"`
+	// Proofs (api/vaultproofs.go). Lost: its provider lost it and no other provider had room to take it yet
+	// (Provider is zero). RepairHeight: the height it was drawn onto Provider to be rebuilt there (0 for a shard
+	// placed with its object); Repairing while that repair's first proof has not passed. Failures: the epochs in a
+	// row it failed, up to LastFailed (0 and 0 when it failed none lately).
+	Lost         bool   `json:"lost,omitempty"`
+	RepairHeight int64  `json:"repair_height,omitempty"`
+	Repairing    bool   `json:"repairing,omitempty"`
+	Failures     uint64 `json:"failures,omitempty"`
+	LastFailed   uint64 `json:"last_failed_epoch,omitempty"`
 }
 
 // Vault queries.
@@ -79,7 +92,21 @@ const (
 	// QueryVaultHeld lists the shards with a root placed on a provider (VaultHeldRequest): what it must accept
 	// and keep.
 	QueryVaultHeld = "vault_held"
+	// QueryVaultPlacedOn pages the shards placed on a provider (VaultPlacedOnRequest), by root: what it must hold,
+	// and rebuild when RepairHeight is set and it does not hold it yet.
+	QueryVaultPlacedOn = "vault_placed_on"
 )
+
+// VaultPlacedOnRequest pages a provider's placed shards: after the shard (AfterRoot, AfterObject, AfterOrdinal)
+// when HasAfter, at most Limit.
+type VaultPlacedOnRequest struct {
+	Provider     tx.Address `json:"provider"`
+	HasAfter     bool       `json:"has_after,omitempty"`
+	AfterRoot    tx.Hash    `json:"after_root,omitzero"`
+	AfterObject  uint64     `json:"after_object,omitempty"`
+	AfterOrdinal uint32     `json:"after_ordinal,omitempty"`
+	Limit        int        `json:"limit,omitempty"`
+}
 
 // VaultObjectsRequest names an owner or a root (exactly one), and a page: ids after After, at most Limit.
 type VaultObjectsRequest struct {

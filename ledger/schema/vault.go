@@ -52,9 +52,12 @@ func EncVaultObject(o *api.VaultObject) []byte {
 	w.Uvarint(o.Escrow)
 	w.Bounded("height", uint64(o.Height), 1<<62)
 	w.Bounded("place_at", uint64(o.PlaceAt), 1<<62)
-	state := uint64(0)
+	state := uint64(0) // placing
 	if o.State == api.VaultPlaced {
-		state = 1
+		state = 1 // placed, its escrow held by the object (paid at the term's end: a chain without auditing)
+		if o.Pooled {
+			state = 2 // placed, its escrow moved into the Vault pool (paid every epoch against proofs)
+		}
 	}
 	w.Uvarint(state)
 	w.Bounded("end_ms", uint64(o.EndMs), 1<<62)
@@ -68,26 +71,14 @@ func DecVaultObject(id uint64, b []byte) (*api.VaultObject, error) {
 		ShardSize: r.Bounded("shard_size", layout.MaxShardSize), Stripes: int(r.Bounded("stripes", layout.MaxObjectShards)),
 		Months: r.Bounded("months", tx.MaxStorageMonths), MaxPricePerGiBMonth: r.Bounded("max_price_per_gib_month", tx.MaxStoragePrice),
 		Escrow: r.Uvarint("escrow"), Height: int64(r.Bounded("height", 1<<62)), PlaceAt: int64(r.Bounded("place_at", 1<<62))}
-	switch r.Bounded("state", 1) {
+	switch r.Bounded("state", 2) {
 	case 0:
 		o.State = api.VaultPlacing
 	case 1:
 		o.State = api.VaultPlaced
+	case 2:
+		o.State, o.Pooled = api.VaultPlaced, true
 	}
 	o.EndMs = int64(r.Bounded("end_ms", 1<<62))
 	return o, r.Done("vault object")
-}
-
-// EncVaultShard stores a placed shard's provider and price.
-func EncVaultShard(p tx.Address, price uint64) []byte {
-	w := tx.NewWriter(28)
-	w.Address(p)
-	w.Bounded("price_per_gib_month", price, tx.MaxStoragePrice)
-	return sealed(w, "vault shard")
-}
-
-func DecVaultShard(b []byte) (tx.Address, uint64, error) {
-	r := tx.NewReader(b)
-	p, price := r.Address("provider"), r.Bounded("price_per_gib_month", tx.MaxStoragePrice)
-	return p, price, r.Done("vault shard")
 }

@@ -23,45 +23,58 @@ func (k *Keeper) EndDue(c *kernel.Ctx) {
 	})
 }
 
-// end closes a term deal at its end: each shard's provider is paid the term at the price it was placed at (what
-// the escrow holds, exactly: the escrow is their sum), the room its shards took in the offers is released, and
-// the object leaves the state with its shards — its providers may delete them. Until proofs of storage exist
-// (docs/vault.md), the pay is for the shard as placed, not as proven held: the stake-weighted draw is what
-// keeps it away from accounts an uploader controls.
+// end closes a term deal at its end: the room its shards took in the offers is released and the object leaves
+// the state with its shards — its providers may delete them. A pooled object's providers were paid every epoch
+// for the shards that passed their proofs; what its escrow held beyond that stays in the pool, which pays
+// repairs and permanent storage. An object of a chain without auditing pays each shard's provider the term at
+// the price it was placed at (the escrow is their sum, exactly), as placed, there being no proofs.
 func (k *Keeper) end(c *kernel.Ctx, o *api.VaultObject) {
 	man := k.Manifest(c, o.ID)
 	n := o.K + o.M
 	paid := map[tx.Address]uint64{}
 	shards := map[tx.Address]uint64{}
+	held := make([]shard, 0, o.Shards())
 	var total uint64
 	for ord := range o.Shards() {
-		b, ok := c.KV.Get(schema.VaultShardKey(o.ID, ord))
+		s, ok := k.shard(c, o.ID, ord)
 		if !ok {
-			panic(fmt.Sprintf("ledger: vault object %d shard %d is placed and has no provider", o.ID, ord))
+			panic(fmt.Sprintf("ledger: vault object %d shard %d is placed and has no record", o.ID, ord))
 		}
-		p, price, err := schema.DecVaultShard(b)
-		c.Must(err)
-		per, _ := api.TermCost(o.ShardSize, price, o.Months) // fit when the escrow was computed
-		paid[p] += per
-		shards[p]++
-		total += per
 		c.KV.Delete(schema.VaultShardKey(o.ID, ord))
-		c.KV.Delete(schema.VaultHeldKey(p, man.ShardRoot(ord/n, ord%n), o.ID, ord))
+		c.KV.Delete(schema.ShardOrdKey(schema.PVaultStreak, o.ID, uint32(ord)))
+		c.KV.Delete(schema.ShardOrdKey(schema.PVaultRepair, o.ID, uint32(ord)))
+		if s.provider.IsZero() { // lost, and not repaired yet
+			continue
+		}
+		held = append(held, s)
+		c.KV.Delete(schema.VaultHeldKey(s.provider, man.ShardRoot(ord/n, ord%n), o.ID, ord))
+		shards[s.provider]++
+		if !o.Pooled {
+			per, _ := api.TermCost(o.ShardSize, s.price, o.Months) // fit when the escrow was computed
+			paid[s.provider] += per
+			total += per
+		}
 	}
-	if total != o.Escrow {
+	if !o.Pooled && total != o.Escrow {
 		panic(fmt.Sprintf("ledger: vault object %d holds %d in escrow, its shards' term costs %d", o.ID, o.Escrow, total))
 	}
-	provs := make([]tx.Address, 0, len(paid))
-	for p := range paid {
+	if o.Pooled {
+		k.holdAll(c, o, held, -1)
+	}
+	provs := make([]tx.Address, 0, len(shards))
+	for p := range shards {
 		provs = append(provs, p)
 	}
 	slices.SortFunc(provs, func(a, b tx.Address) int { return cmp.Compare(string(a[:]), string(b[:])) })
 	for _, p := range provs {
-		c.Must(c.Credit(p, paid[p], kernel.InEscrow))
 		if off, ok := k.Offer(c, p); ok {
 			off.UsedBytes -= min(off.UsedBytes, shards[p]*o.ShardSize)
 			k.setOffer(c, off)
 		}
+		if o.Pooled {
+			continue
+		}
+		c.Must(c.Credit(p, paid[p], kernel.InEscrow))
 		c.Emit(api.EventVaultPaid, api.AttrObjectID, o.ID, api.AttrProvider, p, api.AttrShards, shards[p], api.AttrAmount, paid[p])
 	}
 	c.KV.Delete(schema.IDKey(schema.PVaultObject, o.ID))

@@ -104,12 +104,17 @@ func (k *Keeper) Shards(c *kernel.Ctx, o *api.VaultObject, from, limit int) api.
 			break
 		}
 		s := api.VaultShard{ObjectID: o.ID, Stripe: ord / n, Index: ord % n, Root: man.ShardRoot(ord/n, ord%n)}
-		if b, ok := c.KV.Get(schema.VaultShardKey(o.ID, ord)); ok {
-			var err error
-			s.Provider, s.PricePerGiBMonth, err = schema.DecVaultShard(b)
-			c.Must(err)
+		if rec, ok := k.shard(c, o.ID, ord); ok {
+			s.Provider, s.PricePerGiBMonth, s.RepairHeight = rec.provider, rec.price, rec.repairHeight
 			if p, ok := c.Provider(s.Provider); ok {
 				s.HostURI, s.Fingerprint, s.Region = p.Info.HostURI, p.Info.CertFingerprint, p.Info.Region
+			}
+			_, repair := c.KV.Get(schema.ShardOrdKey(schema.PVaultRepair, o.ID, uint32(ord)))
+			s.Lost, s.Repairing = rec.provider.IsZero(), repair && !rec.provider.IsZero()
+			if b, ok := c.KV.Get(schema.ShardOrdKey(schema.PVaultStreak, o.ID, uint32(ord))); ok {
+				var err error
+				s.LastFailed, s.Failures, err = schema.DecVaultStreak(b)
+				c.Must(err)
 			}
 		}
 		out.Items = append(out.Items, s)

@@ -99,7 +99,7 @@ func (k *Keeper) place(c *kernel.Ctx, o *api.VaultObject) {
 			per, _ := api.TermCost(o.ShardSize, cd.offer.PricePerGiBMonth, o.Months) // ≤ the cost at the maximum, which fit
 			cost += per
 		}
-		c.KV.Set(schema.VaultShardKey(o.ID, ord), schema.EncVaultShard(cd.offer.Provider, cd.offer.PricePerGiBMonth))
+		k.setShard(c, o.ID, ord, shard{provider: cd.offer.Provider, price: cd.offer.PricePerGiBMonth})
 		root := man.ShardRoot(ord/n, ord%n)
 		c.KV.Set(schema.VaultHeldKey(cd.offer.Provider, root, o.ID, ord), nil)
 		c.Emit(api.EventVaultShardPlaced, api.AttrObjectID, o.ID, api.AttrStripe, ord/n, api.AttrIndex, ord%n,
@@ -119,6 +119,17 @@ func (k *Keeper) place(c *kernel.Ctx, o *api.VaultObject) {
 		c.KV.Set(schema.PVaultEnd+schema.BE64(uint64(o.EndMs))+schema.BE64(o.ID), nil)
 	}
 	o.State = api.VaultPlaced
+	if c.Params.EpochBlocks > 0 { // audited: the pool pays the shards' providers every epoch, against proofs
+		o.Pooled = true
+		pool := k.Pool(c)
+		pool.Balance += o.Escrow
+		k.setPool(c, pool)
+		held := make([]shard, len(picks))
+		for ord, j := range picks {
+			held[ord] = shard{provider: cands[j].offer.Provider, price: cands[j].offer.PricePerGiBMonth}
+		}
+		k.holdAll(c, o, held, +1)
+	}
 	k.setObject(c, o)
 	c.Emit(api.EventVaultPlaced, api.AttrObjectID, o.ID, api.AttrOwner, o.Owner, api.AttrShards, o.Shards(),
 		api.AttrCost, o.Escrow, api.AttrRefund, refund, api.AttrEndMs, o.EndMs)

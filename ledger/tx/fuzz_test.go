@@ -56,6 +56,9 @@ func sampleMsgs() []Msg {
 		&OfferStorage{CapacityBytes: 100 << 30, PricePerGiBMonth: 2_000},
 		&StoreObject{Manifest: []byte{1, 2, 3}, Months: 12, MaxPricePerGiBMonth: 5_000},
 		&StoreObject{Manifest: []byte{1}},
+		&AttestStorage{Epoch: 3, Failed: []ShardRef{{Object: 1, Ordinal: 0}, {Object: 1, Ordinal: 7}, {Object: 4, Ordinal: 2}}},
+		&AttestStorage{},
+		&AuditorBeacon{Commit: Hash{1}, Reveal: Hash{2}},
 	}
 }
 

@@ -37,6 +37,8 @@ const (
 	TypeAnnounceRestart   MsgType = 26
 	TypeOfferStorage      MsgType = 27
 	TypeStoreObject       MsgType = 28
+	TypeAttestStorage     MsgType = 29
+	TypeAuditorBeacon     MsgType = 30
 )
 
 var msgNames = map[MsgType]string{
@@ -50,6 +52,7 @@ var msgNames = map[MsgType]string{
 	TypeCommitResult: "commit_result", TypeRevealResult: "reveal_result", TypeExtendLease: "extend_lease",
 	TypeManifestDelivered: "manifest_delivered", TypeAnnounceRestart: "announce_restart",
 	TypeOfferStorage: "offer_storage", TypeStoreObject: "store_object",
+	TypeAttestStorage: "attest_storage", TypeAuditorBeacon: "auditor_beacon",
 }
 
 func (t MsgType) String() string {
@@ -155,6 +158,10 @@ func newMsg(t MsgType) Msg {
 		return &OfferStorage{}
 	case TypeStoreObject:
 		return &StoreObject{}
+	case TypeAttestStorage:
+		return &AttestStorage{}
+	case TypeAuditorBeacon:
+		return &AuditorBeacon{}
 	}
 	return nil
 }
@@ -913,3 +920,81 @@ func (m *StoreObject) decode(r *Reader) {
 	m.Months = r.Uvarint("months")
 	m.MaxPricePerGiBMonth = r.Uvarint("max_price_per_gib_month")
 }
+
+// MaxFailedShards bounds the shards one AttestStorage names as failed: more failures than that in an epoch are
+// not one auditor's to report in one transaction (the rest pass unjudged: no pay, no slash).
+const MaxFailedShards = 1000
+
+// ShardRef names a placed shard: its object and its ordinal in it (stripe·(K+M) + index).
+type ShardRef struct {
+	Object  uint64 `json:"object"`
+	Ordinal uint32 `json:"ordinal"`
+}
+
+// Less orders shard references by object, then ordinal.
+func (a ShardRef) Less(b ShardRef) bool {
+	return a.Object < b.Object || a.Object == b.Object && a.Ordinal < b.Ordinal
+}
+
+// AttestStorage is an auditor's verdict on an epoch's storage proofs: it challenged every shard the epoch
+// challenges (docs/vault.md) and Failed lists, in increasing order, those whose provider did not answer with a
+// valid proof of the challenged group. A shard it does not name passed with this auditor.
+type AttestStorage struct {
+	Epoch  uint64     `json:"epoch"`
+	Failed []ShardRef `json:"failed"`
+}
+
+func (*AttestStorage) Type() MsgType { return TypeAttestStorage }
+func (m *AttestStorage) ValidateBasic() error {
+	if len(m.Failed) > MaxFailedShards {
+		return Errorf(CodeInvalidMsg, "failed names %d shards: at most %d", len(m.Failed), MaxFailedShards)
+	}
+	for i := 1; i < len(m.Failed); i++ {
+		if !m.Failed[i-1].Less(m.Failed[i]) {
+			return Errorf(CodeInvalidMsg, "failed[%d] (object %d, ordinal %d) is not after failed[%d]: list each shard once, ordered by object then ordinal",
+				i, m.Failed[i].Object, m.Failed[i].Ordinal, i-1)
+		}
+	}
+	return nil
+}
+func (m *AttestStorage) encode(w *Writer) {
+	w.Uvarint(m.Epoch)
+	w.List("failed", len(m.Failed), MaxFailedShards)
+	for _, f := range m.Failed {
+		w.Uvarint(f.Object)
+		w.Uvarint(uint64(f.Ordinal))
+	}
+}
+func (m *AttestStorage) decode(r *Reader) {
+	m.Epoch = r.Uvarint("epoch")
+	n := r.Count("failed", MaxFailedShards)
+	m.Failed = make([]ShardRef, 0, n)
+	for range n {
+		obj := r.Uvarint("failed.object")
+		ord := r.Uvarint("failed.ordinal")
+		if ord > 1<<32-1 {
+			r.Fail("failed.ordinal", "%d does not fit 32 bits", ord)
+			return
+		}
+		m.Failed = append(m.Failed, ShardRef{obj, uint32(ord)})
+	}
+}
+
+// AuditorBeacon is an auditor's part of the Vault's challenge seed (docs/vault.md): Commit is the SHA-256 of a
+// secret (BeaconCommit) it will reveal in the next epoch; Reveal is the secret it committed to in the epoch
+// before (zero when it committed none). One a epoch an auditor; the reveals that land in epoch e make the seed
+// of epoch e+1.
+type AuditorBeacon struct {
+	Commit Hash `json:"commit"`
+	Reveal Hash `json:"reveal"`
+}
+
+// BeaconCommit is the commitment to a beacon secret.
+func BeaconCommit(secret Hash) Hash {
+	return sha256.Sum256(append([]byte("spare/vault-beacon\x00"), secret[:]...))
+}
+
+func (*AuditorBeacon) Type() MsgType        { return TypeAuditorBeacon }
+func (*AuditorBeacon) ValidateBasic() error { return nil }
+func (m *AuditorBeacon) encode(w *Writer)   { w.Raw(m.Commit[:]); w.Raw(m.Reveal[:]) }
+func (m *AuditorBeacon) decode(r *Reader)   { m.Commit, m.Reveal = r.Hash("commit"), r.Hash("reveal") }

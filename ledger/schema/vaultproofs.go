@@ -1,0 +1,138 @@
+package schema
+
+import (
+	"github.com/sparenet/spare/ledger/api"
+	"github.com/sparenet/spare/ledger/tx"
+	"github.com/sparenet/spare/vault/layout"
+)
+
+// The Vault's storage proofs, pool and repairs (package storage, proofs.go).
+const (
+	PVaultEpoch    = "vz/" // epoch -> VaultEpoch: its seed, start and tally
+	PVaultCommit   = "vk/" // epoch | auditor -> a beacon commitment landed in that epoch
+	PVaultBeacon   = "vx/" // epoch -> the XOR of the reveals that make its seed | their count
+	PVaultAttested = "va/" // epoch | auditor: it attested the epoch's storage proofs
+	PVaultFailVote = "vf/" // epoch | object id | ordinal | auditor: it named the shard failed
+	PVaultStreak   = "vl/" // object id | ordinal -> last failed epoch | epochs failed in a row
+	PVaultRepair   = "vq/" // object id | ordinal -> epoch lost: lost shards, and repaired ones until their first proof
+	PVaultProvider = "vp/" // provider -> VaultProvider: its shards, rates and earnings
+	KeyVaultPool   = "vaultpool"
+)
+
+// MaxVaultShardCount bounds a provider's shard count (its capacity in the smallest shards).
+const MaxVaultShardCount = tx.MaxStorageCapacity / layout.GroupSize
+
+// ShardOrdKey is an object id | ordinal.
+func ShardOrdKey(prefix string, id uint64, ord uint32) string { return prefix + BE64(id) + BE32(ord) }
+
+// EncVaultShard stores a shard's placement: its provider (zero when lost), the price it is paid at, and the
+// height it was drawn onto that provider by a repair (0: placed with its object; written only when set).
+func EncVaultShard(p tx.Address, price uint64, repairHeight int64) []byte {
+	w := tx.NewWriter(36)
+	w.Address(p)
+	w.Bounded("price_per_gib_month", price, tx.MaxStoragePrice)
+	if repairHeight > 0 {
+		w.Bounded("repair_height", uint64(repairHeight), 1<<62)
+	}
+	return sealed(w, "vault shard")
+}
+
+// DecVaultShard reads EncVaultShard.
+func DecVaultShard(b []byte) (p tx.Address, price uint64, repairHeight int64, err error) {
+	r := tx.NewReader(b)
+	p, price = r.Address("provider"), r.Bounded("price_per_gib_month", tx.MaxStoragePrice)
+	if r.Err() == nil && r.Remaining() > 0 {
+		if repairHeight = int64(r.Bounded("repair_height", 1<<62)); repairHeight == 0 && r.Err() == nil {
+			r.Fail("repair_height", "0 is written by leaving it out")
+		}
+	}
+	return p, price, repairHeight, r.Done("vault shard")
+}
+
+func EncVaultEpoch(e *api.VaultEpoch) []byte {
+	w := tx.NewWriter(96)
+	w.Raw(e.Seed[:])
+	w.Bounded("reveals", uint64(e.Reveals), 1<<32)
+	w.Bounded("start_height", uint64(e.StartHeight), 1<<62)
+	w.Bounded("start_ms", e.StartMs, 1<<62)
+	w.Bool(e.Tallied)
+	w.Bool(e.Decided)
+	w.Bounded("failed", uint64(e.Failed), 1<<40)
+	w.Bounded("lost", uint64(e.Lost), 1<<40)
+	w.Bounded("paid", e.Paid, 1<<63)
+	return sealed(w, "vault epoch")
+}
+
+func DecVaultEpoch(epoch uint64, b []byte) (*api.VaultEpoch, error) {
+	r := tx.NewReader(b)
+	e := &api.VaultEpoch{Epoch: epoch, Seed: r.Hash("seed"), Reveals: int(r.Bounded("reveals", 1<<32)),
+		StartHeight: int64(r.Bounded("start_height", 1<<62)), StartMs: r.Bounded("start_ms", 1<<62),
+		Tallied: r.Bool("tallied"), Decided: r.Bool("decided"), Failed: int(r.Bounded("failed", 1<<40)),
+		Lost: int(r.Bounded("lost", 1<<40)), Paid: r.Bounded("paid", 1<<63)}
+	return e, r.Done("vault epoch")
+}
+
+func EncVaultPool(p *api.VaultPool) []byte {
+	w := tx.NewWriter(40)
+	w.Bounded("balance", p.Balance, 1<<63)
+	w.Bounded("perm_bytes", p.PermBytes, 1<<62)
+	w.Bounded("term_bytes", p.TermBytes, 1<<62)
+	w.Bounded("paid_total", p.PaidTotal, 1<<63)
+	return sealed(w, "vault pool")
+}
+
+func DecVaultPool(b []byte) (*api.VaultPool, error) {
+	r := tx.NewReader(b)
+	p := &api.VaultPool{Balance: r.Bounded("balance", 1<<63), PermBytes: r.Bounded("perm_bytes", 1<<62),
+		TermBytes: r.Bounded("term_bytes", 1<<62), PaidTotal: r.Bounded("paid_total", 1<<63)}
+	return p, r.Done("vault pool")
+}
+
+func EncVaultProvider(p *api.VaultProvider) []byte {
+	w := tx.NewWriter(64)
+	w.Bounded("shards", p.Shards, MaxVaultShardCount)
+	w.Bounded("bytes", p.Bytes, tx.MaxStorageCapacity)
+	w.Bounded("term_rate", p.TermRate, 1<<62)
+	w.Bounded("perm_rate", p.PermRate, 1<<62)
+	w.Bounded("earned", p.Earned, 1<<63)
+	w.Bounded("failed", p.Failed, 1<<62)
+	w.Bounded("last_paid", p.LastPaid, 1<<62)
+	w.Bounded("owed", p.Owed, api.VaultPayUnit-1)
+	return sealed(w, "vault provider")
+}
+
+func DecVaultProvider(a tx.Address, b []byte) (*api.VaultProvider, error) {
+	r := tx.NewReader(b)
+	p := &api.VaultProvider{Provider: a, Shards: r.Bounded("shards", MaxVaultShardCount), Bytes: r.Bounded("bytes", tx.MaxStorageCapacity),
+		TermRate: r.Bounded("term_rate", 1<<62), PermRate: r.Bounded("perm_rate", 1<<62), Earned: r.Bounded("earned", 1<<63),
+		Failed: r.Bounded("failed", 1<<62), LastPaid: r.Bounded("last_paid", 1<<62), Owed: r.Bounded("owed", api.VaultPayUnit-1)}
+	return p, r.Done("vault provider")
+}
+
+// EncVaultStreak is a shard's failure streak: the last epoch it failed and how many in a row.
+func EncVaultStreak(last, count uint64) []byte {
+	w := tx.NewWriter(12)
+	w.Bounded("last_failed", last, 1<<62)
+	w.Bounded("failures", count, 1<<32)
+	return sealed(w, "vault streak")
+}
+
+func DecVaultStreak(b []byte) (last, count uint64, err error) {
+	r := tx.NewReader(b)
+	last, count = r.Bounded("last_failed", 1<<62), r.Bounded("failures", 1<<32)
+	return last, count, r.Done("vault streak")
+}
+
+// EncVaultBeacon is an epoch's beacon accumulator: the XOR of its reveals' hashes and their count.
+func EncVaultBeacon(acc tx.Hash, n int) []byte {
+	w := tx.NewWriter(40)
+	w.Raw(acc[:])
+	w.Bounded("reveals", uint64(n), 1<<32)
+	return sealed(w, "vault beacon")
+}
+
+func DecVaultBeacon(b []byte) (tx.Hash, int, error) {
+	r := tx.NewReader(b)
+	acc, n := r.Hash("acc"), int(r.Bounded("reveals", 1<<32))
+	return acc, n, r.Done("vault beacon")
+}

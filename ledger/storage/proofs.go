@@ -1,0 +1,678 @@
+package storage
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"math/bits"
+	"slices"
+	"strconv"
+
+	"github.com/sparenet/spare/ledger/api"
+	"github.com/sparenet/spare/ledger/kernel"
+	"github.com/sparenet/spare/ledger/schema"
+	"github.com/sparenet/spare/ledger/tx"
+)
+
+// Storage proofs, the pool's pay and repairs (docs/vault.md, api/vaultproofs.go).
+//
+// The seed. Epoch e's challenges are drawn from a seed fixed at its first block: SHA-256 over e, epoch e-1's
+// seed and the reveals of the auditors' beacon secrets that landed in epoch e-1, each committed in epoch e-2
+// (AuditorBeacon). A block's proposer cannot choose it (it can only leave out reveals it sees, as any auditor can
+// withhold its own: a choice between a few seeds, not a grind over many), and a provider cannot know it before
+// the reveals land, an epoch after the commitments.
+//
+// The tally of epoch e runs at the end of epoch e+1, with the liveness tally, and visits only what the epoch
+// made: the auditors' votes against shards (sparse: failures), the shards failing lately, the lost and repaired
+// shards, and the providers holding shards (one pay each, as the liveness tally visits each provider). It never
+// walks every shard: a provider's pay is its rate (the sum over its shards of bytes × price) less the shards
+// that did not pass.
+
+func epochOf(c *kernel.Ctx, h int64) uint64 {
+	if c.Params.EpochBlocks == 0 || h < 1 {
+		return 0
+	}
+	return uint64(h-1) / c.Params.EpochBlocks
+}
+
+func isAuditor(c *kernel.Ctx, a tx.Address) bool {
+	_, ok := c.KV.Get(schema.AddrKey(schema.PAuditor, a))
+	return ok
+}
+
+func auditorWeights(c *kernel.Ctx) (map[tx.Address]uint64, uint64) {
+	w := map[tx.Address]uint64{}
+	var total uint64
+	c.KV.Iterate(schema.PAuditor, schema.PrefixEnd(schema.PAuditor), func(k string, v []byte) bool {
+		var addr tx.Address
+		copy(addr[:], k[len(schema.PAuditor):])
+		a := kernel.MustDecode(schema.DecAuditor(addr, v))
+		w[addr] = a.Weight
+		total += a.Weight
+		return true
+	})
+	return w, total
+}
+
+// Epoch is the Vault's record of epoch e, if it started.
+func (k *Keeper) Epoch(c *kernel.Ctx, e uint64) (*api.VaultEpoch, bool) {
+	b, ok := c.KV.Get(schema.IDKey(schema.PVaultEpoch, e))
+	if !ok {
+		return nil, false
+	}
+	return kernel.MustDecode(schema.DecVaultEpoch(e, b)), true
+}
+
+func (k *Keeper) setEpoch(c *kernel.Ctx, e *api.VaultEpoch) {
+	c.KV.Set(schema.IDKey(schema.PVaultEpoch, e.Epoch), schema.EncVaultEpoch(e))
+}
+
+// Pool is the Vault pool.
+func (k *Keeper) Pool(c *kernel.Ctx) *api.VaultPool {
+	b, ok := c.KV.Get(schema.KeyVaultPool)
+	if !ok {
+		return &api.VaultPool{}
+	}
+	return kernel.MustDecode(schema.DecVaultPool(b))
+}
+
+func (k *Keeper) setPool(c *kernel.Ctx, p *api.VaultPool) {
+	c.KV.Set(schema.KeyVaultPool, schema.EncVaultPool(p))
+}
+
+// VaultProvider is provider a's Vault accounting.
+func (k *Keeper) VaultProvider(c *kernel.Ctx, a tx.Address) (*api.VaultProvider, bool) {
+	b, ok := c.KV.Get(schema.AddrKey(schema.PVaultProvider, a))
+	if !ok {
+		return &api.VaultProvider{Provider: a}, false
+	}
+	return kernel.MustDecode(schema.DecVaultProvider(a, b)), true
+}
+
+func (k *Keeper) setVaultProvider(c *kernel.Ctx, p *api.VaultProvider) {
+	c.KV.Set(schema.AddrKey(schema.PVaultProvider, p.Provider), schema.EncVaultProvider(p))
+}
+
+// shard is a placed shard's record.
+type shard struct {
+	provider     tx.Address
+	price        uint64
+	repairHeight int64
+}
+
+func (k *Keeper) shard(c *kernel.Ctx, id uint64, ord int) (shard, bool) {
+	b, ok := c.KV.Get(schema.VaultShardKey(id, ord))
+	if !ok {
+		return shard{}, false
+	}
+	p, price, rh, err := schema.DecVaultShard(b)
+	c.Must(err)
+	return shard{p, price, rh}, true
+}
+
+func (k *Keeper) setShard(c *kernel.Ctx, id uint64, ord int, s shard) {
+	c.KV.Set(schema.VaultShardKey(id, ord), schema.EncVaultShard(s.provider, s.price, s.repairHeight))
+}
+
+// holdAll adds (sign +1) or removes (-1) a pooled object's shards (lost ones, with no provider, skipped) to or
+// from their providers' accounting and the pool's bytes: one write a provider.
+func (k *Keeper) holdAll(c *kernel.Ctx, o *api.VaultObject, shards []shard, sign int) {
+	type sum struct{ shards, rate uint64 }
+	by := map[tx.Address]*sum{}
+	var order []tx.Address
+	var bytes uint64
+	for _, s := range shards {
+		if s.provider.IsZero() {
+			continue
+		}
+		t := by[s.provider]
+		if t == nil {
+			t = &sum{}
+			by[s.provider] = t
+			order = append(order, s.provider)
+		}
+		t.shards++
+		t.rate += api.ShardRate(o.ShardSize, s.price)
+		bytes += o.ShardSize
+	}
+	slices.SortFunc(order, func(a, b tx.Address) int { return cmp.Compare(string(a[:]), string(b[:])) })
+	for _, a := range order {
+		t := by[a]
+		vp, _ := k.VaultProvider(c, a)
+		r := &vp.TermRate
+		if o.Months == 0 {
+			r = &vp.PermRate
+		}
+		if sign > 0 {
+			vp.Shards += t.shards
+			vp.Bytes += t.shards * o.ShardSize
+			*r += t.rate
+		} else {
+			vp.Shards -= min(vp.Shards, t.shards)
+			vp.Bytes -= min(vp.Bytes, t.shards*o.ShardSize)
+			*r -= min(*r, t.rate)
+		}
+		if vp.Shards == 0 && vp.Earned == 0 && vp.Failed == 0 {
+			c.KV.Delete(schema.AddrKey(schema.PVaultProvider, a))
+		} else {
+			k.setVaultProvider(c, vp)
+		}
+	}
+	pool := k.Pool(c)
+	b := &pool.TermBytes
+	if o.Months == 0 {
+		b = &pool.PermBytes
+	}
+	if sign > 0 {
+		*b += bytes
+	} else {
+		*b -= min(*b, bytes)
+	}
+	k.setPool(c, pool)
+}
+
+// EpochWork runs at the end of every block when auditing is on, after the liveness work: at an epoch's first
+// block it fixes the epoch's seed; at its last, it tallies the epoch before.
+func (k *Keeper) EpochWork(c *kernel.Ctx) {
+	if c.Params.EpochBlocks == 0 || c.Height < 1 {
+		return
+	}
+	e := epochOf(c, c.Height)
+	if uint64(c.Height-1)%c.Params.EpochBlocks == 0 {
+		k.startEpoch(c, e)
+	}
+	if uint64(c.Height)%c.Params.EpochBlocks == 0 && e >= 1 {
+		k.tally(c, e-1)
+	}
+}
+
+// vaultEpochsKept is how many epochs' records the state keeps (the explorer keeps the history from events).
+const vaultEpochsKept = 16
+
+func (k *Keeper) startEpoch(c *kernel.Ctx, e uint64) {
+	var acc tx.Hash
+	n := 0
+	if b, ok := c.KV.Get(schema.IDKey(schema.PVaultBeacon, e)); ok {
+		var err error
+		acc, n, err = schema.DecVaultBeacon(b)
+		c.Must(err)
+		c.KV.Delete(schema.IDKey(schema.PVaultBeacon, e))
+	}
+	var prev tx.Hash
+	if e > 0 {
+		if p, ok := k.Epoch(c, e-1); ok {
+			prev = p.Seed
+		}
+	}
+	var buf []byte
+	buf = append(buf, "spare/vault-seed\x00"...)
+	buf = binary.BigEndian.AppendUint64(buf, e)
+	buf = append(buf, prev[:]...)
+	buf = append(buf, acc[:]...)
+	buf = binary.BigEndian.AppendUint64(buf, uint64(n))
+	rec := &api.VaultEpoch{Epoch: e, Seed: sha256.Sum256(buf), Reveals: n, StartHeight: c.Height, StartMs: c.TimeMs}
+	k.setEpoch(c, rec)
+	if e >= 2 { // commitments two epochs old were never revealed: they can no longer be
+		prefix := schema.IDKey(schema.PVaultCommit, e-2)
+		var keys []string
+		c.KV.Iterate(prefix, schema.PrefixEnd(prefix), func(key string, _ []byte) bool {
+			keys = append(keys, key)
+			return true
+		})
+		for _, key := range keys {
+			c.KV.Delete(key)
+		}
+	}
+	if e >= vaultEpochsKept {
+		c.KV.Delete(schema.IDKey(schema.PVaultEpoch, e-vaultEpochsKept))
+	}
+	c.Emit(api.EventVaultEpoch, api.AttrEpoch, e, api.AttrSeed, rec.Seed, api.AttrReveals, n, api.AttrHeight, c.Height)
+}
+
+// AuditorBeacon records an auditor's commitment for this epoch and checks its reveal of the one before, which
+// goes into the next epoch's seed.
+func (k *Keeper) AuditorBeacon(c *kernel.Ctx, signer tx.Address, m *tx.AuditorBeacon) error {
+	if !isAuditor(c, signer) {
+		return tx.Errorf(tx.CodeNotAuditor, "%s is not in the auditor set", signer)
+	}
+	if c.Params.EpochBlocks == 0 {
+		return tx.Errorf(tx.CodeBadEpoch, "auditing is off on this chain (params.epoch_blocks is 0)")
+	}
+	cur := epochOf(c, c.Height)
+	key := schema.IDKey(schema.PVaultCommit, cur) + string(signer[:])
+	if _, dup := c.KV.Get(key); dup {
+		return tx.Errorf(tx.CodeDuplicateAttest, "%s already sent its beacon in epoch %d: one an epoch", signer, cur)
+	}
+	revealed := false
+	if !m.Reveal.IsZero() {
+		var prevKey string
+		var commit []byte
+		ok := false
+		if cur > 0 {
+			prevKey = schema.IDKey(schema.PVaultCommit, cur-1) + string(signer[:])
+			commit, ok = c.KV.Get(prevKey)
+		}
+		if !ok {
+			return tx.Errorf(tx.CodeInvalidMsg, "reveal: %s committed no beacon in epoch %d; send a zero reveal", signer, cur-min(cur, 1))
+		}
+		if h := tx.BeaconCommit(m.Reveal); string(h[:]) != string(commit) {
+			return tx.Errorf(tx.CodeInvalidMsg, "reveal does not hash to the commitment %s sent in epoch %d: reveal that epoch's secret, or zero", signer, cur-1)
+		}
+		c.KV.Delete(prevKey)
+		var acc tx.Hash
+		n := 0
+		if b, ok := c.KV.Get(schema.IDKey(schema.PVaultBeacon, cur+1)); ok {
+			var err error
+			acc, n, err = schema.DecVaultBeacon(b)
+			c.Must(err)
+		}
+		h := sha256.Sum256(append(append([]byte("spare/vault-reveal\x00"), signer[:]...), m.Reveal[:]...))
+		for i := range acc {
+			acc[i] ^= h[i]
+		}
+		c.KV.Set(schema.IDKey(schema.PVaultBeacon, cur+1), schema.EncVaultBeacon(acc, n+1))
+		revealed = true
+	}
+	if !m.Commit.IsZero() {
+		c.KV.Set(key, append([]byte{}, m.Commit[:]...))
+	}
+	c.Emit(api.EventVaultBeacon, api.AttrAuditor, signer, api.AttrEpoch, cur, api.AttrRevealed, strconv.FormatBool(revealed))
+	return nil
+}
+
+// challenged reports whether a shard of o (record s) is challenged in the epoch that started at height start:
+// placed (or drawn onto its provider by a repair) before it, and not lost.
+func challenged(o *api.VaultObject, s shard, start int64) bool {
+	if o.State != api.VaultPlaced || s.provider.IsZero() {
+		return false
+	}
+	if s.repairHeight > 0 {
+		return s.repairHeight < start
+	}
+	return o.PlaceAt < start
+}
+
+// AttestStorage records an auditor's verdict on an epoch's storage proofs: the shards it names failed; it
+// passes every other challenged shard. A named shard the epoch did not challenge (placed since, lost, moved by a
+// repair) is passed over, not refused: the auditor read the ledger a few blocks before.
+func (k *Keeper) AttestStorage(c *kernel.Ctx, signer tx.Address, m *tx.AttestStorage) error {
+	if !isAuditor(c, signer) {
+		return tx.Errorf(tx.CodeNotAuditor, "%s is not in the auditor set", signer)
+	}
+	if c.Params.EpochBlocks == 0 {
+		return tx.Errorf(tx.CodeBadEpoch, "auditing is off on this chain (params.epoch_blocks is 0)")
+	}
+	cur := epochOf(c, c.Height)
+	if m.Epoch != cur && (cur == 0 || m.Epoch != cur-1) {
+		return tx.Errorf(tx.CodeBadEpoch, "epoch %d is not open: attest the current epoch %d or the one before", m.Epoch, cur)
+	}
+	rec, ok := k.Epoch(c, m.Epoch)
+	if !ok || rec.Tallied {
+		return tx.Errorf(tx.CodeBadEpoch, "epoch %d has no Vault seed yet", m.Epoch)
+	}
+	key := schema.IDKey(schema.PVaultAttested, m.Epoch) + string(signer[:])
+	if _, dup := c.KV.Get(key); dup {
+		return tx.Errorf(tx.CodeDuplicateAttest, "%s already attested epoch %d's storage proofs", signer, m.Epoch)
+	}
+	c.KV.Set(key, nil)
+	named := 0
+	var obj *api.VaultObject
+	for _, f := range m.Failed {
+		if obj == nil || obj.ID != f.Object {
+			if obj, ok = k.Object(c, f.Object); !ok {
+				obj = nil
+				continue
+			}
+		}
+		if int64(f.Ordinal) >= int64(obj.Shards()) {
+			continue
+		}
+		s, ok := k.shard(c, obj.ID, int(f.Ordinal))
+		if !ok || !challenged(obj, s, rec.StartHeight) {
+			continue
+		}
+		c.KV.Set(schema.ShardOrdKey(schema.IDKey(schema.PVaultFailVote, m.Epoch), f.Object, f.Ordinal)+string(signer[:]), nil)
+		named++
+	}
+	c.Emit(api.EventVaultAttested, api.AttrEpoch, m.Epoch, api.AttrAuditor, signer, api.AttrFailed, named)
+	return nil
+}
+
+// tally decides epoch e's storage proofs, pays for it, slashes and repairs (end of epoch e+1).
+func (k *Keeper) tally(c *kernel.Ctx, e uint64) {
+	rec, ok := k.Epoch(c, e)
+	if !ok || rec.Tallied {
+		return
+	}
+	weights, total := auditorWeights(c)
+	var spoke uint64
+	prefix := schema.IDKey(schema.PVaultAttested, e)
+	var keys []string
+	c.KV.Iterate(prefix, schema.PrefixEnd(prefix), func(key string, _ []byte) bool {
+		var a tx.Address
+		copy(a[:], key[len(prefix):])
+		spoke += weights[a]
+		keys = append(keys, key)
+		return true
+	})
+	decided := total > 0 && 3*spoke >= 2*total
+
+	// The shards named failed, with the weight naming each.
+	type vote struct {
+		ref tx.ShardRef
+		w   uint64
+	}
+	var votes []vote
+	vp := schema.IDKey(schema.PVaultFailVote, e)
+	c.KV.Iterate(vp, schema.PrefixEnd(vp), func(key string, _ []byte) bool {
+		rest := key[len(vp):]
+		ref := tx.ShardRef{Object: schema.UnBE64(rest[:8]), Ordinal: schema.UnBE32(rest[8:12])}
+		var a tx.Address
+		copy(a[:], rest[12:])
+		if n := len(votes); n > 0 && votes[n-1].ref == ref {
+			votes[n-1].w += weights[a]
+		} else {
+			votes = append(votes, vote{ref, weights[a]})
+		}
+		keys = append(keys, key)
+		return true
+	})
+	for _, key := range keys {
+		c.KV.Delete(key)
+	}
+
+	type unpaid struct{ rate, shards, failed uint64 }
+	held := map[tx.Address]*unpaid{} // shards of a provider not paid for this epoch
+	miss := func(p tx.Address, rate uint64, failed bool) {
+		u := held[p]
+		if u == nil {
+			u = &unpaid{}
+			held[p] = u
+		}
+		u.rate += rate
+		u.shards++
+		if failed {
+			u.failed++
+		}
+	}
+	failedShards := map[tx.ShardRef]bool{}
+	notPassed := map[tx.ShardRef]bool{}
+	var lost []tx.ShardRef
+	for _, v := range votes {
+		o, ok := k.Object(c, v.ref.Object)
+		if !ok {
+			continue
+		}
+		s, ok := k.shard(c, o.ID, int(v.ref.Ordinal))
+		if !ok || !challenged(o, s, rec.StartHeight) {
+			continue
+		}
+		failed := total > 0 && 3*v.w >= 2*total
+		passed := decided && 3*(spoke-min(spoke, v.w)) >= 2*total
+		if passed && !failed {
+			continue
+		}
+		notPassed[v.ref] = true
+		rate := uint64(0)
+		if o.Pooled {
+			rate = api.ShardRate(o.ShardSize, s.price)
+		}
+		miss(s.provider, rate, failed)
+		if !failed {
+			continue
+		}
+		failedShards[v.ref] = true
+		n := o.K + o.M
+		skey := schema.ShardOrdKey(schema.PVaultStreak, o.ID, v.ref.Ordinal)
+		count := uint64(1)
+		if b, ok := c.KV.Get(skey); ok {
+			last, cnt, err := schema.DecVaultStreak(b)
+			c.Must(err)
+			if last+1 == e {
+				count = cnt + 1
+			}
+		}
+		c.KV.Set(skey, schema.EncVaultStreak(e, count))
+		root := k.Manifest(c, o.ID).ShardRoot(int(v.ref.Ordinal)/n, int(v.ref.Ordinal)%n)
+		c.Emit(api.EventVaultProofFailed, api.AttrObjectID, o.ID, api.AttrStripe, int(v.ref.Ordinal)/n, api.AttrIndex, int(v.ref.Ordinal)%n,
+			api.AttrRoot, root, api.AttrProvider, s.provider, api.AttrEpoch, e, api.AttrFailures, count)
+		if count >= api.VaultLostAfterFailures {
+			lost = append(lost, v.ref)
+		}
+	}
+	if decided { // a streak not extended by this epoch's failure is over: the shard passed
+		var stale []string
+		c.KV.Iterate(schema.PVaultStreak, schema.PrefixEnd(schema.PVaultStreak), func(key string, b []byte) bool {
+			last, _, err := schema.DecVaultStreak(b)
+			c.Must(err)
+			if last < e {
+				stale = append(stale, key)
+			}
+			return true
+		})
+		for _, key := range stale {
+			c.KV.Delete(key)
+		}
+	}
+
+	// Pay every provider holding pooled shards for the epoch, less the shards that did not pass; nothing when the
+	// auditors did not decide.
+	pool := k.Pool(c)
+	var paid uint64
+	var dt uint64
+	if next, ok := k.Epoch(c, e+1); ok && next.StartMs > rec.StartMs {
+		dt = next.StartMs - rec.StartMs
+	}
+	var provs []*api.VaultProvider
+	c.KV.Iterate(schema.PVaultProvider, schema.PrefixEnd(schema.PVaultProvider), func(key string, b []byte) bool {
+		var a tx.Address
+		copy(a[:], key[len(schema.PVaultProvider):])
+		provs = append(provs, kernel.MustDecode(schema.DecVaultProvider(a, b)))
+		return true
+	})
+	for _, p := range provs {
+		u := held[p.Provider]
+		if u == nil {
+			u = &unpaid{}
+		}
+		amount := uint64(0)
+		if decided && p.Shards > 0 {
+			rate := p.TermRate + p.PermRate - min(p.TermRate+p.PermRate, u.rate)
+			amount, p.Owed = accrue(rate, dt, p.Owed)
+			amount = min(amount, pool.Balance) // a pool run dry pays what it holds
+		}
+		if amount == 0 && u.failed == 0 {
+			if decided && p.Shards > 0 {
+				k.setVaultProvider(c, p) // what it is owed grew
+			}
+			continue
+		}
+		c.Must(c.Credit(p.Provider, amount, kernel.InEscrow))
+		pool.Balance -= amount
+		pool.PaidTotal += amount
+		paid += amount
+		p.Earned += amount
+		p.Failed += u.failed
+		if amount > 0 {
+			p.LastPaid = e
+		}
+		k.setVaultProvider(c, p)
+		c.Emit(api.EventVaultEpochPaid, api.AttrProvider, p.Provider, api.AttrEpoch, e, api.AttrAmount, amount,
+			api.AttrShards, p.Shards, api.AttrFailed, u.failed)
+	}
+	k.setPool(c, pool)
+
+	// Slash each provider whose shards failed, once for the epoch (sorted: the order is consensus).
+	var slashed []tx.Address
+	for a, u := range held {
+		if u.failed > 0 {
+			slashed = append(slashed, a)
+		}
+	}
+	slices.SortFunc(slashed, func(a, b tx.Address) int { return cmp.Compare(string(a[:]), string(b[:])) })
+	if k.Slasher != nil {
+		for _, a := range slashed {
+			k.Slasher.SlashUpTo(c, a, c.Params.SlashDowntimePPM, ^uint64(0), fmt.Sprintf("failed %d storage proof(s) in epoch %d", held[a].failed, e))
+		}
+	}
+
+	// Shards failed too often are lost: drawn onto another provider, to be rebuilt there.
+	for _, ref := range lost {
+		k.lose(c, ref, e)
+	}
+	rec.Decided = decided
+	paid += k.repairs(c, e, rec, notPassed)
+
+	rec.Tallied, rec.Decided, rec.Failed, rec.Lost, rec.Paid = true, decided, len(failedShards), len(lost), paid
+	k.setEpoch(c, rec)
+	pool = k.Pool(c)
+	c.Emit(api.EventVaultTallied, api.AttrEpoch, e, api.AttrDecided, strconv.FormatBool(decided), api.AttrStoredBytes, pool.TermBytes+pool.PermBytes,
+		api.AttrFailed, len(failedShards), api.AttrLost, len(lost), api.AttrPaid, paid, api.AttrPool, pool.Balance)
+}
+
+// accrue is rate × dt ÷ VaultPayUnit in whole uspr, and the rest carried, with what was owed before added.
+func accrue(rate, dt, owed uint64) (pay, rest uint64) {
+	hi, lo := bits.Mul64(rate, dt)
+	lo, carry := bits.Add64(lo, owed, 0)
+	hi += carry
+	if hi >= api.VaultPayUnit {
+		return ^uint64(0), 0
+	}
+	return bits.Div64(hi, lo, api.VaultPayUnit)
+}
+
+// lose takes a shard from the provider that failed it and opens its repair (vault.shard_lost).
+func (k *Keeper) lose(c *kernel.Ctx, ref tx.ShardRef, e uint64) {
+	o, ok := k.Object(c, ref.Object)
+	if !ok {
+		return
+	}
+	ord := int(ref.Ordinal)
+	s, ok := k.shard(c, o.ID, ord)
+	if !ok || s.provider.IsZero() {
+		return
+	}
+	n := o.K + o.M
+	root := k.Manifest(c, o.ID).ShardRoot(ord/n, ord%n)
+	k.unhold(c, o, ord, s, root)
+	k.setShard(c, o.ID, ord, shard{price: s.price})
+	c.KV.Delete(schema.ShardOrdKey(schema.PVaultStreak, o.ID, ref.Ordinal))
+	c.KV.Set(schema.ShardOrdKey(schema.PVaultRepair, o.ID, ref.Ordinal), []byte(schema.BE64(e)))
+	c.Emit(api.EventVaultShardLost, api.AttrObjectID, o.ID, api.AttrStripe, ord/n, api.AttrIndex, ord%n, api.AttrRoot, root,
+		api.AttrProvider, s.provider, api.AttrEpoch, e)
+}
+
+// unhold releases a shard from its provider: the held index, the offer's room and (pooled) its accounting.
+func (k *Keeper) unhold(c *kernel.Ctx, o *api.VaultObject, ord int, s shard, root tx.Hash) {
+	c.KV.Delete(schema.VaultHeldKey(s.provider, root, o.ID, ord))
+	if off, ok := k.Offer(c, s.provider); ok {
+		off.UsedBytes -= min(off.UsedBytes, o.ShardSize)
+		k.setOffer(c, off)
+	}
+	if o.Pooled {
+		k.holdAll(c, o, []shard{s}, -1)
+	}
+}
+
+// repairs walks the open repairs after epoch e's tally: a lost shard is drawn onto a provider with room that
+// holds no other shard of its stripe; a repaired shard whose first challenge (epoch e) it passed is paid
+// VaultRepairMonths of its price from the pool. What it pays is returned.
+func (k *Keeper) repairs(c *kernel.Ctx, e uint64, rec *api.VaultEpoch, notPassed map[tx.ShardRef]bool) uint64 {
+	var refs []tx.ShardRef
+	c.KV.Iterate(schema.PVaultRepair, schema.PrefixEnd(schema.PVaultRepair), func(key string, _ []byte) bool {
+		rest := key[len(schema.PVaultRepair):]
+		refs = append(refs, tx.ShardRef{Object: schema.UnBE64(rest[:8]), Ordinal: schema.UnBE32(rest[8:12])})
+		return true
+	})
+	var paid uint64
+	for _, ref := range refs {
+		key := schema.ShardOrdKey(schema.PVaultRepair, ref.Object, ref.Ordinal)
+		o, ok := k.Object(c, ref.Object)
+		if !ok {
+			c.KV.Delete(key)
+			continue
+		}
+		ord := int(ref.Ordinal)
+		s, ok := k.shard(c, o.ID, ord)
+		if !ok {
+			c.KV.Delete(key)
+			continue
+		}
+		n := o.K + o.M
+		root := k.Manifest(c, o.ID).ShardRoot(ord/n, ord%n)
+		switch {
+		case s.provider.IsZero():
+			k.redraw(c, o, ord, s, root, rec.Seed)
+		case challenged(o, s, rec.StartHeight) && !notPassed[ref] && rec.Decided:
+			fee := uint64(0)
+			if o.Pooled {
+				pool := k.Pool(c)
+				fee, _ = api.TermCost(o.ShardSize, s.price, api.VaultRepairMonths)
+				fee = min(fee, pool.Balance)
+				pool.Balance -= fee
+				pool.PaidTotal += fee
+				k.setPool(c, pool)
+				c.Must(c.Credit(s.provider, fee, kernel.InEscrow))
+				vp, _ := k.VaultProvider(c, s.provider)
+				vp.Earned += fee
+				k.setVaultProvider(c, vp)
+			}
+			paid += fee
+			c.KV.Delete(key)
+			c.Emit(api.EventVaultRepaired, api.AttrObjectID, o.ID, api.AttrStripe, ord/n, api.AttrIndex, ord%n, api.AttrRoot, root,
+				api.AttrProvider, s.provider, api.AttrEpoch, e, api.AttrAmount, fee)
+		}
+	}
+	return paid
+}
+
+// redraw draws a lost shard's new provider, stake-weighted among the offers with room at the deal's maximum
+// price that hold no other shard of its stripe, from the epoch's seed (no proposer chooses it); none: it stays
+// lost and is drawn again after the next tally.
+func (k *Keeper) redraw(c *kernel.Ctx, o *api.VaultObject, ord int, s shard, root tx.Hash, seed tx.Hash) {
+	n := o.K + o.M
+	stripe := ord / n
+	taken := map[tx.Address]bool{}
+	for i := range n {
+		if t, ok := k.shard(c, o.ID, stripe*n+i); ok && !t.provider.IsZero() {
+			taken[t.provider] = true
+		}
+	}
+	var cands []*candidate
+	var total uint64
+	for _, cd := range k.eligible(c, o.ShardSize, o.MaxPricePerGiBMonth) {
+		if !taken[cd.offer.Provider] {
+			cands = append(cands, cd)
+			total += cd.stake
+		}
+	}
+	if len(cands) == 0 || total == 0 {
+		return
+	}
+	var buf []byte
+	buf = append(buf, "spare/vault-repair\x00"...)
+	buf = append(buf, seed[:]...)
+	buf = binary.BigEndian.AppendUint64(buf, o.ID)
+	buf = binary.BigEndian.AppendUint32(buf, uint32(ord))
+	h := sha256.Sum256(buf)
+	r := binary.BigEndian.Uint64(h[:8]) % total
+	var cd *candidate
+	for _, x := range cands {
+		if r < x.stake {
+			cd = x
+			break
+		}
+		r -= x.stake
+	}
+	ns := shard{provider: cd.offer.Provider, price: cd.offer.PricePerGiBMonth, repairHeight: c.Height}
+	k.setShard(c, o.ID, ord, ns)
+	c.KV.Set(schema.VaultHeldKey(ns.provider, root, o.ID, ord), nil)
+	cd.offer.UsedBytes += o.ShardSize
+	k.setOffer(c, cd.offer)
+	if o.Pooled {
+		k.holdAll(c, o, []shard{ns}, +1)
+	}
+	c.Emit(api.EventVaultRepair, api.AttrObjectID, o.ID, api.AttrStripe, stripe, api.AttrIndex, ord%n, api.AttrRoot, root,
+		api.AttrProvider, ns.provider, api.AttrEpoch, epochOf(c, c.Height), api.AttrPrice, ns.price)
+}

@@ -1,0 +1,280 @@
+package ledger
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/sparenet/spare/ledger/api"
+	"github.com/sparenet/spare/ledger/tx"
+	"github.com/sparenet/spare/vault/layout"
+)
+
+// proofChain is an audited chain (epochs of 10 blocks, three auditors of weight 1) with six storage providers
+// and, stored at its first blocks, a term object (one stripe of 2+2) and a permanent one (1+1).
+type proofChain struct {
+	*chain
+	epochBlocks int64
+	provs       []storageProvider
+}
+
+func newProofChain(t *testing.T) *proofChain {
+	const spr = api.USPR
+	funded := map[string]uint64{"owner": 100_000 * spr, "a1": 10 * spr, "a2": 10 * spr, "a3": 10 * spr}
+	var ps []storageProvider
+	for i := range 6 {
+		n := fmt.Sprintf("p%d", i)
+		funded[n] = 10_000 * spr
+		ps = append(ps, storageProvider{name: n, region: fmt.Sprintf("r%d", i), capacity: 1 << 30, price: 100_000_000 + 1_000_000*uint64(i)})
+	}
+	params := testParams()
+	params.EpochBlocks = 10
+	params.StorageGiBYearCost = 12 * 200_000_000 // permanent shards placed at up to 200 SPR a GiB-month: amounts large enough to check
+	c := &proofChain{chain: newChainWith(t, params, funded, map[string]uint64{"a1": 1, "a2": 1, "a3": 1}), epochBlocks: 10, provs: ps}
+	c.addStorage(ps...) // heights 1-3
+	return c
+}
+
+// toHeight commits empty blocks (an hour apart) until height h is committed.
+func (c *proofChain) toHeight(h int64) {
+	for c.height < h {
+		c.block(time.Hour)
+	}
+}
+
+// epochStart is the first height of epoch e.
+func (c *proofChain) epochStart(e uint64) int64 { return int64(e)*c.epochBlocks + 1 }
+
+func (c *proofChain) vaultEpoch(e uint64) api.VaultEpoch {
+	var v api.VaultEpoch
+	c.query(api.QueryVaultEpoch, api.EpochRequest{Epoch: &e}, &v)
+	return v
+}
+
+func (c *proofChain) challenges(e uint64) []api.VaultChallenge {
+	var out []api.VaultChallenge
+	r := api.VaultChallengesRequest{Epoch: e, Limit: 3}
+	for {
+		var page api.List[api.VaultChallenge]
+		c.query(api.QueryVaultChallenges, r, &page)
+		out = append(out, page.Items...)
+		if page.Next == "" {
+			return out
+		}
+		var id uint64
+		var ord uint32
+		if _, err := fmt.Sscanf(page.Next, "%d:%d", &id, &ord); err != nil {
+			c.t.Fatalf("next %q: %v", page.Next, err)
+		}
+		r.HasAfter, r.AfterObject, r.AfterOrdinal = true, id, ord
+	}
+}
+
+func amountOf(t *testing.T, ev map[string]string) uint64 {
+	v, err := strconv.ParseUint(ev[api.AttrAmount], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestVaultProofs plays the Vault's storage proofs on an audited chain: the auditors' beacon makes each epoch's
+// seed (a wrong or repeated reveal refused); every placed shard is challenged from the epoch after its draw;
+// providers are paid every epoch from the pool, exactly rate × epoch time, for the shards that did not fail; a
+// shard two thirds of the auditors name failed is not paid and slashes its provider; failed two epochs in a row
+// it is lost, drawn onto a provider holding no other shard of its stripe, and that provider is paid the repair
+// once its first proof passes; an epoch the auditors did not decide pays nobody. The supply invariant (the pool
+// counted in the escrow) is checked after every block by the harness.
+func TestVaultProofs(t *testing.T) {
+	c := newProofChain(t)
+	const shard = 64 << 10
+	_, term := vaultManifest(t, "term", 2*shard, 2, 2, shard)                                                                     // one stripe of 2+2
+	_, perm := vaultManifest(t, "perm", shard, 1, 1, shard)                                                                       // one stripe of 1+1
+	c.do("owner", &tx.StoreObject{Manifest: term, Months: 12, MaxPricePerGiBMonth: 200_000_000}, &tx.StoreObject{Manifest: perm}) // height 4
+	c.block(time.Second)                                                                                                          // 5: the draws
+	for _, id := range []uint64{1, 2} {
+		if o := c.vaultObject(id); o.State != api.VaultPlaced || !o.Pooled {
+			t.Fatalf("object %d: %+v", id, o)
+		}
+	}
+	var pool api.VaultPool
+	c.query(api.QueryVaultPool, nil, &pool)
+	if pool.Balance != c.vaultObject(1).Escrow+c.vaultObject(2).Escrow || pool.TermBytes != 4*shard || pool.PermBytes != 2*shard {
+		t.Fatalf("pool after the draws: %+v", pool)
+	}
+
+	// The beacon: commitments in epoch 0, reveals in epoch 1 make epoch 2's seed.
+	secret := func(a string, e uint64) tx.Hash { return sha256.Sum256(fmt.Appendf(nil, "%s/%d", a, e)) }
+	auds := []string{"a1", "a2", "a3"}
+	for _, a := range auds {
+		c.do(a, &tx.AuditorBeacon{Commit: tx.BeaconCommit(secret(a, 0))})
+	}
+	c.fail(tx.CodeDuplicateAttest, "a1", &tx.AuditorBeacon{Commit: tx.BeaconCommit(secret("a1", 9))})
+	c.fail(tx.CodeNotAuditor, "p1", &tx.AuditorBeacon{})
+	c.toHeight(c.epochStart(1))
+	if e1 := c.vaultEpoch(1); e1.Reveals != 0 || e1.StartHeight != c.epochStart(1) {
+		t.Fatalf("epoch 1: %+v", e1)
+	}
+	c.fail(tx.CodeInvalidMsg, "a1", &tx.AuditorBeacon{Reveal: secret("a1", 9)}) // not what it committed
+	for _, a := range auds[:2] {
+		c.do(a, &tx.AuditorBeacon{Commit: tx.BeaconCommit(secret(a, 1)), Reveal: secret(a, 0)})
+	}
+	c.do("a3", &tx.AuditorBeacon{}) // withholds its reveal: its part is simply missing
+
+	// Epoch 1 challenges all six shards (placed at height 5, before its start), each at its seed's group.
+	e1 := c.vaultEpoch(1)
+	ch := c.challenges(1)
+	if len(ch) != 6 {
+		t.Fatalf("epoch 1 challenges %d shards: %+v", len(ch), ch)
+	}
+	for _, x := range ch {
+		if x.Group != api.ChallengeGroup(e1.Seed, x.Root, x.Object, x.Ordinal, shard) || x.Group >= shard/layout.GroupSize || x.Provider.IsZero() {
+			t.Fatalf("challenge %+v", x)
+		}
+	}
+	victim := ch[0] // object 1, ordinal 0
+	bad := tx.ShardRef{Object: victim.Object, Ordinal: victim.Ordinal}
+	// Two of three auditors name it failed (with a shard that does not exist, passed over); the third passes it.
+	c.do("a1", &tx.AttestStorage{Epoch: 1, Failed: []tx.ShardRef{bad, {Object: 99, Ordinal: 0}}})
+	c.do("a2", &tx.AttestStorage{Epoch: 1, Failed: []tx.ShardRef{bad}})
+	c.do("a3", &tx.AttestStorage{Epoch: 1})
+	c.fail(tx.CodeDuplicateAttest, "a3", &tx.AttestStorage{Epoch: 1})
+	c.fail(tx.CodeBadEpoch, "a3", &tx.AttestStorage{Epoch: 5})
+
+	c.toHeight(c.epochStart(2))
+	if e2 := c.vaultEpoch(2); e2.Reveals != 2 {
+		t.Fatalf("epoch 2's seed mixes %d reveals, want 2", e2.Reveals)
+	}
+	stakeBefore := c.provider(c.name(victim.Provider)).Stake
+	rates := map[tx.Address]uint64{}
+	for _, id := range []uint64{1, 2} {
+		for _, s := range c.vaultShards(id, 0) {
+			rates[s.Provider] += api.ShardRate(shard, s.PricePerGiBMonth)
+		}
+	}
+	c.toHeight(c.epochStart(3) - 2)
+	before := map[tx.Address]uint64{}
+	for a := range rates {
+		before[a] = c.balance(c.name(a))
+	}
+	res := c.block(time.Second) // the last block of epoch 2: epoch 1's tally
+	e1, e2 := c.vaultEpoch(1), c.vaultEpoch(2)
+	if !e1.Tallied || !e1.Decided || e1.Failed != 1 || e1.Lost != 0 {
+		t.Fatalf("epoch 1 tallied: %+v", e1)
+	}
+	dt := e2.StartMs - e1.StartMs
+	failed := eventsOf(res.Events, api.EventVaultProofFailed)
+	if len(failed) != 1 || failed[0][api.AttrProvider] != victim.Provider.String() || failed[0][api.AttrFailures] != "1" {
+		t.Fatalf("vault.proof_failed: %v", failed)
+	}
+	paid := map[string]uint64{}
+	for _, ev := range eventsOf(res.Events, api.EventVaultEpochPaid) {
+		paid[ev[api.AttrProvider]] = amountOf(t, ev)
+	}
+	victimRate := api.ShardRate(shard, c.vaultShards(1, 0)[0].PricePerGiBMonth)
+	var sum uint64
+	for a, rate := range rates {
+		want := tx.MulDiv(rate, dt, uint64(api.MonthMs)<<10)
+		if a == victim.Provider {
+			want = tx.MulDiv(rate-victimRate, dt, uint64(api.MonthMs)<<10)
+		}
+		if want == 0 && a != victim.Provider {
+			t.Fatalf("the test's amounts are too small to tell: rate %d over %d ms", rate, dt)
+		}
+		if paid[a.String()] != want || c.balance(c.name(a))-before[a] != want {
+			t.Errorf("%s paid %d (balance +%d), want %d", c.name(a), paid[a.String()], c.balance(c.name(a))-before[a], want)
+		}
+		sum += want
+	}
+	if e1.Paid != sum {
+		t.Errorf("epoch 1 paid %d, providers got %d", e1.Paid, sum)
+	}
+	if got := c.provider(c.name(victim.Provider)).Stake; got >= stakeBefore {
+		t.Errorf("the failing provider's stake %d, was %d: not slashed", got, stakeBefore)
+	}
+	if s := c.vaultShards(1, 0)[0]; s.Failures != 1 || s.LastFailed != 1 || s.Lost {
+		t.Errorf("shard after one failure: %+v", s)
+	}
+
+	// Epoch 2: named failed again, by two thirds — the second epoch in a row: lost, and repaired elsewhere.
+	c.do("a1", &tx.AttestStorage{Epoch: 2, Failed: []tx.ShardRef{bad}})
+	c.do("a2", &tx.AttestStorage{Epoch: 2, Failed: []tx.ShardRef{bad}})
+	c.toHeight(c.epochStart(4) - 2)
+	res = c.block(time.Second) // epoch 2's tally
+	lost := eventsOf(res.Events, api.EventVaultShardLost)
+	repair := eventsOf(res.Events, api.EventVaultRepair)
+	if len(lost) != 1 || len(repair) != 1 || lost[0][api.AttrProvider] != victim.Provider.String() {
+		t.Fatalf("lost %v, repair %v", lost, repair)
+	}
+	stripe := c.vaultShards(1, 0)
+	s0 := stripe[0]
+	if s0.Provider.IsZero() || s0.Provider == victim.Provider || !s0.Repairing || s0.RepairHeight != c.height || s0.Failures != 0 {
+		t.Fatalf("repaired shard: %+v", s0)
+	}
+	for _, s := range stripe[1:] {
+		if s.Provider == s0.Provider {
+			t.Fatalf("repair drawn onto %s, which holds shard %d of the stripe", c.name(s0.Provider), s.Index)
+		}
+	}
+	var held []api.VaultShard
+	c.query(api.QueryVaultHeld, api.VaultHeldRequest{Provider: victim.Provider, Root: victim.Root}, &held)
+	if len(held) != 0 {
+		t.Fatalf("the losing provider still holds it in the ledger: %+v", held)
+	}
+	var placed api.List[api.VaultShard]
+	c.query(api.QueryVaultPlacedOn, api.VaultPlacedOnRequest{Provider: s0.Provider}, &placed)
+	found := false
+	for _, s := range placed.Items {
+		found = found || s.ObjectID == 1 && s.Stripe == 0 && s.Index == 0 && s.Repairing
+	}
+	if !found {
+		t.Fatalf("vault_placed_on %s: %+v", c.name(s0.Provider), placed.Items)
+	}
+
+	// Epoch 3 (started before the repair's draw) does not challenge the repaired shard; epoch 4 does.
+	for _, x := range c.challenges(3) {
+		if x.Object == 1 && x.Ordinal == 0 {
+			t.Fatalf("epoch 3 challenges the shard repaired after its start: %+v", x)
+		}
+	}
+	c.toHeight(c.epochStart(4))
+	if n := len(c.challenges(4)); n != 6 {
+		t.Fatalf("epoch 4 challenges %d shards, want 6", n)
+	}
+	// Epoch 3: no auditor attests — undecided: nobody paid. Epoch 4: all pass.
+	for _, a := range auds {
+		c.do(a, &tx.AttestStorage{Epoch: 4})
+	}
+	c.toHeight(c.epochStart(5) - 2)
+	res = c.block(time.Second) // epoch 3's tally
+	if e3 := c.vaultEpoch(3); e3.Decided || e3.Paid != 0 || len(eventsOf(res.Events, api.EventVaultEpochPaid)) != 0 {
+		t.Fatalf("an undecided epoch paid: %+v", e3)
+	}
+	c.toHeight(c.epochStart(6) - 2)
+	bal := c.balance(c.name(s0.Provider))
+	res = c.block(time.Second) // epoch 4's tally
+	done := eventsOf(res.Events, api.EventVaultRepaired)
+	fee, _ := api.TermCost(shard, s0.PricePerGiBMonth, api.VaultRepairMonths)
+	if len(done) != 1 || amountOf(t, done[0]) != fee || fee == 0 {
+		t.Fatalf("vault.repaired: %v (fee %d)", done, fee)
+	}
+	var epochPay uint64
+	for _, ev := range eventsOf(res.Events, api.EventVaultEpochPaid) {
+		if ev[api.AttrProvider] == s0.Provider.String() {
+			epochPay = amountOf(t, ev)
+		}
+	}
+	if got := c.balance(c.name(s0.Provider)) - bal; got != fee+epochPay || epochPay == 0 {
+		t.Errorf("the repairer got %d, want the fee %d and its epoch's pay %d", got, fee, epochPay)
+	}
+	if s := c.vaultShards(1, 0)[0]; s.Repairing || s.Lost {
+		t.Errorf("after its first proof: %+v", s)
+	}
+	var vp api.VaultProvider
+	c.query(api.QueryVaultProvider, api.AddressRequest{Address: victim.Provider}, &vp)
+	if vp.Failed != 2 {
+		t.Errorf("the losing provider's record: %+v", vp)
+	}
+}
