@@ -1821,7 +1821,9 @@ func (r *advRun) attestStorage() *tx.AttestStorage {
 }
 
 // advSecret is an auditor's beacon secret for an epoch.
-func advSecret(who string, e uint64) tx.Hash { return sha256.Sum256(fmt.Appendf(nil, "beacon %s %d", who, e)) }
+func advSecret(who string, e uint64) tx.Hash {
+	return sha256.Sum256(fmt.Appendf(nil, "beacon %s %d", who, e))
+}
 
 // beacon commits to this epoch's secret and reveals the one before: mostly right, sometimes zero, a wrong secret,
 // or a zero commitment.

@@ -278,3 +278,37 @@ func TestVaultProofs(t *testing.T) {
 		t.Errorf("the losing provider's record: %+v", vp)
 	}
 }
+
+// TestVaultAttestationContinues: an auditor with more failed shards to name than a transaction holds continues
+// its attestation with another, after a full one and starting past its last shard; anything else is a second
+// attestation, refused.
+func TestVaultAttestationContinues(t *testing.T) {
+	c := newProofChain(t)
+	c.toHeight(c.epochStart(1))
+	page := func(from uint64, n int) []tx.ShardRef {
+		out := make([]tx.ShardRef, n)
+		for i := range out {
+			out[i] = tx.ShardRef{Object: from + uint64(i)/4, Ordinal: uint32(i % 4)}
+		}
+		return out
+	}
+	full := page(100, tx.MaxFailedShards)
+	c.do("a1", &tx.AttestStorage{Epoch: 1, Failed: full})
+	c.fail(tx.CodeDuplicateAttest, "a1", &tx.AttestStorage{Epoch: 1})                       // a continuation names shards
+	c.fail(tx.CodeDuplicateAttest, "a1", &tx.AttestStorage{Epoch: 1, Failed: page(100, 3)}) // not after its last
+	last := full[len(full)-1]
+	c.do("a1", &tx.AttestStorage{Epoch: 1, Failed: []tx.ShardRef{{Object: last.Object, Ordinal: last.Ordinal + 1}}})
+	c.fail(tx.CodeDuplicateAttest, "a1", &tx.AttestStorage{Epoch: 1, Failed: page(9_000, 2)}) // the last was not full
+	c.toHeight(c.epochStart(2))
+	c.do("a2", &tx.AttestStorage{Epoch: 2, Failed: page(5, 2)})
+	c.fail(tx.CodeDuplicateAttest, "a2", &tx.AttestStorage{Epoch: 2, Failed: page(9_000, 2)})
+	c.fail(tx.CodeInvalidMsg, "a3", &tx.AttestStorage{Epoch: 2, Failed: append(page(5, 2), page(5, 1)...)}) // out of order
+	c.fail(tx.CodeDecode, "a3", &tx.AttestStorage{Epoch: 2, Failed: page(1, tx.MaxFailedShards+1)})
+	c.fail(tx.CodeNotAuditor, "p0", &tx.AttestStorage{Epoch: 2})
+	// Epoch 1 is tallied with the liveness tally at the end of epoch 2: a1's weight counted once (1 of 3: not
+	// decided), however many transactions its attestation took.
+	c.toHeight(c.epochStart(3) - 1)
+	if e := c.vaultEpoch(1); !e.Tallied || e.Decided {
+		t.Fatalf("epoch 1 with a1 alone attesting: %+v", e)
+	}
+}

@@ -11,7 +11,7 @@ const (
 	PVaultEpoch    = "vz/" // epoch -> VaultEpoch: its seed, start and tally
 	PVaultCommit   = "vk/" // epoch | auditor -> a beacon commitment landed in that epoch
 	PVaultBeacon   = "vx/" // epoch -> the XOR of the reveals that make its seed | their count
-	PVaultAttested = "va/" // epoch | auditor: it attested the epoch's storage proofs
+	PVaultAttested = "va/" // epoch | auditor -> empty, or the last shard it named (object id | ordinal) when it may name more
 	PVaultFailVote = "vf/" // epoch | object id | ordinal | auditor: it named the shard failed
 	PVaultStreak   = "vl/" // object id | ordinal -> last failed epoch | epochs failed in a row
 	PVaultRepair   = "vq/" // object id | ordinal -> epoch lost: lost shards, and repaired ones until their first proof

@@ -311,11 +311,24 @@ func (k *Keeper) AttestStorage(c *kernel.Ctx, signer tx.Address, m *tx.AttestSto
 	if !ok || rec.Tallied {
 		return tx.Errorf(tx.CodeBadEpoch, "epoch %d has no Vault seed yet", m.Epoch)
 	}
+	// One attestation an auditor an epoch — continued by further ones while each names a full MaxFailedShards,
+	// each starting after the last shard the one before named (more failures than a transaction holds).
 	key := schema.IDKey(schema.PVaultAttested, m.Epoch) + string(signer[:])
-	if _, dup := c.KV.Get(key); dup {
-		return tx.Errorf(tx.CodeDuplicateAttest, "%s already attested epoch %d's storage proofs", signer, m.Epoch)
+	if prev, dup := c.KV.Get(key); dup {
+		if len(prev) == 0 {
+			return tx.Errorf(tx.CodeDuplicateAttest, "%s already attested epoch %d's storage proofs", signer, m.Epoch)
+		}
+		last := tx.ShardRef{Object: schema.UnBE64(string(prev[:8])), Ordinal: schema.UnBE32(string(prev[8:12]))}
+		if len(m.Failed) == 0 || !last.Less(m.Failed[0]) {
+			return tx.Errorf(tx.CodeDuplicateAttest, "%s continues its attestation of epoch %d: name failed shards after object %d ordinal %d, the last it named",
+				signer, m.Epoch, last.Object, last.Ordinal)
+		}
 	}
-	c.KV.Set(key, nil)
+	var more []byte // a full list: the auditor may name more, after its last
+	if n := len(m.Failed); n == tx.MaxFailedShards {
+		more = []byte(schema.BE64(m.Failed[n-1].Object) + schema.BE32(m.Failed[n-1].Ordinal))
+	}
+	c.KV.Set(key, more)
 	named := 0
 	var obj *api.VaultObject
 	for _, f := range m.Failed {

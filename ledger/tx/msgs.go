@@ -921,8 +921,8 @@ func (m *StoreObject) decode(r *Reader) {
 	m.MaxPricePerGiBMonth = r.Uvarint("max_price_per_gib_month")
 }
 
-// MaxFailedShards bounds the shards one AttestStorage names as failed: more failures than that in an epoch are
-// not one auditor's to report in one transaction (the rest pass unjudged: no pay, no slash).
+// MaxFailedShards bounds the shards one AttestStorage names as failed; an auditor with more to name sends
+// further AttestStorage for the epoch, each after a full one and starting after the last shard it named.
 const MaxFailedShards = 1000
 
 // ShardRef names a placed shard: its object and its ordinal in it (stripe·(K+M) + index).
@@ -938,7 +938,8 @@ func (a ShardRef) Less(b ShardRef) bool {
 
 // AttestStorage is an auditor's verdict on an epoch's storage proofs: it challenged every shard the epoch
 // challenges (docs/vault.md) and Failed lists, in increasing order, those whose provider did not answer with a
-// valid proof of the challenged group. A shard it does not name passed with this auditor.
+// valid proof of the challenged group. A shard it does not name passed with this auditor. A list of
+// MaxFailedShards may be continued by another AttestStorage for the epoch, naming shards after its last.
 type AttestStorage struct {
 	Epoch  uint64     `json:"epoch"`
 	Failed []ShardRef `json:"failed"`
