@@ -1077,13 +1077,14 @@ const (
 	kStoreObject
 	kAttestStorage
 	kBeacon
+	kHoldShards
 	nKinds
 )
 
 var kindWeights = [nKinds]int{kSend: 4, kRegister: 2, kUpdate: 1, kBond: 2, kUnbond: 2, kOrder: 6, kReplicated: 3,
 	kCluster: 3, kLatency: 2, kCancel: 2, kBid: 9, kWithdrawBid: 3, kAccept: 3, kStarted: 7, kClose: 4, kComplete: 6,
 	kTopUp: 3, kWithdraw: 3, kAttest: 4, kUnjail: 2, kAttestHW: 3, kCommit: 4, kReveal: 4, kExtend: 3, kDelivered: 3, kRestart: 2, kOfferStorage: 2,
-	kStoreObject: 3, kAttestStorage: 3, kBeacon: 2}
+	kStoreObject: 3, kAttestStorage: 3, kBeacon: 2, kHoldShards: 3}
 
 // kindTypes is the message type each kind generates: every type there is (TestAdversarialSequences checks).
 var kindTypes = [nKinds]tx.MsgType{kSend: tx.TypeSend, kRegister: tx.TypeRegisterProvider, kUpdate: tx.TypeUpdateProvider,
@@ -1094,7 +1095,7 @@ var kindTypes = [nKinds]tx.MsgType{kSend: tx.TypeSend, kRegister: tx.TypeRegiste
 	kUnjail: tx.TypeUnjail, kAttestHW: tx.TypeAttestHardware, kCommit: tx.TypeCommitResult, kReveal: tx.TypeRevealResult,
 	kExtend: tx.TypeExtendLease, kDelivered: tx.TypeManifestDelivered, kRestart: tx.TypeAnnounceRestart,
 	kOfferStorage: tx.TypeOfferStorage, kStoreObject: tx.TypeStoreObject, kAttestStorage: tx.TypeAttestStorage,
-	kBeacon: tx.TypeAuditorBeacon}
+	kBeacon: tx.TypeAuditorBeacon, kHoldShards: tx.TypeHoldShards}
 
 func (r *advRun) kind(label string) int {
 	total := 0
@@ -1741,6 +1742,8 @@ func (r *advRun) msg(k int, who string) tx.Msg {
 		return r.attestStorage()
 	case kBeacon:
 		return r.beacon(who)
+	case kHoldShards:
+		return r.holdShards(me)
 	case kCommit:
 		id := r.leaseID("commit", func(l *api.LeaseView) bool { return l.Provider == me && l.State == api.LeaseActive })
 		m := &tx.CommitResult{LeaseID: id, Commitment: advCommitment(id, me)}
@@ -1818,6 +1821,38 @@ func (r *advRun) attestStorage() *tx.AttestStorage {
 		})
 	}
 	return m
+}
+
+// holdShards declares shards held: mostly those placed on the signer and not declared yet (from the ledger),
+// with shards of others, repeats of declared ones and ones that do not exist mixed in.
+func (r *advRun) holdShards(me tx.Address) *tx.HoldShards {
+	var refs []tx.ShardRef
+	var page api.List[api.VaultShard]
+	r.c.query(api.QueryVaultPlacedOn, api.VaultPlacedOnRequest{Provider: me, Unheld: !chance(r.s, "declared too", 20), Limit: 30}, &page)
+	n := map[uint64]int{}
+	for _, s := range page.Items {
+		if _, ok := n[s.ObjectID]; !ok {
+			var o api.VaultObject
+			r.c.query(api.QueryVaultObject, api.IDRequest{ID: s.ObjectID}, &o)
+			n[s.ObjectID] = o.K + o.M
+		}
+		if !chance(r.s, "skip one", 20) {
+			refs = append(refs, tx.ShardRef{Object: s.ObjectID, Ordinal: uint32(s.Stripe*n[s.ObjectID] + s.Index)})
+		}
+	}
+	for range r.s.intn(3, "stray refs") {
+		refs = append(refs, tx.ShardRef{Object: 1 + r.s.u64("stray object")%6, Ordinal: uint32(r.s.u64("stray ordinal") % 16)})
+	}
+	slices.SortFunc(refs, func(a, b tx.ShardRef) int {
+		if a.Less(b) {
+			return -1
+		}
+		if b.Less(a) {
+			return 1
+		}
+		return 0
+	})
+	return &tx.HoldShards{Shards: slices.Compact(refs)}
 }
 
 // advSecret is an auditor's beacon secret for an epoch.
@@ -1980,14 +2015,15 @@ func (r *advRun) checkVault(kv store.KV, height int64, each func(string, func(st
 	var poolBytes [2]uint64                     // term, permanent
 	each(schema.PVaultShard, func(rest string, v []byte) error {
 		id, ord := schema.UnBE64(rest[:8]), int(schema.UnBE32(rest[8:]))
-		p, price, _, err := schema.DecVaultShard(v)
+		rec, err := schema.DecVaultShard(v)
+		p, price := rec.Provider, rec.Price
 		o := objs[id]
 		if err == nil && (o == nil || o.State != api.VaultPlaced || ord >= o.Shards()) {
 			err = fmt.Errorf("shard %d of object %d: %+v", ord, id, o)
 		}
 		if !p.IsZero() { // a lost shard has no provider until its repair is drawn
 			shards[rest] = p
-			if err == nil && o.Pooled {
+			if err == nil && o.Pooled && rec.HeldHeight > 0 { // paid for once declared held
 				a := acct[p]
 				if a == nil {
 					a = &api.VaultProvider{Provider: p}

@@ -201,6 +201,8 @@ func (k *modules) dispatch(c *ctx, signer tx.Address, t *tx.Tx, m tx.Msg) error 
 		return k.Storage.AttestStorage(c, signer, m)
 	case *tx.AuditorBeacon:
 		return k.Storage.AuditorBeacon(c, signer, m)
+	case *tx.HoldShards:
+		return k.Storage.HoldShards(c, signer, m)
 	}
 	return tx.Errorf(tx.CodeUnknownMsgType, "message type %s has no handler", m.Type())
 }

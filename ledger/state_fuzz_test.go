@@ -72,11 +72,12 @@ func stateCodecs() []stateCodec {
 			Stripes: 2, Months: 12, MaxPricePerGiBMonth: 2_000, Escrow: 77, Height: 5, PlaceAt: 6, State: api.VaultPlaced}),
 			func(b []byte) (*api.VaultObject, error) { return schema.DecVaultObject(4, b) }, schema.EncVaultObject),
 		func() stateCodec {
-			c := codec("vault shard", schema.EncVaultShard(a, 2_000, 9), func(b []byte) (*vaultShard, error) {
-				p, price, rh, err := schema.DecVaultShard(b)
-				return &vaultShard{p, price, rh}, err
-			}, func(v *vaultShard) []byte { return schema.EncVaultShard(v.provider, v.price, v.repairHeight) })
-			c.older = func(n int) bool { return n == len(schema.EncVaultShard(a, 2_000, 0)) } // placed with its object: no repair height
+			c := codec("vault shard", schema.EncVaultShard(schema.VaultShardRec{Provider: a, Price: 2_000, RepairHeight: 9, HeldHeight: 12}),
+				func(b []byte) (*schema.VaultShardRec, error) { r, err := schema.DecVaultShard(b); return &r, err },
+				func(v *schema.VaultShardRec) []byte { return schema.EncVaultShard(*v) })
+			c.older = func(n int) bool {
+				return n == len(schema.EncVaultShard(schema.VaultShardRec{Provider: a, Price: 2_000}))
+			} // before proofs
 			return c
 		}(),
 		codec("vault epoch", schema.EncVaultEpoch(&api.VaultEpoch{Epoch: 3, Seed: tx.Hash{9}, Reveals: 2, StartHeight: 901, StartMs: 123_456,
@@ -96,13 +97,6 @@ func stateCodecs() []stateCodec {
 			return &vaultBeacon{acc, n}, err
 		}, func(v *vaultBeacon) []byte { return schema.EncVaultBeacon(v.acc, v.n) }),
 	}
-}
-
-// vaultShard is a placed shard's stored record.
-type vaultShard struct {
-	provider     tx.Address
-	price        uint64
-	repairHeight int64
 }
 
 // vaultStreak is a shard's failure streak; vaultBeacon an epoch's beacon accumulator.

@@ -101,15 +101,55 @@ func TestVaultProofs(t *testing.T) {
 	}
 	var pool api.VaultPool
 	c.query(api.QueryVaultPool, nil, &pool)
-	if pool.Balance != c.vaultObject(1).Escrow+c.vaultObject(2).Escrow || pool.TermBytes != 4*shard || pool.PermBytes != 2*shard {
-		t.Fatalf("pool after the draws: %+v", pool)
+	if pool.Balance != c.vaultObject(1).Escrow+c.vaultObject(2).Escrow || pool.TermBytes != 0 || pool.PermBytes != 0 {
+		t.Fatalf("pool after the draws (nothing held yet): %+v", pool)
+	}
+	// The providers declare the shards they received (each its own; a shard placed elsewhere and a repeat are
+	// passed over): challenged and paid from the next epoch, never before — an owner who never uploads cannot
+	// have an honest provider slashed.
+	mine := map[string][]tx.ShardRef{}
+	for _, id := range []uint64{1, 2} {
+		for _, s := range c.vaultShards(id, 0) {
+			o := c.vaultObject(id)
+			n := c.name(s.Provider)
+			mine[n] = append(mine[n], tx.ShardRef{Object: id, Ordinal: uint32(s.Stripe*(o.K+o.M) + s.Index)})
+		}
+	}
+	var someone string
+	for n := range mine {
+		someone = n
+	}
+	c.fail(tx.CodeNotProvider, "owner", &tx.HoldShards{Shards: mine[someone]})
+	for range 2 { // the second time: counted once
+		txs := [][]byte{c.sign("p5", &tx.HoldShards{Shards: mine[someone]})} // not p5's (or p5 holds none): passed over
+		for n, refs := range mine {
+			txs = append(txs, c.sign(n, &tx.HoldShards{Shards: refs}))
+		}
+		for _, r := range c.block(time.Second, txs...).TxResults {
+			if r.Code != 0 {
+				t.Fatal(r.Log)
+			}
+		}
+	}
+	c.query(api.QueryVaultPool, nil, &pool)
+	if pool.TermBytes != 4*shard || pool.PermBytes != 2*shard {
+		t.Fatalf("pool once every shard is declared held: %+v", pool)
+	}
+	if n := len(c.challenges(0)); n != 0 {
+		t.Fatalf("epoch 0 challenges %d shards declared held during it", n)
 	}
 
 	// The beacon: commitments in epoch 0, reveals in epoch 1 make epoch 2's seed.
 	secret := func(a string, e uint64) tx.Hash { return sha256.Sum256(fmt.Appendf(nil, "%s/%d", a, e)) }
 	auds := []string{"a1", "a2", "a3"}
+	var commits [][]byte
 	for _, a := range auds {
-		c.do(a, &tx.AuditorBeacon{Commit: tx.BeaconCommit(secret(a, 0))})
+		commits = append(commits, c.sign(a, &tx.AuditorBeacon{Commit: tx.BeaconCommit(secret(a, 0))}))
+	}
+	for _, r := range c.block(time.Second, commits...).TxResults {
+		if r.Code != 0 {
+			t.Fatal(r.Log)
+		}
 	}
 	c.fail(tx.CodeDuplicateAttest, "a1", &tx.AuditorBeacon{Commit: tx.BeaconCommit(secret("a1", 9))})
 	c.fail(tx.CodeNotAuditor, "p1", &tx.AuditorBeacon{})
@@ -233,28 +273,29 @@ func TestVaultProofs(t *testing.T) {
 		t.Fatalf("vault_placed_on %s: %+v", c.name(s0.Provider), placed.Items)
 	}
 
-	// Epoch 3 (started before the repair's draw) does not challenge the repaired shard; epoch 4 does.
-	for _, x := range c.challenges(3) {
-		if x.Object == 1 && x.Ordinal == 0 {
-			t.Fatalf("epoch 3 challenges the shard repaired after its start: %+v", x)
-		}
-	}
+	// The repaired shard is challenged only once its new provider declares it rebuilt: not in epoch 4.
 	c.toHeight(c.epochStart(4))
-	if n := len(c.challenges(4)); n != 6 {
-		t.Fatalf("epoch 4 challenges %d shards, want 6", n)
+	if n := len(c.challenges(4)); n != 5 {
+		t.Fatalf("epoch 4 challenges %d shards, want the 5 not being repaired", n)
 	}
-	// Epoch 3: no auditor attests — undecided: nobody paid. Epoch 4: all pass.
+	c.do(c.name(s0.Provider), &tx.HoldShards{Shards: []tx.ShardRef{bad}})
+	c.toHeight(c.epochStart(5))
+	if n := len(c.challenges(5)); n != 6 {
+		t.Fatalf("epoch 5 challenges %d shards, want 6", n)
+	}
+	// Epoch 3: no auditor attests — undecided: nobody paid. Epoch 5: all pass.
 	for _, a := range auds {
-		c.do(a, &tx.AttestStorage{Epoch: 4})
+		c.do(a, &tx.AttestStorage{Epoch: 5})
 	}
 	c.toHeight(c.epochStart(5) - 2)
-	res = c.block(time.Second) // epoch 3's tally
-	if e3 := c.vaultEpoch(3); e3.Decided || e3.Paid != 0 || len(eventsOf(res.Events, api.EventVaultEpochPaid)) != 0 {
+	c.toHeight(c.epochStart(6) - 2)
+	res = c.block(time.Second) // epoch 4's tally
+	if e3 := c.vaultEpoch(3); e3.Decided || e3.Paid != 0 {
 		t.Fatalf("an undecided epoch paid: %+v", e3)
 	}
-	c.toHeight(c.epochStart(6) - 2)
+	c.toHeight(c.epochStart(7) - 2)
 	bal := c.balance(c.name(s0.Provider))
-	res = c.block(time.Second) // epoch 4's tally
+	res = c.block(time.Second) // epoch 5's tally
 	done := eventsOf(res.Events, api.EventVaultRepaired)
 	fee, _ := api.TermCost(shard, s0.PricePerGiBMonth, api.VaultRepairMonths)
 	if len(done) != 1 || amountOf(t, done[0]) != fee || fee == 0 {
@@ -310,5 +351,60 @@ func TestVaultAttestationContinues(t *testing.T) {
 	c.toHeight(c.epochStart(3) - 1)
 	if e := c.vaultEpoch(1); !e.Tallied || e.Decided {
 		t.Fatalf("epoch 1 with a1 alone attesting: %+v", e)
+	}
+}
+
+// TestVaultRepairExpires: the provider a repair is drawn onto that does not declare the shard rebuilt within
+// VaultRepairEpochs loses the repair, drawn again onto another provider — never back onto the one that lost
+// the shard; a shard that keeps failing is never paid.
+func TestVaultRepairExpires(t *testing.T) {
+	c := newProofChain(t)
+	const shard = 64 << 10
+	_, term := vaultManifest(t, "term", 2*shard, 2, 2, shard)
+	c.do("owner", &tx.StoreObject{Manifest: term, Months: 12, MaxPricePerGiBMonth: 200_000_000})
+	c.block(time.Second) // the draw
+	var txs [][]byte
+	for _, s := range c.vaultShards(1, 0) {
+		txs = append(txs, c.sign(c.name(s.Provider), &tx.HoldShards{Shards: []tx.ShardRef{{Object: 1, Ordinal: uint32(s.Index)}}}))
+	}
+	c.block(time.Second, txs...)
+	victim := c.vaultShards(1, 0)[1].Provider
+	bad := []tx.ShardRef{{Object: 1, Ordinal: 1}}
+	for e := uint64(1); e <= 2; e++ {
+		c.toHeight(c.epochStart(e))
+		c.do("a1", &tx.AttestStorage{Epoch: e, Failed: bad})
+		c.do("a2", &tx.AttestStorage{Epoch: e, Failed: bad})
+	}
+	c.toHeight(c.epochStart(4) - 1) // epoch 2's tally: lost, drawn onto another provider
+	first := c.vaultShards(1, 0)[1]
+	if first.Provider.IsZero() || first.Provider == victim || !first.Repairing || first.HeldHeight != 0 {
+		t.Fatalf("repair drawn: %+v (victim %s)", first, c.name(victim))
+	}
+	// Its provider never declares it: drawn in epoch 3, at the tally of epoch 3+3 (the end of epoch 7) it is
+	// drawn elsewhere.
+	c.toHeight(c.epochStart(8) - 2)
+	if s := c.vaultShards(1, 0)[1]; s.Provider != first.Provider {
+		t.Fatalf("the repair moved before its time: %+v", s)
+	}
+	res := c.block(time.Second)
+	again := eventsOf(res.Events, api.EventVaultRepair)
+	s := c.vaultShards(1, 0)[1]
+	if len(again) != 1 || s.Provider.IsZero() || s.Provider == first.Provider || s.Provider == victim {
+		t.Fatalf("redrawn: %v, shard %+v (first %s, victim %s)", again, s, c.name(first.Provider), c.name(victim))
+	}
+	for _, o := range c.vaultShards(1, 0) {
+		if o.Index != 1 && o.Provider == s.Provider {
+			t.Fatalf("redrawn onto %s, which holds shard %d of the stripe", c.name(s.Provider), o.Index)
+		}
+	}
+	var held []api.VaultShard
+	c.query(api.QueryVaultHeld, api.VaultHeldRequest{Provider: first.Provider, Root: first.Root}, &held)
+	if len(held) != 0 {
+		t.Fatalf("the provider that did not rebuild still has it placed: %+v", held)
+	}
+	var vp api.VaultProvider
+	c.query(api.QueryVaultProvider, api.AddressRequest{Address: first.Provider}, &vp)
+	if vp.Shards != 0 || vp.Earned != 0 {
+		t.Fatalf("the provider that never declared the shard: %+v", vp)
 	}
 }

@@ -54,6 +54,7 @@ const (
 	EventVaultPaid                = "vault.paid"
 	EventVaultEnded               = "vault.ended"
 	EventVaultBeacon              = "vault.beacon"
+	EventVaultHeld                = "vault.held"
 	EventVaultEpoch               = "vault.epoch"
 	EventVaultAttested            = "vault.attested"
 	EventVaultProofFailed         = "vault.proof_failed"

@@ -74,6 +74,9 @@ type VaultShard struct {
 	// (Provider is zero). RepairHeight: the height it was drawn onto Provider to be rebuilt there (0 for a shard
 	// placed with its object); Repairing while that repair's first proof has not passed. Failures: the epochs in a
 	// row it failed, up to LastFailed (0 and 0 when it failed none lately).
+	// HeldHeight: the height its provider declared it held (HoldShards); 0 until then — it is challenged and paid
+	// only from the epoch after.
+	HeldHeight   int64  `json:"held_height,omitempty"`
 	Lost         bool   `json:"lost,omitempty"`
 	RepairHeight int64  `json:"repair_height,omitempty"`
 	Repairing    bool   `json:"repairing,omitempty"`
@@ -105,7 +108,9 @@ type VaultPlacedOnRequest struct {
 	AfterRoot    tx.Hash    `json:"after_root,omitzero"`
 	AfterObject  uint64     `json:"after_object,omitempty"`
 	AfterOrdinal uint32     `json:"after_ordinal,omitempty"`
-	Limit        int        `json:"limit,omitempty"`
+	// Unheld keeps only the shards its provider has not declared held yet (HoldShards).
+	Unheld bool `json:"unheld,omitempty"`
+	Limit  int  `json:"limit,omitempty"`
 }
 
 // VaultObjectsRequest names an owner or a root (exactly one), and a page: ids after After, at most Limit.

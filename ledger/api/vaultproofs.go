@@ -24,6 +24,10 @@ const VaultGroupSize = 16 << 10
 // VaultLostAfterFailures is how many epochs in a row a shard may fail before it is lost and repaired elsewhere.
 const VaultLostAfterFailures = 2
 
+// VaultRepairEpochs is how many epochs the provider a repair was drawn onto has to rebuild the shard and declare
+// it held (HoldShards) before it is drawn elsewhere.
+const VaultRepairEpochs = 3
+
 // VaultRepairMonths is what a repair pays once the rebuilt shard's first proof passes: this many months of the
 // shard at its new provider's price, from the Vault pool.
 const VaultRepairMonths = 1

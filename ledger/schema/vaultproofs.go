@@ -14,7 +14,7 @@ const (
 	PVaultAttested = "va/" // epoch | auditor -> empty, or the last shard it named (object id | ordinal) when it may name more
 	PVaultFailVote = "vf/" // epoch | object id | ordinal | auditor: it named the shard failed
 	PVaultStreak   = "vl/" // object id | ordinal -> last failed epoch | epochs failed in a row
-	PVaultRepair   = "vq/" // object id | ordinal -> epoch lost: lost shards, and repaired ones until their first proof
+	PVaultRepair   = "vq/" // object id | ordinal -> epoch lost or drawn [| the provider that lost it]: open repairs
 	PVaultProvider = "vp/" // provider -> VaultProvider: its shards, rates and earnings
 	KeyVaultPool   = "vaultpool"
 )
@@ -25,28 +25,39 @@ const MaxVaultShardCount = tx.MaxStorageCapacity / layout.GroupSize
 // ShardOrdKey is an object id | ordinal.
 func ShardOrdKey(prefix string, id uint64, ord uint32) string { return prefix + BE64(id) + BE32(ord) }
 
-// EncVaultShard stores a shard's placement: its provider (zero when lost), the price it is paid at, and the
-// height it was drawn onto that provider by a repair (0: placed with its object; written only when set).
-func EncVaultShard(p tx.Address, price uint64, repairHeight int64) []byte {
-	w := tx.NewWriter(36)
-	w.Address(p)
-	w.Bounded("price_per_gib_month", price, tx.MaxStoragePrice)
-	if repairHeight > 0 {
-		w.Bounded("repair_height", uint64(repairHeight), 1<<62)
+// VaultShardRec is a placed shard's record: its provider (zero when lost), the price it is paid at, the height
+// a repair drew it onto that provider (0: placed with its object), and the height its provider declared it
+// held (HoldShards; 0: not yet) — challenged and paid only from the epoch after that.
+type VaultShardRec struct {
+	Provider     tx.Address
+	Price        uint64
+	RepairHeight int64
+	HeldHeight   int64
+}
+
+// EncVaultShard stores a shard's record; the two heights are written only when one is set (the record's form
+// before proofs, which a chain's older state holds, is the provider and price alone).
+func EncVaultShard(s VaultShardRec) []byte {
+	w := tx.NewWriter(40)
+	w.Address(s.Provider)
+	w.Bounded("price_per_gib_month", s.Price, tx.MaxStoragePrice)
+	if s.RepairHeight > 0 || s.HeldHeight > 0 {
+		w.Bounded("repair_height", uint64(s.RepairHeight), 1<<62)
+		w.Bounded("held_height", uint64(s.HeldHeight), 1<<62)
 	}
 	return sealed(w, "vault shard")
 }
 
-// DecVaultShard reads EncVaultShard.
-func DecVaultShard(b []byte) (p tx.Address, price uint64, repairHeight int64, err error) {
+func DecVaultShard(b []byte) (VaultShardRec, error) {
 	r := tx.NewReader(b)
-	p, price = r.Address("provider"), r.Bounded("price_per_gib_month", tx.MaxStoragePrice)
+	s := VaultShardRec{Provider: r.Address("provider"), Price: r.Bounded("price_per_gib_month", tx.MaxStoragePrice)}
 	if r.Err() == nil && r.Remaining() > 0 {
-		if repairHeight = int64(r.Bounded("repair_height", 1<<62)); repairHeight == 0 && r.Err() == nil {
-			r.Fail("repair_height", "0 is written by leaving it out")
+		s.RepairHeight, s.HeldHeight = int64(r.Bounded("repair_height", 1<<62)), int64(r.Bounded("held_height", 1<<62))
+		if s.RepairHeight == 0 && s.HeldHeight == 0 && r.Err() == nil {
+			r.Fail("held_height", "both heights 0 are written by leaving them out")
 		}
 	}
-	return p, price, repairHeight, r.Done("vault shard")
+	return s, r.Done("vault shard")
 }
 
 func EncVaultEpoch(e *api.VaultEpoch) []byte {

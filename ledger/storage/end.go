@@ -46,7 +46,9 @@ func (k *Keeper) end(c *kernel.Ctx, o *api.VaultObject) {
 		if s.provider.IsZero() { // lost, and not repaired yet
 			continue
 		}
-		held = append(held, s)
+		if s.heldHeight > 0 {
+			held = append(held, s)
+		}
 		c.KV.Delete(schema.VaultHeldKey(s.provider, man.ShardRoot(ord/n, ord%n), o.ID, ord))
 		shards[s.provider]++
 		if !o.Pooled {

@@ -123,12 +123,7 @@ func (k *Keeper) place(c *kernel.Ctx, o *api.VaultObject) {
 		o.Pooled = true
 		pool := k.Pool(c)
 		pool.Balance += o.Escrow
-		k.setPool(c, pool)
-		held := make([]shard, len(picks))
-		for ord, j := range picks {
-			held[ord] = shard{provider: cands[j].offer.Provider, price: cands[j].offer.PricePerGiBMonth}
-		}
-		k.holdAll(c, o, held, +1)
+		k.setPool(c, pool) // its shards are paid for once their providers declare them held (HoldShards)
 	}
 	k.setObject(c, o)
 	c.Emit(api.EventVaultPlaced, api.AttrObjectID, o.ID, api.AttrOwner, o.Owner, api.AttrShards, o.Shards(),

@@ -51,9 +51,8 @@ func (k *Keeper) Challenges(c *kernel.Ctx, rec *api.VaultEpoch, r api.VaultChall
 			n := obj.K + obj.M
 			roots = func(ord int) tx.Hash { return man.ShardRoot(ord/n, ord%n) }
 		}
-		p, price, rh, err := schema.DecVaultShard(v)
-		c.Must(err)
-		s := shard{p, price, rh}
+		s := decShard(c, v)
+		p := s.provider
 		if !challenged(obj, s, rec.StartHeight) || !r.Provider.IsZero() && r.Provider != p {
 			return true
 		}
@@ -97,7 +96,11 @@ func (k *Keeper) PlacedOn(c *kernel.Ctx, r api.VaultPlacedOnRequest, limit int) 
 		if !ok {
 			return true
 		}
-		out.Items = append(out.Items, k.Shards(c, o, ord, 1).Items...)
+		sh := k.Shards(c, o, ord, 1).Items
+		if r.Unheld && len(sh) == 1 && sh[0].HeldHeight > 0 {
+			return true
+		}
+		out.Items = append(out.Items, sh...)
 		lastOrd = ord
 		return true
 	})

@@ -99,6 +99,7 @@ type shard struct {
 	provider     tx.Address
 	price        uint64
 	repairHeight int64
+	heldHeight   int64
 }
 
 func (k *Keeper) shard(c *kernel.Ctx, id uint64, ord int) (shard, bool) {
@@ -106,13 +107,18 @@ func (k *Keeper) shard(c *kernel.Ctx, id uint64, ord int) (shard, bool) {
 	if !ok {
 		return shard{}, false
 	}
-	p, price, rh, err := schema.DecVaultShard(b)
+	return decShard(c, b), true
+}
+
+func decShard(c *kernel.Ctx, b []byte) shard {
+	r, err := schema.DecVaultShard(b)
 	c.Must(err)
-	return shard{p, price, rh}, true
+	return shard{r.Provider, r.Price, r.RepairHeight, r.HeldHeight}
 }
 
 func (k *Keeper) setShard(c *kernel.Ctx, id uint64, ord int, s shard) {
-	c.KV.Set(schema.VaultShardKey(id, ord), schema.EncVaultShard(s.provider, s.price, s.repairHeight))
+	c.KV.Set(schema.VaultShardKey(id, ord), schema.EncVaultShard(schema.VaultShardRec{Provider: s.provider, Price: s.price,
+		RepairHeight: s.repairHeight, HeldHeight: s.heldHeight}))
 }
 
 // holdAll adds (sign +1) or removes (-1) a pooled object's shards (lost ones, with no provider, skipped) to or
@@ -282,15 +288,51 @@ func (k *Keeper) AuditorBeacon(c *kernel.Ctx, signer tx.Address, m *tx.AuditorBe
 }
 
 // challenged reports whether a shard of o (record s) is challenged in the epoch that started at height start:
-// placed (or drawn onto its provider by a repair) before it, and not lost.
+// its provider declared it held (HoldShards) before it, and it is not lost.
 func challenged(o *api.VaultObject, s shard, start int64) bool {
-	if o.State != api.VaultPlaced || s.provider.IsZero() {
-		return false
+	return o.State == api.VaultPlaced && !s.provider.IsZero() && s.heldHeight > 0 && s.heldHeight < start
+}
+
+// HoldShards records a provider's declaration that it holds shards placed on it: each is challenged and paid
+// from the next epoch on. A named shard not placed on the signer, or already declared, is passed over.
+func (k *Keeper) HoldShards(c *kernel.Ctx, signer tx.Address, m *tx.HoldShards) error {
+	if _, err := c.MustProvider(signer); err != nil {
+		return err
 	}
-	if s.repairHeight > 0 {
-		return s.repairHeight < start
+	var obj *api.VaultObject
+	var batch []shard
+	flush := func() {
+		if obj != nil && obj.Pooled && len(batch) > 0 {
+			k.holdAll(c, obj, batch, +1)
+		}
+		batch = batch[:0]
 	}
-	return o.PlaceAt < start
+	held := 0
+	for _, ref := range m.Shards {
+		if obj == nil || obj.ID != ref.Object {
+			flush()
+			o, ok := k.Object(c, ref.Object)
+			if !ok {
+				obj = nil
+				continue
+			}
+			obj = o
+		}
+		if obj.State != api.VaultPlaced || int64(ref.Ordinal) >= int64(obj.Shards()) {
+			continue
+		}
+		s, ok := k.shard(c, obj.ID, int(ref.Ordinal))
+		if !ok || s.provider != signer || s.heldHeight > 0 {
+			continue
+		}
+		s.heldHeight = c.Height
+		k.setShard(c, obj.ID, int(ref.Ordinal), s)
+		batch = append(batch, s)
+		held++
+	}
+	flush()
+	c.Emit(api.EventVaultHeld, api.AttrProvider, signer, api.AttrShards, held)
+	return nil
 }
 
 // AttestStorage records an auditor's verdict on an epoch's storage proofs: the shards it names failed; it
@@ -571,19 +613,20 @@ func (k *Keeper) lose(c *kernel.Ctx, ref tx.ShardRef, e uint64) {
 	k.unhold(c, o, ord, s, root)
 	k.setShard(c, o.ID, ord, shard{price: s.price})
 	c.KV.Delete(schema.ShardOrdKey(schema.PVaultStreak, o.ID, ref.Ordinal))
-	c.KV.Set(schema.ShardOrdKey(schema.PVaultRepair, o.ID, ref.Ordinal), []byte(schema.BE64(e)))
+	c.KV.Set(schema.ShardOrdKey(schema.PVaultRepair, o.ID, ref.Ordinal), []byte(schema.BE64(e)+string(s.provider[:]))) // not drawn back onto it
 	c.Emit(api.EventVaultShardLost, api.AttrObjectID, o.ID, api.AttrStripe, ord/n, api.AttrIndex, ord%n, api.AttrRoot, root,
 		api.AttrProvider, s.provider, api.AttrEpoch, e)
 }
 
-// unhold releases a shard from its provider: the held index, the offer's room and (pooled) its accounting.
+// unhold releases a shard from its provider: the held index, the offer's room and (declared held, pooled) its
+// accounting.
 func (k *Keeper) unhold(c *kernel.Ctx, o *api.VaultObject, ord int, s shard, root tx.Hash) {
 	c.KV.Delete(schema.VaultHeldKey(s.provider, root, o.ID, ord))
 	if off, ok := k.Offer(c, s.provider); ok {
 		off.UsedBytes -= min(off.UsedBytes, o.ShardSize)
 		k.setOffer(c, off)
 	}
-	if o.Pooled {
+	if o.Pooled && s.heldHeight > 0 {
 		k.holdAll(c, o, []shard{s}, -1)
 	}
 }
@@ -593,13 +636,19 @@ func (k *Keeper) unhold(c *kernel.Ctx, o *api.VaultObject, ord int, s shard, roo
 // VaultRepairMonths of its price from the pool. What it pays is returned.
 func (k *Keeper) repairs(c *kernel.Ctx, e uint64, rec *api.VaultEpoch, notPassed map[tx.ShardRef]bool) uint64 {
 	var refs []tx.ShardRef
-	c.KV.Iterate(schema.PVaultRepair, schema.PrefixEnd(schema.PVaultRepair), func(key string, _ []byte) bool {
+	var since []uint64
+	var not []tx.Address
+	c.KV.Iterate(schema.PVaultRepair, schema.PrefixEnd(schema.PVaultRepair), func(key string, v []byte) bool {
 		rest := key[len(schema.PVaultRepair):]
 		refs = append(refs, tx.ShardRef{Object: schema.UnBE64(rest[:8]), Ordinal: schema.UnBE32(rest[8:12])})
+		since = append(since, schema.UnBE64(string(v[:8])))
+		var a tx.Address
+		copy(a[:], v[8:])
+		not = append(not, a)
 		return true
 	})
 	var paid uint64
-	for _, ref := range refs {
+	for i, ref := range refs {
 		key := schema.ShardOrdKey(schema.PVaultRepair, ref.Object, ref.Ordinal)
 		o, ok := k.Object(c, ref.Object)
 		if !ok {
@@ -616,7 +665,14 @@ func (k *Keeper) repairs(c *kernel.Ctx, e uint64, rec *api.VaultEpoch, notPassed
 		root := k.Manifest(c, o.ID).ShardRoot(ord/n, ord%n)
 		switch {
 		case s.provider.IsZero():
-			k.redraw(c, o, ord, s, root, rec.Seed)
+			k.redraw(c, o, ord, root, rec.Seed, not[i])
+		case s.heldHeight == 0 && e >= since[i]+api.VaultRepairEpochs:
+			// Drawn for a repair and not declared rebuilt in time: drawn again, elsewhere.
+			k.unhold(c, o, ord, s, root)
+			k.setShard(c, o.ID, ord, shard{price: s.price})
+			c.Emit(api.EventVaultShardLost, api.AttrObjectID, o.ID, api.AttrStripe, ord/n, api.AttrIndex, ord%n, api.AttrRoot, root,
+				api.AttrProvider, s.provider, api.AttrEpoch, e)
+			k.redraw(c, o, ord, root, rec.Seed, s.provider)
 		case challenged(o, s, rec.StartHeight) && !notPassed[ref] && rec.Decided:
 			fee := uint64(0)
 			if o.Pooled {
@@ -643,10 +699,10 @@ func (k *Keeper) repairs(c *kernel.Ctx, e uint64, rec *api.VaultEpoch, notPassed
 // redraw draws a lost shard's new provider, stake-weighted among the offers with room at the deal's maximum
 // price that hold no other shard of its stripe, from the epoch's seed (no proposer chooses it); none: it stays
 // lost and is drawn again after the next tally.
-func (k *Keeper) redraw(c *kernel.Ctx, o *api.VaultObject, ord int, s shard, root tx.Hash, seed tx.Hash) {
+func (k *Keeper) redraw(c *kernel.Ctx, o *api.VaultObject, ord int, root tx.Hash, seed tx.Hash, not tx.Address) {
 	n := o.K + o.M
 	stripe := ord / n
-	taken := map[tx.Address]bool{}
+	taken := map[tx.Address]bool{not: true}
 	for i := range n {
 		if t, ok := k.shard(c, o.ID, stripe*n+i); ok && !t.provider.IsZero() {
 			taken[t.provider] = true
@@ -681,11 +737,9 @@ func (k *Keeper) redraw(c *kernel.Ctx, o *api.VaultObject, ord int, s shard, roo
 	ns := shard{provider: cd.offer.Provider, price: cd.offer.PricePerGiBMonth, repairHeight: c.Height}
 	k.setShard(c, o.ID, ord, ns)
 	c.KV.Set(schema.VaultHeldKey(ns.provider, root, o.ID, ord), nil)
+	c.KV.Set(schema.ShardOrdKey(schema.PVaultRepair, o.ID, uint32(ord)), []byte(schema.BE64(epochOf(c, c.Height))))
 	cd.offer.UsedBytes += o.ShardSize
 	k.setOffer(c, cd.offer)
-	if o.Pooled {
-		k.holdAll(c, o, []shard{ns}, +1)
-	}
 	c.Emit(api.EventVaultRepair, api.AttrObjectID, o.ID, api.AttrStripe, stripe, api.AttrIndex, ord%n, api.AttrRoot, root,
 		api.AttrProvider, ns.provider, api.AttrEpoch, epochOf(c, c.Height), api.AttrPrice, ns.price)
 }

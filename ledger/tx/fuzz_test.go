@@ -58,6 +58,8 @@ func sampleMsgs() []Msg {
 		&StoreObject{Manifest: []byte{1}},
 		&AttestStorage{Epoch: 3, Failed: []ShardRef{{Object: 1, Ordinal: 0}, {Object: 1, Ordinal: 7}, {Object: 4, Ordinal: 2}}},
 		&AttestStorage{},
+		&HoldShards{Shards: []ShardRef{{Object: 2, Ordinal: 1}, {Object: 3, Ordinal: 0}}},
+		&HoldShards{},
 		&AuditorBeacon{Commit: Hash{1}, Reveal: Hash{2}},
 	}
 }

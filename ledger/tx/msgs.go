@@ -39,6 +39,7 @@ const (
 	TypeStoreObject       MsgType = 28
 	TypeAttestStorage     MsgType = 29
 	TypeAuditorBeacon     MsgType = 30
+	TypeHoldShards        MsgType = 31
 )
 
 var msgNames = map[MsgType]string{
@@ -52,7 +53,7 @@ var msgNames = map[MsgType]string{
 	TypeCommitResult: "commit_result", TypeRevealResult: "reveal_result", TypeExtendLease: "extend_lease",
 	TypeManifestDelivered: "manifest_delivered", TypeAnnounceRestart: "announce_restart",
 	TypeOfferStorage: "offer_storage", TypeStoreObject: "store_object",
-	TypeAttestStorage: "attest_storage", TypeAuditorBeacon: "auditor_beacon",
+	TypeAttestStorage: "attest_storage", TypeAuditorBeacon: "auditor_beacon", TypeHoldShards: "hold_shards",
 }
 
 func (t MsgType) String() string {
@@ -162,6 +163,8 @@ func newMsg(t MsgType) Msg {
 		return &AttestStorage{}
 	case TypeAuditorBeacon:
 		return &AuditorBeacon{}
+	case TypeHoldShards:
+		return &HoldShards{}
 	}
 	return nil
 }
@@ -945,41 +948,62 @@ type AttestStorage struct {
 	Failed []ShardRef `json:"failed"`
 }
 
-func (*AttestStorage) Type() MsgType { return TypeAttestStorage }
-func (m *AttestStorage) ValidateBasic() error {
-	if len(m.Failed) > MaxFailedShards {
-		return Errorf(CodeInvalidMsg, "failed names %d shards: at most %d", len(m.Failed), MaxFailedShards)
+func (*AttestStorage) Type() MsgType          { return TypeAttestStorage }
+func (m *AttestStorage) ValidateBasic() error { return validShardRefs("failed", m.Failed) }
+func (m *AttestStorage) encode(w *Writer)     { w.Uvarint(m.Epoch); encShardRefs(w, "failed", m.Failed) }
+func (m *AttestStorage) decode(r *Reader) {
+	m.Epoch = r.Uvarint("epoch")
+	m.Failed = decShardRefs(r, "failed")
+}
+
+// validShardRefs checks a list of shards: at most MaxFailedShards, each once, in order.
+func validShardRefs(field string, refs []ShardRef) error {
+	if len(refs) > MaxFailedShards {
+		return Errorf(CodeInvalidMsg, "%s names %d shards: at most %d", field, len(refs), MaxFailedShards)
 	}
-	for i := 1; i < len(m.Failed); i++ {
-		if !m.Failed[i-1].Less(m.Failed[i]) {
-			return Errorf(CodeInvalidMsg, "failed[%d] (object %d, ordinal %d) is not after failed[%d]: list each shard once, ordered by object then ordinal",
-				i, m.Failed[i].Object, m.Failed[i].Ordinal, i-1)
+	for i := 1; i < len(refs); i++ {
+		if !refs[i-1].Less(refs[i]) {
+			return Errorf(CodeInvalidMsg, "%s[%d] (object %d, ordinal %d) is not after %s[%d]: list each shard once, ordered by object then ordinal",
+				field, i, refs[i].Object, refs[i].Ordinal, field, i-1)
 		}
 	}
 	return nil
 }
-func (m *AttestStorage) encode(w *Writer) {
-	w.Uvarint(m.Epoch)
-	w.List("failed", len(m.Failed), MaxFailedShards)
-	for _, f := range m.Failed {
+
+func encShardRefs(w *Writer, field string, refs []ShardRef) {
+	w.List(field, len(refs), MaxFailedShards)
+	for _, f := range refs {
 		w.Uvarint(f.Object)
-		w.Uvarint(uint64(f.Ordinal))
+		w.Bounded(field+".ordinal", uint64(f.Ordinal), 1<<32-1)
 	}
 }
-func (m *AttestStorage) decode(r *Reader) {
-	m.Epoch = r.Uvarint("epoch")
-	n := r.Count("failed", MaxFailedShards)
-	m.Failed = make([]ShardRef, 0, n)
+
+func decShardRefs(r *Reader, field string) []ShardRef {
+	n := r.Count(field, MaxFailedShards)
+	refs := make([]ShardRef, 0, n)
 	for range n {
-		obj := r.Uvarint("failed.object")
-		ord := r.Uvarint("failed.ordinal")
+		obj, ord := r.Uvarint(field+".object"), r.Uvarint(field+".ordinal")
 		if ord > 1<<32-1 {
-			r.Fail("failed.ordinal", "%d does not fit 32 bits", ord)
-			return
+			r.Fail(field+".ordinal", "%d does not fit 32 bits", ord)
+			return refs
 		}
-		m.Failed = append(m.Failed, ShardRef{obj, uint32(ord)})
+		refs = append(refs, ShardRef{obj, uint32(ord)})
 	}
+	return refs
 }
+
+// HoldShards is a storage provider declaring that it holds shards placed on it (received from their owner, or
+// rebuilt by a repair): from the epoch after, each is challenged every epoch and paid for when it passes. A
+// shard is never challenged before its provider declares it (an owner who never uploads cannot have an honest
+// provider slashed), and never paid. At most MaxFailedShards, each once, in order.
+type HoldShards struct {
+	Shards []ShardRef `json:"shards"`
+}
+
+func (*HoldShards) Type() MsgType          { return TypeHoldShards }
+func (m *HoldShards) ValidateBasic() error { return validShardRefs("shards", m.Shards) }
+func (m *HoldShards) encode(w *Writer)     { encShardRefs(w, "shards", m.Shards) }
+func (m *HoldShards) decode(r *Reader)     { m.Shards = decShardRefs(r, "shards") }
 
 // AuditorBeacon is an auditor's part of the Vault's challenge seed (docs/vault.md): Commit is the SHA-256 of a
 // secret (BeaconCommit) it will reveal in the next epoch; Reveal is the secret it committed to in the epoch
