@@ -88,6 +88,9 @@ func stateCodecs() []stateCodec {
 		codec("vault provider", schema.EncVaultProvider(&api.VaultProvider{Provider: a, Shards: 12, Bytes: 48 << 20, TermRate: 1 << 30, PermRate: 7,
 			Earned: 900, Failed: 2, LastPaid: 5, Owed: 12345}),
 			func(b []byte) (*api.VaultProvider, error) { return schema.DecVaultProvider(a, b) }, schema.EncVaultProvider),
+		codec("vault repair", schema.EncVaultRepair(schema.VaultRepairRec{Since: 7, Attempts: 2, Not: a}),
+			func(b []byte) (*schema.VaultRepairRec, error) { r, err := schema.DecVaultRepair(b); return &r, err },
+			func(v *schema.VaultRepairRec) []byte { return schema.EncVaultRepair(*v) }),
 		codec("vault streak", schema.EncVaultStreak(11, 2), func(b []byte) (*vaultStreak, error) {
 			last, n, err := schema.DecVaultStreak(b)
 			return &vaultStreak{last, n}, err

@@ -407,4 +407,14 @@ func TestVaultRepairExpires(t *testing.T) {
 	if vp.Shards != 0 || vp.Earned != 0 {
 		t.Fatalf("the provider that never declared the shard: %+v", vp)
 	}
+	// Nobody ever rebuilds it (a manifest whose shards were never one codeword could not be): after
+	// VaultRepairAttempts providers it stays lost, and the tallies stop drawing it.
+	drawn := 2
+	for range 30 * c.epochBlocks {
+		res := c.block(time.Hour)
+		drawn += len(eventsOf(res.Events, api.EventVaultRepair))
+	}
+	if s := c.vaultShards(1, 0)[1]; !s.Lost || s.Repairing || drawn != api.VaultRepairAttempts {
+		t.Fatalf("after %d draws: %+v", drawn, s)
+	}
 }

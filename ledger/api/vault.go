@@ -64,6 +64,7 @@ type VaultShard struct {
 	ObjectID         uint64     `json:"object_id"`
 	Stripe           int        `json:"stripe"`
 	Index            int        `json:"index"`
+	Ordinal          int        `json:"ordinal"` // Stripe × (K+M) + Index: how transactions name it (tx.ShardRef)
 	Root             tx.Hash    `json:"root"`
 	Provider         tx.Address `json:"provider,omitzero"`
 	PricePerGiBMonth uint64     `json:"price_per_gib_month"`

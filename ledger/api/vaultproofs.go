@@ -24,9 +24,23 @@ const VaultGroupSize = 16 << 10
 // VaultLostAfterFailures is how many epochs in a row a shard may fail before it is lost and repaired elsewhere.
 const VaultLostAfterFailures = 2
 
-// VaultRepairEpochs is how many epochs the provider a repair was drawn onto has to rebuild the shard and declare
-// it held (HoldShards) before it is drawn elsewhere.
+// VaultRepairEpochs is the least number of epochs the provider a repair was drawn onto has to rebuild the shard
+// and declare it held (HoldShards) before it is drawn elsewhere; VaultRepairDeadline adds time for the bytes.
 const VaultRepairEpochs = 3
+
+// VaultRepairBytesPerEpoch is what a repairer is assumed to read in an epoch on top of VaultRepairEpochs: 256 MiB
+// (8.5 MiB/s at the default 30-second epochs).
+const VaultRepairBytesPerEpoch = 256 << 20
+
+// VaultRepairAttempts bounds the providers a repair is drawn onto: a shard none of them rebuilt and declared in
+// time (its stripe's shards were never one Reed-Solomon codeword, or none could read them) stays lost.
+const VaultRepairAttempts = 4
+
+// VaultRepairDeadline is the epochs a repairer has to rebuild a shard of an object coded k+m in shardSize-byte
+// shards: VaultRepairEpochs, and an epoch for every VaultRepairBytesPerEpoch of the k shards it reads.
+func VaultRepairDeadline(k int, shardSize uint64) uint64 {
+	return VaultRepairEpochs + uint64(k)*shardSize/VaultRepairBytesPerEpoch
+}
 
 // VaultRepairMonths is what a repair pays once the rebuilt shard's first proof passes: this many months of the
 // shard at its new provider's price, from the Vault pool.

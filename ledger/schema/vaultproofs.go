@@ -14,7 +14,7 @@ const (
 	PVaultAttested = "va/" // epoch | auditor -> empty, or the last shard it named (object id | ordinal) when it may name more
 	PVaultFailVote = "vf/" // epoch | object id | ordinal | auditor: it named the shard failed
 	PVaultStreak   = "vl/" // object id | ordinal -> last failed epoch | epochs failed in a row
-	PVaultRepair   = "vq/" // object id | ordinal -> epoch lost or drawn [| the provider that lost it]: open repairs
+	PVaultRepair   = "vq/" // object id | ordinal -> VaultRepairRec: open repairs
 	PVaultProvider = "vp/" // provider -> VaultProvider: its shards, rates and earnings
 	KeyVaultPool   = "vaultpool"
 )
@@ -146,4 +146,26 @@ func DecVaultBeacon(b []byte) (tx.Hash, int, error) {
 	r := tx.NewReader(b)
 	acc, n := r.Hash("acc"), int(r.Bounded("reveals", 1<<32))
 	return acc, n, r.Done("vault beacon")
+}
+
+// VaultRepairRec is an open repair: the epoch the shard was lost or last drawn, the providers drawn for it so
+// far, and the provider not to draw it onto (the one that lost it, or the last that did not rebuild it).
+type VaultRepairRec struct {
+	Since    uint64
+	Attempts uint64
+	Not      tx.Address
+}
+
+func EncVaultRepair(r VaultRepairRec) []byte {
+	w := tx.NewWriter(40)
+	w.Bounded("since", r.Since, 1<<62)
+	w.Bounded("attempts", r.Attempts, api.VaultRepairAttempts)
+	w.Address(r.Not)
+	return sealed(w, "vault repair")
+}
+
+func DecVaultRepair(b []byte) (VaultRepairRec, error) {
+	r := tx.NewReader(b)
+	v := VaultRepairRec{Since: r.Bounded("since", 1<<62), Attempts: r.Bounded("attempts", api.VaultRepairAttempts), Not: r.Address("not")}
+	return v, r.Done("vault repair")
 }

@@ -103,7 +103,7 @@ func (k *Keeper) Shards(c *kernel.Ctx, o *api.VaultObject, from, limit int) api.
 			out.Next = strconv.Itoa(ord)
 			break
 		}
-		s := api.VaultShard{ObjectID: o.ID, Stripe: ord / n, Index: ord % n, Root: man.ShardRoot(ord/n, ord%n)}
+		s := api.VaultShard{ObjectID: o.ID, Stripe: ord / n, Index: ord % n, Ordinal: ord, Root: man.ShardRoot(ord/n, ord%n)}
 		if rec, ok := k.shard(c, o.ID, ord); ok {
 			s.Provider, s.PricePerGiBMonth, s.RepairHeight, s.HeldHeight = rec.provider, rec.price, rec.repairHeight, rec.heldHeight
 			if p, ok := c.Provider(s.Provider); ok {

@@ -613,7 +613,7 @@ func (k *Keeper) lose(c *kernel.Ctx, ref tx.ShardRef, e uint64) {
 	k.unhold(c, o, ord, s, root)
 	k.setShard(c, o.ID, ord, shard{price: s.price})
 	c.KV.Delete(schema.ShardOrdKey(schema.PVaultStreak, o.ID, ref.Ordinal))
-	c.KV.Set(schema.ShardOrdKey(schema.PVaultRepair, o.ID, ref.Ordinal), []byte(schema.BE64(e)+string(s.provider[:]))) // not drawn back onto it
+	c.KV.Set(schema.ShardOrdKey(schema.PVaultRepair, o.ID, ref.Ordinal), schema.EncVaultRepair(schema.VaultRepairRec{Since: e, Not: s.provider})) // not drawn back onto it
 	c.Emit(api.EventVaultShardLost, api.AttrObjectID, o.ID, api.AttrStripe, ord/n, api.AttrIndex, ord%n, api.AttrRoot, root,
 		api.AttrProvider, s.provider, api.AttrEpoch, e)
 }
@@ -636,15 +636,11 @@ func (k *Keeper) unhold(c *kernel.Ctx, o *api.VaultObject, ord int, s shard, roo
 // VaultRepairMonths of its price from the pool. What it pays is returned.
 func (k *Keeper) repairs(c *kernel.Ctx, e uint64, rec *api.VaultEpoch, notPassed map[tx.ShardRef]bool) uint64 {
 	var refs []tx.ShardRef
-	var since []uint64
-	var not []tx.Address
+	var recs []schema.VaultRepairRec
 	c.KV.Iterate(schema.PVaultRepair, schema.PrefixEnd(schema.PVaultRepair), func(key string, v []byte) bool {
 		rest := key[len(schema.PVaultRepair):]
 		refs = append(refs, tx.ShardRef{Object: schema.UnBE64(rest[:8]), Ordinal: schema.UnBE32(rest[8:12])})
-		since = append(since, schema.UnBE64(string(v[:8])))
-		var a tx.Address
-		copy(a[:], v[8:])
-		not = append(not, a)
+		recs = append(recs, kernel.MustDecode(schema.DecVaultRepair(v)))
 		return true
 	})
 	var paid uint64
@@ -663,16 +659,24 @@ func (k *Keeper) repairs(c *kernel.Ctx, e uint64, rec *api.VaultEpoch, notPassed
 		}
 		n := o.K + o.M
 		root := k.Manifest(c, o.ID).ShardRoot(ord/n, ord%n)
+		r := recs[i]
 		switch {
 		case s.provider.IsZero():
-			k.redraw(c, o, ord, root, rec.Seed, not[i])
-		case s.heldHeight == 0 && e >= since[i]+api.VaultRepairEpochs:
-			// Drawn for a repair and not declared rebuilt in time: drawn again, elsewhere.
+			k.redraw(c, o, ord, root, rec.Seed, r)
+		case s.heldHeight == 0 && e >= r.Since+api.VaultRepairDeadline(o.K, o.ShardSize):
+			// Drawn for a repair and not declared rebuilt in time: drawn again, elsewhere — up to
+			// VaultRepairAttempts providers; then it stays lost.
 			k.unhold(c, o, ord, s, root)
 			k.setShard(c, o.ID, ord, shard{price: s.price})
 			c.Emit(api.EventVaultShardLost, api.AttrObjectID, o.ID, api.AttrStripe, ord/n, api.AttrIndex, ord%n, api.AttrRoot, root,
 				api.AttrProvider, s.provider, api.AttrEpoch, e)
-			k.redraw(c, o, ord, root, rec.Seed, s.provider)
+			if r.Attempts >= api.VaultRepairAttempts {
+				c.KV.Delete(key)
+				continue
+			}
+			r = schema.VaultRepairRec{Since: e, Attempts: r.Attempts, Not: s.provider}
+			c.KV.Set(key, schema.EncVaultRepair(r)) // what stays when no offer can take it now
+			k.redraw(c, o, ord, root, rec.Seed, r)
 		case challenged(o, s, rec.StartHeight) && !notPassed[ref] && rec.Decided:
 			fee := uint64(0)
 			if o.Pooled {
@@ -699,10 +703,10 @@ func (k *Keeper) repairs(c *kernel.Ctx, e uint64, rec *api.VaultEpoch, notPassed
 // redraw draws a lost shard's new provider, stake-weighted among the offers with room at the deal's maximum
 // price that hold no other shard of its stripe, from the epoch's seed (no proposer chooses it); none: it stays
 // lost and is drawn again after the next tally.
-func (k *Keeper) redraw(c *kernel.Ctx, o *api.VaultObject, ord int, root tx.Hash, seed tx.Hash, not tx.Address) {
+func (k *Keeper) redraw(c *kernel.Ctx, o *api.VaultObject, ord int, root tx.Hash, seed tx.Hash, r schema.VaultRepairRec) {
 	n := o.K + o.M
 	stripe := ord / n
-	taken := map[tx.Address]bool{not: true}
+	taken := map[tx.Address]bool{r.Not: true}
 	for i := range n {
 		if t, ok := k.shard(c, o.ID, stripe*n+i); ok && !t.provider.IsZero() {
 			taken[t.provider] = true
@@ -724,20 +728,22 @@ func (k *Keeper) redraw(c *kernel.Ctx, o *api.VaultObject, ord int, root tx.Hash
 	buf = append(buf, seed[:]...)
 	buf = binary.BigEndian.AppendUint64(buf, o.ID)
 	buf = binary.BigEndian.AppendUint32(buf, uint32(ord))
+	buf = binary.BigEndian.AppendUint64(buf, r.Attempts)
 	h := sha256.Sum256(buf)
-	r := binary.BigEndian.Uint64(h[:8]) % total
+	at := binary.BigEndian.Uint64(h[:8]) % total
 	var cd *candidate
 	for _, x := range cands {
-		if r < x.stake {
+		if at < x.stake {
 			cd = x
 			break
 		}
-		r -= x.stake
+		at -= x.stake
 	}
 	ns := shard{provider: cd.offer.Provider, price: cd.offer.PricePerGiBMonth, repairHeight: c.Height}
 	k.setShard(c, o.ID, ord, ns)
 	c.KV.Set(schema.VaultHeldKey(ns.provider, root, o.ID, ord), nil)
-	c.KV.Set(schema.ShardOrdKey(schema.PVaultRepair, o.ID, uint32(ord)), []byte(schema.BE64(epochOf(c, c.Height))))
+	c.KV.Set(schema.ShardOrdKey(schema.PVaultRepair, o.ID, uint32(ord)), schema.EncVaultRepair(schema.VaultRepairRec{
+		Since: epochOf(c, c.Height), Attempts: r.Attempts + 1, Not: r.Not}))
 	cd.offer.UsedBytes += o.ShardSize
 	k.setOffer(c, cd.offer)
 	c.Emit(api.EventVaultRepair, api.AttrObjectID, o.ID, api.AttrStripe, stripe, api.AttrIndex, ord%n, api.AttrRoot, root,
