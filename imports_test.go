@@ -86,7 +86,8 @@ func under(p, dir string) bool {
 //   - runtimes (runtime/...) know nothing of the ledger, its clients or the provider;
 //   - clients (client, tenant, offers, explorer) never import the node, the provider daemon or the ledger's store;
 //   - flags and the CLI framework live in cmd/ and in the benchmark programs only;
-//   - the test helpers of internal/ (localnet, proctest, testimage, logtest) are imported by no production package.
+//   - the test helpers of internal/ (localnet, proctest, testimage, logtest) and runtime/internal/readonlytest are
+//     imported by no production package.
 func TestImportsFollowArchitecture(t *testing.T) {
 	imports := importsOf(t)
 	if len(imports) < 30 {
@@ -158,7 +159,8 @@ func TestImportsFollowArchitecture(t *testing.T) {
 			"flags and the CLI framework live in cmd/ (and the benchmark programs)"},
 		{func(p string) bool { return !under(p, "bench") && !strings.HasSuffix(p, "/internal/markettest") },
 			func(imp string) bool {
-				return imp == module+"/internal/localnet" || imp == module+"/internal/proctest" || imp == module+"/internal/testimage" || imp == module+"/internal/logtest"
+				return imp == module+"/internal/localnet" || imp == module+"/internal/proctest" || imp == module+"/internal/testimage" || imp == module+"/internal/logtest" ||
+					imp == module+"/runtime/internal/readonlytest"
 			}, "test helpers are imported by tests (and benchmarks) only"},
 	}
 	// Every package directly under ledger/ is a shared layer or a listed module: a new module is held to the rules.

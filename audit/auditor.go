@@ -63,6 +63,15 @@ type Auditor struct {
 	// each epoch (default 20); unverified ones every epoch until they pass.
 	ReproveEvery int
 
+	// StorageProofs challenges every placed Vault shard each epoch and attests which failed, and sends this
+	// auditor's part of the challenge seed (storage.go; the default). StorageTimeout bounds one proof's fetch
+	// (default 10 s), StorageConcurrency the fetches at once (default 16). StateDir keeps the beacon's secrets
+	// across restarts (empty: in memory only, so a restarted auditor reveals nothing for an epoch).
+	StorageProofs      bool
+	StorageTimeout     time.Duration
+	StorageConcurrency int
+	StateDir           string
+
 	mu       sync.Mutex
 	attested map[uint64]Attestation
 	planned  map[uint64]bool   // epochs whose probes are running or done
@@ -76,6 +85,7 @@ type Auditor struct {
 	// sessions resumes the TLS sessions of earlier challenges (a provider's five an epoch, and the epochs after):
 	// a resumed handshake skips the certificate's signature and its check; the pin is checked all the same.
 	sessions tls.ClientSessionCache
+	store    storageState
 }
 
 // challengeSessions is how many providers' TLS sessions an auditor keeps (a few hundred bytes each).
@@ -104,6 +114,7 @@ func NewAuditor(c *client.Client, key Key, log *slog.Logger) *Auditor {
 	return &Auditor{c: c, sender: c.NewSender(key), key: key, addr: tx.AddressOf(key.PubKey()), log: log,
 		Timeout: 5 * time.Second, Concurrency: 32, Poll: 500 * time.Millisecond, Proofs: true, ReproveEvery: 20,
 		Probes: DefaultProbes, Retries: DefaultRetries, RetryBackoff: DefaultRetryBackoff,
+		StorageProofs: true, StorageTimeout: DefaultStorageTimeout, StorageConcurrency: DefaultStorageConcurrency,
 		attested: map[uint64]Attestation{}, proved: map[uint64]map[tx.Address]bool{}, planned: map[uint64]bool{},
 		pending: map[uint64][]bool{}, clk: realClock{}, sessions: tls.NewLRUClientSessionCache(challengeSessions)}
 }
@@ -171,6 +182,9 @@ func (a *Auditor) round(ctx context.Context) error {
 		return err
 	}
 	a.observe(st)
+	if a.StorageProofs { // first: the beacon goes out early in the epoch, and nothing below delays it
+		a.storageRound(ctx, cur.Epoch, uint64(max(st.Height, 0)), params.EpochBlocks)
+	}
 	epochs := []uint64{cur.Epoch}
 	if cur.Epoch > 0 {
 		epochs = []uint64{cur.Epoch - 1, cur.Epoch}

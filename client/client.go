@@ -173,13 +173,21 @@ func (c *Client) Params(ctx context.Context) (*api.Params, error) {
 	if p != nil {
 		return p, nil
 	}
+	// The genesis params are in the state from the first block on: before it a node answers the defaults, which
+	// must not be kept (a client made with its node, as spare dev's, would keep another epoch length for ever).
+	st, err := c.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
 	p = &api.Params{}
 	if err := c.Query(ctx, api.QueryParams, nil, p); err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	c.params = p // fixed at genesis
-	c.mu.Unlock()
+	if st.Height >= 1 {
+		c.mu.Lock()
+		c.params = p // fixed at genesis
+		c.mu.Unlock()
+	}
 	return p, nil
 }
 

@@ -272,6 +272,7 @@ func Run(ctx context.Context, o Options, ready func(Info)) error {
 		_ = os.Chmod(filepath.Join(o.Home, "auditor"), 0o700)
 		a := audit.NewAuditor(c, as, o.Logger.With("module", "auditor"))
 		a.TranscriptDir = filepath.Join(o.Home, "auditor", "transcripts")
+		a.StateDir = filepath.Join(o.Home, "auditor") // the storage-proof beacon's secrets, kept across restarts
 		info.Auditor = as.Address()
 		bg.Go(func() {
 			if err := a.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {

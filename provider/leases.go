@@ -73,8 +73,26 @@ func (d *Daemon) spec(l *LeaseRecord, m *manifest.Manifest) runtime.Spec {
 	}
 	if m != nil {
 		s.Command, s.Image = m.Run, m.Image
+		s.ReadOnlyPaths = vaultInputPaths(m)
 	}
 	return s
+}
+
+// vaultInputPaths are where m's Vault inputs land in the work directory (a file, or the directory an archive is
+// unpacked into): the runtime shows them to the workload read-only (Spec.ReadOnlyPaths), so that what it reads
+// there is what the daemon checked against the roots. The URL inputs and the manifest's files are the
+// workload's, as ever.
+func vaultInputPaths(m *manifest.Manifest) []string {
+	var out []string
+	for _, in := range m.Inputs {
+		if in.Vault.IsZero() {
+			continue
+		}
+		if p, err := inputPath(in); err == nil { // else the manifest was refused as its inputs were fetched
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // gpuEnv exposes exactly the assigned GPUs (by UUID); with none, no GPU is visible.
@@ -844,6 +862,7 @@ func (d *Daemon) housekeeping(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	lastWithdraw, lastCleanup, lastUnjail, lastShardRelease := d.now(), time.Time{}, time.Time{}, d.now()
+	lastDeclare := time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -884,6 +903,10 @@ func (d *Daemon) housekeeping(ctx context.Context) {
 		if d.now().Sub(lastCleanup) >= time.Minute {
 			lastCleanup = d.now()
 			d.removeExpired()
+		}
+		if d.shards != nil && d.now().Sub(lastDeclare) >= shardDeclareEvery {
+			lastDeclare = d.now()
+			d.declareHeld(ctx)
 		}
 		if d.shards != nil && d.now().Sub(lastShardRelease) >= shardReleaseEvery {
 			lastShardRelease = d.now()

@@ -59,7 +59,8 @@ type Daemon struct {
 	signer    Signer
 	c         *client.Client
 	sender    *client.Sender
-	shards    *Shards // the Vault shards held (nil: no storage offered)
+	shards    *Shards   // the Vault shards held (nil: no storage offered)
+	repairs   *repairer // rebuilds the shards the ledger draws onto this provider to repair (nil: no storage offered)
 	runtimes  map[string]runtime.Runtime
 	fp        tx.Hash
 	hide      []string // runtime.Spec.HidePaths
@@ -159,6 +160,7 @@ func New(o Options) (*Daemon, error) {
 			st.Close()
 			return nil, fmt.Errorf("storage.path: %w", err)
 		}
+		d.repairs = newRepairer(o.Signer.Address(), d.shards, o.Client, o.Logger)
 	}
 	for _, p := range append([]string{o.DataDir}, o.Hide...) {
 		if p == "" {
@@ -334,6 +336,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go func() { defer d.bg.Done(); d.housekeeping(ctx) }()
 	go func() { defer d.bg.Done(); d.watchLimits(ctx) }()
 	go func() { defer d.bg.Done(); d.publishLatency(ctx) }()
+	if d.repairs != nil {
+		d.spawn(ctx, d.repairs.run)
+	}
 	if fresh { // ...and considers the orders already open (a tenant may have ordered while it registered)
 		d.spawn(ctx, d.considerOpenOrders)
 	}
@@ -411,6 +416,10 @@ func (d *Daemon) handle(ctx context.Context, e client.Event) {
 			ignored(err) // the periodic stake check (watchStake) still tops it up
 		} else { // below the stake it needs, it can no longer bid: top up (stake.go)
 			d.spawn(ctx, d.keepStaked)
+		}
+	case api.EventVaultRepair:
+		if mine { // a shard drawn here to rebuild: at once, not at the next pass (repair.go)
+			d.repairs.kick()
 		}
 	case api.EventLeaseClosed:
 		if !mine {

@@ -10,3 +10,6 @@ var (
 
 // LedgerVault is the daemon's VaultSource on client c.
 func LedgerVault(c *client.Client) VaultSource { return ledgerVault{c} }
+
+// VaultInputPaths are the work directory's paths of m's Vault inputs, which the runtime makes read-only.
+var VaultInputPaths = vaultInputPaths

@@ -43,6 +43,12 @@ type Spec struct {
 	// provider's home: keys, config, state). A runtime with a mount namespace covers them with an empty
 	// read-only directory.
 	HidePaths []string
+	// ReadOnlyPaths are files and directories of WorkDir (relative to it, clean, slash-separated: see
+	// CheckReadOnlyPath) that the workload sees read-only and cannot remove, rename or replace, nor anything in
+	// them: the job's Vault inputs, fetched and checked by the daemon before the start. They must exist, and no
+	// element of them be a symbolic link. A runtime with a mount namespace binds each onto itself read-only
+	// (readonly.go); one without cannot enforce them, and says so.
+	ReadOnlyPaths []string
 	// Timeout is the wall-clock limit: the lease's duration.
 	Timeout time.Duration
 	// Ports are the service ports the job declared and the host ports they are reachable at. A container's

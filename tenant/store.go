@@ -571,14 +571,97 @@ func (p *progressWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// ShardState is one shard of an object as its provider answers for it now.
+// ShardState is one shard of an object as the ledger has it (its provider; lost, being repaired, failing its
+// proofs: api.VaultShard) and as its provider answers for it now (Held: HEAD says it holds it).
 type ShardState struct {
 	api.VaultShard
 	Held  bool   `json:"held"`
 	Error string `json:"error,omitempty"`
 }
 
-// StoreStatus asks every provider of object o whether it holds its shard, and sorts the answers by stripe.
+// Healthy is a shard its provider holds that is neither lost nor being repaired: a repaired shard counts once
+// its first proof on its new provider passed (the ledger clears Repairing then), not before, even when that
+// provider already answers that it holds it.
+func (s ShardState) Healthy() bool { return s.Held && !s.Lost && !s.Repairing }
+
+// ObjectHealth is what an object's shards say of it now.
+type ObjectHealth struct {
+	// Least is the fewest healthy shards (ShardState.Healthy) in any stripe: at least K, the object reads back.
+	Least   int `json:"least"`
+	Healthy int `json:"healthy"`
+	Held    int `json:"held"` // shards whose provider answered that it holds them, healthy or not
+	// Lost shards (counted as missing: no provider has them until a repair draws one), shards being repaired
+	// (not counted until their first proof on their new provider passes), shards failing their proofs lately,
+	// and shards their provider has not declared held yet (not challenged or paid until it does).
+	Lost       int    `json:"lost"`
+	Repairing  int    `json:"repairing"`
+	Failing    int    `json:"failing"`
+	Undeclared int    `json:"undeclared"`
+	Text       string `json:"health"`
+}
+
+// Health sums object o's shard states st (as StoreStatus returns them) into its health.
+func Health(o api.VaultObject, st []ShardState) ObjectHealth {
+	var h ObjectHealth
+	per := make([]int, o.Stripes)
+	for _, s := range st {
+		switch {
+		case s.Lost:
+			h.Lost++
+		case s.Repairing:
+			h.Repairing++
+		case s.HeldHeight == 0 && !s.Provider.IsZero():
+			h.Undeclared++
+		}
+		if s.Failures > 0 && !s.Lost {
+			h.Failing++
+		}
+		if s.Held {
+			h.Held++
+		}
+		if s.Healthy() {
+			h.Healthy++
+			if s.Stripe >= 0 && s.Stripe < len(per) {
+				per[s.Stripe]++
+			}
+		}
+	}
+	h.Least = -1
+	for _, n := range per {
+		if h.Least < 0 || n < h.Least {
+			h.Least = n
+		}
+	}
+	h.Least = max(h.Least, 0)
+	n := o.K + o.M
+	switch {
+	case o.State != api.VaultPlaced:
+		h.Text = fmt.Sprintf("placing: its providers are drawn at the end of block %d", o.PlaceAt)
+		return h
+	case h.Least >= n:
+		h.Text = "full"
+	case h.Least >= o.K:
+		h.Text = fmt.Sprintf("readable: at least %d of %d shards healthy in every stripe (K = %d)", h.Least, n, o.K)
+	default:
+		h.Text = fmt.Sprintf("unreadable now: a stripe has %d healthy shards, fewer than K = %d", h.Least, o.K)
+	}
+	if h.Lost > 0 {
+		h.Text += fmt.Sprintf("; %d lost (counted as missing until a repair draws a provider for it)", h.Lost)
+	}
+	if h.Repairing > 0 {
+		h.Text += fmt.Sprintf("; %d being repaired (not counted healthy until its first proof on its new provider passes)", h.Repairing)
+	}
+	if h.Failing > 0 {
+		h.Text += fmt.Sprintf("; %d failing its storage proofs (lost after %d epochs in a row)", h.Failing, api.VaultLostAfterFailures)
+	}
+	if h.Undeclared > 0 && o.Pooled {
+		h.Text += fmt.Sprintf("; %d not declared held by their providers yet (not challenged or paid until they are)", h.Undeclared)
+	}
+	return h
+}
+
+// StoreStatus asks every provider of object o whether it holds its shard, and sorts the answers by stripe. A
+// lost shard has no provider to ask.
 func StoreStatus(ctx context.Context, c *client.Client, o api.VaultObject, timeout time.Duration) ([]ShardState, error) {
 	shards, err := c.AllVaultShards(ctx, o.ID)
 	if err != nil {

@@ -20,7 +20,8 @@ import (
 func newAuditorCmd(g *globals) *cobra.Command {
 	var key string
 	var timeout time.Duration
-	var proofs bool
+	var proofs, storage bool
+	var storageTimeout time.Duration
 	var transcripts, listen string
 	cmd := &cobra.Command{
 		Use:   "auditor",
@@ -36,6 +37,15 @@ With --proofs (the default) it also sends proof-of-GPU challenges, unannounced: 
 once, sized so that the claimed class finishes in time and the next class down cannot. It challenges
 unverified providers every epoch and verified ones now and then. Passing verifies the provider; failing
 (a missed deadline, a wrong row) slashes and jails it.
+
+With --storage (the default) it also checks the Vault's storage providers every epoch: each shard
+a provider declared held is challenged at one 16 KiB group drawn from the epoch's seed, its provider
+must answer with the proof of that group (checked against the shard's root alone), and the auditor
+attests (AttestStorage) naming the shards that failed. A shard named by auditors holding two thirds of the
+weight is not paid that epoch and slashes its provider; two epochs in a row, it is rebuilt elsewhere.
+Each epoch it also sends its beacon: the commitment to a fresh secret, and the secret committed the
+epoch before, which the ledger mixes into the next epoch's seed. The secrets are kept in
+<home>/auditor, so a restarted auditor still reveals its last one (docs/vault.md).
 
 With --listen it accepts TCP connections there (and closes them at once): providers measure their round
 trip to the host the auditor set names for it at genesis, and publish it with their peers'.`,
@@ -60,7 +70,18 @@ trip to the host the auditor set names for it at genesis, and publish it with th
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			a := audit.NewAuditor(c, signer, g.logger().With("module", "auditor"))
+			if storageTimeout <= 0 {
+				return fmt.Errorf("--storage-timeout %s: give a positive duration, e.g. 10s", storageTimeout)
+			}
 			a.Timeout, a.Proofs = timeout, proofs
+			a.StorageProofs, a.StorageTimeout = storage, storageTimeout
+			// The beacon's secrets, kept private as the keys are.
+			a.StateDir = filepath.Join(g.home, "auditor")
+			if storage {
+				if err := os.MkdirAll(a.StateDir, 0o700); err != nil {
+					return err
+				}
+			}
 			if transcripts == "" {
 				transcripts = filepath.Join(g.home, "auditor", "transcripts")
 			}
@@ -90,6 +111,8 @@ trip to the host the auditor set names for it at genesis, and publish it with th
 	cmd.Flags().StringVar(&key, "key", "auditor", "auditor key (name or address) in the keyring")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "how long a provider has to answer a liveness challenge")
 	cmd.Flags().BoolVar(&proofs, "proofs", true, "also challenge providers' declared devices with proof of GPU")
+	cmd.Flags().BoolVar(&storage, "storage", true, "also check the Vault's storage proofs every epoch and send this auditor's beacon")
+	cmd.Flags().DurationVar(&storageTimeout, "storage-timeout", audit.DefaultStorageTimeout, "how long a storage provider has to answer one proof")
 	cmd.Flags().StringVar(&listen, "listen", "", "accept TCP connections here so providers can measure their round trip to this auditor (its genesis host)")
 	cmd.Flags().StringVar(&transcripts, "transcripts", "", "directory to keep proof-of-GPU transcripts in (default <home>/auditor/transcripts); 'spare proof verify FILE' re-checks one")
 	return cmd

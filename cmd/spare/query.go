@@ -54,7 +54,7 @@ func newQueryCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "query",
 		Aliases: []string{"q"},
-		Short:   "Read the ledger: accounts, providers, orders, bids, leases, receipts, verifications, clusters, round trips, params, supply",
+		Short:   "Read the ledger: accounts, providers, orders, bids, leases, receipts, verifications, clusters, round trips, params, supply, Vault epochs and providers",
 	}
 	byID := func(name, what string, get func(c *client.Client, cmd *cobra.Command, id uint64) (any, error)) *cobra.Command {
 		return &cobra.Command{
@@ -122,6 +122,34 @@ func newQueryCmd(g *globals) *cobra.Command {
 		byAddress("provider", "Show a provider (hardware, stake, status, reputation)", func(c *client.Client, cmd *cobra.Command, a tx.Address) (any, error) {
 			return c.Provider(cmd.Context(), a)
 		}),
+		byAddress("vault-provider", "Show a provider's Spare Vault accounting (shards held, pay rates, earned, failed proofs)", func(c *client.Client, cmd *cobra.Command, a tx.Address) (any, error) {
+			var v api.VaultProvider
+			return v, c.Query(cmd.Context(), api.QueryVaultProvider, api.AddressRequest{Address: a}, &v)
+		}),
+		&cobra.Command{
+			Use:   "vault-epoch [EPOCH]",
+			Short: "Show an epoch's Spare Vault record: its challenge seed, and once tallied its storage proofs' result (the current epoch without EPOCH)",
+			Args:  cobra.MaximumNArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				var r api.EpochRequest
+				if len(args) == 1 {
+					e, err := strconv.ParseUint(args[0], 10, 64)
+					if err != nil {
+						return fmt.Errorf("epoch %q: give a number (spare query vault-epoch 12)", args[0])
+					}
+					r.Epoch = &e
+				}
+				c, err := g.client()
+				if err != nil {
+					return err
+				}
+				var v api.VaultEpoch
+				if err := c.Query(cmd.Context(), api.QueryVaultEpoch, r, &v); err != nil {
+					return err
+				}
+				return g.printObject(v)
+			},
+		},
 		&cobra.Command{
 			Use:   "params",
 			Short: "Show the chain's parameters",

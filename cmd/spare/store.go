@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -29,9 +30,9 @@ func newStoreCmd(g *globals) *cobra.Command {
 			"anyone who knows the root can read it, each shard verified as it streams. A put pays once: for a term\n" +
 			"(--months) at each drawn provider's price, or permanently (an endowment priced by the chain's params).\n" +
 			"Jobs read objects as inputs: '- vault: ROOT' under inputs: (JOBSPEC.md).",
-		Example: "  spare store put data.bin\n  spare store get 4f1c…e2 data.bin\n  spare store status 4f1c…e2\n  spare store ls\n  spare store price 1GiB --permanent",
+		Example: "  spare store put data.bin\n  spare store get 4f1c…e2 data.bin\n  spare store status 4f1c…e2\n  spare store ls\n  spare store price 1GiB --permanent\n  spare store pool",
 	}
-	cmd.AddCommand(newStorePutCmd(g), newStoreGetCmd(g), newStoreStatusCmd(g), newStoreLsCmd(g), newStorePriceCmd(g))
+	cmd.AddCommand(newStorePutCmd(g), newStoreGetCmd(g), newStoreStatusCmd(g), newStoreLsCmd(g), newStorePriceCmd(g), newStorePoolCmd(g))
 	return cmd
 }
 
@@ -315,18 +316,72 @@ func newStoreGetCmd(g *globals) *cobra.Command {
 type storeStatusResult struct {
 	Object api.VaultObject     `json:"object"`
 	Shards []tenant.ShardState `json:"shards"`
-	Held   int                 `json:"held"`
-	Health string              `json:"health"`
+	tenant.ObjectHealth
+	// Pooled is what the deal put into the Vault pool at its draw (an audited chain's object; 0 otherwise): the
+	// pool pays its shards' providers every epoch for the shards whose proofs pass.
+	Pooled uint64 `json:"pooled"`
+	// LastTallied is the network's last tallied epoch of storage proofs (absent on a chain without auditing).
+	LastTallied *api.VaultEpoch `json:"last_tallied_epoch,omitempty"`
+}
+
+// lastTalliedEpoch is the chain's last epoch whose storage proofs were tallied (at the end of the epoch after
+// it), or nil: a chain without auditing, or none tallied yet. Two or three queries.
+func lastTalliedEpoch(ctx context.Context, c *client.Client) *api.VaultEpoch {
+	var cur api.VaultEpoch
+	if err := c.Query(ctx, api.QueryVaultEpoch, api.EpochRequest{}, &cur); err != nil {
+		return nil
+	}
+	for back := uint64(1); back <= 2 && back <= cur.Epoch; back++ {
+		e := cur.Epoch - back
+		var rec api.VaultEpoch
+		if err := c.Query(ctx, api.QueryVaultEpoch, api.EpochRequest{Epoch: &e}, &rec); err == nil && rec.Tallied {
+			return &rec
+		}
+	}
+	return nil
+}
+
+// epochText says what a tallied epoch decided.
+func epochText(e *api.VaultEpoch) string {
+	if !e.Decided {
+		return fmt.Sprintf("epoch %d: not decided (auditors holding two thirds of the weight did not attest): nothing paid, slashed or lost", e.Epoch)
+	}
+	return fmt.Sprintf("epoch %d: decided, %d shard(s) failed, %d lost, %s paid from the pool", e.Epoch, e.Failed, e.Lost, client.FormatAmount(e.Paid))
+}
+
+// proofsText says how a shard's storage proofs stand (pooled: its object is on an audited chain).
+func proofsText(s tenant.ShardState, pooled bool) string {
+	switch {
+	case s.Lost:
+		return "lost: no provider until a repair draws one"
+	case s.Repairing && s.HeldHeight == 0:
+		return fmt.Sprintf("repairing: drawn onto its provider at block %d, to be rebuilt", s.RepairHeight)
+	case s.Repairing:
+		return fmt.Sprintf("repairing: rebuilt (declared at block %d), first proof pending", s.HeldHeight)
+	case !pooled:
+		return "-"
+	case s.HeldHeight == 0:
+		return "not declared held yet"
+	case s.Failures > 0:
+		return fmt.Sprintf("failing: %d epoch(s) in a row, the last %d", s.Failures, s.LastFailed)
+	case s.RepairHeight > 0:
+		return fmt.Sprintf("ok (repaired at block %d)", s.RepairHeight)
+	}
+	return "ok"
 }
 
 func newStoreStatusCmd(g *globals) *cobra.Command {
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "status ROOT|ID",
-		Short: "An object's deal and shards: each shard's provider, and whether it answers that it holds it",
+		Short: "An object's deal and shards: each shard's provider, whether it holds it, and how its storage proofs stand",
 		Long: "Show object ROOT (or object number ID): its size, coding and deal, and each shard's provider, region and\n" +
-			"price, asking every provider whether it holds its shard now. Health is the fewest shards held in any\n" +
-			"stripe against the K it needs. (Proofs every epoch and repairs are not built yet: docs/vault.md.)",
+			"price, asking every provider whether it holds its shard now, and how the shard's storage proofs stand: lost\n" +
+			"(failed 2 epochs in a row, taken from its provider), repairing (drawn onto another provider, with the block,\n" +
+			"until its first proof there passes), failing (epochs in a row, the last), or not yet declared held by its\n" +
+			"provider (not challenged or paid until it is). Health is the fewest healthy shards in any stripe against the\n" +
+			"K it needs: a lost shard counts as missing, a repairing one is not healthy yet. On a chain that audits\n" +
+			"storage it also shows what the deal put into the Vault pool and the last tallied epoch's result.",
 		Example: "  spare store status 4f1c…e2\n  spare store status 3 -o json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -355,39 +410,16 @@ func newStoreStatusCmd(g *globals) *cobra.Command {
 				}
 				objs = l.Items
 			}
+			last := lastTalliedEpoch(cmd.Context(), c)
 			var out []storeStatusResult
 			for _, o := range objs {
 				st, err := tenant.StoreStatus(cmd.Context(), c, o, timeout)
 				if err != nil {
 					return err
 				}
-				r := storeStatusResult{Object: o, Shards: st}
-				least := -1
-				for s := range o.Stripes {
-					n := 0
-					for _, sh := range st {
-						if sh.Stripe == s && sh.Held {
-							n++
-						}
-					}
-					if least < 0 || n < least {
-						least = n
-					}
-				}
-				for _, sh := range st {
-					if sh.Held {
-						r.Held++
-					}
-				}
-				switch {
-				case o.State != api.VaultPlaced:
-					r.Health = "placing: its providers are drawn at the end of block " + strconv.FormatInt(o.PlaceAt, 10)
-				case least >= o.K+o.M:
-					r.Health = "full"
-				case least >= o.K:
-					r.Health = fmt.Sprintf("readable: at least %d of %d shards held in every stripe (K = %d)", least, o.K+o.M, o.K)
-				default:
-					r.Health = fmt.Sprintf("unreadable now: a stripe has %d shards held, fewer than K = %d", least, o.K)
+				r := storeStatusResult{Object: o, Shards: st, ObjectHealth: tenant.Health(o, st), LastTallied: last}
+				if o.Pooled {
+					r.Pooled = o.Escrow
 				}
 				out = append(out, r)
 			}
@@ -402,10 +434,17 @@ func newStoreStatusCmd(g *globals) *cobra.Command {
 					if o.Months == 0 {
 						deal = "permanent"
 					}
-					fmt.Fprintf(w, "object %d  root %s\n  owner %s, %s, coded %d+%d in %d stripes of %s shards, stored at block %d, %s\n  deal %s, escrow %s\n  health: %s (%d of %d shards held)\n",
-						o.ID, o.Root, o.Owner, sizeText(o.Size), o.K, o.M, o.Stripes, sizeText(o.ShardSize), o.Height, o.State, deal, client.FormatAmount(o.Escrow), r.Health, r.Held, o.Shards())
+					money := "escrow " + client.FormatAmount(o.Escrow)
+					if o.Pooled {
+						money = client.FormatAmount(r.Pooled) + " put into the Vault pool at its draw (the pool pays its providers every epoch for the shards whose proofs pass)"
+					}
+					fmt.Fprintf(w, "object %d  root %s\n  owner %s, %s, coded %d+%d in %d stripes of %s shards, stored at block %d, %s\n  deal %s, %s\n  health: %s (%d of %d shards held)\n",
+						o.ID, o.Root, o.Owner, sizeText(o.Size), o.K, o.M, o.Stripes, sizeText(o.ShardSize), o.Height, o.State, deal, money, r.Text, r.Held, o.Shards())
+					if r.LastTallied != nil {
+						fmt.Fprintf(w, "  storage proofs, last tallied %s\n", epochText(r.LastTallied))
+					}
 					tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-					fmt.Fprintln(tw, "  STRIPE\tSHARD\tPROVIDER\tREGION\tHELD\tROOT")
+					fmt.Fprintln(tw, "  STRIPE\tSHARD\tPROVIDER\tREGION\tPROOFS\tROOT\tHELD")
 					for _, s := range r.Shards {
 						held := "yes"
 						if !s.Held {
@@ -414,7 +453,11 @@ func newStoreStatusCmd(g *globals) *cobra.Command {
 								held = "no: " + s.Error
 							}
 						}
-						fmt.Fprintf(tw, "  %d\t%d\t%s\t%s\t%s\t%s\n", s.Stripe, s.Index, s.Provider, s.Region, held, s.Root.String()[:16]+"…")
+						prov := "-"
+						if !s.Provider.IsZero() {
+							prov = s.Provider.String()
+						}
+						fmt.Fprintf(tw, "  %d\t%d\t%s\t%s\t%s\t%s\t%s\n", s.Stripe, s.Index, prov, s.Region, proofsText(s, o.Pooled), s.Root.String()[:16]+"…", held)
 					}
 					tw.Flush()
 				}
@@ -423,6 +466,61 @@ func newStoreStatusCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "how long to wait for each provider's answer")
 	return cmd
+}
+
+// storePoolResult is the Vault pool and what it last decided.
+type storePoolResult struct {
+	api.VaultPool
+	// Audited: the chain audits storage (params.epoch_blocks > 0): objects pay into the pool at their draw.
+	Audited     bool            `json:"audited"`
+	EpochBlocks uint64          `json:"epoch_blocks"`
+	LastTallied *api.VaultEpoch `json:"last_tallied_epoch,omitempty"`
+}
+
+func newStorePoolCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "pool",
+		Short: "The Vault pool: its balance, the bytes it pays for, what it has paid, the last epoch's result",
+		Long: "On a chain that audits storage, every object's escrow (a term deal's cost, a permanent deal's\n" +
+			"endowment) moves into one Vault pool at its draw, and the pool pays every storage provider each epoch\n" +
+			"for its shards whose proofs did not fail, and repairs (docs/vault.md). Show its balance, the bytes of\n" +
+			"term and permanent shards it pays for, what it has paid since genesis, and the last tallied epoch.",
+		Example: "  spare store pool\n  spare store pool -o json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			p, err := c.Params(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var r storePoolResult
+			if err := c.Query(cmd.Context(), api.QueryVaultPool, nil, &r.VaultPool); err != nil {
+				return err
+			}
+			r.EpochBlocks, r.Audited = p.EpochBlocks, p.EpochBlocks > 0
+			if r.Audited {
+				r.LastTallied = lastTalliedEpoch(cmd.Context(), c)
+			}
+			return g.print(r, func(w io.Writer) {
+				if !r.Audited {
+					fmt.Fprintln(w, "this chain does not audit storage (params.epoch_blocks is 0): objects keep their escrow and a term deal pays its providers at its end; the pool holds nothing")
+					return
+				}
+				fmt.Fprintf(w, "the Vault pool holds %s\n", client.FormatAmount(r.Balance))
+				fmt.Fprintf(w, "  it pays for %s of shards declared held (%s of term deals, %s of permanent ones), every epoch of %d blocks, against their proofs\n",
+					sizeText(r.TermBytes+r.PermBytes), sizeText(r.TermBytes), sizeText(r.PermBytes), r.EpochBlocks)
+				fmt.Fprintf(w, "  paid since genesis: %s\n", client.FormatAmount(r.PaidTotal))
+				if r.LastTallied != nil {
+					fmt.Fprintf(w, "  last tallied %s\n", epochText(r.LastTallied))
+				} else {
+					fmt.Fprintln(w, "  no epoch tallied yet (an epoch is tallied at the end of the next one)")
+				}
+			})
+		},
+	}
 }
 
 func newStoreLsCmd(g *globals) *cobra.Command {

@@ -1,7 +1,8 @@
 // Package index follows the Spare chain and keeps what the explorer shows in SQLite: blocks, transactions,
 // events, and the latest state of every provider, order, bid and lease, with the sums the pages need (earnings,
 // payments, GPUs by model); and Spare Vault's objects, shards and storage offers, with the network's storage
-// totals after every block that changed them (vault.go). One SQLite transaction per block, the last indexed height with it, so a restarted
+// totals after every block that changed them (vault.go), and its storage proofs, the pool's pay and repairs
+// (vaultproofs.go). One SQLite transaction per block, the last indexed height with it, so a restarted
 // indexer resumes exactly after the last block it stored: no gap, no duplicate.
 package index
 
@@ -17,7 +18,7 @@ import (
 )
 
 // schemaVersion is bumped with every change to schema; an index of another version is rebuilt from the chain.
-const schemaVersion = 7
+const schemaVersion = 8
 
 const schema = `
 CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
@@ -153,7 +154,7 @@ func (db *DB) migrate(ctx context.Context) error {
 			return err
 		}
 	}
-	if _, err := tx.ExecContext(ctx, schema+vaultSchema); err != nil {
+	if _, err := tx.ExecContext(ctx, schema+vaultSchema+vaultProofsSchema); err != nil {
 		return fmt.Errorf("create schema: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, "PRAGMA user_version = "+strconv.Itoa(schemaVersion)); err != nil {

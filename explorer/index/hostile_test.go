@@ -24,7 +24,9 @@ import (
 // root, a reason, an address or a number that is not what the ledger writes — markup, a link scheme, a path, a
 // reason of 100 KB — is kept as the event said it (escaped wherever it is shown, its link leading to a 400),
 // changes no object, shard, offer or total when its attributes do not read, and a reason that reads is kept cut
-// to MaxReasonBytes; an event's row shows at most a few hundred characters of any attribute.
+// to MaxReasonBytes; an event's row shows at most a few hundred characters of any attribute. The storage-proof
+// events too (hostileProofEvents): none that does not read, or does not follow from what is indexed, changes an
+// epoch, a shard, a repair, a provider's pay or the pool, and a number past what SQLite stores stops nothing.
 func TestHostileVaultEvents(t *testing.T) {
 	db, err := index.Open(markettest.TempIndex(t))
 	if err != nil {
@@ -75,9 +77,8 @@ func TestHostileVaultEvents(t *testing.T) {
 	if objs, _ := db.VaultObjects(ctx, index.VaultFilter{}, index.Page{}); objs.Total != 1 {
 		t.Fatalf("%d objects, want the one whose event reads", objs.Total)
 	}
-	if evs, _ := db.Events(ctx, index.EventFilter{}, index.Page{}); evs.Total != 5 {
-		t.Fatalf("%d events kept, want all 5", evs.Total)
-	}
+
+	sent := 5 + hostileProofEvents(t, ix, db, owner, markup)
 
 	h, err := web.New(db, nil, nil, nil)
 	if err != nil {
@@ -85,8 +86,12 @@ func TestHostileVaultEvents(t *testing.T) {
 	}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
+	if evs, _ := db.Events(ctx, index.EventFilter{}, index.Page{}); evs.Total != sent {
+		t.Fatalf("%d events kept, want all %d", evs.Total, sent)
+	}
 	for _, path := range []string{"/vault", "/vault/object/1", "/vault/objects", "/events", "/events?kind=object&ref=1", "/blocks/1", "/blocks/2",
-		"/accounts/" + owner} {
+		"/accounts/" + owner, "/vault/object/2", "/vault/epochs", "/vault/repairs", "/vault/shards", "/blocks/4", "/blocks/5",
+		"/events?kind=object&ref=2", "/vault/root/" + tx.Hash(sha256.Sum256([]byte("root"))).String(), "/api/vault/repairs?provider=" + proofKey(1)} {
 		res, err := srv.Client().Get(srv.URL + path)
 		if err != nil {
 			t.Fatal(err)
@@ -202,4 +207,159 @@ func TestVaultTermEndIndexed(t *testing.T) {
 			t.Errorf("offer %s still uses %d bytes after the end", off.Provider, off.UsedBytes)
 		}
 	}
+}
+
+func proofKey(i byte) string {
+	seed := make([]byte, 32)
+	seed[0], seed[1] = i, 0xee
+	return tx.AddressOf(ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)).String()
+}
+
+// hostileProofEvents sends storage-proof events after TestHostileVaultEvents' blocks (1 and 2): an object placed on
+// a chain whose first epoch started, then for every proof event the ones a hostile node might make up — markup in a
+// root, a seed, an address; numbers past what the index stores (which once stopped the indexer); an epoch not
+// started, started twice, tallied twice; a shard of an unplaced object, held by another provider, not lost, not
+// being rebuilt; a declaration with no message; a provider paid twice — among the ledger's own. Only the ledger's
+// own change anything, and the indexer goes on. It returns how many events it sent.
+func hostileProofEvents(t *testing.T, ix *index.Indexer, db *index.DB, owner, markup string) int {
+	t.Helper()
+	ctx := context.Background()
+	root := tx.Hash(sha256.Sum256([]byte("root"))).String()
+	seed := tx.Hash(sha256.Sum256([]byte("seed"))).String()
+	p1, p2, p3, aud, p5 := proofKey(1), proofKey(2), proofKey(3), proofKey(4), proofKey(5)
+	const huge = "18446744073709551615" // 2^64-1: reads as a uint64, is more than SQLite stores
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	sent := 0
+	block := func(h int64, evs ...map[string]string) client.Block {
+		b := client.Block{Height: h, Time: start.Add(time.Duration(h) * time.Second), Hash: fmt.Sprintf("%064X", h), Proposer: fmt.Sprintf("%040X", 1)}
+		for _, e := range evs {
+			typ := e["type"]
+			delete(e, "type")
+			b.Events = append(b.Events, client.Event{Type: typ, Attrs: e})
+			sent++
+		}
+		return b
+	}
+	epoch := func(e, seed, height string) map[string]string {
+		return map[string]string{"type": api.EventVaultEpoch, api.AttrEpoch: e, api.AttrSeed: seed, api.AttrReveals: "0", api.AttrHeight: height}
+	}
+	shardEv := func(typ, idx, root, prov, epoch string, extra ...string) map[string]string {
+		m := map[string]string{"type": typ, api.AttrObjectID: "2", api.AttrStripe: "0", api.AttrIndex: idx, api.AttrRoot: root,
+			api.AttrProvider: prov, api.AttrEpoch: epoch}
+		for i := 0; i+1 < len(extra); i += 2 {
+			m[extra[i]] = extra[i+1]
+		}
+		return m
+	}
+	paid := func(prov, epoch, amount string) map[string]string {
+		return map[string]string{"type": api.EventVaultEpochPaid, api.AttrProvider: prov, api.AttrEpoch: epoch, api.AttrAmount: amount,
+			api.AttrShards: "1", api.AttrFailed: "1"}
+	}
+	tallied := func(epoch, decided, pool string) map[string]string {
+		return map[string]string{"type": api.EventVaultTallied, api.AttrEpoch: epoch, api.AttrDecided: decided, api.AttrStoredBytes: "0",
+			api.AttrFailed: "1", api.AttrLost: "0", api.AttrPaid: "7", api.AttrPool: pool}
+	}
+	stored := func(id, size string) map[string]string {
+		return map[string]string{"type": api.EventVaultStored, api.AttrObjectID: id, api.AttrOwner: owner, api.AttrRoot: root,
+			api.AttrSize: size, api.AttrShards: "4", api.AttrMonths: "1", api.AttrMaxPrice: "10", api.AttrAmount: "100", api.AttrHeight: "4"}
+	}
+	placed := func(idx, prov string) map[string]string {
+		return map[string]string{"type": api.EventVaultShardPlaced, api.AttrObjectID: "2", api.AttrStripe: "0", api.AttrIndex: idx,
+			api.AttrRoot: root, api.AttrProvider: prov, api.AttrPrice: "5"}
+	}
+	err := ix.ApplyBlocks(ctx,
+		block(3,
+			epoch("0", seed, "3"), epoch("0", seed, "3"), epoch(huge, seed, "3"), epoch("7", markup, "3"), epoch("8", seed, "99"),
+			epoch("9", seed, "-3"), stored("2", "1000"), stored("3", huge)),
+		block(4,
+			placed("0", p1), placed("1", p2),
+			map[string]string{"type": api.EventVaultPlaced, api.AttrObjectID: "2", api.AttrOwner: owner, api.AttrShards: "4", api.AttrCost: "60", api.AttrRefund: "40"},
+			map[string]string{"type": api.EventVaultAttested, api.AttrEpoch: "0", api.AttrAuditor: aud, api.AttrFailed: "1"},
+			map[string]string{"type": api.EventVaultAttested, api.AttrEpoch: "0", api.AttrAuditor: aud, api.AttrFailed: "1000"},
+			map[string]string{"type": api.EventVaultAttested, api.AttrEpoch: "9", api.AttrAuditor: aud, api.AttrFailed: "0"},
+			map[string]string{"type": api.EventVaultAttested, api.AttrEpoch: "0", api.AttrAuditor: markup, api.AttrFailed: "0"},
+			map[string]string{"type": api.EventVaultHeld, api.AttrProvider: p1, api.AttrShards: "1"},
+			map[string]string{"type": api.EventVaultHeld, api.AttrProvider: markup, api.AttrShards: huge},
+			shardEv(api.EventVaultProofFailed, "0", root, p2, "0", api.AttrFailures, "1"),
+			shardEv(api.EventVaultProofFailed, "0", root, p1, "0", api.AttrFailures, "1"),
+			shardEv(api.EventVaultProofFailed, "0", markup, p1, "0", api.AttrFailures, "1"),
+			shardEv(api.EventVaultProofFailed, "0", root, p1, "9", api.AttrFailures, "1"),
+			shardEv(api.EventVaultProofFailed, "0", root, p1, "0", api.AttrFailures, "-1"),
+			shardEv(api.EventVaultProofFailed, "0", root, p1, "0", api.AttrFailures, huge),
+			shardEv(api.EventVaultProofFailed, "3", root, p1, "0", api.AttrFailures, "1"),
+			map[string]string{"type": api.EventVaultProofFailed, api.AttrObjectID: "1", api.AttrStripe: "0", api.AttrIndex: "0", api.AttrRoot: root,
+				api.AttrProvider: p1, api.AttrEpoch: "0", api.AttrFailures: "1"},
+			shardEv(api.EventVaultRepair, "1", root, p3, "0", api.AttrPrice, "5"),
+			shardEv(api.EventVaultRepaired, "0", root, p1, "0", api.AttrAmount, "5"),
+			paid(p1, "0", "7"), paid(p1, "0", "7"), paid(p2, "0", "9223372036854775808"), paid(markup, "0", "1"), paid(p2, "3", "1"),
+			tallied("0", "yes", "53"), tallied("0", "true", huge), tallied("0", "true", "53"), tallied("0", "true", "53"), tallied("5", "false", "1")),
+		block(5,
+			shardEv(api.EventVaultShardLost, "0", root, p2, "0"),
+			shardEv(api.EventVaultShardLost, "0", root, p1, "0"),
+			shardEv(api.EventVaultShardLost, "0", root, p1, "0"),
+			shardEv(api.EventVaultRepair, "0", root, markup, "0", api.AttrPrice, "5"),
+			shardEv(api.EventVaultRepair, "0", root, p3, "0", api.AttrPrice, "5"),
+			shardEv(api.EventVaultRepair, "0", root, p2, "0", api.AttrPrice, "5"),
+			shardEv(api.EventVaultRepaired, "0", root, p1, "0", api.AttrAmount, "5"),
+			// p3 does not declare it rebuilt in time: lost by it, drawn onto p5 (the first repair failed).
+			shardEv(api.EventVaultShardLost, "0", root, p3, "0"),
+			shardEv(api.EventVaultRepair, "0", root, p5, "0", api.AttrPrice, "6")),
+	)
+	if err != nil {
+		t.Fatalf("the indexer stopped: %v", err)
+	}
+
+	epochs, err := db.VaultEpochs(ctx, index.Page{})
+	if err != nil || epochs.Total != 1 {
+		t.Fatalf("epochs %+v (%v): want epoch 0 alone", epochs, err)
+	}
+	if e := epochs.Items[0]; e.Epoch != 0 || e.StartHeight != 3 || e.Attestations != 1 || !e.Tallied || !e.Decided || e.Failed != 1 ||
+		e.Paid != 7 || e.Pool != 53 || e.TallyHeight != 4 || e.Challenged != 0 || e.SuccessPPM != -1 {
+		t.Errorf("epoch 0: %+v", e)
+	}
+	if _, err := db.VaultObject(ctx, 3); err == nil {
+		t.Error("an object of 2^64-1 bytes was indexed")
+	}
+	o, err := db.VaultObject(ctx, 2)
+	if err != nil || o.State != index.VaultPlaced || !o.Pooled || o.Escrow != 60 {
+		t.Errorf("object 2: %+v (%v)", o, err)
+	}
+	shards, err := db.VaultShards(ctx, index.VaultShardFilter{ObjectID: 2}, index.Page{})
+	if err != nil || shards.Total != 2 {
+		t.Fatalf("object 2's shards %+v (%v)", shards, err)
+	}
+	if s := shards.Items[0]; s.Provider != p5 || s.PricePerGiBMonth != 6 || s.Lost || !s.Repairing || s.RepairHeight != 5 || s.FailedEpochs != 1 ||
+		s.Failures != 0 || s.HeldHeight != 0 {
+		t.Errorf("shard 0: %+v", s)
+	}
+	if s := shards.Items[1]; s.Provider != p2 || s.Lost || s.Repairing || s.FailedEpochs != 0 {
+		t.Errorf("shard 1: %+v", s)
+	}
+	hist, err := db.VaultProofEvents(ctx, index.VaultProofFilter{ObjectID: 2}, index.Page{})
+	if err != nil || hist.Total != 5 || hist.Items[0].Type != api.EventVaultRepair || hist.Items[1].Type != api.EventVaultShardLost ||
+		hist.Items[1].Provider != p3 || hist.Items[2].Type != api.EventVaultRepair || hist.Items[3].Type != api.EventVaultShardLost ||
+		hist.Items[4].Type != api.EventVaultProofFailed {
+		t.Errorf("object 2's proof history %+v (%v)", hist, err)
+	}
+	repairs, err := db.VaultRepairs(ctx, index.VaultRepairFilter{}, index.Page{})
+	if err != nil || repairs.Total != 2 || repairs.Items[0].State != index.RepairRebuilding || repairs.Items[0].LostProvider != p3 ||
+		repairs.Items[0].Provider != p5 || repairs.Items[0].LostHeight != 5 || repairs.Items[1].State != index.RepairFailed ||
+		repairs.Items[1].LostProvider != p1 || repairs.Items[1].Provider != p3 {
+		t.Errorf("repairs %+v (%v)", repairs, err)
+	}
+	if e, err := db.VaultEarnings(ctx, p3); err != nil || e.Lost != 1 || e.Repairs != 1 || e.Repaired != 0 {
+		t.Errorf("p3's Vault earnings %+v (%v)", e, err)
+	}
+	if e, err := db.VaultEarnings(ctx, p1); err != nil || e.EpochPay != 7 || e.EpochsPaid != 1 || e.Failed != 1 || e.Lost != 1 {
+		t.Errorf("p1's Vault earnings %+v (%v)", e, err)
+	}
+	if e, err := db.VaultEarnings(ctx, p2); err != nil || e.Earned != 0 || e.EpochsPaid != 0 || e.Lost != 0 {
+		t.Errorf("p2's Vault earnings %+v (%v)", e, err)
+	}
+	ov, err := db.VaultOverview(ctx)
+	if err != nil || !ov.Audited || ov.Pool != 53 || ov.PaidTotal != 7 || ov.Shards != 2 || ov.ShardsLost != 0 || ov.ShardsRepairing != 1 ||
+		ov.ShardsDeclared != 0 || ov.LastTallied == nil || ov.LastTallied.Epoch != 0 || ov.TermEscrow != 0 {
+		t.Errorf("overview %+v (%v)", ov, err)
+	}
+	return sent
 }

@@ -333,7 +333,7 @@ func (ix *Indexer) write(ctx context.Context, w *writer, b client.Block) (Update
 	var fees, failed int64
 	accounts := map[string]bool{}
 	signed := map[string]int{}
-	manifests := map[string][][]byte{} // of StoreObject messages, by transaction
+	vtx := newVaultTxs() // StoreObject and HoldShards messages, by transaction
 	for i, raw := range b.Txs {
 		res := client.TxResult{}
 		if i < len(b.TxResults) {
@@ -350,7 +350,7 @@ func (ix *Indexer) write(ctx context.Context, w *writer, b client.Block) (Update
 			msgs = msgNames(t.Body.Msgs)
 			signed[signer]++
 			if res.Code == 0 {
-				storeManifests(manifests, res.Hash, t)
+				vtx.add(res.Hash, t)
 			}
 		}
 		fees += int64(fee)
@@ -421,7 +421,7 @@ func (ix *Indexer) write(ctx context.Context, w *writer, b client.Block) (Update
 			if lease == 0 && err1 == nil {
 				err1 = errors.New("lease_id 0 is not a lease")
 			}
-			if err := errors.Join(err1, err2, err3, err4); err != nil {
+			if err := errors.Join(err1, err2, err3, err4, fits(lease, amount, take)); err != nil {
 				ix.log.Warn("ledger event not counted as a payment", "height", b.Height, "type", e.Type, "attrs", string(attrs), "err", err)
 			} else {
 				payments = append(payments, payment{lease, amount, take, provider, id})
@@ -448,7 +448,7 @@ func (ix *Indexer) write(ctx context.Context, w *writer, b client.Block) (Update
 		w.exec(`UPDATE providers SET earned = earned + ? WHERE address = ?`, p.amount, p.provider)
 	}
 	if len(vaultEvs) > 0 {
-		if err := ix.applyVault(ctx, w, b, vaultEvs, manifests); err != nil {
+		if err := ix.applyVault(ctx, w, b, vaultEvs, vtx); err != nil {
 			return u, err
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -20,9 +21,9 @@ import (
 // there when the ledger has removed an object it could not place; its shards and their providers from
 // vault.shard_placed; how its placement ended from vault.placed (its escrow now, the refund) or vault.unplaced
 // (the ledger's reason, the refund). Storage offers come from storage.offered, and each placed shard adds its
-// bytes to its provider's offer, as the ledger does. After every block that changed any of it, the network's
-// totals are written to vault_stats: the series the vault page charts. Proofs of storage, payouts and repairs
-// are not on the ledger yet (docs/vault.md): nothing is indexed for them.
+// bytes to its provider's offer, as the ledger does. Storage proofs, the pool's pay and repairs come from their
+// own events (vaultproofs.go). After every block that changed any of it, the network's totals are written to
+// vault_stats: the series the vault page charts.
 
 const vaultSchema = `
 CREATE TABLE vault_objects (
@@ -30,17 +31,21 @@ CREATE TABLE vault_objects (
 	m INTEGER NOT NULL, shard_size INTEGER NOT NULL, stripes INTEGER NOT NULL, shards INTEGER NOT NULL,
 	months INTEGER NOT NULL, max_price INTEGER NOT NULL, deposit INTEGER NOT NULL, escrow INTEGER NOT NULL,
 	refund INTEGER NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL, stored_height INTEGER NOT NULL,
-	stored_ms INTEGER NOT NULL, place_at INTEGER NOT NULL, ended_height INTEGER NOT NULL, tx_hash TEXT NOT NULL);
+	stored_ms INTEGER NOT NULL, place_at INTEGER NOT NULL, ended_height INTEGER NOT NULL, tx_hash TEXT NOT NULL,
+	pooled INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX vault_objects_owner ON vault_objects (owner, id);
 CREATE INDEX vault_objects_root ON vault_objects (root, id);
 CREATE INDEX vault_objects_state ON vault_objects (state, id);
 CREATE TABLE vault_shards (
 	object_id INTEGER NOT NULL, stripe INTEGER NOT NULL, idx INTEGER NOT NULL, root TEXT NOT NULL,
 	provider TEXT NOT NULL, price INTEGER NOT NULL, size INTEGER NOT NULL, height INTEGER NOT NULL,
+	held_height INTEGER NOT NULL DEFAULT 0, lost INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0, failed_epochs INTEGER NOT NULL DEFAULT 0,
+	last_failed INTEGER NOT NULL DEFAULT 0, repair_height INTEGER NOT NULL DEFAULT 0, repairing INTEGER NOT NULL DEFAULT 0,
 	PRIMARY KEY (object_id, stripe, idx)) WITHOUT ROWID;
 CREATE INDEX vault_shards_provider ON vault_shards (provider, height); -- the key's columns follow: newest first
 CREATE INDEX vault_shards_height ON vault_shards (height);
 CREATE INDEX vault_shards_root ON vault_shards (root);
+CREATE INDEX vault_shards_failing ON vault_shards (last_failed) WHERE failures > 0; -- streaks a decided tally ends
 CREATE TABLE storage_offers (
 	provider TEXT PRIMARY KEY, capacity INTEGER NOT NULL, used INTEGER NOT NULL, price INTEGER NOT NULL,
 	height INTEGER NOT NULL, shards INTEGER NOT NULL DEFAULT 0);
@@ -48,7 +53,8 @@ CREATE INDEX storage_offers_price ON storage_offers (price, provider);
 CREATE TABLE vault_stats (
 	height INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, offers INTEGER NOT NULL, capacity INTEGER NOT NULL,
 	stored INTEGER NOT NULL, shards INTEGER NOT NULL, objects INTEGER NOT NULL, placing INTEGER NOT NULL,
-	unplaced INTEGER NOT NULL, term_escrow INTEGER NOT NULL, endowments INTEGER NOT NULL);
+	unplaced INTEGER NOT NULL, term_escrow INTEGER NOT NULL, endowments INTEGER NOT NULL, pool INTEGER NOT NULL DEFAULT 0,
+	paid INTEGER NOT NULL DEFAULT 0, held INTEGER NOT NULL DEFAULT 0);
 `
 
 // The states of an indexed object: the ledger's placing and placed, unplaced for one the ledger removed because
@@ -72,15 +78,25 @@ var VaultDeals = []string{"term", "permanent"}
 const MaxReasonBytes = 500
 
 var vaultEventTypes = map[string]bool{api.EventStorageOffered: true, api.EventVaultStored: true,
-	api.EventVaultShardPlaced: true, api.EventVaultPlaced: true, api.EventVaultUnplaced: true, api.EventVaultEnded: true}
+	api.EventVaultShardPlaced: true, api.EventVaultPlaced: true, api.EventVaultUnplaced: true, api.EventVaultEnded: true,
+	api.EventVaultHeld: true, api.EventVaultEpoch: true, api.EventVaultAttested: true, api.EventVaultProofFailed: true, api.EventVaultShardLost: true,
+	api.EventVaultRepair: true, api.EventVaultRepaired: true, api.EventVaultEpochPaid: true, api.EventVaultTallied: true}
 
-// vaultTotals are the network's storage totals, a row of vault_stats.
+// vaultTotals are the network's storage totals, a row of vault_stats. stored and shards count the shards placed
+// on a provider (by their object's draw or a repair's): not lost, their object not ended; held those of them
+// their provider declared held (HoldShards), which are challenged and paid. termEscrow and endowments are what
+// objects hold in their own escrow (awaiting their draw, or placed on a chain without auditing); pool is the
+// Vault pool, which an audited chain's objects pay into at their draw; paid what the pool paid out (epochs and
+// repairs).
 type vaultTotals struct {
-	offers, capacity, stored, shards, objects, placing, unplaced, termEscrow, endowments int64
+	offers, capacity, stored, shards, objects, placing, unplaced, termEscrow, endowments, pool, paid, held int64
 }
 
+const vaultTotalsCols = `offers, capacity, stored, shards, objects, placing, unplaced, term_escrow, endowments, pool, paid, held`
+
 func (t *vaultTotals) dest() []any {
-	return []any{&t.offers, &t.capacity, &t.stored, &t.shards, &t.objects, &t.placing, &t.unplaced, &t.termEscrow, &t.endowments}
+	return []any{&t.offers, &t.capacity, &t.stored, &t.shards, &t.objects, &t.placing, &t.unplaced, &t.termEscrow, &t.endowments,
+		&t.pool, &t.paid, &t.held}
 }
 
 // escrow adds d to the escrow of a term deal (months > 0) or to the endowments.
@@ -92,43 +108,74 @@ func (t *vaultTotals) escrow(months uint64, d int64) {
 	}
 }
 
-// storeManifests lists, by transaction hash, the manifests of the StoreObject messages of a block's successful
-// transactions, in order: the i-th vault.stored event of a transaction is its i-th StoreObject.
-func storeManifests(manifests map[string][][]byte, hash string, t *tx.Tx) {
+// vaultTxs are the Vault messages of a block's successful transactions, by transaction hash, in order: the
+// i-th vault.stored event of a transaction is its i-th StoreObject (whose manifest gives the object's layout),
+// the i-th vault.held its i-th HoldShards (which names the shards: the event only counts them).
+type vaultTxs struct {
+	manifests map[string][][]byte
+	holds     map[string][]heldMsg
+}
+
+type heldMsg struct {
+	signer tx.Address
+	refs   []tx.ShardRef
+}
+
+func newVaultTxs() *vaultTxs {
+	return &vaultTxs{manifests: map[string][][]byte{}, holds: map[string][]heldMsg{}}
+}
+
+func (v *vaultTxs) add(hash string, t *tx.Tx) {
 	for _, m := range t.Body.Msgs {
-		if so, ok := m.(*tx.StoreObject); ok {
-			manifests[hash] = append(manifests[hash], so.Manifest)
+		switch m := m.(type) {
+		case *tx.StoreObject:
+			v.manifests[hash] = append(v.manifests[hash], m.Manifest)
+		case *tx.HoldShards:
+			v.holds[hash] = append(v.holds[hash], heldMsg{t.Signer(), m.Shards})
 		}
 	}
 }
 
 // applyVault writes a block's Vault and storage events (in the order the ledger emitted them) and the totals
-// after them. An event whose attributes do not read is kept as an event, and said, but changes nothing here.
-func (ix *Indexer) applyVault(ctx context.Context, w *writer, b client.Block, evs []client.Event, manifests map[string][][]byte) error {
+// after them. An event whose attributes do not read, or that does not follow from what is indexed (a shard
+// that is not placed, an epoch tallied twice), is kept as an event, and said, but changes nothing here.
+func (ix *Indexer) applyVault(ctx context.Context, w *writer, b client.Block, evs []client.Event, vtx *vaultTxs) error {
 	if w.err != nil {
 		return w.err
 	}
 	var t vaultTotals
-	err := w.tx.QueryRowContext(ctx, `SELECT offers, capacity, stored, shards, objects, placing, unplaced, term_escrow, endowments
-		FROM vault_stats ORDER BY height DESC LIMIT 1`).Scan(t.dest()...)
+	err := w.tx.QueryRowContext(ctx, `SELECT `+vaultTotalsCols+` FROM vault_stats ORDER BY height DESC LIMIT 1`).Scan(t.dest()...)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err
 	}
+	blk := &vaultBlock{b: b, t: &t}
 	for _, e := range evs {
 		var err error
 		switch e.Type {
 		case api.EventStorageOffered:
 			err = w.vaultOffered(e, b, &t)
 		case api.EventVaultStored:
-			err = ix.vaultStored(ctx, w, e, b, manifests, &t)
+			err = ix.vaultStored(ctx, w, e, b, vtx.manifests, &t)
 		case api.EventVaultShardPlaced:
-			err = w.vaultShardPlaced(e, b, &t)
+			err = w.vaultShardPlaced(e, blk)
 		case api.EventVaultPlaced:
-			err = w.vaultPlaced(e, b, &t)
+			err = w.vaultPlaced(e, blk)
 		case api.EventVaultUnplaced:
 			err = w.vaultUnplaced(e, b, &t)
 		case api.EventVaultEnded:
 			err = w.vaultEnded(e, b, &t)
+		case api.EventVaultHeld:
+			err = w.vaultHeld(e, blk, vtx)
+		case api.EventVaultEpoch:
+			err = w.vaultEpoch(e, blk)
+		case api.EventVaultAttested:
+			err = w.vaultAttested(e)
+		case api.EventVaultProofFailed, api.EventVaultShardLost, api.EventVaultRepair, api.EventVaultRepaired:
+			err = w.vaultShardEvent(e, blk)
+		case api.EventVaultEpochPaid:
+			err = w.vaultEpochPaid(e, b)
+		case api.EventVaultTallied:
+			err = w.vaultTallied(e, blk)
 		}
 		if errors.Is(err, errNode) {
 			return err
@@ -140,10 +187,42 @@ func (ix *Indexer) applyVault(ctx context.Context, w *writer, b client.Block, ev
 			ix.log.Warn("ledger event not indexed as Vault state", "height", b.Height, "type", e.Type, "attrs", e.Attrs, "err", err)
 		}
 	}
-	w.exec(`INSERT INTO vault_stats (height, time_ms, offers, capacity, stored, shards, objects, placing, unplaced, term_escrow, endowments)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, b.Height, b.Time.UnixMilli(), t.offers, t.capacity, t.stored, t.shards,
-		t.objects, t.placing, t.unplaced, t.termEscrow, t.endowments)
+	w.exec(`INSERT INTO vault_stats (height, time_ms, `+vaultTotalsCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		b.Height, b.Time.UnixMilli(), t.offers, t.capacity, t.stored, t.shards, t.objects, t.placing, t.unplaced, t.termEscrow,
+		t.endowments, t.pool, t.paid, t.held)
 	return w.err
+}
+
+// vaultBlock is what the Vault's events of one block share: the totals they change, the shards declared held
+// so far in the block (not challenged by an epoch that starts in it), and whether the chain audits storage (an
+// epoch started, at or before this block).
+type vaultBlock struct {
+	b        client.Block
+	t        *vaultTotals
+	declared int64
+	audited  *bool
+}
+
+// isAudited says whether the index has seen a Vault epoch start: on such a chain an object's escrow moves into
+// the pool at its draw (api.VaultObject.Pooled).
+func (w *writer) isAudited(blk *vaultBlock) bool {
+	if blk.audited == nil {
+		var one int
+		a := w.row(`SELECT 1 FROM vault_epochs LIMIT 1`, nil, &one)
+		blk.audited = &a
+	}
+	return *blk.audited
+}
+
+// fits refuses a number the index cannot store (SQLite integers are signed 64-bit): no amount, size, id or epoch
+// the ledger writes comes near it, and a node that sends one must not stop the indexer.
+func fits(vs ...uint64) error {
+	for _, v := range vs {
+		if v > math.MaxInt64 {
+			return fmt.Errorf("%d is more than the index stores (%d)", v, int64(math.MaxInt64))
+		}
+	}
+	return nil
 }
 
 // execN runs a statement and says how many rows it changed.
@@ -185,6 +264,9 @@ func (w *writer) vaultOffered(e client.Event, b client.Block, t *vaultTotals) er
 	if err != nil {
 		return err
 	}
+	if err := fits(ev.CapacityBytes, ev.UsedBytes, ev.PricePerGiBMonth); err != nil {
+		return err
+	}
 	p := ev.Provider.String()
 	var oldCap, oldUsed int64
 	w.row(`SELECT capacity, used FROM storage_offers WHERE provider = ?`, []any{p}, &oldCap, &oldUsed)
@@ -211,6 +293,12 @@ func (ix *Indexer) vaultStored(ctx context.Context, w *writer, e client.Event, b
 	ev, err := api.ParseVaultStoredDeal(e.Attrs)
 	if err != nil {
 		return err
+	}
+	if err := fits(ev.ObjectID, ev.Size, ev.Shards, ev.Months, ev.MaxPricePerGiBMonth, ev.Escrow); err != nil {
+		return err
+	}
+	if ev.PlaceAt < 0 {
+		return fmt.Errorf("place_at %d: not a height", ev.PlaceAt)
 	}
 	var l layout.Layout
 	if q := manifests[e.TxHash]; len(q) > 0 {
@@ -250,9 +338,12 @@ func (ix *Indexer) vaultStored(ctx context.Context, w *writer, e client.Event, b
 	return nil
 }
 
-func (w *writer) vaultShardPlaced(e client.Event, b client.Block, t *vaultTotals) error {
+func (w *writer) vaultShardPlaced(e client.Event, blk *vaultBlock) error {
 	ev, err := api.ParseVaultShardPlaced(e.Attrs)
 	if err != nil {
+		return err
+	}
+	if err := fits(ev.ObjectID, ev.Stripe, ev.Index, ev.PricePerGiBMonth); err != nil {
 		return err
 	}
 	var size int64
@@ -261,36 +352,50 @@ func (w *writer) vaultShardPlaced(e client.Event, b client.Block, t *vaultTotals
 	}
 	p := ev.Provider.String()
 	n := w.execN(`INSERT INTO vault_shards (object_id, stripe, idx, root, provider, price, size, height) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT DO NOTHING`, ev.ObjectID, ev.Stripe, ev.Index, ev.Root.String(), p, ev.PricePerGiBMonth, size, b.Height)
+		ON CONFLICT DO NOTHING`, ev.ObjectID, ev.Stripe, ev.Index, ev.Root.String(), p, ev.PricePerGiBMonth, size, blk.b.Height)
 	if n == 0 {
 		return fmt.Errorf("shard %d of stripe %d of object %d is placed already", ev.Index, ev.Stripe, ev.ObjectID)
 	}
 	w.exec(`UPDATE storage_offers SET used = used + ?, shards = shards + 1 WHERE provider = ?`, size, p)
-	t.stored += size
-	t.shards++
+	blk.t.stored += size
+	blk.t.shards++
 	return nil
 }
 
-func (w *writer) vaultPlaced(e client.Event, b client.Block, t *vaultTotals) error {
+// vaultPlaced ends an object's draw. On an audited chain its escrow moves into the pool (it leaves the objects'
+// escrow totals); elsewhere the object keeps it until its term ends.
+func (w *writer) vaultPlaced(e client.Event, blk *vaultBlock) error {
 	ev, err := api.ParseVaultPlaced(e.Attrs)
 	if err != nil {
+		return err
+	}
+	if err := fits(ev.ObjectID, ev.Cost, ev.Refund); err != nil {
 		return err
 	}
 	var escrow, months uint64
 	if !w.row(`SELECT escrow, months FROM vault_objects WHERE id = ? AND state = ?`, []any{ev.ObjectID, VaultPlacing}, &escrow, &months) {
 		return fmt.Errorf("object %d is not being placed", ev.ObjectID)
 	}
-	w.exec(`UPDATE vault_objects SET state = ?, escrow = ?, refund = ?, ended_height = ? WHERE id = ?`,
-		VaultPlaced, ev.Cost, ev.Refund, b.Height, ev.ObjectID)
-	t.escrow(months, int64(ev.Cost)-int64(escrow))
-	t.placing--
-	t.objects++
+	pooled := w.isAudited(blk)
+	w.exec(`UPDATE vault_objects SET state = ?, escrow = ?, refund = ?, ended_height = ?, pooled = ? WHERE id = ?`,
+		VaultPlaced, ev.Cost, ev.Refund, blk.b.Height, pooled, ev.ObjectID)
+	if pooled {
+		blk.t.escrow(months, -int64(escrow))
+		blk.t.pool += int64(ev.Cost)
+	} else {
+		blk.t.escrow(months, int64(ev.Cost)-int64(escrow))
+	}
+	blk.t.placing--
+	blk.t.objects++
 	return nil
 }
 
 func (w *writer) vaultUnplaced(e client.Event, b client.Block, t *vaultTotals) error {
 	ev, err := api.ParseVaultUnplaced(e.Attrs)
 	if err != nil {
+		return err
+	}
+	if err := fits(ev.ObjectID, ev.Refund); err != nil {
 		return err
 	}
 	var escrow, months uint64
@@ -305,25 +410,40 @@ func (w *writer) vaultUnplaced(e client.Event, b client.Block, t *vaultTotals) e
 	return nil
 }
 
-// vaultEnded closes a term deal: its shards' room is released from their providers' offers, its escrow (paid to
-// them) leaves the totals. The shards stay indexed, as its history.
+// vaultEnded closes a term deal: its shards' room is released from their providers' offers and its held shards
+// leave the totals; an escrow it kept itself (a chain without auditing: paid to its providers now) leaves them
+// too, where a pooled object's stays in the pool. Its open repairs end. The shards stay indexed, as its history.
 func (w *writer) vaultEnded(e client.Event, b client.Block, t *vaultTotals) error {
 	ev, err := api.ParseVaultEnded(e.Attrs)
 	if err != nil {
 		return err
 	}
-	var escrow, months, size, shards uint64
-	if !w.row(`SELECT escrow, months, shard_size, shards FROM vault_objects WHERE id = ? AND state = ?`, []any{ev.ObjectID, VaultPlaced},
-		&escrow, &months, &size, &shards) {
+	if err := fits(ev.ObjectID, ev.Paid); err != nil {
+		return err
+	}
+	var escrow, months, size uint64
+	var pooled bool
+	if !w.row(`SELECT escrow, months, shard_size, pooled FROM vault_objects WHERE id = ? AND state = ?`, []any{ev.ObjectID, VaultPlaced},
+		&escrow, &months, &size, &pooled) {
 		return fmt.Errorf("object %d is not placed", ev.ObjectID)
 	}
+	var held, declared int64
+	w.row(`SELECT count(*), count(CASE WHEN held_height > 0 THEN 1 END) FROM vault_shards WHERE object_id = ? AND provider != ''`,
+		[]any{ev.ObjectID}, &held, &declared)
 	w.exec(`UPDATE storage_offers SET used = max(used - ? * (SELECT count(*) FROM vault_shards s WHERE s.object_id = ? AND s.provider = storage_offers.provider), 0),
 		shards = max(shards - (SELECT count(*) FROM vault_shards s WHERE s.object_id = ? AND s.provider = storage_offers.provider), 0)
 		WHERE provider IN (SELECT provider FROM vault_shards WHERE object_id = ?)`, size, ev.ObjectID, ev.ObjectID, ev.ObjectID)
-	w.exec(`UPDATE vault_objects SET state = ?, escrow = 0, ended_height = ? WHERE id = ?`, VaultEnded, b.Height, ev.ObjectID)
-	t.escrow(months, -int64(escrow))
-	t.stored -= int64(size * shards)
-	t.shards -= int64(shards)
+	if pooled {
+		w.exec(`UPDATE vault_objects SET state = ?, ended_height = ? WHERE id = ?`, VaultEnded, b.Height, ev.ObjectID)
+	} else {
+		w.exec(`UPDATE vault_objects SET state = ?, escrow = 0, ended_height = ? WHERE id = ?`, VaultEnded, b.Height, ev.ObjectID)
+		t.escrow(months, -int64(escrow))
+	}
+	w.exec(`UPDATE vault_shards SET failures = 0, repairing = 0 WHERE object_id = ? AND (failures > 0 OR repairing = 1)`, ev.ObjectID)
+	w.exec(`UPDATE vault_repairs SET state = ? WHERE object_id = ? AND state IN (?, ?)`, RepairEnded, ev.ObjectID, RepairLost, RepairRebuilding)
+	t.stored -= int64(size) * held
+	t.shards -= held
+	t.held -= declared
 	t.objects--
 	return nil
 }
@@ -360,9 +480,11 @@ type VaultObject struct {
 	Months   uint64 `json:"months"`
 	MaxPrice uint64 `json:"max_price_per_gib_month"`
 	Deposit  uint64 `json:"deposit"` // escrowed when it was stored: a term deal at its maximum price
-	// Escrow is what its deal holds for its providers now (no payout is on the ledger yet): once placed, the
-	// cost at the drawn prices; 0 once unplaced.
+	// Escrow is, once placed, the deal's cost at the drawn prices: on an audited chain what it put into the Vault
+	// pool at its draw (Pooled), which pays its providers every epoch against their proofs; elsewhere what the
+	// object holds until its term ends (0 once ended, paid to its providers). 0 once unplaced.
 	Escrow       uint64 `json:"escrow"`
+	Pooled       bool   `json:"pooled"`
 	Refund       uint64 `json:"refund"`           // returned to the owner when its providers were drawn
 	State        string `json:"state"`            // placing, placed or unplaced
 	Reason       string `json:"reason,omitempty"` // why it was not placed, in the ledger's words
@@ -380,12 +502,12 @@ func (o VaultObject) Permanent() bool { return o.Months == 0 }
 func (o VaultObject) StoredBytes() uint64 { return o.Shards * o.ShardSize }
 
 const vaultObjectCols = `id, owner, root, size, k, m, shard_size, stripes, shards, months, max_price, deposit, escrow, refund,
-	state, reason, stored_height, stored_ms, place_at, ended_height, tx_hash`
+	state, reason, stored_height, stored_ms, place_at, ended_height, tx_hash, pooled`
 
 func scanVaultObject(s interface{ Scan(...any) error }) (VaultObject, error) {
 	var o VaultObject
 	err := s.Scan(&o.ID, &o.Owner, &o.Root, &o.Size, &o.K, &o.M, &o.ShardSize, &o.Stripes, &o.Shards, &o.Months, &o.MaxPrice,
-		&o.Deposit, &o.Escrow, &o.Refund, &o.State, &o.Reason, &o.StoredHeight, &o.StoredMs, &o.PlaceAt, &o.EndedHeight, &o.TxHash)
+		&o.Deposit, &o.Escrow, &o.Refund, &o.State, &o.Reason, &o.StoredHeight, &o.StoredMs, &o.PlaceAt, &o.EndedHeight, &o.TxHash, &o.Pooled)
 	return o, err
 }
 
@@ -456,18 +578,32 @@ func (db *DB) VaultObject(ctx context.Context, id uint64) (VaultObject, error) {
 	return o, err
 }
 
-// VaultShard is one placed shard: its place in its object, its root, and the provider that holds it.
+// VaultShard is one placed shard: its place in its object, its root, the provider that holds it, and how its
+// storage proofs went.
 type VaultShard struct {
 	ObjectID         uint64 `json:"object_id"`
 	Stripe           int    `json:"stripe"`
 	Index            int    `json:"index"`
 	Parity           bool   `json:"parity"` // a parity shard (index ≥ the object's K)
 	Root             string `json:"root"`
-	Provider         string `json:"provider"`
-	Region           string `json:"region"` // its provider's, as last indexed
+	Provider         string `json:"provider"` // "" while lost
+	Region           string `json:"region"`   // its provider's, as last indexed
 	PricePerGiBMonth uint64 `json:"price_per_gib_month"`
 	Size             uint64 `json:"size"`
 	Height           int64  `json:"height"` // placed at the end of this block
+	// HeldHeight: the block its provider declared it held in (HoldShards): challenged and paid from the next
+	// epoch; 0 until then. Lost: taken from the provider that failed it VaultLostAfterFailures epochs in a row
+	// (or did not declare a repair rebuilt in time), and not drawn onto another yet. RepairHeight: the block that
+	// drew it onto Provider to be rebuilt there (0: placed with its object); Repairing until that provider's first
+	// proof of it passes. Failures: the epochs in a row it failed lately, up to LastFailed (a decided epoch it
+	// passed ends the streak); FailedEpochs every epoch it failed.
+	HeldHeight   int64  `json:"held_height"`
+	Lost         bool   `json:"lost"`
+	RepairHeight int64  `json:"repair_height"`
+	Repairing    bool   `json:"repairing"`
+	Failures     uint64 `json:"failures"`
+	FailedEpochs uint64 `json:"failed_epochs"`
+	LastFailed   uint64 `json:"last_failed_epoch"`
 }
 
 // VaultShardFilter selects shards: an object's (in order), or a provider's, those with a root, or all of them
@@ -495,12 +631,14 @@ func (db *DB) VaultShards(ctx context.Context, f VaultShardFilter, p Page) (List
 	var err error
 	out.Total, err = db.list(ctx, p, `SELECT count(*) FROM vault_shards s WHERE `+where,
 		`SELECT s.object_id, s.stripe, s.idx, s.idx >= coalesce(o.k, 0) AND coalesce(o.k, 0) > 0, s.root, s.provider,
-			coalesce(p.region, ''), s.price, s.size, s.height
+			coalesce(p.region, ''), s.price, s.size, s.height, s.held_height, s.lost, s.repair_height, s.repairing, s.failures,
+			s.failed_epochs, s.last_failed
 		FROM vault_shards s LEFT JOIN vault_objects o ON o.id = s.object_id LEFT JOIN providers p ON p.address = s.provider
 		WHERE `+where+` ORDER BY `+order, args,
 		func(r *sql.Rows) error {
 			var s VaultShard
-			err := r.Scan(&s.ObjectID, &s.Stripe, &s.Index, &s.Parity, &s.Root, &s.Provider, &s.Region, &s.PricePerGiBMonth, &s.Size, &s.Height)
+			err := r.Scan(&s.ObjectID, &s.Stripe, &s.Index, &s.Parity, &s.Root, &s.Provider, &s.Region, &s.PricePerGiBMonth, &s.Size, &s.Height,
+				&s.HeldHeight, &s.Lost, &s.RepairHeight, &s.Repairing, &s.Failures, &s.FailedEpochs, &s.LastFailed)
 			out.Items = append(out.Items, s)
 			return err
 		})
@@ -556,7 +694,7 @@ func (db *DB) StorageOffers(ctx context.Context, p Page) (List[StorageOffer], er
 // ProviderStorage is what a provider offers to Spare Vault and holds.
 type ProviderStorage struct {
 	Offer   *StorageOffer `json:"offer,omitempty"` // nil: it offers none (and holds nothing)
-	Shards  int           `json:"shards"`          // placed on it
+	Shards  int           `json:"shards"`          // placed on it (or repaired onto it), of objects not ended
 	Bytes   uint64        `json:"bytes"`           // their bytes
 	Objects int           `json:"objects"`         // the objects they are of
 }
@@ -573,7 +711,7 @@ func (db *DB) ProviderStorage(ctx context.Context, addr string) (ProviderStorage
 		return ps, err
 	}
 	err = db.sql.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(size), 0), count(DISTINCT object_id) FROM vault_shards
-		WHERE provider = ?`, addr).Scan(&ps.Shards, &ps.Bytes, &ps.Objects)
+		WHERE provider = ? AND object_id IN (SELECT id FROM vault_objects WHERE state = ?)`, addr, VaultPlaced).Scan(&ps.Shards, &ps.Bytes, &ps.Objects)
 	return ps, err
 }
 
@@ -584,18 +722,33 @@ type VaultOverview struct {
 	// active provider with its stake bonded, and room).
 	Offers         int    `json:"offers"`
 	OffersEligible int    `json:"offers_eligible"`
-	CapacityBytes  uint64 `json:"capacity_bytes"` // offered in all
-	FreeBytes      uint64 `json:"free_bytes"`     // left on the eligible offers
-	StoredBytes    uint64 `json:"stored_bytes"`   // held by placed shards, parity included
-	Shards         uint64 `json:"shards"`
+	CapacityBytes  uint64 `json:"capacity_bytes"`    // offered in all
+	FreeBytes      uint64 `json:"free_bytes"`        // left on the eligible offers
+	StoredBytes    uint64 `json:"stored_bytes"`      // held by placed shards, parity included (lost ones not)
+	Shards         uint64 `json:"shards"`            // held by their providers
 	Providers      int    `json:"providers_holding"` // providers holding shards
 	Objects        int    `json:"objects"`           // placed
 	Placing        int    `json:"placing"`           // stored, their providers drawn at the end of the next block
 	Unplaced       int    `json:"unplaced"`          // removed: the offers could not take their shards at the draw
-	// TermEscrow is what term deals hold, Endowments what permanent deals hold: escrow paid out to providers as
-	// their proofs pass once payouts are on the ledger (none is paid yet).
+	// TermEscrow is what term deals hold in their own escrow, Endowments what permanent deals hold: objects
+	// awaiting their draw, and placed objects of a chain without auditing (paid at their term's end). On an
+	// audited chain an object's escrow moves into the Vault pool at its draw.
 	TermEscrow uint64 `json:"term_escrow"`
 	Endowments uint64 `json:"endowments"`
+	// ShardsDeclared are the shards their providers declared held (HoldShards): challenged every epoch, paid.
+	ShardsDeclared uint64 `json:"shards_declared"`
+	// Audited: a Vault epoch has started (params.epoch_blocks > 0): shards are challenged every epoch, paid from
+	// the pool. Pool is its balance after the last block, PaidTotal what it paid out (epochs and repairs).
+	Audited   bool   `json:"audited"`
+	Pool      uint64 `json:"pool"`
+	PaidTotal uint64 `json:"paid_total"`
+	// Shards lost (awaiting a provider with room), being rebuilt on the provider a repair drew, and repaired.
+	ShardsLost      int `json:"shards_lost"`
+	ShardsRepairing int `json:"shards_repairing"`
+	Repaired        int `json:"repaired"`
+	// LastTallied is the last epoch whose proofs were tallied, LastDecided the last the auditors decided.
+	LastTallied *VaultEpoch `json:"last_tallied,omitempty"`
+	LastDecided *VaultEpoch `json:"last_decided,omitempty"`
 }
 
 // VaultOverview computes the network's storage figures.
@@ -606,14 +759,17 @@ func (db *DB) VaultOverview(ctx context.Context) (VaultOverview, error) {
 		return v, err
 	}
 	var t vaultTotals
-	err = db.sql.QueryRowContext(ctx, `SELECT offers, capacity, stored, shards, objects, placing, unplaced, term_escrow, endowments
-		FROM vault_stats ORDER BY height DESC LIMIT 1`).Scan(t.dest()...)
+	err = db.sql.QueryRowContext(ctx, `SELECT `+vaultTotalsCols+` FROM vault_stats ORDER BY height DESC LIMIT 1`).Scan(t.dest()...)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return v, err
 	}
-	v.Offers, v.CapacityBytes, v.StoredBytes, v.Shards = int(t.offers), uint64(t.capacity), uint64(t.stored), uint64(t.shards)
+	v.Offers, v.CapacityBytes, v.StoredBytes, v.Shards = int(t.offers), nonNeg(t.capacity), nonNeg(t.stored), nonNeg(t.shards)
 	v.Objects, v.Placing, v.Unplaced = int(t.objects), int(t.placing), int(t.unplaced)
-	v.TermEscrow, v.Endowments = uint64(t.termEscrow), uint64(t.endowments)
+	v.TermEscrow, v.Endowments, v.Pool, v.PaidTotal = nonNeg(t.termEscrow), nonNeg(t.endowments), nonNeg(t.pool), nonNeg(t.paid)
+	v.ShardsDeclared = nonNeg(t.held)
+	if err := db.vaultProofsOverview(ctx, &v); err != nil {
+		return v, err
+	}
 	err = db.sql.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(o.capacity - o.used), 0) FROM storage_offers o
 		JOIN providers p ON p.address = o.provider
 		WHERE o.capacity > o.used AND p.status = 'active' AND p.stake > 0 AND p.stake >= p.required_stake`).Scan(&v.OffersEligible, &v.FreeBytes)
@@ -633,6 +789,8 @@ type VaultPoint struct {
 	Objects       int    `json:"objects"`
 	TermEscrow    uint64 `json:"term_escrow"`
 	Endowments    uint64 `json:"endowments"`
+	Pool          uint64 `json:"pool"`
+	PaidTotal     uint64 `json:"paid_total"`
 }
 
 // VaultHistory is the network's storage over time, oldest first: the totals after the last block that changed
@@ -644,7 +802,7 @@ func (db *DB) VaultHistory(ctx context.Context, buckets int) ([]VaultPoint, erro
 		return nil, err
 	}
 	width := max((hi-lo)/int64(buckets)+1, 1)
-	rows, err := db.sql.QueryContext(ctx, `SELECT height, time_ms, capacity, stored, objects, term_escrow, endowments FROM vault_stats
+	rows, err := db.sql.QueryContext(ctx, `SELECT height, time_ms, capacity, stored, objects, term_escrow, endowments, pool, paid FROM vault_stats
 		WHERE height IN (SELECT max(height) FROM vault_stats GROUP BY (time_ms - ?) / ?) ORDER BY height`, lo, width)
 	if err != nil {
 		return nil, err
@@ -653,9 +811,12 @@ func (db *DB) VaultHistory(ctx context.Context, buckets int) ([]VaultPoint, erro
 	out := []VaultPoint{}
 	for rows.Next() {
 		var p VaultPoint
-		if err := rows.Scan(&p.Height, &p.TimeMs, &p.CapacityBytes, &p.StoredBytes, &p.Objects, &p.TermEscrow, &p.Endowments); err != nil {
+		var capacity, stored, term, endow, pool, paid int64
+		if err := rows.Scan(&p.Height, &p.TimeMs, &capacity, &stored, &p.Objects, &term, &endow, &pool, &paid); err != nil {
 			return nil, err
 		}
+		p.CapacityBytes, p.StoredBytes, p.TermEscrow, p.Endowments = nonNeg(capacity), nonNeg(stored), nonNeg(term), nonNeg(endow)
+		p.Pool, p.PaidTotal = nonNeg(pool), nonNeg(paid)
 		out = append(out, p)
 	}
 	if err := rows.Err(); err != nil {

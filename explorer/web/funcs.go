@@ -115,6 +115,27 @@ var funcs = template.FuncMap{
 		return *p
 	},
 	"str": func(v any) string { return fmt.Sprint(v) },
+	// pct shows millionths as a percentage ("95.0 %"), and a negative value (no rate) as "—".
+	"pct": func(ppm int64) string {
+		if ppm < 0 {
+			return "—"
+		}
+		return strconv.FormatFloat(float64(ppm)/1e4, 'f', 1, 64) + " %"
+	},
+	// proofWhat says what a shard's proof event was.
+	"proofWhat": func(typ string) string {
+		switch typ {
+		case api.EventVaultProofFailed:
+			return "proof failed"
+		case api.EventVaultShardLost:
+			return "lost"
+		case api.EventVaultRepair:
+			return "repair drawn"
+		case api.EventVaultRepaired:
+			return "repaired"
+		}
+		return typ
+	},
 }
 
 // amountAttrs are the event attributes the ledger writes amounts of uspr in, and perHourAttrs those it writes
@@ -122,7 +143,7 @@ var funcs = template.FuncMap{
 var (
 	amountAttrs = map[string]bool{api.AttrAmount: true, api.AttrDeposit: true, api.AttrHeld: true, api.AttrOfStake: true,
 		api.AttrPaid: true, api.AttrPaidTotal: true, api.AttrRefund: true, api.AttrReserve: true, api.AttrReserveRefund: true,
-		api.AttrStake: true, api.AttrTake: true, api.AttrUnbonding: true, api.AttrCost: true}
+		api.AttrStake: true, api.AttrTake: true, api.AttrUnbonding: true, api.AttrCost: true, api.AttrPool: true}
 	perHourAttrs = map[string]bool{api.AttrPrice: true, api.AttrMaxPrice: true}
 )
 
@@ -145,7 +166,8 @@ func attrText(k, v string) string {
 
 // storageEvent are the event types whose prices are per GiB-month and whose sizes are bytes.
 var storageEvent = map[string]bool{api.EventStorageOffered: true, api.EventVaultStored: true, api.EventVaultShardPlaced: true,
-	api.EventVaultPlaced: true, api.EventVaultUnplaced: true, api.EventVaultEnded: true, api.EventVaultPaid: true}
+	api.EventVaultPlaced: true, api.EventVaultUnplaced: true, api.EventVaultEnded: true, api.EventVaultPaid: true,
+	api.EventVaultRepair: true, api.EventVaultTallied: true}
 
 // maxAttrText bounds the characters of an attribute an event row shows (the JSON API has all of it): an event
 // comes from the chain, and a reason is whatever its sender wrote.
@@ -159,7 +181,7 @@ func eventAttr(typ, k, v string) string {
 			switch k {
 			case api.AttrPrice, api.AttrMaxPrice:
 				return client.FormatAmount(n) + "/GiB-month"
-			case api.AttrCapacity, api.AttrUsed, api.AttrSize:
+			case api.AttrCapacity, api.AttrUsed, api.AttrSize, api.AttrStoredBytes:
 				return formatBytes(n)
 			}
 		}
@@ -175,7 +197,7 @@ func (s *Server) parseTemplates() error {
 	s.tmpl = map[string]*template.Template{}
 	names := []string{"overview", "providers", "provider", "orders", "order", "leases", "lease", "blocks", "block",
 		"tx", "accounts", "account", "events", "search", "error", "vault", "vault_objects", "vault_object", "vault_root",
-		"vault_offers", "vault_shards"}
+		"vault_offers", "vault_shards", "vault_epochs", "vault_repairs"}
 	for _, n := range names {
 		t, err := template.New(n).Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/parts.html", "templates/"+n+".html")
 		if err != nil {

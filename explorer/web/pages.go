@@ -45,6 +45,8 @@ func (s *Server) pageRoutes() []route {
 		{"/vault/root/{root}", "vault_root", s.loadVaultRoot},
 		{"/vault/offers", "vault_offers", s.loadVaultOffers},
 		{"/vault/shards", "vault_shards", s.loadVaultShards},
+		{"/vault/epochs", "vault_epochs", s.loadVaultEpochs},
+		{"/vault/repairs", "vault_repairs", s.loadVaultRepairs},
 	}
 }
 
@@ -272,6 +274,12 @@ type ProviderView struct {
 	// Storage is its Spare Vault offer and what it holds; VaultShards the newest shards placed on it.
 	Storage     index.ProviderStorage        `json:"storage"`
 	VaultShards index.List[index.VaultShard] `json:"vault_shards"`
+	// VaultEarnings is what the Vault pool paid it and how its proofs went; VaultEpochs its newest epochs paid,
+	// VaultProofs the newest proof events naming it (failures, shards lost, repairs drawn onto it).
+	VaultEarnings index.VaultEarnings                  `json:"vault_earnings"`
+	VaultEpochs   index.List[index.VaultProviderEpoch] `json:"vault_epochs"`
+	VaultProofs   index.List[index.VaultProofEvent]    `json:"vault_proofs"`
+	VaultChart    template.HTML                        `json:"-"`
 }
 
 func (s *Server) loadProvider(r *http.Request) (any, error) {
@@ -311,6 +319,22 @@ func (s *Server) loadProvider(r *http.Request) (any, error) {
 	}
 	if v.VaultShards, err = s.db.VaultShards(ctx, index.VaultShardFilter{Provider: addr}, index.Page{Limit: 20}); err != nil {
 		return nil, err
+	}
+	if v.VaultEarnings, err = s.db.VaultEarnings(ctx, addr); err != nil {
+		return nil, err
+	}
+	if v.VaultEpochs, err = s.db.VaultProviderEpochs(ctx, addr, index.Page{Limit: 30}); err != nil {
+		return nil, err
+	}
+	if v.VaultProofs, err = s.db.VaultProofEvents(ctx, index.VaultProofFilter{Provider: addr}, index.Page{Limit: 20}); err != nil {
+		return nil, err
+	}
+	if v.VaultEpochs.Total > 0 {
+		var vbars []svg.Bar
+		for _, e := range slices.Backward(v.VaultEpochs.Items) {
+			vbars = append(vbars, svg.Bar{Label: "epoch " + strconv.FormatUint(e.Epoch, 10), Value: sprFloat(e.Amount)})
+		}
+		v.VaultChart = svg.BarChart(vbars, svg.Options{Title: "Vault pay by epoch (the last 30 paid)", YLabel: "SPR"})
 	}
 	var bars []svg.Bar
 	for _, e := range v.Earnings {
@@ -926,5 +950,5 @@ var titles = map[string]string{
 	"leases": "Leases", "lease": "Lease", "blocks": "Blocks", "block": "Block", "tx": "Transaction",
 	"accounts": "Accounts", "account": "Account", "events": "Events", "search": "Search",
 	"vault": "Vault", "vault_objects": "Vault objects", "vault_object": "Vault object", "vault_root": "Vault root",
-	"vault_offers": "Storage offers", "vault_shards": "Vault shards",
+	"vault_offers": "Storage offers", "vault_shards": "Vault shards", "vault_epochs": "Vault epochs", "vault_repairs": "Vault repairs",
 }

@@ -85,7 +85,7 @@ func TestViewsHideNoField(t *testing.T) {
 	for _, v := range []any{web.OverviewView{}, web.ProvidersView{}, web.ProviderView{}, web.ListView[index.Order]{},
 		web.OrderView{}, web.ListView[index.Lease]{}, web.LeaseView{}, web.BlocksView{}, web.BlockView{}, web.TxView{},
 		web.AccountsView{}, web.AccountView{}, web.EventsView{}, web.SearchView{}, web.VaultView{}, web.VaultObjectsView{},
-		web.VaultObjectView{}, web.VaultRootView{}, web.VaultOffersView{}, web.VaultShardsView{}} {
+		web.VaultObjectView{}, web.VaultRootView{}, web.VaultOffersView{}, web.VaultShardsView{}, web.VaultEpochsView{}, web.VaultRepairsView{}} {
 		typ := reflect.TypeOf(v)
 		for _, byJSON := range []bool{false, true} {
 			seen := map[string][]string{}

@@ -10,21 +10,26 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sparenet/spare/client"
 	"github.com/sparenet/spare/explorer/index"
 	"github.com/sparenet/spare/explorer/internal/markettest"
 	"github.com/sparenet/spare/explorer/web"
-	"github.com/sparenet/spare/internal/localnet"
+	"github.com/sparenet/spare/ledger/api"
 )
 
 // TestVaultPages renders every Vault page and its JSON twin on a real chain with a Vault history
 // (markettest.Vault: storage offers, a term object of two stripes, a permanent one, one claiming another's root,
 // one the ledger could not place), indexed live: no Go syntax anywhere; the figures the issue names are there —
 // each object's shards with their providers linked, the unplaced object's reason, a root's objects, each
-// provider's offer and the shards it holds (as the ledger counts them), the network's stored bytes and escrow
-// with their charts — and where proofs and repairs will be, the page says they begin with a later ledger, with
-// no number. Bad ids, roots, filters and page sizes are 400 or 404 with the problem named.
+// provider's offer and the shards it holds (as the ledger counts them), the network's stored bytes and the
+// Vault pool with their charts, how the pages read proofs. Bad ids, roots, filters and page sizes are 400 or
+// 404 with the problem named. Then storage proofs (markettest.VaultProofs: a shard failed two epochs in a row,
+// lost, drawn onto another provider, rebuilt and repaired; decided epochs paying the providers): the Vault page
+// charts the pool and the proof success rate and lists the epochs and the repair; the object's page and its
+// shard's root show the shard's proof history and repair; each provider's page its Vault pay and failures, as
+// the ledger counts them.
 func TestVaultPages(t *testing.T) {
-	m := markettest.Start(t, localnet.Options{CheckInvariants: true, Funded: markettest.VaultKeys})
+	m := markettest.Start(t, markettest.VaultOptions())
 	path := markettest.TempIndex(t)
 	db, stop := markettest.StartIndexer(t, path, m.C)
 	h := m.Vault(nil)
@@ -45,7 +50,8 @@ func TestVaultPages(t *testing.T) {
 
 	paths := []string{"/vault", "/vault/objects", "/vault/offers", "/vault/shards", "/vault/objects?deal=permanent",
 		"/vault/objects?owner=" + m.Addr("owner") + "&state=placed&deal=term", "/vault/objects?root=" + h.Roots["term"].String(),
-		"/vault/shards?provider=" + m.Addr("s1"), "/vault/offers?limit=2&offset=2", "/accounts/" + m.Addr("owner")}
+		"/vault/shards?provider=" + m.Addr("s1"), "/vault/offers?limit=2&offset=2", "/accounts/" + m.Addr("owner"), "/vault/epochs",
+		"/vault/epochs?limit=3&offset=1", "/vault/repairs", "/vault/repairs?state=lost&provider=" + m.Addr("s1")}
 	for _, s := range index.VaultStates {
 		paths = append(paths, "/vault/objects?state="+s)
 	}
@@ -105,6 +111,7 @@ func TestVaultPages(t *testing.T) {
 	var v struct {
 		Stored     *uint64 `json:"stored_bytes"`
 		Endowments *uint64 `json:"endowments"`
+		Pool       *uint64 `json:"pool"`
 		History    []index.VaultPoint
 		Proofs     string `json:"proofs"`
 		Offers     struct {
@@ -112,13 +119,15 @@ func TestVaultPages(t *testing.T) {
 		} `json:"offer_list"`
 	}
 	if err := json.Unmarshal([]byte(pages["/api/vault"]), &v); err != nil || v.Stored == nil || *v.Stored != ov.StoredBytes ||
-		v.Endowments == nil || *v.Endowments != ov.Endowments || ov.Endowments == 0 || len(v.History) < 2 || v.Proofs != web.ProofsNote || v.Offers.Total != 4 {
+		v.Endowments == nil || *v.Endowments != ov.Endowments || ov.Endowments != 0 || v.Pool == nil || *v.Pool != ov.Pool || ov.Pool == 0 ||
+		len(v.History) < 2 || v.Proofs != web.ProofsNote || v.Offers.Total != 4 {
 		t.Errorf("/api/vault: %+v (%v)", v, err)
 	}
 	page := pages["/vault"]
 	for _, want := range []string{`id="vault-stored" href="/vault/shards">` + html.EscapeString(bytesText(ov.StoredBytes)) + `</a>`,
 		`id="vault-objects" href="/vault/objects?state=placed">3</a>`, `id="vault-endowments" href="/vault/objects?deal=permanent">`,
-		`<figure id="stored-chart"><svg`, "Bytes stored in the Vault", "Escrow held for storage providers", html.EscapeString(web.ProofsNote),
+		`<figure id="stored-chart"><svg`, "Bytes stored in the Vault", "Held for storage providers", html.EscapeString(web.ProofsNote),
+		`id="vault-pool" href="/vault/epochs">` + html.EscapeString(client.FormatAmount(ov.Pool)) + `</a>`,
 		`id="offer-` + m.Addr("s4") + `"`, "no: full", "0.0035 SPR/GiB-month"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("/vault lacks %s", want)
@@ -229,6 +238,10 @@ func TestVaultPages(t *testing.T) {
 		{"/vault/shards?provider=x", 400, "provider"},
 		{"/vault/offers?offset=-1", 400, "offset"},
 		{"/events?kind=object&ref=x", 400, "positive whole number"},
+		{"/vault/epochs?epoch=3", 400, "unknown parameter"},
+		{"/vault/repairs?state=mended", 400, "state &#34;mended&#34;: use one of lost"},
+		{"/vault/repairs?provider=x", 400, "provider"},
+		{"/vault/repairs?limit=0", 400, "limit"},
 	} {
 		code, body, _ := get(t, srv, tc.path)
 		if code != tc.code || !strings.Contains(body, tc.want) {
@@ -241,6 +254,134 @@ func TestVaultPages(t *testing.T) {
 		if acode, abody, _ := get(t, srv, "/api"+tc.path); acode != tc.code || json.Unmarshal([]byte(abody), &e) != nil || e["error"] == "" {
 			t.Errorf("GET /api%s: %d %s", tc.path, acode, abody)
 		}
+	}
+
+	// Storage proofs, indexed live again.
+	db2, stop2 := markettest.StartIndexer(t, path, m.C)
+	defer stop2()
+	ph := m.VaultProofs()
+	markettest.WaitIndexed(t, db2, m.Last)
+	checkProofPages(t, m, srv, ph)
+}
+
+// checkProofPages renders the pages storage proofs show on (after markettest.VaultProofs) and checks them
+// against the ledger.
+func checkProofPages(t *testing.T, m *markettest.Market, srv *httptest.Server, h markettest.VaultProofsHistory) {
+	t.Helper()
+	ctx := context.Background()
+	obj := strconv.FormatUint(h.Object, 10)
+	failed, repaired := h.Failed.Provider.String(), h.Repaired.Provider.String()
+	paths := []string{"/vault", "/vault/epochs", "/vault/repairs", "/vault/repairs?state=repaired", "/vault/repairs?provider=" + failed,
+		"/vault/object/" + obj, "/vault/root/" + h.Failed.Root.String(), "/providers/" + failed, "/providers/" + repaired,
+		"/vault/shards?provider=" + repaired, "/events?kind=object&ref=" + obj}
+	pages := map[string]string{}
+	for _, p := range paths {
+		for _, path := range []string{p, "/api" + p} {
+			code, body, _ := get(t, srv, path)
+			if code != 200 {
+				t.Errorf("GET %s: %d\n%.400s", path, code, body)
+			}
+			leaks := htmlLeaks(body)
+			if strings.HasPrefix(path, "/api") {
+				var err error
+				if leaks, err = jsonLeaks(body); err != nil {
+					t.Errorf("GET %s: %v", path, err)
+				}
+			}
+			for _, l := range leaks {
+				t.Errorf("GET %s shows Go syntax: %s", path, l)
+			}
+			pages[path] = body
+		}
+	}
+	var pool api.VaultPool
+	if err := m.C.Query(ctx, api.QueryVaultPool, nil, &pool); err != nil {
+		t.Fatal(err)
+	}
+
+	// The Vault page: the pool and what it paid, the last epoch's rate, the repair; the charts; the epochs.
+	page := pages["/vault"]
+	for _, want := range []string{`id="vault-pool" href="/vault/epochs">` + html.EscapeString(client.FormatAmount(pool.Balance)) + `</a>`,
+		`id="vault-paid" href="/events?type=vault.epoch_paid">` + html.EscapeString(client.FormatAmount(pool.PaidTotal)) + `</a>`,
+		`<figure id="pool-chart"><svg`, `<figure id="success-chart"><svg`, `<figure id="failed-chart"><svg`, "The Vault pool",
+		"Proof success rate", `id="shards-repaired" href="/vault/repairs?state=repaired">1</a>`, `id="shards-lost" href="/vault/repairs?state=lost">0</a>`,
+		`id="last-success" href="/vault/epochs">100.0 %</a>`, `class="mono repair-provider" href="/providers/` + repaired + `"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("/vault lacks %s", want)
+		}
+	}
+	var v struct {
+		Pool        uint64 `json:"pool"`
+		PaidTotal   uint64 `json:"paid_total"`
+		LastTallied struct {
+			Epoch uint64 `json:"epoch"`
+		} `json:"last_tallied"`
+		Repairs struct {
+			Total int `json:"total"`
+		} `json:"repairs"`
+		EpochHistory []index.VaultEpochPoint `json:"epoch_history"`
+	}
+	if err := json.Unmarshal([]byte(pages["/api/vault"]), &v); err != nil || v.Pool != pool.Balance || v.PaidTotal != pool.PaidTotal ||
+		v.LastTallied.Epoch < h.LastEpoch || v.Repairs.Total != 1 || len(v.EpochHistory) == 0 {
+		t.Errorf("/api/vault: %+v (%v); ledger pool %+v", v, err, pool)
+	}
+	epochs := pages["/vault/epochs"]
+	for _, want := range []string{fmt.Sprintf(`id="epoch-%d"`, h.FirstEpoch), fmt.Sprintf(`id="epoch-%d"`, h.LastEpoch), "75.0 %", "100.0 %"} {
+		if !strings.Contains(epochs, want) {
+			t.Errorf("/vault/epochs lacks %s", want)
+		}
+	}
+	for _, p := range []string{"/vault/repairs", "/vault/repairs?state=repaired", "/vault/repairs?provider=" + failed} {
+		if strings.Count(pages[p], `id="repair-`) != 1 || !strings.Contains(pages[p], `href="/providers/`+failed+`"`) ||
+			!strings.Contains(pages[p], `href="/providers/`+repaired+`"`) || !strings.Contains(pages[p], ">repaired</span>") {
+			t.Errorf("%s does not list the repair, from %s onto %s", p, failed, repaired)
+		}
+	}
+
+	// The object's page: shard 0 on its new provider, repaired, with its history.
+	page = pages["/vault/object/"+obj]
+	row := `id="shard-` + obj + `-0-0"`
+	i := strings.Index(page, row)
+	if i < 0 || !strings.Contains(page[i:min(i+2500, len(page))], `href="/providers/`+repaired+`"`) || !strings.Contains(page[i:min(i+2500, len(page))], "repaired") {
+		t.Errorf("the proofs object's page does not show shard 0 repaired onto %s", repaired)
+	}
+	for _, want := range []string{`id="object-repairs"`, `id="object-proofs"`, ">proof failed</span>", ">lost</span>", ">repair drawn</span>", ">repaired</span>",
+		"2 epochs in a row", "Put into the Vault pool"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the proofs object's page lacks %s", want)
+		}
+	}
+	if strings.Count(pages["/vault/root/"+h.Failed.Root.String()], `class="proof `) != 5 {
+		t.Errorf("the shard's root page does not show its 5 proof events")
+	}
+
+	// The providers: the one that failed the shard, the one that repaired it.
+	for _, key := range []string{h.FailedKey, h.RepairedKey} {
+		addr := m.Addr(key)
+		var want api.VaultProvider
+		if err := m.C.Query(ctx, api.QueryVaultProvider, api.AddressRequest{Address: m.Net.Keys[key].Address()}, &want); err != nil {
+			t.Fatal(err)
+		}
+		page := pages["/providers/"+addr]
+		for _, s := range []string{`<strong id="vault-earned">` + html.EscapeString(client.FormatAmount(want.Earned)) + `</strong>`,
+			fmt.Sprintf(`id="vault-failed" href="/events?kind=provider&amp;ref=%s&amp;type=vault.proof_failed">%d</a>`, addr, want.Failed)} {
+			if !strings.Contains(page, s) {
+				t.Errorf("%s's page lacks %s", key, s)
+			}
+		}
+		var pv struct {
+			VaultEarnings index.VaultEarnings `json:"vault_earnings"`
+		}
+		if err := json.Unmarshal([]byte(pages["/api/providers/"+addr]), &pv); err != nil || pv.VaultEarnings.Earned != want.Earned || pv.VaultEarnings.Failed != want.Failed {
+			t.Errorf("/api/providers/%s vault_earnings %+v (%v), ledger %+v", addr, pv.VaultEarnings, err, want)
+		}
+	}
+	if !strings.Contains(pages["/providers/"+failed], `id="vault-lost" href="/vault/repairs?provider=`+failed+`">1</a>`) ||
+		!strings.Contains(pages["/providers/"+failed], `id="vault-chart"`) {
+		t.Error("the failing provider's page does not count the shard it lost, or has no chart of its pay")
+	}
+	if !strings.Contains(pages["/providers/"+repaired], `id="vault-repairs" href="/vault/repairs?provider=`+repaired+`">1</a>`) {
+		t.Error("the repairing provider's page does not count its repair")
 	}
 }
 

@@ -267,7 +267,8 @@ func FuzzRoutes(f *testing.F) {
 		"/search?q=1", "/blocks/1?offset=0&limit=5", "/api/providers/" + index.SyntheticAddress("provider", 1).String(),
 		"/txs/" + strings.Repeat("0", 64), "/orders?state=open&tenant=x", "/api/price-index?buckets=3", "/vault",
 		"/vault/object/1?offset=0&limit=5", "/api/vault/root/" + strings.Repeat("ab", 32), "/vault/objects?state=placed&deal=term",
-		"/vault/shards?provider=" + index.SyntheticAddress("provider", 1).String(), "/events?kind=object&ref=1"} {
+		"/vault/shards?provider=" + index.SyntheticAddress("provider", 1).String(), "/events?kind=object&ref=1", "/vault/epochs?limit=3",
+		"/vault/repairs?state=lost&provider=" + index.SyntheticAddress("provider", 1).String()} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, target string) {

@@ -25,7 +25,12 @@
 //     mounted as its file system is. A daemon that is not root runs the workload as its own uid (never 0),
 //     and cannot give leases uids of their own (Guarantees says so).
 //   - Files: Spec.WorkDir is bind-mounted read-write at /work (private propagation), the working directory,
-//     so that outputs written under /work land on the host. The root file system is read-only unless
+//     so that outputs written under /work land on the host. Each of Spec.ReadOnlyPaths (the job's Vault
+//     inputs) is bound again at /work/PATH, read-only, and each directory above one onto itself, writable
+//     (runtime.ReadOnlyMounts, which Start checks on disk first: no element a symbolic link, so the engine binds
+//     what the work dir holds): the workload can neither write, chmod, truncate nor create anything there
+//     (EROFS), nor remove or rename such a path or a directory above it, or rename something over it (a mount
+//     point: EBUSY), nor hard-link it into the writable work dir (EXDEV). The root file system is read-only unless
 //     Runtime.WritableRootFS; /tmp and /var/tmp are private tmpfs of Spec.DiskBytes each (DefaultTmpBytes when
 //     zero), /run one of at most 16 MiB, /dev/shm is sized half of Spec.MemoryBytes (DefaultShmBytes without a
 //     memory limit), all nosuid and nodev, in RAM, counted against the memory limit and gone with the
@@ -411,6 +416,24 @@ func (r *Runtime) hostConfig(s runtime.Spec, workDir string) *container.HostConf
 	return hc
 }
 
+// bindMounts are the mounts that make Spec.ReadOnlyPaths read-only (runtime.ReadOnlyMounts, checked on disk
+// beneath workDir): each bound at /work/PATH from workDir/PATH, read-only for a read-only path, writable for a
+// directory above one (so that it cannot be renamed away with the path in it), with /work's propagation. They
+// follow /work's mount; the engine mounts a directory before what it holds.
+func bindMounts(workDir string, binds []runtime.BindMount) []mount.Mount {
+	var out []mount.Mount
+	for _, b := range binds {
+		out = append(out, mount.Mount{
+			Type:        mount.TypeBind,
+			Source:      filepath.Join(workDir, filepath.FromSlash(b.Path)),
+			Target:      "/work/" + b.Path,
+			ReadOnly:    b.ReadOnly,
+			BindOptions: &mount.BindOptions{Propagation: mount.PropagationRPrivate},
+		})
+	}
+	return out
+}
+
 // tmpBytes sizes each of /tmp and /var/tmp: the lease's disk, or DefaultTmpBytes.
 func tmpBytes(s runtime.Spec) uint64 {
 	if s.DiskBytes > 0 {
@@ -562,6 +585,12 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Workload, 
 	if err != nil {
 		return nil, err
 	}
+	// The engine binds what a host path resolves to: every read-only path is checked to be what the work dir
+	// holds, no element of it a link.
+	binds, err := runtime.ReadOnlyMounts(workDir, s.ReadOnlyPaths)
+	if err != nil {
+		return nil, fmt.Errorf("docker: %w", err)
+	}
 	imageID, err := r.resolveImage(ctx, cli, s.Image)
 	if err != nil {
 		return nil, err
@@ -603,10 +632,12 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Workload, 
 	if r.Scope != "" {
 		cfg.Labels[LabelScope] = r.Scope
 	}
+	hc := r.hostConfig(s, workDir)
+	hc.Mounts = append(hc.Mounts, bindMounts(workDir, binds)...)
 	created, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name:       st.Name,
 		Config:     cfg,
-		HostConfig: r.hostConfig(s, workDir),
+		HostConfig: hc,
 	})
 	if err != nil {
 		undo()

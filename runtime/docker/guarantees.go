@@ -117,9 +117,10 @@ func guaranteesFrom(info system.Info, root, writableRoot bool) []runtime.Guarant
 	}
 	out = append(out, g(runtime.GuaranteeSeccomp, seccomp != nil && seccomp["profile"] != "unconfined", profile, seccompMissing))
 
-	fsMech := "the container sees its image read-only and /work, its own work dir; no host path is mounted"
+	const inputs = "; Spec.ReadOnlyPaths (Vault inputs) bound read-only at /work/PATH, the directories above them as mount points (no link followed)"
+	fsMech := "the container sees its image read-only and /work, its own work dir; no other host path is mounted" + inputs
 	if writableRoot {
-		fsMech = "the container sees its image (writable layer, unbounded: WritableRootFS) and /work, its own work dir; no host path is mounted"
+		fsMech = "the container sees its image (writable layer, unbounded: WritableRootFS) and /work, its own work dir; no other host path is mounted" + inputs
 	}
 	out = append(out, g(runtime.GuaranteeFilesystem, true, fsMech, ""))
 	return out

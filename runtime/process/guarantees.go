@@ -198,7 +198,7 @@ func (r *Runtime) Guarantees(ctx context.Context) []runtime.Guarantee {
 		sb(runtime.GuaranteePIDNS, "PID namespace per lease with its own /proc; the wrapper is its PID 1, and when it exits the kernel kills every process left"),
 		sb(runtime.GuaranteeNoNewPrivs, "prctl(PR_SET_NO_NEW_PRIVS) before exec, and every mount nosuid"),
 		sb(runtime.GuaranteeSeccomp, fmt.Sprintf("seccomp BPF filter (%d rules): namespaces, mount APIs, keyrings, bpf, perf, userfaultfd, io_uring, modules, kexec, clock and system administration calls refused; clone3 ENOSYS; foreign architectures killed", len(deniedCommon)+len(deniedArch)+3)),
-		sb(runtime.GuaranteeFilesystem, "mount namespace: the host's tree read-only, nosuid, nodev (mount_setattr AT_RECURSIVE), only the work dir and private tmpfs writable; Spec.HidePaths under empty read-only tmpfs; minimal /dev with only the lease's GPUs"+gpuNote()),
+		sb(runtime.GuaranteeFilesystem, "mount namespace: the host's tree read-only, nosuid, nodev (mount_setattr AT_RECURSIVE), only the work dir and private tmpfs writable; Spec.ReadOnlyPaths (Vault inputs) bound read-only onto themselves (open_tree, mount_setattr, move_mount; no link followed), the directories above them pinned as mount points; Spec.HidePaths under empty read-only tmpfs; minimal /dev with only the lease's GPUs"+gpuNote()),
 	)
 	return gs
 }

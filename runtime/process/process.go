@@ -35,11 +35,14 @@
 // read-only), a minimal /dev (null, zero, full, random, urandom, tty, a private devpts, the lease's GPUs only),
 // private tmpfs on /tmp and /var/tmp (Spec.DiskBytes each) and /dev/shm (Spec.MemoryBytes), covers each of
 // Spec.HidePaths with an empty read-only tmpfs, puts back the work dir at its own path, writable (a clone of its
-// mount taken first, so this works under a hidden path or /tmp too), sets the rlimits, drops to the lease's uid
-// and gid with no supplementary groups, sets no_new_privs and a seccomp filter (seccomp.go) and execs the
-// wrapper. The wrapper is then PID 1 of the lease's PID namespace: sh's wait reaps the orphans re-parented to
-// it, its traps let the daemon's SIGTERM through (PID 1 gets only the signals it handles, and SIGKILL from the
-// daemon), and when it exits the kernel kills every process left in the namespace, setsid or not. The init
+// mount taken first, so this works under a hidden path or /tmp too), binds each of Spec.ReadOnlyPaths onto
+// itself read-only and each directory above one onto itself writable (runtime.ReadOnlyMounts, which Start checks
+// on disk first; the init opens each with openat2, no link followed), so that the workload can neither change,
+// remove, rename nor replace them (without the sandbox nothing enforces them: Start notes that in the
+// workload's limits), sets the rlimits, drops to the lease's uid and gid with no supplementary groups, sets
+// no_new_privs and a seccomp filter (seccomp.go) and execs the wrapper. The wrapper is then PID 1 of the lease's
+// PID namespace: sh's wait reaps the orphans re-parented to it, its traps let the daemon's SIGTERM through (PID
+// 1 gets only the signals it handles, and SIGKILL from the daemon), and when it exits the kernel kills every process left in the namespace, setsid or not. The init
 // answers over the socket with an error, or closes it by exec'ing; Start waits for that, so a sandbox that
 // cannot be built makes Start fail, never run the workload with less.
 //
@@ -489,6 +492,11 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Workload, 
 			return nil, fmt.Errorf("process: uid %d of lease %d is still in use by pid %d", id.uid, s.LeaseID, p[0])
 		}
 	}
+	// Checked on disk with or without the sandbox, which alone can enforce them: no element a link.
+	binds, err := runtime.ReadOnlyMounts(s.WorkDir, s.ReadOnlyPaths)
+	if err != nil {
+		return nil, fmt.Errorf("process: %w", err)
+	}
 	runDir, err := prepareDirs(s, id)
 	if err != nil {
 		return nil, err
@@ -594,7 +602,13 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Workload, 
 	}
 	if sandboxed {
 		limits = append(limits, "rlimit "+strings.Join(rn, ",")+" (set by the sandbox init)", "sandbox")
+		if len(binds) > 0 {
+			limits = append(limits, fmt.Sprintf("read-only paths (%d mounts)", len(binds)))
+		}
 	} else {
+		if len(s.ReadOnlyPaths) > 0 {
+			limits = append(limits, "read-only paths NOT enforced (no sandbox)")
+		}
 		limits = append(limits, "rlimit "+strings.Join(rn, ",")+r.rlimitVia())
 		if r.root && r.cfg.Sandbox != "off" {
 			limits = append(limits, "no sandbox: "+sandboxWhy)
@@ -683,7 +697,7 @@ func (r *Runtime) Start(ctx context.Context, s runtime.Spec) (runtime.Workload, 
 			limits = append(limits, "GPUs without a device node (not exposed): "+strings.Join(unmapped, ","))
 		}
 		reply, err := sbc.run(sandboxConfig{
-			UID: id.uid, GID: id.gid, WorkDir: s.WorkDir, HidePaths: s.HidePaths,
+			UID: id.uid, GID: id.gid, WorkDir: s.WorkDir, HidePaths: s.HidePaths, Binds: binds,
 			DiskBytes: s.DiskBytes, MemoryBytes: s.MemoryBytes, Devices: gpus, Rlimits: rls,
 			Args: []string{shell, "-c", wrapper, "spare-workload", s.Command}, Env: buildEnv(s),
 		}, [4]*os.File{lc.stdout, lc.stderr, statusf, gateR}, sandboxTimeout)

@@ -16,6 +16,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sparenet/spare/runtime"
 )
 
 // The sandbox: a root daemon starts each workload as a re-execution of its own binary (/proc/self/exe) in new
@@ -59,6 +61,8 @@ type sandboxConfig struct {
 	Args        []string // the program to exec (Args[0] is its path)
 	Env         []string
 	Probe       bool // check the sandbox from the inside, answer "ok" and exit instead of exec'ing
+	// Binds are the mounts of Spec.ReadOnlyPaths beneath WorkDir (runtime.ReadOnlyMounts), made by bindReadOnly.
+	Binds []runtime.BindMount
 }
 
 func init() {
@@ -224,6 +228,9 @@ func sandboxSetup(c *sandboxConfig) error {
 	if err := unix.MoveMount(wfd, "", unix.AT_FDCWD, work, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
 		return fmt.Errorf("move_mount %s: %w", work, err)
 	}
+	if err := bindReadOnly(work, c.Binds); err != nil {
+		return err
+	}
 	for _, p := range hidden {
 		if err := unix.Mount("", p, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=1m,mode=0755"); err != nil {
 			return fmt.Errorf("hide %s read-only: %w", p, err)
@@ -267,6 +274,72 @@ func sandboxSetup(c *sandboxConfig) error {
 		return fmt.Errorf("seccomp: %w", err)
 	}
 	unix.Umask(oldMask)
+	return nil
+}
+
+// bindReadOnly makes the mounts of the read-only paths beneath the work dir, now in place at work: each path
+// bound onto itself, recursively (open_tree with OPEN_TREE_CLONE and AT_RECURSIVE of the path, moved back onto
+// it), nosuid and nodev, and read-only unless it is a directory above a read-only path. Each is opened with
+// openat2 beneath the work dir, no symbolic link followed in any element (the last one included: a link is
+// refused as neither a file nor a directory), and the clone is taken from, and moved onto, that descriptor,
+// so what is bound is what the work dir holds at the path. binds come in runtime.ReadOnlyMounts' order, a
+// directory before what it holds, so that a read-only path is never cloned writable under a directory's mount.
+func bindReadOnly(work string, binds []runtime.BindMount) error {
+	if len(binds) == 0 {
+		return nil
+	}
+	wd, err := unix.Open(work, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", work, err)
+	}
+	defer unix.Close(wd)
+	for _, b := range binds {
+		if err := runtime.CheckReadOnlyPath(b.Path); err != nil {
+			return err
+		}
+		if err := bindOnItself(wd, b); err != nil {
+			return fmt.Errorf("read-only path %q: %w", b.Path, err)
+		}
+	}
+	return nil
+}
+
+func bindOnItself(wd int, b runtime.BindMount) error {
+	fd, err := unix.Openat2(wd, b.Path, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return fmt.Errorf("openat2 (no link followed): %w", err)
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("fstat: %w", err)
+	}
+	switch t := st.Mode & unix.S_IFMT; {
+	case t == unix.S_IFDIR:
+	case t == unix.S_IFREG && b.ReadOnly:
+	case b.ReadOnly:
+		return fmt.Errorf("neither a regular file nor a directory (mode %#o)", st.Mode)
+	default:
+		return fmt.Errorf("not a directory (mode %#o)", st.Mode)
+	}
+	tree, err := unix.OpenTree(fd, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE|unix.AT_EMPTY_PATH)
+	if err != nil {
+		return fmt.Errorf("open_tree: %w", err)
+	}
+	defer unix.Close(tree)
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
+	if b.ReadOnly {
+		attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
+	}
+	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, attr); err != nil {
+		return fmt.Errorf("mount_setattr: %w", err)
+	}
+	if err := unix.MoveMount(tree, "", fd, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		return fmt.Errorf("move_mount: %w", err)
+	}
 	return nil
 }
 

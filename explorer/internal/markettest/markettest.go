@@ -338,8 +338,22 @@ type VaultHistory struct {
 	Storage []string
 }
 
-// VaultKeys are the funded keys Vault uses: an owner and four CPU-only storage providers.
-var VaultKeys = map[string]uint64{"owner": 1_000 * SPR, "s1": 10_000 * SPR, "s2": 10_000 * SPR, "s3": 10_000 * SPR, "s4": 10_000 * SPR}
+// VaultKeys are the funded keys Vault and VaultProofs use: an owner, four CPU-only storage providers (s1-s4,
+// Vault's), five more (v1-v5, VaultProofs') and an auditor (aud, in the auditor set of VaultOptions).
+var VaultKeys = map[string]uint64{"owner": 1_000 * SPR, "s1": 10_000 * SPR, "s2": 10_000 * SPR, "s3": 10_000 * SPR, "s4": 10_000 * SPR,
+	"v1": 10_000 * SPR, "v2": 10_000 * SPR, "v3": 10_000 * SPR, "v4": 10_000 * SPR, "v5": 10_000 * SPR, "aud": 100 * SPR}
+
+// VaultEpochBlocks is the epoch of VaultOptions' chain: short, so that storage proofs are challenged, tallied,
+// paid and repaired within a test (2 s at the local network's 100 ms blocks).
+const VaultEpochBlocks = 20
+
+// VaultOptions are the network Vault and VaultProofs need: the Vault's keys, an auditor of weight 1 (the whole
+// auditor set: its attestations decide every epoch it sends one for), epochs of VaultEpochBlocks.
+func VaultOptions() localnet.Options {
+	p := api.DefaultParams()
+	p.EpochBlocks = VaultEpochBlocks
+	return localnet.Options{CheckInvariants: true, Params: &p, Funded: VaultKeys, Auditors: map[string]uint64{"aud": 1}}
+}
 
 // VaultPrice is the highest storage offer's price in Vault (uspr a GiB-month), within a permanent deal's.
 const VaultPrice = 4_000
@@ -412,11 +426,118 @@ func (m *Market) Vault(mid func()) VaultHistory {
 	return h
 }
 
+// VaultProofsHistory is what VaultProofs made.
+type VaultProofsHistory struct {
+	// Object is "proofs": one stripe of 2+2 shards of 256 MiB, for a month, placed on four of v1-v5, which
+	// declare them held at once.
+	Object uint64
+	Root   tx.Hash
+	// Failed is its shard 0 as placed: the auditor names it failed in FirstEpoch and the epoch after, so the
+	// second tally loses it and draws it onto the one of v1-v5 left, which declares it rebuilt; Repaired is the
+	// shard there, repaired by the tally of LastEpoch (its first proof passed).
+	Failed, Repaired       api.VaultShard
+	FirstEpoch, LastEpoch  uint64
+	Providers              []string // v1-v5
+	ProviderKeys           map[string]string
+	FailedKey, RepairedKey string // the keys of Failed's and Repaired's providers
+}
+
+// VaultProofsPrice is what v1-v5 ask, at least (uspr a GiB-month): 40 SPR, so that a 256 MiB shard earns a few
+// uspr in a 2-second epoch (a small holding is paid nothing until it is owed a whole uspr).
+const VaultProofsPrice = 40 * SPR
+
+// VaultProofs scripts storage proofs on VaultOptions' chain, after Vault: five more storage providers offer
+// 1 GiB each; the owner stores "proofs" (2+2 shards of 256 MiB, a month at up to 50 SPR a GiB-month) and its
+// providers declare their shards held (Vault's s1-s4 declare nothing: their shards are never challenged). From
+// the first epoch that challenges them, the auditor attests five epochs in a row, naming shard 0 failed in the
+// first two: the second tally loses it and draws it onto the one of v1-v5 left, which declares it rebuilt; the
+// fifth tally repairs it (its first proof passed) and pays the fee. Every other shard passes, and each decided
+// epoch pays the providers from the pool.
+func (m *Market) VaultProofs() VaultProofsHistory {
+	m.T.Helper()
+	ctx := context.Background()
+	h := VaultProofsHistory{Providers: []string{"v1", "v2", "v3", "v4", "v5"}, ProviderKeys: map[string]string{}}
+	for i, key := range h.Providers {
+		m.Register(key, "", 0, 0, []string{"eu-west", "us-east", "ap-south", "eu-north", "sa-east"}[i])
+		m.Send(key, &tx.OfferStorage{CapacityBytes: 1 << 30, PricePerGiBMonth: VaultProofsPrice + uint64(i)*SPR})
+		h.ProviderKeys[m.Addr(key)] = key
+	}
+	h.Root = sha256.Sum256([]byte("vault proofs object"))
+	res := m.Send("owner", &tx.StoreObject{Manifest: m.manifestCoded("proofs", h.Root, 512<<20, layout.Coding{K: 2, M: 2, ShardSize: 256 << 20}),
+		Months: 1, MaxPricePerGiBMonth: 50 * SPR})
+	h.Object = m.ID(res, api.EventVaultStored, api.AttrObjectID)
+	m.WaitFor("the proofs object placed", func() bool {
+		o, err := m.C.VaultObject(ctx, h.Object)
+		return err == nil && o.State == api.VaultPlaced
+	})
+	shards, err := m.C.AllVaultShards(ctx, h.Object)
+	if err != nil || len(shards) != 4 {
+		m.T.Fatalf("the proofs object's shards: %d (%v)", len(shards), err)
+	}
+	var declared int64
+	for _, s := range shards {
+		res := m.Send(h.ProviderKeys[s.Provider.String()], &tx.HoldShards{Shards: []tx.ShardRef{{Object: h.Object, Ordinal: uint32(s.Ordinal)}}})
+		declared = max(declared, res.Height)
+	}
+	h.Failed = shards[0]
+	h.FailedKey = h.ProviderKeys[h.Failed.Provider.String()]
+	const eb = VaultEpochBlocks
+	start := func(e uint64) int64 { return int64(e)*eb + 1 }
+	h.FirstEpoch = uint64(declared-1)/eb + 1 // the first epoch to start after the last declaration
+	h.LastEpoch = h.FirstEpoch + 4
+	for e := h.FirstEpoch; e <= h.LastEpoch; e++ {
+		m.WaitFor(fmt.Sprintf("epoch %d", e), func() bool { return m.Height() >= start(e) })
+		var failed []tx.ShardRef
+		if e < h.FirstEpoch+2 {
+			failed = []tx.ShardRef{{Object: h.Object, Ordinal: 0}}
+		}
+		m.Send("aud", &tx.AttestStorage{Epoch: e, Failed: failed})
+		if e == h.FirstEpoch+3 { // the tally at the end of the epoch before lost shard 0 and drew it elsewhere
+			var s0 api.VaultShard
+			m.WaitFor("shard 0 drawn onto another provider", func() bool {
+				l, err := m.C.VaultShards(ctx, api.VaultShardsRequest{ID: h.Object, Limit: 1})
+				if err != nil || len(l.Items) != 1 {
+					return false
+				}
+				s0 = l.Items[0]
+				return !s0.Provider.IsZero() && s0.Provider != h.Failed.Provider
+			})
+			m.Send(h.ProviderKeys[s0.Provider.String()], &tx.HoldShards{Shards: []tx.ShardRef{{Object: h.Object, Ordinal: 0}}})
+		}
+	}
+	m.WaitFor(fmt.Sprintf("epoch %d tallied", h.LastEpoch), func() bool {
+		var rec api.VaultEpoch
+		err := m.C.Query(ctx, api.QueryVaultEpoch, api.EpochRequest{Epoch: &h.LastEpoch}, &rec)
+		return err == nil && rec.Tallied
+	})
+	for e := h.FirstEpoch; e <= h.LastEpoch; e++ {
+		var rec api.VaultEpoch
+		if err := m.C.Query(ctx, api.QueryVaultEpoch, api.EpochRequest{Epoch: &e}, &rec); err != nil || !rec.Decided {
+			m.T.Fatalf("epoch %d: %+v (%v): every epoch from %d to %d must be decided (an attestation landed too late?)", e, rec, err, h.FirstEpoch, h.LastEpoch)
+		}
+	}
+	shards, err = m.C.AllVaultShards(ctx, h.Object)
+	if err != nil || len(shards) != 4 {
+		m.T.Fatal(err)
+	}
+	h.Repaired = shards[0]
+	h.RepairedKey = h.ProviderKeys[h.Repaired.Provider.String()]
+	if h.Repaired.Lost || h.Repaired.Repairing || h.Repaired.RepairHeight == 0 || h.RepairedKey == "" || h.Repaired.Provider == h.Failed.Provider {
+		m.T.Fatalf("shard 0 after its repair: %+v (placed %+v)", h.Repaired, h.Failed)
+	}
+	m.Last = max(m.Last, m.Height())
+	return h
+}
+
 // manifest lays out an object of size bytes in 2+2 shards of at most 64 KiB and encodes its manifest, its shard
 // roots made up from name (the ledger checks a manifest's layout; the shards' bytes are the providers' business).
 func (m *Market) manifest(name string, root tx.Hash, size uint64) []byte {
+	return m.manifestCoded(name, root, size, layout.Coding{K: 2, M: 2, ShardSize: 64 << 10})
+}
+
+func (m *Market) manifestCoded(name string, root tx.Hash, size uint64, c layout.Coding) []byte {
 	m.T.Helper()
-	l, err := layout.LayoutOf(size, layout.Coding{K: 2, M: 2, ShardSize: 64 << 10})
+	l, err := layout.LayoutOf(size, c)
 	if err != nil {
 		m.T.Fatal(err)
 	}

@@ -23,6 +23,13 @@
 //	                   (and goes on with the next action)
 //	setuid PATH        write PATH, try to chown it to root and to make it setuid (and setgid): prints "setuid PATH
 //	                   chown: ERR|ok chmod: ERR|ok mode MODE uid UID" (and goes on)
+//	tamper PATH        try to change the file PATH every way a workload could, printing "tamper PATH HOW: ok" or
+//	                   "tamper PATH HOW: ERR" for each (and goes on): write, append, chmod, then write again,
+//	                   truncate, touch, remove, rename away, rename a new file over it (from PATH's directory and
+//	                   from the working directory), hard-link it out and write through the link, hard-link a new
+//	                   file and rename the link over it, rename PATH's directory away and put a fake in its place
+//	tamperdir DIR      try to change the directory DIR, as tamper: create a file, a directory and a link in it,
+//	                   remove all of it, rename it away, rename a new directory over it
 //	rendezvous         as a cluster member (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT): rank 0 listens on
 //	                   MASTER_PORT and prints "rank 0 got: LINE" for each other rank's hello (and writes them to
 //	                   out/messages.txt); the others connect to MASTER_ADDR:MASTER_PORT (retrying for 60 s) and
@@ -171,6 +178,10 @@ func main() {
 			if err := os.Symlink(a[0], a[1]); err != nil {
 				fail("symlink: " + err.Error())
 			}
+		case "tamper":
+			tamper(need(1)[0])
+		case "tamperdir":
+			tamperDir(need(1)[0])
 		case "rendezvous":
 			rendezvous()
 		default:
@@ -223,6 +234,125 @@ func setuid(path string) {
 	}
 	fmt.Printf("setuid %s chown: %s chmod: %s mode %v uid %d\n", path, res(errChown), res(errChmod), fi.Mode(),
 		fi.Sys().(*syscall.Stat_t).Uid)
+}
+
+// scratch numbers the scratch files of tamper and tamperDir, so that no attempt finds another's.
+var scratch int
+
+// scratchName is a new name for a scratch file: .tamper-N-WHAT in dir.
+func scratchName(dir, what string) string {
+	scratch++
+	return filepath.Join(dir, ".tamper-"+strconv.Itoa(scratch)+"-"+what)
+}
+
+// tamper tries every way to change the file p (see the actions above). Its scratch files are named .tamper-*.
+func tamper(p string) {
+	try := func(how string, f func() error) {
+		res := "ok"
+		if err := f(); err != nil {
+			res = err.Error()
+		}
+		fmt.Printf("tamper %s %s: %s\n", p, how, res)
+	}
+	write := func(flag int) func() error {
+		return func() error {
+			f, err := os.OpenFile(p, os.O_WRONLY|flag, 0)
+			if err != nil {
+				return err
+			}
+			_, err = f.WriteString("tampered\n")
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			return err
+		}
+	}
+	fake := func(name string) (string, error) {
+		return name, os.WriteFile(name, []byte("fake\n"), 0o644)
+	}
+	dir := filepath.Dir(p)
+	try("write", write(0))
+	try("append", write(os.O_APPEND))
+	try("chmod", func() error { return os.Chmod(p, 0o666) })
+	try("write-after-chmod", write(os.O_TRUNC))
+	try("truncate", func() error { return os.Truncate(p, 0) })
+	try("touch", func() error { return os.Chtimes(p, time.Now(), time.Now()) })
+	try("remove", func() error { return syscall.Unlink(p) })
+	try("rename-away", func() error { return syscall.Rename(p, scratchName(".", "away")) })
+	try("rename-over-beside", func() error {
+		f, err := fake(scratchName(dir, "beside"))
+		if err != nil {
+			return err
+		}
+		return syscall.Rename(f, p)
+	})
+	try("rename-over", func() error {
+		f, err := fake(scratchName(".", "over"))
+		if err != nil {
+			return err
+		}
+		return syscall.Rename(f, p)
+	})
+	try("link-out", func() error {
+		link := scratchName(".", "link")
+		if err := syscall.Link(p, link); err != nil {
+			return err
+		}
+		if err := os.Chmod(link, 0o644); err != nil {
+			return err
+		}
+		return os.WriteFile(link, []byte("tampered through a link\n"), 0o644)
+	})
+	try("link-replace", func() error {
+		f, err := fake(scratchName(dir, "new"))
+		if err != nil { // a read-only directory: from the working directory
+			if f, err = fake(scratchName(".", "new")); err != nil {
+				return err
+			}
+		}
+		link := scratchName(filepath.Dir(f), "newlink")
+		if err := syscall.Link(f, link); err != nil {
+			return err
+		}
+		return syscall.Rename(link, p)
+	})
+	try("rename-dir-away", func() error {
+		if dir == "." || dir == "/" {
+			return syscall.Rename(".", scratchName("..", "work")) // the working directory itself
+		}
+		if err := syscall.Rename(dir, scratchName(filepath.Dir(dir), "moved")); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(p, []byte("fake\n"), 0o644)
+	})
+}
+
+// tamperDir tries every way to change the directory d (see the actions above).
+func tamperDir(d string) {
+	try := func(how string, f func() error) {
+		res := "ok"
+		if err := f(); err != nil {
+			res = err.Error()
+		}
+		fmt.Printf("tamper %s %s: %s\n", d, how, res)
+	}
+	try("create", func() error { return os.WriteFile(scratchName(d, "new"), []byte("new\n"), 0o644) })
+	try("mkdir", func() error { return os.Mkdir(scratchName(d, "dir"), 0o755) })
+	try("symlink", func() error { return os.Symlink("/etc/passwd", scratchName(d, "link")) })
+	try("chmod", func() error { return os.Chmod(d, 0o777) })
+	try("remove-all", func() error { return os.RemoveAll(d) })
+	try("rmdir", func() error { return syscall.Rmdir(d) })
+	try("rename-away", func() error { return syscall.Rename(d, scratchName(".", "dir-away")) })
+	try("rename-over", func() error {
+		over := scratchName(".", "dir-over")
+		if err := os.Mkdir(over, 0o755); err != nil {
+			return err
+		}
+		return syscall.Rename(over, d)
+	})
 }
 
 func rendezvous() {
