@@ -26,9 +26,9 @@ type PlacedOnLedger interface {
 
 // EachVaultPlacedOn calls fn with every shard placed on provider r.Provider (r's Unheld filter and Limit kept,
 // its position ignored: 0 a page is the ledger's default), in the ledger's order, until fn returns false or an
-// error. Each page after the first starts after the last shard of the page before — as the ledger's Next names
-// it ("ROOT:OBJECT:ORDINAL"), or else as the shard itself says — and a ledger answering a page that does not
-// move on is an error, not a loop.
+// error. Each page after the first starts after the last shard the page before looked at — as the ledger's Next
+// names it ("ROOT:OBJECT:ORDINAL"; a page of unheld shards may give none and still go on), or else as its last
+// shard says — and a ledger answering a page that does not move on is an error, not a loop.
 func EachVaultPlacedOn(ctx context.Context, l PlacedOnLedger, r api.VaultPlacedOnRequest, fn func(api.VaultShard) (bool, error)) error {
 	req := api.VaultPlacedOnRequest{Provider: r.Provider, Unheld: r.Unheld, Limit: r.Limit}
 	for {
@@ -41,12 +41,15 @@ func EachVaultPlacedOn(ctx context.Context, l PlacedOnLedger, r api.VaultPlacedO
 				return err
 			}
 		}
-		if page.Next == "" || len(page.Items) == 0 {
+		if page.Next == "" {
 			return nil
 		}
-		last := page.Items[len(page.Items)-1]
 		next, ok := placedNext(page.Next)
+		if !ok && len(page.Items) == 0 { // a page that looked at shards and gave none (unheld ones only) says where it stopped
+			return errors.New("query " + api.QueryVaultPlacedOn + ": the node answered an empty page whose next is not ROOT:OBJECT:ORDINAL")
+		}
 		if !ok {
+			last := page.Items[len(page.Items)-1]
 			if last.Ordinal < 0 || int64(last.Ordinal) > 1<<32-1 {
 				return errors.New("query " + api.QueryVaultPlacedOn + ": the node answered a shard with ordinal " + strconv.Itoa(last.Ordinal))
 			}

@@ -112,3 +112,61 @@ func (s stuck) VaultPlacedOn(ctx context.Context, r api.VaultPlacedOnRequest) (a
 	r.HasAfter = false
 	return s.l.VaultPlacedOn(ctx, r)
 }
+
+// scanning answers as the ledger does for Unheld: a page looks at most scan shards, gives those that pass keep,
+// and names the last one it looked at in Next — a page may give none and still go on.
+type scanning struct {
+	l    *placedLedger
+	scan int
+	keep func(api.VaultShard) bool
+}
+
+func (s scanning) VaultPlacedOn(_ context.Context, r api.VaultPlacedOnRequest) (api.List[api.VaultShard], error) {
+	out := api.List[api.VaultShard]{Items: []api.VaultShard{}}
+	looked := 0
+	for _, sh := range s.l.shards {
+		root, obj, ord := s.l.key(sh)
+		if r.HasAfter && cmp.Or(bytes.Compare(root[:], r.AfterRoot[:]), cmp.Compare(obj, r.AfterObject), cmp.Compare(ord, r.AfterOrdinal)) <= 0 {
+			continue
+		}
+		if looked == s.scan {
+			root, obj, ord := s.l.key(s.l.shards[slices.Index(s.l.shards, sh)-1])
+			out.Next = fmt.Sprintf("%s:%d:%d", root, obj, ord)
+			break
+		}
+		looked++
+		if s.keep(sh) {
+			out.Items = append(out.Items, sh)
+		}
+	}
+	return out, nil
+}
+
+// TestEachVaultPlacedOnEmptyPages: pages that looked at shards and gave none (none unheld among them) go on
+// from their Next; an empty page whose Next is not a position is an error.
+func TestEachVaultPlacedOnEmptyPages(t *testing.T) {
+	l := &placedLedger{objects: map[uint64]api.VaultObject{1: {ID: 1, K: 4, M: 4}}}
+	for i := range 8 {
+		l.shards = append(l.shards, api.VaultShard{ObjectID: 1, Index: i, Ordinal: i, Root: tx.Hash{byte(i + 1)}})
+	}
+	keep := func(s api.VaultShard) bool { return s.Index == 6 }
+	var got []api.VaultShard
+	err := EachVaultPlacedOn(context.Background(), scanning{l, 2, keep}, api.VaultPlacedOnRequest{Provider: tx.Address{9}, Unheld: true}, func(s api.VaultShard) (bool, error) {
+		got = append(got, s)
+		return true, nil
+	})
+	if err != nil || len(got) != 1 || got[0].Index != 6 {
+		t.Fatalf("got %+v, %v", got, err)
+	}
+	bad := badNext{scanning{l, 2, keep}}
+	if err := EachVaultPlacedOn(context.Background(), bad, api.VaultPlacedOnRequest{Provider: tx.Address{9}}, func(api.VaultShard) (bool, error) { return true, nil }); err == nil {
+		t.Fatal("an empty page with a Next that is no position was taken")
+	}
+}
+
+// badNext answers empty pages whose Next is not a position.
+type badNext struct{ scanning }
+
+func (b badNext) VaultPlacedOn(ctx context.Context, r api.VaultPlacedOnRequest) (api.List[api.VaultShard], error) {
+	return api.List[api.VaultShard]{Items: []api.VaultShard{}, Next: "more"}, nil
+}

@@ -18,6 +18,43 @@ import (
 // Reported: milliseconds for each of those blocks and the size of one attestation transaction.
 func BenchmarkLivenessEpoch(b *testing.B) {
 	const providers, auditors = 10_000, 4
+	c, auds := livenessChain(b, providers, auditors)
+	var start, attest, tally time.Duration
+	var txBytes int
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		c.block(time.Second) // first block of the epoch: the audit set is fixed
+		start += time.Since(t0)
+		v := c.epoch(nil)
+		if len(v.Providers) != providers {
+			b.Fatalf("audit set of %d", len(v.Providers))
+		}
+		txs, n := livenessAttests(b, c, auds, v.Epoch, providers)
+		txBytes = n
+		t0 = time.Now()
+		res := c.block(time.Second, txs...)
+		attest += time.Since(t0)
+		for _, r := range res.TxResults {
+			if r.Code != 0 {
+				b.Fatalf("attest: %s", r.Log)
+			}
+		}
+		t0 = time.Now()
+		c.block(time.Second) // last block: the epoch before is tallied
+		tally += time.Since(t0)
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(start.Microseconds())/1000/n, "ms/start-block")
+	b.ReportMetric(float64(attest.Microseconds())/1000/n, "ms/attest-block")
+	b.ReportMetric(float64(tally.Microseconds())/1000/n, "ms/tally-block")
+	b.ReportMetric(float64(txBytes), "bytes/attest-tx")
+}
+
+// livenessChain is the chain BenchmarkLivenessEpoch measures: epochs of 3 blocks, auditors a0, a1, … of weight 1
+// and providers bonded providers at their required stake, written through the state directly (setup, not
+// measured), committed up to the last block of an epoch.
+func livenessChain(b *testing.B, providers, auditors int) (*chain, map[string]uint64) {
 	params := testParams()
 	params.EpochBlocks = 3
 	auds := map[string]uint64{}
@@ -29,7 +66,6 @@ func BenchmarkLivenessEpoch(b *testing.B) {
 	c := newChainWith(b, params, funded, auds)
 	c.app.opts.CheckInvariants = false
 	c.block(time.Second) // commit genesis before writing state directly
-	// Providers, bonded at their required stake, written through the state directly (setup, not measured).
 	c.app.mu.Lock()
 	c.app.working = c.app.store.Begin()
 	x := &ctx{KV: c.app.working, ChainID: testChain, Height: c.height + 1, TimeMs: uint64(c.now.UnixMilli()), Params: kernel.LoadParams(c.app.working), Hooks: testMods.hooks}
@@ -48,48 +84,28 @@ func BenchmarkLivenessEpoch(b *testing.B) {
 	for c.height%int64(params.EpochBlocks) != 0 { // finish the current epoch
 		c.block(time.Second)
 	}
-	var start, attest, tally time.Duration
-	var txBytes int
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		t0 := time.Now()
-		c.block(time.Second) // first block of the epoch: the audit set is fixed
-		start += time.Since(t0)
-		v := c.epoch(nil)
-		if len(v.Providers) != providers {
-			b.Fatalf("audit set of %d", len(v.Providers))
-		}
-		up := make([]byte, (providers+7)/8)
-		for j := range up {
-			up[j] = 0xff
-		}
-		if providers%8 != 0 {
-			up[len(up)-1] = 0xff >> (8 - providers%8)
-		}
-		var txs [][]byte
-		for name := range auds {
-			raw := c.sign(name, &tx.Attest{Epoch: v.Epoch, Up: up})
-			txBytes = len(raw)
-			if _, err := c.app.decodeVerified(raw); err != nil { // as CheckTx would have, before the block
-				b.Fatal(err)
-			}
-			txs = append(txs, raw)
-		}
-		t0 = time.Now()
-		res := c.block(time.Second, txs...)
-		attest += time.Since(t0)
-		for _, r := range res.TxResults {
-			if r.Code != 0 {
-				b.Fatalf("attest: %s", r.Log)
-			}
-		}
-		t0 = time.Now()
-		c.block(time.Second) // last block: the epoch before is tallied
-		tally += time.Since(t0)
+	return c, auds
+}
+
+// livenessAttests are the auditors' attestations of epoch e, every one of its providers up, each verified as
+// CheckTx would have before the block; and the size of one.
+func livenessAttests(b testing.TB, c *chain, auds map[string]uint64, e uint64, providers int) ([][]byte, int) {
+	up := make([]byte, (providers+7)/8)
+	for j := range up {
+		up[j] = 0xff
 	}
-	n := float64(b.N)
-	b.ReportMetric(float64(start.Microseconds())/1000/n, "ms/start-block")
-	b.ReportMetric(float64(attest.Microseconds())/1000/n, "ms/attest-block")
-	b.ReportMetric(float64(tally.Microseconds())/1000/n, "ms/tally-block")
-	b.ReportMetric(float64(txBytes), "bytes/attest-tx")
+	if providers%8 != 0 {
+		up[len(up)-1] = 0xff >> (8 - providers%8)
+	}
+	var txs [][]byte
+	size := 0
+	for name := range auds {
+		raw := c.sign(name, &tx.Attest{Epoch: e, Up: up})
+		size = len(raw)
+		if _, err := c.app.decodeVerified(raw); err != nil { // as CheckTx would have, before the block
+			b.Fatal(err)
+		}
+		txs = append(txs, raw)
+	}
+	return txs, size
 }

@@ -206,7 +206,8 @@ func TestVaultProofs(t *testing.T) {
 	}
 	dt := e2.StartMs - e1.StartMs
 	failed := eventsOf(res.Events, api.EventVaultProofFailed)
-	if len(failed) != 1 || failed[0][api.AttrProvider] != victim.Provider.String() || failed[0][api.AttrFailures] != "1" {
+	if len(failed) != 1 || failed[0][api.AttrProvider] != victim.Provider.String() || failed[0][api.AttrFailures] != "1" ||
+		failed[0][api.AttrRoot] != victim.Root.String() {
 		t.Fatalf("vault.proof_failed: %v", failed)
 	}
 	paid := map[string]uint64{}
@@ -245,7 +246,8 @@ func TestVaultProofs(t *testing.T) {
 	res = c.block(time.Second) // epoch 2's tally
 	lost := eventsOf(res.Events, api.EventVaultShardLost)
 	repair := eventsOf(res.Events, api.EventVaultRepair)
-	if len(lost) != 1 || len(repair) != 1 || lost[0][api.AttrProvider] != victim.Provider.String() {
+	if len(lost) != 1 || len(repair) != 1 || lost[0][api.AttrProvider] != victim.Provider.String() ||
+		lost[0][api.AttrRoot] != victim.Root.String() || repair[0][api.AttrRoot] != victim.Root.String() {
 		t.Fatalf("lost %v, repair %v", lost, repair)
 	}
 	stripe := c.vaultShards(1, 0)

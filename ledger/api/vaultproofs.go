@@ -229,3 +229,68 @@ func ParseVaultTallied(m map[string]string) (VaultTalliedEvent, error) {
 	}
 	return e, r.err
 }
+
+// VaultEpochEvent is EventVaultEpoch: an epoch's seed fixed at its first block, from Reveals auditor secrets.
+type VaultEpochEvent struct {
+	Epoch   uint64
+	Seed    tx.Hash
+	Reveals uint64
+	Height  uint64
+}
+
+// ParseVaultEpoch reads an EventVaultEpoch's attributes.
+func ParseVaultEpoch(m map[string]string) (VaultEpochEvent, error) {
+	r := &attrs{typ: EventVaultEpoch, m: m}
+	e := VaultEpochEvent{Epoch: r.uint(AttrEpoch), Seed: r.hash(AttrSeed), Reveals: r.uint(AttrReveals), Height: r.uint(AttrHeight)}
+	return e, r.err
+}
+
+// VaultAttestedEvent is EventVaultAttested: an auditor's attestation of an epoch's storage proofs, naming Failed
+// challenged shards (one transaction's share of it).
+type VaultAttestedEvent struct {
+	Epoch   uint64
+	Auditor tx.Address
+	Failed  uint64
+}
+
+// ParseVaultAttested reads an EventVaultAttested's attributes.
+func ParseVaultAttested(m map[string]string) (VaultAttestedEvent, error) {
+	r := &attrs{typ: EventVaultAttested, m: m}
+	e := VaultAttestedEvent{Epoch: r.uint(AttrEpoch), Auditor: r.addr(AttrAuditor), Failed: r.uint(AttrFailed)}
+	return e, r.err
+}
+
+// VaultHeldEvent is EventVaultHeld: a provider declared Shards shards held (those the transaction named that were
+// placed on it and not declared before).
+type VaultHeldEvent struct {
+	Provider tx.Address
+	Shards   uint64
+}
+
+// ParseVaultHeld reads an EventVaultHeld's attributes.
+func ParseVaultHeld(m map[string]string) (VaultHeldEvent, error) {
+	r := &attrs{typ: EventVaultHeld, m: m}
+	e := VaultHeldEvent{Provider: r.addr(AttrProvider), Shards: r.uint(AttrShards)}
+	return e, r.err
+}
+
+// VaultBeaconEvent is EventVaultBeacon: an auditor's beacon in Epoch, and whether it revealed a secret.
+type VaultBeaconEvent struct {
+	Auditor  tx.Address
+	Epoch    uint64
+	Revealed bool
+}
+
+// ParseVaultBeacon reads an EventVaultBeacon's attributes.
+func ParseVaultBeacon(m map[string]string) (VaultBeaconEvent, error) {
+	r := &attrs{typ: EventVaultBeacon, m: m}
+	e := VaultBeaconEvent{Auditor: r.addr(AttrAuditor), Epoch: r.uint(AttrEpoch)}
+	switch m[AttrRevealed] {
+	case "true":
+		e.Revealed = true
+	case "false":
+	default:
+		r.fail(AttrRevealed, "true or false")
+	}
+	return e, r.err
+}

@@ -17,6 +17,8 @@ const (
 	PVaultRepair   = "vq/" // object id | ordinal -> VaultRepairRec: open repairs
 	PVaultProvider = "vp/" // provider -> VaultProvider: its shards, rates and earnings
 	KeyVaultPool   = "vaultpool"
+	// KeyVaultRepairCursor is the open repair (object id | ordinal) the last tally stopped at.
+	KeyVaultRepairCursor = "vaultrepaircursor"
 )
 
 // MaxVaultShardCount bounds a provider's shard count (its capacity in the smallest shards).

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"fmt"
 	"strconv"
 
 	"github.com/sparenet/spare/ledger/api"
@@ -31,6 +32,20 @@ func (k *Keeper) Manifest(c *kernel.Ctx, id uint64) *layout.Object {
 		panic("ledger: vault object without its manifest")
 	}
 	return kernel.MustDecode(layout.DecodeObject(b))
+}
+
+// ShardRoot is the root of shard ordinal ord of object o, read from its stored manifest without decoding the
+// rest: the canonical encoding (vault/layout, checked when the object was stored) ends with every shard's root in
+// order, 32 bytes each.
+func (k *Keeper) ShardRoot(c *kernel.Ctx, o *api.VaultObject, ord int) tx.Hash {
+	b, ok := c.KV.Get(schema.IDKey(schema.PVaultManifest, o.ID))
+	at := len(b) - 32*(o.Shards()-ord)
+	if !ok || ord < 0 || ord >= o.Shards() || at < 0 {
+		panic(fmt.Sprintf("ledger: vault object %d has no root for shard %d in its manifest", o.ID, ord))
+	}
+	var r tx.Hash
+	copy(r[:], b[at:at+32])
+	return r
 }
 
 // deal is what a StoreObject costs at most and the highest price its shards are placed at.
@@ -103,23 +118,32 @@ func (k *Keeper) Shards(c *kernel.Ctx, o *api.VaultObject, from, limit int) api.
 			out.Next = strconv.Itoa(ord)
 			break
 		}
-		s := api.VaultShard{ObjectID: o.ID, Stripe: ord / n, Index: ord % n, Ordinal: ord, Root: man.ShardRoot(ord/n, ord%n)}
-		if rec, ok := k.shard(c, o.ID, ord); ok {
-			s.Provider, s.PricePerGiBMonth, s.RepairHeight, s.HeldHeight = rec.provider, rec.price, rec.repairHeight, rec.heldHeight
-			if p, ok := c.Provider(s.Provider); ok {
-				s.HostURI, s.Fingerprint, s.Region = p.Info.HostURI, p.Info.CertFingerprint, p.Info.Region
-			}
-			_, repair := c.KV.Get(schema.ShardOrdKey(schema.PVaultRepair, o.ID, uint32(ord)))
-			s.Lost, s.Repairing = rec.provider.IsZero(), repair && !rec.provider.IsZero()
-			if b, ok := c.KV.Get(schema.ShardOrdKey(schema.PVaultStreak, o.ID, uint32(ord))); ok {
-				var err error
-				s.LastFailed, s.Failures, err = schema.DecVaultStreak(b)
-				c.Must(err)
-			}
-		}
+		s := k.shardView(c, o, ord, man.ShardRoot(ord/n, ord%n))
 		out.Items = append(out.Items, s)
 	}
 	return out
+}
+
+// shardView is shard ordinal ord of object o, whose root is root, as the queries show it.
+func (k *Keeper) shardView(c *kernel.Ctx, o *api.VaultObject, ord int, root tx.Hash) api.VaultShard {
+	n := o.K + o.M
+	s := api.VaultShard{ObjectID: o.ID, Stripe: ord / n, Index: ord % n, Ordinal: ord, Root: root}
+	rec, ok := k.shard(c, o.ID, ord)
+	if !ok {
+		return s
+	}
+	s.Provider, s.PricePerGiBMonth, s.RepairHeight, s.HeldHeight = rec.provider, rec.price, rec.repairHeight, rec.heldHeight
+	if p, ok := c.Provider(s.Provider); ok {
+		s.HostURI, s.Fingerprint, s.Region = p.Info.HostURI, p.Info.CertFingerprint, p.Info.Region
+	}
+	_, repair := c.KV.Get(schema.ShardOrdKey(schema.PVaultRepair, o.ID, uint32(ord)))
+	s.Lost, s.Repairing = rec.provider.IsZero(), repair && !rec.provider.IsZero()
+	if b, ok := c.KV.Get(schema.ShardOrdKey(schema.PVaultStreak, o.ID, uint32(ord))); ok {
+		var err error
+		s.LastFailed, s.Failures, err = schema.DecVaultStreak(b)
+		c.Must(err)
+	}
+	return s
 }
 
 // Objects lists objects by id after after: an owner's, or those with a root.
@@ -155,10 +179,10 @@ func (k *Keeper) Held(c *kernel.Ctx, p tx.Address, root tx.Hash, limit int) []ap
 		}
 		id, ord := schema.UnBE64(key[len(prefix):]), int(schema.UnBE32(key[len(prefix)+8:]))
 		o, ok := k.Object(c, id)
-		if !ok {
+		if !ok || ord >= o.Shards() {
 			return true
 		}
-		out = append(out, k.Shards(c, o, ord, 1).Items...)
+		out = append(out, k.shardView(c, o, ord, root))
 		return true
 	})
 	return out

@@ -75,7 +75,8 @@ func (k *Keeper) Challenges(c *kernel.Ctx, rec *api.VaultEpoch, r api.VaultChall
 	return out
 }
 
-// PlacedOn pages the shards placed on provider p by (root, object, ordinal).
+// PlacedOn pages the shards placed on provider p by (root, object, ordinal), looking at most 8 × limit (those
+// not declared held, when r.Unheld).
 func (k *Keeper) PlacedOn(c *kernel.Ctx, r api.VaultPlacedOnRequest, limit int) api.List[api.VaultShard] {
 	out := api.List[api.VaultShard]{Items: []api.VaultShard{}}
 	prefix := schema.PVaultHeld + string(r.Provider[:])
@@ -83,25 +84,39 @@ func (k *Keeper) PlacedOn(c *kernel.Ctx, r api.VaultPlacedOnRequest, limit int) 
 	if r.HasAfter {
 		start = prefix + string(r.AfterRoot[:]) + schema.BE64(r.AfterObject) + schema.BE32(r.AfterOrdinal) + "\x00"
 	}
-	lastOrd := 0
+	var obj *api.VaultObject
+	scanned := 0
+	next := ""
 	c.KV.Iterate(start, schema.PrefixEnd(prefix), func(key string, _ []byte) bool {
 		rest := key[len(prefix):]
-		if len(out.Items) == limit {
-			last := out.Items[len(out.Items)-1]
-			out.Next = fmt.Sprintf("%s:%d:%d", last.Root, last.ObjectID, lastOrd) // the last shard given: go on after it
+		var root tx.Hash
+		copy(root[:], rest[:32])
+		id, ord := schema.UnBE64(rest[32:40]), schema.UnBE32(rest[40:44])
+		if len(out.Items) == limit || scanned == 8*limit {
+			// Next: the last shard looked at (given or passed over), "ROOT:OBJECT:ORDINAL": go on after it. A
+			// page of unheld shards may hold none and still have a Next.
+			out.Next = next
 			return false
 		}
-		id, ord := schema.UnBE64(rest[32:40]), int(schema.UnBE32(rest[40:44]))
-		o, ok := k.Object(c, id)
-		if !ok {
+		scanned++
+		next = fmt.Sprintf("%s:%d:%d", root, id, ord)
+		if obj == nil || obj.ID != id {
+			o, ok := k.Object(c, id)
+			if !ok {
+				obj = nil
+				return true
+			}
+			obj = o
+		}
+		if int64(ord) >= int64(obj.Shards()) {
 			return true
 		}
-		sh := k.Shards(c, o, ord, 1).Items
-		if r.Unheld && len(sh) == 1 && sh[0].HeldHeight > 0 {
-			return true
+		if r.Unheld {
+			if s, ok := k.shard(c, id, int(ord)); !ok || s.heldHeight > 0 {
+				return true
+			}
 		}
-		out.Items = append(out.Items, sh...)
-		lastOrd = ord
+		out.Items = append(out.Items, k.shardView(c, obj, int(ord), root))
 		return true
 	})
 	return out

@@ -193,6 +193,9 @@ func (k *Keeper) EpochWork(c *kernel.Ctx) {
 	}
 }
 
+// maxRepairsPerTally bounds the open repairs one tally looks at (see repairs).
+const maxRepairsPerTally = 1024
+
 // vaultEpochsKept is how many epochs' records the state keeps (the explorer keeps the history from events).
 const vaultEpochsKept = 16
 
@@ -489,7 +492,7 @@ func (k *Keeper) tally(c *kernel.Ctx, e uint64) {
 			}
 		}
 		c.KV.Set(skey, schema.EncVaultStreak(e, count))
-		root := k.Manifest(c, o.ID).ShardRoot(int(v.ref.Ordinal)/n, int(v.ref.Ordinal)%n)
+		root := k.ShardRoot(c, o, int(v.ref.Ordinal))
 		c.Emit(api.EventVaultProofFailed, api.AttrObjectID, o.ID, api.AttrStripe, int(v.ref.Ordinal)/n, api.AttrIndex, int(v.ref.Ordinal)%n,
 			api.AttrRoot, root, api.AttrProvider, s.provider, api.AttrEpoch, e, api.AttrFailures, count)
 		if count >= api.VaultLostAfterFailures {
@@ -609,7 +612,7 @@ func (k *Keeper) lose(c *kernel.Ctx, ref tx.ShardRef, e uint64) {
 		return
 	}
 	n := o.K + o.M
-	root := k.Manifest(c, o.ID).ShardRoot(ord/n, ord%n)
+	root := k.ShardRoot(c, o, ord)
 	k.unhold(c, o, ord, s, root)
 	k.setShard(c, o.ID, ord, shard{price: s.price})
 	c.KV.Delete(schema.ShardOrdKey(schema.PVaultStreak, o.ID, ref.Ordinal))
@@ -634,15 +637,46 @@ func (k *Keeper) unhold(c *kernel.Ctx, o *api.VaultObject, ord int, s shard, roo
 // repairs walks the open repairs after epoch e's tally: a lost shard is drawn onto a provider with room that
 // holds no other shard of its stripe; a repaired shard whose first challenge (epoch e) it passed is paid
 // VaultRepairMonths of its price from the pool. What it pays is returned.
+//
+// At most maxRepairsPerTally open repairs are looked at a tally, from where the last tally stopped, round the
+// index: a mass loss (a large provider gone) costs the tallies after it a bounded share each, not one tally
+// every lost shard times every offer. The offers are read once a tally.
 func (k *Keeper) repairs(c *kernel.Ctx, e uint64, rec *api.VaultEpoch, notPassed map[tx.ShardRef]bool) uint64 {
 	var refs []tx.ShardRef
 	var recs []schema.VaultRepairRec
-	c.KV.Iterate(schema.PVaultRepair, schema.PrefixEnd(schema.PVaultRepair), func(key string, v []byte) bool {
-		rest := key[len(schema.PVaultRepair):]
-		refs = append(refs, tx.ShardRef{Object: schema.UnBE64(rest[:8]), Ordinal: schema.UnBE32(rest[8:12])})
-		recs = append(recs, kernel.MustDecode(schema.DecVaultRepair(v)))
-		return true
-	})
+	collect := func(from, to string) {
+		c.KV.Iterate(from, to, func(key string, v []byte) bool {
+			if len(refs) == maxRepairsPerTally {
+				return false
+			}
+			rest := key[len(schema.PVaultRepair):]
+			refs = append(refs, tx.ShardRef{Object: schema.UnBE64(rest[:8]), Ordinal: schema.UnBE32(rest[8:12])})
+			recs = append(recs, kernel.MustDecode(schema.DecVaultRepair(v)))
+			return true
+		})
+	}
+	end := schema.PrefixEnd(schema.PVaultRepair)
+	cur, hasCur := c.KV.Get(schema.KeyVaultRepairCursor)
+	if hasCur {
+		after := schema.PVaultRepair + string(cur) + "\x00"
+		collect(after, end)
+		collect(schema.PVaultRepair, after)
+	} else {
+		collect(schema.PVaultRepair, end)
+	}
+	if len(refs) == maxRepairsPerTally {
+		last := refs[len(refs)-1]
+		c.KV.Set(schema.KeyVaultRepairCursor, []byte(schema.BE64(last.Object)+schema.BE32(last.Ordinal)))
+	} else if hasCur {
+		c.KV.Delete(schema.KeyVaultRepairCursor)
+	}
+	var offers []*candidate // read at the first draw
+	cands := func() []*candidate {
+		if offers == nil {
+			offers = k.eligible(c, 0, ^uint64(0))
+		}
+		return offers
+	}
 	var paid uint64
 	for i, ref := range refs {
 		key := schema.ShardOrdKey(schema.PVaultRepair, ref.Object, ref.Ordinal)
@@ -658,11 +692,11 @@ func (k *Keeper) repairs(c *kernel.Ctx, e uint64, rec *api.VaultEpoch, notPassed
 			continue
 		}
 		n := o.K + o.M
-		root := k.Manifest(c, o.ID).ShardRoot(ord/n, ord%n)
+		root := k.ShardRoot(c, o, ord)
 		r := recs[i]
 		switch {
 		case s.provider.IsZero():
-			k.redraw(c, o, ord, root, rec.Seed, r)
+			k.redraw(c, o, ord, root, rec.Seed, r, cands())
 		case s.heldHeight == 0 && e >= r.Since+api.VaultRepairDeadline(o.K, o.ShardSize):
 			// Drawn for a repair and not declared rebuilt in time: drawn again, elsewhere — up to
 			// VaultRepairAttempts providers; then it stays lost.
@@ -676,7 +710,7 @@ func (k *Keeper) repairs(c *kernel.Ctx, e uint64, rec *api.VaultEpoch, notPassed
 			}
 			r = schema.VaultRepairRec{Since: e, Attempts: r.Attempts, Not: s.provider}
 			c.KV.Set(key, schema.EncVaultRepair(r)) // what stays when no offer can take it now
-			k.redraw(c, o, ord, root, rec.Seed, r)
+			k.redraw(c, o, ord, root, rec.Seed, r, cands())
 		case challenged(o, s, rec.StartHeight) && !notPassed[ref] && rec.Decided:
 			fee := uint64(0)
 			if o.Pooled {
@@ -703,7 +737,7 @@ func (k *Keeper) repairs(c *kernel.Ctx, e uint64, rec *api.VaultEpoch, notPassed
 // redraw draws a lost shard's new provider, stake-weighted among the offers with room at the deal's maximum
 // price that hold no other shard of its stripe, from the epoch's seed (no proposer chooses it); none: it stays
 // lost and is drawn again after the next tally.
-func (k *Keeper) redraw(c *kernel.Ctx, o *api.VaultObject, ord int, root tx.Hash, seed tx.Hash, r schema.VaultRepairRec) {
+func (k *Keeper) redraw(c *kernel.Ctx, o *api.VaultObject, ord int, root tx.Hash, seed tx.Hash, r schema.VaultRepairRec, offers []*candidate) {
 	n := o.K + o.M
 	stripe := ord / n
 	taken := map[tx.Address]bool{r.Not: true}
@@ -714,8 +748,8 @@ func (k *Keeper) redraw(c *kernel.Ctx, o *api.VaultObject, ord int, root tx.Hash
 	}
 	var cands []*candidate
 	var total uint64
-	for _, cd := range k.eligible(c, o.ShardSize, o.MaxPricePerGiBMonth) {
-		if !taken[cd.offer.Provider] {
+	for _, cd := range offers {
+		if !taken[cd.offer.Provider] && cd.offer.PricePerGiBMonth <= o.MaxPricePerGiBMonth && cd.offer.FreeBytes() >= o.ShardSize {
 			cands = append(cands, cd)
 			total += cd.stake
 		}
