@@ -15,6 +15,7 @@ import (
 	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/merkle"
+	"github.com/sparenet/spare/vault"
 )
 
 // Check is one verified property: its name, whether it holds, and what was compared.
@@ -42,6 +43,9 @@ type ReceiptInput struct {
 	ProviderKey ed25519.PublicKey
 	GPUs        uint32        // GPUs the order leased
 	Outputs     []merkle.File // nil: outputs not checked
+	// OutputsVaultRoot is the Vault root of Outputs (vault.OutputsRoot of the files as given), checked against
+	// a receipt that carries one.
+	OutputsVaultRoot tx.Hash
 }
 
 // CheckReceipt checks a receipt against the ledger's records: pure, no I/O.
@@ -83,6 +87,9 @@ func CheckReceipt(in ReceiptInput) ReceiptReport {
 		default:
 			add("outputs", root == rc.OutputRoot, "%d file(s) hash to root %s; the receipt says %s", len(in.Outputs), root, rc.OutputRoot)
 		}
+		if !rc.VaultRoot.IsZero() {
+			add("vault root", in.OutputsVaultRoot == rc.VaultRoot, "the outputs are the Vault object %s (spare store get fetches it by that root); the receipt says %s", in.OutputsVaultRoot, rc.VaultRoot)
+		}
 	}
 	return r
 }
@@ -111,8 +118,31 @@ func VerifyLease(ctx context.Context, c *client.Client, id uint64, dir string) (
 		if in.Outputs, err = HashDir(dir); err != nil {
 			return ReceiptReport{}, err
 		}
+		if l.Receipt != nil && !l.Receipt.VaultRoot.IsZero() {
+			if in.OutputsVaultRoot, err = outputsVaultRoot(ctx, dir, in.Outputs); err != nil {
+				return ReceiptReport{}, err
+			}
+		}
 	}
 	return CheckReceipt(in), nil
+}
+
+// outputsVaultRoot is the Vault root of the files in dir.
+func outputsVaultRoot(ctx context.Context, dir string, files []merkle.File) (tx.Hash, error) {
+	open, done, err := vault.DirFiles(dir)
+	if err != nil {
+		return tx.Hash{}, err
+	}
+	defer done()
+	paths := make([]string, len(files))
+	for i, f := range files {
+		paths[i] = f.Path
+	}
+	root, _, _, err := vault.OutputsRoot(ctx, paths, open)
+	if err != nil {
+		return tx.Hash{}, fmt.Errorf("outputs: %w", err)
+	}
+	return root, nil
 }
 
 // HashDir lists the regular files under dir with their SHA-256, paths relative to dir and slash-separated.

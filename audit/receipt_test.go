@@ -62,6 +62,17 @@ func TestCheckReceipt(t *testing.T) {
 			in.Outputs = []merkle.File{{Path: "out/a.txt", SHA256: sha256.Sum256([]byte("b"))}}
 		}, "outputs"},
 		{"a file missing", func(in *audit.ReceiptInput) { in.Outputs = []merkle.File{} }, "outputs"},
+		{"the outputs' Vault object", func(in *audit.ReceiptInput) {
+			in.Lease.Receipt.VaultRoot, in.OutputsVaultRoot = tx.Hash{5}, tx.Hash{5}
+			resign(in)
+		}, ""},
+		{"another Vault object", func(in *audit.ReceiptInput) {
+			in.Lease.Receipt.VaultRoot, in.OutputsVaultRoot = tx.Hash{5}, tx.Hash{6}
+			resign(in)
+		}, "vault root"},
+		{"a Vault root added after signing", func(in *audit.ReceiptInput) {
+			in.Lease.Receipt.VaultRoot, in.OutputsVaultRoot = tx.Hash{5}, tx.Hash{5}
+		}, "signature"},
 		{"lease not completed", func(in *audit.ReceiptInput) { in.Lease.State = api.LeaseClosed }, "receipt on the ledger"},
 		{"no receipt", func(in *audit.ReceiptInput) { in.Lease.Receipt = nil; in.Lease.State = api.LeaseActive }, "receipt on the ledger"},
 	} {

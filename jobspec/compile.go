@@ -71,14 +71,16 @@ func (j *Job) Manifest(dir string) (*manifest.Manifest, []byte, error) {
 // baseManifest is the manifest without its files.
 func (j *Job) baseManifest() *manifest.Manifest {
 	m := &manifest.Manifest{
-		Version:     manifest.Version,
-		Name:        j.Name,
-		Run:         j.Run,
-		Image:       j.Image,
-		Outputs:     append([]string(nil), j.Outputs...),
-		Ports:       append([]uint16(nil), j.Ports...),
-		Resources:   j.TxResources(),
-		DurationSec: uint64(j.Duration / time.Second),
+		Version: manifest.Version,
+		Name:    j.Name,
+		Run:     j.Run,
+		Image:   j.Image,
+		Outputs: append([]string(nil), j.Outputs...),
+		// the provider's receipt then carries the outputs' Vault root
+		OutputsVault: j.VaultOutputs != nil,
+		Ports:        append([]uint16(nil), j.Ports...),
+		Resources:    j.TxResources(),
+		DurationSec:  uint64(j.Duration / time.Second),
 	}
 	for _, in := range j.Inputs {
 		m.Inputs = append(m.Inputs, manifest.Input{URL: in.URL, SHA256: in.SHA256, Vault: in.Vault, Path: in.Path, Unpack: in.Unpack})

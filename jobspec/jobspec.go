@@ -79,8 +79,9 @@ type Job struct {
 	Outputs []string
 	// VaultOutputs is set by outputs: {paths: [...], to: vault}: once the tenant has downloaded the outputs and
 	// verified them against the provider's signed receipt, it stores them in Spare Vault as one object (their
-	// directory's deterministic archive). Nil otherwise. The tenant does this: the manifest, and so the order's
-	// manifest hash, is the same as for outputs written as a list.
+	// directory's deterministic archive). Nil otherwise. The manifest says so (outputs_vault), so that the
+	// provider's receipt carries the root of that archive (tx.Receipt.VaultRoot), which the stored object must
+	// have: the provider vouches for the object, the tenant stores and pays for it.
 	VaultOutputs *VaultOutputs
 
 	Env       map[string]string

@@ -8,8 +8,8 @@ import (
 	"github.com/sparenet/spare/manifest"
 )
 
-// outputs: as a list, or as the mapping {paths, to, months, permanent}. to: vault is the tenant's business: the
-// manifest the provider runs (and so the order's manifest hash) is the same as for the list.
+// outputs: as a list, or as the mapping {paths, to, months, permanent}. Without to: vault the manifest (and so the
+// order's manifest hash) is the list's; with it the manifest says outputs_vault and nothing of the deal.
 func TestVaultOutputsForms(t *testing.T) {
 	cases := []struct {
 		src     string
@@ -48,11 +48,17 @@ func TestVaultOutputsForms(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if strings.Contains(string(raw), "vault") || strings.Contains(string(raw), "months") {
-				t.Fatalf("the manifest carries the tenant's storage deal: %s", raw)
+			// The provider learns only that the outputs go to the Vault (its receipt then carries their root),
+			// never the tenant's deal: no term, no price.
+			m, err := manifest.Decode(raw)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if j.Replicas() == 1 && len(c.paths) == 2 && !bytes.Equal(raw, listRaw) {
-				t.Fatalf("the mapping form changed the manifest (and so its hash):\n%s\n%s", raw, listRaw)
+			if m.OutputsVault != c.vault || strings.Contains(string(raw), "months") || strings.Contains(string(raw), "permanent") {
+				t.Fatalf("the manifest says outputs_vault %v (want %v), or carries the tenant's storage deal: %s", m.OutputsVault, c.vault, raw)
+			}
+			if !c.vault && len(c.paths) == 2 && !bytes.Equal(raw, listRaw) {
+				t.Fatalf("the mapping form without to: vault changed the manifest (and so its hash):\n%s\n%s", raw, listRaw)
 			}
 		})
 	}

@@ -56,9 +56,13 @@ func TestStateObjectsRoundTripAtTheirBounds(t *testing.T) {
 		return c
 	}
 	receipt := func(t *rapid.T) tx.Receipt {
-		return tx.Receipt{ChainID: str(t, "chain", tx.MaxChainIDLen), LeaseID: u64.Draw(t, "lease"), ManifestHash: hash(t, "manifest"),
+		rc := tx.Receipt{ChainID: str(t, "chain", tx.MaxChainIDLen), LeaseID: u64.Draw(t, "lease"), ManifestHash: hash(t, "manifest"),
 			StartMs: u64.Draw(t, "start"), EndMs: u64.Draw(t, "end"), ExitCode: rapid.Int64().Draw(t, "exit"), GPUSeconds: u64.Draw(t, "gpus"),
 			OutputRoot: hash(t, "root"), Signature: rapid.SliceOfN(rapid.Byte(), tx.SignatureLen, tx.SignatureLen).Draw(t, "sig")}
+		if rapid.Bool().Draw(t, "outputs_vault") {
+			rc.VaultRoot = hash(t, "vault_root") // may draw zero: then none, as a receipt without one
+		}
+		return rc
 	}
 	kinds := map[string]func(t *rapid.T) (any, func() (any, error)){
 		"account": func(t *rapid.T) (any, func() (any, error)) {

@@ -47,6 +47,7 @@ func stateCodecs() []stateCodec {
 		codec("lease", schema.EncLease(&api.Lease{ID: 4, OrderID: 3, Tenant: a, Provider: a, Deposit: 9, Held: 5, State: api.LeaseCompleted, CloseReason: "x", ManifestDelivered: true}), schema.DecLease, schema.EncLease),
 		codec("supply", schema.EncSupply(&api.Supply{Genesis: 100, Minted: 1, Burned: 2, Balances: 50, Escrow: 20, Staked: 10, Unbonding: 5, Pool: 14}), schema.DecSupply, schema.EncSupply),
 		codec("receipt", schema.EncReceipt(&tx.Receipt{ChainID: "c", LeaseID: 4, StartMs: 1, EndMs: 2, ExitCode: -1, GPUSeconds: 3, Signature: make([]byte, 64)}), schema.DecReceipt, schema.EncReceipt),
+		codec("receipt with a Vault root", schema.EncReceipt(&tx.Receipt{ChainID: "c", LeaseID: 4, EndMs: 2, VaultRoot: tx.Hash{3}, Signature: make([]byte, 64)}), schema.DecReceipt, schema.EncReceipt),
 		codec("params", schema.EncParams(&p), schema.DecParams, schema.EncParams),
 		codec("pruned", schema.EncPruned(&api.Pruned{Orders: 3, Take: 2, Rewarded: 1}), schema.DecPruned, schema.EncPruned),
 		codec("audit set", schema.EncAuditSet(schema.AuditSet{StartMs: 9, Providers: []tx.Address{{1}, {2}}}), schema.DecAuditSet, schema.EncAuditSet),

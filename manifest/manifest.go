@@ -55,17 +55,21 @@ type Input struct {
 
 // Manifest is a job as the provider runs it.
 type Manifest struct {
-	Version     int               `json:"version"`
-	Name        string            `json:"name,omitempty"`
-	Run         string            `json:"run,omitempty"`   // shell command (sh -c)
-	Image       string            `json:"image,omitempty"` // container image: docker runtime
-	Files       []File            `json:"files,omitempty"`
-	Inputs      []Input           `json:"inputs,omitempty"`
-	Outputs     []string          `json:"outputs,omitempty"` // paths (files or directories, "out/") collected at the end
-	Env         map[string]string `json:"env,omitempty"`
-	Ports       []uint16          `json:"ports,omitempty"`
-	Resources   tx.Resources      `json:"resources"`
-	DurationSec uint64            `json:"duration_sec"`
+	Version int      `json:"version"`
+	Name    string   `json:"name,omitempty"`
+	Run     string   `json:"run,omitempty"`   // shell command (sh -c)
+	Image   string   `json:"image,omitempty"` // container image: docker runtime
+	Files   []File   `json:"files,omitempty"`
+	Inputs  []Input  `json:"inputs,omitempty"`
+	Outputs []string `json:"outputs,omitempty"` // paths (files or directories, "out/") collected at the end
+	// OutputsVault asks the provider to put the outputs' Spare Vault root in its receipt (tx.Receipt.VaultRoot):
+	// the root of vault.OutputsArchive of the files it collected, the object the tenant then stores. Written only
+	// when true, so that a manifest without it encodes (and hashes) as it always has.
+	OutputsVault bool              `json:"outputs_vault,omitempty"`
+	Env          map[string]string `json:"env,omitempty"`
+	Ports        []uint16          `json:"ports,omitempty"`
+	Resources    tx.Resources      `json:"resources"`
+	DurationSec  uint64            `json:"duration_sec"`
 }
 
 // Encode returns the manifest's bytes: JSON with a fixed field order and sorted map keys, so the same manifest
@@ -195,6 +199,9 @@ func (m *Manifest) Validate() error {
 		if err := CleanPath(fmt.Sprintf("outputs[%d]", i), o); err != nil {
 			return err
 		}
+	}
+	if m.OutputsVault && len(m.Outputs) == 0 {
+		return fmt.Errorf("manifest: outputs_vault is set with no outputs: name the paths to collect in outputs, or leave outputs_vault out")
 	}
 	if len(m.Env) > MaxEnvVars {
 		return fmt.Errorf("manifest: %d env vars, limit %d", len(m.Env), MaxEnvVars)

@@ -1,6 +1,8 @@
 package provider_test
 
 import (
+	"lukechampine.com/blake3"
+
 	"archive/tar"
 	"bytes"
 	"context"
@@ -20,6 +22,7 @@ import (
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/manifest"
 	"github.com/sparenet/spare/provider"
+	"github.com/sparenet/spare/vault"
 )
 
 // The hostile-tenant suite, provider side: each test is an attack a tenant's job can make through the real daemon
@@ -106,6 +109,7 @@ func TestHostileOutputsThroughLinks(t *testing.T) {
 	e := startEnv(t)
 	m := cpuJob(fmt.Sprintf(`ln -s / r; mkdir -p out; ln -s %s out/secrets; ln -s /etc/passwd out/passwd; echo mine > out/fine.txt`, secretDir))
 	m.Outputs = []string{"r" + secretDir + "/", "r/etc/shadow", "r/etc/passwd", "r/proc/self/environ", "out/"}
+	m.OutputsVault = true // the Vault root is read through the same refusals
 	leaseID := e.runJob("tenant", m)
 
 	st := e.status("tenant", leaseID)
@@ -121,6 +125,21 @@ func TestHostileOutputsThroughLinks(t *testing.T) {
 		if name != "out/fine.txt" || bytes.Equal(b, secret) || (len(shadow) > 0 && bytes.Equal(b, shadow)) || bytes.Equal(b, passwd) {
 			t.Fatalf("served %s (%d bytes): a file from outside the work directory", name, len(b))
 		}
+	}
+	// The receipt's Vault root is that of the job's own file alone: the object `spare store put` makes of it.
+	only := filepath.Join(t.TempDir(), "outputs")
+	if err := os.MkdirAll(filepath.Join(only, "out"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(only, "out", "fine.txt"), []byte("mine\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var a bytes.Buffer
+	if err := vault.Archive(&a, only, vault.DefaultArchiveLimits); err != nil {
+		t.Fatal(err)
+	}
+	if want := tx.Hash(blake3.Sum256(a.Bytes())); st.Receipt == nil || st.Receipt.VaultRoot != want {
+		t.Fatalf("the receipt's Vault root is not that of out/fine.txt alone (%s): %+v", want, st.Receipt)
 	}
 }
 

@@ -8,12 +8,15 @@ import (
 	"io"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/merkle"
+	"github.com/sparenet/spare/vault"
 )
 
 // Every file the daemon opens on a lease's behalf after the workload may have touched the work directory
@@ -324,4 +327,37 @@ func openLog(p string) (*os.File, error) {
 		return nil, fmt.Errorf("%s: not a regular file: %w", p, errNotBeneath)
 	}
 	return os.NewFile(uintptr(fd), p), nil
+}
+
+// outputsVaultRoot is the Vault root of a lease's outputs (vault.OutputsRoot of the files its receipt covers),
+// when the files read as they were hashed: one that changed since (a workload's process that outlived it, say)
+// gives an error, and the receipt no Vault root, rather than a root of files it does not cover.
+func outputsVaultRoot(ctx context.Context, workDir string, files []merkle.File) (tx.Hash, error) {
+	paths := make([]string, len(files))
+	for i, f := range files {
+		paths[i] = f.Path
+	}
+	t, err := openWorkTree(workDir)
+	if err != nil {
+		return tx.Hash{}, err
+	}
+	defer t.Close()
+	open := func(p string) (*os.File, error) { // as collectOutputs opens them: no link followed, no other's file
+		f, _, err := t.openFile(p)
+		return f, err
+	}
+	root, _, read, err := vault.OutputsRoot(ctx, paths, open)
+	if err != nil {
+		return tx.Hash{}, err
+	}
+	want := slices.Clone(files)
+	if err := merkle.Sort(want); err != nil {
+		return tx.Hash{}, err
+	}
+	for i, f := range read {
+		if f != want[i] {
+			return tx.Hash{}, fmt.Errorf("output %s changed since it was hashed", f.Path)
+		}
+	}
+	return root, nil
 }

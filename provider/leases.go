@@ -234,7 +234,7 @@ func (d *Daemon) AcceptManifest(ctx context.Context, tenant tx.Address, leaseID 
 		_ = os.RemoveAll(spec.Dir)
 		return nil, err
 	}
-	l.State, l.Runtime, l.Outputs, l.StartedAt = LeaseStarting, rtName, m.Outputs, d.now()
+	l.State, l.Runtime, l.Outputs, l.OutputsVault, l.StartedAt = LeaseStarting, rtName, m.Outputs, m.OutputsVault, d.now()
 	if err := d.store.PutLease(l); err != nil {
 		return nil, err
 	}
@@ -451,6 +451,20 @@ func (d *Daemon) finish(ctx context.Context, leaseID uint64, res runtime.Result)
 	gpuSec := uint64(len(l.Reservation.GPUs)) * uint64(res.EndedAt.Sub(res.StartedAt)/time.Second)
 	rc := tx.Receipt{ChainID: d.chainID, LeaseID: leaseID, ManifestHash: manifest.Hash(m), StartMs: uint64(res.StartedAt.UnixMilli()),
 		EndMs: uint64(res.EndedAt.UnixMilli()), ExitCode: int64(res.ExitCode), GPUSeconds: gpuSec, OutputRoot: root}
+	if l.OutputsVault && len(files) > 0 {
+		vctx, cancel := context.WithTimeout(ctx, hashTime(limit))
+		vr, err := outputsVaultRoot(vctx, spec.WorkDir, files)
+		cancel()
+		if err != nil {
+			d.log.Warn("the outputs' Vault root", "lease", leaseID, "err", err)
+			if ctx.Err() != nil {
+				unlock()
+				return
+			}
+			skipped = append(skipped, "the receipt carries no Vault root for the outputs: "+err.Error())
+		}
+		rc.VaultRoot = vr
+	}
 	rc.Signature = d.sign(rc.SignBytes())
 	l.Result, l.OutputFiles, l.OutputsLeftOut, l.Receipt, l.State = &res, files, skipped, &rc, LeaseFinishing
 	if l.EndReason == "" {

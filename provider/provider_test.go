@@ -290,7 +290,7 @@ func TestProviderServesALease(t *testing.T) {
 	if want := l.Price * (l.EndedMs - l.StartedMs) / 3_600_000; l.Paid != want || l.Refunded != l.Deposit-want {
 		t.Fatalf("paid %d refunded %d, want %d for %d ms", l.Paid, l.Refunded, want, l.EndedMs-l.StartedMs)
 	}
-	if l.Receipt == nil || l.Receipt.ExitCode != 0 || l.Receipt.ManifestHash != manifest.Hash(raw) {
+	if l.Receipt == nil || l.Receipt.ExitCode != 0 || l.Receipt.ManifestHash != manifest.Hash(raw) || !l.Receipt.VaultRoot.IsZero() { // no outputs_vault: no Vault root
 		t.Fatalf("receipt %+v", l.Receipt)
 	}
 	pub := e.net.Keys["prov"].PubKey()

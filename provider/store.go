@@ -47,20 +47,22 @@ const (
 
 // LeaseRecord is one lease this provider serves.
 type LeaseRecord struct {
-	LeaseID          uint64          `json:"lease_id"`
-	OrderID          uint64          `json:"order_id"`
-	Tenant           tx.Address      `json:"tenant"`
-	Price            uint64          `json:"price_per_hour"`
-	DurationSec      uint64          `json:"duration_sec"`
-	ManifestHash     tx.Hash         `json:"manifest_hash"`
-	Reservation      Reservation     `json:"reservation"`
-	State            LeaseState      `json:"state"`
-	ManifestDeadline time.Time       `json:"manifest_deadline"`
-	Runtime          string          `json:"runtime,omitempty"`
-	WorkloadState    []byte          `json:"workload_state,omitempty"`
-	Outputs          []string        `json:"outputs,omitempty"`
-	Result           *runtime.Result `json:"result,omitempty"`
-	OutputFiles      []merkle.File   `json:"output_files,omitempty"`
+	LeaseID          uint64      `json:"lease_id"`
+	OrderID          uint64      `json:"order_id"`
+	Tenant           tx.Address  `json:"tenant"`
+	Price            uint64      `json:"price_per_hour"`
+	DurationSec      uint64      `json:"duration_sec"`
+	ManifestHash     tx.Hash     `json:"manifest_hash"`
+	Reservation      Reservation `json:"reservation"`
+	State            LeaseState  `json:"state"`
+	ManifestDeadline time.Time   `json:"manifest_deadline"`
+	Runtime          string      `json:"runtime,omitempty"`
+	WorkloadState    []byte      `json:"workload_state,omitempty"`
+	Outputs          []string    `json:"outputs,omitempty"`
+	// OutputsVault: the manifest asked for the outputs in the Vault; the receipt carries their Vault root.
+	OutputsVault bool            `json:"outputs_vault,omitempty"`
+	Result       *runtime.Result `json:"result,omitempty"`
+	OutputFiles  []merkle.File   `json:"output_files,omitempty"`
 	// OutputsLeftOut says which outputs the receipt does not cover and why (a link, over the lease's disk...).
 	OutputsLeftOut []string `json:"outputs_left_out,omitempty"`
 	// DoneAt is when the lease ended here; its directory is removed limits.keep_lease_data later.

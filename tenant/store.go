@@ -36,7 +36,13 @@ type PutOptions struct {
 	Progress func(PutProgress)
 	// TempDir holds the coded shards until they are uploaded ("": the system's).
 	TempDir string
+	// WantRoot, when set, is the root the object must have (a receipt's Vault root): another is refused once
+	// coded, before anything is sent or escrowed.
+	WantRoot tx.Hash
 }
+
+// ErrRootMismatch: a put whose object does not have the root it must have (PutOptions.WantRoot).
+var ErrRootMismatch = errors.New("the object's root is not the one asked for")
 
 // PutProgress is how far a put has come: Phase is "archiving", "coding", "storing" (the transaction), "placing"
 // (waiting for the draw), "uploading" or "done"; Done of Total bytes of the phase.
@@ -103,9 +109,6 @@ func allStorageOffers(ctx context.Context, c *client.Client) ([]api.StorageOffer
 // not stored while the owner has one with that root placed (its shards are uploaded again instead).
 func (t *Tenant) StorePut(ctx context.Context, path string, opt PutOptions) (*PutResult, error) {
 	c := t.node
-	if c == nil {
-		return nil, errors.New("storing needs a node client")
-	}
 	progress := opt.Progress
 	if progress == nil {
 		progress = func(PutProgress) {}
@@ -139,6 +142,12 @@ func (t *Tenant) StorePut(ctx context.Context, path string, opt PutOptions) (*Pu
 	}
 	if err != nil {
 		return nil, err
+	}
+	if !opt.WantRoot.IsZero() && obj.Root != opt.WantRoot {
+		return nil, fmt.Errorf("%w: %s codes to root %s, not %s: nothing was stored", ErrRootMismatch, path, obj.Root, opt.WantRoot)
+	}
+	if c == nil {
+		return nil, errors.New("storing needs a node client")
 	}
 	res := &PutResult{Root: obj.Root, Size: size, Coding: opt.Coding, Months: opt.Months}
 	o, err := t.placedObject(ctx, obj)

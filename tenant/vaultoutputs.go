@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -19,13 +20,14 @@ import (
 	"github.com/sparenet/spare/vault"
 )
 
-// Outputs to the Vault (outputs: {to: vault} in a job file): once a deploy has downloaded a job's outputs and
-// verified them against the provider's signed receipt, it stores their directory (outputs/<lease>/) in Spare
-// Vault as one object, paid by the tenant's key, as `spare store put outputs/<lease>/` would. The receipt vouches
-// for the object: before anything is stored, the directory's deterministic archive is read back and its files
-// (path and SHA-256 of each, and no directory but those that hold them) must hash to the receipt's output root,
-// so that anyone holding the object's root can fetch it, extract it and check it against the receipt
-// (`spare verify LEASE --outputs DIR`). The ledger and the receipt are unchanged: the provider knows nothing of it.
+// Outputs to the Vault (outputs: {to: vault} in a job file): the manifest says outputs_vault, so the provider's
+// signed receipt carries the outputs' Vault root (the root of vault.OutputsArchive of exactly the files its
+// output root covers). Once a deploy has downloaded the outputs and verified them against the receipt, it stores
+// their directory (outputs/<lease>/) in Spare Vault as that one object, paid by the tenant's key, as `spare store
+// put outputs/<lease>/` would: the archive's files (path and SHA-256 of each, and no directory but those that hold
+// them) must hash to the receipt's output root, and the archive must have the receipt's Vault root, before
+// anything is stored. The receipt, on the ledger, then names the object, and anyone can fetch it by that root,
+// extract it and check it against the receipt (`spare verify LEASE --outputs DIR`).
 
 // VaultOutputs asks a deploy to store the job's verified outputs in Spare Vault (outputs: {to: vault}).
 type VaultOutputs struct {
@@ -40,16 +42,19 @@ type VaultOutputs struct {
 // VaultOutputsResult is what became of a deploy's outputs asked to go to the Vault: the object that holds them,
 // or why they were not stored (NotStored).
 type VaultOutputsResult struct {
-	Stored    bool    `json:"stored"`
-	Root      tx.Hash `json:"root,omitzero"`
-	ObjectID  uint64  `json:"object_id,omitempty"`
-	Size      uint64  `json:"size,omitempty"` // of the archive: the object's bytes
-	Files     int     `json:"files"`
-	Months    uint64  `json:"months"` // 0 with Permanent
-	Permanent bool    `json:"permanent,omitempty"`
-	Escrow    uint64  `json:"escrow,omitempty"` // what the deal holds for the storage providers
-	Refund    uint64  `json:"refund,omitempty"` // given back after the draw
-	Fee       uint64  `json:"fee,omitempty"`
+	Stored bool    `json:"stored"`
+	Root   tx.Hash `json:"root,omitzero"`
+	// Vouched: the provider's signed receipt carries Root as its outputs' Vault root (a receipt of a provider
+	// that did not compute one leaves it false: the files are verified, the object's root is not signed).
+	Vouched   bool   `json:"vouched"`
+	ObjectID  uint64 `json:"object_id,omitempty"`
+	Size      uint64 `json:"size,omitempty"` // of the archive: the object's bytes
+	Files     int    `json:"files"`
+	Months    uint64 `json:"months"` // 0 with Permanent
+	Permanent bool   `json:"permanent,omitempty"`
+	Escrow    uint64 `json:"escrow,omitempty"` // what the deal holds for the storage providers
+	Refund    uint64 `json:"refund,omitempty"` // given back after the draw
+	Fee       uint64 `json:"fee,omitempty"`
 	// NotStored says why they were not stored: the job did not succeed, had no output files, or the error.
 	NotStored string `json:"not_stored,omitempty"`
 }
@@ -104,6 +109,11 @@ func (d *deployment) storeOutputs(ctx context.Context) error {
 		deal = "permanently"
 	}
 	d.emit("vault", "storing %d output file(s) from %s in the Vault %s", len(res.Outputs), dir, deal)
+	if res.Receipt.VaultRoot.IsZero() {
+		d.emit("vault", "the provider's receipt carries no Vault root for them (an older provider, or one that could not read them back): the object is stored from the verified files, its root is not signed by the provider")
+	} else {
+		d.emit("vault", "the provider's receipt vouches for Vault root %s", res.Receipt.VaultRoot)
+	}
 	phase := ""
 	opt := PutOptions{Coding: vo.Coding, Months: vo.Months, MaxPrice: vo.MaxPrice, Progress: func(p PutProgress) {
 		if p.Phase != phase && p.Phase != "done" {
@@ -111,7 +121,7 @@ func (d *deployment) storeOutputs(ctx context.Context) error {
 			d.emit("vault", "%s", putPhase(p))
 		}
 	}}
-	put, err := d.t.StoreOutputs(ctx, dir, res.Receipt.OutputRoot, opt)
+	put, err := d.t.StoreOutputs(ctx, dir, res.Receipt, opt)
 	if put != nil {
 		r.Root, r.ObjectID, r.Size, r.Escrow, r.Refund, r.Fee = put.Root, put.ObjectID, put.Size, put.Escrow, put.Refund, put.Fee
 		if f, ok := ctx.Value(feesKey{}).(*atomic.Uint64); ok {
@@ -123,7 +133,7 @@ func (d *deployment) storeOutputs(ctx context.Context) error {
 		d.emit("vault", "outputs NOT stored in the Vault: %s", r.NotStored)
 		return fmt.Errorf("%w: %s", ErrVaultOutputs, r.NotStored)
 	}
-	r.Stored = true
+	r.Stored, r.Vouched = true, res.Receipt.VaultRoot == put.Root
 	d.emit("vault", "outputs stored in the Vault: root %s (object %d), %s held for the storage providers", put.Root, put.ObjectID, client.FormatAmount(put.Escrow))
 	return nil
 }
@@ -142,19 +152,29 @@ func putPhase(p PutProgress) string {
 	return p.Phase
 }
 
-// StoreOutputs stores the directory dir of a lease's verified outputs in Spare Vault as its deterministic
-// archive (the object `spare store put dir` stores, with the same root), after checking that the archive holds
-// exactly the files whose Merkle root is outputRoot (the receipt's): path and SHA-256 of each, nothing more,
-// and no directory but those that hold them. A directory that holds anything else (a file added or changed
-// since the download, an empty directory) is refused and nothing is stored. opt.TempDir, when empty, is dir's
-// parent (the archive and the coded shards are as large as the outputs).
-func (t *Tenant) StoreOutputs(ctx context.Context, dir string, outputRoot tx.Hash, opt PutOptions) (*PutResult, error) {
+// StoreOutputs stores the directory dir of a lease's verified outputs in Spare Vault as the object the receipt
+// rc vouches for: vault.OutputsArchive of its files, which must be exactly the files whose Merkle root is the
+// receipt's output root (path and SHA-256 of each, nothing more, and no directory but those that hold them), and
+// whose root must be the receipt's Vault root when it has one. A directory that holds anything else (a file added
+// or changed since the download, an empty directory, a link) or that archives to another root is refused and
+// nothing is stored. opt.TempDir, when empty, is dir's parent (the archive and the coded shards are as large as
+// the outputs).
+func (t *Tenant) StoreOutputs(ctx context.Context, dir string, rc *tx.Receipt, opt PutOptions) (*PutResult, error) {
 	if opt.Coding == (vault.Coding{}) {
 		opt.Coding = vault.DefaultCoding
 	}
 	if opt.TempDir == "" {
 		opt.TempDir = filepath.Dir(filepath.Clean(dir))
 	}
+	paths, err := outputPaths(dir)
+	if err != nil {
+		return nil, err
+	}
+	open, closeDir, err := vault.DirFiles(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer closeDir()
 	tmp, err := os.MkdirTemp(opt.TempDir, ".spare-vault-outputs-")
 	if err != nil {
 		return nil, err
@@ -167,28 +187,72 @@ func (t *Tenant) StoreOutputs(ctx context.Context, dir string, outputRoot tx.Has
 		return nil, err
 	}
 	defer f.Close()
-	if err := vault.Archive(f, dir, vault.DefaultArchiveLimits); err != nil {
-		return nil, fmt.Errorf("archiving %s: %w", dir, err)
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, err
-	}
-	files, err := ArchivedFiles(f)
+	files, err := vault.OutputsArchive(ctx, f, paths, open)
 	if err != nil {
-		return nil, fmt.Errorf("reading back the archive of %s: %w", dir, err)
+		return nil, fmt.Errorf("archiving %s: %w", dir, err)
 	}
 	got, err := merkle.Root(files)
 	if err != nil {
 		return nil, err
 	}
-	if got != outputRoot {
+	if got != rc.OutputRoot {
 		return nil, fmt.Errorf("%s does not hold exactly the outputs the receipt covers: its %d file(s) hash to %s, the receipt says %s (a file added, changed or removed since they were downloaded): download them again into an empty directory",
-			dir, len(files), got, outputRoot)
+			dir, len(files), got, rc.OutputRoot)
 	}
 	if err := f.Close(); err != nil {
 		return nil, err
 	}
-	return t.StorePut(ctx, name, opt)
+	opt.WantRoot = rc.VaultRoot
+	res, err := t.StorePut(ctx, name, opt)
+	if errors.Is(err, ErrRootMismatch) {
+		return nil, fmt.Errorf("lease %d's receipt says its outputs' Vault root is %s, but the files it covers, verified, archive to another: the provider signed a wrong Vault root (report it), and nothing was stored: %w",
+			rc.LeaseID, rc.VaultRoot, err)
+	}
+	return res, err
+}
+
+// outputPaths lists the regular files beneath dir, slash-separated, refusing anything a receipt does not cover:
+// a link or special file, a directory that holds no file, a name a provider could not have written.
+func outputPaths(dir string) ([]string, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	var paths []string
+	dirs := map[string]bool{}
+	err = fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case p == ".":
+			return nil
+		case !validArchivedName(p):
+			return fmt.Errorf("%s: not a name a provider's outputs have", filepath.Join(dir, p))
+		case d.IsDir():
+			dirs[p] = true
+		case d.Type().IsRegular():
+			paths = append(paths, p)
+		default:
+			return fmt.Errorf("%s: not a regular file: a receipt covers regular files only", filepath.Join(dir, p))
+		}
+		if len(paths)+len(dirs) > vault.DefaultArchiveLimits.Entries {
+			return fmt.Errorf("%s holds more than %d entries", dir, vault.DefaultArchiveLimits.Entries)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range paths {
+		for d := path.Dir(p); d != "." && dirs[d]; d = path.Dir(d) {
+			delete(dirs, d)
+		}
+	}
+	for d := range dirs {
+		return nil, fmt.Errorf("%s: a directory that holds no file: the receipt covers files only (remove it)", filepath.Join(dir, d))
+	}
+	return paths, nil
 }
 
 // ArchivedFiles reads a directory's archive (vault.Archive's, as an object stored from a directory is) and lists

@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+	"lukechampine.com/blake3"
+
 	"github.com/sparenet/spare/client"
 	"github.com/sparenet/spare/ledger/tx"
 	"github.com/sparenet/spare/manifest"
@@ -137,23 +140,78 @@ func TestVaultOutputsStoreOnlyWhatTheReceiptCovers(t *testing.T) {
 		{"a file removed", func(dir string) error { return os.Remove(filepath.Join(dir, "metrics.json")) },
 			"does not hold exactly the outputs the receipt covers: its 2 file(s)"},
 		{"an empty directory", func(dir string) error { return os.Mkdir(filepath.Join(dir, "out", "empty"), 0o755) },
-			`archive entry "out/empty/": a directory that holds no file`},
+			"out/empty: a directory that holds no file"},
 		{"a symbolic link", func(dir string) error { return os.Symlink("/etc/passwd", filepath.Join(dir, "out", "passwd")) },
-			"a symbolic link: only regular files and directories are stored"},
+			"out/passwd: not a regular file: a receipt covers regular files only"},
+		{"a named pipe", func(dir string) error { return unix.Mkfifo(filepath.Join(dir, "out", "fifo"), 0o644) },
+			"out/fifo: not a regular file"},
 		{"nothing changed", func(string) error { return nil }, "storing needs a node client"},
+		// the receipt covers contents, not modes: an executable bit set since the download changes nothing
+		{"a file made executable", func(dir string) error { return os.Chmod(filepath.Join(dir, "metrics.json"), 0o755) },
+			"storing needs a node client"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir, root := outputsDir(t, testOutputs())
+			rc := &tx.Receipt{LeaseID: 7, OutputRoot: root, VaultRoot: archiveRoot(t, dir)}
 			if err := c.spoil(dir); err != nil {
 				t.Fatal(err)
 			}
-			_, err := tn.StoreOutputs(context.Background(), dir, root, PutOptions{Months: 12})
+			_, err := tn.StoreOutputs(context.Background(), dir, rc, PutOptions{Months: 12})
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("%v, want %q", err, c.want)
 			}
 			left, _ := filepath.Glob(filepath.Join(filepath.Dir(dir), ".spare-vault-outputs-*"))
 			if len(left) > 0 {
 				t.Fatalf("left behind: %v", left)
+			}
+		})
+	}
+	if send.n != 0 {
+		t.Fatalf("%d transactions sent", send.n)
+	}
+}
+
+// archiveRoot is the Vault root of dir as `spare store put dir` stores it (vault.Archive, then BLAKE3): for
+// outputs as a deploy downloads them (no executable bit), the root their receipt must carry.
+func archiveRoot(t *testing.T, dir string) tx.Hash {
+	t.Helper()
+	var a bytes.Buffer
+	if err := vault.Archive(&a, dir, vault.DefaultArchiveLimits); err != nil {
+		t.Fatal(err)
+	}
+	var root tx.Hash
+	h := blake3.New(32, nil)
+	h.Write(a.Bytes())
+	h.Sum(root[:0])
+	return root
+}
+
+// A provider that signs a wrong Vault root for outputs it covers correctly (a bug, or a root chosen to point
+// anyone who trusts the receipt at another object) is caught before anything is sent or escrowed: the tenant
+// archives the verified files itself and refuses a root that differs, naming the provider's fault. A receipt
+// without a Vault root (a provider that did not compute one) still stores the verified outputs.
+func TestVaultOutputsRefuseAWrongVaultRoot(t *testing.T) {
+	send := &noSends{t: t}
+	tn := NewWith(nil, send, vaultKey{ed25519.NewKeyFromSeed(make([]byte, 32))}, nil)
+	dir, root := outputsDir(t, testOutputs())
+	other, _ := outputsDir(t, map[string][]byte{"out/model.bin": []byte("another model")})
+	for _, c := range []struct {
+		name  string
+		vault tx.Hash
+		want  string
+	}{
+		{"another object's root", archiveRoot(t, other), "the provider signed a wrong Vault root (report it), and nothing was stored"},
+		{"a made-up root", tx.Hash{1, 2, 3}, "the provider signed a wrong Vault root"},
+		{"no Vault root", tx.Hash{}, "storing needs a node client"},
+		{"the right root", archiveRoot(t, dir), "storing needs a node client"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := tn.StoreOutputs(context.Background(), dir, &tx.Receipt{LeaseID: 7, OutputRoot: root, VaultRoot: c.vault}, PutOptions{Months: 12})
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("%v, want %q", err, c.want)
+			}
+			if c.want != "storing needs a node client" && !errors.Is(err, ErrRootMismatch) {
+				t.Fatalf("%v: not ErrRootMismatch", err)
 			}
 		})
 	}

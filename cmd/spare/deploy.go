@@ -168,8 +168,12 @@ exit code; replicas: the agreed run's; killed for memory: 137), else one of Spar
 					fmt.Fprintf(w, "  %s\n", res.Reason)
 				}
 				if res.Receipt != nil {
-					fmt.Fprintf(w, "receipt: lease %d, manifest %s, %d GPU-seconds, outputs root %s, signed by %s\n",
-						res.Receipt.LeaseID, res.Receipt.ManifestHash, res.Receipt.GPUSeconds, res.Receipt.OutputRoot, res.Provider)
+					vr := ""
+					if !res.Receipt.VaultRoot.IsZero() {
+						vr = fmt.Sprintf(", outputs' Vault root %s", res.Receipt.VaultRoot)
+					}
+					fmt.Fprintf(w, "receipt: lease %d, manifest %s, %d GPU-seconds, outputs root %s%s, signed by %s\n",
+						res.Receipt.LeaseID, res.Receipt.ManifestHash, res.Receipt.GPUSeconds, res.Receipt.OutputRoot, vr, res.Provider)
 				}
 				if res.Verdict != "" {
 					fmt.Fprintf(w, "verdict: %s over %d runs (%d replicas)\n", res.Verdict, len(res.Runs), res.Replicas)
@@ -233,8 +237,12 @@ exit code; replicas: the agreed run's; killed for memory: 137), else one of Spar
 						if v.Permanent {
 							deal = "permanently"
 						}
-						fmt.Fprintf(w, "outputs stored in the Vault: root %s (object %d), %s, %s held for the storage providers; read them back: spare store get %s\n",
-							v.Root, v.ObjectID, deal, client.FormatAmount(v.Escrow), v.Root)
+						vouched := "the provider's receipt carries this root"
+						if !v.Vouched {
+							vouched = "the provider's receipt carries no Vault root: the files are verified, the root is not signed"
+						}
+						fmt.Fprintf(w, "outputs stored in the Vault: root %s (object %d, %s), %s, %s held for the storage providers; read them back: spare store get %s\n",
+							v.Root, v.ObjectID, vouched, deal, client.FormatAmount(v.Escrow), v.Root)
 					case notStored:
 						fmt.Fprintf(w, "outputs NOT stored in the Vault: %s\n", v.NotStored)
 					default:

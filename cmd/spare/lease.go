@@ -277,6 +277,9 @@ order instead, with its state and the leases it made.`,
 				}
 				if l.Receipt != nil {
 					fmt.Fprintf(w, "  receipt: exit code %d, outputs root %s\n", l.Receipt.ExitCode, l.Receipt.OutputRoot)
+					if !l.Receipt.VaultRoot.IsZero() {
+						fmt.Fprintf(w, "  the outputs in the Vault: root %s (spare store get %s)\n", l.Receipt.VaultRoot, l.Receipt.VaultRoot)
+					}
 				}
 				if why := providerAccount(account); why != "" {
 					fmt.Fprintf(w, "  the provider says: %s\n", termsafe.String(why))

@@ -79,7 +79,7 @@ func TestVaultJobOnDev(t *testing.T) {
 	}
 
 	// The first job: the dataset in, its outputs to the Vault.
-	first := job("first", `mkdir -p out/sub && cp data/in.bin out/copy.bin && wc -c < data/in.bin > out/sub/size.txt && echo '{"ok": true}' > metrics.json`,
+	first := job("first", `mkdir -p out/sub && cp data/in.bin out/copy.bin && wc -c < data/in.bin > out/sub/size.txt && echo '{"ok": true}' > metrics.json && chmod +x metrics.json`,
 		"inputs: [{vault: "+put.Root.String()+", path: data/in.bin}]\n"+
 			"outputs: {paths: [out/, metrics.json], to: vault, months: 2}\n")
 	stdout, stderr, err := deploy(first, "-o", "json")
@@ -96,6 +96,20 @@ func TestVaultJobOnDev(t *testing.T) {
 	}
 	if !strings.Contains(stderr, fmt.Sprintf("outputs stored in the Vault: root %s (object %d)", v.Root, v.ObjectID)) {
 		t.Fatalf("the deploy's progress does not say where the outputs went:\n%s", stderr)
+	}
+	// The provider vouches for the object: its signed receipt, on the ledger, carries the object's root (computed
+	// from its work directory, where metrics.json is executable; the tenant's copy is not: the root covers
+	// contents only), and the lease.completed event names it.
+	if r1.Receipt.VaultRoot != v.Root || !v.Vouched {
+		t.Fatalf("the receipt's Vault root is %s, the stored object's %s (vouched %v)", r1.Receipt.VaultRoot, v.Root, v.Vouched)
+	}
+	var onLedger struct {
+		Receipt struct {
+			VaultRoot string `json:"vault_root"`
+		} `json:"receipt"`
+	}
+	if out := crashRun(t, bin, append([]string{"query", "lease", fmt.Sprint(r1.LeaseID), "-o", "json"}, h...)...); json.Unmarshal(out, &onLedger) != nil || onLedger.Receipt.VaultRoot != v.Root.String() {
+		t.Fatalf("lease %d on the ledger: %s, want the receipt's vault_root %s", r1.LeaseID, out, v.Root)
 	}
 	if b, _ := os.ReadFile(filepath.Join(r1.OutputsPath, "out", "copy.bin")); !bytes.Equal(b, data) {
 		t.Fatal("the first job's output is not the dataset's bytes: the vault input was not read")
@@ -134,7 +148,7 @@ func TestVaultJobOnDev(t *testing.T) {
 	if err != nil {
 		t.Fatalf("deploy second: %v\n%s\n%s\n%s", err, stdout, stderr, proctest.Tail(devLog, 30))
 	}
-	if !strings.Contains(stdout, "outputs stored in the Vault: root ") || !strings.Contains(stdout, "), 12 months,") {
+	if !strings.Contains(stdout, "outputs stored in the Vault: root ") || !strings.Contains(stdout, "the provider's receipt carries this root), 12 months,") {
 		t.Fatalf("the deploy does not print the outputs' root:\n%s", stdout)
 	}
 	m := regexp.MustCompile(`(?m)^lease (\d+) completed \(exit code 0\)`).FindStringSubmatch(stdout)

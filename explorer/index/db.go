@@ -18,7 +18,7 @@ import (
 )
 
 // schemaVersion is bumped with every change to schema; an index of another version is rebuilt from the chain.
-const schemaVersion = 8
+const schemaVersion = 9
 
 const schema = `
 CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
@@ -78,8 +78,9 @@ CREATE TABLE leases (
 	gpu_price INTEGER NOT NULL, cpu_milli INTEGER NOT NULL, cpu_price INTEGER NOT NULL,
 	created_height INTEGER NOT NULL, created_ms INTEGER NOT NULL, started_ms INTEGER NOT NULL, ended_ms INTEGER NOT NULL,
 	deposit INTEGER NOT NULL, paid INTEGER NOT NULL, refunded INTEGER NOT NULL, exit_code INTEGER,
-	close_reason TEXT NOT NULL, closed_by TEXT NOT NULL, json TEXT NOT NULL);
+	close_reason TEXT NOT NULL, closed_by TEXT NOT NULL, vault_root TEXT NOT NULL, json TEXT NOT NULL);
 CREATE INDEX leases_provider ON leases (provider, id);
+CREATE INDEX leases_vault_root ON leases (vault_root, id) WHERE vault_root != '';
 CREATE INDEX leases_tenant ON leases (tenant, id);
 CREATE INDEX leases_state ON leases (state, id);
 CREATE INDEX leases_price ON leases (gpu_model, created_ms);

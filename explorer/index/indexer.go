@@ -652,8 +652,12 @@ func (w *writer) upsertLease(l api.LeaseView, b client.Block) {
 		return
 	}
 	var exit any
+	vaultRoot := ""
 	if l.Receipt != nil {
 		exit = l.Receipt.ExitCode
+		if !l.Receipt.VaultRoot.IsZero() {
+			vaultRoot = l.Receipt.VaultRoot.String()
+		}
 	}
 	closedBy := ""
 	if !l.ClosedBy.IsZero() {
@@ -668,8 +672,8 @@ func (w *writer) upsertLease(l api.LeaseView, b client.Block) {
 	}
 	if exists > 0 {
 		w.exec(`UPDATE leases SET state = ?, started_ms = ?, ended_ms = ?, deposit = ?, paid = ?, refunded = ?,
-				exit_code = ?, close_reason = ?, closed_by = ?, json = ? WHERE id = ?`,
-			l.State.String(), l.StartedMs, l.EndedMs, l.Deposit, l.Paid, l.Refunded, exit, l.CloseReason, closedBy, string(j), l.ID)
+				exit_code = ?, close_reason = ?, closed_by = ?, vault_root = ?, json = ? WHERE id = ?`,
+			l.State.String(), l.StartedMs, l.EndedMs, l.Deposit, l.Paid, l.Refunded, exit, l.CloseReason, closedBy, vaultRoot, string(j), l.ID)
 		return
 	}
 	var gpus uint32
@@ -692,11 +696,11 @@ func (w *writer) upsertLease(l api.LeaseView, b client.Block) {
 	}
 	w.exec(`INSERT INTO leases (id, order_id, provider, tenant, state, price, gpu_count, gpu_model, gpu_price, cpu_milli,
 			cpu_price, created_height, created_ms, started_ms, ended_ms, deposit, paid, refunded, exit_code, close_reason,
-			closed_by, json)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			closed_by, vault_root, json)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		l.ID, l.OrderID, l.Provider.String(), l.Tenant.String(), l.State.String(), l.Price, gpus, model, gpuPrice, cpuMilli,
 		cpuPrice, l.CreatedHeight, createdMs, l.StartedMs, l.EndedMs, l.Deposit, l.Paid, l.Refunded, exit, l.CloseReason,
-		closedBy, string(j))
+		closedBy, vaultRoot, string(j))
 	price := gpuPrice
 	if gpus == 0 {
 		price = 0 // the providers' "last price" column is per GPU-hour: a CPU lease leaves it as it was

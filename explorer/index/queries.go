@@ -151,29 +151,31 @@ type Bid struct {
 
 // Lease is an indexed lease.
 type Lease struct {
-	ID            uint64          `json:"id"`
-	OrderID       uint64          `json:"order_id"`
-	Provider      string          `json:"provider"`
-	Tenant        string          `json:"tenant"`
-	State         string          `json:"state"`
-	Price         uint64          `json:"price_per_hour"`
-	GPUCount      uint64          `json:"gpu_count"`
-	GPUModel      string          `json:"gpu_model"`
-	GPUPrice      uint64          `json:"gpu_price"`           // per GPU-hour; 0 for a lease without GPUs
-	CPUMilli      uint64          `json:"cpu_milli"`           // the order's CPU, in thousandths of a core
-	CPUPrice      uint64          `json:"cpu_price,omitempty"` // per CPU-core-hour, for a lease without GPUs
-	CreatedHeight int64           `json:"created_height"`
-	CreatedMs     int64           `json:"created_ms"`
-	StartedMs     int64           `json:"started_ms,omitempty"`
-	EndedMs       int64           `json:"ended_ms,omitempty"`
-	Deposit       uint64          `json:"deposit"`
-	Paid          uint64          `json:"paid"`        // settled so far
-	CostSoFar     uint64          `json:"cost_so_far"` // earned by the provider as of the last indexed block
-	Refunded      uint64          `json:"refunded"`
-	ExitCode      *int64          `json:"exit_code,omitempty"`
-	CloseReason   string          `json:"close_reason,omitempty"`
-	ClosedBy      string          `json:"closed_by,omitempty"` // who closed it; empty when the ledger did (deadline, end, deposit)
-	Ledger        json.RawMessage `json:"ledger"`              // the lease as the ledger answered (receipt included)
+	ID            uint64 `json:"id"`
+	OrderID       uint64 `json:"order_id"`
+	Provider      string `json:"provider"`
+	Tenant        string `json:"tenant"`
+	State         string `json:"state"`
+	Price         uint64 `json:"price_per_hour"`
+	GPUCount      uint64 `json:"gpu_count"`
+	GPUModel      string `json:"gpu_model"`
+	GPUPrice      uint64 `json:"gpu_price"`           // per GPU-hour; 0 for a lease without GPUs
+	CPUMilli      uint64 `json:"cpu_milli"`           // the order's CPU, in thousandths of a core
+	CPUPrice      uint64 `json:"cpu_price,omitempty"` // per CPU-core-hour, for a lease without GPUs
+	CreatedHeight int64  `json:"created_height"`
+	CreatedMs     int64  `json:"created_ms"`
+	StartedMs     int64  `json:"started_ms,omitempty"`
+	EndedMs       int64  `json:"ended_ms,omitempty"`
+	Deposit       uint64 `json:"deposit"`
+	Paid          uint64 `json:"paid"`        // settled so far
+	CostSoFar     uint64 `json:"cost_so_far"` // earned by the provider as of the last indexed block
+	Refunded      uint64 `json:"refunded"`
+	ExitCode      *int64 `json:"exit_code,omitempty"`
+	CloseReason   string `json:"close_reason,omitempty"`
+	ClosedBy      string `json:"closed_by,omitempty"` // who closed it; empty when the ledger did (deadline, end, deposit)
+	// VaultRoot is the outputs' Vault root its signed receipt carries (outputs: {to: vault}); "" without one.
+	VaultRoot string          `json:"vault_root,omitempty"`
+	Ledger    json.RawMessage `json:"ledger"` // the lease as the ledger answered (receipt included)
 }
 
 // Outcome says how a lease ended, in words for its row: "" while it is pending or active; "exit N" for a
@@ -597,14 +599,14 @@ func (db *DB) Bids(ctx context.Context, orderID uint64, provider string, p Page)
 }
 
 const leaseCols = `id, order_id, provider, tenant, state, price, gpu_count, gpu_model, gpu_price, cpu_milli, cpu_price,
-	created_height, created_ms, started_ms, ended_ms, deposit, paid, refunded, exit_code, close_reason, closed_by, json`
+	created_height, created_ms, started_ms, ended_ms, deposit, paid, refunded, exit_code, close_reason, closed_by, vault_root, json`
 
 func scanLease(s interface{ Scan(...any) error }) (Lease, error) {
 	var l Lease
 	var j string
 	err := s.Scan(&l.ID, &l.OrderID, &l.Provider, &l.Tenant, &l.State, &l.Price, &l.GPUCount, &l.GPUModel, &l.GPUPrice,
 		&l.CPUMilli, &l.CPUPrice, &l.CreatedHeight, &l.CreatedMs, &l.StartedMs, &l.EndedMs, &l.Deposit, &l.Paid, &l.Refunded,
-		&l.ExitCode, &l.CloseReason, &l.ClosedBy, &j)
+		&l.ExitCode, &l.CloseReason, &l.ClosedBy, &l.VaultRoot, &j)
 	l.Ledger = json.RawMessage(j)
 	l.CostSoFar = l.Paid
 	return l, err
@@ -647,6 +649,22 @@ func (db *DB) Leases(ctx context.Context, f ObjectFilter, p Page) (List[Lease], 
 			return err
 		})
 	costAt(out.Items, db.lastBlockMs(ctx))
+	return out, err
+}
+
+// LeasesWithVaultRoot lists the completed leases whose receipt carries root as their outputs' Vault root, oldest
+// first: the jobs that produced the object (more than one when the same outputs came out of several).
+func (db *DB) LeasesWithVaultRoot(ctx context.Context, root string, p Page) (List[Lease], error) {
+	p = p.clamp()
+	out := List[Lease]{Items: []Lease{}, Offset: p.Offset, Limit: p.Limit}
+	var err error
+	out.Total, err = db.list(ctx, p, `SELECT count(*) FROM leases WHERE vault_root = ?`,
+		`SELECT `+leaseCols+` FROM leases WHERE vault_root = ? ORDER BY id`, []any{root},
+		func(r *sql.Rows) error {
+			l, err := scanLease(r)
+			out.Items = append(out.Items, l)
+			return err
+		})
 	return out, err
 }
 

@@ -249,6 +249,9 @@ type VaultObjectView struct {
 	Repairs      index.List[index.VaultRepair]     `json:"repairs"`
 	Audited      bool                              `json:"audited"`
 	Proofs       string                            `json:"proofs"` // ProofsNote, or NotAuditedNote
+	// ProducedBy are the leases whose signed receipts carry the object's root as their outputs' Vault root: the
+	// jobs that made it (provenance), oldest first.
+	ProducedBy index.List[index.Lease] `json:"produced_by"`
 }
 
 func (s *Server) loadVaultObject(r *http.Request) (any, error) {
@@ -286,6 +289,9 @@ func (s *Server) loadVaultObject(r *http.Request) (any, error) {
 	if v.SameRoot, _, err = s.db.VaultRootMatches(ctx, o.Root); err != nil {
 		return nil, err
 	}
+	if v.ProducedBy, err = s.db.LeasesWithVaultRoot(ctx, o.Root, index.Page{Limit: 20}); err != nil {
+		return nil, err
+	}
 	v.Events, err = s.db.Events(ctx, index.EventFilter{Kind: "object", Ref: strconv.FormatUint(id, 10)}, index.Page{Limit: 20})
 	return v, err
 }
@@ -298,6 +304,7 @@ type VaultRootView struct {
 	ShardList    index.List[index.VaultShard]      `json:"shards"`
 	ProofHistory index.List[index.VaultProofEvent] `json:"proof_history"` // of the shards with the root, newest first
 	Pager        Pager                             `json:"-"`             // of the objects
+	ProducedBy   index.List[index.Lease]           `json:"produced_by"`   // leases whose receipts vouch for the root
 }
 
 func (s *Server) loadVaultRoot(r *http.Request) (any, error) {
@@ -324,8 +331,11 @@ func (s *Server) loadVaultRoot(r *http.Request) (any, error) {
 	if v.ProofHistory, err = s.db.VaultProofEvents(ctx, index.VaultProofFilter{Root: root}, index.Page{Limit: 50}); err != nil {
 		return nil, err
 	}
-	if v.Objects.Total == 0 && v.ShardList.Total == 0 {
-		return nil, fmt.Errorf("root %s: %w: no object or shard with this root is indexed", root, index.ErrNotFound)
+	if v.ProducedBy, err = s.db.LeasesWithVaultRoot(ctx, root, index.Page{Limit: 20}); err != nil {
+		return nil, err
+	}
+	if v.Objects.Total == 0 && v.ShardList.Total == 0 && v.ProducedBy.Total == 0 {
+		return nil, fmt.Errorf("root %s: %w: no object or shard with this root is indexed, nor a receipt naming it", root, index.ErrNotFound)
 	}
 	return v, nil
 }

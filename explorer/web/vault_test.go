@@ -33,6 +33,7 @@ func TestVaultPages(t *testing.T) {
 	path := markettest.TempIndex(t)
 	db, stop := markettest.StartIndexer(t, path, m.C)
 	h := m.Vault(nil)
+	madeID := m.VaultLease("owner", "s1", h.Roots["permanent"]) // a job whose receipt vouches for the permanent object
 	markettest.WaitIndexed(t, db, m.Last)
 	stop()
 	db, err := index.Open(path)
@@ -101,6 +102,31 @@ func TestVaultPages(t *testing.T) {
 		if strings.HasPrefix(r, "/api/vault") && !covered[r] {
 			t.Errorf("route %s (and its page) is not rendered by this test", r)
 		}
+	}
+
+	// Provenance: the lease whose signed receipt carries the permanent object's root is named on the object's
+	// page, on its root's, and the lease's page links the object.
+	perm, made := strconv.FormatUint(h.Objects["permanent"], 10), strconv.FormatUint(madeID, 10)
+	for _, p := range []string{"/vault/object/" + perm, "/vault/root/" + h.Roots["permanent"].String()} {
+		if b := pages[p]; !strings.Contains(b, `id="produced-by"`) || !strings.Contains(b, `href="/leases/`+made+`"`) {
+			t.Errorf("%s does not name lease %s as the job that made it:\n%.600s", p, made, b)
+		}
+	}
+	if b := pages["/vault/object/"+strconv.FormatUint(h.Objects["term"], 10)]; strings.Contains(b, `id="produced-by"`) {
+		t.Error("the term object, which no receipt names, is said to be a job's outputs")
+	}
+	var pv struct {
+		ProducedBy struct {
+			Total int           `json:"total"`
+			Items []index.Lease `json:"items"`
+		} `json:"produced_by"`
+	}
+	if err := json.Unmarshal([]byte(pages["/api/vault/object/"+perm]), &pv); err != nil || pv.ProducedBy.Total != 1 ||
+		strconv.FormatUint(pv.ProducedBy.Items[0].ID, 10) != made || pv.ProducedBy.Items[0].VaultRoot != h.Roots["permanent"].String() {
+		t.Errorf("the object's produced_by: %+v (%v)", pv.ProducedBy, err)
+	}
+	if code, b, _ := get(t, srv, "/leases/"+made); code != 200 || !strings.Contains(b, `id="lease-vault-root"`) || !strings.Contains(b, `href="/vault/root/`+h.Roots["permanent"].String()+`"`) {
+		t.Errorf("lease %s's page does not link its outputs' Vault object: %d\n%.600s", made, code, b)
 	}
 
 	// The network's storage: the API's figures are the index's, and the page shows them with their charts.

@@ -102,6 +102,7 @@ const (
 	AttrObjectID       = "object_id"
 	AttrOwner          = "owner"
 	AttrRoot           = "root"
+	AttrVaultRoot      = "vault_root" // lease.completed: the outputs' Vault root the receipt vouches for, when set
 	AttrShards         = "shards"
 	AttrSize           = "size"
 	AttrStripe         = "stripe"

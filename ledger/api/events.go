@@ -412,3 +412,12 @@ func ParseRefund(typ string, m map[string]string) (rf Refund, ok bool, err error
 	}
 	return rf, true, r.err
 }
+
+// CompletedAttrs is a lease.completed event's attributes kv, with the receipt's Vault root (AttrVaultRoot) when
+// it has one: the event an indexer links a lease's outputs to their Vault object by.
+func CompletedAttrs(rc *tx.Receipt, kv ...any) []any {
+	if !rc.VaultRoot.IsZero() {
+		kv = append(kv, AttrVaultRoot, rc.VaultRoot)
+	}
+	return kv
+}

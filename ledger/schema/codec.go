@@ -326,12 +326,14 @@ func DecSupply(b []byte) (*api.Supply, error) {
 func EncReceipt(rc *tx.Receipt) []byte {
 	w := tx.NewWriter(200)
 	tx.EncodeReceipt(w, *rc)
+	tx.EncodeReceiptVault(w, rc)
 	return sealed(w, "receipt")
 }
 
 func DecReceipt(b []byte) (*tx.Receipt, error) {
 	r := tx.NewReader(b)
 	rc := tx.DecodeReceipt(r)
+	tx.DecodeReceiptVault(r, &rc) // absent: written before the Vault, or outputs not asked for in it
 	return &rc, r.Done("receipt")
 }
 

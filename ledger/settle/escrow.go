@@ -232,7 +232,7 @@ func (k *Keeper) CompleteLease(c *kernel.Ctx, signer tx.Address, m *tx.CompleteL
 	p.EarnedValue = tx.SatAdd(p.EarnedValue, l.EarnedAt(c.TimeMs)) // what the tenant pays for it, to the uspr
 	c.SetProvider(p)
 	c.KV.Set(schema.IDKey(schema.PReceipt, l.ID), schema.EncReceipt(&rc))
-	c.Emit(api.EventLeaseCompleted, api.AttrLeaseID, l.ID, api.AttrProvider, signer, api.AttrExitCode, rc.ExitCode, api.AttrInGrace, fmt.Sprint(k.inGrace(c, l)))
+	c.Emit(api.EventLeaseCompleted, api.CompletedAttrs(&rc, api.AttrLeaseID, l.ID, api.AttrProvider, signer, api.AttrExitCode, rc.ExitCode, api.AttrInGrace, fmt.Sprint(k.inGrace(c, l)))...)
 	return k.EndLease(c, l, c.TimeMs, api.LeaseCompleted, signer, "completed")
 }
 

@@ -73,3 +73,62 @@ func TestExtendLeaseValidateBasic(t *testing.T) {
 		}
 	}
 }
+
+// TestReceiptVaultRootEncoding: a receipt without a Vault root encodes and signs as receipts always have (one
+// written before the field existed decodes, to zero); one with it round-trips in both messages that carry a
+// receipt; an explicit zero root (a second encoding of "absent") and a cut-off root are refused; and the signed
+// bytes of a receipt with a root are never those of one without (a provider's signature over one cannot be
+// replayed as the other's).
+func TestReceiptVaultRootEncoding(t *testing.T) {
+	rc := Receipt{ChainID: "c", LeaseID: 3, ManifestHash: Hash{1}, StartMs: 1, EndMs: 2, ExitCode: 0, OutputRoot: Hash{2}, Signature: make([]byte, SignatureLen)}
+	old := NewWriter(160)
+	EncodeReceipt(old, rc) // what CompleteLease wrote before the Vault
+	var m CompleteLease
+	if err := decodeMsgPayload(&m, old.Bytes()); err != nil || !m.Receipt.VaultRoot.IsZero() {
+		t.Fatalf("old receipt: %v, vault root %s", err, m.Receipt.VaultRoot)
+	}
+	now := NewWriter(160)
+	(&CompleteLease{Receipt: rc}).encode(now)
+	if !bytes.Equal(now.Bytes(), old.Bytes()) {
+		t.Fatal("a receipt without a Vault root encodes differently than before")
+	}
+	unsigned := rc.SignBytes()
+	rc.VaultRoot = Hash{9}
+	signed := rc.SignBytes()
+	if bytes.Equal(signed, unsigned) || !bytes.Equal(signed[:len(unsigned)], unsigned) || len(signed) != len(unsigned)+32 {
+		t.Fatal("the Vault root is not the last 32 signed bytes")
+	}
+	for _, msg := range []Msg{&CompleteLease{Receipt: rc}, &RevealResult{Receipt: rc, Salt: [32]byte{5}}} {
+		w := NewWriter(200)
+		msg.encode(w)
+		b := w.Bytes()
+		got := msg.(interface{ Type() MsgType })
+		var back Msg
+		switch got.Type() {
+		case TypeCompleteLease:
+			back = &CompleteLease{}
+		default:
+			back = &RevealResult{}
+		}
+		if err := decodeMsgPayload(back, b); err != nil {
+			t.Fatalf("%s: %v", msg.Type(), err)
+		}
+		var vr Hash
+		switch v := back.(type) {
+		case *CompleteLease:
+			vr = v.Receipt.VaultRoot
+		case *RevealResult:
+			vr = v.Receipt.VaultRoot
+		}
+		if vr != rc.VaultRoot {
+			t.Fatalf("%s: vault root %s after a round trip", msg.Type(), vr)
+		}
+		zero := append(append([]byte(nil), b[:len(b)-32]...), make([]byte, 32)...)
+		if err := decodeMsgPayload(back, zero); err == nil {
+			t.Fatalf("%s: an explicit zero Vault root decoded", msg.Type())
+		}
+		if err := decodeMsgPayload(back, b[:len(b)-1]); err == nil {
+			t.Fatalf("%s: a cut-off Vault root decoded", msg.Type())
+		}
+	}
+}

@@ -609,8 +609,14 @@ func (rc *Receipt) validateBasic() error {
 	}
 	return nil
 }
-func (m *CompleteLease) encode(w *Writer) { EncodeReceipt(w, m.Receipt) }
-func (m *CompleteLease) decode(r *Reader) { m.Receipt = DecodeReceipt(r) }
+func (m *CompleteLease) encode(w *Writer) {
+	EncodeReceipt(w, m.Receipt)
+	EncodeReceiptVault(w, &m.Receipt)
+}
+func (m *CompleteLease) decode(r *Reader) {
+	m.Receipt = DecodeReceipt(r)
+	DecodeReceiptVault(r, &m.Receipt)
+}
 
 // Commit, then reveal. A run of a replicated order (or of its referee order) does not publish its result when it
 // ends: it commits to it first (CommitResult), and reveals it (RevealResult, the signed receipt and the salt) only
@@ -680,10 +686,12 @@ func (m *RevealResult) ValidateBasic() error {
 func (m *RevealResult) encode(w *Writer) {
 	EncodeReceipt(w, m.Receipt)
 	w.Fixed("salt", m.Salt[:], len(m.Salt))
+	EncodeReceiptVault(w, &m.Receipt)
 }
 func (m *RevealResult) decode(r *Reader) {
 	m.Receipt = DecodeReceipt(r)
 	copy(m.Salt[:], r.Raw("salt", len(m.Salt)))
+	DecodeReceiptVault(r, &m.Receipt)
 }
 
 // TopUp adds to a lease's escrow.

@@ -71,7 +71,12 @@ type Receipt struct {
 	ExitCode     int64  `json:"exit_code"`
 	GPUSeconds   uint64 `json:"gpu_seconds"`
 	OutputRoot   Hash   `json:"output_root"`
-	Signature    []byte `json:"signature"`
+	// VaultRoot is the Spare Vault root of the outputs, when the manifest asked for them in the Vault
+	// (outputs_vault): the BLAKE3 root of vault.OutputsArchive of exactly the files OutputRoot covers, so that
+	// the object stored under it is the one the provider vouches for. Zero otherwise; a receipt without it
+	// signs and encodes as receipts always have.
+	VaultRoot Hash   `json:"vault_root,omitzero"`
+	Signature []byte `json:"signature"`
 }
 
 const receiptDomain = "spare-receipt-v1"
@@ -88,6 +93,9 @@ func (rc *Receipt) SignBytes() []byte {
 	w.Varint(rc.ExitCode)
 	w.Uvarint(rc.GPUSeconds)
 	w.Raw(rc.OutputRoot[:])
+	if !rc.VaultRoot.IsZero() { // 32 more bytes: never the signed bytes of a receipt without one
+		w.Raw(rc.VaultRoot[:])
+	}
 	return w.Bytes()
 }
 
@@ -319,7 +327,9 @@ func DecodeConstraints(r *Reader) Constraints {
 	return c
 }
 
-// EncodeReceipt writes a receipt including its signature.
+// EncodeReceipt writes a receipt including its signature, but not its VaultRoot: that came later, and is written
+// last by whoever embeds a receipt (EncodeReceiptVault), only when set, so that a receipt without one is still
+// the one encoding of its value.
 func EncodeReceipt(w *Writer, rc Receipt) {
 	w.Str("receipt.chain_id", rc.ChainID, MaxChainIDLen)
 	w.Uvarint(rc.LeaseID)
@@ -345,6 +355,24 @@ func DecodeReceipt(r *Reader) Receipt {
 	rc.OutputRoot = r.Hash("receipt.output_root")
 	rc.Signature = r.Blob("receipt.signature", SignatureLen)
 	return rc
+}
+
+// EncodeReceiptVault writes a receipt's VaultRoot when it is set: the last field of whatever holds the receipt.
+func EncodeReceiptVault(w *Writer, rc *Receipt) {
+	if !rc.VaultRoot.IsZero() {
+		w.Raw(rc.VaultRoot[:])
+	}
+}
+
+// DecodeReceiptVault reads what EncodeReceiptVault wrote: nothing left means no Vault root; anything left must
+// be one, and not zero (zero is written by leaving it out).
+func DecodeReceiptVault(r *Reader, rc *Receipt) {
+	if r.Remaining() == 0 {
+		return
+	}
+	if rc.VaultRoot = r.Hash("receipt.vault_root"); rc.VaultRoot.IsZero() && r.Err() == nil {
+		r.Fail("receipt.vault_root", "all zeros: a receipt without a Vault root leaves the field out")
+	}
 }
 
 // Bounded reads a uvarint that must not exceed max (Writer.Bounded).

@@ -97,7 +97,7 @@ func (k *Keeper) RevealResult(c *kernel.Ctx, signer tx.Address, m *tx.RevealResu
 	p.Completed++
 	c.SetProvider(p)
 	c.Emit(api.EventVerifyRevealed, api.AttrOrderID, v.OrderID, api.AttrLeaseID, l.ID, api.AttrProvider, signer, api.AttrOutputRoot, rc.OutputRoot, api.AttrExitCode, rc.ExitCode)
-	c.Emit(api.EventLeaseCompleted, api.AttrLeaseID, l.ID, api.AttrProvider, signer, api.AttrExitCode, rc.ExitCode)
+	c.Emit(api.EventLeaseCompleted, api.CompletedAttrs(&rc, api.AttrLeaseID, l.ID, api.AttrProvider, signer, api.AttrExitCode, rc.ExitCode)...)
 	k.advance(c, v)
 	return nil
 }

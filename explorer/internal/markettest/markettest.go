@@ -125,6 +125,26 @@ func (m *Market) WaitLease(orderID uint64) uint64 {
 // Complete has the lease's provider complete it with a signed receipt ending exitCode.
 func (m *Market) Complete(provider string, leaseID uint64, manifest tx.Hash, exitCode int64) {
 	m.T.Helper()
+	m.CompleteVault(provider, leaseID, manifest, exitCode, tx.Hash{})
+}
+
+// VaultLease has tenant lease a CPU job from provider (a registered provider) and provider complete it with exit
+// code 0 and a receipt carrying vaultRoot as its outputs' Vault root; it returns the lease.
+func (m *Market) VaultLease(tenant, provider string, vaultRoot tx.Hash) uint64 {
+	m.T.Helper()
+	manifest := sha256.Sum256([]byte("outputs to the vault"))
+	o := m.Order(tenant, &tx.CreateOrder{Resources: tx.Resources{CPUMilli: 500, MemoryMiB: 256}, MaxPricePerHour: SPR / 10,
+		ManifestHash: manifest, Deposit: SPR / 10, DurationSec: 600, BidWindow: 50})
+	id := m.Lease(tenant, provider, o, SPR/20)
+	m.Send(provider, &tx.LeaseStarted{ID: id})
+	m.CompleteVault(provider, id, manifest, 0, vaultRoot)
+	m.Last = max(m.Last, m.Height())
+	return id
+}
+
+// CompleteVault is Complete with the receipt's Vault root (zero: none).
+func (m *Market) CompleteVault(provider string, leaseID uint64, manifest tx.Hash, exitCode int64, vaultRoot tx.Hash) {
+	m.T.Helper()
 	ctx := context.Background()
 	l, err := m.C.Lease(ctx, leaseID)
 	if err != nil {
@@ -135,7 +155,7 @@ func (m *Market) Complete(provider string, leaseID uint64, manifest tx.Hash, exi
 		m.T.Fatal(err)
 	}
 	rc := tx.Receipt{ChainID: st.ChainID, LeaseID: leaseID, ManifestHash: manifest, StartMs: l.StartedMs,
-		EndMs: l.StartedMs + 1500, GPUSeconds: 1, OutputRoot: sha256.Sum256([]byte("out")), ExitCode: exitCode}
+		EndMs: l.StartedMs + 1500, GPUSeconds: 1, OutputRoot: sha256.Sum256([]byte("out")), ExitCode: exitCode, VaultRoot: vaultRoot}
 	rc.Signature = m.Net.Keys[provider].Sign(rc.SignBytes())
 	m.Send(provider, &tx.CompleteLease{Receipt: rc})
 }
