@@ -2626,7 +2626,8 @@ func (r *advRun) step() {
 // TestAdversarialSequences runs random sequences of blocks from adversarial actors (see the top of this file)
 // from each fixture, against a twin chain fed the same blocks (the app hash must agree), checking after every
 // block that nothing panicked, every result code is known, failed transactions changed nothing but fees, and
-// every stored object reads back through the queries. Longer hunts: -rapid.checks=2000.
+// every stored object reads back through the queries (the Vault's tally whole in its block, or cut into pieces
+// over blocks). Longer hunts: -rapid.checks=2000.
 func TestAdversarialSequences(t *testing.T) {
 	for mt := tx.MsgType(1); mt < 256; mt++ {
 		if !strings.HasPrefix(mt.String(), "msg_") && !slices.Contains(kindTypes[:], mt) {
@@ -2639,6 +2640,9 @@ func TestAdversarialSequences(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		s := rapidSource{rt}
 		f := fx[s.intn(len(fx), "fixture")]
+		// The Vault's tally with the app's budget, or one that cuts it into a piece a block (storage/tally.go).
+		testTallyBudget = rapid.SampledFrom([]uint64{0, 1, 300_000}).Draw(rt, "tally_budget")
+		defer func() { testTallyBudget = 0 }()
 		r := newAdvRun(rt, s, f, rapidTB{TB: t, rt: rt}, true)
 		r.fullEvery = 4
 		n := rapid.IntRange(1, 16).Draw(rt, "blocks")

@@ -236,9 +236,24 @@ func (k *modules) endBlock(c *ctx, left uint64) {
 		left -= min(left, meter.Used)
 	}
 	c.KV, c.Gas, c.Budget = kv, nil, 0
-	k.Trust.EpochWork(c)   // audit sets at an epoch's start, verdicts (close, slash, jail) at its end: bounded by the stake
-	k.Storage.EpochWork(c) // the Vault's seed at an epoch's start; its storage proofs' tally, pay and repairs at its end
+	k.Trust.EpochWork(c) // audit sets at an epoch's start, verdicts (close, slash, jail) at its end: bounded by the stake
+	// The Vault's seed at an epoch's start; its storage proofs' tally, pay and repairs from its end on, within
+	// vaultTallyFloor and what the rest of the block left (the tally goes on in the next block: storage/tally.go).
+	meter := &kernel.GasMeter{Limit: ^uint64(0)}
+	c.KV, c.Gas, c.Budget = kernel.GasKV{KV: kv, Meter: meter}, meter, tx.SatAdd(vaultTallyFloor, left)
+	if testTallyBudget != 0 {
+		c.Budget = testTallyBudget
+	}
+	k.Storage.EpochWork(c)
+	c.KV, c.Gas, c.Budget = kv, nil, 0
 }
+
+// vaultTallyFloor is the least gas the Vault's tally works with in a block (≈ 10 ms at the gas calibration): in
+// a full block, about 3,000 votes a block (storage.GasTallyVote is priced on it).
+const vaultTallyFloor = 40_000_000
+
+// testTallyBudget, when set (by tests only), is the tally's budget in every block instead.
+var testTallyBudget uint64
 
 // endBlockFloor is the least gas the end-of-block sweeps share in a block whose transactions used all its gas
 // (≈ 5 ms at the gas calibration; BenchmarkWorstBlock measures a full block with a backlog behind it).

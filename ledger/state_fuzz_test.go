@@ -100,6 +100,13 @@ func stateCodecs() []stateCodec {
 			acc, n, err := schema.DecVaultBeacon(b)
 			return &vaultBeacon{acc, n}, err
 		}, func(v *vaultBeacon) []byte { return schema.EncVaultBeacon(v.acc, v.n) }),
+		codec("vault tally", schema.EncVaultTally(&schema.VaultTallyRec{Epoch: 7, Phase: schema.TallyStreaks, Cursor: []byte("objectidord#"),
+			Spoke: 2, Total: 3, Decided: true, Failed: 40, Lost: 3, Paid: 9_000}), schema.DecVaultTally, schema.EncVaultTally),
+		codec("vault tally at its start", schema.EncVaultTally(&schema.VaultTallyRec{Epoch: 7, Phase: schema.TallyVotes, EpochMissing: true}),
+			schema.DecVaultTally, schema.EncVaultTally),
+		codec("vault unpaid", schema.EncVaultUnpaid(schema.VaultUnpaid{Rate: 1 << 33, Shards: 12, Failed: 4}),
+			func(b []byte) (*schema.VaultUnpaid, error) { u, err := schema.DecVaultUnpaid(b); return &u, err },
+			func(v *schema.VaultUnpaid) []byte { return schema.EncVaultUnpaid(*v) }),
 	}
 }
 

@@ -82,6 +82,39 @@ func BenchmarkWorstBlock(b *testing.B) {
 				// bid ids run order by order, provider by provider (fullOrders)
 				return c.sign(fmt.Sprint("p", i%(bidders-4)+1), &tx.WithdrawBid{ID: uint64(i + 1)})
 			}},
+		// Spare Vault: anyone may store an object, and its shards' providers are drawn at the end of the next
+		// block — work a block of store_object puts on the block after it, on top of that block's own.
+		{"store_object, 10+20 shards, 200 storage offers", func(c *chain) { storageOffers(c, vaultOffers) },
+			func(c *chain, i int) []byte { return c.sign("tenant", vaultStore(c, i)) }},
+		{"send, with a full block of store_object draws due behind it (200 offers)", func(c *chain) {
+			storageOffers(c, vaultOffers)
+			stores := c.fullBlock(func(i int) []byte { return c.sign("tenant", vaultStore(c, 1_000_000+i)) })
+			res := c.block(time.Second, stores...)
+			for i, r := range res.TxResults {
+				if r.Code != 0 {
+					b.Fatalf("store_object %d of %d: %s", i, len(stores), r.Log)
+				}
+			}
+			vaultStored = len(stores)
+		}, func(c *chain, i int) []byte {
+			return c.sign(fmt.Sprint("s", i%200), &tx.Send{To: c.addr("tenant"), Amount: 1})
+		}},
+	}
+	// What a kind's timed block must have done.
+	checks := map[string]func(c *chain, fb *abci.ResponseFinalizeBlock){
+		"send, with a full block of store_object draws due behind it (200 offers)": func(c *chain, fb *abci.ResponseFinalizeBlock) {
+			placed := 0
+			for _, e := range fb.Events {
+				if e.Type == api.EventVaultPlaced {
+					placed++
+				}
+			}
+			// the draws are a sweep: each block draws its share of the due ones (SweepDue), the rest wait
+			if placed == 0 || placed > vaultStored {
+				b.Fatalf("%d objects placed in the timed block, %d stored in the one before", placed, vaultStored)
+			}
+			b.ReportMetric(float64(placed*30), "shards-drawn")
+		},
 	}
 	for _, k := range kinds {
 		b.Run(k.name, func(b *testing.B) {
@@ -109,28 +142,7 @@ func BenchmarkWorstBlock(b *testing.B) {
 				if k.setup != nil {
 					k.setup(c)
 				}
-				// Each transaction's gas limit is what the first one of its kind uses (simulated), so the block
-				// holds as many as the limit allows.
-				probe := c.withGas(k.gen(c, 0), api.DefaultBlockMaxGas)
-				pt, _ := tx.Decode(probe)
-				c.nonces[pt.Signer()]-- // only simulated: the nonce is used again
-				var sim api.Simulation
-				res, _ := c.app.Query(context.Background(), &abci.RequestQuery{Path: api.QuerySimulate, Data: probe})
-				if err := json.Unmarshal(res.Value, &sim); err != nil || sim.Code != 0 {
-					b.Fatalf("simulating %s: %v %+v", k.name, err, sim)
-				}
-				gas := sim.GasUsed * 11 / 10
-				var txs [][]byte
-				var total, bytes uint64
-				for i := 0; ; i++ {
-					raw := c.withGas(k.gen(c, i), gas)
-					if total+gas > api.DefaultBlockMaxGas || bytes+uint64(len(raw)) > 4<<20 {
-						break
-					}
-					total += gas
-					bytes += uint64(len(raw))
-					txs = append(txs, raw)
-				}
+				txs := c.fullBlock(func(i int) []byte { return k.gen(c, i) })
 				c.height++
 				c.now = c.now.Add(time.Second)
 				runtime.GC() // the setup's garbage is not the block's
@@ -160,12 +172,65 @@ func BenchmarkWorstBlock(b *testing.B) {
 					}
 					used += uint64(r.GasUsed)
 				}
+				if check := checks[k.name]; check != nil {
+					check(c, fb)
+				}
 				b.ReportMetric(float64(elapsed.Microseconds())/1000, "ms/block")
 				b.ReportMetric(float64(len(txs)), "txs/block")
 				b.ReportMetric(float64(used)/float64(elapsed.Nanoseconds()), "gas/ns")
 			}
 		})
 	}
+}
+
+// fullBlock is as many transactions of gen as a block holds: each with the gas limit the first one uses
+// (simulated) and the fee it needs, up to the block gas limit and 4 MiB.
+func (c *chain) fullBlock(gen func(i int) []byte) [][]byte {
+	probe := c.withGas(gen(0), api.DefaultBlockMaxGas)
+	pt, _ := tx.Decode(probe)
+	c.nonces[pt.Signer()]-- // only simulated: the nonce is used again
+	var sim api.Simulation
+	res, _ := c.app.Query(context.Background(), &abci.RequestQuery{Path: api.QuerySimulate, Data: probe})
+	if err := json.Unmarshal(res.Value, &sim); err != nil || sim.Code != 0 {
+		c.t.Fatalf("simulating: %v %+v", err, sim)
+	}
+	gas := sim.GasUsed * 11 / 10
+	var txs [][]byte
+	var total, bytes uint64
+	for i := 0; ; i++ {
+		raw := c.withGas(gen(i), gas)
+		if total+gas > api.DefaultBlockMaxGas || bytes+uint64(len(raw)) > 4<<20 {
+			t, _ := tx.Decode(raw)
+			c.nonces[t.Signer()]-- // not sent
+			break
+		}
+		total += gas
+		bytes += uint64(len(raw))
+		txs = append(txs, raw)
+	}
+	return txs
+}
+
+// vaultOffers is how many storage offers the Vault's worst blocks draw among; vaultStored how many objects the
+// block before the timed one stored.
+const vaultOffers = 200
+
+var vaultStored int
+
+// storageOffers has s0..s(n-1) register as storage providers, bond the least stake and offer 1 PiB each at
+// 1,000 uspr a GiB-month, in three blocks.
+func storageOffers(c *chain, n int) {
+	var ps []storageProvider
+	for i := range n {
+		ps = append(ps, storageProvider{name: fmt.Sprint("s", i), region: fmt.Sprint("r", i%8), capacity: 1 << 50, price: 1_000})
+	}
+	c.addStorage(ps...)
+}
+
+// vaultStore is a 12-month StoreObject of one stripe of 10+20 shards of 1 MiB, its roots made up from i.
+func vaultStore(c *chain, i int) *tx.StoreObject {
+	_, m := vaultManifest(c.t, fmt.Sprint("worst/", i), 10<<20, 10, 20, 1<<20)
+	return &tx.StoreObject{Manifest: m, Months: 12, MaxPricePerGiBMonth: 5_000}
 }
 
 // withGas signs raw's body again with another gas limit and the fee it needs.

@@ -19,7 +19,103 @@ const (
 	KeyVaultPool   = "vaultpool"
 	// KeyVaultRepairCursor is the open repair (object id | ordinal) the last tally stopped at.
 	KeyVaultRepairCursor = "vaultrepaircursor"
+
+	// A tally that did not finish in its block (it has a share of each block's gas, like the end-of-block
+	// sweeps) keeps what it found so far, until it finishes: written only then, so a tally done in one block
+	// leaves nothing.
+	KeyVaultTally   = "vaulttally" // VaultTallyRec: the epoch being tallied, its phase, cursor and counts
+	PVaultUnpaid    = "vu/"        // provider -> VaultUnpaid: its shards of the epoch that did not pass
+	PVaultLostQ     = "vj/"        // object id | ordinal: a shard the tally found lost, to take from its provider
+	PVaultNotPassed = "vn/"        // object id | ordinal: a shard under repair that did not pass the epoch
+	PVaultTallyDue  = "vt/"        // epoch: a tally due while another ran, in order
+	PVaultRepairQ   = "vi/"        // place in the list -> object id | ordinal: the open repairs the tally has yet to visit
 )
+
+// Phases of a tally (VaultTallyRec.Phase).
+const (
+	TallyVotes   = 1 // the auditors' votes, shard by shard
+	TallyStreaks = 2 // failure streaks the epoch did not extend, removed (a decided epoch only)
+	TallyLose    = 3 // after pay and slashes: the lost shards taken from their providers
+	TallyRepairs = 4 // the open repairs listed for the tally (at most maxRepairsPerTally), visited in order
+)
+
+// VaultTallyRec is a tally in progress: its epoch and phase, the last shard (object id | ordinal) the phase
+// finished with (empty: none yet), the auditor weight that attested and in all, whether the epoch is decided,
+// and what it found and paid so far.
+type VaultTallyRec struct {
+	Epoch        uint64
+	Phase        uint8
+	Cursor       []byte
+	Spoke, Total uint64
+	Decided      bool
+	Failed, Lost uint64
+	Paid         uint64
+	EpochMissing bool // the epoch's record is gone (older than the records kept): its votes are only removed
+}
+
+func EncVaultTally(t *VaultTallyRec) []byte {
+	w := tx.NewWriter(80)
+	w.Bounded("epoch", t.Epoch, 1<<62)
+	w.Bounded("phase", uint64(t.Phase), TallyRepairs)
+	if t.Phase == 0 {
+		w.Fail("phase", "0 is no phase")
+	}
+	w.BlobMax("cursor", t.Cursor, 12)
+	if n := len(t.Cursor); n != 0 && n != 12 {
+		w.Fail("cursor", "%d bytes: an object id and an ordinal, or none", n)
+	}
+	w.Bounded("spoke", t.Spoke, 1<<63)
+	w.Bounded("total", t.Total, 1<<63)
+	w.Bool(t.Decided)
+	w.Bounded("failed", t.Failed, 1<<40)
+	w.Bounded("lost", t.Lost, 1<<40)
+	w.Bounded("paid", t.Paid, 1<<63)
+	w.Bool(t.EpochMissing)
+	return sealed(w, "vault tally")
+}
+
+func DecVaultTally(b []byte) (*VaultTallyRec, error) {
+	r := tx.NewReader(b)
+	t := &VaultTallyRec{Epoch: r.Bounded("epoch", 1<<62), Phase: uint8(r.Bounded("phase", TallyRepairs))}
+	if t.Phase == 0 && r.Err() == nil {
+		r.Fail("phase", "0 is no phase")
+	}
+	t.Cursor = r.Blob("cursor", 12)
+	if n := len(t.Cursor); n != 0 && n != 12 && r.Err() == nil {
+		r.Fail("cursor", "%d bytes: an object id and an ordinal, or none", n)
+	}
+	if len(t.Cursor) == 0 {
+		t.Cursor = nil
+	}
+	t.Spoke, t.Total, t.Decided = r.Bounded("spoke", 1<<63), r.Bounded("total", 1<<63), r.Bool("decided")
+	t.Failed, t.Lost, t.Paid = r.Bounded("failed", 1<<40), r.Bounded("lost", 1<<40), r.Bounded("paid", 1<<63)
+	t.EpochMissing = r.Bool("epoch_missing")
+	return t, r.Done("vault tally")
+}
+
+// VaultUnpaid is what a tally in progress found of a provider's shards that did not pass: their rate, how many,
+// and how many failed.
+type VaultUnpaid struct{ Rate, Shards, Failed uint64 }
+
+func EncVaultUnpaid(u VaultUnpaid) []byte {
+	w := tx.NewWriter(24)
+	w.Bounded("rate", u.Rate, 1<<62)
+	w.Bounded("shards", u.Shards, MaxVaultShardCount)
+	w.Bounded("failed", u.Failed, MaxVaultShardCount)
+	if u.Failed > u.Shards {
+		w.Fail("failed", "%d failed of %d shards", u.Failed, u.Shards)
+	}
+	return sealed(w, "vault unpaid")
+}
+
+func DecVaultUnpaid(b []byte) (VaultUnpaid, error) {
+	r := tx.NewReader(b)
+	u := VaultUnpaid{Rate: r.Bounded("rate", 1<<62), Shards: r.Bounded("shards", MaxVaultShardCount), Failed: r.Bounded("failed", MaxVaultShardCount)}
+	if u.Failed > u.Shards && r.Err() == nil {
+		r.Fail("failed", "%d failed of %d shards", u.Failed, u.Shards)
+	}
+	return u, r.Done("vault unpaid")
+}
 
 // MaxVaultShardCount bounds a provider's shard count (its capacity in the smallest shards).
 const MaxVaultShardCount = tx.MaxStorageCapacity / layout.GroupSize

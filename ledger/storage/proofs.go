@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
-	"fmt"
 	"math/bits"
 	"slices"
 	"strconv"
@@ -23,11 +22,12 @@ import (
 // withhold its own: a choice between a few seeds, not a grind over many), and a provider cannot know it before
 // the reveals land, an epoch after the commitments.
 //
-// The tally of epoch e runs at the end of epoch e+1, with the liveness tally, and visits only what the epoch
-// made: the auditors' votes against shards (sparse: failures), the shards failing lately, the lost and repaired
-// shards, and the providers holding shards (one pay each, as the liveness tally visits each provider). It never
-// walks every shard: a provider's pay is its rate (the sum over its shards of bytes × price) less the shards
-// that did not pass.
+// The tally of epoch e begins at the end of epoch e+1, with the liveness tally (and goes on in the blocks after
+// when it needs more than its share of a block: tally.go), and visits only what the epoch made: the auditors'
+// votes against shards (sparse: failures), the shards failing lately, the lost and repaired shards, and the
+// providers holding shards (one pay each, as the liveness tally visits each provider). It never walks every
+// shard: a provider's pay is its rate (the sum over its shards of bytes × price) less the shards that did not
+// pass.
 
 func epochOf(c *kernel.Ctx, h int64) uint64 {
 	if c.Params.EpochBlocks == 0 || h < 1 {
@@ -179,7 +179,8 @@ func (k *Keeper) holdAll(c *kernel.Ctx, o *api.VaultObject, shards []shard, sign
 }
 
 // EpochWork runs at the end of every block when auditing is on, after the liveness work: at an epoch's first
-// block it fixes the epoch's seed; at its last, it tallies the epoch before.
+// block it fixes the epoch's seed; at its last, it begins the tally of the epoch before, which goes on in the
+// blocks after it when it needs more than its share of a block's gas (tally.go).
 func (k *Keeper) EpochWork(c *kernel.Ctx) {
 	if c.Params.EpochBlocks == 0 || c.Height < 1 {
 		return
@@ -188,12 +189,10 @@ func (k *Keeper) EpochWork(c *kernel.Ctx) {
 	if uint64(c.Height-1)%c.Params.EpochBlocks == 0 {
 		k.startEpoch(c, e)
 	}
-	if uint64(c.Height)%c.Params.EpochBlocks == 0 && e >= 1 {
-		k.tally(c, e-1)
-	}
+	k.tallyWork(c, uint64(c.Height)%c.Params.EpochBlocks == 0 && e >= 1, e-1)
 }
 
-// maxRepairsPerTally bounds the open repairs one tally looks at (see repairs).
+// maxRepairsPerTally bounds the open repairs one tally looks at (see repairList).
 const maxRepairsPerTally = 1024
 
 // vaultEpochsKept is how many epochs' records the state keeps (the explorer keeps the history from events).
@@ -234,7 +233,9 @@ func (k *Keeper) startEpoch(c *kernel.Ctx, e uint64) {
 		}
 	}
 	if e >= vaultEpochsKept {
-		c.KV.Delete(schema.IDKey(schema.PVaultEpoch, e-vaultEpochsKept))
+		if old, ok := k.Epoch(c, e-vaultEpochsKept); ok && old.Tallied { // one not yet tallied goes when it is
+			c.KV.Delete(schema.IDKey(schema.PVaultEpoch, e-vaultEpochsKept))
+		}
 	}
 	c.Emit(api.EventVaultEpoch, api.AttrEpoch, e, api.AttrSeed, rec.Seed, api.AttrReveals, n, api.AttrHeight, c.Height)
 }
@@ -391,202 +392,11 @@ func (k *Keeper) AttestStorage(c *kernel.Ctx, signer tx.Address, m *tx.AttestSto
 			continue
 		}
 		c.KV.Set(schema.ShardOrdKey(schema.IDKey(schema.PVaultFailVote, m.Epoch), f.Object, f.Ordinal)+string(signer[:]), nil)
+		c.Gas.Consume(GasTallyVote) // the tally's work on it, paid here (tally.go)
 		named++
 	}
 	c.Emit(api.EventVaultAttested, api.AttrEpoch, m.Epoch, api.AttrAuditor, signer, api.AttrFailed, named)
 	return nil
-}
-
-// tally decides epoch e's storage proofs, pays for it, slashes and repairs (end of epoch e+1).
-func (k *Keeper) tally(c *kernel.Ctx, e uint64) {
-	rec, ok := k.Epoch(c, e)
-	if !ok || rec.Tallied {
-		return
-	}
-	weights, total := auditorWeights(c)
-	var spoke uint64
-	prefix := schema.IDKey(schema.PVaultAttested, e)
-	var keys []string
-	c.KV.Iterate(prefix, schema.PrefixEnd(prefix), func(key string, _ []byte) bool {
-		var a tx.Address
-		copy(a[:], key[len(prefix):])
-		spoke += weights[a]
-		keys = append(keys, key)
-		return true
-	})
-	decided := total > 0 && 3*spoke >= 2*total
-
-	// The shards named failed, with the weight naming each.
-	type vote struct {
-		ref tx.ShardRef
-		w   uint64
-	}
-	var votes []vote
-	vp := schema.IDKey(schema.PVaultFailVote, e)
-	c.KV.Iterate(vp, schema.PrefixEnd(vp), func(key string, _ []byte) bool {
-		rest := key[len(vp):]
-		ref := tx.ShardRef{Object: schema.UnBE64(rest[:8]), Ordinal: schema.UnBE32(rest[8:12])}
-		var a tx.Address
-		copy(a[:], rest[12:])
-		if n := len(votes); n > 0 && votes[n-1].ref == ref {
-			votes[n-1].w += weights[a]
-		} else {
-			votes = append(votes, vote{ref, weights[a]})
-		}
-		keys = append(keys, key)
-		return true
-	})
-	for _, key := range keys {
-		c.KV.Delete(key)
-	}
-
-	type unpaid struct{ rate, shards, failed uint64 }
-	held := map[tx.Address]*unpaid{} // shards of a provider not paid for this epoch
-	miss := func(p tx.Address, rate uint64, failed bool) {
-		u := held[p]
-		if u == nil {
-			u = &unpaid{}
-			held[p] = u
-		}
-		u.rate += rate
-		u.shards++
-		if failed {
-			u.failed++
-		}
-	}
-	failedShards := map[tx.ShardRef]bool{}
-	notPassed := map[tx.ShardRef]bool{}
-	var lost []tx.ShardRef
-	for _, v := range votes {
-		o, ok := k.Object(c, v.ref.Object)
-		if !ok {
-			continue
-		}
-		s, ok := k.shard(c, o.ID, int(v.ref.Ordinal))
-		if !ok || !challenged(o, s, rec.StartHeight) {
-			continue
-		}
-		failed := total > 0 && 3*v.w >= 2*total
-		passed := decided && 3*(spoke-min(spoke, v.w)) >= 2*total
-		if passed && !failed {
-			continue
-		}
-		notPassed[v.ref] = true
-		rate := uint64(0)
-		if o.Pooled {
-			rate = api.ShardRate(o.ShardSize, s.price)
-		}
-		miss(s.provider, rate, failed)
-		if !failed {
-			continue
-		}
-		failedShards[v.ref] = true
-		n := o.K + o.M
-		skey := schema.ShardOrdKey(schema.PVaultStreak, o.ID, v.ref.Ordinal)
-		count := uint64(1)
-		if b, ok := c.KV.Get(skey); ok {
-			last, cnt, err := schema.DecVaultStreak(b)
-			c.Must(err)
-			if last+1 == e {
-				count = cnt + 1
-			}
-		}
-		c.KV.Set(skey, schema.EncVaultStreak(e, count))
-		root := k.ShardRoot(c, o, int(v.ref.Ordinal))
-		c.Emit(api.EventVaultProofFailed, api.AttrObjectID, o.ID, api.AttrStripe, int(v.ref.Ordinal)/n, api.AttrIndex, int(v.ref.Ordinal)%n,
-			api.AttrRoot, root, api.AttrProvider, s.provider, api.AttrEpoch, e, api.AttrFailures, count)
-		if count >= api.VaultLostAfterFailures {
-			lost = append(lost, v.ref)
-		}
-	}
-	if decided { // a streak not extended by this epoch's failure is over: the shard passed
-		var stale []string
-		c.KV.Iterate(schema.PVaultStreak, schema.PrefixEnd(schema.PVaultStreak), func(key string, b []byte) bool {
-			last, _, err := schema.DecVaultStreak(b)
-			c.Must(err)
-			if last < e {
-				stale = append(stale, key)
-			}
-			return true
-		})
-		for _, key := range stale {
-			c.KV.Delete(key)
-		}
-	}
-
-	// Pay every provider holding pooled shards for the epoch, less the shards that did not pass; nothing when the
-	// auditors did not decide.
-	pool := k.Pool(c)
-	var paid uint64
-	var dt uint64
-	if next, ok := k.Epoch(c, e+1); ok && next.StartMs > rec.StartMs {
-		dt = next.StartMs - rec.StartMs
-	}
-	var provs []*api.VaultProvider
-	c.KV.Iterate(schema.PVaultProvider, schema.PrefixEnd(schema.PVaultProvider), func(key string, b []byte) bool {
-		var a tx.Address
-		copy(a[:], key[len(schema.PVaultProvider):])
-		provs = append(provs, kernel.MustDecode(schema.DecVaultProvider(a, b)))
-		return true
-	})
-	for _, p := range provs {
-		u := held[p.Provider]
-		if u == nil {
-			u = &unpaid{}
-		}
-		amount := uint64(0)
-		if decided && p.Shards > 0 {
-			rate := p.TermRate + p.PermRate - min(p.TermRate+p.PermRate, u.rate)
-			amount, p.Owed = accrue(rate, dt, p.Owed)
-			amount = min(amount, pool.Balance) // a pool run dry pays what it holds
-		}
-		if amount == 0 && u.failed == 0 {
-			if decided && p.Shards > 0 {
-				k.setVaultProvider(c, p) // what it is owed grew
-			}
-			continue
-		}
-		c.Must(c.Credit(p.Provider, amount, kernel.InEscrow))
-		pool.Balance -= amount
-		pool.PaidTotal += amount
-		paid += amount
-		p.Earned += amount
-		p.Failed += u.failed
-		if amount > 0 {
-			p.LastPaid = e
-		}
-		k.setVaultProvider(c, p)
-		c.Emit(api.EventVaultEpochPaid, api.AttrProvider, p.Provider, api.AttrEpoch, e, api.AttrAmount, amount,
-			api.AttrShards, p.Shards, api.AttrFailed, u.failed)
-	}
-	k.setPool(c, pool)
-
-	// Slash each provider whose shards failed, once for the epoch (sorted: the order is consensus).
-	var slashed []tx.Address
-	for a, u := range held {
-		if u.failed > 0 {
-			slashed = append(slashed, a)
-		}
-	}
-	slices.SortFunc(slashed, func(a, b tx.Address) int { return cmp.Compare(string(a[:]), string(b[:])) })
-	if k.Slasher != nil {
-		for _, a := range slashed {
-			k.Slasher.SlashUpTo(c, a, c.Params.SlashDowntimePPM, ^uint64(0), fmt.Sprintf("failed %d storage proof(s) in epoch %d", held[a].failed, e))
-		}
-	}
-
-	// Shards failed too often are lost: drawn onto another provider, to be rebuilt there.
-	for _, ref := range lost {
-		k.lose(c, ref, e)
-	}
-	rec.Decided = decided
-	paid += k.repairs(c, e, rec, notPassed)
-
-	rec.Tallied, rec.Decided, rec.Failed, rec.Lost, rec.Paid = true, decided, len(failedShards), len(lost), paid
-	k.setEpoch(c, rec)
-	pool = k.Pool(c)
-	c.Emit(api.EventVaultTallied, api.AttrEpoch, e, api.AttrDecided, strconv.FormatBool(decided), api.AttrStoredBytes, pool.TermBytes+pool.PermBytes,
-		api.AttrFailed, len(failedShards), api.AttrLost, len(lost), api.AttrPaid, paid, api.AttrPool, pool.Balance)
 }
 
 // accrue is rate × dt ÷ VaultPayUnit in whole uspr, and the rest carried, with what was owed before added.
@@ -634,24 +444,18 @@ func (k *Keeper) unhold(c *kernel.Ctx, o *api.VaultObject, ord int, s shard, roo
 	}
 }
 
-// repairs walks the open repairs after epoch e's tally: a lost shard is drawn onto a provider with room that
-// holds no other shard of its stripe; a repaired shard whose first challenge (epoch e) it passed is paid
-// VaultRepairMonths of its price from the pool. What it pays is returned.
-//
-// At most maxRepairsPerTally open repairs are looked at a tally, from where the last tally stopped, round the
-// index: a mass loss (a large provider gone) costs the tallies after it a bounded share each, not one tally
-// every lost shard times every offer. The offers are read once a tally.
-func (k *Keeper) repairs(c *kernel.Ctx, e uint64, rec *api.VaultEpoch, notPassed map[tx.ShardRef]bool) uint64 {
+// repairList is the open repairs epoch e's tally looks at: at most maxRepairsPerTally, from where the last tally
+// stopped, round the index — a mass loss (a large provider gone) costs the tallies after it a bounded share each,
+// not one tally every lost shard times every offer. The tally then visits them in this order (repairOne), within
+// its budget a block (tally.go).
+func (k *Keeper) repairList(c *kernel.Ctx) []tx.ShardRef {
 	var refs []tx.ShardRef
-	var recs []schema.VaultRepairRec
 	collect := func(from, to string) {
-		c.KV.Iterate(from, to, func(key string, v []byte) bool {
+		c.KV.Iterate(from, to, func(key string, _ []byte) bool {
 			if len(refs) == maxRepairsPerTally {
 				return false
 			}
-			rest := key[len(schema.PVaultRepair):]
-			refs = append(refs, tx.ShardRef{Object: schema.UnBE64(rest[:8]), Ordinal: schema.UnBE32(rest[8:12])})
-			recs = append(recs, kernel.MustDecode(schema.DecVaultRepair(v)))
+			refs = append(refs, refAt(key[len(schema.PVaultRepair):]))
 			return true
 		})
 	}
@@ -670,68 +474,70 @@ func (k *Keeper) repairs(c *kernel.Ctx, e uint64, rec *api.VaultEpoch, notPassed
 	} else if hasCur {
 		c.KV.Delete(schema.KeyVaultRepairCursor)
 	}
-	var offers []*candidate // read at the first draw
-	cands := func() []*candidate {
-		if offers == nil {
-			offers = k.eligible(c, 0, ^uint64(0))
-		}
-		return offers
+	return refs
+}
+
+// repairOne visits an open repair after epoch e's tally: a lost shard is drawn onto a provider with room that
+// holds no other shard of its stripe; one drawn and not declared rebuilt in time is drawn again elsewhere; a
+// repaired shard whose first challenge (epoch e) it passed is paid VaultRepairMonths of its price from the pool.
+// What it pays is returned. cands reads the offers (once a block).
+func (k *Keeper) repairOne(c *kernel.Ctx, e uint64, rec *api.VaultEpoch, ref tx.ShardRef, notPassed func(tx.ShardRef) bool, cands func() []*candidate) uint64 {
+	key := schema.ShardOrdKey(schema.PVaultRepair, ref.Object, ref.Ordinal)
+	b, ok := c.KV.Get(key)
+	if !ok {
+		return 0 // closed since it was listed
 	}
-	var paid uint64
-	for i, ref := range refs {
-		key := schema.ShardOrdKey(schema.PVaultRepair, ref.Object, ref.Ordinal)
-		o, ok := k.Object(c, ref.Object)
-		if !ok {
-			c.KV.Delete(key)
-			continue
-		}
-		ord := int(ref.Ordinal)
-		s, ok := k.shard(c, o.ID, ord)
-		if !ok {
-			c.KV.Delete(key)
-			continue
-		}
-		n := o.K + o.M
-		root := k.ShardRoot(c, o, ord)
-		r := recs[i]
-		switch {
-		case s.provider.IsZero():
-			k.redraw(c, o, ord, root, rec.Seed, r, cands())
-		case s.heldHeight == 0 && e >= r.Since+api.VaultRepairDeadline(o.K, o.ShardSize):
-			// Drawn for a repair and not declared rebuilt in time: drawn again, elsewhere — up to
-			// VaultRepairAttempts providers; then it stays lost.
-			k.unhold(c, o, ord, s, root)
-			k.setShard(c, o.ID, ord, shard{price: s.price})
-			c.Emit(api.EventVaultShardLost, api.AttrObjectID, o.ID, api.AttrStripe, ord/n, api.AttrIndex, ord%n, api.AttrRoot, root,
-				api.AttrProvider, s.provider, api.AttrEpoch, e)
-			if r.Attempts >= api.VaultRepairAttempts {
-				c.KV.Delete(key)
-				continue
-			}
-			r = schema.VaultRepairRec{Since: e, Attempts: r.Attempts, Not: s.provider}
-			c.KV.Set(key, schema.EncVaultRepair(r)) // what stays when no offer can take it now
-			k.redraw(c, o, ord, root, rec.Seed, r, cands())
-		case challenged(o, s, rec.StartHeight) && !notPassed[ref] && rec.Decided:
-			fee := uint64(0)
-			if o.Pooled {
-				pool := k.Pool(c)
-				fee, _ = api.TermCost(o.ShardSize, s.price, api.VaultRepairMonths)
-				fee = min(fee, pool.Balance)
-				pool.Balance -= fee
-				pool.PaidTotal += fee
-				k.setPool(c, pool)
-				c.Must(c.Credit(s.provider, fee, kernel.InEscrow))
-				vp, _ := k.VaultProvider(c, s.provider)
-				vp.Earned += fee
-				k.setVaultProvider(c, vp)
-			}
-			paid += fee
-			c.KV.Delete(key)
-			c.Emit(api.EventVaultRepaired, api.AttrObjectID, o.ID, api.AttrStripe, ord/n, api.AttrIndex, ord%n, api.AttrRoot, root,
-				api.AttrProvider, s.provider, api.AttrEpoch, e, api.AttrAmount, fee)
-		}
+	r := kernel.MustDecode(schema.DecVaultRepair(b))
+	o, ok := k.Object(c, ref.Object)
+	if !ok {
+		c.KV.Delete(key)
+		return 0
 	}
-	return paid
+	ord := int(ref.Ordinal)
+	s, ok := k.shard(c, o.ID, ord)
+	if !ok {
+		c.KV.Delete(key)
+		return 0
+	}
+	n := o.K + o.M
+	root := k.ShardRoot(c, o, ord)
+	switch {
+	case s.provider.IsZero():
+		k.redraw(c, o, ord, root, rec.Seed, r, cands())
+	case s.heldHeight == 0 && e >= r.Since+api.VaultRepairDeadline(o.K, o.ShardSize):
+		// Drawn for a repair and not declared rebuilt in time: drawn again, elsewhere — up to
+		// VaultRepairAttempts providers; then it stays lost.
+		k.unhold(c, o, ord, s, root)
+		k.setShard(c, o.ID, ord, shard{price: s.price})
+		c.Emit(api.EventVaultShardLost, api.AttrObjectID, o.ID, api.AttrStripe, ord/n, api.AttrIndex, ord%n, api.AttrRoot, root,
+			api.AttrProvider, s.provider, api.AttrEpoch, e)
+		if r.Attempts >= api.VaultRepairAttempts {
+			c.KV.Delete(key)
+			return 0
+		}
+		r = schema.VaultRepairRec{Since: e, Attempts: r.Attempts, Not: s.provider}
+		c.KV.Set(key, schema.EncVaultRepair(r)) // what stays when no offer can take it now
+		k.redraw(c, o, ord, root, rec.Seed, r, cands())
+	case challenged(o, s, rec.StartHeight) && !notPassed(ref) && rec.Decided:
+		fee := uint64(0)
+		if o.Pooled {
+			pool := k.Pool(c)
+			fee, _ = api.TermCost(o.ShardSize, s.price, api.VaultRepairMonths)
+			fee = min(fee, pool.Balance)
+			pool.Balance -= fee
+			pool.PaidTotal += fee
+			k.setPool(c, pool)
+			c.Must(c.Credit(s.provider, fee, kernel.InEscrow))
+			vp, _ := k.VaultProvider(c, s.provider)
+			vp.Earned += fee
+			k.setVaultProvider(c, vp)
+		}
+		c.KV.Delete(key)
+		c.Emit(api.EventVaultRepaired, api.AttrObjectID, o.ID, api.AttrStripe, ord/n, api.AttrIndex, ord%n, api.AttrRoot, root,
+			api.AttrProvider, s.provider, api.AttrEpoch, e, api.AttrAmount, fee)
+		return fee
+	}
+	return 0
 }
 
 // redraw draws a lost shard's new provider, stake-weighted among the offers with room at the deal's maximum
@@ -754,6 +560,7 @@ func (k *Keeper) redraw(c *kernel.Ctx, o *api.VaultObject, ord int, root tx.Hash
 			total += cd.stake
 		}
 	}
+	c.Gas.Consume(uint64(len(offers)) * gasPerOffer) // the offers weighed: the tally's budget counts them
 	if len(cands) == 0 || total == 0 {
 		return
 	}

@@ -40,6 +40,9 @@ func (w *Writer) fail(field, format string, args ...any) {
 	}
 }
 
+// Fail records that field breaks a rule of its encoding (the first failure sticks): for bounds beyond a max.
+func (w *Writer) Fail(field, format string, args ...any) { w.fail(field, format, args...) }
+
 // Str appends a length-prefixed string that its decoder reads with the same max (Reader.String).
 func (w *Writer) Str(field, s string, max int) {
 	if len(s) > max {
