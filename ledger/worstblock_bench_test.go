@@ -101,8 +101,8 @@ func BenchmarkWorstBlock(b *testing.B) {
 		}},
 	}
 	// What a kind's timed block must have done.
-	checks := map[string]func(c *chain, fb *abci.ResponseFinalizeBlock){
-		"send, with a full block of store_object draws due behind it (200 offers)": func(c *chain, fb *abci.ResponseFinalizeBlock) {
+	checks := map[string]func(b *testing.B, c *chain, fb *abci.ResponseFinalizeBlock){
+		"send, with a full block of store_object draws due behind it (200 offers)": func(b *testing.B, c *chain, fb *abci.ResponseFinalizeBlock) {
 			placed := 0
 			for _, e := range fb.Events {
 				if e.Type == api.EventVaultPlaced {
@@ -173,7 +173,7 @@ func BenchmarkWorstBlock(b *testing.B) {
 					used += uint64(r.GasUsed)
 				}
 				if check := checks[k.name]; check != nil {
-					check(c, fb)
+					check(b, c, fb)
 				}
 				b.ReportMetric(float64(elapsed.Microseconds())/1000, "ms/block")
 				b.ReportMetric(float64(len(txs)), "txs/block")
