@@ -199,13 +199,17 @@ func (r *advRun) drain() {
 		})
 		return open, running
 	}
-	for i := 0; ; i++ {
+	limit := int64(200) // blocks of draining; an order whose tenant cannot pay a cancellation's fee expires instead
+	for i := int64(0); ; i++ {
 		open, running := live()
 		if len(open) == 0 && running == 0 {
 			break
 		}
-		if i == 200 {
-			r.fail("still %d open orders and %d running leases or reveal phases after 200 blocks of draining", len(open), running)
+		for _, o := range open {
+			limit = max(limit, o.ExpiresHeight-c.height+i+10)
+		}
+		if i == limit {
+			r.fail("still %d open orders and %d running leases or reveal phases after %d blocks of draining", len(open), running, limit)
 		}
 		var txs [][]byte
 		nonces := map[tx.Address]uint64{}
