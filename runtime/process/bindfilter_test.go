@@ -75,7 +75,13 @@ except OSError as e:
 		if tc.family == "AF_INET6" && !ipv6Loopback() {
 			continue
 		}
-		if got := bind(tc.family, tc.port); got != tc.want {
+		got := bind(tc.family, tc.port)
+		if tc.want == "ok" && got == "errno 98" {
+			// EADDRINUSE: the filter let the bind through and the kernel found the port taken by another process
+			// on this shared host (the filter's EPERM comes before that check).
+			got = "ok"
+		}
+		if got != tc.want {
 			t.Errorf("%s bind %d: %s, want %s", tc.family, tc.port, got, tc.want)
 		}
 	}
