@@ -237,6 +237,7 @@ type vaultTallyChain struct {
 	shards    int
 	salt      uint64
 	secrets   map[string]tx.Hash    // each auditor's beacon secret committed in the epoch before, if any
+	played    uint64                // the last epoch play attested in
 	names     map[tx.Address]string // the storage providers' key names
 	moved     map[tx.ShardRef]bool  // shards a repair moved: not drawn to fail again
 }
@@ -439,6 +440,10 @@ func (v *vaultTallyChain) play(p epochPlan) epochResult {
 	for v.height < last-2 {
 		v.block(time.Second)
 	}
+	if v.played+1 != e { // a tally ran over a whole epoch: nothing was committed in the one before
+		clear(v.secrets)
+	}
+	v.played = e
 	fail, holds := p.fail, p.holds
 	gas := uint64(testGas)
 	if len(fail) > 0 { // each continuation costs what the first does
