@@ -338,15 +338,7 @@ func (v *vaultTallyChain) shardsOf(res *abci.ResponseFinalizeBlock, typ string, 
 	}
 }
 
-func cmpRef(a, b tx.ShardRef) int {
-	switch {
-	case a.Less(b):
-		return -1
-	case b.Less(a):
-		return 1
-	}
-	return 0
-}
+func cmpRef(a, b tx.ShardRef) int { return a.Compare(b) }
 
 // holdTxs are the HoldShards transactions by which providers declare shards held (tx.MaxFailedShards a
 // message, a message a transaction), verified as CheckTx would have; with the largest one's size and the gas the

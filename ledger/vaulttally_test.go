@@ -11,6 +11,7 @@ import (
 
 	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/schema"
+	"github.com/sparenet/spare/ledger/storage"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -66,6 +67,12 @@ func TestVaultTallySpansBlocks(t *testing.T) {
 	if spread.pool != whole.pool {
 		t.Fatalf("pool %+v, in one block %+v", spread.pool, whole.pool)
 	}
+}
+
+func sortedRefs(refs []tx.ShardRef) []tx.ShardRef {
+	refs = slices.Clone(refs)
+	slices.SortFunc(refs, tx.ShardRef.Compare)
+	return refs
 }
 
 // playTally plays TestVaultTallySpansBlocks' scenario with the tally's budget (0: the app's) and returns the
@@ -153,6 +160,12 @@ func playTally(t *testing.T, budget uint64) tallyOutcome {
 	// Epoch 1: 20 shards failed by two thirds; 10 others named by the third auditor alone (and 5 of the 20).
 	c.toHeight(c.epochStart(1))
 	f1, m1 := all[:20], append(slices.Clone(all[15:20]), all[30:40]...)
+	// Each shard an auditor names costs it the tally's work on it: a named shard more, GasTallyVote more.
+	one := c.gasFor("a1", &tx.AttestStorage{Epoch: 1, Failed: sortedRefs(f1[:1])})
+	two := c.gasFor("a1", &tx.AttestStorage{Epoch: 1, Failed: sortedRefs(f1[:2])})
+	if two < one+storage.GasTallyVote {
+		t.Fatalf("naming a second shard costs %d gas more, want at least %d", two-one, storage.GasTallyVote)
+	}
 	attest("a1", 1, f1)
 	attest("a2", 1, f1)
 	attest("a3", 1, m1)

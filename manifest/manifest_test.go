@@ -36,19 +36,20 @@ func TestEncodeIsStableAndDecodes(t *testing.T) {
 
 func TestValidateRejects(t *testing.T) {
 	for name, mut := range map[string]func(*Manifest){
-		"version":          func(m *Manifest) { m.Version = 2 },
-		"nothing to run":   func(m *Manifest) { m.Run = "" },
-		"absolute file":    func(m *Manifest) { m.Files[0].Path = "/etc/passwd" },
-		"escaping file":    func(m *Manifest) { m.Files[0].Path = "a/../../x" },
-		"duplicate file":   func(m *Manifest) { m.Files = append(m.Files, File{Path: "./train.py"}) },
-		"setuid mode":      func(m *Manifest) { m.Files[0].Mode = 0o4755 },
-		"escaping output":  func(m *Manifest) { m.Outputs = []string{".."} },
-		"bad env":          func(m *Manifest) { m.Env["1X"] = "" },
-		"reserved env":     func(m *Manifest) { m.Env["CUDA_VISIBLE_DEVICES"] = "0" },
-		"zero duration":    func(m *Manifest) { m.DurationSec = 0 },
-		"input no hash":    func(m *Manifest) { m.Inputs = []Input{{URL: "https://x/y", Path: "d"}} },
-		"input bad scheme": func(m *Manifest) { m.Inputs = []Input{{URL: "file:///etc/passwd", Path: "d", SHA256: tx.Hash{1}}} },
-		"zero port":        func(m *Manifest) { m.Ports = []uint16{0} },
+		"version":           func(m *Manifest) { m.Version = 2 },
+		"nothing to run":    func(m *Manifest) { m.Run = "" },
+		"absolute file":     func(m *Manifest) { m.Files[0].Path = "/etc/passwd" },
+		"escaping file":     func(m *Manifest) { m.Files[0].Path = "a/../../x" },
+		"duplicate file":    func(m *Manifest) { m.Files = append(m.Files, File{Path: "./train.py"}) },
+		"setuid mode":       func(m *Manifest) { m.Files[0].Mode = 0o4755 },
+		"escaping output":   func(m *Manifest) { m.Outputs = []string{".."} },
+		"bad env":           func(m *Manifest) { m.Env["1X"] = "" },
+		"reserved env":      func(m *Manifest) { m.Env["CUDA_VISIBLE_DEVICES"] = "0" },
+		"zero duration":     func(m *Manifest) { m.DurationSec = 0 },
+		"input no hash":     func(m *Manifest) { m.Inputs = []Input{{URL: "https://x/y", Path: "d"}} },
+		"input bad scheme":  func(m *Manifest) { m.Inputs = []Input{{URL: "file:///etc/passwd", Path: "d", SHA256: tx.Hash{1}}} },
+		"zero port":         func(m *Manifest) { m.Ports = []uint16{0} },
+		"vault, no outputs": func(m *Manifest) { m.Outputs, m.OutputsVault = nil, true },
 	} {
 		m := valid()
 		mut(m)

@@ -154,19 +154,12 @@ func (k *Keeper) saveTally(c *kernel.Ctx, run *tallyRun) {
 	for ref := range run.notPassed {
 		refs = append(refs, ref)
 	}
-	slices.SortFunc(refs, cmpShardRef)
+	slices.SortFunc(refs, tx.ShardRef.Compare)
 	for _, ref := range refs {
 		if _, open := c.KV.Get(schema.ShardOrdKey(schema.PVaultRepair, ref.Object, ref.Ordinal)); open { // only repairs read it
 			c.KV.Set(schema.ShardOrdKey(schema.PVaultNotPassed, ref.Object, ref.Ordinal), nil)
 		}
 	}
-}
-
-func cmpShardRef(a, b tx.ShardRef) int {
-	if c := cmp.Compare(a.Object, b.Object); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.Ordinal, b.Ordinal)
 }
 
 // advance works on the tally until it finishes (true) or the block's budget is spent (false).

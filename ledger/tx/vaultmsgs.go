@@ -99,6 +99,17 @@ func (a ShardRef) Less(b ShardRef) bool {
 	return a.Object < b.Object || a.Object == b.Object && a.Ordinal < b.Ordinal
 }
 
+// Compare is Less as a three-way comparison (slices.SortFunc).
+func (a ShardRef) Compare(b ShardRef) int {
+	switch {
+	case a.Less(b):
+		return -1
+	case b.Less(a):
+		return 1
+	}
+	return 0
+}
+
 // AttestStorage is an auditor's verdict on an epoch's storage proofs: it challenged every shard the epoch
 // challenges (docs/vault.md) and Failed lists, in increasing order, those whose provider did not answer with a
 // valid proof of the challenged group. A shard it does not name passed with this auditor. A list of
