@@ -64,7 +64,7 @@ func importsOf(t *testing.T) map[string][]string {
 }
 
 // ledgerModules are the ledger's module packages (ARCHITECTURE.md): each a keeper, wired by the app.
-var ledgerModules = []string{"bank", "providers", "market", "settle", "verify", "cluster", "trust", "retention", "storage"}
+var ledgerModules = []string{"bank", "providers", "market", "settle", "verify", "cluster", "trust", "retention", "storage", "rewards"}
 
 // under says whether package p is dir or inside it (dir relative to the module).
 func under(p, dir string) bool {

@@ -125,8 +125,13 @@ func advParams(profile int) api.Params {
 	p.EpochBlocks, p.SlashDowntimePPM, p.JailAfterDownEpochs, p.UnjailCooldownSec = 6, 100_000, 2, 30
 	p.OrderTTLBlocks, p.StartTimeoutBlocks, p.MaxBidWindowBlocks, p.MaxOrderTTLBlocks = 10, 3, 5, 1000
 	p.UnbondingPeriodSec, p.RevealBlocks, p.MaxBidsPerOrder = 3600, 3, 3
-	if profile == 1 { // parameters not named here keep their defaults
-		p = api.DefaultParams()
+	// Rewards on, generous and fast: the whole default schedule's shares, a proof window of two epochs, a cap
+	// that a few hundred epochs reach.
+	d := api.DefaultParams()
+	p.BurnPPM, p.EmissionFirstEpoch, p.EmissionTimeConstantEpochs, p.EmissionCap = 100_000, 5*api.USPR, 50, 400*api.USPR
+	p.AuditorSharePPM, p.AvailabilitySharePPM, p.WorkRewardCapPPM, p.RewardProofEpochs = d.AuditorSharePPM, d.AvailabilitySharePPM, 900_000, 2
+	if profile == 1 { // parameters not named here keep their defaults (but rewards: a take of 100% leaves no burn)
+		p = noRewards(api.DefaultParams())
 		p.MinFee, p.TakeRatePPM, p.StakeBase, p.StakePerGPU, p.UnbondingPeriodSec = 0, tx.PPM, 1, 1, 0
 		p.BidWindowBlocks, p.MaxBidWindowBlocks, p.OrderTTLBlocks, p.MaxOrderTTLBlocks, p.StartTimeoutBlocks = 1, 1, 2, 1<<40, 1
 		p.EpochBlocks, p.SlashDowntimePPM, p.JailAfterDownEpochs, p.UnjailCooldownSec = 2, tx.PPM, 1, 0
@@ -1078,13 +1083,14 @@ const (
 	kAttestStorage
 	kBeacon
 	kHoldShards
+	kClaimRewards
 	nKinds
 )
 
 var kindWeights = [nKinds]int{kSend: 4, kRegister: 2, kUpdate: 1, kBond: 2, kUnbond: 2, kOrder: 6, kReplicated: 3,
 	kCluster: 3, kLatency: 2, kCancel: 2, kBid: 9, kWithdrawBid: 3, kAccept: 3, kStarted: 7, kClose: 4, kComplete: 6,
 	kTopUp: 3, kWithdraw: 3, kAttest: 4, kUnjail: 2, kAttestHW: 3, kCommit: 4, kReveal: 4, kExtend: 3, kDelivered: 3, kRestart: 2, kOfferStorage: 2,
-	kStoreObject: 3, kAttestStorage: 3, kBeacon: 2, kHoldShards: 3}
+	kStoreObject: 3, kAttestStorage: 3, kBeacon: 2, kHoldShards: 3, kClaimRewards: 2}
 
 // kindTypes is the message type each kind generates: every type there is (TestAdversarialSequences checks).
 var kindTypes = [nKinds]tx.MsgType{kSend: tx.TypeSend, kRegister: tx.TypeRegisterProvider, kUpdate: tx.TypeUpdateProvider,
@@ -1095,7 +1101,7 @@ var kindTypes = [nKinds]tx.MsgType{kSend: tx.TypeSend, kRegister: tx.TypeRegiste
 	kUnjail: tx.TypeUnjail, kAttestHW: tx.TypeAttestHardware, kCommit: tx.TypeCommitResult, kReveal: tx.TypeRevealResult,
 	kExtend: tx.TypeExtendLease, kDelivered: tx.TypeManifestDelivered, kRestart: tx.TypeAnnounceRestart,
 	kOfferStorage: tx.TypeOfferStorage, kStoreObject: tx.TypeStoreObject, kAttestStorage: tx.TypeAttestStorage,
-	kBeacon: tx.TypeAuditorBeacon, kHoldShards: tx.TypeHoldShards}
+	kBeacon: tx.TypeAuditorBeacon, kHoldShards: tx.TypeHoldShards, kClaimRewards: tx.TypeClaimRewards}
 
 func (r *advRun) kind(label string) int {
 	total := 0
@@ -1170,6 +1176,12 @@ func (r *advRun) signerFor(k int) string {
 	case kUnjail:
 		for _, p := range v.provs {
 			if p.Status == api.ProviderJailed {
+				add(p.Owner)
+			}
+		}
+	case kClaimRewards:
+		for _, p := range v.provs {
+			if p.RewardsOwed > 0 {
 				add(p.Owner)
 			}
 		}
@@ -1722,6 +1734,8 @@ func (r *advRun) msg(k int, who string) tx.Msg {
 		return r.attest()
 	case kUnjail:
 		return &tx.Unjail{}
+	case kClaimRewards:
+		return &tx.ClaimRewards{}
 	case kRestart:
 		return &tx.AnnounceRestart{}
 	case kOfferStorage:

@@ -189,6 +189,8 @@ func (k *modules) dispatch(c *ctx, signer tx.Address, t *tx.Tx, m tx.Msg) error 
 		return k.Trust.Attest(c, signer, m)
 	case *tx.Unjail:
 		return k.Trust.Unjail(c, signer)
+	case *tx.ClaimRewards:
+		return k.Rewards.Claim(c, signer)
 	case *tx.AnnounceRestart:
 		return k.Trust.AnnounceRestart(c, signer)
 	case *tx.AttestHardware:

@@ -170,7 +170,7 @@ func TestGraceThroughTopUp(t *testing.T) {
 // TestCompletionGraceParam: bounded in validation; state written before the param decodes with no grace (its
 // leases were indexed at their ends).
 func TestCompletionGraceParam(t *testing.T) {
-	p := api.DefaultParams()
+	p := noRewards(api.DefaultParams())
 	if p.CompletionGraceSec != 60 || p.Validate() != nil {
 		t.Fatalf("default %d: %v", p.CompletionGraceSec, p.Validate())
 	}
@@ -292,6 +292,7 @@ func TestStorageParamsOnOlderState(t *testing.T) {
 	if err != nil || *got != p {
 		t.Fatalf("round trip: %+v %v", got, err)
 	}
+	p = noRewards(p)
 	p.StorageGiBYearCost, p.StorageDeclinePPM = 0, 0
 	old := schema.EncParams(&p)
 	old = old[:len(old)-2]

@@ -233,9 +233,19 @@ func gpuOrder(maxPrice, deposit, durSec uint64) *tx.CreateOrder {
 		MaxPricePerHour: maxPrice, ManifestHash: sha256.Sum256([]byte("manifest")), Deposit: deposit, DurationSec: durSec}
 }
 
+// testParams are the default rules without rewards (no burn, no emission), so that the exact payments of the
+// market's tests are the market's alone; the rewards' tests (rewards_test.go) and the adversary's first and
+// third profiles turn them on.
 func testParams() api.Params {
-	p := api.DefaultParams()
+	p := noRewards(api.DefaultParams())
 	p.UnbondingPeriodSec = 60
+	return p
+}
+
+// noRewards is p without rewards: nothing burned, nothing minted.
+func noRewards(p api.Params) api.Params {
+	p.BurnPPM, p.EmissionFirstEpoch, p.EmissionTimeConstantEpochs, p.EmissionCap = 0, 0, 0, 0
+	p.AuditorSharePPM, p.AvailabilitySharePPM, p.WorkRewardCapPPM, p.RewardProofEpochs = 0, 0, 0, 0
 	return p
 }
 

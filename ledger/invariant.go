@@ -28,9 +28,15 @@ func CheckInvariants(kv store.KV) error {
 		p := kernel.MustDecode(schema.DecProvider(v))
 		got.Staked += p.Stake
 		got.Unbonding += p.Unbonding
+		got.Rewards += p.RewardsOwed
 		slashed += p.Slashed
 		return true
 	})
+	params := kernel.LoadParams(kv)
+	var minted uint64
+	if b, ok := kv.Get(schema.KeyEmission); ok {
+		minted = kernel.MustDecode(schema.DecEmission(b)).Minted
+	}
 	var unbondEntries uint64
 	kv.Iterate(schema.PUnbond, schema.PrefixEnd(schema.PUnbond), func(k string, v []byte) bool {
 		unbondEntries += schema.UnBE64(string(v))
@@ -86,6 +92,12 @@ func CheckInvariants(kv store.KV) error {
 		return fmt.Errorf("staked: providers hold %d, supply says %d", got.Staked, s.Staked)
 	case got.Unbonding != s.Unbonding || unbondEntries != s.Unbonding:
 		return fmt.Errorf("unbonding: providers %d, entries %d, supply %d", got.Unbonding, unbondEntries, s.Unbonding)
+	case got.Rewards != s.Rewards:
+		return fmt.Errorf("rewards: providers are owed %d, supply says %d", got.Rewards, s.Rewards)
+	case minted != s.Minted:
+		return fmt.Errorf("minted: the emission record says %d, supply says %d", minted, s.Minted)
+	case params.RewardsOn() && minted > params.EmissionCap:
+		return fmt.Errorf("minted %d above params.emission_cap %d", minted, params.EmissionCap)
 	case got.Escrow != s.Escrow:
 		return fmt.Errorf("escrow: orders and leases hold %d, supply says %d", got.Escrow, s.Escrow)
 	case take+pr.Take+slashed-rewarded-pr.Rewarded != s.Pool:

@@ -8,6 +8,7 @@ import (
 	"github.com/sparenet/spare/ledger/market"
 	"github.com/sparenet/spare/ledger/providers"
 	"github.com/sparenet/spare/ledger/retention"
+	"github.com/sparenet/spare/ledger/rewards"
 	"github.com/sparenet/spare/ledger/settle"
 	"github.com/sparenet/spare/ledger/storage"
 	"github.com/sparenet/spare/ledger/trust"
@@ -31,6 +32,7 @@ type modules struct {
 	Trust     *trust.Keeper
 	Retention *retention.Keeper
 	Storage   *storage.Keeper
+	Rewards   *rewards.Keeper
 	hooks     *kernel.Hooks
 }
 
@@ -38,6 +40,7 @@ func newModules() *modules {
 	k := &modules{
 		Bank: &bank.Keeper{}, Providers: &providers.Keeper{}, Market: &market.Keeper{}, Leases: &settle.Keeper{},
 		Runs: &verify.Keeper{}, Clusters: &cluster.Keeper{}, Trust: &trust.Keeper{}, Retention: &retention.Keeper{}, Storage: &storage.Keeper{},
+		Rewards: &rewards.Keeper{},
 	}
 	k.wire()
 	return k
@@ -50,7 +53,7 @@ func (k *modules) wire() {
 	k.Leases.Market, k.Leases.Providers, k.Leases.Runs = k.Market, k.Providers, k.Runs
 	k.Runs.Market, k.Runs.Providers, k.Runs.Leases, k.Runs.Trust = k.Market, k.Providers, k.Leases, k.Trust
 	k.Clusters.Market, k.Clusters.Leases = k.Market, k.Leases
-	k.Trust.Providers, k.Trust.Leases = k.Providers, k.Leases
+	k.Trust.Providers, k.Trust.Leases, k.Trust.Rewards = k.Providers, k.Leases, k.Rewards
 	k.Storage.Slasher = k.Trust
 	k.hooks = &kernel.Hooks{
 		OrderObjectFinal: []func(*kernel.Ctx, uint64){k.Retention.Retire},

@@ -116,6 +116,13 @@ func (k *modules) runQuery(kv store.KV, height int64, path string, data []byte) 
 			return nil, err
 		}
 		return k.list(c, path, lr)
+	case api.QueryEmission:
+		return k.Rewards.EmissionView(c), nil
+	case api.QueryRewards:
+		if err := decodeReq(data, &ar); err != nil {
+			return nil, err
+		}
+		return k.Rewards.RewardsView(c, ar.Address), nil
 	case api.QueryAuditors:
 		auds, _ := k.Trust.Auditors(c)
 		if auds == nil {

@@ -75,11 +75,32 @@ const (
 	EventVerifyRevealOpened       = "verify.reveal_opened"
 	EventVerifyRevealed           = "verify.revealed"
 	EventVerifyRewarded           = "verify.rewarded"
+	// Rewards (docs/economics.md).
+	EventProviderRewarded = "provider.rewarded"          // availability: its share of an epoch's, or why none
+	EventWorkRewarded     = "provider.work_rewarded"     // work: its leases' burns in an epoch and its share, capped
+	EventAuditorRewarded  = "auditor.rewarded"           // an auditor's share of an epoch's
+	EventEpochRewarded    = "epoch.rewarded"             // an epoch's emission, its split and what was minted
+	EventRewardsClaimed   = "rewards.claimed"            // a provider moved what it was owed to its balance
+	EventRewardsForfeited = "provider.rewards_forfeited" // a provider failing proof of GPU loses what it was owed (burned)
 )
 
 // Event attribute keys.
 const (
 	AttrAddSec         = "add_sec"
+	AttrAuditors       = "auditors"
+	AttrAvailability   = "availability"
+	AttrBurned         = "burned"
+	AttrBurns          = "burns"
+	AttrCap            = "cap"
+	AttrEarned         = "earned"
+	AttrEmission       = "emission"
+	AttrMinted         = "minted"
+	AttrOwed           = "owed"
+	AttrUtilisation    = "utilisation_ppm"
+	AttrWeight         = "weight"
+	AttrWeightTotal    = "weight_total"
+	AttrWhy            = "why"
+	AttrWork           = "work"
 	AttrAdded          = "added"
 	AttrAgreeing       = "agreeing"
 	AttrAmount         = "amount"

@@ -57,6 +57,12 @@ type Provider struct {
 	VerifiedHeight   int64             `json:"verified_height,omitempty"`
 	EarnedValue      uint64            `json:"earned_value"` // uspr paid for its completed leases (gross): what its record is weighted by
 	FailedValue      uint64            `json:"failed_value"` // uspr of deposits on the leases it failed
+	// Rewards (docs/economics.md): minted to it and not yet claimed (held in the supply's rewards), minted to it in
+	// all, and the last epoch the tally judged it in with what it found.
+	RewardsOwed   uint64    `json:"rewards_owed,omitempty"`
+	RewardsEarned uint64    `json:"rewards_earned,omitempty"`
+	RewardEpoch   uint64    `json:"reward_epoch,omitempty"`
+	RewardWhy     RewardWhy `json:"reward_why,omitempty"`
 }
 
 // reputationPrior is the value a provider's lease record starts with on each side (completed and failed): the
@@ -191,10 +197,12 @@ type Lease struct {
 	// ManifestDelivered: the tenant showed, with the provider's signed acknowledgement (ManifestDelivered), that
 	// the provider received the manifest; a lease not started by its deadline then counts against the provider.
 	ManifestDelivered bool `json:"manifest_delivered,omitempty"`
+	// Burned is what its payments burned (params.burn_ppm of each): the burns its completion counts as work.
+	Burned uint64 `json:"burned,omitempty"`
 }
 
 // Supply is every component of the token supply. Invariant:
-// Balances + Escrow + Staked + Unbonding + Pool == Genesis + Minted - Burned.
+// Balances + Escrow + Staked + Unbonding + Pool + Rewards == Genesis + Minted - Burned.
 type Supply struct {
 	Genesis   uint64 `json:"genesis"`
 	Minted    uint64 `json:"minted"`
@@ -204,11 +212,12 @@ type Supply struct {
 	Staked    uint64 `json:"staked"`
 	Unbonding uint64 `json:"unbonding"`
 	Pool      uint64 `json:"pool"`
+	Rewards   uint64 `json:"rewards"` // minted to providers and not yet claimed
 }
 
 // Holds reports whether the supply invariant holds.
 func (s Supply) Holds() bool {
-	held := s.Balances + s.Escrow + s.Staked + s.Unbonding + s.Pool
+	held := s.Balances + s.Escrow + s.Staked + s.Unbonding + s.Pool + s.Rewards
 	return held+s.Burned == s.Genesis+s.Minted
 }
 

@@ -101,7 +101,36 @@ type Params struct {
 	// (a chain whose state was written before the Vault): no permanent deals.
 	StorageGiBYearCost uint64 `json:"storage_gib_year_cost"`
 	StorageDeclinePPM  uint64 `json:"storage_decline_ppm"`
+	// Rewards for verified contribution (docs/economics.md). BurnPPM of every lease payment is burned. Each auditor
+	// epoch mints at most its emission — EmissionFirstEpoch uspr in epoch 0, each epoch's 1/EmissionTimeConstant
+	// less than the one before (a smooth exponential: half-life K·ln 2 epochs) — and never more than EmissionCap in
+	// all. AuditorSharePPM of an epoch's emission goes to the auditors who attested it with the majority,
+	// AvailabilitySharePPM (less the network's paid utilisation) to the providers found up whose hardware passed
+	// proof of GPU within RewardProofEpochs epochs, by verified throughput × uptime × stake coverage; the rest to
+	// work: a provider whose completed leases burned b gets its pro-rata share, at most WorkRewardCapPPM·b (< b:
+	// renting to yourself never pays). EmissionFirstEpoch 0 (a chain whose state was written before rewards): no
+	// rewards, and the other emission params are 0.
+	BurnPPM                    uint64 `json:"burn_ppm"`
+	EmissionFirstEpoch         uint64 `json:"emission_first_epoch"`
+	EmissionTimeConstantEpochs uint64 `json:"emission_time_constant_epochs"`
+	EmissionCap                uint64 `json:"emission_cap"`
+	AuditorSharePPM            uint64 `json:"auditor_share_ppm"`
+	AvailabilitySharePPM       uint64 `json:"availability_share_ppm"`
+	WorkRewardCapPPM           uint64 `json:"work_reward_cap_ppm"`
+	RewardProofEpochs          uint64 `json:"reward_proof_epochs"`
 }
+
+// RewardsOn reports whether the chain mints rewards (params.emission_first_epoch > 0).
+func (p *Params) RewardsOn() bool { return p.EmissionFirstEpoch > 0 }
+
+// Bounds of the emission params: the first epoch's emission is at most MaxEmissionFirstEpoch uspr (a billion SPR),
+// so that it fits in nano-uspr (×1000) in 64 bits; the cap and the time constant are bounded so that their
+// product does too.
+const (
+	MaxEmissionFirstEpoch   = 1_000_000_000 * USPR
+	MaxEmissionTimeConstant = 1 << 40
+	MaxRewardProofEpochs    = 1 << 32
+)
 
 // MaxCompletionGraceSec bounds params.completion_grace_sec: escrow stays locked no longer than this after a
 // lease's end.
@@ -142,7 +171,54 @@ func DefaultParams() Params {
 		// endowment pays a provider priced at up to 0.005), falling 0.5% a year: 12 SPR a stored GiB for good.
 		StorageGiBYearCost: 60_000,
 		StorageDeclinePPM:  5_000,
+		// Rewards (docs/economics.md): 5% of every lease payment burned; a 4-year half-life at 30 s epochs (K =
+		// 4·1,051,200/ln 2 epochs) from 16.484 SPR an epoch, under a cap of 100 million SPR (E_0·K ≈ the cap); 5%
+		// to auditors, up to 50% to available capacity, the rest to work, capped at half the burns behind it; a
+		// proof of GPU within a day of 30 s epochs.
+		BurnPPM:                    50_000,
+		EmissionFirstEpoch:         16_484_000,
+		EmissionTimeConstantEpochs: 6_066_245,
+		EmissionCap:                100_000_000 * USPR,
+		AuditorSharePPM:            50_000,
+		AvailabilitySharePPM:       500_000,
+		WorkRewardCapPPM:           500_000,
+		RewardProofEpochs:          2_880,
 	}
+}
+
+// validateRewards checks the emission and reward params: rewards off leaves them all 0; on, the shares fit in
+// the emission, the schedule is bounded by the cap, and no wash trade can profit — a tenant renting its own
+// provider pays the take rate and the burn, β·G, and gets back at most k·β·G in work rewards: k < 1 and β > 0
+// make the trade lose (τ + (1−k)·β)·G whatever the epoch's emission and burns are.
+func (p Params) validateRewards() error {
+	switch {
+	case p.TakeRatePPM+p.BurnPPM > tx.PPM:
+		return fmt.Errorf("params.burn_ppm %d: take_rate_ppm + burn_ppm is at most %d (100%% of a payment)", p.BurnPPM, tx.PPM)
+	case p.EmissionFirstEpoch == 0:
+		if p.EmissionTimeConstantEpochs|p.EmissionCap|p.AuditorSharePPM|p.AvailabilitySharePPM|p.WorkRewardCapPPM|p.RewardProofEpochs != 0 {
+			return fmt.Errorf("params.emission_first_epoch is 0 (no rewards) but other emission params are set: set emission_first_epoch, or set emission_time_constant_epochs, emission_cap, auditor_share_ppm, availability_share_ppm, work_reward_cap_ppm and reward_proof_epochs to 0")
+		}
+		return nil
+	case p.EpochBlocks == 0:
+		return fmt.Errorf("params.emission_first_epoch %d with epoch_blocks 0: rewards are paid per auditor epoch; turn auditing on or set emission_first_epoch to 0", p.EmissionFirstEpoch)
+	case p.EmissionFirstEpoch > MaxEmissionFirstEpoch:
+		return fmt.Errorf("params.emission_first_epoch %d: at most %d uspr (a billion SPR an epoch)", p.EmissionFirstEpoch, uint64(MaxEmissionFirstEpoch))
+	case p.EmissionTimeConstantEpochs == 0 || p.EmissionTimeConstantEpochs > MaxEmissionTimeConstant:
+		return fmt.Errorf("params.emission_time_constant_epochs %d: use 1..%d (each epoch mints 1/K less than the one before; 6066245 is a 4-year half-life at 30 s epochs)", p.EmissionTimeConstantEpochs, uint64(MaxEmissionTimeConstant))
+	case p.EmissionCap < p.EmissionFirstEpoch:
+		return fmt.Errorf("params.emission_cap %d below emission_first_epoch %d: the cap bounds everything ever minted", p.EmissionCap, p.EmissionFirstEpoch)
+	case tx.MulDiv(p.EmissionFirstEpoch, p.EmissionTimeConstantEpochs, 2) > p.EmissionCap:
+		return fmt.Errorf("params.emission_cap %d: the schedule sums to about emission_first_epoch × emission_time_constant_epochs = %d, more than twice the cap: it would stop abruptly at the cap (a halving in disguise); raise the cap or lower the schedule", p.EmissionCap, tx.MulDiv(p.EmissionFirstEpoch, p.EmissionTimeConstantEpochs, 1))
+	case p.AuditorSharePPM+p.AvailabilitySharePPM > tx.PPM:
+		return fmt.Errorf("params.auditor_share_ppm %d + availability_share_ppm %d: at most %d (the rest goes to work)", p.AuditorSharePPM, p.AvailabilitySharePPM, tx.PPM)
+	case p.WorkRewardCapPPM >= tx.PPM:
+		return fmt.Errorf("params.work_reward_cap_ppm %d: below %d, so that a wash trade's work reward k·β·G stays below the burn β·G it paid (renting to yourself must lose)", p.WorkRewardCapPPM, tx.PPM)
+	case p.AuditorSharePPM+p.AvailabilitySharePPM < tx.PPM && (p.BurnPPM == 0 || p.WorkRewardCapPPM == 0):
+		return fmt.Errorf("params.burn_ppm %d, work_reward_cap_ppm %d: the work share (what auditor_share_ppm and availability_share_ppm leave) is paid against burns, capped at work_reward_cap_ppm of them: set both above 0, or give the whole emission to auditors and availability", p.BurnPPM, p.WorkRewardCapPPM)
+	case p.RewardProofEpochs == 0 || p.RewardProofEpochs > MaxRewardProofEpochs:
+		return fmt.Errorf("params.reward_proof_epochs %d: use 1..%d (how recent a provider's passed proof of GPU must be for availability rewards)", p.RewardProofEpochs, uint64(MaxRewardProofEpochs))
+	}
+	return nil
 }
 
 // Validate checks the parameters for sense.
@@ -183,7 +259,7 @@ func (p Params) Validate() error {
 	case p.EpochBlocks == 1:
 		return fmt.Errorf("params.epoch_blocks 1: auditors need at least 2 blocks to probe and attest (0 turns auditing off)")
 	}
-	return nil
+	return p.validateRewards()
 }
 
 // RequiredStake is the minimum bonded stake for a provider declaring gpus GPUs.

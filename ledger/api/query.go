@@ -28,6 +28,8 @@ const (
 	QueryCluster   = "cluster"
 	QueryLatency   = "latency"
 	QuerySimulate  = "simulate" // Data: a signed transaction; runs it on a copy of the mempool's state
+	QueryEmission  = "emission" // the emission schedule, minted and burned (EmissionView)
+	QueryRewards   = "rewards"  // Data: AddressRequest; what it is owed and earned (RewardsView)
 )
 
 // Simulation is what running a transaction would do now, against the mempool's state: the gas it used (a client

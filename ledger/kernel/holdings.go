@@ -43,6 +43,7 @@ const (
 	InStaked
 	InUnbonding
 	InPool
+	InRewards // minted to providers, not yet claimed
 )
 
 func field(s *api.Supply, h Holding) *uint64 {
@@ -55,6 +56,8 @@ func field(s *api.Supply, h Holding) *uint64 {
 		return &s.Unbonding
 	case InPool:
 		return &s.Pool
+	case InRewards:
+		return &s.Rewards
 	}
 	return &s.Balances
 }
@@ -71,6 +74,36 @@ func (c *Ctx) Move(from, to Holding, amount uint64) {
 	}
 	*f -= amount
 	*t += amount
+	c.SetSupply(s)
+}
+
+// Mint creates amount new tokens into holding h (rewards: package rewards, within params.emission_cap).
+func (c *Ctx) Mint(to Holding, amount uint64) {
+	if amount == 0 {
+		return
+	}
+	s := c.Supply()
+	t := field(s, to)
+	if s.Minted+amount < s.Minted || *t+amount < *t {
+		panic("ledger: supply overflow")
+	}
+	s.Minted += amount
+	*t += amount
+	c.SetSupply(s)
+}
+
+// Burn destroys amount tokens of holding h.
+func (c *Ctx) Burn(from Holding, amount uint64) {
+	if amount == 0 {
+		return
+	}
+	s := c.Supply()
+	f := field(s, from)
+	if *f < amount {
+		panic("ledger: supply underflow")
+	}
+	*f -= amount
+	s.Burned += amount
 	c.SetSupply(s)
 }
 

@@ -3,6 +3,7 @@ package schema
 import (
 	"crypto/ed25519"
 	"fmt"
+	"slices"
 
 	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/tx"
@@ -143,6 +144,12 @@ func EncProvider(p *api.Provider) []byte {
 	w.Uvarint(p.EarnedValue)
 	w.Uvarint(p.FailedValue)
 	w.Bounded("max_lease_sec", p.Info.MaxLeaseSec, tx.MaxDurationSec)
+	if p.RewardsOwed|p.RewardsEarned|p.RewardEpoch != 0 || p.RewardWhy != 0 { // a chain without rewards writes none
+		w.Uvarint(p.RewardsOwed)
+		w.Uvarint(p.RewardsEarned)
+		w.Uvarint(p.RewardEpoch)
+		w.Bounded("reward_why", uint64(p.RewardWhy), uint64(api.MaxRewardWhy))
+	}
 	return sealed(w, "provider")
 }
 
@@ -172,6 +179,13 @@ func DecProvider(b []byte) (*api.Provider, error) {
 	}
 	if r.Remaining() > 0 { // written before lease extensions existed: none accepted
 		p.Info.MaxLeaseSec = r.Bounded("max_lease_sec", tx.MaxDurationSec)
+	}
+	if r.Remaining() > 0 { // written before rewards, or never judged with them: all zero
+		p.RewardsOwed, p.RewardsEarned, p.RewardEpoch = r.Uvarint("rewards_owed"), r.Uvarint("rewards_earned"), r.Uvarint("reward_epoch")
+		p.RewardWhy = api.RewardWhy(r.Bounded("reward_why", uint64(api.MaxRewardWhy)))
+		if p.RewardsOwed|p.RewardsEarned|p.RewardEpoch == 0 && p.RewardWhy == 0 {
+			r.Fail("rewards", "all zero: written only when one is set")
+		}
 	}
 	return p, r.Done("provider")
 }
@@ -267,8 +281,11 @@ func EncLease(l *api.Lease) []byte {
 	w.Str("close_reason", l.CloseReason, tx.MaxReasonLen)
 	w.Address(l.ClosedBy)
 	w.Uvarint(l.Held)
-	if l.ManifestDelivered { // written only when set: a lease without it encodes as one written before it existed
-		w.Byte(1)
+	if l.ManifestDelivered || l.Burned > 0 { // written only when set: a lease without it encodes as one written before it existed
+		w.Bool(l.ManifestDelivered)
+	}
+	if l.Burned > 0 { // written only when set (a chain with burn_ppm 0 burns nothing)
+		w.Uvarint(l.Burned)
 	}
 	return sealed(w, "lease")
 }
@@ -298,10 +315,21 @@ func DecLease(b []byte) (*api.Lease, error) {
 		l.Held = r.Uvarint("held")
 	}
 	if r.Remaining() > 0 { // written before delivery proofs existed, or without one: not delivered
-		if r.Byte("manifest_delivered") != 1 {
-			return nil, fmt.Errorf("lease: manifest_delivered is written only as 1")
+		switch r.Byte("manifest_delivered") {
+		case 1:
+			l.ManifestDelivered = true
+		case 0:
+			if r.Remaining() == 0 {
+				return nil, fmt.Errorf("lease: manifest_delivered is written as 0 only before burned")
+			}
+		default:
+			return nil, fmt.Errorf("lease: manifest_delivered is 0 or 1")
 		}
-		l.ManifestDelivered = true
+	}
+	if r.Remaining() > 0 { // written before the burn, or with nothing burned
+		if l.Burned = r.Uvarint("burned"); l.Burned == 0 {
+			return nil, fmt.Errorf("lease: burned is written only when above 0")
+		}
 	}
 	return l, r.Done("lease")
 }
@@ -311,6 +339,9 @@ func EncSupply(s *api.Supply) []byte {
 	for _, v := range []uint64{s.Genesis, s.Minted, s.Burned, s.Balances, s.Escrow, s.Staked, s.Unbonding, s.Pool} {
 		w.Uvarint(v)
 	}
+	if s.Rewards > 0 { // a chain without rewards writes none
+		w.Uvarint(s.Rewards)
+	}
 	return sealed(w, "supply")
 }
 
@@ -319,6 +350,11 @@ func DecSupply(b []byte) (*api.Supply, error) {
 	s := &api.Supply{}
 	for _, p := range []*uint64{&s.Genesis, &s.Minted, &s.Burned, &s.Balances, &s.Escrow, &s.Staked, &s.Unbonding, &s.Pool} {
 		*p = r.Uvarint("supply")
+	}
+	if r.Remaining() > 0 {
+		if s.Rewards = r.Uvarint("supply rewards"); s.Rewards == 0 {
+			r.Fail("supply rewards", "0: written only when above 0")
+		}
 	}
 	return s, r.Done("supply")
 }
@@ -345,6 +381,11 @@ func EncParams(p *api.Params) []byte {
 		p.MaxBidsPerOrder, p.RevealBlocks, p.MinGasPrice, p.RetentionBlocks, p.CompletionGraceSec,
 		p.StorageGiBYearCost, p.StorageDeclinePPM} {
 		w.Uvarint(v)
+	}
+	if rw := rewardParams(p); slices.ContainsFunc(rw, func(v *uint64) bool { return *v != 0 }) { // a chain without rewards writes none
+		for _, v := range rw {
+			w.Uvarint(*v)
+		}
 	}
 	return sealed(w, "params")
 }
@@ -387,7 +428,22 @@ func DecParams(b []byte) (*api.Params, error) {
 	if r.Remaining() > 0 { // state written before the Vault: no permanent deals
 		p.StorageGiBYearCost, p.StorageDeclinePPM = r.Uvarint("params"), r.Uvarint("params")
 	}
+	if r.Remaining() > 0 { // state written before rewards: none
+		rw := rewardParams(p)
+		for _, f := range rw {
+			*f = r.Uvarint("params")
+		}
+		if !slices.ContainsFunc(rw, func(v *uint64) bool { return *v != 0 }) {
+			r.Fail("params", "reward params all 0: written only when one is set")
+		}
+	}
 	return p, r.Done("params")
+}
+
+// rewardParams are the params of rewards, in their stored order.
+func rewardParams(p *api.Params) []*uint64 {
+	return []*uint64{&p.BurnPPM, &p.EmissionFirstEpoch, &p.EmissionTimeConstantEpochs, &p.EmissionCap,
+		&p.AuditorSharePPM, &p.AvailabilitySharePPM, &p.WorkRewardCapPPM, &p.RewardProofEpochs}
 }
 
 func EncPruned(p *api.Pruned) []byte {
@@ -420,10 +476,15 @@ func DecAuditor(addr tx.Address, b []byte) (*api.Auditor, error) {
 	return &api.Auditor{Address: addr, Weight: UnBE64(string(b[:8])), Host: string(b[8:])}, nil
 }
 
-// AuditSet is an epoch's audit set and the time of its first block.
+// AuditSet is an epoch's audit set and the time of its first block. With rewards on it also fixes, at that
+// block, each provider's availability weight and why (api.AvailabilityWeight), and the GPUs of the whole set
+// (the denominator of the network's utilisation).
 type AuditSet struct {
 	StartMs   uint64
 	Providers []tx.Address
+	Weights   []uint64        // nil: rewards off
+	Whys      []api.RewardWhy // one per provider with Weights
+	GPUs      uint64
 }
 
 // MaxAuditSet bounds an audit set: one bit per provider in an auditor's bitmap (tx.MaxBitmapBytes).
@@ -436,6 +497,16 @@ func EncAuditSet(s AuditSet) []byte {
 	for _, a := range s.Providers {
 		w.Address(a)
 	}
+	if s.Weights != nil {
+		if len(s.Weights) != len(s.Providers) || len(s.Whys) != len(s.Providers) {
+			w.Fail("weights", "%d weights and %d reasons for %d providers", len(s.Weights), len(s.Whys), len(s.Providers))
+		}
+		w.Uvarint(s.GPUs)
+		for i := range s.Weights {
+			w.Bounded("weight", s.Weights[i], api.MaxAvailabilityWeight)
+			w.Bounded("why", uint64(s.Whys[i]), uint64(api.MaxRewardWhy))
+		}
+	}
 	return sealed(w, "audit set")
 }
 
@@ -446,6 +517,14 @@ func DecAuditSet(b []byte) (AuditSet, error) {
 	s.Providers = make([]tx.Address, 0, n)
 	for range n {
 		s.Providers = append(s.Providers, r.Address("provider"))
+	}
+	if r.Remaining() > 0 { // rewards on
+		s.GPUs = r.Uvarint("gpus")
+		s.Weights, s.Whys = make([]uint64, n), make([]api.RewardWhy, n)
+		for i := range n {
+			s.Weights[i] = r.Bounded("weight", api.MaxAvailabilityWeight)
+			s.Whys[i] = api.RewardWhy(r.Bounded("why", uint64(api.MaxRewardWhy)))
+		}
 	}
 	return s, r.Done("audit set")
 }

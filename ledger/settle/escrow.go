@@ -92,6 +92,13 @@ func (k *Keeper) LeaseStarted(c *kernel.Ctx, signer tx.Address, m *tx.LeaseStart
 		return tx.Errorf(tx.CodeBadLeaseState, "lease %d had to start by block %d: it is being refunded", l.ID, l.StartDeadline)
 	}
 	c.KV.Delete(schema.PairKey(schema.PLeaseStartDL, uint64(l.StartDeadline), l.ID))
+	if c.Params.RewardsOn() { // the network's paid utilisation (rewards only)
+		o, err := c.Order(l.OrderID)
+		if err != nil {
+			return err
+		}
+		c.LeaseGPUs(o, true)
+	}
 	l.State = api.LeaseActive
 	l.StartedMs = c.TimeMs
 	c.SetLease(l)
@@ -110,13 +117,24 @@ func (k *Keeper) Settle(c *kernel.Ctx, l *api.Lease, t uint64) error {
 	gross := earned - l.Paid
 	takeTotal := TakeOf(earned, c.Params.TakeRatePPM)
 	take := takeTotal - l.Take
-	l.Paid, l.Take = earned, takeTotal
+	// The burn (params.burn_ppm), counted over the whole lease like the take; two roundings in one small payment
+	// could ask a uspr more than the payment leaves: the burn then waits for the next.
+	var burn uint64
+	if want := TakeOf(earned, c.Params.BurnPPM); want > l.Burned {
+		burn = min(want-l.Burned, gross-take)
+	}
+	l.Paid, l.Take, l.Burned = earned, takeTotal, l.Burned+burn
 	c.Move(kernel.InEscrow, kernel.InPool, take)
-	if err := c.Credit(l.Provider, gross-take, kernel.InEscrow); err != nil {
+	c.Burn(kernel.InEscrow, burn)
+	if err := c.Credit(l.Provider, gross-take-burn, kernel.InEscrow); err != nil {
 		return err
 	}
-	c.Emit(api.EventLeasePaid, api.AttrLeaseID, l.ID, api.AttrProvider, l.Provider, api.AttrAmount, gross-take,
-		api.AttrTake, take, api.AttrPaidTotal, l.Paid)
+	kv := []any{api.AttrLeaseID, l.ID, api.AttrProvider, l.Provider, api.AttrAmount, gross - take - burn,
+		api.AttrTake, take, api.AttrPaidTotal, l.Paid}
+	if burn > 0 {
+		kv = append(kv, api.AttrBurned, burn)
+	}
+	c.Emit(api.EventLeasePaid, kv...)
 	return nil
 }
 
@@ -139,6 +157,7 @@ func (k *Keeper) EndRun(c *kernel.Ctx, l *api.Lease, t uint64, state api.LeaseSt
 		c.KV.Delete(schema.PairKey(schema.PLeaseStartDL, uint64(l.StartDeadline), l.ID))
 	case api.LeaseActive:
 		k.unindexEnd(c, l)
+		c.LeaseGPUs(o, false)
 		if !unpaid && (state != api.LeaseCompleted || !grouped) {
 			if err := k.Settle(c, l, t); err != nil {
 				return err
@@ -233,7 +252,11 @@ func (k *Keeper) CompleteLease(c *kernel.Ctx, signer tx.Address, m *tx.CompleteL
 	c.SetProvider(p)
 	c.KV.Set(schema.IDKey(schema.PReceipt, l.ID), schema.EncReceipt(&rc))
 	c.Emit(api.EventLeaseCompleted, api.CompletedAttrs(&rc, api.AttrLeaseID, l.ID, api.AttrProvider, signer, api.AttrExitCode, rc.ExitCode, api.AttrInGrace, fmt.Sprint(k.inGrace(c, l)))...)
-	return k.EndLease(c, l, c.TimeMs, api.LeaseCompleted, signer, "completed")
+	if err := k.EndLease(c, l, c.TimeMs, api.LeaseCompleted, signer, "completed"); err != nil {
+		return err
+	}
+	c.RecordWork(l.Provider, l.Burned) // its burns count toward the provider's work rewards (paid leases only)
+	return nil
 }
 
 // CheckReceipt checks a receipt for a lease of order o signed by its provider: this network's, for the order's

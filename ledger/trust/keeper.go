@@ -3,6 +3,7 @@ package trust
 import (
 	"github.com/sparenet/spare/ledger/api"
 	"github.com/sparenet/spare/ledger/kernel"
+	"github.com/sparenet/spare/ledger/schema"
 	"github.com/sparenet/spare/ledger/tx"
 )
 
@@ -11,6 +12,15 @@ import (
 type Keeper struct {
 	Providers Providers
 	Leases    Leases
+	Rewards   Rewards
+}
+
+// Rewards is what the trust module calls of the rewards module: an epoch's pots before its tally's pass, the
+// work and auditor rewards after it, and the forfeit of a provider failing proof of GPU.
+type Rewards interface {
+	Pots(c *kernel.Ctx, e uint64, set *schema.AuditSet) api.RewardPots
+	Finish(c *kernel.Ctx, pots *api.RewardPots, votes []api.AuditorVote, decided, totalWeight uint64)
+	Forfeit(c *kernel.Ctx, p *api.Provider, e uint64)
 }
 
 // Providers is what the trust module calls of the providers module.

@@ -97,11 +97,19 @@ func (k *Keeper) EpochWork(c *kernel.Ctx) {
 			// Sybil recycling one stake into many registrations) is not audited.
 			if p := kernel.MustDecode(schema.DecProvider(v)); p.Status != api.ProviderJailed && 2*p.Stake >= c.Params.RequiredStake(p.Info.Hardware.GPUCount()) {
 				set.Providers = append(set.Providers, p.Owner)
+				if c.Params.RewardsOn() { // its availability weight is fixed now, for the epoch's tally
+					w, why := api.AvailabilityWeight(p, c.Params, c.Height)
+					set.Weights, set.Whys = append(set.Weights, w), append(set.Whys, why)
+					set.GPUs += p.Info.Hardware.GPUCount()
+				}
 			}
 			// An auditor's bitmap has a bit for at most maxAuditSet providers (half a million): beyond that the
 			// set would need splitting across epochs, which no network this size is near.
 			return len(set.Providers) < schema.MaxAuditSet
 		})
+		if c.Params.RewardsOn() && set.Weights == nil {
+			set.Weights, set.Whys = []uint64{}, []api.RewardWhy{} // an empty set still records that rewards are on
+		}
 		c.KV.Set(schema.IDKey(schema.PEpochSet, e), schema.EncAuditSet(set))
 		c.Emit(api.EventEpochStarted, api.AttrEpoch, e, api.AttrProviders, len(set.Providers), api.AttrHeight, c.Height)
 	}
@@ -175,6 +183,13 @@ func (k *Keeper) tally(c *kernel.Ctx, e uint64) {
 	for _, a := range atts {
 		spoke += a.weight
 	}
+	// Rewards (an audit set made with them on): the epoch's pots, and each auditor's agreement with the verdicts.
+	var pots *api.RewardPots
+	var agreed []uint64
+	if c.Params.RewardsOn() && es.Weights != nil {
+		p := k.Rewards.Pots(c, e, &es)
+		pots, agreed = &p, make([]uint64, len(atts))
+	}
 	var ups, downs, excused int
 	for i, addr := range set {
 		var upW uint64
@@ -184,18 +199,27 @@ func (k *Keeper) tally(c *kernel.Ctx, e uint64) {
 			}
 		}
 		downW := spoke - upW
+		isUp := 3*upW >= 2*total && total > 0
+		isDown := !isUp && 3*downW >= 2*total && total > 0
+		if pots != nil && (isUp || isDown) {
+			for j, a := range atts {
+				if (a.up[i/8]&(1<<(i%8)) != 0) == isUp {
+					agreed[j]++
+				}
+			}
+		}
 		switch {
-		case 3*upW >= 2*total && total > 0:
+		case isUp:
 			ups++
-			k.providerUp(c, addr)
-		case 3*downW >= 2*total && total > 0:
+			k.providerUp(c, addr, e, pots, &es, i)
+		case isDown:
 			if at, ok := k.restartExcuses(c, addr, e); ok {
 				excused++
 				c.Emit(api.EventProviderDownExcused, api.AttrProvider, addr, api.AttrEpoch, e, api.AttrAnnouncedEpoch, at)
 				continue
 			}
 			downs++
-			k.providerDown(c, addr, e, es.StartMs)
+			k.providerDown(c, addr, e, es.StartMs, pots != nil)
 		}
 	}
 	for _, a := range atts {
@@ -204,27 +228,55 @@ func (k *Keeper) tally(c *kernel.Ctx, e uint64) {
 	c.KV.Delete(schema.IDKey(schema.PEpochSet, e))
 	k.tallyHardware(c, e, weights, total)
 	c.Emit(api.EventEpochTallied, api.AttrEpoch, e, api.AttrProviders, len(set), api.AttrUp, ups, api.AttrDown, downs, api.AttrExcused, excused, api.AttrAuditorWeight, spoke, api.AttrTotalWeight, total)
+	if pots != nil {
+		votes := make([]api.AuditorVote, len(atts))
+		for j, a := range atts {
+			copy(votes[j].Address[:], a.key[len(prefix):])
+			votes[j].Weight, votes[j].Agreed = a.weight, agreed[j]
+		}
+		k.Rewards.Finish(c, pots, votes, uint64(ups+downs+excused), total)
+	}
 }
 
-func (k *Keeper) providerUp(c *kernel.Ctx, a tx.Address) {
+// providerUp records an up epoch and, with rewards on (pots), credits the provider's availability reward: its
+// weight, fixed in the audit set, of the epoch's availability pot — nothing when jailed since.
+func (k *Keeper) providerUp(c *kernel.Ctx, a tx.Address, e uint64, pots *api.RewardPots, es *schema.AuditSet, i int) {
 	p, ok := c.Provider(a)
 	if !ok {
 		return
 	}
 	p.EpochsUp++
 	p.DownStreak = 0
+	if pots != nil {
+		w, why := es.Weights[i], es.Whys[i]
+		var r uint64
+		if p.Status == api.ProviderJailed {
+			w, why = 0, api.RewardJailed
+		}
+		if w > 0 && pots.WeightTotal > 0 {
+			r = tx.MulDiv(pots.Availability, w, pots.WeightTotal)
+		}
+		c.Accrue(p, r)
+		pots.PaidAvailability += r
+		p.RewardEpoch, p.RewardWhy = e, why
+		c.Emit(api.EventProviderRewarded, api.AttrProvider, a, api.AttrEpoch, e, api.AttrAvailability, r, api.AttrWeight, w, api.AttrWhy, why)
+	}
 	c.SetProvider(p)
 }
 
 // providerDown records a down epoch: leases held are closed, billed only up to the epoch's start and the rest
 // refunded; stake is slashed; a long streak jails.
-func (k *Keeper) providerDown(c *kernel.Ctx, a tx.Address, e, epochStartMs uint64) {
+func (k *Keeper) providerDown(c *kernel.Ctx, a tx.Address, e, epochStartMs uint64, rewards bool) {
 	p, ok := c.Provider(a)
 	if !ok {
 		return
 	}
 	p.EpochsDown++
 	p.DownStreak++
+	if rewards { // it earns no availability reward for the epoch
+		p.RewardEpoch, p.RewardWhy = e, api.RewardNotUp
+		c.Emit(api.EventProviderRewarded, api.AttrProvider, a, api.AttrEpoch, e, api.AttrAvailability, uint64(0), api.AttrWeight, uint64(0), api.AttrWhy, api.RewardNotUp)
+	}
 	c.SetProvider(p)
 	c.Emit(api.EventProviderDown, api.AttrProvider, a, api.AttrEpoch, e, api.AttrDownStreak, p.DownStreak)
 	var held []uint64
@@ -442,6 +494,9 @@ func (k *Keeper) proofFailed(c *kernel.Ctx, a tx.Address, e uint64, class string
 		return
 	}
 	p.Verified, p.VerifiedClass, p.VerifiedOps = false, "", 0
+	if k.Rewards != nil {
+		k.Rewards.Forfeit(c, p, e) // fake hardware loses what it was owed, this epoch's availability reward included
+	}
 	c.SetProvider(p)
 	c.Emit(api.EventProviderProofFailed, api.AttrProvider, a, api.AttrEpoch, e, api.AttrClass, class)
 	k.slash(c, a, c.Params.SlashProofPPM, fmt.Sprintf("failed proof of GPU as %s in epoch %d", class, e))

@@ -40,6 +40,7 @@ func sampleMsgs() []Msg {
 		&Withdraw{ID: 3},
 		&Attest{Epoch: 4, Up: []byte{0xa5, 0x01}},
 		&Unjail{},
+		&ClaimRewards{},
 		&AttestHardware{Epoch: 4, Provider: a, Passed: true, Class: "h100-pcie", OpsPerSec: 1 << 50, Transcript: h},
 		&CreateReplicatedOrder{CreateOrder: CreateOrder{Resources: Resources{GPUCount: 1, CPUMilli: 1000}, MaxPricePerHour: 9,
 			ManifestHash: h, Deposit: 10, DurationSec: 60}, Replicas: 3},

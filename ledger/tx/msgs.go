@@ -40,6 +40,7 @@ const (
 	TypeAttestStorage     MsgType = 29
 	TypeAuditorBeacon     MsgType = 30
 	TypeHoldShards        MsgType = 31
+	TypeClaimRewards      MsgType = 32
 )
 
 var msgNames = map[MsgType]string{
@@ -54,6 +55,7 @@ var msgNames = map[MsgType]string{
 	TypeManifestDelivered: "manifest_delivered", TypeAnnounceRestart: "announce_restart",
 	TypeOfferStorage: "offer_storage", TypeStoreObject: "store_object",
 	TypeAttestStorage: "attest_storage", TypeAuditorBeacon: "auditor_beacon", TypeHoldShards: "hold_shards",
+	TypeClaimRewards: "claim_rewards",
 }
 
 func (t MsgType) String() string {
@@ -163,6 +165,8 @@ func newMsg(t MsgType) Msg {
 		return &AttestStorage{}
 	case TypeAuditorBeacon:
 		return &AuditorBeacon{}
+	case TypeClaimRewards:
+		return &ClaimRewards{}
 	case TypeHoldShards:
 		return &HoldShards{}
 	}
@@ -799,6 +803,14 @@ func (m *Attest) ValidateBasic() error {
 }
 func (m *Attest) encode(w *Writer) { w.Uvarint(m.Epoch); w.BlobMax("up", m.Up, MaxBitmapBytes) }
 func (m *Attest) decode(r *Reader) { m.Epoch = r.Uvarint("epoch"); m.Up = r.Blob("up", MaxBitmapBytes) }
+
+// ClaimRewards moves the rewards the signing provider is owed (docs/economics.md) to its balance.
+type ClaimRewards struct{}
+
+func (*ClaimRewards) Type() MsgType        { return TypeClaimRewards }
+func (*ClaimRewards) ValidateBasic() error { return nil }
+func (*ClaimRewards) encode(*Writer)       {}
+func (*ClaimRewards) decode(*Reader)       {}
 
 // Unjail returns a jailed provider to service once its cooldown has passed.
 type Unjail struct{}

@@ -370,6 +370,7 @@ func (k *Keeper) release(c *kernel.Ctx, l *api.Lease) error {
 		p.EarnedValue = tx.SatAdd(p.EarnedValue, l.Paid)
 		c.SetProvider(p)
 	}
+	c.RecordWork(l.Provider, l.Burned) // and its burns as work
 	return nil
 }
 
