@@ -138,8 +138,9 @@ func TestMarketLifecycleOnNode(t *testing.T) {
 	wdMs := blockTimeMs(t, ctx, c, wd.Height)
 	earned := 1800 * spr * (wdMs - startedMs) / 3_600_000
 	take := earned * params.TakeRatePPM / tx.PPM
+	burn := earned * params.BurnPPM / tx.PPM // burned (docs/economics.md)
 	bal1, _ := c.Account(ctx, n.Keys["p2"].Address())
-	if got, want := bal1.Balance, bal0.Balance-params.MinFee+earned-take; got != want {
+	if got, want := bal1.Balance, bal0.Balance-params.MinFee+earned-take-burn; got != want {
 		t.Fatalf("provider balance after withdraw %d, want %d (earned %d over %d ms)", got, want, earned, wdMs-startedMs)
 	}
 	rc := tx.Receipt{ChainID: "spare-test", LeaseID: leaseID, ManifestHash: manifest, StartMs: startedMs, EndMs: wdMs, OutputRoot: sha256.Sum256(nil)}
@@ -152,7 +153,7 @@ func TestMarketLifecycleOnNode(t *testing.T) {
 	endMs := blockTimeMs(t, ctx, c, done.Height)
 	paid := 1800 * spr * (endMs - startedMs) / 3_600_000
 	l, _ = c.Lease(ctx, leaseID)
-	if l.State != api.LeaseCompleted || l.Paid != paid || l.Refunded != 10*spr-paid || l.Receipt == nil {
+	if l.State != api.LeaseCompleted || l.Paid != paid || l.Refunded != 10*spr-paid || l.Receipt == nil || l.Burned != paid*params.BurnPPM/tx.PPM {
 		t.Fatalf("completed lease %+v, want paid %d", l, paid)
 	}
 	tbal1, _ := c.Account(ctx, n.Keys["tenant"].Address())

@@ -18,7 +18,7 @@ import (
 // Reported: milliseconds for each of those blocks and the size of one attestation transaction.
 func BenchmarkLivenessEpoch(b *testing.B) {
 	const providers, auditors = 10_000, 4
-	c, auds := livenessChain(b, providers, auditors)
+	c, auds := livenessChain(b, providers, auditors, false)
 	var start, attest, tally time.Duration
 	var txBytes int
 	b.ResetTimer()
@@ -54,9 +54,14 @@ func BenchmarkLivenessEpoch(b *testing.B) {
 // livenessChain is the chain BenchmarkLivenessEpoch measures: epochs of 3 blocks, auditors a0, a1, … of weight 1
 // and providers bonded providers at their required stake, written through the state directly (setup, not
 // measured), committed up to the last block of an epoch.
-func livenessChain(b *testing.B, providers, auditors int) (*chain, map[string]uint64) {
+func livenessChain(b *testing.B, providers, auditors int, rewards bool) (*chain, map[string]uint64) {
 	params := testParams()
 	params.EpochBlocks = 3
+	if rewards { // the default schedule; every provider verified (an H100's 2,000 TOPS) at the chain's start
+		d := api.DefaultParams()
+		params.BurnPPM, params.EmissionFirstEpoch, params.EmissionTimeConstantEpochs, params.EmissionCap = d.BurnPPM, d.EmissionFirstEpoch, d.EmissionTimeConstantEpochs, d.EmissionCap
+		params.AuditorSharePPM, params.AvailabilitySharePPM, params.WorkRewardCapPPM, params.RewardProofEpochs = d.AuditorSharePPM, d.AvailabilitySharePPM, d.WorkRewardCapPPM, d.RewardProofEpochs
+	}
 	auds := map[string]uint64{}
 	funded := map[string]uint64{}
 	for i := range auditors {
@@ -75,6 +80,9 @@ func livenessChain(b *testing.B, providers, auditors int) (*chain, map[string]ui
 		k := newKey(fmt.Sprintf("prov-%d", i))
 		p := &api.Provider{Owner: k.addr, PubKey: k.priv.Public().(ed25519.PublicKey), Status: api.ProviderActive, Stake: params.RequiredStake(8),
 			Info: tx.ProviderInfo{HostURI: "https://p.example.net:8443", CertFingerprint: sha256.Sum256([]byte{byte(i)}), Region: "eu", Hardware: hw}}
+		if rewards {
+			p.Verified, p.VerifiedClass, p.VerifiedOps, p.VerifiedHeight = true, "h100-sxm", 2_000_000_000_000_000, x.Height
+		}
 		x.SetProvider(p)
 		sup.Genesis += p.Stake
 		sup.Staked += p.Stake
@@ -108,4 +116,45 @@ func livenessAttests(b testing.TB, c *chain, auds map[string]uint64, e uint64, p
 		txs = append(txs, raw)
 	}
 	return txs, size
+}
+
+// BenchmarkRewardsEpoch measures what rewards add to the liveness tally (issue 17's target: at most 1.2x): the
+// same 10,000 providers and 4 auditors as BenchmarkLivenessEpoch, every provider up and verified, the epoch's
+// tally block with rewards off and on in the same run (-count alternates them). With rewards on the tally also
+// computes the epoch's pots, credits each provider's availability reward in the record it already writes (with
+// an event each), pays the auditors and writes the emission record; the audit-set block computes each weight.
+func BenchmarkRewardsEpoch(b *testing.B) {
+	const providers, auditors = 10_000, 4
+	for _, on := range []bool{false, true} {
+		b.Run(fmt.Sprintf("rewards=%v", on), func(b *testing.B) {
+			c, auds := livenessChain(b, providers, auditors, on)
+			var start, tally time.Duration
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				t0 := time.Now()
+				c.block(time.Second)
+				start += time.Since(t0)
+				v := c.epoch(nil)
+				txs, _ := livenessAttests(b, c, auds, v.Epoch, providers)
+				c.block(time.Second, txs...)
+				t0 = time.Now()
+				res := c.block(time.Second)
+				tally += time.Since(t0)
+				if on && i > 0 {
+					n := 0
+					for _, e := range res.Events {
+						if e.Type == api.EventProviderRewarded {
+							n++
+						}
+					}
+					if n != providers {
+						b.Fatalf("%d providers rewarded in the tally, want %d", n, providers)
+					}
+				}
+			}
+			n := float64(b.N)
+			b.ReportMetric(float64(start.Microseconds())/1000/n, "ms/start-block")
+			b.ReportMetric(float64(tally.Microseconds())/1000/n, "ms/tally-block")
+		})
+	}
 }

@@ -54,7 +54,7 @@ func newQueryCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "query",
 		Aliases: []string{"q"},
-		Short:   "Read the ledger: accounts, providers, orders, bids, leases, receipts, verifications, clusters, round trips, params, supply, Vault epochs and providers",
+		Short:   "Read the ledger: accounts, providers, orders, bids, leases, receipts, verifications, clusters, round trips, params, supply, emission, Vault epochs and providers",
 	}
 	byID := func(name, what string, get func(c *client.Client, cmd *cobra.Command, id uint64) (any, error)) *cobra.Command {
 		return &cobra.Command{
@@ -101,6 +101,7 @@ func newQueryCmd(g *globals) *cobra.Command {
 		}
 	}
 	cmd.AddCommand(
+		newEmissionCmd(g),
 		byID("order", "order", func(c *client.Client, cmd *cobra.Command, id uint64) (any, error) { return c.Order(cmd.Context(), id) }),
 		byID("bid", "bid", func(c *client.Client, cmd *cobra.Command, id uint64) (any, error) { return c.Bid(cmd.Context(), id) }),
 		byID("lease", "lease", func(c *client.Client, cmd *cobra.Command, id uint64) (any, error) { return c.Lease(cmd.Context(), id) }),
@@ -261,7 +262,7 @@ func newSupplyCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r := supplyReport{Supply: s, Height: st.Height, Held: s.Balances + s.Escrow + s.Staked + s.Unbonding + s.Pool,
+			r := supplyReport{Supply: s, Height: st.Height, Held: s.Balances + s.Escrow + s.Staked + s.Unbonding + s.Pool + s.Rewards,
 				Issued: s.Genesis + s.Minted - s.Burned, Holds: s.Holds()}
 			return g.print(r, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -269,7 +270,7 @@ func newSupplyCmd(g *globals) *cobra.Command {
 					k string
 					v uint64
 				}{{"balances", s.Balances}, {"escrow", s.Escrow}, {"staked", s.Staked}, {"unbonding", s.Unbonding},
-					{"pool", s.Pool}, {"= held", r.Held}, {"genesis", s.Genesis}, {"minted", s.Minted}, {"burned", s.Burned}, {"= issued", r.Issued}} {
+					{"pool", s.Pool}, {"rewards", s.Rewards}, {"= held", r.Held}, {"genesis", s.Genesis}, {"minted", s.Minted}, {"burned", s.Burned}, {"= issued", r.Issued}} {
 					fmt.Fprintf(tw, "%s\t%d uspr\t%s\n", row.k, row.v, client.FormatAmount(row.v))
 				}
 				tw.Flush()

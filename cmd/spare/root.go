@@ -141,7 +141,7 @@ transaction's fee and asks before sending it: --yes sends without asking. Every 
 	f.Uint64Var(&g.gasPrice, "gas-prices", 0, "gas price offered, in uspr per million gas (default: the chain's floor, params.min_gas_price; a node may ask more)")
 	f.BoolVar(&g.yes, "yes", false, "send transactions without showing their fee and asking first (asked only on a terminal, with -o text)")
 	root.AddCommand(newInitCmd(g), newNodeCmd(g), newTestnetCmd(g), newKeysCmd(g), newBalanceCmd(g), newSendCmd(g), newQueryCmd(g), newProviderCmd(g), newDevCmd(g), newExplorerCmd(g), newVerifyCmd(g), newAuditorCmd(g), newProofCmd(g),
-		newLeasesCmd(g), newStatusCmd(g), newLogsCmd(g), newCloseCmd(g), newTopUpCmd(g), newExtendCmd(g), newOutputsCmd(g), newOffersCmd(g), newDeployCmd(g), newAttachCmd(g), newCancelCmd(g), newJobspecCmd(g), newVersionCmd(g), newStoreCmd(g))
+		newLeasesCmd(g), newStatusCmd(g), newLogsCmd(g), newCloseCmd(g), newTopUpCmd(g), newExtendCmd(g), newOutputsCmd(g), newOffersCmd(g), newDeployCmd(g), newAttachCmd(g), newCancelCmd(g), newJobspecCmd(g), newVersionCmd(g), newStoreCmd(g), newRewardsCmd(g))
 	return root
 }
 
