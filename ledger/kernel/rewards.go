@@ -44,6 +44,12 @@ func (c *Ctx) Accrue(p *api.Provider, amount uint64) {
 		return
 	}
 	c.Mint(InRewards, amount)
+	Owe(p, amount)
+}
+
+// Owe counts amount in a provider's unclaimed and earned rewards without minting it: the caller mints the sum of
+// a pass's amounts once (the liveness tally credits thousands of providers; one supply write, not thousands).
+func Owe(p *api.Provider, amount uint64) {
 	p.RewardsOwed = tx.SatAdd(p.RewardsOwed, amount) // cannot saturate: bounded by the supply
 	p.RewardsEarned = tx.SatAdd(p.RewardsEarned, amount)
 }

@@ -222,6 +222,9 @@ func (k *Keeper) tally(c *kernel.Ctx, e uint64) {
 			k.providerDown(c, addr, e, es.StartMs, pots != nil)
 		}
 	}
+	if pots != nil {
+		c.Mint(kernel.InRewards, pots.PaidAvailability) // what providerUp owed the providers it credited
+	}
 	for _, a := range atts {
 		c.KV.Delete(a.key)
 	}
@@ -256,7 +259,7 @@ func (k *Keeper) providerUp(c *kernel.Ctx, a tx.Address, e uint64, pots *api.Rew
 		if w > 0 && pots.WeightTotal > 0 {
 			r = tx.MulDiv(pots.Availability, w, pots.WeightTotal)
 		}
-		c.Accrue(p, r)
+		kernel.Owe(p, r) // minted once for the whole pass, after it
 		pots.PaidAvailability += r
 		p.RewardEpoch, p.RewardWhy = e, why
 		c.Emit(api.EventProviderRewarded, api.AttrProvider, a, api.AttrEpoch, e, api.AttrAvailability, r, api.AttrWeight, w, api.AttrWhy, why)

@@ -31,11 +31,34 @@ func (a Address) IsZero() bool { return a == Address{} }
 
 // String renders a as bech32 with the "spare" prefix.
 func (a Address) String() string {
-	s, err := bech32Encode(HRP, a[:])
-	if err != nil {
-		panic(err) // cannot happen: fixed-length input
+	// bech32Encode(HRP, a[:]) without its allocations: 160 bits are 32 groups of 5, no padding, and the
+	// checksum's state after the HRP is the same for every address. Events name an address each (the liveness
+	// tally's rewards name every provider found up): TestAddressStringIsBech32 checks it against the general code.
+	var out [len(HRP) + 1 + 32 + 6]byte
+	copy(out[:], HRP)
+	out[len(HRP)] = '1'
+	n, chk := len(HRP)+1, hrpPolymod
+	var acc uint32
+	bits := 0
+	for _, b := range a {
+		acc = acc<<8 | uint32(b)
+		bits += 8
+		for bits >= 5 {
+			bits -= 5
+			v := byte(acc>>uint(bits)) & 31
+			chk = polymodStep(chk, v)
+			out[n] = bech32Charset[v]
+			n++
+		}
 	}
-	return s
+	for range 6 {
+		chk = polymodStep(chk, 0)
+	}
+	chk ^= 1
+	for i := range 6 {
+		out[n+i] = bech32Charset[(chk>>uint(5*(5-i)))&31]
+	}
+	return string(out[:])
 }
 
 // MarshalText implements encoding.TextMarshaler (bech32).
@@ -77,16 +100,29 @@ var bech32Gen = [5]uint32{0x3b6a57b2, 0x26508e6d, 0x1ea119fa, 0x3d4233dd, 0x2a14
 func bech32Polymod(values []byte) uint32 {
 	chk := uint32(1)
 	for _, v := range values {
-		top := chk >> 25
-		chk = (chk&0x1ffffff)<<5 ^ uint32(v)
-		for i := 0; i < 5; i++ {
-			if (top>>uint(i))&1 == 1 {
-				chk ^= bech32Gen[i]
-			}
-		}
+		chk = polymodStep(chk, v)
 	}
 	return chk
 }
+
+// bech32GenTable is the generator's XOR for each value of the checksum's top 5 bits.
+var bech32GenTable = func() (t [32]uint32) {
+	for top := range 32 {
+		for i := range 5 {
+			if top>>i&1 == 1 {
+				t[top] ^= bech32Gen[i]
+			}
+		}
+	}
+	return t
+}()
+
+func polymodStep(chk uint32, v byte) uint32 {
+	return (chk&0x1ffffff)<<5 ^ uint32(v) ^ bech32GenTable[chk>>25]
+}
+
+// hrpPolymod is the checksum's state after the expanded HRP.
+var hrpPolymod = bech32Polymod(bech32HRPExpand(HRP))
 
 func bech32HRPExpand(hrp string) []byte {
 	out := make([]byte, 0, len(hrp)*2+1)
