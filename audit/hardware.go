@@ -72,6 +72,11 @@ func (a *Auditor) proveEpoch(ctx context.Context, v api.EpochView) {
 	}
 	proved := a.proved[v.Epoch]
 	a.mu.Unlock()
+	params, err := a.c.Params(ctx)
+	if err != nil {
+		a.log.Warn("proof of GPU: reading the params", "err", err)
+		return
+	}
 	for _, addr := range v.Providers {
 		a.mu.Lock()
 		done := proved[addr]
@@ -84,7 +89,7 @@ func (a *Auditor) proveEpoch(ctx context.Context, v api.EpochView) {
 		if err != nil || p.Status != api.ProviderActive {
 			continue
 		}
-		if p.Verified && a.ReproveEvery > 1 {
+		if p.Verified && a.ReproveEvery > 1 && !proofGoingStale(params, p.Provider, v.Epoch) {
 			if n, err := rand.Int(rand.Reader, big.NewInt(int64(a.ReproveEvery))); err != nil || n.Int64() != 0 {
 				continue
 			}
@@ -126,6 +131,20 @@ func (a *Auditor) proveEpoch(ctx context.Context, v api.EpochView) {
 		}()
 	}
 	wg.Wait()
+}
+
+// proofGoingStale says whether a verified provider's last passed proof of GPU is older, at epoch e's start, than
+// half of params.reward_proof_epochs: every auditor then challenges it in that epoch (the rule is the chain's,
+// so they all do), so that two thirds of the weight can renew it before its availability rewards stop. The
+// random re-proofs alone (each auditor on its own, 1 in ReproveEvery) rarely bring two thirds of the weight to
+// one provider in one epoch.
+func proofGoingStale(params *api.Params, p api.Provider, e uint64) bool {
+	if !params.RewardsOn() || !p.Verified || params.EpochBlocks == 0 {
+		return false
+	}
+	start := e*params.EpochBlocks + 1
+	window := params.RewardProofEpochs * params.EpochBlocks
+	return p.VerifiedHeight >= 0 && start > uint64(p.VerifiedHeight) && start-uint64(p.VerifiedHeight) > window/2
 }
 
 // ProveHardware challenges every device a provider declares, all at once, with fresh seeds sized for the class
