@@ -111,6 +111,8 @@ func stateCodecs() []stateCodec {
 		}, func(v *vaultBeacon) []byte { return schema.EncVaultBeacon(v.acc, v.n) }),
 		codec("vault tally", schema.EncVaultTally(&schema.VaultTallyRec{Epoch: 7, Phase: schema.TallyStreaks, Cursor: []byte("objectidord#"),
 			Spoke: 2, Total: 3, Decided: true, Failed: 40, Lost: 3, Paid: 9_000}), schema.DecVaultTally, schema.EncVaultTally),
+		codec("vault tally in its pay pass", schema.EncVaultTally(&schema.VaultTallyRec{Epoch: 7, Phase: schema.TallyPay, Cursor: a[:], Spoke: 2, Total: 3,
+			Decided: true, Failed: 4, Paid: 1_000}), schema.DecVaultTally, schema.EncVaultTally),
 		codec("vault tally at its start", schema.EncVaultTally(&schema.VaultTallyRec{Epoch: 7, Phase: schema.TallyVotes, EpochMissing: true}),
 			schema.DecVaultTally, schema.EncVaultTally),
 		codec("vault unpaid", schema.EncVaultUnpaid(schema.VaultUnpaid{Rate: 1 << 33, Shards: 12, Failed: 4}),

@@ -82,7 +82,7 @@ func playTally(t *testing.T, budget uint64) tallyOutcome {
 	t.Cleanup(func() { testTallyBudget = 0 })
 	c := newProofChain(t)
 	var out tallyOutcome
-	spans := 0
+	spans, payCut := 0, false
 	c.onBlock = func(_ [][]byte, res *abci.ResponseFinalizeBlock) {
 		for _, ev := range res.Events {
 			switch ev.Type {
@@ -104,8 +104,11 @@ func playTally(t *testing.T, budget uint64) tallyOutcome {
 			}
 		}
 		kv, _ := c.app.store.View()
-		if _, ok := kv.Get(schema.KeyVaultTally); ok {
+		if b, ok := kv.Get(schema.KeyVaultTally); ok {
 			spans++
+			if rec, err := schema.DecVaultTally(b); err == nil && rec.Phase == schema.TallyPay && rec.Cursor != nil {
+				payCut = true
+			}
 		}
 	}
 	const shard = 64 << 10
@@ -187,6 +190,9 @@ func playTally(t *testing.T, budget uint64) tallyOutcome {
 	}
 	if budget != 0 && spans < 30 || budget == 0 && spans != 0 {
 		t.Fatalf("budget %d: the tally was in progress at the end of %d blocks", budget, spans)
+	}
+	if budget != 0 && !payCut { // the pay pass too goes on in the next block, from the last provider it paid
+		t.Fatal("no block ended in the middle of a pay pass")
 	}
 	for _, p := range c.provs {
 		var vp api.VaultProvider

@@ -37,7 +37,17 @@ const (
 	TallyStreaks = 2 // failure streaks the epoch did not extend, removed (a decided epoch only)
 	TallyLose    = 3 // after pay and slashes: the lost shards taken from their providers
 	TallyRepairs = 4 // the open repairs listed for the tally (at most maxRepairsPerTally), visited in order
+	TallyPay     = 5 // between the streaks and the losses: each provider's pay and slash, by address (cursor: the last one)
 )
+
+// tallyCursorLen is the length of a phase's cursor when it has one: a provider's address in the pay pass, an
+// object id and an ordinal in the others.
+func tallyCursorLen(phase uint8) int {
+	if phase == TallyPay {
+		return tx.AddressLen
+	}
+	return 12
+}
 
 // VaultTallyRec is a tally in progress: its epoch and phase, the last shard (object id | ordinal) the phase
 // finished with (empty: none yet), the auditor weight that attested and in all, whether the epoch is decided,
@@ -56,13 +66,13 @@ type VaultTallyRec struct {
 func EncVaultTally(t *VaultTallyRec) []byte {
 	w := tx.NewWriter(80)
 	w.Bounded("epoch", t.Epoch, 1<<62)
-	w.Bounded("phase", uint64(t.Phase), TallyRepairs)
+	w.Bounded("phase", uint64(t.Phase), TallyPay)
 	if t.Phase == 0 {
 		w.Fail("phase", "0 is no phase")
 	}
-	w.BlobMax("cursor", t.Cursor, 12)
-	if n := len(t.Cursor); n != 0 && n != 12 {
-		w.Fail("cursor", "%d bytes: an object id and an ordinal, or none", n)
+	w.BlobMax("cursor", t.Cursor, tx.AddressLen)
+	if n := len(t.Cursor); n != 0 && n != tallyCursorLen(t.Phase) {
+		w.Fail("cursor", "%d bytes in phase %d: an address (the pay pass), an object id and an ordinal (the others), or none", n, t.Phase)
 	}
 	w.Bounded("spoke", t.Spoke, 1<<63)
 	w.Bounded("total", t.Total, 1<<63)
@@ -76,13 +86,13 @@ func EncVaultTally(t *VaultTallyRec) []byte {
 
 func DecVaultTally(b []byte) (*VaultTallyRec, error) {
 	r := tx.NewReader(b)
-	t := &VaultTallyRec{Epoch: r.Bounded("epoch", 1<<62), Phase: uint8(r.Bounded("phase", TallyRepairs))}
+	t := &VaultTallyRec{Epoch: r.Bounded("epoch", 1<<62), Phase: uint8(r.Bounded("phase", TallyPay))}
 	if t.Phase == 0 && r.Err() == nil {
 		r.Fail("phase", "0 is no phase")
 	}
-	t.Cursor = r.Blob("cursor", 12)
-	if n := len(t.Cursor); n != 0 && n != 12 && r.Err() == nil {
-		r.Fail("cursor", "%d bytes: an object id and an ordinal, or none", n)
+	t.Cursor = r.Blob("cursor", tx.AddressLen)
+	if n := len(t.Cursor); n != 0 && n != tallyCursorLen(t.Phase) && r.Err() == nil {
+		r.Fail("cursor", "%d bytes in phase %d: an address (the pay pass), an object id and an ordinal (the others), or none", n, t.Phase)
 	}
 	if len(t.Cursor) == 0 {
 		t.Cursor = nil

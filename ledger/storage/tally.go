@@ -14,8 +14,8 @@ import (
 
 // The tally of epoch e's storage proofs begins at the end of epoch e+1 and works, like the end-of-block sweeps,
 // within a share of each block's gas (c.Budget, given by the app's endBlock): the auditors' votes shard by shard,
-// then (a decided epoch) the failure streaks the epoch did not extend, then the pay and the slashes in one
-// piece (a pass over the providers holding shards, as the liveness tally passes over providers), then the lost
+// then (a decided epoch) the failure streaks the epoch did not extend, then the pay and the slashes provider by
+// provider (a pass over the providers holding shards, by address, from a cursor), then the lost
 // shards taken from their providers, then the repairs (bounded on their own) and the epoch's record. What does
 // not fit goes on in the next block: what it found so far is written to the state (KeyVaultTally and the
 // PVaultUnpaid, PVaultLostQ and PVaultNotPassed indexes) only then, so a tally done in one block — every honest
@@ -177,14 +177,17 @@ func (k *Keeper) advance(c *kernel.Ctx, run *tallyRun) bool {
 			case run.rec.Decided:
 				run.rec.Phase, run.rec.Cursor = schema.TallyStreaks, nil
 			default:
-				k.tallyPay(c, run)
-				run.rec.Phase, run.rec.Cursor = schema.TallyLose, nil
+				run.rec.Phase, run.rec.Cursor = schema.TallyPay, nil
 			}
 		case schema.TallyStreaks:
 			if !k.tallyStreaks(c, run) {
 				return false
 			}
-			k.tallyPay(c, run)
+			run.rec.Phase, run.rec.Cursor = schema.TallyPay, nil
+		case schema.TallyPay:
+			if !k.tallyPay(c, run) {
+				return false
+			}
 			run.rec.Phase, run.rec.Cursor = schema.TallyLose, nil
 		case schema.TallyLose:
 			if !k.tallyLose(c, run) {
@@ -345,93 +348,120 @@ func (k *Keeper) tallyStreaks(c *kernel.Ctx, run *tallyRun) bool {
 	}
 }
 
-// tallyPay pays every provider holding pooled shards for the epoch, less its shards that did not pass (nothing
-// when the epoch is undecided), and slashes once each provider with a failed shard. One piece: a pass over the
-// providers holding shards.
-func (k *Keeper) tallyPay(c *kernel.Ctx, run *tallyRun) {
-	e, decided := run.rec.Epoch, run.rec.Decided
-	held := run.unpaid // with what earlier blocks found, read back (and removed) here
-	var keys []string
-	c.KV.Iterate(schema.PVaultUnpaid, schema.PrefixEnd(schema.PVaultUnpaid), func(key string, b []byte) bool {
-		var a tx.Address
-		copy(a[:], key[len(schema.PVaultUnpaid):])
-		was := kernel.MustDecode(schema.DecVaultUnpaid(b))
-		u := held[a]
-		if u == nil {
-			u = &schema.VaultUnpaid{}
-			held[a] = u
-		}
-		u.Rate, u.Shards, u.Failed = u.Rate+was.Rate, u.Shards+was.Shards, u.Failed+was.Failed
-		keys = append(keys, key)
-		return true
-	})
-	for _, key := range keys {
-		c.KV.Delete(key)
-	}
-	run.unpaid = map[tx.Address]*schema.VaultUnpaid{}
-
-	pool := k.Pool(c)
-	var paid, dt uint64
+// tallyPay pays each provider holding shards for the epoch — its rates less those of its shards that failed,
+// from the Vault pool — and slashes each whose shards failed, once for the epoch: provider by provider in address
+// order, within the block's budget (the cursor is the last provider done); then slashes the providers with
+// failures and no Vault record left. A provider's pay and slash touch only its own records, the pools and the
+// supply, so the outcome does not depend on where the blocks cut the pass.
+func (k *Keeper) tallyPay(c *kernel.Ctx, run *tallyRun) bool {
+	e := run.rec.Epoch
+	var dt uint64
 	if next, ok := k.Epoch(c, e+1); ok && next.StartMs > run.epoch.StartMs {
 		dt = next.StartMs - run.epoch.StartMs
 	}
-	var provs []*api.VaultProvider
-	c.KV.Iterate(schema.PVaultProvider, schema.PrefixEnd(schema.PVaultProvider), func(key string, b []byte) bool {
-		var a tx.Address
-		copy(a[:], key[len(schema.PVaultProvider):])
-		provs = append(provs, kernel.MustDecode(schema.DecVaultProvider(a, b)))
-		return true
-	})
-	for _, p := range provs {
-		u := held[p.Provider]
-		if u == nil {
-			u = &schema.VaultUnpaid{}
+	pool := k.Pool(c)
+	from := schema.PVaultProvider
+	if run.rec.Cursor != nil {
+		from = schema.PVaultProvider + string(run.rec.Cursor) + "\x00"
+	}
+	for {
+		var provs []*api.VaultProvider
+		c.KV.Iterate(from, schema.PrefixEnd(schema.PVaultProvider), func(key string, b []byte) bool {
+			var a tx.Address
+			copy(a[:], key[len(schema.PVaultProvider):])
+			provs = append(provs, kernel.MustDecode(schema.DecVaultProvider(a, b)))
+			return len(provs) < tallyBatch
+		})
+		if len(provs) == 0 {
+			break
 		}
-		amount := uint64(0)
-		if decided && p.Shards > 0 {
-			rate := p.TermRate + p.PermRate - min(p.TermRate+p.PermRate, u.Rate)
-			amount, p.Owed = accrue(rate, dt, p.Owed)
-			amount = min(amount, pool.Balance) // a pool run dry pays what it holds
-		}
-		if amount == 0 && u.Failed == 0 {
-			if decided && p.Shards > 0 {
-				k.setVaultProvider(c, p) // what it is owed grew
+		for _, p := range provs {
+			if !run.more(c) {
+				k.setPool(c, pool)
+				return false
 			}
-			continue
+			k.payProvider(c, run, p, pool, dt)
+			run.rec.Cursor = append([]byte(nil), p.Provider[:]...)
 		}
-		c.Must(c.Credit(p.Provider, amount, kernel.InEscrow))
-		pool.Balance -= amount
-		pool.PaidTotal += amount
-		paid += amount
-		p.Earned += amount
-		p.Failed += u.Failed
-		if amount > 0 {
-			p.LastPaid = e
-		}
-		k.setVaultProvider(c, p)
-		c.Emit(api.EventVaultEpochPaid, api.AttrProvider, p.Provider, api.AttrEpoch, e, api.AttrAmount, amount,
-			api.AttrShards, p.Shards, api.AttrFailed, u.Failed)
+		from = schema.AddrKey(schema.PVaultProvider, provs[len(provs)-1].Provider) + "\x00"
 	}
 	k.setPool(c, pool)
-	run.rec.Paid += paid
-
-	// Slash each provider whose shards failed, once for the epoch (sorted: the order is consensus).
-	var slashed []tx.Address
-	for a, u := range held {
-		if u.Failed > 0 {
-			slashed = append(slashed, a)
+	// Failures of providers with no Vault record (it went with their last shard): slashed all the same, sorted.
+	var left []tx.Address
+	c.KV.Iterate(schema.PVaultUnpaid, schema.PrefixEnd(schema.PVaultUnpaid), func(key string, _ []byte) bool {
+		var a tx.Address
+		copy(a[:], key[len(schema.PVaultUnpaid):])
+		if _, ok := run.unpaid[a]; !ok {
+			left = append(left, a)
+		}
+		return true
+	})
+	for a := range run.unpaid {
+		left = append(left, a)
+	}
+	slices.SortFunc(left, func(a, b tx.Address) int { return cmp.Compare(string(a[:]), string(b[:])) })
+	failed := make([]uint64, len(left))
+	for i, a := range left {
+		failed[i] = k.takeUnpaid(c, run, a).Failed
+	}
+	for i, a := range left {
+		if failed[i] > 0 && k.Slasher != nil {
+			k.Slasher.SlashUpTo(c, a, c.Params.SlashDowntimePPM, ^uint64(0), fmt.Sprintf("failed %d storage proof(s) in epoch %d", failed[i], e))
 		}
 	}
-	slices.SortFunc(slashed, func(a, b tx.Address) int { return cmp.Compare(string(a[:]), string(b[:])) })
-	if k.Slasher != nil {
-		for _, a := range slashed {
-			k.Slasher.SlashUpTo(c, a, c.Params.SlashDowntimePPM, ^uint64(0), fmt.Sprintf("failed %d storage proof(s) in epoch %d", held[a].Failed, e))
+	return true
+}
+
+// takeUnpaid is what the tally found for provider a — the rates of its failed shards, their count — in this
+// block and in earlier ones, removed from both.
+func (k *Keeper) takeUnpaid(c *kernel.Ctx, run *tallyRun, a tx.Address) schema.VaultUnpaid {
+	var u schema.VaultUnpaid
+	if mine := run.unpaid[a]; mine != nil {
+		u = *mine
+		delete(run.unpaid, a)
+	}
+	key := schema.AddrKey(schema.PVaultUnpaid, a)
+	if b, ok := c.KV.Get(key); ok {
+		was := kernel.MustDecode(schema.DecVaultUnpaid(b))
+		u.Rate, u.Shards, u.Failed = u.Rate+was.Rate, u.Shards+was.Shards, u.Failed+was.Failed
+		c.KV.Delete(key)
+	}
+	return u
+}
+
+// payProvider pays one provider its epoch's pay (a decided epoch) and slashes it when its shards failed.
+func (k *Keeper) payProvider(c *kernel.Ctx, run *tallyRun, p *api.VaultProvider, pool *api.VaultPool, dt uint64) {
+	e, decided := run.rec.Epoch, run.rec.Decided
+	u := k.takeUnpaid(c, run, p.Provider)
+	amount := uint64(0)
+	if decided && p.Shards > 0 {
+		rate := p.TermRate + p.PermRate - min(p.TermRate+p.PermRate, u.Rate)
+		amount, p.Owed = accrue(rate, dt, p.Owed)
+		amount = min(amount, pool.Balance) // a pool run dry pays what it holds
+	}
+	if amount == 0 && u.Failed == 0 {
+		if decided && p.Shards > 0 {
+			k.setVaultProvider(c, p) // what it is owed grew
 		}
+		return
+	}
+	c.Must(c.Credit(p.Provider, amount, kernel.InEscrow))
+	pool.Balance -= amount
+	pool.PaidTotal += amount
+	run.rec.Paid += amount
+	p.Earned += amount
+	p.Failed += u.Failed
+	if amount > 0 {
+		p.LastPaid = e
+	}
+	k.setVaultProvider(c, p)
+	c.Emit(api.EventVaultEpochPaid, api.AttrProvider, p.Provider, api.AttrEpoch, e, api.AttrAmount, amount,
+		api.AttrShards, p.Shards, api.AttrFailed, u.Failed)
+	if u.Failed > 0 && k.Slasher != nil {
+		k.Slasher.SlashUpTo(c, p.Provider, c.Params.SlashDowntimePPM, ^uint64(0), fmt.Sprintf("failed %d storage proof(s) in epoch %d", u.Failed, e))
 	}
 }
 
-// tallyLose takes the lost shards from their providers, in order: those found in earlier blocks (written), then
-// this block's; true when none is left.
 func (k *Keeper) tallyLose(c *kernel.Ctx, run *tallyRun) bool {
 	end := schema.PrefixEnd(schema.PVaultLostQ)
 	for {
