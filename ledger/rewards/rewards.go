@@ -45,14 +45,6 @@ func (k *Keeper) Pots(c *kernel.Ctx, e uint64, set *schema.AuditSet) api.RewardP
 	return pots
 }
 
-// Availability is the share of pots' availability rewards of a provider of weight w.
-func Availability(pots *api.RewardPots, w uint64) uint64 {
-	if w == 0 || pots.WeightTotal == 0 {
-		return 0
-	}
-	return tx.MulDiv(pots.Availability, w, pots.WeightTotal)
-}
-
 // Finish pays epoch e's work and auditor rewards, after the tally credited the availability rewards (counted in
 // pots.PaidAvailability), and records what the epoch minted. votes are the auditors who attested the epoch, with
 // the verdicts they agreed with of the decided ones.
