@@ -149,8 +149,8 @@ func TestRewardsExactAmounts(t *testing.T) {
 			attest(e, everyone)
 		},
 			// weights 2,000,000 (3 up) : 1,000,000 : 750,000 (p3: 2 up, 1 down: 3/4), total 3,750,000; utilisation
-			// 1/24 = 41,666 ppm: 600,000 × 958,334/10^6 = 575,000; p2's 153,333 is credited, then forfeited with
-			// the 300,000 it was owed.
+			// 1/24 = 41,666 ppm: 600,000 × 958,334/10^6 = 575,000 (the 25,000 tapered off is not minted); p2's
+			// 153,333 is credited, then forfeited with the 300,000 it was owed.
 			avail:  map[string]uint64{"p1": 306_666, "p2": 153_333, "p3": 115_000},
 			audits: map[string]uint64{"a1": 40_000, "a2": 40_000, "a3": 40_000}},
 		{name: "p2 jailed: out of the set", play: func(e api.EpochView) {
@@ -195,6 +195,14 @@ func TestRewardsExactAmounts(t *testing.T) {
 				t.Errorf("%s: auditor %s %d, want %d", r.name, aud, got, want)
 			}
 			minted += want
+		}
+		// The work pot is the emission less the auditors' and the whole availability share, whatever the
+		// utilisation: the taper is not minted (given to work, a utilisation pump could move it to its own burns).
+		var ev api.EmissionView
+		c.query(api.QueryEmission, nil, &ev)
+		if ev.LastPots == nil || ev.LastPots.Epoch != e.Epoch || ev.LastPots.Work != 480_000 || ev.LastPots.Auditors != 120_000 ||
+			ev.LastPots.UtilisationPPM == 0 && ev.LastPots.Availability != 600_000 {
+			t.Errorf("%s: pots %+v", r.name, ev.LastPots)
 		}
 		after := c.supply()
 		if after.Minted-before.Minted != minted {

@@ -24,7 +24,7 @@ func (k *Keeper) advance(c *kernel.Ctx, rec *api.Emission, e uint64) {
 
 // Pots computes epoch e's emission and its split, before the tally's pass over its audit set: the auditors' share,
 // the availability share tapered by the network's paid utilisation (GPUs held by active leases over the audit
-// set's), and the rest for work.
+// set's), and what the two shares leave for work.
 func (k *Keeper) Pots(c *kernel.Ctx, e uint64, set *schema.AuditSet) api.RewardPots {
 	rec := k.record(c)
 	k.advance(c, rec, e)
@@ -37,8 +37,13 @@ func (k *Keeper) Pots(c *kernel.Ctx, e uint64, set *schema.AuditSet) api.RewardP
 	case leased > 0:
 		pots.UtilisationPPM = tx.PPM
 	}
-	pots.Availability = tx.MulDiv(tx.MulDiv(em, c.Params.AvailabilitySharePPM, tx.PPM), tx.PPM-pots.UtilisationPPM, tx.PPM)
-	pots.Work = em - pots.Auditors - pots.Availability
+	// The work pot is the emission's rest before the taper: what the taper takes from availability is not minted.
+	// (Given to work, it let a provider that holds cheap leases on many GPUs — a utilisation pump — move other
+	// providers' availability rewards into the work pot, where its own burns collect them: bench/economics found
+	// it paying.)
+	avail := tx.MulDiv(em, c.Params.AvailabilitySharePPM, tx.PPM)
+	pots.Availability = tx.MulDiv(avail, tx.PPM-pots.UtilisationPPM, tx.PPM)
+	pots.Work = em - pots.Auditors - avail
 	for _, w := range set.Weights {
 		pots.WeightTotal += w // at most 2^19 weights of at most 2^40: no overflow
 	}
