@@ -56,8 +56,8 @@ func artifacts(t *testing.T) string {
 // registered and a lease created afterwards appear on it without a reload (Server-Sent Events); the provider's
 // link leads to its page; the page of the provider that won the lease shows its lease count (as the API answers
 // it), the lease in its list, and no Go syntax; an object stored in Spare Vault appears on the Vault page without a
-// reload, and its page links each shard to the provider the ledger placed it on (browseVault). Screenshots are
-// saved as artifacts.
+// reload, and its page links each shard to the provider the ledger placed it on (browseVault); the navigation leads
+// to the rewards page, which shows emission against burn (browseRewards). Screenshots are saved as artifacts.
 func TestBrowserLiveUpdates(t *testing.T) {
 	exe := chromium(t)
 	home := t.TempDir()
@@ -231,6 +231,7 @@ func TestBrowserLiveUpdates(t *testing.T) {
 		t.Fatal(err)
 	}
 	browseVault(t, bctx, ctx, c, tenant, newProv, info.Explorer, dir)
+	browseRewards(t, bctx, info.Explorer, dir)
 	t.Logf("screenshots in %s", dir)
 }
 
@@ -350,6 +351,40 @@ func browseVault(t *testing.T, bctx, ctx context.Context, c *client.Client, tena
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "explorer-vault-object.png"), shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// browseRewards follows the navigation's link (on every page) to the rewards page: it shows the network's emission against its
+// burn with its charts, the epochs' split and the top earners (empty or not: whatever the dev network has minted
+// by then), and no Go syntax.
+func browseRewards(t *testing.T, bctx context.Context, explorer, dir string) {
+	t.Helper()
+	href, err := chromedp.Run(bctx, chromedp.Evaluate[string](`(() => { const a = Array.from(document.querySelectorAll("nav a")).find(a => a.textContent === "Rewards"); `+
+		`return a ? a.getAttribute("href") : "missing" })()`))
+	if err != nil || href != "/rewards" {
+		t.Fatalf("the navigation's link to the rewards page: %q %v", href, err)
+	}
+	if err := chromedp.Do(bctx, chromedp.Navigate(explorer+href), chromedp.WaitVisible(chromedp.CSS(`#rewards-stats`)),
+		chromedp.WaitVisible(chromedp.CSS(`#supply-chart svg`)), chromedp.WaitVisible(chromedp.CSS(`#recent-reward-epochs`)),
+		chromedp.WaitVisible(chromedp.CSS(`#top-earners`))); err != nil {
+		t.Fatalf("load the rewards page: %v", err)
+	}
+	text, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.body.innerText`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, leak := range markettest.GoSyntax(text) {
+		t.Errorf("the rewards page shows Go syntax: %s", leak)
+	}
+	if !strings.Contains(text, "Minted against burned, since genesis") || !strings.Contains(text, "Top earners") {
+		t.Error("the rewards page has no chart of minted against burned, or no top earners")
+	}
+	shot, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "explorer-rewards.png"), shot, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

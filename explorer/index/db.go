@@ -2,8 +2,9 @@
 // events, and the latest state of every provider, order, bid and lease, with the sums the pages need (earnings,
 // payments, GPUs by model); and Spare Vault's objects, shards and storage offers, with the network's storage
 // totals after every block that changed them (vault.go), and its storage proofs, the pool's pay and repairs
-// (vaultproofs.go). One SQLite transaction per block, the last indexed height with it, so a restarted
-// indexer resumes exactly after the last block it stored: no gap, no duplicate.
+// (vaultproofs.go); and the rewards the ledger mints, by epoch and by provider, against what it burns
+// (rewards.go). One SQLite transaction per block, the last indexed height with it, so a restarted indexer resumes
+// exactly after the last block it stored: no gap, no duplicate.
 package index
 
 import (
@@ -18,7 +19,7 @@ import (
 )
 
 // schemaVersion is bumped with every change to schema; an index of another version is rebuilt from the chain.
-const schemaVersion = 9
+const schemaVersion = 10
 
 const schema = `
 CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
@@ -87,7 +88,7 @@ CREATE INDEX leases_price ON leases (gpu_model, created_ms);
 CREATE INDEX leases_cpu ON leases (id) WHERE gpu_count = 0; -- the CPU price index reads only these
 CREATE TABLE payments (
 	height INTEGER NOT NULL, time_ms INTEGER NOT NULL, lease_id INTEGER NOT NULL, provider TEXT NOT NULL,
-	amount INTEGER NOT NULL, take INTEGER NOT NULL, event_id INTEGER NOT NULL PRIMARY KEY);
+	amount INTEGER NOT NULL, take INTEGER NOT NULL, event_id INTEGER NOT NULL PRIMARY KEY, burned INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX payments_provider ON payments (provider, height);
 CREATE INDEX payments_lease ON payments (lease_id);
 `
@@ -155,7 +156,7 @@ func (db *DB) migrate(ctx context.Context) error {
 			return err
 		}
 	}
-	if _, err := tx.ExecContext(ctx, schema+vaultSchema+vaultProofsSchema); err != nil {
+	if _, err := tx.ExecContext(ctx, schema+vaultSchema+vaultProofsSchema+rewardsSchema); err != nil {
 		return fmt.Errorf("create schema: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, "PRAGMA user_version = "+strconv.Itoa(schemaVersion)); err != nil {

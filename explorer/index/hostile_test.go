@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -362,4 +363,179 @@ func hostileProofEvents(t *testing.T, ix *index.Indexer, db *index.DB, owner, ma
 		t.Errorf("overview %+v (%v)", ov, err)
 	}
 	return sent
+}
+
+func rewardKey(i byte) string {
+	seed := make([]byte, 32)
+	seed[0], seed[1] = i, 0x5e
+	return tx.AddressOf(ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)).String()
+}
+
+// TestHostileRewardEvents: the rewards' events come from the chain, through whatever node the explorer follows.
+// Among the ledger's own, the ones a hostile node might make up — markup for an address, a reason the ledger has
+// not, a number that does not read or is past what SQLite stores, a reward with a reason that earns nothing, work
+// above its cap or a cap above the burns, an auditor agreeing with more verdicts than were decided, pots that do
+// not add up to what was minted (or wrap around 2^64), a provider or auditor paid twice an epoch, a reward after
+// its epoch's record, an epoch recorded twice, a claim or a forfeit of nothing or of more than is owed, a payment
+// whose burn does not read — are kept as events and change nothing: no epoch, reward, total or burn. Sums past
+// 2^63-1 stop there instead of stopping the indexer, and the pages show it all escaped.
+func TestHostileRewardEvents(t *testing.T) {
+	db, err := index.Open(markettest.TempIndex(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ix := index.New(db, nil, nil) // no node: nothing here is read back
+	p1, p2, p3, p4, aud := rewardKey(1), rewardKey(2), rewardKey(3), rewardKey(4), rewardKey(5)
+	const markup = `"><img src=x onerror=alert(1)><script>alert("x")</script>`
+	const huge, most = "18446744073709551615", "9223372036854775807" // 2^64-1 reads as a uint64; 2^63-1 is what SQLite stores
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	sent := 0
+	block := func(h int64, evs ...map[string]string) client.Block {
+		b := client.Block{Height: h, Time: start.Add(time.Duration(h) * time.Second), Hash: fmt.Sprintf("%064X", h), Proposer: fmt.Sprintf("%040X", 1)}
+		for _, e := range evs {
+			typ := e["type"]
+			delete(e, "type")
+			b.Events = append(b.Events, client.Event{Type: typ, Attrs: e})
+			sent++
+		}
+		return b
+	}
+	pr := func(prov, epoch, avail, why string) map[string]string {
+		return map[string]string{"type": api.EventProviderRewarded, api.AttrProvider: prov, api.AttrEpoch: epoch, api.AttrAvailability: avail,
+			api.AttrWeight: "10", api.AttrWhy: why}
+	}
+	wr := func(prov, work, burned, cap, why string) map[string]string {
+		return map[string]string{"type": api.EventWorkRewarded, api.AttrProvider: prov, api.AttrEpoch: "0", api.AttrWork: work, api.AttrBurned: burned,
+			api.AttrCap: cap, api.AttrWhy: why}
+	}
+	ar := func(auditor, agreeing string) map[string]string {
+		return map[string]string{"type": api.EventAuditorRewarded, api.AttrAuditor: auditor, api.AttrEpoch: "0", api.AttrAmount: "30",
+			api.AttrWeight: "1", api.AttrAgreeing: agreeing, api.AttrDecided: "2"}
+	}
+	er := func(epoch, emission, minted, auditors, avail, work string) map[string]string {
+		return map[string]string{"type": api.EventEpochRewarded, api.AttrEpoch: epoch, api.AttrEmission: emission, api.AttrMinted: minted,
+			api.AttrAuditors: auditors, api.AttrAvailability: avail, api.AttrWork: work, api.AttrBurns: "100", api.AttrUtilisation: "0",
+			api.AttrWeightTotal: "10"}
+	}
+	claim := func(prov, amount, earned string) map[string]string {
+		return map[string]string{"type": api.EventRewardsClaimed, api.AttrProvider: prov, api.AttrAmount: amount, api.AttrEarned: earned}
+	}
+	forfeit := func(prov, epoch, amount string) map[string]string {
+		return map[string]string{"type": api.EventRewardsForfeited, api.AttrProvider: prov, api.AttrEpoch: epoch, api.AttrAmount: amount}
+	}
+	paid := func(burned string) map[string]string {
+		return map[string]string{"type": api.EventLeasePaid, api.AttrLeaseID: "1", api.AttrProvider: p1, api.AttrAmount: "100", api.AttrTake: "2",
+			api.AttrPaidTotal: "109", api.AttrBurned: burned}
+	}
+	ctx := context.Background()
+	err = ix.ApplyBlocks(ctx,
+		block(1,
+			pr(p1, "0", "100", "earned"), pr(p1, "0", "100", "earned"), pr(markup, "0", "1", "earned"), pr(p2, "0", "5", "not_up"),
+			pr(p2, "0", "0", "asleep"), pr(p2, "0", huge, "earned"), pr(p2, "0", "-1", "earned"), pr(p2, "0", "0", "not_up"),
+			wr(p1, "60", "100", "50", "earned"), wr(p1, "50", "40", "50", "earned"), wr(p1, "20", "100", "50", "earned"),
+			wr(p1, "20", "100", "50", "earned"), wr(p2, "5", "100", "50", "jailed"),
+			ar(aud, "3"), ar(aud, "2"), ar(markup, "2"), ar(aud, "2"),
+			forfeit(p1, "0", "200"),
+			er("0", "1000", "150", "30", "100", "20"), er("0", "1000", "150", "30", "100", "20"), er("1", "1000", "999", "30", "100", "20"),
+			er("2", huge, "0", "0", "0", "0"), er("3", "1000", "1500", "500", "500", "500"),
+			pr(p3, "0", "1", "earned"),
+			paid("x"), paid("7"),
+			er("4", most, "9223372036854775806", "9223372036854775805", "1", "0"),
+			er("5", most, "0", most, most, "2")), // the pots wrap around 2^64 to the 0 minted
+		block(2,
+			claim(p1, "500", "1000"), claim(p1, "0", "120"), claim(p2, "10", "10"), claim(p1, "120", "100"), claim(p1, "120", "120"),
+			claim(p1, "1", "120"), claim(markup, "1", "1"),
+			pr(p3, "6", "40", "earned"), pr(p4, "6", most, "earned"), pr(p4, "7", most, "stake_short"),
+			forfeit(markup, "6", "1"), forfeit(p3, "6", "0"), forfeit(p3, "6", "40"), forfeit(p3, "6", "40"),
+			er("6", "1000", "40", "0", "40", "0")),
+	)
+	if err != nil {
+		t.Fatalf("the indexer stopped: %v", err)
+	}
+
+	epochs, err := db.RewardEpochs(ctx, index.Page{})
+	if err != nil || epochs.Total != 3 || epochs.Items[0].Epoch != 6 || epochs.Items[1].Epoch != 4 || epochs.Items[2].Epoch != 0 {
+		t.Fatalf("epochs %+v (%v): want 6, 4 and 0", epochs, err)
+	}
+	if e := epochs.Items[2]; e.Emission != 1000 || e.Minted != 150 || e.Auditors != 30 || e.Availability != 100 || e.Work != 20 || e.Unminted != 850 ||
+		e.Judged != 2 || e.Earning != 1 || e.Worked != 1 || e.AuditorsPaid != 1 || e.Height != 1 {
+		t.Errorf("epoch 0: %+v", e)
+	}
+	rows, err := db.ProviderRewards(ctx, p1, index.Page{})
+	if err != nil || rows.Total != 1 {
+		t.Fatalf("p1's rewards %+v (%v)", rows, err)
+	}
+	if r := rows.Items[0]; !r.Judged || r.Availability != 100 || r.Weight != 10 || r.Why != "earned" || !r.Worked || r.Work != 20 || r.Burned != 100 ||
+		r.Cap != 50 || r.Forfeited != 0 || r.Explain != api.RewardEarned.Explain() {
+		t.Errorf("p1 in epoch 0: %+v", r)
+	}
+	if rows, _ := db.ProviderRewards(ctx, p2, index.Page{}); rows.Total != 1 || rows.Items[0].Why != "not_up" || rows.Items[0].Worked || rows.Items[0].Availability != 0 {
+		t.Errorf("p2's rewards: %+v", rows)
+	}
+	if rows, _ := db.ProviderRewards(ctx, p3, index.Page{}); rows.Total != 1 || rows.Items[0].Epoch != 6 || rows.Items[0].Forfeited != 40 ||
+		!strings.Contains(rows.Items[0].Explain, "forfeited") {
+		t.Errorf("p3's rewards: %+v", rows)
+	}
+	for addr, want := range map[string]index.RewardTotals{
+		p1:  {Availability: 100, Work: 20, Earned: 120, Claimed: 120, Claims: 1, Epochs: 1, EarningEpochs: 1, LastWhy: "earned"},
+		p2:  {Epochs: 1, LastWhy: "not_up"},
+		p3:  {Availability: 40, Earned: 40, Forfeited: 40, Epochs: 1, EarningEpochs: 1, LastEpoch: 6, LastWhy: "earned"},
+		p4:  {Availability: math.MaxInt64, Earned: math.MaxInt64, Owed: math.MaxInt64, Epochs: 2, EarningEpochs: 2, LastEpoch: 7, LastWhy: "stake_short"},
+		aud: {Auditor: 30, Earned: 30},
+	} {
+		got, err := db.Rewards(ctx, addr)
+		got.Height, want.Address = 0, addr
+		if err != nil || got != want {
+			t.Errorf("%s's totals: %+v, want %+v (%v)", addr, got, want, err)
+		}
+	}
+	if got, _ := db.Rewards(ctx, markup); got.Earned != 0 {
+		t.Errorf("markup earned %+v", got)
+	}
+	top, err := db.TopEarners(ctx, index.Page{})
+	if err != nil || top.Total != 4 || top.Items[0].Address != p4 || top.Items[1].Address != p1 || top.Items[2].Address != p3 || top.Items[3].Address != aud {
+		t.Errorf("top earners %+v (%v)", top, err)
+	}
+	ov, err := db.RewardsOverview(ctx)
+	if err != nil || !ov.On || ov.Epochs != 3 || ov.Minted != math.MaxInt64 || ov.Emission != math.MaxInt64 || ov.Burned != 47 || ov.LeaseBurns != 7 ||
+		ov.Forfeited != 40 || ov.Claimed != 120 || ov.NetIssuance != math.MaxInt64-47 || ov.Earners != 4 || ov.Last == nil || ov.Last.Epoch != 6 {
+		t.Errorf("overview %+v (%v)", ov, err)
+	}
+	if hist, err := db.RewardHistory(ctx, 10); err != nil || len(hist) != 2 || hist[1].Burned != 47 || hist[0].Burned != 7 || hist[1].Claimed != 120 {
+		t.Errorf("history %+v (%v)", hist, err)
+	}
+	if pays, err := db.Payments(ctx, p1, 0, index.Page{}); err != nil || pays.Total != 1 || pays.Items[0].Burned != 7 {
+		t.Errorf("p1's payments %+v (%v): want the one whose burn reads", pays, err)
+	}
+	if evs, _ := db.Events(ctx, index.EventFilter{}, index.Page{}); evs.Total != sent {
+		t.Fatalf("%d events kept, want all %d", evs.Total, sent)
+	}
+
+	h, err := web.New(db, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	for _, path := range []string{"/rewards", "/rewards/epochs", "/rewards/earners", "/events?type=provider.rewarded", "/events?type=rewards.claimed",
+		"/events?type=epoch.rewarded", "/blocks/1", "/blocks/2", "/accounts/" + p1, "/api/rewards", "/api/rewards/earners", "/api/rewards/epochs"} {
+		res, err := srv.Client().Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := readAll(t, res)
+		if res.StatusCode != 200 {
+			t.Errorf("GET %s: %d\n%.400s", path, res.StatusCode, body)
+		}
+		for _, bad := range []string{"<script>alert", "<img", `href="javascript:`} {
+			if strings.Contains(body, bad) {
+				i := strings.Index(body, bad)
+				t.Errorf("GET %s shows %q unescaped: %s", path, bad, body[max(i-100, 0):min(i+100, len(body))])
+			}
+		}
+		if len(body) > 60_000 {
+			t.Errorf("GET %s is %d bytes", path, len(body))
+		}
+	}
 }

@@ -134,21 +134,22 @@ func TestIndexerFollowsMarketHistory(t *testing.T) {
 		t.Fatalf("bids on order %d: %+v", o2, bids)
 	}
 
-	// Providers: earnings are exactly the payments the ledger made (net of the take).
+	// Providers: earnings are exactly the payments the ledger made (net of the take and the burn), and the
+	// payments' burns the lease's.
 	for key, lease := range map[string]uint64{"p1": l1, "p2": l2} {
 		addr := n.Keys[key].Address().String()
 		p, err := db.Provider(ctx, addr)
 		lv, _ := c.Lease(ctx, lease)
-		if err != nil || p.Earned != lv.Paid-lv.Take || p.Earned == 0 || p.Leases != 1 || !p.Active() || p.Completed+p.Failed > 1 {
+		if err != nil || p.Earned != lv.Paid-lv.Take-lv.Burned || p.Earned == 0 || lv.Burned == 0 || p.Leases != 1 || !p.Active() || p.Completed+p.Failed > 1 {
 			t.Fatalf("provider %s: %+v, lease %+v (%v)", key, p, lv, err)
 		}
 		pays, _ := db.Payments(ctx, addr, 0, index.Page{})
-		var sum uint64
+		var sum, burned uint64
 		for _, pm := range pays.Items {
-			sum += pm.Amount
+			sum, burned = sum+pm.Amount, burned+pm.Burned
 		}
-		if sum != p.Earned {
-			t.Fatalf("provider %s: payments sum %d, earned %d", key, sum, p.Earned)
+		if sum != p.Earned || burned != lv.Burned {
+			t.Fatalf("provider %s: payments sum %d, earned %d; burned %d, the lease's %d", key, sum, p.Earned, burned, lv.Burned)
 		}
 	}
 	ov, err := db.Overview(ctx)

@@ -366,12 +366,12 @@ func (ix *Indexer) write(ctx context.Context, w *writer, b client.Block) (Update
 	t := touched{providers: map[string]bool{}, orders: map[uint64]bool{}, bids: map[uint64]bool{}, leases: map[uint64]bool{}}
 	types := map[string]bool{}
 	type payment struct {
-		lease, amount, take uint64
-		provider            string
-		event               int64
+		lease, amount, take, burned uint64
+		provider                    string
+		event                       int64
 	}
 	var payments []payment
-	var vaultEvs []client.Event // applied after the block's other rows
+	var vaultEvs, rewardEvs []client.Event // applied after the block's other rows
 	stored := 0
 	for _, e := range b.Events {
 		if e.Code != 0 || e.Type == api.EventFeePaid {
@@ -410,9 +410,12 @@ func (ix *Indexer) write(ctx context.Context, w *writer, b client.Block) (Update
 		if vaultEventTypes[e.Type] {
 			vaultEvs = append(vaultEvs, e)
 		}
+		if rewardEventTypes[e.Type] {
+			rewardEvs = append(rewardEvs, e)
+		}
 		if e.Type == api.EventLeasePaid {
 			// A payment whose numbers do not read is kept as an event, and said, but not counted (as 0 or
-			// otherwise) in the provider's earnings.
+			// otherwise) in the provider's earnings, nor its burn in what was burned.
 			lease, err1 := strconv.ParseUint(e.Attrs[api.AttrLeaseID], 10, 64)
 			amount, err2 := strconv.ParseUint(e.Attrs[api.AttrAmount], 10, 64)
 			take, err3 := strconv.ParseUint(e.Attrs[api.AttrTake], 10, 64)
@@ -421,10 +424,15 @@ func (ix *Indexer) write(ctx context.Context, w *writer, b client.Block) (Update
 			if lease == 0 && err1 == nil {
 				err1 = errors.New("lease_id 0 is not a lease")
 			}
-			if err := errors.Join(err1, err2, err3, err4, fits(lease, amount, take)); err != nil {
+			var burned uint64 // params.burn_ppm of the payment: the attribute is there only when more than 0
+			var err5 error
+			if v, ok := e.Attrs[api.AttrBurned]; ok {
+				burned, err5 = strconv.ParseUint(v, 10, 64)
+			}
+			if err := errors.Join(err1, err2, err3, err4, err5, fits(lease, amount, take, burned)); err != nil {
 				ix.log.Warn("ledger event not counted as a payment", "height", b.Height, "type", e.Type, "attrs", string(attrs), "err", err)
 			} else {
-				payments = append(payments, payment{lease, amount, take, provider, id})
+				payments = append(payments, payment{lease, amount, take, burned, provider, id})
 			}
 		}
 	}
@@ -442,15 +450,20 @@ func (ix *Indexer) write(ctx context.Context, w *writer, b client.Block) (Update
 	if err := ix.refresh(ctx, w, b, t.request()); err != nil {
 		return u, err
 	}
+	var burned uint64
 	for _, p := range payments {
-		w.exec(`INSERT INTO payments (height, time_ms, lease_id, provider, amount, take, event_id) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			b.Height, u.TimeMs, p.lease, p.provider, p.amount, p.take, p.event)
+		w.exec(`INSERT INTO payments (height, time_ms, lease_id, provider, amount, take, burned, event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			b.Height, u.TimeMs, p.lease, p.provider, p.amount, p.take, p.burned, p.event)
 		w.exec(`UPDATE providers SET earned = earned + ? WHERE address = ?`, p.amount, p.provider)
+		burned = satAdd(burned, p.burned)
 	}
 	if len(vaultEvs) > 0 {
 		if err := ix.applyVault(ctx, w, b, vaultEvs, vtx); err != nil {
 			return u, err
 		}
+	}
+	if err := ix.applyRewards(ctx, w, b, rewardEvs, burned); err != nil {
+		return u, err
 	}
 	w.exec(`INSERT INTO blocks (height, time_ms, hash, proposer, txs, failed, events, fees) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		b.Height, u.TimeMs, b.Hash, b.Proposer, len(b.Txs), failed, stored, fees)

@@ -229,8 +229,9 @@ type Payment struct {
 	Height  int64  `json:"height"`
 	TimeMs  int64  `json:"time_ms"`
 	LeaseID uint64 `json:"lease_id"`
-	Amount  uint64 `json:"amount"`
+	Amount  uint64 `json:"amount"` // to the provider, net of the take and the burn
 	Take    uint64 `json:"take"`
+	Burned  uint64 `json:"burned"` // params.burn_ppm of it, taken out of the supply
 	EventID int64  `json:"event_id"`
 }
 
@@ -692,10 +693,10 @@ func (db *DB) Payments(ctx context.Context, provider string, leaseID uint64, p P
 	}
 	var err error
 	out.Total, err = db.list(ctx, p, `SELECT count(*) FROM payments WHERE `+where,
-		`SELECT height, time_ms, lease_id, amount, take, event_id FROM payments WHERE `+where+` ORDER BY event_id DESC`, args,
+		`SELECT height, time_ms, lease_id, amount, take, burned, event_id FROM payments WHERE `+where+` ORDER BY event_id DESC`, args,
 		func(r *sql.Rows) error {
 			var pm Payment
-			err := r.Scan(&pm.Height, &pm.TimeMs, &pm.LeaseID, &pm.Amount, &pm.Take, &pm.EventID)
+			err := r.Scan(&pm.Height, &pm.TimeMs, &pm.LeaseID, &pm.Amount, &pm.Take, &pm.Burned, &pm.EventID)
 			out.Items = append(out.Items, pm)
 			return err
 		})

@@ -21,7 +21,7 @@ type Overview struct {
 	GPUsLeased      uint64       `json:"gpus_leased"`
 	UtilisationPPM  uint64       `json:"utilisation_ppm"` // leased / online, parts per million
 	TotalStaked     uint64       `json:"total_staked"`
-	TotalPaid       uint64       `json:"total_paid"` // to providers, net of the network's take
+	TotalPaid       uint64       `json:"total_paid"` // to providers, net of the network's take and the burn
 	TotalTake       uint64       `json:"total_take"`
 	OpenOrders      int          `json:"open_orders"`
 	LiveLeases      int          `json:"live_leases"` // pending or active

@@ -20,6 +20,13 @@ import (
 var funcs = template.FuncMap{
 	"spr":  func(v uint64) string { return client.FormatAmount(v) },
 	"sprh": func(v uint64) string { return client.FormatAmount(v) + "/h" },
+	// sprs shows a signed amount: "−1.5 SPR" below 0.
+	"sprs": func(v int64) string {
+		if v < 0 {
+			return "−" + client.FormatAmount(uint64(-(v+1))+1)
+		}
+		return client.FormatAmount(uint64(v))
+	},
 	"ms": func(v int64) string {
 		if v <= 0 {
 			return "—"
@@ -122,6 +129,8 @@ var funcs = template.FuncMap{
 		}
 		return strconv.FormatFloat(float64(ppm)/1e4, 'f', 1, 64) + " %"
 	},
+	// whyClass styles a reward reason (earned, cut, unearned, none).
+	"whyClass": whyClass,
 	// proofWhat says what a shard's proof event was.
 	"proofWhat": func(typ string) string {
 		switch typ {
@@ -143,7 +152,10 @@ var funcs = template.FuncMap{
 var (
 	amountAttrs = map[string]bool{api.AttrAmount: true, api.AttrDeposit: true, api.AttrHeld: true, api.AttrOfStake: true,
 		api.AttrPaid: true, api.AttrPaidTotal: true, api.AttrRefund: true, api.AttrReserve: true, api.AttrReserveRefund: true,
-		api.AttrStake: true, api.AttrTake: true, api.AttrUnbonding: true, api.AttrCost: true, api.AttrPool: true}
+		api.AttrStake: true, api.AttrTake: true, api.AttrUnbonding: true, api.AttrCost: true, api.AttrPool: true,
+		// the rewards' (docs/economics.md)
+		api.AttrAvailability: true, api.AttrWork: true, api.AttrBurned: true, api.AttrCap: true, api.AttrEmission: true,
+		api.AttrMinted: true, api.AttrAuditors: true, api.AttrBurns: true, api.AttrEarned: true}
 	perHourAttrs = map[string]bool{api.AttrPrice: true, api.AttrMaxPrice: true}
 )
 
@@ -197,7 +209,7 @@ func (s *Server) parseTemplates() error {
 	s.tmpl = map[string]*template.Template{}
 	names := []string{"overview", "providers", "provider", "orders", "order", "leases", "lease", "blocks", "block",
 		"tx", "accounts", "account", "events", "search", "error", "vault", "vault_objects", "vault_object", "vault_root",
-		"vault_offers", "vault_shards", "vault_epochs", "vault_repairs"}
+		"vault_offers", "vault_shards", "vault_epochs", "vault_repairs", "rewards", "reward_epochs", "reward_earners"}
 	for _, n := range names {
 		t, err := template.New(n).Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/parts.html", "templates/"+n+".html")
 		if err != nil {

@@ -47,6 +47,9 @@ func (s *Server) pageRoutes() []route {
 		{"/vault/shards", "vault_shards", s.loadVaultShards},
 		{"/vault/epochs", "vault_epochs", s.loadVaultEpochs},
 		{"/vault/repairs", "vault_repairs", s.loadVaultRepairs},
+		{"/rewards", "rewards", s.loadRewards},
+		{"/rewards/epochs", "reward_epochs", s.loadRewardEpochs},
+		{"/rewards/earners", "reward_earners", s.loadRewardEarners},
 	}
 }
 
@@ -280,6 +283,12 @@ type ProviderView struct {
 	VaultEpochs   index.List[index.VaultProviderEpoch] `json:"vault_epochs"`
 	VaultProofs   index.List[index.VaultProofEvent]    `json:"vault_proofs"`
 	VaultChart    template.HTML                        `json:"-"`
+	// Rewards are what it was paid in rewards (earned, claimed, forfeited, owed: rewards.go), RewardEpochs its
+	// newest epochs judged or paid, each with why, RewardsLive what the node says it is owed now and would weigh.
+	Rewards      index.RewardTotals            `json:"rewards"`
+	RewardEpochs index.List[index.EpochReward] `json:"reward_epochs"`
+	RewardsLive  *api.RewardsView              `json:"rewards_live,omitempty"`
+	RewardsChart template.HTML                 `json:"-"`
 }
 
 func (s *Server) loadProvider(r *http.Request) (any, error) {
@@ -327,6 +336,9 @@ func (s *Server) loadProvider(r *http.Request) (any, error) {
 		return nil, err
 	}
 	if v.VaultProofs, err = s.db.VaultProofEvents(ctx, index.VaultProofFilter{Provider: addr}, index.Page{Limit: 20}); err != nil {
+		return nil, err
+	}
+	if err := s.providerRewards(ctx, &v); err != nil {
 		return nil, err
 	}
 	if v.VaultEpochs.Total > 0 {
@@ -951,4 +963,5 @@ var titles = map[string]string{
 	"accounts": "Accounts", "account": "Account", "events": "Events", "search": "Search",
 	"vault": "Vault", "vault_objects": "Vault objects", "vault_object": "Vault object", "vault_root": "Vault root",
 	"vault_offers": "Storage offers", "vault_shards": "Vault shards", "vault_epochs": "Vault epochs", "vault_repairs": "Vault repairs",
+	"rewards": "Rewards", "reward_epochs": "Reward epochs", "reward_earners": "Top earners",
 }

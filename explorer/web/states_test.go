@@ -85,7 +85,8 @@ func TestViewsHideNoField(t *testing.T) {
 	for _, v := range []any{web.OverviewView{}, web.ProvidersView{}, web.ProviderView{}, web.ListView[index.Order]{},
 		web.OrderView{}, web.ListView[index.Lease]{}, web.LeaseView{}, web.BlocksView{}, web.BlockView{}, web.TxView{},
 		web.AccountsView{}, web.AccountView{}, web.EventsView{}, web.SearchView{}, web.VaultView{}, web.VaultObjectsView{},
-		web.VaultObjectView{}, web.VaultRootView{}, web.VaultOffersView{}, web.VaultShardsView{}, web.VaultEpochsView{}, web.VaultRepairsView{}} {
+		web.VaultObjectView{}, web.VaultRootView{}, web.VaultOffersView{}, web.VaultShardsView{}, web.VaultEpochsView{}, web.VaultRepairsView{},
+		web.RewardsView{}, web.RewardEpochsView{}, web.RewardEarnersView{}} {
 		typ := reflect.TypeOf(v)
 		for _, byJSON := range []bool{false, true} {
 			seen := map[string][]string{}
@@ -155,7 +156,7 @@ func TestEveryRouteOnEveryState(t *testing.T) {
 
 	// Every object the index holds gets its page.
 	paths := []string{"/", "/providers", "/orders", "/leases", "/blocks", "/accounts", "/events", "/api/price-index",
-		"/providers?sort=leases"}
+		"/providers?sort=leases", "/rewards", "/rewards/epochs", "/rewards/earners"}
 	for _, s := range index.LeaseStates {
 		paths = append(paths, "/leases?state="+s, "/leases?state="+s+"&provider="+m.Addr("p2"))
 	}

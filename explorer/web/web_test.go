@@ -124,6 +124,13 @@ func TestRoutes(t *testing.T) {
 		{"/vault/shards?provider=" + prov, 200, "no shards placed"},
 		{"/vault/object/1", 404, "vault object 1: not found"},
 		{"/vault/root/" + strings.Repeat("AB", 32), 404, "no object or shard with this root"},
+		{"/rewards", 200, "No epoch&#39;s rewards are indexed yet"},
+		{"/rewards?epoch=1", 400, "unknown parameter"},
+		{"/rewards/epochs", 200, "no epoch tallied with rewards"},
+		{"/rewards/epochs?limit=0", 400, "limit 0"},
+		{"/rewards/earners", 200, "no address paid rewards yet"},
+		{"/rewards/earners?offset=x", 400, "offset"},
+		{"/providers/" + prov + "#rewards", 200, "No epoch has judged it with rewards on"},
 		{"/nope", 404, "no such page"},
 		{"/static/style.css", 200, "--accent"},
 		{"/static/live.js", 200, "EventSource"},
@@ -268,7 +275,8 @@ func FuzzRoutes(f *testing.F) {
 		"/txs/" + strings.Repeat("0", 64), "/orders?state=open&tenant=x", "/api/price-index?buckets=3", "/vault",
 		"/vault/object/1?offset=0&limit=5", "/api/vault/root/" + strings.Repeat("ab", 32), "/vault/objects?state=placed&deal=term",
 		"/vault/shards?provider=" + index.SyntheticAddress("provider", 1).String(), "/events?kind=object&ref=1", "/vault/epochs?limit=3",
-		"/vault/repairs?state=lost&provider=" + index.SyntheticAddress("provider", 1).String()} {
+		"/vault/repairs?state=lost&provider=" + index.SyntheticAddress("provider", 1).String(), "/rewards", "/rewards/epochs?limit=3",
+		"/api/rewards/earners?offset=2"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, target string) {

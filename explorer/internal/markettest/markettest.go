@@ -1,6 +1,7 @@
 // Package markettest scripts market histories on a real in-process chain (internal/localnet) for the explorer's
-// tests: providers register, tenants order, leases start, end and fail, objects are stored in Spare Vault, and an
-// indexer follows it all into a SQLite index. The index's tests and the web server's share it, so that both check the same histories.
+// tests: providers register, tenants order, leases start, end and fail, objects are stored in Spare Vault, epochs
+// mint rewards, and an indexer follows it all into a SQLite index. The index's tests and the web server's share
+// it, so that both check the same histories.
 package markettest
 
 import (
@@ -545,6 +546,115 @@ func (m *Market) VaultProofs() VaultProofsHistory {
 	if h.Repaired.Lost || h.Repaired.Repairing || h.Repaired.RepairHeight == 0 || h.RepairedKey == "" || h.Repaired.Provider == h.Failed.Provider {
 		m.T.Fatalf("shard 0 after its repair: %+v (placed %+v)", h.Repaired, h.Failed)
 	}
+	m.Last = max(m.Last, m.Height())
+	return h
+}
+
+// RewardsKeys are the funded keys Rewards uses: a tenant, three providers of one GPU each (g1 with an H100, g2
+// and g3 with A100s) and an auditor (aud, the whole auditor set of RewardsOptions).
+var RewardsKeys = map[string]uint64{"tenant": 1_000 * SPR, "g1": 10_000 * SPR, "g2": 10_000 * SPR, "g3": 10_000 * SPR, "aud": 100 * SPR}
+
+// RewardsEpochBlocks is the epoch of RewardsOptions' chain: short, so that epochs are tallied with rewards within
+// a test (2 s at the local network's 100 ms blocks).
+const RewardsEpochBlocks = 20
+
+// RewardsOptions are the network Rewards needs: the default params (rewards on: 5% of every lease payment
+// burned, 16.484 SPR an epoch, 5% of it to auditors, up to half to available capacity, the rest to work),
+// epochs of RewardsEpochBlocks, and an auditor of weight 1 (its attestations decide every epoch it sends one for).
+func RewardsOptions() localnet.Options {
+	p := api.DefaultParams()
+	p.EpochBlocks = RewardsEpochBlocks
+	return localnet.Options{CheckInvariants: true, Params: &p, Funded: RewardsKeys, Auditors: map[string]uint64{"aud": 1}}
+}
+
+// RewardsHistory is what Rewards made. Rewards' epochs are First to First+5 (Last); by provider and epoch (an
+// epoch is tallied at the end of the next, and its audit set, with each provider's weight and reason, is made
+// at its start):
+//
+//	epoch     g1               g2                 g3
+//	First     no_recent_proof  no_recent_proof    no_recent_proof   (proofs of GPU attested: passed)
+//	First+1   no_recent_proof  no_recent_proof    no_recent_proof   (its set was made before the proofs' tally)
+//	First+2   earned           earned             earned
+//	First+3   earned           not_up             earned, then forfeited: its proof of GPU failed (slashed, jailed)
+//	First+4   earned           earned (unbonds)   jailed            (its set was made before that tally)
+//	First+5   earned           stake_short        —                 (jailed: not in the set)
+//
+// g1 completes a lease in WorkEpoch (First+1, or the next on a slow machine): a work reward against its burn; it
+// claims what it is owed in First+4, after the tally of First+2.
+type RewardsHistory struct {
+	First, Last uint64
+	WorkEpoch   uint64
+	Lease       uint64 // g1's lease
+	Claimed     uint64 // what g1 claimed
+}
+
+// Rewards scripts rewards on RewardsOptions' chain: three GPU providers register; from the first epoch whose audit
+// set holds them all, the auditor attests six epochs in a row, and proofs of GPU for all three in the first (the
+// table in RewardsHistory says what each provider earns, and why); g1 completes a lease (a burn, then a work
+// reward) and claims its rewards. It returns once the last epoch is tallied. mid, when not nil, runs once the
+// third epoch is attested.
+func (m *Market) Rewards(mid func()) RewardsHistory {
+	m.T.Helper()
+	ctx := context.Background()
+	m.Register("g1", "H100", 81559, 1, "eu-west")
+	m.Register("g2", "A100", 40960, 1, "us-east")
+	m.Register("g3", "A100", 40960, 1, "us-east")
+	const eb = RewardsEpochBlocks
+	start := func(e uint64) int64 { return int64(e)*eb + 1 }
+	h := RewardsHistory{First: uint64(m.Last-1)/eb + 1} // its audit set is made after the last registration
+	h.Last = h.First + 5
+	ops := map[string]uint64{"g1": 2_000_000_000_000, "g2": 1_000_000_000_000, "g3": 1_000_000_000_000}
+	manifest := sha256.Sum256([]byte("rewarded work"))
+	for e := h.First; e <= h.Last; e++ {
+		m.WaitFor(fmt.Sprintf("epoch %d", e), func() bool { return m.Height() >= start(e) })
+		ev, err := m.C.Epoch(ctx, &e)
+		want := 3
+		if e == h.First+5 {
+			want = 2 // g3, jailed, is out of the set
+		}
+		if err != nil || len(ev.Providers) != want {
+			m.T.Fatalf("epoch %d's audit set: %+v (%v): want %d providers of g1, g2 and g3", e, ev, err, want)
+		}
+		up := make([]byte, 1)
+		for i, a := range ev.Providers {
+			if e == h.First+3 && a == m.Net.Keys["g2"].Address() {
+				continue
+			}
+			up[0] |= 1 << i
+		}
+		m.Send("aud", &tx.Attest{Epoch: e, Up: up})
+		switch e {
+		case h.First:
+			for _, key := range []string{"g1", "g2", "g3"} {
+				m.Send("aud", &tx.AttestHardware{Epoch: e, Provider: m.Net.Keys[key].Address(), Passed: true, Class: "h100-pcie", OpsPerSec: ops[key]})
+			}
+		case h.First + 1:
+			o := m.Order("tenant", &tx.CreateOrder{Resources: tx.Resources{GPUCount: 1, CPUMilli: 1000, MemoryMiB: 1024}, MaxPricePerHour: 40 * SPR,
+				ManifestHash: manifest, Deposit: 10 * SPR, DurationSec: 3600, BidWindow: 50})
+			h.Lease = m.Lease("tenant", "g1", o, 40*SPR)
+			m.Send("g1", &tx.LeaseStarted{ID: h.Lease})
+			time.Sleep(time.Second)
+			m.Complete("g1", h.Lease, manifest, 0)
+			h.WorkEpoch = uint64(m.Last-1) / eb
+		case h.First + 2:
+			if mid != nil {
+				mid()
+			}
+		case h.First + 3:
+			m.Send("aud", &tx.AttestHardware{Epoch: e, Provider: m.Net.Keys["g3"].Address(), Passed: false, Class: "h100-pcie"})
+		case h.First + 4:
+			m.Send("g2", &tx.Unbond{Amount: SPR}) // below the stake its GPU requires: its weight is cut from the next set
+			res := m.Send("g1", &tx.ClaimRewards{})
+			v, _ := res.Attr(api.EventRewardsClaimed, api.AttrAmount)
+			if h.Claimed, err = strconv.ParseUint(v, 10, 64); err != nil || h.Claimed == 0 {
+				m.T.Fatalf("g1 claimed %q (%v)", v, err)
+			}
+		}
+	}
+	m.WaitFor(fmt.Sprintf("epoch %d tallied", h.Last), func() bool {
+		em, err := m.C.Emission(ctx)
+		return err == nil && em.NextEpoch > h.Last
+	})
 	m.Last = max(m.Last, m.Height())
 	return h
 }
