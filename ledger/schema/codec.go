@@ -122,7 +122,7 @@ func DecAccount(addr tx.Address, b []byte) (*api.Account, error) {
 }
 
 func EncProvider(p *api.Provider) []byte {
-	w := tx.NewWriter(160)
+	w := tx.NewWriter(256) // a record with a full declaration and its rewards needs no second allocation
 	w.Address(p.Owner)
 	w.Fixed("pubkey", p.PubKey, ed25519.PublicKeySize)
 	tx.EncodeProviderInfo(w, &p.Info)

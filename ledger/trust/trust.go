@@ -186,9 +186,11 @@ func (k *Keeper) tally(c *kernel.Ctx, e uint64) {
 	// Rewards (an audit set made with them on): the epoch's pots, and each auditor's agreement with the verdicts.
 	var pots *api.RewardPots
 	var agreed []uint64
+	var rows *kernel.EventRows // provider.rewarded, one per provider judged, built together
 	if c.Params.RewardsOn() && es.Weights != nil {
 		p := k.Rewards.Pots(c, e, &es)
 		pots, agreed = &p, make([]uint64, len(atts))
+		rows = c.Rows(len(set), api.EventProviderRewarded, api.AttrProvider, api.AttrEpoch, api.AttrAvailability, api.AttrWeight, api.AttrWhy)
 	}
 	var ups, downs, excused int
 	for i, addr := range set {
@@ -211,7 +213,7 @@ func (k *Keeper) tally(c *kernel.Ctx, e uint64) {
 		switch {
 		case isUp:
 			ups++
-			k.providerUp(c, addr, e, pots, &es, i)
+			k.providerUp(c, addr, e, pots, &es, i, rows)
 		case isDown:
 			if at, ok := k.restartExcuses(c, addr, e); ok {
 				excused++
@@ -219,10 +221,11 @@ func (k *Keeper) tally(c *kernel.Ctx, e uint64) {
 				continue
 			}
 			downs++
-			k.providerDown(c, addr, e, es.StartMs, pots != nil)
+			k.providerDown(c, addr, e, es.StartMs, rows)
 		}
 	}
 	if pots != nil {
+		rows.Flush(c)
 		c.Mint(kernel.InRewards, pots.PaidAvailability) // what providerUp owed the providers it credited
 	}
 	for _, a := range atts {
@@ -243,7 +246,7 @@ func (k *Keeper) tally(c *kernel.Ctx, e uint64) {
 
 // providerUp records an up epoch and, with rewards on (pots), credits the provider's availability reward: its
 // weight, fixed in the audit set, of the epoch's availability pot — nothing when jailed since.
-func (k *Keeper) providerUp(c *kernel.Ctx, a tx.Address, e uint64, pots *api.RewardPots, es *schema.AuditSet, i int) {
+func (k *Keeper) providerUp(c *kernel.Ctx, a tx.Address, e uint64, pots *api.RewardPots, es *schema.AuditSet, i int, rows *kernel.EventRows) {
 	p, ok := c.Provider(a)
 	if !ok {
 		return
@@ -262,23 +265,23 @@ func (k *Keeper) providerUp(c *kernel.Ctx, a tx.Address, e uint64, pots *api.Rew
 		kernel.Owe(p, r) // minted once for the whole pass, after it
 		pots.PaidAvailability += r
 		p.RewardEpoch, p.RewardWhy = e, why
-		c.Emit(api.EventProviderRewarded, api.AttrProvider, a, api.AttrEpoch, e, api.AttrAvailability, r, api.AttrWeight, w, api.AttrWhy, why)
+		rows.Row(c).Addr(a).Uint(e).Uint(r).Uint(w).Str(why.String())
 	}
 	c.SetProvider(p)
 }
 
 // providerDown records a down epoch: leases held are closed, billed only up to the epoch's start and the rest
 // refunded; stake is slashed; a long streak jails.
-func (k *Keeper) providerDown(c *kernel.Ctx, a tx.Address, e, epochStartMs uint64, rewards bool) {
+func (k *Keeper) providerDown(c *kernel.Ctx, a tx.Address, e, epochStartMs uint64, rows *kernel.EventRows) {
 	p, ok := c.Provider(a)
 	if !ok {
 		return
 	}
 	p.EpochsDown++
 	p.DownStreak++
-	if rewards { // it earns no availability reward for the epoch
+	if rows != nil { // it earns no availability reward for the epoch
 		p.RewardEpoch, p.RewardWhy = e, api.RewardNotUp
-		c.Emit(api.EventProviderRewarded, api.AttrProvider, a, api.AttrEpoch, e, api.AttrAvailability, uint64(0), api.AttrWeight, uint64(0), api.AttrWhy, api.RewardNotUp)
+		rows.Row(c).Addr(a).Uint(e).Uint(0).Uint(0).Str(api.RewardNotUp.String())
 	}
 	c.SetProvider(p)
 	c.Emit(api.EventProviderDown, api.AttrProvider, a, api.AttrEpoch, e, api.AttrDownStreak, p.DownStreak)

@@ -31,24 +31,28 @@ func (a Address) IsZero() bool { return a == Address{} }
 
 // String renders a as bech32 with the "spare" prefix.
 func (a Address) String() string {
+	var out [len(HRP) + 1 + 32 + 6]byte
+	return string(a.AppendBech32(out[:0]))
+}
+
+// AppendBech32 appends the address's bech32 form to b.
+func (a Address) AppendBech32(b []byte) []byte {
 	// bech32Encode(HRP, a[:]) without its allocations: 160 bits are 32 groups of 5, no padding, and the
 	// checksum's state after the HRP is the same for every address. Events name an address each (the liveness
 	// tally's rewards name every provider found up): TestAddressStringIsBech32 checks it against the general code.
-	var out [len(HRP) + 1 + 32 + 6]byte
-	copy(out[:], HRP)
-	out[len(HRP)] = '1'
-	n, chk := len(HRP)+1, hrpPolymod
+	b = append(b, HRP...)
+	b = append(b, '1')
+	chk := hrpPolymod
 	var acc uint32
 	bits := 0
-	for _, b := range a {
-		acc = acc<<8 | uint32(b)
+	for _, x := range a {
+		acc = acc<<8 | uint32(x)
 		bits += 8
 		for bits >= 5 {
 			bits -= 5
 			v := byte(acc>>uint(bits)) & 31
 			chk = polymodStep(chk, v)
-			out[n] = bech32Charset[v]
-			n++
+			b = append(b, bech32Charset[v])
 		}
 	}
 	for range 6 {
@@ -56,9 +60,9 @@ func (a Address) String() string {
 	}
 	chk ^= 1
 	for i := range 6 {
-		out[n+i] = bech32Charset[(chk>>uint(5*(5-i)))&31]
+		b = append(b, bech32Charset[(chk>>uint(5*(5-i)))&31])
 	}
-	return string(out[:])
+	return b
 }
 
 // MarshalText implements encoding.TextMarshaler (bech32).
