@@ -330,7 +330,7 @@ func TestProviderServesALease(t *testing.T) {
 	acc, _ := e.c.Account(ctx, prov)
 	pv, _ := e.c.Provider(ctx, prov)
 	params, _ := e.c.Params(ctx)
-	want := 10_000*spr - pv.Stake - acc.Nonce*params.MinFee + (l.Paid - l.Take)
+	want := 10_000*spr - pv.Stake - acc.Nonce*params.MinFee + (l.Paid - l.Take - l.Burned)
 	if acc.Balance != want {
 		t.Fatalf("provider balance %d, want %d", acc.Balance, want)
 	}
@@ -341,7 +341,7 @@ func TestProviderServesALease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Earned != l.Paid-l.Take || len(rep.Leases) != 0 || len(rep.OpenBids) != 0 || rep.Reserved.GPUCount != 0 || rep.Offered.GPUCount() != 8 {
+	if rep.Earned != l.Paid-l.Take-l.Burned || len(rep.Leases) != 0 || len(rep.OpenBids) != 0 || rep.Reserved.GPUCount != 0 || rep.Offered.GPUCount() != 8 {
 		t.Fatalf("status report: %+v", rep)
 	}
 }

@@ -19,7 +19,7 @@ type Report struct {
 	Reserved  tx.Resources     `json:"reserved"` // sum over open bids and pending or active leases
 	OpenBids  []api.Bid        `json:"open_bids"`
 	Leases    []api.LeaseView  `json:"leases"`    // pending or active
-	Earned    uint64           `json:"earned"`    // paid to the provider so far, take deducted
+	Earned    uint64           `json:"earned"`    // paid to the provider so far, take and burn deducted
 	Unsettled uint64           `json:"unsettled"` // earned by running leases, not yet withdrawn
 	// Warnings say what keeps the provider from bidding (jailed, stake below what its hardware needs).
 	Warnings []string `json:"warnings,omitempty"`
@@ -77,7 +77,7 @@ func StatusFromLedger(ctx context.Context, c *client.Client, addr tx.Address, of
 			return nil, err
 		}
 		for _, l := range page.Items {
-			r.Earned += l.Paid - l.Take
+			r.Earned += l.Paid - l.Take - l.Burned
 			if l.State == api.LeasePending || l.State == api.LeaseActive {
 				r.Leases = append(r.Leases, l)
 				r.Unsettled += l.Unpaid
