@@ -17,35 +17,53 @@ type balanceRow struct {
 	Nonce   uint64     `json:"nonce"`
 }
 
+// keyTarget is an address a command reports on, with its local key's name when it was named by one.
+type keyTarget struct {
+	Name    string
+	Address tx.Address
+}
+
+// keyTargets resolves a NAME|ADDRESS argument, or lists every local key when there is none.
+func (g *globals) keyTargets(args []string) ([]keyTarget, error) {
+	if len(args) == 1 {
+		a, err := g.resolveAddress(args[0])
+		if err != nil {
+			return nil, err
+		}
+		t := keyTarget{Address: a}
+		if args[0] != a.String() {
+			t.Name = args[0]
+		}
+		return []keyTarget{t}, nil
+	}
+	kr, err := g.keyring()
+	if err != nil {
+		return nil, err
+	}
+	infos, err := kr.List()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]keyTarget, len(infos))
+	for i, info := range infos {
+		out[i] = keyTarget{Name: info.Name, Address: info.Address}
+	}
+	return out, nil
+}
+
 func newBalanceCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "balance [NAME|ADDRESS]",
 		Short: "Show the balance of a key or address (all local keys when none is given)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var targets []balanceRow
-			if len(args) == 1 {
-				a, err := g.resolveAddress(args[0])
-				if err != nil {
-					return err
-				}
-				name := ""
-				if args[0] != a.String() {
-					name = args[0]
-				}
-				targets = append(targets, balanceRow{Name: name, Address: a})
-			} else {
-				kr, err := g.keyring()
-				if err != nil {
-					return err
-				}
-				infos, err := kr.List()
-				if err != nil {
-					return err
-				}
-				for _, i := range infos {
-					targets = append(targets, balanceRow{Name: i.Name, Address: i.Address})
-				}
+			keys, err := g.keyTargets(args)
+			if err != nil {
+				return err
+			}
+			targets := make([]balanceRow, len(keys))
+			for i, k := range keys {
+				targets[i] = balanceRow{Name: k.Name, Address: k.Address}
 			}
 			c, err := g.client()
 			if err != nil {

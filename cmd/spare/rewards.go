@@ -51,32 +51,13 @@ recent proof of GPU, stake short, jailed. The epochs are read from the blocks th
 			if epochs < 0 || epochs > client.MaxRewardEpochs {
 				return fmt.Errorf("--epochs %d: use 0..%d", epochs, client.MaxRewardEpochs)
 			}
-			var targets []rewardsReport
-			if len(args) == 1 {
-				a, err := g.resolveAddress(args[0])
-				if err != nil {
-					return err
-				}
-				r := rewardsReport{}
-				if args[0] != a.String() {
-					r.Name = args[0]
-				}
-				r.Address = a
-				targets = append(targets, r)
-			} else {
-				kr, err := g.keyring()
-				if err != nil {
-					return err
-				}
-				infos, err := kr.List()
-				if err != nil {
-					return err
-				}
-				for _, i := range infos {
-					r := rewardsReport{Name: i.Name}
-					r.Address = i.Address
-					targets = append(targets, r)
-				}
+			keys, err := g.keyTargets(args)
+			if err != nil {
+				return err
+			}
+			targets := make([]rewardsReport, len(keys))
+			for i, k := range keys {
+				targets[i].Name, targets[i].Address = k.Name, k.Address
 			}
 			c, err := g.client()
 			if err != nil {

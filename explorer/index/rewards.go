@@ -515,19 +515,7 @@ func (db *DB) RewardHistory(ctx context.Context, buckets int) ([]RewardPoint, er
 		return nil, err
 	}
 	// The figures stand until the next change: carry the last ones to the last indexed block.
-	if n := len(out); n > 0 {
-		var h, ms int64
-		err := db.sql.QueryRowContext(ctx, `SELECT height, time_ms FROM blocks ORDER BY height DESC LIMIT 1`).Scan(&h, &ms)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return nil, err
-		}
-		if h > out[n-1].Height && ms > out[n-1].TimeMs {
-			last := out[n-1]
-			last.Height, last.TimeMs = h, ms
-			out = append(out, last)
-		}
-	}
-	return out, nil
+	return carryToLastBlock(ctx, db, out, func(p *RewardPoint) (*int64, *int64) { return &p.Height, &p.TimeMs })
 }
 
 // RewardTotals is what an address was paid in rewards since genesis: as a provider (availability and work,

@@ -823,17 +823,26 @@ func (db *DB) VaultHistory(ctx context.Context, buckets int) ([]VaultPoint, erro
 		return nil, err
 	}
 	// The totals stand until the next change: carry the last ones to the last indexed block.
-	if n := len(out); n > 0 {
-		var h, ms int64
-		err := db.sql.QueryRowContext(ctx, `SELECT height, time_ms FROM blocks ORDER BY height DESC LIMIT 1`).Scan(&h, &ms)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return nil, err
-		}
-		if h > out[n-1].Height && ms > out[n-1].TimeMs {
-			last := out[n-1]
-			last.Height, last.TimeMs = h, ms
-			out = append(out, last)
-		}
+	return carryToLastBlock(ctx, db, out, func(p *VaultPoint) (*int64, *int64) { return &p.Height, &p.TimeMs })
+}
+
+// carryToLastBlock appends to a series of cumulative figures a copy of its last point at the last indexed block,
+// when that block is later: the figures stand until the next change. at gives a point's height and time.
+func carryToLastBlock[P any](ctx context.Context, db *DB, out []P, at func(*P) (*int64, *int64)) ([]P, error) {
+	n := len(out)
+	if n == 0 {
+		return out, nil
+	}
+	var h, ms int64
+	err := db.sql.QueryRowContext(ctx, `SELECT height, time_ms FROM blocks ORDER BY height DESC LIMIT 1`).Scan(&h, &ms)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, err
+	}
+	if lh, lms := at(&out[n-1]); h > *lh && ms > *lms {
+		last := out[n-1]
+		lh, lms = at(&last)
+		*lh, *lms = h, ms
+		out = append(out, last)
 	}
 	return out, nil
 }
